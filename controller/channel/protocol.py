@@ -1,0 +1,138 @@
+"""The messages exchanged with the helper, as msgspec Structs in tagged unions.
+
+The wire form of each message is a JSON object whose ``type`` field names the Struct. The
+helper keeps its own copy of this schema (``mngr.remote_helper.wire.MESSAGES``);
+``tests/unit/test_protocol_contract.py`` keeps the two identical. New fields must get defaults
+so that a newer controller can talk to an older helper and back.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import msgspec
+
+HEADER = struct.Struct(">III")  # request id, body length, blob length
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_BLOB_BYTES = 512 * 1024 * 1024
+
+
+class AgentInfo(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    type: str
+    state: str
+    command: str
+    work_dir: str
+    created_at: str
+    labels: dict[str, str] = {}
+    pid: int | None = None
+    exit_status: int | None = None
+    idle_seconds: float | None = None
+    problem: str | None = None
+
+
+# Requests
+
+
+class Ping(msgspec.Struct, tag=True):
+    """Answered with Pong; any blob is echoed back."""
+
+
+class GetHelperInfo(msgspec.Struct, tag=True):
+    pass
+
+
+class ListAgents(msgspec.Struct, tag=True):
+    quiet_seconds: float = 10.0
+
+
+class CreateAgent(msgspec.Struct, tag=True, kw_only=True):
+    name: str
+    agent_type: str
+    command: str
+    binary: str | None = None
+    work_dir: str
+    env: dict[str, str] = {}
+    labels: dict[str, str] = {}
+
+
+class StopAgent(msgspec.Struct, tag=True):
+    name: str
+
+
+class StartAgent(msgspec.Struct, tag=True):
+    name: str
+
+
+class DestroyAgent(msgspec.Struct, tag=True):
+    name: str
+
+
+class SendMessage(msgspec.Struct, tag=True, kw_only=True):
+    name: str
+    text: str
+    wait_ready: bool = False
+    ready_pattern: str | None = None
+    ready_quiet_seconds: float = 1.0
+    ready_timeout: float = 60.0
+
+
+# Replies
+
+
+class Pong(msgspec.Struct, tag=True):
+    pass
+
+
+class HelperInfo(msgspec.Struct, tag=True, kw_only=True):
+    version: str
+    pid: int
+    python: str
+    hostname: str
+    host_dir: str
+
+
+class AgentList(msgspec.Struct, tag=True):
+    agents: list[AgentInfo] = []
+
+
+class AgentReply(msgspec.Struct, tag=True):
+    agent: AgentInfo
+
+
+class Done(msgspec.Struct, tag=True):
+    pass
+
+
+class Error(msgspec.Struct, tag=True):
+    code: str
+    message: str
+
+
+Request = Ping | GetHelperInfo | ListAgents | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
+Reply = Pong | HelperInfo | AgentList | AgentReply | Done | Error
+
+REQUEST_TYPES: tuple[type[msgspec.Struct], ...] = Request.__args__  # type: ignore[attr-defined]
+REPLY_TYPES: tuple[type[msgspec.Struct], ...] = Reply.__args__  # type: ignore[attr-defined]
+
+_encoder = msgspec.json.Encoder()
+_request_decoder = msgspec.json.Decoder(Request)
+_reply_decoder = msgspec.json.Decoder(Reply)
+
+
+def encode_frame(request_id: int, message: msgspec.Struct, blob: bytes = b"") -> bytes:
+    body = _encoder.encode(message)
+    return HEADER.pack(request_id, len(body), len(blob)) + body + blob
+
+
+def encode_body(message: msgspec.Struct) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_reply(body: bytes) -> Reply:
+    return _reply_decoder.decode(body)
+
+
+def decode_request(body: bytes) -> Request:
+    return _request_decoder.decode(body)

@@ -1,0 +1,140 @@
+"""RPC over one helper stream: many requests in flight, replies matched by request id.
+
+There is no dedicated reader thread. Whichever caller is waiting takes the read lock and
+reads frames off the stream, keeping replies meant for other callers; the others wait on a
+condition until their reply shows up or the read lock is free for them to take. A lone
+caller (the common case) therefore reads its own reply directly, with no thread hand-off,
+which is what keeps a round trip in the tens of microseconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from typing import TypeVar
+
+import msgspec
+
+from ..errors import ChannelClosed, MngrError, ProtocolViolation, remote_error
+from . import protocol
+from .bootstrap import complete_bootstrap
+from .stream import BufferedReader, Stream
+
+ReplyT = TypeVar("ReplyT")
+
+
+class RpcClient:
+    def __init__(self, stream: Stream, reader: BufferedReader | None = None) -> None:
+        self.stream = stream
+        self.host = stream.host
+        self._reader = reader or BufferedReader(stream)
+        self._ids = itertools.count(1)
+        self._send_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._replies_changed = threading.Condition()
+        self._replies: dict[int, tuple[protocol.Reply, bytes]] = {}
+        self._failure: MngrError | None = None
+        self.helper_was_sent = False
+
+    @classmethod
+    def bootstrap(cls, stream: Stream, timeout: float | None = 30.0) -> RpcClient:
+        """Run the first-stage handshake on a fresh stream and return a client for it."""
+        reader = BufferedReader(stream)
+        client = cls(stream, reader)
+        client.helper_was_sent = complete_bootstrap(stream, reader, timeout)
+        return client
+
+    def call(
+        self,
+        request: msgspec.Struct,
+        expect: type[ReplyT],
+        blob: bytes = b"",
+        timeout: float | None = None,
+    ) -> ReplyT:
+        reply, _ = self.call_with_blob(request, expect, blob, timeout)
+        return reply
+
+    def call_with_blob(
+        self,
+        request: msgspec.Struct,
+        expect: type[ReplyT],
+        blob: bytes = b"",
+        timeout: float | None = None,
+    ) -> tuple[ReplyT, bytes]:
+        """Send ``request`` and wait for its reply; an Error reply raises the matching RemoteError."""
+        if self._failure is not None:
+            raise self._failure
+        request_id = next(self._ids)
+        frame = protocol.encode_frame(request_id, request, blob)
+        with self._send_lock:
+            self.stream.write(frame)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        reply, reply_blob = self._wait_for(request_id, deadline, type(request).__name__)
+        if isinstance(reply, protocol.Error):
+            raise remote_error(self.host, reply.code, reply.message)
+        if not isinstance(reply, expect):
+            raise ProtocolViolation(
+                self.host, f"expected {expect.__name__} for {type(request).__name__}, got {type(reply).__name__}"
+            )
+        return reply, reply_blob
+
+    def _wait_for(self, request_id: int, deadline: float | None, what: str) -> tuple[protocol.Reply, bytes]:
+        while True:
+            with self._replies_changed:
+                if request_id in self._replies:
+                    return self._replies.pop(request_id)
+                if self._failure is not None:
+                    raise self._failure
+            if self._read_lock.acquire(blocking=False):
+                try:
+                    # A reply may have landed between the check above and taking the lock.
+                    with self._replies_changed:
+                        if request_id in self._replies:
+                            return self._replies.pop(request_id)
+                    self._read_one_frame(deadline, what)
+                finally:
+                    self._read_lock.release()
+                    with self._replies_changed:
+                        self._replies_changed.notify_all()
+            else:
+                with self._replies_changed:
+                    if request_id not in self._replies and self._failure is None:
+                        self._replies_changed.wait(timeout=0.05)
+
+    def _read_one_frame(self, deadline: float | None, what: str) -> None:
+        try:
+            header = self._reader.read_exact(protocol.HEADER.size, deadline)
+            request_id, body_length, blob_length = protocol.HEADER.unpack(header)
+            if body_length > protocol.MAX_BODY_BYTES or blob_length > protocol.MAX_BLOB_BYTES:
+                raise ProtocolViolation(self.host, f"reply frame too large ({body_length}+{blob_length} bytes)")
+            body = self._reader.read_exact(body_length, deadline)
+            blob = self._reader.read_exact(blob_length, deadline) if blob_length else b""
+        except ChannelClosed as exc:
+            self._fail(ChannelClosed(self.host, f"{exc.detail} during {what}"))
+            raise self._failure from exc  # type: ignore[misc]
+        except ProtocolViolation as exc:
+            self._fail(exc)
+            raise
+        try:
+            reply = protocol.decode_reply(body)
+        except msgspec.DecodeError as exc:
+            self._fail(ProtocolViolation(self.host, f"malformed reply: {exc}"))
+            raise self._failure from exc  # type: ignore[misc]
+        with self._replies_changed:
+            self._replies[request_id] = (reply, blob)
+
+    def _fail(self, error: MngrError) -> None:
+        with self._replies_changed:
+            if self._failure is None:
+                self._failure = error
+            self._replies_changed.notify_all()
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def __enter__(self) -> RpcClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,176 @@
+"""Byte streams to a helper: the one thing every provider hands the controller.
+
+A provider starts a process whose stdin/stdout reach the helper's first stage (``ssh HOST
+python3 -c ...``, ``docker exec -i ...``, or the first stage itself for the local host) and
+wraps it in a Stream. Everything above (bootstrap, framing, RPC) is the same for all hosts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+
+from ..errors import ChannelClosed, ChannelTimeout
+
+
+class Stream(ABC):
+    """A bidirectional byte stream to a helper process on one host."""
+
+    host: str
+
+    @abstractmethod
+    def write(self, data: bytes) -> None:
+        """Write all of ``data``; raise ChannelClosed if the other end is gone."""
+
+    @abstractmethod
+    def read(self, max_bytes: int, timeout: float | None) -> bytes:
+        """Return 1..max_bytes bytes, b"" at end of stream; raise ChannelTimeout on timeout."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the stream; the helper sees end of input and exits once its work is done."""
+
+    def diagnostics(self) -> str:
+        """What the transport knows about a failure (exit status, stderr), for error messages."""
+        return ""
+
+
+class ProcessStream(Stream):
+    """A stream over a child process's stdin/stdout (stderr kept for diagnostics)."""
+
+    def __init__(self, host: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        self.host = host
+        self.argv = list(argv)
+        try:
+            self._process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=dict(env) if env is not None else None,
+                bufsize=0,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ChannelClosed(host, f"cannot start {self.argv[0]!r}: {exc.strerror}") from exc
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._in_fd = self._process.stdin.fileno()
+        self._out_fd = self._process.stdout.fileno()
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self._in_fd, view)
+                view = view[written:]
+        except (BrokenPipeError, ConnectionResetError, ValueError, OSError) as exc:
+            raise ChannelClosed(self.host, f"helper stream closed while writing{self._why()}") from exc
+
+    def read(self, max_bytes: int, timeout: float | None) -> bytes:
+        if timeout is not None:
+            deadline = time.monotonic() + timeout
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ChannelTimeout(self.host, f"no reply within {timeout:.1f} s")
+                ready, _, _ = select.select([self._out_fd], [], [], remaining)
+                if ready:
+                    break
+        try:
+            return os.read(self._out_fd, max_bytes)
+        except OSError as exc:
+            raise ChannelClosed(self.host, f"helper stream failed: {exc}") from exc
+
+    def close(self) -> None:
+        for pipe in (self._process.stdin, self._process.stdout):
+            with contextlib.suppress(OSError):
+                if pipe is not None:
+                    pipe.close()
+        # The helper finishes in-flight work after its stdin closes; reap it without blocking.
+        if self._process.poll() is None:
+            return
+        self._close_stderr()
+
+    def _close_stderr(self) -> None:
+        if self._process.stderr is not None:
+            with contextlib.suppress(OSError):
+                self._process.stderr.close()
+
+    def terminate(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._process.kill()
+        self._process.wait()
+        self._close_stderr()
+
+    def diagnostics(self) -> str:
+        try:
+            returncode = self._process.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            return ""
+        stderr = b""
+        if self._process.stderr is not None:
+            with contextlib.suppress(OSError, ValueError):
+                os.set_blocking(self._process.stderr.fileno(), False)
+                stderr = self._process.stderr.read(65536) or b""
+        text = stderr.decode("utf-8", "replace").strip()
+        last_line = text.splitlines()[-1] if text else ""
+        status = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
+        return f"{status}: {last_line}" if last_line else status
+
+    def _why(self) -> str:
+        detail = self.diagnostics()
+        return f" ({detail})" if detail else ""
+
+
+class BufferedReader:
+    """Exact-length reads over a Stream, keeping whatever arrived past the last request."""
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    def read_exact(self, count: int, deadline: float | None) -> bytes:
+        while len(self._buffer) < count:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            chunk = self._stream.read(max(65536, count - len(self._buffer)), timeout)
+            if not chunk:
+                detail = self._stream.diagnostics()
+                suffix = f" ({detail})" if detail else ""
+                raise ChannelClosed(self._stream.host, f"helper exited unexpectedly{suffix}")
+            self._buffer += chunk
+        data = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return data
+
+    def read_until(self, marker: bytes, limit: int, deadline: float | None) -> bytes:
+        """Return everything up to and including ``marker``; the rest stays buffered."""
+        start = 0
+        while True:
+            index = self._buffer.find(marker, start)
+            if index >= 0:
+                end = index + len(marker)
+                data = bytes(self._buffer[:end])
+                del self._buffer[:end]
+                return data
+            if len(self._buffer) > limit:
+                raise ChannelClosed(self._stream.host, f"no {marker!r} within {limit} bytes")
+            start = max(0, len(self._buffer) - len(marker) + 1)
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            chunk = self._stream.read(65536, timeout)
+            if not chunk:
+                detail = self._stream.diagnostics()
+                suffix = f" ({detail})" if detail else ""
+                raise ChannelClosed(self._stream.host, f"helper exited before it started{suffix}")
+            self._buffer += chunk

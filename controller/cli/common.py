@@ -1,0 +1,95 @@
+"""Pieces shared by several commands: KEY=VALUE options, agent output, attaching."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import click
+
+from mngr.providers.base import Provider
+
+from .. import output
+from ..channel.protocol import AgentInfo
+from ..errors import UsageError
+
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+LABEL_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+AGENT_FIELDS = (
+    "id", "name", "type", "state", "host", "provider", "work_dir", "command",
+    "created_at", "labels", "pid", "exit_status", "idle_seconds", "problem",
+)
+STATES = ("RUNNING", "WAITING", "DONE", "STOPPED", "UNKNOWN")
+
+
+def parse_pairs(
+    pairs: Iterable[str], option: str, key_pattern: re.Pattern[str], allow_bare: bool = False
+) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator:
+            if not allow_bare:
+                raise UsageError(f"{option} expects KEY=VALUE, got {pair!r}")
+            if key not in os.environ:
+                raise UsageError(f"{option} {key}: no such variable in your environment to pass on")
+            value = os.environ[key]
+        if not key_pattern.match(key):
+            raise UsageError(f"invalid key {key!r} in {option}")
+        result[key] = value
+    return result
+
+
+def agent_row(info: AgentInfo, host: str, provider: str) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "name": info.name,
+        "type": info.type,
+        "state": info.state,
+        "host": host,
+        "provider": provider,
+        "work_dir": info.work_dir,
+        "command": info.command,
+        "created_at": info.created_at,
+        "labels": dict(info.labels),
+        "pid": info.pid,
+        "exit_status": info.exit_status,
+        "idle_seconds": None if info.idle_seconds is None else round(info.idle_seconds, 1),
+        "problem": info.problem,
+    }
+
+
+def print_agents(
+    agents: Sequence[tuple[AgentInfo, str, str]],
+    output_format: str,
+    verb: str | None = None,
+) -> None:
+    output.check_template(output_format, AGENT_FIELDS)
+    rows = [agent_row(info, host, provider) for info, host, provider in agents]
+    if output_format == "json":
+        document: Any = rows[0] if len(rows) == 1 else rows
+        click.echo(output.to_json(document))
+    elif output_format == "jsonl":
+        for row in rows:
+            click.echo(output.to_jsonl(row))
+    elif output_format == "human":
+        for row in rows:
+            click.echo(f"{verb or row['state'].lower()} agent {row['name']} ({row['type']}) on {row['host']} [{row['state']}]")
+    else:
+        for row in rows:
+            click.echo(output.render_template(output_format, row))
+
+
+def attach(provider: Provider, host: str, name: str) -> None:
+    """Replace this process with a terminal attached to the agent's tmux session."""
+    argv = provider.attach_argv(host, f"mngr-{name}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    env = dict(os.environ)
+    if argv[:2] != ["tmux", "switch-client"]:
+        env.pop("TMUX", None)
+    os.execvpe(argv[0], argv, env)

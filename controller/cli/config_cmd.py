@@ -1,0 +1,107 @@
+"""``mngr config``: read and change configuration files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import config as config_module
+from ..errors import ConfigError, UsageError
+from .context import App, pass_app
+
+_HELP = {"help_option_names": ["-h", "--help"]}
+_SCOPE = click.option(
+    "--scope", type=click.Choice(["user", "project"]), default="user", show_default=True,
+    help="Which file: your user config or the current project's .mngr/config.toml.",
+)
+
+
+@click.group(context_settings=_HELP)
+def config() -> None:
+    """View and edit mngr configuration.
+
+    Sources, later winning: built-in defaults, the user file, the project file
+    (.mngr/config.toml at the project root), then MNGR_* environment variables.
+    """
+
+
+def _scope_path(app: App, scope: str) -> Path:
+    if scope == "user":
+        return app.config.user_path
+    root = config_module.project_root()
+    if root is None:
+        raise UsageError("not inside a project (no .mngr/ folder or git repository above the current directory)")
+    return root / ".mngr" / "config.toml"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+@config.command("get", context_settings=_HELP)
+@click.argument("key")
+@pass_app
+def get(app: App, key: str) -> None:
+    """Print the effective value of KEY (dotted, e.g. agent_types.bot.command)."""
+    try:
+        value = config_module.get_path(app.config.values, key.split("."))
+    except KeyError:
+        raise ConfigError(f"{key} is not set") from None
+    click.echo(_show(value))
+
+
+@config.command("set", context_settings=_HELP)
+@click.argument("key")
+@click.argument("value")
+@_SCOPE
+@pass_app
+def set_(app: App, key: str, value: str, scope: str) -> None:
+    """Set KEY to VALUE in the user (default) or project file.
+
+    VALUE is read as a TOML value when it is one (42, true, [1, 2]), else as a string.
+    """
+    import tomli_w
+
+    parts = key.split(".")
+    if not all(parts):
+        raise UsageError(f"invalid key {key!r}")
+    path = _scope_path(app, scope)
+    document = config_module.read_toml(path)
+    config_module.set_path(document, parts, config_module.parse_value(value))
+    config_module.validate(document, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(tomli_w.dumps(document), encoding="utf-8")
+    temp.replace(path)
+    click.echo(f"{key} = {_show(config_module.get_path(document, parts))}  ({path})")
+
+
+@config.command("list", context_settings=_HELP)
+@click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@pass_app
+def list_(app: App, output_format: str) -> None:
+    """Print every effective setting."""
+    if output_format == "json":
+        click.echo(json.dumps(app.config.values, indent=2, sort_keys=True))
+        return
+    for key, value in sorted(config_module.flatten(app.config.values)):
+        click.echo(f"{key} = {_show(value)}")
+
+
+@config.command("path", context_settings=_HELP)
+@click.option("--scope", type=click.Choice(["user", "project"]), default=None,
+              help="Print only this file's path.")
+@pass_app
+def path(app: App, scope: str | None) -> None:
+    """Print where the config files are (whether or not they exist yet)."""
+    if scope:
+        click.echo(str(_scope_path(app, scope)))
+        return
+    click.echo(f"user: {app.config.user_path}")
+    project = app.config.project_path
+    click.echo(f"project: {project if project else '(not inside a project)'}")

@@ -1,0 +1,42 @@
+"""What every command needs, built on first use: config, plugins, providers."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+
+import click
+
+from mngr.providers.base import Provider
+
+from ..config import Config
+from ..plugins import Registry
+
+
+class App:
+    @functools.cached_property
+    def config(self) -> Config:
+        return Config.load()
+
+    @functools.cached_property
+    def registry(self) -> Registry:
+        return Registry.build(self.config)
+
+    @functools.cache  # noqa: B019 - one App per invocation
+    def provider(self, name: str) -> Provider:
+        return self.registry.provider(name, self.config)
+
+    def providers(self, names: Iterable[str] = ()) -> list[Provider]:
+        wanted = list(names) or sorted(self.registry.providers)
+        return [self.provider(name) for name in wanted]
+
+    @property
+    def quiet_seconds(self) -> float:
+        return float(self.config.get("agent_quiet_seconds"))
+
+    @property
+    def host_timeout(self) -> float:
+        return float(self.config.get("host_timeout_seconds"))
+
+
+pass_app = click.make_pass_decorator(App, ensure=True)

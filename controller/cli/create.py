@@ -1,0 +1,131 @@
+"""``mngr create``: start an agent on a host (the default command)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ..errors import MissingBinary, MngrError, UsageError
+from ..hosts import HostHandle
+from ..names import generate_name, validate_name
+from .common import ENV_NAME_PATTERN, LABEL_KEY_PATTERN, attach, parse_pairs, print_agents
+from .context import App, pass_app
+
+AGENT_ARGS_KEY = "mngr.agent_args"
+
+
+class CreateCommand(click.Command):
+    """Everything after ``--`` belongs to the agent, untouched by option parsing."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            split = args.index("--")
+            ctx.meta[AGENT_ARGS_KEY] = args[split + 1 :]
+            args = args[:split]
+        return super().parse_args(ctx, args)
+
+
+@click.command(cls=CreateCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("words", nargs=-1, metavar="[NAME] [AGENT_TYPE] [-- AGENT_ARGS...]")
+@click.option("--name", "name_option", help="Agent name (generated when omitted).")
+@click.option("--agent-type", "-t", "type_option", help="Agent type: claude, codex, command, or one from config.")
+@click.option("--in", "--provider", "provider_name", metavar="PROVIDER", help="Provider of the host (default from config: local).")
+@click.option("--host", help="Host to create the agent on (default: the provider's default host).")
+@click.option("--work-dir", type=click.Path(file_okay=False), help="Working directory of the agent (default: current directory).")
+@click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE", help="Environment variable for the agent; KEY alone passes your current value. Repeatable.")
+@click.option("--label", "label_pairs", multiple=True, metavar="KEY=VALUE", help="Label to attach to the agent. Repeatable.")
+@click.option("--initial-message", help="Message to send once the agent is ready for input.")
+@click.option("--ready-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the agent to be ready for the initial message.")
+@click.option("--connect/--no-connect", default=True, help="Attach to the agent after creating it (default: attach when on a terminal).")
+@click.option("--format", "output_format", default="human", show_default=True, help="Output: human, json, jsonl, or a template like '{name} {state}'.")
+@click.pass_context
+@pass_app
+def create(
+    app: App,
+    ctx: click.Context,
+    words: tuple[str, ...],
+    name_option: str | None,
+    type_option: str | None,
+    provider_name: str | None,
+    host: str | None,
+    work_dir: str | None,
+    env_pairs: tuple[str, ...],
+    label_pairs: tuple[str, ...],
+    initial_message: str | None,
+    ready_timeout: float,
+    connect: bool,
+    output_format: str,
+) -> None:
+    """Create and run an agent on a host.
+
+    \b
+    Examples:
+      mngr create my-task                     claude (the default type) on the local host
+      mngr create my-task codex               codex instead of claude
+      mngr create --name job -t command -- python3 train.py
+      mngr -- --model opus                    pass arguments to the agent
+      mngr create --no-connect --initial-message "fix the flaky test"
+    """
+    agent_args: list[str] = ctx.meta.get(AGENT_ARGS_KEY, [])
+    if len(words) > 2:
+        raise UsageError(f"too many arguments: {' '.join(words[2:])!r} (put agent arguments after '--')")
+    name = _pick("name", words[0] if words else None, name_option) or generate_name()
+    validate_name(name)
+    type_name = _pick("agent type", words[1] if len(words) > 1 else None, type_option)
+    type_name = type_name or str(app.config.get("default_agent_type"))
+    env = parse_pairs(env_pairs, "--env", ENV_NAME_PATTERN, allow_bare=True)
+    labels = parse_pairs(label_pairs, "--label", LABEL_KEY_PATTERN)
+    if initial_message is not None and not initial_message.strip():
+        raise UsageError("--initial-message is empty")
+
+    agent_type = app.registry.agent_type(type_name)
+    command = agent_type.command_line(agent_args)
+    provider = app.provider(provider_name or str(app.config.get("default_provider")))
+    host_name = host or provider.default_host()
+    provider.check_host(host_name)
+    directory = os.path.abspath(work_dir or os.getcwd())
+
+    with HostHandle(provider, host_name, app.host_timeout) as handle:
+        binary = agent_type.binary(agent_args)
+        try:
+            info = handle.create_agent(
+                name=name,
+                agent_type=agent_type.name,
+                command=command,
+                binary=binary,
+                work_dir=directory,
+                env=env,
+                labels=labels,
+            )
+        except MissingBinary as exc:
+            raise MngrError(
+                f"agent type {agent_type.name!r} needs {binary!r}, which was not found on PATH on host {host_name!r}"
+            ) from exc
+        if initial_message is not None:
+            try:
+                handle.send_message(
+                    name,
+                    initial_message,
+                    wait_ready=True,
+                    ready_pattern=agent_type.ready_pattern,
+                    ready_quiet_seconds=agent_type.ready_quiet_seconds,
+                    ready_timeout=ready_timeout,
+                )
+            except MngrError as exc:
+                detail = getattr(exc, "detail", str(exc))
+                raise MngrError(f"agent {name!r} was created, but the initial message was not sent: {detail}") from exc
+        print_agents([(info, host_name, provider.name)], output_format, verb="created")
+
+    if connect:
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            attach(provider, host_name, name)
+        else:
+            click.echo(f"mngr: not attaching: not a terminal (attach later with: mngr connect {name})", err=True)
+
+
+def _pick(what: str, positional: str | None, option: str | None) -> str | None:
+    if positional and option and positional != option:
+        raise UsageError(f"{what} given twice: {positional!r} and {option!r}")
+    return positional or option

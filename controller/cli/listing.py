@@ -1,0 +1,88 @@
+"""``mngr list``: every agent on every host, with filters and several output formats."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .. import output
+from ..fleet import list_fleet
+from .common import AGENT_FIELDS, LABEL_KEY_PATTERN, STATES, agent_row, parse_pairs
+from .context import App, pass_app
+
+ERROR_FIELDS = ("host", "provider", "error")
+
+
+@click.command("list", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--format", "output_format", default="human", show_default=True,
+              help="human, json, jsonl, or a template such as '{name} {state}'.")
+@click.option("--state", "states", multiple=True, type=click.Choice(STATES, case_sensitive=False),
+              help="Only agents in this state. Repeatable.")
+@click.option("--provider", "--in", "provider_names", multiple=True, metavar="PROVIDER",
+              help="Only hosts of this provider. Repeatable.")
+@click.option("--label", "label_pairs", multiple=True, metavar="KEY=VALUE",
+              help="Only agents with this label. Repeatable; all must match.")
+@pass_app
+def list_command(
+    app: App,
+    output_format: str,
+    states: tuple[str, ...],
+    provider_names: tuple[str, ...],
+    label_pairs: tuple[str, ...],
+) -> None:
+    """List agents on every host, with their state.
+
+    \b
+    States:
+      RUNNING  alive and producing output recently
+      WAITING  alive, no output for a while (usually waiting for input)
+      DONE     the agent's process exited; its pane is kept for inspection
+      STOPPED  not running; `mngr start NAME` runs it again
+      UNKNOWN  something on the host breaks mngr's conventions (see the problem field)
+
+    With --format json the output is {"agents": [...], "errors": [...]}; a host that
+    cannot be reached appears in errors and the exit status is 1.
+    """
+    output.check_template(output_format, AGENT_FIELDS)
+    labels = parse_pairs(label_pairs, "--label", LABEL_KEY_PATTERN)
+    wanted_states = {state.upper() for state in states}
+    providers = app.providers(provider_names)
+    with list_fleet(providers, app.quiet_seconds, app.host_timeout) as listing:
+        rows = [agent_row(agent.info, agent.host, agent.provider) for agent in listing.agents]
+        errors = [{"host": e.host, "provider": e.provider, "error": e.error} for e in listing.errors]
+    rows = [
+        row for row in rows
+        if (not wanted_states or row["state"] in wanted_states)
+        and all(row["labels"].get(key) == value for key, value in labels.items())
+    ]
+    _print(rows, errors, output_format)
+    if errors:
+        sys.exit(1)
+
+
+def _print(rows: list[dict[str, Any]], errors: list[dict[str, str]], output_format: str) -> None:
+    if output_format == "json":
+        click.echo(output.to_json({"agents": rows, "errors": errors}))
+        return
+    if output_format == "jsonl":
+        for row in rows:
+            click.echo(output.to_jsonl(row))
+    elif output_format == "human":
+        table_rows = [
+            [row["name"], row["state"], row["type"], row["host"], row["provider"],
+             output.age(row["created_at"]), row["work_dir"] or (row["problem"] or "")]
+            for row in rows
+        ]
+        table_rows += [[f"! {e['host']}", "ERROR", "", e["host"], e["provider"], "", e["error"]] for e in errors]
+        if table_rows:
+            click.echo(output.table(["NAME", "STATE", "TYPE", "HOST", "PROVIDER", "AGE", "WORK_DIR"], table_rows))
+        else:
+            click.echo("no agents")
+        return
+    else:
+        for row in rows:
+            click.echo(output.render_template(output_format, row))
+    for error in errors:
+        click.echo(f"mngr: error: host {error['host']!r} ({error['provider']}): {error['error']}", err=True)

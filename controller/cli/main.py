@@ -1,0 +1,111 @@
+"""The ``mngr`` command: a click group whose default command is ``create``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import MngrError
+
+# name -> (module, attribute, one-line help); modules load only when their command runs.
+_COMMANDS = {
+    "create": ("create", "create", "(default) Create and run an agent on a host"),
+    "list": ("listing", "list_command", "List agents on every host"),
+    "connect": ("lifecycle", "connect", "Attach your terminal to an agent"),
+    "stop": ("lifecycle", "stop", "Stop agents (their records stay)"),
+    "start": ("lifecycle", "start", "Start stopped agents again"),
+    "destroy": ("lifecycle", "destroy", "Stop agents and delete everything mngr keeps for them"),
+    "config": ("config_cmd", "config", "View and edit mngr configuration"),
+}
+_UNBUILT = {
+    "open": "Open a URL from an agent in your browser",
+    "snapshot": "Create a snapshot of a host's state",
+    "clone": "Create a copy of an existing agent",
+    "migrate": "Move an agent to a different host",
+    "limit": "(Re)set resource limits for an agent",
+    "pull": "Pull data from an agent",
+    "push": "Push data to an agent",
+    "pair": "Continually sync data with an agent",
+    "message": "Send a message to an agent",
+    "transcript": "Show an agent's chat history",
+    "exec": "Run a command on an agent's host",
+    "provision": "Re-run provisioning on an agent",
+    "schedule": "Run agents on a schedule",
+    "ask": "Chat with mngr for help",
+    "bootstrap": "Generate a Dockerfile for your project",
+    "plugin": "Manage mngr plugins",
+}
+_GROUP_OPTIONS = ("--help", "-h", "--version")
+
+
+class MngrGroup(click.Group):
+    """Loads commands lazily and treats anything that is not a command as ``create`` input."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*_COMMANDS, *_UNBUILT]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _COMMANDS:
+            module_name, attribute, _ = _COMMANDS[cmd_name]
+            module = __import__(f"{__package__}.{module_name}", fromlist=[attribute])
+            command: click.Command = getattr(module, attribute)
+            return command
+        if cmd_name in _UNBUILT:
+            from .unbuilt import unbuilt_command
+
+            return unbuilt_command(cmd_name, _UNBUILT[cmd_name])
+        return None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_text) for name, (_, _, help_text) in _COMMANDS.items()]
+        rows += [(name, f"{help_text} [not available yet]") for name, help_text in _UNBUILT.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in _COMMANDS and args[0] not in _UNBUILT and args[0] not in _GROUP_OPTIONS):
+            args = ["create", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=MngrGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mngr", prog_name="mngr")
+def cli() -> None:
+    """mngr creates and manages AI coding agents in tmux sessions on hosts.
+
+    With no command, mngr creates an agent: `mngr`, `mngr NAME`, `mngr NAME TYPE`,
+    `mngr -- ARGS` all mean `mngr create ...`.
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every failure becomes one line on stderr and a non-zero exit status."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        # Without standalone mode click returns the exit code of --help/--version as a value.
+        result = cli.main(args, prog_name="mngr", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        print("mngr: aborted", file=sys.stderr)
+        sys.exit(1)
+    except click.UsageError as exc:
+        print(f"mngr: error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(2)
+    except click.ClickException as exc:
+        print(f"mngr: error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except MngrError as exc:
+        print(f"mngr: error: {_one_line(str(exc))}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("mngr: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())

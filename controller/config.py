@@ -1,0 +1,191 @@
+"""Configuration: a user file, a project file and MNGR_* environment variables, later winning.
+
+1. user file     ``$MNGR_CONFIG_DIR/config.toml`` (default ``~/.config/mngr/config.toml``,
+                 honouring ``$XDG_CONFIG_HOME``)
+2. project file  ``.mngr/config.toml`` in the nearest directory at or above the current one
+                 that has a ``.mngr/`` folder or is a git repository's root
+3. environment   ``MNGR_<KEY>`` for a top-level key, ``__`` between nested keys:
+                 ``MNGR_DEFAULT_PROVIDER=local``, ``MNGR_AGENT_TYPES__BOT__COMMAND="bot --x"``.
+                 Values are read as TOML values when they parse as one, else as strings.
+
+Tables merge key by key; any other value from a later source replaces the earlier one.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    "default_provider": "local",
+    "default_agent_type": "claude",
+    "agent_quiet_seconds": 10.0,
+    "host_timeout_seconds": 30.0,
+}
+
+# Top-level keys environment variables may set. Other MNGR_* variables (MNGR_HOST_DIR,
+# MNGR_CONFIG_DIR, ...) steer mngr directly and are not configuration keys.
+ENV_KEYS = frozenset(
+    ["default_provider", "default_agent_type", "agent_quiet_seconds", "host_timeout_seconds",
+     "agent_types", "providers"]
+)
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "default_provider": str,
+    "default_agent_type": str,
+    "agent_quiet_seconds": (int, float),
+    "host_timeout_seconds": (int, float),
+    "agent_types": dict,
+    "providers": dict,
+}
+
+
+def user_config_path() -> Path:
+    explicit = os.environ.get("MNGR_CONFIG_DIR")
+    if explicit:
+        return Path(explicit).expanduser() / "config.toml"
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "mngr" / "config.toml"
+
+
+def project_root(start: Path | None = None) -> Path | None:
+    current = (start or Path.cwd()).resolve()
+    for directory in (current, *current.parents):
+        if (directory / ".mngr").is_dir() or (directory / ".git").exists():
+            return directory
+    return None
+
+
+def project_config_path(start: Path | None = None) -> Path | None:
+    root = project_root(start)
+    return root / ".mngr" / "config.toml" if root else None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"invalid TOML in {path}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def parse_value(text: str) -> Any:
+    """A TOML value if ``text`` is one (42, true, [1, 2], "quoted"), else the text itself."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith("MNGR_"):
+            continue
+        parts = [part.lower() for part in name[len("MNGR_"):].split("__")]
+        if parts[0] not in ENV_KEYS or not all(parts):
+            continue
+        set_path(layer, parts, parse_value(raw))
+    return layer
+
+
+def merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def set_path(table: dict[str, Any], parts: list[str], value: Any) -> None:
+    for part in parts[:-1]:
+        child = table.get(part)
+        if not isinstance(child, dict):
+            child = table[part] = {}
+        table = child
+    table[parts[-1]] = value
+
+
+def get_path(table: Mapping[str, Any], parts: list[str]) -> Any:
+    current: Any = table
+    for part in parts:
+        if not isinstance(current, Mapping) or part not in current:
+            raise KeyError(".".join(parts))
+        current = current[part]
+    return current
+
+
+def flatten(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in table.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            yield from flatten(value, path + ".")
+        else:
+            yield path, value
+
+
+def validate(values: Mapping[str, Any], origin: str) -> None:
+    for key, expected in _TYPES.items():
+        if key not in values:
+            continue
+        value = values[key]
+        # bool is an int subclass, but `agent_quiet_seconds = true` is a mistake, not 1.
+        if isinstance(value, bool) or not isinstance(value, expected):
+            type_name = expected.__name__ if isinstance(expected, type) else "number"
+            if type_name == "dict":
+                type_name = "table"
+            raise ConfigError(f"{origin}: {key} must be a {type_name}, got {value!r}")
+
+
+@dataclass
+class Config:
+    values: dict[str, Any]
+    user_path: Path
+    project_path: Path | None
+    sources: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Config:
+        environ = os.environ if environ is None else environ
+        user_path = user_config_path()
+        project_path = project_config_path(cwd)
+        values = dict(DEFAULTS)
+        sources = ["defaults"]
+        for path in (user_path, project_path):
+            if path is None:
+                continue
+            layer = read_toml(path)
+            if layer:
+                validate(layer, str(path))
+                values = merge(values, layer)
+                sources.append(str(path))
+        env_layer = _env_layer(environ)
+        if env_layer:
+            validate(env_layer, "environment")
+            values = merge(values, env_layer)
+            sources.append("environment")
+        return cls(values, user_path, project_path, sources)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return get_path(self.values, key.split("."))
+        except KeyError:
+            return default
+
+    def section(self, key: str) -> Mapping[str, Any]:
+        value = self.get(key, {})
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key} must be a table")
+        return value

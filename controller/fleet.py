@@ -1,0 +1,103 @@
+"""Commands that touch many hosts: ask each concurrently, keep going when some fail.
+
+Each host gets one ListAgents request; hosts are queried in parallel by a bounded thread
+pool with a per-host timeout, and a host that fails shows up in ``errors`` without hiding
+what the other hosts answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from mngr.providers.base import Provider
+
+from .channel.protocol import AgentInfo
+from .errors import AgentNotFound, MngrError, UsageError
+from .hosts import HostHandle
+
+MAX_PARALLEL_HOSTS = 32
+
+
+@dataclass
+class LocatedAgent:
+    info: AgentInfo
+    handle: HostHandle
+
+    @property
+    def host(self) -> str:
+        return self.handle.host
+
+    @property
+    def provider(self) -> str:
+        return self.handle.provider_name
+
+
+@dataclass
+class HostFailure:
+    host: str
+    provider: str
+    error: str
+
+
+@dataclass
+class FleetListing:
+    agents: list[LocatedAgent] = field(default_factory=list)
+    errors: list[HostFailure] = field(default_factory=list)
+    handles: list[HostHandle] = field(default_factory=list)
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.close()
+
+    def __enter__(self) -> FleetListing:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: float) -> FleetListing:
+    handles = [HostHandle(provider, host, timeout) for provider in providers for host in provider.known_hosts()]
+    listing = FleetListing(handles=handles)
+
+    def query(handle: HostHandle) -> list[AgentInfo] | HostFailure:
+        try:
+            return handle.list_agents(quiet_seconds)
+        except MngrError as exc:
+            detail = getattr(exc, "detail", str(exc))
+            return HostFailure(handle.host, handle.provider_name, detail)
+        except OSError as exc:
+            return HostFailure(handle.host, handle.provider_name, str(exc))
+
+    if len(handles) == 1:
+        results = [query(handles[0])]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(handles))) as pool:
+            results = list(pool.map(query, handles))
+    for handle, result in zip(handles, results, strict=True):
+        if isinstance(result, HostFailure):
+            listing.errors.append(result)
+        else:
+            listing.agents.extend(LocatedAgent(info, handle) for info in result)
+    return listing
+
+
+def locate(listing: FleetListing, names: Sequence[str]) -> list[LocatedAgent]:
+    """The agents named, in order; an unknown name is an error that lists what failed to answer."""
+    located = []
+    for name in names:
+        matches = [agent for agent in listing.agents if agent.info.name == name]
+        if not matches:
+            hint = ""
+            if listing.errors:
+                unreachable = ", ".join(f"{error.host} ({error.provider})" for error in listing.errors)
+                hint = f"; hosts that did not answer: {unreachable}"
+            raise AgentNotFound(f"no agent named {name!r}{hint}")
+        if len(matches) > 1:
+            where = ", ".join(f"{agent.host} ({agent.provider})" for agent in matches)
+            raise UsageError(f"agent name {name!r} exists on several hosts: {where}")
+        located.append(matches[0])
+    return located

@@ -1,0 +1,102 @@
+"""A handle on one host: typed agent operations over that host's helper channel."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mngr.providers.base import Provider
+
+from .channel import protocol
+from .channel.rpc import RpcClient
+
+
+class HostHandle:
+    """Opens the channel on first use and keeps it for the rest of the command."""
+
+    def __init__(self, provider: Provider, host: str, timeout: float | None = None) -> None:
+        self.provider = provider
+        self.provider_name = provider.name
+        self.host = host
+        self.timeout = timeout
+        self._client: RpcClient | None = None
+
+    @property
+    def client(self) -> RpcClient:
+        if self._client is None:
+            stream = self.provider.open_stream(self.host)
+            try:
+                self._client = RpcClient.bootstrap(stream, self.timeout)
+            except BaseException:
+                stream.close()
+                raise
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> HostHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def helper_info(self) -> protocol.HelperInfo:
+        return self.client.call(protocol.GetHelperInfo(), protocol.HelperInfo, timeout=self.timeout)
+
+    def list_agents(self, quiet_seconds: float) -> list[protocol.AgentInfo]:
+        reply = self.client.call(protocol.ListAgents(quiet_seconds), protocol.AgentList, timeout=self.timeout)
+        return reply.agents
+
+    def create_agent(
+        self,
+        *,
+        name: str,
+        agent_type: str,
+        command: str,
+        binary: str | None,
+        work_dir: str,
+        env: Mapping[str, str],
+        labels: Mapping[str, str],
+    ) -> protocol.AgentInfo:
+        request = protocol.CreateAgent(
+            name=name,
+            agent_type=agent_type,
+            command=command,
+            binary=binary,
+            work_dir=work_dir,
+            env=dict(env),
+            labels=dict(labels),
+        )
+        return self.client.call(request, protocol.AgentReply).agent
+
+    def stop_agent(self, name: str) -> protocol.AgentInfo:
+        return self.client.call(protocol.StopAgent(name), protocol.AgentReply).agent
+
+    def start_agent(self, name: str) -> protocol.AgentInfo:
+        return self.client.call(protocol.StartAgent(name), protocol.AgentReply).agent
+
+    def destroy_agent(self, name: str) -> None:
+        self.client.call(protocol.DestroyAgent(name), protocol.Done)
+
+    def send_message(
+        self,
+        name: str,
+        text: str,
+        *,
+        wait_ready: bool = False,
+        ready_pattern: str | None = None,
+        ready_quiet_seconds: float = 1.0,
+        ready_timeout: float = 60.0,
+    ) -> None:
+        request = protocol.SendMessage(
+            name=name,
+            text=text,
+            wait_ready=wait_ready,
+            ready_pattern=ready_pattern,
+            ready_quiet_seconds=ready_quiet_seconds,
+            ready_timeout=ready_timeout,
+        )
+        self.client.call(request, protocol.Done)
+

@@ -1,0 +1,66 @@
+"""Rendering listings: a human table, json, jsonl, or a user template such as ``{name} {state}``."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import string
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import UsageError
+
+FORMATS = ("human", "json", "jsonl")
+
+
+def check_template(template: str, fields: Sequence[str]) -> None:
+    """Reject a template that names unknown fields before any work is done."""
+    if template in FORMATS:
+        return
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise UsageError(f"invalid --format template {template!r}: {exc}") from exc
+    for _, field_name, _, _ in parsed:
+        if field_name is None:
+            continue
+        root = field_name.split(".")[0].split("[")[0]
+        if root not in fields:
+            raise UsageError(f"unknown field {{{root}}} in --format; fields: {', '.join(fields)}")
+
+
+def render_template(template: str, row: Mapping[str, Any]) -> str:
+    values = {key: "" if value is None else value for key, value in row.items()}
+    return template.format_map(values)
+
+
+def to_json(document: Any) -> str:
+    return json.dumps(document, indent=2, sort_keys=False)
+
+
+def to_jsonl(row: Mapping[str, Any]) -> str:
+    return json.dumps(row, separators=(",", ":"))
+
+
+def age(created_at: str, now: datetime.datetime | None = None) -> str:
+    try:
+        created = datetime.datetime.fromisoformat(created_at)
+    except ValueError:
+        return "-"
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    seconds = max(0, int((now - created).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(header) for header in headers]
+    for row in rows:
+        for index, cell in enumerate(row):
+            widths[index] = max(widths[index], len(cell))
+    lines = []
+    for row in [list(headers), *rows]:
+        lines.append("  ".join(cell.ljust(widths[index]) for index, cell in enumerate(row)).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,46 @@
+"""The interface every provider implements: where hosts come from and how to reach them.
+
+A provider knows its hosts (by name) and can open a byte stream to the first stage of the
+helper on any of them. Everything else mngr does on a host goes through that stream, so a
+new provider is mostly "how do I run ``python3 -c STAGE1`` there with a pipe to it".
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from mngr.controller.channel.stream import Stream
+
+
+class Provider(ABC):
+    """One source of hosts; instantiated once per command with its config section."""
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+        self.settings: Mapping[str, Any] = settings or {}
+
+    @abstractmethod
+    def known_hosts(self) -> Sequence[str]:
+        """Names of the hosts this provider should search when listing agents."""
+
+    @abstractmethod
+    def default_host(self) -> str:
+        """The host a new agent goes to when the user names none."""
+
+    @abstractmethod
+    def open_stream(self, host: str) -> Stream:
+        """Start the helper's first stage on ``host`` and return the stream to it."""
+
+    @abstractmethod
+    def attach_argv(self, host: str, session: str) -> list[str]:
+        """The command that attaches the user's terminal to a tmux session on ``host``."""
+
+    def check_host(self, host: str) -> None:
+        """Raise a MngrError if ``host`` cannot belong to this provider (e.g. unknown name)."""
+        if host not in self.known_hosts():
+            from mngr.controller.errors import UsageError
+
+            raise UsageError(f"provider {self.name!r} has no host named {host!r}")

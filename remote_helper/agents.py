@@ -1,0 +1,343 @@
+"""Agent lifecycle on this host: records on disk plus tmux sessions, kept consistent.
+
+The order of every change is chosen so that a crash at any point leaves something that
+`list` reports and `destroy` can clean up: the record is written before the session is
+created, and removed (by an atomic rename out of the way) only after the session is gone.
+"""
+
+import os
+import re
+import shutil
+import time
+import uuid
+
+from . import state, tmux
+from .wire import RequestFailed
+
+NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+RUNNING = "RUNNING"
+WAITING = "WAITING"
+DONE = "DONE"
+STOPPED = "STOPPED"
+UNKNOWN = "UNKNOWN"
+
+# Variables that describe the helper's own session and would confuse the agent.
+_DROPPED_ENV = ("TMUX", "TMUX_PANE", "MNGR_HELPER_PID")
+
+
+def check_name(name):
+    if not NAME_PATTERN.match(name):
+        raise RequestFailed(
+            "invalid",
+            "invalid agent name %r: use lowercase letters, digits and hyphens, at most 63 characters"
+            % name[:80],
+        )
+
+
+def _read_records():
+    """Return (records by agent id, problems) for every agent dir on this host."""
+    records = {}
+    problems = []
+    try:
+        entries = os.listdir(state.agents_dir())
+    except FileNotFoundError:
+        return records, problems
+    for entry in sorted(entries):
+        if entry.startswith("."):
+            continue
+        path = os.path.join(state.agents_dir(), entry, "record.json")
+        try:
+            record = state.read_json(path)
+            if not isinstance(record, dict) or not isinstance(record.get("name"), str):
+                raise ValueError("record has no name")
+        except FileNotFoundError:
+            problems.append((entry, "agent dir %s has no record.json" % entry))
+            continue
+        except (OSError, ValueError) as exc:
+            problems.append((entry, "unreadable agent record %s: %s" % (path, exc)))
+            continue
+        records[entry] = record
+    return records, problems
+
+
+def _find_record(name):
+    records, _ = _read_records()
+    for agent_id, record in records.items():
+        if record.get("name") == name:
+            return agent_id, record
+    return None, None
+
+
+def _require_record(name):
+    check_name(name)
+    agent_id, record = _find_record(name)
+    if record is None:
+        raise RequestFailed("not_found", "no agent named %r on this host" % name)
+    return agent_id, record
+
+
+def _info(record, pane, quiet_seconds, now):
+    if pane is None:
+        agent_state = STOPPED
+    elif pane.dead:
+        agent_state = DONE
+    else:
+        agent_state = RUNNING
+    idle_seconds = None
+    if pane is not None and pane.activity is not None:
+        idle_seconds = max(0.0, now - pane.activity)
+        if agent_state == RUNNING and idle_seconds >= quiet_seconds:
+            agent_state = WAITING
+    return {
+        "id": record.get("id", ""),
+        "name": record["name"],
+        "type": record.get("type", ""),
+        "state": agent_state,
+        "command": record.get("command", ""),
+        "work_dir": record.get("work_dir", ""),
+        "created_at": record.get("created_at", ""),
+        "labels": dict(record.get("labels") or {}),
+        "pid": pane.pid if pane is not None and not pane.dead else None,
+        "exit_status": pane.dead_status if pane is not None and pane.dead else None,
+        "idle_seconds": idle_seconds,
+        "problem": None,
+    }
+
+
+def _unknown(name, agent_id, problem):
+    return {
+        "id": agent_id,
+        "name": name,
+        "type": "",
+        "state": UNKNOWN,
+        "command": "",
+        "work_dir": "",
+        "created_at": "",
+        "labels": {},
+        "pid": None,
+        "exit_status": None,
+        "idle_seconds": None,
+        "problem": problem,
+    }
+
+
+def list_agents(quiet_seconds):
+    panes = tmux.list_sessions_panes()
+    records, problems = _read_records()
+    now = time.time()
+    agents = []
+    claimed_sessions = set()
+    for agent_id, record in records.items():
+        session = tmux.session_name(record["name"])
+        claimed_sessions.add(session)
+        agents.append(_info(record, panes.get(session), quiet_seconds, now))
+    for agent_id, problem in problems:
+        agents.append(_unknown("", agent_id, problem))
+    for session in sorted(panes):
+        if session.startswith(tmux.SESSION_PREFIX) and session not in claimed_sessions:
+            agents.append(
+                _unknown(
+                    session[len(tmux.SESSION_PREFIX) :],
+                    "",
+                    "tmux session %s has no agent record" % session,
+                )
+            )
+    agents.sort(key=lambda agent: (agent["name"], agent["id"]))
+    return agents
+
+
+def _agent_info_now(record):
+    session = tmux.session_name(record["name"])
+    pane = tmux.list_sessions_panes().get(session)
+    return _info(record, pane, float("inf"), time.time())
+
+
+def _check_binary(binary, env):
+    if not binary:
+        return
+    if "/" in binary:
+        found = os.path.isfile(binary) and os.access(binary, os.X_OK)
+    else:
+        found = shutil.which(binary, path=env.get("PATH", os.defpath)) is not None
+    if not found:
+        raise RequestFailed("missing_binary", "%r was not found on PATH" % binary)
+
+
+def _agent_env(agent_id, name, extra_env):
+    env = dict(os.environ)
+    for key in _DROPPED_ENV:
+        env.pop(key, None)
+    env["MNGR_HOST_DIR"] = state.host_dir()
+    env["MNGR_AGENT_ID"] = agent_id
+    env["MNGR_AGENT_NAME"] = name
+    env["MNGR_AGENT_DIR"] = state.agent_dir(agent_id)
+    env.update(extra_env)
+    return env
+
+
+def _launch(agent_id, record, extra_env):
+    env = _agent_env(agent_id, record["name"], extra_env)
+    _check_binary(record.get("binary"), env)
+    tmux.new_agent_session(
+        tmux.session_name(record["name"]),
+        record["work_dir"],
+        ["/bin/sh", "-c", record["command"]],
+        env,
+    )
+
+
+def _read_env(agent_id):
+    try:
+        env = state.read_json(os.path.join(state.agent_dir(agent_id), "env.json"))
+    except FileNotFoundError:
+        return {}
+    return env if isinstance(env, dict) else {}
+
+
+def create_agent(request):
+    name = request["name"]
+    check_name(name)
+    work_dir = request["work_dir"]
+    if not os.path.isdir(work_dir):
+        raise RequestFailed("invalid", "work dir %s does not exist on this host" % work_dir)
+    _check_binary(request["binary"], _agent_env("", name, request["env"]))
+    session = tmux.session_name(name)
+    with state.named_lock("agent-" + name):
+        if _find_record(name)[1] is not None:
+            raise RequestFailed("exists", "an agent named %r already exists on this host" % name)
+        if tmux.has_session(session):
+            raise RequestFailed(
+                "exists",
+                "tmux session %s already exists on this host without an agent record" % session,
+            )
+        agent_id = state.new_agent_id()
+        directory = state.agent_dir(agent_id)
+        state.ensure_dir(state.agents_dir())
+        os.mkdir(directory, 0o700)
+        record = {
+            "id": agent_id,
+            "name": name,
+            "type": request["agent_type"],
+            "command": request["command"],
+            "binary": request["binary"],
+            "work_dir": os.path.abspath(work_dir),
+            "created_at": state.now_iso(),
+            "status": "running",
+            "labels": request["labels"],
+            "env_keys": sorted(request["env"]),
+        }
+        try:
+            state.atomic_write_json(os.path.join(directory, "env.json"), request["env"])
+            state.atomic_write_json(os.path.join(directory, "record.json"), record)
+            events = os.path.join(directory, "events.jsonl")
+            state.append_event(events, "created", agent_type=record["type"])
+            _launch(agent_id, record, request["env"])
+        except BaseException:
+            tmux.kill_session(session)
+            _remove_agent_dir(agent_id)
+            raise
+        state.append_event(events, "started")
+        return _agent_info_now(record)
+
+
+def stop_agent(name):
+    check_name(name)
+    with state.named_lock("agent-" + name):
+        agent_id, record = _require_record(name)
+        tmux.kill_session(tmux.session_name(name))
+        record["status"] = "stopped"
+        directory = state.agent_dir(agent_id)
+        state.atomic_write_json(os.path.join(directory, "record.json"), record)
+        state.append_event(os.path.join(directory, "events.jsonl"), "stopped")
+        return _agent_info_now(record)
+
+
+def start_agent(name):
+    check_name(name)
+    with state.named_lock("agent-" + name):
+        agent_id, record = _require_record(name)
+        session = tmux.session_name(name)
+        pane = tmux.list_sessions_panes().get(session)
+        if pane is not None and not pane.dead:
+            return _agent_info_now(record)
+        if pane is not None:
+            tmux.kill_session(session)
+        _launch(agent_id, record, _read_env(agent_id))
+        record["status"] = "running"
+        directory = state.agent_dir(agent_id)
+        state.atomic_write_json(os.path.join(directory, "record.json"), record)
+        state.append_event(os.path.join(directory, "events.jsonl"), "started")
+        return _agent_info_now(record)
+
+
+def _remove_agent_dir(agent_id):
+    """Move the dir out of sight in one rename, then delete it: listing never sees half a dir."""
+    directory = state.agent_dir(agent_id)
+    graveyard = os.path.join(state.agents_dir(), ".destroyed-%s-%s" % (agent_id, uuid.uuid4().hex[:8]))
+    try:
+        os.rename(directory, graveyard)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(graveyard, ignore_errors=True)
+
+
+def destroy_agent(name):
+    check_name(name)
+    with state.named_lock("agent-" + name):
+        agent_id, record = _find_record(name)
+        session = tmux.session_name(name)
+        killed = tmux.kill_session(session)
+        if record is None:
+            if not killed:
+                raise RequestFailed("not_found", "no agent named %r on this host" % name)
+            state.host_event("stray_session_destroyed", session=session)
+            return
+        _remove_agent_dir(agent_id)
+        state.host_event("agent_destroyed", agent_id=agent_id, name=name)
+
+
+def send_message(request):
+    name = request["name"]
+    agent_id, record = _require_record(name)
+    session = tmux.session_name(name)
+    with state.named_lock("message-" + name):
+        pane = tmux.list_sessions_panes().get(session)
+        if pane is None:
+            raise RequestFailed("stopped", "agent %r is stopped (start it with: mngr start %s)" % (name, name))
+        if pane.dead:
+            raise RequestFailed("stopped", "agent %r has exited (state DONE)" % name)
+        if request["wait_ready"]:
+            _wait_until_ready(session, request)
+        tmux.send_text(session, request["text"])
+        state.append_event(
+            os.path.join(state.agent_dir(agent_id), "events.jsonl"),
+            "message_sent",
+            length=len(request["text"]),
+        )
+
+
+def _wait_until_ready(session, request):
+    """Wait for the agent's screen to show its ready pattern, or to stop changing."""
+    pattern = re.compile(request["ready_pattern"]) if request["ready_pattern"] else None
+    quiet_seconds = request["ready_quiet_seconds"]
+    deadline = time.monotonic() + request["ready_timeout"]
+    last_screen = None
+    last_change = time.monotonic()
+    while True:
+        screen = tmux.capture_pane(session)
+        now = time.monotonic()
+        if pattern is not None:
+            if pattern.search(screen.decode("utf-8", "replace")):
+                return
+        elif screen != last_screen:
+            last_screen = screen
+            last_change = now
+        elif now - last_change >= quiet_seconds:
+            return
+        if now >= deadline:
+            raise RequestFailed(
+                "timeout",
+                "agent did not become ready within %.0f s; it is still running" % request["ready_timeout"],
+            )
+        time.sleep(0.1)

@@ -1,0 +1,197 @@
+"""The helper's main loop: read frames from the channel, run requests, write replies.
+
+Requests run concurrently (one thread each, except the trivial ones answered inline), so a
+slow tmux call never holds up a Ping. Replies carry the request id they answer and may
+arrive in any order. When the channel closes, requests already running are finished before
+the process exits, so a departing controller never leaves a half-done change behind.
+"""
+
+import os
+import platform
+import socket
+import sys
+import threading
+import traceback
+
+from . import agents, state, tmux
+from .wire import (
+    HEADER,
+    FatalFrameError,
+    ProtocolError,
+    RequestFailed,
+    decode_body,
+    encode_body,
+    encode_frame,
+    parse_header,
+)
+
+# Message types that are replies: a peer sending one of these as a request made a mistake.
+_REPLY_TYPES = frozenset(["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Error"])
+_LOG_MAX_BYTES = 1024 * 1024
+
+
+class FrameReader(object):
+    """Reads exact byte counts from a file descriptor through one growing buffer."""
+
+    def __init__(self, fd):
+        self._fd = fd
+        self._buffer = bytearray()
+
+    def read_exact(self, count):
+        """Return exactly ``count`` bytes, or None if the stream ends first."""
+        while len(self._buffer) < count:
+            chunk = os.read(self._fd, max(65536, count - len(self._buffer)))
+            if not chunk:
+                return None
+            self._buffer += chunk
+        data = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return data
+
+
+class Server(object):
+    def __init__(self, in_fd, out_fd, helper_hash):
+        self._reader = FrameReader(in_fd)
+        self._out_fd = out_fd
+        self._out_lock = threading.Lock()
+        self._helper_hash = helper_hash
+        self._workers = []
+
+    def send(self, request_id, message_type, fields, blob=b""):
+        frame = encode_frame(request_id, encode_body(message_type, fields), blob)
+        view = memoryview(frame)
+        with self._out_lock:
+            while view:
+                written = os.write(self._out_fd, view)
+                view = view[written:]
+
+    def serve(self):
+        try:
+            while self._serve_one():
+                pass
+        finally:
+            for worker in self._workers:
+                worker.join()
+
+    def _serve_one(self):
+        header = self._reader.read_exact(HEADER.size)
+        if header is None:
+            return False
+        try:
+            request_id, body_length, blob_length = parse_header(header)
+        except FatalFrameError as exc:
+            self._send_error(HEADER.unpack(header)[0], exc.code, exc.message)
+            return False
+        body = self._reader.read_exact(body_length)
+        blob = self._reader.read_exact(blob_length) if blob_length else b""
+        if body is None or blob is None:
+            return False
+        try:
+            message_type, fields = decode_body(body)
+            if message_type in _REPLY_TYPES:
+                raise ProtocolError("invalid", "%s is a reply, not a request" % message_type)
+        except ProtocolError as exc:
+            self._send_error(request_id, exc.code, exc.message)
+            return True
+        if message_type in ("Ping", "GetHelperInfo"):
+            self._handle(request_id, message_type, fields, blob)
+        else:
+            self._workers = [worker for worker in self._workers if worker.is_alive()]
+            worker = threading.Thread(
+                target=self._handle, args=(request_id, message_type, fields, blob)
+            )
+            worker.start()
+            self._workers.append(worker)
+        return True
+
+    def _send_error(self, request_id, code, message):
+        self.send(request_id, "Error", {"code": code, "message": message})
+
+    def _handle(self, request_id, message_type, fields, blob):
+        try:
+            reply_type, reply_fields, reply_blob = self._dispatch(message_type, fields, blob)
+        except RequestFailed as exc:
+            reply_type, reply_fields, reply_blob = "Error", {"code": exc.code, "message": exc.message}, b""
+        except tmux.TmuxMissing as exc:
+            reply_type, reply_fields, reply_blob = "Error", {"code": "missing_binary", "message": str(exc)}, b""
+        except tmux.TmuxError as exc:
+            reply_type, reply_fields, reply_blob = "Error", {"code": "tmux", "message": str(exc)}, b""
+        except Exception as exc:
+            traceback.print_exc()
+            message = "%s: %s" % (type(exc).__name__, exc)
+            reply_type, reply_fields, reply_blob = "Error", {"code": "internal", "message": message}, b""
+        try:
+            self.send(request_id, reply_type, reply_fields, reply_blob)
+        except OSError:
+            # The controller went away; the work itself is done and recorded.
+            pass
+
+    def _dispatch(self, message_type, fields, blob):
+        if message_type == "Ping":
+            return "Pong", {}, blob
+        if message_type == "GetHelperInfo":
+            return "HelperInfo", self._helper_info(), b""
+        if message_type == "ListAgents":
+            return "AgentList", {"agents": agents.list_agents(fields["quiet_seconds"])}, b""
+        if message_type == "CreateAgent":
+            return "AgentReply", {"agent": agents.create_agent(fields)}, b""
+        if message_type == "StopAgent":
+            return "AgentReply", {"agent": agents.stop_agent(fields["name"])}, b""
+        if message_type == "StartAgent":
+            return "AgentReply", {"agent": agents.start_agent(fields["name"])}, b""
+        if message_type == "DestroyAgent":
+            agents.destroy_agent(fields["name"])
+            return "Done", {}, b""
+        if message_type == "SendMessage":
+            agents.send_message(fields)
+            return "Done", {}, b""
+        raise ProtocolError("unknown_type", "no handler for %s" % message_type)
+
+    def _helper_info(self):
+        return {
+            "version": self._helper_hash,
+            "pid": os.getpid(),
+            "python": platform.python_version(),
+            "hostname": socket.gethostname(),
+            "host_dir": state.host_dir(),
+        }
+
+
+def _take_over_stdio():
+    """Keep the channel on private descriptors; point fds 0-2 where children can do no harm.
+
+    Anything that writes to fd 1 (a stray print, a child process) would corrupt the frame
+    stream, so fd 1 becomes the log and the channel lives on descriptors no child inherits.
+    """
+    in_fd = os.dup(0)
+    out_fd = os.dup(1)
+    null_fd = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null_fd, 0)
+    os.close(null_fd)
+    log_fd = _open_log()
+    if log_fd is not None:
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return in_fd, out_fd
+
+
+def _open_log():
+    try:
+        log_dir = state.ensure_dir(os.path.join(state.host_dir(), "host"))
+        path = os.path.join(log_dir, "helper.log")
+        try:
+            if os.path.getsize(path) > _LOG_MAX_BYTES:
+                os.replace(path, path + ".1")
+        except OSError:
+            pass
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:
+        return None
+
+
+def main(helper_hash="dev"):
+    in_fd, out_fd = _take_over_stdio()
+    os.environ["MNGR_HELPER_PID"] = str(os.getpid())
+    Server(in_fd, out_fd, helper_hash).serve()

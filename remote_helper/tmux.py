@@ -1,0 +1,161 @@
+"""Thin wrapper over the tmux command line: every call is one tmux client invocation."""
+
+import os
+import subprocess
+import uuid
+
+SESSION_PREFIX = "mngr-"
+
+# Fields read for every pane in one `list-panes -a` call; tab-separated because mngr's
+# session names cannot contain tabs and tmux prints other names verbatim.
+_PANE_FORMAT = "\t".join(
+    [
+        "#{session_name}",
+        "#{window_index}",
+        "#{pane_index}",
+        "#{pane_pid}",
+        "#{pane_dead}",
+        "#{pane_dead_status}",
+        "#{window_activity}",
+        "#{session_attached}",
+    ]
+)
+
+
+class TmuxError(Exception):
+    pass
+
+
+class TmuxMissing(TmuxError):
+    pass
+
+
+def _environment():
+    env = dict(os.environ)
+    # Inside a tmux pane these would make tmux talk to the user's own server and session.
+    env.pop("TMUX", None)
+    env.pop("TMUX_PANE", None)
+    return env
+
+
+def run(args, input_bytes=None, check=True):
+    try:
+        completed = subprocess.run(
+            ["tmux", *args],
+            input=input_bytes,
+            stdin=None if input_bytes is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_environment(),
+        )
+    except FileNotFoundError:
+        raise TmuxMissing("tmux is not installed (not found on PATH)")
+    if check and completed.returncode != 0:
+        message = completed.stderr.decode("utf-8", "replace").strip() or "exit status %d" % completed.returncode
+        raise TmuxError("tmux %s: %s" % (args[0], message))
+    return completed
+
+
+def session_name(agent_name):
+    return SESSION_PREFIX + agent_name
+
+
+def exact_target(session):
+    """A target that matches only this exact session name (no prefix or pattern matching)."""
+    return "=" + session
+
+
+def agent_pane_target(session):
+    return "=%s:0.0" % session
+
+
+class Pane(object):
+    __slots__ = ("session", "window", "pane", "pid", "dead", "dead_status", "activity", "attached")
+
+    def __init__(self, fields):
+        self.session = fields[0]
+        self.window = fields[1]
+        self.pane = fields[2]
+        self.pid = _int_or_none(fields[3])
+        self.dead = fields[4] == "1"
+        self.dead_status = _int_or_none(fields[5])
+        self.activity = _int_or_none(fields[6])
+        self.attached = (_int_or_none(fields[7]) or 0) > 0
+
+
+def _int_or_none(text):
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def list_sessions_panes():
+    """Return {session name: Pane of window 0, pane 0} for every session of the tmux server."""
+    completed = run(["list-panes", "-a", "-F", _PANE_FORMAT], check=False)
+    if completed.returncode != 0:
+        error = completed.stderr.decode("utf-8", "replace")
+        if "no server running" in error or "error connecting" in error or "No such file" in error:
+            return {}
+        raise TmuxError("tmux list-panes: %s" % error.strip())
+    panes = {}
+    for line in completed.stdout.decode("utf-8", "replace").splitlines():
+        fields = line.split("\t")
+        if len(fields) != 8:
+            continue
+        pane = Pane(fields)
+        if pane.session in panes:
+            continue
+        # The agent is the process in window 0; ordering by list-panes puts window 0 pane 0 first
+        # but be explicit in case a user renumbered windows.
+        if pane.window == "0" and pane.pane == "0":
+            panes[pane.session] = pane
+    return panes
+
+
+def has_session(session):
+    return run(["has-session", "-t", exact_target(session)], check=False).returncode == 0
+
+
+def new_agent_session(session, work_dir, argv, env, width=200, height=50):
+    """Create a detached session whose window 0 runs ``argv`` and keeps its pane after exit.
+
+    The session first runs a placeholder so that remain-on-exit is set before the agent's
+    process starts: an agent that exits at once still leaves its pane (state DONE) behind.
+    """
+    env_args = []
+    for key, value in sorted(env.items()):
+        env_args.extend(["-e", "%s=%s" % (key, value)])
+    target = agent_pane_target(session)
+    run(
+        ["new-session", "-d", "-s", session, "-x", str(width), "-y", str(height), "-c", work_dir, "cat"]
+        + [";", "set-option", "-w", "-t", target, "remain-on-exit", "on"]
+        + [";", "respawn-pane", "-k", "-t", target, "-c", work_dir]
+        + env_args
+        + list(argv)
+    )
+
+
+def kill_session(session):
+    completed = run(["kill-session", "-t", exact_target(session)], check=False)
+    return completed.returncode == 0
+
+
+def capture_pane(session):
+    return run(["capture-pane", "-p", "-t", agent_pane_target(session)]).stdout
+
+
+def send_text(session, text):
+    """Type ``text`` into the agent's pane literally, then press Enter.
+
+    Short text goes as literal keys; long text through a named paste buffer so that tmux's
+    command-line limits never truncate it.
+    """
+    target = agent_pane_target(session)
+    if len(text) <= 512 and "\n" not in text:
+        run(["send-keys", "-t", target, "-l", "--", text])
+    else:
+        buffer_name = "mngr-msg-" + uuid.uuid4().hex
+        run(["load-buffer", "-b", buffer_name, "-"], input_bytes=text.encode("utf-8"))
+        run(["paste-buffer", "-d", "-p", "-b", buffer_name, "-t", target])
+    run(["send-keys", "-t", target, "Enter"])

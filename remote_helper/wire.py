@@ -1,0 +1,191 @@
+"""The helper's side of the framed RPC wire format, written with the standard library only.
+
+A frame is a 12-byte header followed by a JSON body and an optional raw blob:
+
+    >III  request_id, body_length, blob_length
+    body  JSON object: {"type": "<MessageName>", ...fields}
+    blob  raw bytes (file contents and other bulk data travel here, never base64)
+
+The controller speaks the same format through msgspec Structs (``mngr.controller.protocol``);
+``MESSAGES`` below is the helper's copy of that schema and a contract test keeps the two equal.
+"""
+
+import json
+import struct
+
+HEADER = struct.Struct(">III")
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_BLOB_BYTES = 512 * 1024 * 1024
+
+# Field kinds understood by ``validate``: str, int, float, bool, map (str -> str),
+# list (of anything JSON), object (any JSON object), and "?"-suffixed optional variants.
+REQUIRED = object()
+
+MESSAGES = {
+    # requests
+    "Ping": {},
+    "GetHelperInfo": {},
+    "ListAgents": {"quiet_seconds": ("float", 10.0)},
+    "CreateAgent": {
+        "name": ("str", REQUIRED),
+        "agent_type": ("str", REQUIRED),
+        "command": ("str", REQUIRED),
+        "binary": ("str?", None),
+        "work_dir": ("str", REQUIRED),
+        "env": ("map", {}),
+        "labels": ("map", {}),
+    },
+    "StopAgent": {"name": ("str", REQUIRED)},
+    "StartAgent": {"name": ("str", REQUIRED)},
+    "DestroyAgent": {"name": ("str", REQUIRED)},
+    "SendMessage": {
+        "name": ("str", REQUIRED),
+        "text": ("str", REQUIRED),
+        "wait_ready": ("bool", False),
+        "ready_pattern": ("str?", None),
+        "ready_quiet_seconds": ("float", 1.0),
+        "ready_timeout": ("float", 60.0),
+    },
+    # replies
+    "Pong": {},
+    "HelperInfo": {
+        "version": ("str", REQUIRED),
+        "pid": ("int", REQUIRED),
+        "python": ("str", REQUIRED),
+        "hostname": ("str", REQUIRED),
+        "host_dir": ("str", REQUIRED),
+    },
+    "AgentList": {"agents": ("list", [])},
+    "AgentReply": {"agent": ("object", REQUIRED)},
+    "Done": {},
+    "Error": {"code": ("str", REQUIRED), "message": ("str", REQUIRED)},
+}
+
+# The fields of one agent as the helper reports it (the controller's ``AgentInfo``).
+AGENT_INFO_FIELDS = {
+    "id": ("str", REQUIRED),
+    "name": ("str", REQUIRED),
+    "type": ("str", REQUIRED),
+    "state": ("str", REQUIRED),
+    "command": ("str", REQUIRED),
+    "work_dir": ("str", REQUIRED),
+    "created_at": ("str", REQUIRED),
+    "labels": ("map", {}),
+    "pid": ("int?", None),
+    "exit_status": ("int?", None),
+    "idle_seconds": ("float?", None),
+    "problem": ("str?", None),
+}
+
+
+class RequestFailed(Exception):
+    """A request the helper could not carry out; ``code`` and ``message`` go into the Error reply."""
+
+    def __init__(self, code, message):
+        Exception.__init__(self, message)
+        self.code = code
+        self.message = message
+
+
+class ProtocolError(RequestFailed):
+    """A frame or message the helper cannot accept."""
+
+
+class FatalFrameError(ProtocolError):
+    """The stream cannot be resynchronised after this frame: reply, then close."""
+
+
+def _check_kind(kind, value):
+    if kind.endswith("?"):
+        if value is None:
+            return True
+        kind = kind[:-1]
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "map":
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
+    if kind == "list":
+        return isinstance(value, list)
+    if kind == "object":
+        return isinstance(value, dict)
+    raise ValueError("unknown field kind %r" % kind)
+
+
+def validate(fields, raw, what):
+    """Return a new dict with every field of ``fields``, defaults filled; unknown keys dropped."""
+    result = {}
+    for name, (kind, default) in fields.items():
+        if name in raw:
+            value = raw[name]
+            if not _check_kind(kind, value):
+                raise ProtocolError(
+                    "invalid", "%s.%s must be %s, got %s" % (what, name, kind, type(value).__name__)
+                )
+            if kind.rstrip("?") == "float" and value is not None:
+                value = float(value)
+            result[name] = value
+        elif default is REQUIRED:
+            raise ProtocolError("invalid", "%s is missing required field %r" % (what, name))
+        else:
+            result[name] = _copy_default(default)
+    return result
+
+
+def _copy_default(default):
+    if isinstance(default, dict):
+        return dict(default)
+    if isinstance(default, list):
+        return list(default)
+    return default
+
+
+def decode_body(body):
+    """Decode one frame body into (message_type, fields)."""
+    try:
+        raw = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError("bad_frame", "frame body is not valid JSON: %s" % exc)
+    if not isinstance(raw, dict):
+        raise ProtocolError("bad_frame", "frame body must be a JSON object")
+    message_type = raw.get("type")
+    if not isinstance(message_type, str):
+        raise ProtocolError("bad_frame", "frame body has no string 'type' field")
+    fields = MESSAGES.get(message_type)
+    if fields is None:
+        raise ProtocolError("unknown_type", "unknown message type %r" % message_type[:100])
+    return message_type, validate(fields, raw, message_type)
+
+
+def encode_body(message_type, fields):
+    """Encode a message, field order as in the schema (msgspec does the same)."""
+    ordered = {"type": message_type}
+    for name in MESSAGES[message_type]:
+        if name in fields:
+            ordered[name] = fields[name]
+    return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def encode_frame(request_id, body, blob=b""):
+    return HEADER.pack(request_id, len(body), len(blob)) + body + blob
+
+
+def parse_header(header):
+    """Return (request_id, body_length, blob_length) or raise FatalFrameError for absurd sizes."""
+    request_id, body_length, blob_length = HEADER.unpack(header)
+    if body_length > MAX_BODY_BYTES or blob_length > MAX_BLOB_BYTES:
+        raise FatalFrameError(
+            "bad_frame",
+            "frame too large (body %d bytes, blob %d bytes; limits %d and %d)"
+            % (body_length, blob_length, MAX_BODY_BYTES, MAX_BLOB_BYTES),
+        )
+    if body_length == 0:
+        raise FatalFrameError("bad_frame", "frame has an empty body")
+    return request_id, body_length, blob_length
