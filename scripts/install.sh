@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install mngr and everything it needs into ./.venv, on a fresh Debian or Ubuntu machine.
+#   PYTHON=python3.12 ./scripts/install.sh   to pick the interpreter (3.11 or newer)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+system_packages=(tmux)
+missing=()
+for package in "${system_packages[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    echo "installing system packages: ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python="${PYTHON:-python3}"
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "mngr needs Python 3.11 or newer; $python is $("$python" --version 2>&1). Set PYTHON=..." >&2
+    exit 1
+fi
+[[ -x .venv/bin/python ]] || "$python" -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+echo "mngr installed: $(pwd)/.venv/bin/mngr" >&2
