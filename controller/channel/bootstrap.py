@@ -26,7 +26,7 @@ import time
 import zlib
 from pathlib import Path
 
-from ..errors import BootstrapError
+from ..errors import BootstrapError, HostError
 from .stream import BufferedReader, Stream
 
 MARKER = b"MNGR-STAGE1 "
@@ -114,10 +114,8 @@ def complete_bootstrap(stream: Stream, reader: BufferedReader, timeout: float | 
     try:
         reader.read_until(MARKER, _NOISE_LIMIT, deadline)
         line = reader.read_until(b"\n", 200, deadline).decode("ascii", "replace").split()
-    except BootstrapError:
-        raise
-    except Exception as exc:
-        raise BootstrapError(stream.host, f"helper did not start: {exc}") from exc
+    except HostError as exc:
+        raise BootstrapError(stream.host, f"helper did not start: {exc.detail}") from exc
     if len(line) != 2 or line[0] != helper_hash or line[1] not in ("have", "need"):
         raise BootstrapError(stream.host, f"unexpected first-stage reply {' '.join(line)!r}")
     if line[1] == "have":

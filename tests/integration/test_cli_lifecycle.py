@@ -1,0 +1,280 @@
+"""Every agent command through the real CLI, against a real tmux server."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+
+def wait_for(predicate, what: str, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def agents(sandbox, *args: str) -> list[dict]:
+    result = sandbox.mngr("list", "--format", "json", *args)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["errors"] == []
+    return document["agents"]
+
+
+def by_name(sandbox) -> dict[str, dict]:
+    return {agent["name"]: agent for agent in agents(sandbox)}
+
+
+def create(sandbox, name: str, *command: str, extra: tuple[str, ...] = ()) -> None:
+    result = sandbox.mngr("create", name, "command", "--no-connect", *extra, "--", *(command or ("sleep", "600")))
+    assert result.returncode == 0, result.stderr
+
+
+def test_create_list_stop_start_destroy(sandbox) -> None:
+    create(sandbox, "alpha", extra=("--label", "team=infra", "--env", "GREETING=hi there"))
+    listed = by_name(sandbox)["alpha"]
+    assert listed["state"] in ("RUNNING", "WAITING")
+    assert listed["type"] == "command"
+    assert listed["host"] == "local" and listed["provider"] == "local"
+    assert listed["work_dir"] == str(sandbox.work_dir)
+    assert listed["command"] == "sleep 600"
+    assert listed["labels"] == {"team": "infra"}
+    assert listed["id"].startswith("agent-")
+    assert listed["created_at"]
+    assert sandbox.sessions() == ["mngr-alpha"]
+    record = json.loads((sandbox.host_dir / "agents" / listed["id"] / "record.json").read_text())
+    assert record["name"] == "alpha" and "GREETING" not in json.dumps(listed)
+
+    stopped = sandbox.mngr("stop", "alpha")
+    assert stopped.returncode == 0, stopped.stderr
+    assert by_name(sandbox)["alpha"]["state"] == "STOPPED"
+    assert sandbox.sessions() == []
+
+    started = sandbox.mngr("start", "alpha")
+    assert started.returncode == 0, started.stderr
+    assert by_name(sandbox)["alpha"]["state"] in ("RUNNING", "WAITING")
+    assert by_name(sandbox)["alpha"]["id"] == listed["id"]
+
+    destroyed = sandbox.mngr("destroy", "-f", "alpha")
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert agents(sandbox) == []
+    assert sandbox.sessions() == []
+    assert not (sandbox.host_dir / "agents" / listed["id"]).exists()
+
+
+def test_agent_gets_its_env_args_and_work_dir(sandbox) -> None:
+    out = sandbox.root / "out.txt"
+    script = 'printf "%s|%s|%s|%s|%s\\n" "$GREETING" "$MNGR_AGENT_NAME" "$(pwd)" "$1" "$2" > ' + str(out)
+    create(sandbox, "envy", "sh", "-c", script, "sh", "it's $(not) run", "b c",
+           extra=("--env", "GREETING=hello world"))
+    text = wait_for(lambda: out.exists() and out.read_text(), "agent output")
+    assert text == f"hello world|envy|{sandbox.work_dir}|it's $(not) run|b c\n"
+
+
+def test_done_state_keeps_the_exit_status(sandbox) -> None:
+    create(sandbox, "quitter", "sh", "-c", "exit 7")
+    agent = wait_for(lambda: by_name(sandbox)["quitter"]["state"] == "DONE" and by_name(sandbox)["quitter"],
+                     "DONE state")
+    assert agent["exit_status"] == 7
+    restarted = sandbox.mngr("start", "quitter")
+    assert restarted.returncode == 0, restarted.stderr
+
+
+def test_waiting_state_after_quiet_period(sandbox) -> None:
+    create(sandbox, "quiet", "sleep", "600")
+    env = {"MNGR_AGENT_QUIET_SECONDS": "1"}
+    wait_for(lambda: json.loads(sandbox.mngr("list", "--format", "json", env=env).stdout)["agents"][0]["state"]
+             == "WAITING", "WAITING state")
+
+
+def test_list_formats_and_filters(sandbox) -> None:
+    create(sandbox, "one", extra=("--label", "team=a"))
+    create(sandbox, "two", extra=("--label", "team=b"))
+    sandbox.mngr("stop", "two")
+    template = sandbox.mngr("list", "--format", "{name} {state} {labels[team]}")
+    assert template.returncode == 0, template.stderr
+    assert sorted(template.stdout.splitlines())[1] == "two STOPPED b"
+    jsonl = sandbox.mngr("list", "--format", "jsonl")
+    rows = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert [row["name"] for row in rows] == ["one", "two"]
+    assert {"id", "name", "type", "state", "host", "provider", "work_dir", "command", "created_at",
+            "labels"} <= set(rows[0])
+    assert [a["name"] for a in agents(sandbox, "--state", "stopped")] == ["two"]
+    assert [a["name"] for a in agents(sandbox, "--label", "team=a")] == ["one"]
+    assert [a["name"] for a in agents(sandbox, "--provider", "local")] == ["one", "two"]
+    human = sandbox.mngr("list")
+    assert human.stdout.splitlines()[0].split() == ["NAME", "STATE", "TYPE", "HOST", "PROVIDER", "AGE", "WORK_DIR"]
+    bad = sandbox.mngr("list", "--format", "{nope}")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown field {nope}" in bad.stderr
+
+
+def test_default_command_shapes(sandbox) -> None:
+    """`mngr NAME`, `mngr NAME TYPE` and `mngr -- ARGS` all create, as in the product brief."""
+    env = {"MNGR_DEFAULT_AGENT_TYPE": "command"}
+    assert sandbox.mngr("shape-a", "--no-connect", "--", "sleep", "600", env=env).returncode == 0
+    assert sandbox.mngr("shape-b", "command", "--no-connect", "--", "sleep", "600").returncode == 0
+    generated = sandbox.mngr("--no-connect", "--format", "{name}", "--", "sleep", "600", env=env)
+    assert generated.returncode == 0, generated.stderr
+    name = generated.stdout.strip()
+    assert set(by_name(sandbox)) == {"shape-a", "shape-b", name}
+    assert by_name(sandbox)["shape-b"]["type"] == "command"
+
+
+def test_claude_passthrough_arguments_reach_the_binary(sandbox) -> None:
+    """`mngr -- --model opus` runs claude with those arguments (a stand-in claude on PATH)."""
+    bin_dir = sandbox.root / "bin"
+    bin_dir.mkdir()
+    seen = sandbox.root / "claude-args"
+    fake = bin_dir / "claude"
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {seen}\nexec sleep 600\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{sandbox.env['PATH']}"}
+    result = sandbox.mngr("--no-connect", "--", "--model", "opus", env=env)
+    assert result.returncode == 0, result.stderr
+    assert wait_for(lambda: seen.exists() and seen.read_text(), "claude args") == "--model\nopus\n"
+    assert agents(sandbox)[0]["type"] == "claude"
+
+
+def test_initial_message_arrives_after_the_agent_is_ready(sandbox) -> None:
+    received = sandbox.root / "received.txt"
+    reader = f'while IFS= read -r line; do printf "%s\\n" "$line" >> {received}; done'
+    message = "Speed up one of my tests; don't touch $(HOME) or `this` \\ please"
+    result = sandbox.mngr("create", "listener", "command", "--no-connect", "--initial-message", message,
+                          "--", "sh", "-c", reader)
+    assert result.returncode == 0, result.stderr
+    assert wait_for(lambda: received.exists() and received.read_text(), "message") == message + "\n"
+
+
+def test_custom_agent_type_from_config(sandbox) -> None:
+    out = sandbox.root / "custom.txt"
+    config = sandbox.config_dir / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f"[agent_types.echoer]\ncommand = 'echo hello-from-echoer > {out}; sleep'\n")
+    result = sandbox.mngr("create", "custom", "echoer", "--no-connect", "--", "600")
+    assert result.returncode == 0, result.stderr
+    assert wait_for(lambda: out.exists() and out.read_text(), "custom output") == "hello-from-echoer\n"
+    assert by_name(sandbox)["custom"]["type"] == "echoer"
+
+
+def test_missing_binary_names_binary_and_host(sandbox) -> None:
+    result = sandbox.mngr("create", "nobin", "command", "--no-connect", "--", "definitely-not-a-binary-xyz")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "mngr: error: agent type 'command' needs 'definitely-not-a-binary-xyz', which was not found on PATH "
+        "on host 'local'\n"
+    )
+    assert agents(sandbox) == [] and sandbox.sessions() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (("create", "Bad_Name", "command", "--no-connect", "--", "true"), 2, "invalid agent name 'Bad_Name'"),
+        (("create", "a" * 64, "command", "--no-connect", "--", "true"), 2, "longer than 63 characters"),
+        (("create", "-x-", "--no-connect"), 2, ""),
+        (("create", "ok", "--in", "nowhere", "--no-connect"), 2, "unknown provider 'nowhere'"),
+        (("create", "ok", "nosuchtype", "--no-connect"), 2, "unknown agent type 'nosuchtype'"),
+        (("create", "ok", "command", "extra", "--no-connect"), 2, "too many arguments"),
+        (("create", "ok", "command", "--no-connect"), 2, "needs a command after '--'"),
+        (("create", "ok", "command", "--env", "1BAD=x", "--no-connect", "--", "true"), 2, "invalid key '1BAD'"),
+        (("create", "ok", "command", "--label", "novalue", "--no-connect", "--", "true"), 2, "expects KEY=VALUE"),
+        (("create", "ok", "command", "--host", "elsewhere", "--no-connect", "--", "true"), 2, "no host named"),
+        (("stop", "ghost"), 1, "no agent named 'ghost'"),
+        (("start", "ghost"), 1, "no agent named 'ghost'"),
+        (("destroy", "-f", "ghost"), 1, "no agent named 'ghost'"),
+        (("connect", "ghost"), 2, "needs a terminal"),
+        (("list", "--state", "sleeping"), 2, "sleeping"),
+        (("stop",), 2, "name at least one agent"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(sandbox, args, code, fragment) -> None:
+    result = sandbox.mngr(*args)
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert result.stderr.startswith("mngr: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+    assert agents(sandbox) == [] and sandbox.sessions() == []
+
+
+def test_duplicate_name_is_refused(sandbox) -> None:
+    create(sandbox, "twin")
+    again = sandbox.mngr("create", "twin", "command", "--no-connect", "--", "sleep", "600")
+    assert again.returncode == 1
+    assert "an agent named 'twin' already exists" in again.stderr
+    assert [a["name"] for a in agents(sandbox)] == ["twin"]
+
+
+def test_concurrent_creates_of_one_name_exactly_one_wins(sandbox) -> None:
+    import subprocess
+
+    processes = [
+        subprocess.Popen([str(Path(__import__("sys").executable).with_name("mngr")), "create", "race", "command",
+                          "--no-connect", "--", "sleep", "600"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=sandbox.env, cwd=sandbox.work_dir)
+        for _ in range(4)
+    ]
+    outcomes = [(p.wait(timeout=60), p.stderr.read()) for p in processes]
+    for p in processes:
+        p.stdout.close()
+        p.stderr.close()
+    assert sorted(code for code, _ in outcomes) == [0, 1, 1, 1]
+    for code, stderr in outcomes:
+        if code:
+            assert "already exists" in stderr and stderr.count("\n") == 1
+    assert [a["name"] for a in agents(sandbox)] == ["race"]
+    assert sandbox.sessions() == ["mngr-race"]
+    assert len(list((sandbox.host_dir / "agents").iterdir())) == 1
+
+
+def test_destroy_refuses_without_a_terminal_unless_forced(sandbox) -> None:
+    create(sandbox, "keeper")
+    refused = sandbox.mngr("destroy", "keeper")
+    assert refused.returncode == 2 and "use -f" in refused.stderr
+    assert [a["name"] for a in agents(sandbox)] == ["keeper"]
+    assert sandbox.mngr("destroy", "--all", "-f").returncode == 0
+    assert agents(sandbox) == []
+
+
+def test_stray_sessions_and_broken_records_are_reported_not_deleted(sandbox) -> None:
+    create(sandbox, "good")
+    sandbox.tmux("new-session", "-d", "-s", "mngr-stray", "sleep 600")
+    broken = sandbox.host_dir / "agents" / "agent-broken"
+    broken.mkdir(mode=0o700)
+    (broken / "record.json").write_text('{"name": "half')
+    listed = agents(sandbox)
+    problems = {a["name"] or a["id"]: a for a in listed if a["state"] == "UNKNOWN"}
+    assert set(problems) == {"stray", "agent-broken"}
+    assert "no agent record" in problems["stray"]["problem"]
+    assert "unreadable agent record" in problems["agent-broken"]["problem"]
+    assert "mngr-stray" in sandbox.sessions() and broken.exists()
+    # Destroying the stray session by name is the explicit way to clean it up.
+    assert sandbox.mngr("destroy", "-f", "stray").returncode == 0
+    assert "mngr-stray" not in sandbox.sessions()
+
+
+def test_create_without_a_terminal_does_not_attach(sandbox) -> None:
+    result = sandbox.mngr("create", "detached", "command", "--", "sleep", "600")
+    assert result.returncode == 0
+    assert "not attaching" in result.stderr
+    assert sandbox.sessions() == ["mngr-detached"]
+
+
+def test_every_command_has_help_and_unbuilt_ones_say_so(sandbox) -> None:
+    from mngr.controller.cli.main import _COMMANDS, _UNBUILT
+
+    for command in [*_COMMANDS, *_UNBUILT]:
+        result = sandbox.mngr(command, "--help")
+        assert result.returncode == 0 and "Usage: mngr" in result.stdout, command
+    for command in _UNBUILT:
+        result = sandbox.mngr(command, "some-agent")
+        assert result.returncode == 3
+        assert result.stderr == f"mngr: error: 'mngr {command}' is not available in this version of mngr yet\n"
+    top = sandbox.mngr("--help")
+    assert all(command in top.stdout for command in [*_COMMANDS, *_UNBUILT])

@@ -1,0 +1,74 @@
+"""The dependency direction of DESIGN.md, checked on the source: controller -> providers -> channel."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute module names imported by a file (relative imports resolved)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package_parts = _module_name(path).split(".")[:-1]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package_parts[: len(package_parts) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+                if node.module is None:
+                    found.update(f"{module}.{alias.name}" for alias in node.names)
+            else:
+                module = node.module or ""
+            found.add(module)
+    return found
+
+
+def _module_name(path: Path) -> str:
+    relative = path.relative_to(ROOT).with_suffix("")
+    parts = list(relative.parts)
+    return ".".join(["mngr", *parts])
+
+
+def _files(folder: str) -> list[Path]:
+    return sorted((ROOT / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _files("remote_helper"), ids=lambda p: p.name)
+def test_helper_imports_only_the_standard_library(path: Path) -> None:
+    for module in _imports(path):
+        top = module.split(".")[0]
+        if module.startswith("mngr.remote_helper"):
+            continue
+        assert top in sys.stdlib_module_names, f"{path.name} imports {module}"
+
+
+@pytest.mark.parametrize("path", _files("providers"), ids=lambda p: p.name)
+def test_providers_use_only_the_channel_layer_of_the_controller(path: Path) -> None:
+    allowed = ("mngr.controller.channel", "mngr.controller.errors", "mngr.controller.plugin_spec")
+    for module in _imports(path):
+        if module.startswith("mngr.controller"):
+            assert module.startswith(allowed), f"{path.name} imports {module}"
+
+
+@pytest.mark.parametrize("path", _files("controller/channel"), ids=lambda p: p.name)
+def test_channel_layer_depends_on_nothing_above_it(path: Path) -> None:
+    for module in _imports(path):
+        if module.startswith("mngr."):
+            assert module.startswith(("mngr.controller.channel", "mngr.controller.errors", "mngr.remote_helper")), (
+                f"{path.name} imports {module}"
+            )
+
+
+def test_the_checker_sees_relative_imports() -> None:
+    """Guard against a checker that passes because it finds nothing."""
+    imports = _imports(ROOT / "controller" / "channel" / "rpc.py")
+    assert "mngr.controller.errors" in imports
+    assert "mngr.controller.channel.protocol" in imports

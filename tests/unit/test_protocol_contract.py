@@ -1,0 +1,152 @@
+"""The controller's msgspec schema and the helper's stdlib schema must describe one protocol."""
+
+from __future__ import annotations
+
+import json
+import os
+import types
+import typing
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from mngr.controller.channel import protocol
+from mngr.remote_helper import wire
+
+GOLDEN_DIR = Path(__file__).parent.parent / "golden"
+
+AGENT = protocol.AgentInfo(
+    id="agent-0123", name="demo", type="command", state="RUNNING", command="sleep 60",
+    work_dir="/tmp/wd", created_at="2026-01-01T00:00:00.000+00:00", labels={"team": "infra"},
+    pid=42, exit_status=None, idle_seconds=1.5, problem=None,
+)
+
+# One instance of every message type, with awkward values where a field allows them.
+SAMPLES: dict[str, msgspec.Struct] = {
+    "Ping": protocol.Ping(),
+    "GetHelperInfo": protocol.GetHelperInfo(),
+    "ListAgents": protocol.ListAgents(quiet_seconds=2.5),
+    "CreateAgent": protocol.CreateAgent(
+        name="demo", agent_type="command", command="echo 'héllo' \"$(x)\"; \\", binary="echo",
+        work_dir="/tmp/wd", env={"A": "1\n2", "B": "\u2603"}, labels={"k": "v"},
+    ),
+    "StopAgent": protocol.StopAgent("demo"),
+    "StartAgent": protocol.StartAgent("demo"),
+    "DestroyAgent": protocol.DestroyAgent("demo"),
+    "SendMessage": protocol.SendMessage(name="demo", text="line1\nline2\t\x01", wait_ready=True,
+                                        ready_pattern=r"^\$ ", ready_quiet_seconds=0.5, ready_timeout=9.0),
+    "Pong": protocol.Pong(),
+    "HelperInfo": protocol.HelperInfo(version="abc", pid=1, python="3.8.18", hostname="h", host_dir="/x"),
+    "AgentList": protocol.AgentList([AGENT, AGENT]),
+    "AgentReply": protocol.AgentReply(AGENT),
+    "Done": protocol.Done(),
+    "Error": protocol.Error(code="not_found", message="no agent named 'x'"),
+}
+
+
+def _kind(annotation: object) -> str:
+    """The helper's field kind for a msgspec field annotation."""
+    optional = False
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        members = [member for member in typing.get_args(annotation) if member is not type(None)]
+        optional = len(members) < len(typing.get_args(annotation))
+        (annotation,) = members
+    origin = typing.get_origin(annotation)
+    if annotation is str:
+        kind = "str"
+    elif annotation is bool:
+        kind = "bool"
+    elif annotation is int:
+        kind = "int"
+    elif annotation is float:
+        kind = "float"
+    elif origin is dict and typing.get_args(annotation) == (str, str):
+        kind = "map"
+    elif origin is list:
+        kind = "list"
+    elif isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        kind = "object"
+    else:
+        raise AssertionError(f"no helper kind for {annotation!r}")
+    return kind + ("?" if optional else "")
+
+
+def _schema(struct_type: type[msgspec.Struct]) -> dict[str, tuple[str, object]]:
+    hints = typing.get_type_hints(struct_type)
+    schema = {}
+    for field in msgspec.structs.fields(struct_type):
+        default = field.default if field.default is not msgspec.NODEFAULT else field.default_factory
+        if default is msgspec.NODEFAULT:
+            default = wire.REQUIRED
+        elif callable(default):
+            default = default()
+        schema[field.name] = (_kind(hints[field.name]), default)
+    return schema
+
+
+def test_every_message_type_is_known_to_both_sides() -> None:
+    controller_types = {t.__name__ for t in protocol.REQUEST_TYPES + protocol.REPLY_TYPES}
+    assert controller_types == set(wire.MESSAGES)
+    assert controller_types == set(SAMPLES)
+
+
+@pytest.mark.parametrize("struct_type", protocol.REQUEST_TYPES + protocol.REPLY_TYPES, ids=lambda t: t.__name__)
+def test_field_names_kinds_and_defaults_match(struct_type: type[msgspec.Struct]) -> None:
+    assert _schema(struct_type) == wire.MESSAGES[struct_type.__name__]
+
+
+def test_agent_info_fields_match() -> None:
+    assert _schema(protocol.AgentInfo) == wire.AGENT_INFO_FIELDS
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_round_trip_through_both_codecs(name: str) -> None:
+    message = SAMPLES[name]
+    body = protocol.encode_body(message)
+    message_type, fields = wire.decode_body(body)
+    assert message_type == name
+    helper_body = wire.encode_body(message_type, fields)
+    assert helper_body == body, "helper re-encoding must be byte-identical"
+    decoded = protocol.decode_request(helper_body) if name in {t.__name__ for t in protocol.REQUEST_TYPES} \
+        else protocol.decode_reply(helper_body)
+    assert decoded == message
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_golden_frames(name: str) -> None:
+    """Frames checked into tests/golden: a change to the wire format shows up as a diff."""
+    frame = protocol.encode_frame(7, SAMPLES[name], b"\x00\xff" if name == "Ping" else b"")
+    golden = GOLDEN_DIR / f"{name}.frame"
+    if os.environ.get("MNGR_UPDATE_GOLDEN"):
+        golden.write_bytes(frame)
+    assert golden.exists(), f"missing {golden}; run with MNGR_UPDATE_GOLDEN=1 once to record it"
+    assert frame == golden.read_bytes()
+    request_id, body_length, blob_length = wire.parse_header(frame[: wire.HEADER.size])
+    assert request_id == 7
+    body = frame[wire.HEADER.size : wire.HEADER.size + body_length]
+    assert wire.decode_body(body)[0] == name
+    assert len(frame) == wire.HEADER.size + body_length + blob_length
+
+
+def test_helper_rejects_wrong_types_and_missing_fields() -> None:
+    with pytest.raises(wire.ProtocolError) as excinfo:
+        wire.decode_body(json.dumps({"type": "StopAgent"}).encode())
+    assert excinfo.value.code == "invalid"
+    with pytest.raises(wire.ProtocolError):
+        wire.decode_body(json.dumps({"type": "StopAgent", "name": 5}).encode())
+    with pytest.raises(wire.ProtocolError):
+        wire.decode_body(json.dumps({"type": "CreateAgent", "name": "a", "agent_type": "x", "command": "c",
+                                     "work_dir": "/", "env": {"A": 1}}).encode())
+    with pytest.raises(wire.ProtocolError) as excinfo:
+        wire.decode_body(b'{"type": "Nope"}')
+    assert excinfo.value.code == "unknown_type"
+    with pytest.raises(wire.ProtocolError):
+        wire.decode_body(b"\xff\xfe")
+    with pytest.raises(wire.ProtocolError):
+        wire.decode_body(b"[1, 2]")
+
+
+def test_new_fields_from_a_newer_peer_are_ignored() -> None:
+    message_type, fields = wire.decode_body(b'{"type": "StopAgent", "name": "a", "future_field": 1}')
+    assert (message_type, fields) == ("StopAgent", {"name": "a"})

@@ -1,0 +1,40 @@
+"""`mngr --help` and `mngr list` must stay light: no docker, modal or paramiko on those paths."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("docker", "modal", "paramiko")
+
+_PROBE = """
+import json, sys
+from mngr.controller.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+finally:
+    sys.stdout.flush()
+    sys.__stderr__.write("\\nMODULES=" + json.dumps(sorted(sys.modules)) + "\\n")
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "--format", "json"]])
+def test_cli_does_not_import_heavy_sdks(sandbox, args: list[str]) -> None:
+    for package in ("docker", "paramiko"):
+        # The check means something only if the packages could be imported at all.
+        __import__(package)
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        capture_output=True, text=True, env=sandbox.env, cwd=sandbox.work_dir, timeout=60,
+    )
+    marker = result.stderr.rsplit("MODULES=", 1)
+    assert len(marker) == 2, result.stderr
+    modules = json.loads(marker[1])
+    assert "mngr.controller.cli.main" in modules
+    loaded = [m for m in modules if m.split(".")[0] in HEAVY]
+    assert loaded == [], f"mngr {' '.join(args)} imported {loaded}"
