@@ -25,7 +25,10 @@ class HostHandle:
         if self._client is None:
             stream = self.provider.open_stream(self.host)
             try:
-                self._client = RpcClient.bootstrap(stream, self.timeout)
+                if stream.needs_bootstrap:
+                    self._client = RpcClient.bootstrap(stream, self.timeout)
+                else:
+                    self._client = RpcClient(stream)
             except BaseException:
                 stream.close()
                 raise
@@ -68,6 +71,7 @@ class HostHandle:
             work_dir=work_dir,
             env=dict(env),
             labels=dict(labels),
+            base_env=self.provider.agent_base_env(self.host),
         )
         return self.client.call(request, protocol.AgentReply).agent
 
@@ -75,7 +79,8 @@ class HostHandle:
         return self.client.call(protocol.StopAgent(name), protocol.AgentReply).agent
 
     def start_agent(self, name: str) -> protocol.AgentInfo:
-        return self.client.call(protocol.StartAgent(name), protocol.AgentReply).agent
+        request = protocol.StartAgent(name, base_env=self.provider.agent_base_env(self.host))
+        return self.client.call(request, protocol.AgentReply).agent
 
     def destroy_agent(self, name: str) -> None:
         self.client.call(protocol.DestroyAgent(name), protocol.Done)

@@ -11,6 +11,7 @@ import pluggy
 
 from . import agent_types, plugin_spec
 from .config import Config
+from .entry_points import entry_points
 from .errors import UnknownAgentType, UnknownProvider
 
 if TYPE_CHECKING:
@@ -31,10 +32,17 @@ def plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     for name in filter(None, os.environ.get("MNGR_DISABLE_PLUGINS", "").split(",")):
         manager.set_blocked(name.strip())
     if load_entry_points:
-        try:
-            manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-        except Exception as exc:  # a broken third-party plugin must not break mngr
-            print(f"mngr: warning: a plugin failed to load: {exc}", file=sys.stderr)
+        for entry_point in entry_points(ENTRY_POINT_GROUP):
+            if manager.is_blocked(entry_point.name) or manager.has_plugin(entry_point.name):
+                continue
+            try:
+                manager.register(entry_point.load(), name=entry_point.name)
+            except Exception as exc:  # a broken third-party plugin must not break mngr
+                print(
+                    f"mngr: warning: plugin {entry_point.name!r} from {entry_point.distribution} "
+                    f"failed to load: {type(exc).__name__}: {exc}",
+                    file=sys.stderr,
+                )
     manager.check_pending()
     return manager
 

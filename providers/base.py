@@ -38,6 +38,10 @@ class Provider(ABC):
     def attach_argv(self, host: str, session: str) -> list[str]:
         """The command that attaches the user's terminal to a tmux session on ``host``."""
 
+    def agent_base_env(self, host: str) -> dict[str, str] | None:
+        """The environment agents on ``host`` start from; None means the helper's own."""
+        return None
+
     def check_host(self, host: str) -> None:
         """Raise a MngrError if ``host`` cannot belong to this provider (e.g. unknown name)."""
         if host not in self.known_hosts():

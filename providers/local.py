@@ -1,8 +1,12 @@
 """The local provider: the user's own machine, as one host named ``local``.
 
 The helper runs as a plain child process started with the same first stage every remote
-host gets, so the local host exercises exactly the path remote hosts use. Stopping the local
-host stops its agents and never powers anything off.
+host gets, so the local host exercises exactly the path remote hosts use. When the host
+daemon that helper starts is listening, later commands reach it over its unix socket
+instead (the warm path); if that fails for any reason they bootstrap again.
+
+Agents on the local host start from the environment of the ``mngr`` command that creates
+or starts them, as any program you start from your shell would.
 
 Settings (``[providers.local]`` in config):
 
@@ -16,13 +20,18 @@ import os
 import sys
 from collections.abc import Sequence
 
-from mngr.controller.channel.bootstrap import stage1_argv
-from mngr.controller.channel.stream import ProcessStream, Stream
+from mngr.controller.channel.bootstrap import daemon_socket_path, stage1_argv
+from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
 from mngr.controller.plugin_spec import hookimpl
 
 from .base import Provider
 
 LOCAL_HOST = "local"
+_MAX_SOCKET_PATH = 100  # as the helper: past sun_path's limit there is no warm path
+
+
+def host_dir() -> str:
+    return os.path.abspath(os.path.expanduser(os.environ.get("MNGR_HOST_DIR") or "~/.mngr"))
 
 
 class LocalProvider(Provider):
@@ -36,8 +45,20 @@ class LocalProvider(Provider):
 
     def open_stream(self, host: str) -> Stream:
         self.check_host(host)
+        path = daemon_socket_path(host_dir(), os.environ.get("TMUX_TMPDIR", ""))
+        if len(path) <= _MAX_SOCKET_PATH:
+            try:
+                return SocketStream.connect(LOCAL_HOST, path)
+            except OSError:
+                pass  # no daemon (yet): the bootstrap below starts one for next time
         python = str(self.settings.get("python") or sys.executable)
         return ProcessStream(LOCAL_HOST, stage1_argv(python))
+
+    def agent_base_env(self, host: str) -> dict[str, str] | None:
+        env = dict(os.environ)
+        for key in ("TMUX", "TMUX_PANE"):
+            env.pop(key, None)
+        return env
 
     def attach_argv(self, host: str, session: str) -> list[str]:
         self.check_host(host)

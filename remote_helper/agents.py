@@ -6,15 +6,12 @@ created, and removed (by an atomic rename out of the way) only after the session
 """
 
 import os
-import re
-import shutil
 import time
-import uuid
 
 from . import state, tmux
 from .wire import RequestFailed
 
-NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 RUNNING = "RUNNING"
 WAITING = "WAITING"
@@ -27,7 +24,15 @@ _DROPPED_ENV = ("TMUX", "TMUX_PANE", "MNGR_HELPER_PID")
 
 
 def check_name(name):
-    if not NAME_PATTERN.match(name):
+    # Same rule as the controller's pattern ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$, without
+    # importing re: every helper start pays for its imports.
+    valid = (
+        0 < len(name) <= 63
+        and not name.startswith("-")
+        and not name.endswith("-")
+        and all(char in _NAME_CHARACTERS for char in name)
+    )
+    if not valid:
         raise RequestFailed(
             "invalid",
             "invalid agent name %r: use lowercase letters, digits and hyphens, at most 63 characters"
@@ -159,13 +164,17 @@ def _check_binary(binary, env):
     if "/" in binary:
         found = os.path.isfile(binary) and os.access(binary, os.X_OK)
     else:
-        found = shutil.which(binary, path=env.get("PATH", os.defpath)) is not None
+        found = any(
+            os.path.isfile(os.path.join(directory, binary)) and os.access(os.path.join(directory, binary), os.X_OK)
+            for directory in env.get("PATH", os.defpath).split(os.pathsep)
+            if directory
+        )
     if not found:
         raise RequestFailed("missing_binary", "%r was not found on PATH" % binary)
 
 
-def _agent_env(agent_id, name, extra_env):
-    env = dict(os.environ)
+def _agent_env(agent_id, name, extra_env, base_env=None):
+    env = dict(os.environ if base_env is None else base_env)
     for key in _DROPPED_ENV:
         env.pop(key, None)
     env["MNGR_HOST_DIR"] = state.host_dir()
@@ -176,8 +185,8 @@ def _agent_env(agent_id, name, extra_env):
     return env
 
 
-def _launch(agent_id, record, extra_env):
-    env = _agent_env(agent_id, record["name"], extra_env)
+def _launch(agent_id, record, extra_env, base_env):
+    env = _agent_env(agent_id, record["name"], extra_env, base_env)
     _check_binary(record.get("binary"), env)
     tmux.new_agent_session(
         tmux.session_name(record["name"]),
@@ -201,7 +210,7 @@ def create_agent(request):
     work_dir = request["work_dir"]
     if not os.path.isdir(work_dir):
         raise RequestFailed("invalid", "work dir %s does not exist on this host" % work_dir)
-    _check_binary(request["binary"], _agent_env("", name, request["env"]))
+    _check_binary(request["binary"], _agent_env("", name, request["env"], request["base_env"]))
     session = tmux.session_name(name)
     with state.named_lock("agent-" + name):
         if _find_record(name)[1] is not None:
@@ -232,7 +241,7 @@ def create_agent(request):
             state.atomic_write_json(os.path.join(directory, "record.json"), record)
             events = os.path.join(directory, "events.jsonl")
             state.append_event(events, "created", agent_type=record["type"])
-            _launch(agent_id, record, request["env"])
+            _launch(agent_id, record, request["env"], request["base_env"])
         except BaseException:
             tmux.kill_session(session)
             _remove_agent_dir(agent_id)
@@ -253,7 +262,7 @@ def stop_agent(name):
         return _agent_info_now(record)
 
 
-def start_agent(name):
+def start_agent(name, base_env=None):
     check_name(name)
     with state.named_lock("agent-" + name):
         agent_id, record = _require_record(name)
@@ -263,7 +272,7 @@ def start_agent(name):
             return _agent_info_now(record)
         if pane is not None:
             tmux.kill_session(session)
-        _launch(agent_id, record, _read_env(agent_id))
+        _launch(agent_id, record, _read_env(agent_id), base_env)
         record["status"] = "running"
         directory = state.agent_dir(agent_id)
         state.atomic_write_json(os.path.join(directory, "record.json"), record)
@@ -274,11 +283,13 @@ def start_agent(name):
 def _remove_agent_dir(agent_id):
     """Move the dir out of sight in one rename, then delete it: listing never sees half a dir."""
     directory = state.agent_dir(agent_id)
-    graveyard = os.path.join(state.agents_dir(), ".destroyed-%s-%s" % (agent_id, uuid.uuid4().hex[:8]))
+    graveyard = os.path.join(state.agents_dir(), ".destroyed-%s-%s" % (agent_id, os.urandom(4).hex()))
     try:
         os.rename(directory, graveyard)
     except FileNotFoundError:
         return
+    import shutil
+
     shutil.rmtree(graveyard, ignore_errors=True)
 
 
@@ -319,7 +330,12 @@ def send_message(request):
 
 def _wait_until_ready(session, request):
     """Wait for the agent's screen to show its ready pattern, or to stop changing."""
-    pattern = re.compile(request["ready_pattern"]) if request["ready_pattern"] else None
+    import re
+
+    try:
+        pattern = re.compile(request["ready_pattern"]) if request["ready_pattern"] else None
+    except re.error as exc:
+        raise RequestFailed("invalid", "invalid ready pattern %r: %s" % (request["ready_pattern"], exc))
     quiet_seconds = request["ready_quiet_seconds"]
     deadline = time.monotonic() + request["ready_timeout"]
     last_screen = None

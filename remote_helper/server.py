@@ -7,11 +7,8 @@ the process exits, so a departing controller never leaves a half-done change beh
 """
 
 import os
-import platform
-import socket
 import sys
 import threading
-import traceback
 
 from . import agents, state, tmux
 from .wire import (
@@ -117,6 +114,8 @@ class Server(object):
         except tmux.TmuxError as exc:
             reply_type, reply_fields, reply_blob = "Error", {"code": "tmux", "message": str(exc)}, b""
         except Exception as exc:
+            import traceback
+
             traceback.print_exc()
             message = "%s: %s" % (type(exc).__name__, exc)
             reply_type, reply_fields, reply_blob = "Error", {"code": "internal", "message": message}, b""
@@ -138,7 +137,7 @@ class Server(object):
         if message_type == "StopAgent":
             return "AgentReply", {"agent": agents.stop_agent(fields["name"])}, b""
         if message_type == "StartAgent":
-            return "AgentReply", {"agent": agents.start_agent(fields["name"])}, b""
+            return "AgentReply", {"agent": agents.start_agent(fields["name"], fields["base_env"])}, b""
         if message_type == "DestroyAgent":
             agents.destroy_agent(fields["name"])
             return "Done", {}, b""
@@ -148,6 +147,9 @@ class Server(object):
         raise ProtocolError("unknown_type", "no handler for %s" % message_type)
 
     def _helper_info(self):
+        import platform
+        import socket
+
         return {
             "version": self._helper_hash,
             "pid": os.getpid(),
@@ -165,22 +167,27 @@ def _take_over_stdio():
     """
     in_fd = os.dup(0)
     out_fd = os.dup(1)
+    redirect_stderr_to_log("helper.log")
+    return in_fd, out_fd
+
+
+def redirect_stderr_to_log(name):
+    """Point fd 0 at /dev/null and fds 1 and 2 at the host's log file ``name``."""
     null_fd = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null_fd, 0)
     os.close(null_fd)
-    log_fd = _open_log()
+    log_fd = _open_log(name)
     if log_fd is not None:
         os.dup2(log_fd, 2)
         os.close(log_fd)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    return in_fd, out_fd
 
 
-def _open_log():
+def _open_log(name):
     try:
         log_dir = state.ensure_dir(os.path.join(state.host_dir(), "host"))
-        path = os.path.join(log_dir, "helper.log")
+        path = os.path.join(log_dir, name)
         try:
             if os.path.getsize(path) > _LOG_MAX_BYTES:
                 os.replace(path, path + ".1")
@@ -191,7 +198,24 @@ def _open_log():
         return None
 
 
+def _start_daemon(helper_hash):
+    try:
+        from . import daemon
+
+        helper_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        daemon.ensure_running(helper_hash, helper_dir)
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+
+
 def main(helper_hash="dev"):
     in_fd, out_fd = _take_over_stdio()
     os.environ["MNGR_HELPER_PID"] = str(os.getpid())
+    # Off the critical path: the first reply does not wait for the daemon to be spawned,
+    # but the process does not exit before the spawn is done.
+    starter = threading.Thread(target=_start_daemon, args=(helper_hash,))
+    starter.start()
     Server(in_fd, out_fd, helper_hash).serve()
+    starter.join()

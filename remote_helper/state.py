@@ -13,13 +13,12 @@ Every file is private to its user: directories 0700, files 0600.
 """
 
 import contextlib
-import datetime
 import errno
 import fcntl
 import json
 import os
 import threading
-import uuid
+import time
 
 
 def host_dir():
@@ -40,11 +39,12 @@ def ensure_dir(path):
 
 
 def now_iso():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03d+00:00" % (int(now * 1000) % 1000)
 
 
 def new_agent_id():
-    return "agent-" + uuid.uuid4().hex
+    return "agent-" + os.urandom(16).hex()
 
 
 def atomic_write_bytes(path, data, mode=0o600):
@@ -55,7 +55,7 @@ def atomic_write_bytes(path, data, mode=0o600):
     """
     directory = os.path.dirname(path)
     temp_path = os.path.join(
-        directory, ".%s.tmp-%d-%s" % (os.path.basename(path), os.getpid(), uuid.uuid4().hex[:8])
+        directory, ".%s.tmp-%d-%s" % (os.path.basename(path), os.getpid(), os.urandom(4).hex())
     )
     fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:

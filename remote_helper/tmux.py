@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import uuid
 
 SESSION_PREFIX = "mngr-"
 
@@ -155,7 +154,7 @@ def send_text(session, text):
     if len(text) <= 512 and "\n" not in text:
         run(["send-keys", "-t", target, "-l", "--", text])
     else:
-        buffer_name = "mngr-msg-" + uuid.uuid4().hex
+        buffer_name = "mngr-msg-" + os.urandom(8).hex()
         run(["load-buffer", "-b", buffer_name, "-"], input_bytes=text.encode("utf-8"))
         run(["paste-buffer", "-d", "-p", "-b", buffer_name, "-t", target])
     run(["send-keys", "-t", target, "Enter"])

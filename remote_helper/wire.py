@@ -34,9 +34,10 @@ MESSAGES = {
         "work_dir": ("str", REQUIRED),
         "env": ("map", {}),
         "labels": ("map", {}),
+        "base_env": ("map?", None),
     },
     "StopAgent": {"name": ("str", REQUIRED)},
-    "StartAgent": {"name": ("str", REQUIRED)},
+    "StartAgent": {"name": ("str", REQUIRED), "base_env": ("map?", None)},
     "DestroyAgent": {"name": ("str", REQUIRED)},
     "SendMessage": {
         "name": ("str", REQUIRED),

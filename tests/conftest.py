@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +23,8 @@ class Sandbox:
 
     def __init__(self, root: Path, tmux_dir: Path) -> None:
         self.root = root
-        self.host_dir = root / "host"
+        # Short, like ~/.mngr: the host daemon's socket path must fit in sun_path (108 bytes).
+        self.host_dir = tmux_dir / "host"
         self.config_dir = root / "config"
         self.work_dir = root / "work"
         self.tmux_dir = tmux_dir
@@ -56,6 +60,24 @@ class Sandbox:
         result = self.tmux("list-sessions", "-F", "#{session_name}")
         return sorted(result.stdout.split()) if result.returncode == 0 else []
 
+    def daemon_pids(self) -> list[int]:
+        """Host daemons started for this sandbox (each holds its pid file locked)."""
+        pids = []
+        for pid_file in (self.host_dir / "host").glob("daemon-*.pid"):
+            try:
+                pids.append(int(pid_file.read_text().split()[0]))
+            except (OSError, ValueError, IndexError):
+                continue
+        return [pid for pid in pids if _alive(pid)]
+
+    def stop_daemons(self) -> None:
+        # A helper may still be starting a daemon when the test ends: look twice.
+        for _ in range(2):
+            for pid in self.daemon_pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
+
     def apply_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
         for key in list(os.environ):
             if key.startswith("MNGR_") or key in ("TMUX", "TMUX_PANE"):
@@ -64,13 +86,22 @@ class Sandbox:
             monkeypatch.setenv(key, self.env[key])
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    # tmux sockets must fit in a unix socket path (108 bytes): keep them short and in /tmp.
-    tmux_dir = Path(tempfile.mkdtemp(prefix="mngr-tmux-", dir="/tmp"))
+    # Unix socket paths (tmux's, the host daemon's) must fit in 108 bytes: keep them in /tmp.
+    tmux_dir = Path(tempfile.mkdtemp(prefix="mngr-t-", dir="/tmp"))
     box = Sandbox(tmp_path, tmux_dir)
     try:
         yield box
     finally:
+        box.stop_daemons()
         box.tmux("kill-server")
         shutil.rmtree(tmux_dir, ignore_errors=True)

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import json
+import os
 import time
 import zlib
-from pathlib import Path
 
 from ..errors import BootstrapError, HostError
 from .stream import BufferedReader, Stream
@@ -73,27 +72,77 @@ main(h)
 """
 
 
-def _helper_source_dir() -> Path:
+def _helper_source_dir() -> str:
     import mngr.remote_helper
 
-    return Path(mngr.remote_helper.__file__).parent
+    return os.path.dirname(os.path.abspath(mngr.remote_helper.__file__))
 
 
 @functools.lru_cache(maxsize=1)
+def _helper_source() -> bytes:
+    directory = _helper_source_dir()
+    files = {}
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".py"):
+            with open(os.path.join(directory, name), encoding="utf-8") as handle:
+                files[f"{_HELPER_PACKAGE}/{name}"] = handle.read()
+    return json.dumps(files, sort_keys=True).encode("utf-8")
+
+
+@functools.lru_cache(maxsize=1)
+def helper_hash() -> str:
+    """Content hash of the helper shipped with this mngr: its version, as far as hosts know.
+
+    Hashing means reading every helper file and importing hashlib, a few ms that the warm
+    path otherwise never needs; so the hash is cached, keyed by each file's size and mtime.
+    """
+    directory = _helper_source_dir()
+    stamp = []
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".py"):
+            info = os.stat(os.path.join(directory, name))
+            stamp.append([name, info.st_size, info.st_mtime_ns])
+    cache_path = os.path.join(_cache_dir(), "helper-hash.json")
+    try:
+        with open(cache_path, encoding="utf-8") as handle:
+            cached = json.load(handle)
+        if cached.get("directory") == directory and cached.get("stamp") == stamp:
+            return str(cached["hash"])
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    import hashlib
+
+    digest = hashlib.sha256(_helper_source()).hexdigest()
+    try:
+        os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+        temp_path = f"{cache_path}.{os.getpid()}.tmp"
+        with open(temp_path, "w", encoding="utf-8") as handle:
+            json.dump({"directory": directory, "stamp": stamp, "hash": digest}, handle)
+        os.replace(temp_path, cache_path)
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return digest
+
+
+def _cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "mngr")
+
+
 def helper_payload() -> tuple[str, bytes]:
     """(content hash, zlib-compressed payload) for the helper package shipped with this mngr."""
-    files = {
-        f"{_HELPER_PACKAGE}/{path.name}": path.read_text(encoding="utf-8")
-        for path in sorted(_helper_source_dir().glob("*.py"))
-    }
-    source = json.dumps(files, sort_keys=True).encode("utf-8")
-    return hashlib.sha256(source).hexdigest(), zlib.compress(source, 9)
+    return helper_hash(), zlib.compress(_helper_source(), 6)
+
+
+def daemon_socket_path(host_dir: str, tmux_tmpdir: str) -> str:
+    """Where the host daemon of this helper version listens (mirrors remote_helper.daemon)."""
+    key = f"{helper_hash()[:16]}-{zlib.crc32(tmux_tmpdir.encode('utf-8')):08x}"
+    return os.path.join(host_dir, "host", f"daemon-{key}.sock")
 
 
 @functools.lru_cache(maxsize=1)
 def _stage1_command() -> str:
-    helper_hash, _ = helper_payload()
-    program = _STAGE1_SOURCE.replace("HASH", repr(helper_hash)).replace("PKG", _HELPER_PACKAGE)
+    program = _STAGE1_SOURCE.replace("HASH", repr(helper_hash())).replace("PKG", _HELPER_PACKAGE)
     encoded = base64.b64encode(zlib.compress(program.encode("utf-8"), 9)).decode("ascii")
     return f"import base64,zlib;exec(zlib.decompress(base64.b64decode('{encoded}')))"
 
@@ -110,15 +159,15 @@ def stage1_argv(python: str = "python3") -> list[str]:
 def complete_bootstrap(stream: Stream, reader: BufferedReader, timeout: float | None = 30.0) -> bool:
     """Wait for the first stage's marker, send the helper if asked. Returns True if it was sent."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    helper_hash, payload = helper_payload()
     try:
         reader.read_until(MARKER, _NOISE_LIMIT, deadline)
         line = reader.read_until(b"\n", 200, deadline).decode("ascii", "replace").split()
     except HostError as exc:
         raise BootstrapError(stream.host, f"helper did not start: {exc.detail}") from exc
-    if len(line) != 2 or line[0] != helper_hash or line[1] not in ("have", "need"):
+    if len(line) != 2 or line[0] != helper_hash() or line[1] not in ("have", "need"):
         raise BootstrapError(stream.host, f"unexpected first-stage reply {' '.join(line)!r}")
     if line[1] == "have":
         return False
+    _, payload = helper_payload()
     stream.write(len(payload).to_bytes(4, "big") + payload)
     return True

@@ -55,6 +55,9 @@ class CreateAgent(msgspec.Struct, tag=True, kw_only=True):
     work_dir: str
     env: dict[str, str] = {}
     labels: dict[str, str] = {}
+    # The environment the agent starts from (the user's, for the local host); None means the
+    # helper's own environment, as on a remote host.
+    base_env: dict[str, str] | None = None
 
 
 class StopAgent(msgspec.Struct, tag=True):
@@ -63,6 +66,7 @@ class StopAgent(msgspec.Struct, tag=True):
 
 class StartAgent(msgspec.Struct, tag=True):
     name: str
+    base_env: dict[str, str] | None = None
 
 
 class DestroyAgent(msgspec.Struct, tag=True):

@@ -10,10 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import subprocess
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import socket
+    import subprocess
 
 from ..errors import ChannelClosed, ChannelTimeout
 
@@ -22,6 +26,9 @@ class Stream(ABC):
     """A bidirectional byte stream to a helper process on one host."""
 
     host: str
+    # False for a stream that reaches an already running helper (the host daemon's socket):
+    # there is no first stage to talk to.
+    needs_bootstrap: bool = True
 
     @abstractmethod
     def write(self, data: bytes) -> None:
@@ -44,6 +51,8 @@ class ProcessStream(Stream):
     """A stream over a child process's stdin/stdout (stderr kept for diagnostics)."""
 
     def __init__(self, host: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        import subprocess
+
         self.host = host
         self.argv = list(argv)
         try:
@@ -112,6 +121,8 @@ class ProcessStream(Stream):
         self._close_stderr()
 
     def diagnostics(self) -> str:
+        import subprocess
+
         try:
             returncode = self._process.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
@@ -129,6 +140,53 @@ class ProcessStream(Stream):
     def _why(self) -> str:
         detail = self.diagnostics()
         return f" ({detail})" if detail else ""
+
+
+class SocketStream(Stream):
+    """A stream over a connected unix socket to a running host daemon."""
+
+    needs_bootstrap = False
+
+    def __init__(self, host: str, sock: socket.socket) -> None:
+        self.host = host
+        self._socket = sock
+        self._fd = sock.fileno()
+
+    @classmethod
+    def connect(cls, host: str, path: str) -> SocketStream:
+        """Connect to the daemon's socket; OSError if nothing listens there."""
+        import socket
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            raise
+        return cls(host, sock)
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._socket.sendall(data)
+        except OSError as exc:
+            raise ChannelClosed(self.host, f"host daemon connection closed while writing ({exc})") from exc
+
+    def read(self, max_bytes: int, timeout: float | None) -> bytes:
+        if timeout is not None:
+            ready, _, _ = select.select([self._fd], [], [], max(0.0, timeout))
+            if not ready:
+                raise ChannelTimeout(self.host, f"no reply within {timeout:.1f} s")
+        try:
+            return os.read(self._fd, max_bytes)
+        except OSError as exc:
+            raise ChannelClosed(self.host, f"host daemon connection failed: {exc}") from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._socket.close()
+
+    def diagnostics(self) -> str:
+        return "the host daemon closed the connection"
 
 
 class BufferedReader:

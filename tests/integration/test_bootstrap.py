@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import threading
@@ -20,7 +21,7 @@ def _connect(env, argv=None) -> RpcClient:
 
 
 def test_cold_cache_sends_the_helper_and_warm_cache_does_not(sandbox) -> None:
-    helper_hash, _ = bootstrap.helper_payload()
+    helper_hash = bootstrap.helper_hash()
     with _connect(sandbox.env) as first:
         assert first.helper_was_sent
         assert first.call(protocol.GetHelperInfo(), protocol.HelperInfo).version == helper_hash
@@ -46,23 +47,22 @@ def test_login_noise_before_the_marker_is_skipped(sandbox) -> None:
 def test_a_helper_of_another_version_is_never_reused(sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     with _connect(sandbox.env) as client:
         client.call(protocol.Ping(), protocol.Pong)
-    real_hash, _ = bootstrap.helper_payload()
+    real_hash = bootstrap.helper_hash()
     # A different helper source gives a different hash, so a new cache dir and a fresh send.
-    files = json.loads(zlib.decompress(bootstrap.helper_payload()[1]))
+    files = json.loads(bootstrap._helper_source())
     files["mngr_remote_helper/server.py"] += "\n# another version\n"
     source = json.dumps(files, sort_keys=True).encode()
-    import hashlib
-
-    other = (hashlib.sha256(source).hexdigest(), zlib.compress(source))
-    monkeypatch.setattr(bootstrap, "helper_payload", lambda: other)
+    other_hash = hashlib.sha256(source).hexdigest()
+    monkeypatch.setattr(bootstrap, "_helper_source", lambda: source)
+    monkeypatch.setattr(bootstrap, "helper_hash", lambda: other_hash)
     bootstrap._stage1_command.cache_clear()
     try:
         with _connect(sandbox.env) as client:
             assert client.helper_was_sent
-            assert client.call(protocol.GetHelperInfo(), protocol.HelperInfo).version == other[0]
+            assert client.call(protocol.GetHelperInfo(), protocol.HelperInfo).version == other_hash
     finally:
         bootstrap._stage1_command.cache_clear()
-    assert sorted(p.name for p in (sandbox.host_dir / "helper").iterdir()) == sorted([real_hash, other[0]])
+    assert sorted(p.name for p in (sandbox.host_dir / "helper").iterdir()) == sorted([real_hash, other_hash])
 
 
 def test_concurrent_cold_bootstraps_all_succeed(sandbox) -> None:
@@ -80,7 +80,7 @@ def test_concurrent_cold_bootstraps_all_succeed(sandbox) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert results == [bootstrap.helper_payload()[0]] * 8
+    assert results == [bootstrap.helper_hash()] * 8
     leftovers = [p.name for p in (sandbox.host_dir / "helper").iterdir() if p.name.startswith(".tmp")]
     assert leftovers == []
 
@@ -100,8 +100,8 @@ def test_a_first_stage_that_dies_reports_why(sandbox) -> None:
 
 
 def test_a_corrupted_transfer_is_refused(sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_hash, payload = bootstrap.helper_payload()
-    files = json.loads(zlib.decompress(payload))
+    real_hash = bootstrap.helper_hash()
+    files = json.loads(bootstrap._helper_source())
     files["mngr_remote_helper/server.py"] = "raise SystemExit('tampered')"
     tampered = zlib.compress(json.dumps(files, sort_keys=True).encode())
     monkeypatch.setattr(bootstrap, "helper_payload", lambda: (real_hash, tampered))

@@ -79,8 +79,9 @@ def test_agent_gets_its_env_args_and_work_dir(sandbox) -> None:
 
 def test_done_state_keeps_the_exit_status(sandbox) -> None:
     create(sandbox, "quitter", "sh", "-c", "exit 7")
-    agent = wait_for(lambda: by_name(sandbox)["quitter"]["state"] == "DONE" and by_name(sandbox)["quitter"],
-                     "DONE state")
+    # tmux may see the pane's terminal close a moment before it reaps the exit status.
+    agent = wait_for(lambda: (a := by_name(sandbox)["quitter"])["exit_status"] is not None and a, "exit status")
+    assert agent["state"] == "DONE"
     assert agent["exit_status"] == 7
     restarted = sandbox.mngr("start", "quitter")
     assert restarted.returncode == 0, restarted.stderr

@@ -29,10 +29,10 @@ SAMPLES: dict[str, msgspec.Struct] = {
     "ListAgents": protocol.ListAgents(quiet_seconds=2.5),
     "CreateAgent": protocol.CreateAgent(
         name="demo", agent_type="command", command="echo 'héllo' \"$(x)\"; \\", binary="echo",
-        work_dir="/tmp/wd", env={"A": "1\n2", "B": "\u2603"}, labels={"k": "v"},
+        work_dir="/tmp/wd", env={"A": "1\n2", "B": "\u2603"}, labels={"k": "v"}, base_env={"PATH": "/bin"},
     ),
     "StopAgent": protocol.StopAgent("demo"),
-    "StartAgent": protocol.StartAgent("demo"),
+    "StartAgent": protocol.StartAgent("demo", base_env=None),
     "DestroyAgent": protocol.DestroyAgent("demo"),
     "SendMessage": protocol.SendMessage(name="demo", text="line1\nline2\t\x01", wait_ready=True,
                                         ready_pattern=r"^\$ ", ready_quiet_seconds=0.5, ready_timeout=9.0),

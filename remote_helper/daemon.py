@@ -1,0 +1,174 @@
+"""The host daemon: the helper kept running, serving the same framed RPC on a unix socket.
+
+Starting a helper costs an interpreter start and its imports on every command; the daemon
+pays that once. Any helper started through the bootstrap makes sure a daemon of its own
+version is running (starting one, detached, if not). Controllers that can reach the socket
+use it; the others, and every controller when the daemon is gone, use the bootstrap path,
+which is always correct on its own.
+
+One daemon per host dir, helper version and tmux server: the socket and lock live in the
+host dir and their names carry the helper's hash and a checksum of TMUX_TMPDIR, so a
+daemon of another version, or one talking to another tmux server, is never used. A daemon exits after
+``IDLE_EXIT_SECONDS`` without a connection, or when its socket file disappears.
+"""
+
+import errno
+import fcntl
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+from . import state
+from .server import Server, redirect_stderr_to_log
+
+IDLE_EXIT_SECONDS = 15 * 60
+# sun_path holds 108 bytes on Linux; past that, there is simply no warm path.
+MAX_SOCKET_PATH = 100
+
+
+def daemon_key(helper_hash, environ=None):
+    environ = os.environ if environ is None else environ
+    tmux_dir = environ.get("TMUX_TMPDIR", "").encode("utf-8")
+    return "%s-%08x" % (helper_hash[:16], zlib.crc32(tmux_dir))
+
+
+def socket_path(helper_hash):
+    return os.path.join(state.host_dir(), "host", "daemon-%s.sock" % daemon_key(helper_hash))
+
+
+def is_running(path):
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+def ensure_running(helper_hash, helper_dir):
+    """Start a detached daemon for this helper version unless one answers already."""
+    path = socket_path(helper_hash)
+    if len(path) > MAX_SOCKET_PATH or os.environ.get("MNGR_HOST_DAEMON") == "0":
+        return
+    if is_running(path):
+        return
+    program = "import sys; sys.path.insert(0, %r); from mngr_remote_helper.daemon import main; main(%r)" % (
+        helper_dir,
+        helper_hash,
+    )
+    subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", program],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+        start_new_session=True,
+    )
+
+
+def _take_lock(path):
+    """Hold the daemon's lock for the life of the process, or return None if another has it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return None
+        raise
+    os.ftruncate(fd, 0)
+    os.write(fd, ("%d\n" % os.getpid()).encode("ascii"))
+    return fd
+
+
+class Daemon(object):
+    def __init__(self, helper_hash, listener, path):
+        self._helper_hash = helper_hash
+        self._listener = listener
+        self._path = path
+        self._inode = os.stat(path).st_ino
+        self._last_activity = time.monotonic()
+        self._connections = 0
+        self._guard = threading.Lock()
+
+    def serve_forever(self):
+        self._listener.settimeout(5.0)
+        while not self._should_exit():
+            try:
+                connection, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                raise
+            with self._guard:
+                self._connections += 1
+                self._last_activity = time.monotonic()
+            worker = threading.Thread(target=self._serve_connection, args=(connection,))
+            worker.daemon = True
+            worker.start()
+
+    def _serve_connection(self, connection):
+        try:
+            connection.setblocking(True)
+            fd = connection.fileno()
+            Server(fd, fd, self._helper_hash).serve()
+        except OSError:
+            pass
+        finally:
+            connection.close()
+            with self._guard:
+                self._connections -= 1
+                self._last_activity = time.monotonic()
+
+    def remove_socket_if_ours(self):
+        try:
+            if os.stat(self._path).st_ino == self._inode:
+                os.unlink(self._path)
+        except OSError:
+            pass
+
+    def _should_exit(self):
+        try:
+            if os.stat(self._path).st_ino != self._inode:
+                return True
+        except OSError:
+            return True
+        with self._guard:
+            idle = self._connections == 0 and time.monotonic() - self._last_activity > IDLE_EXIT_SECONDS
+        return idle
+
+
+def main(helper_hash):
+    redirect_stderr_to_log("daemon.log")
+    host_state = state.ensure_dir(os.path.join(state.host_dir(), "host"))
+    key = daemon_key(helper_hash)
+    lock_fd = _take_lock(os.path.join(host_state, "daemon-%s.pid" % key))
+    if lock_fd is None:
+        return  # another daemon of this version serves this host already
+    path = socket_path(helper_hash)
+    try:
+        os.unlink(path)  # left by a daemon that died; we hold the lock, so it is not in use
+    except FileNotFoundError:
+        pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o077)
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old_umask)
+    listener.listen(64)
+    os.environ["MNGR_HELPER_PID"] = str(os.getpid())
+    daemon = Daemon(helper_hash, listener, path)
+    try:
+        daemon.serve_forever()
+    finally:
+        listener.close()
+        daemon.remove_socket_if_ours()

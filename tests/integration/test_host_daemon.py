@@ -1,0 +1,128 @@
+"""The warm path: the host daemon serving RPC on a unix socket, and the fallback when it is gone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mngr.controller.channel import protocol
+from mngr.controller.channel.stream import ProcessStream, SocketStream
+from mngr.controller.errors import ChannelClosed
+from mngr.controller.hosts import HostHandle
+from mngr.providers.local import LocalProvider
+
+
+def wait_for(predicate, what: str, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def local(sandbox, monkeypatch: pytest.MonkeyPatch) -> LocalProvider:
+    sandbox.apply_env(monkeypatch)
+    return LocalProvider()
+
+
+def _helper_pid(provider: LocalProvider) -> tuple[int, bool]:
+    with HostHandle(provider, "local", timeout=30) as handle:
+        pid = handle.helper_info().pid
+        return pid, isinstance(handle.client.stream, SocketStream)
+
+
+def test_first_contact_starts_a_daemon_and_later_commands_use_it(sandbox, local: LocalProvider) -> None:
+    cold_pid, warm = _helper_pid(local)
+    assert not warm
+    (daemon_pid,) = wait_for(sandbox.daemon_pids, "the host daemon")
+    assert daemon_pid != cold_pid
+    socket_files = list((sandbox.host_dir / "host").glob("daemon-*.sock"))
+    assert len(socket_files) == 1 and socket_files[0].stat().st_mode & 0o077 == 0
+    wait_for(lambda: _helper_pid(local) == (daemon_pid, True), "a warm connection to the daemon")
+    # The CLI takes the same path.
+    assert sandbox.mngr("list").returncode == 0
+    assert sandbox.daemon_pids() == [daemon_pid]
+
+
+def test_daemon_killed_mid_request_then_the_next_command_falls_back(sandbox, local: LocalProvider) -> None:
+    assert sandbox.mngr("create", "busy", "command", "--no-connect", "--", "sleep", "600").returncode == 0
+    (daemon_pid,) = wait_for(sandbox.daemon_pids, "the host daemon")
+    handle = HostHandle(local, "local")
+    assert isinstance(handle.client.stream, SocketStream)
+    request = protocol.SendMessage(name="busy", text="x", wait_ready=True, ready_pattern="never-xyz",
+                                   ready_timeout=600)
+    import threading
+
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            handle.client.call(request, protocol.Done)
+        except BaseException as exc:  # asserted below
+            errors.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    time.sleep(0.3)
+    os.kill(daemon_pid, signal.SIGKILL)
+    thread.join(timeout=30)
+    (error,) = errors
+    assert isinstance(error, ChannelClosed) and "during SendMessage" in str(error)
+    handle.close()
+    # The socket file is stale now: the next command bootstraps, and a new daemon takes over.
+    listed = sandbox.mngr("list", "--format", "{name}")
+    assert listed.returncode == 0 and listed.stdout == "busy\n"
+    new_pid = wait_for(lambda: [p for p in sandbox.daemon_pids() if p != daemon_pid], "a new daemon")[0]
+    wait_for(lambda: _helper_pid(local) == (new_pid, True), "the new daemon to answer")
+
+
+def test_only_one_daemon_even_when_many_start_at_once(sandbox) -> None:
+    runs = [subprocess.Popen([str(Path(sys.executable).with_name("mngr")), "list"], env=sandbox.env,
+                             cwd=sandbox.work_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL) for _ in range(6)]
+    assert [run.wait(timeout=60) for run in runs] == [0] * 6
+    wait_for(sandbox.daemon_pids, "a daemon")
+    time.sleep(1.0)  # let any late starters lose the race for the lock and exit
+    assert len(sandbox.daemon_pids()) == 1
+    helpers = subprocess.run(["pgrep", "-f", f"{sandbox.host_dir}/helper/.*daemon"], capture_output=True, text=True)
+    assert len(helpers.stdout.split()) == 1
+
+
+def test_daemon_exits_when_its_socket_is_removed(sandbox, local: LocalProvider) -> None:
+    _helper_pid(local)
+    (daemon_pid,) = wait_for(sandbox.daemon_pids, "the host daemon")
+    (socket_file,) = (sandbox.host_dir / "host").glob("daemon-*.sock")
+    socket_file.unlink()
+    wait_for(lambda: daemon_pid not in sandbox.daemon_pids(), "the daemon to exit", timeout=30)
+
+
+def test_agents_get_the_environment_of_the_creating_command(sandbox, local: LocalProvider) -> None:
+    # The daemon was started from an environment without the variable...
+    _helper_pid(local)
+    wait_for(sandbox.daemon_pids, "the host daemon")
+    out = sandbox.root / "seen.txt"
+    # ...but an agent created later, through the daemon, sees the creating shell's value.
+    result = sandbox.mngr("create", "envcheck", "command", "--no-connect", "--", "sh", "-c",
+                          f'printf "%s" "$ONLY_IN_THIS_SHELL" > {out}; sleep 600',
+                          env={"ONLY_IN_THIS_SHELL": "from-the-shell"})
+    assert result.returncode == 0, result.stderr
+    assert wait_for(lambda: out.exists() and out.read_text(), "agent output") == "from-the-shell"
+
+
+def test_warm_path_can_be_turned_off(sandbox, local: LocalProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MNGR_HOST_DAEMON", "0")
+    sandbox.env["MNGR_HOST_DAEMON"] = "0"
+    assert sandbox.mngr("list").returncode == 0
+    time.sleep(0.5)
+    assert sandbox.daemon_pids() == []
+    with HostHandle(local, "local") as handle:
+        assert isinstance(handle.client.stream, ProcessStream)
