@@ -6,6 +6,7 @@ created, and removed (by an atomic rename out of the way) only after the session
 """
 
 import os
+import sys
 import time
 
 from . import state, tmux
@@ -19,8 +20,22 @@ DONE = "DONE"
 STOPPED = "STOPPED"
 UNKNOWN = "UNKNOWN"
 
-# Variables that describe the helper's own session and would confuse the agent.
-_DROPPED_ENV = ("TMUX", "TMUX_PANE", "MNGR_HELPER_PID")
+# Variables that describe the helper's own process or session and would confuse the agent.
+_DROPPED_ENV = ("TMUX", "TMUX_PANE", "MNGR_HELPER_PID", "MNGR_ORIGINAL_UMASK")
+
+# Runs in the agent's pane: replaces the environment the pane inherited from the tmux server
+# (whoever started it) with exactly the agent's, keeping what tmux sets for the terminal,
+# then becomes the agent's command. Reading it from a 0600 file keeps values such as API keys
+# off every command line (ps shows only this program and the file name).
+_LAUNCHER = (
+    "import json,os,sys\n"
+    "with open(sys.argv[1]) as f: spec = json.load(f)\n"
+    "env = spec['env']\n"
+    "for key in ('TERM', 'COLORTERM', 'TMUX', 'TMUX_PANE'):\n"
+    "    if key in os.environ: env[key] = os.environ[key]\n"
+    "os.umask(spec['umask'])\n"
+    "os.execve('/bin/sh', ['/bin/sh', '-c', spec['command']], env)\n"
+)
 
 
 def check_name(name):
@@ -188,11 +203,16 @@ def _agent_env(agent_id, name, extra_env, base_env=None):
 def _launch(agent_id, record, extra_env, base_env):
     env = _agent_env(agent_id, record["name"], extra_env, base_env)
     _check_binary(record.get("binary"), env)
+    if not os.path.isdir(record["work_dir"]):
+        raise RequestFailed("invalid", "work dir %s does not exist on this host" % record["work_dir"])
+    launch_path = os.path.join(state.agent_dir(agent_id), "launch.json")
+    state.atomic_write_json(
+        launch_path, {"env": env, "command": record["command"], "umask": state.original_umask()}
+    )
     tmux.new_agent_session(
         tmux.session_name(record["name"]),
         record["work_dir"],
-        ["/bin/sh", "-c", record["command"]],
-        env,
+        [sys.executable, "-I", "-S", "-c", _LAUNCHER, launch_path],
     )
 
 

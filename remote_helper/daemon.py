@@ -147,6 +147,7 @@ class Daemon(object):
 
 
 def main(helper_hash):
+    state.make_private()
     redirect_stderr_to_log("daemon.log")
     host_state = state.ensure_dir(os.path.join(state.host_dir(), "host"))
     key = daemon_key(helper_hash)

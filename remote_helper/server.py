@@ -211,6 +211,7 @@ def _start_daemon(helper_hash):
 
 
 def main(helper_hash="dev"):
+    state.make_private()
     in_fd, out_fd = _take_over_stdio()
     os.environ["MNGR_HELPER_PID"] = str(os.getpid())
     # Off the critical path: the first reply does not wait for the daemon to be spawned,

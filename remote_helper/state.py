@@ -21,6 +21,24 @@ import threading
 import time
 
 
+_original_umask = None
+
+
+def make_private():
+    """Create everything from here on 0700/0600; remember the umask the agents should get."""
+    global _original_umask
+    inherited = os.environ.get("MNGR_ORIGINAL_UMASK")
+    previous = os.umask(0o077)
+    _original_umask = int(inherited) if inherited and inherited.isdigit() else previous
+    os.environ["MNGR_ORIGINAL_UMASK"] = str(_original_umask)
+
+
+def original_umask():
+    if _original_umask is None:
+        return 0o022
+    return _original_umask
+
+
 def host_dir():
     return os.path.abspath(os.path.expanduser(os.environ.get("MNGR_HOST_DIR") or "~/.mngr"))
 

@@ -65,7 +65,8 @@ def exact_target(session):
 
 
 def agent_pane_target(session):
-    return "=%s:0.0" % session
+    """The agent's pane: the first window's active pane, whatever base-index the user set."""
+    return "=%s:^" % session
 
 
 class Pane(object):
@@ -90,7 +91,7 @@ def _int_or_none(text):
 
 
 def list_sessions_panes():
-    """Return {session name: Pane of window 0, pane 0} for every session of the tmux server."""
+    """Return {session name: Pane of its first window's first pane} for every session."""
     completed = run(["list-panes", "-a", "-F", _PANE_FORMAT], check=False)
     if completed.returncode != 0:
         error = completed.stderr.decode("utf-8", "replace")
@@ -103,11 +104,9 @@ def list_sessions_panes():
         if len(fields) != 8:
             continue
         pane = Pane(fields)
-        if pane.session in panes:
-            continue
-        # The agent is the process in window 0; ordering by list-panes puts window 0 pane 0 first
-        # but be explicit in case a user renumbered windows.
-        if pane.window == "0" and pane.pane == "0":
+        # list-panes orders windows and panes by index, so the first line of a session is its
+        # first window's first pane (window 0 unless the user set base-index).
+        if pane.session not in panes:
             panes[pane.session] = pane
     return panes
 
@@ -116,21 +115,18 @@ def has_session(session):
     return run(["has-session", "-t", exact_target(session)], check=False).returncode == 0
 
 
-def new_agent_session(session, work_dir, argv, env, width=200, height=50):
-    """Create a detached session whose window 0 runs ``argv`` and keeps its pane after exit.
+def new_agent_session(session, work_dir, argv, width=200, height=50):
+    """Create a detached session whose first window runs ``argv`` and keeps its pane after exit.
 
     The session first runs a placeholder so that remain-on-exit is set before the agent's
     process starts: an agent that exits at once still leaves its pane (state DONE) behind.
+    ``=session:`` names the session's only window and pane whatever the user's base-index.
     """
-    env_args = []
-    for key, value in sorted(env.items()):
-        env_args.extend(["-e", "%s=%s" % (key, value)])
-    target = agent_pane_target(session)
+    target = "=%s:" % session
     run(
         ["new-session", "-d", "-s", session, "-x", str(width), "-y", str(height), "-c", work_dir, "cat"]
         + [";", "set-option", "-w", "-t", target, "remain-on-exit", "on"]
         + [";", "respawn-pane", "-k", "-t", target, "-c", work_dir]
-        + env_args
         + list(argv)
     )
 

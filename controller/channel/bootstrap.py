@@ -33,13 +33,15 @@ _NOISE_LIMIT = 1024 * 1024
 _HELPER_PACKAGE = "mngr_remote_helper"
 
 _STAGE1_SOURCE = r"""
-import os, sys, hashlib, zlib, json
+import os, sys
+os.environ["MNGR_ORIGINAL_UMASK"] = str(os.umask(0o077))
 h = HASH
 d = os.path.join(os.path.expanduser(os.environ.get("MNGR_HOST_DIR") or "~/.mngr"), "helper")
 p = os.path.join(d, h)
 have = os.path.isdir(os.path.join(p, "PKG"))
 os.write(1, ("\nMNGR-STAGE1 %s %s\n" % (h, "have" if have else "need")).encode())
 if not have:
+    import hashlib, json, zlib
     def readn(n):
         b = b""
         while len(b) < n:
