@@ -141,17 +141,48 @@ def flatten(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, A
             yield path, value
 
 
-def validate(values: Mapping[str, Any], origin: str) -> None:
-    for key, expected in _TYPES.items():
-        if key not in values:
+_AGENT_TYPE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "command": str,
+    "ready_pattern": str,
+    "ready_quiet_seconds": (int, float),
+    "description": str,
+}
+
+
+def _check_type(origin: str, key: str, value: Any, expected: type | tuple[type, ...]) -> None:
+    # bool is an int subclass, but `agent_quiet_seconds = true` is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, expected):
+        type_name = expected.__name__ if isinstance(expected, type) else "number"
+        if type_name == "dict":
+            type_name = "table"
+        raise ConfigError(f"{origin}: {key} must be a {type_name}, got {value!r}")
+
+
+def validate(values: Mapping[str, Any], origin: str, strict_keys: bool = False) -> None:
+    """Check the types of every known key; with ``strict_keys``, reject unknown ones too.
+
+    Files are read leniently (a plugin may add keys mngr does not know); ``config set``
+    is strict, so that a typo never lands in a file.
+    """
+    for key, value in values.items():
+        expected = _TYPES.get(key)
+        if expected is None:
+            if strict_keys:
+                raise ConfigError(f"{origin}: unknown config key {key!r} (known: {', '.join(sorted(_TYPES))})")
             continue
-        value = values[key]
-        # bool is an int subclass, but `agent_quiet_seconds = true` is a mistake, not 1.
-        if isinstance(value, bool) or not isinstance(value, expected):
-            type_name = expected.__name__ if isinstance(expected, type) else "number"
-            if type_name == "dict":
-                type_name = "table"
-            raise ConfigError(f"{origin}: {key} must be a {type_name}, got {value!r}")
+        _check_type(origin, key, value, expected)
+    for name, section in values.get("agent_types", {}).items():
+        _check_type(origin, f"agent_types.{name}", section, dict)
+        for field_name, value in section.items():
+            field_type = _AGENT_TYPE_FIELDS.get(field_name)
+            if field_type is None:
+                raise ConfigError(
+                    f"{origin}: unknown key agent_types.{name}.{field_name} "
+                    f"(known: {', '.join(sorted(_AGENT_TYPE_FIELDS))})"
+                )
+            _check_type(origin, f"agent_types.{name}.{field_name}", value, field_type)
+    for name, section in values.get("providers", {}).items():
+        _check_type(origin, f"providers.{name}", section, dict)
 
 
 @dataclass

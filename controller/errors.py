@@ -16,7 +16,8 @@
             ├── AgentExists
             ├── RemoteAgentNotFound
             ├── AgentStopped
-            ├── MissingBinary
+            ├── MissingBinary     the agent's program is not on the host's PATH
+            ├── MissingTmux
             └── InvalidRequest
 
 Low-level exceptions (OSError, msgspec errors) are translated where they are caught, with
@@ -101,6 +102,10 @@ class MissingBinary(RemoteError):
     pass
 
 
+class MissingTmux(RemoteError):
+    pass
+
+
 class InvalidRequest(RemoteError):
     pass
 
@@ -110,6 +115,7 @@ _REMOTE_ERRORS: dict[str, type[RemoteError]] = {
     "not_found": RemoteAgentNotFound,
     "stopped": AgentStopped,
     "missing_binary": MissingBinary,
+    "missing_tmux": MissingTmux,
     "invalid": InvalidRequest,
 }
 

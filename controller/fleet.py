@@ -70,8 +70,8 @@ def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: flo
         except OSError as exc:
             return HostFailure(handle.host, handle.provider_name, str(exc))
 
-    if len(handles) == 1:
-        results = [query(handles[0])]
+    if len(handles) <= 1:
+        results = [query(handle) for handle in handles]
     else:
         from concurrent.futures import ThreadPoolExecutor
 

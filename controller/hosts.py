@@ -73,17 +73,17 @@ class HostHandle:
             labels=dict(labels),
             base_env=self.provider.agent_base_env(self.host),
         )
-        return self.client.call(request, protocol.AgentReply).agent
+        return self.client.call(request, protocol.AgentReply, timeout=self.timeout).agent
 
     def stop_agent(self, name: str) -> protocol.AgentInfo:
-        return self.client.call(protocol.StopAgent(name), protocol.AgentReply).agent
+        return self.client.call(protocol.StopAgent(name), protocol.AgentReply, timeout=self.timeout).agent
 
     def start_agent(self, name: str) -> protocol.AgentInfo:
         request = protocol.StartAgent(name, base_env=self.provider.agent_base_env(self.host))
-        return self.client.call(request, protocol.AgentReply).agent
+        return self.client.call(request, protocol.AgentReply, timeout=self.timeout).agent
 
     def destroy_agent(self, name: str) -> None:
-        self.client.call(protocol.DestroyAgent(name), protocol.Done)
+        self.client.call(protocol.DestroyAgent(name), protocol.Done, timeout=self.timeout)
 
     def send_message(
         self,
@@ -103,5 +103,6 @@ class HostHandle:
             ready_quiet_seconds=ready_quiet_seconds,
             ready_timeout=ready_timeout,
         )
-        self.client.call(request, protocol.Done)
+        timeout = None if self.timeout is None else self.timeout + (ready_timeout if wait_ready else 0)
+        self.client.call(request, protocol.Done, timeout=timeout)
 

@@ -29,9 +29,26 @@ def check_template(template: str, fields: Sequence[str]) -> None:
             raise UsageError(f"unknown field {{{root}}} in --format; fields: {', '.join(fields)}")
 
 
+class _BlankMissing(dict[str, Any]):
+    """A mapping whose absent keys read as empty: `{labels[team]}` on an agent without one."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+class _TemplateFormatter(string.Formatter):
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if value is None or value == "":
+            return ""  # an empty field stays empty whatever its format spec says
+        return super().format_field(value, format_spec)
+
+
 def render_template(template: str, row: Mapping[str, Any]) -> str:
-    values = {key: "" if value is None else value for key, value in row.items()}
-    return template.format_map(values)
+    values = {key: _BlankMissing(value) if isinstance(value, dict) else value for key, value in row.items()}
+    try:
+        return _TemplateFormatter().vformat(template, (), values)
+    except (ValueError, TypeError, IndexError, AttributeError) as exc:
+        raise UsageError(f"cannot render --format {template!r}: {exc}") from exc
 
 
 def to_json(document: Any) -> str:
@@ -47,7 +64,7 @@ def age(created_at: str, now: datetime.datetime | None = None) -> str:
         created = datetime.datetime.fromisoformat(created_at)
     except ValueError:
         return "-"
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     seconds = max(0, int((now - created).total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
-from . import agent_types, plugin_spec
+from . import agent_types as builtin_agent_types
+from . import plugin_spec
+from .agent_types import AgentType, from_config
 from .config import Config
 from .entry_points import entry_points
 from .errors import UnknownAgentType, UnknownProvider
@@ -28,7 +30,7 @@ def plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     # Built-ins go through the same hooks as third-party plugins, registered by name so an
     # entry point cannot register them a second time.
     manager.register(local, name="local")
-    manager.register(agent_types, name="builtin_agent_types")
+    manager.register(builtin_agent_types, name="builtin_agent_types")
     for name in filter(None, os.environ.get("MNGR_DISABLE_PLUGINS", "").split(",")):
         manager.set_blocked(name.strip())
     if load_entry_points:
@@ -43,14 +45,21 @@ def plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
                     f"failed to load: {type(exc).__name__}: {exc}",
                     file=sys.stderr,
                 )
-    manager.check_pending()
+    while True:  # a misspelled hook disables that plugin, not mngr
+        try:
+            manager.check_pending()
+            break
+        except pluggy.PluginValidationError as exc:
+            name = manager.get_name(exc.plugin) or repr(exc.plugin)
+            print(f"mngr: warning: plugin {name!r} is disabled: {exc}", file=sys.stderr)
+            manager.unregister(exc.plugin)
     return manager
 
 
 @dataclass
 class Registry:
     providers: dict[str, type[Provider]]
-    agent_types: dict[str, agent_types.AgentType]
+    agent_types: dict[str, AgentType]
 
     @classmethod
     def build(cls, config: Config) -> Registry:
@@ -59,12 +68,12 @@ class Registry:
         for provider_classes in reversed(manager.hook.mngr_providers()):
             for provider_class in provider_classes:
                 providers[provider_class.name] = provider_class
-        types: dict[str, agent_types.AgentType] = {}
+        types: dict[str, AgentType] = {}
         for type_list in reversed(manager.hook.mngr_agent_types()):
             for agent_type in type_list:
                 types[agent_type.name] = agent_type
         for name, section in config.section("agent_types").items():
-            types[name] = agent_types.from_config(name, section)
+            types[name] = from_config(name, section)
         return cls(providers, types)
 
     def provider(self, name: str, config: Config) -> Provider:
@@ -74,9 +83,9 @@ class Registry:
             raise UnknownProvider(f"unknown provider {name!r} (known: {known})")
         return provider_class(config.section(f"providers.{name}"))
 
-    def agent_type(self, name: str) -> agent_types.AgentType:
+    def agent_type(self, name: str) -> AgentType:
         agent_type = self.agent_types.get(name)
         if agent_type is None:
-            known = ", ".join(sorted(self.agent_types))
+            known = ", ".join(sorted(self.agent_types)) or "none"
             raise UnknownAgentType(f"unknown agent type {name!r} (known: {known})")
         return agent_type

@@ -148,7 +148,7 @@ def list_agents(quiet_seconds):
     now = time.time()
     agents = []
     claimed_sessions = set()
-    for agent_id, record in records.items():
+    for record in records.values():
         session = tmux.session_name(record["name"])
         claimed_sessions.add(session)
         agents.append(_info(record, panes.get(session), quiet_seconds, now))
@@ -330,7 +330,7 @@ def destroy_agent(name):
 
 def send_message(request):
     name = request["name"]
-    agent_id, record = _require_record(name)
+    agent_id, _ = _require_record(name)
     session = tmux.session_name(name)
     with state.named_lock("message-" + name):
         pane = tmux.list_sessions_panes().get(session)
@@ -355,7 +355,7 @@ def _wait_until_ready(session, request):
     try:
         pattern = re.compile(request["ready_pattern"]) if request["ready_pattern"] else None
     except re.error as exc:
-        raise RequestFailed("invalid", "invalid ready pattern %r: %s" % (request["ready_pattern"], exc))
+        raise RequestFailed("invalid", "invalid ready pattern %r: %s" % (request["ready_pattern"], exc)) from exc
     quiet_seconds = request["ready_quiet_seconds"]
     deadline = time.monotonic() + request["ready_timeout"]
     last_screen = None

@@ -12,6 +12,7 @@ daemon of another version, or one talking to another tmux server, is never used.
 ``IDLE_EXIT_SECONDS`` without a connection, or when its socket file disappears.
 """
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -155,10 +156,9 @@ def main(helper_hash):
     if lock_fd is None:
         return  # another daemon of this version serves this host already
     path = socket_path(helper_hash)
-    try:
-        os.unlink(path)  # left by a daemon that died; we hold the lock, so it is not in use
-    except FileNotFoundError:
-        pass
+    # A socket left by a daemon that died: we hold the lock, so it is not in use.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_umask = os.umask(0o077)
     try:

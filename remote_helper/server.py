@@ -6,6 +6,7 @@ arrive in any order. When the channel closes, requests already running are finis
 the process exits, so a departing controller never leaves a half-done change behind.
 """
 
+import contextlib
 import os
 import sys
 import threading
@@ -110,7 +111,7 @@ class Server(object):
         except RequestFailed as exc:
             reply_type, reply_fields, reply_blob = "Error", {"code": exc.code, "message": exc.message}, b""
         except tmux.TmuxMissing as exc:
-            reply_type, reply_fields, reply_blob = "Error", {"code": "missing_binary", "message": str(exc)}, b""
+            reply_type, reply_fields, reply_blob = "Error", {"code": "missing_tmux", "message": str(exc)}, b""
         except tmux.TmuxError as exc:
             reply_type, reply_fields, reply_blob = "Error", {"code": "tmux", "message": str(exc)}, b""
         except Exception as exc:
@@ -119,11 +120,9 @@ class Server(object):
             traceback.print_exc()
             message = "%s: %s" % (type(exc).__name__, exc)
             reply_type, reply_fields, reply_blob = "Error", {"code": "internal", "message": message}, b""
-        try:
+        # If the controller went away, the work itself is still done and recorded.
+        with contextlib.suppress(OSError):
             self.send(request_id, reply_type, reply_fields, reply_blob)
-        except OSError:
-            # The controller went away; the work itself is done and recorded.
-            pass
 
     def _dispatch(self, message_type, fields, blob):
         if message_type == "Ping":

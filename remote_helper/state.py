@@ -20,7 +20,6 @@ import os
 import threading
 import time
 
-
 _original_umask = None
 
 

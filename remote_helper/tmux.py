@@ -48,7 +48,7 @@ def run(args, input_bytes=None, check=True):
             env=_environment(),
         )
     except FileNotFoundError:
-        raise TmuxMissing("tmux is not installed (not found on PATH)")
+        raise TmuxMissing("tmux is not installed (not found on PATH)") from None
     if check and completed.returncode != 0:
         message = completed.stderr.decode("utf-8", "replace").strip() or "exit status %d" % completed.returncode
         raise TmuxError("tmux %s: %s" % (args[0], message))
@@ -70,7 +70,7 @@ def agent_pane_target(session):
 
 
 class Pane(object):
-    __slots__ = ("session", "window", "pane", "pid", "dead", "dead_status", "activity", "attached")
+    __slots__ = ("activity", "attached", "dead", "dead_status", "pane", "pid", "session", "window")
 
     def __init__(self, fields):
         self.session = fields[0]
@@ -124,10 +124,11 @@ def new_agent_session(session, work_dir, argv, width=200, height=50):
     """
     target = "=%s:" % session
     run(
-        ["new-session", "-d", "-s", session, "-x", str(width), "-y", str(height), "-c", work_dir, "cat"]
-        + [";", "set-option", "-w", "-t", target, "remain-on-exit", "on"]
-        + [";", "respawn-pane", "-k", "-t", target, "-c", work_dir]
-        + list(argv)
+        [
+            "new-session", "-d", "-s", session, "-x", str(width), "-y", str(height), "-c", work_dir, "cat",
+            ";", "set-option", "-w", "-t", target, "remain-on-exit", "on",
+            ";", "respawn-pane", "-k", "-t", target, "-c", work_dir, *argv,
+        ]
     )
 
 

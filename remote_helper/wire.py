@@ -153,7 +153,7 @@ def decode_body(body):
     try:
         raw = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError("bad_frame", "frame body is not valid JSON: %s" % exc)
+        raise ProtocolError("bad_frame", "frame body is not valid JSON: %s" % exc) from None
     if not isinstance(raw, dict):
         raise ProtocolError("bad_frame", "frame body must be a JSON object")
     message_type = raw.get("type")

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import msgspec
 
-from ..errors import ChannelClosed, MngrError, ProtocolViolation, remote_error
+from ..errors import ChannelClosed, ChannelTimeout, MngrError, ProtocolViolation, remote_error
 from . import protocol
 from .bootstrap import complete_bootstrap
 from .stream import BufferedReader, Stream
@@ -98,18 +98,26 @@ class RpcClient:
                     with self._replies_changed:
                         self._replies_changed.notify_all()
             else:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise ChannelTimeout(self.host, f"no reply to {what} in time")
                 with self._replies_changed:
                     if request_id not in self._replies and self._failure is None:
                         self._replies_changed.wait(timeout=0.05)
 
     def _read_one_frame(self, deadline: float | None, what: str) -> None:
         try:
+            # A timeout before any byte of the header arrived leaves the stream in step; one
+            # after it (mid-frame) does not, so from then on the client is unusable.
             header = self._reader.read_exact(protocol.HEADER.size, deadline)
             request_id, body_length, blob_length = protocol.HEADER.unpack(header)
             if body_length > protocol.MAX_BODY_BYTES or blob_length > protocol.MAX_BLOB_BYTES:
                 raise ProtocolViolation(self.host, f"reply frame too large ({body_length}+{blob_length} bytes)")
-            body = self._reader.read_exact(body_length, deadline)
-            blob = self._reader.read_exact(blob_length, deadline) if blob_length else b""
+            try:
+                body = self._reader.read_exact(body_length, deadline)
+                blob = self._reader.read_exact(blob_length, deadline) if blob_length else b""
+            except ChannelTimeout as exc:
+                self._fail(ChannelTimeout(self.host, f"reply to {what} stopped arriving mid-frame"))
+                raise self._failure from exc  # type: ignore[misc]
         except ChannelClosed as exc:
             self._fail(ChannelClosed(self.host, f"{exc.detail} during {what}"))
             raise self._failure from exc  # type: ignore[misc]

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import socket
-    import subprocess
 
 from ..errors import ChannelClosed, ChannelTimeout
 

@@ -63,22 +63,27 @@ def agent_row(info: AgentInfo, host: str, provider: str) -> dict[str, Any]:
     }
 
 
-def print_agents(
-    agents: Sequence[tuple[AgentInfo, str, str]],
-    output_format: str,
-    verb: str | None = None,
-) -> None:
+def check_format(output_format: str) -> None:
+    """Validate --format before a command changes anything."""
     output.check_template(output_format, AGENT_FIELDS)
-    rows = [agent_row(info, host, provider) for info, host, provider in agents]
+
+
+def print_agents(
+    agents: Sequence[tuple[AgentInfo, str, str, str]],
+    output_format: str,
+    single: bool = False,
+) -> None:
+    """Print (info, host, provider, what happened) rows; json is a list unless ``single``."""
+    rows = [agent_row(info, host, provider) for info, host, provider, _ in agents]
     if output_format == "json":
-        document: Any = rows[0] if len(rows) == 1 else rows
+        document: Any = rows[0] if single and len(rows) == 1 else rows
         click.echo(output.to_json(document))
     elif output_format == "jsonl":
         for row in rows:
             click.echo(output.to_jsonl(row))
     elif output_format == "human":
-        for row in rows:
-            click.echo(f"{verb or row['state'].lower()} agent {row['name']} ({row['type']}) on {row['host']} [{row['state']}]")
+        for row, (_, _, _, verb) in zip(rows, agents, strict=True):
+            click.echo(f"{verb} agent {row['name']} ({row['type']}) on {row['host']} [{row['state']}]")
     else:
         for row in rows:
             click.echo(output.render_template(output_format, row))

@@ -28,9 +28,10 @@ def config() -> None:
     """
 
 
-def _scope_path(app: App, scope: str) -> Path:
+def _scope_path(scope: str) -> Path:
+    """The file of one scope, found without loading (so a broken config can still be fixed)."""
     if scope == "user":
-        return app.config.user_path
+        return config_module.user_config_path()
     root = config_module.project_root()
     if root is None:
         raise UsageError("not inside a project (no .mngr/ folder or git repository above the current directory)")
@@ -59,21 +60,21 @@ def get(app: App, key: str) -> None:
 @click.argument("key")
 @click.argument("value")
 @_SCOPE
-@pass_app
-def set_(app: App, key: str, value: str, scope: str) -> None:
+def set_(key: str, value: str, scope: str) -> None:
     """Set KEY to VALUE in the user (default) or project file.
 
     VALUE is read as a TOML value when it is one (42, true, [1, 2]), else as a string.
+    The file is rewritten: comments in it are not kept.
     """
     import tomli_w
 
     parts = key.split(".")
     if not all(parts):
         raise UsageError(f"invalid key {key!r}")
-    path = _scope_path(app, scope)
+    path = _scope_path(scope)
     document = config_module.read_toml(path)
     config_module.set_path(document, parts, config_module.parse_value(value))
-    config_module.validate(document, str(path))
+    config_module.validate(document, str(path), strict_keys=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
     temp.write_text(tomli_w.dumps(document), encoding="utf-8")
@@ -96,12 +97,11 @@ def list_(app: App, output_format: str) -> None:
 @config.command("path", context_settings=_HELP)
 @click.option("--scope", type=click.Choice(["user", "project"]), default=None,
               help="Print only this file's path.")
-@pass_app
-def path(app: App, scope: str | None) -> None:
+def path(scope: str | None) -> None:
     """Print where the config files are (whether or not they exist yet)."""
     if scope:
-        click.echo(str(_scope_path(app, scope)))
+        click.echo(str(_scope_path(scope)))
         return
-    click.echo(f"user: {app.config.user_path}")
-    project = app.config.project_path
+    click.echo(f"user: {config_module.user_config_path()}")
+    project = config_module.project_config_path()
     click.echo(f"project: {project if project else '(not inside a project)'}")

@@ -10,7 +10,14 @@ import click
 from ..errors import MissingBinary, MngrError, UsageError
 from ..hosts import HostHandle
 from ..names import generate_name, validate_name
-from .common import ENV_NAME_PATTERN, LABEL_KEY_PATTERN, attach, parse_pairs, print_agents
+from .common import (
+    ENV_NAME_PATTERN,
+    LABEL_KEY_PATTERN,
+    attach,
+    check_format,
+    parse_pairs,
+    print_agents,
+)
 from .context import App, pass_app
 
 AGENT_ARGS_KEY = "mngr.agent_args"
@@ -69,6 +76,7 @@ def create(
       mngr create --no-connect --initial-message "fix the flaky test"
     """
     agent_args: list[str] = ctx.meta.get(AGENT_ARGS_KEY, [])
+    check_format(output_format)
     if len(words) > 2:
         raise UsageError(f"too many arguments: {' '.join(words[2:])!r} (put agent arguments after '--')")
     name = _pick("name", words[0] if words else None, name_option) or generate_name()
@@ -116,7 +124,7 @@ def create(
             except MngrError as exc:
                 detail = getattr(exc, "detail", str(exc))
                 raise MngrError(f"agent {name!r} was created, but the initial message was not sent: {detail}") from exc
-        print_agents([(info, host_name, provider.name)], output_format, verb="created")
+        print_agents([(info, host_name, provider.name, "created")], output_format, single=True)
 
     if connect:
         if sys.stdin.isatty() and sys.stdout.isatty():

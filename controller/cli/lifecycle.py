@@ -3,74 +3,108 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import click
 
+from ..channel.protocol import AgentInfo
 from ..errors import MngrError, UsageError
 from ..fleet import FleetListing, LocatedAgent, list_fleet, locate
-from .common import attach, print_agents
+from .common import attach, check_format, print_agents
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
+_LIVE = ("RUNNING", "WAITING")
 
 
-def _find(app: App, names: tuple[str, ...], every: bool) -> tuple[FleetListing, list[LocatedAgent]]:
+def _find(
+    app: App, names: tuple[str, ...], every: bool, selected_states: tuple[str, ...]
+) -> tuple[FleetListing, list[LocatedAgent]]:
+    """The agents named, or with --all every agent in one of ``selected_states``."""
     if every and names:
         raise UsageError("give agent names or --all, not both")
     if not every and not names:
         raise UsageError("name at least one agent (or use --all)")
     listing = list_fleet(app.providers(), app.quiet_seconds, app.host_timeout)
     try:
-        agents = [a for a in listing.agents if a.info.state != "UNKNOWN"] if every else locate(listing, names)
+        if every:
+            agents = [a for a in listing.agents if a.info.state in selected_states]
+        else:
+            agents = locate(listing, names)
     except BaseException:
         listing.close()
         raise
     return listing, agents
 
 
-def _each(agents: list[LocatedAgent], action: str, run: object) -> None:
-    """Run ``run(agent)`` for every agent; report each failure, exit 1 if any failed."""
+def _each(agents: list[LocatedAgent], action: str, run: Callable[[LocatedAgent], None]) -> int:
+    """Run ``run(agent)`` for every agent, reporting each failure; return how many failed."""
     failed = 0
     for agent in agents:
         try:
-            run(agent)  # type: ignore[operator]
+            run(agent)
         except MngrError as exc:
             failed += 1
             click.echo(f"mngr: error: {action} {agent.info.name}: {getattr(exc, 'detail', exc)}", err=True)
+    return failed
+
+
+def _change_state(
+    app: App,
+    names: tuple[str, ...],
+    every: bool,
+    output_format: str,
+    action: str,
+    selected_states: tuple[str, ...],
+    change: Callable[[LocatedAgent], tuple[AgentInfo, str]],
+) -> None:
+    check_format(output_format)
+    listing, agents = _find(app, names, every, selected_states)
+    results: list[tuple[AgentInfo, str, str, str]] = []
+    with listing:
+        def run(agent: LocatedAgent) -> None:
+            info, verb = change(agent)
+            results.append((info, agent.host, agent.provider, verb))
+
+        failed = _each(agents, action, run)
+    print_agents(results, output_format)
     if failed:
         sys.exit(1)
 
 
 @click.command(context_settings=_HELP)
 @click.argument("names", nargs=-1)
-@click.option("--all", "every", is_flag=True, help="Stop every agent on every host.")
+@click.option("--all", "every", is_flag=True, help="Stop every agent that is not stopped yet.")
 @click.option("--format", "output_format", default="human", show_default=True, help="human, json, jsonl or a template.")
 @pass_app
 def stop(app: App, names: tuple[str, ...], every: bool, output_format: str) -> None:
     """Stop agents: their processes end, their records stay for `mngr start`."""
-    listing, agents = _find(app, names, every)
-    with listing:
-        def run(agent: LocatedAgent) -> None:
-            info = agent.handle.stop_agent(agent.info.name)
-            print_agents([(info, agent.host, agent.provider)], output_format, verb="stopped")
 
-        _each(agents, "stop", run)
+    def change(agent: LocatedAgent) -> tuple[AgentInfo, str]:
+        if agent.info.state == "STOPPED":
+            return agent.info, "already stopped:"
+        return agent.handle.stop_agent(agent.info.name), "stopped"
+
+    _change_state(app, names, every, output_format, "stop", (*_LIVE, "DONE"), change)
 
 
 @click.command(context_settings=_HELP)
 @click.argument("names", nargs=-1)
-@click.option("--all", "every", is_flag=True, help="Start every stopped agent on every host.")
+@click.option("--all", "every", is_flag=True, help="Start every stopped agent.")
 @click.option("--format", "output_format", default="human", show_default=True, help="human, json, jsonl or a template.")
 @pass_app
 def start(app: App, names: tuple[str, ...], every: bool, output_format: str) -> None:
-    """Start stopped agents again, from their records (same command, work dir and env)."""
-    listing, agents = _find(app, names, every)
-    with listing:
-        def run(agent: LocatedAgent) -> None:
-            info = agent.handle.start_agent(agent.info.name)
-            print_agents([(info, agent.host, agent.provider)], output_format, verb="started")
+    """Start stopped agents again, from their records (same command, work dir and env).
 
-        _each(agents, "start", run)
+    An agent whose process exited (DONE) is started afresh; a running one is left alone.
+    """
+
+    def change(agent: LocatedAgent) -> tuple[AgentInfo, str]:
+        if agent.info.state in _LIVE:
+            return agent.info, "already running:"
+        return agent.handle.start_agent(agent.info.name), "started"
+
+    _change_state(app, names, every, output_format, "start", ("STOPPED",), change)
 
 
 @click.command(context_settings=_HELP)
@@ -79,11 +113,11 @@ def start(app: App, names: tuple[str, ...], every: bool, output_format: str) -> 
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
 def destroy(app: App, names: tuple[str, ...], every: bool, force: bool) -> None:
-    """Stop agents and delete their state (record, event log, output) from their hosts.
+    """Stop agents and delete their state (record, environment, event log) from their hosts.
 
     Asks for confirmation on a terminal; without a terminal it refuses unless -f is given.
     """
-    listing, agents = _find(app, names, every)
+    listing, agents = _find(app, names, every, ("RUNNING", "WAITING", "DONE", "STOPPED"))
     with listing:
         if not agents:
             click.echo("no agents to destroy")
@@ -98,7 +132,9 @@ def destroy(app: App, names: tuple[str, ...], every: bool, force: bool) -> None:
             agent.handle.destroy_agent(agent.info.name)
             click.echo(f"destroyed agent {agent.info.name} on {agent.host}")
 
-        _each(agents, "destroy", run)
+        failed = _each(agents, "destroy", run)
+    if failed:
+        sys.exit(1)
 
 
 @click.command(context_settings=_HELP)

@@ -105,8 +105,7 @@ def test_a_corrupted_transfer_is_refused(sandbox, monkeypatch: pytest.MonkeyPatc
     files["mngr_remote_helper/server.py"] = "raise SystemExit('tampered')"
     tampered = zlib.compress(json.dumps(files, sort_keys=True).encode())
     monkeypatch.setattr(bootstrap, "helper_payload", lambda: (real_hash, tampered))
-    with pytest.raises((BootstrapError, ChannelClosed)) as excinfo:
-        with _connect(sandbox.env) as client:
-            client.call(protocol.Ping(), protocol.Pong)
+    with pytest.raises((BootstrapError, ChannelClosed)) as excinfo, _connect(sandbox.env) as client:
+        client.call(protocol.Ping(), protocol.Pong)
     assert "hash mismatch" in str(excinfo.value)
     assert not (sandbox.host_dir / "helper" / real_hash).exists()

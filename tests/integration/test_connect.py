@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import select
@@ -29,10 +30,8 @@ def _run_in_pty(sandbox, args: list[str], until) -> tuple[int, bytes]:
         while time.monotonic() < deadline:
             ready, _, _ = select.select([master], [], [], 0.05)
             if ready:
-                try:
+                with contextlib.suppress(OSError):  # EIO once the child has gone
                     screen += os.read(master, 65536)
-                except OSError:
-                    pass
             if not done and until(bytes(screen)):
                 done = True
             finished, status = os.waitpid(pid, os.WNOHANG)

@@ -85,7 +85,7 @@ def test_random_bytes_never_produce_anything_but_frames(sandbox) -> None:
             assert helper.wait_exit() == 0
             # Whatever came back must parse as whole frames, each an Error reply.
             while output:
-                request_id, body_length, blob_length = HEADER.unpack(output[: HEADER.size])
+                _, body_length, blob_length = HEADER.unpack(output[: HEADER.size])
                 body = output[HEADER.size : HEADER.size + body_length]
                 assert b'"type":"Error"' in body, body
                 output = output[HEADER.size + body_length + blob_length :]
