@@ -165,13 +165,17 @@ def decode_body(body):
     return message_type, validate(fields, raw, message_type)
 
 
+# One encoder for the process: json.dumps with non-default options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_body(message_type, fields):
     """Encode a message, field order as in the schema (msgspec does the same)."""
     ordered = {"type": message_type}
     for name in MESSAGES[message_type]:
         if name in fields:
             ordered[name] = fields[name]
-    return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _ENCODER.encode(ordered).encode("utf-8")
 
 
 def encode_frame(request_id, body, blob=b""):
