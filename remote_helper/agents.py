@@ -50,8 +50,8 @@ def check_name(name):
     if not valid:
         raise RequestFailed(
             "invalid",
-            "invalid agent name %r: use lowercase letters, digits and hyphens, at most 63 characters"
-            % name[:80],
+            "invalid agent name %r: use lowercase letters, digits and hyphens (at most 63), "
+            "starting and ending with a letter or digit" % name[:80],
         )
 
 

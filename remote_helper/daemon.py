@@ -151,6 +151,8 @@ def main(helper_hash):
     state.make_private()
     redirect_stderr_to_log("daemon.log")
     host_state = state.ensure_dir(os.path.join(state.host_dir(), "host"))
+    # Long-lived: do not pin whatever directory the first command happened to run in.
+    os.chdir(host_state)
     key = daemon_key(helper_hash)
     lock_fd = _take_lock(os.path.join(host_state, "daemon-%s.pid" % key))
     if lock_fd is None:

@@ -3,13 +3,17 @@
 Layout under the host dir (``$MNGR_HOST_DIR``, default ``~/.mngr``):
 
     agents/<agent id>/record.json   the agent's record (written atomically)
-    agents/<agent id>/env.json      environment passed to the agent (0600, never listed)
+    agents/<agent id>/env.json      the agent's --env values (never listed)
+    agents/<agent id>/launch.json   what the pane's launcher execs: env, command, umask
     agents/<agent id>/events.jsonl  the agent's event log
-    host/events.jsonl               host-wide events (destroyed agents, problems found)
-    helper/<hash>.zip               cached helpers, named by content hash
-    locks/                          advisory lock files
+    host/events.jsonl               host-wide events (destroyed agents and stray sessions)
+    host/helper.log, daemon.log     the helper's and the host daemon's stderr
+    host/daemon-<key>.sock, .pid    the host daemon's socket and lock (see daemon.py)
+    helper/<hash>/                  unpacked helpers, named by content hash
+    locks/                          advisory lock files, one per agent name
 
-Every file is private to its user: directories 0700, files 0600.
+The helper runs with umask 077 (``make_private``), so all of it is private to its user;
+agents get the user's own umask back.
 """
 
 import contextlib

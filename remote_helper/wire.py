@@ -6,7 +6,8 @@ A frame is a 12-byte header followed by a JSON body and an optional raw blob:
     body  JSON object: {"type": "<MessageName>", ...fields}
     blob  raw bytes (file contents and other bulk data travel here, never base64)
 
-The controller speaks the same format through msgspec Structs (``mngr.controller.protocol``);
+The controller speaks the same format through msgspec Structs
+(``mngr.controller.channel.protocol``);
 ``MESSAGES`` below is the helper's copy of that schema and a contract test keeps the two equal.
 """
 
