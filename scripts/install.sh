@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+python="${PYTHON:-python3}"
 system_packages=(tmux)
+# Debian's own python3 needs python3-venv for `python3 -m venv`; pyenv and others ship it.
+"$python" -c 'import ensurepip, venv' >/dev/null 2>&1 || system_packages+=(python3-venv)
 missing=()
 for package in "${system_packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -17,7 +20,6 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-python="${PYTHON:-python3}"
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     echo "mngr needs Python 3.11 or newer; $python is $("$python" --version 2>&1). Set PYTHON=..." >&2
     exit 1
