@@ -72,6 +72,7 @@ class HostHandle:
             env=dict(env),
             labels=dict(labels),
             base_env=self.provider.agent_base_env(self.host),
+            umask=self.provider.agent_umask(self.host),
         )
         return self.client.call(request, protocol.AgentReply, timeout=self.timeout).agent
 
@@ -79,7 +80,9 @@ class HostHandle:
         return self.client.call(protocol.StopAgent(name), protocol.AgentReply, timeout=self.timeout).agent
 
     def start_agent(self, name: str) -> protocol.AgentInfo:
-        request = protocol.StartAgent(name, base_env=self.provider.agent_base_env(self.host))
+        request = protocol.StartAgent(
+            name, base_env=self.provider.agent_base_env(self.host), umask=self.provider.agent_umask(self.host)
+        )
         return self.client.call(request, protocol.AgentReply, timeout=self.timeout).agent
 
     def destroy_agent(self, name: str) -> None:

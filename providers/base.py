@@ -42,6 +42,10 @@ class Provider(ABC):
         """The environment agents on ``host`` start from; None means the helper's own."""
         return None
 
+    def agent_umask(self, host: str) -> int | None:
+        """The umask agents on ``host`` run with; None means the one the helper found."""
+        return None
+
     def check_host(self, host: str) -> None:
         """Raise a MngrError if ``host`` cannot belong to this provider (e.g. unknown name)."""
         if host not in self.known_hosts():

@@ -46,7 +46,7 @@ class LocalProvider(Provider):
     def open_stream(self, host: str) -> Stream:
         self.check_host(host)
         path = daemon_socket_path(host_dir(), os.environ.get("TMUX_TMPDIR", ""))
-        if len(path) <= _MAX_SOCKET_PATH:
+        if len(path) <= _MAX_SOCKET_PATH and os.environ.get("MNGR_HOST_DAEMON") != "0":
             try:
                 return SocketStream.connect(LOCAL_HOST, path)
             except OSError:
@@ -59,6 +59,11 @@ class LocalProvider(Provider):
         for key in ("TMUX", "TMUX_PANE"):
             env.pop(key, None)
         return env
+
+    def agent_umask(self, host: str) -> int | None:
+        current = os.umask(0o022)
+        os.umask(current)
+        return current
 
     def attach_argv(self, host: str, session: str) -> list[str]:
         self.check_host(host)

@@ -21,7 +21,8 @@ STOPPED = "STOPPED"
 UNKNOWN = "UNKNOWN"
 
 # Variables that describe the helper's own process or session and would confuse the agent.
-_DROPPED_ENV = ("TMUX", "TMUX_PANE", "MNGR_HELPER_PID", "MNGR_ORIGINAL_UMASK")
+# The terminal's own variables come from tmux in the pane (unless --env sets them).
+_DROPPED_ENV = ("TMUX", "TMUX_PANE", "TERM", "COLORTERM", "MNGR_HELPER_PID", "MNGR_ORIGINAL_UMASK")
 
 # Runs in the agent's pane: replaces the environment the pane inherited from the tmux server
 # (whoever started it) with exactly the agent's, keeping what tmux sets for the terminal,
@@ -32,7 +33,7 @@ _LAUNCHER = (
     "with open(sys.argv[1]) as f: spec = json.load(f)\n"
     "env = spec['env']\n"
     "for key in ('TERM', 'COLORTERM', 'TMUX', 'TMUX_PANE'):\n"
-    "    if key in os.environ: env[key] = os.environ[key]\n"
+    "    if key in os.environ and key not in env: env[key] = os.environ[key]\n"
     "os.umask(spec['umask'])\n"
     "os.execve('/bin/sh', ['/bin/sh', '-c', spec['command']], env)\n"
 )
@@ -200,14 +201,15 @@ def _agent_env(agent_id, name, extra_env, base_env=None):
     return env
 
 
-def _launch(agent_id, record, extra_env, base_env):
+def _launch(agent_id, record, extra_env, base_env, umask):
     env = _agent_env(agent_id, record["name"], extra_env, base_env)
     _check_binary(record.get("binary"), env)
     if not os.path.isdir(record["work_dir"]):
         raise RequestFailed("invalid", "work dir %s does not exist on this host" % record["work_dir"])
     launch_path = os.path.join(state.agent_dir(agent_id), "launch.json")
     state.atomic_write_json(
-        launch_path, {"env": env, "command": record["command"], "umask": state.original_umask()}
+        launch_path,
+        {"env": env, "command": record["command"], "umask": state.original_umask() if umask is None else umask},
     )
     tmux.new_agent_session(
         tmux.session_name(record["name"]),
@@ -261,7 +263,7 @@ def create_agent(request):
             state.atomic_write_json(os.path.join(directory, "record.json"), record)
             events = os.path.join(directory, "events.jsonl")
             state.append_event(events, "created", agent_type=record["type"])
-            _launch(agent_id, record, request["env"], request["base_env"])
+            _launch(agent_id, record, request["env"], request["base_env"], request["umask"])
         except BaseException:
             tmux.kill_session(session)
             _remove_agent_dir(agent_id)
@@ -282,7 +284,7 @@ def stop_agent(name):
         return _agent_info_now(record)
 
 
-def start_agent(name, base_env=None):
+def start_agent(name, base_env=None, umask=None):
     check_name(name)
     with state.named_lock("agent-" + name):
         agent_id, record = _require_record(name)
@@ -292,7 +294,7 @@ def start_agent(name, base_env=None):
             return _agent_info_now(record)
         if pane is not None:
             tmux.kill_session(session)
-        _launch(agent_id, record, _read_env(agent_id), base_env)
+        _launch(agent_id, record, _read_env(agent_id), base_env, umask)
         record["status"] = "running"
         directory = state.agent_dir(agent_id)
         state.atomic_write_json(os.path.join(directory, "record.json"), record)

@@ -112,8 +112,9 @@ class Daemon(object):
             with self._guard:
                 self._connections += 1
                 self._last_activity = time.monotonic()
+            # Not a daemon thread: if the daemon exits (socket removed), work in progress on
+            # open connections is finished first.
             worker = threading.Thread(target=self._serve_connection, args=(connection,))
-            worker.daemon = True
             worker.start()
 
     def _serve_connection(self, connection):
@@ -150,6 +151,8 @@ class Daemon(object):
 def main(helper_hash):
     state.make_private()
     redirect_stderr_to_log("daemon.log")
+    # Resolve a relative MNGR_HOST_DIR before leaving the directory it is relative to.
+    os.environ["MNGR_HOST_DIR"] = state.host_dir()
     host_state = state.ensure_dir(os.path.join(state.host_dir(), "host"))
     # Long-lived: do not pin whatever directory the first command happened to run in.
     os.chdir(host_state)

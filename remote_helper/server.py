@@ -136,7 +136,8 @@ class Server(object):
         if message_type == "StopAgent":
             return "AgentReply", {"agent": agents.stop_agent(fields["name"])}, b""
         if message_type == "StartAgent":
-            return "AgentReply", {"agent": agents.start_agent(fields["name"], fields["base_env"])}, b""
+            agent = agents.start_agent(fields["name"], fields["base_env"], fields["umask"])
+            return "AgentReply", {"agent": agent}, b""
         if message_type == "DestroyAgent":
             agents.destroy_agent(fields["name"])
             return "Done", {}, b""

@@ -95,7 +95,9 @@ def list_sessions_panes():
     completed = run(["list-panes", "-a", "-F", _PANE_FORMAT], check=False)
     if completed.returncode != 0:
         error = completed.stderr.decode("utf-8", "replace")
-        if "no server running" in error or "error connecting" in error or "No such file" in error:
+        # No server, or one that exited under us (killing its last session ends it).
+        gone = ("no server running", "error connecting", "No such file", "server exited", "lost server")
+        if any(phrase in error for phrase in gone):
             return {}
         raise TmuxError("tmux list-panes: %s" % error.strip())
     panes = {}

@@ -36,9 +36,10 @@ MESSAGES = {
         "env": ("map", {}),
         "labels": ("map", {}),
         "base_env": ("map?", None),
+        "umask": ("int?", None),
     },
     "StopAgent": {"name": ("str", REQUIRED)},
-    "StartAgent": {"name": ("str", REQUIRED), "base_env": ("map?", None)},
+    "StartAgent": {"name": ("str", REQUIRED), "base_env": ("map?", None), "umask": ("int?", None)},
     "DestroyAgent": {"name": ("str", REQUIRED)},
     "SendMessage": {
         "name": ("str", REQUIRED),

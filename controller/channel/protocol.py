@@ -58,6 +58,8 @@ class CreateAgent(msgspec.Struct, tag=True, kw_only=True):
     # The environment the agent starts from (the user's, for the local host); None means the
     # helper's own environment, as on a remote host.
     base_env: dict[str, str] | None = None
+    # The umask the agent runs with (the user's, for the local host); None: the helper's.
+    umask: int | None = None
 
 
 class StopAgent(msgspec.Struct, tag=True):
@@ -67,6 +69,7 @@ class StopAgent(msgspec.Struct, tag=True):
 class StartAgent(msgspec.Struct, tag=True):
     name: str
     base_env: dict[str, str] | None = None
+    umask: int | None = None
 
 
 class DestroyAgent(msgspec.Struct, tag=True):

@@ -56,6 +56,32 @@ def test_agents_get_the_users_umask_while_mngr_state_stays_private(sandbox) -> N
         assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
 
 
+def test_umask_and_terminal_come_from_the_creating_command_even_through_the_daemon(sandbox) -> None:
+    previous = os.umask(0o022)
+    try:
+        _dump_env(sandbox, "first-umask")  # starts the host daemon under umask 022
+        os.umask(0o002)
+        values = _dump_env(sandbox, "second-umask", extra=("--env", "TERM=vt100"))
+    finally:
+        os.umask(previous)
+    assert sandbox.daemon_pids(), "the second agent went through the daemon"
+    assert values["(umask)"] == "0002"
+    assert values["TERM"] == "vt100", "an explicit --env wins over the pane's terminal variables"
+
+
+def test_relative_host_dir_works_on_both_paths(sandbox) -> None:
+    relative = os.path.relpath(sandbox.host_dir, sandbox.work_dir)
+    env = {"MNGR_HOST_DIR": relative}
+    assert sandbox.mngr("create", "rel", "command", "--no-connect", "--", "sleep", "600", env=env).returncode == 0
+    deadline = time.monotonic() + 20
+    while not sandbox.daemon_pids():
+        assert time.monotonic() < deadline, "no daemon for a relative host dir"
+        time.sleep(0.05)
+    listed = sandbox.mngr("list", "--format", "{name}", env=env)
+    assert listed.returncode == 0 and listed.stdout == "rel\n"
+    assert "Traceback" not in (sandbox.host_dir / "host" / "daemon.log").read_text()
+
+
 def test_env_values_never_appear_on_a_command_line(sandbox) -> None:
     values = _dump_env(sandbox, "secretive", extra=("--env", "API_TOKEN=topsecret-4921"))
     assert values["API_TOKEN"] == "topsecret-4921"

@@ -119,7 +119,13 @@ def test_agents_get_the_environment_of_the_creating_command(sandbox, local: Loca
 
 
 def test_warm_path_can_be_turned_off(sandbox, local: LocalProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    _helper_pid(local)
+    (running,) = wait_for(sandbox.daemon_pids, "the host daemon")
     monkeypatch.setenv("MNGR_HOST_DAEMON", "0")
+    with HostHandle(local, "local") as handle:
+        assert isinstance(handle.client.stream, ProcessStream), "a running daemon is not used either"
+    os.kill(running, signal.SIGKILL)
+    wait_for(lambda: not sandbox.daemon_pids(), "the daemon to die")
     sandbox.env["MNGR_HOST_DAEMON"] = "0"
     assert sandbox.mngr("list").returncode == 0
     time.sleep(0.5)

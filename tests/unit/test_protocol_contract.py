@@ -30,6 +30,7 @@ SAMPLES: dict[str, msgspec.Struct] = {
     "CreateAgent": protocol.CreateAgent(
         name="demo", agent_type="command", command="echo 'héllo' \"$(x)\"; \\", binary="echo",
         work_dir="/tmp/wd", env={"A": "1\n2", "B": "\u2603"}, labels={"k": "v"}, base_env={"PATH": "/bin"},
+        umask=0o027,
     ),
     "StopAgent": protocol.StopAgent("demo"),
     "StartAgent": protocol.StartAgent("demo", base_env=None),
