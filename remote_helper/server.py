@@ -8,8 +8,10 @@ the process exits, so a departing controller never leaves a half-done change beh
 
 import contextlib
 import os
+import select
 import sys
 import threading
+import time
 
 from . import agents, state, tmux
 from .wire import (
@@ -28,6 +30,23 @@ _REPLY_TYPES = frozenset(["Pong", "HelperInfo", "AgentList", "AgentReply", "Done
 _LOG_MAX_BYTES = 1024 * 1024
 
 
+SPIN_SECONDS = 0.0002
+
+
+def wait_briefly_for_input(fd):
+    """Poll ``fd`` for a moment, yielding the CPU, before the caller blocks on it.
+
+    A process blocked in read() on another CPU takes tens of microseconds to wake up on a
+    VM; a peer that answers within the spin is read without that wake-up. Yielding keeps
+    the spin from starving a peer that shares this CPU.
+    """
+    deadline = time.monotonic() + SPIN_SECONDS
+    while time.monotonic() < deadline:
+        if select.select([fd], [], [], 0)[0]:
+            return
+        os.sched_yield()
+
+
 class FrameReader(object):
     """Reads exact byte counts from a file descriptor through one growing buffer."""
 
@@ -38,6 +57,7 @@ class FrameReader(object):
     def read_exact(self, count):
         """Return exactly ``count`` bytes, or None if the stream ends first."""
         while len(self._buffer) < count:
+            wait_briefly_for_input(self._fd)
             chunk = os.read(self._fd, max(65536, count - len(self._buffer)))
             if not chunk:
                 return None

@@ -86,6 +86,17 @@ class Sandbox:
             monkeypatch.setenv(key, self.env[key])
 
 
+def wait_for(predicate, what: str, timeout: float = 20.0):
+    """Poll ``predicate`` until it returns something true, and return that (no timing asserted)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -21,6 +21,18 @@ if TYPE_CHECKING:
 from ..errors import ChannelClosed, ChannelTimeout
 
 
+_SPIN_SECONDS = 0.0002
+
+
+def _spin_for_input(fd: int) -> None:
+    """Poll briefly, yielding the CPU, before blocking (see remote_helper.server)."""
+    deadline = time.monotonic() + _SPIN_SECONDS
+    while time.monotonic() < deadline:
+        if select.select([fd], [], [], 0)[0]:
+            return
+        os.sched_yield()
+
+
 class Stream(ABC):
     """A bidirectional byte stream to a helper process on one host."""
 
@@ -84,6 +96,7 @@ class ProcessStream(Stream):
             raise ChannelClosed(self.host, f"helper stream closed while writing{self._why()}") from exc
 
     def read(self, max_bytes: int, timeout: float | None) -> bytes:
+        _spin_for_input(self._out_fd)
         if timeout is not None:
             deadline = time.monotonic() + timeout
             while True:
@@ -171,6 +184,7 @@ class SocketStream(Stream):
             raise ChannelClosed(self.host, f"host daemon connection closed while writing ({exc})") from exc
 
     def read(self, max_bytes: int, timeout: float | None) -> bytes:
+        _spin_for_input(self._fd)
         if timeout is not None:
             ready, _, _ = select.select([self._fd], [], [], max(0.0, timeout))
             if not ready:

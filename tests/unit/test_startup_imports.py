@@ -12,11 +12,9 @@ HEAVY = ("docker", "modal", "paramiko")
 
 _PROBE = """
 import json, sys
-from mngr.controller.cli.main import main
+from mngr.controller.cli.main import run
 try:
-    main(sys.argv[1:])
-except SystemExit:
-    pass
+    run(sys.argv[1:])
 finally:
     sys.stdout.flush()
     sys.__stderr__.write("\\nMODULES=" + json.dumps(sorted(sys.modules)) + "\\n")
