@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 from ..errors import ChannelClosed, ChannelTimeout
 
-
 _SPIN_SECONDS = 0.0002
 
 
