@@ -87,3 +87,39 @@ def test_connect_to_a_stopped_agent_says_how_to_start_it(sandbox) -> None:
     code, screen = _run_in_pty(sandbox, ["connect", "sleeper"], lambda screen: False)
     assert code == 1
     assert b"is stopped (start it with: mngr start sleeper)" in screen
+
+
+def _answer_in_pty(sandbox, args: list[str], prompt: bytes, answer: bytes) -> tuple[int, bytes]:
+    """Run mngr on a pty and type ``answer`` once ``prompt`` shows up."""
+    pid, master = pty.fork()
+    if pid == 0:
+        os.chdir(sandbox.work_dir)
+        os.execve(str(MNGR_BIN), [str(MNGR_BIN), *args], sandbox.env)
+    screen = bytearray()
+    answered = False
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                with contextlib.suppress(OSError):
+                    screen += os.read(master, 65536)
+            if not answered and prompt in screen:
+                os.write(master, answer)
+                answered = True
+            finished, status = os.waitpid(pid, os.WNOHANG)
+            if finished:
+                return os.waitstatus_to_exitcode(status), bytes(screen)
+        raise AssertionError(f"mngr {' '.join(args)} did not finish: {bytes(screen)[-300:]!r}")
+    finally:
+        os.close(master)
+
+
+def test_destroy_asks_on_a_terminal(sandbox) -> None:
+    assert sandbox.mngr("create", "doomed", "command", "--no-connect", "--", "sleep", "600").returncode == 0
+    code, screen = _answer_in_pty(sandbox, ["destroy", "doomed"], b"Destroy doomed (local)? [y/N]", b"n\r")
+    assert code == 1 and b"aborted" in screen
+    assert sandbox.sessions() == ["mngr-doomed"]
+    code, screen = _answer_in_pty(sandbox, ["destroy", "doomed"], b"Destroy doomed (local)? [y/N]", b"y\r")
+    assert code == 0 and b"destroyed agent doomed" in screen
+    assert sandbox.sessions() == []
