@@ -5,7 +5,8 @@
 2. project file  ``.mngr/config.toml`` in the nearest directory at or above the current one
                  that has a ``.mngr/`` folder or is a git repository's root
 3. environment   ``MNGR_<KEY>`` for a top-level key, ``__`` between nested keys:
-                 ``MNGR_DEFAULT_PROVIDER=local``, ``MNGR_AGENT_TYPES__BOT__COMMAND="bot --x"``.
+                 ``MNGR_DEFAULT_PROVIDER=local``, ``MNGR_AGENT_TYPES__BOT__COMMAND="bot --x"``,
+                 ``MNGR_TEMPLATES__GPU__PROVIDER=local``.
                  Values are read as TOML values when they parse as one, else as strings.
 
 Tables merge key by key; any other value from a later source replaces the earlier one.
@@ -14,6 +15,7 @@ Tables merge key by key; any other value from a later source replaces the earlie
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
 # MNGR_CONFIG_DIR, ...) steer mngr directly and are not configuration keys.
 ENV_KEYS = frozenset(
     ["default_provider", "default_agent_type", "agent_quiet_seconds", "host_timeout_seconds",
-     "agent_types", "providers"]
+     "agent_types", "providers", "templates"]
 )
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
@@ -42,6 +44,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "host_timeout_seconds": (int, float),
     "agent_types": dict,
     "providers": dict,
+    "templates": dict,
 }
 
 
@@ -149,12 +152,36 @@ _AGENT_TYPE_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+# What a ``[templates.NAME]`` table may hold: create options, named as in ``mngr create``
+# (``provider`` is ``--in``, ``args`` the words after ``--``). controller/templates.py
+# applies them.
+TEMPLATE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "agent_type": str,
+    "provider": str,
+    "host": str,
+    "work_dir": str,
+    "env": dict,
+    "labels": dict,
+    "initial_message": str,
+    "ready_timeout": (int, float),
+    "connect": bool,
+    "args": list,
+}
+# The same patterns as --env and --label (controller/cli/common.py), kept here so that
+# loading the configuration does not import the CLI.
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
 def _check_type(origin: str, key: str, value: Any, expected: type | tuple[type, ...]) -> None:
     # bool is an int subclass, but `agent_quiet_seconds = true` is a mistake, not 1.
-    if isinstance(value, bool) or not isinstance(value, expected):
+    if expected is bool:
+        wrong = not isinstance(value, bool)
+    else:
+        wrong = isinstance(value, bool) or not isinstance(value, expected)
+    if wrong:
         type_name = expected.__name__ if isinstance(expected, type) else "number"
-        if type_name == "dict":
-            type_name = "table"
+        type_name = {"dict": "table", "bool": "boolean (true or false)"}.get(type_name, type_name)
         raise ConfigError(f"{origin}: {key} must be a {type_name}, got {value!r}")
 
 
@@ -183,6 +210,36 @@ def validate(values: Mapping[str, Any], origin: str, strict_keys: bool = False) 
             _check_type(origin, f"agent_types.{name}.{field_name}", value, field_type)
     for name, section in values.get("providers", {}).items():
         _check_type(origin, f"providers.{name}", section, dict)
+    for name, section in values.get("templates", {}).items():
+        _check_template(origin, f"templates.{name}", section)
+
+
+def _check_template(origin: str, prefix: str, section: Any) -> None:
+    _check_type(origin, prefix, section, dict)
+    for field_name, value in section.items():
+        key = f"{prefix}.{field_name}"
+        if field_name == "name":
+            raise ConfigError(
+                f"{origin}: {key}: a template cannot set the agent name "
+                "(two agents cannot share one; give NAME or --name to mngr create)"
+            )
+        field_type = TEMPLATE_FIELDS.get(field_name)
+        if field_type is None:
+            raise ConfigError(
+                f"{origin}: unknown key {key} (known: {', '.join(sorted(TEMPLATE_FIELDS))})"
+            )
+        _check_type(origin, key, value, field_type)
+        if field_name in ("env", "labels"):
+            pattern = _ENV_NAME if field_name == "env" else _LABEL_KEY
+            for item_key, item in value.items():
+                if not pattern.match(item_key):
+                    raise ConfigError(f"{origin}: invalid key {item_key!r} in {key}")
+                _check_type(origin, f"{key}.{item_key}", item, str)
+        elif field_name == "args":
+            for index, item in enumerate(value):
+                _check_type(origin, f"{key}[{index}]", item, str)
+        elif field_name == "initial_message" and not value.strip():
+            raise ConfigError(f"{origin}: {key} is empty")
 
 
 @dataclass

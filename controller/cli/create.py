@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from .. import templates
 from ..errors import MissingBinary, MngrError, UsageError
 from ..hosts import HostHandle
 from ..names import generate_name, validate_name
@@ -22,6 +23,17 @@ from .context import App, pass_app
 
 AGENT_ARGS_KEY = "mngr.agent_args"
 
+# Template key -> parameter of this command; these options win over templates when given.
+_TEMPLATE_PARAMS = {
+    "agent_type": "type_option",
+    "provider": "provider_name",
+    "host": "host",
+    "work_dir": "work_dir",
+    "initial_message": "initial_message",
+    "ready_timeout": "ready_timeout",
+    "connect": "connect",
+}
+
 
 class CreateCommand(click.Command):
     """Everything after ``--`` belongs to the agent, untouched by option parsing."""
@@ -36,6 +48,8 @@ class CreateCommand(click.Command):
 
 @click.command(cls=CreateCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("words", nargs=-1, metavar="[NAME] [AGENT_TYPE] [-- AGENT_ARGS...]")
+@click.option("--template", "-T", "template_names", multiple=True, metavar="NAME",
+              help="Options from [templates.NAME] in config. Repeatable: later templates win; options given here win over all.")
 @click.option("--name", "name_option", help="Agent name (generated when omitted).")
 @click.option("--agent-type", "-t", "type_option", help="Agent type: claude, codex, command, or one from config.")
 @click.option("--in", "--provider", "provider_name", metavar="PROVIDER", help="Provider of the host (default from config: local).")
@@ -53,6 +67,7 @@ def create(
     app: App,
     ctx: click.Context,
     words: tuple[str, ...],
+    template_names: tuple[str, ...],
     name_option: str | None,
     type_option: str | None,
     provider_name: str | None,
@@ -74,17 +89,41 @@ def create(
       mngr create --name job -t command -- python3 train.py
       mngr -- --model opus                    pass arguments to the agent
       mngr create --no-connect --initial-message "fix the flaky test"
+      mngr create my-task -T gpu -T team-a    options from [templates.gpu], then [templates.team-a]
+
+    \b
+    A template is a [templates.NAME] table in config holding any of: agent_type,
+    provider, host, work_dir, env, labels, initial_message, ready_timeout, connect,
+    args (the words after --). Options given on the command line win; env and labels
+    merge per key.
     """
-    agent_args: list[str] = ctx.meta.get(AGENT_ARGS_KEY, [])
     check_format(output_format)
     if len(words) > 2:
         raise UsageError(f"too many arguments: {' '.join(words[2:])!r} (put agent arguments after '--')")
     name = _pick("name", words[0] if words else None, name_option) or generate_name()
     validate_name(name)
-    type_name = _pick("agent type", words[1] if len(words) > 1 else None, type_option)
-    type_name = type_name or str(app.config.get("default_agent_type"))
-    env = parse_pairs(env_pairs, "--env", ENV_NAME_PATTERN, allow_bare=True)
-    labels = parse_pairs(label_pairs, "--label", LABEL_KEY_PATTERN)
+    template = templates.resolve(app.config.section("templates"), template_names)
+
+    given = templates.explicit(ctx, _TEMPLATE_PARAMS)
+    positional_type = _pick("agent type", words[1] if len(words) > 1 else None, type_option)
+    if positional_type:
+        given["agent_type"] = positional_type
+    given["env"] = parse_pairs(env_pairs, "--env", ENV_NAME_PATTERN, allow_bare=True)
+    given["labels"] = parse_pairs(label_pairs, "--label", LABEL_KEY_PATTERN)
+    if AGENT_ARGS_KEY in ctx.meta:  # a '--' on the command line, even with nothing after it
+        given["args"] = ctx.meta[AGENT_ARGS_KEY]
+    options = templates.apply(template, given)
+
+    type_name = options.get("agent_type") or str(app.config.get("default_agent_type"))
+    provider_name = options.get("provider")
+    host = options.get("host")
+    work_dir = options.get("work_dir")
+    env: dict[str, str] = options["env"]
+    labels: dict[str, str] = options["labels"]
+    agent_args: list[str] = options.get("args", [])
+    initial_message = options.get("initial_message")
+    ready_timeout = float(options.get("ready_timeout", ready_timeout))
+    connect = bool(options.get("connect", connect))
     if initial_message is not None and not initial_message.strip():
         raise UsageError("--initial-message is empty")
 
