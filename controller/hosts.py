@@ -109,3 +109,32 @@ class HostHandle:
         timeout = None if self.timeout is None else self.timeout + (ready_timeout if wait_ready else 0)
         self.client.call(request, protocol.Done, timeout=timeout)
 
+    def capture(self, name: str, full: bool = False) -> bytes:
+        _, screen = self.client.call_with_blob(
+            protocol.CapturePane(name=name, full=full), protocol.Captured, timeout=self.timeout
+        )
+        return screen
+
+    def read_output(
+        self, name: str, *, source: str = "output", offset: int | None = None, tail_lines: int = 0
+    ) -> tuple[protocol.OutputChunk, bytes]:
+        request = protocol.ReadOutput(name=name, source=source, offset=offset, tail_lines=tail_lines)
+        return self.client.call_with_blob(request, protocol.OutputChunk, timeout=self.timeout)
+
+    def note_activity(self, name: str, source: str) -> None:
+        self.client.call(protocol.NoteActivity(name=name, source=source), protocol.Done, timeout=self.timeout)
+
+    def exec_start(self, name: str, command: str) -> int:
+        request = protocol.ExecStart(name=name, command=command)
+        return self.client.call(request, protocol.ExecStarted, timeout=self.timeout).exec_id
+
+    def exec_read(self, exec_id: int, wait: float) -> tuple[bytes, bytes, int | None]:
+        """Output since the last read (stdout, stderr) and the exit code once it has ended."""
+        timeout = None if self.timeout is None else self.timeout + wait
+        reply, blob = self.client.call_with_blob(
+            protocol.ExecRead(exec_id=exec_id, wait=wait), protocol.ExecOutput, timeout=timeout
+        )
+        return blob[: reply.stdout_length], blob[reply.stdout_length :], reply.exit_code
+
+    def exec_kill(self, exec_id: int) -> None:
+        self.client.call(protocol.ExecKill(exec_id=exec_id), protocol.Done, timeout=self.timeout)

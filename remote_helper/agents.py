@@ -14,6 +14,8 @@ from .wire import RequestFailed
 
 _NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
+OUTPUT_LOG = "output.log"
+
 RUNNING = "RUNNING"
 WAITING = "WAITING"
 DONE = "DONE"
@@ -54,6 +56,17 @@ def check_name(name):
             "invalid agent name %r: use lowercase letters, digits and hyphens (at most 63), "
             "starting and ending with a letter or digit" % name[:80],
         )
+
+
+DEFAULT_OUTPUT_LOG_MAX_BYTES = 16 * 1024 * 1024
+
+
+def output_log_max_bytes():
+    """Cap on each agent's output log (``MNGR_OUTPUT_LOG_MAX_BYTES`` on the host)."""
+    try:
+        return int(os.environ.get("MNGR_OUTPUT_LOG_MAX_BYTES") or DEFAULT_OUTPUT_LOG_MAX_BYTES)
+    except ValueError:
+        return DEFAULT_OUTPUT_LOG_MAX_BYTES
 
 
 def _read_records():
@@ -145,6 +158,9 @@ def _unknown(name, agent_id, problem):
 
 def list_agents(quiet_seconds):
     panes = tmux.list_sessions_panes()
+    # Listing is the one request every host gets regularly: keep output logs capped here too,
+    # for hosts where no host daemon runs.
+    rotate_output_logs(output_log_max_bytes())
     records, problems = _read_records()
     now = time.time()
     agents = []
@@ -206,6 +222,8 @@ def _launch(agent_id, record, extra_env, base_env, umask):
     _check_binary(record.get("binary"), env)
     if not os.path.isdir(record["work_dir"]):
         raise RequestFailed("invalid", "work dir %s does not exist on this host" % record["work_dir"])
+    output_log = os.path.join(state.agent_dir(agent_id), OUTPUT_LOG)
+    os.close(os.open(output_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     launch_path = os.path.join(state.agent_dir(agent_id), "launch.json")
     state.atomic_write_json(
         launch_path,
@@ -215,6 +233,7 @@ def _launch(agent_id, record, extra_env, base_env, umask):
         tmux.session_name(record["name"]),
         record["work_dir"],
         [sys.executable, "-I", "-S", "-c", _LAUNCHER, launch_path],
+        output_log,
     )
 
 
@@ -379,3 +398,60 @@ def _wait_until_ready(session, request):
                 "agent did not become ready within %.0f s; it is still running" % request["ready_timeout"],
             )
         time.sleep(0.1)
+
+
+def capture(name, full):
+    _require_record(name)
+    session = tmux.session_name(name)
+    if tmux.list_sessions_panes().get(session) is None:
+        raise RequestFailed("stopped", "agent %r is stopped (start it with: mngr start %s)" % (name, name))
+    return tmux.capture_pane(session, full)
+
+
+def note_activity(name, source):
+    """Record that the user did something with the agent (attached, messaged, ...)."""
+    agent_id, _ = _require_record(name)
+    state.append_event(os.path.join(state.agent_dir(agent_id), "events.jsonl"), "activity", source=source)
+
+
+def output_log_path(name):
+    agent_id, _ = _require_record(name)
+    return os.path.join(state.agent_dir(agent_id), OUTPUT_LOG)
+
+
+def rotate_output_logs(max_bytes):
+    """Keep each agent's output log under ``max_bytes``: the older part moves to output.log.1.
+
+    The pane's writer (``cat >>``) holds the log open with O_APPEND, so the log is copied
+    aside and truncated in place rather than renamed; output written between the copy and
+    the truncation (microseconds) is the only thing a rotation can lose.
+    """
+    try:
+        entries = os.listdir(state.agents_dir())
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.startswith("."):
+            continue
+        path = os.path.join(state.agents_dir(), entry, OUTPUT_LOG)
+        try:
+            if os.path.getsize(path) <= max_bytes:
+                continue
+            import shutil
+
+            temp_path = path + ".1.tmp"
+            shutil.copyfile(path, temp_path)
+            os.replace(temp_path, path + ".1")
+            os.truncate(path, 0)
+        except OSError:
+            continue
+
+
+def exec_context(name):
+    """(work dir, environment) a command run "in the agent" gets: the agent's own."""
+    agent_id, record = _require_record(name)
+    try:
+        env = state.read_json(os.path.join(state.agent_dir(agent_id), "launch.json"))["env"]
+    except (OSError, ValueError, KeyError, TypeError):
+        env = _agent_env(agent_id, name, _read_env(agent_id))
+    return record["work_dir"], dict(env)

@@ -23,10 +23,19 @@ import threading
 import time
 import zlib
 
-from . import state
+from . import agents, state, tmux
 from .server import Server, redirect_stderr_to_log
 
 IDLE_EXIT_SECONDS = 15 * 60
+HOUSEKEEPING_SECONDS = 5.0
+
+
+def _agents_running():
+    try:
+        panes = tmux.list_sessions_panes()
+    except tmux.TmuxError:
+        return False
+    return any(session.startswith(tmux.SESSION_PREFIX) for session in panes)
 # sun_path holds 108 bytes on Linux; past that, there is simply no warm path.
 MAX_SOCKET_PATH = 100
 
@@ -99,11 +108,12 @@ class Daemon(object):
         self._guard = threading.Lock()
 
     def serve_forever(self):
-        self._listener.settimeout(5.0)
+        self._listener.settimeout(HOUSEKEEPING_SECONDS)
         while not self._should_exit():
             try:
                 connection, _ = self._listener.accept()
             except socket.timeout:
+                self._housekeeping()
                 continue
             except OSError as exc:
                 if exc.errno == errno.EINTR:
@@ -137,6 +147,14 @@ class Daemon(object):
         except OSError:
             pass
 
+    def _housekeeping(self):
+        try:
+            agents.rotate_output_logs(agents.output_log_max_bytes())
+        except Exception:
+            import traceback
+
+            traceback.print_exc()
+
     def _should_exit(self):
         try:
             if os.stat(self._path).st_ino != self._inode:
@@ -145,7 +163,8 @@ class Daemon(object):
             return True
         with self._guard:
             idle = self._connections == 0 and time.monotonic() - self._last_activity > IDLE_EXIT_SECONDS
-        return idle
+        # Agents still running need their output logs kept in check: stay while there are any.
+        return idle and not _agents_running()
 
 
 def main(helper_hash):

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 
-from . import agents, state, tmux
+from . import agents, execs, output, state, tmux
 from .wire import (
     HEADER,
     FatalFrameError,
@@ -26,7 +26,10 @@ from .wire import (
 )
 
 # Message types that are replies: a peer sending one of these as a request made a mistake.
-_REPLY_TYPES = frozenset(["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Error"])
+_REPLY_TYPES = frozenset(
+    ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
+     "ExecOutput", "Error"]
+)
 _LOG_MAX_BYTES = 1024 * 1024
 
 
@@ -74,6 +77,7 @@ class Server(object):
         self._out_lock = threading.Lock()
         self._helper_hash = helper_hash
         self._workers = []
+        self._commands = execs.CommandTable()
 
     def send(self, request_id, message_type, fields, blob=b""):
         frame = encode_frame(request_id, encode_body(message_type, fields), blob)
@@ -88,6 +92,8 @@ class Server(object):
             while self._serve_one():
                 pass
         finally:
+            # Commands started for `mngr exec` belong to this channel's controller.
+            self._commands.kill_all()
             for worker in self._workers:
                 worker.join()
 
@@ -163,6 +169,30 @@ class Server(object):
             return "Done", {}, b""
         if message_type == "SendMessage":
             agents.send_message(fields)
+            return "Done", {}, b""
+        if message_type == "CapturePane":
+            return "Captured", {}, agents.capture(fields["name"], fields["full"])
+        if message_type == "ReadOutput":
+            if fields["source"] == "claude":
+                path = output.claude_session_path(fields["name"])
+            elif fields["source"] == "output":
+                path = agents.output_log_path(fields["name"])
+            else:
+                raise ProtocolError("invalid", "unknown output source %r" % fields["source"])
+            chunk, data = output.read(path, fields["offset"], fields["tail_lines"], fields["max_bytes"])
+            return "OutputChunk", chunk, data
+        if message_type == "NoteActivity":
+            agents.note_activity(fields["name"], fields["source"])
+            return "Done", {}, b""
+        if message_type == "ExecStart":
+            work_dir, env = agents.exec_context(fields["name"])
+            exec_id = self._commands.start(["/bin/sh", "-c", fields["command"]], work_dir, env)
+            return "ExecStarted", {"exec_id": exec_id}, b""
+        if message_type == "ExecRead":
+            stdout, stderr, exit_code = self._commands.read(fields["exec_id"], min(fields["wait"], 30.0))
+            return "ExecOutput", {"stdout_length": len(stdout), "exit_code": exit_code}, stdout + stderr
+        if message_type == "ExecKill":
+            self._commands.kill(fields["exec_id"])
             return "Done", {}, b""
         raise ProtocolError("unknown_type", "no handler for %s" % message_type)
 

@@ -117,11 +117,16 @@ def has_session(session):
     return run(["has-session", "-t", exact_target(session)], check=False).returncode == 0
 
 
-def new_agent_session(session, work_dir, argv, width=200, height=50):
+def shell_quote(text):
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def new_agent_session(session, work_dir, argv, output_log, width=200, height=50):
     """Create a detached session whose first window runs ``argv`` and keeps its pane after exit.
 
-    The session first runs a placeholder so that remain-on-exit is set before the agent's
-    process starts: an agent that exits at once still leaves its pane (state DONE) behind.
+    The session first runs a placeholder so that remain-on-exit is set and the pane's output
+    is piped to ``output_log`` before the agent's process starts: an agent that exits at
+    once still leaves its pane (state DONE) and every byte it printed behind.
     ``=session:`` names the session's only window and pane whatever the user's base-index.
     """
     target = "=%s:" % session
@@ -129,6 +134,7 @@ def new_agent_session(session, work_dir, argv, width=200, height=50):
         [
             "new-session", "-d", "-s", session, "-x", str(width), "-y", str(height), "-c", work_dir, "cat",
             ";", "set-option", "-w", "-t", target, "remain-on-exit", "on",
+            ";", "pipe-pane", "-t", target, "exec cat >> " + shell_quote(output_log),
             ";", "respawn-pane", "-k", "-t", target, "-c", work_dir, *argv,
         ]
     )
@@ -139,21 +145,29 @@ def kill_session(session):
     return completed.returncode == 0
 
 
-def capture_pane(session):
-    return run(["capture-pane", "-p", "-t", agent_pane_target(session)]).stdout
+def capture_pane(session, full=False):
+    """The pane's screen as text (with ``full``, the whole scrollback above it too)."""
+    args = ["capture-pane", "-p", "-t", agent_pane_target(session)]
+    if full:
+        args[2:2] = ["-S", "-"]
+    return run(args).stdout
 
 
 def send_text(session, text):
     """Type ``text`` into the agent's pane literally, then press Enter.
 
-    Short text goes as literal keys; long text through a named paste buffer so that tmux's
-    command-line limits never truncate it.
+    Short printable text goes as literal keys. Anything long or with control characters
+    (newlines, tabs, escapes) goes through a named paste buffer, loaded from stdin so no
+    command-line limit applies, pasted with -r (newlines stay newlines, not Enter) and -p
+    (an agent that asked for bracketed paste sees one paste, not many submitted lines).
+    Key names such as C-c or Enter in the text are never interpreted: both ways are literal.
+    A trailing ";" would be read by tmux as a command separator, so such text is pasted.
     """
     target = agent_pane_target(session)
-    if len(text) <= 512 and "\n" not in text:
+    if len(text) <= 512 and not text.endswith(";") and all(" " <= char != "\x7f" for char in text):
         run(["send-keys", "-t", target, "-l", "--", text])
     else:
         buffer_name = "mngr-msg-" + os.urandom(8).hex()
         run(["load-buffer", "-b", buffer_name, "-"], input_bytes=text.encode("utf-8"))
-        run(["paste-buffer", "-d", "-p", "-b", buffer_name, "-t", target])
+        run(["paste-buffer", "-d", "-p", "-r", "-b", buffer_name, "-t", target])
     run(["send-keys", "-t", target, "Enter"])

@@ -49,6 +49,18 @@ MESSAGES = {
         "ready_quiet_seconds": ("float", 1.0),
         "ready_timeout": ("float", 60.0),
     },
+    "CapturePane": {"name": ("str", REQUIRED), "full": ("bool", False)},
+    "ReadOutput": {
+        "name": ("str", REQUIRED),
+        "source": ("str", "output"),
+        "offset": ("int?", None),
+        "tail_lines": ("int", 0),
+        "max_bytes": ("int", 8 * 1024 * 1024),
+    },
+    "NoteActivity": {"name": ("str", REQUIRED), "source": ("str", REQUIRED)},
+    "ExecStart": {"name": ("str", REQUIRED), "command": ("str", REQUIRED)},
+    "ExecRead": {"exec_id": ("int", REQUIRED), "wait": ("float", 0.5)},
+    "ExecKill": {"exec_id": ("int", REQUIRED)},
     # replies
     "Pong": {},
     "HelperInfo": {
@@ -61,6 +73,15 @@ MESSAGES = {
     "AgentList": {"agents": ("list", [])},
     "AgentReply": {"agent": ("object", REQUIRED)},
     "Done": {},
+    "Captured": {},
+    "OutputChunk": {
+        "path": ("str", REQUIRED),
+        "start": ("int", REQUIRED),
+        "end": ("int", REQUIRED),
+        "file_id": ("str", REQUIRED),
+    },
+    "ExecStarted": {"exec_id": ("int", REQUIRED)},
+    "ExecOutput": {"stdout_length": ("int", REQUIRED), "exit_code": ("int?", None)},
     "Error": {"code": ("str", REQUIRED), "message": ("str", REQUIRED)},
 }
 

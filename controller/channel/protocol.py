@@ -85,6 +85,50 @@ class SendMessage(msgspec.Struct, tag=True, kw_only=True):
     ready_timeout: float = 60.0
 
 
+class CapturePane(msgspec.Struct, tag=True, kw_only=True):
+    """Answered with Captured; the blob is the pane's text (with ``full``, its scrollback too)."""
+
+    name: str
+    full: bool = False
+
+
+class ReadOutput(msgspec.Struct, tag=True, kw_only=True):
+    """A piece of the agent's output log (``source="output"``) or Claude session log ("claude").
+
+    With ``offset``, the bytes from there on; without, the last ``tail_lines`` lines (all
+    when 0), never more than ``max_bytes``.
+    """
+
+    name: str
+    source: str = "output"
+    offset: int | None = None
+    tail_lines: int = 0
+    max_bytes: int = 8 * 1024 * 1024
+
+
+class NoteActivity(msgspec.Struct, tag=True, kw_only=True):
+    name: str
+    source: str
+
+
+class ExecStart(msgspec.Struct, tag=True, kw_only=True):
+    """Run a shell command in the agent's work dir with its environment."""
+
+    name: str
+    command: str
+
+
+class ExecRead(msgspec.Struct, tag=True, kw_only=True):
+    """Wait up to ``wait`` seconds for output; the blob is stdout then stderr."""
+
+    exec_id: int
+    wait: float = 0.5
+
+
+class ExecKill(msgspec.Struct, tag=True, kw_only=True):
+    exec_id: int
+
+
 # Replies
 
 
@@ -112,13 +156,36 @@ class Done(msgspec.Struct, tag=True):
     pass
 
 
+class Captured(msgspec.Struct, tag=True):
+    pass
+
+
+class OutputChunk(msgspec.Struct, tag=True, kw_only=True):
+    path: str
+    start: int
+    end: int
+    file_id: str
+
+
+class ExecStarted(msgspec.Struct, tag=True, kw_only=True):
+    exec_id: int
+
+
+class ExecOutput(msgspec.Struct, tag=True, kw_only=True):
+    stdout_length: int
+    exit_code: int | None = None
+
+
 class Error(msgspec.Struct, tag=True):
     code: str
     message: str
 
 
-Request = Ping | GetHelperInfo | ListAgents | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
-Reply = Pong | HelperInfo | AgentList | AgentReply | Done | Error
+Request = (
+    Ping | GetHelperInfo | ListAgents | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
+    | CapturePane | ReadOutput | NoteActivity | ExecStart | ExecRead | ExecKill
+)
+Reply = Pong | HelperInfo | AgentList | AgentReply | Done | Captured | OutputChunk | ExecStarted | ExecOutput | Error
 
 REQUEST_TYPES: tuple[type[msgspec.Struct], ...] = Request.__args__  # type: ignore[attr-defined]
 REPLY_TYPES: tuple[type[msgspec.Struct], ...] = Reply.__args__  # type: ignore[attr-defined]

@@ -148,4 +148,6 @@ def connect(app: App, name: str) -> None:
         (agent,) = locate(listing, (name,))
         if agent.info.state == "STOPPED":
             raise MngrError(f"agent {name!r} is stopped (start it with: mngr start {name})")
+        # Attaching is the user at work: it counts as activity (idle detection reads it).
+        agent.handle.note_activity(name, "attach")
     attach(agent.handle.provider, agent.host, name)

@@ -17,6 +17,10 @@ _COMMANDS = {
     "stop": ("lifecycle", "stop", "Stop agents (their records stay)"),
     "start": ("lifecycle", "start", "Start stopped agents again"),
     "destroy": ("lifecycle", "destroy", "Stop agents and delete everything mngr keeps for them"),
+    "message": ("message", "message", "Send a message to agents"),
+    "transcript": ("transcript", "transcript", "Show an agent's history"),
+    "capture": ("transcript", "capture", "Print what an agent's screen shows now"),
+    "exec": ("exec_cmd", "exec_command", "Run a command on agents' hosts, in their work dirs"),
     "config": ("config_cmd", "config", "View and edit mngr configuration"),
 }
 _UNBUILT = {
@@ -28,9 +32,6 @@ _UNBUILT = {
     "pull": "Pull data from an agent",
     "push": "Push data to an agent",
     "pair": "Continually sync data with an agent",
-    "message": "Send a message to an agent",
-    "transcript": "Show an agent's chat history",
-    "exec": "Run a command on an agent's host",
     "provision": "Re-run provisioning on an agent",
     "schedule": "Run agents on a schedule",
     "ask": "Chat with mngr for help",

@@ -1,0 +1,151 @@
+"""``mngr transcript`` (an agent's history) and ``mngr capture`` (its screen right now)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import click
+
+from .. import output
+from ..errors import MngrError, UsageError
+from ..fleet import LocatedAgent, list_fleet, locate
+from ..terminal_text import plain_lines
+from .context import App, pass_app
+
+_HELP = {"help_option_names": ["-h", "--help"]}
+_FOLLOW_INTERVAL = 0.3
+
+
+@dataclass
+class Entry:
+    role: str  # "user" or "assistant" for Claude; "output" for a line of recorded output
+    text: str
+    time: str | None = None
+
+
+def claude_entries(lines: list[bytes]) -> list[Entry]:
+    """User and assistant turns from Claude Code session log lines (other records skipped)."""
+    entries = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(record, dict) or record.get("type") not in ("user", "assistant"):
+            continue
+        content = (record.get("message") or {}).get("content")
+        if isinstance(content, str):
+            text = content
+        elif isinstance(content, list):
+            text = "\n".join(
+                part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"
+            )
+        else:
+            continue
+        if text.strip():
+            entries.append(Entry(record["type"], text, record.get("timestamp")))
+    return entries
+
+
+def _locate_one(app: App, name: str) -> tuple[Any, LocatedAgent]:
+    listing = list_fleet(app.providers(), app.quiet_seconds, app.host_timeout)
+    try:
+        (agent,) = locate(listing, (name,))
+    except BaseException:
+        listing.close()
+        raise
+    return listing, agent
+
+
+def _print_entries(entries: list[Entry], output_format: str) -> None:
+    for entry in entries:
+        if output_format == "jsonl":
+            click.echo(output.to_jsonl(asdict(entry)))
+        elif entry.role == "output":
+            click.echo(entry.text)
+        else:
+            click.echo(f"{entry.role}: {entry.text}")
+
+
+@click.command(context_settings=_HELP)
+@click.argument("name")
+@click.option("--tail", "tail", type=click.IntRange(min=1), help="Only the last N entries (lines of output).")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new entries until interrupted.")
+@click.option("--format", "output_format", type=click.Choice(["human", "json", "jsonl"]), default="human",
+              show_default=True)
+@click.option("--source", type=click.Choice(["auto", "output", "claude"]), default="auto", show_default=True,
+              help="claude: Claude Code's own session log; output: what the agent printed. auto: claude for "
+                   "claude agents, output for the rest.")
+@pass_app
+def transcript(app: App, name: str, tail: int | None, follow: bool, output_format: str, source: str) -> None:
+    """Show an agent's history.
+
+    For claude agents, the user and assistant turns from Claude Code's session log; for
+    every other agent, what it printed (recorded from its start), without terminal escapes.
+    """
+    if follow and output_format == "json":
+        raise UsageError("--follow prints as it goes: use --format human or jsonl")
+    listing, agent = _locate_one(app, name)
+    with listing:
+        kind = source if source != "auto" else ("claude" if agent.info.type == "claude" else "output")
+        # Claude turns span many log lines: fetch generously, then keep the last N turns.
+        tail_lines = 0 if tail is None else (tail if kind == "output" else max(tail * 50, 1000))
+        chunk, data = agent.handle.read_output(name, source=kind, tail_lines=tail_lines)
+        entries, pending = _parse(kind, data)
+        if tail is not None:
+            entries = entries[-tail:]
+        if output_format == "json":
+            document = {"name": name, "source": kind, "entries": [asdict(entry) for entry in entries]}
+            click.echo(output.to_json(document))
+            return
+        _print_entries(entries, output_format)
+        if follow:
+            _follow(agent, name, kind, chunk.end, chunk.file_id, pending, output_format)
+
+
+def _parse(kind: str, data: bytes) -> tuple[list[Entry], bytes]:
+    """Entries from complete lines of ``data``, and the incomplete last line left over."""
+    complete, newline, rest = data.rpartition(b"\n")
+    if not newline:
+        complete, rest = b"", data
+    if kind == "claude":
+        return claude_entries(complete.split(b"\n") if complete else []), rest
+    if not complete:
+        return [], rest
+    lines = plain_lines(complete.decode("utf-8", "replace"))
+    return [Entry("output", line) for line in lines], rest
+
+
+def _follow(agent: LocatedAgent, name: str, kind: str, offset: int, file_id: str, pending: bytes,
+            output_format: str) -> None:
+    try:
+        while True:
+            time.sleep(_FOLLOW_INTERVAL)
+            chunk, data = agent.handle.read_output(name, source=kind, offset=offset)
+            if chunk.file_id != file_id or chunk.start != offset:
+                pending = b""  # the log was rotated or replaced: carry on from its start
+            offset, file_id = chunk.end, chunk.file_id
+            entries, pending = _parse(kind, pending + data)
+            _print_entries(entries, output_format)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        return
+
+
+@click.command(context_settings=_HELP)
+@click.argument("name")
+@click.option("--full", is_flag=True, help="Include the scrollback, not just the visible screen.")
+@pass_app
+def capture(app: App, name: str, full: bool) -> None:
+    """Print what the agent's screen shows now."""
+    listing, agent = _locate_one(app, name)
+    with listing:
+        if agent.info.state == "STOPPED":
+            raise MngrError(f"agent {name!r} is stopped (start it with: mngr start {name})")
+        screen = agent.handle.capture(name, full)
+    text = screen.decode("utf-8", "replace")
+    click.echo(text.rstrip("\n"))

@@ -1,0 +1,271 @@
+"""Talking to agents: message, initial message, transcript, capture and exec, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MNGR_BIN, wait_for
+
+# A real agent-like program: puts its terminal in raw mode (as coding-agent TUIs do) and
+# appends every byte it reads to a file, so delivery can be checked byte for byte.
+RECORDER = """
+import os, sys, tty
+tty.setraw(0)
+with open(sys.argv[1], "ab") as out:
+    while True:
+        data = os.read(0, 65536)
+        if not data:
+            break
+        out.write(data)
+        out.flush()
+"""
+
+
+def start_recorder(sandbox, name: str) -> Path:
+    received = sandbox.root / f"{name}.received"
+    result = sandbox.mngr("create", name, "command", "--no-connect", "--", sys.executable, "-c", RECORDER,
+                          str(received))
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: received.exists(), "the recorder to start")
+    return received
+
+
+AWKWARD = {
+    "quotes": "it's \"quoted\" and 'single'",
+    "shell": "a; b && c | d $(rm -rf /) `id` $HOME > /tmp/x",
+    "backslashes": "C:\\path\\to\\ and \\n not a newline \\",
+    "tmux_keys": "C-c",
+    "tmux_words": "Enter C-d Escape M-x -l -- ;",
+    "tmux_separator": "\\;",
+    "unicode": "héllo wörld ☃ 日本語 🎉",
+    "newlines": "line one\nline two\n\nline four",
+    "tabs_and_escape": "col1\tcol2\x1b[31mred",
+    "leading_dash": "-n -e --help",
+    "big": ("0123456789abcdef" * 6400)[:100_000],
+}
+
+
+@pytest.mark.parametrize("label", sorted(AWKWARD))
+def test_message_arrives_byte_for_byte(sandbox, label: str) -> None:
+    received = start_recorder(sandbox, "rec")
+    text = AWKWARD[label]
+    # "--" ends options, as for any command: a message may start with a dash.
+    result = sandbox.mngr("message", "rec", "--", text)
+    assert result.returncode == 0, result.stderr
+    expected = text.encode() + b"\r"  # then Enter, which a raw-mode program reads as CR
+    assert wait_for(lambda: received.read_bytes() == expected and expected, f"{label} to arrive", timeout=30)
+
+
+def test_message_sources_stdin_file_and_option(sandbox) -> None:
+    received = start_recorder(sandbox, "rec")
+    message_file = sandbox.root / "msg.txt"
+    message_file.write_text("from a file\n")
+    assert sandbox.mngr("message", "rec", "--message-file", str(message_file)).returncode == 0
+    assert sandbox.mngr("message", "rec", "-", input="from stdin").returncode == 0
+    assert sandbox.mngr("message", "rec", "-m", "from -m").returncode == 0
+    expected = b"from a file\n\rfrom stdin\rfrom -m\r"
+    wait_for(lambda: received.read_bytes() == expected, "three messages")
+
+
+def test_concurrent_messages_arrive_whole_and_unmixed(sandbox) -> None:
+    received = start_recorder(sandbox, "rec")
+    messages = [f"message {i:02d} " + (chr(ord("a") + i) * 3000) + f"\nsecond line of {i:02d}" for i in range(20)]
+    processes = [
+        subprocess.Popen([str(MNGR_BIN), "message", "rec", text], env=sandbox.env, cwd=sandbox.work_dir,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for text in messages
+    ]
+    for process in processes:
+        assert process.wait(timeout=120) == 0, process.stderr.read()  # type: ignore[union-attr]
+        process.stderr.close()  # type: ignore[union-attr]
+    total = sum(len(text.encode()) + 1 for text in messages)
+    wait_for(lambda: len(received.read_bytes()) >= total, "all 20 messages", timeout=60)
+    arrived = received.read_bytes().decode().split("\r")
+    assert arrived[-1] == ""
+    assert sorted(arrived[:-1]) == sorted(messages)
+
+
+def test_several_agents_and_per_agent_failures(sandbox) -> None:
+    first = start_recorder(sandbox, "one")
+    second = start_recorder(sandbox, "two")
+    assert sandbox.mngr("message", "one", "two", "to both").returncode == 0
+    wait_for(lambda: first.read_bytes() == b"to both\r" and second.read_bytes() == b"to both\r", "both")
+    assert sandbox.mngr("stop", "two").returncode == 0
+    partial = sandbox.mngr("message", "one", "two", "again")
+    assert partial.returncode == 1
+    assert "mngr: error: message two: agent 'two' is stopped: start it with `mngr start two` or pass --start" \
+        in partial.stderr
+    wait_for(lambda: first.read_bytes() == b"to both\ragain\r", "the running agent's copy")
+    unknown = sandbox.mngr("message", "one", "ghost", "nothing at all")
+    assert unknown.returncode == 1 and "no agent named 'ghost'" in unknown.stderr
+    assert first.read_bytes() == b"to both\ragain\r", "nothing is sent when a name is unknown"
+
+
+def test_message_with_start_restarts_a_stopped_agent_first(sandbox) -> None:
+    received = start_recorder(sandbox, "sleepy")
+    assert sandbox.mngr("stop", "sleepy").returncode == 0
+    result = sandbox.mngr("message", "sleepy", "--start", "wake up")
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: received.read_bytes().endswith(b"wake up\r"), "the message after restart")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [(("rec", ""), "the message is empty"), (("rec", "  \n"), "the message is empty"),
+     (("rec", "--message-file", "/no/such/file"), "cannot read message file '/no/such/file'"),
+     (("rec",), "give agent names and a message"), (("rec", "-m", "x", "--message-file", "-"), "give the message once")],
+)
+def test_message_bad_input(sandbox, args, fragment) -> None:
+    received = start_recorder(sandbox, "rec")
+    result = sandbox.mngr("message", *args)
+    assert result.returncode == 2 and fragment in result.stderr and result.stderr.count("\n") == 1
+    assert received.read_bytes() == b""
+
+
+def test_initial_message_timeout_leaves_the_agent_running(sandbox) -> None:
+    config = sandbox.config_dir / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[agent_types.slowpoke]\ncommand = "sleep 600"\nready_pattern = "never shown"\n')
+    result = sandbox.mngr("create", "slow", "slowpoke", "--no-connect", "--initial-message", "hi",
+                          "--ready-timeout", "1")
+    assert result.returncode == 1
+    assert "agent 'slow' was created, but the initial message was not sent" in result.stderr
+    assert "did not become ready within 1 s; it is still running" in result.stderr
+    assert sandbox.sessions() == ["mngr-slow"]
+
+
+def test_transcript_is_what_the_agent_printed(sandbox) -> None:
+    script = 'for i in 1 2 3 4 5; do printf "\\033[1;32mline %s\\033[0m\\r\\n" "$i"; done; printf "50%%\\r100%%\\n"; ' \
+             'while IFS= read -r l; do echo "got $l"; done'
+    assert sandbox.mngr("create", "printer", "command", "--no-connect", "--", "sh", "-c", script).returncode == 0
+    expected = ["line 1", "line 2", "line 3", "line 4", "line 5", "100%"]
+    wait_for(lambda: sandbox.mngr("transcript", "printer").stdout.splitlines() == expected, "the transcript")
+    assert sandbox.mngr("transcript", "printer", "--tail", "2").stdout.splitlines() == ["line 5", "100%"]
+    as_json = json.loads(sandbox.mngr("transcript", "printer", "--format", "json").stdout)
+    assert [entry["text"] for entry in as_json["entries"]] == expected and as_json["source"] == "output"
+    jsonl = sandbox.mngr("transcript", "printer", "--tail", "1", "--format", "jsonl").stdout
+    assert json.loads(jsonl) == {"role": "output", "text": "100%", "time": None}
+
+    follower = subprocess.Popen([str(MNGR_BIN), "transcript", "printer", "--follow", "--tail", "1"],
+                                env=sandbox.env, cwd=sandbox.work_dir, stdout=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout.readline() == "100%\n"  # type: ignore[union-attr]
+        assert sandbox.mngr("message", "printer", "ping").returncode == 0
+        # The pane echoes the typed line, then the agent answers.
+        lines = [follower.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
+        assert lines == ["ping\n", "got ping\n"]
+    finally:
+        follower.kill()
+        follower.wait()
+        follower.stdout.close()  # type: ignore[union-attr]
+
+
+def test_output_log_is_capped(sandbox) -> None:
+    env = {"MNGR_OUTPUT_LOG_MAX_BYTES": "20000"}
+    sandbox.env.update(env)
+    script = 'i=0; while [ $i -lt 3000 ]; do echo "chatty line $i"; i=$((i+1)); done; echo done-printing; sleep 600'
+    assert sandbox.mngr("create", "chatty", "command", "--no-connect", "--", "sh", "-c", script).returncode == 0
+    (agent_dir,) = (sandbox.host_dir / "agents").iterdir()
+    log = agent_dir / "output.log"
+    wait_for(lambda: b"done-printing" in log.read_bytes() or (agent_dir / "output.log.1").exists(), "output")
+    wait_for(lambda: sandbox.mngr("list").returncode == 0 and log.stat().st_size <= 20000, "rotation")
+    assert (agent_dir / "output.log.1").stat().st_size > 20000
+    assert (agent_dir / "output.log").stat().st_mode & 0o077 == 0
+
+
+def test_claude_transcript_reads_its_session_log(sandbox) -> None:
+    claude_home = sandbox.root / "claude-home"
+    project = "".join(c if c.isalnum() else "-" for c in str(sandbox.work_dir))
+    session = claude_home / "projects" / project / "0b7c.jsonl"
+    records = [
+        {"type": "summary", "summary": "ignored"},
+        {"type": "user", "message": {"role": "user", "content": "Tell me a joke"}, "timestamp": "t1"},
+        {"type": "assistant", "message": {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "hmm"}, {"type": "text", "text": "Why did the agent idle?"}]},
+         "timestamp": "t2"},
+        {"type": "user", "message": {"role": "user", "content": [{"type": "tool_result", "content": "x"}]}},
+    ]
+    bin_dir = sandbox.root / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "claude"
+    fake.write_text(f"#!/bin/sh\nmkdir -p {session.parent}\ncat > {session} <<'EOF'\n"
+                    + "".join(json.dumps(r) + "\n" for r in records) + "EOF\nexec sleep 600\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{sandbox.env['PATH']}"}
+    created = sandbox.mngr("create", "jester", "claude", "--no-connect", "--env", f"CLAUDE_CONFIG_DIR={claude_home}",
+                           env=env)
+    assert created.returncode == 0, created.stderr
+    wait_for(lambda: session.exists(), "the session log")
+    shown = sandbox.mngr("transcript", "jester")
+    assert shown.stdout == "user: Tell me a joke\nassistant: Why did the agent idle?\n", shown.stderr
+    last = json.loads(sandbox.mngr("transcript", "jester", "--tail", "1", "--format", "json").stdout)
+    assert last["entries"] == [{"role": "assistant", "text": "Why did the agent idle?", "time": "t2"}]
+
+
+def test_capture_shows_the_screen(sandbox) -> None:
+    script = 'i=0; while [ $i -lt 120 ]; do echo "row $i"; i=$((i+1)); done; sleep 600'
+    assert sandbox.mngr("create", "screen", "command", "--no-connect", "--", "sh", "-c", script).returncode == 0
+    wait_for(lambda: "row 119" in sandbox.mngr("capture", "screen").stdout, "the screen")
+    visible = sandbox.mngr("capture", "screen").stdout
+    assert "row 0\n" not in visible, "the first rows scrolled off the 50-line screen"
+    full = sandbox.mngr("capture", "screen", "--full").stdout
+    assert "row 0\n" in full and "row 119" in full
+    assert sandbox.mngr("stop", "screen").returncode == 0
+    stopped = sandbox.mngr("capture", "screen")
+    assert stopped.returncode == 1 and "is stopped (start it with: mngr start screen)" in stopped.stderr
+
+
+def test_exec_runs_in_the_agents_dir_with_its_env(sandbox) -> None:
+    assert sandbox.mngr("create", "worker", "command", "--no-connect", "--env", "PROJECT=mngr", "--",
+                        "sleep", "600").returncode == 0
+    result = sandbox.mngr("exec", "worker", 'echo "$PROJECT in $(pwd)"; echo oops >&2; exit 3')
+    assert result.returncode == 3
+    assert result.stdout == f"mngr in {sandbox.work_dir}\n"
+    assert result.stderr == "oops\n"
+
+
+def test_exec_streams_output_as_it_comes(sandbox) -> None:
+    assert sandbox.mngr("create", "worker", "command", "--no-connect", "--", "sleep", "600").returncode == 0
+    marker = sandbox.root / "release"
+    process = subprocess.Popen(
+        [str(MNGR_BIN), "exec", "worker", f"echo first; while [ ! -e {marker} ]; do sleep 0.05; done; echo second"],
+        env=sandbox.env, cwd=sandbox.work_dir, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        # "first" arrives while the command is still blocked waiting for the marker file.
+        assert process.stdout.readline() == "first\n"  # type: ignore[union-attr]
+        assert process.poll() is None
+        marker.touch()
+        assert process.stdout.readline() == "second\n"  # type: ignore[union-attr]
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.stdout.close()  # type: ignore[union-attr]
+
+
+def test_exec_timeout_kills_the_command(sandbox) -> None:
+    assert sandbox.mngr("create", "worker", "command", "--no-connect", "--", "sleep", "600").returncode == 0
+    pid_file = sandbox.root / "pid"
+    result = sandbox.mngr("exec", "worker", f"echo $$ > {pid_file}; exec sleep 300", "--timeout", "1")
+    assert result.returncode == 124
+    assert "mngr: error: exec worker: timed out after 1 s (killed)" in result.stderr
+    pid = int(pid_file.read_text())
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), "the command to be killed")
+
+
+def test_exec_on_several_agents_as_json(sandbox) -> None:
+    for name in ("a1", "a2"):
+        assert sandbox.mngr("create", name, "command", "--no-connect", "--", "sleep", "600").returncode == 0
+    result = sandbox.mngr("exec", "a1", "a2", 'echo "I am $MNGR_AGENT_NAME"; [ "$MNGR_AGENT_NAME" = a1 ]',
+                          "--format", "json")
+    assert result.returncode == 1
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["a1"]["stdout"] == "I am a1\n" and rows["a1"]["exit_code"] == 0
+    assert rows["a2"]["stdout"] == "I am a2\n" and rows["a2"]["exit_code"] == 1
+    human = sandbox.mngr("exec", "a1", "a2", "echo hi")
+    assert human.returncode == 0 and sorted(human.stdout.splitlines()) == ["a1: hi", "a2: hi"]
