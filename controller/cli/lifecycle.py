@@ -139,15 +139,18 @@ def destroy(app: App, names: tuple[str, ...], every: bool, force: bool) -> None:
 
 @click.command(context_settings=_HELP)
 @click.argument("name")
+@click.option("--start", "start_first", is_flag=True, help="Start the agent first if it is stopped.")
 @pass_app
-def connect(app: App, name: str) -> None:
+def connect(app: App, name: str, start_first: bool) -> None:
     """Attach your terminal to an agent's tmux session (detach with C-b d)."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("mngr connect needs a terminal (stdin and stdout must be a tty)")
     with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
         (agent,) = locate(listing, (name,))
         if agent.info.state == "STOPPED":
-            raise MngrError(f"agent {name!r} is stopped (start it with: mngr start {name})")
+            if not start_first:
+                raise MngrError(f"agent {name!r} is stopped (start it with: mngr start {name}, or pass --start)")
+            agent.handle.start_agent(name)
         # Attaching is the user at work: it counts as activity (idle detection reads it).
         agent.handle.note_activity(name, "attach")
     attach(agent.handle.provider, agent.host, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pty
 import select
@@ -72,6 +73,9 @@ def test_connect_attaches_and_detaching_returns(sandbox) -> None:
     assert code == 0
     assert b"agent-screen-marker" in screen
     assert sandbox.sessions() == ["mngr-talker"], "detaching must leave the agent running"
+    (events,) = (sandbox.host_dir / "agents").glob("*/events.jsonl")
+    activity = [json.loads(line) for line in events.read_text().splitlines() if '"activity"' in line]
+    assert [entry["source"] for entry in activity] == ["attach"], "the attach counts as user activity"
 
 
 def test_create_on_a_terminal_attaches(sandbox) -> None:
@@ -86,7 +90,10 @@ def test_connect_to_a_stopped_agent_says_how_to_start_it(sandbox) -> None:
     assert sandbox.mngr("stop", "sleeper").returncode == 0
     code, screen = _run_in_pty(sandbox, ["connect", "sleeper"], lambda screen: False)
     assert code == 1
-    assert b"is stopped (start it with: mngr start sleeper)" in screen
+    assert b"is stopped (start it with: mngr start sleeper, or pass --start)" in screen
+    code, _ = _run_in_pty(sandbox, ["connect", "--start", "sleeper"], _attached_then_detach(sandbox, "mngr-sleeper"))
+    assert code == 0
+    assert sandbox.sessions() == ["mngr-sleeper"]
 
 
 def _answer_in_pty(sandbox, args: list[str], prompt: bytes, answer: bytes) -> tuple[int, bytes]:
