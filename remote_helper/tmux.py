@@ -162,12 +162,14 @@ def send_text(session, text):
     (an agent that asked for bracketed paste sees one paste, not many submitted lines).
     Key names such as C-c or Enter in the text are never interpreted: both ways are literal.
     A trailing ";" would be read by tmux as a command separator, so such text is pasted.
+    A pane in copy mode (a user scrolled back) would take the keys itself: leave it first.
     """
     target = agent_pane_target(session)
+    leave_copy_mode = ["if-shell", "-F", "-t", target, "#{pane_in_mode}", "send-keys -t %s -X cancel" % target]
     if len(text) <= 512 and not text.endswith(";") and all(" " <= char != "\x7f" for char in text):
-        run(["send-keys", "-t", target, "-l", "--", text])
+        typing = ["send-keys", "-t", target, "-l", "--", text]
     else:
         buffer_name = "mngr-msg-" + os.urandom(8).hex()
         run(["load-buffer", "-b", buffer_name, "-"], input_bytes=text.encode("utf-8"))
-        run(["paste-buffer", "-d", "-p", "-r", "-b", buffer_name, "-t", target])
-    run(["send-keys", "-t", target, "Enter"])
+        typing = ["paste-buffer", "-d", "-p", "-r", "-b", buffer_name, "-t", target]
+    run([*leave_copy_mode, ";", *typing, ";", "send-keys", "-t", target, "Enter"])

@@ -61,6 +61,15 @@ def test_message_arrives_byte_for_byte(sandbox, label: str) -> None:
     assert wait_for(lambda: received.read_bytes() == expected and expected, f"{label} to arrive", timeout=30)
 
 
+@pytest.mark.parametrize("text", ["short one", "long\none"])
+def test_message_reaches_an_agent_whose_pane_is_in_copy_mode(sandbox, text: str) -> None:
+    received = start_recorder(sandbox, "rec")
+    assert sandbox.tmux("copy-mode", "-t", "=mngr-rec:").returncode == 0
+    assert sandbox.tmux("display-message", "-p", "-t", "=mngr-rec:", "#{pane_in_mode}").stdout == "1\n"
+    assert sandbox.mngr("message", "rec", text).returncode == 0
+    wait_for(lambda: received.read_bytes() == text.encode() + b"\r", "the message despite copy mode")
+
+
 def test_message_sources_stdin_file_and_option(sandbox) -> None:
     received = start_recorder(sandbox, "rec")
     message_file = sandbox.root / "msg.txt"
