@@ -34,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
 # MNGR_CONFIG_DIR, ...) steer mngr directly and are not configuration keys.
 ENV_KEYS = frozenset(
     ["default_provider", "default_agent_type", "agent_quiet_seconds", "host_timeout_seconds",
-     "agent_types", "providers", "templates"]
+     "agent_types", "providers", "templates", "hosts"]
 )
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
@@ -45,6 +45,14 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "agent_types": dict,
     "providers": dict,
     "templates": dict,
+    "hosts": dict,
+}
+
+_HOST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "address": str,
+    "provider": str,
+    "python": str,
+    "env": dict,
 }
 
 
@@ -212,6 +220,19 @@ def validate(values: Mapping[str, Any], origin: str, strict_keys: bool = False) 
         _check_type(origin, f"providers.{name}", section, dict)
     for name, section in values.get("templates", {}).items():
         _check_template(origin, f"templates.{name}", section)
+    for name, section in values.get("hosts", {}).items():
+        _check_type(origin, f"hosts.{name}", section, dict)
+        for field_name, value in section.items():
+            field_type = _HOST_FIELDS.get(field_name)
+            if field_type is None:
+                raise ConfigError(
+                    f"{origin}: unknown key hosts.{name}.{field_name} (known: {', '.join(sorted(_HOST_FIELDS))})"
+                )
+            _check_type(origin, f"hosts.{name}.{field_name}", value, field_type)
+        for key, item in section.get("env", {}).items():
+            if not _ENV_NAME.match(key):
+                raise ConfigError(f"{origin}: invalid key {key!r} in hosts.{name}.env")
+            _check_type(origin, f"hosts.{name}.env.{key}", item, str)
 
 
 def _check_template(origin: str, prefix: str, section: Any) -> None:

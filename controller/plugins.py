@@ -23,13 +23,14 @@ ENTRY_POINT_GROUP = "mngr"
 
 
 def plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
-    from mngr.providers import local
+    from mngr.providers import local, ssh
 
     manager = pluggy.PluginManager(plugin_spec.PROJECT)
     manager.add_hookspecs(plugin_spec)
     # Built-ins go through the same hooks as third-party plugins, registered by name so an
     # entry point cannot register them a second time.
     manager.register(local, name="local")
+    manager.register(ssh, name="ssh")
     manager.register(builtin_agent_types, name="builtin_agent_types")
     for name in filter(None, os.environ.get("MNGR_DISABLE_PLUGINS", "").split(",")):
         manager.set_blocked(name.strip())
@@ -81,7 +82,12 @@ class Registry:
         if provider_class is None:
             known = ", ".join(sorted(self.providers)) or "none"
             raise UnknownProvider(f"unknown provider {name!r} (known: {known})")
-        return provider_class(config.section(f"providers.{name}"))
+        hosts = {
+            host: section
+            for host, section in config.section("hosts").items()
+            if isinstance(section, dict) and section.get("provider", "ssh") == name
+        }
+        return provider_class(config.section(f"providers.{name}"), hosts)
 
     def agent_type(self, name: str) -> AgentType:
         agent_type = self.agent_types.get(name)

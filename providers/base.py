@@ -19,8 +19,10 @@ class Provider(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, settings: Mapping[str, Any] | None = None, hosts: Mapping[str, Any] | None = None) -> None:
         self.settings: Mapping[str, Any] = settings or {}
+        # ``[hosts.NAME]`` sections of the config that belong to this provider.
+        self.configured_hosts: Mapping[str, Any] = hosts or {}
 
     @abstractmethod
     def known_hosts(self) -> Sequence[str]:
@@ -37,6 +39,19 @@ class Provider(ABC):
     @abstractmethod
     def attach_argv(self, host: str, session: str) -> list[str]:
         """The command that attaches the user's terminal to a tmux session on ``host``."""
+
+    def default_work_dir(self, host: str) -> str:
+        """Work dir of a new agent when none is given (``~`` is expanded on the host)."""
+        return "~"
+
+    def remember(self, host: str) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Note that ``host`` has agents, so later listings search it without being told."""
+
+    def forget(self, host: str) -> None:  # noqa: B027
+        """Note that ``host`` has no agents left (a configured host is always searched)."""
+
+    def trust_new_host_keys(self) -> None:  # noqa: B027
+        """Accept the key of a host seen for the first time (providers that check keys)."""
 
     def agent_base_env(self, host: str) -> dict[str, str] | None:
         """The environment agents on ``host`` start from; None means the helper's own."""

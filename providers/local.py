@@ -54,6 +54,9 @@ class LocalProvider(Provider):
         python = str(self.settings.get("python") or sys.executable)
         return ProcessStream(LOCAL_HOST, stage1_argv(python))
 
+    def default_work_dir(self, host: str) -> str:
+        return os.getcwd()
+
     def agent_base_env(self, host: str) -> dict[str, str] | None:
         env = dict(os.environ)
         for key in ("TMUX", "TMUX_PANE"):

@@ -5,6 +5,7 @@ The order of every change is chosen so that a crash at any point leaves somethin
 created, and removed (by an atomic rename out of the way) only after the session is gone.
 """
 
+import contextlib
 import os
 import sys
 import time
@@ -37,8 +38,12 @@ _LAUNCHER = (
     "for key in ('TERM', 'COLORTERM', 'TMUX', 'TMUX_PANE'):\n"
     "    if key in os.environ and key not in env: env[key] = os.environ[key]\n"
     "os.umask(spec['umask'])\n"
-    "os.execve('/bin/sh', ['/bin/sh', '-c', spec['command']], env)\n"
+    "os.execve('/bin/sh', ['/bin/sh', '-c', spec['wrapper'], 'sh', spec['command'], spec['status_file']], env)\n"
 )
+# Runs the agent's command and keeps its exit status: tmux loses the status of a process
+# that exits very soon after respawn-pane started it, so DONE agents report it from here.
+_STATUS_KEEPER = '/bin/sh -c "$1"; status=$?; printf "%s\\n" "$status" > "$2"; exit "$status"'
+EXIT_STATUS = "exit_status"
 
 
 def check_name(name):
@@ -133,10 +138,20 @@ def _info(record, pane, quiet_seconds, now):
         "created_at": record.get("created_at", ""),
         "labels": dict(record.get("labels") or {}),
         "pid": pane.pid if pane is not None and not pane.dead else None,
-        "exit_status": pane.dead_status if pane is not None and pane.dead else None,
+        "exit_status": _exit_status(record, pane) if pane is not None and pane.dead else None,
         "idle_seconds": idle_seconds,
         "problem": None,
     }
+
+
+def _exit_status(record, pane):
+    if pane.dead_status is not None:
+        return pane.dead_status
+    try:
+        with open(os.path.join(state.agent_dir(record.get("id", "")), EXIT_STATUS)) as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _unknown(name, agent_id, problem):
@@ -225,9 +240,18 @@ def _launch(agent_id, record, extra_env, base_env, umask):
     output_log = os.path.join(state.agent_dir(agent_id), OUTPUT_LOG)
     os.close(os.open(output_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     launch_path = os.path.join(state.agent_dir(agent_id), "launch.json")
+    status_file = os.path.join(state.agent_dir(agent_id), EXIT_STATUS)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(status_file)  # left by an earlier run
     state.atomic_write_json(
         launch_path,
-        {"env": env, "command": record["command"], "umask": state.original_umask() if umask is None else umask},
+        {
+            "env": env,
+            "command": record["command"],
+            "wrapper": _STATUS_KEEPER,
+            "status_file": status_file,
+            "umask": state.original_umask() if umask is None else umask,
+        },
     )
     tmux.new_agent_session(
         tmux.session_name(record["name"]),
@@ -248,7 +272,7 @@ def _read_env(agent_id):
 def create_agent(request):
     name = request["name"]
     check_name(name)
-    work_dir = request["work_dir"]
+    work_dir = os.path.abspath(os.path.expanduser(request["work_dir"]))
     if not os.path.isdir(work_dir):
         raise RequestFailed("invalid", "work dir %s does not exist on this host" % work_dir)
     _check_binary(request["binary"], _agent_env("", name, request["env"], request["base_env"]))
@@ -365,7 +389,7 @@ def send_message(request):
         state.append_event(
             os.path.join(state.agent_dir(agent_id), "events.jsonl"),
             "message_sent",
-            length=len(request["text"]),
+            bytes=len(request["text"].encode("utf-8")),
         )
 
 
@@ -382,6 +406,9 @@ def _wait_until_ready(session, request):
     last_screen = None
     last_change = time.monotonic()
     while True:
+        pane = tmux.list_sessions_panes().get(session)
+        if pane is None or pane.dead:
+            raise RequestFailed("stopped", "the agent exited before it was ready for input")
         screen = tmux.capture_pane(session)
         now = time.monotonic()
         if pattern is not None:

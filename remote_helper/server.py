@@ -177,6 +177,8 @@ class Server(object):
                 path = output.claude_session_path(fields["name"])
             elif fields["source"] == "output":
                 path = agents.output_log_path(fields["name"])
+            elif fields["source"] == "output-previous":  # the part moved aside by rotation
+                path = agents.output_log_path(fields["name"]) + ".1"
             else:
                 raise ProtocolError("invalid", "unknown output source %r" % fields["source"])
             chunk, data = output.read(path, fields["offset"], fields["tail_lines"], fields["max_bytes"])

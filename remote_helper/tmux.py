@@ -172,4 +172,9 @@ def send_text(session, text):
         buffer_name = "mngr-msg-" + os.urandom(8).hex()
         run(["load-buffer", "-b", buffer_name, "-"], input_bytes=text.encode("utf-8"))
         typing = ["paste-buffer", "-d", "-p", "-r", "-b", buffer_name, "-t", target]
-    run([*leave_copy_mode, ";", *typing, ";", "send-keys", "-t", target, "Enter"])
+    try:
+        run([*leave_copy_mode, ";", *typing, ";", "send-keys", "-t", target, "Enter"])
+    except TmuxError:
+        if typing[0] == "paste-buffer":  # the pane went away: do not leave the text in tmux
+            run(["delete-buffer", "-b", typing[-3]], check=False)
+        raise

@@ -33,9 +33,11 @@ class Sandbox:
         for key in list(self.env):
             if key.startswith("MNGR_") or key in ("TMUX", "TMUX_PANE"):
                 del self.env[key]
+        self.state_dir = tmux_dir / "state"  # short: ssh's ControlPath sockets live under it
         self.env.update(
             MNGR_HOST_DIR=str(self.host_dir),
             MNGR_CONFIG_DIR=str(self.config_dir),
+            MNGR_STATE_DIR=str(self.state_dir),
             TMUX_TMPDIR=str(tmux_dir),
         )
 
@@ -70,6 +72,24 @@ class Sandbox:
                 continue
         return [pid for pid in pids if _alive(pid)]
 
+    def own_processes(self) -> list[int]:
+        """Every process started for this sandbox: by its environment (daemons, agents) or,
+        for ssh connection masters (whose process title overwrites their environment), by the
+        control socket path in their title."""
+        marker = f"TMUX_TMPDIR={self.tmux_dir}".encode()
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+                command_line = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker in environ or (command_line.startswith(b"ssh: ") and str(self.tmux_dir).encode() in command_line):
+                pids.append(int(entry))
+        return pids
+
     def stop_daemons(self) -> None:
         # A helper may still be starting a daemon when the test ends: look twice.
         for _ in range(2):
@@ -82,7 +102,7 @@ class Sandbox:
         for key in list(os.environ):
             if key.startswith("MNGR_") or key in ("TMUX", "TMUX_PANE"):
                 monkeypatch.delenv(key)
-        for key in ("MNGR_HOST_DIR", "MNGR_CONFIG_DIR", "TMUX_TMPDIR"):
+        for key in ("MNGR_HOST_DIR", "MNGR_CONFIG_DIR", "MNGR_STATE_DIR", "TMUX_TMPDIR"):
             monkeypatch.setenv(key, self.env[key])
 
 
@@ -115,4 +135,7 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     finally:
         box.stop_daemons()
         box.tmux("kill-server")
+        for pid in box.own_processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         shutil.rmtree(tmux_dir, ignore_errors=True)

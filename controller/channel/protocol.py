@@ -93,7 +93,8 @@ class CapturePane(msgspec.Struct, tag=True, kw_only=True):
 
 
 class ReadOutput(msgspec.Struct, tag=True, kw_only=True):
-    """A piece of the agent's output log (``source="output"``) or Claude session log ("claude").
+    """A piece of the agent's output log (``source="output"``; "output-previous" is the older
+    part that rotation moved aside) or of its Claude Code session log ("claude").
 
     With ``offset``, the bytes from there on; without, the last ``tail_lines`` lines (all
     when 0), never more than ``max_bytes``.

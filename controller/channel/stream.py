@@ -65,6 +65,7 @@ class ProcessStream(Stream):
 
         self.host = host
         self.argv = list(argv)
+        self.stderr_text = ""  # what the process said on stderr, once it has exited
         try:
             self._process = subprocess.Popen(
                 self.argv,
@@ -138,12 +139,11 @@ class ProcessStream(Stream):
             returncode = self._process.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
             return ""
-        stderr = b""
-        if self._process.stderr is not None:
-            with contextlib.suppress(OSError, ValueError):
+        if self._process.stderr is not None and not self.stderr_text:
+            with contextlib.suppress(OSError, ValueError, TypeError):
                 os.set_blocking(self._process.stderr.fileno(), False)
-                stderr = self._process.stderr.read(65536) or b""
-        text = stderr.decode("utf-8", "replace").strip()
+                self.stderr_text = (self._process.stderr.read(65536) or b"").decode("utf-8", "replace").strip()
+        text = self.stderr_text
         last_line = text.splitlines()[-1] if text else ""
         status = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
         return f"{status}: {last_line}" if last_line else status

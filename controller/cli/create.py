@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -61,6 +60,8 @@ class CreateCommand(click.Command):
 @click.option("--ready-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the agent to be ready for the initial message.")
 @click.option("--connect/--no-connect", default=True, help="Attach to the agent after creating it (default: attach when on a terminal).")
 @click.option("--format", "output_format", default="human", show_default=True, help="Output: human, json, jsonl, or a template like '{name} {state}'.")
+@click.option("--accept-new-host-key", is_flag=True,
+              help="Trust the host's SSH key if this is the first contact (a changed key is always refused).")
 @click.pass_context
 @pass_app
 def create(
@@ -79,6 +80,7 @@ def create(
     ready_timeout: float,
     connect: bool,
     output_format: str,
+    accept_new_host_key: bool,
 ) -> None:
     """Create and run an agent on a host.
 
@@ -132,7 +134,9 @@ def create(
     provider = app.provider(provider_name or str(app.config.get("default_provider")))
     host_name = host or provider.default_host()
     provider.check_host(host_name)
-    directory = os.path.abspath(work_dir or os.getcwd())
+    if accept_new_host_key:
+        provider.trust_new_host_keys()
+    directory = work_dir or provider.default_work_dir(host_name)
 
     with HostHandle(provider, host_name, app.host_timeout) as handle:
         binary = agent_type.binary(agent_args)
@@ -163,10 +167,13 @@ def create(
             except MngrError as exc:
                 detail = getattr(exc, "detail", str(exc))
                 raise MngrError(f"agent {name!r} was created, but the initial message was not sent: {detail}") from exc
+        provider.remember(host_name)
         print_agents([(info, host_name, provider.name, "created")], output_format, single=True)
 
     if connect:
         if sys.stdin.isatty() and sys.stdout.isatty():
+            with HostHandle(provider, host_name, app.host_timeout) as handle:
+                handle.note_activity(name, "attach")
             attach(provider, host_name, name)
         else:
             click.echo(f"mngr: not attaching: not a terminal (attach later with: mngr connect {name})", err=True)

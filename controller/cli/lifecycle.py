@@ -152,5 +152,7 @@ def connect(app: App, name: str, start_first: bool) -> None:
                 raise MngrError(f"agent {name!r} is stopped (start it with: mngr start {name}, or pass --start)")
             agent.handle.start_agent(name)
         # Attaching is the user at work: it counts as activity (idle detection reads it).
-        agent.handle.note_activity(name, "attach")
+        # A stray session (no record, state UNKNOWN) has nowhere to note it.
+        if agent.info.state != "UNKNOWN":
+            agent.handle.note_activity(name, "attach")
     attach(agent.handle.provider, agent.host, name)

@@ -51,6 +51,12 @@ def list_command(
     providers = app.providers(provider_names)
     with list_fleet(providers, app.quiet_seconds, app.host_timeout) as listing:
         rows = [agent_row(agent.info, agent.host, agent.provider) for agent in listing.agents]
+        failed = {(error.provider, error.host) for error in listing.errors}
+        busy = {(agent.provider, agent.host) for agent in listing.agents}
+        for handle in listing.handles:
+            key = (handle.provider_name, handle.host)
+            if key not in failed and key not in busy:
+                handle.provider.forget(handle.host)  # answered, with no agents left
         errors = [{"host": e.host, "provider": e.provider, "error": e.error} for e in listing.errors]
     rows = [
         row for row in rows

@@ -91,7 +91,10 @@ def run(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            print("mngr: interrupted", file=sys.stderr)
+            return 130
         print("mngr: aborted", file=sys.stderr)
         return 1
     except click.UsageError as exc:

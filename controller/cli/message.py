@@ -100,6 +100,8 @@ def message(
 def _send_one(app: App, agent: LocatedAgent, text: str, start_first: bool, ready_timeout: float) -> None:
     name = agent.info.name
     wait_ready = False
+    if agent.info.state == "UNKNOWN":
+        raise MngrError(f"{name!r} is not a working agent: {agent.info.problem or 'state UNKNOWN'}")
     if agent.info.state not in _LIVE:
         if not start_first:
             verb = "has exited (DONE)" if agent.info.state == "DONE" else "is stopped"

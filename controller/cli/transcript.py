@@ -92,19 +92,49 @@ def transcript(app: App, name: str, tail: int | None, follow: bool, output_forma
     listing, agent = _locate_one(app, name)
     with listing:
         kind = source if source != "auto" else ("claude" if agent.info.type == "claude" else "output")
-        # Claude turns span many log lines: fetch generously, then keep the last N turns.
-        tail_lines = 0 if tail is None else (tail if kind == "output" else max(tail * 50, 1000))
-        chunk, data = agent.handle.read_output(name, source=kind, tail_lines=tail_lines)
+        if tail is None:
+            data, end, file_id = _read_whole(agent, name, kind)
+        else:
+            # Claude turns span many log lines: fetch generously, then keep the last N turns.
+            wanted = tail if kind == "output" else max(tail * 50, 1000)
+            chunk, data = agent.handle.read_output(name, source=kind, tail_lines=wanted)
+            end, file_id = chunk.end, chunk.file_id
+            if kind == "output" and chunk.start == 0 and data.count(b"\n") < wanted:
+                # Not enough since the last rotation: the rest is in the previous part.
+                _, older = agent.handle.read_output(name, source="output-previous", tail_lines=wanted)
+                data = older + data
+        # A last line without its newline yet (a prompt, say) is shown: it is on the screen.
         entries, pending = _parse(kind, data)
-        if tail is not None:
-            entries = entries[-tail:]
+        if follow:
+            shown = entries
+        else:
+            shown = entries + _parse(kind, pending + b"\n")[0]
+            pending = b""
+        entries = shown if tail is None else shown[-tail:]
         if output_format == "json":
             document = {"name": name, "source": kind, "entries": [asdict(entry) for entry in entries]}
             click.echo(output.to_json(document))
             return
         _print_entries(entries, output_format)
         if follow:
-            _follow(agent, name, kind, chunk.end, chunk.file_id, pending, output_format)
+            _follow(agent, name, kind, end, file_id, pending, output_format)
+
+
+def _read_whole(agent: LocatedAgent, name: str, kind: str) -> tuple[bytes, int, str]:
+    """All of a log (for output, the rotated part first), read in chunks; with its end and id."""
+    data = bytearray()
+    sources = ["output-previous", "output"] if kind == "output" else [kind]
+    end, file_id = 0, ""
+    for source in sources:
+        offset = 0
+        while True:
+            chunk, piece = agent.handle.read_output(name, source=source, offset=offset)
+            data += piece
+            if not piece or chunk.start != offset:
+                break
+            offset = chunk.end
+        end, file_id = offset, chunk.file_id
+    return bytes(data), end, file_id
 
 
 def _parse(kind: str, data: bytes) -> tuple[list[Entry], bytes]:

@@ -182,9 +182,22 @@ def test_output_log_is_capped(sandbox) -> None:
     (agent_dir,) = (sandbox.host_dir / "agents").iterdir()
     log = agent_dir / "output.log"
     wait_for(lambda: b"done-printing" in log.read_bytes() or (agent_dir / "output.log.1").exists(), "output")
+    wait_for(lambda: b"done-printing" in log.read_bytes() + (agent_dir / "output.log.1").read_bytes()
+             if (agent_dir / "output.log.1").exists() else b"done-printing" in log.read_bytes(), "all output")
     wait_for(lambda: sandbox.mngr("list").returncode == 0 and log.stat().st_size <= 20000, "rotation")
     assert (agent_dir / "output.log.1").stat().st_size > 20000
     assert (agent_dir / "output.log").stat().st_mode & 0o077 == 0
+    # The transcript reads across the rotation: the whole history, and a tail that spans it.
+    expected = [f"chatty line {i}" for i in range(3000)] + ["done-printing"]
+    assert sandbox.mngr("transcript", "chatty").stdout.splitlines() == expected
+    assert sandbox.mngr("transcript", "chatty", "--tail", "5").stdout.splitlines() == expected[-5:]
+
+
+def test_transcript_shows_an_unfinished_last_line(sandbox) -> None:
+    script = 'echo one; echo two; printf "prompt> "; sleep 600'
+    assert sandbox.mngr("create", "prompter", "command", "--no-connect", "--", "sh", "-c", script).returncode == 0
+    wait_for(lambda: sandbox.mngr("transcript", "prompter").stdout == "one\ntwo\nprompt> \n", "the prompt")
+    assert sandbox.mngr("transcript", "prompter", "--tail", "2").stdout == "two\nprompt> \n"
 
 
 def test_claude_transcript_reads_its_session_log(sandbox) -> None:

@@ -1,0 +1,183 @@
+"""The ssh provider: any machine you can ssh into is a host.
+
+A host is named the way ssh names it: an alias from ``~/.ssh/config`` (whose HostName,
+User, Port, IdentityFile, ProxyJump... all apply, because mngr runs the OpenSSH client
+itself), or ``user@hostname[:port]``, or a name from mngr's config::
+
+    [hosts.build-box]
+    address = "dev@build.example.com:2222"   # what to hand to ssh
+    env = { MNGR_HOST_DIR = "/data/mngr" }   # environment for mngr's helper there
+    python = "python3"                        # interpreter on the host (default python3)
+
+    [providers.ssh]
+    accept_new_host_keys = false   # trust a host's key on first contact (like accept-new)
+    ssh_config = ""                # an ssh_config file to use instead of ~/.ssh/config
+    control_dir = ""               # where connection-sharing sockets live
+    connect_timeout = 10
+
+Connections are shared (ControlMaster/ControlPersist), so only the first command to a host
+pays for the handshake. Host keys are always checked: an unknown key is accepted only when
+the user allows it, and a changed key is refused. Hosts used once are remembered (in the
+controller's state dir) so that ``mngr list`` finds their agents again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mngr.controller.channel.bootstrap import stage1_argv
+from mngr.controller.channel.stream import ProcessStream, Stream
+from mngr.controller.errors import UsageError
+from mngr.controller.plugin_spec import hookimpl
+
+from .base import Provider
+
+_ADDRESS = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._:\[\]-]+$")
+_HOST_KEY_CHANGED = "REMOTE HOST IDENTIFICATION HAS CHANGED"
+_HOST_KEY_UNKNOWN = ("Host key verification failed", "No ED25519 host key is known", "host key is not known")
+
+
+def state_dir() -> str:
+    explicit = os.environ.get("MNGR_STATE_DIR")
+    if explicit:
+        return os.path.abspath(os.path.expanduser(explicit))
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "mngr")
+
+
+class SshStream(ProcessStream):
+    """An ssh process whose failures are explained in terms of the host, not ssh's stderr."""
+
+    def diagnostics(self) -> str:
+        detail = super().diagnostics()
+        if _HOST_KEY_CHANGED in self.stderr_text:
+            return (f"the host key of {self.host} has CHANGED and is refused (if the host was really "
+                    f"reinstalled, remove the old key with: ssh-keygen -R HOSTNAME)")
+        if any(marker in self.stderr_text for marker in _HOST_KEY_UNKNOWN):
+            return (f"the host key of {self.host} is not known yet: check it and connect once with ssh, "
+                    f"or pass --accept-new-host-key")
+        if "python3: not found" in self.stderr_text or "python3: command not found" in self.stderr_text:
+            return f"python3 is not installed on {self.host} (mngr's helper needs Python 3.8 or newer)"
+        return detail
+
+
+class SshProvider(Provider):
+    name = "ssh"
+
+    def __init__(self, settings: Mapping[str, Any] | None = None, hosts: Mapping[str, Any] | None = None) -> None:
+        super().__init__(settings, hosts)
+        self.accept_new_host_keys = bool(self.settings.get("accept_new_host_keys"))
+
+    def trust_new_host_keys(self) -> None:
+        self.accept_new_host_keys = True
+
+    # -- which hosts ---------------------------------------------------------------------
+
+    def known_hosts(self) -> Sequence[str]:
+        names = list(self.configured_hosts)
+        names += [name for name in self._remembered() if name not in names]
+        return names
+
+    def default_host(self) -> str:
+        raise UsageError("--in ssh needs a host: --host ALIAS or --host user@hostname[:port]")
+
+    def check_host(self, host: str) -> None:
+        address = self._address(host)
+        if address.startswith("-") or not _ADDRESS.match(address):
+            raise UsageError(f"invalid ssh host {host!r}: use an ssh alias or user@hostname[:port]")
+
+    def remember(self, host: str) -> None:
+        hosts = self._remembered()
+        if host in hosts or host in self.configured_hosts:
+            return
+        hosts.append(host)
+        self._save(hosts)
+
+    def forget(self, host: str) -> None:
+        hosts = self._remembered()
+        if host in hosts:
+            hosts.remove(host)
+            self._save(hosts)
+
+    def _registry_path(self) -> str:
+        return os.path.join(state_dir(), "ssh_hosts.json")
+
+    def _remembered(self) -> list[str]:
+        try:
+            with open(self._registry_path(), encoding="utf-8") as handle:
+                hosts = json.load(handle)
+        except (OSError, ValueError):
+            return []
+        return [host for host in hosts if isinstance(host, str)] if isinstance(hosts, list) else []
+
+    def _save(self, hosts: list[str]) -> None:
+        path = self._registry_path()
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        temp_path = f"{path}.{os.getpid()}.tmp"
+        with open(temp_path, "w", encoding="utf-8") as handle:
+            json.dump(hosts, handle)
+        os.replace(temp_path, path)
+
+    # -- reaching a host -----------------------------------------------------------------
+
+    def _host_settings(self, host: str) -> Mapping[str, Any]:
+        section = self.configured_hosts.get(host)
+        return section if isinstance(section, Mapping) else {}
+
+    def _address(self, host: str) -> str:
+        return str(self._host_settings(host).get("address") or host)
+
+    def ssh_argv(self, host: str, *, tty: bool = False) -> list[str]:
+        """``ssh`` with mngr's options and the destination, ready for a remote command."""
+        address = self._address(host)
+        port = None
+        match = re.match(r"^(.*):(\d+)$", address)
+        if match and "[" not in address:
+            address, port = match.group(1), match.group(2)
+        control_dir = str(self.settings.get("control_dir") or os.path.join(state_dir(), "ssh"))
+        os.makedirs(control_dir, mode=0o700, exist_ok=True)
+        argv = ["ssh"]
+        if self.settings.get("ssh_config"):
+            argv += ["-F", str(self.settings["ssh_config"])]
+        argv += [
+            "-o", "BatchMode=yes",
+            # Never "no": an unknown key is accepted only when the user said so, a changed one never.
+            "-o", f"StrictHostKeyChecking={'accept-new' if self.accept_new_host_keys else 'yes'}",
+            "-o", f"ConnectTimeout={int(self.settings.get('connect_timeout') or 10)}",
+            "-o", "ServerAliveInterval=15",
+            "-o", "ServerAliveCountMax=3",
+            "-o", "ControlMaster=auto",
+            "-o", f"ControlPath={control_dir}/%C",
+            "-o", "ControlPersist=600",
+            "-o", "LogLevel=ERROR",
+        ]
+        argv.append("-t" if tty else "-T")
+        if port:
+            argv += ["-p", port]
+        argv += ["--", address]
+        return argv
+
+    def _remote_env_prefix(self, host: str) -> list[str]:
+        env = self._host_settings(host).get("env") or {}
+        return ["env", *(f"{key}={value}" for key, value in env.items())] if env else []
+
+    def open_stream(self, host: str) -> Stream:
+        self.check_host(host)
+        python = str(self._host_settings(host).get("python") or "python3")
+        remote = self._remote_env_prefix(host) + stage1_argv(python)
+        return SshStream(host, [*self.ssh_argv(host), shlex.join(remote)])
+
+    def attach_argv(self, host: str, session: str) -> list[str]:
+        self.check_host(host)
+        remote = [*self._remote_env_prefix(host), "tmux", "attach-session", "-t", "=" + session]
+        return [*self.ssh_argv(host, tty=True), shlex.join(remote)]
+
+
+@hookimpl
+def mngr_providers() -> list[type[Provider]]:
+    return [SshProvider]

@@ -1,0 +1,173 @@
+"""SSH hosts: real sshd servers on loopback, reached through the OpenSSH client."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.sshd import SshHost, unavailable_reason
+
+pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
+
+
+def _use(sandbox, *hosts: SshHost) -> None:
+    config = sandbox.root / "ssh_config"
+    config.write_text("".join(host.client_config() for host in hosts))
+    sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"] = str(config)
+
+
+@pytest.fixture
+def ssh_host(sandbox) -> Iterator[SshHost]:
+    client_dir = sandbox.root / "client"
+    client_dir.mkdir(exist_ok=True)
+    host = SshHost("testhost", client_dir)
+    host.trust()
+    _use(sandbox, host)
+    try:
+        yield host
+    finally:
+        host.stop()
+
+
+def agents(sandbox) -> dict:
+    result = sandbox.mngr("list", "--format", "json")
+    return json.loads(result.stdout) | {"code": result.returncode}
+
+
+def create_remote(sandbox, name: str, *extra: str, host: str = "testhost") -> subprocess.CompletedProcess[str]:
+    return sandbox.mngr("create", name, "command", "--in", "ssh", "--host", host, "--no-connect", *extra,
+                        "--", "sleep", "600")
+
+
+def test_lifecycle_on_an_ssh_host(sandbox, ssh_host: SshHost) -> None:
+    created = create_remote(sandbox, "far")
+    assert created.returncode == 0, created.stderr
+    assert sandbox.mngr("create", "near", "command", "--no-connect", "--", "sleep", "600").returncode == 0
+    listed = agents(sandbox)
+    assert listed["code"] == 0 and listed["errors"] == []
+    where = {a["name"]: (a["provider"], a["host"], a["state"]) for a in listed["agents"]}
+    assert where["near"][:2] == ("local", "local")
+    assert where["far"][:2] == ("ssh", "testhost") and where["far"][2] in ("RUNNING", "WAITING")
+    far = next(a for a in listed["agents"] if a["name"] == "far")
+    assert far["work_dir"] == ssh_host.user.pw_dir, "the default work dir on a remote host is the user's home"
+    # The agent really runs on the host, as its user, with the host's state dir.
+    assert any(ssh_host.remote_host_dir.glob("agents/*/record.json"))
+    assert sandbox.mngr("stop", "far").returncode == 0
+    assert {a["name"]: a["state"] for a in agents(sandbox)["agents"]}["far"] == "STOPPED"
+    assert sandbox.mngr("start", "far").returncode == 0
+    assert sandbox.mngr("destroy", "-f", "far").returncode == 0
+    assert [a["name"] for a in agents(sandbox)["agents"]] == ["near"]
+
+
+def test_talking_to_a_remote_agent(sandbox, ssh_host: SshHost) -> None:
+    script = 'while IFS= read -r l; do echo "got: $l"; done'
+    created = sandbox.mngr("create", "echo", "command", "--in", "ssh", "--host", "testhost", "--no-connect",
+                           "--", "sh", "-c", script)
+    assert created.returncode == 0, created.stderr
+    assert sandbox.mngr("message", "echo", "hello over ssh; $(not run)").returncode == 0
+    wait_for(lambda: "got: hello over ssh; $(not run)" in sandbox.mngr("transcript", "echo").stdout, "reply")
+    ran = sandbox.mngr("exec", "echo", "id -un; pwd")
+    assert ran.returncode == 0 and ran.stdout.split() == ["mngr-test", ssh_host.user.pw_dir]
+    assert "got: hello over ssh" in sandbox.mngr("capture", "echo").stdout
+
+
+def test_connections_are_shared_between_commands(sandbox, ssh_host: SshHost) -> None:
+    assert create_remote(sandbox, "shared").returncode == 0
+    control_sockets = list((sandbox.state_dir / "ssh").iterdir())
+    assert len(control_sockets) == 1
+    config = sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"]
+    check = subprocess.run(["ssh", "-F", config, "-o", f"ControlPath={control_sockets[0]}", "-O", "check",
+                            "testhost"], capture_output=True, text=True)
+    assert check.returncode == 0 and "Master running" in check.stderr
+
+
+def test_unknown_host_key_needs_consent(sandbox, ssh_host: SshHost) -> None:
+    ssh_host.known_hosts.write_text("")
+    refused = create_remote(sandbox, "careful")
+    assert refused.returncode == 1
+    assert "the host key of testhost is not known yet" in refused.stderr and "--accept-new-host-key" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    accepted = create_remote(sandbox, "careful", "--accept-new-host-key")
+    assert accepted.returncode == 0, accepted.stderr
+    assert f"[127.0.0.1]:{ssh_host.port}" in ssh_host.known_hosts.read_text()
+
+
+def test_changed_host_key_is_refused(sandbox, ssh_host: SshHost) -> None:
+    impostor = sandbox.root / "impostor"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(impostor)], check=True)
+    key_type, key = Path(f"{impostor}.pub").read_text().split()[:2]
+    ssh_host.known_hosts.write_text(f"[127.0.0.1]:{ssh_host.port} {key_type} {key}\n")
+    for extra in ((), ("--accept-new-host-key",)):
+        refused = create_remote(sandbox, "victim", *extra)
+        assert refused.returncode == 1
+        assert "the host key of testhost has CHANGED and is refused" in refused.stderr
+        assert "ssh-keygen -R" in refused.stderr
+
+
+def test_one_dead_host_does_not_hide_the_others(sandbox, ssh_host: SshHost) -> None:
+    assert create_remote(sandbox, "alive").returncode == 0
+    config = sandbox.config_dir / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[hosts.gone]\naddress = "mngr-test@127.0.0.1:1"\n')
+    listed = agents(sandbox)
+    assert listed["code"] == 1
+    assert [a["name"] for a in listed["agents"]] == ["alive"]
+    (error,) = listed["errors"]
+    assert (error["host"], error["provider"]) == ("gone", "ssh") and error["error"]
+    human = sandbox.mngr("list")
+    assert human.returncode == 1 and "! gone" in human.stdout and "alive" in human.stdout
+
+
+def test_login_noise_is_skipped(sandbox) -> None:
+    client_dir = sandbox.root / "client"
+    client_dir.mkdir()
+    noisy = SshHost("noisy", client_dir, force_command='echo "Welcome! Last login: never"; '
+                                                      'exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"')
+    try:
+        noisy.trust()
+        _use(sandbox, noisy)
+        created = create_remote(sandbox, "through-noise", host="noisy")
+        assert created.returncode == 0, created.stderr
+        assert [a["name"] for a in agents(sandbox)["agents"]] == ["through-noise"]
+    finally:
+        noisy.stop()
+
+
+def test_a_host_without_python_is_named(sandbox) -> None:
+    client_dir = sandbox.root / "client"
+    client_dir.mkdir()
+    bare = SshHost("bare", client_dir, force_command='PATH=/nonexistent; exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"')
+    try:
+        bare.trust()
+        _use(sandbox, bare)
+        result = create_remote(sandbox, "nopython", host="bare")
+        assert result.returncode == 1
+        assert "python3 is not installed on bare" in result.stderr and result.stderr.count("\n") == 1
+    finally:
+        bare.stop()
+
+
+def test_helper_killed_on_the_host_is_replaced(sandbox, ssh_host: SshHost) -> None:
+    assert create_remote(sandbox, "survivor").returncode == 0
+    helpers = [pid for pid in ssh_host.remote_processes()
+               if b"mngr_remote_helper" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert helpers, "a host daemon or helper runs on the host"
+    for pid in helpers:
+        os.kill(pid, signal.SIGKILL)
+    listed = agents(sandbox)
+    assert listed["code"] == 0 and [a["name"] for a in listed["agents"]] == ["survivor"]
+
+
+def test_bad_ssh_host_names(sandbox) -> None:
+    for bad in ("-oProxyCommand=evil", "a b", "host;rm"):
+        result = sandbox.mngr("create", "x", "command", "--in", "ssh", "--host", bad, "--no-connect", "--", "true")
+        assert result.returncode == 2 and "invalid ssh host" in result.stderr
+    missing = sandbox.mngr("create", "x", "command", "--in", "ssh", "--no-connect", "--", "true")
+    assert missing.returncode == 2 and "--in ssh needs a host" in missing.stderr
