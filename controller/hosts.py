@@ -27,6 +27,7 @@ class HostHandle:
             try:
                 if stream.needs_bootstrap:
                     self._client = RpcClient.bootstrap(stream, self.timeout)
+                    self.provider.bootstrapped(self.host, self._client)
                 else:
                     self._client = RpcClient(stream)
             except BaseException:

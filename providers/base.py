@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from mngr.controller.channel.rpc import RpcClient
 from mngr.controller.channel.stream import Stream
 
 
@@ -43,6 +44,9 @@ class Provider(ABC):
     def default_work_dir(self, host: str) -> str:
         """Work dir of a new agent when none is given (``~`` is expanded on the host)."""
         return "~"
+
+    def bootstrapped(self, host: str, client: RpcClient) -> None:  # noqa: B027
+        """Called after a helper was bootstrapped on ``host`` (a provider may set up a warm path)."""
 
     def remember(self, host: str) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Note that ``host`` has agents, so later listings search it without being told."""

@@ -23,16 +23,20 @@ controller's state dir) so that ``mngr list`` finds their agents again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shlex
+import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mngr.controller.channel import protocol
 from mngr.controller.channel.bootstrap import stage1_argv
-from mngr.controller.channel.stream import ProcessStream, Stream
-from mngr.controller.errors import UsageError
+from mngr.controller.channel.rpc import RpcClient
+from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
+from mngr.controller.errors import MngrError, UsageError
 from mngr.controller.plugin_spec import hookimpl
 
 from .base import Provider
@@ -132,15 +136,19 @@ class SshProvider(Provider):
     def _address(self, host: str) -> str:
         return str(self._host_settings(host).get("address") or host)
 
-    def ssh_argv(self, host: str, *, tty: bool = False) -> list[str]:
+    def _control_dir(self) -> str:
+        control_dir = str(self.settings.get("control_dir") or os.path.join(state_dir(), "ssh"))
+        os.makedirs(control_dir, mode=0o700, exist_ok=True)
+        return control_dir
+
+    def ssh_argv(self, host: str, *, tty: bool = False, mux_command: str | None = None) -> list[str]:
         """``ssh`` with mngr's options and the destination, ready for a remote command."""
         address = self._address(host)
         port = None
         match = re.match(r"^(.*):(\d+)$", address)
         if match and "[" not in address:
             address, port = match.group(1), match.group(2)
-        control_dir = str(self.settings.get("control_dir") or os.path.join(state_dir(), "ssh"))
-        os.makedirs(control_dir, mode=0o700, exist_ok=True)
+        control_dir = self._control_dir()
         argv = ["ssh"]
         if self.settings.get("ssh_config"):
             argv += ["-F", str(self.settings["ssh_config"])]
@@ -155,8 +163,12 @@ class SshProvider(Provider):
             "-o", f"ControlPath={control_dir}/%C",
             "-o", "ControlPersist=600",
             "-o", "LogLevel=ERROR",
+            "-o", "StreamLocalBindUnlink=yes",
         ]
-        argv.append("-t" if tty else "-T")
+        if mux_command:
+            argv += ["-O", mux_command]
+        else:
+            argv.append("-t" if tty else "-T")
         if port:
             argv += ["-p", port]
         argv += ["--", address]
@@ -168,9 +180,48 @@ class SshProvider(Provider):
 
     def open_stream(self, host: str) -> Stream:
         self.check_host(host)
+        warm = self._open_forwarded(host)
+        if warm is not None:
+            return warm
         python = str(self._host_settings(host).get("python") or "python3")
         remote = self._remote_env_prefix(host) + stage1_argv(python)
         return SshStream(host, [*self.ssh_argv(host), shlex.join(remote)])
+
+    # -- the warm path: the host daemon's socket, forwarded by the shared connection ------
+
+    def _forward_path(self, host: str) -> str:
+        key = hashlib.sha256(f"{self._address(host)}\0{self.settings.get('ssh_config', '')}".encode()).hexdigest()
+        return os.path.join(self._control_dir(), f"fwd-{key[:20]}.sock")
+
+    def _open_forwarded(self, host: str) -> Stream | None:
+        """A stream to the host daemon through the master's forwarding, if it answers a Ping."""
+        path = self._forward_path(host)
+        if not os.path.exists(path):
+            return None
+        try:
+            stream = SocketStream.connect(host, path)
+        except OSError:
+            return None
+        try:
+            # The local end accepts even when the far end has nothing listening; a Ping tells.
+            RpcClient(stream).call(protocol.Ping(), protocol.Pong, timeout=5)
+        except MngrError:
+            stream.close()
+            return None
+        return stream
+
+    def bootstrapped(self, host: str, client: RpcClient) -> None:
+        """Forward a local socket to the host daemon through the shared connection."""
+        try:
+            remote = client.call(protocol.GetHelperInfo(), protocol.HelperInfo, timeout=10).daemon_socket
+        except MngrError:
+            return
+        if not remote:
+            return
+        argv = self.ssh_argv(host, mux_command="forward")
+        argv[argv.index("--"):argv.index("--")] = ["-L", f"{self._forward_path(host)}:{remote}"]
+        subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=15, check=False)
 
     def attach_argv(self, host: str, session: str) -> list[str]:
         self.check_host(host)

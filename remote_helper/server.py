@@ -208,7 +208,17 @@ class Server(object):
             "python": platform.python_version(),
             "hostname": socket.gethostname(),
             "host_dir": state.host_dir(),
+            "daemon_socket": self._daemon_socket(),
         }
+
+    def _daemon_socket(self):
+        """Where this version's host daemon listens ("" when there is no warm path here)."""
+        from . import daemon
+
+        path = daemon.socket_path(self._helper_hash)
+        if len(path) > daemon.MAX_SOCKET_PATH or os.environ.get("MNGR_HOST_DAEMON") == "0":
+            return ""
+        return path
 
 
 def _take_over_stdio():

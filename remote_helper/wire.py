@@ -69,6 +69,7 @@ MESSAGES = {
         "python": ("str", REQUIRED),
         "hostname": ("str", REQUIRED),
         "host_dir": ("str", REQUIRED),
+        "daemon_socket": ("str", ""),
     },
     "AgentList": {"agents": ("list", [])},
     "AgentReply": {"agent": ("object", REQUIRED)},

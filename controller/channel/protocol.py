@@ -143,6 +143,7 @@ class HelperInfo(msgspec.Struct, tag=True, kw_only=True):
     python: str
     hostname: str
     host_dir: str
+    daemon_socket: str = ""  # the host daemon's unix socket on that host, "" if none
 
 
 class AgentList(msgspec.Struct, tag=True):

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from mngr.controller.channel.stream import SocketStream
+from mngr.controller.hosts import HostHandle
+from mngr.providers.ssh import SshProvider
 from tests.conftest import wait_for
 from tests.sshd import SshHost, unavailable_reason
 
@@ -80,12 +83,35 @@ def test_talking_to_a_remote_agent(sandbox, ssh_host: SshHost) -> None:
 
 def test_connections_are_shared_between_commands(sandbox, ssh_host: SshHost) -> None:
     assert create_remote(sandbox, "shared").returncode == 0
-    control_sockets = list((sandbox.state_dir / "ssh").iterdir())
+    control_sockets = [p for p in (sandbox.state_dir / "ssh").iterdir() if not p.name.startswith("fwd-")]
     assert len(control_sockets) == 1
     config = sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"]
     check = subprocess.run(["ssh", "-F", config, "-o", f"ControlPath={control_sockets[0]}", "-O", "check",
                             "testhost"], capture_output=True, text=True)
     assert check.returncode == 0 and "Master running" in check.stderr
+
+
+def test_later_commands_reach_the_host_daemon_through_the_shared_connection(
+    sandbox, ssh_host: SshHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert create_remote(sandbox, "warm").returncode == 0
+    sandbox.apply_env(monkeypatch)
+    provider = SshProvider({"ssh_config": sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"]})
+
+    def daemon_answers() -> bool:
+        with HostHandle(provider, "testhost", timeout=30) as handle:
+            info = handle.helper_info()
+            daemons = [pid for pid in ssh_host.remote_processes()
+                       if b"daemon import main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            return isinstance(handle.client.stream, SocketStream) and daemons == [info.pid]
+
+    wait_for(daemon_answers, "the warm path to the host daemon")
+    # If the daemon dies, the forwarded socket answers nothing: the next command bootstraps.
+    for pid in ssh_host.remote_processes():
+        if b"daemon import main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            os.kill(pid, signal.SIGKILL)
+    listed = agents(sandbox)
+    assert listed["code"] == 0 and [a["name"] for a in listed["agents"]] == ["warm"]
 
 
 def test_unknown_host_key_needs_consent(sandbox, ssh_host: SshHost) -> None:
