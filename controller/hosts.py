@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Mapping
 
 from mngr.providers.base import Provider
 
 from .channel import protocol
 from .channel.rpc import RpcClient
+from .errors import ChannelError
+
+_CONNECT_ATTEMPTS = 4
 
 
 class HostHandle:
@@ -22,7 +27,9 @@ class HostHandle:
 
     @property
     def client(self) -> RpcClient:
-        if self._client is None:
+        attempt = 0
+        while self._client is None:
+            attempt += 1
             stream = self.provider.open_stream(self.host)
             try:
                 if stream.needs_bootstrap:
@@ -30,6 +37,11 @@ class HostHandle:
                     self.provider.bootstrapped(self.host, self._client)
                 else:
                     self._client = RpcClient(stream)
+            except ChannelError:
+                stream.close()
+                if attempt >= _CONNECT_ATTEMPTS or not stream.worth_retrying():
+                    raise
+                time.sleep(random.uniform(0.05, 0.3) * attempt)
             except BaseException:
                 stream.close()
                 raise

@@ -14,6 +14,7 @@ itself), or ``user@hostname[:port]``, or a name from mngr's config::
     ssh_config = ""                # an ssh_config file to use instead of ~/.ssh/config
     control_dir = ""               # where connection-sharing sockets live
     connect_timeout = 10
+    transport = "auto"             # openssh, or paramiko (in-process; auto: when no ssh binary)
 
 Connections are shared (ControlMaster/ControlPersist), so only the first command to a host
 pays for the handshake. Host keys are always checked: an unknown key is accepted only when
@@ -28,6 +29,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -43,6 +45,7 @@ from .base import Provider
 
 _ADDRESS = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._:\[\]-]+$")
 _HOST_KEY_CHANGED = "REMOTE HOST IDENTIFICATION HAS CHANGED"
+_REFUSED_HANDSHAKE = ("kex_exchange_identification", "Connection reset by peer", "Connection closed by")
 _HOST_KEY_UNKNOWN = ("Host key verification failed", "No ED25519 host key is known", "host key is not known")
 
 
@@ -56,6 +59,12 @@ def state_dir() -> str:
 
 class SshStream(ProcessStream):
     """An ssh process whose failures are explained in terms of the host, not ssh's stderr."""
+
+    def worth_retrying(self) -> bool:
+        # sshd drops handshakes beyond MaxStartups (10 by default) at random: dialling many
+        # hosts behind one sshd, or one host many times at once, meets this.
+        self.diagnostics()
+        return any(sign in self.stderr_text for sign in _REFUSED_HANDSHAKE)
 
     def diagnostics(self) -> str:
         detail = super().diagnostics()
@@ -180,12 +189,26 @@ class SshProvider(Provider):
 
     def open_stream(self, host: str) -> Stream:
         self.check_host(host)
+        python = str(self._host_settings(host).get("python") or "python3")
+        remote = shlex.join(self._remote_env_prefix(host) + stage1_argv(python))
+        if self._uses_paramiko():
+            from .ssh_paramiko import ParamikoStream
+
+            return ParamikoStream(
+                host, self._address(host), remote, ssh_config=str(self.settings.get("ssh_config") or ""),
+                accept_new=self.accept_new_host_keys, connect_timeout=float(self.settings.get("connect_timeout") or 10),
+            )
         warm = self._open_forwarded(host)
         if warm is not None:
             return warm
-        python = str(self._host_settings(host).get("python") or "python3")
-        remote = self._remote_env_prefix(host) + stage1_argv(python)
-        return SshStream(host, [*self.ssh_argv(host), shlex.join(remote)])
+        return SshStream(host, [*self.ssh_argv(host), remote])
+
+    def _uses_paramiko(self) -> bool:
+        """``transport = "paramiko"``, or "auto" (the default) on a machine without ``ssh``."""
+        transport = str(self.settings.get("transport") or "auto")
+        if transport not in ("auto", "openssh", "paramiko"):
+            raise UsageError(f"providers.ssh.transport must be auto, openssh or paramiko, not {transport!r}")
+        return transport == "paramiko" or (transport == "auto" and shutil.which("ssh") is None)
 
     # -- the warm path: the host daemon's socket, forwarded by the shared connection ------
 
@@ -212,6 +235,8 @@ class SshProvider(Provider):
 
     def bootstrapped(self, host: str, client: RpcClient) -> None:
         """Forward a local socket to the host daemon through the shared connection."""
+        if self._uses_paramiko():
+            return  # no shared connection outlives this process: every command bootstraps
         try:
             remote = client.call(protocol.GetHelperInfo(), protocol.HelperInfo, timeout=10).daemon_socket
         except MngrError:
@@ -225,6 +250,8 @@ class SshProvider(Provider):
 
     def attach_argv(self, host: str, session: str) -> list[str]:
         self.check_host(host)
+        if self._uses_paramiko():
+            raise UsageError("attaching needs the OpenSSH client (ssh), which is not installed here")
         remote = [*self._remote_env_prefix(host), "tmux", "attach-session", "-t", "=" + session]
         return [*self.ssh_argv(host, tty=True), shlex.join(remote)]
 

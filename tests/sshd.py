@@ -52,7 +52,8 @@ def _free_port() -> int:
 class SshHost:
     """One sshd on 127.0.0.1 plus the client-side files to reach it as ``alias``."""
 
-    def __init__(self, alias: str, client_dir: Path, force_command: str | None = None) -> None:
+    def __init__(self, alias: str, client_dir: Path, force_command: str | None = None,
+                 max_startups: str = "200:30:400") -> None:
         self.alias = alias
         self.user = ensure_test_user()
         # Short paths: sockets live here (tmux's, the host daemon's).
@@ -81,7 +82,8 @@ class SshHost:
             f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
             f"PidFile {self.server_dir}/sshd.pid\nAuthorizedKeysFile {authorized}\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-            "UsePAM no\nStrictModes no\nMaxStartups 200:30:400\nMaxSessions 200\n"
+            "UsePAM no\nStrictModes no\n"
+            f"MaxStartups {max_startups}\nMaxSessions 200\n"
             f"AllowUsers {TEST_USER}\nAllowStreamLocalForwarding yes\nStreamLocalBindUnlink yes\n"
             "LogLevel ERROR\nPrintMotd no\n"
             # The host's mngr state and tmux server are this test's own, with no mngr config.

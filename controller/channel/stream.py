@@ -56,6 +56,10 @@ class Stream(ABC):
         """What the transport knows about a failure (exit status, stderr), for error messages."""
         return ""
 
+    def worth_retrying(self) -> bool:
+        """After a failure: was it a refusal a second try may not meet (a busy server)?"""
+        return False
+
 
 class ProcessStream(Stream):
     """A stream over a child process's stdin/stdout (stderr kept for diagnostics)."""

@@ -191,6 +191,48 @@ def test_helper_killed_on_the_host_is_replaced(sandbox, ssh_host: SshHost) -> No
     assert listed["code"] == 0 and [a["name"] for a in listed["agents"]] == ["survivor"]
 
 
+def test_many_hosts_behind_one_busy_sshd(sandbox) -> None:
+    """sshd's default MaxStartups (10) drops handshakes beyond ten at once: list retries them."""
+    client_dir = sandbox.root / "client"
+    client_dir.mkdir()
+    server = SshHost("busy", client_dir, max_startups="10:30:100")
+    try:
+        server.trust()
+        aliases = [f"busy{i}" for i in range(24)]
+        config = sandbox.root / "ssh_config"
+        config.write_text("".join(server.client_config().replace("Host busy", f"Host {alias}", 1) for alias in aliases))
+        sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"] = str(config)
+        sandbox.config_dir.mkdir(parents=True, exist_ok=True)
+        (sandbox.config_dir / "config.toml").write_text("".join(f"[hosts.{a}]\naddress = \"{a}\"\n" for a in aliases))
+        listed = agents(sandbox)
+        assert listed["errors"] == [] and listed["code"] == 0
+    finally:
+        server.stop()
+
+
+def test_paramiko_transport(sandbox, ssh_host: SshHost) -> None:
+    """The in-process fallback reaches the same host, with the same host key rules."""
+    sandbox.env["MNGR_PROVIDERS__SSH__TRANSPORT"] = "paramiko"
+    ssh_host.known_hosts.write_text("")
+    refused = create_remote(sandbox, "via-paramiko")
+    assert refused.returncode == 1 and "the host key of testhost is not known yet" in refused.stderr
+    created = create_remote(sandbox, "via-paramiko", "--accept-new-host-key")
+    assert created.returncode == 0, created.stderr
+    assert f"[127.0.0.1]:{ssh_host.port}" in ssh_host.known_hosts.read_text()
+    listed = agents(sandbox)
+    assert listed["code"] == 0 and [(a["name"], a["host"]) for a in listed["agents"]] == [("via-paramiko", "testhost")]
+    ran = sandbox.mngr("exec", "via-paramiko", "id -un")
+    assert ran.returncode == 0 and ran.stdout == "mngr-test\n"
+    assert sandbox.mngr("destroy", "-f", "via-paramiko").returncode == 0
+    # A changed key is refused here too.
+    impostor = sandbox.root / "impostor"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(impostor)], check=True)
+    key_type, key = Path(f"{impostor}.pub").read_text().split()[:2]
+    ssh_host.known_hosts.write_text(f"[127.0.0.1]:{ssh_host.port} {key_type} {key}\n")
+    changed = create_remote(sandbox, "again", "--accept-new-host-key")
+    assert changed.returncode == 1 and "has CHANGED and is refused" in changed.stderr
+
+
 def test_bad_ssh_host_names(sandbox) -> None:
     for bad in ("-oProxyCommand=evil", "a b", "host;rm"):
         result = sandbox.mngr("create", "x", "command", "--in", "ssh", "--host", bad, "--no-connect", "--", "true")
