@@ -239,3 +239,23 @@ def test_bad_ssh_host_names(sandbox) -> None:
         assert result.returncode == 2 and "invalid ssh host" in result.stderr
     missing = sandbox.mngr("create", "x", "command", "--in", "ssh", "--no-connect", "--", "true")
     assert missing.returncode == 2 and "--in ssh needs a host" in missing.stderr
+
+
+def test_connect_attaches_over_ssh(sandbox, ssh_host: SshHost) -> None:
+    from tests.integration.test_connect import _run_in_pty
+
+    script = "echo remote-screen-marker; sleep 600"
+    created = sandbox.mngr("create", "far", "command", "--in", "ssh", "--host", "testhost", "--no-connect",
+                           "--", "sh", "-c", script)
+    assert created.returncode == 0, created.stderr
+    tmux_socket = ssh_host.remote_tmux_dir / f"tmux-{ssh_host.user.pw_uid}" / "default"
+
+    def detach_once_drawn(screen: bytes) -> bool:
+        if b"remote-screen-marker" not in screen:
+            return False
+        subprocess.run(["tmux", "-S", str(tmux_socket), "detach-client", "-s", "=mngr-far"], capture_output=True)
+        return True
+
+    code, screen = _run_in_pty(sandbox, ["connect", "far"], detach_once_drawn)
+    assert code == 0 and b"remote-screen-marker" in screen
+    assert [a["state"] for a in agents(sandbox)["agents"]] in (["RUNNING"], ["WAITING"])
