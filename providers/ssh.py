@@ -74,6 +74,9 @@ class SshStream(ProcessStream):
         if any(marker in self.stderr_text for marker in _HOST_KEY_UNKNOWN):
             return (f"the host key of {self.host} is not known yet: check it and connect once with ssh, "
                     f"or pass --accept-new-host-key")
+        if "Permission denied" in self.stderr_text:
+            return (f"{self.host} refused the login ({self.stderr_text.splitlines()[-1]}): check the user name "
+                    "and that your key is authorized there")
         if "python3: not found" in self.stderr_text or "python3: command not found" in self.stderr_text:
             return f"python3 is not installed on {self.host} (mngr's helper needs Python 3.8 or newer)"
         return detail

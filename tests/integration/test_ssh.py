@@ -259,3 +259,88 @@ def test_connect_attaches_over_ssh(sandbox, ssh_host: SshHost) -> None:
     code, screen = _run_in_pty(sandbox, ["connect", "far"], detach_once_drawn)
     assert code == 0 and b"remote-screen-marker" in screen
     assert [a["state"] for a in agents(sandbox)["agents"]] in (["RUNNING"], ["WAITING"])
+
+
+def test_unreachable_wrong_user_and_silent_hosts_are_errors_not_hangs(sandbox, ssh_host: SshHost) -> None:
+    import socket
+    import threading
+
+    assert create_remote(sandbox, "fine").returncode == 0
+    black_hole = socket.socket()
+    black_hole.bind(("127.0.0.1", 0))
+    black_hole.listen(16)  # accepts connections, never says a word
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_forever() -> None:
+        black_hole.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(black_hole.accept()[0])
+            except OSError:
+                continue
+
+    acceptor = threading.Thread(target=accept_forever)
+    acceptor.start()
+    try:
+        config = sandbox.config_dir / "config.toml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(
+            f'[hosts.silent]\naddress = "mngr-test@127.0.0.1:{black_hole.getsockname()[1]}"\n'
+            f'[hosts.stranger]\naddress = "nobody@127.0.0.1:{ssh_host.port}"\n'
+            '[hosts.closed]\naddress = "mngr-test@127.0.0.1:1"\n'
+        )
+        sandbox.env.update(MNGR_HOST_TIMEOUT_SECONDS="3", MNGR_PROVIDERS__SSH__CONNECT_TIMEOUT="2",
+                           MNGR_PROVIDERS__SSH__ACCEPT_NEW_HOST_KEYS="true")
+        listed = agents(sandbox)
+        assert listed["code"] == 1
+        assert [a["name"] for a in listed["agents"]] == ["fine"]
+        errors = {error["host"]: error["error"] for error in listed["errors"]}
+        assert set(errors) == {"silent", "stranger", "closed"}
+        assert "refused the login" in errors["stranger"]
+    finally:
+        stop.set()
+        acceptor.join()
+        for connection in held:
+            connection.close()
+        black_hole.close()
+
+
+def test_connection_cut_mid_request_then_the_next_command_reconnects(
+    sandbox, ssh_host: SshHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from mngr.controller.channel import protocol
+    from mngr.controller.errors import ChannelClosed
+
+    assert create_remote(sandbox, "cut").returncode == 0
+    sandbox.apply_env(monkeypatch)
+    provider = SshProvider({"ssh_config": sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"]})
+    handle = HostHandle(provider, "testhost")
+    handle.helper_info()
+    errors: list[BaseException] = []
+
+    def wait_forever() -> None:
+        request = protocol.SendMessage(name="cut", text="x", wait_ready=True, ready_pattern="never-xyz",
+                                       ready_timeout=600)
+        try:
+            handle.client.call(request, protocol.Done)
+        except BaseException as exc:  # asserted below
+            errors.append(exc)
+
+    thread = threading.Thread(target=wait_forever)
+    thread.start()
+    import time
+
+    time.sleep(0.5)
+    for pid in sandbox.own_processes():  # the ssh processes: the shared connection dies
+        if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ssh"):
+            os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    (error,) = errors
+    assert isinstance(error, ChannelClosed) and "during SendMessage" in str(error)
+    handle.close()
+    listed = agents(sandbox)
+    assert listed["code"] == 0 and [a["name"] for a in listed["agents"]] == ["cut"]
