@@ -117,6 +117,33 @@ def wait_for(predicate, what: str, timeout: float = 20.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def failure_when_cut(client, agent_name: str, cut) -> BaseException:
+    """Start a request that never finishes (waiting for a screen that never shows), run
+    ``cut()`` while it is in flight, and return the error the request ended with."""
+    import threading
+
+    from mngr.controller.channel import protocol
+
+    errors: list[BaseException] = []
+
+    def wait_forever() -> None:
+        request = protocol.SendMessage(name=agent_name, text="x", wait_ready=True,
+                                       ready_pattern="never-shown-xyz", ready_timeout=600)
+        try:
+            client.call(request, protocol.Done)
+        except BaseException as exc:  # handed to the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=wait_forever)
+    thread.start()
+    time.sleep(0.5)
+    cut()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the request hung after its channel was cut"
+    (error,) = errors
+    return error
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

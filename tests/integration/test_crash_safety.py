@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -16,31 +15,14 @@ from mngr.controller.channel import bootstrap, protocol
 from mngr.controller.channel.rpc import RpcClient
 from mngr.controller.channel.stream import ProcessStream
 from mngr.controller.errors import ChannelClosed
-from tests.conftest import MNGR_BIN
+from tests.conftest import MNGR_BIN, failure_when_cut
 
 
 def test_helper_killed_mid_request_gives_a_clear_error_and_the_next_command_works(sandbox) -> None:
     assert sandbox.mngr("create", "victim", "command", "--no-connect", "--", "sleep", "600").returncode == 0
     client = RpcClient.bootstrap(ProcessStream("local", bootstrap.stage1_argv(sys.executable), sandbox.env))
     helper_pid = client.call(protocol.GetHelperInfo(), protocol.HelperInfo).pid
-    outcome: list[BaseException] = []
-
-    def wait_forever() -> None:
-        # The agent never prints this, so the helper is still working on it when it dies.
-        request = protocol.SendMessage(name="victim", text="hi", wait_ready=True,
-                                       ready_pattern="never-shown-xyz", ready_timeout=600)
-        try:
-            client.call(request, protocol.Done)
-        except BaseException as exc:  # asserted below
-            outcome.append(exc)
-
-    thread = threading.Thread(target=wait_forever)
-    thread.start()
-    time.sleep(0.5)
-    os.kill(helper_pid, signal.SIGKILL)
-    thread.join(timeout=30)
-    assert not thread.is_alive()
-    (error,) = outcome
+    error = failure_when_cut(client, "victim", lambda: os.kill(helper_pid, signal.SIGKILL))
     assert isinstance(error, ChannelClosed)
     assert "helper exited unexpectedly" in str(error) and "during SendMessage" in str(error)
     assert "killed by signal 9" in str(error)

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from mngr.controller.channel import protocol
 from mngr.controller.channel.stream import ProcessStream, SocketStream
 from mngr.controller.errors import ChannelClosed
 from mngr.controller.hosts import HostHandle
 from mngr.providers.local import LocalProvider
-from tests.conftest import wait_for
+from tests.conftest import failure_when_cut, wait_for
 
 
 @pytest.fixture
@@ -49,24 +48,7 @@ def test_daemon_killed_mid_request_then_the_next_command_falls_back(sandbox, loc
     (daemon_pid,) = wait_for(sandbox.daemon_pids, "the host daemon")
     handle = HostHandle(local, "local")
     assert isinstance(handle.client.stream, SocketStream)
-    request = protocol.SendMessage(name="busy", text="x", wait_ready=True, ready_pattern="never-xyz",
-                                   ready_timeout=600)
-    import threading
-
-    errors: list[BaseException] = []
-
-    def call() -> None:
-        try:
-            handle.client.call(request, protocol.Done)
-        except BaseException as exc:  # asserted below
-            errors.append(exc)
-
-    thread = threading.Thread(target=call)
-    thread.start()
-    time.sleep(0.3)
-    os.kill(daemon_pid, signal.SIGKILL)
-    thread.join(timeout=30)
-    (error,) = errors
+    error = failure_when_cut(handle.client, "busy", lambda: os.kill(daemon_pid, signal.SIGKILL))
     assert isinstance(error, ChannelClosed) and "during SendMessage" in str(error)
     handle.close()
     # The socket file is stale now: the next command bootstraps, and a new daemon takes over.

@@ -14,7 +14,7 @@ import pytest
 from mngr.controller.channel.stream import SocketStream
 from mngr.controller.hosts import HostHandle
 from mngr.providers.ssh import SshProvider
-from tests.conftest import wait_for
+from tests.conftest import failure_when_cut, wait_for
 from tests.sshd import SshHost, unavailable_reason
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
@@ -309,9 +309,6 @@ def test_unreachable_wrong_user_and_silent_hosts_are_errors_not_hangs(sandbox, s
 def test_connection_cut_mid_request_then_the_next_command_reconnects(
     sandbox, ssh_host: SshHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
-
-    from mngr.controller.channel import protocol
     from mngr.controller.errors import ChannelClosed
 
     assert create_remote(sandbox, "cut").returncode == 0
@@ -319,27 +316,13 @@ def test_connection_cut_mid_request_then_the_next_command_reconnects(
     provider = SshProvider({"ssh_config": sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"]})
     handle = HostHandle(provider, "testhost")
     handle.helper_info()
-    errors: list[BaseException] = []
 
-    def wait_forever() -> None:
-        request = protocol.SendMessage(name="cut", text="x", wait_ready=True, ready_pattern="never-xyz",
-                                       ready_timeout=600)
-        try:
-            handle.client.call(request, protocol.Done)
-        except BaseException as exc:  # asserted below
-            errors.append(exc)
+    def cut() -> None:  # kill the ssh processes: the shared connection dies
+        for pid in sandbox.own_processes():
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ssh"):
+                os.kill(pid, signal.SIGKILL)
 
-    thread = threading.Thread(target=wait_forever)
-    thread.start()
-    import time
-
-    time.sleep(0.5)
-    for pid in sandbox.own_processes():  # the ssh processes: the shared connection dies
-        if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ssh"):
-            os.kill(pid, signal.SIGKILL)
-    thread.join(timeout=60)
-    assert not thread.is_alive()
-    (error,) = errors
+    error = failure_when_cut(handle.client, "cut", cut)
     assert isinstance(error, ChannelClosed) and "during SendMessage" in str(error)
     handle.close()
     listed = agents(sandbox)
