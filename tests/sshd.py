@@ -121,18 +121,21 @@ class SshHost:
             f"  IdentityFile {self.client_key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {self.known_hosts}\n"
         )
 
-    def remote_processes(self) -> list[int]:
-        """Processes on the 'host' started for it (their environment names its dirs)."""
+    def remote_processes(self, command_contains: bytes = b"") -> list[int]:
+        """Processes on the 'host' started for it (their environment names its dirs), if their
+        command line contains ``command_contains``; processes that end meanwhile are skipped."""
         marker = f"TMUX_TMPDIR={self.remote_tmux_dir}".encode()
         pids = []
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
             try:
-                if marker in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
-                    pids.append(int(entry))
+                environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+                command_line = Path(f"/proc/{entry}/cmdline").read_bytes()
             except OSError:
                 continue
+            if marker in environ and command_contains in command_line:
+                pids.append(int(entry))
         return pids
 
     def stop(self) -> None:
