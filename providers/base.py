@@ -41,9 +41,12 @@ class Provider(ABC):
     def attach_argv(self, host: str, session: str) -> list[str]:
         """The command that attaches the user's terminal to a tmux session on ``host``."""
 
-    def default_work_dir(self, host: str) -> str:
-        """Work dir of a new agent when none is given (``~`` is expanded on the host)."""
-        return "~"
+    def resolve_work_dir(self, host: str, work_dir: str | None) -> str:
+        """The work dir to send to the host for ``--work-dir`` (None: not given).
+
+        By default a relative path (and ``~``) is resolved on the host, against the home dir.
+        """
+        return work_dir or "~"
 
     def bootstrapped(self, host: str, client: RpcClient) -> None:  # noqa: B027
         """Called after a helper was bootstrapped on ``host`` (a provider may set up a warm path)."""

@@ -54,8 +54,9 @@ class LocalProvider(Provider):
         python = str(self.settings.get("python") or sys.executable)
         return ProcessStream(LOCAL_HOST, stage1_argv(python))
 
-    def default_work_dir(self, host: str) -> str:
-        return os.getcwd()
+    def resolve_work_dir(self, host: str, work_dir: str | None) -> str:
+        # Relative to where the user runs mngr, as for any local command.
+        return os.path.abspath(os.path.expanduser(work_dir or os.getcwd()))
 
     def agent_base_env(self, host: str) -> dict[str, str] | None:
         env = dict(os.environ)

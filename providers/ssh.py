@@ -35,16 +35,23 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mngr.controller.channel import protocol
-from mngr.controller.channel.bootstrap import stage1_argv
+from mngr.controller.channel.bootstrap import helper_hash, stage1_argv
 from mngr.controller.channel.rpc import RpcClient
 from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
-from mngr.controller.errors import MngrError, UsageError
+from mngr.controller.errors import ConfigError, MngrError, UsageError
 from mngr.controller.plugin_spec import hookimpl
 
 from .base import Provider
 
 _ADDRESS = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._:\[\]-]+$")
 _HOST_KEY_CHANGED = "REMOTE HOST IDENTIFICATION HAS CHANGED"
+_SETTINGS: dict[str, type | tuple[type, ...]] = {
+    "accept_new_host_keys": bool,
+    "ssh_config": str,
+    "control_dir": str,
+    "connect_timeout": (int, float),
+    "transport": str,
+}
 _REFUSED_HANDSHAKE = ("kex_exchange_identification", "Connection reset by peer", "Connection closed by")
 _HOST_KEY_UNKNOWN = ("Host key verification failed", "No ED25519 host key is known", "host key is not known")
 
@@ -73,7 +80,8 @@ class SshStream(ProcessStream):
                     f"reinstalled, remove the old key with: ssh-keygen -R HOSTNAME)")
         if any(marker in self.stderr_text for marker in _HOST_KEY_UNKNOWN):
             return (f"the host key of {self.host} is not known yet: check it and connect once with ssh, "
-                    f"or pass --accept-new-host-key")
+                    "or let mngr accept it (mngr create --accept-new-host-key, or the setting "
+                    "providers.ssh.accept_new_host_keys)")
         if "Permission denied" in self.stderr_text:
             return (f"{self.host} refused the login ({self.stderr_text.splitlines()[-1]}): check the user name "
                     "and that your key is authorized there")
@@ -87,6 +95,13 @@ class SshProvider(Provider):
 
     def __init__(self, settings: Mapping[str, Any] | None = None, hosts: Mapping[str, Any] | None = None) -> None:
         super().__init__(settings, hosts)
+        for key, value in self.settings.items():
+            expected = _SETTINGS.get(key)
+            if expected is None:
+                raise ConfigError(f"unknown setting providers.ssh.{key} (known: {', '.join(sorted(_SETTINGS))})")
+            if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
+                kind = expected.__name__ if isinstance(expected, type) else "number"
+                raise ConfigError(f"providers.ssh.{key} must be a {kind}, got {value!r}")
         self.accept_new_host_keys = bool(self.settings.get("accept_new_host_keys"))
 
     def trust_new_host_keys(self) -> None:
@@ -148,8 +163,12 @@ class SshProvider(Provider):
     def _address(self, host: str) -> str:
         return str(self._host_settings(host).get("address") or host)
 
+    def resolve_work_dir(self, host: str, work_dir: str | None) -> str:
+        # Relative to the home dir on the host (the helper resolves it there).
+        return work_dir or "~"
+
     def _control_dir(self) -> str:
-        control_dir = str(self.settings.get("control_dir") or os.path.join(state_dir(), "ssh"))
+        control_dir = os.path.expanduser(str(self.settings.get("control_dir") or os.path.join(state_dir(), "ssh")))
         os.makedirs(control_dir, mode=0o700, exist_ok=True)
         return control_dir
 
@@ -168,7 +187,7 @@ class SshProvider(Provider):
             "-o", "BatchMode=yes",
             # Never "no": an unknown key is accepted only when the user said so, a changed one never.
             "-o", f"StrictHostKeyChecking={'accept-new' if self.accept_new_host_keys else 'yes'}",
-            "-o", f"ConnectTimeout={int(self.settings.get('connect_timeout') or 10)}",
+            "-o", f"ConnectTimeout={max(1, round(self.settings.get('connect_timeout') or 10))}",
             "-o", "ServerAliveInterval=15",
             "-o", "ServerAliveCountMax=3",
             "-o", "ControlMaster=auto",
@@ -216,11 +235,17 @@ class SshProvider(Provider):
     # -- the warm path: the host daemon's socket, forwarded by the shared connection ------
 
     def _forward_path(self, host: str) -> str:
-        key = hashlib.sha256(f"{self._address(host)}\0{self.settings.get('ssh_config', '')}".encode()).hexdigest()
+        """One forward per way of reaching a helper: host name, address, ssh config, helper
+        environment (which decides the host dir and so the daemon) and helper version."""
+        identity = json.dumps(
+            [host, self._address(host), str(self.settings.get("ssh_config", "")),
+             sorted((self._host_settings(host).get("env") or {}).items()), helper_hash()]
+        )
+        key = hashlib.sha256(identity.encode()).hexdigest()
         return os.path.join(self._control_dir(), f"fwd-{key[:20]}.sock")
 
     def _open_forwarded(self, host: str) -> Stream | None:
-        """A stream to the host daemon through the master's forwarding, if it answers a Ping."""
+        """A stream to the host daemon through the master's forwarding, if the daemon answers."""
         path = self._forward_path(host)
         if not os.path.exists(path):
             return None
@@ -229,9 +254,13 @@ class SshProvider(Provider):
         except OSError:
             return None
         try:
-            # The local end accepts even when the far end has nothing listening; a Ping tells.
-            RpcClient(stream).call(protocol.Ping(), protocol.Pong, timeout=5)
+            # The local end accepts even when the far end has nothing listening: ask, and
+            # make sure it is this mngr's helper version.
+            info = RpcClient(stream).call(protocol.GetHelperInfo(), protocol.HelperInfo, timeout=5)
         except MngrError:
+            stream.close()
+            return None
+        if info.version != helper_hash():
             stream.close()
             return None
         return stream

@@ -272,7 +272,9 @@ def _read_env(agent_id):
 def create_agent(request):
     name = request["name"]
     check_name(name)
-    work_dir = os.path.abspath(os.path.expanduser(request["work_dir"]))
+    # A relative work dir means relative to the home dir: the helper's (and the daemon's)
+    # own current directory is no place to resolve a user's path against.
+    work_dir = os.path.join(os.path.expanduser("~"), os.path.expanduser(request["work_dir"]))
     if not os.path.isdir(work_dir):
         raise RequestFailed("invalid", "work dir %s does not exist on this host" % work_dir)
     _check_binary(request["binary"], _agent_env("", name, request["env"], request["base_env"]))
@@ -295,7 +297,7 @@ def create_agent(request):
             "type": request["agent_type"],
             "command": request["command"],
             "binary": request["binary"],
-            "work_dir": os.path.abspath(work_dir),
+            "work_dir": os.path.normpath(work_dir),
             "created_at": state.now_iso(),
             "status": "running",
             "labels": request["labels"],

@@ -124,7 +124,7 @@ class SshHost:
     def remote_processes(self, command_contains: bytes = b"") -> list[int]:
         """Processes on the 'host' started for it (their environment names its dirs), if their
         command line contains ``command_contains``; processes that end meanwhile are skipped."""
-        marker = f"TMUX_TMPDIR={self.remote_tmux_dir}".encode()
+        prefixes = tuple(f"{key}={self.remote_root}/".encode() for key in ("TMUX_TMPDIR", "MNGR_HOST_DIR"))
         pids = []
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -134,7 +134,7 @@ class SshHost:
                 command_line = Path(f"/proc/{entry}/cmdline").read_bytes()
             except OSError:
                 continue
-            if marker in environ and command_contains in command_line:
+            if any(item.startswith(prefixes) for item in environ) and command_contains in command_line:
                 pids.append(int(entry))
         return pids
 

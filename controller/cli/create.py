@@ -136,7 +136,7 @@ def create(
     provider.check_host(host_name)
     if accept_new_host_key:
         provider.trust_new_host_keys()
-    directory = work_dir or provider.default_work_dir(host_name)
+    directory = provider.resolve_work_dir(host_name, work_dir)
 
     with HostHandle(provider, host_name, app.host_timeout) as handle:
         binary = agent_type.binary(agent_args)
@@ -154,6 +154,7 @@ def create(
             raise MngrError(
                 f"agent type {agent_type.name!r} needs {binary!r}, which was not found on PATH on host {host_name!r}"
             ) from exc
+        provider.remember(host_name)  # before anything else can fail: the agent exists now
         if initial_message is not None:
             try:
                 handle.send_message(
@@ -167,7 +168,6 @@ def create(
             except MngrError as exc:
                 detail = getattr(exc, "detail", str(exc))
                 raise MngrError(f"agent {name!r} was created, but the initial message was not sent: {detail}") from exc
-        provider.remember(host_name)
         print_agents([(info, host_name, provider.name, "created")], output_format, single=True)
 
     if connect:

@@ -68,6 +68,13 @@ def test_agent_gets_its_env_args_and_work_dir(sandbox) -> None:
     assert text == f"hello world|envy|{sandbox.work_dir}|it's $(not) run|b c\n"
 
 
+def test_relative_work_dir_is_relative_to_where_mngr_runs(sandbox) -> None:
+    (sandbox.work_dir / "sub").mkdir()
+    assert sandbox.mngr("create", "rel", "command", "--work-dir", "sub", "--no-connect", "--",
+                        "sleep", "600").returncode == 0
+    assert by_name(sandbox)["rel"]["work_dir"] == str(sandbox.work_dir / "sub")
+
+
 def test_done_state_keeps_the_exit_status(sandbox) -> None:
     create(sandbox, "quitter", "sh", "-c", "exit 7")
     # tmux may see the pane's terminal close a moment before it reaps the exit status.

@@ -326,3 +326,30 @@ def test_connection_cut_mid_request_then_the_next_command_reconnects(
     handle.close()
     listed = agents(sandbox)
     assert listed["code"] == 0 and [a["name"] for a in listed["agents"]] == ["cut"]
+
+
+def test_two_configured_hosts_on_one_machine_stay_apart(sandbox, ssh_host: SshHost) -> None:
+    """Same address, different helper environments (host dir and tmux server): never mixed up."""
+    dirs = {}
+    for name in ("left", "right"):
+        directory = ssh_host.remote_root / name
+        directory.mkdir()
+        (directory / "tmux").mkdir()
+        for path in (directory, directory / "tmux"):
+            os.chown(path, ssh_host.user.pw_uid, ssh_host.user.pw_gid)
+        dirs[name] = directory
+    sandbox.config_dir.mkdir(parents=True, exist_ok=True)
+    (sandbox.config_dir / "config.toml").write_text("".join(
+        f'[hosts.{name}]\naddress = "testhost"\n'
+        f'env = {{ MNGR_HOST_DIR = "{directory}", TMUX_TMPDIR = "{directory}/tmux" }}\n'
+        for name, directory in dirs.items()
+    ))
+    for name in ("left", "right"):
+        for _ in range(2):  # the second time through the warm path, if one was set up
+            listed = agents(sandbox)
+            assert listed["code"] == 0, listed["errors"]
+        assert create_remote(sandbox, f"on-{name}", host=name).returncode == 0
+    listed = agents(sandbox)
+    assert sorted((a["name"], a["host"]) for a in listed["agents"]) == [("on-left", "left"), ("on-right", "right")]
+    assert len(list((dirs["left"] / "agents").iterdir())) == 1
+    assert len(list((dirs["right"] / "agents").iterdir())) == 1
