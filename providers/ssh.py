@@ -24,13 +24,11 @@ controller's state dir) so that ``mngr list`` finds their agents again.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
 import os
 import re
 import shlex
-import shutil
-import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -62,6 +60,15 @@ def state_dir() -> str:
         return os.path.abspath(os.path.expanduser(explicit))
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return os.path.join(base, "mngr")
+
+
+def _on_path(program: str) -> bool:
+    # shutil.which, without importing shutil (and the compression modules it pulls in).
+    return any(
+        os.access(os.path.join(directory, program), os.X_OK)
+        for directory in os.environ.get("PATH", os.defpath).split(os.pathsep)
+        if directory
+    )
 
 
 class SshStream(ProcessStream):
@@ -167,6 +174,7 @@ class SshProvider(Provider):
         # Relative to the home dir on the host (the helper resolves it there).
         return work_dir or "~"
 
+    @functools.cache  # noqa: B019 - one provider per command
     def _control_dir(self) -> str:
         control_dir = os.path.expanduser(str(self.settings.get("control_dir") or os.path.join(state_dir(), "ssh")))
         os.makedirs(control_dir, mode=0o700, exist_ok=True)
@@ -225,12 +233,13 @@ class SshProvider(Provider):
             return warm
         return SshStream(host, [*self.ssh_argv(host), remote])
 
+    @functools.cache  # noqa: B019 - one provider per command
     def _uses_paramiko(self) -> bool:
         """``transport = "paramiko"``, or "auto" (the default) on a machine without ``ssh``."""
         transport = str(self.settings.get("transport") or "auto")
         if transport not in ("auto", "openssh", "paramiko"):
             raise UsageError(f"providers.ssh.transport must be auto, openssh or paramiko, not {transport!r}")
-        return transport == "paramiko" or (transport == "auto" and shutil.which("ssh") is None)
+        return transport == "paramiko" or (transport == "auto" and not _on_path("ssh"))
 
     # -- the warm path: the host daemon's socket, forwarded by the shared connection ------
 
@@ -241,6 +250,8 @@ class SshProvider(Provider):
             [host, self._address(host), str(self.settings.get("ssh_config", "")),
              sorted((self._host_settings(host).get("env") or {}).items()), helper_hash()]
         )
+        import hashlib
+
         key = hashlib.sha256(identity.encode()).hexdigest()
         return os.path.join(self._control_dir(), f"fwd-{key[:20]}.sock")
 
@@ -275,6 +286,8 @@ class SshProvider(Provider):
             return
         if not remote:
             return
+        import subprocess
+
         argv = self.ssh_argv(host, mux_command="forward")
         argv[argv.index("--"):argv.index("--")] = ["-L", f"{self._forward_path(host)}:{remote}"]
         subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

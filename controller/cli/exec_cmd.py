@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -13,7 +12,7 @@ import click
 
 from .. import output
 from ..errors import MngrError, UsageError
-from ..fleet import LocatedAgent, list_fleet, locate
+from ..fleet import LocatedAgent, list_fleet, locate, parallel_map
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
@@ -118,11 +117,7 @@ def exec_command(app: App, words: tuple[str, ...], timeout: float | None, output
     with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
         agents = locate(listing, names)
         prefixed = len(agents) > 1
-        if len(agents) == 1:
-            results = [_run(agents[0], command, timeout, stream, prefixed)]
-        else:
-            with ThreadPoolExecutor(max_workers=min(16, len(agents))) as pool:
-                results = list(pool.map(lambda a: _run(a, command, timeout, stream, prefixed), agents))
+        results = parallel_map(lambda agent: _run(agent, command, timeout, stream, prefixed), agents, 16)
     if output_format == "json":
         rows = [
             {

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
 
 from ..errors import MngrError, UsageError
-from ..fleet import LocatedAgent, list_fleet, locate
+from ..fleet import LocatedAgent, list_fleet, locate, parallel_map
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
@@ -81,11 +80,7 @@ def message(
                 return str(getattr(exc, "detail", exc))
             return None
 
-        if len(agents) == 1:
-            outcomes = [send(agents[0])]
-        else:
-            with ThreadPoolExecutor(max_workers=min(16, len(agents))) as pool:
-                outcomes = list(pool.map(send, agents))
+        outcomes = parallel_map(send, agents, 16)
     failed = 0
     for agent, error in zip(agents, outcomes, strict=True):
         if error is None:
