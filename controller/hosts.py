@@ -5,12 +5,21 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping
+from typing import TypeVar
+
+import msgspec
 
 from mngr.providers.base import Provider
 
 from .channel import protocol
 from .channel.rpc import RpcClient
-from .errors import ChannelError
+from .errors import ChannelClosed, ChannelError, ProtocolViolation
+
+ReplyT = TypeVar("ReplyT")
+# Requests that change nothing, so repeating one after a failed first try is harmless.
+_SAFE_TO_REPEAT = (
+    protocol.Ping, protocol.GetHelperInfo, protocol.ListAgents, protocol.CapturePane, protocol.ReadOutput
+)
 
 _CONNECT_ATTEMPTS = 4
 
@@ -24,19 +33,23 @@ class HostHandle:
         self.host = host
         self.timeout = timeout
         self._client: RpcClient | None = None
+        self._warm_allowed = True
+        # A warm stream nobody has had an answer on yet: the far end may have nothing there.
+        self._unproven = False
 
     @property
     def client(self) -> RpcClient:
         attempt = 0
         while self._client is None:
             attempt += 1
-            stream = self.provider.open_stream(self.host)
+            stream = self.provider.open_stream(self.host, warm=self._warm_allowed)
             try:
                 if stream.needs_bootstrap:
                     self._client = RpcClient.bootstrap(stream, self.timeout)
                     self.provider.bootstrapped(self.host, self._client)
                 else:
                     self._client = RpcClient(stream)
+                    self._unproven = not stream.proven
             except ChannelError:
                 stream.close()
                 if attempt >= _CONNECT_ATTEMPTS or not stream.worth_retrying():
@@ -46,6 +59,31 @@ class HostHandle:
                 stream.close()
                 raise
         return self._client
+
+    def _call(self, request: msgspec.Struct, expect: type[ReplyT], timeout: float | None = None) -> ReplyT:
+        reply, _ = self._call_with_blob(request, expect, timeout=timeout)
+        return reply
+
+    def _call_with_blob(
+        self, request: msgspec.Struct, expect: type[ReplyT], blob: bytes = b"", timeout: float | None = None
+    ) -> tuple[ReplyT, bytes]:
+        client = self.client
+        if self._unproven:
+            if not isinstance(request, _SAFE_TO_REPEAT):
+                # Only a request that may run twice goes out before the far end has answered.
+                self._call(protocol.GetHelperInfo(), protocol.HelperInfo, timeout=self.timeout)
+                client = self.client
+            else:
+                try:
+                    result = client.call_with_blob(request, expect, blob, timeout)
+                except (ChannelClosed, ProtocolViolation):
+                    # The forwarded socket led nowhere (no daemon there any more): bootstrap.
+                    self.close()
+                    self._warm_allowed = False
+                    return self.client.call_with_blob(request, expect, blob, timeout)
+                self._unproven = False
+                return result
+        return client.call_with_blob(request, expect, blob, timeout)
 
     def close(self) -> None:
         if self._client is not None:
@@ -59,10 +97,10 @@ class HostHandle:
         self.close()
 
     def helper_info(self) -> protocol.HelperInfo:
-        return self.client.call(protocol.GetHelperInfo(), protocol.HelperInfo, timeout=self.timeout)
+        return self._call(protocol.GetHelperInfo(), protocol.HelperInfo, timeout=self.timeout)
 
     def list_agents(self, quiet_seconds: float) -> list[protocol.AgentInfo]:
-        reply = self.client.call(protocol.ListAgents(quiet_seconds), protocol.AgentList, timeout=self.timeout)
+        reply = self._call(protocol.ListAgents(quiet_seconds), protocol.AgentList, timeout=self.timeout)
         return reply.agents
 
     def create_agent(
@@ -87,19 +125,19 @@ class HostHandle:
             base_env=self.provider.agent_base_env(self.host),
             umask=self.provider.agent_umask(self.host),
         )
-        return self.client.call(request, protocol.AgentReply, timeout=self.timeout).agent
+        return self._call(request, protocol.AgentReply, timeout=self.timeout).agent
 
     def stop_agent(self, name: str) -> protocol.AgentInfo:
-        return self.client.call(protocol.StopAgent(name), protocol.AgentReply, timeout=self.timeout).agent
+        return self._call(protocol.StopAgent(name), protocol.AgentReply, timeout=self.timeout).agent
 
     def start_agent(self, name: str) -> protocol.AgentInfo:
         request = protocol.StartAgent(
             name, base_env=self.provider.agent_base_env(self.host), umask=self.provider.agent_umask(self.host)
         )
-        return self.client.call(request, protocol.AgentReply, timeout=self.timeout).agent
+        return self._call(request, protocol.AgentReply, timeout=self.timeout).agent
 
     def destroy_agent(self, name: str) -> None:
-        self.client.call(protocol.DestroyAgent(name), protocol.Done, timeout=self.timeout)
+        self._call(protocol.DestroyAgent(name), protocol.Done, timeout=self.timeout)
 
     def send_message(
         self,
@@ -120,10 +158,10 @@ class HostHandle:
             ready_timeout=ready_timeout,
         )
         timeout = None if self.timeout is None else self.timeout + (ready_timeout if wait_ready else 0)
-        self.client.call(request, protocol.Done, timeout=timeout)
+        self._call(request, protocol.Done, timeout=timeout)
 
     def capture(self, name: str, full: bool = False) -> bytes:
-        _, screen = self.client.call_with_blob(
+        _, screen = self._call_with_blob(
             protocol.CapturePane(name=name, full=full), protocol.Captured, timeout=self.timeout
         )
         return screen
@@ -132,22 +170,22 @@ class HostHandle:
         self, name: str, *, source: str = "output", offset: int | None = None, tail_lines: int = 0
     ) -> tuple[protocol.OutputChunk, bytes]:
         request = protocol.ReadOutput(name=name, source=source, offset=offset, tail_lines=tail_lines)
-        return self.client.call_with_blob(request, protocol.OutputChunk, timeout=self.timeout)
+        return self._call_with_blob(request, protocol.OutputChunk, timeout=self.timeout)
 
     def note_activity(self, name: str, source: str) -> None:
-        self.client.call(protocol.NoteActivity(name=name, source=source), protocol.Done, timeout=self.timeout)
+        self._call(protocol.NoteActivity(name=name, source=source), protocol.Done, timeout=self.timeout)
 
     def exec_start(self, name: str, command: str) -> int:
         request = protocol.ExecStart(name=name, command=command)
-        return self.client.call(request, protocol.ExecStarted, timeout=self.timeout).exec_id
+        return self._call(request, protocol.ExecStarted, timeout=self.timeout).exec_id
 
     def exec_read(self, exec_id: int, wait: float) -> tuple[bytes, bytes, int | None]:
         """Output since the last read (stdout, stderr) and the exit code once it has ended."""
         timeout = None if self.timeout is None else self.timeout + wait
-        reply, blob = self.client.call_with_blob(
+        reply, blob = self._call_with_blob(
             protocol.ExecRead(exec_id=exec_id, wait=wait), protocol.ExecOutput, timeout=timeout
         )
         return blob[: reply.stdout_length], blob[reply.stdout_length :], reply.exit_code
 
     def exec_kill(self, exec_id: int) -> None:
-        self.client.call(protocol.ExecKill(exec_id=exec_id), protocol.Done, timeout=self.timeout)
+        self._call(protocol.ExecKill(exec_id=exec_id), protocol.Done, timeout=self.timeout)

@@ -34,8 +34,8 @@ class Provider(ABC):
         """The host a new agent goes to when the user names none."""
 
     @abstractmethod
-    def open_stream(self, host: str) -> Stream:
-        """Start the helper's first stage on ``host`` and return the stream to it."""
+    def open_stream(self, host: str, *, warm: bool = True) -> Stream:
+        """A stream to the helper on ``host``: its first stage, or (``warm``) a running one."""
 
     @abstractmethod
     def attach_argv(self, host: str, session: str) -> list[str]:

@@ -43,10 +43,10 @@ class LocalProvider(Provider):
     def default_host(self) -> str:
         return LOCAL_HOST
 
-    def open_stream(self, host: str) -> Stream:
+    def open_stream(self, host: str, *, warm: bool = True) -> Stream:
         self.check_host(host)
         path = daemon_socket_path(host_dir(), os.environ.get("TMUX_TMPDIR", ""))
-        if len(path) <= _MAX_SOCKET_PATH and os.environ.get("MNGR_HOST_DAEMON") != "0":
+        if warm and len(path) <= _MAX_SOCKET_PATH and os.environ.get("MNGR_HOST_DAEMON") != "0":
             try:
                 return SocketStream.connect(LOCAL_HOST, path)
             except OSError:

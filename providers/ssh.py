@@ -217,7 +217,7 @@ class SshProvider(Provider):
         env = self._host_settings(host).get("env") or {}
         return ["env", *(f"{key}={value}" for key, value in env.items())] if env else []
 
-    def open_stream(self, host: str) -> Stream:
+    def open_stream(self, host: str, *, warm: bool = True) -> Stream:
         self.check_host(host)
         python = str(self._host_settings(host).get("python") or "python3")
         remote = shlex.join(self._remote_env_prefix(host) + stage1_argv(python))
@@ -228,9 +228,9 @@ class SshProvider(Provider):
                 host, self._address(host), remote, ssh_config=str(self.settings.get("ssh_config") or ""),
                 accept_new=self.accept_new_host_keys, connect_timeout=float(self.settings.get("connect_timeout") or 10),
             )
-        warm = self._open_forwarded(host)
-        if warm is not None:
-            return warm
+        forwarded = self._open_forwarded(host) if warm else None
+        if forwarded is not None:
+            return forwarded
         return SshStream(host, [*self.ssh_argv(host), remote])
 
     @functools.cache  # noqa: B019 - one provider per command
@@ -256,7 +256,13 @@ class SshProvider(Provider):
         return os.path.join(self._control_dir(), f"fwd-{key[:20]}.sock")
 
     def _open_forwarded(self, host: str) -> Stream | None:
-        """A stream to the host daemon through the master's forwarding, if the daemon answers."""
+        """A stream to the host daemon through the master's forwarding.
+
+        The master accepts the local connection even when nothing listens at the far end
+        any more, so the stream is marked unproven: the host handle sends only a request
+        that is safe to repeat first, and bootstraps if that finds nobody. The forward's
+        name carries the helper version, so whoever answers is this mngr's helper.
+        """
         path = self._forward_path(host)
         if not os.path.exists(path):
             return None
@@ -264,16 +270,7 @@ class SshProvider(Provider):
             stream = SocketStream.connect(host, path)
         except OSError:
             return None
-        try:
-            # The local end accepts even when the far end has nothing listening: ask, and
-            # make sure it is this mngr's helper version.
-            info = RpcClient(stream).call(protocol.GetHelperInfo(), protocol.HelperInfo, timeout=5)
-        except MngrError:
-            stream.close()
-            return None
-        if info.version != helper_hash():
-            stream.close()
-            return None
+        stream.proven = False
         return stream
 
     def bootstrapped(self, host: str, client: RpcClient) -> None:

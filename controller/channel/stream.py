@@ -39,6 +39,9 @@ class Stream(ABC):
     # False for a stream that reaches an already running helper (the host daemon's socket):
     # there is no first stage to talk to.
     needs_bootstrap: bool = True
+    # False for a stream whose far end may turn out to be nothing (a forwarded socket): the
+    # first request on it must be one that is safe to repeat elsewhere.
+    proven: bool = True
 
     @abstractmethod
     def write(self, data: bytes) -> None:

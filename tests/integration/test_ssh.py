@@ -106,11 +106,18 @@ def test_later_commands_reach_the_host_daemon_through_the_shared_connection(
             return isinstance(handle.client.stream, SocketStream) and daemons == [info.pid]
 
     wait_for(daemon_answers, "the warm path to the host daemon")
-    # If the daemon dies, the forwarded socket answers nothing: the next command bootstraps.
+    # If the daemon dies, the forwarded socket leads nowhere. A request that changes
+    # something is not sent into it blind: the handle checks first, then bootstraps.
+    for pid in ssh_host.remote_processes(b"daemon import main"):
+        os.kill(pid, signal.SIGKILL)
+    with HostHandle(provider, "testhost", timeout=30) as handle:
+        assert isinstance(handle.client.stream, SocketStream)
+        assert handle.stop_agent("warm").state == "STOPPED"
+    # And a listing (safe to repeat) falls back on its own.
     for pid in ssh_host.remote_processes(b"daemon import main"):
         os.kill(pid, signal.SIGKILL)
     listed = agents(sandbox)
-    assert listed["code"] == 0 and [a["name"] for a in listed["agents"]] == ["warm"]
+    assert listed["code"] == 0 and [(a["name"], a["state"]) for a in listed["agents"]] == [("warm", "STOPPED")]
 
 
 def test_unknown_host_key_needs_consent(sandbox, ssh_host: SshHost) -> None:
