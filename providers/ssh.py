@@ -24,12 +24,14 @@ controller's state dir) so that ``mngr list`` finds their agents again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from mngr.controller.channel import protocol
@@ -130,17 +132,33 @@ class SshProvider(Provider):
             raise UsageError(f"invalid ssh host {host!r}: use an ssh alias or user@hostname[:port]")
 
     def remember(self, host: str) -> None:
-        hosts = self._remembered()
-        if host in hosts or host in self.configured_hosts:
+        if host in self.configured_hosts:
             return
-        hosts.append(host)
-        self._save(hosts)
+        with self._registry_lock():
+            hosts = self._remembered()
+            if host not in hosts:
+                hosts.append(host)
+                self._save(hosts)
 
     def forget(self, host: str) -> None:
-        hosts = self._remembered()
-        if host in hosts:
-            hosts.remove(host)
-            self._save(hosts)
+        with self._registry_lock():
+            hosts = self._remembered()
+            if host in hosts:
+                hosts.remove(host)
+                self._save(hosts)
+
+    @contextlib.contextmanager
+    def _registry_lock(self) -> Iterator[None]:
+        """Serialise read-modify-write of the registry between concurrent mngr commands."""
+        import fcntl
+
+        os.makedirs(state_dir(), mode=0o700, exist_ok=True)
+        fd = os.open(self._registry_path() + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def _registry_path(self) -> str:
         return os.path.join(state_dir(), "ssh_hosts.json")
@@ -156,7 +174,7 @@ class SshProvider(Provider):
     def _save(self, hosts: list[str]) -> None:
         path = self._registry_path()
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        temp_path = f"{path}.{os.getpid()}.tmp"
+        temp_path = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(temp_path, "w", encoding="utf-8") as handle:
             json.dump(hosts, handle)
         os.replace(temp_path, path)
@@ -184,9 +202,12 @@ class SshProvider(Provider):
         """``ssh`` with mngr's options and the destination, ready for a remote command."""
         address = self._address(host)
         port = None
-        match = re.match(r"^(.*):(\d+)$", address)
-        if match and "[" not in address:
-            address, port = match.group(1), match.group(2)
+        bracketed = re.match(r"^(.*@)?\[([0-9A-Fa-f:.]+)\]:(\d+)$", address)  # user@[::1]:2222
+        plain = re.match(r"^([^:\[\]]*):(\d+)$", address)
+        if bracketed:
+            address, port = (bracketed.group(1) or "") + bracketed.group(2), bracketed.group(3)
+        elif plain:
+            address, port = plain.group(1), plain.group(2)
         control_dir = self._control_dir()
         argv = ["ssh"]
         if self.settings.get("ssh_config"):

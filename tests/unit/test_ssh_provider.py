@@ -1,0 +1,68 @@
+"""The ssh provider's pure parts: how addresses become ssh arguments, the host registry."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from mngr.controller.errors import ConfigError, UsageError
+from mngr.providers.ssh import SshProvider
+
+
+@pytest.fixture
+def provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SshProvider:
+    monkeypatch.setenv("MNGR_STATE_DIR", str(tmp_path / "state"))
+    return SshProvider({}, {"box": {"address": "dev@build.example.com:2222"}})
+
+
+@pytest.mark.parametrize(
+    ("host", "destination"),
+    [
+        ("alias", ["--", "alias"]),
+        ("u@host", ["--", "u@host"]),
+        ("u@host:2222", ["-p", "2222", "--", "u@host"]),
+        ("u@[::1]:2222", ["-p", "2222", "--", "u@::1"]),
+        ("[fe80::1]:22", ["-p", "22", "--", "fe80::1"]),
+        ("box", ["-p", "2222", "--", "dev@build.example.com"]),
+    ],
+)
+def test_destinations(provider: SshProvider, host: str, destination: list[str]) -> None:
+    argv = provider.ssh_argv(host)
+    assert argv[argv.index("-T") + 1 :] == destination
+    assert "StrictHostKeyChecking=yes" in argv and "BatchMode=yes" in argv
+    assert not any("StrictHostKeyChecking=no" in arg for arg in argv)
+
+
+def test_accepting_new_keys_is_accept_new_never_no(provider: SshProvider) -> None:
+    provider.trust_new_host_keys()
+    argv = provider.ssh_argv("alias")
+    assert "StrictHostKeyChecking=accept-new" in argv
+
+
+@pytest.mark.parametrize("host", ["-oProxyCommand=x", "a b", "h;rm", "h$(x)", ""])
+def test_hostile_host_names_are_refused(provider: SshProvider, host: str) -> None:
+    with pytest.raises(UsageError):
+        provider.check_host(host)
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ConfigError):
+        SshProvider({"connect_timeout": "soon"})
+    with pytest.raises(ConfigError):
+        SshProvider({"accept_new_host_keys": "no"})
+    with pytest.raises(ConfigError):
+        SshProvider({"bogus": 1})
+
+
+def test_concurrent_remembering_loses_no_host(provider: SshProvider) -> None:
+    hosts = [f"host-{i}" for i in range(24)]
+    threads = [threading.Thread(target=provider.remember, args=(host,)) for host in hosts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(provider.known_hosts()) == sorted(["box", *hosts])
+    provider.forget("host-3")
+    assert "host-3" not in provider.known_hosts() and "box" in provider.known_hosts()
