@@ -41,7 +41,9 @@ def wait_briefly_for_input(fd):
 
     A process blocked in read() on another CPU takes tens of microseconds to wake up on a
     VM; a peer that answers within the spin is read without that wake-up. Yielding keeps
-    the spin from starving a peer that shares this CPU.
+    the spin from starving a peer that shares this CPU. Callers spin only while the peer
+    has been answering within the window (see FrameReader): a remote or idle peer costs
+    no CPU here.
     """
     deadline = time.monotonic() + SPIN_SECONDS
     while time.monotonic() < deadline:
@@ -56,12 +58,16 @@ class FrameReader(object):
     def __init__(self, fd):
         self._fd = fd
         self._buffer = bytearray()
+        self._peer_is_quick = False
 
     def read_exact(self, count):
         """Return exactly ``count`` bytes, or None if the stream ends first."""
         while len(self._buffer) < count:
-            wait_briefly_for_input(self._fd)
+            started = time.monotonic()
+            if self._peer_is_quick:
+                wait_briefly_for_input(self._fd)
             chunk = os.read(self._fd, max(65536, count - len(self._buffer)))
+            self._peer_is_quick = time.monotonic() - started < SPIN_SECONDS
             if not chunk:
                 return None
             self._buffer += chunk

@@ -23,13 +23,30 @@ from ..errors import ChannelClosed, ChannelTimeout
 _SPIN_SECONDS = 0.0002
 
 
-def _spin_for_input(fd: int) -> None:
-    """Poll briefly, yielding the CPU, before blocking (see remote_helper.server)."""
-    deadline = time.monotonic() + _SPIN_SECONDS
-    while time.monotonic() < deadline:
-        if select.select([fd], [], [], 0)[0]:
+class _Spinner:
+    """Poll briefly, yielding the CPU, before blocking, while the peer answers quickly.
+
+    See remote_helper.server.wait_briefly_for_input: this saves a cross-CPU wake-up per
+    reply from a local helper, and costs nothing with a slow or remote one (after the
+    first slow reply it stops spinning until replies come quickly again).
+    """
+
+    def __init__(self) -> None:
+        self._peer_is_quick = False
+        self._started = 0.0
+
+    def before_read(self, fd: int) -> None:
+        self._started = time.monotonic()
+        if not self._peer_is_quick:
             return
-        os.sched_yield()
+        deadline = self._started + _SPIN_SECONDS
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0)[0]:
+                return
+            os.sched_yield()
+
+    def after_read(self) -> None:
+        self._peer_is_quick = time.monotonic() - self._started < _SPIN_SECONDS
 
 
 class Stream(ABC):
@@ -71,6 +88,7 @@ class ProcessStream(Stream):
         import subprocess
 
         self.host = host
+        self._spinner = _Spinner()
         self.argv = list(argv)
         self.stderr_text = ""  # what the process said on stderr, once it has exited
         try:
@@ -103,7 +121,7 @@ class ProcessStream(Stream):
             raise ChannelClosed(self.host, f"helper stream closed while writing{self._why()}") from exc
 
     def read(self, max_bytes: int, timeout: float | None) -> bytes:
-        _spin_for_input(self._out_fd)
+        self._spinner.before_read(self._out_fd)
         if timeout is not None:
             deadline = time.monotonic() + timeout
             while True:
@@ -114,9 +132,11 @@ class ProcessStream(Stream):
                 if ready:
                     break
         try:
-            return os.read(self._out_fd, max_bytes)
+            data = os.read(self._out_fd, max_bytes)
         except OSError as exc:
             raise ChannelClosed(self.host, f"helper stream failed: {exc}") from exc
+        self._spinner.after_read()
+        return data
 
     def close(self) -> None:
         for pipe in (self._process.stdin, self._process.stdout):
@@ -167,6 +187,7 @@ class SocketStream(Stream):
 
     def __init__(self, host: str, sock: socket.socket) -> None:
         self.host = host
+        self._spinner = _Spinner()
         self._socket = sock
         self._fd = sock.fileno()
 
@@ -190,15 +211,17 @@ class SocketStream(Stream):
             raise ChannelClosed(self.host, f"host daemon connection closed while writing ({exc})") from exc
 
     def read(self, max_bytes: int, timeout: float | None) -> bytes:
-        _spin_for_input(self._fd)
+        self._spinner.before_read(self._fd)
         if timeout is not None:
             ready, _, _ = select.select([self._fd], [], [], max(0.0, timeout))
             if not ready:
                 raise ChannelTimeout(self.host, f"no reply within {timeout:.1f} s")
         try:
-            return os.read(self._fd, max_bytes)
+            data = os.read(self._fd, max_bytes)
         except OSError as exc:
             raise ChannelClosed(self.host, f"host daemon connection failed: {exc}") from exc
+        self._spinner.after_read()
+        return data
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
