@@ -41,7 +41,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _common import FLOOR_ARGV, MNGR, Sandbox, compile_bytecode, header, median
+from _common import FLOOR_ARGV, MNGR, REPO, Sandbox, compile_bytecode, header, median
+
+sys.path.insert(0, str(REPO))  # the repository: the recording agent the tests use
+from tests.recorder import RECORDER
 
 RUNS = 20
 WARMUP = 3
@@ -51,18 +54,6 @@ SHORT = "Please run the tests and fix failures."  # 38 bytes, printable: the sen
 POLL_SECONDS = 0.0002
 ARRIVAL_TIMEOUT = 30.0
 
-# The recorder of tests/integration/test_talking.py.
-RECORDER = """
-import os, sys, tty
-tty.setraw(0)
-with open(sys.argv[1], "ab") as out:
-    while True:
-        data = os.read(0, 65536)
-        if not data:
-            break
-        out.write(data)
-        out.flush()
-"""
 
 
 def big_text(size: int = 100_000) -> str:

@@ -207,48 +207,26 @@ def validate(values: Mapping[str, Any], origin: str, strict_keys: bool = False) 
             continue
         _check_type(origin, key, value, expected)
     for name, section in values.get("agent_types", {}).items():
-        _check_type(origin, f"agent_types.{name}", section, dict)
-        for field_name, value in section.items():
-            field_type = _AGENT_TYPE_FIELDS.get(field_name)
-            if field_type is None:
-                raise ConfigError(
-                    f"{origin}: unknown key agent_types.{name}.{field_name} "
-                    f"(known: {', '.join(sorted(_AGENT_TYPE_FIELDS))})"
-                )
-            _check_type(origin, f"agent_types.{name}.{field_name}", value, field_type)
+        _check_fields(origin, f"agent_types.{name}", section, _AGENT_TYPE_FIELDS)
     for name, section in values.get("providers", {}).items():
         _check_type(origin, f"providers.{name}", section, dict)
     for name, section in values.get("templates", {}).items():
         _check_template(origin, f"templates.{name}", section)
     for name, section in values.get("hosts", {}).items():
-        _check_type(origin, f"hosts.{name}", section, dict)
-        for field_name, value in section.items():
-            field_type = _HOST_FIELDS.get(field_name)
-            if field_type is None:
-                raise ConfigError(
-                    f"{origin}: unknown key hosts.{name}.{field_name} (known: {', '.join(sorted(_HOST_FIELDS))})"
-                )
-            _check_type(origin, f"hosts.{name}.{field_name}", value, field_type)
-        for key, item in section.get("env", {}).items():
-            if not _ENV_NAME.match(key):
-                raise ConfigError(f"{origin}: invalid key {key!r} in hosts.{name}.env")
-            _check_type(origin, f"hosts.{name}.env.{key}", item, str)
+        _check_fields(origin, f"hosts.{name}", section, _HOST_FIELDS)
 
 
-def _check_template(origin: str, prefix: str, section: Any) -> None:
+def _check_fields(
+    origin: str, prefix: str, section: Any, fields: Mapping[str, type | tuple[type, ...]]
+) -> None:
+    """``section`` is a table whose keys are all in ``fields``, each of its type; ``env`` and
+    ``labels`` tables are further checked key by key."""
     _check_type(origin, prefix, section, dict)
     for field_name, value in section.items():
         key = f"{prefix}.{field_name}"
-        if field_name == "name":
-            raise ConfigError(
-                f"{origin}: {key}: a template cannot set the agent name "
-                "(two agents cannot share one; give NAME or --name to mngr create)"
-            )
-        field_type = TEMPLATE_FIELDS.get(field_name)
+        field_type = fields.get(field_name)
         if field_type is None:
-            raise ConfigError(
-                f"{origin}: unknown key {key} (known: {', '.join(sorted(TEMPLATE_FIELDS))})"
-            )
+            raise ConfigError(f"{origin}: unknown key {key} (known: {', '.join(sorted(fields))})")
         _check_type(origin, key, value, field_type)
         if field_name in ("env", "labels"):
             pattern = _ENV_NAME if field_name == "env" else _LABEL_KEY
@@ -256,7 +234,18 @@ def _check_template(origin: str, prefix: str, section: Any) -> None:
                 if not pattern.match(item_key):
                     raise ConfigError(f"{origin}: invalid key {item_key!r} in {key}")
                 _check_type(origin, f"{key}.{item_key}", item, str)
-        elif field_name == "args":
+
+
+def _check_template(origin: str, prefix: str, section: Any) -> None:
+    if isinstance(section, dict) and "name" in section:
+        raise ConfigError(
+            f"{origin}: {prefix}.name: a template cannot set the agent name "
+            "(two agents cannot share one; give NAME or --name to mngr create)"
+        )
+    _check_fields(origin, prefix, section, TEMPLATE_FIELDS)
+    for field_name, value in section.items():
+        key = f"{prefix}.{field_name}"
+        if field_name == "args":
             for index, item in enumerate(value):
                 _check_type(origin, f"{key}[{index}]", item, str)
         elif field_name == "initial_message" and not value.strip():

@@ -175,8 +175,8 @@ def list_agents(quiet_seconds):
     panes = tmux.list_sessions_panes()
     # Listing is the one request every host gets regularly: keep output logs capped here too,
     # for hosts where no host daemon runs.
-    rotate_output_logs(output_log_max_bytes())
     records, problems = _read_records()
+    rotate_output_logs(output_log_max_bytes(), records)
     now = time.time()
     agents = []
     claimed_sessions = set()
@@ -448,18 +448,20 @@ def output_log_path(name):
     return os.path.join(state.agent_dir(agent_id), OUTPUT_LOG)
 
 
-def rotate_output_logs(max_bytes):
+def rotate_output_logs(max_bytes, agent_ids=None):
     """Keep each agent's output log under ``max_bytes``: the older part moves to output.log.1.
 
     The pane's writer (``cat >>``) holds the log open with O_APPEND, so the log is copied
     aside and truncated in place rather than renamed; output written between the copy and
-    the truncation (microseconds) is the only thing a rotation can lose.
+    the truncation (microseconds) is the only thing a rotation can lose. ``agent_ids``
+    saves listing the agents dir again when the caller has just read it.
     """
-    try:
-        entries = os.listdir(state.agents_dir())
-    except FileNotFoundError:
-        return
-    for entry in entries:
+    if agent_ids is None:
+        try:
+            agent_ids = os.listdir(state.agents_dir())
+        except FileNotFoundError:
+            return
+    for entry in agent_ids:
         if entry.startswith("."):
             continue
         path = os.path.join(state.agents_dir(), entry, OUTPUT_LOG)

@@ -10,13 +10,10 @@ SESSION_PREFIX = "mngr-"
 _PANE_FORMAT = "\t".join(
     [
         "#{session_name}",
-        "#{window_index}",
-        "#{pane_index}",
         "#{pane_pid}",
         "#{pane_dead}",
         "#{pane_dead_status}",
         "#{window_activity}",
-        "#{session_attached}",
     ]
 )
 
@@ -70,17 +67,14 @@ def agent_pane_target(session):
 
 
 class Pane(object):
-    __slots__ = ("activity", "attached", "dead", "dead_status", "pane", "pid", "session", "window")
+    __slots__ = ("activity", "dead", "dead_status", "pid", "session")
 
     def __init__(self, fields):
         self.session = fields[0]
-        self.window = fields[1]
-        self.pane = fields[2]
-        self.pid = _int_or_none(fields[3])
-        self.dead = fields[4] == "1"
-        self.dead_status = _int_or_none(fields[5])
-        self.activity = _int_or_none(fields[6])
-        self.attached = (_int_or_none(fields[7]) or 0) > 0
+        self.pid = _int_or_none(fields[1])
+        self.dead = fields[2] == "1"
+        self.dead_status = _int_or_none(fields[3])
+        self.activity = _int_or_none(fields[4])
 
 
 def _int_or_none(text):
@@ -103,7 +97,7 @@ def list_sessions_panes():
     panes = {}
     for line in completed.stdout.decode("utf-8", "replace").splitlines():
         fields = line.split("\t")
-        if len(fields) != 8:
+        if len(fields) != 5:
             continue
         pane = Pane(fields)
         # list-panes orders windows and panes by index, so the first line of a session is its

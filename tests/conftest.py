@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import pids_where
+
 MNGR_BIN = Path(sys.executable).with_name("mngr")
 
 
@@ -77,18 +79,11 @@ class Sandbox:
         for ssh connection masters (whose process title overwrites their environment), by the
         control socket path in their title."""
         marker = f"TMUX_TMPDIR={self.tmux_dir}".encode()
-        pids = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == os.getpid():
-                continue
-            try:
-                environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-                command_line = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if marker in environ or (command_line.startswith(b"ssh: ") and str(self.tmux_dir).encode() in command_line):
-                pids.append(int(entry))
-        return pids
+        directory = str(self.tmux_dir).encode()
+        return pids_where(
+            lambda environ, command_line: marker in environ
+            or (command_line.startswith(b"ssh: ") and directory in command_line)
+        )
 
     def stop_daemons(self) -> None:
         # A helper may still be starting a daemon when the test ends: look twice.

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.processes import pids_where
+
 TEST_USER = "mngr-test"
 SSHD = "/usr/sbin/sshd"
 
@@ -125,18 +127,10 @@ class SshHost:
         """Processes on the 'host' started for it (their environment names its dirs), if their
         command line contains ``command_contains``; processes that end meanwhile are skipped."""
         prefixes = tuple(f"{key}={self.remote_root}/".encode() for key in ("TMUX_TMPDIR", "MNGR_HOST_DIR"))
-        pids = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-                command_line = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if any(item.startswith(prefixes) for item in environ) and command_contains in command_line:
-                pids.append(int(entry))
-        return pids
+        return pids_where(
+            lambda environ, command_line: any(item.startswith(prefixes) for item in environ)
+            and command_contains in command_line
+        )
 
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):

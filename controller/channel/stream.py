@@ -81,6 +81,21 @@ class Stream(ABC):
         return False
 
 
+def _read_fd(stream: Stream, fd: int, spinner: _Spinner, max_bytes: int, timeout: float | None) -> bytes:
+    """The read of every fd-backed stream: poll while the peer is quick, wait, read."""
+    spinner.before_read(fd)
+    if timeout is not None:
+        ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
+        if not ready:
+            raise ChannelTimeout(stream.host, f"no reply within {timeout:.1f} s")
+    try:
+        data = os.read(fd, max_bytes)
+    except OSError as exc:
+        raise ChannelClosed(stream.host, f"helper stream failed: {exc}") from exc
+    spinner.after_read()
+    return data
+
+
 class ProcessStream(Stream):
     """A stream over a child process's stdin/stdout (stderr kept for diagnostics)."""
 
@@ -121,22 +136,7 @@ class ProcessStream(Stream):
             raise ChannelClosed(self.host, f"helper stream closed while writing{self._why()}") from exc
 
     def read(self, max_bytes: int, timeout: float | None) -> bytes:
-        self._spinner.before_read(self._out_fd)
-        if timeout is not None:
-            deadline = time.monotonic() + timeout
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise ChannelTimeout(self.host, f"no reply within {timeout:.1f} s")
-                ready, _, _ = select.select([self._out_fd], [], [], remaining)
-                if ready:
-                    break
-        try:
-            data = os.read(self._out_fd, max_bytes)
-        except OSError as exc:
-            raise ChannelClosed(self.host, f"helper stream failed: {exc}") from exc
-        self._spinner.after_read()
-        return data
+        return _read_fd(self, self._out_fd, self._spinner, max_bytes, timeout)
 
     def close(self) -> None:
         for pipe in (self._process.stdin, self._process.stdout):
@@ -211,17 +211,7 @@ class SocketStream(Stream):
             raise ChannelClosed(self.host, f"host daemon connection closed while writing ({exc})") from exc
 
     def read(self, max_bytes: int, timeout: float | None) -> bytes:
-        self._spinner.before_read(self._fd)
-        if timeout is not None:
-            ready, _, _ = select.select([self._fd], [], [], max(0.0, timeout))
-            if not ready:
-                raise ChannelTimeout(self.host, f"no reply within {timeout:.1f} s")
-        try:
-            data = os.read(self._fd, max_bytes)
-        except OSError as exc:
-            raise ChannelClosed(self.host, f"host daemon connection failed: {exc}") from exc
-        self._spinner.after_read()
-        return data
+        return _read_fd(self, self._fd, self._spinner, max_bytes, timeout)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -237,9 +227,6 @@ class BufferedReader:
     def __init__(self, stream: Stream) -> None:
         self._stream = stream
         self._buffer = bytearray()
-
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
 
     def read_exact(self, count: int, deadline: float | None) -> bytes:
         while len(self._buffer) < count:

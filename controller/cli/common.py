@@ -24,6 +24,7 @@ AGENT_FIELDS = (
     "created_at", "labels", "pid", "exit_status", "idle_seconds", "problem",
 )
 STATES = ("RUNNING", "WAITING", "DONE", "STOPPED", "UNKNOWN")
+LIVE_STATES = ("RUNNING", "WAITING")  # the agent's process is there to talk to
 
 
 def parse_pairs(

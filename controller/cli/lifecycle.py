@@ -10,11 +10,10 @@ import click
 from ..channel.protocol import AgentInfo
 from ..errors import MngrError, UsageError
 from ..fleet import FleetListing, LocatedAgent, list_fleet, locate
-from .common import attach, check_format, print_agents
+from .common import LIVE_STATES, attach, check_format, print_agents
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
-_LIVE = ("RUNNING", "WAITING")
 
 
 def _find(
@@ -85,7 +84,7 @@ def stop(app: App, names: tuple[str, ...], every: bool, output_format: str) -> N
             return agent.info, "already stopped:"
         return agent.handle.stop_agent(agent.info.name), "stopped"
 
-    _change_state(app, names, every, output_format, "stop", (*_LIVE, "DONE"), change)
+    _change_state(app, names, every, output_format, "stop", (*LIVE_STATES, "DONE"), change)
 
 
 @click.command(context_settings=_HELP)
@@ -100,7 +99,7 @@ def start(app: App, names: tuple[str, ...], every: bool, output_format: str) -> 
     """
 
     def change(agent: LocatedAgent) -> tuple[AgentInfo, str]:
-        if agent.info.state in _LIVE:
+        if agent.info.state in LIVE_STATES:
             return agent.info, "already running:"
         return agent.handle.start_agent(agent.info.name), "started"
 

@@ -12,8 +12,6 @@ from ..fleet import list_fleet
 from .common import AGENT_FIELDS, LABEL_KEY_PATTERN, STATES, agent_row, parse_pairs
 from .context import App, pass_app
 
-ERROR_FIELDS = ("host", "provider", "error")
-
 
 @click.command("list", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--format", "output_format", default="human", show_default=True,

@@ -9,10 +9,10 @@ import click
 
 from ..errors import MngrError, UsageError
 from ..fleet import LocatedAgent, list_fleet, locate, parallel_map
+from .common import LIVE_STATES
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
-_LIVE = ("RUNNING", "WAITING")
 
 
 def _read_text(positional: str | None, message: str | None, message_file: str | None) -> str:
@@ -97,7 +97,7 @@ def _send_one(app: App, agent: LocatedAgent, text: str, start_first: bool, ready
     wait_ready = False
     if agent.info.state == "UNKNOWN":
         raise MngrError(f"{name!r} is not a working agent: {agent.info.problem or 'state UNKNOWN'}")
-    if agent.info.state not in _LIVE:
+    if agent.info.state not in LIVE_STATES:
         if not start_first:
             verb = "has exited (DONE)" if agent.info.state == "DONE" else "is stopped"
             raise MngrError(f"agent {name!r} {verb}: start it with `mngr start {name}` or pass --start")

@@ -17,6 +17,7 @@ from mngr.controller.hosts import HostHandle
 from mngr.providers.ssh import SshProvider
 from tests.conftest import failure_when_cut, wait_for
 from tests.sshd import SshHost, unavailable_reason
+from tests.terminal import run_in_pty
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
 
@@ -27,17 +28,24 @@ def _use(sandbox, *hosts: SshHost) -> None:
     sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"] = str(config)
 
 
-@pytest.fixture
-def ssh_host(sandbox) -> Iterator[SshHost]:
+@contextlib.contextmanager
+def started_host(sandbox, alias: str, **options: str) -> Iterator[SshHost]:
+    """A test sshd reachable as ``alias``, its key trusted, stopped at the end."""
     client_dir = sandbox.root / "client"
     client_dir.mkdir(exist_ok=True)
-    host = SshHost("testhost", client_dir)
-    host.trust()
-    _use(sandbox, host)
+    host = SshHost(alias, client_dir, **options)
     try:
+        host.trust()
+        _use(sandbox, host)
         yield host
     finally:
         host.stop()
+
+
+@pytest.fixture
+def ssh_host(sandbox) -> Iterator[SshHost]:
+    with started_host(sandbox, "testhost") as host:
+        yield host
 
 
 def agents(sandbox) -> dict:
@@ -158,32 +166,19 @@ def test_one_dead_host_does_not_hide_the_others(sandbox, ssh_host: SshHost) -> N
 
 
 def test_login_noise_is_skipped(sandbox) -> None:
-    client_dir = sandbox.root / "client"
-    client_dir.mkdir()
-    noisy = SshHost("noisy", client_dir, force_command='echo "Welcome! Last login: never"; '
-                                                      'exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"')
-    try:
-        noisy.trust()
-        _use(sandbox, noisy)
+    noise = 'echo "Welcome! Last login: never"; exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"'
+    with started_host(sandbox, "noisy", force_command=noise):
         created = create_remote(sandbox, "through-noise", host="noisy")
         assert created.returncode == 0, created.stderr
         assert [a["name"] for a in agents(sandbox)["agents"]] == ["through-noise"]
-    finally:
-        noisy.stop()
 
 
 def test_a_host_without_python_is_named(sandbox) -> None:
-    client_dir = sandbox.root / "client"
-    client_dir.mkdir()
-    bare = SshHost("bare", client_dir, force_command='PATH=/nonexistent; exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"')
-    try:
-        bare.trust()
-        _use(sandbox, bare)
+    without_python = 'PATH=/nonexistent; exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"'
+    with started_host(sandbox, "bare", force_command=without_python):
         result = create_remote(sandbox, "nopython", host="bare")
         assert result.returncode == 1
         assert "python3 is not installed on bare" in result.stderr and result.stderr.count("\n") == 1
-    finally:
-        bare.stop()
 
 
 def test_helper_killed_on_the_host_is_replaced(sandbox, ssh_host: SshHost) -> None:
@@ -198,11 +193,7 @@ def test_helper_killed_on_the_host_is_replaced(sandbox, ssh_host: SshHost) -> No
 
 def test_many_hosts_behind_one_busy_sshd(sandbox) -> None:
     """sshd's default MaxStartups (10) drops handshakes beyond ten at once: list retries them."""
-    client_dir = sandbox.root / "client"
-    client_dir.mkdir()
-    server = SshHost("busy", client_dir, max_startups="10:30:100")
-    try:
-        server.trust()
+    with started_host(sandbox, "busy", max_startups="10:30:100") as server:
         aliases = [f"busy{i}" for i in range(24)]
         config = sandbox.root / "ssh_config"
         config.write_text("".join(server.client_config().replace("Host busy", f"Host {alias}", 1) for alias in aliases))
@@ -211,8 +202,6 @@ def test_many_hosts_behind_one_busy_sshd(sandbox) -> None:
         (sandbox.config_dir / "config.toml").write_text("".join(f"[hosts.{a}]\naddress = \"{a}\"\n" for a in aliases))
         listed = agents(sandbox)
         assert listed["errors"] == [] and listed["code"] == 0
-    finally:
-        server.stop()
 
 
 def test_paramiko_transport(sandbox, ssh_host: SshHost) -> None:
@@ -247,21 +236,19 @@ def test_bad_ssh_host_names(sandbox) -> None:
 
 
 def test_connect_attaches_over_ssh(sandbox, ssh_host: SshHost) -> None:
-    from tests.integration.test_connect import _run_in_pty
-
     script = "echo remote-screen-marker; sleep 600"
     created = sandbox.mngr("create", "far", "command", "--in", "ssh", "--host", "testhost", "--no-connect",
                            "--", "sh", "-c", script)
     assert created.returncode == 0, created.stderr
     tmux_socket = ssh_host.remote_tmux_dir / f"tmux-{ssh_host.user.pw_uid}" / "default"
 
-    def detach_once_drawn(screen: bytes) -> bool:
+    def detach_once_drawn(screen: bytes, terminal: int) -> bool:
         if b"remote-screen-marker" not in screen:
             return False
         subprocess.run(["tmux", "-S", str(tmux_socket), "detach-client", "-s", "=mngr-far"], capture_output=True)
         return True
 
-    code, screen = _run_in_pty(sandbox, ["connect", "far"], detach_once_drawn)
+    code, screen = run_in_pty(sandbox, ["connect", "far"], detach_once_drawn)
     assert code == 0 and b"remote-screen-marker" in screen
     assert [a["state"] for a in agents(sandbox)["agents"]] in (["RUNNING"], ["WAITING"])
 

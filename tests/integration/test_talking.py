@@ -10,20 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MNGR_BIN, wait_for
-
-# A real agent-like program: puts its terminal in raw mode (as coding-agent TUIs do) and
-# appends every byte it reads to a file, so delivery can be checked byte for byte.
-RECORDER = """
-import os, sys, tty
-tty.setraw(0)
-with open(sys.argv[1], "ab") as out:
-    while True:
-        data = os.read(0, 65536)
-        if not data:
-            break
-        out.write(data)
-        out.flush()
-"""
+from tests.recorder import RECORDER
 
 
 def start_recorder(sandbox, name: str) -> Path:
