@@ -169,14 +169,14 @@ def create(
                 detail = getattr(exc, "detail", str(exc))
                 raise MngrError(f"agent {name!r} was created, but the initial message was not sent: {detail}") from exc
         print_agents([(info, host_name, provider.name, "created")], output_format, single=True)
+        attaching = connect and sys.stdin.isatty() and sys.stdout.isatty()
+        if attaching:
+            handle.note_activity(name, "attach")  # on the channel already open
 
-    if connect:
-        if sys.stdin.isatty() and sys.stdout.isatty():
-            with HostHandle(provider, host_name, app.host_timeout) as handle:
-                handle.note_activity(name, "attach")
-            attach(provider, host_name, name)
-        else:
-            click.echo(f"mngr: not attaching: not a terminal (attach later with: mngr connect {name})", err=True)
+    if attaching:
+        attach(provider, host_name, name)
+    elif connect:
+        click.echo(f"mngr: not attaching: not a terminal (attach later with: mngr connect {name})", err=True)
 
 
 def _pick(what: str, positional: str | None, option: str | None) -> str | None:

@@ -48,6 +48,8 @@ def test_create_on_a_terminal_attaches(sandbox) -> None:
                           _attached_then_detach(sandbox, "mngr-attached"))
     assert code == 0
     assert sandbox.sessions() == ["mngr-attached"]
+    (events,) = (sandbox.host_dir / "agents").glob("*/events.jsonl")
+    assert '"source": "attach"' in events.read_text(), "attaching after create counts as activity"
 
 
 def test_connect_to_a_stopped_agent_says_how_to_start_it(sandbox) -> None:
