@@ -188,10 +188,6 @@ class SshProvider(Provider):
     def _address(self, host: str) -> str:
         return str(self._host_settings(host).get("address") or host)
 
-    def resolve_work_dir(self, host: str, work_dir: str | None) -> str:
-        # Relative to the home dir on the host (the helper resolves it there).
-        return work_dir or "~"
-
     @functools.cache  # noqa: B019 - one provider per command
     def _control_dir(self) -> str:
         control_dir = os.path.expanduser(str(self.settings.get("control_dir") or os.path.join(state_dir(), "ssh")))
