@@ -191,9 +191,11 @@ def main(helper_hash):
         os.umask(old_umask)
     listener.listen(64)
     os.environ["MNGR_HELPER_PID"] = str(os.getpid())
+    tmux.use_control_mode()
     daemon = Daemon(helper_hash, listener, path)
     try:
         daemon.serve_forever()
     finally:
         listener.close()
         daemon.remove_socket_if_ours()
+        tmux.stop_control_mode()

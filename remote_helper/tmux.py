@@ -1,4 +1,6 @@
-"""Thin wrapper over the tmux command line: every call is one tmux client invocation."""
+"""Thin wrapper over the tmux command line: every call is one tmux client invocation,
+except listings in the host daemon, which go through its control-mode client when it has one.
+"""
 
 import os
 import subprocess
@@ -84,8 +86,32 @@ def _int_or_none(text):
         return None
 
 
+_control_mode = None
+
+
+def use_control_mode():
+    """Send listings through a long-lived control-mode client (for long-lived processes only)."""
+    global _control_mode
+    from . import tmux_control
+
+    if _control_mode is None and tmux_control.supports_control_flags(_environment()):
+        _control_mode = tmux_control.ControlMode(_environment())
+
+
+def stop_control_mode():
+    global _control_mode
+    if _control_mode is not None:
+        _control_mode.close()
+        _control_mode = None
+
+
 def list_sessions_panes():
     """Return {session name: Pane of its first window's first pane} for every session."""
+    control_mode = _control_mode
+    if control_mode is not None:
+        listed = control_mode.run("list-panes -a -F '%s'" % _PANE_FORMAT)
+        if listed is not None:
+            return _parse_panes(listed)
     completed = run(["list-panes", "-a", "-F", _PANE_FORMAT], check=False)
     if completed.returncode != 0:
         error = completed.stderr.decode("utf-8", "replace")
@@ -94,8 +120,17 @@ def list_sessions_panes():
         if any(phrase in error for phrase in gone):
             return {}
         raise TmuxError("tmux list-panes: %s" % error.strip())
+    panes = _parse_panes(completed.stdout)
+    if control_mode is not None:
+        ours = sorted(session for session in panes if session.startswith(SESSION_PREFIX))
+        if ours:
+            control_mode.attach(exact_target(ours[0]))
+    return panes
+
+
+def _parse_panes(listed):
     panes = {}
-    for line in completed.stdout.decode("utf-8", "replace").splitlines():
+    for line in listed.decode("utf-8", "replace").splitlines():
         fields = line.split("\t")
         if len(fields) != 5:
             continue

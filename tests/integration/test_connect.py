@@ -10,11 +10,12 @@ from tests.terminal import run_in_pty
 
 def _attached_then_detach(sandbox, session: str):
     def check(screen: bytes, terminal: int) -> bool:
-        clients = sandbox.tmux("list-clients", "-t", f"={session}", "-F", "#{client_name}").stdout.split()
-        if clients:
-            sandbox.tmux("detach-client", "-s", f"={session}")
-            return True
-        return False
+        # The host daemon's control-mode client is attached too; it is not the user's terminal.
+        listed = sandbox.tmux("list-clients", "-t", f"={session}", "-F", "#{?client_control_mode,,#{client_name}}")
+        clients = listed.stdout.split()
+        for client in clients:
+            sandbox.tmux("detach-client", "-t", client)
+        return bool(clients)
 
     return check
 

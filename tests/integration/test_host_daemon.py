@@ -105,3 +105,47 @@ def test_warm_path_can_be_turned_off(sandbox, local: LocalProvider, monkeypatch:
     assert sandbox.daemon_pids() == []
     with HostHandle(local, "local") as handle:
         assert isinstance(handle.client.stream, ProcessStream)
+
+
+def _control_clients(sandbox) -> list[str]:
+    listed = sandbox.tmux("list-clients", "-F", "#{?client_control_mode,#{session_name},}")
+    return [line for line in listed.stdout.split() if line]
+
+
+def test_daemon_lists_through_a_control_client_without_spawning_tmux(sandbox, tmp_path: Path) -> None:
+    # A tmux on PATH that logs every invocation: listings through the daemon must not appear.
+    calls = tmp_path / "tmux-calls"
+    wrapper_dir = tmp_path / "bin"
+    wrapper_dir.mkdir()
+    real_tmux = subprocess.run(["sh", "-c", "command -v tmux"], capture_output=True, text=True).stdout.strip()
+    (wrapper_dir / "tmux").write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec {real_tmux} "$@"\n')
+    (wrapper_dir / "tmux").chmod(0o755)
+    sandbox.env["PATH"] = f"{wrapper_dir}:{sandbox.env['PATH']}"
+
+    for name in ("alpha", "beta"):
+        assert sandbox.mngr("create", name, "command", "--no-connect", "--", "sleep", "600").returncode == 0
+    wait_for(sandbox.daemon_pids, "the host daemon")
+    wait_for(lambda: sandbox.mngr("list").returncode == 0 and _control_clients(sandbox) == ["mngr-alpha"],
+             "the daemon's control client")
+    before = calls.read_text().count("list-panes")
+    for _ in range(5):
+        listed = sandbox.mngr("list", "--format", "{name} {state}")
+        assert listed.stdout.split("\n")[:2] == ["alpha RUNNING", "beta RUNNING"]
+    assert calls.read_text().count("list-panes") == before
+
+    # It answers from the live server: a session made behind mngr's back shows at once.
+    assert sandbox.tmux("new-session", "-d", "-s", "mngr-stray", "sleep 600").returncode == 0
+    assert "stray UNKNOWN" in sandbox.mngr("list", "--format", "{name} {state}").stdout
+    assert sandbox.tmux("kill-session", "-t", "=mngr-stray").returncode == 0
+
+    # Its session goes: the next listing is still right, and a new client follows another session.
+    assert sandbox.mngr("destroy", "--force", "alpha").returncode == 0
+    listed = sandbox.mngr("list", "--format", "{name}")
+    assert listed.returncode == 0 and listed.stdout == "beta\n"
+    wait_for(lambda: sandbox.mngr("list").returncode == 0 and _control_clients(sandbox) == ["mngr-beta"],
+             "a control client on the remaining session")
+
+    # The client never keeps an empty tmux server alive.
+    assert sandbox.mngr("destroy", "--force", "beta").returncode == 0
+    wait_for(lambda: "no server running" in sandbox.tmux("list-sessions").stderr, "the tmux server to exit")
+    assert sandbox.mngr("list", "--format", "{name}").stdout == ""
