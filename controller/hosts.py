@@ -60,6 +60,10 @@ class HostHandle:
                 raise
         return self._client
 
+    def connect(self) -> None:
+        """Open the channel now (bootstrapping if need be) rather than at the first request."""
+        _ = self.client
+
     def _call(self, request: msgspec.Struct, expect: type[ReplyT], timeout: float | None = None) -> ReplyT:
         reply, _ = self._call_with_blob(request, expect, timeout=timeout)
         return reply

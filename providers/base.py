@@ -54,8 +54,12 @@ class Provider(ABC):
     def remember(self, host: str) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Note that ``host`` has agents, so later listings search it without being told."""
 
-    def forget(self, host: str) -> None:  # noqa: B027
-        """Note that ``host`` has no agents left (a configured host is always searched)."""
+    def forget(self, host: str, asked_at: float) -> None:  # noqa: B027
+        """Note that ``host`` had no agents when asked at ``asked_at`` (time.time()).
+
+        A host remembered again since then keeps its place (its first agent may have been
+        created after it answered). A configured host is always searched.
+        """
 
     def trust_new_host_keys(self) -> None:  # noqa: B027
         """Accept the key of a host seen for the first time (providers that check keys)."""

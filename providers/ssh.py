@@ -31,6 +31,7 @@ import os
 import re
 import shlex
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -136,15 +137,15 @@ class SshProvider(Provider):
             return
         with self._registry_lock():
             hosts = self._remembered()
-            if host not in hosts:
-                hosts.append(host)
-                self._save(hosts)
+            hosts[host] = time.time()
+            self._save(hosts)
 
-    def forget(self, host: str) -> None:
+    def forget(self, host: str, asked_at: float) -> None:
         with self._registry_lock():
             hosts = self._remembered()
-            if host in hosts:
-                hosts.remove(host)
+            # Remembered again since the listing asked: an agent may have been created since.
+            if host in hosts and hosts[host] < asked_at:
+                del hosts[host]
                 self._save(hosts)
 
     @contextlib.contextmanager
@@ -163,15 +164,20 @@ class SshProvider(Provider):
     def _registry_path(self) -> str:
         return os.path.join(state_dir(), "ssh_hosts.json")
 
-    def _remembered(self) -> list[str]:
+    def _remembered(self) -> dict[str, float]:
+        """{host: when it was last remembered}, in the order hosts were first remembered."""
         try:
             with open(self._registry_path(), encoding="utf-8") as handle:
                 hosts = json.load(handle)
         except (OSError, ValueError):
-            return []
-        return [host for host in hosts if isinstance(host, str)] if isinstance(hosts, list) else []
+            return {}
+        if isinstance(hosts, list):  # the older form: names only
+            hosts = dict.fromkeys(hosts, 0.0)
+        if not isinstance(hosts, dict):
+            return {}
+        return {host: float(stamp) for host, stamp in hosts.items() if isinstance(stamp, (int, float))}
 
-    def _save(self, hosts: list[str]) -> None:
+    def _save(self, hosts: dict[str, float]) -> None:
         path = self._registry_path()
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         temp_path = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"

@@ -4,6 +4,11 @@ It reads the same ssh_config (HostName, Port, User, IdentityFile, UserKnownHosts
 checks host keys the same way: unknown keys only with the user's consent, changed keys
 never. TCP_NODELAY is set on the connection: without it, every small frame waits for the
 peer's delayed ACK and each request costs tens of milliseconds.
+
+known_hosts is read here, not by paramiko's loader, which gives up on the whole file at
+OpenSSH's markers (``@cert-authority``, ``@revoked``); a key accepted on first use is
+appended as one line, as OpenSSH does, rather than the file being rewritten (which would
+drop the user's comments and marker lines).
 """
 
 from __future__ import annotations
@@ -30,9 +35,9 @@ class ParamikoStream(Stream):
         settings = _resolve(address, ssh_config)
         client = paramiko.SSHClient()
         known_hosts = os.path.expanduser(settings["known_hosts"])
-        if os.path.exists(known_hosts):
-            client.load_host_keys(known_hosts)
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy() if accept_new else paramiko.RejectPolicy())
+        revoked = _load_known_hosts(known_hosts, client.get_host_keys())
+        accepted = _RememberNewKey()
+        client.set_missing_host_key_policy(accepted if accept_new else paramiko.RejectPolicy())
         try:
             client.connect(
                 settings["hostname"], port=settings["port"], username=settings["user"],
@@ -52,11 +57,13 @@ class ParamikoStream(Stream):
         except OSError as exc:
             client.close()
             raise ChannelClosed(host, f"cannot connect to {settings['hostname']}:{settings['port']}: {exc}") from exc
-        if accept_new:
-            with contextlib.suppress(OSError):
-                client.save_host_keys(known_hosts)
         transport = client.get_transport()
         assert transport is not None
+        if transport.get_remote_server_key() in revoked:
+            client.close()
+            raise ChannelClosed(host, f"the host key of {host} is marked @revoked in {known_hosts}: refused")
+        if accepted.entry:
+            _append_known_host(known_hosts, accepted.entry)
         transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
         self._client = client
         self._channel = transport.open_session()
@@ -103,6 +110,60 @@ class ParamikoStream(Stream):
             self._channel.shutdown_write()
         with contextlib.suppress(Exception):
             self._client.close()
+
+
+def _load_known_hosts(path: str, into: Any) -> list[Any]:
+    """Add the plain entries of known_hosts file ``path`` to ``into``; return @revoked keys.
+
+    ``@cert-authority`` lines are skipped (paramiko does not check host certificates) and
+    so are lines that cannot be read, as OpenSSH skips them.
+    """
+    from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
+
+    revoked: list[Any] = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return revoked
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        marker = ""
+        if text.startswith("@"):
+            marker, _, text = text.partition(" ")
+            if marker != "@revoked":
+                continue
+        try:
+            entry = HostKeyEntry.from_line(text, number)
+        except (InvalidHostKey, ValueError):
+            continue
+        if entry is None:
+            continue
+        if marker:
+            revoked.append(entry.key)
+        else:
+            for name in entry.hostnames:
+                into.add(name, entry.key.get_name(), entry.key)
+    return revoked
+
+
+class _RememberNewKey:
+    """Accept an unknown host key and keep its known_hosts line for after the login."""
+
+    entry = ""
+
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        self.entry = f"{hostname} {key.get_name()} {key.get_base64()}\n"
+
+
+def _append_known_host(path: str, entry: str) -> None:
+    with contextlib.suppress(OSError):
+        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
+            handle.write(entry)
 
 
 def _resolve(address: str, ssh_config: str) -> dict[str, Any]:

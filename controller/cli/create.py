@@ -140,6 +140,10 @@ def create(
 
     with HostHandle(provider, host_name, app.host_timeout) as handle:
         binary = agent_type.binary(agent_args)
+        handle.connect()
+        # Remembered once it answers, before the agent exists: a create cut short afterwards
+        # still leaves its host findable (an empty host is forgotten by the next listing).
+        provider.remember(host_name)
         try:
             info = handle.create_agent(
                 name=name,
@@ -154,7 +158,8 @@ def create(
             raise MngrError(
                 f"agent type {agent_type.name!r} needs {binary!r}, which was not found on PATH on host {host_name!r}"
             ) from exc
-        provider.remember(host_name)  # before anything else can fail: the agent exists now
+        # Again, now that the agent exists: a listing that asked before it did keeps the host.
+        provider.remember(host_name)
         if initial_message is not None:
             try:
                 handle.send_message(

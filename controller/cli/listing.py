@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import click
@@ -47,6 +48,7 @@ def list_command(
     labels = parse_pairs(label_pairs, "--label", LABEL_KEY_PATTERN)
     wanted_states = {state.upper() for state in states}
     providers = app.providers(provider_names)
+    asked_at = time.time()
     with list_fleet(providers, app.quiet_seconds, app.host_timeout) as listing:
         rows = [agent_row(agent.info, agent.host, agent.provider) for agent in listing.agents]
         failed = {(error.provider, error.host) for error in listing.errors}
@@ -54,7 +56,7 @@ def list_command(
         for handle in listing.handles:
             key = (handle.provider_name, handle.host)
             if key not in failed and key not in busy:
-                handle.provider.forget(handle.host)  # answered, with no agents left
+                handle.provider.forget(handle.host, asked_at)  # answered, with no agents left
         errors = [{"host": e.host, "provider": e.provider, "error": e.error} for e in listing.errors]
     rows = [
         row for row in rows

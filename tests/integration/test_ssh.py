@@ -207,12 +207,17 @@ def test_many_hosts_behind_one_busy_sshd(sandbox) -> None:
 def test_paramiko_transport(sandbox, ssh_host: SshHost) -> None:
     """The in-process fallback reaches the same host, with the same host key rules."""
     sandbox.env["MNGR_PROVIDERS__SSH__TRANSPORT"] = "paramiko"
-    ssh_host.known_hosts.write_text("")
+    # OpenSSH's markers and the user's comments: read past, and kept when a key is added.
+    other_key = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    users_lines = (f"# the user's own notes\n@cert-authority *.example.com ssh-ed25519 {other_key}\n"
+                   f"@revoked old.example.com ssh-ed25519 {other_key}\nnot a key line\n")
+    ssh_host.known_hosts.write_text(users_lines)
     refused = create_remote(sandbox, "via-paramiko")
     assert refused.returncode == 1 and "the host key of testhost is not known yet" in refused.stderr
     created = create_remote(sandbox, "via-paramiko", "--accept-new-host-key")
     assert created.returncode == 0, created.stderr
-    assert f"[127.0.0.1]:{ssh_host.port}" in ssh_host.known_hosts.read_text()
+    host_key = " ".join(Path(f"{ssh_host.host_key}.pub").read_text().split()[:2])
+    assert ssh_host.known_hosts.read_text() == users_lines + f"[127.0.0.1]:{ssh_host.port} {host_key}\n"
     listed = agents(sandbox)
     assert listed["code"] == 0 and [(a["name"], a["host"]) for a in listed["agents"]] == [("via-paramiko", "testhost")]
     ran = sandbox.mngr("exec", "via-paramiko", "id -un")
@@ -225,6 +230,11 @@ def test_paramiko_transport(sandbox, ssh_host: SshHost) -> None:
     ssh_host.known_hosts.write_text(f"[127.0.0.1]:{ssh_host.port} {key_type} {key}\n")
     changed = create_remote(sandbox, "again", "--accept-new-host-key")
     assert changed.returncode == 1 and "has CHANGED and is refused" in changed.stderr
+    # A key marked @revoked is refused even when it is also listed as the host's key.
+    ssh_host.known_hosts.write_text(f"[127.0.0.1]:{ssh_host.port} {host_key}\n@revoked * {host_key}\n")
+    revoked = create_remote(sandbox, "again")
+    assert revoked.returncode == 1 and "marked @revoked" in revoked.stderr
+    assert sandbox.mngr("list", "--format", "{name}").stdout == ""
 
 
 def test_bad_ssh_host_names(sandbox) -> None:

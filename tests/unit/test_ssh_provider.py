@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -64,5 +66,24 @@ def test_concurrent_remembering_loses_no_host(provider: SshProvider) -> None:
     for thread in threads:
         thread.join()
     assert sorted(provider.known_hosts()) == sorted(["box", *hosts])
-    provider.forget("host-3")
+    provider.forget("host-3", time.time() + 1)
     assert "host-3" not in provider.known_hosts() and "box" in provider.known_hosts()
+
+
+def test_a_host_remembered_after_the_listing_asked_is_not_forgotten(provider: SshProvider) -> None:
+    provider.remember("busy")
+    asked_at = time.time()
+    provider.remember("busy")  # its first agent was created after the listing asked
+    provider.forget("busy", asked_at)
+    assert "busy" in provider.known_hosts()
+    provider.forget("busy", time.time() + 1)
+    assert "busy" not in provider.known_hosts()
+
+
+def test_the_older_registry_of_names_is_read(provider: SshProvider) -> None:
+    provider.remember("new")
+    registry = Path(provider._registry_path())
+    registry.write_text(json.dumps(["old-1", "old-2"]))
+    assert list(provider.known_hosts()) == ["box", "old-1", "old-2"]
+    provider.forget("old-1", time.time())
+    assert list(provider.known_hosts()) == ["box", "old-2"]
