@@ -19,7 +19,6 @@ time a command runs, every template has the right shape.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -48,8 +47,8 @@ def resolve(templates: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any
                 merged[key] = list(value)
             else:
                 merged[key] = value
-    if "work_dir" in merged:
-        merged["work_dir"] = os.path.expanduser(merged["work_dir"])
+    # work_dir stays as written: "~" means the home dir of the host the agent runs on,
+    # which the provider resolves (locally for the local host, on the host for ssh).
     return merged
 
 

@@ -245,6 +245,15 @@ def test_bad_ssh_host_names(sandbox) -> None:
     assert missing.returncode == 2 and "--in ssh needs a host" in missing.stderr
 
 
+def test_a_template_home_work_dir_means_the_hosts_home(sandbox, ssh_host: SshHost) -> None:
+    sandbox.config_dir.mkdir(parents=True, exist_ok=True)
+    (sandbox.config_dir / "config.toml").write_text('[templates.far]\nwork_dir = "~"\n')
+    created = create_remote(sandbox, "homed", "-T", "far")
+    assert created.returncode == 0, created.stderr
+    (agent,) = agents(sandbox)["agents"]
+    assert agent["work_dir"] == ssh_host.user.pw_dir != os.path.expanduser("~")
+
+
 def test_connect_attaches_over_ssh(sandbox, ssh_host: SshHost) -> None:
     script = "echo remote-screen-marker; sleep 600"
     created = sandbox.mngr("create", "far", "command", "--in", "ssh", "--host", "testhost", "--no-connect",

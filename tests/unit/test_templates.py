@@ -29,7 +29,7 @@ def test_later_templates_win_and_tables_merge() -> None:
         "labels": {"team": "a", "gpu": "yes"},
         "args": ["sleep", "1"],
         "ready_timeout": 5,
-        "work_dir": str(Path("~/src").expanduser()),
+        "work_dir": "~/src",
         "connect": False,
     }
     assert resolve(TEMPLATES, ["gpu", "base"])["env"] == {"A": "1", "B": "1", "C": "2"}
