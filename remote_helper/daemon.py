@@ -6,6 +6,8 @@ version is running (starting one, detached, if not). Controllers that can reach 
 use it; the others, and every controller when the daemon is gone, use the bootstrap path,
 which is always correct on its own.
 
+The daemon also runs the idle watcher (watcher.py) in a thread of its own.
+
 One daemon per host dir, helper version and tmux server: the socket and lock live in the
 host dir and their names carry the helper's hash and a checksum of TMUX_TMPDIR, so a
 daemon of another version, or one talking to another tmux server, is never used. A daemon exits after
@@ -25,6 +27,7 @@ import zlib
 
 from . import agents, state, tmux
 from .server import Server, redirect_stderr_to_log
+from .watcher import Watcher
 
 IDLE_EXIT_SECONDS = 15 * 60
 HOUSEKEEPING_SECONDS = 5.0
@@ -98,8 +101,9 @@ def _take_lock(path):
 
 
 class Daemon(object):
-    def __init__(self, helper_hash, listener, path):
+    def __init__(self, helper_hash, listener, path, watcher):
         self._helper_hash = helper_hash
+        self._watcher = watcher
         self._listener = listener
         self._path = path
         self._inode = os.stat(path).st_ino
@@ -163,8 +167,9 @@ class Daemon(object):
             return True
         with self._guard:
             idle = self._connections == 0 and time.monotonic() - self._last_activity > IDLE_EXIT_SECONDS
-        # Agents still running need their output logs kept in check: stay while there are any.
-        return idle and not _agents_running()
+        # Agents still running need their output logs kept in check, and a host with idle
+        # shutdown on needs its watcher: stay while either holds.
+        return idle and not self._watcher.needed and not _agents_running()
 
 
 def main(helper_hash):
@@ -192,10 +197,13 @@ def main(helper_hash):
     listener.listen(64)
     os.environ["MNGR_HELPER_PID"] = str(os.getpid())
     tmux.use_control_mode()
-    daemon = Daemon(helper_hash, listener, path)
+    watcher = Watcher(helper_hash)
+    watcher.start()
+    daemon = Daemon(helper_hash, listener, path, watcher)
     try:
         daemon.serve_forever()
     finally:
+        watcher.stop()
         listener.close()
         daemon.remove_socket_if_ours()
         tmux.stop_control_mode()

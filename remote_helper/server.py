@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 
-from . import agents, execs, output, state, tmux
+from . import agents, execs, idle, output, state, tmux, watcher
 from .wire import (
     HEADER,
     FatalFrameError,
@@ -25,10 +25,14 @@ from .wire import (
     parse_header,
 )
 
+# Requests that change agents: the idle watcher never stops the host while one runs.
+_OPERATIONS = frozenset(["CreateAgent", "StartAgent", "StopAgent", "DestroyAgent", "SendMessage", "ExecStart"])
+# Requests that are activity on the host, and the source they count as.
+_ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "message"}
 # Message types that are replies: a peer sending one of these as a request made a mistake.
 _REPLY_TYPES = frozenset(
     ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
-     "ExecOutput", "Error"]
+     "ExecOutput", "Error", "IdleSettings"]
 )
 _LOG_MAX_BYTES = 1024 * 1024
 
@@ -139,7 +143,13 @@ class Server(object):
 
     def _handle(self, request_id, message_type, fields, blob):
         try:
-            reply_type, reply_fields, reply_blob = self._dispatch(message_type, fields, blob)
+            if message_type in _OPERATIONS:
+                with watcher.operation():
+                    reply_type, reply_fields, reply_blob = self._dispatch(message_type, fields, blob)
+                    if message_type in _ACTIVITY:
+                        idle.note(_ACTIVITY[message_type], fields["name"])
+            else:
+                reply_type, reply_fields, reply_blob = self._dispatch(message_type, fields, blob)
         except RequestFailed as exc:
             reply_type, reply_fields, reply_blob = "Error", {"code": exc.code, "message": exc.message}, b""
         except tmux.TmuxMissing as exc:
@@ -162,7 +172,8 @@ class Server(object):
         if message_type == "GetHelperInfo":
             return "HelperInfo", self._helper_info(), b""
         if message_type == "ListAgents":
-            return "AgentList", {"agents": agents.list_agents(fields["quiet_seconds"])}, b""
+            listed = agents.list_agents(fields["quiet_seconds"])
+            return "AgentList", {"agents": listed, "host": idle.status()}, b""
         if message_type == "CreateAgent":
             return "AgentReply", {"agent": agents.create_agent(fields)}, b""
         if message_type == "StopAgent":
@@ -191,7 +202,18 @@ class Server(object):
             return "OutputChunk", chunk, data
         if message_type == "NoteActivity":
             agents.note_activity(fields["name"], fields["source"])
+            if fields["source"] == "attach":
+                idle.note("user", fields["name"])
             return "Done", {}, b""
+        if message_type == "SetIdleSettings":
+            return "IdleSettings", self._set_idle_settings(fields), b""
+        if message_type == "KeepAlive":
+            agents.check_name(fields["name"])
+            agents.output_log_path(fields["name"])  # the agent must exist
+            idle.keep_alive(fields["name"], fields["seconds"])
+            return "Done", {}, b""
+        if message_type == "ReadWatcherLog":
+            return "Captured", {}, idle.watcher_log_tail(fields["tail_lines"])
         if message_type == "ExecStart":
             work_dir, env = agents.exec_context(fields["name"])
             exec_id = self._commands.start(["/bin/sh", "-c", fields["command"]], work_dir, env)
@@ -203,6 +225,25 @@ class Server(object):
             self._commands.kill(fields["exec_id"])
             return "Done", {}, b""
         raise ProtocolError("unknown_type", "no handler for %s" % message_type)
+
+    def _set_idle_settings(self, fields):
+        only_if_unset = fields.pop("only_if_unset")
+        changes = {key: value for key, value in fields.items() if value is not None}
+        settings = idle.update_settings(changes, only_if_unset=only_if_unset, check=self._check_watcher_can_run)
+        return {key: settings[key] for key in ("timeout", "mode", "sources", "command", "stop_grace", "cpu_threshold")}
+
+    def _check_watcher_can_run(self, settings):
+        """Idle shutdown needs the host daemon (its watcher): refuse it where none can run."""
+        if not idle.enabled(settings):
+            return
+        from . import daemon
+
+        if os.environ.get("MNGR_HOST_DAEMON") == "0":
+            raise RequestFailed("invalid", "idle shutdown needs the host daemon, and MNGR_HOST_DAEMON=0 turns it off")
+        if len(daemon.socket_path(self._helper_hash)) > daemon.MAX_SOCKET_PATH:
+            raise RequestFailed(
+                "invalid", "idle shutdown needs the host daemon, which cannot run with a host dir path this long"
+            )
 
     def _helper_info(self):
         import platform

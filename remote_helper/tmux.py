@@ -142,6 +142,27 @@ def _parse_panes(listed):
     return panes
 
 
+_CLIENT_FORMAT = "#{client_control_mode}\t#{session_name}"
+
+
+def attached_user_sessions():
+    """Names of sessions with a user's client attached (control-mode clients are not users)."""
+    listed = None
+    if _control_mode is not None:
+        listed = _control_mode.run("list-clients -F '%s'" % _CLIENT_FORMAT)
+    if listed is None:
+        completed = run(["list-clients", "-F", _CLIENT_FORMAT], check=False)
+        if completed.returncode != 0:
+            return set()
+        listed = completed.stdout
+    sessions = set()
+    for line in listed.decode("utf-8", "replace").splitlines():
+        control, _, session = line.partition("\t")
+        if control != "1" and session:
+            sessions.add(session)
+    return sessions
+
+
 def has_session(session):
     return run(["has-session", "-t", exact_target(session)], check=False).returncode == 0
 

@@ -58,6 +58,16 @@ MESSAGES = {
         "max_bytes": ("int", 8 * 1024 * 1024),
     },
     "NoteActivity": {"name": ("str", REQUIRED), "source": ("str", REQUIRED)},
+    "SetIdleSettings": {
+        "timeout": ("float?", None),
+        "mode": ("str?", None),
+        "sources": ("list?", None),
+        "command": ("str?", None),
+        "stop_grace": ("float?", None),
+        "only_if_unset": ("bool", False),
+    },
+    "KeepAlive": {"name": ("str", REQUIRED), "seconds": ("float", REQUIRED)},
+    "ReadWatcherLog": {"tail_lines": ("int", 20)},
     "ExecStart": {"name": ("str", REQUIRED), "command": ("str", REQUIRED)},
     "ExecRead": {"exec_id": ("int", REQUIRED), "wait": ("float", 0.5)},
     "ExecKill": {"exec_id": ("int", REQUIRED)},
@@ -71,9 +81,17 @@ MESSAGES = {
         "host_dir": ("str", REQUIRED),
         "daemon_socket": ("str", ""),
     },
-    "AgentList": {"agents": ("list", [])},
+    "AgentList": {"agents": ("list", []), "host": ("object?", None)},
     "AgentReply": {"agent": ("object", REQUIRED)},
     "Done": {},
+    "IdleSettings": {
+        "timeout": ("float?", REQUIRED),
+        "mode": ("str", REQUIRED),
+        "sources": ("list", REQUIRED),
+        "command": ("str", REQUIRED),
+        "stop_grace": ("float", REQUIRED),
+        "cpu_threshold": ("float", REQUIRED),
+    },
     "Captured": {},
     "OutputChunk": {
         "path": ("str", REQUIRED),
@@ -100,6 +118,18 @@ AGENT_INFO_FIELDS = {
     "exit_status": ("int?", None),
     "idle_seconds": ("float?", None),
     "problem": ("str?", None),
+}
+
+
+# A host's idle status (the controller's ``HostIdle``).
+HOST_IDLE_FIELDS = {
+    "idle_timeout": ("float?", None),
+    "idle_mode": ("str", ""),
+    "idle_seconds": ("float?", None),
+    "last_activity": ("str", ""),
+    "last_activity_agent": ("str", ""),
+    "last_shutdown_at": ("str", ""),
+    "last_shutdown_reason": ("str", ""),
 }
 
 

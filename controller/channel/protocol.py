@@ -32,6 +32,18 @@ class AgentInfo(msgspec.Struct, kw_only=True):
     problem: str | None = None
 
 
+class HostIdle(msgspec.Struct, kw_only=True):
+    """A host's idle status: what `mngr list` shows per host."""
+
+    idle_timeout: float | None = None  # None: idle shutdown is off
+    idle_mode: str = ""
+    idle_seconds: float | None = None  # since the newest activity that counts
+    last_activity: str = ""  # the source of that activity
+    last_activity_agent: str = ""
+    last_shutdown_at: str = ""  # when the watcher last stopped the host ("" never)
+    last_shutdown_reason: str = ""
+
+
 # Requests
 
 
@@ -112,6 +124,34 @@ class NoteActivity(msgspec.Struct, tag=True, kw_only=True):
     source: str
 
 
+class SetIdleSettings(msgspec.Struct, tag=True, kw_only=True):
+    """Change the host's idle settings (None: leave as is); answered with IdleSettings.
+
+    ``mode`` "disabled" turns idle shutdown off. With ``only_if_unset``, a host that has
+    settings keeps them (a provider's default never overrides the user's choice).
+    """
+
+    timeout: float | None = None
+    mode: str | None = None
+    sources: list[str] | None = None
+    command: str | None = None
+    stop_grace: float | None = None
+    only_if_unset: bool = False
+
+
+class KeepAlive(msgspec.Struct, tag=True, kw_only=True):
+    """Count the agent's host as active for ``seconds`` from now."""
+
+    name: str
+    seconds: float
+
+
+class ReadWatcherLog(msgspec.Struct, tag=True, kw_only=True):
+    """The last ``tail_lines`` decisions of the host's idle watcher; answered with Captured."""
+
+    tail_lines: int = 20
+
+
 class ExecStart(msgspec.Struct, tag=True, kw_only=True):
     """Run a shell command in the agent's work dir with its environment."""
 
@@ -148,6 +188,7 @@ class HelperInfo(msgspec.Struct, tag=True, kw_only=True):
 
 class AgentList(msgspec.Struct, tag=True):
     agents: list[AgentInfo] = []
+    host: HostIdle | None = None  # None from helpers without idle detection
 
 
 class AgentReply(msgspec.Struct, tag=True):
@@ -156,6 +197,15 @@ class AgentReply(msgspec.Struct, tag=True):
 
 class Done(msgspec.Struct, tag=True):
     pass
+
+
+class IdleSettings(msgspec.Struct, tag=True, kw_only=True):
+    timeout: float | None
+    mode: str
+    sources: list[str]
+    command: str
+    stop_grace: float
+    cpu_threshold: float
 
 
 class Captured(msgspec.Struct, tag=True):
@@ -185,9 +235,13 @@ class Error(msgspec.Struct, tag=True):
 
 Request = (
     Ping | GetHelperInfo | ListAgents | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
-    | CapturePane | ReadOutput | NoteActivity | ExecStart | ExecRead | ExecKill
+    | CapturePane | ReadOutput | NoteActivity | SetIdleSettings | KeepAlive | ReadWatcherLog | ExecStart | ExecRead
+    | ExecKill
 )
-Reply = Pong | HelperInfo | AgentList | AgentReply | Done | Captured | OutputChunk | ExecStarted | ExecOutput | Error
+Reply = (
+    Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Captured | OutputChunk | ExecStarted
+    | ExecOutput | Error
+)
 
 REQUEST_TYPES: tuple[type[msgspec.Struct], ...] = Request.__args__  # type: ignore[attr-defined]
 REPLY_TYPES: tuple[type[msgspec.Struct], ...] = Reply.__args__  # type: ignore[attr-defined]

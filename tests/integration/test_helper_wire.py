@@ -119,7 +119,9 @@ def test_helper_runs_on_python_3_8(sandbox) -> None:
         _, reply, _ = helper.receive()
         assert reply["python"].startswith("3.8.")
         helper.send(2, {"type": "ListAgents"})
-        assert helper.receive()[1] == {"type": "AgentList", "agents": []}
+        listed = helper.receive()[1]
+        assert listed["type"] == "AgentList" and listed["agents"] == []
+        assert listed["host"]["idle_timeout"] is None and listed["host"]["idle_mode"] == "io"
     finally:
         helper.kill()
 

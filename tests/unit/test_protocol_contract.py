@@ -40,15 +40,23 @@ SAMPLES: dict[str, msgspec.Struct] = {
     "CapturePane": protocol.CapturePane(name="demo", full=True),
     "ReadOutput": protocol.ReadOutput(name="demo", source="claude", offset=None, tail_lines=100, max_bytes=1024),
     "NoteActivity": protocol.NoteActivity(name="demo", source="attach"),
+    "SetIdleSettings": protocol.SetIdleSettings(timeout=90.0, mode="custom", sources=["output", "cpu"],
+                                                command="sudo poweroff", stop_grace=None, only_if_unset=True),
+    "KeepAlive": protocol.KeepAlive(name="demo", seconds=7200.0),
+    "ReadWatcherLog": protocol.ReadWatcherLog(tail_lines=5),
     "ExecStart": protocol.ExecStart(name="demo", command="ls -la; echo $HOME"),
     "ExecRead": protocol.ExecRead(exec_id=3, wait=0.25),
     "ExecKill": protocol.ExecKill(exec_id=3),
     "Pong": protocol.Pong(),
     "HelperInfo": protocol.HelperInfo(version="abc", pid=1, python="3.8.18", hostname="h", host_dir="/x",
                                       daemon_socket="/x/host/daemon-1.sock"),
-    "AgentList": protocol.AgentList([AGENT, AGENT]),
+    "AgentList": protocol.AgentList([AGENT, AGENT], protocol.HostIdle(
+        idle_timeout=60.0, idle_mode="io", idle_seconds=12.5, last_activity="output", last_activity_agent="demo",
+        last_shutdown_at="2026-01-01T00:00:00.000+00:00", last_shutdown_reason="idle for 61 s")),
     "AgentReply": protocol.AgentReply(AGENT),
     "Done": protocol.Done(),
+    "IdleSettings": protocol.IdleSettings(timeout=None, mode="disabled", sources=[], command="", stop_grace=30.0,
+                                          cpu_threshold=0.05),
     "Captured": protocol.Captured(),
     "OutputChunk": protocol.OutputChunk(path="/x/output.log", start=10, end=20, file_id="1:2"),
     "ExecStarted": protocol.ExecStarted(exec_id=3),
@@ -110,6 +118,10 @@ def test_field_names_kinds_and_defaults_match(struct_type: type[msgspec.Struct])
 
 def test_agent_info_fields_match() -> None:
     assert _schema(protocol.AgentInfo) == wire.AGENT_INFO_FIELDS
+
+
+def test_host_idle_fields_match() -> None:
+    assert _schema(protocol.HostIdle) == wire.HOST_IDLE_FIELDS
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))

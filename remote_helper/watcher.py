@@ -1,0 +1,454 @@
+"""The idle watcher: a thread of the host daemon that stops the host when nothing happens.
+
+Every poll it measures what requests cannot record themselves (agent output, the CPU
+of each agent's process tree, attached tmux clients, SSH sessions with a terminal,
+live agent processes), records it under ``host/activity/``, and decides:
+
+- idle shutdown off (no timeout, or mode "disabled"): nothing to do;
+- the newest counted activity is older than the timeout: the host is idle, act;
+- no agent is alive (all stopped or exited, or none left) for the stop grace: act;
+- otherwise: not idle, and why.
+
+Acting means: stop every running agent, then run the host's idle command if it has one
+(for example a power-off the user configured). A state-changing request in progress
+holds the operation lock (shared); the watcher acts only when it can take it
+exclusively, so a create or message is never cut in half. The lock is an flock: a helper
+that dies releases it, so a crashed controller cannot postpone shutdown forever.
+
+Each decision that differs from the previous one is logged to ``host/watcher.jsonl``;
+each shutdown also to ``host/shutdown.json``, which `mngr list` reports.
+
+One watcher per host dir, whatever the helper version: the daemon that holds
+``host/watcher.lock`` watches. A daemon of a newer helper writes ``host/watcher.claim``
+when it starts; the watching one hands over when the claimant is alive.
+"""
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import subprocess
+import threading
+import time
+
+from . import agents, idle, state, tmux
+
+DISABLED_POLL_SECONDS = 5.0
+MAX_POLL_SECONDS = 5.0
+MIN_POLL_SECONDS = 0.5
+COMMAND_TIMEOUT_SECONDS = 120.0
+LOG_MAX_BYTES = 1024 * 1024
+
+
+def poll_seconds(settings):
+    if not idle.enabled(settings):
+        return DISABLED_POLL_SECONDS
+    shortest = min(settings["timeout"], settings["stop_grace"] or settings["timeout"])
+    return max(MIN_POLL_SECONDS, min(MAX_POLL_SECONDS, shortest / 6.0))
+
+
+@contextlib.contextmanager
+def operation():
+    """Held (shared) by every state-changing request: the watcher never acts during one."""
+    fd = os.open(_operation_lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        _flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _operation_lock_path():
+    return os.path.join(state.ensure_dir(os.path.join(state.host_dir(), "locks")), "operation.lock")
+
+
+def _flock(fd, how):
+    while True:
+        try:
+            fcntl.flock(fd, how)
+            return True
+        except OSError as exc:
+            if exc.errno == errno.EINTR:
+                continue
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+
+
+def boot_time():
+    """When this host (or container: its first process) came up, as a Unix time."""
+    booted = None
+    try:
+        with open("/proc/stat") as handle:
+            for line in handle:
+                if line.startswith("btime "):
+                    booted = float(line.split()[1])
+                    break
+        with open("/proc/1/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        # Field 22, starttime, in clock ticks since boot.
+        return booted + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return booted
+
+
+def _children(pid):
+    """Direct children of ``pid`` (all its threads' children)."""
+    found = []
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, task)) as handle:
+                found.extend(int(child) for child in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _cpu_seconds(pid):
+    """CPU of ``pid`` and of its children it has reaped; None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    try:
+        return sum(int(value) for value in fields[11:15]) / float(os.sysconf("SC_CLK_TCK"))
+    except (ValueError, IndexError):
+        return None
+
+
+def tree_cpu_seconds(root):
+    """CPU used so far by ``root`` and every process below it (reaped ones included)."""
+    total = 0.0
+    pending = [root]
+    seen = set()
+    while pending:
+        pid = pending.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        used = _cpu_seconds(pid)
+        if used is None:
+            continue
+        total += used
+        pending.extend(_children(pid))
+    return total
+
+
+def ssh_terminal_sessions():
+    """SSH sessions with a terminal, of this user: sshd titles them "sshd: USER@pts/N"."""
+    count = 0
+    uid = os.getuid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat("/proc/" + entry).st_uid != uid:
+                continue
+            with open("/proc/%s/comm" % entry, "rb") as handle:
+                if not handle.read().startswith(b"sshd"):
+                    continue
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                title = handle.read()
+        except OSError:
+            continue
+        if b"@pts/" in title and title.startswith(b"sshd"):
+            count += 1
+    return count
+
+
+class Watcher(object):
+    def __init__(self, helper_hash):
+        self._helper_hash = helper_hash
+        self._stop = threading.Event()
+        self._lock_fd = None
+        self._started = time.time()
+        self._cpu = {}  # agent id -> (cpu seconds, monotonic time)
+        self._last_output = 0.0
+        self._boot_checked = False
+        self._none_alive_since = None  # when agents were last seen all stopped (None: some run)
+        self._acted = None  # decided on the first poll, from host/shutdown.json
+        self._last_logged = None
+        self.watching = False
+        self.needed = False  # the daemon must stay up for this watcher
+
+    # -- the thread ---------------------------------------------------------------------
+
+    def start(self):
+        self._claim()
+        thread = threading.Thread(target=self._run, name="idle-watcher")
+        thread.daemon = True
+        thread.start()
+
+    def stop(self):
+        self._stop.set()
+
+    def _run(self):
+        while not self._stop.is_set():
+            settings = idle.read_settings()
+            try:
+                self._step(settings)
+            except Exception:
+                import traceback
+
+                traceback.print_exc()
+            self._stop.wait(poll_seconds(settings))
+        self._release()
+
+    def _step(self, settings):
+        if not self._hold_lock():
+            self.needed = False
+            return
+        if not idle.enabled(settings):
+            self.needed = False
+            self._log_decision("disabled", "idle shutdown is off on this host")
+            return
+        if self._acted is None:
+            self._acted = _stopped_since_last_start()
+        self.needed = not self._acted
+        decision, reason = self._evaluate(settings)
+        if decision != "act":
+            return
+        fd = os.open(_operation_lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if not _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
+                self._log_decision("postponed", "would stop (%s), but a mngr operation is in progress" % reason)
+                return
+            # Again under the lock: a request that finished meanwhile may have changed things.
+            decision, reason = self._evaluate(settings)
+            if decision == "act":
+                self._act(settings, reason)
+        finally:
+            os.close(fd)
+
+    def _evaluate(self, settings):
+        now = time.time()
+        alive = self.measure(settings, now)
+        if alive:
+            self._none_alive_since = None
+            self._acted = False  # something runs (again): watch afresh
+        elif self._none_alive_since is None:
+            self._none_alive_since = now
+        status = idle.status(now, settings)
+        idle_seconds = status["idle_seconds"]
+        if idle_seconds is None:
+            idle_seconds = now - self._started  # nothing counted has happened: start the clock
+        if self._acted:
+            self._log_decision("stopped", "host stopped; waiting for an agent to run again")
+            return "wait", ""
+        if not alive and now - self._none_alive_since >= settings["stop_grace"]:
+            return "act", "no agent running for %.0f s" % (now - self._none_alive_since)
+        if idle_seconds >= settings["timeout"]:
+            agent = status["last_activity_agent"]
+            return "act", "idle for %.0f s (timeout %.0f s); last activity: %s%s" % (
+                idle_seconds,
+                settings["timeout"],
+                status["last_activity"] or "none",
+                " (%s)" % agent if agent else "",
+            )
+        self._log_decision(
+            "active",
+            "not idle: last activity %s %.0f s ago (timeout %.0f s)"
+            % (status["last_activity"] or "none", idle_seconds, settings["timeout"]),
+            key=("active", status["last_activity"]),
+        )
+        return "wait", ""
+
+    # -- one version watches --------------------------------------------------------------
+
+    def _claim(self):
+        path = os.path.join(state.ensure_dir(os.path.join(state.host_dir(), "host")), "watcher.claim")
+        with contextlib.suppress(OSError):
+            state.atomic_write_bytes(path, ("%s %d\n" % (self._helper_hash, os.getpid())).encode("ascii"))
+
+    def _claimed_by_another(self):
+        path = os.path.join(state.host_dir(), "host", "watcher.claim")
+        try:
+            with open(path) as handle:
+                claimant, pid = handle.read().split()
+            pid = int(pid)
+        except (OSError, ValueError):
+            return False
+        if claimant == self._helper_hash or pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except OSError as exc:
+            return exc.errno == errno.EPERM
+        return True
+
+    def _hold_lock(self):
+        if self._lock_fd is not None:
+            if self._claimed_by_another():
+                self._log_decision("handed-over", "a daemon of another helper version watches now")
+                self._release()
+                return False
+            return True
+        if self._claimed_by_another():
+            return False
+        path = os.path.join(state.ensure_dir(os.path.join(state.host_dir(), "host")), "watcher.lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        if not _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, ("%d %s\n" % (os.getpid(), self._helper_hash)).encode("ascii"))
+        self._lock_fd = fd
+        self.watching = True
+        self._log("watching", message="watcher started (pid %d)" % os.getpid())
+        return True
+
+    def _release(self):
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        self.watching = False
+
+    # -- measuring ------------------------------------------------------------------------
+
+    def measure(self, settings, now):
+        """Record the measured sources; return the names of agents whose process is alive."""
+        sources = settings["sources"]
+        records, _ = agents._read_records()
+        panes = tmux.list_sessions_panes()
+        alive = []
+        newest_output, output_agent = self._last_output, ""
+        for agent_id, record in records.items():
+            pane = panes.get(tmux.session_name(record["name"]))
+            if pane is not None and not pane.dead:
+                alive.append(record["name"])
+                if "cpu" in sources and pane.pid is not None:
+                    self._measure_cpu(agent_id, record["name"], pane.pid, settings["cpu_threshold"], now)
+            else:
+                self._cpu.pop(agent_id, None)
+            try:
+                written = os.stat(os.path.join(state.agent_dir(agent_id), agents.OUTPUT_LOG)).st_mtime
+            except OSError:
+                continue
+            if written > newest_output:
+                newest_output, output_agent = written, record["name"]
+        if newest_output > self._last_output:
+            idle.note("output", output_agent, newest_output)
+            self._last_output = newest_output
+        if "process" in sources and alive:
+            idle.note("process", alive[0], now)
+        if "user" in sources:
+            attached = tmux.attached_user_sessions()
+            if attached:
+                idle.note("user", sorted(attached)[0][len(tmux.SESSION_PREFIX):], now)
+        if "ssh" in sources and ssh_terminal_sessions():
+            idle.note("ssh", "", now)
+        if not self._boot_checked:
+            self._boot_checked = True
+            booted = boot_time()
+            seen = idle.last_activity(("boot",)).get("boot")
+            if booted is not None and (seen is None or seen < booted - 1):
+                idle.note("boot", "", booted)
+        return alive
+
+    def _measure_cpu(self, agent_id, name, pid, threshold, now):
+        used = tree_cpu_seconds(pid)
+        moment = time.monotonic()
+        previous = self._cpu.get(agent_id)
+        self._cpu[agent_id] = (used, moment)
+        if previous is None or moment <= previous[1]:
+            return
+        if (used - previous[0]) / (moment - previous[1]) > threshold:
+            idle.note("cpu", name, now)
+
+    # -- acting ---------------------------------------------------------------------------
+
+    def _act(self, settings, reason):
+        self._log("stopping", message="stopping the host: " + reason)
+        stopped, failures = self._stop_agents()
+        command_status = None
+        if settings["command"]:
+            command_status = self._run_command(settings["command"])
+        record = {
+            "time": state.now_iso(),
+            "at": time.time(),
+            "reason": reason,
+            "stopped_agents": stopped,
+            "failures": failures,
+            "command": settings["command"],
+            "command_status": command_status,
+        }
+        with contextlib.suppress(OSError):
+            state.atomic_write_json(idle.shutdown_path(), record)
+        self._log("shutdown", **record)
+        self._acted = True
+        self.needed = False
+
+    def _stop_agents(self):
+        """Stop every agent whose process runs; exited ones keep their last screen."""
+        stopped, failures = [], []
+        records, _ = agents._read_records()
+        panes = tmux.list_sessions_panes()
+        for record in records.values():
+            pane = panes.get(tmux.session_name(record["name"]))
+            if pane is None or pane.dead:
+                continue
+            try:
+                agents.stop_agent(record["name"])
+                stopped.append(record["name"])
+            except Exception as exc:
+                failures.append("%s: %s" % (record["name"], exc))
+        return sorted(stopped), failures
+
+    def _run_command(self, command):
+        log = os.path.join(state.host_dir(), "host", "idle-command.log")
+        try:
+            with open(log, "ab") as output:
+                completed = subprocess.run(
+                    ["/bin/sh", "-c", command],
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    timeout=COMMAND_TIMEOUT_SECONDS,
+                    start_new_session=True,
+                )
+            return completed.returncode
+        except subprocess.TimeoutExpired:
+            return "timed out after %.0f s" % COMMAND_TIMEOUT_SECONDS
+        except OSError as exc:
+            return str(exc)
+
+    # -- the decision log -----------------------------------------------------------------
+
+    def _log_decision(self, decision, message, key=None):
+        """Log a decision unless it is the same as the previous one."""
+        key = key or (decision, message)
+        if key == self._last_logged:
+            return
+        self._last_logged = key
+        self._log(decision, message=message)
+
+    def _log(self, decision, **fields):
+        path = idle.watcher_log_path()
+        with contextlib.suppress(OSError):
+            if os.path.getsize(path) > LOG_MAX_BYTES:
+                os.replace(path, path + ".1")
+        entry = {"time": state.now_iso(), "decision": decision}
+        entry.update(fields)
+        with contextlib.suppress(OSError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
+            finally:
+                os.close(fd)
+
+
+def _stopped_since_last_start():
+    """True if the host's last shutdown came after every agent create and start."""
+    try:
+        shutdown = state.read_json(idle.shutdown_path())
+        stopped_at = float(shutdown["at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    seen = idle.last_activity(("create", "start"))
+    return all(seen.get(source, 0.0) <= stopped_at for source in ("create", "start"))
