@@ -53,6 +53,8 @@ _HOST_FIELDS: dict[str, type | tuple[type, ...]] = {
     "provider": str,
     "python": str,
     "env": dict,
+    "idle_timeout": (str, int, float),
+    "idle_command": str,
 }
 
 
@@ -174,6 +176,9 @@ TEMPLATE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "ready_timeout": (int, float),
     "connect": bool,
     "args": list,
+    "idle_timeout": (str, int, float),
+    "idle_mode": str,
+    "activity_sources": list,
 }
 # The same patterns as --env and --label (controller/cli/common.py), kept here so that
 # loading the configuration does not import the CLI.
@@ -188,7 +193,10 @@ def _check_type(origin: str, key: str, value: Any, expected: type | tuple[type, 
     else:
         wrong = isinstance(value, bool) or not isinstance(value, expected)
     if wrong:
-        type_name = expected.__name__ if isinstance(expected, type) else "number"
+        if isinstance(expected, type):
+            type_name = expected.__name__
+        else:
+            type_name = "duration (seconds, or such as \"1h\")" if str in expected else "number"
         type_name = {"dict": "table", "bool": "boolean (true or false)"}.get(type_name, type_name)
         raise ConfigError(f"{origin}: {key} must be a {type_name}, got {value!r}")
 

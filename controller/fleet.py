@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from mngr.providers.base import Provider
 
-from .channel.protocol import AgentInfo
+from .channel.protocol import AgentInfo, AgentList, HostIdle
 from .errors import AgentNotFound, MngrError, UsageError
 from .hosts import HostHandle
 
@@ -70,6 +70,14 @@ class LocatedAgent:
 
 
 @dataclass
+class HostReport:
+    """A host that answered, with its idle status (None from an older helper)."""
+
+    handle: HostHandle
+    idle: HostIdle | None
+
+
+@dataclass
 class HostFailure:
     host: str
     provider: str
@@ -81,6 +89,7 @@ class FleetListing:
     agents: list[LocatedAgent] = field(default_factory=list)
     errors: list[HostFailure] = field(default_factory=list)
     handles: list[HostHandle] = field(default_factory=list)
+    hosts: list[HostReport] = field(default_factory=list)
 
     def close(self) -> None:
         for handle in self.handles:
@@ -97,9 +106,9 @@ def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: flo
     handles = [HostHandle(provider, host, timeout) for provider in providers for host in provider.known_hosts()]
     listing = FleetListing(handles=handles)
 
-    def query(handle: HostHandle) -> list[AgentInfo] | HostFailure:
+    def query(handle: HostHandle) -> AgentList | HostFailure:
         try:
-            return handle.list_agents(quiet_seconds)
+            return handle.list_host(quiet_seconds)
         except MngrError as exc:
             detail = getattr(exc, "detail", str(exc))
             return HostFailure(handle.host, handle.provider_name, detail)
@@ -111,7 +120,8 @@ def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: flo
         if isinstance(result, HostFailure):
             listing.errors.append(result)
         else:
-            listing.agents.extend(LocatedAgent(info, handle) for info in result)
+            listing.agents.extend(LocatedAgent(info, handle) for info in result.agents)
+            listing.hosts.append(HostReport(handle, result.host))
     return listing
 
 

@@ -104,8 +104,22 @@ class HostHandle:
         return self._call(protocol.GetHelperInfo(), protocol.HelperInfo, timeout=self.timeout)
 
     def list_agents(self, quiet_seconds: float) -> list[protocol.AgentInfo]:
-        reply = self._call(protocol.ListAgents(quiet_seconds), protocol.AgentList, timeout=self.timeout)
-        return reply.agents
+        return self.list_host(quiet_seconds).agents
+
+    def list_host(self, quiet_seconds: float) -> protocol.AgentList:
+        """The host's agents and its idle status, in one request."""
+        return self._call(protocol.ListAgents(quiet_seconds), protocol.AgentList, timeout=self.timeout)
+
+    def set_idle_settings(self, request: protocol.SetIdleSettings) -> protocol.IdleSettings:
+        return self._call(request, protocol.IdleSettings, timeout=self.timeout)
+
+    def keep_alive(self, name: str, seconds: float) -> None:
+        self._call(protocol.KeepAlive(name=name, seconds=seconds), protocol.Done, timeout=self.timeout)
+
+    def watcher_log(self, tail_lines: int) -> bytes:
+        _, text = self._call_with_blob(protocol.ReadWatcherLog(tail_lines=tail_lines), protocol.Captured,
+                                       timeout=self.timeout)
+        return text
 
     def create_agent(
         self,

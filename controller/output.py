@@ -59,6 +59,14 @@ def to_jsonl(row: Mapping[str, Any]) -> str:
     return json.dumps(row, separators=(",", ":"))
 
 
+def from_json_line(line: str) -> Any:
+    """One JSON line as read from a host's log, or None if it is not JSON (a torn last line)."""
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
 def age(created_at: str, now: datetime.datetime | None = None) -> str:
     try:
         created = datetime.datetime.fromisoformat(created_at)

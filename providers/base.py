@@ -41,6 +41,15 @@ class Provider(ABC):
     def attach_argv(self, host: str, session: str) -> list[str]:
         """The command that attaches the user's terminal to a tmux session on ``host``."""
 
+    def idle_defaults(self, host: str) -> Mapping[str, Any]:
+        """Idle settings for a host whose user chose none, applied when an agent is created.
+
+        ``timeout``: seconds, or a duration such as "1h" (None: idle shutdown off).
+        ``command``: run on the host after its agents are stopped for idleness ("" none).
+        By default idle shutdown is off: nothing is saved by stopping an unknown machine.
+        """
+        return {"timeout": None, "command": ""}
+
     def resolve_work_dir(self, host: str, work_dir: str | None) -> str:
         """The work dir to send to the host for ``--work-dir`` (None: not given).
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mngr.controller.channel.bootstrap import daemon_socket_path, stage1_argv
 from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
@@ -53,6 +54,11 @@ class LocalProvider(Provider):
                 pass  # no daemon (yet): the bootstrap below starts one for next time
         python = str(self.settings.get("python") or sys.executable)
         return ProcessStream(LOCAL_HOST, stage1_argv(python))
+
+    def idle_defaults(self, host: str) -> Mapping[str, Any]:
+        """Off unless providers.local.idle_timeout says otherwise; idle_command runs after
+        the agents are stopped (the local machine itself is never powered off by mngr)."""
+        return {"timeout": self.settings.get("idle_timeout"), "command": str(self.settings.get("idle_command") or "")}
 
     def resolve_work_dir(self, host: str, work_dir: str | None) -> str:
         # Relative to where the user runs mngr, as for any local command.

@@ -52,7 +52,11 @@ _SETTINGS: dict[str, type | tuple[type, ...]] = {
     "control_dir": str,
     "connect_timeout": (int, float),
     "transport": str,
+    "idle_timeout": (str, int, float),
+    "idle_command": str,
 }
+# Agents on an SSH host that all go idle this long are stopped (see docs/concepts/idle.md).
+DEFAULT_IDLE_TIMEOUT = "1h"
 _REFUSED_HANDSHAKE = ("kex_exchange_identification", "Connection reset by peer", "Connection closed by")
 _HOST_KEY_UNKNOWN = ("Host key verification failed", "No ED25519 host key is known", "host key is not known")
 
@@ -123,6 +127,14 @@ class SshProvider(Provider):
         names = list(self.configured_hosts)
         names += [name for name in self._remembered() if name not in names]
         return names
+
+    def idle_defaults(self, host: str) -> Mapping[str, Any]:
+        """``[hosts.NAME]`` idle_timeout/idle_command, else providers.ssh's, else 1h and none."""
+        section = self._host_settings(host)
+        return {
+            "timeout": section.get("idle_timeout", self.settings.get("idle_timeout", DEFAULT_IDLE_TIMEOUT)),
+            "command": str(section.get("idle_command", self.settings.get("idle_command", ""))),
+        }
 
     def default_host(self) -> str:
         raise UsageError("--in ssh needs a host: --host ALIAS or --host user@hostname[:port]")

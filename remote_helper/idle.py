@@ -150,6 +150,8 @@ def update_settings(fields, only_if_unset=False, check=None):
     refuse the result (raising RequestFailed) before anything is written.
     """
     changes = _checked(fields)
+    if not changes:
+        return read_settings()  # a question, not a change: the idle clock keeps running
     with state.named_lock("idle-settings"):
         if only_if_unset and os.path.exists(settings_path()):
             return read_settings()
@@ -272,13 +274,20 @@ def status(now=None, settings=None):
     for source, when in last_activity(settings["sources"]).items():
         if last_time is None or when > last_time:
             last_source, last_time = source, when
+    # The clock also restarts when the settings change: a timeout counts from when it was set.
+    try:
+        changed = os.stat(settings_path()).st_mtime
+    except OSError:
+        changed = None
+    if changed is not None and (last_time is None or changed > last_time):
+        last_source, last_time = "settings", changed
     shutdown = last_shutdown() or {}
     return {
         "idle_timeout": settings["timeout"] if enabled(settings) else None,
         "idle_mode": settings["mode"],
         "idle_seconds": max(0.0, now - last_time) if last_time is not None else None,
         "last_activity": last_source,
-        "last_activity_agent": _agent_of(last_source) if last_source else "",
+        "last_activity_agent": _agent_of(last_source) if last_source in SOURCES else "",
         "last_shutdown_at": str(shutdown.get("time", "")),
         "last_shutdown_reason": str(shutdown.get("reason", "")),
     }

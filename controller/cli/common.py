@@ -13,7 +13,7 @@ import click
 from mngr.providers.base import Provider
 
 from .. import output
-from ..channel.protocol import AgentInfo
+from ..channel.protocol import AgentInfo, HostIdle
 from ..errors import UsageError
 
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -43,6 +43,22 @@ def parse_pairs(
             raise UsageError(f"invalid key {key!r} in {option}")
         result[key] = value
     return result
+
+
+def host_row(idle: HostIdle | None, host: str, provider: str) -> dict[str, Any]:
+    """A host's idle status as listings show it (all None/"" from a helper without it)."""
+    idle = idle or HostIdle()
+    return {
+        "host": host,
+        "provider": provider,
+        "idle_timeout": idle.idle_timeout,
+        "idle_mode": idle.idle_mode,
+        "idle_seconds": idle.idle_seconds,
+        "last_activity": idle.last_activity,
+        "last_activity_agent": idle.last_activity_agent,
+        "last_shutdown_at": idle.last_shutdown_at,
+        "last_shutdown_reason": idle.last_shutdown_reason,
+    }
 
 
 def agent_row(info: AgentInfo, host: str, provider: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import click
 from .. import templates
 from ..errors import MissingBinary, MngrError, UsageError
 from ..hosts import HostHandle
+from ..idle_options import MODES_HELP, SOURCES_HELP, settings_request
 from ..names import generate_name, validate_name
 from .common import (
     ENV_NAME_PATTERN,
@@ -31,6 +32,9 @@ _TEMPLATE_PARAMS = {
     "initial_message": "initial_message",
     "ready_timeout": "ready_timeout",
     "connect": "connect",
+    "idle_timeout": "idle_timeout",
+    "idle_mode": "idle_mode",
+    "activity_sources": "activity_sources",
 }
 
 
@@ -62,6 +66,12 @@ class CreateCommand(click.Command):
 @click.option("--format", "output_format", default="human", show_default=True, help="Output: human, json, jsonl, or a template like '{name} {state}'.")
 @click.option("--accept-new-host-key", is_flag=True,
               help="Trust the host's SSH key if this is the first contact (a changed key is always refused).")
+@click.option("--idle-timeout", metavar="DURATION",
+              help="Stop the host's agents after this long without activity: seconds, or 30s, 5m, 1h "
+                   "(default: the provider's; off for the local host).")
+@click.option("--idle-mode", metavar="MODE", help=f"Which activity keeps the host up: {MODES_HELP} (default io).")
+@click.option("--activity-sources", metavar="LIST",
+              help=f"Exactly which activity counts, comma-separated: {SOURCES_HELP}.")
 @click.pass_context
 @pass_app
 def create(
@@ -81,6 +91,9 @@ def create(
     connect: bool,
     output_format: str,
     accept_new_host_key: bool,
+    idle_timeout: str | None,
+    idle_mode: str | None,
+    activity_sources: str | None,
 ) -> None:
     """Create and run an agent on a host.
 
@@ -96,8 +109,10 @@ def create(
     \b
     A template is a [templates.NAME] table in config holding any of: agent_type,
     provider, host, work_dir, env, labels, initial_message, ready_timeout, connect,
-    args (the words after --). Options given on the command line win; env and labels
-    merge per key.
+    idle_timeout, idle_mode, activity_sources, args (the words after --). Options
+    given on the command line win; env and labels merge per key.
+
+    Idle settings belong to the host: they apply to every agent on it (see mngr limit).
     """
     check_format(output_format)
     if len(words) > 2:
@@ -137,6 +152,10 @@ def create(
     if accept_new_host_key:
         provider.trust_new_host_keys()
     directory = provider.resolve_work_dir(host_name, work_dir)
+    idle_request = settings_request(
+        options.get("idle_timeout"), options.get("idle_mode"), options.get("activity_sources"),
+        provider.idle_defaults(host_name),
+    )
 
     with HostHandle(provider, host_name, app.host_timeout) as handle:
         binary = agent_type.binary(agent_args)
@@ -144,6 +163,9 @@ def create(
         # Remembered once it answers, before the agent exists: a create cut short afterwards
         # still leaves its host findable (an empty host is forgotten by the next listing).
         provider.remember(host_name)
+        if idle_request is not None:
+            # Before the agent: a host that refuses the settings gets no agent either.
+            handle.set_idle_settings(idle_request)
         try:
             info = handle.create_agent(
                 name=name,

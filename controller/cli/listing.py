@@ -9,8 +9,9 @@ from typing import Any
 import click
 
 from .. import output
+from ..durations import format_duration
 from ..fleet import list_fleet
-from .common import AGENT_FIELDS, LABEL_KEY_PATTERN, STATES, agent_row, parse_pairs
+from .common import AGENT_FIELDS, LABEL_KEY_PATTERN, STATES, agent_row, host_row, parse_pairs
 from .context import App, pass_app
 
 
@@ -41,8 +42,11 @@ def list_command(
       STOPPED  not running; `mngr start NAME` runs it again
       UNKNOWN  something on the host breaks mngr's conventions (see the problem field)
 
-    With --format json the output is {"agents": [...], "errors": [...]}; a host that
-    cannot be reached appears in errors and the exit status is 1.
+    With --format json the output is {"agents": [...], "hosts": [...], "errors": [...]}:
+    hosts carry each host's idle status (timeout, seconds idle, the activity that last
+    counted, the last idle shutdown). A host that cannot be reached appears in errors and
+    the exit status is 1. The human format adds a table of hosts when any has idle
+    shutdown on or was shut down.
     """
     output.check_template(output_format, AGENT_FIELDS)
     labels = parse_pairs(label_pairs, "--label", LABEL_KEY_PATTERN)
@@ -58,19 +62,22 @@ def list_command(
             if key not in failed and key not in busy:
                 handle.provider.forget(handle.host, asked_at)  # answered, with no agents left
         errors = [{"host": e.host, "provider": e.provider, "error": e.error} for e in listing.errors]
+        hosts = [host_row(report.idle, report.handle.host, report.handle.provider_name) for report in listing.hosts]
     rows = [
         row for row in rows
         if (not wanted_states or row["state"] in wanted_states)
         and all(row["labels"].get(key) == value for key, value in labels.items())
     ]
-    _print(rows, errors, output_format)
+    _print(rows, hosts, errors, output_format)
     if errors:
         sys.exit(1)
 
 
-def _print(rows: list[dict[str, Any]], errors: list[dict[str, str]], output_format: str) -> None:
+def _print(
+    rows: list[dict[str, Any]], hosts: list[dict[str, Any]], errors: list[dict[str, str]], output_format: str
+) -> None:
     if output_format == "json":
-        click.echo(output.to_json({"agents": rows, "errors": errors}))
+        click.echo(output.to_json({"agents": rows, "hosts": hosts, "errors": errors}))
         return
     if output_format == "jsonl":
         for row in rows:
@@ -86,9 +93,25 @@ def _print(rows: list[dict[str, Any]], errors: list[dict[str, str]], output_form
             click.echo(output.table(["NAME", "STATE", "TYPE", "HOST", "PROVIDER", "AGE", "WORK_DIR"], table_rows))
         else:
             click.echo("no agents")
+        watched = [host for host in hosts if host["idle_timeout"] is not None or host["last_shutdown_at"]]
+        if watched:
+            click.echo()
+            click.echo(output.table(["HOST", "PROVIDER", "IDLE", "TIMEOUT", "LAST ACTIVITY", "LAST SHUTDOWN"],
+                                    [_host_cells(host) for host in watched]))
         return
     else:
         for row in rows:
             click.echo(output.render_template(output_format, row))
     for error in errors:
         click.echo(f"mngr: error: host {error['host']!r} ({error['provider']}): {error['error']}", err=True)
+
+
+def _host_cells(host: dict[str, Any]) -> list[str]:
+    last = host["last_activity"] or "-"
+    if host["last_activity_agent"]:
+        last += f" ({host['last_activity_agent']})"
+    shutdown = "-"
+    if host["last_shutdown_at"]:
+        shutdown = f"{output.age(host['last_shutdown_at'])} ago: {host['last_shutdown_reason']}"
+    timeout = format_duration(host["idle_timeout"]) if host["idle_timeout"] is not None else "off"
+    return [host["host"], host["provider"], format_duration(host["idle_seconds"]), timeout, last, shutdown]

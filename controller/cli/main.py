@@ -21,6 +21,8 @@ _COMMANDS = {
     "transcript": ("transcript", "transcript", "Show an agent's history"),
     "capture": ("transcript", "capture", "Print what an agent's screen shows now"),
     "exec": ("exec_cmd", "exec_command", "Run a command on agents' hosts, in their work dirs"),
+    "limit": ("idle_cmd", "limit", "Show or change a host's idle shutdown settings"),
+    "keepalive": ("idle_cmd", "keepalive", "Keep an agent's host from stopping for a while"),
     "config": ("config_cmd", "config", "View and edit mngr configuration"),
 }
 _UNBUILT = {
@@ -28,7 +30,6 @@ _UNBUILT = {
     "snapshot": "Create a snapshot of a host's state",
     "clone": "Create a copy of an existing agent",
     "migrate": "Move an agent to a different host",
-    "limit": "(Re)set resource limits for an agent",
     "pull": "Pull data from an agent",
     "push": "Push data to an agent",
     "pair": "Continually sync data with an agent",

@@ -1,0 +1,124 @@
+"""``mngr limit`` and ``mngr keepalive``: a host's idle settings, its watcher's decisions, leases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .. import output
+from ..channel.protocol import IdleSettings, SetIdleSettings
+from ..durations import format_duration, parse_duration
+from ..errors import UsageError
+from ..fleet import list_fleet, locate
+from ..idle_options import MODES_HELP, SOURCES_HELP, settings_request
+from .common import host_row
+from .context import App, pass_app
+
+_HELP = {"help_option_names": ["-h", "--help"]}
+
+
+@click.command("limit", context_settings=_HELP)
+@click.argument("name")
+@click.option("--idle-timeout", metavar="DURATION",
+              help="Stop the host's agents after this long without activity: seconds, or 30s, 5m, 1h.")
+@click.option("--idle-mode", metavar="MODE", help=f"Which activity keeps the host up: {MODES_HELP}.")
+@click.option("--activity-sources", metavar="LIST", help=f"Exactly which activity counts: {SOURCES_HELP}.")
+@click.option("--stop-grace", metavar="DURATION",
+              help="With every agent stopped or exited, stop the host after this long (default 30s).")
+@click.option("--log", "log_lines", type=click.IntRange(0, 10000), default=0, metavar="N",
+              help="Also print the watcher's last N decisions.")
+@click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@pass_app
+def limit(
+    app: App,
+    name: str,
+    idle_timeout: str | None,
+    idle_mode: str | None,
+    activity_sources: str | None,
+    stop_grace: str | None,
+    log_lines: int,
+    output_format: str,
+) -> None:
+    """Show or change the idle settings of the host that agent NAME runs on.
+
+    \b
+    Examples:
+      mngr limit my-task                       show the settings and how long the host is idle
+      mngr limit my-task --idle-timeout 30m    stop the host's agents after 30 idle minutes
+      mngr limit my-task --idle-mode disabled  never stop it automatically
+      mngr limit my-task --log 20              the watcher's last 20 decisions, with reasons
+
+    The settings belong to the host, so they apply to every agent on it. The timeout
+    counts from the newest activity that counts, or from when it was set.
+    """
+    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
+        (agent,) = locate(listing, [name])
+        handle = agent.handle
+        request = settings_request(idle_timeout, idle_mode, activity_sources,
+                                   handle.provider.idle_defaults(handle.host), stop_grace)
+        if request is None or request.only_if_unset:
+            request = SetIdleSettings()  # nothing to change: only ask
+        settings = handle.set_idle_settings(request)
+        report = host_row(handle.list_host(app.quiet_seconds).host, handle.host, handle.provider_name)
+        log = handle.watcher_log(log_lines).decode("utf-8", "replace") if log_lines else ""
+    _print(settings, report, log, output_format)
+
+
+def _print(settings: IdleSettings, report: dict[str, Any], log: str, output_format: str) -> None:
+    if output_format == "json":
+        decisions = [output.from_json_line(line) for line in log.splitlines() if line.strip()]
+        click.echo(output.to_json({
+            **report,
+            "idle_timeout": settings.timeout if settings.sources else None,
+            "activity_sources": settings.sources,
+            "idle_command": settings.command,
+            "stop_grace": settings.stop_grace,
+            "decisions": decisions,
+        }))
+        return
+    enabled = settings.timeout is not None and settings.sources
+    lines = [
+        ("host", f"{report['host']} ({report['provider']})"),
+        ("idle timeout", format_duration(settings.timeout) if enabled else "off"),
+        ("idle mode", settings.mode),
+        ("activity sources", ", ".join(settings.sources) or "none"),
+        ("idle command", settings.command or "none (the agents are stopped)"),
+        ("idle for", format_duration(report["idle_seconds"])),
+        ("last activity", (report["last_activity"] or "-")
+         + (f" ({report['last_activity_agent']})" if report["last_activity_agent"] else "")),
+        ("last shutdown", f"{report['last_shutdown_at']}: {report['last_shutdown_reason']}"
+         if report["last_shutdown_at"] else "never"),
+    ]
+    for label, value in lines:
+        click.echo(f"{label + ':':<18}{value}")
+    if log:
+        click.echo()
+        for line in log.splitlines():
+            entry = output.from_json_line(line)
+            if isinstance(entry, dict):
+                click.echo(f"{entry.get('time', '?')}  {entry.get('decision', '?'):<11} {entry.get('message') or entry.get('reason', '')}")
+
+
+@click.command("keepalive", context_settings=_HELP)
+@click.argument("name")
+@click.option("--for", "duration", required=True, metavar="DURATION",
+              help="How long the host counts as active from now: seconds, or 30s, 5m, 2h.")
+@pass_app
+def keepalive(app: App, name: str, duration: str) -> None:
+    """Keep the host of agent NAME from stopping for idleness for a while (a lease).
+
+    \b
+    Example:
+      mngr keepalive my-task --for 2h
+
+    A longer lease already in place is kept. The lease counts as activity in every idle
+    mode except create, boot and disabled.
+    """
+    seconds = parse_duration(duration, "--for")
+    if seconds > 366 * 86400:
+        raise UsageError("--for is at most a year")
+    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
+        (agent,) = locate(listing, [name])
+        agent.handle.keep_alive(name, seconds)
+    click.echo(f"{name}: host {agent.host} counts as active for the next {format_duration(seconds)}")

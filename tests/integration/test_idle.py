@@ -1,0 +1,205 @@
+"""Idle detection: a real watcher in the host daemon, real tmux agents, timeouts of seconds.
+
+Each test observes the watcher through its effects: agents STOPPED, a marker file its idle
+command wrote, the shutdown reported by `mngr list`. "Stays up" is checked after the host
+has been quiet for well past its timeout by the measure that counts (never a timing assert
+on mngr itself).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import wait_for
+
+TIMEOUT = "3"
+
+
+def _listed(sandbox) -> dict:
+    result = sandbox.mngr("list", "--format", "json")
+    return json.loads(result.stdout)
+
+
+def _state(sandbox, name: str) -> str:
+    return {agent["name"]: agent["state"] for agent in _listed(sandbox)["agents"]}.get(name, "")
+
+
+def _create(sandbox, name: str, *command: str, idle: tuple[str, ...] = ("--idle-timeout", TIMEOUT)) -> None:
+    created = sandbox.mngr("create", name, "command", "--no-connect", *idle, "--", *command)
+    assert created.returncode == 0, created.stderr
+
+
+def _decisions(sandbox) -> list[dict]:
+    log = sandbox.host_dir / "host" / "watcher.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def _stays_up(sandbox, name: str, quiet_for: float = 7.0) -> None:
+    """The agent is still running after twice the timeout and more, and nothing was stopped."""
+    time.sleep(quiet_for)
+    assert _state(sandbox, name) in ("RUNNING", "WAITING")
+    assert not [d for d in _decisions(sandbox) if d["decision"] == "shutdown"], _decisions(sandbox)
+
+
+def test_a_silent_agent_is_stopped_and_the_shutdown_is_reported(sandbox) -> None:
+    _create(sandbox, "silent", "sleep", "600")
+    wait_for(lambda: _state(sandbox, "silent") == "STOPPED", "the idle watcher to stop the agent")
+    (host,) = _listed(sandbox)["hosts"]
+    assert host["idle_timeout"] == 3.0 and host["idle_mode"] == "io"
+    assert host["last_shutdown_reason"].startswith("idle for ")
+    assert "last activity: create (silent)" in host["last_shutdown_reason"]
+    human = sandbox.mngr("list").stdout
+    assert "LAST SHUTDOWN" in human and "idle for" in human
+    decisions = [d["decision"] for d in _decisions(sandbox)]
+    assert decisions[:2] == ["watching", "active"] and "stopping" in decisions and "shutdown" in decisions
+    shown = sandbox.mngr("limit", "silent", "--log", "10")
+    assert shown.returncode == 0 and "stopping the host: idle for" in shown.stdout
+    # Nothing more happens to a stopped host; starting the agent watches it afresh.
+    assert sandbox.mngr("start", "silent").returncode == 0
+    wait_for(lambda: _state(sandbox, "silent") == "STOPPED", "the second idle stop")
+    assert len([d for d in _decisions(sandbox) if d["decision"] == "shutdown"]) == 2
+
+
+def test_an_agent_that_prints_keeps_the_host_up(sandbox) -> None:
+    _create(sandbox, "chatty", "sh", "-c", "while :; do echo tick; sleep 0.5; done")
+    _stays_up(sandbox, "chatty")
+    assert _listed(sandbox)["hosts"][0]["last_activity"] == "output"
+
+
+def test_an_agent_computing_silently_keeps_the_host_up(sandbox) -> None:
+    _create(sandbox, "busy", "sh", "-c", "while :; do :; done")
+    _stays_up(sandbox, "busy")
+    assert _listed(sandbox)["hosts"][0]["last_activity"] == "cpu"
+
+
+def test_an_attached_client_keeps_the_host_up_and_detaching_lets_it_stop(sandbox) -> None:
+    _create(sandbox, "watched", "sleep", "600")
+    primary, secondary = pty.openpty()
+    client = subprocess.Popen(["tmux", "attach-session", "-t", "=mngr-watched"], stdin=secondary,
+                              stdout=secondary, stderr=secondary, env={**sandbox.env, "TERM": "xterm"})
+    os.close(secondary)
+    try:
+        _stays_up(sandbox, "watched")
+        assert _listed(sandbox)["hosts"][0]["last_activity"] == "user"
+    finally:
+        client.kill()
+        client.wait()
+        os.close(primary)
+    wait_for(lambda: _state(sandbox, "watched") == "STOPPED", "the stop once the user left")
+
+
+def test_a_lease_keeps_the_host_up(sandbox) -> None:
+    _create(sandbox, "leased", "sleep", "600")
+    kept = sandbox.mngr("keepalive", "leased", "--for", "1h")
+    assert kept.returncode == 0 and "for the next 1h" in kept.stdout
+    _stays_up(sandbox, "leased")
+    host = _listed(sandbox)["hosts"][0]
+    assert host["last_activity"] == "lease" and host["last_activity_agent"] == "leased"
+
+
+def test_a_mngr_operation_in_progress_postpones_the_shutdown(sandbox) -> None:
+    _create(sandbox, "held", "sleep", "600")
+    lock_file = sandbox.host_dir / "locks" / "operation.lock"
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # what a request being served holds
+    try:
+        wait_for(lambda: any(d["decision"] == "postponed" for d in _decisions(sandbox)), "a postponed stop")
+        assert _state(sandbox, "held") in ("RUNNING", "WAITING")
+    finally:
+        os.close(fd)  # a crashed holder's lock goes the same way
+    wait_for(lambda: _state(sandbox, "held") == "STOPPED", "the stop once the operation ended")
+
+
+def test_when_every_agent_has_exited_the_host_stops_after_the_grace(sandbox) -> None:
+    marker = sandbox.root / "host-stopped"
+    sandbox.config_dir.mkdir(parents=True, exist_ok=True)
+    (sandbox.config_dir / "config.toml").write_text(f'[providers.local]\nidle_command = "touch {marker}"\n')
+    _create(sandbox, "brief", "sh", "-c", "echo done; sleep 1",
+            idle=("--idle-timeout", "1h"))
+    assert sandbox.mngr("limit", "brief", "--stop-grace", "2").returncode == 0
+    wait_for(marker.exists, "the idle command after every agent exited", timeout=30)
+    (host,) = _listed(sandbox)["hosts"]
+    assert host["last_shutdown_reason"].startswith("no agent running for ")
+    assert _state(sandbox, "brief") == "DONE", "an exited agent keeps its last screen"
+
+
+def test_the_watcher_is_restarted_by_the_next_command_after_a_kill(sandbox) -> None:
+    _create(sandbox, "orphan", "sleep", "600", idle=("--idle-timeout", "1h"))
+    (daemon,) = wait_for(sandbox.daemon_pids, "the host daemon")
+    wait_for(lambda: any(d["decision"] == "watching" for d in _decisions(sandbox)), "the watcher")
+    os.kill(daemon, signal.SIGKILL)
+    wait_for(lambda: not sandbox.daemon_pids(), "the daemon to die")
+    # The next contact (any command) brings the watcher back; it then sees the new timeout.
+    assert sandbox.mngr("limit", "orphan", "--idle-timeout", TIMEOUT).returncode == 0
+    wait_for(lambda: _state(sandbox, "orphan") == "STOPPED", "the restarted watcher to stop the agent")
+    watching = [d for d in _decisions(sandbox) if d["decision"] == "watching"]
+    assert len(watching) == 2 and str(daemon) in watching[0]["message"]
+
+
+def test_one_watcher_per_host_dir_whatever_starts_it(sandbox) -> None:
+    # Two daemons (another tmux server means another daemon key) share one host dir.
+    _create(sandbox, "first", "sleep", "600", idle=("--idle-timeout", "1h"))
+    other_tmux = sandbox.tmux_dir / "other"
+    other_tmux.mkdir()
+    listed = sandbox.mngr("list", env={"TMUX_TMPDIR": str(other_tmux)})
+    assert listed.returncode == 0
+    wait_for(lambda: len(sandbox.daemon_pids()) == 2, "a second daemon")
+    time.sleep(6)  # several watcher polls of both daemons
+    watching = [d for d in _decisions(sandbox) if d["decision"] == "watching"]
+    assert len(watching) == 1, watching
+
+
+def test_a_newer_helper_takes_the_watch_over(sandbox) -> None:
+    _create(sandbox, "agent", "sleep", "600", idle=("--idle-timeout", "1h"))
+    wait_for(lambda: any(d["decision"] == "watching" for d in _decisions(sandbox)), "the watcher")
+    claim = sandbox.host_dir / "host" / "watcher.claim"
+    claim.write_text(f"0123456789abcdef {os.getpid()}\n")  # a live claimant of another version
+    wait_for(lambda: any(d["decision"] == "handed-over" for d in _decisions(sandbox)), "the hand-over")
+    claim.write_text("0123456789abcdef 999999999\n")  # the claimant died: watch again
+    wait_for(lambda: len([d for d in _decisions(sandbox) if d["decision"] == "watching"]) == 2, "the watch back")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--idle-timeout", "soon"), "invalid --idle-timeout 'soon'"),
+        (("--idle-timeout", "0"), "it must be more than 0 seconds"),
+        (("--idle-timeout", "5m", "--idle-mode", "sometimes"), "unknown idle mode 'sometimes'"),
+        (("--idle-timeout", "5m", "--activity-sources", "output,vibes"), "unknown activity source 'vibes'"),
+    ],
+)
+def test_bad_idle_settings_are_one_clear_error_and_create_nothing(sandbox, options, message) -> None:
+    result = sandbox.mngr("create", "never", "command", "--no-connect", *options, "--", "sleep", "600")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr
+    assert sandbox.sessions() == [] and not (sandbox.host_dir / "host" / "idle.json").exists()
+
+
+def test_limit_changes_the_host_settings_and_rejects_bad_ones(sandbox) -> None:
+    _create(sandbox, "tuned", "sleep", "600", idle=())
+    shown = json.loads(sandbox.mngr("limit", "tuned", "--format", "json").stdout)
+    assert shown["idle_timeout"] is None, "idle shutdown is off on the local host by default"
+    changed = sandbox.mngr("limit", "tuned", "--idle-timeout", "1h30m", "--activity-sources", "output,cpu",
+                           "--format", "json")
+    settings = json.loads(changed.stdout)
+    assert settings["idle_timeout"] == 5400.0 and settings["activity_sources"] == ["output", "cpu"]
+    assert settings["idle_mode"] == "custom"
+    bad = sandbox.mngr("limit", "tuned", "--idle-mode", "nap")
+    assert bad.returncode == 2 and "unknown idle mode 'nap'" in bad.stderr
+    off = json.loads(sandbox.mngr("limit", "tuned", "--idle-mode", "disabled", "--format", "json").stdout)
+    assert off["idle_timeout"] is None and off["activity_sources"] == []
+    assert sandbox.mngr("keepalive", "tuned", "--for", "never").returncode == 2
+
+
+def test_idle_shutdown_without_a_host_daemon_is_refused(sandbox) -> None:
+    result = sandbox.mngr("create", "nodaemon", "command", "--no-connect", "--idle-timeout", "60", "--",
+                          "sleep", "600", env={"MNGR_HOST_DAEMON": "0"})
+    assert result.returncode == 1 and "idle shutdown needs the host daemon" in result.stderr
+    assert sandbox.sessions() == []
