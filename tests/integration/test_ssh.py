@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -366,3 +367,55 @@ def test_two_configured_hosts_on_one_machine_stay_apart(sandbox, ssh_host: SshHo
     assert sorted((a["name"], a["host"]) for a in listed["agents"]) == [("on-left", "left"), ("on-right", "right")]
     assert len(list((dirs["left"] / "agents").iterdir())) == 1
     assert len(list((dirs["right"] / "agents").iterdir())) == 1
+
+
+def _remote_decisions(ssh_host: SshHost) -> list[dict]:
+    log = ssh_host.remote_host_dir / "host" / "watcher.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_ssh_hosts_get_the_default_idle_timeout_and_a_configured_one_wins(sandbox, ssh_host: SshHost) -> None:
+    assert create_remote(sandbox, "defaulted").returncode == 0
+    (host,) = [h for h in agents(sandbox)["hosts"] if h["provider"] == "ssh"]
+    assert host["idle_timeout"] == 3600.0, "an SSH host stops idle agents after 1h unless told otherwise"
+    # A later create with the provider default never overrides what the user set.
+    assert sandbox.mngr("limit", "defaulted", "--idle-timeout", "2h").returncode == 0
+    assert create_remote(sandbox, "second").returncode == 0
+    (host,) = [h for h in agents(sandbox)["hosts"] if h["provider"] == "ssh"]
+    assert host["idle_timeout"] == 7200.0
+
+
+def test_the_watcher_outlives_the_connection_and_runs_the_idle_command(sandbox, ssh_host: SshHost) -> None:
+    marker = ssh_host.remote_host_dir / "powered-off"
+    config = Path(sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"])
+    sandbox.config_dir.mkdir(parents=True, exist_ok=True)
+    (sandbox.config_dir / "config.toml").write_text(f'[providers.ssh]\nidle_command = "touch {marker}"\n')
+    assert create_remote(sandbox, "far", "--idle-timeout", "3").returncode == 0
+    # Cut every connection mngr had to the host: the ssh masters go away.
+    masters = [pid for pid in sandbox.own_processes() if b"[mux]" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert masters, "the create left an ssh master behind"
+    for pid in masters:
+        os.kill(pid, signal.SIGKILL)
+    wait_for(marker.exists, "the idle command on the host", timeout=30)
+    assert config.exists()
+    (agent,) = agents(sandbox)["agents"]
+    assert agent["state"] == "STOPPED"
+    assert any(d["decision"] == "shutdown" and d["command"] == f"touch {marker}"
+               for d in _remote_decisions(ssh_host))
+
+
+def test_an_open_ssh_terminal_session_keeps_the_host_up(sandbox, ssh_host: SshHost) -> None:
+    created = create_remote(sandbox, "far", "--idle-timeout", "3", "--activity-sources", "ssh")
+    assert created.returncode == 0, created.stderr
+    config = sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"]
+    session = subprocess.Popen(["ssh", "-F", config, "-tt", "-o", "BatchMode=yes", "testhost", "sleep 60"],
+                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: any(d["decision"] == "active" and "ssh" in d["message"]
+                             for d in _remote_decisions(ssh_host)), "the session to count as activity")
+        time.sleep(5)  # past the timeout, with only the session to keep the host up
+        assert [a["state"] for a in agents(sandbox)["agents"]] in (["RUNNING"], ["WAITING"])
+    finally:
+        session.kill()
+        session.wait()
+    wait_for(lambda: [a["state"] for a in agents(sandbox)["agents"]] == ["STOPPED"], "the stop after the session")
