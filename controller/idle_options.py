@@ -38,29 +38,44 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def settings_request(
+_OFF = ("off", "disabled", "none", "0", 0)
+
+
+def default_timeout(defaults: Mapping[str, Any] | None) -> float | None:
+    """A provider's default idle timeout in seconds (None: off, or no default)."""
+    value = defaults.get("timeout") if defaults else None
+    if value is None or (isinstance(value, str) and value.strip().lower() in _OFF) or value == 0:
+        return None
+    return parse_duration(value, "idle_timeout in the provider's settings")
+
+
+def settings_requests(
     timeout: str | float | None,
     mode: str | None,
     sources: str | Sequence[str] | None,
     defaults: Mapping[str, Any] | None = None,
     stop_grace: str | None = None,
-) -> SetIdleSettings | None:
-    """The request for what the user gave; None when nothing was given and no default applies.
+) -> list[SetIdleSettings]:
+    """The requests that apply what the user gave, in order; [] when there is nothing to do.
 
-    ``defaults`` (a provider's idle_defaults) fill in when the user gave nothing, and
-    then only for a host without settings of its own; its command always applies.
+    A provider's default timeout (``defaults``, from idle_defaults) only ever fills in a
+    host without settings of its own (``only_if_unset``), including when the user gave
+    a mode or sources but no timeout. The provider's idle command is part of every
+    explicit change, so the configuration stays what decides it ("" removes it).
     """
     explicit = timeout is not None or mode is not None or sources is not None or stop_grace is not None
-    command = str(defaults.get("command") or "") if defaults else ""
-    if not explicit:
-        if not defaults or defaults.get("timeout") is None:
-            return None
-        default_timeout = parse_duration(defaults["timeout"], "idle timeout in the provider's settings")
-        return SetIdleSettings(timeout=default_timeout, command=command or None, only_if_unset=True)
-    return SetIdleSettings(
-        timeout=parse_duration(timeout, "--idle-timeout") if timeout is not None else None,
-        mode=check_mode(mode) if mode is not None else None,
-        sources=parse_sources(sources) if sources is not None else None,
-        command=command or None,
-        stop_grace=parse_duration(stop_grace, "--stop-grace") if stop_grace is not None else None,
-    )
+    requests = []
+    if timeout is None:
+        fallback = default_timeout(defaults)
+        if fallback is not None:
+            command = str(defaults.get("command") or "") if defaults else ""
+            requests.append(SetIdleSettings(timeout=fallback, command=command or None, only_if_unset=True))
+    if explicit:
+        requests.append(SetIdleSettings(
+            timeout=parse_duration(timeout, "--idle-timeout") if timeout is not None else None,
+            mode=check_mode(mode) if mode is not None else None,
+            sources=parse_sources(sources) if sources is not None else None,
+            command=str(defaults.get("command") or "") if defaults else None,
+            stop_grace=parse_duration(stop_grace, "--stop-grace") if stop_grace is not None else None,
+        ))
+    return requests

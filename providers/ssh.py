@@ -114,7 +114,10 @@ class SshProvider(Provider):
             if expected is None:
                 raise ConfigError(f"unknown setting providers.ssh.{key} (known: {', '.join(sorted(_SETTINGS))})")
             if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
-                kind = expected.__name__ if isinstance(expected, type) else "number"
+                if isinstance(expected, type):
+                    kind = expected.__name__
+                else:
+                    kind = 'duration (seconds, or such as "1h")' if str in expected else "number"
                 raise ConfigError(f"providers.ssh.{key} must be a {kind}, got {value!r}")
         self.accept_new_host_keys = bool(self.settings.get("accept_new_host_keys"))
 

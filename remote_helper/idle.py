@@ -19,8 +19,9 @@ from .wire import RequestFailed
 # Every source, in the order ties are reported.
 SOURCES = ("user", "ssh", "message", "output", "cpu", "lease", "process", "start", "create", "boot")
 
-# Idle modes: named sets of sources. "create" and "boot" hold only what an agent cannot
-# fake (its creation, the host's boot); use them for agents you do not trust.
+# Idle modes: named sets of sources. "create" and "boot" count only what mngr itself records
+# (an agent's creation, the host's boot), not what an agent's behaviour produces; see
+# docs/concepts/idle.md for what an agent running as the same user can still do.
 MODES = {
     "io": ("user", "ssh", "message", "output", "cpu", "lease", "start", "create", "boot"),
     "user": ("user", "ssh", "message", "lease", "start", "create", "boot"),
@@ -142,12 +143,13 @@ def _mode_of(sources):
     return "custom"
 
 
-def update_settings(fields, only_if_unset=False, check=None):
+def update_settings(fields, only_if_unset=False, check=None, dry_run=False):
     """Apply the given settings on top of the stored ones; return the result.
 
     With ``only_if_unset``, a host that already has settings keeps them (a provider's
     default timeout never overrides what the user chose for that host). ``check`` may
-    refuse the result (raising RequestFailed) before anything is written.
+    refuse the result (raising RequestFailed) before anything is written; with
+    ``dry_run`` nothing is.
     """
     changes = _checked(fields)
     if not changes:
@@ -156,9 +158,14 @@ def update_settings(fields, only_if_unset=False, check=None):
         if only_if_unset and os.path.exists(settings_path()):
             return read_settings()
         settings = read_settings()
+        if changes.get("timeout") is not None and "sources" not in changes and not settings["sources"]:
+            # A timeout given to a host whose idle shutdown was turned off turns it back on.
+            changes["mode"], changes["sources"] = DEFAULT_MODE, list(MODES[DEFAULT_MODE])
         settings.update(changes)
         if check is not None:
             check(settings)
+        if dry_run:
+            return settings
         state.atomic_write_json(settings_path(), settings)
     state.host_event("idle_settings", **{key: settings[key] for key in ("timeout", "mode", "sources")})
     return settings
@@ -251,7 +258,7 @@ def read_lease():
 def keep_alive(agent, seconds):
     """Count the host as active for ``seconds`` from now (never shortening a longer lease)."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 366 * 86400:
-        raise RequestFailed("invalid", "a keepalive lasts between 1 second and a year, not %r s" % (seconds,))
+        raise RequestFailed("invalid", "a keepalive lasts more than 0 seconds and at most a year, not %r s" % (seconds,))
     with state.named_lock("idle-settings"):
         until = time.time() + seconds
         current = read_lease()

@@ -217,9 +217,12 @@ class Server(object):
         if message_type == "ExecStart":
             work_dir, env = agents.exec_context(fields["name"])
             exec_id = self._commands.start(["/bin/sh", "-c", fields["command"]], work_dir, env)
+            idle.note("user", fields["name"])
             return "ExecStarted", {"exec_id": exec_id}, b""
         if message_type == "ExecRead":
             stdout, stderr, exit_code = self._commands.read(fields["exec_id"], min(fields["wait"], 30.0))
+            # A command the user runs on the host keeps it up for as long as they wait for it.
+            idle.note("user", "")
             return "ExecOutput", {"stdout_length": len(stdout), "exit_code": exit_code}, stdout + stderr
         if message_type == "ExecKill":
             self._commands.kill(fields["exec_id"])
@@ -228,22 +231,31 @@ class Server(object):
 
     def _set_idle_settings(self, fields):
         only_if_unset = fields.pop("only_if_unset")
+        dry_run = fields.pop("dry_run")
         changes = {key: value for key, value in fields.items() if value is not None}
-        settings = idle.update_settings(changes, only_if_unset=only_if_unset, check=self._check_watcher_can_run)
+        unavailable = self._watcher_unavailable()
+        if only_if_unset and unavailable:
+            changes = {}  # a provider's default, not the user's wish: no daemon, no default
+        settings = idle.update_settings(
+            changes, only_if_unset=only_if_unset, check=self._check_watcher_can_run, dry_run=dry_run
+        )
         return {key: settings[key] for key in ("timeout", "mode", "sources", "command", "stop_grace", "cpu_threshold")}
 
     def _check_watcher_can_run(self, settings):
         """Idle shutdown needs the host daemon (its watcher): refuse it where none can run."""
-        if not idle.enabled(settings):
-            return
+        unavailable = self._watcher_unavailable()
+        if unavailable and idle.enabled(settings):
+            raise RequestFailed("invalid", "idle shutdown needs the host daemon, " + unavailable)
+
+    def _watcher_unavailable(self):
+        """Why no host daemon (and so no watcher) can run here, or "" if one can."""
         from . import daemon
 
         if os.environ.get("MNGR_HOST_DAEMON") == "0":
-            raise RequestFailed("invalid", "idle shutdown needs the host daemon, and MNGR_HOST_DAEMON=0 turns it off")
+            return "and MNGR_HOST_DAEMON=0 turns it off"
         if len(daemon.socket_path(self._helper_hash)) > daemon.MAX_SOCKET_PATH:
-            raise RequestFailed(
-                "invalid", "idle shutdown needs the host daemon, which cannot run with a host dir path this long"
-            )
+            return "which cannot run with a host dir path this long"
+        return ""
 
     def _helper_info(self):
         import platform

@@ -146,7 +146,7 @@ _CLIENT_FORMAT = "#{client_control_mode}\t#{session_name}"
 
 
 def attached_user_sessions():
-    """Names of sessions with a user's client attached (control-mode clients are not users)."""
+    """mngr's sessions with a user's client attached (control-mode clients are not users)."""
     listed = None
     if _control_mode is not None:
         listed = _control_mode.run("list-clients -F '%s'" % _CLIENT_FORMAT)
@@ -158,7 +158,7 @@ def attached_user_sessions():
     sessions = set()
     for line in listed.decode("utf-8", "replace").splitlines():
         control, _, session = line.partition("\t")
-        if control != "1" and session:
+        if control != "1" and session.startswith(SESSION_PREFIX):
             sessions.add(session)
     return sessions
 

@@ -6,8 +6,14 @@ live agent processes), records it under ``host/activity/``, and decides:
 
 - idle shutdown off (no timeout, or mode "disabled"): nothing to do;
 - the newest counted activity is older than the timeout: the host is idle, act;
-- no agent is alive (all stopped or exited, or none left) for the stop grace: act;
+- agents ran while this watcher watched, and none has for the stop grace (all stopped,
+  exited or destroyed): act;
 - otherwise: not idle, and why.
+
+After acting, the watcher waits until an agent runs again. A host that comes back up (a
+reboot) with no agent running is judged by the idle timeout alone, counted from its boot
+or later activity, never by the stop grace: the first `mngr list` after a reboot must not
+power the machine off again 30 seconds later.
 
 Acting means: stop every running agent, then run the host's idle command if it has one
 (for example a power-off the user configured). A state-changing request in progress
@@ -19,8 +25,11 @@ Each decision that differs from the previous one is logged to ``host/watcher.jso
 each shutdown also to ``host/shutdown.json``, which `mngr list` reports.
 
 One watcher per host dir, whatever the helper version: the daemon that holds
-``host/watcher.lock`` watches. A daemon of a newer helper writes ``host/watcher.claim``
-when it starts; the watching one hands over when the claimant is alive.
+``host/watcher.lock`` watches. Every daemon writes ``host/watcher.claim`` when it starts;
+a watcher of another helper version hands over while that claimant is alive, so the most
+recently started version (usually the newest mngr in use) watches. A host dir whose
+agents live in several tmux servers (daemons with different TMUX_TMPDIR) cannot be
+judged from one of them: the watcher then holds back and says so in its log.
 """
 
 import contextlib
@@ -172,8 +181,10 @@ class Watcher(object):
         self._last_output = 0.0
         self._boot_checked = False
         self._none_alive_since = None  # when agents were last seen all stopped (None: some run)
+        self._seen_alive = False  # an agent ran while this watcher watched
         self._acted = None  # decided on the first poll, from host/shutdown.json
         self._last_logged = None
+        self.complete = True
         self.watching = False
         self.needed = False  # the daemon must stay up for this watcher
 
@@ -191,13 +202,23 @@ class Watcher(object):
     def _run(self):
         while not self._stop.is_set():
             settings = idle.read_settings()
+            changed = _settings_stamp()
             try:
                 self._step(settings)
             except Exception:
                 import traceback
 
                 traceback.print_exc()
-            self._stop.wait(poll_seconds(settings))
+            # Sleep until the next poll, but look again at once when the settings change
+            # (a new timeout must not wait out the 5 s poll of a host where it was off).
+            deadline = time.monotonic() + poll_seconds(settings)
+            while not self._stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._stop.wait(min(MIN_POLL_SECONDS, remaining))
+                if _settings_stamp() != changed:
+                    break
         self._release()
 
     def _step(self, settings):
@@ -211,6 +232,14 @@ class Watcher(object):
         if self._acted is None:
             self._acted = _stopped_since_last_start()
         self.needed = not self._acted
+        others = _other_tmux_servers()
+        if others:
+            self._log_decision(
+                "paused",
+                "agents of this host dir may live in other tmux servers (daemons %s): not judging idleness"
+                % ", ".join(str(pid) for pid in others),
+            )
+            return
         decision, reason = self._evaluate(settings)
         if decision != "act":
             return
@@ -231,7 +260,13 @@ class Watcher(object):
         alive = self.measure(settings, now)
         if alive:
             self._none_alive_since = None
+            self._seen_alive = True
             self._acted = False  # something runs (again): watch afresh
+        elif not self._seen_alive:
+            # An agent created or started since this watcher began counts as having run,
+            # even if it ended between two polls.
+            started = idle.last_activity(("create", "start")).values()
+            self._seen_alive = any(when > self._started for when in started)
         elif self._none_alive_since is None:
             self._none_alive_since = now
         status = idle.status(now, settings)
@@ -241,7 +276,9 @@ class Watcher(object):
         if self._acted:
             self._log_decision("stopped", "host stopped; waiting for an agent to run again")
             return "wait", ""
-        if not alive and now - self._none_alive_since >= settings["stop_grace"]:
+        if not self.complete:
+            return "wait", ""  # an agent's CPU has one sample only: look again next poll
+        if self._seen_alive and not alive and now - self._none_alive_since >= settings["stop_grace"]:
             return "act", "no agent running for %.0f s" % (now - self._none_alive_since)
         if idle_seconds >= settings["timeout"]:
             agent = status["last_activity_agent"]
@@ -312,8 +349,13 @@ class Watcher(object):
     # -- measuring ------------------------------------------------------------------------
 
     def measure(self, settings, now):
-        """Record the measured sources; return the names of agents whose process is alive."""
+        """Record the measured sources; return the names of agents whose process is alive.
+
+        Sets ``self.complete`` to False when some agent's CPU could not be judged yet (its
+        first sample): no decision to stop is taken on such a poll.
+        """
         sources = settings["sources"]
+        self.complete = True
         records, _ = agents._read_records()
         panes = tmux.list_sessions_panes()
         alive = []
@@ -322,8 +364,10 @@ class Watcher(object):
             pane = panes.get(tmux.session_name(record["name"]))
             if pane is not None and not pane.dead:
                 alive.append(record["name"])
-                if "cpu" in sources and pane.pid is not None:
-                    self._measure_cpu(agent_id, record["name"], pane.pid, settings["cpu_threshold"], now)
+                judged = "cpu" not in sources or pane.pid is None or self._measure_cpu(
+                    agent_id, record["name"], pane.pid, settings["cpu_threshold"], now
+                )
+                self.complete = self.complete and judged
             else:
                 self._cpu.pop(agent_id, None)
             try:
@@ -352,23 +396,22 @@ class Watcher(object):
         return alive
 
     def _measure_cpu(self, agent_id, name, pid, threshold, now):
+        """Note CPU activity; return False if this was the first sample (nothing known yet)."""
         used = tree_cpu_seconds(pid)
         moment = time.monotonic()
         previous = self._cpu.get(agent_id)
         self._cpu[agent_id] = (used, moment)
         if previous is None or moment <= previous[1]:
-            return
+            return False
         if (used - previous[0]) / (moment - previous[1]) > threshold:
             idle.note("cpu", name, now)
+        return True
 
     # -- acting ---------------------------------------------------------------------------
 
     def _act(self, settings, reason):
         self._log("stopping", message="stopping the host: " + reason)
         stopped, failures = self._stop_agents()
-        command_status = None
-        if settings["command"]:
-            command_status = self._run_command(settings["command"])
         record = {
             "time": state.now_iso(),
             "at": time.time(),
@@ -376,13 +419,20 @@ class Watcher(object):
             "stopped_agents": stopped,
             "failures": failures,
             "command": settings["command"],
-            "command_status": command_status,
+            "command_status": "running" if settings["command"] else None,
         }
-        with contextlib.suppress(OSError):
-            state.atomic_write_json(idle.shutdown_path(), record)
+        # Recorded before the command runs: a power-off may not let us write afterwards.
+        self._record_shutdown(record)
+        if settings["command"]:
+            record["command_status"] = self._run_command(settings["command"])
+            self._record_shutdown(record)
         self._log("shutdown", **record)
         self._acted = True
         self.needed = False
+
+    def _record_shutdown(self, record):
+        with contextlib.suppress(OSError):
+            state.atomic_write_json(idle.shutdown_path(), record)
 
     def _stop_agents(self):
         """Stop every agent whose process runs; exited ones keep their last screen."""
@@ -443,12 +493,47 @@ class Watcher(object):
                 os.close(fd)
 
 
+def _settings_stamp():
+    try:
+        info = os.stat(idle.settings_path())
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+
 def _stopped_since_last_start():
-    """True if the host's last shutdown came after every agent create and start."""
+    """True if the host's last shutdown came after every agent create and start, and after
+    the host's boot (a host brought back up is watched afresh)."""
     try:
         shutdown = state.read_json(idle.shutdown_path())
         stopped_at = float(shutdown["at"])
     except (OSError, ValueError, KeyError, TypeError):
         return False
+    booted = boot_time() or 0.0
     seen = idle.last_activity(("create", "start"))
-    return all(seen.get(source, 0.0) <= stopped_at for source in ("create", "start"))
+    return booted <= stopped_at and all(seen.get(source, 0.0) <= stopped_at for source in ("create", "start"))
+
+
+def _other_tmux_servers():
+    """Pids of live host daemons of this host dir that talk to another tmux server."""
+    from . import daemon
+
+    own_key = daemon.daemon_key("0" * 16)[-8:]  # the tmux part of the key
+    directory = os.path.join(state.host_dir(), "host")
+    found = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return found
+    for name in names:
+        if not (name.startswith("daemon-") and name.endswith(".pid")) or name[:-4].endswith(own_key):
+            continue
+        try:
+            with open(os.path.join(directory, name)) as handle:
+                pid = int(handle.read().split()[0])
+            with open("/proc/%d/cmdline" % pid, "rb") as handle:
+                if b"mngr_remote_helper" in handle.read():
+                    found.append(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+    return sorted(found)

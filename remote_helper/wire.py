@@ -65,6 +65,7 @@ MESSAGES = {
         "command": ("str?", None),
         "stop_grace": ("float?", None),
         "only_if_unset": ("bool", False),
+        "dry_run": ("bool", False),
     },
     "KeepAlive": {"name": ("str", REQUIRED), "seconds": ("float", REQUIRED)},
     "ReadWatcherLog": {"tail_lines": ("int", 20)},

@@ -128,7 +128,9 @@ class SetIdleSettings(msgspec.Struct, tag=True, kw_only=True):
     """Change the host's idle settings (None: leave as is); answered with IdleSettings.
 
     ``mode`` "disabled" turns idle shutdown off. With ``only_if_unset``, a host that has
-    settings keeps them (a provider's default never overrides the user's choice).
+    settings keeps them (a provider's default never overrides the user's choice). With
+    ``dry_run``, the settings are checked (and refused where no watcher can run) but not
+    written; the reply is what they would be.
     """
 
     timeout: float | None = None
@@ -137,6 +139,7 @@ class SetIdleSettings(msgspec.Struct, tag=True, kw_only=True):
     command: str | None = None
     stop_grace: float | None = None
     only_if_unset: bool = False
+    dry_run: bool = False
 
 
 class KeepAlive(msgspec.Struct, tag=True, kw_only=True):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 
 import click
+import msgspec
 
 from .. import templates
 from ..errors import MissingBinary, MngrError, UsageError
 from ..hosts import HostHandle
-from ..idle_options import MODES_HELP, SOURCES_HELP, settings_request
+from ..idle_options import MODES_HELP, SOURCES_HELP, settings_requests
 from ..names import generate_name, validate_name
 from .common import (
     ENV_NAME_PATTERN,
@@ -152,7 +153,7 @@ def create(
     if accept_new_host_key:
         provider.trust_new_host_keys()
     directory = provider.resolve_work_dir(host_name, work_dir)
-    idle_request = settings_request(
+    idle_requests = settings_requests(
         options.get("idle_timeout"), options.get("idle_mode"), options.get("activity_sources"),
         provider.idle_defaults(host_name),
     )
@@ -163,9 +164,10 @@ def create(
         # Remembered once it answers, before the agent exists: a create cut short afterwards
         # still leaves its host findable (an empty host is forgotten by the next listing).
         provider.remember(host_name)
-        if idle_request is not None:
-            # Before the agent: a host that refuses the settings gets no agent either.
-            handle.set_idle_settings(idle_request)
+        for request in idle_requests:
+            if not request.only_if_unset:
+                # Checked before the agent exists: a host that refuses them gets no agent either.
+                handle.set_idle_settings(msgspec.structs.replace(request, dry_run=True))
         try:
             info = handle.create_agent(
                 name=name,
@@ -182,6 +184,8 @@ def create(
             ) from exc
         # Again, now that the agent exists: a listing that asked before it did keeps the host.
         provider.remember(host_name)
+        for request in idle_requests:
+            handle.set_idle_settings(request)
         if initial_message is not None:
             try:
                 handle.send_message(

@@ -11,7 +11,7 @@ from ..channel.protocol import IdleSettings, SetIdleSettings
 from ..durations import format_duration, parse_duration
 from ..errors import UsageError
 from ..fleet import list_fleet, locate
-from ..idle_options import MODES_HELP, SOURCES_HELP, settings_request
+from ..idle_options import MODES_HELP, SOURCES_HELP, settings_requests
 from .common import host_row
 from .context import App, pass_app
 
@@ -55,11 +55,13 @@ def limit(
     with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
         (agent,) = locate(listing, [name])
         handle = agent.handle
-        request = settings_request(idle_timeout, idle_mode, activity_sources,
-                                   handle.provider.idle_defaults(handle.host), stop_grace)
-        if request is None or request.only_if_unset:
-            request = SetIdleSettings()  # nothing to change: only ask
-        settings = handle.set_idle_settings(request)
+        changing = any(value is not None for value in (idle_timeout, idle_mode, activity_sources, stop_grace))
+        requests = [SetIdleSettings()]  # nothing to change: only ask
+        if changing:
+            requests = settings_requests(idle_timeout, idle_mode, activity_sources,
+                                         handle.provider.idle_defaults(handle.host), stop_grace)
+        for request in requests:
+            settings = handle.set_idle_settings(request)
         report = host_row(handle.list_host(app.quiet_seconds).host, handle.host, handle.provider_name)
         log = handle.watcher_log(log_lines).decode("utf-8", "replace") if log_lines else ""
     _print(settings, report, log, output_format)
@@ -112,8 +114,8 @@ def keepalive(app: App, name: str, duration: str) -> None:
     Example:
       mngr keepalive my-task --for 2h
 
-    A longer lease already in place is kept. The lease counts as activity in every idle
-    mode except create, boot and disabled.
+    A longer lease already in place is kept. The lease counts as activity in the idle
+    modes io, user, agent, ssh and run (not in start, create, boot or disabled).
     """
     seconds = parse_duration(duration, "--for")
     if seconds > 366 * 86400:

@@ -6,7 +6,7 @@ import pytest
 
 from mngr.controller.durations import format_duration, parse_duration
 from mngr.controller.errors import UsageError
-from mngr.controller.idle_options import settings_request
+from mngr.controller.idle_options import settings_requests
 from mngr.remote_helper import idle
 from mngr.remote_helper.wire import RequestFailed
 
@@ -32,20 +32,32 @@ def test_durations_print_short() -> None:
 
 
 def test_nothing_given_and_no_default_sends_nothing() -> None:
-    assert settings_request(None, None, None, {"timeout": None, "command": ""}) is None
+    assert settings_requests(None, None, None, {"timeout": None, "command": ""}) == []
+    assert settings_requests(None, None, None, {"timeout": "off", "command": "halt"}) == []
 
 
 def test_a_provider_default_only_fills_a_host_without_settings() -> None:
-    request = settings_request(None, None, None, {"timeout": "1h", "command": "sudo poweroff"})
-    assert request is not None and request.only_if_unset
+    (request,) = settings_requests(None, None, None, {"timeout": "1h", "command": "sudo poweroff"})
+    assert request.only_if_unset
     assert (request.timeout, request.command) == (3600.0, "sudo poweroff")
 
 
 def test_explicit_settings_win_and_carry_the_providers_command() -> None:
-    request = settings_request("90s", "agent", "output,cpu", {"timeout": "1h", "command": "halt"})
-    assert request is not None and not request.only_if_unset
+    (request,) = settings_requests("90s", "agent", "output,cpu", {"timeout": "1h", "command": "halt"})
+    assert not request.only_if_unset
     assert (request.timeout, request.mode, request.sources, request.command) == (90.0, "agent", ["output", "cpu"],
                                                                                   "halt")
+
+
+def test_a_mode_alone_keeps_the_default_timeout_for_a_new_host() -> None:
+    default, explicit = settings_requests(None, "agent", None, {"timeout": "1h", "command": ""})
+    assert default.only_if_unset and default.timeout == 3600.0
+    assert explicit.mode == "agent" and explicit.timeout is None and explicit.command == ""
+
+
+def test_a_bad_default_is_named_as_such() -> None:
+    with pytest.raises(UsageError, match="idle_timeout in the provider's settings"):
+        settings_requests(None, None, None, {"timeout": "soonish", "command": ""})
 
 
 @pytest.mark.parametrize(
