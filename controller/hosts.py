@@ -193,6 +193,19 @@ class HostHandle:
     def note_activity(self, name: str, source: str) -> None:
         self._call(protocol.NoteActivity(name=name, source=source), protocol.Done, timeout=self.timeout)
 
+    def get_manifest(self, name: str, include_ignored: bool) -> tuple[protocol.Manifest, bytes]:
+        return self._call_with_blob(protocol.GetManifest(name=name, include_ignored=include_ignored),
+                                    protocol.Manifest, timeout=self.timeout)
+
+    def write_files(self, request: protocol.WriteFiles, blob: bytes) -> None:
+        # Writing is bounded by the data sent, not by the host: allow for a slow link.
+        timeout = None if self.timeout is None else self.timeout + len(blob) / 1e6
+        self._call_with_blob(request, protocol.Done, blob, timeout=timeout)
+
+    def read_files(self, name: str, paths: list[str]) -> tuple[protocol.FileData, bytes]:
+        return self._call_with_blob(protocol.ReadFiles(name=name, paths=paths), protocol.FileData,
+                                    timeout=self.timeout)
+
     def exec_start(self, name: str, command: str) -> int:
         request = protocol.ExecStart(name=name, command=command)
         return self._call(request, protocol.ExecStarted, timeout=self.timeout).exec_id

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 
-from . import agents, execs, idle, output, state, tmux, watcher
+from . import agents, execs, files, idle, output, state, tmux, watcher
 from .wire import (
     HEADER,
     FatalFrameError,
@@ -26,13 +26,15 @@ from .wire import (
 )
 
 # Requests that change agents: the idle watcher never stops the host while one runs.
-_OPERATIONS = frozenset(["CreateAgent", "StartAgent", "StopAgent", "DestroyAgent", "SendMessage", "ExecStart"])
+_OPERATIONS = frozenset(
+    ["CreateAgent", "StartAgent", "StopAgent", "DestroyAgent", "SendMessage", "ExecStart", "WriteFiles"]
+)
 # Requests that are activity on the host, and the source they count as.
 _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "message"}
 # Message types that are replies: a peer sending one of these as a request made a mistake.
 _REPLY_TYPES = frozenset(
     ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
-     "ExecOutput", "Error", "IdleSettings"]
+     "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData"]
 )
 _LOG_MAX_BYTES = 1024 * 1024
 
@@ -214,6 +216,21 @@ class Server(object):
             return "Done", {}, b""
         if message_type == "ReadWatcherLog":
             return "Captured", {}, idle.watcher_log_tail(fields["tail_lines"])
+        if message_type == "GetManifest":
+            root = self._work_dir(fields["name"])
+            return (
+                "Manifest",
+                {"root": root, "uncommitted": files.uncommitted(root)},
+                files.packed_manifest(root, fields["include_ignored"]),
+            )
+        if message_type == "WriteFiles":
+            root = self._work_dir(fields["name"])
+            files.apply_write(root, fields["dirs"], fields["links"], fields["parts"], fields["deletes"], blob)
+            idle.note("user", fields["name"])
+            return "Done", {}, b""
+        if message_type == "ReadFiles":
+            entries, data = files.read_many(self._work_dir(fields["name"]), fields["paths"])
+            return "FileData", {"files": entries}, data
         if message_type == "ExecStart":
             work_dir, env = agents.exec_context(fields["name"])
             exec_id = self._commands.start(["/bin/sh", "-c", fields["command"]], work_dir, env)
@@ -228,6 +245,12 @@ class Server(object):
             self._commands.kill(fields["exec_id"])
             return "Done", {}, b""
         raise ProtocolError("unknown_type", "no handler for %s" % message_type)
+
+    def _work_dir(self, name):
+        work_dir, _ = agents.exec_context(name)
+        if not os.path.isdir(work_dir):
+            raise RequestFailed("invalid", "the work dir %s of agent %r does not exist" % (work_dir, name))
+        return work_dir
 
     def _set_idle_settings(self, fields):
         only_if_unset = fields.pop("only_if_unset")

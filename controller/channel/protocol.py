@@ -9,6 +9,7 @@ so that a newer controller can talk to an older helper and back.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import msgspec
 
@@ -155,6 +156,35 @@ class ReadWatcherLog(msgspec.Struct, tag=True, kw_only=True):
     tail_lines: int = 20
 
 
+class GetManifest(msgspec.Struct, tag=True, kw_only=True):
+    """The agent's work dir as a manifest; answered with Manifest (see remote_helper/files.py)."""
+
+    name: str
+    include_ignored: bool = False
+
+
+class WriteFiles(msgspec.Struct, tag=True, kw_only=True):
+    """Land files in the agent's work dir; answered with Done.
+
+    ``dirs``: [path, mode]; ``links``: [path, target]; ``parts``: [path, mode, mtime_ns,
+    blob offset, length, zlib-compressed, offset in the file, final]; ``deletes``: paths.
+    Applied in that order. A file is renamed into place with its final part.
+    """
+
+    name: str
+    dirs: list[list[Any]] = []
+    links: list[list[Any]] = []
+    parts: list[list[Any]] = []
+    deletes: list[str] = []
+
+
+class ReadFiles(msgspec.Struct, tag=True, kw_only=True):
+    """The contents of files in the agent's work dir; answered with FileData."""
+
+    name: str
+    paths: list[str]
+
+
 class ExecStart(msgspec.Struct, tag=True, kw_only=True):
     """Run a shell command in the agent's work dir with its environment."""
 
@@ -202,6 +232,19 @@ class Done(msgspec.Struct, tag=True):
     pass
 
 
+class Manifest(msgspec.Struct, tag=True, kw_only=True):
+    """The blob is the zlib-compressed JSON list of entries."""
+
+    root: str
+    uncommitted: list[str] = []
+
+
+class FileData(msgspec.Struct, tag=True, kw_only=True):
+    """``files``: [path, blob offset, length, zlib-compressed, mode, mtime_ns, size]."""
+
+    files: list[list[Any]] = []
+
+
 class IdleSettings(msgspec.Struct, tag=True, kw_only=True):
     timeout: float | None
     mode: str
@@ -238,12 +281,12 @@ class Error(msgspec.Struct, tag=True):
 
 Request = (
     Ping | GetHelperInfo | ListAgents | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
-    | CapturePane | ReadOutput | NoteActivity | SetIdleSettings | KeepAlive | ReadWatcherLog | ExecStart | ExecRead
-    | ExecKill
+    | CapturePane | ReadOutput | NoteActivity | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
+    | ReadFiles | ExecStart | ExecRead | ExecKill
 )
 Reply = (
-    Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Captured | OutputChunk | ExecStarted
-    | ExecOutput | Error
+    Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | FileData | Captured | OutputChunk
+    | ExecStarted | ExecOutput | Error
 )
 
 REQUEST_TYPES: tuple[type[msgspec.Struct], ...] = Request.__args__  # type: ignore[attr-defined]

@@ -1,0 +1,105 @@
+"""``mngr push`` and ``mngr pull``: move files between a local directory and an agent's work dir."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import click
+
+from mngr.remote_helper.wire import RequestFailed
+
+from .. import output, sync
+from ..errors import MngrError, UsageError
+from ..fleet import list_fleet, locate
+from .context import App, pass_app
+
+_HELP = {"help_option_names": ["-h", "--help"]}
+
+
+def _options(function: Callable[..., None]) -> Callable[..., None]:
+    for decorator in reversed([
+        click.argument("name"),
+        click.argument("local_path", required=False, type=click.Path(file_okay=False)),
+        click.option("--delete", is_flag=True, help="Also remove what the receiving side has and the source does not."),
+        click.option("--dry-run", is_flag=True, help="Only list what would change (+ new, ~ changed, - deleted)."),
+        click.option("--include-gitignored", is_flag=True,
+                     help="Also move files that .gitignore excludes (.git itself never moves)."),
+        click.option("--force", is_flag=True, help="Overwrite or delete uncommitted changes on the receiving side."),
+        click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human",
+                     show_default=True),
+    ]):
+        function = decorator(function)
+    return function
+
+
+def _run(app: App, action: str, name: str, local_path: str | None, **options: bool) -> None:
+    output_format = options.pop("output_format")
+    options["include_ignored"] = options.pop("include_gitignored")
+    root = os.path.abspath(local_path or os.getcwd())
+    if not os.path.isdir(root):
+        if action == "push":
+            raise UsageError(f"{root} is not a directory")
+        os.makedirs(root, exist_ok=True)
+    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
+        (agent,) = locate(listing, [name])
+        transfer = sync.push if action == "push" else sync.pull
+        try:
+            plan = transfer(agent.handle, name, root, **options)
+        except RequestFailed as exc:
+            raise MngrError(exc.message) from exc
+        except OSError as exc:
+            raise MngrError(f"{action} {name}: {exc}") from exc
+    changes = plan.changes()
+    if output_format == "json":
+        click.echo(output.to_json({
+            "agent": name, "local_path": root, "dry_run": options["dry_run"],
+            "changes": [{"change": mark, "path": path} for mark, path in changes],
+            "bytes": plan.bytes_to_send,
+        }))
+        return
+    if options["dry_run"]:
+        for mark, path in changes:
+            click.echo(f"{mark} {path}")
+        click.echo(f"would {action} {len(changes)} change(s), {plan.bytes_to_send} bytes")
+    elif plan.empty:
+        click.echo(f"{name}: nothing to {action}, already the same")
+    else:
+        click.echo(f"{name}: {action}ed {len(changes)} change(s), {plan.bytes_to_send} bytes")
+
+
+@click.command("push", context_settings=_HELP)
+@_options
+@pass_app
+def push(app: App, name: str, local_path: str | None, **options: bool) -> None:
+    """Make LOCAL_PATH's contents (default: this directory) arrive in agent NAME's work dir.
+
+    Only what changed travels (size, modification time, mode). By default files that
+    .gitignore excludes stay behind. Files land whole: an interrupted push leaves no
+    truncated file, and the next push finishes the job. Uncommitted changes in the
+    agent's work dir (a git work tree) are never overwritten without --force.
+
+    \b
+    Examples:
+      mngr push my-task                  this directory into my-task's work dir
+      mngr push my-task ./src --delete   and remove what ./src does not have
+      mngr push my-task --dry-run        list what would change
+    """
+    _run(app, "push", name, local_path, **options)
+
+
+@click.command("pull", context_settings=_HELP)
+@_options
+@pass_app
+def pull(app: App, name: str, local_path: str | None, **options: bool) -> None:
+    """Bring agent NAME's work dir into LOCAL_PATH (default: this directory).
+
+    The same rules as push, the other way: only what changed travels, and uncommitted
+    changes in LOCAL_PATH (a git work tree) are never overwritten without --force.
+
+    \b
+    Examples:
+      mngr pull my-task                  the agent's work into this directory
+      mngr pull my-task ./out --dry-run  list what would change in ./out
+    """
+    _run(app, "pull", name, local_path, **options)

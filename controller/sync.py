@@ -1,0 +1,241 @@
+"""Push and pull: make the contents of one tree arrive in another, sending only what changed.
+
+Both ends list their tree as a manifest (remote_helper/files.py, the same code on both
+sides). A file travels when it is missing on the receiving side or differs in size,
+modification time or mode, like rsync's quick check; a symlink when its target differs;
+a directory is created (or its mode fixed) when it is missing. With ``delete``, what the
+receiving side has and the source does not is removed. File contents go in batches of
+about ``BATCH_BYTES``, zlib-compressed where that helps, each file in parts of at most
+``PART_BYTES`` so that no file needs to fit in one frame; a file lands (is renamed into
+place) with its last part, so an interrupted transfer never leaves a truncated file.
+
+"Never lose work": in a git work tree, the receiving side's uncommitted changes (modified
+or untracked files) are never overwritten or deleted unless ``force`` is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from mngr.remote_helper import files
+from mngr.remote_helper.wire import RequestFailed
+
+from .channel import protocol
+from .errors import MngrError, ProtocolViolation
+from .hosts import HostHandle
+
+BATCH_BYTES = 8 * 1024 * 1024
+PART_BYTES = 4 * 1024 * 1024
+
+Entry = list[Any]  # [path, kind, mode, size, mtime_ns, link target]
+
+
+@dataclass
+class Plan:
+    send: list[Entry] = field(default_factory=list)  # files and links, from the source
+    dirs: list[Entry] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+    replace: list[str] = field(default_factory=list)  # of another kind on the receiving side
+    new: set[str] = field(default_factory=set)  # sent paths the receiving side does not have
+    bytes_to_send: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not (self.send or self.dirs or self.delete)
+
+    def changes(self) -> list[tuple[str, str]]:
+        """(mark, path) for each change: + new, ~ changed, - deleted; sorted by path."""
+        marked = [("+" if entry[0] in self.new else "~", entry[0]) for entry in self.send]
+        marked += [("+", entry[0]) for entry in self.dirs if entry[0] in self.new]
+        marked += [("-", path) for path in self.delete]
+        return sorted(marked, key=lambda item: item[1])
+
+
+def make_plan(source: list[Entry], receiver: list[Entry], delete: bool) -> Plan:
+    have = {entry[0]: entry for entry in receiver}
+    plan = Plan()
+    for entry in source:
+        path, kind = entry[0], entry[1]
+        there = have.get(path)
+        if there is None:
+            plan.new.add(path)
+        elif there[1] != kind and (kind == "d" or there[1] == "d" or kind == "l" or there[1] == "l"):
+            plan.replace.append(path)
+            plan.new.add(path)
+            there = None
+        if kind == "d":
+            if there is None or there[2] != entry[2]:
+                plan.dirs.append(entry)
+        elif kind == "l":
+            if there is None or there[5] != entry[5]:
+                plan.send.append(entry)
+        elif there is None or there[3] != entry[3] or there[4] != entry[4] or there[2] != entry[2]:
+            plan.send.append(entry)
+            plan.bytes_to_send += entry[3]
+    if delete:
+        wanted = {entry[0] for entry in source}
+        plan.delete = [path for path in have if path not in wanted]
+    return plan
+
+
+def _touches_uncommitted(plan: Plan, uncommitted: list[str]) -> list[str]:
+    written = {entry[0] for entry in plan.send} | set(plan.replace)
+    removed = list(plan.delete) + list(plan.replace)
+    at_risk = []
+    for path in uncommitted:
+        if path in written or any(path == gone or path.startswith(gone + "/") for gone in removed):
+            at_risk.append(path)
+    return sorted(at_risk)
+
+
+def _refuse_if_uncommitted(plan: Plan, uncommitted: list[str], where: str) -> None:
+    at_risk = _touches_uncommitted(plan, uncommitted)
+    if at_risk:
+        shown = ", ".join(at_risk[:5]) + (f" and {len(at_risk) - 5} more" if len(at_risk) > 5 else "")
+        raise MngrError(f"refusing to overwrite uncommitted changes in {where}: {shown} (use --force to overwrite)")
+
+
+def _decode_manifest(host: str, blob: bytes) -> list[Entry]:
+    try:
+        entries = json.loads(zlib.decompress(blob))
+    except (zlib.error, ValueError) as exc:
+        raise ProtocolViolation(host, f"unreadable manifest from the host: {exc}") from exc
+    if not isinstance(entries, list):
+        raise ProtocolViolation(host, "the host's manifest is not a list")
+    checked = []
+    for entry in entries:
+        if (not isinstance(entry, list) or len(entry) != 6 or entry[1] not in ("f", "l", "d")
+                or not all(isinstance(value, int) and not isinstance(value, bool) for value in entry[2:5])
+                or not isinstance(entry[5], str)):
+            raise ProtocolViolation(host, f"malformed manifest entry from the host: {entry!r}"[:200])
+        try:
+            files.check_path(entry[0])
+        except RequestFailed as exc:
+            raise ProtocolViolation(host, f"the host's manifest holds an unsafe path: {exc.message}") from exc
+        checked.append(entry)
+    return checked
+
+
+# -- push -----------------------------------------------------------------------------------
+
+
+def _local_parts(root: str, entry: Entry) -> Iterator[tuple[bytes, int, bool]]:
+    """(data, offset in the file, final) for the local file ``entry``, never through a link."""
+    fd = os.open(os.path.join(root, entry[0]), os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        offset = 0
+        while True:
+            data = os.read(fd, PART_BYTES)
+            following = os.read(fd, 1) if len(data) == PART_BYTES else b""
+            if following:
+                os.lseek(fd, -1, os.SEEK_CUR)
+            yield data, offset, not following
+            if not following:
+                return
+            offset += len(data)
+    finally:
+        os.close(fd)
+
+
+def push(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_run: bool,
+         include_ignored: bool, force: bool) -> Plan:
+    reply, blob = handle.get_manifest(name, include_ignored)
+    plan = make_plan(files.manifest(local_root, include_ignored), _decode_manifest(handle.host, blob), delete)
+    if not force:
+        _refuse_if_uncommitted(plan, reply.uncommitted, f"{name}'s work dir ({reply.root})")
+    if dry_run or plan.empty:
+        return plan
+    request = protocol.WriteFiles(name=name, deletes=list(plan.replace))
+    if plan.replace:
+        handle.write_files(request, b"")
+    request = protocol.WriteFiles(name=name, dirs=[[entry[0], entry[2]] for entry in plan.dirs])
+    chunks: list[bytes] = []
+    size = 0
+    for entry in plan.send:
+        if entry[1] == "l":
+            request.links.append([entry[0], entry[5]])
+            continue
+        for data, offset, final in _local_parts(local_root, entry):
+            packed, compressed = files.pack(data)
+            request.parts.append([entry[0], entry[2], entry[4], size, len(packed), compressed, offset, final])
+            chunks.append(packed)
+            size += len(packed)
+            if size >= BATCH_BYTES:
+                handle.write_files(request, b"".join(chunks))
+                request, chunks, size = protocol.WriteFiles(name=name), [], 0
+    request.deletes = list(plan.delete)
+    handle.write_files(request, b"".join(chunks))
+    return plan
+
+
+# -- pull -----------------------------------------------------------------------------------
+
+
+def _batches(entries: list[Entry]) -> Iterator[list[Entry]]:
+    batch: list[Entry] = []
+    size = 0
+    for entry in entries:
+        if batch and size + entry[3] > BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(entry)
+        size += entry[3]
+    if batch:
+        yield batch
+
+
+def pull(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_run: bool,
+         include_ignored: bool, force: bool) -> Plan:
+    _, blob = handle.get_manifest(name, include_ignored)
+    plan = make_plan(_decode_manifest(handle.host, blob), files.manifest(local_root, include_ignored), delete)
+    if not force:
+        _refuse_if_uncommitted(plan, files.uncommitted(local_root), local_root)
+    if dry_run or plan.empty:
+        return plan
+    for path in plan.replace:
+        files.delete(local_root, path)
+    for entry in plan.dirs:
+        files.make_directory(local_root, entry[0], entry[2])
+    for entry in plan.send:
+        if entry[1] == "l":
+            files.write_link(local_root, entry[0], entry[5])
+    for batch in _batches([entry for entry in plan.send if entry[1] == "f"]):
+        wanted = {entry[0] for entry in batch}
+        reply, data = handle.read_files(name, sorted(wanted))
+        for item in reply.files:
+            _land_pulled(handle.host, local_root, item, data, wanted)
+    for path in sorted(plan.delete, key=lambda item: item.count("/"), reverse=True):
+        files.delete(local_root, path)
+    return plan
+
+
+def _land_pulled(host: str, local_root: str, item: list[Any], data: bytes, wanted: set[str]) -> None:
+    """Write one file of a FileData reply, trusting nothing in it."""
+    if (not isinstance(item, list) or len(item) != 7 or not isinstance(item[0], str)
+            or not all(isinstance(value, int) and not isinstance(value, bool) for value in (*item[1:3], *item[4:7]))
+            or not isinstance(item[3], bool)):
+        raise ProtocolViolation(host, f"malformed file entry from the host: {item!r}"[:200])
+    path, offset, length, compressed, mode, mtime_ns, size = item
+    try:
+        files.check_path(path)
+    except RequestFailed as exc:
+        raise ProtocolViolation(host, f"the host sent an unsafe path: {exc.message}") from exc
+    if path not in wanted:
+        raise ProtocolViolation(host, f"the host sent a file that was not asked for: {path!r}"[:200])
+    if offset < 0 or length < 0 or offset + length > len(data):
+        raise ProtocolViolation(host, f"the host's data for {path!r} lies outside its reply"[:200])
+    content = data[offset : offset + length]
+    if compressed:
+        inflater = zlib.decompressobj()
+        try:
+            content = inflater.decompress(content, size + 1)
+        except zlib.error as exc:
+            raise ProtocolViolation(host, f"the host sent bad data for {path!r}: {exc}"[:200]) from exc
+    if len(content) != size:
+        raise ProtocolViolation(host, f"the host's data for {path!r} is not {size} bytes"[:200])
+    files.write_part(local_root, path, content, 0, True, mode, mtime_ns)

@@ -1,0 +1,363 @@
+"""Trees of files at either end of a push or a pull: manifests, safe paths, atomic landing.
+
+The same code runs in the helper (the agent's work dir) and in the controller (the user's
+directory), so both ends judge paths and land files the same way:
+
+- A path from the other side is relative, in "/" form, with no "." or ".." part, no NUL
+  and no empty part; anything else is refused before anything is written.
+- Nothing is written through a symlink: every directory on the way to a target is checked
+  with lstat, and files are opened with O_NOFOLLOW. Symlinks themselves travel as links,
+  their targets untouched, and are never followed.
+- A file lands whole or not at all: it is written to a temporary name in its directory
+  and renamed over the target once complete (large files arrive in parts; the parts
+  file is named ``.mngr-part.<name>`` and never listed in a manifest).
+
+A manifest lists [path, kind, mode, size, mtime_ns, link target] for every file ("f"),
+symlink ("l") and directory ("d") below the root. In a git work tree it follows
+``.gitignore`` (``git ls-files``) unless asked for everything; ``.git`` itself never
+travels.
+"""
+
+import contextlib
+import errno
+import os
+import shutil
+import stat
+import subprocess
+
+from .wire import RequestFailed
+
+PART_PREFIX = ".mngr-part."
+SKIPPED_DIRS = frozenset([".git"])
+
+
+def check_path(path):
+    """``path`` if it is a safe relative path; RequestFailed("unsafe_path") otherwise."""
+    if not isinstance(path, str) or not path or "\0" in path or path.startswith("/") or "\\" in path:
+        raise RequestFailed("unsafe_path", "refusing unsafe path %r" % (path,))
+    parts = path.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise RequestFailed("unsafe_path", "refusing unsafe path %r" % (path,))
+    return path
+
+
+def _git_paths(root):
+    """Files git would consider (tracked, and untracked but not ignored), or None if ``root``
+    is not in a git work tree or git is missing."""
+    try:
+        completed = subprocess.run(
+            ["git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+    except OSError:
+        return None
+    if completed.returncode != 0:
+        return None
+    paths = set()
+    for raw in completed.stdout.split(b"\0"):
+        if raw:
+            paths.add(raw.decode("utf-8", "surrogateescape"))
+    return paths
+
+
+def _entry(path, info, root):
+    if stat.S_ISLNK(info.st_mode):
+        return [path, "l", 0, 0, info.st_mtime_ns, os.readlink(os.path.join(root, path))]
+    if stat.S_ISDIR(info.st_mode):
+        return [path, "d", stat.S_IMODE(info.st_mode), 0, 0, ""]
+    return [path, "f", stat.S_IMODE(info.st_mode), info.st_size, info.st_mtime_ns, ""]
+
+
+def manifest(root, include_ignored=False):
+    """Every entry below ``root`` (sorted by path); see the module's docstring."""
+    entries = {}
+    wanted = None if include_ignored else _git_paths(root)
+    if wanted is not None:
+        for path in wanted:
+            parts = path.split("/")
+            if any(part in SKIPPED_DIRS for part in parts) or parts[-1].startswith(PART_PREFIX):
+                continue
+            try:
+                info = os.lstat(os.path.join(root, path))
+            except OSError:
+                continue  # listed by git, gone from the disk (deleted, not yet committed)
+            if stat.S_ISDIR(info.st_mode):
+                continue  # a submodule: its own repository
+            entries[path] = _entry(path, info, root)
+            parent = os.path.dirname(path)
+            while parent and parent not in entries:
+                entries[parent] = _entry(parent, os.lstat(os.path.join(root, parent)), root)
+                parent = os.path.dirname(parent)
+        return [entries[path] for path in sorted(entries)]
+    for directory, subdirs, names in os.walk(root):
+        relative = os.path.relpath(directory, root)
+        prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
+        kept = []
+        for name in subdirs:
+            full = os.path.join(directory, name)
+            if name in SKIPPED_DIRS:
+                continue
+            info = os.lstat(full)
+            entries[prefix + name] = _entry(prefix + name, info, root)
+            if stat.S_ISDIR(info.st_mode):
+                kept.append(name)  # os.walk lists a symlink to a directory here too: not followed
+        subdirs[:] = kept
+        for name in names:
+            if name.startswith(PART_PREFIX):
+                continue
+            try:
+                info = os.lstat(os.path.join(directory, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):
+                entries[prefix + name] = _entry(prefix + name, info, root)
+    return [entries[path] for path in sorted(entries)]
+
+
+def uncommitted(root):
+    """Paths with uncommitted changes (modified, added, untracked) in ``root``'s git work
+    tree, relative to ``root``; empty when it is not one."""
+    try:
+        top = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--show-prefix"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+        if top.returncode != 0:
+            return []
+        prefix = top.stdout.decode("utf-8", "surrogateescape").strip()
+        completed = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "-z", "--untracked-files=all", "."],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+    except OSError:
+        return []
+    if completed.returncode != 0:
+        return []
+    paths = []
+    records = completed.stdout.split(b"\0")
+    index = 0
+    while index < len(records):
+        record = records[index]
+        index += 1
+        if len(record) < 4:
+            continue
+        status, path = record[:2], record[3:].decode("utf-8", "surrogateescape")
+        if status[:1] in (b"R", b"C"):
+            index += 1  # the original path of a rename or copy follows
+        if path.startswith(prefix):
+            paths.append(path[len(prefix):])
+    return paths
+
+
+# -- landing ------------------------------------------------------------------------------
+
+
+def _safe_directory(root, relative_dir, create):
+    """The real path of ``relative_dir`` below ``root``, refusing symlinks on the way."""
+    current = root
+    if not relative_dir:
+        return current
+    for part in relative_dir.split("/"):
+        current = os.path.join(current, part)
+        try:
+            info = os.lstat(current)
+        except FileNotFoundError:
+            if not create:
+                raise
+            os.mkdir(current, 0o755)
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            raise RequestFailed("unsafe_path", "refusing to write through the symlink %s" % current)
+        if not stat.S_ISDIR(info.st_mode):
+            raise RequestFailed("unsafe_path", "%s is in the way of a directory" % current)
+    return current
+
+
+def _clear_for(target):
+    """Remove whatever is at ``target`` if it is a directory (a file replaces it)."""
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        shutil.rmtree(target)
+
+
+def write_part(root, path, data, file_offset, final, mode, mtime_ns):
+    """Write ``data`` at ``file_offset`` of the file at ``path``; on ``final``, land it."""
+    check_path(path)
+    parent_dir, name = os.path.split(path)
+    directory = _safe_directory(root, parent_dir, create=True)
+    part = os.path.join(directory, PART_PREFIX + name)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
+    if file_offset == 0:
+        flags |= os.O_TRUNC
+    fd = os.open(part, flags, 0o600)
+    try:
+        if os.fstat(fd).st_size < file_offset:
+            raise RequestFailed("invalid", "part of %s arrived out of order" % path)
+        os.lseek(fd, file_offset, os.SEEK_SET)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        if final:
+            os.ftruncate(fd, file_offset + len(data))
+            os.fchmod(fd, mode & 0o7777)
+    finally:
+        os.close(fd)
+    if final:
+        os.utime(part, ns=(mtime_ns, mtime_ns))
+        target = os.path.join(directory, name)
+        _clear_for(target)
+        os.replace(part, target)
+
+
+def write_link(root, path, link_target):
+    check_path(path)
+    parent_dir, name = os.path.split(path)
+    directory = _safe_directory(root, parent_dir, create=True)
+    temporary = os.path.join(directory, PART_PREFIX + name)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary)
+    os.symlink(link_target, temporary)
+    target = os.path.join(directory, name)
+    _clear_for(target)
+    os.replace(temporary, target)
+
+
+def make_directory(root, path, mode):
+    check_path(path)
+    directory = _safe_directory(root, path, create=True)
+    os.chmod(directory, mode & 0o7777)
+
+
+def delete(root, path):
+    """Remove ``path`` (a directory with everything in it); a missing one is fine."""
+    check_path(path)
+    parent_dir, name = os.path.split(path)
+    try:
+        directory = _safe_directory(root, parent_dir, create=False)
+    except FileNotFoundError:
+        return
+    target = os.path.join(directory, name)
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        shutil.rmtree(target)
+    else:
+        os.unlink(target)
+
+
+def read_file(root, path):
+    """The bytes of the regular file at ``path``, never through a symlink."""
+    check_path(path)
+    parent_dir, name = os.path.split(path)
+    directory = _safe_directory(root, parent_dir, create=False)
+    try:
+        fd = os.open(os.path.join(directory, name), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RequestFailed("unsafe_path", "%s is a symlink, not a file" % path) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RequestFailed("invalid", "%s is not a regular file" % path)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+# -- requests -----------------------------------------------------------------------------
+
+MAX_PART_BYTES = 64 * 1024 * 1024  # what one part may inflate to
+
+
+def _typed(entry, kinds, what):
+    """``entry`` as a list of exactly these kinds, or RequestFailed("invalid")."""
+    if not isinstance(entry, list) or len(entry) != len(kinds):
+        raise RequestFailed("invalid", "%s entry must have %d fields" % (what, len(kinds)))
+    for value, kind in zip(entry, kinds):
+        if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+            raise RequestFailed("invalid", "%s entry has a field of the wrong type: %r" % (what, entry))
+    return entry
+
+
+def apply_write(root, dirs, links, parts, deletes, blob):
+    """Carry out a WriteFiles request, checking every entry before writing anything."""
+    import zlib
+
+    dirs = [_typed(entry, (str, int), "dirs") for entry in dirs]
+    links = [_typed(entry, (str, str), "links") for entry in links]
+    parts = [_typed(entry, (str, int, int, int, int, bool, int, bool), "parts") for entry in parts]
+    if not all(isinstance(path, str) for path in deletes):
+        raise RequestFailed("invalid", "deletes must be paths")
+    for path in [entry[0] for entry in dirs + links + parts] + list(deletes):
+        check_path(path)
+    for entry in parts:
+        offset, length, file_offset = entry[3], entry[4], entry[6]
+        if offset < 0 or length < 0 or offset + length > len(blob) or file_offset < 0:
+            raise RequestFailed("invalid", "part of %s lies outside the request's data" % entry[0])
+    for path, mode in dirs:
+        make_directory(root, path, mode)
+    for path, link_target in links:
+        write_link(root, path, link_target)
+    for path, mode, mtime_ns, offset, length, compressed, file_offset, final in parts:
+        data = blob[offset : offset + length]
+        if compressed:
+            inflater = zlib.decompressobj()
+            try:
+                data = inflater.decompress(data, MAX_PART_BYTES)
+            except zlib.error as exc:
+                raise RequestFailed("invalid", "part of %s is not valid zlib data: %s" % (path, exc)) from None
+            if inflater.unconsumed_tail:
+                raise RequestFailed("invalid", "part of %s inflates past %d bytes" % (path, MAX_PART_BYTES))
+        write_part(root, path, data, file_offset, final, mode, mtime_ns)
+    for path in sorted(deletes, key=lambda item: item.count("/"), reverse=True):
+        delete(root, path)
+
+
+def pack(data):
+    """(bytes to send, compressed?): zlib at its fastest level, when that saves a tenth."""
+    import zlib
+
+    if len(data) < 512:
+        return data, False
+    packed = zlib.compress(data, 1)
+    if len(packed) < len(data) * 0.9:
+        return packed, True
+    return data, False
+
+
+def read_many(root, paths):
+    """(entries, blob) for a FileData reply: each file's bytes, packed."""
+    if not isinstance(paths, list) or not all(isinstance(path, str) for path in paths):
+        raise RequestFailed("invalid", "paths must be a list of paths")
+    entries = []
+    chunks = []
+    offset = 0
+    for path in paths:
+        data = read_file(root, path)
+        info = os.lstat(os.path.join(root, path))
+        packed, compressed = pack(data)
+        entries.append([path, offset, len(packed), compressed, stat.S_IMODE(info.st_mode), info.st_mtime_ns, len(data)])
+        chunks.append(packed)
+        offset += len(packed)
+    return entries, b"".join(chunks)
+
+
+def packed_manifest(root, include_ignored):
+    import json
+    import zlib
+
+    return zlib.compress(json.dumps(manifest(root, include_ignored), separators=(",", ":")).encode("utf-8"), 1)

@@ -1,0 +1,232 @@
+"""mngr push and mngr pull against real work dirs: every byte and mode compared."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from mngr.controller.channel import protocol
+from mngr.controller.errors import RemoteError
+from mngr.controller.hosts import HostHandle
+from mngr.providers.local import LocalProvider
+from tests.conftest import MNGR_BIN, wait_for
+
+
+def _tree(root: Path) -> dict[str, tuple]:
+    """Everything below ``root`` (but .git): kind, mode, content or link target."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if relative.split("/")[0] == ".git":
+            continue
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            found[relative] = ("link", os.readlink(path))
+        elif stat.S_ISDIR(info.st_mode):
+            found[relative] = ("dir", stat.S_IMODE(info.st_mode))
+        else:
+            found[relative] = ("file", stat.S_IMODE(info.st_mode), path.read_bytes())
+    return found
+
+
+def _make_source(root: Path) -> None:
+    (root / "src" / "deep" / "er").mkdir(parents=True)
+    (root / "empty-dir").mkdir()
+    (root / "README.md").write_text("hello\n")
+    (root / "empty").write_bytes(b"")
+    (root / "src" / "deep" / "er" / "data.bin").write_bytes(os.urandom(9 * 1024 * 1024 + 17))  # several parts
+    (root / "src" / "text.txt").write_text("compressible line\n" * 5000)
+    (root / "run.sh").write_text("#!/bin/sh\necho run\n")
+    (root / "run.sh").chmod(0o755)
+    (root / "secret").write_text("s")
+    (root / "secret").chmod(0o600)
+    (root / "src" / "deep").chmod(0o750)
+    (root / "link-in").symlink_to("src/text.txt")
+    (root / "link-out").symlink_to("../../outside")  # travels as a link, never followed
+    (root / "name with spaces & ünïcode").write_text("odd\n")
+
+
+@pytest.fixture
+def agent_dir(sandbox) -> Path:
+    work = sandbox.root / "agent-work"
+    work.mkdir()
+    created = sandbox.mngr("create", "box", "command", "--no-connect", "--work-dir", str(work), "--", "sleep", "600")
+    assert created.returncode == 0, created.stderr
+    return work
+
+
+def test_push_then_pull_round_trip_every_byte_and_mode(sandbox, agent_dir: Path) -> None:
+    source = sandbox.root / "source"
+    source.mkdir()
+    _make_source(source)
+    dry = sandbox.mngr("push", "box", str(source), "--dry-run")
+    assert dry.returncode == 0 and "+ src/deep/er/data.bin" in dry.stdout and _tree(agent_dir) == {}
+    pushed = sandbox.mngr("push", "box", str(source))
+    assert pushed.returncode == 0, pushed.stderr
+    assert _tree(agent_dir) == _tree(source)
+    again = sandbox.mngr("push", "box", str(source))
+    assert again.returncode == 0 and "nothing to push" in again.stdout
+    # One file changes: only it travels.
+    (source / "src" / "text.txt").write_text("changed\n")
+    dry = sandbox.mngr("push", "box", str(source), "--dry-run", "--format", "json")
+    assert [c["path"] for c in json.loads(dry.stdout)["changes"]] == ["src/text.txt"]
+    assert sandbox.mngr("push", "box", str(source)).returncode == 0
+    assert _tree(agent_dir) == _tree(source)
+    # And back, into a new directory.
+    back = sandbox.root / "back"
+    pulled = sandbox.mngr("pull", "box", str(back))
+    assert pulled.returncode == 0, pulled.stderr
+    assert _tree(back) == _tree(source)
+    assert not list(agent_dir.rglob(".mngr-part.*")) and not list(back.rglob(".mngr-part.*"))
+
+
+def test_delete_removes_only_with_the_flag(sandbox, agent_dir: Path) -> None:
+    source = sandbox.root / "source"
+    (source / "keep").mkdir(parents=True)
+    (source / "keep" / "a").write_text("a")
+    (agent_dir / "extra").mkdir()
+    (agent_dir / "extra" / "file").write_text("x")
+    (agent_dir / "stray.txt").write_text("y")
+    assert sandbox.mngr("push", "box", str(source)).returncode == 0
+    assert (agent_dir / "stray.txt").exists() and (agent_dir / "extra" / "file").exists()
+    dry = sandbox.mngr("push", "box", str(source), "--delete", "--dry-run")
+    assert "- stray.txt" in dry.stdout and "- extra" in dry.stdout and (agent_dir / "stray.txt").exists()
+    assert sandbox.mngr("push", "box", str(source), "--delete").returncode == 0
+    assert _tree(agent_dir) == _tree(source)
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+def test_gitignore_is_honoured_unless_told_and_git_never_travels(sandbox, agent_dir: Path) -> None:
+    source = sandbox.root / "project"
+    source.mkdir()
+    _git(source, "init", "-q")
+    (source / ".gitignore").write_text("build/\n*.log\n")
+    (source / "main.py").write_text("print(1)\n")
+    (source / "build").mkdir()
+    (source / "build" / "out.o").write_text("binary")
+    (source / "debug.log").write_text("noise")
+    _git(source, "add", ".")
+    _git(source, "commit", "-qm", "init")
+    (source / "new_untracked.py").write_text("x = 2\n")
+    assert sandbox.mngr("push", "box", str(source)).returncode == 0
+    assert sorted(_tree(agent_dir)) == [".gitignore", "main.py", "new_untracked.py"]
+    assert not (agent_dir / ".git").exists()
+    assert sandbox.mngr("push", "box", str(source), "--include-gitignored").returncode == 0
+    assert sorted(_tree(agent_dir)) == [".gitignore", "build", "build/out.o", "debug.log", "main.py",
+                                        "new_untracked.py"]
+    assert not (agent_dir / ".git").exists()
+
+
+def test_uncommitted_changes_on_the_receiving_side_are_not_overwritten_without_force(sandbox,
+                                                                                     agent_dir: Path) -> None:
+    _git(agent_dir, "init", "-q")
+    (agent_dir / "notes.md").write_text("committed\n")
+    _git(agent_dir, "add", ".")
+    _git(agent_dir, "commit", "-qm", "init")
+    (agent_dir / "notes.md").write_text("the agent's unsaved work\n")
+    source = sandbox.root / "source"
+    source.mkdir()
+    (source / "notes.md").write_text("from the user\n")
+    refused = sandbox.mngr("push", "box", str(source))
+    assert refused.returncode == 1 and "refusing to overwrite uncommitted changes" in refused.stderr
+    assert "notes.md" in refused.stderr and refused.stderr.count("\n") == 1
+    assert (agent_dir / "notes.md").read_text() == "the agent's unsaved work\n"
+    assert sandbox.mngr("push", "box", str(source), "--force").returncode == 0
+    assert (agent_dir / "notes.md").read_text() == "from the user\n"
+    # The same on the way back: local uncommitted work is safe from a pull.
+    _git(source, "init", "-q")
+    _git(source, "add", ".")
+    _git(source, "commit", "-qm", "init")
+    (source / "notes.md").write_text("local unsaved\n")
+    (agent_dir / "notes.md").write_text("newer on the host\n")
+    refused = sandbox.mngr("pull", "box", str(source))
+    assert refused.returncode == 1 and "refusing to overwrite uncommitted changes" in refused.stderr
+    assert (source / "notes.md").read_text() == "local unsaved\n"
+
+
+@pytest.fixture
+def handle(sandbox, agent_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    sandbox.apply_env(monkeypatch)
+    with HostHandle(LocalProvider(), "local", timeout=30) as opened:
+        yield opened
+
+
+@pytest.mark.parametrize("path", ["../escape", "/tmp/escape", "a/../../escape", "a//b", "./a", "", "a\0b"])
+def test_hostile_paths_in_a_write_are_refused_and_nothing_is_written(sandbox, agent_dir: Path, handle,
+                                                                    path: str) -> None:
+    request = protocol.WriteFiles(name="box", parts=[["fine.txt", 0o644, 0, 0, 2, False, 0, True],
+                                                     [path, 0o644, 0, 0, 2, False, 0, True]])
+    with pytest.raises(RemoteError, match="unsafe path"):
+        handle.write_files(request, b"hi")
+    assert _tree(agent_dir) == {}, "a refused request writes nothing, not even its safe entries"
+    assert not (sandbox.root / "escape").exists()
+
+
+def test_nothing_is_written_through_a_symlink(sandbox, agent_dir: Path, handle) -> None:
+    outside = sandbox.root / "outside"
+    outside.mkdir()
+    (agent_dir / "escape").symlink_to(outside)
+    for request in (protocol.WriteFiles(name="box", parts=[["escape/file", 0o644, 0, 0, 2, False, 0, True]]),
+                    protocol.WriteFiles(name="box", dirs=[["escape/sub", 0o755]]),
+                    protocol.WriteFiles(name="box", links=[["escape/l", "/etc/passwd"]]),
+                    protocol.WriteFiles(name="box", deletes=["escape/anything"])):
+        with pytest.raises(RemoteError, match="symlink"):
+            handle.write_files(request, b"hi")
+    assert list(outside.iterdir()) == []
+    with pytest.raises(RemoteError, match="symlink"):
+        handle.read_files("box", ["escape"])
+
+
+def test_a_push_cut_short_leaves_no_truncated_file_and_the_next_one_finishes(sandbox, agent_dir: Path) -> None:
+    source = sandbox.root / "source"
+    source.mkdir()
+    content = os.urandom(96 * 1024 * 1024)
+    (source / "big.bin").write_bytes(content)
+    (agent_dir / "big.bin").write_bytes(b"the old version")
+    pushing = subprocess.Popen([str(MNGR_BIN), "push", "box", str(source)], env=sandbox.env,
+                               cwd=sandbox.work_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: (agent_dir / ".mngr-part.big.bin").exists() or pushing.poll() is not None, "a part on disk")
+    pushing.send_signal(signal.SIGKILL)
+    assert pushing.wait() == -signal.SIGKILL, "the push ended before it could be cut"
+    time.sleep(0.5)  # let the host finish whatever request it had whole
+    landed = (agent_dir / "big.bin").read_bytes()
+    assert landed in (b"the old version", content), "the target is either untouched or complete"
+    finished = sandbox.mngr("push", "box", str(source))
+    assert finished.returncode == 0, finished.stderr
+    assert (agent_dir / "big.bin").read_bytes() == content
+    assert not list(agent_dir.glob(".mngr-part.*"))
+
+
+def test_a_hostile_helper_reply_is_rejected_on_pull(tmp_path: Path) -> None:
+    from mngr.controller import sync
+    from mngr.controller.errors import ProtocolViolation
+
+    target = tmp_path / "target"
+    target.mkdir()
+    bad_items = [
+        (["../escape", 0, 1, False, 0o644, 0, 1], {"../escape"}),  # asked for, yet unsafe
+        (["other.txt", 0, 1, False, 0o644, 0, 1], {"asked.txt"}),  # never asked for
+        (["asked.txt", 5, 10, False, 0o644, 0, 10], {"asked.txt"}),  # outside the reply's data
+        (["asked.txt", 0, 1, False, 0o644, 0, 99], {"asked.txt"}),  # wrong size
+        (["asked.txt", "0", 1, False, 0o644, 0, 1], {"asked.txt"}),  # wrong type
+    ]
+    for item, wanted in bad_items:
+        with pytest.raises(ProtocolViolation):
+            sync._land_pulled("h", str(target), item, b"x", wanted)
+    assert list(target.iterdir()) == []
+    import zlib
+
+    for entries in ([["../x", "f", 420, 1, 0, ""]], [["a", "q", 420, 1, 0, ""]], {"not": "a list"}):
+        with pytest.raises(ProtocolViolation):
+            sync._decode_manifest("h", zlib.compress(json.dumps(entries).encode()))
