@@ -419,3 +419,28 @@ def test_an_open_ssh_terminal_session_keeps_the_host_up(sandbox, ssh_host: SshHo
         session.kill()
         session.wait()
     wait_for(lambda: [a["state"] for a in agents(sandbox)["agents"]] == ["STOPPED"], "the stop after the session")
+
+
+def test_push_and_pull_over_ssh(sandbox, ssh_host: SshHost) -> None:
+    source = sandbox.root / "source"
+    (source / "pkg").mkdir(parents=True)
+    (source / "pkg" / "mod.py").write_text("print('far')\n" * 1000)
+    (source / "blob.bin").write_bytes(os.urandom(5 * 1024 * 1024))
+    (source / "tool").write_text("#!/bin/sh\n")
+    (source / "tool").chmod(0o755)
+    (source / "alias").symlink_to("tool")
+    work = ssh_host.remote_root / "work"  # removed with the host
+    work.mkdir()
+    os.chown(work, ssh_host.user.pw_uid, ssh_host.user.pw_gid)
+    assert create_remote(sandbox, "far", "--work-dir", str(work)).returncode == 0
+    pushed = sandbox.mngr("push", "far", str(source))
+    assert pushed.returncode == 0, pushed.stderr
+    assert all(info.st_uid == ssh_host.user.pw_uid for info in (p.lstat() for p in work.rglob("*")))
+    for name in ("pkg/mod.py", "blob.bin", "tool"):
+        assert (work / name).read_bytes() == (source / name).read_bytes()
+    assert (work / "tool").stat().st_mode & 0o777 == 0o755 and os.readlink(work / "alias") == "tool"
+    assert "nothing to push" in sandbox.mngr("push", "far", str(source)).stdout
+    back = sandbox.root / "back"
+    assert sandbox.mngr("pull", "far", str(back)).returncode == 0
+    for name in ("pkg/mod.py", "blob.bin", "tool"):
+        assert (back / name).read_bytes() == (source / name).read_bytes()
