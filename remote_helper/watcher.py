@@ -48,6 +48,7 @@ MAX_POLL_SECONDS = 5.0
 MIN_POLL_SECONDS = 0.5
 COMMAND_TIMEOUT_SECONDS = 120.0
 LOG_MAX_BYTES = 1024 * 1024
+CLOCK_TICKS = float(os.sysconf("SC_CLK_TCK"))  # /proc/*/stat counts CPU in these
 
 
 def poll_seconds(settings):
@@ -97,7 +98,7 @@ def boot_time():
         with open("/proc/1/stat") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
         # Field 22, starttime, in clock ticks since boot.
-        return booted + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        return booted + int(fields[19]) / CLOCK_TICKS
     except (OSError, ValueError, IndexError, TypeError):
         return booted
 
@@ -126,7 +127,7 @@ def _cpu_seconds(pid):
     except (OSError, IndexError):
         return None
     try:
-        return sum(int(value) for value in fields[11:15]) / float(os.sysconf("SC_CLK_TCK"))
+        return sum(int(value) for value in fields[11:15]) / CLOCK_TICKS
     except (ValueError, IndexError):
         return None
 
