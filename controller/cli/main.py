@@ -112,6 +112,17 @@ def run(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except OSError as exc:  # this machine refused something: a full disk, a permission
+        print(f"mngr: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a defect in mngr: still one line, the rest on request
+        if os.environ.get("MNGR_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        detail = _one_line(f"{type(exc).__name__}: {exc}")
+        print(f"mngr: internal error: {detail} (MNGR_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
     return result if isinstance(result, int) else 0
 
 
