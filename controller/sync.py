@@ -15,7 +15,6 @@ or untracked files) are never overwritten or deleted unless ``force`` is given.
 
 from __future__ import annotations
 
-import json
 import os
 import zlib
 from collections.abc import Iterator
@@ -101,24 +100,39 @@ def _refuse_if_uncommitted(plan: Plan, uncommitted: list[str], where: str) -> No
 
 
 def _decode_manifest(host: str, blob: bytes) -> list[Entry]:
+    """The host's manifest, its form checked. Paths are checked where they are used: every
+    function that writes or deletes (remote_helper/files.py) refuses an unsafe one."""
     try:
-        entries = json.loads(zlib.decompress(blob))
+        entries: list[Entry] = files.parse_manifest(zlib.decompress(blob))
     except (zlib.error, ValueError) as exc:
-        raise ProtocolViolation(host, f"unreadable manifest from the host: {exc}") from exc
-    if not isinstance(entries, list):
-        raise ProtocolViolation(host, "the host's manifest is not a list")
-    checked = []
-    for entry in entries:
-        if (not isinstance(entry, list) or len(entry) != 6 or entry[1] not in ("f", "l", "d")
-                or not all(isinstance(value, int) and not isinstance(value, bool) for value in entry[2:5])
-                or not isinstance(entry[5], str)):
-            raise ProtocolViolation(host, f"malformed manifest entry from the host: {entry!r}"[:200])
+        raise ProtocolViolation(host, f"unreadable manifest from the host: {exc}"[:300]) from exc
+    return entries
+
+
+def _both_manifests(handle: HostHandle, name: str, local_root: str,
+                    include_ignored: bool) -> tuple[protocol.Manifest, list[Entry], list[Entry]]:
+    """(the host's reply, its entries, the local entries), the local walk done while the
+    host walks its side."""
+    import threading
+
+    local: list[list[Entry]] = []
+    failure: list[BaseException] = []
+
+    def walk() -> None:
         try:
-            files.check_path(entry[0])
-        except RequestFailed as exc:
-            raise ProtocolViolation(host, f"the host's manifest holds an unsafe path: {exc.message}") from exc
-        checked.append(entry)
-    return checked
+            local.append(files.manifest(local_root, include_ignored))
+        except BaseException as exc:  # handed to the caller
+            failure.append(exc)
+
+    walker = threading.Thread(target=walk)
+    walker.start()
+    try:
+        reply, blob = handle.get_manifest(name, include_ignored)
+    finally:
+        walker.join()
+    if failure:
+        raise failure[0]
+    return reply, _decode_manifest(handle.host, blob), local[0]
 
 
 # -- push -----------------------------------------------------------------------------------
@@ -144,8 +158,8 @@ def _local_parts(root: str, entry: Entry) -> Iterator[tuple[bytes, int, bool]]:
 
 def push(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_run: bool,
          include_ignored: bool, force: bool) -> Plan:
-    reply, blob = handle.get_manifest(name, include_ignored)
-    plan = make_plan(files.manifest(local_root, include_ignored), _decode_manifest(handle.host, blob), delete)
+    reply, remote, local = _both_manifests(handle, name, local_root, include_ignored)
+    plan = make_plan(local, remote, delete)
     if not force:
         _refuse_if_uncommitted(plan, reply.uncommitted, f"{name}'s work dir ({reply.root})")
     if dry_run or plan.empty:
@@ -153,24 +167,65 @@ def push(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
     request = protocol.WriteFiles(name=name, deletes=list(plan.replace))
     if plan.replace:
         handle.write_files(request, b"")
-    request = protocol.WriteFiles(name=name, dirs=[[entry[0], entry[2]] for entry in plan.dirs])
-    chunks: list[bytes] = []
-    size = 0
-    for entry in plan.send:
-        if entry[1] == "l":
-            request.links.append([entry[0], entry[5]])
-            continue
-        for data, offset, final in _local_parts(local_root, entry):
-            packed, compressed = files.pack(data)
-            request.parts.append([entry[0], entry[2], entry[4], size, len(packed), compressed, offset, final])
-            chunks.append(packed)
-            size += len(packed)
-            if size >= BATCH_BYTES:
-                handle.write_files(request, b"".join(chunks))
-                request, chunks, size = protocol.WriteFiles(name=name), [], 0
-    request.deletes = list(plan.delete)
-    handle.write_files(request, b"".join(chunks))
+    with _Sender(handle) as sender:
+        request = protocol.WriteFiles(name=name, dirs=[[entry[0], entry[2]] for entry in plan.dirs])
+        chunks: list[bytes] = []
+        size = 0
+        for entry in plan.send:
+            if entry[1] == "l":
+                request.links.append([entry[0], entry[5]])
+                continue
+            for data, offset, final in _local_parts(local_root, entry):
+                packed, compressed = files.pack(data)
+                request.parts.append([entry[0], entry[2], entry[4], size, len(packed), compressed, offset, final])
+                chunks.append(packed)
+                size += len(packed)
+                if size >= BATCH_BYTES:
+                    sender.send(request, b"".join(chunks))
+                    request, chunks, size = protocol.WriteFiles(name=name), [], 0
+        request.deletes = list(plan.delete)
+        sender.send(request, b"".join(chunks))
     return plan
+
+
+class _Sender:
+    """Sends batches on a thread of its own, one at a time, while the next one is packed.
+
+    A batch's parts must land in order (a file's parts are appended), so batches go one
+    after another; reading and compressing the next overlaps with sending this one.
+    """
+
+    def __init__(self, handle: HostHandle) -> None:
+        import queue
+        import threading
+
+        self._handle = handle
+        self._queue: queue.Queue[tuple[protocol.WriteFiles, bytes] | None] = queue.Queue(maxsize=1)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._failure is None:
+                try:
+                    self._handle.write_files(*item)
+                except BaseException as exc:  # handed to the pushing thread
+                    self._failure = exc
+
+    def send(self, request: protocol.WriteFiles, blob: bytes) -> None:
+        if self._failure is not None:
+            raise self._failure
+        self._queue.put((request, blob))
+
+    def __enter__(self) -> _Sender:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._failure is not None and exc_info[0] is None:
+            raise self._failure
 
 
 # -- pull -----------------------------------------------------------------------------------
@@ -191,12 +246,20 @@ def _batches(entries: list[Entry]) -> Iterator[list[Entry]]:
 
 def pull(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_run: bool,
          include_ignored: bool, force: bool) -> Plan:
-    _, blob = handle.get_manifest(name, include_ignored)
-    plan = make_plan(_decode_manifest(handle.host, blob), files.manifest(local_root, include_ignored), delete)
+    _, remote, local = _both_manifests(handle, name, local_root, include_ignored)
+    plan = make_plan(remote, local, delete)
     if not force:
         _refuse_if_uncommitted(plan, files.uncommitted(local_root), local_root)
     if dry_run or plan.empty:
         return plan
+    try:
+        _land_plan(handle, name, local_root, plan)
+    except RequestFailed as exc:  # a path from the host's manifest that must not be written
+        raise ProtocolViolation(handle.host, exc.message) from exc
+    return plan
+
+
+def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> None:
     for path in plan.replace:
         files.delete(local_root, path)
     for entry in plan.dirs:
@@ -211,7 +274,6 @@ def pull(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
             _land_pulled(handle.host, local_root, item, data, wanted)
     for path in sorted(plan.delete, key=lambda item: item.count("/"), reverse=True):
         files.delete(local_root, path)
-    return plan
 
 
 def _land_pulled(host: str, local_root: str, item: list[Any], data: bytes, wanted: set[str]) -> None:
