@@ -40,12 +40,15 @@ DEFAULT_STOP_GRACE_SECONDS = 30.0
 DEFAULT_CPU_THRESHOLD = 0.05
 
 
-def _host_state_dir():
-    return state.ensure_dir(os.path.join(state.host_dir(), "host"))
+def _host_state_dir(create=False):
+    """``host/`` in the host dir; only writers create it (a listing writes nothing)."""
+    path = os.path.join(state.host_dir(), "host")
+    return state.ensure_dir(path) if create else path
 
 
-def activity_dir():
-    return state.ensure_dir(os.path.join(_host_state_dir(), "activity"))
+def activity_dir(create=False):
+    path = os.path.join(_host_state_dir(create), "activity")
+    return state.ensure_dir(path) if create else path
 
 
 def settings_path():
@@ -154,6 +157,7 @@ def update_settings(fields, only_if_unset=False, check=None, dry_run=False):
     changes = _checked(fields)
     if not changes:
         return read_settings()  # a question, not a change: the idle clock keeps running
+    _host_state_dir(create=True)
     with state.named_lock("idle-settings"):
         if only_if_unset and os.path.exists(settings_path()):
             return read_settings()
@@ -181,7 +185,10 @@ def enabled(settings):
 def note(source, agent="", when=None):
     """Record activity from ``source`` (at ``when``, default now), attributed to ``agent``."""
     when = time.time() if when is None else when
-    path = os.path.join(activity_dir(), source)
+    try:
+        path = os.path.join(activity_dir(create=True), source)
+    except OSError:
+        return
     content = ('{"agent": %s, "time": %d}\n' % (_json_string(agent), when * 1000)).encode("utf-8")
     # Not written atomically or synced: the mtime is what counts, and a torn file only
     # loses the agent's name. Activity is advisory: a full disk must not fail the request.
@@ -192,17 +199,6 @@ def note(source, agent="", when=None):
         finally:
             os.close(fd)
         os.utime(path, (when, when))
-    except OSError:
-        pass
-
-
-def touch(source, when):
-    """Move ``source``'s time forward to ``when`` without rewriting who caused it."""
-    path = os.path.join(activity_dir(), source)
-    try:
-        os.utime(path, (when, when))
-    except FileNotFoundError:
-        note(source, "", when)
     except OSError:
         pass
 
@@ -259,6 +255,7 @@ def keep_alive(agent, seconds):
     """Count the host as active for ``seconds`` from now (never shortening a longer lease)."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 366 * 86400:
         raise RequestFailed("invalid", "a keepalive lasts more than 0 seconds and at most a year, not %r s" % (seconds,))
+    _host_state_dir(create=True)
     with state.named_lock("idle-settings"):
         until = time.time() + seconds
         current = read_lease()

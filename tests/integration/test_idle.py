@@ -265,3 +265,10 @@ def test_agents_in_two_tmux_servers_of_one_host_dir_pause_the_watcher(sandbox) -
     time.sleep(4)
     assert _state(sandbox, "here") in ("RUNNING", "WAITING")
     subprocess.run(["tmux", "kill-server"], env={**sandbox.env, "TMUX_TMPDIR": str(other_tmux)})
+
+
+def test_a_listing_writes_nothing_on_a_fresh_host(sandbox) -> None:
+    listed = sandbox.mngr("list", "--format", "json", env={"MNGR_HOST_DAEMON": "0"})
+    assert listed.returncode == 0 and json.loads(listed.stdout)["hosts"][0]["idle_timeout"] is None
+    host_state = sandbox.host_dir / "host"
+    assert not (host_state / "activity").exists() and not (host_state / "idle.json").exists()
