@@ -267,13 +267,48 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> No
     for entry in plan.send:
         if entry[1] == "l":
             files.write_link(local_root, entry[0], entry[5])
-    for batch in _batches([entry for entry in plan.send if entry[1] == "f"]):
-        wanted = {entry[0] for entry in batch}
-        reply, data = handle.read_files(name, sorted(wanted))
+    batches = [sorted(entry[0] for entry in batch)
+               for batch in _batches([entry for entry in plan.send if entry[1] == "f"])]
+    for paths, (reply, data) in zip(batches, _fetched(handle, name, batches), strict=True):
+        wanted = set(paths)
         for item in reply.files:
             _land_pulled(handle.host, local_root, item, data, wanted)
     for path in sorted(plan.delete, key=lambda item: item.count("/"), reverse=True):
         files.delete(local_root, path)
+
+
+def _fetched(handle: HostHandle, name: str,
+             batches: list[list[str]]) -> Iterator[tuple[protocol.FileData, bytes]]:
+    """Each batch's files, in order, the next batch already asked for while one is written."""
+    import threading
+
+    results: list[tuple[protocol.FileData, bytes] | BaseException | None] = [None] * len(batches)
+    ready = [threading.Event() for _ in batches]
+    landed = [threading.Semaphore(0) for _ in batches]
+
+    def fetch() -> None:
+        for index, paths in enumerate(batches):
+            if index >= 2:
+                landed[index - 2].acquire()  # at most two batches held in memory
+            try:
+                results[index] = handle.read_files(name, paths)
+            except BaseException as exc:  # handed to the landing thread
+                results[index] = exc
+                ready[index].set()
+                return
+            ready[index].set()
+
+    fetcher = threading.Thread(target=fetch, daemon=True)
+    fetcher.start()
+    for index in range(len(batches)):
+        ready[index].wait()
+        result = results[index]
+        results[index] = None
+        if isinstance(result, BaseException):
+            raise result
+        assert result is not None
+        yield result
+        landed[index].release()
 
 
 def _land_pulled(host: str, local_root: str, item: list[Any], data: bytes, wanted: set[str]) -> None:

@@ -232,3 +232,11 @@ def test_a_hostile_helper_reply_is_rejected_on_pull(tmp_path: Path) -> None:
             sync._decode_manifest("h", zlib.compress(raw))
     with pytest.raises(ProtocolViolation):
         sync._decode_manifest("h", b"not zlib")
+
+
+def test_a_local_path_that_cannot_be_made_is_one_line(sandbox, agent_dir: Path) -> None:
+    blocker = sandbox.root / "a-file"
+    blocker.write_text("not a directory")
+    result = sandbox.mngr("pull", "box", str(blocker / "inside"))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("mngr: error: ")
