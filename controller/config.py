@@ -179,6 +179,7 @@ TEMPLATE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "idle_timeout": (str, int, float),
     "idle_mode": str,
     "activity_sources": list,
+    "source": str,
 }
 # The same patterns as --env and --label (controller/cli/common.py), kept here so that
 # loading the configuration does not import the CLI.

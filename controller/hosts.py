@@ -193,9 +193,15 @@ class HostHandle:
     def note_activity(self, name: str, source: str) -> None:
         self._call(protocol.NoteActivity(name=name, source=source), protocol.Done, timeout=self.timeout)
 
-    def get_manifest(self, name: str, include_ignored: bool) -> tuple[protocol.Manifest, bytes]:
-        return self._call_with_blob(protocol.GetManifest(name=name, include_ignored=include_ignored),
-                                    protocol.Manifest, timeout=self.timeout)
+    def get_manifest(self, name: str, include_ignored: bool, work_dir: str = "") -> tuple[protocol.Manifest, bytes]:
+        request = protocol.GetManifest(name=name, include_ignored=include_ignored, work_dir=work_dir)
+        return self._call_with_blob(request, protocol.Manifest, timeout=self.timeout)
+
+    def prepare_work_dir(self, name: str, path: str, bundle: bytes = b"", remove: bool = False) -> str:
+        timeout = None if self.timeout is None else self.timeout + len(bundle) / 1e6
+        reply, _ = self._call_with_blob(protocol.PrepareWorkDir(name=name, path=path, remove=remove),
+                                        protocol.WorkDir, bundle, timeout=timeout)
+        return reply.path
 
     def write_files(self, request: protocol.WriteFiles, blob: bytes) -> None:
         # Writing is bounded by the data sent, not by the host: allow for a slow link.

@@ -109,8 +109,8 @@ def _decode_manifest(host: str, blob: bytes) -> list[Entry]:
     return entries
 
 
-def _both_manifests(handle: HostHandle, name: str, local_root: str,
-                    include_ignored: bool) -> tuple[protocol.Manifest, list[Entry], list[Entry]]:
+def _both_manifests(handle: HostHandle, name: str, local_root: str, include_ignored: bool,
+                    work_dir: str = "") -> tuple[protocol.Manifest, list[Entry], list[Entry]]:
     """(the host's reply, its entries, the local entries), the local walk done while the
     host walks its side."""
     import threading
@@ -127,7 +127,7 @@ def _both_manifests(handle: HostHandle, name: str, local_root: str,
     walker = threading.Thread(target=walk)
     walker.start()
     try:
-        reply, blob = handle.get_manifest(name, include_ignored)
+        reply, blob = handle.get_manifest(name, include_ignored, work_dir)
     finally:
         walker.join()
     if failure:
@@ -157,18 +157,20 @@ def _local_parts(root: str, entry: Entry) -> Iterator[tuple[bytes, int, bool]]:
 
 
 def push(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_run: bool,
-         include_ignored: bool, force: bool) -> Plan:
-    reply, remote, local = _both_manifests(handle, name, local_root, include_ignored)
+         include_ignored: bool, force: bool, work_dir: str = "") -> Plan:
+    """Push ``local_root`` into agent ``name``'s work dir (or, with no name, ``work_dir``)."""
+    reply, remote, local = _both_manifests(handle, name, local_root, include_ignored, work_dir)
     plan = make_plan(local, remote, delete)
     if not force:
         _refuse_if_uncommitted(plan, reply.uncommitted, f"{name}'s work dir ({reply.root})")
     if dry_run or plan.empty:
         return plan
-    request = protocol.WriteFiles(name=name, deletes=list(plan.replace))
+    request = protocol.WriteFiles(name=name, deletes=list(plan.replace), work_dir=work_dir)
     if plan.replace:
         handle.write_files(request, b"")
     with _Sender(handle) as sender:
-        request = protocol.WriteFiles(name=name, dirs=[[entry[0], entry[2]] for entry in plan.dirs])
+        request = protocol.WriteFiles(name=name, dirs=[[entry[0], entry[2]] for entry in plan.dirs],
+                                      work_dir=work_dir)
         chunks: list[bytes] = []
         size = 0
         for entry in plan.send:
@@ -182,7 +184,7 @@ def push(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
                 size += len(packed)
                 if size >= BATCH_BYTES:
                     sender.send(request, b"".join(chunks))
-                    request, chunks, size = protocol.WriteFiles(name=name), [], 0
+                    request, chunks, size = protocol.WriteFiles(name=name, work_dir=work_dir), [], 0
         request.deletes = list(plan.delete)
         sender.send(request, b"".join(chunks))
     return plan
@@ -226,6 +228,38 @@ class _Sender:
         self._thread.join()
         if self._failure is not None and exc_info[0] is None:
             raise self._failure
+
+
+# -- a new agent's work dir ------------------------------------------------------------------
+
+
+def git_bundle(source: str) -> bytes:
+    """Every ref of the repository whose top level is ``source``, as a git bundle; b"" when
+    ``source`` is not the top of a git work tree or has no commits yet."""
+    import subprocess
+
+    try:
+        top = subprocess.run(["git", "-C", source, "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+        if top.returncode != 0 or os.path.realpath(top.stdout.strip()) != os.path.realpath(source):
+            return b""
+        bundle = subprocess.run(["git", "-C", source, "bundle", "create", "-", "--all"], capture_output=True)
+    except OSError:
+        return b""
+    return bundle.stdout if bundle.returncode == 0 else b""
+
+
+def seed_work_dir(handle: HostHandle, name: str, source: str, path: str) -> str:
+    """Make agent ``name``'s new work dir on the host from ``source``: a git repository
+    arrives with its history (a bundle, cloned), then the files as they are here
+    (uncommitted changes included; .gitignore honoured). Returns the work dir's path; on
+    failure nothing is left on the host."""
+    made = handle.prepare_work_dir(name, path, git_bundle(source))
+    try:
+        push(handle, "", source, delete=False, dry_run=False, include_ignored=False, force=True, work_dir=made)
+    except BaseException:
+        handle.prepare_work_dir(name, made, remove=True)
+        raise
+    return made
 
 
 # -- pull -----------------------------------------------------------------------------------

@@ -409,3 +409,55 @@ def packed_manifest(root, include_ignored):
     import zlib
 
     return zlib.compress(raw_manifest(root, include_ignored), 1)
+
+
+def prepare_work_dir(host_dir, name, path, bundle):
+    """Make a new work dir (``path``, or ``host_dir/work/name``); clone ``bundle`` into it.
+
+    The dir must not exist yet or be empty: a work dir full of someone's files is never
+    mixed with another tree. Returns the absolute path.
+    """
+    path = os.path.abspath(os.path.expanduser(path or os.path.join(host_dir, "work", name)))
+    if os.path.lexists(path) and (not os.path.isdir(path) or os.path.islink(path) or os.listdir(path)):
+        raise RequestFailed("invalid", "work dir %s already exists and is not empty" % path)
+    old_umask = os.umask(0o022)
+    try:
+        os.makedirs(path, exist_ok=True)
+    finally:
+        os.umask(old_umask)
+    if bundle:
+        _clone_bundle(path, bundle)
+    return path
+
+
+def _clone_bundle(path, bundle):
+    import tempfile
+
+    handle, bundle_path = tempfile.mkstemp(prefix=".mngr-bundle-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(handle, "wb") as output:
+            output.write(bundle)
+        for command in (
+            ["git", "clone", "--quiet", bundle_path, path],
+            ["git", "-C", path, "remote", "remove", "origin"],
+        ):
+            try:
+                completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                           stderr=subprocess.STDOUT)
+            except OSError:
+                raise RequestFailed("missing_binary", "git is not installed on this host (needed for --source "
+                                    "with a git repository)") from None
+            if completed.returncode != 0:
+                message = completed.stdout.decode("utf-8", "replace").strip().splitlines()
+                raise RequestFailed("invalid", "git %s failed: %s" % (command[1], message[-1] if message else "?"))
+    finally:
+        os.unlink(bundle_path)
+
+
+def remove_work_dir(path):
+    """Take away a work dir made by prepare_work_dir (a create that failed afterwards)."""
+    path = os.path.abspath(path)
+    if os.path.isdir(path) and not os.path.islink(path):
+        import shutil
+
+        shutil.rmtree(path)

@@ -27,14 +27,15 @@ from .wire import (
 
 # Requests that change agents: the idle watcher never stops the host while one runs.
 _OPERATIONS = frozenset(
-    ["CreateAgent", "StartAgent", "StopAgent", "DestroyAgent", "SendMessage", "ExecStart", "WriteFiles"]
+    ["CreateAgent", "StartAgent", "StopAgent", "DestroyAgent", "SendMessage", "ExecStart", "WriteFiles",
+     "PrepareWorkDir"]
 )
 # Requests that are activity on the host, and the source they count as.
 _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "message"}
 # Message types that are replies: a peer sending one of these as a request made a mistake.
 _REPLY_TYPES = frozenset(
     ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
-     "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData"]
+     "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir"]
 )
 _LOG_MAX_BYTES = 1024 * 1024
 
@@ -217,19 +218,26 @@ class Server(object):
         if message_type == "ReadWatcherLog":
             return "Captured", {}, idle.watcher_log_tail(fields["tail_lines"])
         if message_type == "GetManifest":
-            root = self._work_dir(fields["name"])
+            root = self._work_dir(fields["name"], fields["work_dir"])
             return (
                 "Manifest",
                 {"root": root, "uncommitted": files.uncommitted(root)},
                 files.packed_manifest(root, fields["include_ignored"]),
             )
         if message_type == "WriteFiles":
-            root = self._work_dir(fields["name"])
+            root = self._work_dir(fields["name"], fields["work_dir"])
             files.apply_write(root, fields["dirs"], fields["links"], fields["parts"], fields["deletes"], blob)
             idle.note("user", fields["name"])
             return "Done", {}, b""
+        if message_type == "PrepareWorkDir":
+            agents.check_name(fields["name"])
+            if fields["remove"]:
+                files.remove_work_dir(fields["path"])
+                return "WorkDir", {"path": fields["path"]}, b""
+            path = files.prepare_work_dir(state.host_dir(), fields["name"], fields["path"], blob)
+            return "WorkDir", {"path": path}, b""
         if message_type == "ReadFiles":
-            entries, data = files.read_many(self._work_dir(fields["name"]), fields["paths"])
+            entries, data = files.read_many(self._work_dir(fields["name"], ""), fields["paths"])
             return "FileData", {"files": entries}, data
         if message_type == "ExecStart":
             work_dir, env = agents.exec_context(fields["name"])
@@ -246,7 +254,12 @@ class Server(object):
             return "Done", {}, b""
         raise ProtocolError("unknown_type", "no handler for %s" % message_type)
 
-    def _work_dir(self, name):
+    def _work_dir(self, name, work_dir):
+        """The agent's work dir; with no name, ``work_dir`` (one PrepareWorkDir made)."""
+        if not name:
+            if not os.path.isabs(work_dir) or not os.path.isdir(work_dir):
+                raise RequestFailed("invalid", "no agent named and no work dir to write to: %r" % work_dir)
+            return work_dir
         work_dir, _ = agents.exec_context(name)
         if not os.path.isdir(work_dir):
             raise RequestFailed("invalid", "the work dir %s of agent %r does not exist" % (work_dir, name))

@@ -157,10 +157,12 @@ class ReadWatcherLog(msgspec.Struct, tag=True, kw_only=True):
 
 
 class GetManifest(msgspec.Struct, tag=True, kw_only=True):
-    """The agent's work dir as a manifest; answered with Manifest (see remote_helper/files.py)."""
+    """The agent's work dir (or, with no name, ``work_dir``) as a manifest; answered with
+    Manifest (see remote_helper/files.py)."""
 
     name: str
     include_ignored: bool = False
+    work_dir: str = ""
 
 
 class WriteFiles(msgspec.Struct, tag=True, kw_only=True):
@@ -176,6 +178,17 @@ class WriteFiles(msgspec.Struct, tag=True, kw_only=True):
     links: list[list[Any]] = []
     parts: list[list[Any]] = []
     deletes: list[str] = []
+    work_dir: str = ""  # with no name: a work dir made by PrepareWorkDir
+
+
+class PrepareWorkDir(msgspec.Struct, tag=True, kw_only=True):
+    """Make a new, empty work dir for agent ``name`` (``path``, or by default
+    ``$MNGR_HOST_DIR/work/NAME``); a blob is a git bundle to clone into it. With ``remove``,
+    take away the one made earlier. Answered with WorkDir."""
+
+    name: str
+    path: str = ""
+    remove: bool = False
 
 
 class ReadFiles(msgspec.Struct, tag=True, kw_only=True):
@@ -239,6 +252,10 @@ class Manifest(msgspec.Struct, tag=True, kw_only=True):
     uncommitted: list[str] = []
 
 
+class WorkDir(msgspec.Struct, tag=True, kw_only=True):
+    path: str
+
+
 class FileData(msgspec.Struct, tag=True, kw_only=True):
     """``files``: [path, blob offset, length, zlib-compressed, mode, mtime_ns, size]."""
 
@@ -282,11 +299,11 @@ class Error(msgspec.Struct, tag=True):
 Request = (
     Ping | GetHelperInfo | ListAgents | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
     | CapturePane | ReadOutput | NoteActivity | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
-    | ReadFiles | ExecStart | ExecRead | ExecKill
+    | PrepareWorkDir | ReadFiles | ExecStart | ExecRead | ExecKill
 )
 Reply = (
-    Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | FileData | Captured | OutputChunk
-    | ExecStarted | ExecOutput | Error
+    Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | WorkDir | FileData | Captured
+    | OutputChunk | ExecStarted | ExecOutput | Error
 )
 
 REQUEST_TYPES: tuple[type[msgspec.Struct], ...] = Request.__args__  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -12,6 +13,7 @@ from ..errors import MissingBinary, MngrError, UsageError
 from ..hosts import HostHandle
 from ..idle_options import MODES_HELP, SOURCES_HELP, settings_requests
 from ..names import generate_name, validate_name
+from ..sync import seed_work_dir
 from .common import (
     ENV_NAME_PATTERN,
     LABEL_KEY_PATTERN,
@@ -36,6 +38,7 @@ _TEMPLATE_PARAMS = {
     "idle_timeout": "idle_timeout",
     "idle_mode": "idle_mode",
     "activity_sources": "activity_sources",
+    "source": "source",
 }
 
 
@@ -73,6 +76,9 @@ class CreateCommand(click.Command):
 @click.option("--idle-mode", metavar="MODE", help=f"Which activity keeps the host up: {MODES_HELP} (default io).")
 @click.option("--activity-sources", metavar="LIST",
               help=f"Exactly which activity counts, comma-separated: {SOURCES_HELP}.")
+@click.option("--source", metavar="PATH",
+              help="Copy this directory into a new work dir for the agent first (a git repository with its "
+                   "history); the work dir is --work-dir, or $MNGR_HOST_DIR/work/NAME on the host.")
 @click.pass_context
 @pass_app
 def create(
@@ -95,6 +101,7 @@ def create(
     idle_timeout: str | None,
     idle_mode: str | None,
     activity_sources: str | None,
+    source: str | None,
 ) -> None:
     """Create and run an agent on a host.
 
@@ -152,7 +159,13 @@ def create(
     provider.check_host(host_name)
     if accept_new_host_key:
         provider.trust_new_host_keys()
-    directory = provider.resolve_work_dir(host_name, work_dir)
+    source_root = None
+    if options.get("source"):
+        source_root = os.path.abspath(os.path.expanduser(options["source"]))
+        if not os.path.isdir(source_root):
+            raise UsageError(f"--source {options['source']!r} is not a directory")
+    # With --source and no --work-dir, the host picks the new work dir ("").
+    directory = provider.resolve_work_dir(host_name, work_dir) if work_dir or source_root is None else ""
     idle_requests = settings_requests(
         options.get("idle_timeout"), options.get("idle_mode"), options.get("activity_sources"),
         provider.idle_defaults(host_name),
@@ -168,6 +181,8 @@ def create(
             if not request.only_if_unset:
                 # Checked before the agent exists: a host that refuses them gets no agent either.
                 handle.set_idle_settings(msgspec.structs.replace(request, dry_run=True))
+        if source_root is not None:
+            directory = seed_work_dir(handle, name, source_root, directory)
         try:
             info = handle.create_agent(
                 name=name,
@@ -178,10 +193,13 @@ def create(
                 env=env,
                 labels=labels,
             )
-        except MissingBinary as exc:
-            raise MngrError(
-                f"agent type {agent_type.name!r} needs {binary!r}, which was not found on PATH on host {host_name!r}"
-            ) from exc
+        except BaseException as exc:
+            if source_root is not None:  # the copy was made for this agent only
+                handle.prepare_work_dir(name, directory, remove=True)
+            if isinstance(exc, MissingBinary):
+                raise MngrError(f"agent type {agent_type.name!r} needs {binary!r}, which was not found on PATH "
+                                f"on host {host_name!r}") from exc
+            raise
         # Again, now that the agent exists: a listing that asked before it did keeps the host.
         provider.remember(host_name)
         for request in idle_requests:

@@ -444,3 +444,21 @@ def test_push_and_pull_over_ssh(sandbox, ssh_host: SshHost) -> None:
     assert sandbox.mngr("pull", "far", str(back)).returncode == 0
     for name in ("pkg/mod.py", "blob.bin", "tool"):
         assert (back / name).read_bytes() == (source / name).read_bytes()
+
+
+def test_create_from_a_source_on_an_ssh_host(sandbox, ssh_host: SshHost) -> None:
+    project = sandbox.root / "project"
+    project.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-C", str(project)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (project / "main.py").write_text("print('hi')\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], check=True)
+    created = sandbox.mngr("create", "far", "command", "--in", "ssh", "--host", "testhost", "--no-connect",
+                           "--source", str(project), "--", "sleep", "600")
+    assert created.returncode == 0, created.stderr
+    work = ssh_host.remote_host_dir / "work" / "far"
+    assert (work / "main.py").read_text() == "print('hi')\n"
+    assert work.stat().st_uid == ssh_host.user.pw_uid
+    log = sandbox.mngr("exec", "far", "git log --format=%s")
+    assert log.returncode == 0 and log.stdout == "start\n"

@@ -240,3 +240,58 @@ def test_a_local_path_that_cannot_be_made_is_one_line(sandbox, agent_dir: Path) 
     result = sandbox.mngr("pull", "box", str(blocker / "inside"))
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("mngr: error: ")
+
+
+def test_create_from_a_source_brings_history_branches_and_uncommitted_work(sandbox) -> None:
+    project = sandbox.root / "project"
+    project.mkdir()
+    _git(project, "init", "-q", "-b", "main")
+    (project / ".gitignore").write_text("*.log\n")
+    (project / "a.txt").write_text("one\n")
+    _git(project, "add", ".")
+    _git(project, "commit", "-qm", "first")
+    _git(project, "checkout", "-qb", "feature")
+    (project / "b.txt").write_text("two\n")
+    _git(project, "add", "b.txt")
+    _git(project, "commit", "-qm", "second")
+    (project / "a.txt").write_text("one, edited\n")  # uncommitted
+    (project / "notes.txt").write_text("untracked\n")
+    (project / "debug.log").write_text("ignored\n")
+    created = sandbox.mngr("create", "copy", "command", "--no-connect", "--source", str(project), "--",
+                           "sleep", "600")
+    assert created.returncode == 0, created.stderr
+    work = sandbox.host_dir / "work" / "copy"
+    (agent,) = json.loads(sandbox.mngr("list", "--format", "json").stdout)["agents"]
+    assert agent["work_dir"] == str(work)
+    log = subprocess.run(["git", "-C", str(work), "log", "--format=%s", "--all"], capture_output=True, text=True)
+    assert sorted(log.stdout.split()) == ["first", "second"]
+    branch = subprocess.run(["git", "-C", str(work), "branch", "--show-current"], capture_output=True, text=True)
+    assert branch.stdout.strip() == "feature"
+    assert (work / "a.txt").read_text() == "one, edited\n" and (work / "notes.txt").exists()
+    assert not (work / "debug.log").exists()
+    # The agent commits there; a pull brings its work back.
+    (work / "c.txt").write_text("by the agent\n")
+    back = sandbox.root / "back"
+    assert sandbox.mngr("pull", "copy", str(back)).returncode == 0 and (back / "c.txt").exists()
+
+
+def test_a_create_from_a_source_that_fails_leaves_no_work_dir(sandbox) -> None:
+    source = sandbox.root / "plain"
+    source.mkdir()
+    (source / "f").write_text("x")
+    assert sandbox.mngr("create", "taken", "command", "--no-connect", "--", "sleep", "600").returncode == 0
+    elsewhere = sandbox.root / "fresh-work"
+    result = sandbox.mngr("create", "taken", "command", "--no-connect", "--source", str(source),
+                          "--work-dir", str(elsewhere), "--", "sleep", "600")
+    assert result.returncode == 1 and "already exists" in result.stderr
+    assert not elsewhere.exists(), "the copy made for the refused agent is gone"
+    busy = sandbox.root / "busy"
+    busy.mkdir()
+    (busy / "mine").write_text("keep")
+    refused = sandbox.mngr("create", "other", "command", "--no-connect", "--source", str(source),
+                           "--work-dir", str(busy), "--", "sleep", "600")
+    assert refused.returncode == 1 and "already exists and is not empty" in refused.stderr
+    assert [p.name for p in busy.iterdir()] == ["mine"]
+    missing = sandbox.mngr("create", "x", "command", "--no-connect", "--source", str(sandbox.root / "nope"),
+                           "--", "sleep", "600")
+    assert missing.returncode == 2 and "is not a directory" in missing.stderr
