@@ -197,16 +197,21 @@ class HostHandle:
         request = protocol.GetManifest(name=name, include_ignored=include_ignored, work_dir=work_dir)
         return self._call_with_blob(request, protocol.Manifest, timeout=self.timeout)
 
-    def prepare_work_dir(self, name: str, path: str, bundle: bytes = b"", remove: bool = False) -> str:
+    def prepare_work_dir(self, name: str, path: str, bundle: bytes = b"", remove: bool = False,
+                         branch: str = "") -> str:
         timeout = None if self.timeout is None else self.timeout + len(bundle) / 1e6
-        reply, _ = self._call_with_blob(protocol.PrepareWorkDir(name=name, path=path, remove=remove),
-                                        protocol.WorkDir, bundle, timeout=timeout)
+        request = protocol.PrepareWorkDir(name=name, path=path, remove=remove, branch=branch)
+        reply, _ = self._call_with_blob(request, protocol.WorkDir, bundle, timeout=timeout)
         return reply.path
 
     def write_files(self, request: protocol.WriteFiles, blob: bytes) -> None:
         # Writing is bounded by the data sent, not by the host: allow for a slow link.
         timeout = None if self.timeout is None else self.timeout + len(blob) / 1e6
         self._call_with_blob(request, protocol.Done, blob, timeout=timeout)
+
+    def git_bundle(self, name: str) -> bytes:
+        _, bundle = self._call_with_blob(protocol.GetGitBundle(name=name), protocol.Captured, timeout=self.timeout)
+        return bundle
 
     def read_files(self, name: str, paths: list[str]) -> tuple[protocol.FileData, bytes]:
         return self._call_with_blob(protocol.ReadFiles(name=name, paths=paths), protocol.FileData,

@@ -233,27 +233,23 @@ class _Sender:
 # -- a new agent's work dir ------------------------------------------------------------------
 
 
-def git_bundle(source: str) -> bytes:
-    """Every ref of the repository whose top level is ``source``, as a git bundle; b"" when
-    ``source`` is not the top of a git work tree or has no commits yet."""
-    import subprocess
-
-    try:
-        top = subprocess.run(["git", "-C", source, "rev-parse", "--show-toplevel"], capture_output=True, text=True)
-        if top.returncode != 0 or os.path.realpath(top.stdout.strip()) != os.path.realpath(source):
-            return b""
-        bundle = subprocess.run(["git", "-C", source, "bundle", "create", "-", "--all"], capture_output=True)
-    except OSError:
-        return b""
-    return bundle.stdout if bundle.returncode == 0 else b""
-
-
 def seed_work_dir(handle: HostHandle, name: str, source: str, path: str) -> str:
     """Make agent ``name``'s new work dir on the host from ``source``: a git repository
     arrives with its history (a bundle, cloned), then the files as they are here
     (uncommitted changes included; .gitignore honoured). Returns the work dir's path; on
     failure nothing is left on the host."""
-    made = handle.prepare_work_dir(name, path, git_bundle(source))
+    bundle = files.git_bundle(source)
+    branch = ""
+    if bundle:
+        import subprocess
+
+        current = subprocess.run(["git", "-C", source, "symbolic-ref", "--quiet", "--short", "HEAD"],
+                                 capture_output=True, text=True)
+        branch = current.stdout.strip() if current.returncode == 0 else ""
+        if not branch:  # a detached HEAD: the same commit, detached
+            branch = subprocess.run(["git", "-C", source, "rev-parse", "HEAD"], capture_output=True,
+                                    text=True).stdout.strip()
+    made = handle.prepare_work_dir(name, path, bundle, branch=branch)
     try:
         push(handle, "", source, delete=False, dry_run=False, include_ignored=False, force=True, work_dir=made)
     except BaseException:
@@ -291,6 +287,36 @@ def pull(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
     except RequestFailed as exc:  # a path from the host's manifest that must not be written
         raise ProtocolViolation(handle.host, exc.message) from exc
     return plan
+
+
+def fetch_branches(handle: HostHandle, name: str, local_root: str) -> list[str]:
+    """Bring the branches of the agent's repository into the one at ``local_root`` as
+    ``refs/remotes/mngr/NAME/*``: nothing of the local branches or files changes. Returns
+    the refs fetched ([] when either side is not a git repository)."""
+    import subprocess
+    import tempfile
+
+    top = subprocess.run(["git", "-C", local_root, "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    if top.returncode != 0 or os.path.realpath(top.stdout.strip()) != os.path.realpath(local_root):
+        return []
+    bundle = handle.git_bundle(name)
+    if not bundle:
+        return []
+    with tempfile.NamedTemporaryFile(prefix="mngr-bundle-", suffix=".bundle") as handle_file:
+        handle_file.write(bundle)
+        handle_file.flush()
+        prefix = f"refs/remotes/mngr/{name}/"
+        fetched = subprocess.run(
+            ["git", "-C", local_root, "fetch", "--quiet", "--no-tags", "--force", handle_file.name,
+             f"refs/heads/*:{prefix}*"],
+            capture_output=True, text=True,
+        )
+        if fetched.returncode != 0:
+            lines = fetched.stderr.strip().splitlines()
+            raise MngrError(f"fetching {name}'s branches failed: {lines[-1] if lines else 'git fetch failed'}")
+    listed = subprocess.run(["git", "-C", local_root, "for-each-ref", "--format=%(refname:short)", prefix],
+                            capture_output=True, text=True)
+    return listed.stdout.split()
 
 
 def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> None:

@@ -411,8 +411,8 @@ def packed_manifest(root, include_ignored):
     return zlib.compress(raw_manifest(root, include_ignored), 1)
 
 
-def prepare_work_dir(host_dir, name, path, bundle):
-    """Make a new work dir (``path``, or ``host_dir/work/name``); clone ``bundle`` into it.
+def prepare_work_dir(host_dir, name, path, bundle, branch=""):
+    """Make a new work dir (``path``, or ``host_dir/work/name``); fill it from ``bundle``.
 
     The dir must not exist yet or be empty: a work dir full of someone's files is never
     mixed with another tree. Returns the absolute path.
@@ -426,21 +426,26 @@ def prepare_work_dir(host_dir, name, path, bundle):
     finally:
         os.umask(old_umask)
     if bundle:
-        _clone_bundle(path, bundle)
+        _unbundle(path, bundle, branch)
     return path
 
 
-def _clone_bundle(path, bundle):
+def _unbundle(path, bundle, branch):
+    """A repository in ``path`` with every branch and tag of ``bundle``, ``branch`` checked out."""
     import tempfile
 
     handle, bundle_path = tempfile.mkstemp(prefix=".mngr-bundle-", dir=os.path.dirname(path))
     try:
         with os.fdopen(handle, "wb") as output:
             output.write(bundle)
-        for command in (
-            ["git", "clone", "--quiet", bundle_path, path],
-            ["git", "-C", path, "remote", "remove", "origin"],
-        ):
+        commands = [
+            ["git", "init", "--quiet", path],
+            ["git", "-C", path, "fetch", "--quiet", "--update-head-ok", bundle_path,
+             "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*"],
+        ]
+        if branch:
+            commands.append(["git", "-C", path, "checkout", "--quiet", "--force", branch])
+        for command in commands:
             try:
                 completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                            stderr=subprocess.STDOUT)
@@ -449,7 +454,8 @@ def _clone_bundle(path, bundle):
                                     "with a git repository)") from None
             if completed.returncode != 0:
                 message = completed.stdout.decode("utf-8", "replace").strip().splitlines()
-                raise RequestFailed("invalid", "git %s failed: %s" % (command[1], message[-1] if message else "?"))
+                raise RequestFailed("invalid", "git %s failed: %s" % (command[3] if command[1] == "-C" else command[1],
+                                                                    message[-1] if message else "?"))
     finally:
         os.unlink(bundle_path)
 
@@ -461,3 +467,20 @@ def remove_work_dir(path):
         import shutil
 
         shutil.rmtree(path)
+
+
+def git_bundle(root):
+    """Every ref of the repository whose top level is ``root``, as a git bundle; b"" when
+    ``root`` is not the top of a git work tree, has no commits, or git is missing."""
+    try:
+        top = subprocess.run(["git", "-C", root, "rev-parse", "--show-toplevel"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        if top.returncode != 0:
+            return b""
+        if os.path.realpath(top.stdout.decode("utf-8", "surrogateescape").strip()) != os.path.realpath(root):
+            return b""
+        bundle = subprocess.run(["git", "-C", root, "bundle", "create", "-", "--all"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError:
+        return b""
+    return bundle.stdout if bundle.returncode == 0 else b""

@@ -234,8 +234,10 @@ class Server(object):
             if fields["remove"]:
                 files.remove_work_dir(fields["path"])
                 return "WorkDir", {"path": fields["path"]}, b""
-            path = files.prepare_work_dir(state.host_dir(), fields["name"], fields["path"], blob)
+            path = files.prepare_work_dir(state.host_dir(), fields["name"], fields["path"], blob, fields["branch"])
             return "WorkDir", {"path": path}, b""
+        if message_type == "GetGitBundle":
+            return "Captured", {}, files.git_bundle(self._work_dir(fields["name"], ""))
         if message_type == "ReadFiles":
             entries, data = files.read_many(self._work_dir(fields["name"], ""), fields["paths"])
             return "FileData", {"files": entries}, data

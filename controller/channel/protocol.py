@@ -189,6 +189,14 @@ class PrepareWorkDir(msgspec.Struct, tag=True, kw_only=True):
     name: str
     path: str = ""
     remove: bool = False
+    branch: str = ""  # to check out after the bundle's branches are in
+
+
+class GetGitBundle(msgspec.Struct, tag=True, kw_only=True):
+    """Every ref of the git repository at the top of the agent's work dir, as a bundle (the
+    blob of a Captured reply; empty when there is none)."""
+
+    name: str
 
 
 class ReadFiles(msgspec.Struct, tag=True, kw_only=True):
@@ -299,7 +307,7 @@ class Error(msgspec.Struct, tag=True):
 Request = (
     Ping | GetHelperInfo | ListAgents | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
     | CapturePane | ReadOutput | NoteActivity | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
-    | PrepareWorkDir | ReadFiles | ExecStart | ExecRead | ExecKill
+    | PrepareWorkDir | GetGitBundle | ReadFiles | ExecStart | ExecRead | ExecKill
 )
 Reply = (
     Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | WorkDir | FileData | Captured

@@ -44,8 +44,11 @@ def _run(app: App, action: str, name: str, local_path: str | None, **options: bo
     with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
         (agent,) = locate(listing, [name])
         transfer = sync.push if action == "push" else sync.pull
+        branches: list[str] = []
         try:
             plan = transfer(agent.handle, name, root, **options)
+            if action == "pull" and not options["dry_run"]:
+                branches = sync.fetch_branches(agent.handle, name, root)
         except RequestFailed as exc:
             raise MngrError(exc.message) from exc
         except OSError as exc:
@@ -56,6 +59,7 @@ def _run(app: App, action: str, name: str, local_path: str | None, **options: bo
             "agent": name, "local_path": root, "dry_run": options["dry_run"],
             "changes": [{"change": mark, "path": path} for mark, path in changes],
             "bytes": plan.bytes_to_send,
+            **({"branches": branches} if action == "pull" else {}),
         }))
         return
     if options["dry_run"]:
@@ -66,6 +70,8 @@ def _run(app: App, action: str, name: str, local_path: str | None, **options: bo
         click.echo(f"{name}: nothing to {action}, already the same")
     else:
         click.echo(f"{name}: {action}ed {len(changes)} change(s), {plan.bytes_to_send} bytes")
+    if branches:
+        click.echo(f"{name}: branches fetched as {', '.join(branches)}")
 
 
 @click.command("push", context_settings=_HELP)
@@ -95,7 +101,9 @@ def pull(app: App, name: str, local_path: str | None, **options: bool) -> None:
     """Bring agent NAME's work dir into LOCAL_PATH (default: this directory).
 
     The same rules as push, the other way: only what changed travels, and uncommitted
-    changes in LOCAL_PATH (a git work tree) are never overwritten without --force.
+    changes in LOCAL_PATH (a git work tree) are never overwritten without --force. When
+    both the work dir and LOCAL_PATH are the tops of git repositories, the agent's branches
+    are fetched too, as mngr/NAME/BRANCH (your own branches are not touched).
 
     \b
     Examples:

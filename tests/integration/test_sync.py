@@ -269,10 +269,21 @@ def test_create_from_a_source_brings_history_branches_and_uncommitted_work(sandb
     assert branch.stdout.strip() == "feature"
     assert (work / "a.txt").read_text() == "one, edited\n" and (work / "notes.txt").exists()
     assert not (work / "debug.log").exists()
-    # The agent commits there; a pull brings its work back.
+    # The agent commits there; a pull brings its files and its branches back.
     (work / "c.txt").write_text("by the agent\n")
-    back = sandbox.root / "back"
-    assert sandbox.mngr("pull", "copy", str(back)).returncode == 0 and (back / "c.txt").exists()
+    _git(work, "add", "c.txt")
+    _git(work, "commit", "-qm", "third")
+    _git(work, "branch", "agent-idea")
+    _git(project, "stash", "-u")  # the pull must not meet uncommitted local work
+    pulled = sandbox.mngr("pull", "copy", str(project), "--format", "json")
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["branches"] == ["mngr/copy/agent-idea", "mngr/copy/feature", "mngr/copy/main"]
+    assert (project / "c.txt").read_text() == "by the agent\n"
+    log = subprocess.run(["git", "-C", str(project), "log", "--format=%s", "mngr/copy/feature"],
+                         capture_output=True, text=True)
+    assert log.stdout.split("\n")[:3] == ["third", "second", "first"]
+    current = subprocess.run(["git", "-C", str(project), "branch", "--show-current"], capture_output=True, text=True)
+    assert current.stdout.strip() == "feature", "the local branch is left where it was"
 
 
 def test_a_create_from_a_source_that_fails_leaves_no_work_dir(sandbox) -> None:
