@@ -50,7 +50,7 @@ class Plan:
     def changes(self) -> list[tuple[str, str]]:
         """(mark, path) for each change: + new, ~ changed, - deleted; sorted by path."""
         marked = [("+" if entry[0] in self.new else "~", entry[0]) for entry in self.send]
-        marked += [("+", entry[0]) for entry in self.dirs if entry[0] in self.new]
+        marked += [("+" if entry[0] in self.new else "~", entry[0]) for entry in self.dirs]
         marked += [("-", path) for path in self.delete]
         return sorted(marked, key=lambda item: item[1])
 
@@ -63,7 +63,7 @@ def make_plan(source: list[Entry], receiver: list[Entry], delete: bool) -> Plan:
         there = have.get(path)
         if there is None:
             plan.new.add(path)
-        elif there[1] != kind and (kind == "d" or there[1] == "d" or kind == "l" or there[1] == "l"):
+        elif there[1] != kind:  # a file where a directory was, a link where a file was, ...
             plan.replace.append(path)
             plan.new.add(path)
             there = None

@@ -211,8 +211,9 @@ def _safe_directory(root, relative_dir, create):
     return current
 
 
-def _clear_for(target):
-    """Remove whatever is at ``target`` if it is a directory (a file replaces it)."""
+def _remove(target, only_a_directory=False):
+    """Remove what is at ``target``, a directory with everything in it. With
+    ``only_a_directory``, a file or link stays (a rename is about to replace it)."""
     try:
         info = os.lstat(target)
     except FileNotFoundError:
@@ -221,6 +222,8 @@ def _clear_for(target):
         import shutil
 
         shutil.rmtree(target)
+    elif not only_a_directory:
+        os.unlink(target)
 
 
 def write_part(root, path, data, file_offset, final, mode, mtime_ns):
@@ -249,7 +252,7 @@ def write_part(root, path, data, file_offset, final, mode, mtime_ns):
     if final:
         os.utime(part, ns=(mtime_ns, mtime_ns))
         target = os.path.join(directory, name)
-        _clear_for(target)
+        _remove(target, only_a_directory=True)
         os.replace(part, target)
 
 
@@ -262,7 +265,7 @@ def write_link(root, path, link_target):
         os.unlink(temporary)
     os.symlink(link_target, temporary)
     target = os.path.join(directory, name)
-    _clear_for(target)
+    _remove(target, only_a_directory=True)
     os.replace(temporary, target)
 
 
@@ -280,17 +283,7 @@ def delete(root, path):
         directory = _safe_directory(root, parent_dir, create=False)
     except FileNotFoundError:
         return
-    target = os.path.join(directory, name)
-    try:
-        info = os.lstat(target)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(info.st_mode):
-        import shutil
-
-        shutil.rmtree(target)
-    else:
-        os.unlink(target)
+    _remove(os.path.join(directory, name))
 
 
 def read_file(root, path):
