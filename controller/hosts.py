@@ -209,6 +209,9 @@ class HostHandle:
         timeout = None if self.timeout is None else self.timeout + len(blob) / 1e6
         self._call_with_blob(request, protocol.Done, blob, timeout=timeout)
 
+    def agent_spec(self, name: str) -> protocol.AgentSpec:
+        return self._call(protocol.GetAgentSpec(name=name), protocol.AgentSpec, timeout=self.timeout)
+
     def git_bundle(self, name: str) -> bytes:
         _, bundle = self._call_with_blob(protocol.GetGitBundle(name=name), protocol.Captured, timeout=self.timeout)
         return bundle

@@ -239,23 +239,42 @@ def seed_work_dir(handle: HostHandle, name: str, source: str, path: str) -> str:
     (uncommitted changes included; .gitignore honoured). Returns the work dir's path; on
     failure nothing is left on the host."""
     bundle = files.git_bundle(source)
-    branch = ""
-    if bundle:
-        import subprocess
+    return _fill_work_dir(handle, name, source, path, bundle, files.current_branch(source) if bundle else "",
+                          include_ignored=False)
 
-        current = subprocess.run(["git", "-C", source, "symbolic-ref", "--quiet", "--short", "HEAD"],
-                                 capture_output=True, text=True)
-        branch = current.stdout.strip() if current.returncode == 0 else ""
-        if not branch:  # a detached HEAD: the same commit, detached
-            branch = subprocess.run(["git", "-C", source, "rev-parse", "HEAD"], capture_output=True,
-                                    text=True).stdout.strip()
+
+def _fill_work_dir(handle: HostHandle, name: str, source: str, path: str, bundle: bytes, branch: str,
+                   include_ignored: bool) -> str:
     made = handle.prepare_work_dir(name, path, bundle, branch=branch)
     try:
-        push(handle, "", source, delete=False, dry_run=False, include_ignored=False, force=True, work_dir=made)
+        push(handle, "", source, delete=False, dry_run=False, include_ignored=include_ignored, force=True,
+             work_dir=made)
     except BaseException:
         handle.prepare_work_dir(name, made, remove=True)
         raise
     return made
+
+
+def copy_work_dir(source: HostHandle, name: str, target: HostHandle, new_name: str, path: str,
+                  scratch: str) -> tuple[protocol.AgentSpec, str]:
+    """Copy agent ``name``'s work dir into a new work dir for ``new_name`` on ``target``:
+    its git repository (every branch, the same one checked out) and every file, ignored
+    ones included, through ``scratch`` (an empty local directory). Returns the source
+    agent's spec and the new work dir's path."""
+    spec = source.agent_spec(name)
+    pull(source, name, scratch, delete=False, dry_run=False, include_ignored=True, force=True)
+    bundle = source.git_bundle(name)
+    made = _fill_work_dir(target, new_name, scratch, path, bundle, spec.branch if bundle else "",
+                          include_ignored=True)
+    return spec, made
+
+
+def same_tree(first: HostHandle, first_name: str, second: HostHandle, second_name: str) -> bool:
+    """True if both agents' work dirs list the same files, links and directories with the
+    same sizes, modes and modification times (everything a copy sets), .git aside."""
+    _, one = first.get_manifest(first_name, True)
+    _, other = second.get_manifest(second_name, True)
+    return sorted(_decode_manifest(first.host, one)) == sorted(_decode_manifest(second.host, other))
 
 
 # -- pull -----------------------------------------------------------------------------------

@@ -486,3 +486,17 @@ def exec_context(name):
     except (OSError, ValueError, KeyError, TypeError):
         env = _agent_env(agent_id, name, _read_env(agent_id))
     return record["work_dir"], dict(env)
+
+
+def spec(name):
+    """The fields a copy of agent ``name`` is created from (AgentSpec)."""
+    agent_id, record = _require_record(name)
+    env = _read_env(agent_id)
+    return {
+        "agent_type": str(record.get("type", "")),
+        "command": str(record.get("command", "")),
+        "binary": record.get("binary") if isinstance(record.get("binary"), str) else None,
+        "env": {str(key): str(value) for key, value in env.items()},
+        "labels": dict(record.get("labels") or {}),
+        "work_dir": str(record.get("work_dir", "")),
+    }

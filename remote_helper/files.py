@@ -477,3 +477,23 @@ def git_bundle(root):
     except OSError:
         return b""
     return bundle.stdout if bundle.returncode == 0 else b""
+
+
+def current_branch(root):
+    """The branch checked out at the top of a git work tree ``root`` (a commit id when
+    detached); "" when ``root`` is not one."""
+    try:
+        top = subprocess.run(["git", "-C", root, "rev-parse", "--show-toplevel"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        if top.returncode != 0:
+            return ""
+        if os.path.realpath(top.stdout.decode("utf-8", "surrogateescape").strip()) != os.path.realpath(root):
+            return ""
+        for command in (["symbolic-ref", "--quiet", "--short", "HEAD"], ["rev-parse", "HEAD"]):
+            found = subprocess.run(["git", "-C", root, *command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL)
+            if found.returncode == 0:
+                return found.stdout.decode("utf-8", "surrogateescape").strip()
+    except OSError:
+        pass
+    return ""

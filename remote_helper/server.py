@@ -35,7 +35,7 @@ _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "mes
 # Message types that are replies: a peer sending one of these as a request made a mistake.
 _REPLY_TYPES = frozenset(
     ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
-     "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir"]
+     "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec"]
 )
 _LOG_MAX_BYTES = 1024 * 1024
 
@@ -236,6 +236,10 @@ class Server(object):
                 return "WorkDir", {"path": fields["path"]}, b""
             path = files.prepare_work_dir(state.host_dir(), fields["name"], fields["path"], blob, fields["branch"])
             return "WorkDir", {"path": path}, b""
+        if message_type == "GetAgentSpec":
+            found = agents.spec(fields["name"])
+            found["branch"] = files.current_branch(found["work_dir"]) if os.path.isdir(found["work_dir"]) else ""
+            return "AgentSpec", found, b""
         if message_type == "GetGitBundle":
             return "Captured", {}, files.git_bundle(self._work_dir(fields["name"], ""))
         if message_type == "ReadFiles":

@@ -84,6 +84,7 @@ MESSAGES = {
         "remove": ("bool", False),
         "branch": ("str", ""),
     },
+    "GetAgentSpec": {"name": ("str", REQUIRED)},
     "GetGitBundle": {"name": ("str", REQUIRED)},
     "ReadFiles": {"name": ("str", REQUIRED), "paths": ("list", REQUIRED)},
     "ExecStart": {"name": ("str", REQUIRED), "command": ("str", REQUIRED)},
@@ -103,6 +104,15 @@ MESSAGES = {
     "AgentReply": {"agent": ("object", REQUIRED)},
     "Done": {},
     "Manifest": {"root": ("str", REQUIRED), "uncommitted": ("list", [])},
+    "AgentSpec": {
+        "agent_type": ("str", REQUIRED),
+        "command": ("str", REQUIRED),
+        "binary": ("str?", None),
+        "env": ("map", {}),
+        "labels": ("map", {}),
+        "work_dir": ("str", REQUIRED),
+        "branch": ("str", ""),
+    },
     "WorkDir": {"path": ("str", REQUIRED)},
     "FileData": {"files": ("list", [])},
     "IdleSettings": {

@@ -192,6 +192,12 @@ class PrepareWorkDir(msgspec.Struct, tag=True, kw_only=True):
     branch: str = ""  # to check out after the bundle's branches are in
 
 
+class GetAgentSpec(msgspec.Struct, tag=True, kw_only=True):
+    """What it takes to make another agent like this one; answered with AgentSpec."""
+
+    name: str
+
+
 class GetGitBundle(msgspec.Struct, tag=True, kw_only=True):
     """Every ref of the git repository at the top of the agent's work dir, as a bundle (the
     blob of a Captured reply; empty when there is none)."""
@@ -260,6 +266,16 @@ class Manifest(msgspec.Struct, tag=True, kw_only=True):
     uncommitted: list[str] = []
 
 
+class AgentSpec(msgspec.Struct, tag=True, kw_only=True):
+    agent_type: str
+    command: str
+    binary: str | None = None
+    env: dict[str, str] = {}  # the --env values it was created with
+    labels: dict[str, str] = {}
+    work_dir: str
+    branch: str = ""  # checked out in its work dir (a commit id when detached; "" if no git)
+
+
 class WorkDir(msgspec.Struct, tag=True, kw_only=True):
     path: str
 
@@ -307,10 +323,10 @@ class Error(msgspec.Struct, tag=True):
 Request = (
     Ping | GetHelperInfo | ListAgents | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
     | CapturePane | ReadOutput | NoteActivity | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
-    | PrepareWorkDir | GetGitBundle | ReadFiles | ExecStart | ExecRead | ExecKill
+    | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | ExecStart | ExecRead | ExecKill
 )
 Reply = (
-    Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | WorkDir | FileData | Captured
+    Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | AgentSpec | WorkDir | FileData | Captured
     | OutputChunk | ExecStarted | ExecOutput | Error
 )
 

@@ -462,3 +462,29 @@ def test_create_from_a_source_on_an_ssh_host(sandbox, ssh_host: SshHost) -> None
     assert work.stat().st_uid == ssh_host.user.pw_uid
     log = sandbox.mngr("exec", "far", "git log --format=%s")
     assert log.returncode == 0 and log.stdout == "start\n"
+
+
+def test_migrate_between_two_ssh_hosts(sandbox) -> None:
+    with started_host(sandbox, "first") as first, started_host(sandbox, "second") as second:
+        _use(sandbox, first, second)
+        work = first.remote_root / "work"
+        work.mkdir()
+        (work / "state.txt").write_text("progress so far\n")
+        (work / "data.bin").write_bytes(os.urandom(300_000))
+        for path in (work, work / "state.txt", work / "data.bin"):
+            os.chown(path, first.user.pw_uid, first.user.pw_gid)
+        created = sandbox.mngr("create", "mover", "command", "--in", "ssh", "--host", "first", "--no-connect",
+                               "--work-dir", str(work), "--env", "KEEP=me", "--", "sleep", "600")
+        assert created.returncode == 0, created.stderr
+        moved = sandbox.mngr("migrate", "mover", "--to-host", "second", "--in", "ssh", "--format", "json")
+        assert moved.returncode == 0, moved.stderr
+        listed = agents(sandbox)
+        assert [(a["name"], a["host"]) for a in listed["agents"]] == [("mover", "second")]
+        copy = second.remote_host_dir / "work" / "mover"
+        assert (copy / "state.txt").read_text() == "progress so far\n"
+        assert (copy / "data.bin").read_bytes() == (work / "data.bin").read_bytes()
+        assert (work / "state.txt").exists(), "the old work dir stays on the old host"
+        ran = sandbox.mngr("exec", "mover", "echo $KEEP")
+        assert ran.returncode == 0 and ran.stdout == "me\n"
+        again = sandbox.mngr("migrate", "mover", "--to-host", "second", "--in", "ssh")
+        assert again.returncode == 2 and "already on host" in again.stderr

@@ -306,3 +306,31 @@ def test_a_create_from_a_source_that_fails_leaves_no_work_dir(sandbox) -> None:
     missing = sandbox.mngr("create", "x", "command", "--no-connect", "--source", str(sandbox.root / "nope"),
                            "--", "sleep", "600")
     assert missing.returncode == 2 and "is not a directory" in missing.stderr
+
+
+def test_clone_copies_the_agent_its_files_and_its_branches(sandbox) -> None:
+    work = sandbox.root / "original"
+    work.mkdir()
+    _git(work, "init", "-q", "-b", "main")
+    (work / ".gitignore").write_text("cache/\n")
+    (work / "code.py").write_text("x = 1\n")
+    _git(work, "add", ".")
+    _git(work, "commit", "-qm", "base")
+    _git(work, "checkout", "-qb", "topic")
+    (work / "cache").mkdir()
+    (work / "cache" / "big.bin").write_bytes(os.urandom(1000))
+    (work / "scratch.txt").write_text("uncommitted\n")
+    created = sandbox.mngr("create", "orig", "command", "--no-connect", "--work-dir", str(work), "--env", "TOKEN=s3 cret",
+                           "--label", "team=red", "--", "sh", "-c", 'echo "token=$TOKEN"; sleep 600')
+    assert created.returncode == 0, created.stderr
+    cloned = sandbox.mngr("clone", "orig", "copy", "--format", "json")
+    assert cloned.returncode == 0, cloned.stderr
+    agent = json.loads(cloned.stdout)
+    assert agent["labels"] == {"team": "red"} and agent["type"] == "command"
+    copy = Path(agent["work_dir"])
+    assert copy == sandbox.host_dir / "work" / "copy"
+    assert _tree(copy) == _tree(work), "every file, ignored ones included"
+    branch = subprocess.run(["git", "-C", str(copy), "branch", "--show-current"], capture_output=True, text=True)
+    assert branch.stdout.strip() == "topic"
+    wait_for(lambda: "token=s3 cret" in sandbox.mngr("capture", "copy").stdout, "the copy's environment")
+    assert sandbox.mngr("clone", "orig", "copy").returncode == 2, "a name in use is refused"
