@@ -8,7 +8,7 @@ import sys
 import click
 import msgspec
 
-from .. import templates
+from .. import snapshots, templates
 from ..errors import MissingBinary, MngrError, UsageError
 from ..hosts import HostHandle
 from ..idle_options import MODES_HELP, SOURCES_HELP, settings_requests
@@ -76,6 +76,9 @@ class CreateCommand(click.Command):
 @click.option("--idle-mode", metavar="MODE", help=f"Which activity keeps the host up: {MODES_HELP} (default io).")
 @click.option("--activity-sources", metavar="LIST",
               help=f"Exactly which activity counts, comma-separated: {SOURCES_HELP}.")
+@click.option("--snapshot", "snapshot_id", metavar="ID",
+              help="Start from a snapshot (mngr snapshot): its agent type, command, environment, labels and "
+                   "work dir, in a new work dir.")
 @click.option("--source", metavar="PATH",
               help="Copy this directory into a new work dir for the agent first (a git repository with its "
                    "history); the work dir is --work-dir, or $MNGR_HOST_DIR/work/NAME on the host.")
@@ -102,6 +105,7 @@ def create(
     idle_mode: str | None,
     activity_sources: str | None,
     source: str | None,
+    snapshot_id: str | None,
 ) -> None:
     """Create and run an agent on a host.
 
@@ -164,8 +168,14 @@ def create(
         source_root = os.path.abspath(os.path.expanduser(options["source"]))
         if not os.path.isdir(source_root):
             raise UsageError(f"--source {options['source']!r} is not a directory")
-    # With --source and no --work-dir, the host picks the new work dir ("").
-    directory = provider.resolve_work_dir(host_name, work_dir) if work_dir or source_root is None else ""
+    if snapshot_id is not None:
+        if source_root is not None:
+            raise UsageError("give --source or --snapshot, not both")
+        if positional_type or "args" in given:
+            raise UsageError("--snapshot brings its own agent type and command")
+    fresh_dir = source_root is not None or snapshot_id is not None
+    # With --source or --snapshot and no --work-dir, the host picks the new work dir ("").
+    directory = provider.resolve_work_dir(host_name, work_dir) if work_dir or not fresh_dir else ""
     idle_requests = settings_requests(
         options.get("idle_timeout"), options.get("idle_mode"), options.get("activity_sources"),
         provider.idle_defaults(host_name),
@@ -181,12 +191,18 @@ def create(
             if not request.only_if_unset:
                 # Checked before the agent exists: a host that refuses them gets no agent either.
                 handle.set_idle_settings(msgspec.structs.replace(request, dry_run=True))
+        type_name = agent_type.name
         if source_root is not None:
             directory = seed_work_dir(handle, name, source_root, directory)
+        elif snapshot_id is not None:
+            spec, directory = snapshots.restore(snapshot_id, handle, name, directory)
+            type_name, command, binary = spec["agent_type"], spec["command"], spec.get("binary")
+            env = {**spec.get("env", {}), **env}
+            labels = {**spec.get("labels", {}), **labels}
         try:
             info = handle.create_agent(
                 name=name,
-                agent_type=agent_type.name,
+                agent_type=type_name,
                 command=command,
                 binary=binary,
                 work_dir=directory,
@@ -194,7 +210,7 @@ def create(
                 labels=labels,
             )
         except BaseException as exc:
-            if source_root is not None:  # the copy was made for this agent only
+            if fresh_dir:  # the work dir was made for this agent only
                 handle.prepare_work_dir(name, directory, remove=True)
             if isinstance(exc, MissingBinary):
                 raise MngrError(f"agent type {agent_type.name!r} needs {binary!r}, which was not found on PATH "

@@ -23,6 +23,7 @@ _COMMANDS = {
     "exec": ("exec_cmd", "exec_command", "Run a command on agents' hosts, in their work dirs"),
     "limit": ("idle_cmd", "limit", "Show or change a host's idle shutdown settings"),
     "keepalive": ("idle_cmd", "keepalive", "Keep an agent's host from stopping for a while"),
+    "snapshot": ("snapshot_cmd", "snapshot", "Record an agent as a snapshot; list and destroy them"),
     "clone": ("copy_cmd", "clone", "Create a copy of an existing agent"),
     "migrate": ("copy_cmd", "migrate", "Move an agent to a different host"),
     "push": ("sync_cmd", "push", "Push a local directory into an agent's work dir"),
@@ -31,7 +32,6 @@ _COMMANDS = {
 }
 _UNBUILT = {
     "open": "Open a URL from an agent in your browser",
-    "snapshot": "Create a snapshot of a host's state",
     "pair": "Continually sync data with an agent",
     "provision": "Re-run provisioning on an agent",
     "schedule": "Run agents on a schedule",

@@ -334,3 +334,36 @@ def test_clone_copies_the_agent_its_files_and_its_branches(sandbox) -> None:
     assert branch.stdout.strip() == "topic"
     wait_for(lambda: "token=s3 cret" in sandbox.mngr("capture", "copy").stdout, "the copy's environment")
     assert sandbox.mngr("clone", "orig", "copy").returncode == 2, "a name in use is refused"
+
+
+def test_snapshot_then_create_from_it_after_the_original_is_gone(sandbox) -> None:
+    work = sandbox.root / "snapped"
+    work.mkdir()
+    _git(work, "init", "-q", "-b", "main")
+    (work / "a.txt").write_text("committed\n")
+    _git(work, "add", ".")
+    _git(work, "commit", "-qm", "base")
+    _make_source(work)  # files of every kind, several parts, links in and out
+    created = sandbox.mngr("create", "snapped", "command", "--no-connect", "--work-dir", str(work),
+                           "--env", "MODE=snap", "--", "sh", "-c", 'echo "mode=$MODE"; sleep 600')
+    assert created.returncode == 0, created.stderr
+    taken = sandbox.mngr("snapshot", "snapped", "--format", "{id}")
+    assert taken.returncode == 0, taken.stderr
+    snapshot_id = taken.stdout.strip()
+    listed = json.loads(sandbox.mngr("snapshot", "list", "--format", "json").stdout)
+    assert [(row["id"], row["agent"]) for row in listed] == [(snapshot_id, "snapped")]
+    before = _tree(work)
+    assert sandbox.mngr("destroy", "-f", "snapped").returncode == 0
+    restored = sandbox.mngr("create", "back", "--no-connect", "--snapshot", snapshot_id, "--format", "json")
+    assert restored.returncode == 0, restored.stderr
+    agent = json.loads(restored.stdout)
+    assert agent["type"] == "command" and agent["work_dir"] == str(sandbox.host_dir / "work" / "back")
+    assert _tree(Path(agent["work_dir"])) == before
+    log = subprocess.run(["git", "-C", agent["work_dir"], "log", "--format=%s"], capture_output=True, text=True)
+    assert log.stdout == "base\n"
+    wait_for(lambda: "mode=snap" in sandbox.mngr("capture", "back").stdout, "the restored environment")
+    assert sandbox.mngr("snapshot", "destroy", snapshot_id).returncode == 0
+    assert sandbox.mngr("snapshot", "list").stdout.strip() == "no snapshots"
+    missing = sandbox.mngr("create", "again", "--no-connect", "--snapshot", snapshot_id)
+    assert missing.returncode == 1 and "no snapshot" in missing.stderr
+    assert sandbox.mngr("create", "x", "--snapshot", "../etc").returncode == 2

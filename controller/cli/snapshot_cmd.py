@@ -1,0 +1,90 @@
+"""``mngr snapshot``: record an agent as a snapshot; list and destroy snapshots."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from .. import output, snapshots
+from ..errors import MngrError
+from ..fleet import list_fleet, locate
+from .context import App, pass_app
+
+_HELP = {"help_option_names": ["-h", "--help"]}
+_FIELDS = ("id", "agent", "host", "provider", "created_at", "bytes")
+
+
+class SnapshotGroup(click.Group):
+    """``mngr snapshot NAME`` takes one; ``list`` and ``destroy`` are subcommands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["create", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("snapshot", cls=SnapshotGroup, context_settings=_HELP)
+def snapshot() -> None:
+    """Record agents as snapshots (kept by mngr on this machine), list and destroy them.
+
+    \b
+    Examples:
+      mngr snapshot my-task                    record it; prints the snapshot's id
+      mngr snapshot my-task --format "{id}"    only the id
+      mngr snapshot list
+      mngr create copy --snapshot ID           a new agent from it, on any host
+      mngr snapshot destroy ID
+
+    A snapshot holds the agent's type, command, environment and labels, every file of its
+    work dir and its git branches, compressed with zstandard.
+    """
+
+
+@snapshot.command("create", context_settings=_HELP)
+@click.argument("name")
+@click.option("--format", "output_format", default="human", show_default=True,
+              help="human, json, or a template over: " + ", ".join(_FIELDS))
+@pass_app
+def create_snapshot(app: App, name: str, output_format: str) -> None:
+    """Record agent NAME as a snapshot (`mngr snapshot NAME` does the same)."""
+    if output_format not in ("human", "json"):
+        output.check_template(output_format, _FIELDS)
+    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
+        (agent,) = locate(listing, [name])
+        try:
+            taken = snapshots.take(agent.handle, name, agent.provider)
+        except OSError as exc:
+            raise MngrError(f"snapshot {name}: {exc}") from exc
+    row = {"id": taken.id, "agent": name, "host": agent.host, "provider": agent.provider,
+           "created_at": taken.meta["created_at"], "bytes": os.path.getsize(taken.path)}
+    if output_format == "json":
+        click.echo(output.to_json(row))
+    elif output_format == "human":
+        click.echo(f"snapshot {taken.id} of {name} ({row['bytes']} bytes)")
+    else:
+        click.echo(output.render_template(output_format, row))
+
+
+@snapshot.command("list", context_settings=_HELP)
+@click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True)
+def list_snapshots(output_format: str) -> None:
+    """List the snapshots kept on this machine."""
+    rows = snapshots.listing()
+    if output_format == "json":
+        click.echo(output.to_json(rows))
+    elif rows:
+        click.echo(output.table(["ID", "AGENT", "HOST", "PROVIDER", "CREATED", "BYTES"],
+                                [[r["id"], r["agent"], r["host"], r["provider"], r["created_at"], str(r["bytes"])]
+                                 for r in rows]))
+    else:
+        click.echo("no snapshots")
+
+
+@snapshot.command("destroy", context_settings=_HELP)
+@click.argument("snapshot_ids", nargs=-1, required=True, metavar="ID...")
+def destroy_snapshots(snapshot_ids: tuple[str, ...]) -> None:
+    """Delete snapshots."""
+    for snapshot_id in snapshot_ids:
+        snapshots.destroy(snapshot_id)
+        click.echo(f"destroyed snapshot {snapshot_id}")

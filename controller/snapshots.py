@@ -1,0 +1,162 @@
+"""Snapshots of agents on local and SSH hosts: zstandard-compressed archives kept by mngr.
+
+A snapshot is one file, ``<state dir>/snapshots/<id>.tar.zst``, holding:
+
+- ``snapshot.json``: its id, when it was taken, the agent's name, host and provider, and
+  its spec (type, command, program, --env values, labels, the branch checked out);
+- ``repo.bundle``: every branch and tag of the work dir's git repository, if it has one;
+- ``files/``: every file, link and directory of the work dir (ignored ones included,
+  ``.git`` aside), with modes and modification times.
+
+It is written to a temporary name and renamed when complete. ``create --snapshot ID``
+makes a new agent from it on any host, the way ``mngr clone`` does.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import secrets
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from . import sync
+from .channel import protocol
+from .errors import MngrError, UsageError
+from .hosts import HostHandle
+
+_SUFFIX = ".tar.zst"
+
+
+def snapshots_dir() -> str:
+    from mngr.providers.ssh import state_dir
+
+    return os.path.join(state_dir(), "snapshots")
+
+
+@dataclass
+class Snapshot:
+    id: str
+    path: str
+    meta: dict[str, Any]
+
+
+def take(handle: HostHandle, name: str, provider: str) -> Snapshot:
+    import zstandard
+
+    snapshot_id = "snap-" + datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(4)
+    spec = handle.agent_spec(name)
+    os.makedirs(snapshots_dir(), mode=0o700, exist_ok=True)
+    path = os.path.join(snapshots_dir(), snapshot_id + _SUFFIX)
+    temporary = path + ".tmp"
+    with tempfile.TemporaryDirectory(prefix="mngr-snapshot-") as scratch:
+        files_dir = os.path.join(scratch, "files")
+        os.mkdir(files_dir)
+        sync.pull(handle, name, files_dir, delete=False, dry_run=False, include_ignored=True, force=True)
+        bundle = handle.git_bundle(name)
+        meta = {
+            "id": snapshot_id,
+            "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+            "agent": name,
+            "host": handle.host,
+            "provider": provider,
+            "spec": {"agent_type": spec.agent_type, "command": spec.command, "binary": spec.binary,
+                     "env": spec.env, "labels": spec.labels, "branch": spec.branch if bundle else ""},
+        }
+        with open(os.path.join(scratch, "snapshot.json"), "w", encoding="utf-8") as output:
+            json.dump(meta, output)
+        if bundle:
+            with open(os.path.join(scratch, "repo.bundle"), "wb") as output:
+                output.write(bundle)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(descriptor, "wb") as raw, zstandard.ZstdCompressor(level=3).stream_writer(raw) as packed, \
+                    tarfile.open(fileobj=packed, mode="w|") as archive:
+                for entry in ("snapshot.json", "repo.bundle", "files"):
+                    if os.path.lexists(os.path.join(scratch, entry)):
+                        archive.add(os.path.join(scratch, entry), arcname=entry)
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+    return Snapshot(snapshot_id, path, meta)
+
+
+def _path_of(snapshot_id: str) -> str:
+    if not snapshot_id.startswith("snap-") or "/" in snapshot_id or not snapshot_id.replace("-", "").isalnum():
+        raise UsageError(f"invalid snapshot id {snapshot_id!r}")
+    path = os.path.join(snapshots_dir(), snapshot_id + _SUFFIX)
+    if not os.path.exists(path):
+        raise MngrError(f"no snapshot {snapshot_id!r} (see: mngr snapshot list)")
+    return path
+
+
+def _members(path: str) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
+    import zstandard
+
+    with open(path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as unpacked, \
+            tarfile.open(fileobj=unpacked, mode="r|") as archive:
+        for member in archive:
+            yield archive, member
+
+
+def read_meta(path: str) -> dict[str, Any]:
+    for archive, member in _members(path):
+        if member.name == "snapshot.json":
+            extracted = archive.extractfile(member)
+            if extracted is None:
+                break
+            meta: dict[str, Any] = json.loads(extracted.read())
+            return meta
+    raise MngrError(f"{path} is not a snapshot mngr can read (no snapshot.json)")
+
+
+def listing() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    try:
+        names = sorted(os.listdir(snapshots_dir()))
+    except FileNotFoundError:
+        return rows
+    for entry in names:
+        if not entry.endswith(_SUFFIX):
+            continue
+        path = os.path.join(snapshots_dir(), entry)
+        try:
+            meta = read_meta(path)
+        except (MngrError, OSError, ValueError, tarfile.TarError):
+            continue
+        rows.append({"id": meta["id"], "agent": meta["agent"], "host": meta["host"], "provider": meta["provider"],
+                     "created_at": meta["created_at"], "bytes": os.path.getsize(path)})
+    return rows
+
+
+def destroy(snapshot_id: str) -> None:
+    os.unlink(_path_of(snapshot_id))
+
+
+def restore(snapshot_id: str, target: HostHandle, new_name: str, path: str) -> tuple[dict[str, Any], str]:
+    """Make ``new_name``'s work dir on ``target`` from a snapshot; (its spec, the work dir)."""
+    archive_path = _path_of(snapshot_id)
+    with tempfile.TemporaryDirectory(prefix="mngr-restore-") as scratch:
+        for archive, member in _members(archive_path):
+            archive.extract(member, scratch, filter="tar")  # nothing lands outside scratch
+        with open(os.path.join(scratch, "snapshot.json"), encoding="utf-8") as handle:
+            meta = json.load(handle)
+        bundle = b""
+        if os.path.exists(os.path.join(scratch, "repo.bundle")):
+            with open(os.path.join(scratch, "repo.bundle"), "rb") as handle:
+                bundle = handle.read()
+        spec = meta["spec"]
+        made = sync._fill_work_dir(target, new_name, os.path.join(scratch, "files"), path, bundle,
+                                   spec.get("branch", ""), include_ignored=True)
+    return spec, made
+
+
+def spec_request(spec: dict[str, Any]) -> protocol.AgentSpec:
+    return protocol.AgentSpec(agent_type=spec["agent_type"], command=spec["command"], binary=spec.get("binary"),
+                              env=dict(spec.get("env") or {}), labels=dict(spec.get("labels") or {}), work_dir="")
