@@ -8,12 +8,11 @@ import sys
 import click
 import msgspec
 
-from .. import snapshots, templates
+from .. import templates
 from ..errors import MissingBinary, MngrError, UsageError
 from ..hosts import HostHandle
 from ..idle_options import MODES_HELP, SOURCES_HELP, settings_requests
 from ..names import generate_name, validate_name
-from ..sync import seed_work_dir
 from .common import (
     ENV_NAME_PATTERN,
     LABEL_KEY_PATTERN,
@@ -192,9 +191,14 @@ def create(
                 # Checked before the agent exists: a host that refuses them gets no agent either.
                 handle.set_idle_settings(msgspec.structs.replace(request, dry_run=True))
         type_name = agent_type.name
+        # Imported only when used: a plain create should not pay for tar and git plumbing.
         if source_root is not None:
+            from ..sync import seed_work_dir
+
             directory = seed_work_dir(handle, name, source_root, directory)
         elif snapshot_id is not None:
+            from .. import snapshots
+
             spec, directory = snapshots.restore(snapshot_id, handle, name, directory)
             type_name, command, binary = spec["agent_type"], spec["command"], spec.get("binary")
             env = {**spec.get("env", {}), **env}
