@@ -21,7 +21,9 @@ _SAFE_TO_REPEAT = (
     protocol.Ping, protocol.GetHelperInfo, protocol.ListAgents, protocol.CapturePane, protocol.ReadOutput
 )
 
-_CONNECT_ATTEMPTS = 4
+# A busy sshd (MaxStartups) drops handshakes at random while many are in progress; with
+# 50 hosts behind one sshd on a loaded machine, four tries were seen to lose one.
+_CONNECT_ATTEMPTS = 6
 
 
 class HostHandle:
@@ -54,7 +56,7 @@ class HostHandle:
                 stream.close()
                 if attempt >= _CONNECT_ATTEMPTS or not stream.worth_retrying():
                     raise
-                time.sleep(random.uniform(0.05, 0.3) * attempt)
+                time.sleep(random.uniform(0.1, 0.4) * attempt)
             except BaseException:
                 stream.close()
                 raise
