@@ -6,7 +6,9 @@ A snapshot is one file, ``<state dir>/snapshots/<id>.tar.zst``, holding:
   its spec (type, command, program, --env values, labels, the branch checked out);
 - ``repo.bundle``: every branch and tag of the work dir's git repository, if it has one;
 - ``files/``: every file, link and directory of the work dir (ignored ones included,
-  ``.git`` aside), with modes and modification times.
+  ``.git`` aside), with modes and modification times;
+- ``manifest``: the manifest of ``files/`` (remote_helper/files.py), whose nanosecond
+  modification times are put back after extraction (tar keeps them less exactly).
 
 It is written to a temporary name and renamed when complete. ``create --snapshot ID``
 makes a new agent from it on any host, the way ``mngr clone`` does.
@@ -24,8 +26,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from mngr.remote_helper import files
+
 from . import sync
-from .channel import protocol
 from .errors import MngrError, UsageError
 from .hosts import HostHandle
 
@@ -72,11 +75,13 @@ def take(handle: HostHandle, name: str, provider: str) -> Snapshot:
         if bundle:
             with open(os.path.join(scratch, "repo.bundle"), "wb") as output:
                 output.write(bundle)
+        with open(os.path.join(scratch, "manifest"), "wb") as output:
+            output.write(files.raw_manifest(files_dir, include_ignored=True))
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with os.fdopen(descriptor, "wb") as raw, zstandard.ZstdCompressor(level=3).stream_writer(raw) as packed, \
                     tarfile.open(fileobj=packed, mode="w|") as archive:
-                for entry in ("snapshot.json", "repo.bundle", "files"):
+                for entry in ("snapshot.json", "manifest", "repo.bundle", "files"):
                     if os.path.lexists(os.path.join(scratch, entry)):
                         archive.add(os.path.join(scratch, entry), arcname=entry)
             os.replace(temporary, path)
@@ -151,12 +156,22 @@ def restore(snapshot_id: str, target: HostHandle, new_name: str, path: str) -> t
         if os.path.exists(os.path.join(scratch, "repo.bundle")):
             with open(os.path.join(scratch, "repo.bundle"), "rb") as handle:
                 bundle = handle.read()
+        _exact_mtimes(scratch)
         spec = meta["spec"]
         made = sync._fill_work_dir(target, new_name, os.path.join(scratch, "files"), path, bundle,
                                    spec.get("branch", ""), include_ignored=True)
     return spec, made
 
 
-def spec_request(spec: dict[str, Any]) -> protocol.AgentSpec:
-    return protocol.AgentSpec(agent_type=spec["agent_type"], command=spec["command"], binary=spec.get("binary"),
-                              env=dict(spec.get("env") or {}), labels=dict(spec.get("labels") or {}), work_dir="")
+def _exact_mtimes(scratch: str) -> None:
+    """Put back the recorded nanosecond modification times of the extracted files."""
+    try:
+        with open(os.path.join(scratch, "manifest"), "rb") as handle:
+            entries = files.parse_manifest(handle.read())
+    except (OSError, ValueError):
+        return  # an older snapshot: tar's times it is
+    root = os.path.join(scratch, "files")
+    for path, kind, _, _, mtime_ns, _ in entries:
+        if kind == "f":
+            files.check_path(path)
+            os.utime(os.path.join(root, path), ns=(mtime_ns, mtime_ns), follow_symlinks=False)

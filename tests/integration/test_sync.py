@@ -359,6 +359,9 @@ def test_snapshot_then_create_from_it_after_the_original_is_gone(sandbox) -> Non
     agent = json.loads(restored.stdout)
     assert agent["type"] == "command" and agent["work_dir"] == str(sandbox.host_dir / "work" / "back")
     assert _tree(Path(agent["work_dir"])) == before
+    # Modification times to the nanosecond too: nothing would travel between the two.
+    same = sandbox.mngr("push", "back", str(work), "--dry-run", "--include-gitignored", "--force")
+    assert same.returncode == 0 and same.stdout.startswith("would push 0 change(s)"), same.stdout
     log = subprocess.run(["git", "-C", agent["work_dir"], "log", "--format=%s"], capture_output=True, text=True)
     assert log.stdout == "base\n"
     wait_for(lambda: "mode=snap" in sandbox.mngr("capture", "back").stdout, "the restored environment")
