@@ -165,6 +165,12 @@ def push(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
         _refuse_if_uncommitted(plan, reply.uncommitted, f"{name}'s work dir ({reply.root})")
     if dry_run or plan.empty:
         return plan
+    send_plan(handle, name, local_root, plan, work_dir)
+    return plan
+
+
+def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_dir: str = "") -> None:
+    """Carry out ``plan`` from ``local_root`` into the agent's work dir (or ``work_dir``)."""
     request = protocol.WriteFiles(name=name, deletes=list(plan.replace), work_dir=work_dir)
     if plan.replace:
         handle.write_files(request, b"")
@@ -187,7 +193,6 @@ def push(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
                     request, chunks, size = protocol.WriteFiles(name=name, work_dir=work_dir), [], 0
         request.deletes = list(plan.delete)
         sender.send(request, b"".join(chunks))
-    return plan
 
 
 class _Sender:
@@ -301,11 +306,16 @@ def pull(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
         _refuse_if_uncommitted(plan, files.uncommitted(local_root), local_root)
     if dry_run or plan.empty:
         return plan
+    land_plan(handle, name, local_root, plan)
+    return plan
+
+
+def land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> None:
+    """Carry out ``plan`` from the agent's work dir into ``local_root``."""
     try:
         _land_plan(handle, name, local_root, plan)
     except RequestFailed as exc:  # a path from the host's manifest that must not be written
         raise ProtocolViolation(handle.host, exc.message) from exc
-    return plan
 
 
 def fetch_branches(handle: HostHandle, name: str, local_root: str) -> list[str]:

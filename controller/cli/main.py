@@ -28,11 +28,11 @@ _COMMANDS = {
     "migrate": ("copy_cmd", "migrate", "Move an agent to a different host"),
     "push": ("sync_cmd", "push", "Push a local directory into an agent's work dir"),
     "pull": ("sync_cmd", "pull", "Pull an agent's work dir into a local directory"),
+    "pair": ("sync_cmd", "pair", "Keep a local directory and an agent's work dir in step"),
     "config": ("config_cmd", "config", "View and edit mngr configuration"),
 }
 _UNBUILT = {
     "open": "Open a URL from an agent in your browser",
-    "pair": "Continually sync data with an agent",
     "provision": "Re-run provisioning on an agent",
     "schedule": "Run agents on a schedule",
     "ask": "Chat with mngr for help",

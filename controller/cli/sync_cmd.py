@@ -111,3 +111,49 @@ def pull(app: App, name: str, local_path: str | None, **options: bool) -> None:
       mngr pull my-task ./out --dry-run  list what would change in ./out
     """
     _run(app, "pull", name, local_path, **options)
+
+
+@click.command("pair", context_settings=_HELP)
+@click.argument("name")
+@click.argument("local_path", required=False, type=click.Path(file_okay=False))
+@click.option("--conflict", type=click.Choice(["newer", "local", "remote"]), default="newer", show_default=True,
+              help="Who wins when both sides changed a file: the later change, yours, or the agent's. "
+                   "The loser is kept as PATH.conflict-SIDE-TIME.")
+@click.option("--interval", type=click.FloatRange(0.2, 3600), default=1.0, show_default=True,
+              help="Seconds between two comparisons.")
+@pass_app
+def pair(app: App, name: str, local_path: str | None, conflict: str, interval: float) -> None:
+    """Keep LOCAL_PATH (default: this directory) and agent NAME's work dir in step, both ways.
+
+    Changes on either side reach the other within about --interval seconds, until you
+    stop it (Ctrl-C). When both sides changed the same file, --conflict decides; the
+    losing version is kept beside it as a copy, never dropped. .gitignore'd files and
+    .git stay out of it.
+
+    \b
+    Example:
+      mngr pair my-task ./work --conflict newer
+    """
+    import signal
+    import threading
+
+    from .. import pair as pairing
+
+    root = os.path.abspath(local_path or os.getcwd())
+    os.makedirs(root, exist_ok=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def report(mark: str, text: str) -> None:
+        click.echo(f"{mark} {text}")
+
+    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
+        (agent,) = locate(listing, [name])
+        click.echo(f"pairing {root} with {name} on {agent.host} (Ctrl-C to stop)")
+        try:
+            pairing.run(agent.handle, name, root, conflict, interval, stop, report)
+        except KeyboardInterrupt:
+            pass
+        except RequestFailed as exc:
+            raise MngrError(exc.message) from exc
+    click.echo("pairing stopped")

@@ -370,3 +370,65 @@ def test_snapshot_then_create_from_it_after_the_original_is_gone(sandbox) -> Non
     missing = sandbox.mngr("create", "again", "--no-connect", "--snapshot", snapshot_id)
     assert missing.returncode == 1 and "no snapshot" in missing.stderr
     assert sandbox.mngr("create", "x", "--snapshot", "../etc").returncode == 2
+
+
+def _pairing(handle, local: Path, policy: str, seen: list):
+    from mngr.controller.pair import Pairing
+
+    return Pairing(handle, "box", str(local), policy, lambda mark, text: seen.append((mark, text)))
+
+
+def test_pair_rounds_carry_changes_both_ways_and_keep_conflict_losers(sandbox, agent_dir: Path, handle) -> None:
+    local = sandbox.root / "mine"
+    local.mkdir()
+    (agent_dir / "a.txt").write_text("from the agent\n")
+    (local / "b.txt").write_text("from me\n")
+    seen: list = []
+    pairing = _pairing(handle, local, "newer", seen)
+    pairing.round()
+    assert (local / "a.txt").read_text() == "from the agent\n" and (agent_dir / "b.txt").read_text() == "from me\n"
+    assert pairing.round() == 0, "in step: nothing moves"
+    (local / "a.txt").write_text("edited here\n")
+    (agent_dir / "b.txt").unlink()
+    (agent_dir / "new").mkdir()
+    (agent_dir / "new" / "c.txt").write_text("made there\n")
+    pairing.round()
+    assert (agent_dir / "a.txt").read_text() == "edited here\n"
+    assert not (local / "b.txt").exists() and (local / "new" / "c.txt").read_text() == "made there\n"
+    # Both sides change a.txt: the newer (the agent's) wins, mine is kept as a copy on both sides.
+    (local / "a.txt").write_text("mine\n")
+    os.utime(local / "a.txt", ns=(1, 1_000_000_000_000_000_000))
+    (agent_dir / "a.txt").write_text("theirs\n")
+    os.utime(agent_dir / "a.txt", ns=(1, 1_100_000_000_000_000_000))
+    pairing.round()
+    pairing.round()
+    assert (local / "a.txt").read_text() == (agent_dir / "a.txt").read_text() == "theirs\n"
+    (copy,) = local.glob("a.txt.conflict-local-*")
+    assert copy.read_text() == "mine\n" and (agent_dir / copy.name).read_text() == "mine\n"
+    assert any(mark == "!" for mark, _ in seen)
+    # With --conflict local, mine wins and the agent's version is kept.
+    pairing.policy = "local"
+    (local / "a.txt").write_text("mine again\n")
+    (agent_dir / "a.txt").write_text("theirs again\n")
+    pairing.round()
+    pairing.round()
+    assert (agent_dir / "a.txt").read_text() == "mine again\n"
+    kept = [p for p in local.glob("a.txt.conflict-remote-*") if p.read_text() == "theirs again\n"]
+    assert len(kept) == 1 and (agent_dir / kept[0].name).exists()
+
+
+def test_mngr_pair_runs_until_stopped(sandbox, agent_dir: Path) -> None:
+    local = sandbox.root / "paired"
+    local.mkdir()
+    pairing = subprocess.Popen([str(MNGR_BIN), "pair", "box", str(local), "--interval", "0.3"], env=sandbox.env,
+                               cwd=sandbox.work_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        (local / "note.txt").write_text("hello\n")
+        wait_for(lambda: (agent_dir / "note.txt").exists(), "the local change on the agent's side")
+        (agent_dir / "reply.txt").write_text("hi\n")
+        wait_for(lambda: (local / "reply.txt").exists(), "the agent's change here")
+    finally:
+        pairing.send_signal(signal.SIGTERM)
+        out, err = pairing.communicate(timeout=30)
+    assert pairing.returncode == 0, err
+    assert "-> note.txt" in out and "<- reply.txt" in out and out.rstrip().endswith("pairing stopped")
