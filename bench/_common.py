@@ -34,6 +34,23 @@ MNGR = str(Path(sys.executable).with_name("mngr"))
 FLOOR_ARGV = [PYTHON, "-c", "import mngr.controller.cli.main"]
 
 
+# The start of a child's script that times some of mngr's functions from outside (nothing
+# in mngr changes): timed(owner, attribute, label) wraps one; seconds add up in `steps`.
+STEP_TIMER = r"""
+import json, sys, time
+steps = {}
+def timed(owner, name, label):
+    function = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            steps[label] = steps.get(label, 0.0) + time.perf_counter() - start
+    setattr(owner, name, wrapper)
+"""
+
+
 class Sandbox:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="mngr-bench-", dir="/tmp"))

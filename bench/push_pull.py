@@ -69,6 +69,7 @@ from _common import (
     MNGR,
     PYTHON,
     REPO,
+    STEP_TIMER,
     Sandbox,
     compile_bytecode,
     header,
@@ -304,21 +305,10 @@ class Bench:
 
 # A `mngr push` run in-process with its steps timed (nothing in mngr changes: the functions
 # are wrapped from outside); the per-step seconds go to stderr as JSON.
-TIMED_PUSH = r"""
-import json, sys, time
+TIMED_PUSH = STEP_TIMER + r"""
 from mngr.controller import hosts, sync
 from mngr.controller.cli import sync_cmd
 from mngr.remote_helper import files
-steps = {}
-def timed(owner, name, label):
-    function = getattr(owner, name)
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            steps[label] = steps.get(label, 0.0) + time.perf_counter() - start
-    setattr(owner, name, wrapper)
 timed(sync_cmd, "list_fleet", "list_fleet (every host, to find the agent)")
 timed(hosts.HostHandle, "get_manifest", "GetManifest round trip (the host walks its tree)")
 timed(files, "manifest", "local manifest (walk + lstat)")

@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import MNGR, PYTHON, Sandbox, compile_bytecode, header, median
+from _common import MNGR, PYTHON, STEP_TIMER, Sandbox, compile_bytecode, header, median
 from push_pull import LARGE_FILES, data_parent, make_tree
 from push_pull import snapshot as tree_entries
 
@@ -44,19 +44,8 @@ RUNS = 3
 
 # One `mngr snapshot` / `mngr create --snapshot` run in-process by a child, mngr's steps wrapped
 # in timers from outside (nothing in mngr changes); the per-step seconds go to stderr as JSON.
-TIMED = r"""
-import json, sys, time
+TIMED = STEP_TIMER + r"""
 from mngr.controller import snapshots, sync
-steps = {}
-def timed(owner, name, label):
-    function = getattr(owner, name)
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            steps[label] = steps.get(label, 0.0) + time.perf_counter() - start
-    setattr(owner, name, wrapper)
 timed(snapshots, "take", "snapshots.take (all of the snapshot)")
 timed(snapshots, "restore", "snapshots.restore (all of the restore)")
 timed(sync, "pull", "  sync.pull: the work dir into a scratch dir (helper channel)")
