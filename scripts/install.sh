@@ -2,7 +2,7 @@
 # Install mngr and everything it needs into ./.venv, on a fresh Debian or Ubuntu machine.
 #   ./scripts/install.sh          mngr itself (tmux and the OpenSSH client included)
 #   ./scripts/install.sh --test   also what the test suite needs (sshd for its SSH test hosts,
-#                                 git for the push, pull and --source tests)
+#                                 git for the push, pull and --source tests, procps for pgrep)
 #   PYTHON=python3.12 ./scripts/install.sh   to pick the interpreter (3.11 or newer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"
 system_packages=(tmux openssh-client)
 if [[ "${1:-}" == "--test" ]]; then
-    system_packages+=(openssh-server git)
+    system_packages+=(openssh-server git procps)
 fi
 # Debian's own python3 needs python3-venv for `python3 -m venv`; pyenv and others ship it.
 "$python" -c 'import ensurepip, venv' >/dev/null 2>&1 || system_packages+=(python3-venv)
