@@ -195,8 +195,10 @@ class HostHandle:
     def note_activity(self, name: str, source: str) -> None:
         self._call(protocol.NoteActivity(name=name, source=source), protocol.Done, timeout=self.timeout)
 
-    def get_manifest(self, name: str, include_ignored: bool, work_dir: str = "") -> tuple[protocol.Manifest, bytes]:
-        request = protocol.GetManifest(name=name, include_ignored=include_ignored, work_dir=work_dir)
+    def get_manifest(self, name: str, include_ignored: bool, work_dir: str = "",
+                     with_uncommitted: bool = False) -> tuple[protocol.Manifest, bytes]:
+        request = protocol.GetManifest(name=name, include_ignored=include_ignored, work_dir=work_dir,
+                                       with_uncommitted=with_uncommitted)
         return self._call_with_blob(request, protocol.Manifest, timeout=self.timeout)
 
     def prepare_work_dir(self, name: str, path: str, bundle: bytes = b"", remove: bool = False,

@@ -67,7 +67,7 @@ class Pairing:
         self.base: dict[str, Entry] | None = None
 
     def _manifests(self) -> tuple[dict[str, Entry], dict[str, Entry]]:
-        _, remote, local = sync._both_manifests(self.handle, self.name, self.local_root, False)
+        _, remote, local = sync.both_manifests(self.handle, self.name, self.local_root, False)
         return {e[0]: e for e in local}, {e[0]: e for e in remote}
 
     def round(self) -> int:
@@ -115,22 +115,22 @@ class Pairing:
                 to_local.append(theirs)
         if to_remote or delete_remote:
             sync.send_plan(self.handle, self.name, self.local_root, _plan_for(to_remote, delete_remote, remote))
-            for entry in to_remote:
-                self.report("->", entry[0])
-            for path in delete_remote:
-                self.report("->", f"{path} (deleted)")
+            self._report_moved("->", to_remote, delete_remote)
         if to_local or delete_local:
             sync.land_plan(self.handle, self.name, self.local_root, _plan_for(to_local, delete_local, local))
-            for entry in to_local:
-                self.report("<-", entry[0])
-            for path in delete_local:
-                self.report("<-", f"{path} (deleted)")
+            self._report_moved("<-", to_local, delete_local)
         moved = len(to_remote) + len(to_local) + len(delete_remote) + len(delete_local)
         if moved or base is None:
             local, remote = self._manifests()
         # What both sides agree on is the base of the next round.
         self.base = {path: entry for path, entry in local.items() if _same(entry, remote.get(path))}
         return moved
+
+    def _report_moved(self, mark: str, written: list[Entry], deleted: list[str]) -> None:
+        for entry in written:
+            self.report(mark, entry[0])
+        for path in deleted:
+            self.report(mark, f"{path} (deleted)")
 
     def _winner(self, mine: Entry | None, theirs: Entry | None) -> str:
         if self.policy in ("local", "remote"):
@@ -147,7 +147,7 @@ class Pairing:
             item = list(item)
             if item[0] == path:
                 item[0] = copy
-                sync._land_pulled(self.handle.host, self.local_root, item, data, {copy})
+                sync.land_pulled(self.handle.host, self.local_root, item, data, {copy})
         return copy
 
 

@@ -158,7 +158,7 @@ def restore(snapshot_id: str, target: HostHandle, new_name: str, path: str) -> t
                 bundle = handle.read()
         _exact_mtimes(scratch)
         spec = meta["spec"]
-        made = sync._fill_work_dir(target, new_name, os.path.join(scratch, "files"), path, bundle,
+        made = sync.fill_work_dir(target, new_name, os.path.join(scratch, "files"), path, bundle,
                                    spec.get("branch", ""), include_ignored=True)
     return spec, made
 

@@ -109,8 +109,9 @@ def _decode_manifest(host: str, blob: bytes) -> list[Entry]:
     return entries
 
 
-def _both_manifests(handle: HostHandle, name: str, local_root: str, include_ignored: bool,
-                    work_dir: str = "") -> tuple[protocol.Manifest, list[Entry], list[Entry]]:
+def both_manifests(handle: HostHandle, name: str, local_root: str, include_ignored: bool,
+                   work_dir: str = "", with_uncommitted: bool = False
+                   ) -> tuple[protocol.Manifest, list[Entry], list[Entry]]:
     """(the host's reply, its entries, the local entries), the local walk done while the
     host walks its side."""
     import threading
@@ -127,7 +128,7 @@ def _both_manifests(handle: HostHandle, name: str, local_root: str, include_igno
     walker = threading.Thread(target=walk)
     walker.start()
     try:
-        reply, blob = handle.get_manifest(name, include_ignored, work_dir)
+        reply, blob = handle.get_manifest(name, include_ignored, work_dir, with_uncommitted)
     finally:
         walker.join()
     if failure:
@@ -159,7 +160,8 @@ def _local_parts(root: str, entry: Entry) -> Iterator[tuple[bytes, int, bool]]:
 def push(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_run: bool,
          include_ignored: bool, force: bool, work_dir: str = "") -> Plan:
     """Push ``local_root`` into agent ``name``'s work dir (or, with no name, ``work_dir``)."""
-    reply, remote, local = _both_manifests(handle, name, local_root, include_ignored, work_dir)
+    reply, remote, local = both_manifests(handle, name, local_root, include_ignored, work_dir,
+                                          with_uncommitted=not force)
     plan = make_plan(local, remote, delete)
     if not force:
         _refuse_if_uncommitted(plan, reply.uncommitted, f"{name}'s work dir ({reply.root})")
@@ -244,11 +246,11 @@ def seed_work_dir(handle: HostHandle, name: str, source: str, path: str) -> str:
     (uncommitted changes included; .gitignore honoured). Returns the work dir's path; on
     failure nothing is left on the host."""
     bundle = files.git_bundle(source)
-    return _fill_work_dir(handle, name, source, path, bundle, files.current_branch(source) if bundle else "",
+    return fill_work_dir(handle, name, source, path, bundle, files.current_branch(source) if bundle else "",
                           include_ignored=False)
 
 
-def _fill_work_dir(handle: HostHandle, name: str, source: str, path: str, bundle: bytes, branch: str,
+def fill_work_dir(handle: HostHandle, name: str, source: str, path: str, bundle: bytes, branch: str,
                    include_ignored: bool) -> str:
     made = handle.prepare_work_dir(name, path, bundle, branch=branch)
     try:
@@ -269,7 +271,7 @@ def copy_work_dir(source: HostHandle, name: str, target: HostHandle, new_name: s
     spec = source.agent_spec(name)
     pull(source, name, scratch, delete=False, dry_run=False, include_ignored=True, force=True)
     bundle = source.git_bundle(name)
-    made = _fill_work_dir(target, new_name, scratch, path, bundle, spec.branch if bundle else "",
+    made = fill_work_dir(target, new_name, scratch, path, bundle, spec.branch if bundle else "",
                           include_ignored=True)
     return spec, made
 
@@ -300,7 +302,7 @@ def _batches(entries: list[Entry]) -> Iterator[list[Entry]]:
 
 def pull(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_run: bool,
          include_ignored: bool, force: bool) -> Plan:
-    _, remote, local = _both_manifests(handle, name, local_root, include_ignored)
+    _, remote, local = both_manifests(handle, name, local_root, include_ignored)
     plan = make_plan(remote, local, delete)
     if not force:
         _refuse_if_uncommitted(plan, files.uncommitted(local_root), local_root)
@@ -325,8 +327,7 @@ def fetch_branches(handle: HostHandle, name: str, local_root: str) -> list[str]:
     import subprocess
     import tempfile
 
-    top = subprocess.run(["git", "-C", local_root, "rev-parse", "--show-toplevel"], capture_output=True, text=True)
-    if top.returncode != 0 or os.path.realpath(top.stdout.strip()) != os.path.realpath(local_root):
+    if not files.is_repo_top(local_root):
         return []
     bundle = handle.git_bundle(name)
     if not bundle:
@@ -361,7 +362,7 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> No
     for paths, (reply, data) in zip(batches, _fetched(handle, name, batches), strict=True):
         wanted = set(paths)
         for item in reply.files:
-            _land_pulled(handle.host, local_root, item, data, wanted)
+            land_pulled(handle.host, local_root, item, data, wanted)
     for path in sorted(plan.delete, key=lambda item: item.count("/"), reverse=True):
         files.delete(local_root, path)
 
@@ -400,7 +401,7 @@ def _fetched(handle: HostHandle, name: str,
         landed[index].release()
 
 
-def _land_pulled(host: str, local_root: str, item: list[Any], data: bytes, wanted: set[str]) -> None:
+def land_pulled(host: str, local_root: str, item: list[Any], data: bytes, wanted: set[str]) -> None:
     """Write one file of a FileData reply, trusting nothing in it."""
     if (not isinstance(item, list) or len(item) != 7 or not isinstance(item[0], str)
             or not all(isinstance(value, int) and not isinstance(value, bool) for value in (*item[1:3], *item[4:7]))

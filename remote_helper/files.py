@@ -462,16 +462,23 @@ def remove_work_dir(path):
         shutil.rmtree(path)
 
 
-def git_bundle(root):
-    """Every ref of the repository whose top level is ``root``, as a git bundle; b"" when
-    ``root`` is not the top of a git work tree, has no commits, or git is missing."""
+def is_repo_top(root):
+    """True if ``root`` is the top level of a git work tree (and git is installed)."""
     try:
         top = subprocess.run(["git", "-C", root, "rev-parse", "--show-toplevel"], stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        if top.returncode != 0:
-            return b""
-        if os.path.realpath(top.stdout.decode("utf-8", "surrogateescape").strip()) != os.path.realpath(root):
-            return b""
+    except OSError:
+        return False
+    found = top.stdout.decode("utf-8", "surrogateescape").strip()
+    return top.returncode == 0 and os.path.realpath(found) == os.path.realpath(root)
+
+
+def git_bundle(root):
+    """Every ref of the repository whose top level is ``root``, as a git bundle; b"" when
+    ``root`` is not the top of a git work tree, has no commits, or git is missing."""
+    if not is_repo_top(root):
+        return b""
+    try:
         bundle = subprocess.run(["git", "-C", root, "bundle", "create", "-", "--all"], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     except OSError:
@@ -482,13 +489,9 @@ def git_bundle(root):
 def current_branch(root):
     """The branch checked out at the top of a git work tree ``root`` (a commit id when
     detached); "" when ``root`` is not one."""
+    if not is_repo_top(root):
+        return ""
     try:
-        top = subprocess.run(["git", "-C", root, "rev-parse", "--show-toplevel"], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        if top.returncode != 0:
-            return ""
-        if os.path.realpath(top.stdout.decode("utf-8", "surrogateescape").strip()) != os.path.realpath(root):
-            return ""
         for command in (["symbolic-ref", "--quiet", "--short", "HEAD"], ["rev-parse", "HEAD"]):
             found = subprocess.run(["git", "-C", root, *command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.DEVNULL)

@@ -221,7 +221,7 @@ class Server(object):
             root = self._work_dir(fields["name"], fields["work_dir"])
             return (
                 "Manifest",
-                {"root": root, "uncommitted": files.uncommitted(root)},
+                {"root": root, "uncommitted": files.uncommitted(root) if fields["with_uncommitted"] else []},
                 files.packed_manifest(root, fields["include_ignored"]),
             )
         if message_type == "WriteFiles":

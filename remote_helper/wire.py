@@ -69,7 +69,12 @@ MESSAGES = {
     },
     "KeepAlive": {"name": ("str", REQUIRED), "seconds": ("float", REQUIRED)},
     "ReadWatcherLog": {"tail_lines": ("int", 20)},
-    "GetManifest": {"name": ("str", REQUIRED), "include_ignored": ("bool", False), "work_dir": ("str", "")},
+    "GetManifest": {
+        "name": ("str", REQUIRED),
+        "include_ignored": ("bool", False),
+        "work_dir": ("str", ""),
+        "with_uncommitted": ("bool", False),
+    },
     "WriteFiles": {
         "name": ("str", REQUIRED),
         "dirs": ("list", []),

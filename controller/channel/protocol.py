@@ -163,6 +163,7 @@ class GetManifest(msgspec.Struct, tag=True, kw_only=True):
     name: str
     include_ignored: bool = False
     work_dir: str = ""
+    with_uncommitted: bool = False  # also list the work dir's uncommitted changes (runs git)
 
 
 class WriteFiles(msgspec.Struct, tag=True, kw_only=True):

@@ -107,6 +107,19 @@ def _git(cwd: Path, *args: str) -> None:
                    capture_output=True)
 
 
+def _repo_on_a_branch(root: Path, ignored: str, name: str, content: str, message: str, branch: str) -> Path:
+    """A repository at ``root``: one commit on main (``name`` and a .gitignore of
+    ``ignored``), then ``branch`` checked out."""
+    root.mkdir()
+    _git(root, "init", "-q", "-b", "main")
+    (root / ".gitignore").write_text(ignored + "\n")
+    (root / name).write_text(content)
+    _git(root, "add", ".")
+    _git(root, "commit", "-qm", message)
+    _git(root, "checkout", "-qb", branch)
+    return root
+
+
 def test_gitignore_is_honoured_unless_told_and_git_never_travels(sandbox, agent_dir: Path) -> None:
     source = sandbox.root / "project"
     source.mkdir()
@@ -223,7 +236,7 @@ def test_a_hostile_helper_reply_is_rejected_on_pull(tmp_path: Path) -> None:
     ]
     for item, wanted in bad_items:
         with pytest.raises(ProtocolViolation):
-            sync._land_pulled("h", str(target), item, b"x", wanted)
+            sync.land_pulled("h", str(target), item, b"x", wanted)
     assert list(target.iterdir()) == []
     import zlib
 
@@ -243,14 +256,7 @@ def test_a_local_path_that_cannot_be_made_is_one_line(sandbox, agent_dir: Path) 
 
 
 def test_create_from_a_source_brings_history_branches_and_uncommitted_work(sandbox) -> None:
-    project = sandbox.root / "project"
-    project.mkdir()
-    _git(project, "init", "-q", "-b", "main")
-    (project / ".gitignore").write_text("*.log\n")
-    (project / "a.txt").write_text("one\n")
-    _git(project, "add", ".")
-    _git(project, "commit", "-qm", "first")
-    _git(project, "checkout", "-qb", "feature")
+    project = _repo_on_a_branch(sandbox.root / "project", "*.log", "a.txt", "one\n", "first", "feature")
     (project / "b.txt").write_text("two\n")
     _git(project, "add", "b.txt")
     _git(project, "commit", "-qm", "second")
@@ -309,14 +315,7 @@ def test_a_create_from_a_source_that_fails_leaves_no_work_dir(sandbox) -> None:
 
 
 def test_clone_copies_the_agent_its_files_and_its_branches(sandbox) -> None:
-    work = sandbox.root / "original"
-    work.mkdir()
-    _git(work, "init", "-q", "-b", "main")
-    (work / ".gitignore").write_text("cache/\n")
-    (work / "code.py").write_text("x = 1\n")
-    _git(work, "add", ".")
-    _git(work, "commit", "-qm", "base")
-    _git(work, "checkout", "-qb", "topic")
+    work = _repo_on_a_branch(sandbox.root / "original", "cache/", "code.py", "x = 1\n", "base", "topic")
     (work / "cache").mkdir()
     (work / "cache" / "big.bin").write_bytes(os.urandom(1000))
     (work / "scratch.txt").write_text("uncommitted\n")
