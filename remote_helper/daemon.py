@@ -43,10 +43,14 @@ def _agents_running():
 MAX_SOCKET_PATH = 100
 
 
-def daemon_key(helper_hash, environ=None):
+def tmux_key(environ=None):
+    """Which tmux server a daemon talks to: the CRC-32 of TMUX_TMPDIR, in hex."""
     environ = os.environ if environ is None else environ
-    tmux_dir = environ.get("TMUX_TMPDIR", "").encode("utf-8")
-    return "%s-%08x" % (helper_hash[:16], zlib.crc32(tmux_dir))
+    return "%08x" % zlib.crc32(environ.get("TMUX_TMPDIR", "").encode("utf-8"))
+
+
+def daemon_key(helper_hash, environ=None):
+    return "%s-%s" % (helper_hash[:16], tmux_key(environ))
 
 
 def socket_path(helper_hash):

@@ -519,7 +519,7 @@ def _other_tmux_servers():
     """Pids of live host daemons of this host dir that talk to another tmux server."""
     from . import daemon
 
-    own_key = daemon.daemon_key("0" * 16)[-8:]  # the tmux part of the key
+    own_key = daemon.tmux_key()
     directory = os.path.join(state.host_dir(), "host")
     found = []
     try:
