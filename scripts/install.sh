@@ -2,7 +2,8 @@
 # Install mngr and everything it needs into ./.venv, on a fresh Debian or Ubuntu machine.
 #   ./scripts/install.sh          mngr itself (tmux and the OpenSSH client included)
 #   ./scripts/install.sh --test   also what the test suite needs (sshd for its SSH test hosts,
-#                                 git for the push, pull and --source tests, procps for pgrep)
+#                                 git for the push, pull and --source tests, procps for pgrep,
+#                                 docker.io and debootstrap for the Docker tests' engine and image)
 #   PYTHON=python3.12 ./scripts/install.sh   to pick the interpreter (3.11 or newer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,10 @@ cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"
 system_packages=(tmux openssh-client)
 if [[ "${1:-}" == "--test" ]]; then
-    system_packages+=(openssh-server git procps)
+    system_packages+=(openssh-server git procps debootstrap)
+    # Any Docker engine will do; docker.io would conflict with an installed docker-ce, whose
+    # dockerd is in /usr/bin (docker.io's is in /usr/sbin, often not on a user's PATH).
+    [[ -x /usr/bin/dockerd || -x /usr/sbin/dockerd ]] || system_packages+=(docker.io)
 fi
 # Debian's own python3 needs python3-venv for `python3 -m venv`; pyenv and others ship it.
 "$python" -c 'import ensurepip, venv' >/dev/null 2>&1 || system_packages+=(python3-venv)

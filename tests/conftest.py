@@ -12,10 +12,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.processes import pids_where
+
+if TYPE_CHECKING:
+    import docker
 
 MNGR_BIN = Path(sys.executable).with_name("mngr")
 
@@ -161,3 +165,39 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         shutil.rmtree(tmux_dir, ignore_errors=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "docker: needs a real Docker engine (started for the session if need be, else skipped)"
+    )
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """A client of a real Docker engine; the whole session's tests skip, with the reason, without one.
+
+    A dockerd the tests had to start is stopped at the end of the session (of the last one,
+    when several pytest processes share it); one that was already running is left alone.
+    """
+    # Imported here: the docker SDK costs a fifth of a second, which tests without Docker skip.
+    from tests import docker_engine
+
+    client, reason = docker_engine.engine_or_skip_reason()
+    try:
+        if client is None:
+            pytest.skip(reason)
+        yield client
+    finally:
+        docker_engine.stop_started_engine()
+
+
+@pytest.fixture(scope="session")
+def docker_base_image(docker_client: docker.DockerClient) -> str:
+    """The tag of the local Debian bookworm image (python3, tmux, git, procps), built on first use."""
+    from tests import docker_engine
+
+    try:
+        return docker_engine.base_image(docker_client)
+    except docker_engine.BaseImageUnavailable as reason:
+        pytest.skip(str(reason))
