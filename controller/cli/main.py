@@ -30,13 +30,13 @@ _COMMANDS = {
     "pull": ("sync_cmd", "pull", "Pull an agent's work dir into a local directory"),
     "pair": ("sync_cmd", "pair", "Keep a local directory and an agent's work dir in step"),
     "config": ("config_cmd", "config", "View and edit mngr configuration"),
+    "bootstrap": ("bootstrap_cmd", "bootstrap", "Generate a Dockerfile for your project"),
 }
 _UNBUILT = {
     "open": "Open a URL from an agent in your browser",
     "provision": "Re-run provisioning on an agent",
     "schedule": "Run agents on a schedule",
     "ask": "Chat with mngr for help",
-    "bootstrap": "Generate a Dockerfile for your project",
     "plugin": "Manage mngr plugins",
 }
 _GROUP_OPTIONS = ("--help", "-h", "--version")
