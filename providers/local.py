@@ -39,7 +39,23 @@ class LocalProvider(Provider):
     name = "local"
 
     def known_hosts(self) -> Sequence[str]:
+        # A machine that never had an agent (mngr used only for remote hosts) has nothing to
+        # list: no need to start a helper to hear so.
+        try:
+            with os.scandir(os.path.join(host_dir(), "agents")) as entries:
+                if next(entries, None) is None:
+                    return []
+        except FileNotFoundError:
+            return []
+        except OSError:
+            pass  # unreadable: let the helper say what is wrong
         return [LOCAL_HOST]
+
+    def check_host(self, host: str) -> None:
+        if host != LOCAL_HOST:
+            from mngr.controller.errors import UsageError
+
+            raise UsageError(f"provider {self.name!r} has no host named {host!r}")
 
     def default_host(self) -> str:
         return LOCAL_HOST

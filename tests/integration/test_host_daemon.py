@@ -59,6 +59,7 @@ def test_daemon_killed_mid_request_then_the_next_command_falls_back(sandbox, loc
 
 
 def test_only_one_daemon_even_when_many_start_at_once(sandbox) -> None:
+    (sandbox.host_dir / "agents" / "earlier").mkdir(parents=True)  # a host that had agents is asked
     runs = [subprocess.Popen([str(Path(sys.executable).with_name("mngr")), "list"], env=sandbox.env,
                              cwd=sandbox.work_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              stdin=subprocess.DEVNULL) for _ in range(6)]

@@ -269,6 +269,12 @@ def test_agents_in_two_tmux_servers_of_one_host_dir_pause_the_watcher(sandbox) -
 
 def test_a_listing_writes_nothing_on_a_fresh_host(sandbox) -> None:
     listed = sandbox.mngr("list", "--format", "json", env={"MNGR_HOST_DAEMON": "0"})
-    assert listed.returncode == 0 and json.loads(listed.stdout)["hosts"][0]["idle_timeout"] is None
+    # A machine that never had an agent is not even asked: no helper, no host entry.
+    assert listed.returncode == 0 and json.loads(listed.stdout)["hosts"] == []
     host_state = sandbox.host_dir / "host"
+    assert not (host_state / "activity").exists() and not (host_state / "idle.json").exists()
+    # Once it has had one, it is asked; its answer writes no activity and no settings.
+    (sandbox.host_dir / "agents" / "gone").mkdir(parents=True)
+    listed = sandbox.mngr("list", "--format", "json", env={"MNGR_HOST_DAEMON": "0"})
+    assert listed.returncode == 0 and json.loads(listed.stdout)["hosts"][0]["idle_timeout"] is None
     assert not (host_state / "activity").exists() and not (host_state / "idle.json").exists()
