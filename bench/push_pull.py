@@ -257,9 +257,10 @@ class Bench:
                       "`mngr push --help`: floor + the command's imports": clock(lambda: self.box.mngr("push", "--help"))}
         self.steps |= {f"push: {step}": median([r[step] for r in runs]) for step in runs[0]}
         self.steps |= {
-            "  host's part: walk + lstat (files.manifest)": clock(lambda: files.manifest(str(work))),
-            "  host's part: json + zlib of it": clock(
-                lambda: zlib.compress(json.dumps(remote, separators=(",", ":")).encode(), 1)),
+            "  host's part when its tree changed: walk + lstat": clock(
+                lambda: files.manifest_entries(str(work))),
+            "  host's part when its tree changed: wire form + zlib of it": clock(
+                lambda: zlib.compress(files.encode_manifest(remote), 1)),
         }
         self.steps[f"(the host's manifest: {len(remote)} entries, {len(blob) / 1e3:.0f} KB packed)"] = 0.0
 
@@ -306,15 +307,15 @@ class Bench:
 # A `mngr push` run in-process with its steps timed (nothing in mngr changes: the functions
 # are wrapped from outside); the per-step seconds go to stderr as JSON.
 TIMED_PUSH = STEP_TIMER + r"""
-from mngr.controller import hosts, sync
-from mngr.controller.cli import sync_cmd
-from mngr.remote_helper import files
-timed(sync_cmd, "list_fleet", "list_fleet (every host, to find the agent)")
-timed(hosts.HostHandle, "get_manifest", "GetManifest round trip (the host walks its tree)")
-timed(files, "manifest", "local manifest (walk + lstat)")
-timed(sync, "_decode_manifest", "decode + check the host's manifest")
-timed(sync, "make_plan", "compare (make_plan)")
+started = time.perf_counter()
+from mngr.controller import local_walk
+local_walk.start_early(sys.argv[1:])  # as the console script (controller/cli/entry.py) does
+from mngr.controller import fleet, hosts
 from mngr.controller.cli.main import run
+steps["imports (the local listing runs meanwhile)"] = time.perf_counter() - started
+timed(fleet, "list_fleet", "list_fleet (every host, to find the agent)")
+timed(hosts.HostHandle, "get_manifest", "GetManifest round trip (the host daemon's cached manifest)")
+timed(local_walk.LocalWalk, "plan", "then the plan from the local listing (a child process)")
 start = time.perf_counter()
 code = run(sys.argv[1:])
 steps["whole command after imports"] = time.perf_counter() - start

@@ -196,9 +196,9 @@ class HostHandle:
         self._call(protocol.NoteActivity(name=name, source=source), protocol.Done, timeout=self.timeout)
 
     def get_manifest(self, name: str, include_ignored: bool, work_dir: str = "",
-                     with_uncommitted: bool = False) -> tuple[protocol.Manifest, bytes]:
+                     with_uncommitted: bool = False, known: str = "") -> tuple[protocol.Manifest, bytes]:
         request = protocol.GetManifest(name=name, include_ignored=include_ignored, work_dir=work_dir,
-                                       with_uncommitted=with_uncommitted)
+                                       with_uncommitted=with_uncommitted, known=known)
         return self._call_with_blob(request, protocol.Manifest, timeout=self.timeout)
 
     def prepare_work_dir(self, name: str, path: str, bundle: bytes = b"", remove: bool = False,
@@ -208,10 +208,12 @@ class HostHandle:
         reply, _ = self._call_with_blob(request, protocol.WorkDir, bundle, timeout=timeout)
         return reply.path
 
-    def write_files(self, request: protocol.WriteFiles, blob: bytes) -> None:
+    def write_files(self, request: protocol.WriteFiles, blob: bytes) -> str:
+        """Carry out ``request``; the work dir's new manifest tag (see protocol.Written)."""
         # Writing is bounded by the data sent, not by the host: allow for a slow link.
         timeout = None if self.timeout is None else self.timeout + len(blob) / 1e6
-        self._call_with_blob(request, protocol.Done, blob, timeout=timeout)
+        reply, _ = self._call_with_blob(request, protocol.Written, blob, timeout=timeout)
+        return reply.tag
 
     def agent_spec(self, name: str) -> protocol.AgentSpec:
         return self._call(protocol.GetAgentSpec(name=name), protocol.AgentSpec, timeout=self.timeout)

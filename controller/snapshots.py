@@ -36,7 +36,7 @@ _SUFFIX = ".tar.zst"
 
 
 def snapshots_dir() -> str:
-    from mngr.providers.ssh import state_dir
+    from .paths import state_dir
 
     return os.path.join(state_dir(), "snapshots")
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from mngr.remote_helper import files
@@ -27,60 +26,13 @@ from mngr.remote_helper.wire import RequestFailed
 from .channel import protocol
 from .errors import MngrError, ProtocolViolation
 from .hosts import HostHandle
+from .local_walk import LocalWalk, StaleKept
+from .plan import Entry, Plan, decode_manifest, make_plan
+
+__all__ = ["Entry", "Plan", "both_manifests", "make_plan", "pull", "push"]
 
 BATCH_BYTES = 8 * 1024 * 1024
 PART_BYTES = 4 * 1024 * 1024
-
-Entry = list[Any]  # [path, kind, mode, size, mtime_ns, link target]
-
-
-@dataclass
-class Plan:
-    send: list[Entry] = field(default_factory=list)  # files and links, from the source
-    dirs: list[Entry] = field(default_factory=list)
-    delete: list[str] = field(default_factory=list)
-    replace: list[str] = field(default_factory=list)  # of another kind on the receiving side
-    new: set[str] = field(default_factory=set)  # sent paths the receiving side does not have
-    bytes_to_send: int = 0
-
-    @property
-    def empty(self) -> bool:
-        return not (self.send or self.dirs or self.delete)
-
-    def changes(self) -> list[tuple[str, str]]:
-        """(mark, path) for each change: + new, ~ changed, - deleted; sorted by path."""
-        marked = [("+" if entry[0] in self.new else "~", entry[0]) for entry in self.send]
-        marked += [("+" if entry[0] in self.new else "~", entry[0]) for entry in self.dirs]
-        marked += [("-", path) for path in self.delete]
-        return sorted(marked, key=lambda item: item[1])
-
-
-def make_plan(source: list[Entry], receiver: list[Entry], delete: bool) -> Plan:
-    have = {entry[0]: entry for entry in receiver}
-    plan = Plan()
-    for entry in source:
-        path, kind = entry[0], entry[1]
-        there = have.get(path)
-        if there is None:
-            plan.new.add(path)
-        elif there[1] != kind:  # a file where a directory was, a link where a file was, ...
-            plan.replace.append(path)
-            plan.new.add(path)
-            there = None
-        if kind == "d":
-            if there is None or there[2] != entry[2]:
-                plan.dirs.append(entry)
-        elif kind == "l":
-            if there is None or there[5] != entry[5]:
-                plan.send.append(entry)
-        elif there is None or there[3] != entry[3] or there[4] != entry[4] or there[2] != entry[2]:
-            plan.send.append(entry)
-            plan.bytes_to_send += entry[3]
-    if delete:
-        wanted = {entry[0] for entry in source}
-        plan.delete = [path for path in have if path not in wanted]
-    return plan
-
 
 def _touches_uncommitted(plan: Plan, uncommitted: list[str]) -> list[str]:
     written = {entry[0] for entry in plan.send} | set(plan.replace)
@@ -103,37 +55,23 @@ def _decode_manifest(host: str, blob: bytes) -> list[Entry]:
     """The host's manifest, its form checked. Paths are checked where they are used: every
     function that writes or deletes (remote_helper/files.py) refuses an unsafe one."""
     try:
-        entries: list[Entry] = files.parse_manifest(zlib.decompress(blob))
-    except (zlib.error, ValueError) as exc:
+        return decode_manifest(blob)
+    except ValueError as exc:
         raise ProtocolViolation(host, f"unreadable manifest from the host: {exc}"[:300]) from exc
-    return entries
 
 
 def both_manifests(handle: HostHandle, name: str, local_root: str, include_ignored: bool,
-                   work_dir: str = "", with_uncommitted: bool = False
+                   work_dir: str = "", with_uncommitted: bool = False, local_walk: LocalWalk | None = None
                    ) -> tuple[protocol.Manifest, list[Entry], list[Entry]]:
     """(the host's reply, its entries, the local entries), the local walk done while the
-    host walks its side."""
-    import threading
-
-    local: list[list[Entry]] = []
-    failure: list[BaseException] = []
-
-    def walk() -> None:
-        try:
-            local.append(files.manifest(local_root, include_ignored))
-        except BaseException as exc:  # handed to the caller
-            failure.append(exc)
-
-    walker = threading.Thread(target=walk)
-    walker.start()
+    host walks its side (``local_walk``: one already under way)."""
+    if local_walk is None or (local_walk.root, local_walk.include_ignored) != (local_root, include_ignored):
+        local_walk = LocalWalk(local_root, include_ignored)
     try:
         reply, blob = handle.get_manifest(name, include_ignored, work_dir, with_uncommitted)
     finally:
-        walker.join()
-    if failure:
-        raise failure[0]
-    return reply, _decode_manifest(handle.host, blob), local[0]
+        local = local_walk.entries()
+    return reply, _decode_manifest(handle.host, blob), local
 
 
 # -- push -----------------------------------------------------------------------------------
@@ -158,25 +96,56 @@ def _local_parts(root: str, entry: Entry) -> Iterator[tuple[bytes, int, bool]]:
 
 
 def push(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_run: bool,
-         include_ignored: bool, force: bool, work_dir: str = "") -> Plan:
+         include_ignored: bool, force: bool, work_dir: str = "", local_walk: LocalWalk | None = None) -> Plan:
     """Push ``local_root`` into agent ``name``'s work dir (or, with no name, ``work_dir``)."""
-    reply, remote, local = both_manifests(handle, name, local_root, include_ignored, work_dir,
-                                          with_uncommitted=not force)
-    plan = make_plan(local, remote, delete)
-    if not force:
-        _refuse_if_uncommitted(plan, reply.uncommitted, f"{name}'s work dir ({reply.root})")
-    if dry_run or plan.empty:
-        return plan
-    send_plan(handle, name, local_root, plan, work_dir)
+    with _walk_for(local_walk, local_root, include_ignored, name, (True, delete)) as walk:
+        reply, plan = _plan(handle, name, include_ignored, True, delete, walk,
+                            work_dir=work_dir, with_uncommitted=not force)
+        if not force:
+            _refuse_if_uncommitted(plan, reply.uncommitted, f"{name}'s work dir ({reply.root})")
+        if dry_run or plan.empty:
+            walk.finish(None)
+            return plan
+        walk.finish(send_plan(handle, name, local_root, plan, work_dir, known=reply.tag))
     return plan
 
 
-def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_dir: str = "") -> None:
-    """Carry out ``plan`` from ``local_root`` into the agent's work dir (or ``work_dir``)."""
-    request = protocol.WriteFiles(name=name, deletes=list(plan.replace), work_dir=work_dir)
+def _walk_for(local_walk: LocalWalk | None, local_root: str, include_ignored: bool, name: str,
+              intent: tuple[bool, bool]) -> LocalWalk:
+    """``local_walk`` if it lists what is asked for, else a new one."""
+    if local_walk is not None and (local_walk.root, local_walk.include_ignored) == (local_root, include_ignored):
+        return local_walk
+    if local_walk is not None:
+        local_walk.close()
+    return LocalWalk(local_root, include_ignored, name, intent)
+
+
+def _plan(handle: HostHandle, name: str, include_ignored: bool, local_is_source: bool, delete: bool,
+          walk: LocalWalk, work_dir: str = "", with_uncommitted: bool = False) -> tuple[protocol.Manifest, Plan]:
+    """The host's reply and the plan, made by the local walk (a child process) from the
+    host's manifest, or from the one it kept when the host says that is still current."""
+    known = walk.known_tag() if not work_dir else ""
+    while True:
+        reply, blob = handle.get_manifest(name, include_ignored, work_dir, with_uncommitted, known=known)
+        if reply.unchanged and (not known or reply.tag != known):
+            raise ProtocolViolation(handle.host, "the host says unchanged for a manifest it was not asked about")
+        try:
+            return reply, walk.plan(blob, reply.tag, reply.unchanged, local_is_source, delete)
+        except StaleKept:
+            known = ""  # the copy kept here went away meanwhile: ask for the whole manifest
+        except ValueError as exc:
+            raise ProtocolViolation(handle.host, f"unreadable manifest from the host: {exc}"[:300]) from exc
+
+
+def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_dir: str = "",
+              known: str = "") -> str:
+    """Carry out ``plan`` from ``local_root`` into the agent's work dir (or ``work_dir``);
+    the host's manifest tag afterwards (see protocol.Written), chained from ``known``."""
+    tag = known
     if plan.replace:
-        handle.write_files(request, b"")
-    with _Sender(handle) as sender:
+        tag = handle.write_files(protocol.WriteFiles(name=name, deletes=list(plan.replace), work_dir=work_dir,
+                                                     known=tag), b"")
+    with _Sender(handle, tag) as sender:
         request = protocol.WriteFiles(name=name, dirs=[[entry[0], entry[2]] for entry in plan.dirs],
                                       work_dir=work_dir)
         chunks: list[bytes] = []
@@ -195,20 +164,23 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
                     request, chunks, size = protocol.WriteFiles(name=name, work_dir=work_dir), [], 0
         request.deletes = list(plan.delete)
         sender.send(request, b"".join(chunks))
+    return sender.tag
 
 
 class _Sender:
     """Sends batches on a thread of its own, one at a time, while the next one is packed.
 
     A batch's parts must land in order (a file's parts are appended), so batches go one
-    after another; reading and compressing the next overlaps with sending this one.
+    after another; reading and compressing the next overlaps with sending this one. Each
+    batch carries the manifest tag the last one was answered with.
     """
 
-    def __init__(self, handle: HostHandle) -> None:
+    def __init__(self, handle: HostHandle, tag: str) -> None:
         import queue
         import threading
 
         self._handle = handle
+        self.tag = tag
         self._queue: queue.Queue[tuple[protocol.WriteFiles, bytes] | None] = queue.Queue(maxsize=1)
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run)
@@ -217,10 +189,13 @@ class _Sender:
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             if self._failure is None:
+                request, blob = item
+                request.known = self.tag
                 try:
-                    self._handle.write_files(*item)
+                    self.tag = self._handle.write_files(request, blob)
                 except BaseException as exc:  # handed to the pushing thread
                     self._failure = exc
+                    self.tag = ""
 
     def send(self, request: protocol.WriteFiles, blob: bytes) -> None:
         if self._failure is not None:
@@ -301,9 +276,10 @@ def _batches(entries: list[Entry]) -> Iterator[list[Entry]]:
 
 
 def pull(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_run: bool,
-         include_ignored: bool, force: bool) -> Plan:
-    _, remote, local = both_manifests(handle, name, local_root, include_ignored)
-    plan = make_plan(remote, local, delete)
+         include_ignored: bool, force: bool, local_walk: LocalWalk | None = None) -> Plan:
+    with _walk_for(local_walk, local_root, include_ignored, name, (False, delete)) as walk:
+        _, plan = _plan(handle, name, include_ignored, False, delete, walk)
+        walk.finish(None)  # a pull leaves the host's manifest as it was
     if not force:
         _refuse_if_uncommitted(plan, files.uncommitted(local_root), local_root)
     if dry_run or plan.empty:

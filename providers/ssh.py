@@ -40,6 +40,7 @@ from mngr.controller.channel.bootstrap import helper_hash, stage1_argv
 from mngr.controller.channel.rpc import RpcClient
 from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
 from mngr.controller.errors import ConfigError, MngrError, UsageError
+from mngr.controller.paths import state_dir
 from mngr.controller.plugin_spec import hookimpl
 
 from .base import Provider
@@ -59,14 +60,6 @@ _SETTINGS: dict[str, type | tuple[type, ...]] = {
 DEFAULT_IDLE_TIMEOUT = "1h"
 _REFUSED_HANDSHAKE = ("kex_exchange_identification", "Connection reset by peer", "Connection closed by")
 _HOST_KEY_UNKNOWN = ("Host key verification failed", "No ED25519 host key is known", "host key is not known")
-
-
-def state_dir() -> str:
-    explicit = os.environ.get("MNGR_STATE_DIR")
-    if explicit:
-        return os.path.abspath(os.path.expanduser(explicit))
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "mngr")
 
 
 def _on_path(program: str) -> bool:

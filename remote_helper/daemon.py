@@ -25,7 +25,7 @@ import threading
 import time
 import zlib
 
-from . import agents, state, tmux
+from . import agents, manifest_cache, state, tmux
 from .server import Server, redirect_stderr_to_log
 from .watcher import Watcher
 
@@ -201,6 +201,7 @@ def main(helper_hash):
     listener.listen(64)
     os.environ["MNGR_HELPER_PID"] = str(os.getpid())
     tmux.use_control_mode()
+    manifest_cache.enable()
     watcher = Watcher(helper_hash)
     watcher.start()
     daemon = Daemon(helper_hash, listener, path, watcher)

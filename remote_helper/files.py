@@ -22,9 +22,8 @@ import contextlib
 import errno
 import os
 import stat
-import subprocess
 
-from .wire import RequestFailed
+from .errors import RequestFailed
 
 PART_PREFIX = ".mngr-part."
 SKIPPED_DIRS = frozenset([".git"])
@@ -40,9 +39,11 @@ def check_path(path):
     return path
 
 
-def _git_paths(root):
+def git_paths_of(root):
     """Files git would consider (tracked, and untracked but not ignored), or None if ``root``
     is not in a git work tree or git is missing."""
+    import subprocess  # loaded when needed: the manifest of a plain tree never runs git
+
     try:
         completed = subprocess.run(
             ["git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -61,7 +62,8 @@ def _git_paths(root):
     return paths
 
 
-def _entry(path, info, root):
+def entry_of(path, info, root):
+    """The manifest entry of ``path`` (relative to ``root``), whose lstat is ``info``."""
     if stat.S_ISLNK(info.st_mode):
         return [path, "l", 0, 0, 0, os.readlink(os.path.join(root, path))]
     if stat.S_ISDIR(info.st_mode):
@@ -78,29 +80,40 @@ def raw_manifest(root, include_ignored=False):
     """The manifest in its wire form: for each entry six NUL-terminated fields, path, kind
     (f, l, d), mode in octal, size, mtime in nanoseconds and link target. (GNU find's
     -printf is no faster than os.scandir here: both spend their time in lstat.)"""
-    wanted = None if include_ignored else _git_paths(root)
-    entries = {}
-    if wanted is not None:
-        for path in wanted:
-            parts = path.split("/")
-            if any(part in SKIPPED_DIRS for part in parts) or parts[-1].startswith(PART_PREFIX):
-                continue
-            try:
-                info = os.lstat(os.path.join(root, path))
-            except OSError:
-                continue  # listed by git, gone from the disk (deleted, not yet committed)
-            if stat.S_ISDIR(info.st_mode):
-                continue  # a submodule: its own repository
-            entries[path] = _entry(path, info, root)
-            parent = os.path.dirname(path)
-            while parent and parent not in entries:
-                entries[parent] = _entry(parent, os.lstat(os.path.join(root, parent)), root)
-                parent = os.path.dirname(parent)
-    else:
-        _walk(root, "", entries)
+    return encode_manifest(manifest_entries(root, include_ignored).values())
+
+
+def encode_manifest(entries):
     return "".join(
-        "%s\0%s\0%o\0%d\0%d\0%s\0" % tuple(entry) for entry in entries.values()
+        "%s\0%s\0%o\0%d\0%d\0%s\0" % tuple(entry) for entry in entries
     ).encode("utf-8", "surrogateescape")
+
+
+def manifest_entries(root, include_ignored=False, watch_dir=None, git_paths=None):
+    """{path: entry} for the tree below ``root``. ``watch_dir(prefix)`` (if given) is called
+    for each directory (``""``, ``"a/"``, ...) before it is read; ``git_paths`` is the
+    result of git_paths(root) when the caller already has it."""
+    wanted = None if include_ignored else (git_paths if git_paths is not None else git_paths_of(root))
+    entries = {}
+    if wanted is None:
+        walk(root, "", entries, watch_dir)
+        return entries
+    for path in wanted:
+        parts = path.split("/")
+        if any(part in SKIPPED_DIRS for part in parts) or parts[-1].startswith(PART_PREFIX):
+            continue
+        try:
+            info = os.lstat(os.path.join(root, path))
+        except OSError:
+            continue  # listed by git, gone from the disk (deleted, not yet committed)
+        if stat.S_ISDIR(info.st_mode):
+            continue  # a submodule: its own repository
+        entries[path] = entry_of(path, info, root)
+        parent = os.path.dirname(path)
+        while parent and parent not in entries:
+            entries[parent] = entry_of(parent, os.lstat(os.path.join(root, parent)), root)
+            parent = os.path.dirname(parent)
+    return entries
 
 
 def parse_manifest(raw):
@@ -122,11 +135,14 @@ def parse_manifest(raw):
     return entries
 
 
-def _walk(root, prefix, entries):
-    """Add every entry below ``root/prefix`` to ``entries`` (iteratively, never following links)."""
+def walk(root, prefix, entries, watch_dir=None):
+    """Add every entry below ``root/prefix`` to ``entries`` (iteratively, never following
+    links), calling ``watch_dir(prefix)`` for each directory before reading it."""
     pending = [prefix]
     while pending:
         prefix = pending.pop()
+        if watch_dir is not None:
+            watch_dir(prefix)
         try:
             scanner = os.scandir(os.path.join(root, prefix) if prefix else root)
         except OSError:
@@ -155,6 +171,8 @@ def _walk(root, prefix, entries):
 def uncommitted(root):
     """Paths with uncommitted changes (modified, added, untracked) in ``root``'s git work
     tree, relative to ``root``; empty when it is not one."""
+    import subprocess  # loaded when needed: the manifest of a plain tree never runs git
+
     try:
         top = subprocess.run(
             ["git", "-C", root, "rev-parse", "--show-prefix"],
@@ -425,6 +443,7 @@ def prepare_work_dir(host_dir, name, path, bundle, branch=""):
 
 def _unbundle(path, bundle, branch):
     """A repository in ``path`` with every branch and tag of ``bundle``, ``branch`` checked out."""
+    import subprocess  # loaded when needed: the manifest of a plain tree never runs git
     import tempfile
 
     handle, bundle_path = tempfile.mkstemp(prefix=".mngr-bundle-", dir=os.path.dirname(path))
@@ -464,6 +483,8 @@ def remove_work_dir(path):
 
 def is_repo_top(root):
     """True if ``root`` is the top level of a git work tree (and git is installed)."""
+    import subprocess  # loaded when needed: the manifest of a plain tree never runs git
+
     try:
         top = subprocess.run(["git", "-C", root, "rev-parse", "--show-toplevel"], stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -476,6 +497,8 @@ def is_repo_top(root):
 def git_bundle(root):
     """Every ref of the repository whose top level is ``root``, as a git bundle; b"" when
     ``root`` is not the top of a git work tree, has no commits, or git is missing."""
+    import subprocess  # loaded when needed: the manifest of a plain tree never runs git
+
     if not is_repo_top(root):
         return b""
     try:
@@ -489,6 +512,8 @@ def git_bundle(root):
 def current_branch(root):
     """The branch checked out at the top of a git work tree ``root`` (a commit id when
     detached); "" when ``root`` is not one."""
+    import subprocess  # loaded when needed: the manifest of a plain tree never runs git
+
     if not is_repo_top(root):
         return ""
     try:

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 
-from . import agents, execs, files, idle, output, state, tmux, watcher
+from . import agents, execs, files, idle, manifest_cache, output, state, tmux, watcher
 from .wire import (
     HEADER,
     FatalFrameError,
@@ -35,7 +35,7 @@ _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "mes
 # Message types that are replies: a peer sending one of these as a request made a mistake.
 _REPLY_TYPES = frozenset(
     ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
-     "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec"]
+     "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec", "Written"]
 )
 _LOG_MAX_BYTES = 1024 * 1024
 
@@ -219,16 +219,17 @@ class Server(object):
             return "Captured", {}, idle.watcher_log_tail(fields["tail_lines"])
         if message_type == "GetManifest":
             root = self._work_dir(fields["name"], fields["work_dir"])
-            return (
-                "Manifest",
-                {"root": root, "uncommitted": files.uncommitted(root) if fields["with_uncommitted"] else []},
-                files.packed_manifest(root, fields["include_ignored"]),
-            )
+            blob, tag, unchanged = manifest_cache.packed_manifest(root, fields["include_ignored"], fields["known"])
+            uncommitted = files.uncommitted(root) if fields["with_uncommitted"] else []
+            return "Manifest", {"root": root, "uncommitted": uncommitted, "tag": tag, "unchanged": unchanged}, blob
         if message_type == "WriteFiles":
             root = self._work_dir(fields["name"], fields["work_dir"])
-            files.apply_write(root, fields["dirs"], fields["links"], fields["parts"], fields["deletes"], blob)
+            with manifest_cache.writing(root, fields["known"]) as write:
+                files.apply_write(root, fields["dirs"], fields["links"], fields["parts"], fields["deletes"], blob)
+                write.written.extend(entry[0] for entry in fields["dirs"] + fields["links"] + fields["parts"])
+                write.deleted.extend(fields["deletes"])
             idle.note("user", fields["name"])
-            return "Done", {}, b""
+            return "Written", {"tag": write.tag}, b""
         if message_type == "PrepareWorkDir":
             agents.check_name(fields["name"])
             if fields["remove"]:

@@ -14,6 +14,8 @@ The controller speaks the same format through msgspec Structs
 import json
 import struct
 
+from .errors import RequestFailed
+
 HEADER = struct.Struct(">III")
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_BLOB_BYTES = 512 * 1024 * 1024
@@ -74,6 +76,7 @@ MESSAGES = {
         "include_ignored": ("bool", False),
         "work_dir": ("str", ""),
         "with_uncommitted": ("bool", False),
+        "known": ("str", ""),
     },
     "WriteFiles": {
         "name": ("str", REQUIRED),
@@ -82,6 +85,7 @@ MESSAGES = {
         "parts": ("list", []),
         "deletes": ("list", []),
         "work_dir": ("str", ""),
+        "known": ("str", ""),
     },
     "PrepareWorkDir": {
         "name": ("str", REQUIRED),
@@ -108,7 +112,13 @@ MESSAGES = {
     "AgentList": {"agents": ("list", []), "host": ("object?", None)},
     "AgentReply": {"agent": ("object", REQUIRED)},
     "Done": {},
-    "Manifest": {"root": ("str", REQUIRED), "uncommitted": ("list", [])},
+    "Manifest": {
+        "root": ("str", REQUIRED),
+        "uncommitted": ("list", []),
+        "tag": ("str", ""),
+        "unchanged": ("bool", False),
+    },
+    "Written": {"tag": ("str", "")},
     "AgentSpec": {
         "agent_type": ("str", REQUIRED),
         "command": ("str", REQUIRED),
@@ -167,15 +177,6 @@ HOST_IDLE_FIELDS = {
     "last_shutdown_at": ("str", ""),
     "last_shutdown_reason": ("str", ""),
 }
-
-
-class RequestFailed(Exception):
-    """A request the helper could not carry out; ``code`` and ``message`` go into the Error reply."""
-
-    def __init__(self, code, message):
-        Exception.__init__(self, message)
-        self.code = code
-        self.message = message
 
 
 class ProtocolError(RequestFailed):

@@ -164,10 +164,11 @@ class GetManifest(msgspec.Struct, tag=True, kw_only=True):
     include_ignored: bool = False
     work_dir: str = ""
     with_uncommitted: bool = False  # also list the work dir's uncommitted changes (runs git)
+    known: str = ""  # the tag of the manifest the controller kept: "unchanged" spares sending it
 
 
 class WriteFiles(msgspec.Struct, tag=True, kw_only=True):
-    """Land files in the agent's work dir; answered with Done.
+    """Land files in the agent's work dir; answered with Written.
 
     ``dirs``: [path, mode]; ``links``: [path, target]; ``parts``: [path, mode, mtime_ns,
     blob offset, length, zlib-compressed, offset in the file, final]; ``deletes``: paths.
@@ -180,6 +181,7 @@ class WriteFiles(msgspec.Struct, tag=True, kw_only=True):
     parts: list[list[Any]] = []
     deletes: list[str] = []
     work_dir: str = ""  # with no name: a work dir made by PrepareWorkDir
+    known: str = ""  # the tag the controller believes the work dir's manifest has before this
 
 
 class PrepareWorkDir(msgspec.Struct, tag=True, kw_only=True):
@@ -261,10 +263,20 @@ class Done(msgspec.Struct, tag=True):
 
 
 class Manifest(msgspec.Struct, tag=True, kw_only=True):
-    """The blob is the zlib-compressed JSON list of entries."""
+    """The blob is the zlib-compressed wire manifest (remote_helper/files.py), empty when
+    ``unchanged``: the manifest is still the one tagged with the request's ``known``."""
 
     root: str
     uncommitted: list[str] = []
+    tag: str = ""  # this state of the manifest, kept by the host daemon ("": not kept)
+    unchanged: bool = False
+
+
+class Written(msgspec.Struct, tag=True, kw_only=True):
+    """WriteFiles carried out. ``tag``: the manifest's new tag, when the host took the write
+    into the manifest it keeps and that manifest had the request's ``known`` tag before."""
+
+    tag: str = ""
 
 
 class AgentSpec(msgspec.Struct, tag=True, kw_only=True):
@@ -328,6 +340,7 @@ Request = (
 )
 Reply = (
     Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | AgentSpec | WorkDir | FileData | Captured
+    | Written
     | OutputChunk | ExecStarted | ExecOutput | Error
 )
 

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import click
 
-from mngr.providers.base import Provider
+if TYPE_CHECKING:  # loaded on first use: a command may have started work before that
+    from mngr.providers.base import Provider
 
-from ..config import Config
-from ..plugins import Registry
+    from ..config import Config
+    from ..plugins import Registry
 
 
 class App:
     @functools.cached_property
     def config(self) -> Config:
+        from ..config import Config
+
         return Config.load()
 
     @functools.cached_property
     def registry(self) -> Registry:
+        from ..plugins import Registry
+
         return Registry.build(self.config)
 
     @functools.cache  # noqa: B019 - one App per invocation

@@ -7,11 +7,9 @@ from collections.abc import Callable
 
 import click
 
-from mngr.remote_helper.wire import RequestFailed
-
-from .. import output, sync
+from .. import local_walk as walks
 from ..errors import MngrError, UsageError
-from ..fleet import list_fleet, locate
+from ..local_walk import LocalWalk
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
@@ -34,19 +32,33 @@ def _options(function: Callable[..., None]) -> Callable[..., None]:
 
 
 def _run(app: App, action: str, name: str, local_path: str | None, **options: bool) -> None:
-    output_format = options.pop("output_format")
+    output_format = str(options.pop("output_format"))
     options["include_ignored"] = options.pop("include_gitignored")
     root = os.path.abspath(local_path or os.getcwd())
     if not os.path.isdir(root):
         if action == "push":
             raise UsageError(f"{root} is not a directory")
         os.makedirs(root, exist_ok=True)
+    # The local tree is listed (by a child process) while the rest of mngr loads and the
+    # agent is looked for: hence the imports below, after it started.
+    intent = (action == "push", options["delete"])
+    with walks.claim(root, options["include_ignored"], agent=name, intent=intent) as local_walk:
+        _transfer(app, action, name, root, local_walk, output_format, options)
+
+
+def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk, output_format: str,
+              options: dict[str, bool]) -> None:
+    from mngr.remote_helper.wire import RequestFailed
+
+    from .. import output, sync
+    from ..fleet import list_fleet, locate
+
     with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
         (agent,) = locate(listing, [name])
         transfer = sync.push if action == "push" else sync.pull
         branches: list[str] = []
         try:
-            plan = transfer(agent.handle, name, root, **options)
+            plan = transfer(agent.handle, name, root, local_walk=local_walk, **options)
             if action == "pull" and not options["dry_run"]:
                 branches = sync.fetch_branches(agent.handle, name, root)
         except RequestFailed as exc:
@@ -137,7 +149,10 @@ def pair(app: App, name: str, local_path: str | None, conflict: str, interval: f
     import signal
     import threading
 
+    from mngr.remote_helper.wire import RequestFailed
+
     from .. import pair as pairing
+    from ..fleet import list_fleet, locate
 
     root = os.path.abspath(local_path or os.getcwd())
     os.makedirs(root, exist_ok=True)

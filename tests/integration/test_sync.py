@@ -87,6 +87,40 @@ def test_push_then_pull_round_trip_every_byte_and_mode(sandbox, agent_dir: Path)
     assert not list(agent_dir.rglob(".mngr-part.*")) and not list(back.rglob(".mngr-part.*"))
 
 
+def test_the_manifest_kept_between_pushes_follows_every_change_on_the_host(sandbox, agent_dir: Path) -> None:
+    """Pushes reuse the host's manifest kept from last time (the host daemon says it is
+    unchanged); whatever changes on the host meanwhile is still seen."""
+    source = sandbox.root / "source"
+    source.mkdir()
+    _make_source(source)
+    assert sandbox.mngr("push", "box", str(source)).returncode == 0
+    kept = sandbox.state_dir / "manifests" / "box"
+    assert kept.exists()  # the host took the push in: the copy here is brought up to date
+    tag = kept.read_bytes().split(b"\n", 1)[0]
+    again = sandbox.mngr("push", "box", str(source))
+    assert again.returncode == 0 and "nothing to push" in again.stdout
+    assert kept.read_bytes().split(b"\n", 1)[0] == tag  # "unchanged", said the host
+    # The agent changes a file (same size), removes one and makes a directory.
+    changed = agent_dir / "src" / "text.txt"
+    changed.write_bytes(changed.read_bytes()[::-1])
+    os.utime(changed, ns=(1, 1))
+    (agent_dir / "src" / "deep" / "er" / "data.bin").unlink()
+    (agent_dir / "made-by-agent").mkdir()
+    (agent_dir / "made-by-agent" / "notes.md").write_text("agent's work")
+    dry = sandbox.mngr("push", "box", str(source), "--dry-run", "--format", "json")
+    assert sorted(c["path"] for c in json.loads(dry.stdout)["changes"]) == [
+        "src/deep/er/data.bin", "src/text.txt"]
+    pulled = sandbox.mngr("pull", "box", str(sandbox.root / "back"))
+    assert pulled.returncode == 0 and (sandbox.root / "back" / "made-by-agent" / "notes.md").exists()
+    assert sandbox.mngr("push", "box", str(source), "--delete").returncode == 0
+    assert _tree(agent_dir) == _tree(source)
+    # A kept copy that lies (another tag) is never believed: the host sends its manifest.
+    kept.write_bytes(b"someone.1.1\n" + kept.read_bytes().split(b"\n", 1)[1])
+    (agent_dir / "src" / "text.txt").write_text("changed behind the copy's back\n")
+    assert sandbox.mngr("push", "box", str(source)).returncode == 0
+    assert _tree(agent_dir) == _tree(source)
+
+
 def test_delete_removes_only_with_the_flag(sandbox, agent_dir: Path) -> None:
     source = sandbox.root / "source"
     (source / "keep").mkdir(parents=True)

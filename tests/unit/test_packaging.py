@@ -19,7 +19,10 @@ def test_every_package_folder_is_listed() -> None:
     assert on_disk == set(setuptools["packages"])
 
 
-def test_console_script_points_at_main() -> None:
+def test_console_script_points_at_the_entry() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["scripts"] == {"mngr": "mngr.controller.cli.main:main"}
+    assert project["scripts"] == {"mngr": "mngr.controller.cli.entry:main"}
+    from mngr.controller.cli import entry
+
+    assert callable(entry.main)
     assert project["requires-python"] == ">=3.11"

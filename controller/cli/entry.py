@@ -1,0 +1,16 @@
+"""The ``mngr`` console script. Before anything else loads, a push or pull starts listing
+the local tree (local_walk.start_early), so that the listing overlaps the ~40 ms it takes
+to import click and the rest of mngr."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    from ..local_walk import discard_early, start_early
+
+    start_early(sys.argv[1:])
+    from .main import run_and_exit
+
+    run_and_exit(on_exit=discard_early)

@@ -1,0 +1,384 @@
+"""Manifests of work dirs kept by the host daemon between requests, so that a push to a tree
+that did not change does not walk it again.
+
+A cached manifest is trusted only while the kernel says nothing changed: every directory of
+the tree is watched with inotify (added before the directory is read, so a change during
+the walk is not missed), and any event on the tree (a file written, created, removed,
+renamed, its mode or times changed) makes the next request walk again. A tree whose
+manifest follows .gitignore also depends on git's own files (the index, info/exclude, the
+config): their lstat is compared as well. Watching costs a file descriptor per cached tree
+and a kernel watch per directory; a tree that cannot be watched whole (the user's
+``max_user_watches``) is simply walked every time, as without a cache.
+
+The daemon's own writes (WriteFiles) are events too. ``writing`` tells them apart: when a
+write's events name only the paths it wrote, the cached entries of those paths are read
+again instead of dropping the cache, so that a push followed by another push walks once.
+
+Each state of a cached manifest has a tag (this daemon, this tree, a generation counted up
+at every change), so a controller that kept the manifest from last time asks with the tag
+it has and hears "unchanged" instead of receiving it again. A write the cache took in
+answers with the new tag: the controller, which knows what it wrote, updates its copy.
+
+Only the host daemon keeps caches (``enable``): a helper that serves one command and exits
+would pay for the watches and never use them. Stdlib only (ctypes), Linux only; anywhere
+inotify is missing, every request walks.
+"""
+
+import contextlib
+import ctypes
+import errno
+import os
+import stat
+import struct
+import subprocess
+import threading
+import zlib
+
+from . import files
+
+_IN_MODIFY = 0x2
+_IN_ATTRIB = 0x4
+_IN_CLOSE_WRITE = 0x8
+_IN_MOVED_FROM = 0x40
+_IN_MOVED_TO = 0x80
+_IN_CREATE = 0x100
+_IN_DELETE = 0x200
+_IN_DELETE_SELF = 0x400
+_IN_MOVE_SELF = 0x800
+_IN_Q_OVERFLOW = 0x4000
+_IN_ONLYDIR = 0x01000000
+_IN_DONT_FOLLOW = 0x02000000
+_IN_EXCL_UNLINK = 0x04000000
+_WATCH_MASK = (
+    _IN_MODIFY | _IN_ATTRIB | _IN_CLOSE_WRITE | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE
+    | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_ONLYDIR | _IN_DONT_FOLLOW | _IN_EXCL_UNLINK
+)
+_EVENT_HEADER = struct.Struct("iIII")
+MAX_TREES = 8
+
+_enabled = False
+_libc = None
+_instance = ""  # random per daemon: a tag never names the state of another daemon's tree
+_serials = iter(range(1, 1 << 62))
+_lock = threading.Lock()
+_trees = {}  # (root, include_ignored) -> _Tree, least recently used first
+
+
+class _Unwatchable(Exception):
+    """The tree cannot be watched whole: serve it by walking."""
+
+
+def enable():
+    """Keep manifests in this process (the host daemon), if the kernel offers inotify."""
+    global _enabled, _libc
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.inotify_init1, libc.inotify_add_watch  # noqa: B018 - missing outside Linux
+    except (OSError, AttributeError):
+        return
+    global _instance
+    _libc = libc
+    _instance = os.urandom(6).hex()
+    _enabled = True
+
+
+def packed_manifest(root, include_ignored, known=""):
+    """(the zlib-compressed wire manifest of ``root``, its tag, unchanged): the blob is
+    empty when the caller's ``known`` tag is still the tree's. An empty tag: not cached."""
+    if not _enabled:
+        return files.packed_manifest(root, include_ignored), "", False
+    key = (os.path.realpath(root), include_ignored)
+    with _lock:
+        tree = _trees.pop(key, None)
+        if tree is not None:
+            _trees[key] = tree  # most recently used last
+    if tree is None:
+        tree = _Tree(key[0], include_ignored)
+        with _lock:
+            dropped = [_trees.pop(key, None)]
+            _trees[key] = tree
+            for old_key in list(_trees)[:-MAX_TREES]:
+                dropped.append(_trees.pop(old_key))
+        for old_tree in dropped:
+            if old_tree is not None:
+                old_tree.close()
+    return tree.packed(known)
+
+
+class Write(object):
+    """What one of the daemon's writes did: paths written (files, links, directories made or
+    chmod'ed) and paths deleted (a directory with everything below it). ``tag`` is set
+    afterwards: the tree's new tag if the write was taken into the cached manifest that
+    had the tag ``known`` before it, else ""."""
+
+    def __init__(self, known=""):
+        self.known = known
+        self.written = []
+        self.deleted = []
+        self.tag = ""
+
+
+@contextlib.contextmanager
+def writing(root, known=""):
+    """Wrap the daemon's own writes to ``root``; the block fills in the Write it is given,
+    so cached manifests of ``root`` can take the write in instead of walking again."""
+    write = Write(known)
+    if not _enabled:
+        yield write
+        return
+    real = os.path.realpath(root)
+    with _lock:
+        trees = [tree for key, tree in _trees.items() if key[0] == real]
+    for tree in trees:
+        tree.begin_write()
+    try:
+        yield write
+    except BaseException:
+        for tree in trees:
+            tree.end_write(None)
+        raise
+    for tree in trees:
+        tree.end_write(write)
+
+
+class _Inotify(object):
+    def __init__(self):
+        fd = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            raise _Unwatchable(os.strerror(ctypes.get_errno()))
+        self.fd = fd
+
+    def add(self, path):
+        wd = _libc.inotify_add_watch(self.fd, os.fsencode(path), _WATCH_MASK)
+        if wd < 0:
+            code = ctypes.get_errno()
+            if code in (errno.ENOENT, errno.ENOTDIR):
+                return None  # gone (or replaced) since it was listed: an event says so
+            raise _Unwatchable(os.strerror(code))
+        return wd
+
+    def events(self):
+        """[(wd, mask, name)] of everything queued, without waiting."""
+        found = []
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return found
+            offset = 0
+            while offset + _EVENT_HEADER.size <= len(data):
+                wd, mask, _cookie, length = _EVENT_HEADER.unpack_from(data, offset)
+                offset += _EVENT_HEADER.size
+                name = data[offset : offset + length].rstrip(b"\0")
+                offset += length
+                found.append((wd, mask, os.fsdecode(name)))
+
+    def close(self):
+        os.close(self.fd)
+
+
+class _Tree(object):
+    """One cached manifest and the watches that keep it honest."""
+
+    def __init__(self, root, include_ignored):
+        self.root = root
+        self.include_ignored = include_ignored
+        self._lock = threading.Lock()
+        self._inotify = None
+        self._dirs = {}  # wd -> directory prefix ("" for the root, "a/b/" below it)
+        self._entries = None  # None: walk on the next request
+        self._packed = None
+        self._git_dir = None  # for a tree following .gitignore: git's files decide it too
+        self._git_files = None
+        self._serial = next(_serials)
+        self._generation = 0
+        self._tag_before_write = ""
+        self._writing = 0
+        self._quiet_before_write = False
+
+    def close(self):
+        with self._lock:
+            self._forget()
+
+    def tag(self):
+        return "%s.%d.%d" % (_instance, self._serial, self._generation) if self._entries is not None else ""
+
+    def packed(self, known=""):
+        with self._lock:
+            self._take_events()
+            git_changed = self._git_dir is not None and self._git_files != _git_signature(self._git_dir)
+            if self._entries is not None and git_changed:
+                self._forget()
+            if self._entries is None:
+                try:
+                    self._build()
+                except _Unwatchable:
+                    self._forget()
+                    return files.packed_manifest(self.root, self.include_ignored), "", False
+            if known and known == self.tag():
+                return b"", known, True
+            if self._packed is None:
+                self._packed = zlib.compress(files.encode_manifest(self._entries.values()), 1)
+            return self._packed, self.tag(), False
+
+    def _forget(self):
+        if self._inotify is not None:
+            self._inotify.close()
+        self._inotify = None
+        self._dirs = {}
+        self._entries = None
+        self._packed = None
+
+    def _take_events(self):
+        """Drop the cache if anything happened to the tree since it was last looked at."""
+        if self._inotify is not None and self._inotify.events():
+            self._forget()
+
+    def _watch(self, prefix):
+        wd = self._inotify.add(os.path.join(self.root, prefix) if prefix else self.root)
+        if wd is not None:
+            self._dirs[wd] = prefix
+
+    def _build(self):
+        self._forget()
+        self._generation += 1
+        self._inotify = _Inotify()
+        git_paths = None if self.include_ignored else files.git_paths_of(self.root)
+        self._git_dir = None
+        if git_paths is None:
+            self._entries = files.manifest_entries(self.root, True, watch_dir=self._watch)
+            return
+        self._git_dir = _git_dir(self.root)
+        if self._git_dir is None:
+            raise _Unwatchable("no git dir")
+        self._git_files = _git_signature(self._git_dir)
+        # git lists the files; watch their directories, then ask git again: a file created
+        # between the first listing and its directory's watch would otherwise go unseen.
+        watched = set()
+        while True:
+            entries = files.manifest_entries(self.root, False, git_paths=git_paths)
+            for prefix in [""] + [path + "/" for path, entry in entries.items() if entry[1] == "d"]:
+                if prefix not in watched:
+                    watched.add(prefix)
+                    self._watch(prefix)
+            again = files.git_paths_of(self.root)
+            if again == git_paths:
+                break
+            git_paths = again
+        self._entries = entries
+
+    # -- the daemon's own writes ----------------------------------------------------------
+
+    def begin_write(self):
+        with self._lock:
+            self._take_events()
+            if self._writing == 0:
+                self._quiet_before_write = self._entries is not None
+                self._tag_before_write = self.tag()
+            self._writing += 1
+
+    def end_write(self, write):
+        with self._lock:
+            self._writing -= 1
+            if write is None or self._git_dir is not None or not self._quiet_before_write:
+                # Failed half-way, or a tree following .gitignore (whether a new file is
+                # ignored is git's to say): walk next time.
+                self._forget()
+                return
+            if self._inotify is None:
+                return
+            if not self._only_own_events(write):
+                self._forget()
+                return
+            try:
+                self._take_in(write.written + write.deleted)
+            except (_Unwatchable, OSError):
+                self._forget()
+                return
+            self._packed = None
+            self._generation += 1
+            if write.known and write.known == self._tag_before_write and self._writing == 0:
+                write.tag = self.tag()
+
+    def _only_own_events(self, write):
+        # Ours: an event on a path written or deleted, on a directory on the way to one
+        # (made by the write), or below a path deleted (a directory removed whole).
+        deleted = set(write.deleted)
+        own = set()
+        for path in write.written + write.deleted:
+            parts = path.split("/")
+            own.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+        for wd, mask, name in self._inotify.events():
+            if mask & _IN_Q_OVERFLOW or wd not in self._dirs:
+                return False
+            if name.startswith(files.PART_PREFIX):
+                name = name[len(files.PART_PREFIX):]
+            path = self._dirs[wd] + name if name else self._dirs[wd][:-1]
+            if path in own:
+                continue
+            parts = path.split("/")
+            if not any("/".join(parts[:depth]) in deleted for depth in range(1, len(parts))):
+                return False
+        return True
+
+    def _take_in(self, written):
+        """Read again what a write touched, and watch (and list) the directories it made."""
+        gone = [path for path in written if not os.path.lexists(os.path.join(self.root, path))]
+        if gone:
+            gone_set = set(gone)
+            prefixes = tuple(path + "/" for path in gone)
+            for path in list(self._entries):
+                if path in gone_set or path.startswith(prefixes):
+                    del self._entries[path]
+            for wd, prefix in list(self._dirs.items()):
+                if prefix and (prefix.startswith(prefixes) or prefix[:-1] in gone_set):
+                    del self._dirs[wd]
+        touched = set()
+        for path in set(written).difference(gone):
+            parts = path.split("/")
+            if files.SKIPPED_DIRS.intersection(parts):
+                continue
+            touched.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+        watched = set(self._dirs.values())
+        walked = set()  # directories listed whole just now: nothing below them to read again
+        for path in sorted(touched, key=lambda item: item.count("/")):
+            parent = path.rpartition("/")[0]
+            if parent in walked:
+                walked.add(path)
+                continue
+            try:
+                info = os.lstat(os.path.join(self.root, path))
+            except FileNotFoundError:
+                self._entries.pop(path, None)
+                continue
+            self._entries[path] = files.entry_of(path, info, self.root)
+            if stat.S_ISDIR(info.st_mode) and path + "/" not in watched:
+                files.walk(self.root, path + "/", self._entries, self._watch)
+                walked.add(path)
+
+
+def _git_dir(root):
+    try:
+        completed = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--absolute-git-dir"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+    except OSError:
+        return None
+    path = completed.stdout.decode("utf-8", "surrogateescape").strip()
+    return path if completed.returncode == 0 and path else None
+
+
+def _git_signature(git_dir):
+    """lstat of the files besides the tree that decide what git lists (None where absent)."""
+    signature = []
+    home = os.path.expanduser("~")
+    for path in (os.path.join(git_dir, "index"), os.path.join(git_dir, "info", "exclude"),
+                 os.path.join(git_dir, "config"), os.path.join(git_dir, "HEAD"),
+                 os.path.join(home, ".gitconfig"), os.path.join(home, ".config", "git", "ignore")):
+        try:
+            info = os.lstat(path)
+            signature.append((info.st_ino, info.st_size, info.st_mtime_ns))
+        except OSError:
+            signature.append(None)
+    return signature
