@@ -202,6 +202,11 @@ class LocalWalk:
             try:
                 os.close(requests_write)
                 os.close(answers_read)
+                # It may outlive the parent by a moment (finishing the kept manifest): it must
+                # not hold the parent's output open, or `$(mngr push)` would wait for it.
+                quiet = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(quiet, fd)
                 _serve(self.root, self.include_ignored, self.cache_path, intent, requests_read, answers_write)
             except BaseException:  # the parent reads a short answer as a failure
                 code = 1
