@@ -108,7 +108,9 @@ def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: flo
 
     def query(handle: HostHandle) -> AgentList | HostFailure:
         try:
-            return handle.list_host(quiet_seconds)
+            found = handle.list_host(quiet_seconds)
+            handle.provider.listed(handle.host, [agent.name for agent in found.agents])
+            return found
         except MngrError as exc:
             detail = getattr(exc, "detail", str(exc))
             return HostFailure(handle.host, handle.provider_name, detail)

@@ -109,7 +109,11 @@ class HostHandle:
         return self.list_host(quiet_seconds).agents
 
     def list_host(self, quiet_seconds: float) -> protocol.AgentList:
-        """The host's agents and its idle status, in one request."""
+        """The host's agents and its idle status, in one request (or, for a host that is
+        not running, what its provider can tell without starting it)."""
+        offline = self.provider.offline_listing(self.host)
+        if offline is not None:
+            return offline
         return self._call(protocol.ListAgents(quiet_seconds), protocol.AgentList, timeout=self.timeout)
 
     def set_idle_settings(self, request: protocol.SetIdleSettings) -> protocol.IdleSettings:

@@ -23,7 +23,7 @@ ENTRY_POINT_GROUP = "mngr"
 
 
 def plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
-    from mngr.providers import local, ssh
+    from mngr.providers import docker, local, ssh
 
     manager = pluggy.PluginManager(plugin_spec.PROJECT)
     manager.add_hookspecs(plugin_spec)
@@ -31,6 +31,7 @@ def plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     # entry point cannot register them a second time.
     manager.register(local, name="local")
     manager.register(ssh, name="ssh")
+    manager.register(docker, name="docker")
     manager.register(builtin_agent_types, name="builtin_agent_types")
     for name in filter(None, os.environ.get("MNGR_DISABLE_PLUGINS", "").split(",")):
         manager.set_blocked(name.strip())

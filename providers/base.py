@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from mngr.controller.channel.protocol import AgentList
 from mngr.controller.channel.rpc import RpcClient
 from mngr.controller.channel.stream import Stream
 
@@ -40,6 +41,44 @@ class Provider(ABC):
     @abstractmethod
     def attach_argv(self, host: str, session: str) -> list[str]:
         """The command that attaches the user's terminal to a tmux session on ``host``."""
+
+    # -- hosts that come and go (providers that make their hosts, such as docker) ----------
+
+    removes_empty_hosts: ClassVar[bool] = False  # destroy calls host_emptied for a host left empty
+
+    def host_for_new_agent(self, agent_name: str) -> str:
+        """The host a new agent goes to when the user names none."""
+        return self.default_host()
+
+    def prepare_host(self, host: str, build_args: Sequence[str]) -> bool:
+        """Make ``host`` ready for a new agent (make or start it); True if it was made now,
+        so that a failed create removes it again (``discard_host``). By default hosts exist
+        already, and build args mean nothing."""
+        if build_args:
+            from mngr.controller.errors import UsageError
+
+            raise UsageError(f"provider {self.name!r} takes no --build-arg")
+        return False
+
+    def discard_host(self, host: str) -> None:  # noqa: B027 - optional hook
+        """Remove a host ``prepare_host`` made (its agent could not be created)."""
+
+    def host_emptied(self, host: str) -> None:  # noqa: B027 - optional hook
+        """The last agent on ``host`` was destroyed (only if ``removes_empty_hosts``)."""
+
+    def offline_listing(self, host: str) -> AgentList | None:
+        """The agents of a host that is not running, without starting it; None to ask the
+        host's helper (the default). Raise a MngrError for a host that cannot be asked."""
+        return None
+
+    def listed(self, host: str, names: Sequence[str]) -> None:  # noqa: B027 - optional hook
+        """``host`` answered a listing with the agents ``names``."""
+
+    def agent_created(self, host: str, name: str) -> None:  # noqa: B027 - optional hook
+        """Agent ``name`` was created on ``host``."""
+
+    def forget_agent(self, host: str, name: str) -> None:  # noqa: B027 - optional hook
+        """Forget agent ``name`` of a host that is gone (state GONE): ``mngr destroy`` of it."""
 
     def idle_defaults(self, host: str) -> Mapping[str, Any]:
         """Idle settings for a host whose user chose none, applied when an agent is created.

@@ -54,7 +54,13 @@ def daemon_key(helper_hash, environ=None):
 
 
 def socket_path(helper_hash):
-    return os.path.join(state.host_dir(), "host", "daemon-%s.sock" % daemon_key(helper_hash))
+    """In the host dir; or, where the host's maker says so (MNGR_DAEMON_SOCKET_DIR: a
+    directory a container shares with the controller's machine), there."""
+    directory = os.environ.get(SOCKET_DIR_VARIABLE) or os.path.join(state.host_dir(), "host")
+    return os.path.join(directory, "daemon-%s.sock" % daemon_key(helper_hash))
+
+
+SOCKET_DIR_VARIABLE = "MNGR_DAEMON_SOCKET_DIR"
 
 
 def is_running(path):
@@ -196,6 +202,10 @@ def main(helper_hash):
     old_umask = os.umask(0o077)
     try:
         listener.bind(path)
+        if os.environ.get(SOCKET_DIR_VARIABLE):
+            # The controller's user (maybe not this container's root) connects through a
+            # directory of its own (mode 0700 on its side): that directory is the guard.
+            os.chmod(path, 0o666)
     finally:
         os.umask(old_umask)
     listener.listen(64)

@@ -136,10 +136,11 @@ def helper_payload() -> tuple[str, bytes]:
     return helper_hash(), zlib.compress(_helper_source(), 6)
 
 
-def daemon_socket_path(host_dir: str, tmux_tmpdir: str) -> str:
-    """Where the host daemon of this helper version listens (mirrors remote_helper.daemon)."""
+def daemon_socket_path(host_dir: str, tmux_tmpdir: str, socket_dir: str = "") -> str:
+    """Where the host daemon of this helper version listens (mirrors remote_helper.daemon):
+    in ``host_dir``, or in ``socket_dir`` (the daemon's MNGR_DAEMON_SOCKET_DIR)."""
     key = f"{helper_hash()[:16]}-{zlib.crc32(tmux_tmpdir.encode('utf-8')):08x}"
-    return os.path.join(host_dir, "host", f"daemon-{key}.sock")
+    return os.path.join(socket_dir or os.path.join(host_dir, "host"), f"daemon-{key}.sock")
 
 
 @functools.lru_cache(maxsize=1)

@@ -60,6 +60,9 @@ class CreateCommand(click.Command):
 @click.option("--agent-type", "-t", "type_option", help="Agent type: claude, codex, command, or one from config.")
 @click.option("--in", "--provider", "provider_name", metavar="PROVIDER", help="Provider of the host (default from config: local).")
 @click.option("--host", help="Host to create the agent on (default: the provider's default host).")
+@click.option("--build-arg", "build_args", multiple=True, metavar="ARGS",
+              help="Options for a new host, for providers that make hosts (docker: \"--dockerfile PATH\", "
+                   "\"--image IMAGE\", \"--block-network\", \"--cpus 2\", \"--memory 4g\"). Repeatable.")
 @click.option("--work-dir", type=click.Path(file_okay=False), help="Working directory of the agent (default: current directory).")
 @click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE", help="Environment variable for the agent; KEY alone passes your current value. Repeatable.")
 @click.option("--label", "label_pairs", multiple=True, metavar="KEY=VALUE", help="Label to attach to the agent. Repeatable.")
@@ -92,6 +95,7 @@ def create(
     type_option: str | None,
     provider_name: str | None,
     host: str | None,
+    build_args: tuple[str, ...],
     work_dir: str | None,
     env_pairs: tuple[str, ...],
     label_pairs: tuple[str, ...],
@@ -158,7 +162,7 @@ def create(
     agent_type = app.registry.agent_type(type_name)
     command = agent_type.command_line(agent_args)
     provider = app.provider(provider_name or str(app.config.get("default_provider")))
-    host_name = host or provider.default_host()
+    host_name = host or provider.host_for_new_agent(name)
     provider.check_host(host_name)
     if accept_new_host_key:
         provider.trust_new_host_keys()
@@ -180,67 +184,74 @@ def create(
         provider.idle_defaults(host_name),
     )
 
-    with HostHandle(provider, host_name, app.host_timeout) as handle:
-        binary = agent_type.binary(agent_args)
-        handle.connect()
-        # Remembered once it answers, before the agent exists: a create cut short afterwards
-        # still leaves its host findable (an empty host is forgotten by the next listing).
-        provider.remember(host_name)
-        for request in idle_requests:
-            if not request.only_if_unset:
-                # Checked before the agent exists: a host that refuses them gets no agent either.
-                handle.set_idle_settings(msgspec.structs.replace(request, dry_run=True))
-        type_name = agent_type.name
-        # Imported only when used: a plain create should not pay for tar and git plumbing.
-        if source_root is not None:
-            from ..sync import seed_work_dir
+    made_host = provider.prepare_host(host_name, build_args)
+    try:
+        with HostHandle(provider, host_name, app.host_timeout) as handle:
+            binary = agent_type.binary(agent_args)
+            handle.connect()
+            # Remembered once it answers, before the agent exists: a create cut short afterwards
+            # still leaves its host findable (an empty host is forgotten by the next listing).
+            provider.remember(host_name)
+            for request in idle_requests:
+                if not request.only_if_unset:
+                    # Checked before the agent exists: a host that refuses them gets no agent either.
+                    handle.set_idle_settings(msgspec.structs.replace(request, dry_run=True))
+            type_name = agent_type.name
+            # Imported only when used: a plain create should not pay for tar and git plumbing.
+            if source_root is not None:
+                from ..sync import seed_work_dir
 
-            directory = seed_work_dir(handle, name, source_root, directory)
-        elif snapshot_id is not None:
-            from .. import snapshots
+                directory = seed_work_dir(handle, name, source_root, directory)
+            elif snapshot_id is not None:
+                from .. import snapshots
 
-            spec, directory = snapshots.restore(snapshot_id, handle, name, directory)
-            type_name, command, binary = spec["agent_type"], spec["command"], spec.get("binary")
-            env = {**spec.get("env", {}), **env}
-            labels = {**spec.get("labels", {}), **labels}
-        try:
-            info = handle.create_agent(
-                name=name,
-                agent_type=type_name,
-                command=command,
-                binary=binary,
-                work_dir=directory,
-                env=env,
-                labels=labels,
-            )
-        except BaseException as exc:
-            if fresh_dir:  # the work dir was made for this agent only
-                handle.prepare_work_dir(name, directory, remove=True)
-            if isinstance(exc, MissingBinary):
-                raise MngrError(f"agent type {agent_type.name!r} needs {binary!r}, which was not found on PATH "
-                                f"on host {host_name!r}") from exc
-            raise
-        # Again, now that the agent exists: a listing that asked before it did keeps the host.
-        provider.remember(host_name)
-        for request in idle_requests:
-            handle.set_idle_settings(request)
-        if initial_message is not None:
+                spec, directory = snapshots.restore(snapshot_id, handle, name, directory)
+                type_name, command, binary = spec["agent_type"], spec["command"], spec.get("binary")
+                env = {**spec.get("env", {}), **env}
+                labels = {**spec.get("labels", {}), **labels}
             try:
-                handle.send_message(
-                    name,
-                    initial_message,
-                    wait_ready=True,
-                    ready_pattern=agent_type.ready_pattern,
-                    ready_quiet_seconds=agent_type.ready_quiet_seconds,
-                    ready_timeout=ready_timeout,
+                info = handle.create_agent(
+                    name=name,
+                    agent_type=type_name,
+                    command=command,
+                    binary=binary,
+                    work_dir=directory,
+                    env=env,
+                    labels=labels,
                 )
-            except MngrError as exc:
-                detail = getattr(exc, "detail", str(exc))
-                raise MngrError(f"agent {name!r} was created, but the initial message was not sent: {detail}") from exc
-        print_agents([(info, host_name, provider.name, "created")], output_format, single=True)
-        attaching = connect and sys.stdin.isatty() and sys.stdout.isatty()
-        if attaching:
-            handle.note_activity(name, "attach")  # on the channel already open
+            except BaseException as exc:
+                if fresh_dir:  # the work dir was made for this agent only
+                    handle.prepare_work_dir(name, directory, remove=True)
+                if isinstance(exc, MissingBinary):
+                    raise MngrError(f"agent type {agent_type.name!r} needs {binary!r}, which was not found on PATH "
+                                    f"on host {host_name!r}") from exc
+                raise
+            # Again, now that the agent exists: a listing that asked before it did keeps the host.
+            provider.remember(host_name)
+            provider.agent_created(host_name, name)
+            for request in idle_requests:
+                handle.set_idle_settings(request)
+            if initial_message is not None:
+                try:
+                    handle.send_message(
+                        name,
+                        initial_message,
+                        wait_ready=True,
+                        ready_pattern=agent_type.ready_pattern,
+                        ready_quiet_seconds=agent_type.ready_quiet_seconds,
+                        ready_timeout=ready_timeout,
+                    )
+                except MngrError as exc:
+                    detail = getattr(exc, "detail", str(exc))
+                    raise MngrError(f"agent {name!r} was created, but the initial message was not sent: {detail}") from exc
+            print_agents([(info, host_name, provider.name, "created")], output_format, single=True)
+            attaching = connect and sys.stdin.isatty() and sys.stdout.isatty()
+            if attaching:
+                handle.note_activity(name, "attach")  # on the channel already open
+    except BaseException:
+        if made_host:  # made for this agent: nothing of a failed create stays behind
+            provider.discard_host(host_name)
+        raise
 
     if attaching:
         attach(provider, host_name, name)

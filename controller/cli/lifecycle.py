@@ -116,7 +116,7 @@ def destroy(app: App, names: tuple[str, ...], every: bool, force: bool) -> None:
 
     Asks for confirmation on a terminal; without a terminal it refuses unless -f is given.
     """
-    listing, agents = _find(app, names, every, ("RUNNING", "WAITING", "DONE", "STOPPED"))
+    listing, agents = _find(app, names, every, ("RUNNING", "WAITING", "DONE", "STOPPED", "GONE"))
     with listing:
         if not agents:
             click.echo("no agents to destroy")
@@ -128,12 +128,31 @@ def destroy(app: App, names: tuple[str, ...], every: bool, force: bool) -> None:
             click.confirm(f"Destroy {listed}?", abort=True, err=True)
 
         def run(agent: LocatedAgent) -> None:
-            agent.handle.destroy_agent(agent.info.name)
+            if agent.info.state == "GONE":  # its host went away: only mngr's memory of it is left
+                agent.handle.provider.forget_agent(agent.host, agent.info.name)
+            else:
+                agent.handle.destroy_agent(agent.info.name)
             click.echo(f"destroyed agent {agent.info.name} on {agent.host}")
 
         failed = _each(agents, "destroy", run)
+        _remove_emptied_hosts(listing, agents)
     if failed:
         sys.exit(1)
+
+
+def _remove_emptied_hosts(listing: FleetListing, destroyed: list[LocatedAgent]) -> None:
+    """Hosts made for their agents (docker containers) go when their last agent does."""
+    for handle in {id(agent.handle): agent.handle for agent in destroyed}.values():
+        if not handle.provider.removes_empty_hosts:
+            continue
+        try:
+            left = handle.list_host(0.0).agents
+            if not left:
+                handle.close()
+                handle.provider.host_emptied(handle.host)
+                click.echo(f"removed host {handle.host} ({handle.provider_name}): its last agent is gone")
+        except MngrError as exc:
+            click.echo(f"mngr: warning: could not remove the empty host {handle.host}: {exc}", err=True)
 
 
 @click.command(context_settings=_HELP)

@@ -1,0 +1,489 @@
+"""The docker provider: each host is a container, made by mngr from an image it builds or is given.
+
+``mngr create NAME --in docker`` makes a container named ``mngr-NAME`` (``--host H`` names
+the host, and so shares one container between agents) and runs the helper in it with
+``docker exec -i CONTAINER python3 -I -S -c STAGE1``: the same bootstrap and helper as every
+other host. Containers and the images mngr builds carry ``mngr.*`` labels, so listings find
+them with no local database; a small registry of hosts and their agents'
+names (``docker_hosts.json`` in the state dir) only lets a listing say what became of hosts
+it cannot see: an engine that does not answer, a container removed behind mngr's back.
+
+A container's main process only waits (and ends on SIGTERM): agents run in its tmux
+server, started by the helper. Stopping the container (``docker stop``, or the idle
+watcher's command ``kill -TERM 1`` from inside) stops every agent in it; their records stay
+in the container's file system, where a listing reads them without starting it
+(``docker cp`` works on a stopped container), and ``mngr start`` starts the container
+again, then the agents.
+
+Build args (``--build-arg``, each a string of options, as in the PRODUCT brief):
+
+``--image IMAGE``         run this image (it must have python3 and tmux)
+``--dockerfile PATH``     build this Dockerfile (its directory is the context) and run it
+``--block-network``       no network at all (``network_mode=none``)
+``--cidr-allowlist CIDR`` refused: only the modal provider can limit where a host connects
+``--cpus N``, ``--memory SIZE``   resource limits (also ``[providers.docker] cpus, memory``)
+
+With neither ``--image`` nor ``--dockerfile``, mngr builds (once) its base image: the
+configured ``base_image`` (default ``debian:bookworm-slim``) with python3, tmux, git and
+procps added when missing.
+
+Settings (``[providers.docker]``): ``base_image``, ``image`` (instead of building one),
+``cpus``, ``memory``, ``idle_timeout`` (default 1h), ``idle_command`` (default: stop the
+container), ``namespace`` (default: your user name). An engine may serve several users:
+mngr sees only the containers of its namespace, named ``mngr-NAMESPACE-HOST``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from mngr.controller.channel import protocol
+from mngr.controller.channel.bootstrap import daemon_socket_path, stage1_argv
+from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
+from mngr.controller.errors import MngrError, UsageError
+from mngr.controller.paths import state_dir
+from mngr.controller.plugin_spec import hookimpl
+
+from . import docker_engine as engine
+from .base import Provider
+
+LABEL_HOST = "mngr.host"
+LABEL_NAMESPACE = "mngr.namespace"
+LABEL_BUILD_ARGS = "mngr.build-args"
+LABEL_IMAGE = "mngr.image"
+CONTAINER_PREFIX = "mngr-"
+DEFAULT_BASE_IMAGE = "debian:bookworm-slim"
+DEFAULT_IDLE_TIMEOUT = "1h"
+# The container's main process: waits, and leaves at once on SIGTERM (a process with PID 1
+# ignores signals it has no handler for, so `docker stop` would wait 10 s and kill it).
+KEEP_RUNNING = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
+STOP_CONTAINER = "kill -TERM 1"
+HOST_DIR_IN_CONTAINER = "/root/.mngr"
+SOCKET_DIR_IN_CONTAINER = "/run/mngr"
+_MAX_SOCKET_PATH = 100  # as the helper: past sun_path's limit there is no warm path
+_HOST_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+_NEEDED = ("python3", "tmux")
+_BASE_PACKAGES = "python3 tmux git procps ca-certificates"
+_SETTINGS = frozenset(["base_image", "image", "cpus", "memory", "idle_timeout", "idle_command", "namespace"])
+
+
+class BuildArgs:
+    """The build args of one new host, parsed and checked."""
+
+    KNOWN = "--image, --dockerfile, --block-network, --cpus, --memory (and --cidr-allowlist on modal)"
+
+    def __init__(self, raw: Sequence[str]) -> None:
+        self.raw = list(raw)
+        self.image = ""
+        self.dockerfile = ""
+        self.block_network = False
+        self.cpus: float | None = None
+        self.memory = ""
+        import shlex
+
+        words: list[str] = []
+        for item in raw:
+            try:
+                words += shlex.split(item)
+            except ValueError as exc:
+                raise UsageError(f"cannot read --build-arg {item!r}: {exc}") from exc
+        words.reverse()
+        while words:
+            word = words.pop()
+            option, _, inline = word.partition("=")
+            if option == "--block-network" and not inline:
+                self.block_network = True
+                continue
+            if option not in ("--image", "--dockerfile", "--cpus", "--memory", "--cidr-allowlist"):
+                raise UsageError(f"unknown build arg {word!r} for the docker provider (known: {self.KNOWN})")
+            if not inline and not words:
+                raise UsageError(f"build arg {option} needs a value")
+            value = inline or words.pop()
+            if option == "--cidr-allowlist":
+                raise UsageError("--cidr-allowlist is not available on the docker provider: only the modal "
+                                 "provider limits where a host may connect (use --block-network for no network)")
+            if option == "--image":
+                self.image = value
+            elif option == "--dockerfile":
+                self.dockerfile = os.path.abspath(os.path.expanduser(value))
+                if not os.path.isfile(self.dockerfile):
+                    raise UsageError(f"--dockerfile {value!r}: no such file")
+            elif option == "--cpus":
+                self.cpus = _positive_number(value, "--cpus")
+            else:
+                self.memory = _memory(value)
+        if self.image and self.dockerfile:
+            raise UsageError("give --image or --dockerfile, not both")
+
+
+def _positive_number(value: Any, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = 0.0
+    if number <= 0:
+        raise UsageError(f"{what} must be a positive number, not {value!r}")
+    return number
+
+
+def _memory(value: Any) -> str:
+    text = str(value).strip().lower()
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?[bkmg]?", text):
+        raise UsageError(f"memory must look like 512m or 4g, not {value!r}")
+    return text
+
+
+class DockerProvider(Provider):
+    name = "docker"
+    removes_empty_hosts = True
+
+    def __init__(self, settings: Mapping[str, Any] | None = None, hosts: Mapping[str, Any] | None = None) -> None:
+        super().__init__(settings, hosts)
+        for key in self.settings:
+            if key not in _SETTINGS:
+                from mngr.controller.errors import ConfigError
+
+                raise ConfigError(f"unknown setting providers.docker.{key} (known: {', '.join(sorted(_SETTINGS))})")
+        self._lock = threading.Lock()
+        self.namespace = str(self.settings.get("namespace") or _user_name())
+        if not _HOST_NAME.match(self.namespace):
+            from mngr.controller.errors import ConfigError
+
+            raise ConfigError(f"providers.docker.namespace {self.namespace!r}: letters, digits, '.', '_', '-'")
+
+    def container_name(self, host: str) -> str:
+        return f"{CONTAINER_PREFIX}{self.namespace}-{host}"
+
+    # -- which hosts ----------------------------------------------------------------------
+
+    @functools.cached_property
+    def _seen(self) -> dict[str, dict[str, Any]] | engine.EngineUnavailable:
+        """host -> its container as the engine lists it; or why the engine did not answer."""
+        try:
+            found = engine.containers(f"{LABEL_NAMESPACE}={self.namespace}")
+        except engine.EngineUnavailable as exc:
+            return exc
+        return {container["Labels"][LABEL_HOST]: container for container in found}
+
+    def known_hosts(self) -> Sequence[str]:
+        remembered = list(self._registry())
+        if isinstance(self._seen, engine.EngineUnavailable):
+            return remembered  # each reports the engine's silence (offline_listing)
+        return sorted(set(self._seen) | set(remembered))
+
+    def default_host(self) -> str:
+        raise UsageError("the docker provider makes a host per agent: name the agent, or pass --host")
+
+    def host_for_new_agent(self, agent_name: str) -> str:
+        return agent_name
+
+    def check_host(self, host: str) -> None:
+        if not _HOST_NAME.match(host):
+            raise UsageError(f"invalid docker host name {host!r}: letters, digits, '.', '_' and '-', "
+                             "starting with a letter or digit")
+
+    def idle_defaults(self, host: str) -> Mapping[str, Any]:
+        """An hour without activity stops the container (``kill -TERM 1`` from inside)."""
+        return {"timeout": self.settings.get("idle_timeout", DEFAULT_IDLE_TIMEOUT),
+                "command": str(self.settings.get("idle_command", STOP_CONTAINER))}
+
+    # -- listing without starting anything ----------------------------------------------
+
+    def offline_listing(self, host: str) -> protocol.AgentList | None:
+        """The agents of a host that is not running, read without starting it; None when it
+        runs (ask its helper). Raises a MngrError for a host that cannot be read at all."""
+        seen = self._seen
+        if isinstance(seen, engine.EngineUnavailable):
+            raise seen
+        container = seen.get(host)
+        if container is None:
+            problem = f"its container {self.container_name(host)} was removed outside mngr (mngr destroy forgets it)"
+            return protocol.AgentList(agents=[
+                protocol.AgentInfo(id="", name=name, type="", state="GONE", command="", work_dir="", created_at="",
+                                   problem=problem)
+                for name in self._registry().get(host, {}).get("agents", [])
+            ])
+        if container.get("State") == "running":
+            return None
+        return protocol.AgentList(agents=self._stopped_agents(container))
+
+    def _stopped_agents(self, container: dict[str, Any]) -> list[protocol.AgentInfo]:
+        import io
+        import tarfile
+
+        data = engine.archive(container["Id"], HOST_DIR_IN_CONTAINER + "/agents")
+        agents = []
+        if data:
+            with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+                for member in archive.getmembers():
+                    if not member.isfile() or not member.name.endswith("/record.json"):
+                        continue
+                    handle = archive.extractfile(member)
+                    try:
+                        record = json.loads(handle.read()) if handle else None
+                    except ValueError:
+                        continue
+                    if not isinstance(record, dict) or not isinstance(record.get("name"), str):
+                        continue
+                    agents.append(protocol.AgentInfo(
+                        id=str(record.get("id", "")), name=record["name"], type=str(record.get("type", "")),
+                        state="STOPPED", command=str(record.get("command", "")),
+                        work_dir=str(record.get("work_dir", "")), created_at=str(record.get("created_at", "")),
+                        labels={str(k): str(v) for k, v in (record.get("labels") or {}).items()},
+                    ))
+        return sorted(agents, key=lambda info: info.name)
+
+    def listed(self, host: str, names: Sequence[str]) -> None:
+        with self._registry_changes() as hosts:
+            if host in hosts or names:
+                hosts.setdefault(host, {})["agents"] = sorted(names)
+
+    def agent_created(self, host: str, name: str) -> None:
+        with self._registry_changes() as hosts:
+            entry = hosts.setdefault(host, {})
+            entry["agents"] = sorted(set(entry.get("agents", [])) | {name})
+
+    # -- reaching a host -------------------------------------------------------------------
+
+    def open_stream(self, host: str, *, warm: bool = True) -> Stream:
+        self.check_host(host)
+        self._ensure_running(host)
+        if warm:
+            # The host daemon listens in a directory the container shares with this machine.
+            path = daemon_socket_path("", "", self._socket_dir(host))
+            if len(path) <= _MAX_SOCKET_PATH and os.path.exists(path):
+                try:
+                    return SocketStream.connect(host, path)
+                except OSError:
+                    pass  # a daemon of a stopped container: bootstrap starts a new one
+        return ProcessStream(host, ["docker", "exec", "-i", self.container_name(host), *stage1_argv("python3")])
+
+    def _socket_dir(self, host: str) -> str:
+        """This machine's side of the directory where the host daemon puts its socket."""
+        import zlib
+
+        key = zlib.crc32(f"{self.namespace}/{host}".encode()) & 0xFFFFFFFF
+        return os.path.join(state_dir(), "dk", f"{key:08x}")
+
+    def attach_argv(self, host: str, session: str) -> list[str]:
+        self.check_host(host)
+        return ["docker", "exec", "-it", self.container_name(host), "tmux", "attach-session", "-t", "=" + session]
+
+    def _ensure_running(self, host: str) -> None:
+        seen = self._seen
+        if isinstance(seen, engine.EngineUnavailable):
+            raise seen
+        container = seen.get(host)
+        if container is None:
+            seen = self._refresh()
+            container = seen.get(host)
+            if container is None:
+                raise MngrError(f"docker host {host!r} has no container (was {self.container_name(host)} removed?)")
+        if container.get("State") != "running":
+            engine.start(container["Id"])
+            container["State"] = "running"
+
+    def _refresh(self) -> dict[str, dict[str, Any]]:
+        self.__dict__.pop("_seen", None)
+        seen = self._seen
+        if isinstance(seen, engine.EngineUnavailable):
+            raise seen
+        return seen
+
+    # -- making and removing hosts ---------------------------------------------------------
+
+    def prepare_host(self, host: str, build_args: Sequence[str]) -> bool:
+        """Make the host's container unless it exists (then start it if stopped); True if
+        it was made now (create removes it again if the agent cannot be created)."""
+        self.check_host(host)
+        parsed = BuildArgs(build_args)  # bad build args fail before anything is made
+        seen = self._seen
+        if isinstance(seen, engine.EngineUnavailable):
+            raise seen
+        if host in seen:
+            if build_args:
+                raise UsageError(f"docker host {host!r} exists already: --build-arg applies to a new host only")
+            self._ensure_running(host)
+            return False
+        client = engine.sdk_client()
+        image = self._image_for(client, parsed)
+        import docker
+
+        options: dict[str, Any] = {
+            "name": self.container_name(host), "hostname": host[:63], "detach": True,
+            "labels": {LABEL_HOST: host, LABEL_NAMESPACE: self.namespace,
+                       LABEL_BUILD_ARGS: json.dumps(list(build_args))},
+            "init": False, "command": KEEP_RUNNING,
+        }
+        if parsed.block_network:
+            options["network_mode"] = "none"
+        if engine.quick():  # an engine on this machine: its bind mounts are this machine's
+            socket_dir = self._socket_dir(host)
+            os.makedirs(socket_dir, mode=0o700, exist_ok=True)
+            options["volumes"] = {socket_dir: {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"}}
+            options["environment"] = {"MNGR_DAEMON_SOCKET_DIR": SOCKET_DIR_IN_CONTAINER}
+        cpus = parsed.cpus if parsed.cpus is not None else self.settings.get("cpus")
+        if cpus is not None:
+            options["nano_cpus"] = int(_positive_number(cpus, "providers.docker.cpus") * 1e9)
+        memory = parsed.memory or (_memory(self.settings["memory"]) if self.settings.get("memory") else "")
+        if memory:
+            options["mem_limit"] = memory
+        try:
+            container = client.containers.run(image, **options)
+        except docker.errors.APIError as exc:
+            raise MngrError(f"could not create docker host {host!r}: {exc.explanation or exc}") from exc
+        try:
+            self._check_tools(container, image)
+        except BaseException:
+            self.discard_host(host)
+            raise
+        with self._registry_changes() as hosts:
+            hosts.setdefault(host, {"agents": []})
+        self.__dict__.pop("_seen", None)
+        return True
+
+    def _check_tools(self, container: Any, image: str) -> None:
+        script = "; ".join(f"command -v {tool} >/dev/null 2>&1 || echo {tool}" for tool in _NEEDED)
+        result = container.exec_run(["/bin/sh", "-c", script])
+        missing = result.output.decode("utf-8", "replace").split() if result.exit_code == 0 else ["/bin/sh"]
+        if missing:
+            raise MngrError(f"image {image!r} has no {', '.join(missing)}: mngr needs python3 and tmux on a host "
+                            "(mngr bootstrap writes a Dockerfile that has them)")
+
+    def discard_host(self, host: str) -> None:
+        """Remove the host's container (and forget the host)."""
+        import docker
+
+        with suppress(docker.errors.NotFound):
+            engine.sdk_client().containers.get(self.container_name(host)).remove(force=True)
+        with self._registry_changes() as hosts:
+            hosts.pop(host, None)
+        self.__dict__.pop("_seen", None)
+        import shutil
+
+        shutil.rmtree(self._socket_dir(host), ignore_errors=True)
+
+    def host_emptied(self, host: str) -> None:
+        """The last agent of a docker host was destroyed: the container goes with it."""
+        self.discard_host(host)
+
+    def forget_agent(self, host: str, name: str) -> None:
+        """Drop an agent whose container is gone from the registry (``mngr destroy``)."""
+        with self._registry_changes() as hosts:
+            entry = hosts.get(host)
+            if entry is not None:
+                entry["agents"] = [agent for agent in entry.get("agents", []) if agent != name]
+                if not entry["agents"]:
+                    del hosts[host]
+
+    # -- images ------------------------------------------------------------------------------
+
+    def _image_for(self, client: Any, args: BuildArgs) -> str:
+        import docker
+
+        if args.image or (not args.dockerfile and self.settings.get("image")):
+            image = args.image or str(self.settings["image"])
+            try:
+                client.images.get(image)
+            except docker.errors.ImageNotFound:
+                try:
+                    client.images.pull(image)
+                except docker.errors.APIError as exc:
+                    raise MngrError(f"image {image!r} is not here and could not be pulled: "
+                                    f"{exc.explanation or exc}") from exc
+            return image
+        if args.dockerfile:
+            with open(args.dockerfile, "rb") as handle:
+                content = handle.read()
+            return self._build(client, os.path.dirname(args.dockerfile), os.path.basename(args.dockerfile), content)
+        base = str(self.settings.get("base_image") or DEFAULT_BASE_IMAGE)
+        dockerfile = (
+            f"FROM {base}\n"
+            "# mngr needs python3 and tmux on a host; install what the base image lacks.\n"
+            "RUN if command -v python3 >/dev/null && command -v tmux >/dev/null && command -v git >/dev/null;"
+            " then exit 0; fi;"
+            f" apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends"
+            f" {_BASE_PACKAGES} && rm -rf /var/lib/apt/lists/*\n"
+        ).encode()
+        return self._build(client, None, "Dockerfile", dockerfile)
+
+    def _build(self, client: Any, context: str | None, dockerfile: str, content: bytes) -> str:
+        """An image built with the classic builder, tagged by what it is built from, reused."""
+        import hashlib
+        import io
+
+        import docker
+
+        digest = hashlib.sha256(content + (context or "").encode()).hexdigest()[:16]
+        tag = f"mngr-image:{digest}"
+        try:
+            client.images.get(tag)
+            return tag
+        except docker.errors.ImageNotFound:
+            pass
+        try:
+            if context is None:
+                client.images.build(fileobj=io.BytesIO(content), tag=tag, rm=True, forcerm=True,
+                                    labels={LABEL_IMAGE: "base"})
+            else:
+                client.images.build(path=context, dockerfile=dockerfile, tag=tag, rm=True, forcerm=True,
+                                    labels={LABEL_IMAGE: "dockerfile"})
+        except docker.errors.BuildError as exc:
+            last = next((str(line.get("stream", line.get("error", ""))).strip() for line in reversed(list(exc.build_log))
+                         if str(line.get("stream", line.get("error", ""))).strip()), str(exc))
+            raise MngrError(f"building the image failed: {last}") from exc
+        except docker.errors.APIError as exc:
+            raise MngrError(f"building the image failed: {exc.explanation or exc}") from exc
+        return tag
+
+    # -- the registry of hosts (only to report what the engine no longer shows) -------------
+
+    def _registry_path(self) -> str:
+        return os.path.join(state_dir(), "docker_hosts.json")
+
+    def _registry(self) -> dict[str, dict[str, Any]]:
+        try:
+            with open(self._registry_path()) as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @contextmanager
+    def _registry_changes(self) -> Iterator[dict[str, dict[str, Any]]]:
+        import fcntl
+
+        os.makedirs(state_dir(), mode=0o700, exist_ok=True)
+        with self._lock, open(self._registry_path() + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            hosts = self._registry()
+            before = json.dumps(hosts, sort_keys=True)
+            yield hosts
+            if json.dumps(hosts, sort_keys=True) != before:
+                temporary = f"{self._registry_path()}.{os.getpid()}.{time.monotonic_ns()}"
+                with open(temporary, "w") as handle:
+                    json.dump(hosts, handle, indent=1, sort_keys=True)
+                os.replace(temporary, self._registry_path())
+
+
+def _user_name() -> str:
+    import getpass
+
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = str(os.getuid())
+    return re.sub(r"[^a-zA-Z0-9_.-]", "_", name) or "user"
+
+
+@hookimpl
+def mngr_providers() -> list[type[Provider]]:
+    return [DockerProvider]

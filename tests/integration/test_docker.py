@@ -1,0 +1,172 @@
+"""The docker provider against a real Docker engine: hosts are containers mngr makes."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def dock(sandbox, docker_client, docker_base_image: str) -> Iterator:
+    """The sandbox, with the docker provider in a namespace of its own (so this test sees
+    only its containers), building its base image from the local test image."""
+    namespace = "t" + uuid.uuid4().hex[:10]
+    sandbox.env["MNGR_PROVIDERS__DOCKER__NAMESPACE"] = namespace
+    sandbox.env["MNGR_PROVIDERS__DOCKER__BASE_IMAGE"] = docker_base_image
+    sandbox.namespace = namespace
+    sandbox.docker = docker_client
+    try:
+        yield sandbox
+    finally:
+        for container in docker_client.containers.list(all=True, filters={"label": f"mngr.namespace={namespace}"}):
+            container.remove(force=True)
+
+
+def _containers(dock) -> dict[str, str]:
+    """host -> container status, for this test's namespace."""
+    found = dock.docker.containers.list(all=True, filters={"label": f"mngr.namespace={dock.namespace}"})
+    return {container.labels["mngr.host"]: container.status for container in found}
+
+
+def _agents(dock) -> dict[str, dict]:
+    listed = dock.mngr("list", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    return {agent["name"]: agent for agent in json.loads(listed.stdout)["agents"]}
+
+
+def _create(dock, name: str, *args: str) -> None:
+    created = dock.mngr("create", name, "command", "--in", "docker", "--no-connect", *args, "--", "sleep", "600")
+    assert created.returncode == 0, created.stderr
+
+
+def test_an_agent_gets_a_container_and_every_command_works_in_it(dock, tmp_path: Path) -> None:
+    _create(dock, "first")
+    assert _containers(dock) == {"first": "running"}
+    agent = _agents(dock)["first"]
+    assert (agent["state"], agent["host"], agent["provider"]) == ("RUNNING", "first", "docker")
+    ran = dock.mngr("exec", "first", "hostname; id -u")
+    assert ran.returncode == 0 and ran.stdout.split() == ["first", "0"], ran.stderr
+    source = tmp_path / "source"
+    (source / "sub").mkdir(parents=True)
+    (source / "sub" / "data.txt").write_text("into the container\n")
+    assert dock.mngr("push", "first", str(source)).returncode == 0
+    shown = dock.mngr("exec", "first", "cat sub/data.txt")
+    assert shown.stdout == "into the container\n"
+    assert dock.mngr("exec", "first", "echo made there > back.txt").returncode == 0
+    back = tmp_path / "back"
+    assert dock.mngr("pull", "first", str(back)).returncode == 0
+    assert (back / "back.txt").read_text() == "made there\n" and (back / "sub" / "data.txt").exists()
+    assert dock.mngr("message", "first", "hello").returncode == 0
+
+
+def test_agents_share_a_host_and_the_last_one_takes_the_container_with_it(dock) -> None:
+    _create(dock, "one", "--host", "shared")
+    _create(dock, "two", "--host", "shared")
+    assert _containers(dock) == {"shared": "running"}
+    agents = _agents(dock)
+    assert agents["one"]["host"] == agents["two"]["host"] == "shared"
+    assert dock.mngr("destroy", "-f", "one").returncode == 0
+    assert _containers(dock) == {"shared": "running"}
+    destroyed = dock.mngr("destroy", "-f", "two")
+    assert destroyed.returncode == 0 and "removed host shared" in destroyed.stdout
+    assert _containers(dock) == {}
+    assert _agents(dock) == {}
+
+
+def test_a_stopped_container_lists_its_agents_as_stopped_and_start_brings_them_back(dock) -> None:
+    _create(dock, "sleeper")
+    dock.docker.containers.get(f"mngr-{dock.namespace}-sleeper").stop(timeout=1)
+    assert _agents(dock)["sleeper"]["state"] == "STOPPED"
+    assert _containers(dock) == {"sleeper": "exited"}  # listing read it without starting it
+    started = dock.mngr("start", "sleeper")
+    assert started.returncode == 0, started.stderr
+    assert _containers(dock) == {"sleeper": "running"}
+    assert _agents(dock)["sleeper"]["state"] in ("RUNNING", "WAITING")
+
+
+def test_idle_shutdown_stops_the_container(dock) -> None:
+    _create(dock, "idler", "--idle-timeout", "3s")
+    wait_for(lambda: _containers(dock).get("idler") == "exited", "the idle container to stop", timeout=60)
+    listed = dock.mngr("list", "--format", "json")
+    assert json.loads(listed.stdout)["agents"][0]["state"] == "STOPPED"
+
+
+def test_block_network_leaves_only_loopback(dock) -> None:
+    _create(dock, "offline", "--build-arg", "--block-network")
+    container = dock.docker.containers.get(f"mngr-{dock.namespace}-offline")
+    assert container.attrs["HostConfig"]["NetworkMode"] == "none"
+    links = dock.mngr("exec", "offline", "ls /sys/class/net")
+    assert links.stdout.split() == ["lo"]
+
+
+def test_limits_from_build_args_and_config(dock) -> None:
+    _create(dock, "small", "--build-arg", "--cpus 1.5", "--build-arg", "--memory=256m")
+    config = dock.docker.containers.get(f"mngr-{dock.namespace}-small").attrs["HostConfig"]
+    assert config["NanoCpus"] == 1_500_000_000 and config["Memory"] == 256 * 1024 * 1024
+
+
+@pytest.mark.parametrize(("build_arg", "expected"), [
+    ("--cidr-allowlist 203.0.113.0/24", "only the modal provider"),
+    ("--no-such-option", "unknown build arg '--no-such-option'"),
+    ("--cpus lots", "--cpus must be a positive number"),
+    ("--dockerfile /nowhere/Dockerfile", "no such file"),
+])
+def test_bad_build_args_are_one_line_and_make_nothing(dock, build_arg: str, expected: str) -> None:
+    created = dock.mngr("create", "bad", "command", "--in", "docker", "--no-connect", "--build-arg", build_arg,
+                        "--", "sleep", "600")
+    assert created.returncode == 2
+    assert expected in created.stderr and len(created.stderr.strip().splitlines()) == 1
+    assert _containers(dock) == {}
+
+
+def test_an_image_without_tmux_is_refused_by_name_and_leaves_nothing(dock, tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(f"FROM {dock.env['MNGR_PROVIDERS__DOCKER__BASE_IMAGE']}\nRUN rm -f /usr/bin/tmux\n")
+    try:
+        created = dock.mngr("create", "notmux", "command", "--in", "docker", "--no-connect",
+                            "--build-arg", f"--dockerfile {dockerfile}", "--", "sleep", "600", timeout=300)
+        assert created.returncode == 1
+        assert "has no tmux" in created.stderr and len(created.stderr.strip().splitlines()) == 1
+        assert _containers(dock) == {}
+    finally:
+        for image in dock.docker.images.list(filters={"label": "mngr.image=dockerfile"}):
+            dock.docker.images.remove(image.id, force=True)
+
+
+def test_a_container_removed_behind_mngrs_back_shows_as_gone_until_destroyed(dock) -> None:
+    _create(dock, "vanishing")
+    _create(dock, "staying")
+    dock.docker.containers.get(f"mngr-{dock.namespace}-vanishing").remove(force=True)
+    agents = _agents(dock)
+    assert agents["vanishing"]["state"] == "GONE" and agents["staying"]["state"] in ("RUNNING", "WAITING")
+    destroyed = dock.mngr("destroy", "-f", "vanishing")
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert set(_agents(dock)) == {"staying"}
+
+
+def test_no_engine_is_one_line_and_the_other_providers_still_list(dock) -> None:
+    local = dock.mngr("create", "here", "command", "--no-connect", "--", "sleep", "600")
+    assert local.returncode == 0, local.stderr
+    _create(dock, "there")
+    nowhere = {"DOCKER_HOST": f"unix://{dock.root}/no-engine.sock"}
+    listed = dock.mngr("list", "--format", "json", env=nowhere)
+    assert listed.returncode == 1
+    report = json.loads(listed.stdout)
+    assert [agent["name"] for agent in report["agents"]] == ["here"]
+    assert report["errors"] and "no Docker engine answers" in report["errors"][0]["error"]
+    created = dock.mngr("create", "more", "command", "--in", "docker", "--no-connect", "--", "true", env=nowhere)
+    assert created.returncode != 0 and "no Docker engine answers" in created.stderr
+    assert len(created.stderr.strip().splitlines()) == 1
+    # With no docker host remembered, a missing engine says nothing at all.
+    os.unlink(dock.state_dir / "docker_hosts.json")
+    quiet = dock.mngr("list", env=nowhere)
+    assert quiet.returncode == 0 and quiet.stderr == ""
