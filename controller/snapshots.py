@@ -12,6 +12,10 @@ A snapshot is one file, ``<state dir>/snapshots/<id>.tar.zst``, holding:
 
 It is written to a temporary name and renamed when complete. ``create --snapshot ID``
 makes a new agent from it on any host, the way ``mngr clone`` does.
+
+A provider with snapshots of its own kind records the whole host instead (docker: a
+committed image, see ``Provider.snapshot_host``); the same commands list, destroy and
+create from those, on that provider.
 """
 
 from __future__ import annotations
@@ -22,15 +26,18 @@ import os
 import secrets
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mngr.remote_helper import files
 
 from . import sync
 from .errors import MngrError, UsageError
 from .hosts import HostHandle
+
+if TYPE_CHECKING:
+    from mngr.providers.base import Provider
 
 _SUFFIX = ".tar.zst"
 
@@ -44,8 +51,9 @@ def snapshots_dir() -> str:
 @dataclass
 class Snapshot:
     id: str
-    path: str
+    path: str  # "" for a provider's own snapshot
     meta: dict[str, Any]
+    bytes: int
 
 
 def take(handle: HostHandle, name: str, provider: str) -> Snapshot:
@@ -53,6 +61,16 @@ def take(handle: HostHandle, name: str, provider: str) -> Snapshot:
 
     snapshot_id = "snap-" + datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(4)
     spec = handle.agent_spec(name)
+    native_meta = {
+        "id": snapshot_id,
+        "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+        "agent": name, "host": handle.host, "provider": provider, "work_dir": spec.work_dir,
+        "spec": {"agent_type": spec.agent_type, "command": spec.command, "binary": spec.binary,
+                 "env": spec.env, "labels": spec.labels},
+    }
+    size = handle.provider.snapshot_host(handle.host, native_meta)
+    if size is not None:
+        return Snapshot(snapshot_id, "", native_meta, size)
     os.makedirs(snapshots_dir(), mode=0o700, exist_ok=True)
     path = os.path.join(snapshots_dir(), snapshot_id + _SUFFIX)
     temporary = path + ".tmp"
@@ -89,7 +107,7 @@ def take(handle: HostHandle, name: str, provider: str) -> Snapshot:
             if os.path.exists(temporary):
                 os.unlink(temporary)
             raise
-    return Snapshot(snapshot_id, path, meta)
+    return Snapshot(snapshot_id, path, meta, os.path.getsize(path))
 
 
 def _path_of(snapshot_id: str) -> str:
@@ -121,8 +139,26 @@ def read_meta(path: str) -> dict[str, Any]:
     raise MngrError(f"{path} is not a snapshot mngr can read (no snapshot.json)")
 
 
-def listing() -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def native(snapshot_id: str, providers: Iterable[Provider]) -> tuple[Provider, dict[str, Any]] | None:
+    """(the provider, its metadata) of a provider's own snapshot; None for one of mngr's
+    archives, or an id nobody knows."""
+    if os.path.exists(os.path.join(snapshots_dir(), snapshot_id + _SUFFIX)):
+        return None
+    for provider in providers:
+        for meta in provider.snapshots():
+            if meta["id"] == snapshot_id:
+                return provider, meta
+    return None
+
+
+def listing(providers: Iterable[Provider] = ()) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [
+        {"id": meta["id"], "agent": meta.get("agent", ""), "host": meta.get("host", ""),
+         "provider": meta.get("provider", provider.name), "created_at": meta.get("created_at", ""),
+         "bytes": meta.get("bytes", 0)}
+        for provider in providers for meta in provider.snapshots()
+    ]
+    rows.sort(key=lambda row: row["id"])
     try:
         names = sorted(os.listdir(snapshots_dir()))
     except FileNotFoundError:
@@ -140,7 +176,11 @@ def listing() -> list[dict[str, Any]]:
     return rows
 
 
-def destroy(snapshot_id: str) -> None:
+def destroy(snapshot_id: str, providers: Iterable[Provider] = ()) -> None:
+    if not os.path.exists(os.path.join(snapshots_dir(), snapshot_id + _SUFFIX)):
+        for provider in providers:
+            if provider.destroy_snapshot(snapshot_id):
+                return
     os.unlink(_path_of(snapshot_id))
 
 

@@ -50,14 +50,31 @@ class Provider(ABC):
         """The host a new agent goes to when the user names none."""
         return self.default_host()
 
-    def prepare_host(self, host: str, build_args: Sequence[str]) -> bool:
+    def prepare_host(self, host: str, build_args: Sequence[str], snapshot: str = "") -> bool:
         """Make ``host`` ready for a new agent (make or start it); True if it was made now,
-        so that a failed create removes it again (``discard_host``). By default hosts exist
-        already, and build args mean nothing."""
+        so that a failed create removes it again (``discard_host``). ``snapshot``: one of
+        this provider's own snapshots (``snapshot_host``) to make the host from. By default
+        hosts exist already, and build args mean nothing."""
         if build_args:
             from mngr.controller.errors import UsageError
 
             raise UsageError(f"provider {self.name!r} takes no --build-arg")
+        return False
+
+    # -- snapshots of a whole host (providers that have their own kind, such as images) -----
+
+    def snapshot_host(self, host: str, meta: dict[str, Any]) -> int | None:
+        """Record ``host`` whole as snapshot ``meta["id"]`` (``meta``: what mngr knows of it,
+        kept with it); its size in bytes, or None when this provider has no snapshots of its
+        own (mngr then archives the agent's work dir)."""
+        return None
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        """The metadata (as given to ``snapshot_host``, plus ``bytes``) of its snapshots."""
+        return []
+
+    def destroy_snapshot(self, snapshot_id: str) -> bool:
+        """Delete one of its snapshots; False if it has none of that id."""
         return False
 
     def discard_host(self, host: str) -> None:  # noqa: B027 - optional hook

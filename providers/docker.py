@@ -59,6 +59,9 @@ LABEL_HOST = "mngr.host"
 LABEL_NAMESPACE = "mngr.namespace"
 LABEL_BUILD_ARGS = "mngr.build-args"
 LABEL_IMAGE = "mngr.image"
+LABEL_SNAPSHOT = "mngr.snapshot"  # on a committed image: the snapshot's id
+LABEL_SNAPSHOT_META = "mngr.snapshot.meta"  # ... and what mngr knows of it, as JSON
+SNAPSHOT_REPOSITORY = "mngr-snapshot"
 CONTAINER_PREFIX = "mngr-"
 DEFAULT_BASE_IMAGE = "debian:bookworm-slim"
 DEFAULT_IDLE_TIMEOUT = "1h"
@@ -300,21 +303,26 @@ class DockerProvider(Provider):
 
     # -- making and removing hosts ---------------------------------------------------------
 
-    def prepare_host(self, host: str, build_args: Sequence[str]) -> bool:
+    def prepare_host(self, host: str, build_args: Sequence[str], snapshot: str = "") -> bool:
         """Make the host's container unless it exists (then start it if stopped); True if
-        it was made now (create removes it again if the agent cannot be created)."""
+        it was made now (create removes it again if the agent cannot be created). From a
+        ``snapshot`` (an image ``snapshot_host`` committed), the container starts with the
+        snapshotted host's files, its agents' records left out."""
         self.check_host(host)
         parsed = BuildArgs(build_args)  # bad build args fail before anything is made
+        if snapshot and (parsed.image or parsed.dockerfile):
+            raise UsageError("a docker snapshot brings its own image: no --image or --dockerfile with it")
         seen = self._seen
         if isinstance(seen, engine.EngineUnavailable):
             raise seen
         if host in seen:
-            if build_args:
-                raise UsageError(f"docker host {host!r} exists already: --build-arg applies to a new host only")
+            if build_args or snapshot:
+                what = "--build-arg" if build_args else "a snapshot"
+                raise UsageError(f"docker host {host!r} exists already: {what} applies to a new host only")
             self._ensure_running(host)
             return False
         client = engine.sdk_client()
-        image = self._image_for(client, parsed)
+        image = f"{SNAPSHOT_REPOSITORY}:{snapshot}" if snapshot else self._image_for(client, parsed)
         import docker
 
         options: dict[str, Any] = {
@@ -342,6 +350,9 @@ class DockerProvider(Provider):
             raise MngrError(f"could not create docker host {host!r}: {exc.explanation or exc}") from exc
         try:
             self._check_tools(container, image)
+            if snapshot:  # the new host's agents are made anew: not the snapshotted host's
+                leftovers = f"{HOST_DIR_IN_CONTAINER}/agents {HOST_DIR_IN_CONTAINER}/host/shutdown.json"
+                container.exec_run(["/bin/sh", "-c", f"rm -rf {leftovers}"])
         except BaseException:
             self.discard_host(host)
             raise
@@ -383,6 +394,52 @@ class DockerProvider(Provider):
                 entry["agents"] = [agent for agent in entry.get("agents", []) if agent != name]
                 if not entry["agents"]:
                     del hosts[host]
+
+    # -- snapshots: committed images -------------------------------------------------------
+
+    def snapshot_host(self, host: str, meta: dict[str, Any]) -> int | None:
+        """``docker commit`` of the host's container (paused meanwhile): every file of it,
+        the agent's work dir and state included."""
+        import docker
+
+        client = engine.sdk_client()
+        labels = {LABEL_SNAPSHOT: meta["id"], LABEL_SNAPSHOT_META: json.dumps(meta),
+                  LABEL_NAMESPACE: self.namespace}
+        try:
+            container = client.containers.get(self.container_name(host))
+            image = container.commit(repository=SNAPSHOT_REPOSITORY, tag=meta["id"], conf={"Labels": labels},
+                                     message=f"mngr snapshot of {meta.get('agent', '')} on {host}")
+        except docker.errors.APIError as exc:
+            raise MngrError(f"could not snapshot docker host {host!r}: {exc.explanation or exc}") from exc
+        return int(image.attrs.get("Size", 0))
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        if not engine.quick():
+            return []
+        try:
+            status, body = engine.request("GET", "/images/json", {
+                "filters": json.dumps({"label": [LABEL_SNAPSHOT, f"{LABEL_NAMESPACE}={self.namespace}"]})})
+        except engine.EngineUnavailable:
+            return []
+        if status != 200:
+            return []
+        found = []
+        for image in json.loads(body):
+            try:
+                meta = json.loads((image.get("Labels") or {})[LABEL_SNAPSHOT_META])
+            except (KeyError, ValueError):
+                continue
+            # A destroyed snapshot a container still runs from stays, untagged, until then.
+            tagged = f"{SNAPSHOT_REPOSITORY}:{meta.get('id') if isinstance(meta, dict) else ''}"
+            if isinstance(meta, dict) and "id" in meta and tagged in (image.get("RepoTags") or []):
+                found.append({**meta, "bytes": int(image.get("Size", 0))})
+        return found
+
+    def destroy_snapshot(self, snapshot_id: str) -> bool:
+        if not any(meta["id"] == snapshot_id for meta in self.snapshots()):
+            return False
+        engine.sdk_client().images.remove(f"{SNAPSHOT_REPOSITORY}:{snapshot_id}", force=True)
+        return True
 
     # -- images ------------------------------------------------------------------------------
 

@@ -161,6 +161,16 @@ def create(
 
     agent_type = app.registry.agent_type(type_name)
     command = agent_type.command_line(agent_args)
+    native_snapshot = None
+    if snapshot_id is not None:
+        from .. import snapshots
+
+        native_snapshot = snapshots.native(snapshot_id, app.providers())
+        if native_snapshot is not None:  # a provider's own (a docker image): on that provider
+            if provider_name and provider_name != native_snapshot[0].name:
+                raise UsageError(f"snapshot {snapshot_id} is the {native_snapshot[0].name} provider's: "
+                                 f"create from it with --in {native_snapshot[0].name}")
+            provider_name = native_snapshot[0].name
     provider = app.provider(provider_name or str(app.config.get("default_provider")))
     host_name = host or provider.host_for_new_agent(name)
     provider.check_host(host_name)
@@ -184,7 +194,7 @@ def create(
         provider.idle_defaults(host_name),
     )
 
-    made_host = provider.prepare_host(host_name, build_args)
+    made_host = provider.prepare_host(host_name, build_args, snapshot=snapshot_id if native_snapshot else "")
     try:
         with HostHandle(provider, host_name, app.host_timeout) as handle:
             binary = agent_type.binary(agent_args)
@@ -202,6 +212,12 @@ def create(
                 from ..sync import seed_work_dir
 
                 directory = seed_work_dir(handle, name, source_root, directory)
+            elif native_snapshot is not None:  # the work dir came with the host's image
+                spec = native_snapshot[1]["spec"]
+                directory = directory or native_snapshot[1]["work_dir"]
+                type_name, command, binary = spec["agent_type"], spec["command"], spec.get("binary")
+                env = {**spec.get("env", {}), **env}
+                labels = {**spec.get("labels", {}), **labels}
             elif snapshot_id is not None:
                 from .. import snapshots
 
@@ -220,7 +236,7 @@ def create(
                     labels=labels,
                 )
             except BaseException as exc:
-                if fresh_dir:  # the work dir was made for this agent only
+                if fresh_dir and native_snapshot is None:  # the work dir was made for this agent only
                     handle.prepare_work_dir(name, directory, remove=True)
                 if isinstance(exc, MissingBinary):
                     raise MngrError(f"agent type {agent_type.name!r} needs {binary!r}, which was not found on PATH "

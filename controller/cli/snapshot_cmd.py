@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from .. import output, snapshots
@@ -57,7 +55,7 @@ def create_snapshot(app: App, name: str, output_format: str) -> None:
         except OSError as exc:
             raise MngrError(f"snapshot {name}: {exc}") from exc
     row = {"id": taken.id, "agent": name, "host": agent.host, "provider": agent.provider,
-           "created_at": taken.meta["created_at"], "bytes": os.path.getsize(taken.path)}
+           "created_at": taken.meta["created_at"], "bytes": taken.bytes}
     if output_format == "json":
         click.echo(output.to_json(row))
     elif output_format == "human":
@@ -68,9 +66,10 @@ def create_snapshot(app: App, name: str, output_format: str) -> None:
 
 @snapshot.command("list", context_settings=_HELP)
 @click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True)
-def list_snapshots(output_format: str) -> None:
-    """List the snapshots kept on this machine."""
-    rows = snapshots.listing()
+@pass_app
+def list_snapshots(app: App, output_format: str) -> None:
+    """List the snapshots kept on this machine (and providers' own, such as docker images)."""
+    rows = snapshots.listing(app.providers())
     if output_format == "json":
         click.echo(output.to_json(rows))
     elif rows:
@@ -83,8 +82,9 @@ def list_snapshots(output_format: str) -> None:
 
 @snapshot.command("destroy", context_settings=_HELP)
 @click.argument("snapshot_ids", nargs=-1, required=True, metavar="ID...")
-def destroy_snapshots(snapshot_ids: tuple[str, ...]) -> None:
+@pass_app
+def destroy_snapshots(app: App, snapshot_ids: tuple[str, ...]) -> None:
     """Delete snapshots."""
     for snapshot_id in snapshot_ids:
-        snapshots.destroy(snapshot_id)
+        snapshots.destroy(snapshot_id, app.providers())
         click.echo(f"destroyed snapshot {snapshot_id}")

@@ -29,6 +29,8 @@ def dock(sandbox, docker_client, docker_base_image: str) -> Iterator:
     finally:
         for container in docker_client.containers.list(all=True, filters={"label": f"mngr.namespace={namespace}"}):
             container.remove(force=True)
+        for image in docker_client.images.list(all=True, filters={"label": f"mngr.namespace={namespace}"}):
+            docker_client.images.remove(image.id, force=True)  # snapshots
 
 
 def _containers(dock) -> dict[str, str]:
@@ -170,3 +172,28 @@ def test_no_engine_is_one_line_and_the_other_providers_still_list(dock) -> None:
     os.unlink(dock.state_dir / "docker_hosts.json")
     quiet = dock.mngr("list", env=nowhere)
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_a_snapshot_is_a_committed_image_and_a_new_agent_starts_from_it(dock) -> None:
+    _create(dock, "doomed")
+    made = dock.mngr("exec", "doomed", "echo precious > work.txt && mkdir -p /opt/extra && echo sys > /opt/extra/f")
+    assert made.returncode == 0, made.stderr
+    taken = dock.mngr("snapshot", "doomed", "--format", "{id}")
+    assert taken.returncode == 0, taken.stderr
+    snapshot_id = taken.stdout.strip()
+    try:
+        listed = json.loads(dock.mngr("snapshot", "list", "--format", "json").stdout)
+        assert [(row["id"], row["agent"], row["provider"]) for row in listed] == [(snapshot_id, "doomed", "docker")]
+        assert dock.mngr("destroy", "-f", "doomed").returncode == 0
+        wrong = dock.mngr("create", "elsewhere", "--snapshot", snapshot_id, "--in", "local", "--no-connect")
+        assert wrong.returncode == 2 and "--in docker" in wrong.stderr
+        created = dock.mngr("create", "newer", "--snapshot", snapshot_id, "--no-connect")
+        assert created.returncode == 0, created.stderr
+        shown = dock.mngr("exec", "newer", "cat work.txt /opt/extra/f")
+        assert shown.stdout.split() == ["precious", "sys"]  # the work dir and the rest of the container
+        agents = _agents(dock)
+        assert set(agents) == {"newer"} and agents["newer"]["type"] == "command"  # not the old agent's record
+    finally:
+        destroyed = dock.mngr("snapshot", "destroy", snapshot_id)
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert json.loads(dock.mngr("snapshot", "list", "--format", "json").stdout) == []
