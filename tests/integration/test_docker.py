@@ -114,6 +114,11 @@ def test_limits_from_build_args_and_config(dock) -> None:
     _create(dock, "small", "--build-arg", "--cpus 1.5", "--build-arg", "--memory=256m")
     config = dock.docker.containers.get(f"mngr-{dock.namespace}-small").attrs["HostConfig"]
     assert config["NanoCpus"] == 1_500_000_000 and config["Memory"] == 256 * 1024 * 1024
+    # the same from [providers.docker] in config, for every new host
+    dock.env.update(MNGR_PROVIDERS__DOCKER__CPUS="0.5", MNGR_PROVIDERS__DOCKER__MEMORY="128m")
+    _create(dock, "configured")
+    config = dock.docker.containers.get(f"mngr-{dock.namespace}-configured").attrs["HostConfig"]
+    assert config["NanoCpus"] == 500_000_000 and config["Memory"] == 128 * 1024 * 1024
 
 
 @pytest.mark.parametrize(("build_arg", "expected"), [
