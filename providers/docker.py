@@ -4,9 +4,9 @@
 the host, and so shares one container between agents) and runs the helper in it with
 ``docker exec -i CONTAINER python3 -I -S -c STAGE1``: the same bootstrap and helper as every
 other host. Containers and the images mngr builds carry ``mngr.*`` labels, so listings find
-them with no local database; a small registry of hosts and their agents'
-names (``docker_hosts.json`` in the state dir) only lets a listing say what became of hosts
-it cannot see: an engine that does not answer, a container removed behind mngr's back.
+them with no local database; a small registry of hosts and their agents' names
+(``docker_hosts.NAMESPACE.json`` in the state dir) only lets a listing say what became of
+hosts it cannot see: an engine that does not answer, a container removed behind mngr's back.
 
 A container's main process only waits (and ends on SIGTERM): agents run in its tmux
 server, started by the helper. Stopping the container (``docker stop``, or the idle
@@ -245,6 +245,9 @@ class DockerProvider(Provider):
         return sorted(agents, key=lambda info: info.name)
 
     def listed(self, host: str, names: Sequence[str]) -> None:
+        known = self._registry().get(host)
+        if (known or {}).get("agents") == sorted(names) or (known is None and not names):
+            return  # the usual listing: nothing to write, no lock to take
         with self._registry_changes() as hosts:
             if host in hosts or names:
                 hosts.setdefault(host, {})["agents"] = sorted(names)
@@ -504,7 +507,7 @@ class DockerProvider(Provider):
     # -- the registry of hosts (only to report what the engine no longer shows) -------------
 
     def _registry_path(self) -> str:
-        return os.path.join(state_dir(), "docker_hosts.json")
+        return os.path.join(state_dir(), f"docker_hosts.{self.namespace}.json")
 
     def _registry(self) -> dict[str, dict[str, Any]]:
         try:

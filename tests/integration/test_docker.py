@@ -160,6 +160,12 @@ def test_a_container_removed_behind_mngrs_back_shows_as_gone_until_destroyed(doc
     assert set(_agents(dock)) == {"staying"}
 
 
+def test_hosts_of_another_namespace_are_not_this_ones(dock) -> None:
+    _create(dock, "mine")
+    other = dock.mngr("list", "--format", "json", env={"MNGR_PROVIDERS__DOCKER__NAMESPACE": dock.namespace + "x"})
+    assert other.returncode == 0 and json.loads(other.stdout)["agents"] == []
+
+
 def test_no_engine_is_one_line_and_the_other_providers_still_list(dock) -> None:
     local = dock.mngr("create", "here", "command", "--no-connect", "--", "sleep", "600")
     assert local.returncode == 0, local.stderr
@@ -174,7 +180,7 @@ def test_no_engine_is_one_line_and_the_other_providers_still_list(dock) -> None:
     assert created.returncode != 0 and "no Docker engine answers" in created.stderr
     assert len(created.stderr.strip().splitlines()) == 1
     # With no docker host remembered, a missing engine says nothing at all.
-    os.unlink(dock.state_dir / "docker_hosts.json")
+    os.unlink(dock.state_dir / f"docker_hosts.{dock.namespace}.json")
     quiet = dock.mngr("list", env=nowhere)
     assert quiet.returncode == 0 and quiet.stderr == ""
 
