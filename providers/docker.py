@@ -492,10 +492,10 @@ class DockerProvider(Provider):
         try:
             if context is None:
                 client.images.build(fileobj=io.BytesIO(content), tag=tag, rm=True, forcerm=True,
-                                    labels={LABEL_IMAGE: "base"})
+                                    labels={LABEL_IMAGE: "base", LABEL_NAMESPACE: self.namespace})
             else:
                 client.images.build(path=context, dockerfile=dockerfile, tag=tag, rm=True, forcerm=True,
-                                    labels={LABEL_IMAGE: "dockerfile"})
+                                    labels={LABEL_IMAGE: "dockerfile", LABEL_NAMESPACE: self.namespace})
         except docker.errors.BuildError as exc:
             last = next((str(line.get("stream", line.get("error", ""))).strip() for line in reversed(list(exc.build_log))
                          if str(line.get("stream", line.get("error", ""))).strip()), str(exc))

@@ -30,7 +30,8 @@ def dock(sandbox, docker_client, docker_base_image: str) -> Iterator:
         for container in docker_client.containers.list(all=True, filters={"label": f"mngr.namespace={namespace}"}):
             container.remove(force=True)
         for image in docker_client.images.list(all=True, filters={"label": f"mngr.namespace={namespace}"}):
-            docker_client.images.remove(image.id, force=True)  # snapshots
+            if image.labels.get("mngr.image") != "base":  # snapshots and this test's builds
+                docker_client.images.remove(image.id, force=True)
 
 
 def _containers(dock) -> dict[str, str]:
@@ -137,16 +138,14 @@ def test_bad_build_args_are_one_line_and_make_nothing(dock, build_arg: str, expe
 
 def test_an_image_without_tmux_is_refused_by_name_and_leaves_nothing(dock, tmp_path: Path) -> None:
     dockerfile = tmp_path / "Dockerfile"
-    dockerfile.write_text(f"FROM {dock.env['MNGR_PROVIDERS__DOCKER__BASE_IMAGE']}\nRUN rm -f /usr/bin/tmux\n")
-    try:
-        created = dock.mngr("create", "notmux", "command", "--in", "docker", "--no-connect",
-                            "--build-arg", f"--dockerfile {dockerfile}", "--", "sleep", "600", timeout=300)
-        assert created.returncode == 1
-        assert "has no tmux" in created.stderr and len(created.stderr.strip().splitlines()) == 1
-        assert _containers(dock) == {}
-    finally:
-        for image in dock.docker.images.list(filters={"label": "mngr.image=dockerfile"}):
-            dock.docker.images.remove(image.id, force=True)
+    # (this test's own image, removed with the namespace's: the comment makes it unique)
+    dockerfile.write_text(f"FROM {dock.env['MNGR_PROVIDERS__DOCKER__BASE_IMAGE']}\n# {dock.namespace}\n"
+                          "RUN rm -f /usr/bin/tmux\n")
+    created = dock.mngr("create", "notmux", "command", "--in", "docker", "--no-connect",
+                        "--build-arg", f"--dockerfile {dockerfile}", "--", "sleep", "600", timeout=300)
+    assert created.returncode == 1
+    assert "has no tmux" in created.stderr and len(created.stderr.strip().splitlines()) == 1
+    assert _containers(dock) == {}
 
 
 def test_a_container_removed_behind_mngrs_back_shows_as_gone_until_destroyed(dock) -> None:
