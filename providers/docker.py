@@ -270,6 +270,7 @@ class DockerProvider(Provider):
                     return SocketStream.connect(host, path)
                 except OSError:
                     pass  # a daemon of a stopped container: bootstrap starts a new one
+        _need_docker_cli()
         return ProcessStream(host, ["docker", "exec", "-i", self.container_name(host), *stage1_argv("python3")])
 
     def _socket_dir(self, host: str) -> str:
@@ -281,6 +282,7 @@ class DockerProvider(Provider):
 
     def attach_argv(self, host: str, session: str) -> list[str]:
         self.check_host(host)
+        _need_docker_cli()
         return ["docker", "exec", "-it", self.container_name(host), "tmux", "attach-session", "-t", "=" + session]
 
     def _ensure_running(self, host: str) -> None:
@@ -532,6 +534,13 @@ class DockerProvider(Provider):
                 with open(temporary, "w") as handle:
                     json.dump(hosts, handle, indent=1, sort_keys=True)
                 os.replace(temporary, self._registry_path())
+
+
+def _need_docker_cli() -> None:
+    import shutil
+
+    if shutil.which("docker") is None:
+        raise MngrError("the docker provider needs the docker command (the Docker CLI) on PATH")
 
 
 def _user_name() -> str:
