@@ -128,11 +128,13 @@ class BuildArgs:
 
 
 def _positive_number(value: Any, what: str) -> float:
+    import math
+
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = 0.0
-    if number <= 0:
+    if not math.isfinite(number) or number <= 0:
         raise UsageError(f"{what} must be a positive number, not {value!r}")
     return number
 
@@ -352,6 +354,9 @@ class DockerProvider(Provider):
         try:
             container = client.containers.run(image, **options)
         except docker.errors.APIError as exc:
+            import shutil
+
+            shutil.rmtree(self._socket_dir(host), ignore_errors=True)
             raise MngrError(f"could not create docker host {host!r}: {exc.explanation or exc}") from exc
         try:
             self._check_tools(container, image)
@@ -379,7 +384,10 @@ class DockerProvider(Provider):
         import docker
 
         with suppress(docker.errors.NotFound):
-            engine.sdk_client().containers.get(self.container_name(host)).remove(force=True)
+            container = engine.sdk_client().containers.get(self.container_name(host))
+            # Names can collide (namespace a, host b-c; namespace a-b, host c): check it is ours.
+            if (container.labels.get(LABEL_NAMESPACE), container.labels.get(LABEL_HOST)) == (self.namespace, host):
+                container.remove(force=True)
         with self._registry_changes() as hosts:
             hosts.pop(host, None)
         self.__dict__.pop("_seen", None)

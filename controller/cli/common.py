@@ -14,7 +14,8 @@ from mngr.providers.base import Provider
 
 from .. import output
 from ..channel.protocol import AgentInfo, HostIdle
-from ..errors import UsageError
+from ..errors import MngrError, UsageError
+from ..hosts import HostHandle
 
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 LABEL_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -115,3 +116,18 @@ def attach(provider: Provider, host: str, name: str) -> None:
     if argv[:2] != ["tmux", "switch-client"]:
         env.pop("TMUX", None)
     os.execvpe(argv[0], argv, env)
+
+
+def remove_emptied_hosts(handles: Iterable[HostHandle]) -> None:
+    """Hosts made for their agents (docker containers) go when their last agent does."""
+    for handle in {id(handle): handle for handle in handles}.values():
+        if not handle.provider.removes_empty_hosts:
+            continue
+        try:
+            left = handle.list_host(0.0).agents
+            if not left:
+                handle.close()
+                handle.provider.host_emptied(handle.host)
+                click.echo(f"removed host {handle.host} ({handle.provider_name}): its last agent is gone")
+        except MngrError as exc:
+            click.echo(f"mngr: warning: could not remove the empty host {handle.host}: {exc}", err=True)

@@ -12,7 +12,7 @@ from ..errors import MngrError, UsageError
 from ..fleet import LocatedAgent, list_fleet, locate
 from ..hosts import HostHandle
 from ..names import validate_name
-from .common import LIVE_STATES, check_format, print_agents
+from .common import LIVE_STATES, check_format, print_agents, remove_emptied_hosts
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
@@ -140,6 +140,7 @@ def migrate(app: App, name: str, host: str, provider_name: str | None, work_dir:
                     agent.handle.start_agent(name)
                 raise MngrError(f"the copy of {name} on {host} does not match the original; the original is kept")
             agent.handle.destroy_agent(name)
+            remove_emptied_hosts([agent.handle])
         finally:
             target.close()
     print_agents([(info, target.host, target.provider_name, "migrated")], output_format, single=True)

@@ -10,7 +10,7 @@ import click
 from ..channel.protocol import AgentInfo
 from ..errors import MngrError, UsageError
 from ..fleet import FleetListing, LocatedAgent, list_fleet, locate
-from .common import LIVE_STATES, attach, check_format, print_agents
+from .common import LIVE_STATES, attach, check_format, print_agents, remove_emptied_hosts
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
@@ -135,24 +135,9 @@ def destroy(app: App, names: tuple[str, ...], every: bool, force: bool) -> None:
             click.echo(f"destroyed agent {agent.info.name} on {agent.host}")
 
         failed = _each(agents, "destroy", run)
-        _remove_emptied_hosts(listing, agents)
+        remove_emptied_hosts([agent.handle for agent in agents])
     if failed:
         sys.exit(1)
-
-
-def _remove_emptied_hosts(listing: FleetListing, destroyed: list[LocatedAgent]) -> None:
-    """Hosts made for their agents (docker containers) go when their last agent does."""
-    for handle in {id(agent.handle): agent.handle for agent in destroyed}.values():
-        if not handle.provider.removes_empty_hosts:
-            continue
-        try:
-            left = handle.list_host(0.0).agents
-            if not left:
-                handle.close()
-                handle.provider.host_emptied(handle.host)
-                click.echo(f"removed host {handle.host} ({handle.provider_name}): its last agent is gone")
-        except MngrError as exc:
-            click.echo(f"mngr: warning: could not remove the empty host {handle.host}: {exc}", err=True)
 
 
 @click.command(context_settings=_HELP)

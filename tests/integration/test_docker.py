@@ -126,6 +126,7 @@ def test_limits_from_build_args_and_config(dock) -> None:
     ("--cidr-allowlist 203.0.113.0/24", "only the modal provider"),
     ("--no-such-option", "unknown build arg '--no-such-option'"),
     ("--cpus lots", "--cpus must be a positive number"),
+    ("--cpus nan", "--cpus must be a positive number"),
     ("--dockerfile /nowhere/Dockerfile", "no such file"),
 ])
 def test_bad_build_args_are_one_line_and_make_nothing(dock, build_arg: str, expected: str) -> None:
