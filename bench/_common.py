@@ -50,6 +50,17 @@ def timed(owner, name, label):
     setattr(owner, name, wrapper)
 """
 
+# The end of a child script that times mngr's steps: run the command in-process, then print
+# the steps' seconds to stderr as JSON.
+RUN_TIMED = r"""
+from mngr.controller.cli.main import run
+start = time.perf_counter()
+code = run(sys.argv[1:])
+steps["whole command after imports"] = time.perf_counter() - start
+print(json.dumps(steps), file=sys.stderr)
+sys.exit(code)
+"""
+
 
 class Sandbox:
     def __init__(self) -> None:

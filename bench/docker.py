@@ -59,6 +59,7 @@ from _common import (
     MNGR,
     PYTHON,
     REPO,
+    RUN_TIMED,
     STEP_TIMER,
     Sandbox,
     compile_bytecode,
@@ -105,13 +106,7 @@ timed(DockerProvider, "_check_tools", "  python3/tmux check (exec_run)")
 timed(HostHandle, "connect", "connect: helper bootstrapped over docker exec -i")
 timed(HostHandle, "set_idle_settings", "idle settings (dry run + set)")
 timed(HostHandle, "create_agent", "CreateAgent")
-from mngr.controller.cli.main import run
-start = time.perf_counter()
-code = run(sys.argv[1:])
-steps["whole command after imports"] = time.perf_counter() - start
-print(json.dumps(steps), file=sys.stderr)
-sys.exit(code)
-"""
+""" + RUN_TIMED
 
 TIMED_LIST = STEP_TIMER + r"""
 from mngr.controller.cli import listing
@@ -122,13 +117,7 @@ timed(docker_engine, "containers", "engine: GET /containers/json (raw API)")
 timed(listing, "list_fleet", "list_fleet: every host asked, in parallel")
 timed(HostHandle, "list_host", "  list_host (socket connect + ListAgents), summed over hosts")
 timed(DockerProvider, "listed", "  docker_hosts.json update, summed over hosts")
-from mngr.controller.cli.main import run
-start = time.perf_counter()
-code = run(sys.argv[1:])
-steps["whole command after imports"] = time.perf_counter() - start
-print(json.dumps(steps), file=sys.stderr)
-sys.exit(code)
-"""
+""" + RUN_TIMED
 
 NAIVE = r"""
 import subprocess, sys

@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import MNGR, PYTHON, STEP_TIMER, Sandbox, compile_bytecode, header, median
+from _common import MNGR, PYTHON, RUN_TIMED, STEP_TIMER, Sandbox, compile_bytecode, header, median
 from push_pull import LARGE_FILES, data_parent, make_tree
 from push_pull import snapshot as tree_entries
 
@@ -49,14 +49,8 @@ from mngr.controller import snapshots, sync
 timed(snapshots, "take", "snapshots.take (all of the snapshot)")
 timed(snapshots, "restore", "snapshots.restore (all of the restore)")
 timed(sync, "pull", "  sync.pull: the work dir into a scratch dir (helper channel)")
-timed(sync, "_fill_work_dir", "  sync._fill_work_dir: the scratch dir pushed into the new work dir")
-from mngr.controller.cli.main import run
-start = time.perf_counter()
-code = run(sys.argv[1:])
-steps["whole command after imports"] = time.perf_counter() - start
-print(json.dumps(steps), file=sys.stderr)
-sys.exit(code)
-"""
+timed(sync, "fill_work_dir", "  sync.fill_work_dir: the scratch dir pushed into the new work dir")
+""" + RUN_TIMED
 
 
 def check_same(source: Path, copy: Path, sample: list[str], what: str) -> int:
