@@ -69,7 +69,7 @@ DEFAULT_IDLE_TIMEOUT = "1h"
 # ignores signals it has no handler for, so `docker stop` would wait 10 s and kill it).
 KEEP_RUNNING = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
 STOP_CONTAINER = "kill -TERM 1"
-HOST_DIR_IN_CONTAINER = "/root/.mngr"
+MNGR_DIR_IN_HOME = ".mngr"  # the helper's host dir: ~/.mngr of the image's user
 SOCKET_DIR_IN_CONTAINER = "/run/mngr"
 _MAX_SOCKET_PATH = 100  # as the helper: past sun_path's limit there is no warm path
 _HOST_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
@@ -224,7 +224,7 @@ class DockerProvider(Provider):
         import io
         import tarfile
 
-        data = engine.archive(container["Id"], HOST_DIR_IN_CONTAINER + "/agents")
+        data = engine.archive(container["Id"], f"{_home_in(container['Id'])}/{MNGR_DIR_IN_HOME}/agents")
         agents = []
         if data:
             with tarfile.open(fileobj=io.BytesIO(data)) as archive:
@@ -342,7 +342,11 @@ class DockerProvider(Provider):
             options["network_mode"] = "none"
         if engine.quick():  # an engine on this machine: its bind mounts are this machine's
             socket_dir = self._socket_dir(host)
-            os.makedirs(socket_dir, mode=0o700, exist_ok=True)
+            os.makedirs(os.path.dirname(socket_dir), mode=0o700, exist_ok=True)
+            os.makedirs(socket_dir, exist_ok=True)
+            # Whoever the image runs as must be able to make the socket here; the parent,
+            # 0700 and yours, keeps everyone else out.
+            os.chmod(socket_dir, 0o777)
             options["volumes"] = {socket_dir: {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"}}
             options["environment"] = {"MNGR_DAEMON_SOCKET_DIR": SOCKET_DIR_IN_CONTAINER}
         cpus = parsed.cpus if parsed.cpus is not None else self.settings.get("cpus")
@@ -361,7 +365,7 @@ class DockerProvider(Provider):
         try:
             self._check_tools(container, image)
             if snapshot:  # the new host's agents are made anew: not the snapshotted host's
-                leftovers = f"{HOST_DIR_IN_CONTAINER}/agents {HOST_DIR_IN_CONTAINER}/host/shutdown.json"
+                leftovers = f'"$HOME/{MNGR_DIR_IN_HOME}/agents" "$HOME/{MNGR_DIR_IN_HOME}/host/shutdown.json"'
                 container.exec_run(["/bin/sh", "-c", f"rm -rf {leftovers}"])
         except BaseException:
             self.discard_host(host)
@@ -542,6 +546,28 @@ class DockerProvider(Provider):
                 with open(temporary, "w") as handle:
                     json.dump(hosts, handle, indent=1, sort_keys=True)
                 os.replace(temporary, self._registry_path())
+
+
+def _home_in(container_id: str) -> str:
+    """The home directory of the user a (maybe stopped) container runs as: root's unless
+    the image names another user, whose home /etc/passwd in the container tells."""
+    details = engine.inspect_container(container_id)
+    user = str((details.get("Config") or {}).get("User") or "").split(":")[0]
+    if user in ("", "0", "root"):
+        return "/root"
+    import io
+    import tarfile
+
+    data = engine.archive(container_id, "/etc/passwd")
+    if data:
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            member = archive.extractfile(archive.getmembers()[0])
+            lines = member.read().decode("utf-8", "replace").splitlines() if member else []
+        for line in lines:
+            fields = line.split(":")
+            if len(fields) >= 6 and user in (fields[0], fields[2]):
+                return fields[5]
+    return "/home/" + user
 
 
 def _need_docker_cli() -> None:

@@ -109,6 +109,18 @@ def _message(body: bytes) -> str:
         return body.decode("utf-8", "replace")[:200]
 
 
+def inspect_container(container: str) -> dict[str, Any]:
+    """What the engine knows of a container (its Config: User, Env, Labels, ...)."""
+    if not quick():
+        details: dict[str, Any] = sdk_client().api.inspect_container(container)
+        return details
+    status, body = request("GET", f"/containers/{container}/json")
+    if status != 200:
+        raise MngrError(f"the Docker engine refused to describe {container}: {_message(body)}")
+    found: dict[str, Any] = json.loads(body)
+    return found
+
+
 def containers(label: str) -> list[dict[str, Any]]:
     """Every container (running or not) carrying ``label``: Names, State, Labels, Image, ..."""
     if not quick():

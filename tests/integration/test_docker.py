@@ -230,3 +230,20 @@ def test_connect_attaches_a_terminal_to_the_agent_in_its_container(dock) -> None
         wait_for(lambda: "hello-from-the-container" in screen(), "the agent's screen in the terminal")
     finally:
         subprocess.run(["tmux", "-L", outer, "kill-server"], capture_output=True)
+
+
+def test_an_image_that_runs_as_another_user_works_stopped_or_running(dock, tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(f"FROM {dock.env['MNGR_PROVIDERS__DOCKER__BASE_IMAGE']}\n# {dock.namespace}\n"
+                          "RUN useradd --create-home --uid 4321 agent\nUSER agent\n")
+    _create(dock, "plain", "--build-arg", f"--dockerfile {dockerfile}", "--idle-timeout", "300")
+    ran = dock.mngr("exec", "plain", "id -un; pwd")
+    assert ran.stdout.split() == ["agent", "/home/agent"], ran.stderr
+    limits = dock.mngr("limit", "plain", "--format", "json")
+    assert limits.returncode == 0, limits.stderr
+    # the host daemon (and its idle watcher) runs: its socket is in the shared directory
+    assert list((dock.state_dir / "dk").glob("*/daemon-*.sock"))
+    dock.docker.containers.get(f"mngr-{dock.namespace}-plain").stop(timeout=1)
+    assert _agents(dock)["plain"]["state"] == "STOPPED"  # read from /home/agent/.mngr
+    assert dock.mngr("start", "plain").returncode == 0
+    assert _agents(dock)["plain"]["state"] in ("RUNNING", "WAITING")
