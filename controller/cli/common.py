@@ -24,7 +24,7 @@ AGENT_FIELDS = (
     "id", "name", "type", "state", "host", "provider", "work_dir", "command",
     "created_at", "labels", "pid", "exit_status", "idle_seconds", "problem",
 )
-STATES = ("RUNNING", "WAITING", "DONE", "STOPPED", "UNKNOWN")
+STATES = ("RUNNING", "WAITING", "DONE", "STOPPED", "UNKNOWN", "GONE")  # GONE: its host was removed
 LIVE_STATES = ("RUNNING", "WAITING")  # the agent's process is there to talk to
 
 

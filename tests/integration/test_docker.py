@@ -155,6 +155,8 @@ def test_a_container_removed_behind_mngrs_back_shows_as_gone_until_destroyed(doc
     dock.docker.containers.get(f"mngr-{dock.namespace}-vanishing").remove(force=True)
     agents = _agents(dock)
     assert agents["vanishing"]["state"] == "GONE" and agents["staying"]["state"] in ("RUNNING", "WAITING")
+    gone = dock.mngr("list", "--state", "gone", "--format", "{name}")
+    assert gone.returncode == 0 and gone.stdout.split() == ["vanishing"]
     destroyed = dock.mngr("destroy", "-f", "vanishing")
     assert destroyed.returncode == 0, destroyed.stderr
     assert set(_agents(dock)) == {"staying"}
