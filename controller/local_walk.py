@@ -414,7 +414,10 @@ def start_early(argv: Sequence[str]) -> None:
     root = os.path.abspath(positional[1] if len(positional) == 2 else os.getcwd())
     if os.path.isdir(root):
         intent = (argv[0] == "push", "--delete" in argv)
-        _early = LocalWalk(root, include_ignored, agent=positional[0], intent=intent)
+        try:
+            _early = LocalWalk(root, include_ignored, agent=positional[0], intent=intent)
+        except OSError:
+            _early = None  # no fork or pipe to be had: the command lists the tree itself
 
 
 def discard_early() -> None:
