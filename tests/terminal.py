@@ -39,6 +39,15 @@ def run_in_pty(sandbox, args: list[str], until: Callable[[bytes, int], bool]) ->
                 done = True
             finished, status = os.waitpid(pid, os.WNOHANG)
             if finished:
+                # What it wrote last may still be in the pty: read it before judging.
+                while select.select([master], [], [], 0.05)[0]:
+                    try:
+                        chunk = os.read(master, 65536)
+                    except OSError:  # EIO: nothing more
+                        break
+                    if not chunk:
+                        break
+                    screen += chunk
                 return os.waitstatus_to_exitcode(status), bytes(screen)
         raise AssertionError(f"mngr {' '.join(args)} did not finish; screen: {bytes(screen)[-500:]!r}")
     finally:
