@@ -433,8 +433,15 @@ def claim(root: str, include_ignored: bool, agent: str = "", intent: tuple[bool,
     """The walk ``start_early`` started, if it is the one asked for; else a new one."""
     global _early
     early, _early = _early, None
-    if early is not None:
-        if (early.root, early.include_ignored, early.agent) == (root, include_ignored, agent):
-            return early
-        early.close()
+    return reuse(early, root, include_ignored, agent, intent)
+
+
+def reuse(walk: LocalWalk | None, root: str, include_ignored: bool, agent: str = "",
+          intent: tuple[bool, bool] | None = None) -> LocalWalk:
+    """``walk`` if it lists ``root`` as asked, for ``agent``; else a new one (``walk`` is
+    stopped)."""
+    if walk is not None:
+        if (walk.root, walk.include_ignored, walk.agent) == (root, include_ignored, agent):
+            return walk
+        walk.close()
     return LocalWalk(root, include_ignored, agent, intent)

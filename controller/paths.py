@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+
+# As typing.TYPE_CHECKING: a push loads this module before anything else (local_walk.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
 
 def state_dir() -> str:
@@ -12,3 +19,42 @@ def state_dir() -> str:
         return os.path.abspath(os.path.expanduser(explicit))
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return os.path.join(base, "mngr")
+
+
+def read_state_json(name: str) -> object:
+    """The JSON in ``<state dir>/name``; None when it is absent or unreadable."""
+    import json
+
+    try:
+        with open(os.path.join(state_dir(), name), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def changing_state_json(name: str, normalise: Callable[[object], dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Read-modify-write of ``<state dir>/name`` by concurrent mngr commands (and threads):
+    under an exclusive lock, the block gets the content (``normalise``d from whatever was
+    there, None if nothing) and changes it in place; a change is written atomically."""
+    import fcntl
+    import json
+    import threading
+
+    directory = state_dir()
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, name)
+    # flock excludes other open files of the lock, in this process's threads too.
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        content = normalise(read_state_json(name))
+        before = json.dumps(content, sort_keys=True)
+        yield content
+        if json.dumps(content, sort_keys=True) != before:
+            temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+            with open(temporary, "w", encoding="utf-8") as handle:
+                json.dump(content, handle, indent=1, sort_keys=True)
+            os.replace(temporary, path)
+    finally:
+        os.close(fd)

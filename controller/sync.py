@@ -26,7 +26,7 @@ from mngr.remote_helper.wire import RequestFailed
 from .channel import protocol
 from .errors import MngrError, ProtocolViolation
 from .hosts import HostHandle
-from .local_walk import LocalWalk, StaleKept
+from .local_walk import LocalWalk, StaleKept, reuse
 from .plan import Entry, Plan, decode_manifest, make_plan
 
 __all__ = ["Entry", "Plan", "both_manifests", "make_plan", "pull", "push"]
@@ -61,12 +61,11 @@ def _decode_manifest(host: str, blob: bytes) -> list[Entry]:
 
 
 def both_manifests(handle: HostHandle, name: str, local_root: str, include_ignored: bool,
-                   work_dir: str = "", with_uncommitted: bool = False, local_walk: LocalWalk | None = None
+                   work_dir: str = "", with_uncommitted: bool = False
                    ) -> tuple[protocol.Manifest, list[Entry], list[Entry]]:
     """(the host's reply, its entries, the local entries), the local walk done while the
-    host walks its side (``local_walk``: one already under way)."""
-    if local_walk is None or (local_walk.root, local_walk.include_ignored) != (local_root, include_ignored):
-        local_walk = LocalWalk(local_root, include_ignored)
+    host walks its side."""
+    local_walk = LocalWalk(local_root, include_ignored)
     try:
         reply, blob = handle.get_manifest(name, include_ignored, work_dir, with_uncommitted)
     finally:
@@ -98,7 +97,7 @@ def _local_parts(root: str, entry: Entry) -> Iterator[tuple[bytes, int, bool]]:
 def push(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_run: bool,
          include_ignored: bool, force: bool, work_dir: str = "", local_walk: LocalWalk | None = None) -> Plan:
     """Push ``local_root`` into agent ``name``'s work dir (or, with no name, ``work_dir``)."""
-    with _walk_for(local_walk, local_root, include_ignored, name, (True, delete)) as walk:
+    with reuse(local_walk, local_root, include_ignored, name, (True, delete)) as walk:
         reply, plan = _plan(handle, name, include_ignored, True, delete, walk,
                             work_dir=work_dir, with_uncommitted=not force)
         if not force:
@@ -108,16 +107,6 @@ def push(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
             return plan
         walk.finish(send_plan(handle, name, local_root, plan, work_dir, known=reply.tag))
     return plan
-
-
-def _walk_for(local_walk: LocalWalk | None, local_root: str, include_ignored: bool, name: str,
-              intent: tuple[bool, bool]) -> LocalWalk:
-    """``local_walk`` if it lists what is asked for, else a new one."""
-    if local_walk is not None and (local_walk.root, local_walk.include_ignored) == (local_root, include_ignored):
-        return local_walk
-    if local_walk is not None:
-        local_walk.close()
-    return LocalWalk(local_root, include_ignored, name, intent)
 
 
 def _plan(handle: HostHandle, name: str, include_ignored: bool, local_is_source: bool, delete: bool,
@@ -277,7 +266,7 @@ def _batches(entries: list[Entry]) -> Iterator[list[Entry]]:
 
 def pull(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_run: bool,
          include_ignored: bool, force: bool, local_walk: LocalWalk | None = None) -> Plan:
-    with _walk_for(local_walk, local_root, include_ignored, name, (False, delete)) as walk:
+    with reuse(local_walk, local_root, include_ignored, name, (False, delete)) as walk:
         _, plan = _plan(handle, name, include_ignored, False, delete, walk)
         walk.finish(None)  # a pull leaves the host's manifest as it was
     if not force:

@@ -35,21 +35,19 @@ mngr sees only the containers of its namespace, named ``mngr-NAMESPACE-HOST``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import re
-import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mngr.controller.channel import protocol
 from mngr.controller.channel.bootstrap import daemon_socket_path, stage1_argv
 from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
 from mngr.controller.errors import MngrError, UsageError
-from mngr.controller.paths import state_dir
+from mngr.controller.paths import changing_state_json, read_state_json, state_dir
 from mngr.controller.plugin_spec import hookimpl
 
 from . import docker_engine as engine
@@ -157,7 +155,6 @@ class DockerProvider(Provider):
                 from mngr.controller.errors import ConfigError
 
                 raise ConfigError(f"unknown setting providers.docker.{key} (known: {', '.join(sorted(_SETTINGS))})")
-        self._lock = threading.Lock()
         self.namespace = str(self.settings.get("namespace") or _user_name())
         if not _HOST_NAME.match(self.namespace):
             from mngr.controller.errors import ConfigError
@@ -387,7 +384,7 @@ class DockerProvider(Provider):
         """Remove the host's container (and forget the host)."""
         import docker
 
-        with suppress(docker.errors.NotFound):
+        with contextlib.suppress(docker.errors.NotFound):
             container = engine.sdk_client().containers.get(self.container_name(host))
             # Names can collide (namespace a, host b-c; namespace a-b, host c): check it is ours.
             if (container.labels.get(LABEL_NAMESPACE), container.labels.get(LABEL_HOST)) == (self.namespace, host):
@@ -520,32 +517,18 @@ class DockerProvider(Provider):
 
     # -- the registry of hosts (only to report what the engine no longer shows) -------------
 
-    def _registry_path(self) -> str:
-        return os.path.join(state_dir(), f"docker_hosts.{self.namespace}.json")
+    def _registry_name(self) -> str:
+        return f"docker_hosts.{self.namespace}.json"
 
     def _registry(self) -> dict[str, dict[str, Any]]:
-        try:
-            with open(self._registry_path()) as handle:
-                data = json.load(handle)
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return _registry_form(read_state_json(self._registry_name()))
 
-    @contextmanager
-    def _registry_changes(self) -> Iterator[dict[str, dict[str, Any]]]:
-        import fcntl
+    def _registry_changes(self) -> contextlib.AbstractContextManager[dict[str, Any]]:
+        return changing_state_json(self._registry_name(), _registry_form)
 
-        os.makedirs(state_dir(), mode=0o700, exist_ok=True)
-        with self._lock, open(self._registry_path() + ".lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            hosts = self._registry()
-            before = json.dumps(hosts, sort_keys=True)
-            yield hosts
-            if json.dumps(hosts, sort_keys=True) != before:
-                temporary = f"{self._registry_path()}.{os.getpid()}.{time.monotonic_ns()}"
-                with open(temporary, "w") as handle:
-                    json.dump(hosts, handle, indent=1, sort_keys=True)
-                os.replace(temporary, self._registry_path())
+
+def _registry_form(content: object) -> dict[str, Any]:
+    return content if isinstance(content, dict) else {}
 
 
 def _home_in(container_id: str) -> str:

@@ -24,15 +24,13 @@ controller's state dir) so that ``mngr list`` finds their agents again.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
 import re
 import shlex
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mngr.controller.channel import protocol
@@ -40,7 +38,7 @@ from mngr.controller.channel.bootstrap import helper_hash, stage1_argv
 from mngr.controller.channel.rpc import RpcClient
 from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
 from mngr.controller.errors import ConfigError, MngrError, UsageError
-from mngr.controller.paths import state_dir
+from mngr.controller.paths import changing_state_json, read_state_json, state_dir
 from mngr.controller.plugin_spec import hookimpl
 
 from .base import Provider
@@ -60,6 +58,18 @@ _SETTINGS: dict[str, type | tuple[type, ...]] = {
 DEFAULT_IDLE_TIMEOUT = "1h"
 _REFUSED_HANDSHAKE = ("kex_exchange_identification", "Connection reset by peer", "Connection closed by")
 _HOST_KEY_UNKNOWN = ("Host key verification failed", "No ED25519 host key is known", "host key is not known")
+
+
+_REGISTRY = "ssh_hosts.json"
+
+
+def _registry_form(content: object) -> dict[str, Any]:
+    """The registry as {host: when last remembered}; the older form was a list of names."""
+    if isinstance(content, list):
+        content = dict.fromkeys(content, 0.0)
+    if not isinstance(content, dict):
+        return {}
+    return {host: float(stamp) for host, stamp in content.items() if isinstance(stamp, (int, float))}
 
 
 def _on_path(program: str) -> bool:
@@ -143,55 +153,18 @@ class SshProvider(Provider):
     def remember(self, host: str) -> None:
         if host in self.configured_hosts:
             return
-        with self._registry_lock():
-            hosts = self._remembered()
+        with changing_state_json(_REGISTRY, _registry_form) as hosts:
             hosts[host] = time.time()
-            self._save(hosts)
 
     def forget(self, host: str, asked_at: float) -> None:
-        with self._registry_lock():
-            hosts = self._remembered()
+        with changing_state_json(_REGISTRY, _registry_form) as hosts:
             # Remembered again since the listing asked: an agent may have been created since.
             if host in hosts and hosts[host] < asked_at:
                 del hosts[host]
-                self._save(hosts)
-
-    @contextlib.contextmanager
-    def _registry_lock(self) -> Iterator[None]:
-        """Serialise read-modify-write of the registry between concurrent mngr commands."""
-        import fcntl
-
-        os.makedirs(state_dir(), mode=0o700, exist_ok=True)
-        fd = os.open(self._registry_path() + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
-    def _registry_path(self) -> str:
-        return os.path.join(state_dir(), "ssh_hosts.json")
 
     def _remembered(self) -> dict[str, float]:
         """{host: when it was last remembered}, in the order hosts were first remembered."""
-        try:
-            with open(self._registry_path(), encoding="utf-8") as handle:
-                hosts = json.load(handle)
-        except (OSError, ValueError):
-            return {}
-        if isinstance(hosts, list):  # the older form: names only
-            hosts = dict.fromkeys(hosts, 0.0)
-        if not isinstance(hosts, dict):
-            return {}
-        return {host: float(stamp) for host, stamp in hosts.items() if isinstance(stamp, (int, float))}
-
-    def _save(self, hosts: dict[str, float]) -> None:
-        path = self._registry_path()
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        temp_path = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(temp_path, "w", encoding="utf-8") as handle:
-            json.dump(hosts, handle)
-        os.replace(temp_path, path)
+        return _registry_form(read_state_json(_REGISTRY))
 
     # -- reaching a host -----------------------------------------------------------------
 

@@ -71,11 +71,6 @@ def entry_of(path, info, root):
     return [path, "f", stat.S_IMODE(info.st_mode), info.st_size, info.st_mtime_ns, ""]
 
 
-def manifest(root, include_ignored=False):
-    """Every entry below ``root`` (sorted by path); see the module's docstring."""
-    return sorted(parse_manifest(raw_manifest(root, include_ignored)))
-
-
 def raw_manifest(root, include_ignored=False):
     """The manifest in its wire form: for each entry six NUL-terminated fields, path, kind
     (f, l, d), mode in octal, size, mtime in nanoseconds and link target. (GNU find's

@@ -148,26 +148,21 @@ def test_our_own_writes_are_taken_in_without_a_walk(tmp_path: Path, walks: list[
     assert len(walks) == 2
 
 
-def test_a_change_by_someone_else_during_our_write_drops_the_cache(tmp_path: Path, walks: list[str]) -> None:
+@pytest.mark.parametrize(("ours", "theirs"), [
+    ("ours", "theirs"),  # a file beside what we write
+    ("src", "src/theirs"),  # a file in a directory our write chmod's: not ours either
+])
+def test_a_change_by_someone_else_during_our_write_drops_the_cache(tmp_path: Path, walks: list[str],
+                                                                   ours: str, theirs: str) -> None:
     _tree(tmp_path)
     _cached(tmp_path)
     with manifest_cache.writing(str(tmp_path)) as write:
-        files.apply_write(str(tmp_path), [["ours", 0o755]], [], [], [], b"")
-        write.written.append("ours")
-        (tmp_path / "theirs").write_text("written meanwhile")
+        files.apply_write(str(tmp_path), [[ours, 0o700]], [], [], [], b"")
+        write.written.append(ours)
+        (tmp_path / theirs).write_text("written meanwhile")
     assert _cached(tmp_path) == _fresh(tmp_path)
+    assert any(entry[0] == theirs for entry in _cached(tmp_path))
     assert len(walks) == 2
-
-
-def test_a_new_file_in_a_directory_we_chmod_is_not_taken_for_ours(tmp_path: Path, walks: list[str]) -> None:
-    _tree(tmp_path)
-    _cached(tmp_path)
-    with manifest_cache.writing(str(tmp_path)) as write:
-        files.apply_write(str(tmp_path), [["src", 0o700]], [], [], [], b"")
-        write.written.append("src")
-        (tmp_path / "src" / "theirs").write_text("written meanwhile, in a directory we touched")
-    assert _cached(tmp_path) == _fresh(tmp_path)
-    assert any(entry[0] == "src/theirs" for entry in _cached(tmp_path))
 
 
 def test_a_failed_write_drops_the_cache(tmp_path: Path, walks: list[str]) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mngr.controller.errors import ConfigError, UsageError
+from mngr.controller.paths import state_dir
 from mngr.providers.ssh import SshProvider
 
 
@@ -82,7 +83,7 @@ def test_a_host_remembered_after_the_listing_asked_is_not_forgotten(provider: Ss
 
 def test_the_older_registry_of_names_is_read(provider: SshProvider) -> None:
     provider.remember("new")
-    registry = Path(provider._registry_path())
+    registry = Path(state_dir()) / "ssh_hosts.json"
     registry.write_text(json.dumps(["old-1", "old-2"]))
     assert list(provider.known_hosts()) == ["box", "old-1", "old-2"]
     provider.forget("old-1", time.time())
