@@ -46,7 +46,7 @@ from typing import Any
 from mngr.controller.channel import protocol
 from mngr.controller.channel.bootstrap import daemon_socket_path, stage1_argv
 from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
-from mngr.controller.errors import MngrError, UsageError
+from mngr.controller.errors import ConfigError, MngrError, UsageError
 from mngr.controller.paths import changing_state_json, read_state_json, state_dir
 from mngr.controller.plugin_spec import hookimpl
 
@@ -152,13 +152,9 @@ class DockerProvider(Provider):
         super().__init__(settings, hosts)
         for key in self.settings:
             if key not in _SETTINGS:
-                from mngr.controller.errors import ConfigError
-
                 raise ConfigError(f"unknown setting providers.docker.{key} (known: {', '.join(sorted(_SETTINGS))})")
         self.namespace = str(self.settings.get("namespace") or _user_name())
         if not _HOST_NAME.match(self.namespace):
-            from mngr.controller.errors import ConfigError
-
             raise ConfigError(f"providers.docker.namespace {self.namespace!r}: letters, digits, '.', '_', '-'")
 
     def container_name(self, host: str) -> str:
@@ -202,9 +198,7 @@ class DockerProvider(Provider):
     def offline_listing(self, host: str) -> protocol.AgentList | None:
         """The agents of a host that is not running, read without starting it; None when it
         runs (ask its helper). Raises a MngrError for a host that cannot be read at all."""
-        seen = self._seen
-        if isinstance(seen, engine.EngineUnavailable):
-            raise seen
+        seen = self._containers()
         container = seen.get(host)
         if container is None:
             problem = f"its container {self.container_name(host)} was removed outside mngr (mngr destroy forgets it)"
@@ -285,12 +279,10 @@ class DockerProvider(Provider):
         return ["docker", "exec", "-it", self.container_name(host), "tmux", "attach-session", "-t", "=" + session]
 
     def _ensure_running(self, host: str) -> None:
-        seen = self._seen
-        if isinstance(seen, engine.EngineUnavailable):
-            raise seen
+        seen = self._containers()
         container = seen.get(host)
         if container is None:
-            seen = self._refresh()
+            seen = self._containers(fresh=True)
             container = seen.get(host)
             if container is None:
                 raise MngrError(f"docker host {host!r} has no container (was {self.container_name(host)} removed?)")
@@ -298,8 +290,10 @@ class DockerProvider(Provider):
             engine.start(container["Id"])
             container["State"] = "running"
 
-    def _refresh(self) -> dict[str, dict[str, Any]]:
-        self.__dict__.pop("_seen", None)
+    def _containers(self, fresh: bool = False) -> dict[str, dict[str, Any]]:
+        """host -> its container (``fresh``: asked anew); EngineUnavailable if no engine."""
+        if fresh:
+            self.__dict__.pop("_seen", None)
         seen = self._seen
         if isinstance(seen, engine.EngineUnavailable):
             raise seen
@@ -316,9 +310,7 @@ class DockerProvider(Provider):
         parsed = BuildArgs(build_args)  # bad build args fail before anything is made
         if snapshot and (parsed.image or parsed.dockerfile):
             raise UsageError("a docker snapshot brings its own image: no --image or --dockerfile with it")
-        seen = self._seen
-        if isinstance(seen, engine.EngineUnavailable):
-            raise seen
+        seen = self._containers()
         if host in seen:
             if build_args or snapshot:
                 what = "--build-arg" if build_args else "a snapshot"
