@@ -23,7 +23,7 @@ ENTRY_POINT_GROUP = "mngr"
 
 
 def plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
-    from mngr.providers import docker, local, ssh
+    from mngr.providers import docker, local, modal, ssh
 
     manager = pluggy.PluginManager(plugin_spec.PROJECT)
     manager.add_hookspecs(plugin_spec)
@@ -32,6 +32,7 @@ def plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     manager.register(local, name="local")
     manager.register(ssh, name="ssh")
     manager.register(docker, name="docker")
+    manager.register(modal, name="modal")
     manager.register(builtin_agent_types, name="builtin_agent_types")
     for name in filter(None, os.environ.get("MNGR_DISABLE_PLUGINS", "").split(",")):
         manager.set_blocked(name.strip())

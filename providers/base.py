@@ -50,9 +50,9 @@ class Provider(ABC):
         """The host a new agent goes to when the user names none."""
         return self.default_host()
 
-    def prepare_host(self, host: str, build_args: Sequence[str], snapshot: str = "") -> bool:
-        """Make ``host`` ready for a new agent (make or start it); True if it was made now,
-        so that a failed create removes it again (``discard_host``). ``snapshot``: one of
+    def prepare_host(self, host: str, build_args: Sequence[str], snapshot: str = "", agent: str = "") -> bool:
+        """Make ``host`` ready for new agent ``agent`` (make or start it); True if it was made
+        now, so that a failed create removes it again (``discard_host``). ``snapshot``: one of
         this provider's own snapshots (``snapshot_host``) to make the host from. By default
         hosts exist already, and build args mean nothing."""
         if build_args:

@@ -301,7 +301,7 @@ class DockerProvider(Provider):
 
     # -- making and removing hosts ---------------------------------------------------------
 
-    def prepare_host(self, host: str, build_args: Sequence[str], snapshot: str = "") -> bool:
+    def prepare_host(self, host: str, build_args: Sequence[str], snapshot: str = "", agent: str = "") -> bool:
         """Make the host's container unless it exists (then start it if stopped); True if
         it was made now (create removes it again if the agent cannot be created). From a
         ``snapshot`` (an image ``snapshot_host`` committed), the container starts with the

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,8 +38,10 @@ class Sandbox:
         self.work_dir.mkdir()
         self.env = dict(os.environ)
         for key in list(self.env):
-            if key.startswith("MNGR_") or key in ("TMUX", "TMUX_PANE"):
+            if key.startswith(("MNGR_", "MODAL_")) or key in ("TMUX", "TMUX_PANE"):
                 del self.env[key]
+        # No Modal credentials of the machine's (tests reach Modal only through the stand-in).
+        self.env["MODAL_CONFIG_PATH"] = str(root / "no-modal.toml")
         self.state_dir = tmux_dir / "state"  # short: ssh's ControlPath sockets live under it
         self.env.update(
             MNGR_HOST_DIR=str(self.host_dir),
@@ -201,3 +204,30 @@ def docker_base_image(docker_client: docker.DockerClient) -> str:
         return docker_engine.base_image(docker_client)
     except docker_engine.BaseImageUnavailable as reason:
         pytest.skip(str(reason))
+
+
+MODAL_STANDIN_PATH = Path(__file__).resolve().parent / "modal_standin"
+
+
+@pytest.fixture
+def modal_sandbox(sandbox: Sandbox, docker_client: docker.DockerClient, docker_base_image: str,
+                  monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    """The sandbox, with ``import modal`` in mngr's processes finding the stand-in (sandboxes
+    are containers of the test image), credentials, and a namespace of its own. Everything the
+    stand-in made is removed afterwards; this process can inspect it through
+    ``tests.modal_standin.modal._standin``."""
+    namespace = "t" + uuid.uuid4().hex[:10]
+    shared = {"MNGR_MODAL_STANDIN_DIR": str(sandbox.root / "modal-state"),
+              "MNGR_MODAL_STANDIN_BASE_IMAGE": docker_base_image,
+              "MODAL_TOKEN_ID": "ak-test", "MODAL_TOKEN_SECRET": "as-test"}
+    sandbox.env.update(shared, PYTHONPATH=str(MODAL_STANDIN_PATH), MNGR_PROVIDERS__MODAL__NAMESPACE=namespace)
+    for key, value in shared.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MNGR_MODAL_STANDIN_FAULTS", raising=False)
+    sandbox.namespace = namespace  # type: ignore[attr-defined]
+    from tests.modal_standin.modal import _standin
+
+    try:
+        yield sandbox
+    finally:
+        _standin.cleanup()

@@ -194,7 +194,8 @@ def create(
         provider.idle_defaults(host_name),
     )
 
-    made_host = provider.prepare_host(host_name, build_args, snapshot=snapshot_id if native_snapshot else "")
+    made_host = provider.prepare_host(host_name, build_args, snapshot=snapshot_id if native_snapshot else "",
+                                      agent=name)
     try:
         with HostHandle(provider, host_name, app.host_timeout) as handle:
             binary = agent_type.binary(agent_args)

@@ -1,7 +1,8 @@
 """One suite every provider passes: the same commands, the same results, wherever the host is.
 
-Each test runs once per provider (local, an SSH test host, a Docker container); a provider
-whose host cannot be had here (no Docker engine) skips with the reason.
+Each test runs once per provider (local, an SSH test host, a Docker container, a Modal sandbox
+of the SDK's stand-in); a provider whose host cannot be had here (no Docker engine) skips with
+the reason.
 """
 
 from __future__ import annotations
@@ -39,13 +40,15 @@ class Place:
         return {agent["name"]: agent for agent in json.loads(listed.stdout)["agents"]}
 
 
-@pytest.fixture(params=["local", "ssh", "docker"])
+@pytest.fixture(params=["local", "ssh", "docker", "modal"])
 def place(request: pytest.FixtureRequest, sandbox) -> Iterator[Place]:
     if request.param == "local":
         yield Place(sandbox, "local", [])
     elif request.param == "ssh":
         with started_host(sandbox, "testhost"):
             yield Place(sandbox, "ssh", ["--in", "ssh", "--host", "testhost"])
+    elif request.param == "modal":  # the Modal SDK's stand-in, its sandboxes Docker containers
+        yield Place(request.getfixturevalue("modal_sandbox"), "modal", ["--in", "modal"])
     else:
         client = request.getfixturevalue("docker_client")
         sandbox.env["MNGR_PROVIDERS__DOCKER__BASE_IMAGE"] = request.getfixturevalue("docker_base_image")

@@ -14,7 +14,10 @@ Environment:
 ``MNGR_MODAL_STANDIN_FAULTS``      comma-separated faults to inject: ``offline`` (every call that
                                    would reach Modal raises ``ConnectionError``), ``create-offline``
                                    (``Sandbox.create`` fails before making anything),
-                                   ``create-lost`` (it makes the sandbox, then the reply is lost)
+                                   ``create-lost`` (it makes the sandbox, then the reply is lost),
+                                   ``create-lost-then-offline`` (that, and then Modal cannot be
+                                   reached, by any process, until the state dir's ``faults``
+                                   file is removed)
 ``MODAL_TOKEN_ID`` / ``MODAL_TOKEN_SECRET`` / ``MODAL_CONFIG_PATH`` / ``MODAL_PROFILE``
                                    credentials, found (or missed) the way the real SDK does
 

@@ -156,7 +156,18 @@ def check_credentials() -> None:
 
 
 def faults() -> set[str]:
-    return {fault.strip() for fault in os.environ.get(FAULTS_VARIABLE, "").split(",") if fault.strip()}
+    """The faults of ``$MNGR_MODAL_STANDIN_FAULTS``, and those a fault turned on for every
+    process since (the ``faults`` file of the state directory)."""
+    named = os.environ.get(FAULTS_VARIABLE, "")
+    with contextlib.suppress(OSError, RuntimeError):
+        named += "," + (standin_dir() / "faults").read_text().replace("\n", ",")
+    return {fault.strip() for fault in named.split(",") if fault.strip()}
+
+
+def add_fault(fault: str) -> None:
+    """Turn ``fault`` on for every process of this state directory (tests remove the file)."""
+    with open(standin_dir() / "faults", "a", encoding="utf-8") as handle:
+        handle.write(fault + "\n")
 
 
 # -- names, as modal._utils.name_utils checks them ----------------------------------------

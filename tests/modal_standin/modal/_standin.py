@@ -50,6 +50,14 @@ def sandbox_record(sandbox_id: str) -> dict[str, Any]:
         return copied
 
 
+def sandbox_records() -> list[dict[str, Any]]:
+    """``sandbox_record`` of every sandbox, newest first."""
+    with _core.state() as state:
+        ids = list(state["sandboxes"])
+    records = [sandbox_record(sandbox_id) for sandbox_id in ids]
+    return sorted(records, key=lambda record: record["created_at"], reverse=True)
+
+
 def docker_objects() -> dict[str, list[str]]:
     """The ids of the Docker containers, images and volumes made for this state directory."""
     client = _core.docker_client()

@@ -310,6 +310,10 @@ class Sandbox:
                     "experimental_options": experimental_options,
                 },
             }
+        if "create-lost-then-offline" in _core.faults():
+            # Made, then the network went: no reply, and nothing reaches Modal until it is back.
+            _core.add_fault("offline")
+            raise ConnectionError("Could not connect to the Modal server.")
         if "create-lost" in _core.faults():
             # Made, and then the reply never came: the caller has no handle to it.
             raise ConnectionError("Could not connect to the Modal server.")
