@@ -43,7 +43,6 @@ import functools
 import json
 import os
 import re
-import shlex
 import sys
 import threading
 import zlib
@@ -159,6 +158,8 @@ class BuildArgs:
         self.secrets: list[str] = [str(name) for name in settings.get("secrets") or []]
         self.env: dict[str, str] = {}
         given: dict[str, str] = {}
+        import shlex
+
         words: list[str] = []
         for item in raw:
             try:
@@ -469,9 +470,9 @@ class ModalProvider(Provider):
             except (FileNotFoundError, modal.exception.NotFoundError):
                 return []
             found = []
-            for entry in entries:
+            for file_entry in entries:
                 with contextlib.suppress(FileNotFoundError, modal.exception.NotFoundError):
-                    found.append(b"".join(volume.read_file(f"{entry.path.rstrip('/')}/record.json")))
+                    found.append(b"".join(volume.read_file(f"{file_entry.path.rstrip('/')}/record.json")))
             return found
 
         agents = []
@@ -742,10 +743,10 @@ class ModalProvider(Provider):
             except (FileNotFoundError, modal.exception.NotFoundError):
                 return []
             found = []
-            for entry in entries:
-                if entry.path.endswith(".json"):
+            for file_entry in entries:
+                if file_entry.path.endswith(".json"):
                     with contextlib.suppress(FileNotFoundError, modal.exception.NotFoundError):
-                        found.append(b"".join(index.read_file(entry.path)))
+                        found.append(b"".join(index.read_file(file_entry.path)))
             return found
 
         try:

@@ -142,6 +142,19 @@ def test_idle_shutdown_stops_the_sandbox_and_start_brings_the_work_back(modal_sa
     assert shown.stdout.split() == ["kept", "c"], shown.stderr
 
 
+def test_stopping_the_last_agent_stops_the_sandbox_after_the_stop_grace(modal_sandbox) -> None:
+    ms = modal_sandbox
+    _create(ms, "pausing")
+    limited = ms.mngr("limit", "pausing", "--stop-grace", "2s")
+    assert limited.returncode == 0, limited.stderr
+    assert ms.mngr("stop", "pausing").returncode == 0
+    wait_for(lambda: "pausing" not in _sandboxes(ms), "the sandbox of a host with no running agent to end",
+             timeout=90)
+    assert _agents(ms)["pausing"]["state"] == "STOPPED"
+    assert ms.mngr("start", "pausing").returncode == 0
+    assert _agents(ms)["pausing"]["state"] == "RUNNING" and "pausing" in _sandboxes(ms)
+
+
 @pytest.mark.parametrize("ending", ["timeout", "termination"])
 def test_a_sandbox_modal_ended_lists_as_stopped_and_starts_again(modal_sandbox, ending: str) -> None:
     ms = modal_sandbox

@@ -23,7 +23,7 @@ finally:
 
 @pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "--format", "json"]])
 def test_cli_does_not_import_heavy_sdks(sandbox, args: list[str]) -> None:
-    for package in ("docker", "paramiko"):
+    for package in ("docker", "modal", "paramiko"):
         # The check means something only if the packages could be imported at all.
         __import__(package)
     result = subprocess.run(
