@@ -77,6 +77,9 @@ class HostReport:
     idle: HostIdle | None
 
 
+WHOLE_PROVIDER = "*"  # the host of a HostFailure that is the whole provider's
+
+
 @dataclass
 class HostFailure:
     host: str
@@ -103,8 +106,14 @@ class FleetListing:
 
 
 def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: float) -> FleetListing:
-    handles = [HostHandle(provider, host, timeout) for provider in providers for host in provider.known_hosts()]
-    listing = FleetListing(handles=handles)
+    handles = []
+    problems = []
+    for provider in providers:
+        handles += [HostHandle(provider, host, timeout) for host in provider.known_hosts()]
+        problem = provider.listing_problem()
+        if problem:
+            problems.append(HostFailure(WHOLE_PROVIDER, provider.name, problem))
+    listing = FleetListing(handles=handles, errors=problems)
 
     def query(handle: HostHandle) -> AgentList | HostFailure:
         try:

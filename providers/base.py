@@ -83,6 +83,11 @@ class Provider(ABC):
     def host_emptied(self, host: str) -> None:  # noqa: B027 - optional hook
         """The last agent on ``host`` was destroyed (only if ``removes_empty_hosts``)."""
 
+    def listing_problem(self) -> str:
+        """Why this provider cannot tell which hosts it has ("" if it can), asked after
+        ``known_hosts``: a listing reports it once, as an error of the whole provider."""
+        return ""
+
     def offline_listing(self, host: str) -> AgentList | None:
         """The agents of a host that is not running, without starting it; None to ask the
         host's helper (the default). Raise a MngrError for a host that cannot be asked."""

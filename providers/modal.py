@@ -349,7 +349,16 @@ class ModalProvider(Provider):
     @functools.cached_property
     def _app(self) -> Any:
         modal = self._sdk()
-        return self._call("finding the App", lambda: modal.App.lookup(self.app_name, create_if_missing=True))
+        app = self._call("finding the App", lambda: modal.App.lookup(self.app_name, create_if_missing=True))
+        if _read_app_ids().get(self.app_name) != app.app_id:
+            with changing_state_json(_APP_IDS, _registry_form) as ids:
+                ids[self.app_name] = app.app_id
+        return app
+
+    def _app_id(self) -> str:
+        """The App's id, as last looked up (an App's id does not change while it exists):
+        a listing needs no lookup. An App deleted since is made again by the next create."""
+        return _read_app_ids().get(self.app_name) or str(self._app.app_id)
 
     # -- which hosts ----------------------------------------------------------------------------
 
@@ -363,12 +372,12 @@ class ModalProvider(Provider):
 
     def _discover(self) -> dict[str, dict[str, Any]]:
         modal = self._sdk()
-        app = self._app
+        app_id = self._app_id()
         registry = self._registry()
         by_sandbox = {entry.get("sandbox"): host for host, entry in registry.items() if entry.get("sandbox")}
         by_volume = {entry.get("volume"): host for host, entry in registry.items() if entry.get("volume")}
         sandboxes = self._call("listing sandboxes", lambda: list(
-            modal.Sandbox.list(app_id=app.app_id, tags={TAG_NAMESPACE: self.namespace})))
+            modal.Sandbox.list(app_id=app_id, tags={TAG_NAMESPACE: self.namespace})))
         seen: dict[str, dict[str, Any]] = {}
         for sandbox in sandboxes:  # newest first: a host's newest sandbox wins
             host = by_sandbox.get(sandbox.object_id)
@@ -419,12 +428,17 @@ class ModalProvider(Provider):
         return seen
 
     def known_hosts(self) -> Sequence[str]:
-        remembered = list(self._registry())
-        if credentials_problem():
-            return remembered  # each says how to set credentials (offline_listing)
-        if isinstance(self._seen, MngrError):
-            return remembered
-        return sorted(set(self._seen) | set(remembered))
+        if credentials_problem() or isinstance(self._seen, MngrError):
+            return []  # listing_problem says why, once
+        return sorted(set(self._seen) | set(self._registry()))
+
+    def listing_problem(self) -> str:
+        """Without credentials: silence, unless this machine made Modal hosts (then say how
+        to set them). Modal out of reach, or refusing: why."""
+        problem = credentials_problem()
+        if problem:
+            return problem if self._registry() else ""
+        return str(self._seen) if isinstance(self._seen, MngrError) else ""
 
     def default_host(self) -> str:
         raise UsageError("the modal provider makes a host per agent: name the agent, or pass --host")
@@ -790,6 +804,13 @@ class ModalProvider(Provider):
 
 def _registry_form(content: object) -> dict[str, Any]:
     return content if isinstance(content, dict) else {}
+
+
+_APP_IDS = "modal_apps.json"
+
+
+def _read_app_ids() -> dict[str, str]:
+    return {str(name): str(app_id) for name, app_id in _registry_form(read_state_json(_APP_IDS)).items()}
 
 
 def _gone(names: Sequence[str], problem: str) -> protocol.AgentList:

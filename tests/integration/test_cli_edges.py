@@ -55,7 +55,7 @@ def test_missing_tmux_is_named_as_such(sandbox) -> None:
 
 
 def test_no_providers_at_all(sandbox) -> None:
-    env = {"MNGR_DISABLE_PLUGINS": "local,ssh,docker"}
+    env = {"MNGR_DISABLE_PLUGINS": "local,ssh,docker,modal"}
     listed = sandbox.mngr("list", env=env)
     assert listed.returncode == 0 and listed.stdout == "no agents\n"
     created = sandbox.mngr("create", "x", "command", "--no-connect", "--", "true", env=env)
