@@ -62,6 +62,25 @@ sys.exit(code)
 """
 
 
+# Finds or starts the engine and the base image, prints the image, waits for stdin to close,
+# then lets the engine go (stopping a dockerd only if this child started it).
+ENGINE_CHILD = f"""
+import sys
+sys.path.insert(0, {str(REPO)!r})
+from tests import docker_engine
+client, reason = docker_engine.engine_or_skip_reason()
+if client is None:
+    print("SKIP " + reason, flush=True)
+else:
+    try:
+        print("IMAGE " + docker_engine.base_image(client), flush=True)
+    except docker_engine.BaseImageUnavailable as exc:
+        print("SKIP " + str(exc), flush=True)
+sys.stdin.read()
+docker_engine.stop_started_engine()
+"""
+
+
 class Sandbox:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="mngr-bench-", dir="/tmp"))

@@ -55,6 +55,7 @@ import uuid
 from pathlib import Path
 
 from _common import (
+    ENGINE_CHILD,
     FLOOR_ARGV,
     MNGR,
     PYTHON,
@@ -72,24 +73,6 @@ ALIVE = ("RUNNING", "WAITING")  # a quiet `sleep 600` turns WAITING after a few 
 STEP_RUNS = 3        # docker creates with their steps timed
 LIST_WARMUP, LIST_RUNS, COLD_RUNS = 3, 10, 3
 PEER_LABEL = "mngr-bench"
-
-# Finds or starts the engine and the base image, prints the image, waits for stdin to close,
-# then lets the engine go (stopping a dockerd only if this child started it).
-ENGINE_CHILD = f"""
-import sys
-sys.path.insert(0, {str(REPO)!r})
-from tests import docker_engine
-client, reason = docker_engine.engine_or_skip_reason()
-if client is None:
-    print("SKIP " + reason, flush=True)
-else:
-    try:
-        print("IMAGE " + docker_engine.base_image(client), flush=True)
-    except docker_engine.BaseImageUnavailable as exc:
-        print("SKIP " + str(exc), flush=True)
-sys.stdin.read()
-docker_engine.stop_started_engine()
-"""
 
 TIMED_CREATE = STEP_TIMER + r"""
 start = time.perf_counter()
