@@ -287,6 +287,7 @@ class ModalProvider(Provider):
             if not _HOST_NAME.match(value):
                 raise ConfigError(f"providers.modal.{what} {value!r}: letters, digits, '.', '_', '-'")
         self.call_timeout = _positive(self.settings.get("call_timeout", DEFAULT_CALL_TIMEOUT), "call_timeout")
+        self._foreign_volumes: set[str] = set()  # named like this namespace's, not its hosts (listing)
 
     def object_name(self, host: str) -> str:
         """The name of the host's sandbox and of its Volume (Modal allows 64 characters)."""
@@ -397,6 +398,7 @@ class ModalProvider(Provider):
             if host is None:  # one of another namespace with a longer name, or made elsewhere
                 described = self._host_json(volume_name)
                 if described.get("namespace") != self.namespace or not described.get("host"):
+                    self._foreign_volumes.add(volume_name)
                     continue
                 host = str(described["host"])
                 with self._registry_changes() as hosts:
@@ -590,6 +592,12 @@ class ModalProvider(Provider):
                 raise UsageError(f"modal host {host!r} exists already: {what} applies to a new host only")
             self._running(host)
             return False
+        name = self.object_name(host)
+        if name in self._foreign_volumes:
+            # Names can collide (namespace a, host b-c; namespace a-b, host c): never share one.
+            raise UsageError(f"the modal volume {name} exists but is not a host of namespace {self.namespace!r} "
+                             "(another namespace's, or left by a create that never finished): choose another "
+                             f"host name, or delete it with `modal volume delete {name}`")
         if not image_id:
             image = self._image(modal, parsed)
             image_id = self._call("building the image", lambda: image.build(self._app).object_id)
@@ -634,11 +642,13 @@ class ModalProvider(Provider):
         try:
             sandbox = self._call("creating the sandbox", lambda: modal.Sandbox.create(*ENTRYPOINT, **options))
         except MngrError as exc:
-            if not isinstance(exc.__cause__, getattr(modal.exception, "AlreadyExistsError", ())):
+            if not isinstance(exc.__cause__, modal.exception.AlreadyExistsError):
                 raise
-            # Another command started it a moment ago: use that one.
-            sandbox = self._call("finding the sandbox", lambda: modal.Sandbox.from_name(self.app_name, name))
-            return sandbox
+            running = self._call("finding the sandbox", lambda: modal.Sandbox.from_name(self.app_name, name))
+            if first or self._call("reading tags", running.get_tags).get(TAG_NAMESPACE) != self.namespace:
+                raise MngrError(f"modal: a sandbox named {name} runs already, and is not this host's "
+                                "(another namespace's?): choose another host name") from exc
+            return running  # another command started this host a moment ago
         with self._registry_changes() as hosts:
             hosts.setdefault(host, {"agents": []}).update(sandbox=sandbox.object_id, volume=name)
         described = {"namespace": self.namespace, "host": host, "build_args": args.raw, "image": image_id}

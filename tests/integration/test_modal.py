@@ -184,6 +184,16 @@ def test_a_host_removed_behind_mngrs_back_shows_as_gone_until_destroyed(modal_sa
     assert set(_agents(ms)) == {"staying"}
 
 
+def test_a_name_that_collides_with_another_namespaces_host_is_refused(modal_sandbox) -> None:
+    ms = modal_sandbox
+    _create(ms, "x-y")  # mngr-NS-x-y: also the name of host "y" of namespace "NS-x"
+    other = {"MNGR_PROVIDERS__MODAL__NAMESPACE": ms.namespace + "-x"}
+    created = ms.mngr("create", "y", "command", "--in", "modal", "--no-connect", "--", "sleep", "600", env=other)
+    _one_line_failure(created, 2, "is not a host of namespace")
+    assert _agents(ms, **other) == {} and len(_standin.sandbox_records()) == 1
+    assert ms.mngr("exec", "x-y", "true").returncode == 0
+
+
 def test_agents_share_a_host_and_the_last_one_takes_it_with_it(modal_sandbox) -> None:
     ms = modal_sandbox
     _create(ms, "agent-1", "--host", "shared-host")
