@@ -46,12 +46,13 @@ from typing import Any
 from mngr.controller.channel import protocol
 from mngr.controller.channel.bootstrap import daemon_socket_path, stage1_argv
 from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
-from mngr.controller.errors import ConfigError, MngrError, UsageError
-from mngr.controller.paths import changing_state_json, read_state_json, state_dir
+from mngr.controller.errors import MngrError, UsageError
+from mngr.controller.paths import state_dir
 from mngr.controller.plugin_spec import hookimpl
 
 from . import docker_engine as engine
 from .base import Provider
+from .made_hosts import MadeHostsProvider, gone_agents, positive_number, stopped_agent
 
 LABEL_HOST = "mngr.host"
 LABEL_NAMESPACE = "mngr.namespace"
@@ -70,7 +71,6 @@ STOP_CONTAINER = "kill -TERM 1"
 MNGR_DIR_IN_HOME = ".mngr"  # the helper's host dir: ~/.mngr of the image's user
 SOCKET_DIR_IN_CONTAINER = "/run/mngr"
 _MAX_SOCKET_PATH = 100  # as the helper: past sun_path's limit there is no warm path
-_HOST_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 _NEEDED = ("python3", "tmux")
 _BASE_PACKAGES = "python3 tmux git procps ca-certificates"
 _SETTINGS = frozenset(["base_image", "image", "cpus", "memory", "idle_timeout", "idle_command", "namespace"])
@@ -118,23 +118,11 @@ class BuildArgs:
                 if not os.path.isfile(self.dockerfile):
                     raise UsageError(f"--dockerfile {value!r}: no such file")
             elif option == "--cpus":
-                self.cpus = _positive_number(value, "--cpus")
+                self.cpus = positive_number(value, "--cpus")
             else:
                 self.memory = _memory(value)
         if self.image and self.dockerfile:
             raise UsageError("give --image or --dockerfile, not both")
-
-
-def _positive_number(value: Any, what: str) -> float:
-    import math
-
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = 0.0
-    if not math.isfinite(number) or number <= 0:
-        raise UsageError(f"{what} must be a positive number, not {value!r}")
-    return number
 
 
 def _memory(value: Any) -> str:
@@ -144,18 +132,9 @@ def _memory(value: Any) -> str:
     return text
 
 
-class DockerProvider(Provider):
+class DockerProvider(MadeHostsProvider):
     name = "docker"
-    removes_empty_hosts = True
-
-    def __init__(self, settings: Mapping[str, Any] | None = None, hosts: Mapping[str, Any] | None = None) -> None:
-        super().__init__(settings, hosts)
-        for key in self.settings:
-            if key not in _SETTINGS:
-                raise ConfigError(f"unknown setting providers.docker.{key} (known: {', '.join(sorted(_SETTINGS))})")
-        self.namespace = str(self.settings.get("namespace") or _user_name())
-        if not _HOST_NAME.match(self.namespace):
-            raise ConfigError(f"providers.docker.namespace {self.namespace!r}: letters, digits, '.', '_', '-'")
+    known_settings = _SETTINGS
 
     def container_name(self, host: str) -> str:
         return f"{CONTAINER_PREFIX}{self.namespace}-{host}"
@@ -177,17 +156,6 @@ class DockerProvider(Provider):
             return remembered  # each reports the engine's silence (offline_listing)
         return sorted(set(self._seen) | set(remembered))
 
-    def default_host(self) -> str:
-        raise UsageError("the docker provider makes a host per agent: name the agent, or pass --host")
-
-    def host_for_new_agent(self, agent_name: str) -> str:
-        return agent_name
-
-    def check_host(self, host: str) -> None:
-        if not _HOST_NAME.match(host):
-            raise UsageError(f"invalid docker host name {host!r}: letters, digits, '.', '_' and '-', "
-                             "starting with a letter or digit")
-
     def idle_defaults(self, host: str) -> Mapping[str, Any]:
         """An hour without activity stops the container (``kill -TERM 1`` from inside)."""
         return {"timeout": self.settings.get("idle_timeout", DEFAULT_IDLE_TIMEOUT),
@@ -202,11 +170,7 @@ class DockerProvider(Provider):
         container = seen.get(host)
         if container is None:
             problem = f"its container {self.container_name(host)} was removed outside mngr (mngr destroy forgets it)"
-            return protocol.AgentList(agents=[
-                protocol.AgentInfo(id="", name=name, type="", state="GONE", command="", work_dir="", created_at="",
-                                   problem=problem)
-                for name in self._registry().get(host, {}).get("agents", [])
-            ])
+            return gone_agents(self._registry().get(host, {}).get("agents", []), problem)
         if container.get("State") == "running":
             return None
         return protocol.AgentList(agents=self._stopped_agents(container))
@@ -223,32 +187,10 @@ class DockerProvider(Provider):
                     if not member.isfile() or not member.name.endswith("/record.json"):
                         continue
                     handle = archive.extractfile(member)
-                    try:
-                        record = json.loads(handle.read()) if handle else None
-                    except ValueError:
-                        continue
-                    if not isinstance(record, dict) or not isinstance(record.get("name"), str):
-                        continue
-                    agents.append(protocol.AgentInfo(
-                        id=str(record.get("id", "")), name=record["name"], type=str(record.get("type", "")),
-                        state="STOPPED", command=str(record.get("command", "")),
-                        work_dir=str(record.get("work_dir", "")), created_at=str(record.get("created_at", "")),
-                        labels={str(k): str(v) for k, v in (record.get("labels") or {}).items()},
-                    ))
+                    agent = stopped_agent(handle.read()) if handle else None
+                    if agent is not None:
+                        agents.append(agent)
         return sorted(agents, key=lambda info: info.name)
-
-    def listed(self, host: str, names: Sequence[str]) -> None:
-        known = self._registry().get(host)
-        if (known or {}).get("agents") == sorted(names) or (known is None and not names):
-            return  # the usual listing: nothing to write, no lock to take
-        with self._registry_changes() as hosts:
-            if host in hosts or names:
-                hosts.setdefault(host, {})["agents"] = sorted(names)
-
-    def agent_created(self, host: str, name: str) -> None:
-        with self._registry_changes() as hosts:
-            entry = hosts.setdefault(host, {})
-            entry["agents"] = sorted(set(entry.get("agents", [])) | {name})
 
     # -- reaching a host -------------------------------------------------------------------
 
@@ -340,7 +282,7 @@ class DockerProvider(Provider):
             options["environment"] = {"MNGR_DAEMON_SOCKET_DIR": SOCKET_DIR_IN_CONTAINER}
         cpus = parsed.cpus if parsed.cpus is not None else self.settings.get("cpus")
         if cpus is not None:
-            options["nano_cpus"] = int(_positive_number(cpus, "providers.docker.cpus") * 1e9)
+            options["nano_cpus"] = int(positive_number(cpus, "providers.docker.cpus") * 1e9)
         memory = parsed.memory or (_memory(self.settings["memory"]) if self.settings.get("memory") else "")
         if memory:
             options["mem_limit"] = memory
@@ -391,15 +333,6 @@ class DockerProvider(Provider):
     def host_emptied(self, host: str) -> None:
         """The last agent of a docker host was destroyed: the container goes with it."""
         self.discard_host(host)
-
-    def forget_agent(self, host: str, name: str) -> None:
-        """Drop an agent whose container is gone from the registry (``mngr destroy``)."""
-        with self._registry_changes() as hosts:
-            entry = hosts.get(host)
-            if entry is not None:
-                entry["agents"] = [agent for agent in entry.get("agents", []) if agent != name]
-                if not entry["agents"]:
-                    del hosts[host]
 
     # -- snapshots: committed images -------------------------------------------------------
 
@@ -507,21 +440,6 @@ class DockerProvider(Provider):
             raise MngrError(f"building the image failed: {exc.explanation or exc}") from exc
         return tag
 
-    # -- the registry of hosts (only to report what the engine no longer shows) -------------
-
-    def _registry_name(self) -> str:
-        return f"docker_hosts.{self.namespace}.json"
-
-    def _registry(self) -> dict[str, dict[str, Any]]:
-        return _registry_form(read_state_json(self._registry_name()))
-
-    def _registry_changes(self) -> contextlib.AbstractContextManager[dict[str, Any]]:
-        return changing_state_json(self._registry_name(), _registry_form)
-
-
-def _registry_form(content: object) -> dict[str, Any]:
-    return content if isinstance(content, dict) else {}
-
 
 def _home_in(container_id: str) -> str:
     """The home directory of the user a (maybe stopped) container runs as: root's unless
@@ -550,16 +468,6 @@ def _need_docker_cli() -> None:
 
     if shutil.which("docker") is None:
         raise MngrError("the docker provider needs the docker command (the Docker CLI) on PATH")
-
-
-def _user_name() -> str:
-    import getpass
-
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):
-        name = str(os.getuid())
-    return re.sub(r"[^a-zA-Z0-9_.-]", "_", name) or "user"
 
 
 @hookimpl

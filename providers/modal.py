@@ -57,6 +57,7 @@ from mngr.controller.paths import changing_state_json, read_state_json
 from mngr.controller.plugin_spec import hookimpl
 
 from .base import Provider
+from .made_hosts import HOST_NAME, MadeHostsProvider, gone_agents, positive_number, stopped_agent
 
 T = TypeVar("T")
 
@@ -78,7 +79,6 @@ DEFAULT_TIMEOUT = 24 * 3600
 DEFAULT_CALL_TIMEOUT = 30.0
 NO_CREDENTIALS = ("modal: no credentials: run `modal token new`, or set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET "
                   "(see modal.com/docs/reference/modal.config)")
-_HOST_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 _MAX_OBJECT_NAME = 64
 _SETTINGS = frozenset(["app", "namespace", "image", "cpus", "memory", "gpu", "region", "timeout", "secrets",
                        "idle_timeout", "idle_command", "call_timeout"])
@@ -205,7 +205,7 @@ class BuildArgs:
             return given[option] if option in given else settings.get(key)
 
         cpus = chosen("--cpus", "cpus")
-        self.cpus = None if cpus is None else _positive(cpus, "--cpus")
+        self.cpus = None if cpus is None else positive_number(cpus, "--cpus")
         memory = chosen("--memory", "memory")
         self.memory_mib = None if memory is None else _mebibytes(memory)
         gpu = chosen("--gpu", "gpu")
@@ -214,18 +214,6 @@ class BuildArgs:
         self.region = None if region is None else _region(str(region))
         timeout = chosen("--timeout", "timeout")
         self.timeout = DEFAULT_TIMEOUT if timeout is None else _timeout(timeout)
-
-
-def _positive(value: Any, what: str) -> float:
-    import math
-
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = 0.0
-    if not math.isfinite(number) or number <= 0:
-        raise UsageError(f"{what} must be a positive number, not {value!r}")
-    return number
 
 
 def _mebibytes(value: Any) -> int:
@@ -270,23 +258,16 @@ def _cidr(value: str) -> str:
         raise UsageError(f"--cidr-allowlist {value!r} is not a network such as 203.0.113.0/24") from exc
 
 
-class ModalProvider(Provider):
+class ModalProvider(MadeHostsProvider):
     name = "modal"
-    removes_empty_hosts = True
+    known_settings = _SETTINGS
 
     def __init__(self, settings: Mapping[str, Any] | None = None, hosts: Mapping[str, Any] | None = None) -> None:
         super().__init__(settings, hosts)
-        for key in self.settings:
-            if key not in _SETTINGS:
-                raise ConfigError(f"unknown setting providers.modal.{key} (known: {', '.join(sorted(_SETTINGS))})")
-        from .docker import _user_name
-
-        self.namespace = str(self.settings.get("namespace") or _user_name())
         self.app_name = str(self.settings.get("app") or DEFAULT_APP)
-        for what, value in (("namespace", self.namespace), ("app", self.app_name)):
-            if not _HOST_NAME.match(value):
-                raise ConfigError(f"providers.modal.{what} {value!r}: letters, digits, '.', '_', '-'")
-        self.call_timeout = _positive(self.settings.get("call_timeout", DEFAULT_CALL_TIMEOUT), "call_timeout")
+        if not HOST_NAME.match(self.app_name):
+            raise ConfigError(f"providers.modal.app {self.app_name!r}: letters, digits, '.', '_', '-'")
+        self.call_timeout = positive_number(self.settings.get("call_timeout", DEFAULT_CALL_TIMEOUT), "call_timeout")
         self._foreign_volumes: set[str] = set()  # named like this namespace's, not its hosts (listing)
 
     def object_name(self, host: str) -> str:
@@ -352,7 +333,7 @@ class ModalProvider(Provider):
         modal = self._sdk()
         app = self._call("finding the App", lambda: modal.App.lookup(self.app_name, create_if_missing=True))
         if _read_app_ids().get(self.app_name) != app.app_id:
-            with changing_state_json(_APP_IDS, _registry_form) as ids:
+            with changing_state_json(_APP_IDS, lambda found: found if isinstance(found, dict) else {}) as ids:
                 ids[self.app_name] = app.app_id
         return app
 
@@ -442,17 +423,6 @@ class ModalProvider(Provider):
             return problem if self._registry() else ""
         return str(self._seen) if isinstance(self._seen, MngrError) else ""
 
-    def default_host(self) -> str:
-        raise UsageError("the modal provider makes a host per agent: name the agent, or pass --host")
-
-    def host_for_new_agent(self, agent_name: str) -> str:
-        return agent_name
-
-    def check_host(self, host: str) -> None:
-        if not _HOST_NAME.match(host):
-            raise UsageError(f"invalid modal host name {host!r}: letters, digits, '.', '_' and '-', "
-                             "starting with a letter or digit")
-
     def idle_defaults(self, host: str) -> Mapping[str, Any]:
         """An hour without activity stops the sandbox; its Volume keeps the work."""
         return {"timeout": self.settings.get("idle_timeout", DEFAULT_IDLE_TIMEOUT),
@@ -467,10 +437,10 @@ class ModalProvider(Provider):
             raise MngrError(problem)
         seen = self._hosts()
         if entry.get("pending"):
-            return _gone(entry["pending"], "its creation did not finish (mngr destroy removes what was made)")
+            return gone_agents(entry["pending"], "its creation did not finish (mngr destroy removes what was made)")
         state = seen.get(host)
         if state is None:
-            return _gone(entry.get("agents", []), f"its sandbox and volume {self.object_name(host)} are gone "
+            return gone_agents(entry.get("agents", []), f"its sandbox and volume {self.object_name(host)} are gone "
                                                   "(removed outside mngr; mngr destroy forgets it)")
         if state["sandbox"]:
             return None
@@ -491,50 +461,17 @@ class ModalProvider(Provider):
                     found.append(b"".join(volume.read_file(f"{file_entry.path.rstrip('/')}/record.json")))
             return found
 
-        agents = []
-        for data in self._call("reading a stopped host's agents", records):
-            try:
-                record = json.loads(data)
-            except ValueError:
-                continue
-            if not isinstance(record, dict) or not isinstance(record.get("name"), str):
-                continue
-            agents.append(protocol.AgentInfo(
-                id=str(record.get("id", "")), name=record["name"], type=str(record.get("type", "")),
-                state="STOPPED", command=str(record.get("command", "")), work_dir=str(record.get("work_dir", "")),
-                created_at=str(record.get("created_at", "")),
-                labels={str(k): str(v) for k, v in (record.get("labels") or {}).items()},
-            ))
+        found = (stopped_agent(data) for data in self._call("reading a stopped host's agents", records))
+        agents = [agent for agent in found if agent is not None]
         return sorted(agents, key=lambda info: info.name)
-
-    def listed(self, host: str, names: Sequence[str]) -> None:
-        known = self._registry().get(host)
-        if known is not None and known.get("pending"):
-            return
-        if (known or {}).get("agents") == sorted(names) or (known is None and not names):
-            return
-        with self._registry_changes() as hosts:
-            if host in hosts or names:
-                hosts.setdefault(host, {})["agents"] = sorted(names)
-
-    def agent_created(self, host: str, name: str) -> None:
-        with self._registry_changes() as hosts:
-            entry = hosts.setdefault(host, {})
-            entry["agents"] = sorted(set(entry.get("agents", [])) | {name})
-            entry.pop("pending", None)
 
     def forget_agent(self, host: str, name: str) -> None:
         """``mngr destroy`` of an agent whose host is gone or was never finished: what was made
         of the host goes too."""
         if self._registry().get(host, {}).get("pending"):
             self.discard_host(host)
-            return
-        with self._registry_changes() as hosts:
-            entry = hosts.get(host)
-            if entry is not None:
-                entry["agents"] = [agent for agent in entry.get("agents", []) if agent != name]
-                if not entry["agents"]:
-                    del hosts[host]
+        else:
+            super().forget_agent(host, name)
 
     # -- reaching a host ---------------------------------------------------------------------------
 
@@ -800,35 +737,13 @@ class ModalProvider(Provider):
         self._call("destroying the snapshot", remove)
         return True
 
-    # -- the registry of hosts (to report what Modal no longer shows, or cannot be asked) ----------
-
-    def _registry_name(self) -> str:
-        return f"modal_hosts.{self.namespace}.json"
-
-    def _registry(self) -> dict[str, dict[str, Any]]:
-        return _registry_form(read_state_json(self._registry_name()))
-
-    def _registry_changes(self) -> contextlib.AbstractContextManager[dict[str, Any]]:
-        return changing_state_json(self._registry_name(), _registry_form)
-
-
-def _registry_form(content: object) -> dict[str, Any]:
-    return content if isinstance(content, dict) else {}
-
 
 _APP_IDS = "modal_apps.json"
 
 
 def _read_app_ids() -> dict[str, str]:
-    return {str(name): str(app_id) for name, app_id in _registry_form(read_state_json(_APP_IDS)).items()}
-
-
-def _gone(names: Sequence[str], problem: str) -> protocol.AgentList:
-    return protocol.AgentList(agents=[
-        protocol.AgentInfo(id="", name=name, type="", state="GONE", command="", work_dir="", created_at="",
-                           problem=problem)
-        for name in names
-    ])
+    found = read_state_json(_APP_IDS)
+    return {str(name): str(app_id) for name, app_id in found.items()} if isinstance(found, dict) else {}
 
 
 def _first_line(exc: BaseException) -> str:
