@@ -34,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
 # MNGR_CONFIG_DIR, ...) steer mngr directly and are not configuration keys.
 ENV_KEYS = frozenset(
     ["default_provider", "default_agent_type", "agent_quiet_seconds", "host_timeout_seconds",
-     "agent_types", "providers", "templates", "hosts"]
+     "agent_types", "providers", "templates", "hosts", "plugins"]
 )
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
@@ -46,6 +46,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "providers": dict,
     "templates": dict,
     "hosts": dict,
+    "plugins": dict,
 }
 
 _HOST_FIELDS: dict[str, type | tuple[type, ...]] = {

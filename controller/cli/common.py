@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mngr.providers.base import Provider
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
 
 from .. import output
 from ..channel.protocol import AgentInfo, HostIdle
@@ -118,7 +122,7 @@ def attach(provider: Provider, host: str, name: str) -> None:
     os.execvpe(argv[0], argv, env)
 
 
-def remove_emptied_hosts(handles: Iterable[HostHandle]) -> None:
+def remove_emptied_hosts(handles: Iterable[HostHandle], registry: Registry) -> None:
     """Hosts made for their agents (docker containers) go when their last agent does."""
     for handle in {id(handle): handle for handle in handles}.values():
         if not handle.provider.removes_empty_hosts:
@@ -126,8 +130,18 @@ def remove_emptied_hosts(handles: Iterable[HostHandle]) -> None:
         try:
             left = handle.list_host(0.0).agents
             if not left:
+                registry.on_host("before_destroy", handle.host, handle.provider_name)
                 handle.close()
                 handle.provider.host_emptied(handle.host)
                 click.echo(f"removed host {handle.host} ({handle.provider_name}): its last agent is gone")
+                registry.on_host("after_destroy", handle.host, handle.provider_name)
         except MngrError as exc:
             click.echo(f"mngr: warning: could not remove the empty host {handle.host}: {exc}", err=True)
+
+
+@contextlib.contextmanager
+def agent_event(registry: Registry, event: str, name: str, host: str, provider: str) -> Iterator[None]:
+    """Plugins hear ``before_EVENT`` (any of them may cancel it) and, if it succeeded, ``after_EVENT``."""
+    registry.on_agent(f"before_{event}", name, host, provider)
+    yield
+    registry.on_agent(f"after_{event}", name, host, provider)

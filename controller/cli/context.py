@@ -29,6 +29,10 @@ class App:
         return Registry.build(self.config)
 
     @functools.cache  # noqa: B019 - one App per invocation
+    def plugin_commands(self, taken: tuple[str, ...]) -> dict[str, click.Command]:
+        return self.registry.cli_commands(taken)
+
+    @functools.cache  # noqa: B019 - one App per invocation
     def provider(self, name: str) -> Provider:
         return self.registry.provider(name, self.config)
 

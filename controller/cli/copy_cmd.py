@@ -140,7 +140,7 @@ def migrate(app: App, name: str, host: str, provider_name: str | None, work_dir:
                     agent.handle.start_agent(name)
                 raise MngrError(f"the copy of {name} on {host} does not match the original; the original is kept")
             agent.handle.destroy_agent(name)
-            remove_emptied_hosts([agent.handle])
+            remove_emptied_hosts([agent.handle], app.registry)
         finally:
             target.close()
     print_agents([(info, target.host, target.provider_name, "migrated")], output_format, single=True)

@@ -194,9 +194,12 @@ def create(
         provider.idle_defaults(host_name),
     )
 
+    app.registry.on_agent("before_create", name, host_name, provider.name)
     made_host = provider.prepare_host(host_name, build_args, snapshot=snapshot_id if native_snapshot else "",
                                       agent=name)
     try:
+        if made_host:
+            app.registry.on_host("after_create", host_name, provider.name)
         with HostHandle(provider, host_name, app.host_timeout) as handle:
             binary = agent_type.binary(agent_args)
             handle.connect()
@@ -246,6 +249,7 @@ def create(
             # Again, now that the agent exists: a listing that asked before it did keeps the host.
             provider.remember(host_name)
             provider.agent_created(host_name, name)
+            app.registry.on_agent("after_create", name, host_name, provider.name)
             for request in idle_requests:
                 handle.set_idle_settings(request)
             if initial_message is not None:

@@ -10,7 +10,14 @@ import click
 from ..channel.protocol import AgentInfo
 from ..errors import MngrError, UsageError
 from ..fleet import FleetListing, LocatedAgent, list_fleet, locate
-from .common import LIVE_STATES, attach, check_format, print_agents, remove_emptied_hosts
+from .common import (
+    LIVE_STATES,
+    agent_event,
+    attach,
+    check_format,
+    print_agents,
+    remove_emptied_hosts,
+)
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
@@ -82,7 +89,8 @@ def stop(app: App, names: tuple[str, ...], every: bool, output_format: str) -> N
     def change(agent: LocatedAgent) -> tuple[AgentInfo, str]:
         if agent.info.state == "STOPPED":
             return agent.info, "already stopped:"
-        return agent.handle.stop_agent(agent.info.name), "stopped"
+        with agent_event(app.registry, "stop", agent.info.name, agent.host, agent.provider):
+            return agent.handle.stop_agent(agent.info.name), "stopped"
 
     _change_state(app, names, every, output_format, "stop", (*LIVE_STATES, "DONE"), change)
 
@@ -101,7 +109,8 @@ def start(app: App, names: tuple[str, ...], every: bool, output_format: str) -> 
     def change(agent: LocatedAgent) -> tuple[AgentInfo, str]:
         if agent.info.state in LIVE_STATES:
             return agent.info, "already running:"
-        return agent.handle.start_agent(agent.info.name), "started"
+        with agent_event(app.registry, "start", agent.info.name, agent.host, agent.provider):
+            return agent.handle.start_agent(agent.info.name), "started"
 
     _change_state(app, names, every, output_format, "start", ("STOPPED",), change)
 
@@ -128,14 +137,15 @@ def destroy(app: App, names: tuple[str, ...], every: bool, force: bool) -> None:
             click.confirm(f"Destroy {listed}?", abort=True, err=True)
 
         def run(agent: LocatedAgent) -> None:
-            if agent.info.state == "GONE":  # its host went away: only mngr's memory of it is left
-                agent.handle.provider.forget_agent(agent.host, agent.info.name)
-            else:
-                agent.handle.destroy_agent(agent.info.name)
+            with agent_event(app.registry, "destroy", agent.info.name, agent.host, agent.provider):
+                if agent.info.state == "GONE":  # its host went away: only mngr's memory of it is left
+                    agent.handle.provider.forget_agent(agent.host, agent.info.name)
+                else:
+                    agent.handle.destroy_agent(agent.info.name)
             click.echo(f"destroyed agent {agent.info.name} on {agent.host}")
 
         failed = _each(agents, "destroy", run)
-        remove_emptied_hosts([agent.handle for agent in agents])
+        remove_emptied_hosts([agent.handle for agent in agents], app.registry)
     if failed:
         sys.exit(1)
 

@@ -48,7 +48,8 @@ def list_command(
     the exit status is 1. The human format adds a table of hosts when any has idle
     shutdown on or was shut down.
     """
-    output.check_template(output_format, AGENT_FIELDS)
+    plugin_fields = app.registry.list_fields(AGENT_FIELDS)
+    output.check_template(output_format, (*AGENT_FIELDS, *plugin_fields))
     labels = parse_pairs(label_pairs, "--label", LABEL_KEY_PATTERN)
     wanted_states = {state.upper() for state in states}
     providers = app.providers(provider_names)
@@ -68,6 +69,8 @@ def list_command(
         if (not wanted_states or row["state"] in wanted_states)
         and all(row["labels"].get(key) == value for key, value in labels.items())
     ]
+    for row in rows:  # each plugin's field sees mngr's fields only
+        row.update({name: compute(dict(row)) for name, compute in plugin_fields.items()})
     _print(rows, hosts, errors, output_format)
     if errors:
         sys.exit(1)

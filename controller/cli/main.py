@@ -32,13 +32,13 @@ _COMMANDS = {
     "pair": ("sync_cmd", "pair", "Keep a local directory and an agent's work dir in step"),
     "config": ("config_cmd", "config", "View and edit mngr configuration"),
     "bootstrap": ("bootstrap_cmd", "bootstrap", "Generate a Dockerfile for your project"),
+    "plugin": ("plugin_cmd", "plugin", "List the plugins mngr loaded, and what they add"),
 }
 _UNBUILT = {
     "open": "Open a URL from an agent in your browser",
     "provision": "Re-run provisioning on an agent",
     "schedule": "Run agents on a schedule",
     "ask": "Chat with mngr for help",
-    "plugin": "Manage mngr plugins",
 }
 _GROUP_OPTIONS = ("--help", "-h", "--version")
 
@@ -47,7 +47,7 @@ class MngrGroup(click.Group):
     """Loads commands lazily and treats anything that is not a command as ``create`` input."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [*_COMMANDS, *_UNBUILT]
+        return [*_COMMANDS, *_UNBUILT, *_plugin_commands(ctx)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in _COMMANDS:
@@ -59,18 +59,28 @@ class MngrGroup(click.Group):
             from .unbuilt import unbuilt_command
 
             return unbuilt_command(cmd_name, _UNBUILT[cmd_name])
-        return None
+        return _plugin_commands(ctx).get(cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, help_text) for name, (_, _, help_text) in _COMMANDS.items()]
         rows += [(name, f"{help_text} [not available yet]") for name, help_text in _UNBUILT.items()]
+        rows += [(name, command.get_short_help_str(60)) for name, command in _plugin_commands(ctx).items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in _COMMANDS and args[0] not in _UNBUILT and args[0] not in _GROUP_OPTIONS):
+        if not args or (args[0] not in _COMMANDS and args[0] not in _UNBUILT and args[0] not in _GROUP_OPTIONS
+                        and args[0] not in _plugin_commands(ctx)):
             args = ["create", *args]
         return super().parse_args(ctx, args)
+
+
+def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
+    """The commands plugins add (loading the plugins once per command)."""
+    from .context import App
+
+    app = ctx.find_object(App) or ctx.ensure_object(App)
+    return app.plugin_commands((*_COMMANDS, *_UNBUILT))
 
 
 @click.group(cls=MngrGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,35 @@
+"""``mngr plugin list``: the plugins mngr loaded, from where, and the hooks each implements."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from .. import output
+from .context import App, pass_app
+
+_HELP = {"help_option_names": ["-h", "--help"]}
+
+
+@click.group("plugin", context_settings=_HELP)
+def plugin() -> None:
+    """See the plugins mngr loads (built-in ones, and those of the `mngr` entry-point group).
+
+    Disable one with MNGR_DISABLE_PLUGINS=NAME,... or `plugins.disabled` in config. docs/plugins.md
+    tells how to write one.
+    """
+
+
+@plugin.command("list", context_settings=_HELP)
+@click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@pass_app
+def list_plugins(app: App, output_format: str) -> None:
+    """Every plugin: loaded, disabled or failed; where it comes from; its hooks."""
+    records = app.registry.records
+    if output_format == "json":
+        click.echo(output.to_json([dataclasses.asdict(record) for record in records]))
+        return
+    rows = [[record.name, record.status, record.origin, ", ".join(hook.removeprefix("mngr_") for hook in record.hooks),
+             record.detail] for record in records]
+    click.echo(output.table(["NAME", "STATUS", "FROM", "HOOKS", "DETAIL"], rows))
