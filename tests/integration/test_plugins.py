@@ -4,6 +4,7 @@ and found through its entry point by real mngr commands."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,9 +21,12 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mngr-example-plugi
 def example_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A directory with the example plugin installed in it by pip (put it on PYTHONPATH)."""
     site = tmp_path_factory.mktemp("example-site")
+    # Built from a copy: a build writes into its source tree (build/, *.egg-info).
+    source = tmp_path_factory.mktemp("example-source") / EXAMPLE.name
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     installed = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(site), str(EXAMPLE)],
+         "--target", str(site), str(source)],
         capture_output=True, text=True, timeout=300,
     )
     assert installed.returncode == 0, installed.stderr
