@@ -106,6 +106,7 @@ class FleetListing:
 
 
 def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: float) -> FleetListing:
+    providers = list(providers)
     handles = []
     problems = []
     for provider in providers:
@@ -133,6 +134,11 @@ def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: flo
         else:
             listing.agents.extend(LocatedAgent(info, handle) for info in result.agents)
             listing.hosts.append(HostReport(handle, result.host))
+    from .completion import remember
+
+    remember([provider.name for provider in providers],
+             [(agent.info.name, agent.host, agent.provider) for agent in listing.agents],
+             [(error.provider, error.host) for error in listing.errors])
     return listing
 
 

@@ -13,6 +13,7 @@ from ..fleet import LocatedAgent, list_fleet, locate
 from ..hosts import HostHandle
 from ..names import validate_name
 from .common import LIVE_STATES, check_format, print_agents, remove_emptied_hosts
+from .completion_cmd import agent_names, host_names, provider_names
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
@@ -49,7 +50,8 @@ def _target(app: App, agent: LocatedAgent, provider_name: str | None, host: str 
 
 
 _TARGET_OPTIONS = [
-    click.option("--in", "--provider", "provider_name", metavar="PROVIDER", help="Provider of the target host."),
+    click.option("--in", "--provider", "provider_name", metavar="PROVIDER", shell_complete=provider_names,
+                 help="Provider of the target host."),
     click.option("--work-dir", help="Work dir for the copy (default: $MNGR_HOST_DIR/work/NAME on the host)."),
     click.option("--accept-new-host-key", is_flag=True, help="Trust the target host's SSH key on first contact."),
     click.option("--format", "output_format", default="human", show_default=True,
@@ -64,9 +66,9 @@ def _with_target_options(function):  # type: ignore[no-untyped-def]
 
 
 @click.command("clone", context_settings=_HELP)
-@click.argument("name")
+@click.argument("name", shell_complete=agent_names)
 @click.argument("new_name")
-@click.option("--host", help="Host for the copy (default: the agent's own).")
+@click.option("--host", shell_complete=host_names, help="Host for the copy (default: the agent's own).")
 @_with_target_options
 @pass_app
 def clone(app: App, name: str, new_name: str, host: str | None, provider_name: str | None,
@@ -98,8 +100,8 @@ def clone(app: App, name: str, new_name: str, host: str | None, provider_name: s
 
 
 @click.command("migrate", context_settings=_HELP)
-@click.argument("name")
-@click.option("--to-host", "host", required=True, help="Host to move the agent to.")
+@click.argument("name", shell_complete=agent_names)
+@click.option("--to-host", "host", required=True, shell_complete=host_names, help="Host to move the agent to.")
 @_with_target_options
 @pass_app
 def migrate(app: App, name: str, host: str, provider_name: str | None, work_dir: str | None,

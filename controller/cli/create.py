@@ -8,7 +8,7 @@ import sys
 import click
 import msgspec
 
-from .. import templates
+from .. import completion, templates
 from ..errors import MissingBinary, MngrError, UsageError
 from ..hosts import HostHandle
 from ..idle_options import MODES_HELP, SOURCES_HELP, settings_requests
@@ -21,6 +21,7 @@ from .common import (
     parse_pairs,
     print_agents,
 )
+from .completion_cmd import agent_type_names, host_names, provider_names
 from .context import App, pass_app
 
 AGENT_ARGS_KEY = "mngr.agent_args"
@@ -57,9 +58,10 @@ class CreateCommand(click.Command):
 @click.option("--template", "-T", "template_names", multiple=True, metavar="NAME",
               help="Options from [templates.NAME] in config. Repeatable: later templates win; options given here win over all.")
 @click.option("--name", "name_option", help="Agent name (generated when omitted).")
-@click.option("--agent-type", "-t", "type_option", help="Agent type: claude, codex, command, or one from config.")
-@click.option("--in", "--provider", "provider_name", metavar="PROVIDER", help="Provider of the host (default from config: local).")
-@click.option("--host", help="Host to create the agent on (default: the provider's default host).")
+@click.option("--agent-type", "-t", "type_option", shell_complete=agent_type_names, help="Agent type: claude, codex, command, or one from config.")
+@click.option("--in", "--provider", "provider_name", metavar="PROVIDER", shell_complete=provider_names,
+              help="Provider of the host (default from config: local).")
+@click.option("--host", shell_complete=host_names, help="Host to create the agent on (default: the provider's default host).")
 @click.option("--build-arg", "build_args", multiple=True, metavar="ARGS",
               help="Options for a new host, for providers that make hosts (docker: \"--dockerfile PATH\", "
                    "\"--image IMAGE\", \"--block-network\", \"--cpus 2\", \"--memory 4g\"). Repeatable.")
@@ -250,6 +252,7 @@ def create(
             provider.remember(host_name)
             provider.agent_created(host_name, name)
             app.registry.on_agent("after_create", name, host_name, provider.name)
+            completion.agent_added(name, host_name, provider.name)
             for request in idle_requests:
                 handle.set_idle_settings(request)
             if initial_message is not None:

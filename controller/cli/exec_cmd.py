@@ -13,6 +13,7 @@ import click
 from .. import output
 from ..errors import MngrError, UsageError
 from ..fleet import LocatedAgent, list_fleet, locate, parallel_map
+from .completion_cmd import agent_names
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
@@ -91,7 +92,7 @@ def _run(agent: LocatedAgent, command: str, timeout: float | None, stream: bool,
 
 
 @click.command("exec", context_settings=_HELP)
-@click.argument("words", nargs=-1, required=True, metavar="NAME... COMMAND")
+@click.argument("words", nargs=-1, required=True, metavar="NAME... COMMAND", shell_complete=agent_names)
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Kill the command after this many seconds.")
 @click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True,
               help="json: stdout, stderr and exit code per agent, printed at the end.")

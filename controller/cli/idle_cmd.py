@@ -13,13 +13,14 @@ from ..errors import UsageError
 from ..fleet import list_fleet, locate
 from ..idle_options import MODES_HELP, SOURCES_HELP, settings_requests
 from .common import host_row
+from .completion_cmd import agent_names
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
 
 
 @click.command("limit", context_settings=_HELP)
-@click.argument("name")
+@click.argument("name", shell_complete=agent_names)
 @click.option("--idle-timeout", metavar="DURATION",
               help="Stop the host's agents after this long without activity: seconds, or 30s, 5m, 1h.")
 @click.option("--idle-mode", metavar="MODE", help=f"Which activity keeps the host up: {MODES_HELP}.")
@@ -103,7 +104,7 @@ def _print(settings: IdleSettings, report: dict[str, Any], log: str, output_form
 
 
 @click.command("keepalive", context_settings=_HELP)
-@click.argument("name")
+@click.argument("name", shell_complete=agent_names)
 @click.option("--for", "duration", required=True, metavar="DURATION",
               help="How long the host counts as active from now: seconds, or 30s, 5m, 2h.")
 @pass_app

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import click
 
+from .. import completion
 from ..channel.protocol import AgentInfo
 from ..errors import MngrError, UsageError
 from ..fleet import FleetListing, LocatedAgent, list_fleet, locate
@@ -18,6 +19,7 @@ from .common import (
     print_agents,
     remove_emptied_hosts,
 )
+from .completion_cmd import agent_names
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
@@ -79,7 +81,7 @@ def _change_state(
 
 
 @click.command(context_settings=_HELP)
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=agent_names)
 @click.option("--all", "every", is_flag=True, help="Stop every agent that is not stopped yet.")
 @click.option("--format", "output_format", default="human", show_default=True, help="human, json, jsonl or a template.")
 @pass_app
@@ -96,7 +98,7 @@ def stop(app: App, names: tuple[str, ...], every: bool, output_format: str) -> N
 
 
 @click.command(context_settings=_HELP)
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=agent_names)
 @click.option("--all", "every", is_flag=True, help="Start every stopped agent.")
 @click.option("--format", "output_format", default="human", show_default=True, help="human, json, jsonl or a template.")
 @pass_app
@@ -116,7 +118,7 @@ def start(app: App, names: tuple[str, ...], every: bool, output_format: str) -> 
 
 
 @click.command(context_settings=_HELP)
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=agent_names)
 @click.option("--all", "every", is_flag=True, help="Destroy every agent on every host.")
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
@@ -142,6 +144,7 @@ def destroy(app: App, names: tuple[str, ...], every: bool, force: bool) -> None:
                     agent.handle.provider.forget_agent(agent.host, agent.info.name)
                 else:
                     agent.handle.destroy_agent(agent.info.name)
+            completion.agent_removed(agent.info.name, agent.host, agent.provider)
             click.echo(f"destroyed agent {agent.info.name} on {agent.host}")
 
         failed = _each(agents, "destroy", run)
@@ -151,7 +154,7 @@ def destroy(app: App, names: tuple[str, ...], every: bool, force: bool) -> None:
 
 
 @click.command(context_settings=_HELP)
-@click.argument("name")
+@click.argument("name", shell_complete=agent_names)
 @click.option("--start", "start_first", is_flag=True, help="Start the agent first if it is stopped.")
 @pass_app
 def connect(app: App, name: str, start_first: bool) -> None:

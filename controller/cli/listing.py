@@ -12,6 +12,7 @@ from .. import output
 from ..durations import format_duration
 from ..fleet import list_fleet
 from .common import AGENT_FIELDS, LABEL_KEY_PATTERN, STATES, agent_row, host_row, parse_pairs
+from .completion_cmd import provider_names
 from .context import App, pass_app
 
 
@@ -20,7 +21,7 @@ from .context import App, pass_app
               help="human, json, jsonl, or a template such as '{name} {state}'.")
 @click.option("--state", "states", multiple=True, type=click.Choice(STATES, case_sensitive=False),
               help="Only agents in this state. Repeatable.")
-@click.option("--provider", "--in", "provider_names", multiple=True, metavar="PROVIDER",
+@click.option("--provider", "--in", "provider_names", multiple=True, metavar="PROVIDER", shell_complete=provider_names,
               help="Only hosts of this provider. Repeatable.")
 @click.option("--label", "label_pairs", multiple=True, metavar="KEY=VALUE",
               help="Only agents with this label. Repeatable; all must match.")

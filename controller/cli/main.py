@@ -33,6 +33,7 @@ _COMMANDS = {
     "config": ("config_cmd", "config", "View and edit mngr configuration"),
     "bootstrap": ("bootstrap_cmd", "bootstrap", "Generate a Dockerfile for your project"),
     "plugin": ("plugin_cmd", "plugin", "List the plugins mngr loaded, and what they add"),
+    "completion": ("completion_cmd", "completion", "Print shell completion code for bash, zsh or fish"),
 }
 _UNBUILT = {
     "open": "Open a URL from an agent in your browser",
@@ -69,6 +70,8 @@ class MngrGroup(click.Group):
             formatter.write_dl(rows)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args and ctx.resilient_parsing:  # completing the first word: a command's name
+            return super().parse_args(ctx, args)
         if not args or (args[0] not in _COMMANDS and args[0] not in _UNBUILT and args[0] not in _GROUP_OPTIONS
                         and args[0] not in _plugin_commands(ctx)):
             args = ["create", *args]

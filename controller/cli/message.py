@@ -10,6 +10,7 @@ import click
 from ..errors import MngrError, UsageError
 from ..fleet import LocatedAgent, list_fleet, locate, parallel_map
 from .common import LIVE_STATES
+from .completion_cmd import agent_names
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
@@ -37,7 +38,7 @@ def _read_text(positional: str | None, message: str | None, message_file: str | 
 
 
 @click.command(context_settings=_HELP)
-@click.argument("words", nargs=-1, required=True, metavar="NAME... [TEXT]")
+@click.argument("words", nargs=-1, required=True, metavar="NAME... [TEXT]", shell_complete=agent_names)
 @click.option("-m", "--message", help="The message (instead of the last argument).")
 @click.option("--message-file", metavar="FILE", help="Read the message from FILE ('-' for stdin).")
 @click.option("--start", "start_first", is_flag=True, help="Start stopped agents first, then send.")

@@ -7,6 +7,7 @@ import click
 from .. import output, snapshots
 from ..errors import MngrError
 from ..fleet import list_fleet, locate
+from .completion_cmd import agent_names
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
@@ -40,7 +41,7 @@ def snapshot() -> None:
 
 
 @snapshot.command("create", context_settings=_HELP)
-@click.argument("name")
+@click.argument("name", shell_complete=agent_names)
 @click.option("--format", "output_format", default="human", show_default=True,
               help="human, json, or a template over: " + ", ".join(_FIELDS))
 @pass_app

@@ -10,6 +10,7 @@ import click
 from .. import local_walk as walks
 from ..errors import MngrError, UsageError
 from ..local_walk import LocalWalk
+from .completion_cmd import agent_names
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
@@ -17,7 +18,7 @@ _HELP = {"help_option_names": ["-h", "--help"]}
 
 def _options(function: Callable[..., None]) -> Callable[..., None]:
     for decorator in reversed([
-        click.argument("name"),
+        click.argument("name", shell_complete=agent_names),
         click.argument("local_path", required=False, type=click.Path(file_okay=False)),
         click.option("--delete", is_flag=True, help="Also remove what the receiving side has and the source does not."),
         click.option("--dry-run", is_flag=True, help="Only list what would change (+ new, ~ changed, - deleted)."),
@@ -126,7 +127,7 @@ def pull(app: App, name: str, local_path: str | None, **options: bool) -> None:
 
 
 @click.command("pair", context_settings=_HELP)
-@click.argument("name")
+@click.argument("name", shell_complete=agent_names)
 @click.argument("local_path", required=False, type=click.Path(file_okay=False))
 @click.option("--conflict", type=click.Choice(["newer", "local", "remote"]), default="newer", show_default=True,
               help="Who wins when both sides changed a file: the later change, yours, or the agent's. "

@@ -14,6 +14,7 @@ from .. import output
 from ..errors import MngrError, UsageError
 from ..fleet import LocatedAgent, list_fleet, locate
 from ..terminal_text import plain_lines
+from .completion_cmd import agent_names
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
@@ -72,7 +73,7 @@ def _print_entries(entries: list[Entry], output_format: str) -> None:
 
 
 @click.command(context_settings=_HELP)
-@click.argument("name")
+@click.argument("name", shell_complete=agent_names)
 @click.option("--tail", "tail", type=click.IntRange(min=1), help="Only the last N entries (lines of output).")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new entries until interrupted.")
 @click.option("--format", "output_format", type=click.Choice(["human", "json", "jsonl"]), default="human",
@@ -167,7 +168,7 @@ def _follow(agent: LocatedAgent, name: str, kind: str, offset: int, file_id: str
 
 
 @click.command(context_settings=_HELP)
-@click.argument("name")
+@click.argument("name", shell_complete=agent_names)
 @click.option("--full", is_flag=True, help="Include the scrollback, not just the visible screen.")
 @pass_app
 def capture(app: App, name: str, full: bool) -> None:

@@ -1,0 +1,64 @@
+"""The names shell completion offers, kept where completing can read them instantly.
+
+Completing must never ask a host: agent and host names come from ``<state dir>/completion.json``,
+which every listing (``mngr list``, and every command that finds agents by name) rewrites when
+what it saw changed. Agents on hosts that did not answer keep their cached entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from .paths import changing_state_json, read_state_json
+
+CACHE = "completion.json"
+
+
+def remember(providers: Iterable[str], seen: Iterable[tuple[str, str, str]],
+             unanswered: Iterable[tuple[str, str]]) -> None:
+    """Record a listing of ``providers``: ``seen`` (agent, host, provider) of the hosts that
+    answered. The cached agents of other providers, and of ``unanswered`` (provider, host)
+    hosts (host ``*``: all of that provider's), are kept."""
+    listed = set(providers)
+    kept = {(provider, host) for provider, host in unanswered}
+
+    def keep(entry: tuple[str, str, str]) -> bool:
+        _, host, provider = entry
+        return provider not in listed or (provider, host) in kept or (provider, "*") in kept
+
+    before = _entries(read_state_json(CACHE))
+    after = sorted({*filter(keep, before), *seen})
+    if after == before:
+        return  # the usual listing: nothing to write
+    with changing_state_json(CACHE, _form) as cache:
+        cache["agents"] = [list(entry) for entry in after]
+
+
+def agent_added(name: str, host: str, provider: str) -> None:
+    _change(lambda entries: entries | {(name, host, provider)})
+
+
+def agent_removed(name: str, host: str, provider: str) -> None:
+    _change(lambda entries: entries - {(name, host, provider)})
+
+
+def _change(change: Callable[[set[tuple[str, str, str]]], set[tuple[str, str, str]]]) -> None:
+    with changing_state_json(CACHE, _form) as cache:
+        cache["agents"] = [list(entry) for entry in sorted(change(set(_entries(cache))))]
+
+
+def _form(content: object) -> dict[str, object]:
+    return content if isinstance(content, dict) else {}
+
+
+def _entries(content: object) -> list[tuple[str, str, str]]:
+    agents = _form(content).get("agents")
+    if not isinstance(agents, list):
+        return []
+    return sorted({(str(entry[0]), str(entry[1]), str(entry[2])) for entry in agents
+                   if isinstance(entry, list) and len(entry) == 3})
+
+
+def cached_agents() -> list[tuple[str, str, str]]:
+    """(agent, host, provider) as the last listings saw them."""
+    return _entries(read_state_json(CACHE))
