@@ -58,16 +58,20 @@ class CreateCommand(click.Command):
 @click.option("--template", "-T", "template_names", multiple=True, metavar="NAME",
               help="Options from [templates.NAME] in config. Repeatable: later templates win; options given here win over all.")
 @click.option("--name", "name_option", help="Agent name (generated when omitted).")
-@click.option("--agent-type", "-t", "type_option", shell_complete=agent_type_names, help="Agent type: claude, codex, command, or one from config.")
+@click.option("--agent-type", "-t", "type_option", shell_complete=agent_type_names, help="Agent type: claude, codex, command, or one from config or a plugin.")
 @click.option("--in", "--provider", "provider_name", metavar="PROVIDER", shell_complete=provider_names,
               help="Provider of the host (default from config: local).")
-@click.option("--host", shell_complete=host_names, help="Host to create the agent on (default: the provider's default host).")
+@click.option("--host", shell_complete=host_names, help="Host to create the agent on (default: the provider's default host; for docker and modal, a new host "
+                   "named after the agent).")
 @click.option("--build-arg", "build_args", multiple=True, metavar="ARGS",
-              help="Options for a new host, for providers that make hosts (docker: \"--dockerfile PATH\", "
-                   "\"--image IMAGE\", \"--block-network\", \"--cpus 2\", \"--memory 4g\"). Repeatable.")
-@click.option("--work-dir", type=click.Path(file_okay=False), help="Working directory of the agent (default: current directory).")
+              help="Options for a new host, for providers that make hosts (docker and modal: \"--dockerfile PATH\", "
+                   "\"--image IMAGE\", \"--block-network\", \"--cpus 2\", \"--memory 4g\"; modal also "
+                   "\"--cidr-allowlist CIDR\", \"--gpu A10G\", ...). Repeatable.")
+@click.option("--work-dir", type=click.Path(file_okay=False), help="Working directory of the agent (default: current directory; ~ on an SSH, docker or modal host); "
+                   "must exist on the host.")
 @click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE", help="Environment variable for the agent; KEY alone passes your current value. Repeatable.")
-@click.option("--label", "label_pairs", multiple=True, metavar="KEY=VALUE", help="Label to attach to the agent. Repeatable.")
+@click.option("--label", "label_pairs", multiple=True, metavar="KEY=VALUE", help="Label to attach to the agent (key: up to 63 letters, digits and _.-, starting with a letter or "
+                   "digit). Repeatable.")
 @click.option("--initial-message", help="Message to send once the agent is ready for input.")
 @click.option("--ready-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the agent to be ready for the initial message.")
 @click.option("--connect/--no-connect", default=True, help="Attach to the agent after creating it (default: attach when on a terminal).")
