@@ -3,7 +3,8 @@
 #   ./scripts/install.sh          mngr itself (tmux and the OpenSSH client included)
 #   ./scripts/install.sh --test   also what the test suite needs (sshd for its SSH test hosts,
 #                                 git for the push, pull and --source tests, procps for pgrep,
-#                                 docker.io and debootstrap for the Docker tests' engine and image)
+#                                 docker.io and debootstrap for the Docker tests' engine and image,
+#                                 cron for the crontab the schedule tests install into)
 #   PYTHON=python3.12 ./scripts/install.sh   to pick the interpreter (3.11 or newer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"
 system_packages=(tmux openssh-client)
 if [[ "${1:-}" == "--test" ]]; then
-    system_packages+=(openssh-server git procps debootstrap)
+    system_packages+=(openssh-server git procps debootstrap cron)
     # Any Docker engine will do; docker.io would conflict with an installed docker-ce, whose
     # dockerd is in /usr/bin (docker.io's is in /usr/sbin, often not on a user's PATH).
     [[ -x /usr/bin/dockerd || -x /usr/sbin/dockerd ]] || system_packages+=(docker.io)

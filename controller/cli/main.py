@@ -34,11 +34,11 @@ _COMMANDS = {
     "bootstrap": ("bootstrap_cmd", "bootstrap", "Generate a Dockerfile for your project"),
     "plugin": ("plugin_cmd", "plugin", "List the plugins mngr loaded, and what they add"),
     "completion": ("completion_cmd", "completion", "Print shell completion code for bash, zsh or fish"),
+    "schedule": ("schedule_cmd", "schedule", "Create agents, or message one, on a cron schedule"),
 }
 _UNBUILT = {
     "open": "Open a URL from an agent in your browser",
     "provision": "Re-run provisioning on an agent",
-    "schedule": "Run agents on a schedule",
     "ask": "Chat with mngr for help",
 }
 _GROUP_OPTIONS = ("--help", "-h", "--version")
