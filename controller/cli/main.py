@@ -35,11 +35,11 @@ _COMMANDS = {
     "plugin": ("plugin_cmd", "plugin", "List the plugins mngr loaded, and what they add"),
     "completion": ("completion_cmd", "completion", "Print shell completion code for bash, zsh or fish"),
     "schedule": ("schedule_cmd", "schedule", "Create agents, or message one, on a cron schedule"),
+    "ask": ("ask_cmd", "ask", "Ask how to do something with mngr (answered from its docs)"),
 }
 _UNBUILT = {
     "open": "Open a URL from an agent in your browser",
     "provision": "Re-run provisioning on an agent",
-    "ask": "Chat with mngr for help",
 }
 _GROUP_OPTIONS = ("--help", "-h", "--version")
 
