@@ -52,7 +52,14 @@ from mngr.controller.plugin_spec import hookimpl
 
 from . import docker_engine as engine
 from .base import Provider
-from .made_hosts import MadeHostsProvider, gone_agents, positive_number, stopped_agent
+from .made_hosts import (
+    MadeHostsProvider,
+    build_arg_options,
+    dockerfile_path,
+    gone_agents,
+    positive_number,
+    stopped_agent,
+)
 
 LABEL_HOST = "mngr.host"
 LABEL_NAMESPACE = "mngr.namespace"
@@ -88,35 +95,17 @@ class BuildArgs:
         self.block_network = False
         self.cpus: float | None = None
         self.memory = ""
-        import shlex
-
-        words: list[str] = []
-        for item in raw:
-            try:
-                words += shlex.split(item)
-            except ValueError as exc:
-                raise UsageError(f"cannot read --build-arg {item!r}: {exc}") from exc
-        words.reverse()
-        while words:
-            word = words.pop()
-            option, _, inline = word.partition("=")
-            if option == "--block-network" and not inline:
+        valued = ("--image", "--dockerfile", "--cpus", "--memory", "--cidr-allowlist")
+        for option, value in build_arg_options(raw, "docker", ("--block-network",), valued, self.KNOWN):
+            if option == "--block-network":
                 self.block_network = True
-                continue
-            if option not in ("--image", "--dockerfile", "--cpus", "--memory", "--cidr-allowlist"):
-                raise UsageError(f"unknown build arg {word!r} for the docker provider (known: {self.KNOWN})")
-            if not inline and not words:
-                raise UsageError(f"build arg {option} needs a value")
-            value = inline or words.pop()
-            if option == "--cidr-allowlist":
+            elif option == "--cidr-allowlist":
                 raise UsageError("--cidr-allowlist is not available on the docker provider: only the modal "
                                  "provider limits where a host may connect (use --block-network for no network)")
-            if option == "--image":
+            elif option == "--image":
                 self.image = value
             elif option == "--dockerfile":
-                self.dockerfile = os.path.abspath(os.path.expanduser(value))
-                if not os.path.isfile(self.dockerfile):
-                    raise UsageError(f"--dockerfile {value!r}: no such file")
+                self.dockerfile = dockerfile_path(value)
             elif option == "--cpus":
                 self.cpus = positive_number(value, "--cpus")
             else:

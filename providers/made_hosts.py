@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 from mngr.controller.channel import protocol
@@ -113,6 +113,42 @@ def stopped_agent(record_json: bytes) -> protocol.AgentInfo | None:
         created_at=str(record.get("created_at", "")),
         labels={str(k): str(v) for k, v in (record.get("labels") or {}).items()},
     )
+
+
+def build_arg_options(raw: Sequence[str], provider: str, flags: Collection[str], valued: Collection[str],
+                      known: str) -> list[tuple[str, str]]:
+    """The ``--build-arg`` values of a new host, each split like a shell command line, as
+    (option, value) pairs in order: ``""`` for a flag; ``--opt=value`` and ``--opt value``
+    alike. An unknown option, or one without its value, is a UsageError naming the known ones."""
+    import shlex
+
+    words: list[str] = []
+    for item in raw:
+        try:
+            words += shlex.split(item)
+        except ValueError as exc:
+            raise UsageError(f"cannot read --build-arg {item!r}: {exc}") from exc
+    words.reverse()
+    found = []
+    while words:
+        word = words.pop()
+        option, _, inline = word.partition("=")
+        if option in flags and not inline:
+            found.append((option, ""))
+            continue
+        if option not in valued:
+            raise UsageError(f"unknown build arg {word!r} for the {provider} provider (known: {known})")
+        if not inline and not words:
+            raise UsageError(f"build arg {option} needs a value")
+        found.append((option, inline or words.pop()))
+    return found
+
+
+def dockerfile_path(value: str) -> str:
+    path = os.path.abspath(os.path.expanduser(value))
+    if not os.path.isfile(path):
+        raise UsageError(f"--dockerfile {value!r}: no such file")
+    return path
 
 
 def positive_number(value: Any, what: str) -> float:

@@ -57,7 +57,15 @@ from mngr.controller.paths import changing_state_json, read_state_json
 from mngr.controller.plugin_spec import hookimpl
 
 from .base import Provider
-from .made_hosts import HOST_NAME, MadeHostsProvider, gone_agents, positive_number, stopped_agent
+from .made_hosts import (
+    HOST_NAME,
+    MadeHostsProvider,
+    build_arg_options,
+    dockerfile_path,
+    gone_agents,
+    positive_number,
+    stopped_agent,
+)
 
 T = TypeVar("T")
 
@@ -158,27 +166,10 @@ class BuildArgs:
         self.secrets: list[str] = [str(name) for name in settings.get("secrets") or []]
         self.env: dict[str, str] = {}
         given: dict[str, str] = {}
-        import shlex
-
-        words: list[str] = []
-        for item in raw:
-            try:
-                words += shlex.split(item)
-            except ValueError as exc:
-                raise UsageError(f"cannot read --build-arg {item!r}: {exc}") from exc
-        words.reverse()
-        while words:
-            word = words.pop()
-            option, _, inline = word.partition("=")
-            if option == "--block-network" and not inline:
+        for option, value in build_arg_options(raw, "modal", ("--block-network",), self._VALUED, self.KNOWN):
+            if option == "--block-network":
                 self.block_network = True
-                continue
-            if option not in self._VALUED:
-                raise UsageError(f"unknown build arg {word!r} for the modal provider (known: {self.KNOWN})")
-            if not inline and not words:
-                raise UsageError(f"build arg {option} needs a value")
-            value = inline if inline else words.pop()
-            if option == "--cidr-allowlist":
+            elif option == "--cidr-allowlist":
                 self.cidr_allowlist.append(_cidr(value))
             elif option == "--secret":
                 self.secrets.append(value)
@@ -193,9 +184,7 @@ class BuildArgs:
             raise UsageError("give --block-network or --cidr-allowlist, not both")
         self.image = given.get("--image", "")
         if "--dockerfile" in given:
-            self.dockerfile = os.path.abspath(os.path.expanduser(given["--dockerfile"]))
-            if not os.path.isfile(self.dockerfile):
-                raise UsageError(f"--dockerfile {given['--dockerfile']!r}: no such file")
+            self.dockerfile = dockerfile_path(given["--dockerfile"])
         if self.image and self.dockerfile:
             raise UsageError("give --image or --dockerfile, not both")
         if not self.dockerfile and not self.image:

@@ -231,3 +231,35 @@ def modal_sandbox(sandbox: Sandbox, docker_client: docker.DockerClient, docker_b
         yield sandbox
     finally:
         _standin.cleanup()
+
+
+class OuterTerminal:
+    """A terminal of the test's own: a 120x30 tmux window in a tmux server apart from the sandbox's."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "-L", self.server, "capture-pane", "-p", "-t", "term"],
+                              capture_output=True, text=True).stdout
+
+    def press(self, *keys: str) -> None:
+        """Type ``keys`` (tmux key names, such as C-b) into it."""
+        subprocess.run(["tmux", "-L", self.server, "send-keys", "-t", "term", *keys], check=True)
+
+
+@contextlib.contextmanager
+def terminal_running_mngr(sandbox: Sandbox, *args: str) -> Iterator[OuterTerminal]:
+    """An OuterTerminal in which ``mngr ARGS`` runs, with the sandbox's environment."""
+    import shlex
+
+    terminal = OuterTerminal(f"outer-{uuid.uuid4().hex[:10]}")
+    exported = " ".join(f"{key}={shlex.quote(value)}" for key, value in sandbox.env.items()
+                        if key.startswith(("MNGR_", "MODAL_", "PYTHONPATH")))
+    command = f"env -u TMUX {exported} {' '.join(shlex.quote(word) for word in [str(MNGR_BIN), *args])}; sleep 30"
+    subprocess.run(["tmux", "-L", terminal.server, "new-session", "-d", "-s", "term", "-x", "120", "-y", "30",
+                    command], check=True)
+    try:
+        yield terminal
+    finally:
+        subprocess.run(["tmux", "-L", terminal.server, "kill-server"], capture_output=True)

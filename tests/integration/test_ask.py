@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
 
 QUESTIONS = [
     ("How do I create a container on modal with custom packages installed by default?",
@@ -58,12 +54,3 @@ def test_an_agent_cli_on_path_words_the_answer_from_the_passages(sandbox) -> Non
     assert "Question: How do I create a container on modal" in prompt and "[docs/concepts/modal.md" in prompt
     offline = sandbox.mngr("ask", "--offline", "How do I create a container on modal?", env=env)
     assert "COMPOSED" not in offline.stdout
-
-
-def test_the_docs_ship_in_the_package() -> None:
-    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert config["package-dir"]["mngr.docs"] == "docs"
-    folders = {path.parent for path in (REPO / "docs").rglob("*.md")}
-    for folder in folders:
-        package = "mngr." + ".".join(folder.relative_to(REPO).parts)
-        assert package in config["packages"] and config["package-data"][package] == ["*.md"], package

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MNGR_BIN, wait_for
+from tests.conftest import terminal_running_mngr, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -213,25 +213,11 @@ def test_a_snapshot_is_a_committed_image_and_a_new_agent_starts_from_it(dock) ->
 
 
 def test_connect_attaches_a_terminal_to_the_agent_in_its_container(dock) -> None:
-    import shlex
-    import subprocess
-
     created = dock.mngr("create", "talker", "command", "--in", "docker", "--no-connect", "--",
                         "sh", "-c", "echo hello-from-the-container; sleep 600")
     assert created.returncode == 0, created.stderr
-    outer = f"outer-{dock.namespace}"  # a terminal of our own, in a tmux server of its own
-    exported = " ".join(f"{key}={shlex.quote(value)}" for key, value in dock.env.items() if key.startswith("MNGR_"))
-    command = f"env -u TMUX {exported} {shlex.quote(str(MNGR_BIN))} connect talker; sleep 30"
-    subprocess.run(["tmux", "-L", outer, "new-session", "-d", "-s", "term", "-x", "120", "-y", "30", command],
-                   check=True)
-    try:
-        def screen() -> str:
-            return subprocess.run(["tmux", "-L", outer, "capture-pane", "-p", "-t", "term"],
-                                  capture_output=True, text=True).stdout
-
-        wait_for(lambda: "hello-from-the-container" in screen(), "the agent's screen in the terminal")
-    finally:
-        subprocess.run(["tmux", "-L", outer, "kill-server"], capture_output=True)
+    with terminal_running_mngr(dock, "connect", "talker") as terminal:
+        wait_for(lambda: "hello-from-the-container" in terminal.screen(), "the agent's screen in the terminal")
 
 
 def test_an_image_that_runs_as_another_user_works_stopped_or_running(dock, tmp_path: Path) -> None:

@@ -7,14 +7,13 @@ What the stand-in can and cannot show of Modal is in docs/modal-sdk.md.
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import MNGR_BIN, wait_for
+from tests.conftest import terminal_running_mngr, wait_for
 from tests.modal_standin.modal import _standin
 
 pytestmark = pytest.mark.docker
@@ -295,19 +294,7 @@ def test_a_dockerfile_image_and_an_image_without_tmux(modal_sandbox, tmp_path: P
 def test_connect_attaches_a_terminal_to_the_agent_in_its_sandbox(modal_sandbox) -> None:
     ms = modal_sandbox
     _create(ms, "talker", command=("sh", "-c", "echo hello-from-the-sandbox; sleep 600"))
-    outer = f"outer-{ms.namespace}"  # a terminal of our own, in a tmux server of its own
-    exported = " ".join(f"{key}={shlex.quote(value)}" for key, value in ms.env.items()
-                        if key.startswith(("MNGR_", "MODAL_", "PYTHONPATH")))
-    command = f"env -u TMUX {exported} {shlex.quote(str(MNGR_BIN))} connect talker; sleep 30"
-    subprocess.run(["tmux", "-L", outer, "new-session", "-d", "-s", "term", "-x", "120", "-y", "30", command],
-                   check=True)
-    try:
-        def screen() -> str:
-            return subprocess.run(["tmux", "-L", outer, "capture-pane", "-p", "-t", "term"],
-                                  capture_output=True, text=True).stdout
-
-        wait_for(lambda: "hello-from-the-sandbox" in screen(), "the agent's screen in the terminal")
-        subprocess.run(["tmux", "-L", outer, "send-keys", "-t", "term", "C-b", "d"], check=True)
-        wait_for(lambda: "[detached" in screen(), "tmux in the sandbox to detach the terminal")
-    finally:
-        subprocess.run(["tmux", "-L", outer, "kill-server"], capture_output=True)
+    with terminal_running_mngr(ms, "connect", "talker") as terminal:
+        wait_for(lambda: "hello-from-the-sandbox" in terminal.screen(), "the agent's screen in the terminal")
+        terminal.press("C-b", "d")
+        wait_for(lambda: "[detached" in terminal.screen(), "tmux in the sandbox to detach the terminal")

@@ -13,9 +13,15 @@ def test_every_package_folder_is_listed() -> None:
     mapping = setuptools["package-dir"]
     on_disk = set()
     for package, folder in mapping.items():
-        for init in (ROOT / folder).rglob("__init__.py"):
-            relative = init.parent.relative_to(ROOT / folder)
-            on_disk.add(".".join([package, *relative.parts]))
+        code = (ROOT / folder / "__init__.py").exists()
+        # Code: the folders with an __init__.py. Data (docs/, for `mngr ask`): every folder
+        # with files, each shipping them as package data.
+        marks = (ROOT / folder).rglob("__init__.py") if code else (ROOT / folder).rglob("*.md")
+        for mark in marks:
+            name = ".".join([package, *mark.parent.relative_to(ROOT / folder).parts])
+            on_disk.add(name)
+            if not code:
+                assert setuptools["package-data"].get(name) == ["*.md"], name
     assert on_disk == set(setuptools["packages"])
 
 
