@@ -79,11 +79,15 @@ class MngrGroup(click.Group):
 
 
 def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
-    """The commands plugins add (loading the plugins once per command)."""
+    """The commands plugins add (loading the plugins once per command); none while the
+    config cannot be read, so that `mngr --help` and `mngr config` still work."""
     from .context import App
 
     app = ctx.find_object(App) or ctx.ensure_object(App)
-    return app.plugin_commands((*_COMMANDS, *_UNBUILT))
+    try:
+        return app.plugin_commands((*_COMMANDS, *_UNBUILT))
+    except MngrError:
+        return {}
 
 
 @click.group(cls=MngrGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -69,7 +69,11 @@ def add(message: str, cron: str, timezone: str | None, name: str | None, templat
         created_at=schedules.now().isoformat(),
     )
     schedules.add(entry)
-    installed = False if no_install else schedules.install_cron()
+    try:
+        installed = False if no_install else schedules.install_cron()
+    except BaseException:
+        schedules.remove(entry.name)  # not half-added: a schedule nothing would run
+        raise
     upcoming = get_next(entry)
     click.echo(f"added schedule {entry.name}: {entry.cron} ({entry.timezone}), next at {upcoming}")
     if not no_install and not installed:
