@@ -196,9 +196,11 @@ def test_a_volume_outlives_its_sandbox_and_is_read_from_outside(standin: types.M
 
 def test_the_entrypoint_ending_ends_the_sandbox_with_its_status(standin: types.ModuleType) -> None:
     app = _app(standin)
-    keep_running = "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"
+    keep_running = "trap 'exit 0' TERM; touch /tmp/trapped; while :; do sleep 3600 & wait $!; done"
     idle = standin.Sandbox.create("sh", "-c", keep_running, app=app)
-    _run(idle, "sh", "-c", "kill -TERM 1")  # an idle watcher's way to stop its host, from inside
+    # Once the entrypoint has its trap (a TERM before it would kill it: status 143), an idle
+    # watcher's way to stop its host, from inside.
+    _run(idle, "sh", "-c", "while [ ! -e /tmp/trapped ]; do sleep 0.05; done; kill -TERM 1")
     idle.wait()
     assert idle.returncode == 0
     failing = standin.Sandbox.create("sh", "-c", "sleep 0.5; exit 3", app=app)
