@@ -95,6 +95,12 @@ def test_env_values_never_appear_on_a_command_line(sandbox) -> None:
         assert b"topsecret-4921" not in command_line, command_line
     listed = sandbox.mngr("list", "--format", "json").stdout
     assert "topsecret-4921" not in listed
+    assert "topsecret-4921" not in sandbox.mngr("transcript", "secretive").stdout
+    # On the host it is in the agent's env.json and launch.json (0600, in its 0700 dir) only:
+    # not in its record, event log, output log or any of the host's logs.
+    holding = sorted(path.name for path in sandbox.host_dir.rglob("*")
+                     if path.is_file() and b"topsecret-4921" in path.read_bytes())
+    assert holding == ["env.json", "launch.json"], holding
 
 
 def test_users_tmux_base_index_is_respected(sandbox) -> None:
