@@ -242,5 +242,11 @@ class HostHandle:
         )
         return blob[: reply.stdout_length], blob[reply.stdout_length :], reply.exit_code
 
+    def collect_garbage(self, dry_run: bool, min_age: float) -> list[tuple[str, str]]:
+        """What interrupted operations left on the host: (kind, path or session) each;
+        removed unless ``dry_run``."""
+        reply = self._call(protocol.CollectGarbage(dry_run=dry_run, min_age=min_age), protocol.Garbage)
+        return [(str(item[0]), str(item[1])) for item in reply.found if len(item) == 2]
+
     def exec_kill(self, exec_id: int) -> None:
         self._call(protocol.ExecKill(exec_id=exec_id), protocol.Done, timeout=self.timeout)

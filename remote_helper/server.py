@@ -35,7 +35,7 @@ _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "mes
 # Message types that are replies: a peer sending one of these as a request made a mistake.
 _REPLY_TYPES = frozenset(
     ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
-     "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec", "Written"]
+     "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec", "Written", "Garbage"]
 )
 _LOG_MAX_BYTES = 1024 * 1024
 
@@ -256,6 +256,10 @@ class Server(object):
             # A command the user runs on the host keeps it up for as long as they wait for it.
             idle.note("user", "")
             return "ExecOutput", {"stdout_length": len(stdout), "exit_code": exit_code}, stdout + stderr
+        if message_type == "CollectGarbage":
+            from . import gc
+
+            return "Garbage", {"found": gc.collect(fields["dry_run"], fields["min_age"])}, b""
         if message_type == "ExecKill":
             self._commands.kill(fields["exec_id"])
             return "Done", {}, b""

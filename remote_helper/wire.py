@@ -99,6 +99,7 @@ MESSAGES = {
     "ExecStart": {"name": ("str", REQUIRED), "command": ("str", REQUIRED)},
     "ExecRead": {"exec_id": ("int", REQUIRED), "wait": ("float", 0.5)},
     "ExecKill": {"exec_id": ("int", REQUIRED)},
+    "CollectGarbage": {"dry_run": ("bool", True), "min_age": ("float", 600.0)},
     # replies
     "Pong": {},
     "HelperInfo": {
@@ -147,6 +148,7 @@ MESSAGES = {
     },
     "ExecStarted": {"exec_id": ("int", REQUIRED)},
     "ExecOutput": {"stdout_length": ("int", REQUIRED), "exit_code": ("int?", None)},
+    "Garbage": {"found": ("list", [])},
     "Error": {"code": ("str", REQUIRED), "message": ("str", REQUIRED)},
 }
 

@@ -333,15 +333,29 @@ class Error(msgspec.Struct, tag=True):
     message: str
 
 
+class CollectGarbage(msgspec.Struct, tag=True, kw_only=True):
+    """Find (and unless ``dry_run`` remove) what interrupted operations left on the host
+    (remote_helper/gc.py); files younger than ``min_age`` seconds are left alone."""
+
+    dry_run: bool = True
+    min_age: float = 600.0
+
+
+class Garbage(msgspec.Struct, tag=True, kw_only=True):
+    """What CollectGarbage found: [kind, path or session name] each."""
+
+    found: list[list[str]] = msgspec.field(default_factory=list)
+
+
 Request = (
     Ping | GetHelperInfo | ListAgents | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
     | CapturePane | ReadOutput | NoteActivity | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
-    | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | ExecStart | ExecRead | ExecKill
+    | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | ExecStart | ExecRead | ExecKill | CollectGarbage
 )
 Reply = (
     Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | AgentSpec | WorkDir | FileData | Captured
     | Written
-    | OutputChunk | ExecStarted | ExecOutput | Error
+    | OutputChunk | ExecStarted | ExecOutput | Garbage | Error
 )
 
 REQUEST_TYPES: tuple[type[msgspec.Struct], ...] = Request.__args__  # type: ignore[attr-defined]

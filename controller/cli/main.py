@@ -36,6 +36,7 @@ _COMMANDS = {
     "completion": ("completion_cmd", "completion", "Print shell completion code for bash, zsh or fish"),
     "schedule": ("schedule_cmd", "schedule", "Create agents, or message one, on a cron schedule"),
     "ask": ("ask_cmd", "ask", "Ask how to do something with mngr (answered from its docs)"),
+    "gc": ("gc_cmd", "gc", "Remove what interrupted operations left on hosts"),
 }
 _UNBUILT = {
     "open": "Open a URL from an agent in your browser",

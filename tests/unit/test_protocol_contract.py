@@ -58,6 +58,7 @@ SAMPLES: dict[str, msgspec.Struct] = {
     "ExecStart": protocol.ExecStart(name="demo", command="ls -la; echo $HOME"),
     "ExecRead": protocol.ExecRead(exec_id=3, wait=0.25),
     "ExecKill": protocol.ExecKill(exec_id=3),
+    "CollectGarbage": protocol.CollectGarbage(dry_run=False, min_age=0.0),
     "Pong": protocol.Pong(),
     "HelperInfo": protocol.HelperInfo(version="abc", pid=1, python="3.8.18", hostname="h", host_dir="/x",
                                       daemon_socket="/x/host/daemon-1.sock"),
@@ -78,6 +79,7 @@ SAMPLES: dict[str, msgspec.Struct] = {
     "OutputChunk": protocol.OutputChunk(path="/x/output.log", start=10, end=20, file_id="1:2"),
     "ExecStarted": protocol.ExecStarted(exec_id=3),
     "ExecOutput": protocol.ExecOutput(stdout_length=5, exit_code=None),
+    "Garbage": protocol.Garbage(found=[["tmux session without a record", "mngr-ghost"]]),
     "Error": protocol.Error(code="not_found", message="no agent named 'x'"),
 }
 

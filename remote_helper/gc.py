@@ -1,0 +1,113 @@
+"""What interrupted operations leave on a host, found and removed (``mngr gc``).
+
+mngr writes in an order that leaves nothing unreachable behind most interruptions (a record
+before its tmux session, files under temporary names renamed into place), but a process
+killed at the wrong moment can still leave:
+
+- an agent dir with no readable ``record.json`` (a create killed before the record);
+- a temporary file of an atomic write (``.NAME.tmp-PID-HEX``) in an agent dir;
+- a tmux session named ``mngr-NAME`` with no agent record (a destroy killed between
+  removing the record and killing the session, or a session made by hand);
+- a part file (``.mngr-part.NAME``) in an agent's work dir (a push killed mid-file);
+- an unpacked helper's temporary dir (``helper/.tmp-*``, a bootstrap killed mid-unpack).
+
+Collecting holds the host's operation lock exclusively, so no create, destroy or write is
+half-way meanwhile; files are left alone unless untouched for ``min_age`` seconds (a push's
+part file lives between two of its requests).
+"""
+
+import contextlib
+import fcntl
+import os
+import shutil
+import time
+
+from . import agents, files, state, tmux, watcher
+
+_LOCK_WAIT_SECONDS = 30.0
+
+
+def collect(dry_run, min_age):
+    """[(kind, what)] of every leftover on this host; removed unless ``dry_run``."""
+    with _exclusive_operation():
+        found = []
+        now = time.time()
+        records, _ = agents._read_records()
+        names = {record["name"] for record in records.values()}
+        agents_dir = state.agents_dir()
+        for entry in sorted(_listdir(agents_dir)):
+            path = os.path.join(agents_dir, entry)
+            if not os.path.isdir(path) or os.path.islink(path):
+                continue
+            if entry not in records and not entry.startswith("."):
+                found.append(("agent dir without a record", path))
+                continue
+            for name in sorted(_listdir(path)):
+                if name.startswith(".") and ".tmp-" in name and _old(os.path.join(path, name), now, min_age):
+                    found.append(("unfinished write", os.path.join(path, name)))
+        for session in sorted(tmux.list_sessions_panes()):
+            if session.startswith(tmux.SESSION_PREFIX) and session[len(tmux.SESSION_PREFIX):] not in names:
+                found.append(("tmux session without a record", session))
+        for record in records.values():
+            work_dir = record.get("work_dir")
+            if isinstance(work_dir, str) and os.path.isdir(work_dir):
+                found += [("part file of a write cut short", path) for path in _part_files(work_dir, now, min_age)]
+        helper_dir = os.path.join(state.host_dir(), "helper")
+        for name in sorted(_listdir(helper_dir)):
+            path = os.path.join(helper_dir, name)
+            if name.startswith(".tmp-") and _old(path, now, min_age):
+                found.append(("unfinished helper unpack", path))
+        if not dry_run:
+            for kind, what in found:
+                _remove(kind, what)
+        return [[kind, what] for kind, what in found]
+
+
+@contextlib.contextmanager
+def _exclusive_operation():
+    fd = os.open(watcher._operation_lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+        while not watcher._flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
+            if time.monotonic() > deadline:
+                from .errors import RequestFailed
+
+                raise RequestFailed("busy", "a mngr operation on this host has not finished in %d s; try again"
+                                    % _LOCK_WAIT_SECONDS)
+            time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _part_files(root, now, min_age):
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = [name for name in subdirs if name not in files.SKIPPED_DIRS]
+        for name in names:
+            path = os.path.join(directory, name)
+            if name.startswith(files.PART_PREFIX) and _old(path, now, min_age):
+                yield path
+
+
+def _old(path, now, min_age):
+    try:
+        return now - os.lstat(path).st_mtime >= min_age
+    except OSError:
+        return False
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _remove(kind, what):
+    if kind == "tmux session without a record":
+        tmux.kill_session(what)
+    elif os.path.isdir(what) and not os.path.islink(what):
+        shutil.rmtree(what, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(what)
