@@ -250,23 +250,30 @@ def write_part(root, path, data, file_offset, final, mode, mtime_ns):
         flags |= os.O_TRUNC
     fd = os.open(part, flags, 0o600)
     try:
-        if os.fstat(fd).st_size < file_offset:
-            raise RequestFailed("invalid", "part of %s arrived out of order" % path)
-        os.lseek(fd, file_offset, os.SEEK_SET)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        try:
+            if os.fstat(fd).st_size < file_offset:
+                raise RequestFailed("invalid", "part of %s arrived out of order" % path)
+            os.lseek(fd, file_offset, os.SEEK_SET)
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if final:
+                os.ftruncate(fd, file_offset + len(data))
+                os.fchmod(fd, mode & 0o7777)
+        finally:
+            os.close(fd)
         if final:
-            os.ftruncate(fd, file_offset + len(data))
-            os.fchmod(fd, mode & 0o7777)
-    finally:
-        os.close(fd)
-    if final:
-        os.utime(part, ns=(mtime_ns, mtime_ns))
-        target = os.path.join(directory, name)
-        _remove(target, only_a_directory=True)
-        os.replace(part, target)
+            os.utime(part, ns=(mtime_ns, mtime_ns))
+            target = os.path.join(directory, name)
+            _remove(target, only_a_directory=True)
+            os.replace(part, target)
+    except OSError:
+        # A file that cannot be finished (a full disk) leaves no part behind: the push fails
+        # as a whole, and the next one sends it again from its start.
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        raise
 
 
 def write_link(root, path, link_target):

@@ -159,10 +159,14 @@ class Server(object):
             reply_type, reply_fields, reply_blob = "Error", {"code": "missing_tmux", "message": str(exc)}, b""
         except tmux.TmuxError as exc:
             reply_type, reply_fields, reply_blob = "Error", {"code": "tmux", "message": str(exc)}, b""
+        except OSError as exc:  # this host refused something: a full disk, a permission
+            message = "%s: %s" % (type(exc).__name__, exc)
+            reply_type, reply_fields, reply_blob = "Error", {"code": "host", "message": message}, b""
         except Exception as exc:
             import traceback
 
-            traceback.print_exc()
+            with contextlib.suppress(OSError):  # the log may be on the disk that is full
+                traceback.print_exc()
             message = "%s: %s" % (type(exc).__name__, exc)
             reply_type, reply_fields, reply_blob = "Error", {"code": "internal", "message": message}, b""
         # If the controller went away, the work itself is still done and recorded.
