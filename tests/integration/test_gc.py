@@ -4,6 +4,7 @@ exactly, and no file in a work dir is truncated."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import MNGR_BIN
+from tests.processes import pids_where
 
 
 def _gc(sandbox, *args: str) -> dict:  # type: ignore[no-untyped-def]
@@ -124,3 +126,41 @@ def test_a_push_killed_at_any_moment_leaves_no_truncated_file(sandbox) -> None:
     finished = sandbox.mngr("push", "box", str(source))
     assert finished.returncode == 0, finished.stderr
     assert {path.name: path.read_bytes() for path in work.iterdir()} == expected
+
+
+def _kill_helpers(sandbox) -> int:  # type: ignore[no-untyped-def]
+    """SIGKILL this sandbox's helpers and host daemon (the idle watcher is a thread of it)."""
+    marker = f"TMUX_TMPDIR={sandbox.tmux_dir}".encode()
+    victims = pids_where(lambda environ, command_line: marker in environ and (
+        b"mngr_remote_helper" in command_line or b"binascii,zlib" in command_line))
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return len(victims)
+
+
+def test_helpers_and_the_watcher_killed_at_random_moments_and_every_next_command_works(sandbox) -> None:
+    generator = random.Random(3)
+    assert sandbox.mngr("create", "steady", "command", "--no-connect", "--", "cat").returncode == 0
+    assert sandbox.mngr("limit", "steady", "--idle-timeout", "1h").returncode == 0  # a watcher to kill
+    operations = [
+        ["create", "x{n}", "command", "--no-connect", "--", "cat"], ["message", "steady", "hello {n}"],
+        ["stop", "steady"], ["start", "steady"], ["destroy", "-f", "x{m}"], ["list"], ["capture", "steady"],
+    ]
+    killed = 0
+    for n in range(25):
+        argv = [word.format(n=n, m=n - 1) for word in generator.choice(operations)]
+        process = subprocess.Popen([str(MNGR_BIN), *argv], env=sandbox.env, cwd=sandbox.work_dir,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(generator.uniform(0.0, 0.3))
+        killed += _kill_helpers(sandbox)
+        assert process.wait(timeout=120) is not None  # done or failed, never hung
+        listed = sandbox.mngr("list", "--format", "json")  # the next command bootstraps again
+        assert listed.returncode == 0, (argv, listed.stderr)
+    assert killed > 0
+    _gc(sandbox, "--older-than", "0")
+    agents = _agents(sandbox)
+    alive = {name for name, state in agents.items() if state in ("RUNNING", "WAITING", "DONE")}
+    assert alive == _live_sessions(sandbox), (agents, sandbox.sessions())
+    assert sandbox.mngr("start", "steady").returncode == 0  # (already running, or started again)
+    assert sandbox.mngr("message", "steady", "still here").returncode == 0
