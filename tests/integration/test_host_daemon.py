@@ -46,6 +46,8 @@ def test_first_contact_starts_a_daemon_and_later_commands_use_it(sandbox, local:
 def test_daemon_killed_mid_request_then_the_next_command_falls_back(sandbox, local: LocalProvider) -> None:
     assert sandbox.mngr("create", "busy", "command", "--no-connect", "--", "sleep", "600").returncode == 0
     (daemon_pid,) = wait_for(sandbox.daemon_pids, "the host daemon")
+    # Its pid file is locked before its socket listens: wait until it answers there.
+    wait_for(lambda: _helper_pid(local) == (daemon_pid, True), "the daemon to answer on its socket")
     handle = HostHandle(local, "local")
     assert isinstance(handle.client.stream, SocketStream)
     error = failure_when_cut(handle.client, "busy", lambda: os.kill(daemon_pid, signal.SIGKILL))
