@@ -23,14 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from _common import MNGR, Sandbox, compile_bytecode, header, median
-from ssh_list import go_cold, use_hosts, write_ssh_config
+from ssh_list import go_cold, start_hosts, use_hosts, write_ssh_config
 
 HOSTS = 50
 
 
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: tests.sshd
-    from tests.sshd import SshHost, unavailable_reason
+    from tests.sshd import unavailable_reason
 
     if unavailable_reason():
         sys.exit(f"cannot run: {unavailable_reason()}")
@@ -39,14 +39,9 @@ def main() -> None:
     with Sandbox() as box:
         control_dir = box.root / "s" / "ssh"
         os.environ["MNGR_STATE_DIR"] = str(control_dir.parent)
-        client_dir = box.root / "client"
-        client_dir.mkdir()
         hosts: list = []
         try:
-            for index in range(HOSTS):
-                hosts.append(SshHost(f"h{index:02d}", client_dir))
-            hosts[0].known_hosts.write_text("".join(
-                f"{h.alias} {' '.join(Path(f'{h.host_key}.pub').read_text().split()[:2])}\n" for h in hosts))
+            start_hosts(box, HOSTS, hosts)
             config = write_ssh_config(box.root / "ssh_config", hosts, [h.port for h in hosts])
             os.environ["MNGR_PROVIDERS__SSH__SSH_CONFIG"] = str(config)
             use_hosts(box, hosts)

@@ -106,6 +106,19 @@ def write_ssh_config(path: Path, hosts: list, ports: list[int]) -> Path:
     return path
 
 
+def start_hosts(box: Sandbox, count: int, hosts: list) -> None:
+    """``count`` sshd hosts (tests/sshd.py), appended to ``hosts`` as they start (so the
+    caller stops every one even if a later one fails), each host key known in advance."""
+    from tests.sshd import SshHost
+
+    client_dir = box.root / "client"
+    client_dir.mkdir(exist_ok=True)
+    for index in range(count):
+        hosts.append(SshHost(f"h{index:02d}", client_dir))
+    hosts[0].known_hosts.write_text("".join(
+        f"{h.alias} {' '.join(Path(f'{h.host_key}.pub').read_text().split()[:2])}\n" for h in hosts))
+
+
 def use_hosts(box: Sandbox, hosts: list) -> None:
     """The hosts `mngr list` searches: [hosts.NAME] sections (provider ssh by default)."""
     (box.config_dir / "config.toml").write_text("".join(f"[hosts.{h.alias}]\n" for h in hosts))
@@ -260,7 +273,7 @@ def main() -> None:
         asyncio.run(delay_proxy(float(sys.argv[2]), [int(p) for p in sys.argv[3:]]))
         return
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: tests.sshd
-    from tests.sshd import SshHost, unavailable_reason
+    from tests.sshd import unavailable_reason
 
     if unavailable_reason():
         sys.exit(f"cannot run: {unavailable_reason()}")
@@ -270,15 +283,10 @@ def main() -> None:
     with Sandbox() as box:
         control_dir = box.root / "s" / "ssh"
         os.environ["MNGR_STATE_DIR"] = str(control_dir.parent)
-        client_dir = box.root / "client"
-        client_dir.mkdir()
         hosts: list = []
         proxy = None
         try:
-            for i in range(max(SIZES)):
-                hosts.append(SshHost(f"h{i:02d}", client_dir))
-            hosts[0].known_hosts.write_text("".join(
-                f"{h.alias} {' '.join(Path(f'{h.host_key}.pub').read_text().split()[:2])}\n" for h in hosts))
+            start_hosts(box, max(SIZES), hosts)
             proxy = subprocess.Popen([PYTHON, __file__, "--delay-proxy", str(DELAY), *(str(h.port) for h in hosts)],
                                      stdout=subprocess.PIPE)
             proxy_ports = [int(p) for p in proxy.stdout.readline().split()]  # type: ignore[union-attr]

@@ -81,6 +81,16 @@ class Sandbox:
                 continue
         return [pid for pid in pids if _alive(pid)]
 
+    def program_on_path(self, name: str, script: str) -> dict[str, str]:
+        """A program ``name`` (a shell script) found first on PATH: the env that finds it.
+        For tools a test cannot run for real (an agent CLI that needs its service) or must
+        make fail (fault injection)."""
+        bin_dir = self.root / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        (bin_dir / name).write_text("#!/bin/sh\n" + script)
+        (bin_dir / name).chmod(0o755)
+        return {"PATH": f"{bin_dir}{os.pathsep}{self.env['PATH']}"}
+
     def own_processes(self) -> list[int]:
         """Every process started for this sandbox: by its environment (daemons, agents) or,
         for ssh connection masters (whose process title overwrites their environment), by the

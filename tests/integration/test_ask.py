@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -40,13 +39,10 @@ def test_a_question_the_docs_do_not_answer_says_so(sandbox) -> None:
 
 
 def test_an_agent_cli_on_path_words_the_answer_from_the_passages(sandbox) -> None:
-    bin_dir = sandbox.root / "bin"
-    bin_dir.mkdir()
     # A stand-in for `claude -p`, which needs Anthropic's service: it shows what it was given.
-    (bin_dir / "claude").write_text('#!/bin/sh\n[ "$1" = "-p" ] || exit 2\nprintf "COMPOSED ANSWER\\n%s\\n" "$2" '
-                                    '| head -c 100000 > "$0.prompt"\necho "COMPOSED ANSWER: use --dockerfile"\n')
-    (bin_dir / "claude").chmod(0o755)
-    env = {"PATH": f"{bin_dir}{os.pathsep}{sandbox.env['PATH']}"}
+    env = sandbox.program_on_path("claude", '[ "$1" = "-p" ] || exit 2\nprintf "COMPOSED ANSWER\\n%s\\n" "$2" '
+                                            '| head -c 100000 > "$0.prompt"\necho "COMPOSED ANSWER: use --dockerfile"\n')
+    bin_dir = sandbox.root / "bin"
     asked = sandbox.mngr("ask", "How do I create a container on modal with custom packages?", env=env)
     assert asked.returncode == 0, asked.stderr
     assert asked.stdout.startswith("COMPOSED ANSWER: use --dockerfile\n") and "\nRun:\n" in asked.stdout

@@ -147,13 +147,9 @@ def test_names_are_unique_and_removing_an_unknown_one_says_so(sandbox) -> None:
 
 
 def test_a_crontab_that_cannot_be_written_leaves_no_schedule(sandbox) -> None:
-    bin_dir = sandbox.root / "bin"
-    bin_dir.mkdir()
     # Fault injection: a crontab command that refuses every change (as for a user cron denies).
-    (bin_dir / "crontab").write_text('#!/bin/sh\n[ "$1" = "-l" ] && exit 0\necho "you are not allowed to use '
-                                     'this program" >&2\nexit 1\n')
-    (bin_dir / "crontab").chmod(0o755)
-    env = {"PATH": f"{bin_dir}:{sandbox.env['PATH']}"}
+    env = sandbox.program_on_path("crontab", '[ "$1" = "-l" ] && exit 0\necho "you are not allowed to use '
+                                             'this program" >&2\nexit 1\n')
     refused = sandbox.mngr("schedule", "m", "--cron", "0 * * * *", env=env)
     assert refused.returncode == 1 and refused.stderr.strip() == (
         "mngr: error: cannot write your crontab: you are not allowed to use this program")
