@@ -43,7 +43,7 @@ from .plan import Entry, Plan, decode_manifest, make_plan, plan_from_wire, plan_
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from typing import Any
 
 _LENGTH = struct.Struct("<Q")
@@ -78,6 +78,7 @@ class LocalWalk:
         self._thread: threading.Thread | None = None
         self._listed: tuple[Any, ...] | None = None  # ("ok", entries) or a failure, see _walk
         self._local_plan: tuple[Any, ...] | None = None  # what the child would keep, when done here
+        self._lock_fd: int | None = None  # the kept manifest's lock, while this process rewrites it
         threads = sys.modules.get("threading")  # not loaded yet: no thread runs
         if hasattr(os, "fork") and (threads is None or threads.active_count() == 1):
             self._fork(intent)
@@ -123,6 +124,8 @@ class LocalWalk:
         local = _unwrap(self._here(), self.root)
         kept = _load_cache(self.cache_path)
         remote, wire = _plan_for(local, request[1:], kept)
+        if self.cache_path:
+            self._lock_fd = _lock(self.cache_path, exclusive=True)  # until finish(): see _LOCK_WAIT
         if self.cache_path and tag and not unchanged:
             _save_cache(self.cache_path, tag, remote)
         self._local_plan = (remote, wire)
@@ -143,6 +146,9 @@ class LocalWalk:
         if self._local_plan is not None and new_tag is not None and self.cache_path:
             remote, wire = self._local_plan
             _finish_cache(self.cache_path, remote, wire, new_tag)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def close(self) -> None:
         """Stop the child: one nobody asked is killed; one that made a plan nobody carried
@@ -255,6 +261,8 @@ def _serve(root: str, include_ignored: bool, cache_path: str, intent: tuple[bool
             return
         break
     _send(answers, ("plan", wire))
+    if cache_path:
+        _lock(cache_path, exclusive=True)  # held until this process ends: see _LOCK_WAIT
     if cache_path and tag and not unchanged:
         _save_cache(cache_path, tag, remote)
     try:
@@ -288,9 +296,49 @@ def _cache_path(agent: str, include_ignored: bool) -> str:
     return os.path.join(state_dir(), "manifests", agent + (".all" if include_ignored else ""))
 
 
+# The kept manifest is rewritten by the child of a push after its parent has returned. That
+# child holds an exclusive flock on PATH.lock from the moment it sent its plan until it has
+# kept the new copy (the lock goes with the process); a reader takes it shared, so a push
+# right after another reads the new copy, not the one being replaced. A reader waits at most
+# _LOCK_WAIT seconds (a stuck writer: read what is there; a stale tag costs a full manifest).
+_LOCK_WAIT = 3.0
+
+
+def _lock(path: str, exclusive: bool) -> int | None:
+    """An fd holding the kept manifest's lock (close it to let go); None if not had in time."""
+    import fcntl
+    import time
+
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+    deadline = time.monotonic() + _LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            return fd
+        except OSError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.005)
+
+
+@contextlib.contextmanager
+def _shared(path: str) -> Iterator[None]:
+    fd = _lock(path, exclusive=False)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def _read_tag(path: str) -> str:
     try:
-        with open(path, "rb") as handle:
+        with _shared(path), open(path, "rb") as handle:
             return handle.readline(200).decode("ascii", "replace").strip()
     except OSError:
         return ""
@@ -301,7 +349,7 @@ def _load_cache(path: str) -> tuple[str, list[Entry]] | None:
     if not path:
         return None
     try:
-        with open(path, "rb") as handle:
+        with _shared(path), open(path, "rb") as handle:
             tag = handle.readline(200).decode("ascii", "replace").strip()
             entries = marshal.loads(handle.read())
     except (OSError, EOFError, ValueError, TypeError):

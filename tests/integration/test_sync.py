@@ -15,6 +15,7 @@ import pytest
 from mngr.controller.channel import protocol
 from mngr.controller.errors import RemoteError
 from mngr.controller.hosts import HostHandle
+from mngr.controller.local_walk import _read_tag
 from mngr.providers.local import LocalProvider
 from tests.conftest import MNGR_BIN, wait_for
 
@@ -95,11 +96,13 @@ def test_the_manifest_kept_between_pushes_follows_every_change_on_the_host(sandb
     _make_source(source)
     assert sandbox.mngr("push", "box", str(source)).returncode == 0
     kept = sandbox.state_dir / "manifests" / "box"
-    assert kept.exists()  # the host took the push in: the copy here is brought up to date
-    tag = kept.read_bytes().split(b"\n", 1)[0]
+    # The host took the push in: the copy here is brought up to date (by the push's child,
+    # after the push returned; reading under its lock waits for it).
+    tag = _read_tag(str(kept))
+    assert tag
     again = sandbox.mngr("push", "box", str(source))
     assert again.returncode == 0 and "nothing to push" in again.stdout
-    assert kept.read_bytes().split(b"\n", 1)[0] == tag  # "unchanged", said the host
+    assert _read_tag(str(kept)) == tag  # "unchanged", said the host
     # The agent changes a file (same size), removes one and makes a directory.
     changed = agent_dir / "src" / "text.txt"
     changed.write_bytes(changed.read_bytes()[::-1])
@@ -115,6 +118,7 @@ def test_the_manifest_kept_between_pushes_follows_every_change_on_the_host(sandb
     assert sandbox.mngr("push", "box", str(source), "--delete").returncode == 0
     assert _tree(agent_dir) == _tree(source)
     # A kept copy that lies (another tag) is never believed: the host sends its manifest.
+    _read_tag(str(kept))  # the last push's child has kept its copy: now overwrite it
     kept.write_bytes(b"someone.1.1\n" + kept.read_bytes().split(b"\n", 1)[1])
     (agent_dir / "src" / "text.txt").write_text("changed behind the copy's back\n")
     assert sandbox.mngr("push", "box", str(source)).returncode == 0
