@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from .paths import changing_state_json, read_state_json
+from .paths import as_dict, changing_state_json, read_state_json
 
 CACHE = "completion.json"
 
@@ -30,7 +30,7 @@ def remember(providers: Iterable[str], seen: Iterable[tuple[str, str, str]],
     after = sorted({*filter(keep, before), *seen})
     if after == before:
         return  # the usual listing: nothing to write
-    with changing_state_json(CACHE, _form) as cache:
+    with changing_state_json(CACHE) as cache:
         cache["agents"] = [list(entry) for entry in after]
 
 
@@ -43,16 +43,12 @@ def agent_removed(name: str, host: str, provider: str) -> None:
 
 
 def _change(change: Callable[[set[tuple[str, str, str]]], set[tuple[str, str, str]]]) -> None:
-    with changing_state_json(CACHE, _form) as cache:
+    with changing_state_json(CACHE) as cache:
         cache["agents"] = [list(entry) for entry in sorted(change(set(_entries(cache))))]
 
 
-def _form(content: object) -> dict[str, object]:
-    return content if isinstance(content, dict) else {}
-
-
 def _entries(content: object) -> list[tuple[str, str, str]]:
-    agents = _form(content).get("agents")
+    agents = as_dict(content).get("agents")
     if not isinstance(agents, list):
         return []
     return sorted({(str(entry[0]), str(entry[1]), str(entry[2])) for entry in agents

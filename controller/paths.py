@@ -32,8 +32,18 @@ def read_state_json(name: str) -> object:
         return None
 
 
+def as_dict(content: object) -> dict[str, Any]:
+    """What most state files hold: a JSON object (anything else, or nothing, reads as {})."""
+    return content if isinstance(content, dict) else {}
+
+
+def read_state_dict(name: str) -> dict[str, Any]:
+    return as_dict(read_state_json(name))
+
+
 @contextlib.contextmanager
-def changing_state_json(name: str, normalise: Callable[[object], dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def changing_state_json(name: str, normalise: Callable[[object], dict[str, Any]] = as_dict
+                        ) -> Iterator[dict[str, Any]]:
     """Read-modify-write of ``<state dir>/name`` by concurrent mngr commands (and threads):
     under an exclusive lock, the block gets the content (``normalise``d from whatever was
     there, None if nothing) and changes it in place; a change is written atomically."""

@@ -29,11 +29,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import MngrError, UsageError
-from .paths import changing_state_json, read_state_json, state_dir
+from .paths import changing_state_json, read_state_dict, state_dir
 
 STORE = "schedules.json"
 LOG = "schedule-log.jsonl"
 CATCH_UP = datetime.timedelta(hours=1)
+MAX_COUNTED = 10_000  # missed runs are counted for the log up to this many
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,47}$")
 CRON_MARKER = "# mngr schedule tick for "
 
@@ -56,19 +57,23 @@ class Schedule:
     def zone(self) -> datetime.tzinfo:
         return _zone(self.timezone)
 
-    def due_times(self, now: datetime.datetime) -> list[datetime.datetime]:
-        """The times it came due after ``last_due`` and at or before ``now``, oldest first."""
+    def due(self, now: datetime.datetime) -> tuple[datetime.datetime | None, int]:
+        """(the latest time it came due after ``last_due`` and at or before ``now``, how
+        many times it came due in all, counted up to MAX_COUNTED); (None, 0) if it did not."""
         from croniter import croniter
 
         start = datetime.datetime.fromisoformat(self.last_due or self.created_at).astimezone(self.zone)
-        times: list[datetime.datetime] = []
+        latest: datetime.datetime = croniter(self.cron, now.astimezone(self.zone)).get_prev(datetime.datetime)
+        upcoming: datetime.datetime = croniter(self.cron, latest).get_next(datetime.datetime)
+        if upcoming <= now:  # get_prev is strictly before ``now``; a time due at ``now`` is due
+            latest = upcoming
+        if latest <= start:
+            return None, 0
+        count = 0
         iterator = croniter(self.cron, start)
-        while len(times) < 100_000:
-            upcoming: datetime.datetime = iterator.get_next(datetime.datetime)
-            if upcoming > now:
-                break
-            times.append(upcoming)
-        return times
+        while count < MAX_COUNTED and iterator.get_next(datetime.datetime) <= latest:
+            count += 1
+        return latest, count
 
     def next_time(self, now: datetime.datetime) -> datetime.datetime:
         from croniter import croniter
@@ -131,13 +136,9 @@ def now() -> datetime.datetime:
 
 # -- the store ---------------------------------------------------------------------------------
 
-def _form(content: object) -> dict[str, Any]:
-    return content if isinstance(content, dict) else {}
-
-
 def load() -> list[Schedule]:
     found = []
-    for name, fields in sorted(_form(read_state_json(STORE)).items()):
+    for name, fields in sorted(read_state_dict(STORE).items()):
         try:
             found.append(Schedule(**{**fields, "name": name}))
         except TypeError:
@@ -152,7 +153,7 @@ def add(schedule: Schedule) -> None:
     _zone(schedule.timezone)
     if not schedule.message.strip():
         raise UsageError("a schedule needs a message")
-    with changing_state_json(STORE, _form) as stored:
+    with changing_state_json(STORE) as stored:
         if schedule.name in stored:
             raise UsageError(f"a schedule named {schedule.name!r} exists already (mngr schedule remove it first)")
         fields = asdict(schedule)
@@ -161,7 +162,7 @@ def add(schedule: Schedule) -> None:
 
 
 def remove(name: str) -> None:
-    with changing_state_json(STORE, _form) as stored:
+    with changing_state_json(STORE) as stored:
         if name not in stored:
             raise UsageError(f"no schedule named {name!r}")
         del stored[name]
@@ -175,7 +176,7 @@ def get(name: str) -> Schedule:
 
 
 def _record(name: str, due: datetime.datetime, run: dict[str, Any] | None) -> None:
-    with changing_state_json(STORE, _form) as stored:
+    with changing_state_json(STORE) as stored:
         if name in stored:
             if not stored[name].get("last_due") or datetime.datetime.fromisoformat(stored[name]["last_due"]) < due:
                 stored[name]["last_due"] = due.isoformat()
@@ -220,15 +221,14 @@ def tick(at: datetime.datetime, runner: Runner) -> list[dict[str, Any]]:
             return []  # another tick is running them
         results = []
         for schedule in load():
-            times = schedule.due_times(at)
-            if not times:
+            latest, count = schedule.due(at)
+            if latest is None:
                 continue
-            latest = times[-1]
-            missed = len(times) - 1
+            missed = count - 1
             if at - latest > CATCH_UP:
                 entry = {"schedule": schedule.name, "at": at.isoformat(), "due": latest.isoformat(),
-                         "outcome": "skipped", "missed": len(times),
-                         "detail": f"came due {len(times)} time(s) while nothing ran schedules; the latest "
+                         "outcome": "skipped", "missed": count,
+                         "detail": f"came due {count} time(s) while nothing ran schedules; the latest "
                                    f"is more than {int(CATCH_UP.total_seconds() // 60)} minutes old"}
                 _log(entry)
                 _record(schedule.name, latest, None)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from mngr.controller.channel import protocol
 from mngr.controller.errors import ConfigError, UsageError
-from mngr.controller.paths import changing_state_json, read_state_json
+from mngr.controller.paths import changing_state_json, read_state_dict
 
 from .base import Provider
 
@@ -56,10 +56,10 @@ class MadeHostsProvider(Provider):
     # has not finished), ids of the host's parts}
 
     def _registry(self) -> dict[str, dict[str, Any]]:
-        return _dict(read_state_json(self._registry_name()))
+        return read_state_dict(self._registry_name())
 
     def _registry_changes(self) -> contextlib.AbstractContextManager[dict[str, Any]]:
-        return changing_state_json(self._registry_name(), _dict)
+        return changing_state_json(self._registry_name())
 
     def _registry_name(self) -> str:
         return f"{self.name}_hosts.{self.namespace}.json"
@@ -172,6 +172,3 @@ def user_name() -> str:
         name = str(os.getuid())
     return re.sub(r"[^a-zA-Z0-9_.-]", "_", name) or "user"
 
-
-def _dict(content: object) -> dict[str, Any]:
-    return content if isinstance(content, dict) else {}
