@@ -53,7 +53,7 @@ from mngr.controller.channel import protocol
 from mngr.controller.channel.bootstrap import stage1_argv
 from mngr.controller.channel.stream import Stream
 from mngr.controller.errors import ConfigError, MngrError, UsageError
-from mngr.controller.paths import changing_state_json, read_state_json
+from mngr.controller.paths import as_dict, changing_state_json, read_state_dict
 from mngr.controller.plugin_spec import hookimpl
 
 from .base import Provider
@@ -259,6 +259,11 @@ class ModalProvider(MadeHostsProvider):
         self.call_timeout = positive_number(self.settings.get("call_timeout", DEFAULT_CALL_TIMEOUT), "call_timeout")
         self._foreign_volumes: set[str] = set()  # named like this namespace's, not its hosts (listing)
 
+    @functools.cached_property
+    def _credentials_problem(self) -> str:
+        """credentials_problem(), once per command: each listing asks several times."""
+        return credentials_problem()
+
     def object_name(self, host: str) -> str:
         """The name of the host's sandbox and of its Volume (Modal allows 64 characters)."""
         name = f"mngr-{self.namespace}-{host}"
@@ -269,7 +274,7 @@ class ModalProvider(MadeHostsProvider):
     # -- the SDK, kept off every path that does not need it -----------------------------------
 
     def _sdk(self) -> Any:
-        problem = credentials_problem()
+        problem = self._credentials_problem
         if problem:
             raise MngrError(problem)
         try:
@@ -322,7 +327,7 @@ class ModalProvider(MadeHostsProvider):
         modal = self._sdk()
         app = self._call("finding the App", lambda: modal.App.lookup(self.app_name, create_if_missing=True))
         if _read_app_ids().get(self.app_name) != app.app_id:
-            with changing_state_json(_APP_IDS, lambda found: found if isinstance(found, dict) else {}) as ids:
+            with changing_state_json(_APP_IDS) as ids:
                 ids[self.app_name] = app.app_id
         return app
 
@@ -389,7 +394,7 @@ class ModalProvider(MadeHostsProvider):
             content = json.loads(self._call("reading host.json", read) or b"{}")
         except ValueError:
             return {}
-        return content if isinstance(content, dict) else {}
+        return as_dict(content)
 
     def _hosts(self, fresh: bool = False) -> dict[str, dict[str, Any]]:
         if fresh:
@@ -400,14 +405,14 @@ class ModalProvider(MadeHostsProvider):
         return seen
 
     def known_hosts(self) -> Sequence[str]:
-        if credentials_problem() or isinstance(self._seen, MngrError):
+        if self._credentials_problem or isinstance(self._seen, MngrError):
             return []  # listing_problem says why, once
         return sorted(set(self._seen) | set(self._registry()))
 
     def listing_problem(self) -> str:
         """Without credentials: silence, unless this machine made Modal hosts (then say how
         to set them). Modal out of reach, or refusing: why."""
-        problem = credentials_problem()
+        problem = self._credentials_problem
         if problem:
             return problem if self._registry() else ""
         return str(self._seen) if isinstance(self._seen, MngrError) else ""
@@ -421,7 +426,7 @@ class ModalProvider(MadeHostsProvider):
 
     def offline_listing(self, host: str) -> protocol.AgentList | None:
         entry = self._registry().get(host, {})
-        problem = credentials_problem()
+        problem = self._credentials_problem
         if problem:
             raise MngrError(problem)
         seen = self._hosts()
@@ -682,7 +687,7 @@ class ModalProvider(MadeHostsProvider):
         return size
 
     def snapshots(self) -> list[dict[str, Any]]:
-        if credentials_problem():
+        if self._credentials_problem:
             return []
         modal = self._sdk()
 
@@ -731,8 +736,7 @@ _APP_IDS = "modal_apps.json"
 
 
 def _read_app_ids() -> dict[str, str]:
-    found = read_state_json(_APP_IDS)
-    return {str(name): str(app_id) for name, app_id in found.items()} if isinstance(found, dict) else {}
+    return {str(name): str(app_id) for name, app_id in read_state_dict(_APP_IDS).items()}
 
 
 def _first_line(exc: BaseException) -> str:
