@@ -217,6 +217,7 @@ def create(
                     # Checked before the agent exists: a host that refuses them gets no agent either.
                     handle.set_idle_settings(msgspec.structs.replace(request, dry_run=True))
             type_name = agent_type.name
+            spec = None  # a snapshot's: its agent's type, command, env and labels
             # Imported only when used: a plain create should not pay for tar and git plumbing.
             if source_root is not None:
                 from ..sync import seed_work_dir
@@ -225,13 +226,11 @@ def create(
             elif native_snapshot is not None:  # the work dir came with the host's image
                 spec = native_snapshot[1]["spec"]
                 directory = directory or native_snapshot[1]["work_dir"]
-                type_name, command, binary = spec["agent_type"], spec["command"], spec.get("binary")
-                env = {**spec.get("env", {}), **env}
-                labels = {**spec.get("labels", {}), **labels}
             elif snapshot_id is not None:
                 from .. import snapshots
 
                 spec, directory = snapshots.restore(snapshot_id, handle, name, directory)
+            if spec is not None:
                 type_name, command, binary = spec["agent_type"], spec["command"], spec.get("binary")
                 env = {**spec.get("env", {}), **env}
                 labels = {**spec.get("labels", {}), **labels}
