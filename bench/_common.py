@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,6 +79,30 @@ else:
 sys.stdin.read()
 docker_engine.stop_started_engine()
 """
+
+
+@contextlib.contextmanager
+def docker_base_image() -> Iterator[str]:
+    """The local Debian test image, on a Docker engine found or started (as the tests do) by a
+    child that runs for the whole block and then lets the engine go (stopping a dockerd only
+    if it started one). SystemExit when no engine can be had."""
+    engine = subprocess.Popen([PYTHON, "-c", ENGINE_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              cwd=str(REPO))
+    try:
+        found = engine.stdout.readline().decode().strip()  # type: ignore[union-attr]
+        if not found.startswith("IMAGE "):
+            raise SystemExit(f"cannot run: {found.removeprefix('SKIP ') or 'the engine child failed'}")
+        yield found.removeprefix("IMAGE ")
+    finally:
+        engine.stdin.close()  # type: ignore[union-attr]
+        engine.wait(60)
+
+
+def timed_run(box: Sandbox, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, bytes]:
+    """(wall seconds, stdout) of a command that must succeed."""
+    start = time.perf_counter()
+    done = box.run(argv, env=env)
+    return time.perf_counter() - start, done.stdout
 
 
 class Sandbox:

@@ -55,17 +55,17 @@ import uuid
 from pathlib import Path
 
 from _common import (
-    ENGINE_CHILD,
     FLOOR_ARGV,
     MNGR,
     PYTHON,
-    REPO,
     RUN_TIMED,
     STEP_TIMER,
     Sandbox,
     compile_bytecode,
+    docker_base_image,
     header,
     median,
+    timed_run,
 )
 
 AGENTS = 10          # containers (one agent each) and local agents: one per create round
@@ -113,12 +113,6 @@ with ThreadPoolExecutor(len(sys.argv) - 1) as pool:
 print(sum(len(r.stdout.splitlines()) for r in results))
 sys.exit(max(r.returncode for r in results))
 """
-
-
-def timed(box: Sandbox, argv: list[str], env: dict[str, str] | None = None) -> tuple[float, bytes]:
-    start = time.perf_counter()
-    done = box.run(argv, env=env)
-    return time.perf_counter() - start, done.stdout
 
 
 def docker_cli(*args: str, check: bool = True) -> str:
@@ -201,20 +195,20 @@ def create_phase(box: Sandbox, image_env: dict[str, str], local_env: dict[str, s
     agent = ["command", "--no-connect", "--", "sleep", "600"]
     for i in range(AGENTS):
         name = f"{i:02d}"
-        docker_s, out = timed(box, [MNGR, "create", f"d{name}", *agent[:1], "--in", "docker", *agent[1:]], image_env)
+        docker_s, out = timed_run(box, [MNGR, "create", f"d{name}", *agent[:1], "--in", "docker", *agent[1:]], image_env)
         if b"[RUNNING]" not in out:
             raise RuntimeError(f"mngr create --in docker did not report RUNNING: {out!r}")
-        local_s, out = timed(box, [MNGR, "create", f"l{name}", *agent], local_env)
+        local_s, out = timed_run(box, [MNGR, "create", f"l{name}", *agent], local_env)
         if b"[RUNNING]" not in out:
             raise RuntimeError(f"mngr create (local) did not report RUNNING: {out!r}")
         if not image:
             image = docker_cli("inspect", "-f", "{{.Config.Image}}", f"mngr-{namespace}-d{name}").strip()
         peer = f"mngr-bench-{namespace}-p{name}"
-        run_s, _ = timed(box, ["docker", "run", "-d", "--name", peer, "--label", f"{PEER_LABEL}={namespace}",
+        run_s, _ = timed_run(box, ["docker", "run", "-d", "--name", peer, "--label", f"{PEER_LABEL}={namespace}",
                                image, "sleep", "600"])
-        exec_s, _ = timed(box, ["docker", "exec", peer, "true"])
+        exec_s, _ = timed_run(box, ["docker", "exec", peer, "true"])
         docker_cli("rm", "-f", peer)
-        floor_s, _ = timed(box, FLOOR_ARGV)
+        floor_s, _ = timed_run(box, FLOOR_ARGV)
         row = {"docker": docker_s, "local": local_s, "docker run": run_s, "docker exec": exec_s, "floor": floor_s}
         if i == 0:
             first = row
@@ -253,12 +247,12 @@ def list_phase(box: Sandbox, docker_env: dict[str, str], local_env: dict[str, st
             raise RuntimeError(f"{key} list showed {got}, expected {want}")
         samples[key].append(seconds)
 
-    check(*timed(box, docker_list, docker_env), want_docker, "first")
+    check(*timed_run(box, docker_list, docker_env), want_docker, "first")
     for i in range(LIST_WARMUP + LIST_RUNS):
-        docker_s, docker_out = timed(box, docker_list, docker_env)
-        local_s, local_out = timed(box, docker_list, local_env)
-        ps_s, ps_out = timed(box, ps)
-        floor_s, _ = timed(box, FLOOR_ARGV)
+        docker_s, docker_out = timed_run(box, docker_list, docker_env)
+        local_s, local_out = timed_run(box, docker_list, local_env)
+        ps_s, ps_out = timed_run(box, ps)
+        floor_s, _ = timed_run(box, FLOOR_ARGV)
         if i >= LIST_WARMUP:
             check(docker_s, docker_out, want_docker, "docker")
             check(local_s, local_out, want_local, "local")
@@ -274,27 +268,21 @@ def list_phase(box: Sandbox, docker_env: dict[str, str], local_env: dict[str, st
         killed = kill_container_daemons(containers)
         if killed != AGENTS:
             print(f"warning: killed {killed} host daemons in the containers, expected {AGENTS}")
-        check(*timed(box, docker_list, docker_env), want_docker, "cold docker")
+        check(*timed_run(box, docker_list, docker_env), want_docker, "cold docker")
         stop_local_daemon(box)
-        check(*timed(box, docker_list, local_env), want_local, "cold local")
-        naive_s, naive_out = timed(box, naive)
+        check(*timed_run(box, docker_list, local_env), want_local, "cold local")
+        naive_s, naive_out = timed_run(box, naive)
         if naive_out.strip() != str(AGENTS).encode():
             print(f"warning: the naive peer saw {naive_out.strip()!r} tmux sessions, expected {AGENTS}")
         samples["naive exec"].append(naive_s)
-        samples["cold floor"].append(timed(box, FLOOR_ARGV)[0])
+        samples["cold floor"].append(timed_run(box, FLOOR_ARGV)[0])
     return samples, steps
 
 
 def main() -> None:
     header("docker: `mngr create --in docker` and `mngr list` over 10 containers, vs the local provider")
     compile_bytecode()
-    engine = subprocess.Popen([PYTHON, "-c", ENGINE_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              cwd=str(REPO))
-    try:
-        found = engine.stdout.readline().decode().strip()  # type: ignore[union-attr]
-        if not found.startswith("IMAGE "):
-            raise SystemExit(f"cannot run: {found.removeprefix('SKIP ') or 'the engine child failed'}")
-        base_image = found.removeprefix("IMAGE ")
+    with docker_base_image() as base_image:
         namespace = "b" + uuid.uuid4().hex[:10]
         with Sandbox() as box:
             state_dir = box.root / "s"
@@ -314,9 +302,6 @@ def main() -> None:
                 leftover = remove_containers(namespace)
                 if leftover:
                     print(f"note: removed {leftover} containers that mngr destroy left")
-    finally:
-        engine.stdin.close()  # type: ignore[union-attr]
-        engine.wait(60)
     report(namespace, image, create, first, steps, step_walls, lists, list_steps)
 
 

@@ -20,16 +20,10 @@ import os
 import threading
 import time
 
-from _common import MNGR, Sandbox, compile_bytecode, header, median
+from _common import MNGR, Sandbox, compile_bytecode, header, median, timed_run
 
 AGENTS = 200
 CYCLES = 1000
-
-
-def timed(box: Sandbox, argv: list[str]) -> float:
-    start = time.perf_counter()
-    box.run(argv)
-    return time.perf_counter() - start
 
 
 def tmux_peer(box: Sandbox) -> dict[str, float]:
@@ -38,7 +32,7 @@ def tmux_peer(box: Sandbox) -> dict[str, float]:
     for index in range(AGENTS):
         box.tmux("new-session", "-d", "-s", f"peer-{index}", "cat")
     steps["create"] = time.perf_counter() - start
-    steps["list"] = median([timed(box, ["tmux", "list-panes", "-a"]) for _ in range(5)])
+    steps["list"] = median([timed_run(box, ["tmux", "list-panes", "-a"])[0] for _ in range(5)])
     start = time.perf_counter()
     for index in range(AGENTS):
         box.tmux("send-keys", "-t", f"=peer-{index}:", "-l", "hello")
@@ -61,9 +55,9 @@ def mngr_run(box: Sandbox) -> dict[str, float]:
     listed = box.mngr("list", "--format", "{name}").stdout.decode().split()
     if sorted(listed) != names:
         raise RuntimeError(f"mngr list showed {len(listed)} agents, not {AGENTS}")
-    steps["list"] = median([timed(box, [MNGR, "list", "--format", "json"]) for _ in range(5)])
-    steps["message"] = timed(box, [MNGR, "message", *names, "-m", "hello"])
-    steps["destroy"] = timed(box, [MNGR, "destroy", "-f", "--all"])
+    steps["list"] = median([timed_run(box, [MNGR, "list", "--format", "json"])[0] for _ in range(5)])
+    steps["message"] = timed_run(box, [MNGR, "message", *names, "-m", "hello"])[0]
+    steps["destroy"] = timed_run(box, [MNGR, "destroy", "-f", "--all"])[0]
     if box.mngr("list").stdout != b"no agents\n":
         raise RuntimeError("agents left after destroy --all")
     return steps

@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import MNGR, Sandbox, compile_bytecode, header, median
+from _common import MNGR, Sandbox, compile_bytecode, header, median, timed_run
 from ssh_list import go_cold, start_hosts, use_hosts, write_ssh_config
 
 HOSTS = 50
@@ -51,14 +51,14 @@ def main() -> None:
                 list(pool.map(lambda pair: box.mngr("create", pair[1], "command", "--in", "ssh", "--host",
                                                     pair[0].alias, "--no-connect", "--", "cat"), zip(hosts, names, strict=True)))
             created = time.perf_counter() - start
-            listed = median([timed(box, [MNGR, "list", "--format", "json"]) for _ in range(5)])
-            message = timed(box, [MNGR, "message", *names, "-m", "hello"])
-            peer = timed(box, [sys.executable, "-c", PEER, str(config), *(f"{h.alias}={n}" for h, n in zip(hosts, names, strict=True))])
+            listed = median([timed_run(box, [MNGR, "list", "--format", "json"])[0] for _ in range(5)])
+            message = timed_run(box, [MNGR, "message", *names, "-m", "hello"])[0]
+            peer = timed_run(box, [sys.executable, "-c", PEER, str(config), *(f"{h.alias}={n}" for h, n in zip(hosts, names, strict=True))])[0]
             time.sleep(1)
             shown = box.run([MNGR, "exec", "--format", "json", *names,
                              "tmux capture-pane -p -t =mngr-$MNGR_AGENT_NAME: | grep -c hello"], check=False)
             seen = [str(int(row["stdout"].strip() or 0)) for row in json.loads(shown.stdout)]
-            destroy = timed(box, [MNGR, "destroy", "-f", "--all"])
+            destroy = timed_run(box, [MNGR, "destroy", "-f", "--all"])[0]
             left = box.run([MNGR, "list", "--format", "{name}"], check=False).stdout.decode().split()
         finally:
             go_cold(control_dir, hosts)
@@ -84,12 +84,6 @@ with ThreadPoolExecutor(len(pairs)) as pool:
     results = list(pool.map(one, pairs))
 sys.exit(max(r.returncode for r in results))
 """
-
-
-def timed(box: Sandbox, argv: list[str]) -> float:
-    start = time.perf_counter()
-    box.run(argv)
-    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

@@ -28,21 +28,24 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
-from _common import ENGINE_CHILD, MNGR, PYTHON, REPO, Sandbox, compile_bytecode, header, median
+from _common import (
+    MNGR,
+    PYTHON,
+    REPO,
+    Sandbox,
+    compile_bytecode,
+    docker_base_image,
+    header,
+    median,
+    timed_run,
+)
 
 HOSTS = 4
 ROUNDS = 8
 STANDIN = REPO / "tests" / "modal_standin"
-
-
-def timed(box: Sandbox, argv: list[str], env: dict[str, str] | None = None) -> tuple[float, bytes]:
-    start = time.perf_counter()
-    done = box.run(argv, env=env)
-    return time.perf_counter() - start, done.stdout
 
 
 def names_listed(out: bytes) -> set[str]:
@@ -61,16 +64,10 @@ def container_of(standin_dir: Path, sandbox_name: str) -> str:
 def main() -> None:
     header("modal (through the SDK stand-in) against docker: create, exec and list")
     compile_bytecode()
-    engine = subprocess.Popen([PYTHON, "-c", ENGINE_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              cwd=str(REPO))
     samples: dict[str, list[float]] = {key: [] for key in (
         "create modal", "create docker", "exec modal", "exec docker", "docker exec", "list modal", "list docker")}
     first: dict[str, float] = {}
-    try:
-        found = engine.stdout.readline().decode().strip()  # type: ignore[union-attr]
-        if not found.startswith("IMAGE "):
-            raise SystemExit(f"cannot run: {found.removeprefix('SKIP ') or 'the engine child failed'}")
-        image = found.removeprefix("IMAGE ")
+    with docker_base_image() as image:
         namespace = "b" + uuid.uuid4().hex[:10]
         with Sandbox() as box:
             standin_dir = box.root / "modal-state"
@@ -89,7 +86,7 @@ def main() -> None:
                     rows = {}
                     for provider in ("modal", "docker"):
                         name = f"{provider[0]}{i:02d}"
-                        seconds, out = timed(box, [MNGR, "create", name, agent[0], "--in", provider, *agent[1:]])
+                        seconds, out = timed_run(box, [MNGR, "create", name, agent[0], "--in", provider, *agent[1:]])
                         if b"[RUNNING]" not in out:
                             raise RuntimeError(f"mngr create --in {provider} did not report RUNNING: {out!r}")
                         rows[f"create {provider}"] = seconds
@@ -105,11 +102,11 @@ def main() -> None:
                     for key, argv, env in (("exec modal", [MNGR, "exec", "m00", "true"], modal_only),
                                            ("exec docker", [MNGR, "exec", "d00", "true"], docker_only),
                                            ("docker exec", ["docker", "exec", container, "true"], None)):
-                        samples[key].append(timed(box, argv, env)[0])
+                        samples[key].append(timed_run(box, argv, env)[0])
                 want = {"modal": {f"m{i:02d}" for i in range(HOSTS)}, "docker": {f"d{i:02d}" for i in range(HOSTS)}}
                 for _ in range(ROUNDS):
                     for provider, env in (("modal", modal_only), ("docker", docker_only)):
-                        seconds, out = timed(box, [MNGR, "list", "--format", "json"], env)
+                        seconds, out = timed_run(box, [MNGR, "list", "--format", "json"], env)
                         if names_listed(out) != want[provider]:
                             raise RuntimeError(f"{provider} list showed {out!r}")
                         samples[f"list {provider}"].append(seconds)
@@ -122,9 +119,6 @@ def main() -> None:
                                       capture_output=True, text=True).stdout.split()
                 if left:
                     subprocess.run(["docker", "rm", "-f", *left], capture_output=True)
-    finally:
-        engine.stdin.close()  # type: ignore[union-attr]
-        engine.wait(60)
     report(samples, first)
 
 
