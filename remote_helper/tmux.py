@@ -115,8 +115,10 @@ def list_sessions_panes():
     completed = run(["list-panes", "-a", "-F", _PANE_FORMAT], check=False)
     if completed.returncode != 0:
         error = completed.stderr.decode("utf-8", "replace")
-        # No server, or one that exited under us (killing its last session ends it).
-        gone = ("no server running", "error connecting", "No such file", "server exited", "lost server")
+        # No server, or one that exited under us (killing its last session ends it). A server
+        # with no session at all, as it starts or winds down, answers "no current target".
+        gone = ("no server running", "error connecting", "No such file", "server exited", "lost server",
+                "no current target")
         if any(phrase in error for phrase in gone):
             return {}
         raise TmuxError("tmux list-panes: %s" % error.strip())

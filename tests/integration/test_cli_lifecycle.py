@@ -258,6 +258,23 @@ def test_stray_sessions_and_broken_records_are_reported_not_deleted(sandbox) -> 
     assert "mngr-stray" not in sandbox.sessions()
 
 
+def test_a_tmux_server_without_sessions_is_a_host_without_agents(sandbox) -> None:
+    # A server is briefly sessionless as it starts or as its last session ends (and for good
+    # with exit-empty off); tmux then answers a listing "no current target".
+    create(sandbox, "resting")
+    assert sandbox.mngr("stop", "resting").returncode == 0
+    config = sandbox.root / "tmux.conf"
+    config.write_text("set -g exit-empty off\n")
+    assert sandbox.tmux("-f", str(config), "start-server").returncode == 0
+    try:
+        assert "no current target" in sandbox.tmux("list-panes", "-a").stderr
+        assert [(a["name"], a["state"]) for a in agents(sandbox)] == [("resting", "STOPPED")]
+        assert sandbox.mngr("start", "resting").returncode == 0
+        assert [a["state"] in ("RUNNING", "WAITING") for a in agents(sandbox)] == [True]
+    finally:
+        sandbox.tmux("kill-server")
+
+
 def test_create_without_a_terminal_does_not_attach(sandbox) -> None:
     result = sandbox.mngr("create", "detached", "command", "--", "sleep", "600")
     assert result.returncode == 0
