@@ -63,11 +63,14 @@ _REGION = re.compile(r"^(us|eu|europe|uk|ap|asia|jp|ca|sa|me|mx|af|au|australia|
                      r"(-[a-z]+)?(-?[0-9]+)?$")
 _ENV_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # PID 1 of every sandbox: runs the entrypoint, forwards signals to it, exits with its status
-# (the part of dumb-init a provider relies on).
+# (the part of dumb-init a provider relies on). The traps come first, so that nothing the
+# entrypoint does happens before PID 1 forwards. A wait cut short by a forwarded signal returns
+# 128+N, not the child's status: once the child is gone, its status is asked for again (the
+# shell keeps it).
 _INIT = (
+    "for signal in TERM INT HUP; do trap \"kill -$signal \\$child 2>/dev/null\" $signal; done\n"
     '"$@" & child=$!\n'
-    "for signal in TERM INT HUP; do trap \"kill -$signal $child 2>/dev/null\" $signal; done\n"
-    'while :; do wait "$child"; status=$?; kill -0 "$child" 2>/dev/null || exit "$status"; done\n'
+    'while :; do wait "$child"; kill -0 "$child" 2>/dev/null || { wait "$child"; exit $?; }; done\n'
 )
 _DEFAULT_ENTRYPOINT = ["sleep", "infinity"]
 
