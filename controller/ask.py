@@ -21,7 +21,7 @@ _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset([
     "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "get", "have", "how",
     "i", "if", "in", "into", "is", "it", "its", "me", "my", "of", "on", "or", "so", "that", "the", "their",
-    "them", "there", "this", "to", "use", "using", "want", "what", "when", "where", "which", "who", "why",
+    "them", "there", "this", "to", "up", "use", "using", "want", "what", "when", "where", "which", "who", "why",
     "will", "with", "you", "your", "mngr",
 ])
 # A few words users say that the docs say otherwise.
@@ -34,6 +34,9 @@ _ALSO = {
     "remove": ("destroy",), "kill": ("destroy", "stop"), "attach": ("connect",), "tell": ("message",),
     "send": ("message",), "copy": ("clone",), "move": ("migrate",), "backup": ("snapshot",),
     "screen": ("capture",), "see": ("list", "capture"), "logs": ("transcript",), "output": ("transcript",),
+    "run": ("create",), "launch": ("create",), "spin": ("create",), "spawn": ("create",),
+    "upload": ("push",), "download": ("pull",), "execute": ("exec",), "shell": ("exec",), "command": ("exec",),
+    "remote": ("ssh",), "server": ("ssh",), "machine": ("host",),
 }
 K1, B = 1.2, 0.75
 
@@ -147,12 +150,20 @@ def answer(question: str, found: list[Passage] | None = None, top: int = 6) -> A
     query = query_words(question)
     if not query or not corpus:
         return None
-    ranked = _rank(query, corpus)[:top]
-    if not ranked or ranked[0][0] <= 0:
+    everything = _rank(query, corpus)
+    if not everything or everything[0][0] <= 0:
         return None
-    best_passage_score = ranked[0][0]
-    candidates: list[tuple[float, float, str, str, bool, Passage]] = []
     wanted = set(query)
+    commands = {_command_page(passage.path) for passage in corpus}
+    # The commands the question asks for, by name or through _ALSO ("delete" is destroy).
+    asked_for = wanted & commands
+    # A command named outright has its own page's examples among the candidates, however
+    # that passage ranks.
+    named = set(words(question)) & commands
+    ranked = everything[:top] + [(score, passage) for score, passage in everything[top:]
+                                 if passage.heading == "Examples" and _command_page(passage.path) in named]
+    best_passage_score = everything[0][0]
+    candidates: list[tuple[float, float, str, str, bool, Passage]] = []
     for passage_score, passage in ranked:
         for command, comment, example in passage.commands():
             if _subcommand(command) == "ask" and "ask" not in wanted:
@@ -160,7 +171,8 @@ def answer(question: str, found: list[Passage] | None = None, top: int = 6) -> A
             own = set(words(f"{command} {comment}"))
             overlap = sum(1 for word in wanted if word in own) / len(wanted)
             # Examples over commands quoted in prose; the passage counts, the line more.
-            score = passage_score / best_passage_score + 2.0 * overlap + (0.5 if example else 0.0)
+            score = (passage_score / best_passage_score + 2.0 * overlap + (0.5 if example else 0.0)
+                     + (1.5 if _subcommand(command) in asked_for else 0.0))
             candidates.append((score, overlap, command, comment if example else "", example, passage))
     if not candidates:
         return None
@@ -173,6 +185,12 @@ def answer(question: str, found: list[Passage] | None = None, top: int = 6) -> A
             subcommands.add(_subcommand(other))
             also.append((other, other_comment))
     return Answer(command, comment, passage, also, score)
+
+
+def _command_page(path: str) -> str:
+    """The command a docs page is about (``commands/stop.md``: stop); "" for other pages."""
+    directory, name = os.path.split(path)
+    return name.removesuffix(".md") if directory == "commands" and name != "README.md" else ""
 
 
 def _subcommand(command: str) -> str:

@@ -19,6 +19,29 @@ QUESTIONS = [
 ]
 
 
+# How people ask without the docs' words: "run", "launch", "spin up" mean create; "delete"
+# means destroy; a command named outright is answered from its own page.
+EVERYDAY = [
+    ("how do I run an agent on modal", ["mngr create", "--in modal"]),
+    ("how do I launch claude on a remote machine", ["mngr create", "--in ssh"]),
+    ("spin up an agent in docker", ["mngr create", "--in docker"]),
+    ("how do I run a command in my agent", ["mngr exec"]),
+    ("how do I delete an agent", ["mngr destroy"]),
+    ("how do I upload files to an agent", ["mngr push"]),
+    ("how can I list all my agents", ["mngr list"]),
+    ("how do I start a stopped agent", ["mngr start"]),
+    ("run a schedule by hand", ["mngr schedule run"]),
+]
+
+
+def test_everyday_phrasings_get_the_right_command(sandbox) -> None:
+    for question, expected in EVERYDAY:
+        asked = sandbox.mngr("ask", "--offline", "--format", "json", question)
+        assert asked.returncode == 0, asked.stderr
+        command = json.loads(asked.stdout)["command"]
+        assert all(part in command for part in expected) and "|" not in command, (question, command)
+
+
 @pytest.mark.parametrize(("question", "expected", "also"), QUESTIONS, ids=[q[0][:40] for q in QUESTIONS])
 def test_questions_from_the_brief_get_the_right_command(sandbox, question: str, expected: list[str],
                                                         also: str | None) -> None:
