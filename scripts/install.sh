@@ -4,7 +4,10 @@
 #   ./scripts/install.sh --test   also what the test suite needs (sshd for its SSH test hosts,
 #                                 git for the push, pull and --source tests, procps for pgrep,
 #                                 docker.io and debootstrap for the Docker tests' engine and image,
-#                                 cron for the crontab the schedule tests install into)
+#                                 cron for the crontab the schedule tests install into,
+#                                 and the real claude and codex CLIs, pinned, from npm into
+#                                 .venv/agent-clis: the tests drive them against a local
+#                                 stand-in for the model APIs)
 #   PYTHON=python3.12 ./scripts/install.sh   to pick the interpreter (3.11 or newer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +16,7 @@ python="${PYTHON:-python3}"
 system_packages=(tmux openssh-client)
 if [[ "${1:-}" == "--test" ]]; then
     system_packages+=(openssh-server git procps debootstrap cron)
+    command -v npm >/dev/null 2>&1 || system_packages+=(nodejs npm)
     # Any Docker engine will do; docker.io would conflict with an installed docker-ce, whose
     # dockerd is in /usr/bin (docker.io's is in /usr/sbin, often not on a user's PATH).
     [[ -x /usr/bin/dockerd || -x /usr/sbin/dockerd ]] || system_packages+=(docker.io)
@@ -47,4 +51,14 @@ purelib=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["pu
 for pth in "$purelib"/__editable__.mngr-*.pth; do
     [[ -e "$pth" ]] && echo "$(pwd)/.venv/mngr-path" >"$pth"
 done
+if [[ "${1:-}" == "--test" ]]; then
+    # Versions the tests were written against: a new release can change a dialog or a key.
+    agent_clis=(@anthropic-ai/claude-code@2.1.197 @openai/codex@0.171.0)
+    if ! .venv/agent-clis/node_modules/.bin/claude --version 2>/dev/null | grep -q "^2.1.197 " \
+        || ! .venv/agent-clis/node_modules/.bin/codex --version 2>/dev/null | grep -q " 0.171.0$"; then
+        echo "installing agent CLIs for the tests: ${agent_clis[*]}" >&2
+        mkdir -p .venv/agent-clis
+        npm install --silent --no-audit --no-fund --prefix .venv/agent-clis "${agent_clis[@]}" >/dev/null
+    fi
+fi
 echo "mngr installed: $(pwd)/.venv/bin/mngr" >&2
