@@ -1,4 +1,4 @@
-"""Agent types: what command an agent runs and how to tell that it is ready for input.
+"""Agent types: what command an agent runs and how mngr talks to it.
 
 Built in: ``command`` (runs the words after ``--``), ``claude`` and ``codex`` (their CLIs,
 with the words after ``--`` passed through). Users add their own in config:
@@ -6,17 +6,90 @@ with the words after ``--`` passed through). Users add their own in config:
     [agent_types.my-bot]
     command = "python3 -m my_bot --verbose"   # shell words; arguments after -- are appended
     ready_pattern = "ready>"                   # optional: regex on screen meaning "ready"
+
+An interactive CLI that keeps a session log gets an ``Interaction`` (docs/plugins.md): how
+its screen shows that it takes input or holds a dialog, where its session log is, and how
+its conversation is resumed. With one, a message is pasted, submitted and confirmed in the
+session log; without one it is typed and Enter pressed, as into any program.
 """
 
 from __future__ import annotations
 
 import shlex
+import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError, UsageError
 from .plugin_spec import hookimpl
+
+
+@dataclass(frozen=True)
+class Dialog:
+    """Something on the agent's screen that holds it until a person answers."""
+
+    reason: str  # shown as the agent's waiting reason: "permission", "trust", "api-key", ...
+    pattern: str  # a regex (multi-line mode) that finds the dialog on the screen
+    detail: str = ""  # a regex whose first group is what the dialog asks (shown with the reason)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """The command lines of one agent: its first run, and later runs of the same conversation."""
+
+    command: str
+    session_id: str = ""  # known in advance ("" if the CLI picks it: see Interaction.session_file)
+    resume_command: str = ""  # "{session_id}" in it stands for the session; "" if it cannot resume
+    restart_command: str = ""  # a later run before any conversation was logged ("": the command)
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """How to tell what an interactive agent CLI is doing, and where it logs its conversation.
+
+    ``config_dir`` (with ``~`` for the agent's home, overridden by the agent's environment
+    variable ``config_dir_env`` when set) holds the session logs, which ``session_log`` (a
+    glob with ``{session_id}``) finds. A CLI that picks its own session id names the file it
+    keeps open: ``session_file`` is a regex on that path whose first group is the id.
+    """
+
+    ready_pattern: str  # the screen shows the agent's input box
+    dialogs: tuple[Dialog, ...] = ()
+    config_dir: str = ""
+    config_dir_env: str = ""
+    session_log: str = ""
+    session_file: str = ""
+    # Its flags that take a value (so that "--model opus" is not read as a prompt "opus").
+    value_flags: frozenset[str] = field(default_factory=frozenset)
+
+    def wire(self, launch: Launch) -> dict[str, Any]:
+        """What the helper keeps in the agent's record (CreateAgent.interaction)."""
+        return {
+            "ready_pattern": self.ready_pattern,
+            "dialogs": [[dialog.reason, dialog.pattern, dialog.detail] for dialog in self.dialogs],
+            "config_dir": self.config_dir,
+            "config_dir_env": self.config_dir_env,
+            "session_log": self.session_log,
+            "session_file": self.session_file,
+            "session_id": launch.session_id,
+            "resume_command": launch.resume_command,
+            "restart_command": launch.restart_command,
+        }
+
+    def flags_only(self, args: Sequence[str]) -> list[str]:
+        """``args`` without the prompt words: what a later run of the same conversation keeps."""
+        kept: list[str] = []
+        words = iter(args)
+        for word in words:
+            if word == "--":
+                break
+            if word.startswith("-"):
+                kept.append(word)
+                value = next(words, None) if word in self.value_flags else None
+                if value is not None:
+                    kept.append(value)
+        return kept
 
 
 @dataclass(frozen=True)
@@ -26,6 +99,27 @@ class AgentType:
     description: str = ""
     ready_pattern: str | None = None
     ready_quiet_seconds: float = 1.0
+    interaction: Interaction | None = None
+
+    def launch(self, args: Sequence[str]) -> Launch:
+        """The agent's command lines; types with a conversation to resume override this."""
+        return Launch(self.command_line(args))
+
+    def relaunch(self, command: str) -> Launch:
+        """Command lines for a new agent made from another's ``command`` (a clone, a snapshot):
+        the same arguments, in a conversation of its own."""
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            return Launch(command)
+        base = shlex.split(self.base_command) if self.base_command else []
+        if not base or words[: len(base)] != base:
+            return Launch(command)
+        return self.launch(self.own_arguments(words[len(base):]))
+
+    def own_arguments(self, args: Sequence[str]) -> list[str]:
+        """``args`` without what ``launch`` added to the user's."""
+        return list(args)
 
     def command_line(self, args: Sequence[str]) -> str:
         """The shell command line that starts the agent with the user's extra arguments."""
@@ -51,11 +145,106 @@ class AgentType:
         return first
 
 
+_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+# What Claude Code 2.1 shows (docs/agent-clis.md has the dialogs' full text). Its prompt
+# character is U+276F, Codex's U+203A; both are followed by a no-break space.
+CLAUDE_INTERACTION = Interaction(
+    ready_pattern=r"^─{20,}\n\u276f(?:\s|$)",
+    dialogs=(
+        Dialog("trust", r"Yes, I trust this folder|Do you trust the files in this folder", r"Accessing workspace:\s*(\S+)"),
+        Dialog("api-key", r"Do you want to use this API key\?", r"(ANTHROPIC_API_KEY: \S+)"),
+        Dialog("bypass-permissions", r"Bypass Permissions mode", r"(Bypass Permissions mode)"),
+        Dialog("permission", r"^\s*Do you want to [^\n]*\?\s*\n\s*\u276f?\s*1\. Yes",
+               r"─{20,}\n((?:(?!─{20,})[^\n]*\n)*?)\s*Do you want to"),
+        Dialog("login", r"Select login method|Not logged in · (?:Please )?[Rr]un /login", r"(Not logged in)"),
+        Dialog("onboarding", r"Choose the text style|Let's get started", ""),
+    ),
+    config_dir="~/.claude",
+    config_dir_env="CLAUDE_CONFIG_DIR",
+    session_log="projects/*/{session_id}.jsonl",
+    value_flags=frozenset({
+        "--model", "--fallback-model", "--permission-mode", "--allowedTools", "--allowed-tools",
+        "--disallowedTools", "--disallowed-tools", "--tools", "--append-system-prompt", "--system-prompt",
+        "--add-dir", "--mcp-config", "--settings", "--setting-sources", "--agents", "--agent",
+        "--output-format", "--input-format", "--plugin-dir", "--betas", "--effort", "--debug-file",
+    }),
+)
+
+# What Codex CLI 0.171 shows.
+CODEX_INTERACTION = Interaction(
+    ready_pattern=r"^\u203a(?:\s|$)",
+    dialogs=(
+        Dialog("trust", r"Trust this folder\?|Do you trust the contents of this directory", r"Folder access\s*\n\s*(\S+)"),
+        Dialog("login", r"Sign in with ChatGPT", ""),
+        Dialog("permission", r"Would you like to (?:run|make|apply)[^\n]*\?|Allow command\?", r"\$ ([^\n]+)"),
+    ),
+    config_dir="~/.codex",
+    config_dir_env="CODEX_HOME",
+    session_log="sessions/*/*/*/rollout-*-{session_id}.jsonl",
+    session_file=r"/rollout-[^/]*-(" + _UUID + r")\.jsonl$",
+    value_flags=frozenset({
+        "-m", "--model", "-c", "--config", "-p", "--profile", "-s", "--sandbox", "-a", "--ask-for-approval",
+        "-C", "--cd", "-i", "--image", "--add-dir", "--local-provider", "--enable", "--disable",
+    }),
+)
+
+# Arguments with which the user manages the conversation themselves.
+_CLAUDE_SESSION_FLAGS = frozenset({"--session-id", "--resume", "-r", "--continue", "-c", "--fork-session",
+                                   "-p", "--print"})
+
+
+@dataclass(frozen=True)
+class ClaudeAgentType(AgentType):
+    def launch(self, args: Sequence[str]) -> Launch:
+        assert self.interaction is not None
+        if any(arg.split("=", 1)[0] in _CLAUDE_SESSION_FLAGS for arg in args):
+            return Launch(self.command_line(args))
+        session_id = str(uuid.uuid4())
+        flags = self.interaction.flags_only(args)
+        return Launch(
+            self.command_line(["--session-id", session_id, *args]),
+            session_id=session_id,
+            resume_command=self.command_line(["--resume", session_id, *flags]),
+            restart_command=self.command_line(["--session-id", session_id, *flags]),
+        )
+
+
+    def own_arguments(self, args: Sequence[str]) -> list[str]:
+        kept = list(args)
+        if kept[:1] == ["--session-id"]:
+            del kept[:2]
+        return kept
+
+
+_CODEX_SUBCOMMANDS = frozenset({"exec", "e", "resume", "fork", "review", "login", "logout", "mcp", "apply"})
+
+
+@dataclass(frozen=True)
+class CodexAgentType(AgentType):
+    def launch(self, args: Sequence[str]) -> Launch:
+        assert self.interaction is not None
+        if args and args[0] in _CODEX_SUBCOMMANDS:  # not the interactive CLI, or a session of the user's
+            return Launch(self.command_line(args))
+        flags = self.interaction.flags_only(args)
+        # The session id placeholder is filled in on the host, once the CLI has chosen it.
+        resume = self.command_line(["resume", *flags]) + " {session_id}"
+        return Launch(self.command_line(args), resume_command=resume, restart_command=self.command_line(flags))
+
+
 BUILTIN_AGENT_TYPES = [
     AgentType("command", "", "runs the command given after --"),
-    AgentType("claude", "claude", "Claude Code", ready_quiet_seconds=2.0),
-    AgentType("codex", "codex", "OpenAI Codex CLI", ready_quiet_seconds=2.0),
+    ClaudeAgentType("claude", "claude", "Claude Code", ready_quiet_seconds=2.0, interaction=CLAUDE_INTERACTION),
+    CodexAgentType("codex", "codex", "OpenAI Codex CLI", ready_quiet_seconds=2.0, interaction=CODEX_INTERACTION),
 ]
+
+
+def interaction_for(agent_types: Mapping[str, AgentType], type_name: str, launch: Launch) -> dict[str, Any] | None:
+    """What the helper keeps for an agent of ``type_name`` run by ``launch`` (None: plain typing)."""
+    agent_type = agent_types.get(type_name)
+    if agent_type is None or agent_type.interaction is None:
+        return None
+    return agent_type.interaction.wire(launch)
 
 
 @hookimpl

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -24,6 +24,8 @@ _SAFE_TO_REPEAT = (
 # A busy sshd (MaxStartups) drops handshakes at random while many are in progress; with
 # 50 hosts behind one sshd on a loaded machine, four tries were seen to lose one.
 _CONNECT_ATTEMPTS = 6
+# The helper's own wait for a message to show in the agent's session log, and some to spare.
+_CONFIRM_ALLOWANCE = 20.0
 
 
 class HostHandle:
@@ -137,6 +139,7 @@ class HostHandle:
         work_dir: str,
         env: Mapping[str, str],
         labels: Mapping[str, str],
+        interaction: dict[str, Any] | None = None,
     ) -> protocol.AgentInfo:
         request = protocol.CreateAgent(
             name=name,
@@ -148,6 +151,7 @@ class HostHandle:
             labels=dict(labels),
             base_env=self.provider.agent_base_env(self.host),
             umask=self.provider.agent_umask(self.host),
+            interaction=interaction,
         )
         return self._call(request, protocol.AgentReply, timeout=self.timeout).agent
 
@@ -181,7 +185,9 @@ class HostHandle:
             ready_quiet_seconds=ready_quiet_seconds,
             ready_timeout=ready_timeout,
         )
-        timeout = None if self.timeout is None else self.timeout + (ready_timeout if wait_ready else 0)
+        # An agent that tells when it takes input is waited for, and its taking the message
+        # confirmed (up to CONFIRM_SECONDS on the host), whether or not it was just started.
+        timeout = None if self.timeout is None else self.timeout + ready_timeout + _CONFIRM_ALLOWANCE
         self._call(request, protocol.Done, timeout=timeout)
 
     def capture(self, name: str, full: bool = False) -> bytes:

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from . import state, tmux
+from . import conversation, state, tmux
 from .wire import RequestFailed
 
 _NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
@@ -141,7 +141,23 @@ def _info(record, pane, quiet_seconds, now):
         "exit_status": _exit_status(record, pane) if pane is not None and pane.dead else None,
         "idle_seconds": idle_seconds,
         "problem": None,
+        "waiting_reason": None,
+        "waiting_detail": "",
     }
+
+
+def _add_waiting_reason(info, record):
+    """What a WAITING agent whose type tells (its record has an interaction) is waiting on."""
+    interaction = record.get("interaction")
+    if info["state"] != WAITING or not isinstance(interaction, dict):
+        return
+    try:
+        screen = conversation.screen_text(tmux.session_name(record["name"]))
+    except tmux.TmuxError:
+        return
+    reason, detail = conversation.classify(screen, interaction)
+    info["waiting_reason"] = reason
+    info["waiting_detail"] = detail
 
 
 def _exit_status(record, pane):
@@ -168,6 +184,8 @@ def _unknown(name, agent_id, problem):
         "exit_status": None,
         "idle_seconds": None,
         "problem": problem,
+        "waiting_reason": None,
+        "waiting_detail": "",
     }
 
 
@@ -183,7 +201,9 @@ def list_agents(quiet_seconds):
     for record in records.values():
         session = tmux.session_name(record["name"])
         claimed_sessions.add(session)
-        agents.append(_info(record, panes.get(session), quiet_seconds, now))
+        info = _info(record, panes.get(session), quiet_seconds, now)
+        _add_waiting_reason(info, record)
+        agents.append(info)
     for agent_id, problem in problems:
         agents.append(_unknown("", agent_id, problem))
     for session in sorted(panes):
@@ -232,7 +252,7 @@ def _agent_env(agent_id, name, extra_env, base_env=None):
     return env
 
 
-def _launch(agent_id, record, extra_env, base_env, umask):
+def _launch(agent_id, record, extra_env, base_env, umask, command):
     env = _agent_env(agent_id, record["name"], extra_env, base_env)
     _check_binary(record.get("binary"), env)
     if not os.path.isdir(record["work_dir"]):
@@ -247,7 +267,7 @@ def _launch(agent_id, record, extra_env, base_env, umask):
         launch_path,
         {
             "env": env,
-            "command": record["command"],
+            "command": command,
             "wrapper": _STATUS_KEEPER,
             "status_file": status_file,
             "umask": state.original_umask() if umask is None else umask,
@@ -303,12 +323,14 @@ def create_agent(request):
             "labels": request["labels"],
             "env_keys": sorted(request["env"]),
         }
+        if isinstance(request.get("interaction"), dict):
+            record["interaction"] = request["interaction"]
         try:
             state.atomic_write_json(os.path.join(directory, "env.json"), request["env"])
             state.atomic_write_json(os.path.join(directory, "record.json"), record)
             events = os.path.join(directory, "events.jsonl")
             state.append_event(events, "created", agent_type=record["type"])
-            _launch(agent_id, record, request["env"], request["base_env"], request["umask"])
+            _launch(agent_id, record, request["env"], request["base_env"], request["umask"], record["command"])
         except BaseException:
             tmux.kill_session(session)
             _remove_agent_dir(agent_id)
@@ -321,6 +343,7 @@ def stop_agent(name):
     check_name(name)
     with state.named_lock("agent-" + name):
         agent_id, record = _require_record(name)
+        conversation.session_id(agent_id, record)  # found while the CLI still holds its log open
         tmux.kill_session(tmux.session_name(name))
         record["status"] = "stopped"
         directory = state.agent_dir(agent_id)
@@ -339,7 +362,8 @@ def start_agent(name, base_env=None, umask=None):
             return _agent_info_now(record)
         if pane is not None:
             tmux.kill_session(session)
-        _launch(agent_id, record, _read_env(agent_id), base_env, umask)
+        command = conversation.launch_command(agent_id, record)
+        _launch(agent_id, record, _read_env(agent_id), base_env, umask, command)
         record["status"] = "running"
         directory = state.agent_dir(agent_id)
         state.atomic_write_json(os.path.join(directory, "record.json"), record)
@@ -385,9 +409,13 @@ def send_message(request):
             raise RequestFailed("stopped", "agent %r is stopped (start it with: mngr start %s)" % (name, name))
         if pane.dead:
             raise RequestFailed("stopped", "agent %r has exited (state DONE)" % name)
-        if request["wait_ready"]:
-            _wait_until_ready(session, request)
-        tmux.send_text(session, request["text"])
+        record = _find_record(name)[1] or {}
+        if isinstance(record.get("interaction"), dict):
+            conversation.deliver(session, agent_id, record, request["text"], request["ready_timeout"], name)
+        else:
+            if request["wait_ready"]:
+                _wait_until_ready(session, request)
+            tmux.send_text(session, request["text"])
         state.append_event(
             os.path.join(state.agent_dir(agent_id), "events.jsonl"),
             "message_sent",

@@ -205,6 +205,27 @@ def capture_pane(session, full=False):
     return run(args).stdout
 
 
+def paste_text(session, text):
+    """Paste ``text`` into the agent's pane as one bracketed paste, without pressing Enter.
+
+    An agent CLI that asked for bracketed paste sees the whole text as one paste whatever its
+    length or speed, so no part of it is taken for a keypress (a newline is not Enter).
+    """
+    target = agent_pane_target(session)
+    buffer_name = "mngr-msg-" + os.urandom(8).hex()
+    run(["load-buffer", "-b", buffer_name, "-"], input_bytes=text.encode("utf-8"))
+    try:
+        run(["if-shell", "-F", "-t", target, "#{pane_in_mode}", "send-keys -t %s -X cancel" % target,
+             ";", "paste-buffer", "-d", "-p", "-r", "-b", buffer_name, "-t", target])
+    except TmuxError:
+        run(["delete-buffer", "-b", buffer_name], check=False)  # the pane went away
+        raise
+
+
+def press_enter(session):
+    run(["send-keys", "-t", agent_pane_target(session), "Enter"])
+
+
 def send_text(session, text):
     """Type ``text`` into the agent's pane literally, then press Enter.
 

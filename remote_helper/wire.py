@@ -39,6 +39,7 @@ MESSAGES = {
         "labels": ("map", {}),
         "base_env": ("map?", None),
         "umask": ("int?", None),
+        "interaction": ("object?", None),
     },
     "StopAgent": {"name": ("str", REQUIRED)},
     "StartAgent": {"name": ("str", REQUIRED), "base_env": ("map?", None), "umask": ("int?", None)},
@@ -166,6 +167,8 @@ AGENT_INFO_FIELDS = {
     "exit_status": ("int?", None),
     "idle_seconds": ("float?", None),
     "problem": ("str?", None),
+    "waiting_reason": ("str?", None),
+    "waiting_detail": ("str", ""),
 }
 
 

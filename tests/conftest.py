@@ -22,6 +22,8 @@ from tests.processes import pids_where
 if TYPE_CHECKING:
     import docker
 
+    from tests.model_standin import ModelStandin
+
 MNGR_BIN = Path(sys.executable).with_name("mngr")
 
 
@@ -273,3 +275,31 @@ def terminal_running_mngr(sandbox: Sandbox, *args: str) -> Iterator[OuterTermina
         yield terminal
     finally:
         subprocess.run(["tmux", "-L", terminal.server, "kill-server"], capture_output=True)
+
+
+class AgentUser:
+    """The sandbox's user, with the real claude and codex CLIs set up against a model stand-in."""
+
+    def __init__(self, sandbox: Sandbox, standin: ModelStandin, home: Path) -> None:
+        self.sandbox = sandbox
+        self.standin = standin
+        self.home = home
+
+
+@pytest.fixture
+def agent_user(sandbox: Sandbox) -> Iterator[AgentUser]:
+    """The real agent CLIs under a HOME of the test's, the sandbox's work dir trusted by both."""
+    from tests import agent_clis
+    from tests.model_standin import ModelStandin
+
+    reason = agent_clis.missing_reason()
+    if reason is not None:
+        pytest.fail(reason)
+    standin = ModelStandin()
+    home = sandbox.root / "home"
+    agent_clis.set_up_home(home, standin, trusted=[sandbox.work_dir])
+    sandbox.env.update(agent_clis.user_environment(home, standin, sandbox.env["PATH"]))
+    try:
+        yield AgentUser(sandbox, standin, home)
+    finally:
+        standin.close()

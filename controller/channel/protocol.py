@@ -31,6 +31,11 @@ class AgentInfo(msgspec.Struct, kw_only=True):
     exit_status: int | None = None
     idle_seconds: float | None = None
     problem: str | None = None
+    # What a WAITING agent of a type that tells is waiting on: "input", "permission", "trust",
+    # "api-key", "login", "bypass-permissions" or another dialog its type names; None when
+    # its type cannot tell, or it is not waiting.
+    waiting_reason: str | None = None
+    waiting_detail: str = ""  # what the dialog asks, as shown on the screen
 
 
 class HostIdle(msgspec.Struct, kw_only=True):
@@ -73,6 +78,9 @@ class CreateAgent(msgspec.Struct, tag=True, kw_only=True):
     base_env: dict[str, str] | None = None
     # The umask the agent runs with (the user's, for the local host); None: the helper's.
     umask: int | None = None
+    # How the helper talks to this agent type (see controller/agent_types.py Interaction.wire);
+    # None: type the text and press Enter, as for any command.
+    interaction: dict[str, Any] | None = None
 
 
 class StopAgent(msgspec.Struct, tag=True):

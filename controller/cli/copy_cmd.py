@@ -7,6 +7,7 @@ import tempfile
 import click
 
 from .. import sync
+from ..agent_types import Launch, interaction_for
 from ..channel.protocol import AgentInfo
 from ..errors import MngrError, UsageError
 from ..fleet import LocatedAgent, list_fleet, locate
@@ -19,7 +20,7 @@ from .context import App, pass_app
 _HELP = {"help_option_names": ["-h", "--help"]}
 
 
-def _copy(agent: LocatedAgent, target: HostHandle, new_name: str, work_dir: str | None) -> AgentInfo:
+def _copy(app: App, agent: LocatedAgent, target: HostHandle, new_name: str, work_dir: str | None) -> AgentInfo:
     """Create ``new_name`` on ``target`` from ``agent``: its spec and a copy of its work dir."""
     path = target.provider.resolve_work_dir(target.host, work_dir) if work_dir else ""
     target.connect()
@@ -27,8 +28,11 @@ def _copy(agent: LocatedAgent, target: HostHandle, new_name: str, work_dir: str 
     with tempfile.TemporaryDirectory(prefix="mngr-copy-") as scratch:
         spec, made = sync.copy_work_dir(agent.handle, agent.info.name, target, new_name, path, scratch)
     try:
-        info = target.create_agent(name=new_name, agent_type=spec.agent_type, command=spec.command,
-                                   binary=spec.binary, work_dir=made, env=spec.env, labels=spec.labels)
+        agent_type = app.registry.agent_types.get(spec.agent_type)
+        launch = agent_type.relaunch(spec.command) if agent_type else Launch(spec.command)
+        info = target.create_agent(name=new_name, agent_type=spec.agent_type, command=launch.command,
+                                   binary=spec.binary, work_dir=made, env=spec.env, labels=spec.labels,
+                                   interaction=interaction_for(app.registry.agent_types, spec.agent_type, launch))
     except BaseException:
         target.prepare_work_dir(new_name, made, remove=True)
         raise
@@ -92,7 +96,7 @@ def clone(app: App, name: str, new_name: str, host: str | None, provider_name: s
             raise UsageError(f"an agent named {new_name!r} already exists")
         target = _target(app, agent, provider_name, host, accept_new_host_key)
         try:
-            info = _copy(agent, target, new_name, work_dir)
+            info = _copy(app, agent, target, new_name, work_dir)
         finally:
             if target is not agent.handle:
                 target.close()
@@ -129,7 +133,7 @@ def migrate(app: App, name: str, host: str, provider_name: str | None, work_dir:
             if was_running:
                 agent.handle.stop_agent(name)
             try:
-                info = _copy(agent, target, name, work_dir)
+                info = _copy(app, agent, target, name, work_dir)
             except BaseException:
                 if was_running:
                     agent.handle.start_agent(name)

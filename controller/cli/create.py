@@ -9,6 +9,7 @@ import click
 import msgspec
 
 from .. import completion, templates
+from ..agent_types import Launch, interaction_for
 from ..errors import MissingBinary, MngrError, UsageError
 from ..hosts import HostHandle
 from ..idle_options import MODES_HELP, SOURCES_HELP, settings_requests
@@ -166,7 +167,7 @@ def create(
         raise UsageError("--initial-message is empty")
 
     agent_type = app.registry.agent_type(type_name)
-    command = agent_type.command_line(agent_args)
+    launch = agent_type.launch(agent_args)
     native_snapshot = None
     if snapshot_id is not None:
         from .. import snapshots
@@ -231,18 +232,21 @@ def create(
 
                 spec, directory = snapshots.restore(snapshot_id, handle, name, directory)
             if spec is not None:
-                type_name, command, binary = spec["agent_type"], spec["command"], spec.get("binary")
+                type_name, binary = spec["agent_type"], spec.get("binary")
+                launch = app.registry.agent_types[type_name].relaunch(spec["command"]) \
+                    if type_name in app.registry.agent_types else Launch(spec["command"])
                 env = {**spec.get("env", {}), **env}
                 labels = {**spec.get("labels", {}), **labels}
             try:
                 info = handle.create_agent(
                     name=name,
                     agent_type=type_name,
-                    command=command,
+                    command=launch.command,
                     binary=binary,
                     work_dir=directory,
                     env=env,
                     labels=labels,
+                    interaction=interaction_for(app.registry.agent_types, type_name, launch),
                 )
             except BaseException as exc:
                 if fresh_dir and native_snapshot is None:  # the work dir was made for this agent only

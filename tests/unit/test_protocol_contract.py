@@ -30,7 +30,7 @@ SAMPLES: dict[str, msgspec.Struct] = {
     "CreateAgent": protocol.CreateAgent(
         name="demo", agent_type="command", command="echo 'héllo' \"$(x)\"; \\", binary="echo",
         work_dir="/tmp/wd", env={"A": "1\n2", "B": "\u2603"}, labels={"k": "v"}, base_env={"PATH": "/bin"},
-        umask=0o027,
+        umask=0o027, interaction={"ready_pattern": "^> ", "dialogs": [["trust", "Trust\\?", ""]], "session_id": ""},
     ),
     "StopAgent": protocol.StopAgent("demo"),
     "StartAgent": protocol.StartAgent("demo", base_env=None),
@@ -102,6 +102,8 @@ def _kind(annotation: object) -> str:
         kind = "float"
     elif origin is dict and typing.get_args(annotation) == (str, str):
         kind = "map"
+    elif origin is dict and typing.get_args(annotation) == (str, typing.Any):
+        kind = "object"
     elif origin is list:
         kind = "list"
     elif isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):

@@ -1,0 +1,269 @@
+"""Talking to an interactive agent CLI: what its screen says it waits on, where it logs its
+conversation, and delivering a message so that it is really submitted.
+
+An agent's record carries its type's ``interaction`` (see the controller's agent_types.py):
+regexes for its input box and dialogs, and where its session logs live. A message is pasted
+as one bracketed paste, then Enter is pressed, and it counts as delivered only once the
+agent's own session log holds it (or its screen shows it queued behind the current step).
+"""
+
+import glob
+import json
+import os
+import re
+import time
+
+from . import state, tmux
+from .wire import RequestFailed
+
+# How long a pasted and submitted message may take to show in the session log.
+CONFIRM_SECONDS = 15.0
+# Enter is pressed again when a message is not confirmed after these many seconds: a CLI that
+# was still starting, or took the first Enter into its paste, submits on the next.
+_ENTER_AGAIN_AFTER = (1.5, 4.0)
+_POLL_SECONDS = 0.1
+_DETAIL_MAX = 200
+
+
+def classify(screen, interaction):
+    """(reason, detail) for what the screen shows: a dialog's reason, "input" when the input
+    box is there, or None while the CLI draws neither (starting, or a screen mngr does not know)."""
+    for reason, pattern, detail_pattern in interaction.get("dialogs") or []:
+        try:
+            if not re.search(pattern, screen, re.M):
+                continue
+            found = re.search(detail_pattern, screen, re.M) if detail_pattern else None
+        except re.error:
+            continue
+        detail = " ".join(found.group(1).split()) if found and found.groups() else ""
+        return reason, detail[:_DETAIL_MAX]
+    try:
+        if re.search(interaction.get("ready_pattern") or "(?!)", screen, re.M):
+            return "input", ""
+    except re.error:
+        pass
+    return None, ""
+
+
+def screen_text(session):
+    return tmux.capture_pane(session).decode("utf-8", "replace")
+
+
+def describe_wait(reason, detail):
+    return reason + (": " + detail if detail else "")
+
+
+def _launch_env(agent_id):
+    try:
+        env = state.read_json(os.path.join(state.agent_dir(agent_id), "launch.json"))["env"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return dict(os.environ)
+    return env if isinstance(env, dict) else dict(os.environ)
+
+
+def config_dir(agent_id, interaction):
+    """The CLI's config dir as the agent sees it (its own environment and home)."""
+    env = _launch_env(agent_id)
+    override = interaction.get("config_dir_env")
+    if override and env.get(override):
+        return env[override]
+    directory = interaction.get("config_dir") or ""
+    if directory.startswith("~"):
+        home = env.get("HOME") or os.path.expanduser("~")
+        directory = home + directory[1:]
+    return directory
+
+
+def agent_pids(agent_id):
+    """Processes whose environment says they belong to this agent (Linux /proc; [] elsewhere)."""
+    marker = ("MNGR_AGENT_ID=%s\0" % agent_id).encode()
+    pids = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return pids
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/environ" % entry, "rb") as handle:
+                environ = handle.read()
+        except OSError:
+            continue
+        if marker in b"\0" + environ or environ.startswith(marker):
+            pids.append(int(entry))
+    return pids
+
+
+def _discover_session_id(agent_id, interaction):
+    """The session id of a CLI that picks its own, from the log file its processes hold open."""
+    try:
+        pattern = re.compile(interaction.get("session_file") or "(?!)")
+    except re.error:
+        return ""
+    for pid in agent_pids(agent_id):
+        fd_dir = "/proc/%d/fd" % pid
+        try:
+            descriptors = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            try:
+                target = os.readlink(os.path.join(fd_dir, descriptor))
+            except OSError:
+                continue
+            found = pattern.search(target)
+            if found:
+                return found.group(1)
+    return ""
+
+
+def session_id(agent_id, record, discover=True):
+    """The agent's session id: chosen at create, or found once its CLI picked one (then kept)."""
+    interaction = record.get("interaction") or {}
+    known = interaction.get("session_id") or ""
+    if known or not discover or not interaction.get("session_file"):
+        return known
+    found = _discover_session_id(agent_id, interaction)
+    if found:
+        interaction["session_id"] = found
+        _remember_session_id(agent_id, found)
+    return found
+
+
+def _remember_session_id(agent_id, found):
+    path = os.path.join(state.agent_dir(agent_id), "record.json")
+    try:
+        record = state.read_json(path)
+    except (OSError, ValueError):
+        return
+    if isinstance(record, dict) and isinstance(record.get("interaction"), dict):
+        record["interaction"]["session_id"] = found
+        state.atomic_write_json(path, record)
+
+
+def session_log_path(agent_id, record, discover=True):
+    """Path of the agent's own session log, or None if it has none (yet)."""
+    interaction = record.get("interaction") or {}
+    session = session_id(agent_id, record, discover)
+    if not session or not interaction.get("session_log"):
+        return None
+    pattern = os.path.join(glob.escape(config_dir(agent_id, interaction)),
+                           interaction["session_log"].replace("{session_id}", glob.escape(session)))
+    found = glob.glob(pattern)
+    return max(found, key=_mtime) if found else None
+
+
+def _mtime(path):
+    try:
+        return os.path.getmtime(path)
+    except OSError:
+        return 0.0
+
+
+def launch_command(agent_id, record):
+    """The command line a restart runs: the conversation resumed when there is one to resume."""
+    interaction = record.get("interaction") or {}
+    if not interaction:
+        return record["command"]
+    session = session_id(agent_id, record)
+    if session and interaction.get("resume_command") and session_log_path(agent_id, record, discover=False):
+        return interaction["resume_command"].replace("{session_id}", session)
+    return interaction.get("restart_command") or record["command"]
+
+
+def _probe(text):
+    """A piece of the message that its session log holds verbatim once the agent took it."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:60]
+    return text[:60]
+
+
+def _json_forms(probe):
+    # Both CLIs write UTF-8 JSON without escaping non-ASCII characters or slashes.
+    encoded = json.dumps(probe, ensure_ascii=False)[1:-1]
+    return [encoded.encode("utf-8"), json.dumps(probe)[1:-1].encode("ascii")]
+
+
+def _log_size(path):
+    try:
+        return os.path.getsize(path) if path else 0
+    except OSError:
+        return 0
+
+
+def _logged_since(path, offset, forms):
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except (OSError, TypeError):
+        return False
+    return any(form in data for form in forms)
+
+
+def wait_for_input(session, interaction, timeout, name):
+    """Wait until the agent shows its input box; refuse at once when it holds a dialog."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pane = tmux.list_sessions_panes().get(session)
+        if pane is None or pane.dead:
+            raise RequestFailed("stopped", "agent %r exited before it was ready for input" % name)
+        reason, detail = classify(screen_text(session), interaction)
+        if reason == "input":
+            return
+        if reason is not None:
+            raise RequestFailed(
+                "dialog",
+                "agent %r is waiting on a %s dialog (%s), which mngr does not answer for you: "
+                "answer it with `mngr connect %s`" % (name, reason, detail or "no detail", name),
+            )
+        if time.monotonic() >= deadline:
+            raise RequestFailed(
+                "timeout", "agent %r did not show its input box within %.0f s; it is still running" % (name, timeout)
+            )
+        time.sleep(_POLL_SECONDS)
+
+
+def deliver(session, agent_id, record, text, ready_timeout, name):
+    """Paste ``text``, submit it, and return once the agent's session log holds it.
+
+    Returns "submitted", or "queued" when the agent is busy and shows the message waiting for
+    its current step (Codex logs such a message only once it takes it)."""
+    interaction = record["interaction"]
+    wait_for_input(session, interaction, ready_timeout, name)
+    path = session_log_path(agent_id, record)
+    offset = _log_size(path)
+    forms = _json_forms(_probe(text))
+    queued = re.compile(r"^\s*↳ " + re.escape(_probe(text)[:30]), re.M)
+    tmux.paste_text(session, text)
+    started = time.monotonic()
+    tmux.press_enter(session)
+    enters_left = list(_ENTER_AGAIN_AFTER)
+    while True:
+        if path is None:
+            path = session_log_path(agent_id, record)  # created by this first message
+            offset = 0
+        if path is not None and _logged_since(path, offset, forms):
+            return "submitted"
+        pane = tmux.list_sessions_panes().get(session)
+        if pane is None or pane.dead:
+            raise RequestFailed("stopped", "agent %r exited before it took the message" % name)
+        screen = screen_text(session)
+        if queued.search(screen):
+            return "queued"
+        elapsed = time.monotonic() - started
+        if elapsed >= CONFIRM_SECONDS:
+            reason, detail = classify(screen, interaction)
+            waiting = "; it shows " + describe_wait(reason, detail) if reason not in (None, "input") else ""
+            raise RequestFailed(
+                "not_submitted",
+                "the message was typed into %r but its session log does not show it taken after %.0f s%s"
+                % (name, CONFIRM_SECONDS, waiting),
+            )
+        if enters_left and elapsed >= enters_left[0]:
+            enters_left.pop(0)
+            if classify(screen, interaction)[0] == "input":
+                tmux.press_enter(session)
+        time.sleep(_POLL_SECONDS)
