@@ -55,6 +55,7 @@ class Interaction:
     """
 
     ready_pattern: str  # the screen shows the agent's input box
+    busy_pattern: str = ""  # the screen shows it working on a turn
     dialogs: tuple[Dialog, ...] = ()
     config_dir: str = ""
     config_dir_env: str = ""
@@ -67,6 +68,7 @@ class Interaction:
         """What the helper keeps in the agent's record (CreateAgent.interaction)."""
         return {
             "ready_pattern": self.ready_pattern,
+            "busy_pattern": self.busy_pattern,
             "dialogs": [[dialog.reason, dialog.pattern, dialog.detail] for dialog in self.dialogs],
             "config_dir": self.config_dir,
             "config_dir_env": self.config_dir_env,
@@ -151,6 +153,7 @@ _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 # character is U+276F, Codex's U+203A; both are followed by a no-break space.
 CLAUDE_INTERACTION = Interaction(
     ready_pattern=r"^─{20,}\n\u276f(?:\s|$)",
+    busy_pattern=r"esc to interrupt",
     dialogs=(
         Dialog("trust", r"Yes, I trust this folder|Do you trust the files in this folder", r"Accessing workspace:\s*(\S+)"),
         Dialog("api-key", r"Do you want to use this API key\?", r"(ANTHROPIC_API_KEY: \S+)"),
@@ -174,6 +177,7 @@ CLAUDE_INTERACTION = Interaction(
 # What Codex CLI 0.171 shows.
 CODEX_INTERACTION = Interaction(
     ready_pattern=r"^\u203a(?:\s|$)",
+    busy_pattern=r"esc to interrupt",
     dialogs=(
         Dialog("trust", r"Trust this folder\?|Do you trust the contents of this directory", r"Folder access\s*\n\s*(\S+)"),
         Dialog("login", r"Sign in with ChatGPT", ""),

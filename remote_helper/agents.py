@@ -146,18 +146,31 @@ def _info(record, pane, quiet_seconds, now):
     }
 
 
-def _add_waiting_reason(info, record):
-    """What a WAITING agent whose type tells (its record has an interaction) is waiting on."""
-    interaction = record.get("interaction")
-    if info["state"] != WAITING or not isinstance(interaction, dict):
+def _read_screens(infos_and_records):
+    """Agents whose type tells what they do from their screen: their state from it.
+
+    Working on a turn is RUNNING; its input box or a dialog is WAITING, with the reason. A
+    screen that shows neither (the CLI starting) keeps the state that output activity gave.
+    """
+    interactive = [(info, record) for info, record in infos_and_records
+                   if info["state"] in (RUNNING, WAITING) and isinstance(record.get("interaction"), dict)]
+    if not interactive:
         return
     try:
-        screen = conversation.screen_text(tmux.session_name(record["name"]))
+        screens = tmux.capture_panes([tmux.session_name(record["name"]) for _, record in interactive])
     except tmux.TmuxError:
         return
-    reason, detail = conversation.classify(screen, interaction)
-    info["waiting_reason"] = reason
-    info["waiting_detail"] = detail
+    for info, record in interactive:
+        screen = screens.get(tmux.session_name(record["name"]))
+        if screen is None:
+            continue
+        reason, detail = conversation.classify(screen, record["interaction"])
+        if reason is not None and reason != "input":
+            info["state"], info["waiting_reason"], info["waiting_detail"] = WAITING, reason, detail
+        elif conversation.shows_busy(screen, record["interaction"]):
+            info["state"] = RUNNING
+        elif reason == "input":
+            info["state"], info["waiting_reason"] = WAITING, reason
 
 
 def _exit_status(record, pane):
@@ -198,12 +211,13 @@ def list_agents(quiet_seconds):
     now = time.time()
     agents = []
     claimed_sessions = set()
+    listed = []
     for record in records.values():
         session = tmux.session_name(record["name"])
         claimed_sessions.add(session)
-        info = _info(record, panes.get(session), quiet_seconds, now)
-        _add_waiting_reason(info, record)
-        agents.append(info)
+        listed.append((_info(record, panes.get(session), quiet_seconds, now), record))
+    _read_screens(listed)
+    agents.extend(info for info, _ in listed)
     for agent_id, problem in problems:
         agents.append(_unknown("", agent_id, problem))
     for session in sorted(panes):

@@ -45,6 +45,13 @@ def classify(screen, interaction):
     return None, ""
 
 
+def shows_busy(screen, interaction):
+    try:
+        return bool(interaction.get("busy_pattern")) and re.search(interaction["busy_pattern"], screen, re.M) is not None
+    except re.error:
+        return False
+
+
 def screen_text(session):
     return tmux.capture_pane(session).decode("utf-8", "replace")
 

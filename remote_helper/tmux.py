@@ -226,6 +226,29 @@ def press_enter(session):
     run(["send-keys", "-t", agent_pane_target(session), "Enter"])
 
 
+def capture_panes(sessions):
+    """{session: screen text} for many agents' panes in one tmux call (panes gone are left out)."""
+    if not sessions:
+        return {}
+    separator = "mngr-screen-" + os.urandom(8).hex()
+    args = []
+    for session in sessions:
+        if args:
+            args.append(";")
+        args += ["display-message", "-p", separator, ";", "capture-pane", "-p", "-t", agent_pane_target(session)]
+    # One missing pane makes tmux stop at its command: then each is captured on its own.
+    completed = run(args, check=False)
+    if completed.returncode != 0:
+        screens = {}
+        for session in sessions:
+            single = run(["capture-pane", "-p", "-t", agent_pane_target(session)], check=False)
+            if single.returncode == 0:
+                screens[session] = single.stdout.decode("utf-8", "replace")
+        return screens
+    parts = completed.stdout.decode("utf-8", "replace").split(separator + "\n")[1:]
+    return dict(zip(sessions, parts))
+
+
 def send_text(session, text):
     """Type ``text`` into the agent's pane literally, then press Enter.
 

@@ -26,7 +26,7 @@ LABEL_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 AGENT_FIELDS = (
     "id", "name", "type", "state", "host", "provider", "work_dir", "command",
-    "created_at", "labels", "pid", "exit_status", "idle_seconds", "problem",
+    "created_at", "labels", "pid", "exit_status", "idle_seconds", "problem", "waiting_reason", "waiting_detail",
 )
 STATES = ("RUNNING", "WAITING", "DONE", "STOPPED", "UNKNOWN", "GONE")  # GONE: its host was removed
 LIVE_STATES = ("RUNNING", "WAITING")  # the agent's process is there to talk to
@@ -82,7 +82,16 @@ def agent_row(info: AgentInfo, host: str, provider: str) -> dict[str, Any]:
         "exit_status": info.exit_status,
         "idle_seconds": None if info.idle_seconds is None else round(info.idle_seconds, 1),
         "problem": info.problem,
+        "waiting_reason": info.waiting_reason,
+        "waiting_detail": info.waiting_detail,
     }
+
+
+def state_cell(row: dict[str, Any]) -> str:
+    """The state as a table shows it: a WAITING agent says on what, when its type tells."""
+    if row["state"] == "WAITING" and row.get("waiting_reason"):
+        return f"WAITING ({row['waiting_reason']})"
+    return str(row["state"])
 
 
 def check_format(output_format: str) -> None:

@@ -11,7 +11,7 @@ import click
 from .. import output
 from ..durations import format_duration
 from ..fleet import list_fleet
-from .common import AGENT_FIELDS, LABEL_KEY_PATTERN, STATES, agent_row, host_row, parse_pairs
+from .common import AGENT_FIELDS, LABEL_KEY_PATTERN, STATES, agent_row, host_row, parse_pairs, state_cell
 from .completion_cmd import provider_names
 from .context import App, pass_app
 
@@ -88,7 +88,7 @@ def _print(
             click.echo(output.to_jsonl(row))
     elif output_format == "human":
         table_rows = [
-            [row["name"], row["state"], row["type"], row["host"], row["provider"],
+            [row["name"], state_cell(row), row["type"], row["host"], row["provider"],
              output.age(row["created_at"]), row["work_dir"] or (row["problem"] or "")]
             for row in rows
         ]

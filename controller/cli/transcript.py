@@ -180,3 +180,8 @@ def capture(app: App, name: str, full: bool) -> None:
         screen = agent.handle.capture(name, full)
     text = screen.decode("utf-8", "replace")
     click.echo(text.rstrip("\n"))
+    reason = agent.info.waiting_reason
+    if agent.info.state == "WAITING" and reason and reason != "input":
+        detail = f": {agent.info.waiting_detail}" if agent.info.waiting_detail else ""
+        click.echo(f"mngr: {name} is waiting on a {reason} dialog{detail} (answer it with: mngr connect {name})",
+                   err=True)
