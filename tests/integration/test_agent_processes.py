@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -172,3 +173,51 @@ def test_a_daemon_another_running_agent_uses_lives_until_that_agent_stops(sandbo
     assert sandbox.mngr("destroy", "-f", "client").returncode == 0
     assert processes_of(client_id) == []
     assert processes_of(server_id) == []
+
+
+AGENT_CLIS = Path(__file__).resolve().parents[2] / ".venv" / "agent-clis" / "node_modules" / ".bin"
+
+
+@pytest.fixture
+def codex_sandbox(sandbox):
+    """The sandbox with the real codex CLI on PATH and a HOME whose codex config skips the
+    login screen: a custom provider at a closed local port (the TUI starts all the same)."""
+    if not (AGENT_CLIS / "codex").exists():
+        pytest.skip("the codex CLI is not installed (scripts/install.sh --test installs it)")
+    home = sandbox.root / "home"
+    (home / ".codex").mkdir(parents=True)
+    (home / ".codex" / "config.toml").write_text(
+        'disable_paste_burst = true\nmodel = "gpt-5-codex"\nmodel_provider = "stub"\n'
+        '[model_providers.stub]\nname = "stub"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        'env_key = "OPENAI_API_KEY"\nwire_api = "responses"\n'
+        f'[projects."{sandbox.work_dir.resolve()}"]\ntrust_level = "trusted"\n'
+    )
+    sandbox.env.update(HOME=str(home), OPENAI_API_KEY="sk-test", PATH=f"{AGENT_CLIS}{os.pathsep}{sandbox.env['PATH']}")
+    yield sandbox
+    # Whatever a failed test left of codex's (its daemon keeps the sandbox's environment).
+    marker = f"HOME={home}".encode()
+    for pid in pids_where(lambda environ, command_line: marker in environ):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def codex_app_server(identifier: str) -> list[int]:
+    return [pid for pid in processes_of(identifier)
+            if b"app-server" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+@pytest.mark.parametrize("verb", ["stop", "destroy"])
+def test_codex_leaves_no_app_server_daemon(codex_sandbox, verb: str) -> None:
+    sandbox = codex_sandbox
+    created = sandbox.mngr("create", "coder", "codex", "--no-connect")
+    assert created.returncode == 0, created.stderr
+    identifier = agent_id(sandbox, "coder")
+    # The daemon runs in a session of its own: killing the agent's session never reached it.
+    daemons = wait_for(lambda: codex_app_server(identifier), "codex's app-server daemon", timeout=60)
+    leader = pane_pid(sandbox, "coder")
+    assert all(os.getsid(pid) != leader for pid in daemons)
+
+    result = sandbox.mngr(verb, *(["-f"] if verb == "destroy" else []), "coder")
+
+    assert result.returncode == 0, result.stderr
+    assert processes_of(identifier) == []
