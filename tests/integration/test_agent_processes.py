@@ -221,3 +221,17 @@ def test_codex_leaves_no_app_server_daemon(codex_sandbox, verb: str) -> None:
 
     assert result.returncode == 0, result.stderr
     assert processes_of(identifier) == []
+
+
+def test_gc_ends_what_a_session_without_a_record_left(sandbox) -> None:
+    identifier, _ = create_with_daemon(sandbox, "halfgone", "sh", "-c", DAEMON, "sh")
+    _, other_daemon = create_with_daemon(sandbox, "kept", "sh", "-c", DAEMON, "sh")
+    # A destroy cut short after the record went: the session and the daemon are left.
+    (sandbox.host_dir / "agents" / identifier).rename(sandbox.host_dir / "agents" / f".destroyed-{identifier}")
+
+    result = sandbox.mngr("gc", "--older-than", "0")
+
+    assert result.returncode == 0, result.stderr
+    assert sandbox.sessions() == ["mngr-kept"]
+    assert processes_of(identifier) == []
+    assert other_daemon in processes_of(agent_id(sandbox, "kept"))
