@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from . import conversation, state, tmux
+from . import conversation, processes, state, tmux
 from .wire import RequestFailed
 
 _NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
@@ -353,12 +353,13 @@ def create_agent(request):
         return _agent_info_now(record)
 
 
-def stop_agent(name):
+def stop_agent(name, spare=()):
+    """Stop the agent: its session and every process it started (see processes.py)."""
     check_name(name)
     with state.named_lock("agent-" + name):
         agent_id, record = _require_record(name)
-        conversation.session_id(agent_id, record)  # found while the CLI still holds its log open
-        tmux.kill_session(tmux.session_name(name))
+        conversation.session_id(agent_id, record)  # a CLI that picks its own: found before it goes
+        processes.end_agent(agent_id, tmux.session_name(name), spare)
         record["status"] = "stopped"
         directory = state.agent_dir(agent_id)
         state.atomic_write_json(os.path.join(directory, "record.json"), record)
@@ -398,12 +399,13 @@ def _remove_agent_dir(agent_id):
     shutil.rmtree(graveyard, ignore_errors=True)
 
 
-def destroy_agent(name):
+def destroy_agent(name, spare=()):
     check_name(name)
     with state.named_lock("agent-" + name):
         agent_id, record = _find_record(name)
         session = tmux.session_name(name)
-        killed = tmux.kill_session(session)
+        # Raises, keeping the record, if a process survives: a retry still finds them by id.
+        killed = processes.end_agent(agent_id, session, spare)
         if record is None:
             if not killed:
                 raise RequestFailed("not_found", "no agent named %r on this host" % name)

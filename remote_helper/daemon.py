@@ -19,6 +19,7 @@ import errno
 import fcntl
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -145,7 +146,7 @@ class Daemon(object):
         try:
             connection.setblocking(True)
             fd = connection.fileno()
-            Server(fd, fd, self._helper_hash).serve()
+            Server(fd, fd, self._helper_hash, _peer_pid(connection)).serve()
         except OSError:
             pass
         finally:
@@ -180,6 +181,18 @@ class Daemon(object):
         # Agents still running need their output logs kept in check, and a host with idle
         # shutdown on needs its watcher: stay while either holds.
         return idle and not self._watcher.needed and not _agents_running()
+
+
+def _peer_pid(connection):
+    """The pid of the process that connected (Linux), or None."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    try:
+        pid, _, _ = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i")))
+    except (OSError, struct.error):
+        return None
+    return pid or None
 
 
 def main(helper_hash):

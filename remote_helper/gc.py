@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 
-from . import agents, files, state, tmux, watcher
+from . import agents, files, processes, state, tmux, watcher
 
 _LOCK_WAIT_SECONDS = 30.0
 
@@ -59,7 +59,7 @@ def collect(dry_run, min_age):
                 found.append(("unfinished helper unpack", path))
         if not dry_run:
             for kind, what in found:
-                _remove(kind, what)
+                _remove(kind, what, records)
         return [[kind, what] for kind, what in found]
 
 
@@ -103,9 +103,13 @@ def _listdir(path):
         return []
 
 
-def _remove(kind, what):
+def _remove(kind, what, records):
     if kind == "tmux session without a record":
-        tmux.kill_session(what)
+        # Its processes go with it, also those that left the session: they carry the id its
+        # pane's process has, unless that id is a live agent's (a session made by hand).
+        pane = tmux.list_sessions_panes().get(what)
+        agent_id = processes.marked_processes().get(pane.pid) if pane is not None and pane.pid else None
+        processes.end_agent(agent_id if agent_id not in records else None, what)
     elif os.path.isdir(what) and not os.path.islink(what):
         shutil.rmtree(what, ignore_errors=True)
     else:

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 
-from . import agents, execs, files, idle, manifest_cache, output, state, tmux, watcher
+from . import agents, execs, files, idle, manifest_cache, output, processes, state, tmux, watcher
 from .wire import (
     HEADER,
     FatalFrameError,
@@ -84,8 +84,11 @@ class FrameReader(object):
 
 
 class Server(object):
-    def __init__(self, in_fd, out_fd, helper_hash):
+    def __init__(self, in_fd, out_fd, helper_hash, peer_pid=None):
+        """``peer_pid``: the process at the other end of the channel, where known (a local
+        socket's peer); stopping an agent never ends it, even if it runs as the agent."""
         self._reader = FrameReader(in_fd)
+        self._spare = (peer_pid,) if peer_pid else ()
         self._out_fd = out_fd
         self._out_lock = threading.Lock()
         self._helper_hash = helper_hash
@@ -184,12 +187,12 @@ class Server(object):
         if message_type == "CreateAgent":
             return "AgentReply", {"agent": agents.create_agent(fields)}, b""
         if message_type == "StopAgent":
-            return "AgentReply", {"agent": agents.stop_agent(fields["name"])}, b""
+            return "AgentReply", {"agent": agents.stop_agent(fields["name"], self._spare)}, b""
         if message_type == "StartAgent":
             agent = agents.start_agent(fields["name"], fields["base_env"], fields["umask"])
             return "AgentReply", {"agent": agent}, b""
         if message_type == "DestroyAgent":
-            agents.destroy_agent(fields["name"])
+            agents.destroy_agent(fields["name"], self._spare)
             return "Done", {}, b""
         if message_type == "SendMessage":
             agents.send_message(fields)
@@ -385,6 +388,8 @@ def _start_daemon(helper_hash):
 def main(helper_hash="dev"):
     state.make_private()
     in_fd, out_fd = _take_over_stdio()
+    # A helper started by a command an agent ran is not the agent: neither is what it spawns.
+    processes.forget_agent_identity()
     os.environ["MNGR_HELPER_PID"] = str(os.getpid())
     # Off the critical path: the first reply does not wait for the daemon to be spawned,
     # but the process does not exit before the spawn is done.
