@@ -81,61 +81,73 @@ def config_dir(agent_id, interaction):
     return directory
 
 
-def agent_pids(agent_id):
-    """Processes whose environment says they belong to this agent (Linux /proc; [] elsewhere)."""
-    marker = ("MNGR_AGENT_ID=%s\0" % agent_id).encode()
-    pids = []
+def _claimed_session_ids(agent_id):
+    """Session ids the other agents on this host already have."""
+    claimed = set()
     try:
-        entries = os.listdir("/proc")
+        entries = os.listdir(state.agents_dir())
     except OSError:
-        return pids
+        return claimed
     for entry in entries:
-        if not entry.isdigit():
+        if entry == agent_id or entry.startswith("."):
             continue
         try:
-            with open("/proc/%s/environ" % entry, "rb") as handle:
-                environ = handle.read()
-        except OSError:
+            record = state.read_json(os.path.join(state.agents_dir(), entry, "record.json"))
+            claimed.add(record["interaction"]["session_id"])
+        except (OSError, ValueError, KeyError, TypeError):
             continue
-        if marker in b"\0" + environ or environ.startswith(marker):
-            pids.append(int(entry))
-    return pids
+    return claimed
 
 
-def _discover_session_id(agent_id, interaction):
-    """The session id of a CLI that picks its own, from the log file its processes hold open."""
+def _discover_session_id(agent_id, record, since, forms):
+    """The session id of a CLI that picks its own: the newest log written since ``since`` that
+    names the agent's work dir (and holds ``forms``, a message just sent) and that no other
+    agent here has. Its processes' open files cannot tell: Codex writes every session of a
+    user through one shared daemon."""
+    interaction = record["interaction"]
     try:
-        pattern = re.compile(interaction.get("session_file") or "(?!)")
+        id_pattern = re.compile(interaction.get("session_file") or "(?!)")
     except re.error:
         return ""
-    for pid in agent_pids(agent_id):
-        fd_dir = "/proc/%d/fd" % pid
+    pattern = os.path.join(glob.escape(config_dir(agent_id, interaction)),
+                           interaction.get("session_log", "").replace("{session_id}", "*"))
+    work_dir = json.dumps(record.get("work_dir", ""), ensure_ascii=False)[1:-1].encode("utf-8")
+    claimed = _claimed_session_ids(agent_id)
+    candidates = []
+    for path in glob.glob(pattern):
+        found = id_pattern.search(path)
+        if found and found.group(1) not in claimed and _mtime(path) >= since:
+            candidates.append((_mtime(path), path, found.group(1)))
+    for _, path, session in sorted(candidates, reverse=True):
         try:
-            descriptors = os.listdir(fd_dir)
+            with open(path, "rb") as handle:
+                data = handle.read()
         except OSError:
             continue
-        for descriptor in descriptors:
-            try:
-                target = os.readlink(os.path.join(fd_dir, descriptor))
-            except OSError:
-                continue
-            found = pattern.search(target)
-            if found:
-                return found.group(1)
+        if work_dir in data and (not forms or any(form in data for form in forms)):
+            return session
     return ""
 
 
-def session_id(agent_id, record, discover=True):
-    """The agent's session id: chosen at create, or found once its CLI picked one (then kept)."""
+def session_id(agent_id, record, since=None, forms=()):
+    """The agent's session id: chosen at create, or found once its CLI picked one (then kept).
+
+    Without ``since``, logs written since the agent's current run began are looked at."""
     interaction = record.get("interaction") or {}
     known = interaction.get("session_id") or ""
-    if known or not discover or not interaction.get("session_file"):
+    if known or not interaction.get("session_file"):
         return known
-    found = _discover_session_id(agent_id, interaction)
+    if since is None:
+        since = _launched_at(agent_id)
+    found = _discover_session_id(agent_id, record, since, forms)
     if found:
         interaction["session_id"] = found
         _remember_session_id(agent_id, found)
     return found
+
+
+def _launched_at(agent_id):
+    return _mtime(os.path.join(state.agent_dir(agent_id), "launch.json"))
 
 
 def _remember_session_id(agent_id, found):
@@ -149,10 +161,10 @@ def _remember_session_id(agent_id, found):
         state.atomic_write_json(path, record)
 
 
-def session_log_path(agent_id, record, discover=True):
+def session_log_path(agent_id, record, since=None, forms=()):
     """Path of the agent's own session log, or None if it has none (yet)."""
     interaction = record.get("interaction") or {}
-    session = session_id(agent_id, record, discover)
+    session = session_id(agent_id, record, since, forms)
     if not session or not interaction.get("session_log"):
         return None
     pattern = os.path.join(glob.escape(config_dir(agent_id, interaction)),
@@ -174,7 +186,7 @@ def launch_command(agent_id, record):
     if not interaction:
         return record["command"]
     session = session_id(agent_id, record)
-    if session and interaction.get("resume_command") and session_log_path(agent_id, record, discover=False):
+    if session and interaction.get("resume_command") and session_log_path(agent_id, record):
         return interaction["resume_command"].replace("{session_id}", session)
     return interaction.get("restart_command") or record["command"]
 
@@ -243,14 +255,15 @@ def deliver(session, agent_id, record, text, ready_timeout, name):
     path = session_log_path(agent_id, record)
     offset = _log_size(path)
     forms = _json_forms(_probe(text))
-    queued = re.compile(r"^\s*↳ " + re.escape(_probe(text)[:30]), re.M)
+    queued = re.compile(r"^\s*\u21b3 " + re.escape(_probe(text)[:30]), re.M)
+    sent_at = time.time() - 1.0  # file times are coarser than this clock on some filesystems
     tmux.paste_text(session, text)
     started = time.monotonic()
     tmux.press_enter(session)
     enters_left = list(_ENTER_AGAIN_AFTER)
     while True:
         if path is None:
-            path = session_log_path(agent_id, record)  # created by this first message
+            path = session_log_path(agent_id, record, sent_at, forms)  # created by this first message
             offset = 0
         if path is not None and _logged_since(path, offset, forms):
             return "submitted"
