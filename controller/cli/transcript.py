@@ -13,7 +13,7 @@ import click
 from .. import output
 from ..errors import MngrError, UsageError
 from ..fleet import LocatedAgent, list_fleet, locate
-from ..terminal_text import plain_lines
+from ..terminal_text import TerminalStream
 from .completion_cmd import agent_names
 from .context import App, pass_app
 
@@ -86,7 +86,7 @@ def transcript(app: App, name: str, tail: int | None, follow: bool, output_forma
     """Show an agent's history.
 
     For claude agents, the user and assistant turns from Claude Code's session log; for
-    every other agent, what it printed (recorded from its start), without terminal escapes.
+    every other agent, what it printed (recorded from its start), as its terminal showed it.
     """
     if follow and output_format == "json":
         raise UsageError("--follow prints as it goes: use --format human or jsonl")
@@ -104,21 +104,20 @@ def transcript(app: App, name: str, tail: int | None, follow: bool, output_forma
                 # Not enough since the last rotation: the rest is in the previous part.
                 _, older = agent.handle.read_output(name, source="output-previous", tail_lines=wanted)
                 data = older + data
-        # A last line without its newline yet (a prompt, say) is shown: it is on the screen.
-        entries, pending = _parse(kind, data)
-        if follow:
-            shown = entries
-        else:
-            shown = entries + _parse(kind, pending + b"\n")[0]
+        terminal = TerminalStream()
+        entries, pending = _parse(kind, data, terminal)
+        if not follow:
+            # A last line without its newline yet (a prompt, say) is shown: it is on the screen.
+            entries += _parse_rest(kind, pending, terminal)
             pending = b""
-        entries = shown if tail is None else shown[-tail:]
+        entries = entries if tail is None else entries[-tail:]
         if output_format == "json":
             document = {"name": name, "source": kind, "entries": [asdict(entry) for entry in entries]}
             click.echo(output.to_json(document))
             return
         _print_entries(entries, output_format)
         if follow:
-            _follow(agent, name, kind, end, file_id, pending, output_format)
+            _follow(agent, name, kind, end, file_id, pending, terminal, output_format)
 
 
 def _read_whole(agent: LocatedAgent, name: str, kind: str) -> tuple[bytes, int, str]:
@@ -138,21 +137,32 @@ def _read_whole(agent: LocatedAgent, name: str, kind: str) -> tuple[bytes, int, 
     return bytes(data), end, file_id
 
 
-def _parse(kind: str, data: bytes) -> tuple[list[Entry], bytes]:
-    """Entries from complete lines of ``data``, and the incomplete last line left over."""
+def _parse(kind: str, data: bytes, terminal: TerminalStream) -> tuple[list[Entry], bytes]:
+    """Entries from complete lines of ``data``, and the incomplete last line left over.
+
+    For output, the complete lines go through ``terminal``, which keeps the screen from one
+    call to the next; the entries are the lines the cursor has left (a program can still
+    redraw the line it is on).
+    """
     complete, newline, rest = data.rpartition(b"\n")
     if not newline:
-        complete, rest = b"", data
+        return [], data
     if kind == "claude":
         return claude_entries(complete.split(b"\n") if complete else []), rest
-    if not complete:
-        return [], rest
-    lines = plain_lines(complete.decode("utf-8", "replace"))
-    return [Entry("output", line) for line in lines], rest
+    terminal.feed((complete + newline).decode("utf-8", "replace"))
+    return [Entry("output", line) for line in terminal.take_settled()], rest
+
+
+def _parse_rest(kind: str, rest: bytes, terminal: TerminalStream) -> list[Entry]:
+    """The entries still on the screen at the end: an unfinished last line, what is below the cursor."""
+    if kind == "claude":
+        return claude_entries([rest])
+    terminal.feed(rest.decode("utf-8", "replace"))
+    return [Entry("output", line) for line in terminal.take_all()]
 
 
 def _follow(agent: LocatedAgent, name: str, kind: str, offset: int, file_id: str, pending: bytes,
-            output_format: str) -> None:
+            terminal: TerminalStream, output_format: str) -> None:
     try:
         while True:
             time.sleep(_FOLLOW_INTERVAL)
@@ -160,7 +170,7 @@ def _follow(agent: LocatedAgent, name: str, kind: str, offset: int, file_id: str
             if chunk.file_id != file_id or chunk.start != offset:
                 pending = b""  # the log was rotated or replaced: carry on from its start
             offset, file_id = chunk.end, chunk.file_id
-            entries, pending = _parse(kind, pending + data)
+            entries, pending = _parse(kind, pending + data, terminal)
             _print_entries(entries, output_format)
             sys.stdout.flush()
     except KeyboardInterrupt:

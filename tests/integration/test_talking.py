@@ -187,6 +187,28 @@ def test_transcript_shows_an_unfinished_last_line(sandbox) -> None:
     assert sandbox.mngr("transcript", "prompter", "--tail", "2").stdout == "two\nprompt> \n"
 
 
+def test_transcript_and_capture_show_what_cursor_moves_drew(sandbox) -> None:
+    script = ("printf 'a\\033[1Cb\\n'; printf 'tab\\tstop\\n'; printf 'old line\\r\\033[Knew\\n'; "
+              "while IFS= read -r l; do printf 'got\\033[2C%s\\n' \"$l\"; done")
+    created = sandbox.mngr("create", "mover", "-t", "command", "--no-connect", "--", "sh", "-c", script)
+    assert created.returncode == 0, created.stderr
+    expected = ["a b", "tab     stop", "new"]
+    wait_for(lambda: sandbox.mngr("transcript", "mover").stdout.splitlines() == expected, "the transcript")
+    assert sandbox.mngr("capture", "mover").stdout.splitlines() == expected
+
+    follower = subprocess.Popen([str(MNGR_BIN), "transcript", "mover", "--follow", "--tail", "1"],
+                                env=sandbox.env, cwd=sandbox.work_dir, stdout=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout.readline() == "new\n"  # type: ignore[union-attr]
+        assert sandbox.mngr("message", "mover", "ping").returncode == 0
+        lines = [follower.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
+        assert lines == ["ping\n", "got  ping\n"]
+    finally:
+        follower.kill()
+        follower.wait()
+        follower.stdout.close()  # type: ignore[union-attr]
+
+
 def test_claude_transcript_reads_its_session_log(sandbox) -> None:
     claude_home = sandbox.root / "claude-home"
     project = "".join(c if c.isalnum() else "-" for c in str(sandbox.work_dir))
