@@ -191,18 +191,29 @@ def launch_command(agent_id, record):
     return interaction.get("restart_command") or record["command"]
 
 
-def _probe(text):
-    """A piece of the message that its session log holds verbatim once the agent took it."""
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()[:60]
-    return text[:60]
+_PROBE_CHARACTERS = 60
 
 
-def _json_forms(probe):
-    # Both CLIs write UTF-8 JSON without escaping non-ASCII characters or slashes.
-    encoded = json.dumps(probe, ensure_ascii=False)[1:-1]
-    return [encoded.encode("utf-8"), json.dumps(probe)[1:-1].encode("ascii")]
+def _json_forms(text):
+    """Byte strings one of which the session log holds once the agent took ``text``: a JSON
+    string value ("text" or "content", as both CLIs write their user records) that begins
+    with the text's start, and ends there when the text is short. The CLI may have trimmed
+    the text's surrounding white space. Both write UTF-8 JSON without escaping non-ASCII
+    characters; Python-style escaping is looked for as well."""
+    forms = []
+    for variant in {text, text.strip()}:
+        probe = variant[:_PROBE_CHARACTERS]
+        closing = '"' if len(variant) <= _PROBE_CHARACTERS else ""
+        for encoded in (json.dumps(probe, ensure_ascii=False)[1:-1], json.dumps(probe)[1:-1]):
+            for key in ("text", "content"):
+                for separator in (":", ": "):
+                    forms.append(('"%s"%s"%s%s' % (key, separator, encoded, closing)).encode("utf-8"))
+    return sorted(set(forms))
+
+
+def _queued_pattern(text):
+    """Codex shows a message waiting for the current step as an indented "\u21b3 TEXT" line."""
+    return re.compile(r"^\s*\u21b3 " + re.escape(text.strip().splitlines()[0][:30] if text.strip() else text), re.M)
 
 
 def _log_size(path):
@@ -254,8 +265,8 @@ def deliver(session, agent_id, record, text, ready_timeout, name):
     wait_for_input(session, interaction, ready_timeout, name)
     path = session_log_path(agent_id, record)
     offset = _log_size(path)
-    forms = _json_forms(_probe(text))
-    queued = re.compile(r"^\s*\u21b3 " + re.escape(_probe(text)[:30]), re.M)
+    forms = _json_forms(text)
+    queued = _queued_pattern(text)
     sent_at = time.time() - 1.0  # file times are coarser than this clock on some filesystems
     tmux.paste_text(session, text)
     started = time.monotonic()

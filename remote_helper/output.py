@@ -8,7 +8,7 @@ import glob
 import json
 import os
 
-from . import agents, state
+from . import agents, conversation, state
 from .wire import RequestFailed
 
 _BLOCK = 64 * 1024
@@ -59,9 +59,19 @@ def read(path, offset, tail_lines, max_bytes):
     return {"path": path, "start": start, "end": start + len(blob), "file_id": _file_id(info)}, blob
 
 
-def claude_session_path(name):
-    """The Claude Code session log of this agent: the newest in its work dir's project folder."""
+def session_log_path(name):
+    """The agent CLI's log of this agent's own conversation."""
     agent_id, record = agents._require_record(name)
+    if isinstance(record.get("interaction"), dict):
+        path = conversation.session_log_path(agent_id, record)
+        if path is None:
+            raise RequestFailed("not_found", "agent %r has no session log yet (no conversation so far)" % name)
+        return path
+    return _newest_claude_log(agent_id, record, name)
+
+
+def _newest_claude_log(agent_id, record, name):
+    """For an agent made before its session was known: the newest log of its work dir."""
     work_dir = record.get("work_dir", "")
     config_dir = os.environ.get("CLAUDE_CONFIG_DIR") or os.path.join(os.path.expanduser("~"), ".claude")
     env_path = os.path.join(state.agent_dir(agent_id), "launch.json")

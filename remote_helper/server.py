@@ -200,8 +200,8 @@ class Server(object):
         if message_type == "CapturePane":
             return "Captured", {}, agents.capture(fields["name"], fields["full"])
         if message_type == "ReadOutput":
-            if fields["source"] == "claude":
-                path = output.claude_session_path(fields["name"])
+            if fields["source"] in ("session", "claude"):
+                path = output.session_log_path(fields["name"])
             elif fields["source"] == "output":
                 path = agents.output_log_path(fields["name"])
             elif fields["source"] == "output-previous":  # the part moved aside by rotation

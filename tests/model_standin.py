@@ -100,9 +100,14 @@ class ModelStandin:
         return [exchange for exchange in exchanges if exchange.api != "other" and exchange.user_texts()]
 
     def received(self, text: str) -> bool:
-        """Whether some request carried ``text`` exactly as one user text (or inside one)."""
-        return any(text in user_text for exchange in self.conversation_requests()
+        """Whether some request carried ``text``, byte for byte, as one user text."""
+        return any(text == user_text for exchange in self.conversation_requests()
                    for user_text in exchange.user_texts())
+
+    def times_sent(self, text: str) -> int:
+        """How many requests ended with ``text`` as their newest user text (one per turn it began)."""
+        return sum(1 for exchange in self.conversation_requests()
+                   if exchange.user_texts()[-1:] == [text] and not _has_tool_result(exchange))
 
     def received_texts(self) -> list[str]:
         return [text for exchange in self.conversation_requests() for text in exchange.user_texts()]

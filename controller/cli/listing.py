@@ -11,7 +11,15 @@ import click
 from .. import output
 from ..durations import format_duration
 from ..fleet import list_fleet
-from .common import AGENT_FIELDS, LABEL_KEY_PATTERN, STATES, agent_row, host_row, parse_pairs, state_cell
+from .common import (
+    AGENT_FIELDS,
+    LABEL_KEY_PATTERN,
+    STATES,
+    agent_row,
+    host_row,
+    parse_pairs,
+    state_cell,
+)
 from .completion_cmd import provider_names
 from .context import App, pass_app
 

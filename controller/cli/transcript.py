@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import click
@@ -13,43 +12,16 @@ import click
 from .. import output
 from ..errors import MngrError, UsageError
 from ..fleet import LocatedAgent, list_fleet, locate
+from ..session_logs import Entry, session_entries
 from ..terminal_text import TerminalStream
 from .completion_cmd import agent_names
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
 _FOLLOW_INTERVAL = 0.3
-
-
-@dataclass
-class Entry:
-    role: str  # "user" or "assistant" for Claude; "output" for a line of recorded output
-    text: str
-    time: str | None = None
-
-
-def claude_entries(lines: list[bytes]) -> list[Entry]:
-    """User and assistant turns from Claude Code session log lines (other records skipped)."""
-    entries = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(record, dict) or record.get("type") not in ("user", "assistant"):
-            continue
-        content = (record.get("message") or {}).get("content")
-        if isinstance(content, str):
-            text = content
-        elif isinstance(content, list):
-            text = "\n".join(
-                part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"
-            )
-        else:
-            continue
-        if text.strip():
-            entries.append(Entry(record["type"], text, record.get("timestamp")))
-    return entries
+# Agent types whose CLI logs its conversation where the helper finds it (agents made before
+# mngr knew their session are read from their work dir's newest Claude log).
+_SESSION_LOG_TYPES = ("claude", "codex")
 
 
 def _locate_one(app: App, name: str) -> tuple[Any, LocatedAgent]:
@@ -78,25 +50,31 @@ def _print_entries(entries: list[Entry], output_format: str) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new entries until interrupted.")
 @click.option("--format", "output_format", type=click.Choice(["human", "json", "jsonl"]), default="human",
               show_default=True)
-@click.option("--source", type=click.Choice(["auto", "output", "claude"]), default="auto", show_default=True,
-              help="claude: Claude Code's own session log; output: what the agent printed. auto: claude for "
-                   "claude agents, output for the rest.")
+@click.option("--source", type=click.Choice(["auto", "session", "output", "claude"]), default="auto",
+              show_default=True,
+              help="session: the agent CLI's own log of this agent's conversation (claude is another name for "
+                   "it); output: what the agent printed. auto: session for claude and codex agents, output "
+                   "for the rest.")
 @pass_app
 def transcript(app: App, name: str, tail: int | None, follow: bool, output_format: str, source: str) -> None:
     """Show an agent's history.
 
-    For claude agents, the user and assistant turns from Claude Code's session log; for
-    every other agent, what it printed (recorded from its start), as its terminal showed it.
+    For claude and codex agents, the user and assistant turns of the agent's own conversation,
+    from the CLI's session log, in conversation order; for every other agent, what it printed
+    (recorded from its start), as its terminal showed it.
     """
     if follow and output_format == "json":
         raise UsageError("--follow prints as it goes: use --format human or jsonl")
     listing, agent = _locate_one(app, name)
     with listing:
-        kind = source if source != "auto" else ("claude" if agent.info.type == "claude" else "output")
+        if source == "auto":
+            kind = "session" if agent.info.type in _SESSION_LOG_TYPES else "output"
+        else:
+            kind = "session" if source == "claude" else source
         if tail is None:
             data, end, file_id = _read_whole(agent, name, kind)
         else:
-            # Claude turns span many log lines: fetch generously, then keep the last N turns.
+            # Turns span many log lines: fetch generously, then keep the last N turns.
             wanted = tail if kind == "output" else max(tail * 50, 1000)
             chunk, data = agent.handle.read_output(name, source=kind, tail_lines=wanted)
             end, file_id = chunk.end, chunk.file_id
@@ -147,16 +125,16 @@ def _parse(kind: str, data: bytes, terminal: TerminalStream) -> tuple[list[Entry
     complete, newline, rest = data.rpartition(b"\n")
     if not newline:
         return [], data
-    if kind == "claude":
-        return claude_entries(complete.split(b"\n") if complete else []), rest
+    if kind == "session":
+        return session_entries(complete.split(b"\n") if complete else []), rest
     terminal.feed((complete + newline).decode("utf-8", "replace"))
     return [Entry("output", line) for line in terminal.take_settled()], rest
 
 
 def _parse_rest(kind: str, rest: bytes, terminal: TerminalStream) -> list[Entry]:
     """The entries still on the screen at the end: an unfinished last line, what is below the cursor."""
-    if kind == "claude":
-        return claude_entries([rest])
+    if kind == "session":
+        return session_entries([rest])
     terminal.feed(rest.decode("utf-8", "replace"))
     return [Entry("output", line) for line in terminal.take_all()]
 

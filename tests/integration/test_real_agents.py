@@ -1,15 +1,20 @@
-"""The real claude and codex CLIs, driven through mngr against the model stand-in."""
+"""The real claude and codex CLIs, driven through mngr against the model stand-in.
+
+Every assertion about a message is made at the model: what the stand-in received, byte for
+byte, not what mngr printed.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 
-from tests.conftest import AgentUser
+from tests.conftest import AgentUser, wait_for
 
-
-def _create(user: AgentUser, name: str, agent_type: str, *args: str) -> None:
-    result = user.sandbox.mngr("create", name, "-t", agent_type, "--no-connect", *args, timeout=120)
-    assert result.returncode == 0, result.stderr
+BOTH = pytest.mark.parametrize("agent_type", ["claude", "codex"])
 
 
 def _with_screen(user: AgentUser, name: str, error: str) -> str:
@@ -17,12 +22,136 @@ def _with_screen(user: AgentUser, name: str, error: str) -> str:
     return f"{error}\n--- screen of {name}:\n{user.sandbox.mngr('capture', name).stdout}"
 
 
-@pytest.mark.parametrize("agent_type", ["claude", "codex"])
-def test_a_message_of_any_length_reaches_the_model(agent_user: AgentUser, agent_type: str) -> None:
+def _create(user: AgentUser, name: str, agent_type: str, *args: str, cwd: Path | None = None) -> None:
+    result = user.sandbox.mngr("create", name, "-t", agent_type, "--no-connect", *args, timeout=120, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+
+
+def _message(user: AgentUser, name: str, text: str) -> None:
+    result = user.sandbox.mngr("message", name, "--message-file", "-", input=text, timeout=120)
+    assert result.returncode == 0, _with_screen(user, name, result.stderr)
+    assert result.stdout.startswith(f"sent message to {name}"), result.stdout
+
+
+def _agent(user: AgentUser, name: str) -> dict:
+    listed = json.loads(user.sandbox.mngr("list", "--format", "json").stdout)
+    (agent,) = [agent for agent in listed["agents"] if agent["name"] == name]
+    return agent
+
+
+@BOTH
+def test_messages_of_every_size_and_kind_reach_the_model_byte_exact(agent_user: AgentUser, agent_type: str) -> None:
     _create(agent_user, "talker", agent_type)
-    messages = ["x", "a line of sixty-three characters or more, which a CLI takes for a paste!!",
-                "two\nlines with 'quotes' \"double\" $(echo no) `echo no` and ünïcødé ✓"]
-    for text in messages:
-        result = agent_user.sandbox.mngr("message", "talker", text, timeout=120)
-        assert result.returncode == 0, _with_screen(agent_user, "talker", result.stderr)
-        assert agent_user.standin.received(text), (text, agent_user.standin.received_texts())
+    long_line = "a line of sixty-three characters or more, which a CLI takes for a paste!!"
+    ten_kb = "\n".join(f"line {number}: 'single' \"double\" $(no) `no` \\ ünï ✓ {'z' * 40}" for number in range(130))
+    hundred_kb = "\n".join(f"{number:05d} " + "y" * 94 for number in range(1000))
+    for text in ["x", long_line, "two\nlines with 'quotes' \"double\" $(echo no) `echo no` and ünïcødé ✓",
+                 ten_kb, hundred_kb]:
+        _message(agent_user, "talker", text)
+        # Taken by the agent (its session log has it) comes a moment before the model hears of it.
+        wait_for(lambda text=text: agent_user.standin.received(text), f"{text[:40]!r} at the model")
+
+
+@BOTH
+def test_the_initial_message_is_submitted_right_after_create(agent_user: AgentUser, agent_type: str) -> None:
+    text = "the very first message, long enough to be taken for a paste by a TUI that is starting"
+    _create(agent_user, "starter", agent_type, "--initial-message", text)
+    wait_for(lambda: agent_user.standin.received(text), "the initial message at the model")
+    assert agent_user.standin.times_sent(text) == 1
+
+
+@BOTH
+def test_a_message_to_a_busy_agent_is_taken_and_reaches_the_model(agent_user: AgentUser, agent_type: str) -> None:
+    _create(agent_user, "busy", agent_type)
+    _message(agent_user, "busy", "STANDIN-SLOW: 4 think for a while")
+    assert _agent(agent_user, "busy")["state"] == "RUNNING"
+    _message(agent_user, "busy", "and this, while you are busy")
+    wait_for(lambda: agent_user.standin.received("and this, while you are busy"), "the queued message at the model",
+             timeout=60)
+
+
+def test_a_permission_prompt_is_shown_and_never_answered_by_a_message(agent_user: AgentUser) -> None:
+    marker = agent_user.sandbox.work_dir / "ran.txt"
+    _create(agent_user, "asker", "claude")
+    _message(agent_user, "asker", f"STANDIN-TOOL: echo ran > {marker}")
+    agent = wait_for(lambda: (found := _agent(agent_user, "asker"))["waiting_reason"] == "permission" and found,
+                     "the permission prompt in the listing")
+    assert agent["state"] == "WAITING"
+    assert f"echo ran > {marker}" in agent["waiting_detail"]
+    table = agent_user.sandbox.mngr("list").stdout
+    assert "WAITING (permission)" in table
+    refused = agent_user.sandbox.mngr("message", "asker", "no, don't run that", timeout=120)
+    assert refused.returncode != 0
+    assert "permission" in refused.stderr and "mngr connect asker" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    captured = agent_user.sandbox.mngr("capture", "asker")
+    assert "Do you want to proceed?" in captured.stdout
+    assert "waiting on a permission dialog" in captured.stderr
+    assert not marker.exists()
+    assert not agent_user.standin.received("no, don't run that")
+
+
+@BOTH
+def test_an_untrusted_work_dir_fails_a_create_that_must_send(agent_user: AgentUser, agent_type: str) -> None:
+    untrusted = agent_user.sandbox.root / "untrusted"
+    untrusted.mkdir()
+    if agent_type == "codex":  # Codex asks only about git repositories
+        os.system(f"git init -q {untrusted}")
+    result = agent_user.sandbox.mngr("create", "stranger", "-t", agent_type, "--no-connect", "--work-dir",
+                                     str(untrusted), "--initial-message", "hello", timeout=120)
+    assert result.returncode != 0
+    assert "trust" in result.stderr, result.stderr
+    assert _agent(agent_user, "stranger")["waiting_reason"] == "trust"
+    assert not agent_user.standin.received("hello")
+
+
+@BOTH
+def test_stop_then_start_resumes_the_same_conversation(agent_user: AgentUser, agent_type: str) -> None:
+    _create(agent_user, "keeper", agent_type)
+    _message(agent_user, "keeper", "remember the word alpha")
+    assert agent_user.sandbox.mngr("stop", "keeper").returncode == 0
+    assert agent_user.sandbox.mngr("start", "keeper").returncode == 0
+    _message(agent_user, "keeper", "which word?")
+    (last, *_) = wait_for(lambda: [exchange for exchange in agent_user.standin.conversation_requests()
+                                   if exchange.user_texts()[-1:] == ["which word?"]], "the second turn at the model")
+    assert "remember the word alpha" in last.user_texts()  # the earlier turn is in the history sent
+
+
+@BOTH
+def test_a_prompt_given_as_arguments_is_not_sent_again_on_start(agent_user: AgentUser, agent_type: str) -> None:
+    prompt = "the prompt from the command line"
+    _create(agent_user, "prompted", agent_type, "--", prompt)
+    wait_for(lambda: agent_user.standin.received(prompt), "the prompt at the model", timeout=60)
+    assert agent_user.sandbox.mngr("stop", "prompted").returncode == 0
+    assert agent_user.sandbox.mngr("start", "prompted").returncode == 0
+    _message(agent_user, "prompted", "after the restart")
+    wait_for(lambda: agent_user.standin.received("after the restart"), "the message after the restart")
+    assert agent_user.standin.times_sent(prompt) == 1
+
+
+@BOTH
+def test_the_transcript_is_this_agents_own_conversation_in_order(agent_user: AgentUser, agent_type: str) -> None:
+    _create(agent_user, "first", agent_type)
+    _create(agent_user, "second", agent_type)  # the same work dir
+    _message(agent_user, "first", "question one")
+    _message(agent_user, "second", "a question of the second agent")
+    _message(agent_user, "first", "question two")
+    shown = json.loads(agent_user.sandbox.mngr("transcript", "first", "--format", "json").stdout)
+    turns = [(entry["role"], entry["text"]) for entry in shown["entries"]]
+    assert turns == [("user", "question one"), ("assistant", "heard: question one"),
+                     ("user", "question two"), ("assistant", "heard: question two")]
+
+
+def test_the_transcript_is_found_whatever_the_work_dirs_path(agent_user: AgentUser) -> None:
+    real = agent_user.sandbox.root / "ünïcødé dir" / ("long" * 30) / ("longer" * 20)  # over 200 characters
+    real.mkdir(parents=True)
+    link = agent_user.sandbox.root / "through-a-link"
+    link.symlink_to(real)
+    from tests import agent_clis
+
+    agent_clis.set_up_home(agent_user.home, agent_user.standin, trusted=[agent_user.sandbox.work_dir, real])
+    _create(agent_user, "faraway", "claude", "--work-dir", str(link))
+    _message(agent_user, "faraway", "from a strange place")
+    shown = agent_user.sandbox.mngr("transcript", "faraway")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == ["user: from a strange place", "assistant: heard: from a strange place"]
