@@ -61,11 +61,14 @@ class Interaction:
     config_dir_env: str = ""
     session_log: str = ""
     session_file: str = ""
+    # Where its CLI records that a folder is trusted (remote_helper/trust.py); None: mngr cannot.
+    trust: Mapping[str, Any] | None = None
     # Its flags that take a value (so that "--model opus" is not read as a prompt "opus").
     value_flags: frozenset[str] = field(default_factory=frozenset)
 
-    def wire(self, launch: Launch) -> dict[str, Any]:
-        """What the helper keeps in the agent's record (CreateAgent.interaction)."""
+    def wire(self, launch: Launch, trusted: bool = False) -> dict[str, Any]:
+        """What the helper keeps in the agent's record (CreateAgent.interaction); ``trusted``:
+        mark the work dir trusted in the CLI's config before it starts."""
         return {
             "ready_pattern": self.ready_pattern,
             "busy_pattern": self.busy_pattern,
@@ -77,6 +80,8 @@ class Interaction:
             "session_id": launch.session_id,
             "resume_command": launch.resume_command,
             "restart_command": launch.restart_command,
+            "trust": dict(self.trust) if self.trust is not None else None,
+            "trusted": trusted and self.trust is not None,
         }
 
     def flags_only(self, args: Sequence[str]) -> list[str]:
@@ -165,6 +170,8 @@ CLAUDE_INTERACTION = Interaction(
     ),
     config_dir="~/.claude",
     config_dir_env="CLAUDE_CONFIG_DIR",
+    trust={"kind": "json", "file": "~/.claude.json", "dir_env": "CLAUDE_CONFIG_DIR", "dir_file": ".claude.json",
+           "keys": ["projects", "{work_dir}", "hasTrustDialogAccepted"]},
     session_log="projects/*/{session_id}.jsonl",
     value_flags=frozenset({
         "--model", "--fallback-model", "--permission-mode", "--allowedTools", "--allowed-tools",
@@ -185,6 +192,8 @@ CODEX_INTERACTION = Interaction(
     ),
     config_dir="~/.codex",
     config_dir_env="CODEX_HOME",
+    trust={"kind": "toml", "file": "~/.codex/config.toml", "dir_env": "CODEX_HOME", "dir_file": "config.toml",
+           "table": "projects.{work_dir}", "key": "trust_level", "value": "trusted"},
     session_log="sessions/*/*/*/rollout-*-{session_id}.jsonl",
     session_file=r"/rollout-[^/]*-(" + _UUID + r")\.jsonl$",
     value_flags=frozenset({
@@ -243,12 +252,13 @@ BUILTIN_AGENT_TYPES = [
 ]
 
 
-def interaction_for(agent_types: Mapping[str, AgentType], type_name: str, launch: Launch) -> dict[str, Any] | None:
+def interaction_for(agent_types: Mapping[str, AgentType], type_name: str, launch: Launch,
+                    trusted: bool = False) -> dict[str, Any] | None:
     """What the helper keeps for an agent of ``type_name`` run by ``launch`` (None: plain typing)."""
     agent_type = agent_types.get(type_name)
     if agent_type is None or agent_type.interaction is None:
         return None
-    return agent_type.interaction.wire(launch)
+    return agent_type.interaction.wire(launch, trusted)
 
 
 @hookimpl

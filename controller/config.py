@@ -28,20 +28,26 @@ DEFAULTS: dict[str, Any] = {
     "default_agent_type": "claude",
     "agent_quiet_seconds": 10.0,
     "host_timeout_seconds": 30.0,
+    # Mark an agent's work dir trusted in its CLI's config: "made" (the work dirs mngr made,
+    # from --source, --snapshot or a clone), "always", or "never".
+    "trust_work_dirs": "made",
 }
 
 # Top-level keys environment variables may set. Other MNGR_* variables (MNGR_HOST_DIR,
 # MNGR_CONFIG_DIR, ...) steer mngr directly and are not configuration keys.
 ENV_KEYS = frozenset(
-    ["default_provider", "default_agent_type", "agent_quiet_seconds", "host_timeout_seconds",
+    ["default_provider", "default_agent_type", "agent_quiet_seconds", "host_timeout_seconds", "trust_work_dirs",
      "agent_types", "providers", "templates", "hosts", "plugins"]
 )
+
+TRUST_WORK_DIRS = ("made", "always", "never")
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "default_provider": str,
     "default_agent_type": str,
     "agent_quiet_seconds": (int, float),
     "host_timeout_seconds": (int, float),
+    "trust_work_dirs": str,
     "agent_types": dict,
     "providers": dict,
     "templates": dict,
@@ -216,6 +222,9 @@ def validate(values: Mapping[str, Any], origin: str, strict_keys: bool = False) 
                 raise ConfigError(f"{origin}: unknown config key {key!r} (known: {', '.join(sorted(_TYPES))})")
             continue
         _check_type(origin, key, value, expected)
+    if values.get("trust_work_dirs", "made") not in TRUST_WORK_DIRS:
+        raise ConfigError(f"{origin}: trust_work_dirs must be one of {', '.join(TRUST_WORK_DIRS)}, "
+                          f"got {values['trust_work_dirs']!r}")
     for name, section in values.get("agent_types", {}).items():
         _check_fields(origin, f"agent_types.{name}", section, _AGENT_TYPE_FIELDS)
     for name, section in values.get("providers", {}).items():

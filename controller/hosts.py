@@ -190,6 +190,10 @@ class HostHandle:
         timeout = None if self.timeout is None else self.timeout + ready_timeout + _CONFIRM_ALLOWANCE
         self._call(request, protocol.Done, timeout=timeout)
 
+    def await_input(self, name: str, timeout: float) -> None:
+        call_timeout = None if self.timeout is None else self.timeout + timeout
+        self._call(protocol.AwaitInput(name=name, timeout=timeout), protocol.Done, timeout=call_timeout)
+
     def capture(self, name: str, full: bool = False) -> bytes:
         _, screen = self._call_with_blob(
             protocol.CapturePane(name=name, full=full), protocol.Captured, timeout=self.timeout

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from . import conversation, processes, state, tmux
+from . import conversation, processes, state, tmux, trust
 from .wire import RequestFailed
 
 _NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
@@ -344,6 +344,10 @@ def create_agent(request):
             state.atomic_write_json(os.path.join(directory, "record.json"), record)
             events = os.path.join(directory, "events.jsonl")
             state.append_event(events, "created", agent_type=record["type"])
+            interaction = record.get("interaction") or {}
+            if interaction.get("trusted") and isinstance(interaction.get("trust"), dict):
+                trust.trust_work_dir(interaction["trust"], record["work_dir"],
+                                     _agent_env(agent_id, name, request["env"], request["base_env"]))
             _launch(agent_id, record, request["env"], request["base_env"], request["umask"], record["command"])
         except BaseException:
             tmux.kill_session(session)
@@ -437,6 +441,13 @@ def send_message(request):
             "message_sent",
             bytes=len(request["text"].encode("utf-8")),
         )
+
+
+def await_input(name, timeout):
+    """Return once the agent shows its input box (at once for types that cannot tell)."""
+    _, record = _require_record(name)
+    if isinstance(record.get("interaction"), dict):
+        conversation.wait_for_input(tmux.session_name(name), record["interaction"], timeout, name)
 
 
 def _wait_until_ready(session, request):

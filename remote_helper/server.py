@@ -197,6 +197,9 @@ class Server(object):
         if message_type == "SendMessage":
             agents.send_message(fields)
             return "Done", {}, b""
+        if message_type == "AwaitInput":
+            agents.await_input(fields["name"], fields["timeout"])
+            return "Done", {}, b""
         if message_type == "CapturePane":
             return "Captured", {}, agents.capture(fields["name"], fields["full"])
         if message_type == "ReadOutput":

@@ -52,6 +52,7 @@ MESSAGES = {
         "ready_quiet_seconds": ("float", 1.0),
         "ready_timeout": ("float", 60.0),
     },
+    "AwaitInput": {"name": ("str", REQUIRED), "timeout": ("float", 60.0)},
     "CapturePane": {"name": ("str", REQUIRED), "full": ("bool", False)},
     "ReadOutput": {
         "name": ("str", REQUIRED),

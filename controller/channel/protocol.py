@@ -106,6 +106,14 @@ class SendMessage(msgspec.Struct, tag=True, kw_only=True):
     ready_timeout: float = 60.0
 
 
+class AwaitInput(msgspec.Struct, tag=True, kw_only=True):
+    """Wait until an agent whose type tells shows its input box (Done); an Error names the
+    dialog that holds it instead, or says that it did not get there within ``timeout``."""
+
+    name: str
+    timeout: float = 60.0
+
+
 class CapturePane(msgspec.Struct, tag=True, kw_only=True):
     """Answered with Captured; the blob is the pane's text (with ``full``, its scrollback too)."""
 
@@ -357,7 +365,7 @@ class Garbage(msgspec.Struct, tag=True, kw_only=True):
 
 Request = (
     Ping | GetHelperInfo | ListAgents | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
-    | CapturePane | ReadOutput | NoteActivity | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
+    | AwaitInput | CapturePane | ReadOutput | NoteActivity | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
     | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | ExecStart | ExecRead | ExecKill | CollectGarbage
 )
 Reply = (

@@ -16,6 +16,7 @@ from ..names import validate_name
 from .common import LIVE_STATES, check_format, print_agents, remove_emptied_hosts
 from .completion_cmd import agent_names, host_names, provider_names
 from .context import App, pass_app
+from .create import work_dir_trusted
 
 _HELP = {"help_option_names": ["-h", "--help"]}
 
@@ -32,7 +33,8 @@ def _copy(app: App, agent: LocatedAgent, target: HostHandle, new_name: str, work
         launch = agent_type.relaunch(spec.command) if agent_type else Launch(spec.command)
         info = target.create_agent(name=new_name, agent_type=spec.agent_type, command=launch.command,
                                    binary=spec.binary, work_dir=made, env=spec.env, labels=spec.labels,
-                                   interaction=interaction_for(app.registry.agent_types, spec.agent_type, launch))
+                                   interaction=interaction_for(app.registry.agent_types, spec.agent_type, launch,
+                                                               work_dir_trusted(app, True)))
     except BaseException:
         target.prepare_work_dir(new_name, made, remove=True)
         raise

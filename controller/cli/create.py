@@ -74,6 +74,9 @@ class CreateCommand(click.Command):
 @click.option("--label", "label_pairs", multiple=True, metavar="KEY=VALUE", help="Label to attach to the agent (key: up to 63 letters, digits and _.-, starting with a letter or "
                    "digit). Repeatable.")
 @click.option("--initial-message", help="Message to send once the agent is ready for input.")
+@click.option("--trust-work-dir/--no-trust-work-dir", "trust_work_dir", default=None,
+              help="Mark the work dir trusted in the agent CLI's config, so it does not ask. Default: the "
+                   "trust_work_dirs setting (made: only work dirs mngr made, from --source or --snapshot).")
 @click.option("--ready-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the agent to be ready for the initial message.")
 @click.option("--connect/--no-connect", default=True, help="Attach to the agent after creating it (default: attach when on a terminal).")
 @click.option("--format", "output_format", default="human", show_default=True, help="Output: human, json, jsonl, or a template like '{name} {state}'.")
@@ -107,6 +110,7 @@ def create(
     env_pairs: tuple[str, ...],
     label_pairs: tuple[str, ...],
     initial_message: str | None,
+    trust_work_dir: bool | None,
     ready_timeout: float,
     connect: bool,
     output_format: str,
@@ -194,6 +198,7 @@ def create(
         if positional_type or "args" in given:
             raise UsageError("--snapshot brings its own agent type and command")
     fresh_dir = source_root is not None or snapshot_id is not None
+    trusted = work_dir_trusted(app, fresh_dir) if trust_work_dir is None else trust_work_dir
     # With --source or --snapshot and no --work-dir, the host picks the new work dir ("").
     directory = provider.resolve_work_dir(host_name, work_dir) if work_dir or not fresh_dir else ""
     idle_requests = settings_requests(
@@ -246,7 +251,7 @@ def create(
                     work_dir=directory,
                     env=env,
                     labels=labels,
-                    interaction=interaction_for(app.registry.agent_types, type_name, launch),
+                    interaction=interaction_for(app.registry.agent_types, type_name, launch, trusted),
                 )
             except BaseException as exc:
                 if fresh_dir and native_snapshot is None:  # the work dir was made for this agent only
@@ -262,6 +267,14 @@ def create(
             completion.agent_added(name, host_name, provider.name)
             for request in idle_requests:
                 handle.set_idle_settings(request)
+            attaching = connect and sys.stdin.isatty() and sys.stdout.isatty()
+            if initial_message is None and not attaching and agent_type.interaction is not None:
+                # Nobody will see its screen: a dialog it opened on must fail the create.
+                try:
+                    handle.await_input(name, ready_timeout)
+                except MngrError as exc:
+                    detail = getattr(exc, "detail", str(exc))
+                    raise MngrError(f"agent {name!r} was created, but is not ready for input: {detail}") from exc
             if initial_message is not None:
                 try:
                     handle.send_message(
@@ -276,7 +289,6 @@ def create(
                     detail = getattr(exc, "detail", str(exc))
                     raise MngrError(f"agent {name!r} was created, but the initial message was not sent: {detail}") from exc
             print_agents([(info, host_name, provider.name, "created")], output_format, single=True)
-            attaching = connect and sys.stdin.isatty() and sys.stdout.isatty()
             if attaching:
                 handle.note_activity(name, "attach")  # on the channel already open
     except BaseException:
@@ -288,6 +300,12 @@ def create(
         attach(provider, host_name, name)
     elif connect:
         click.echo(f"mngr: not attaching: not a terminal (attach later with: mngr connect {name})", err=True)
+
+
+def work_dir_trusted(app: App, made_by_mngr: bool) -> bool:
+    """Whether the trust_work_dirs setting has an agent's work dir marked trusted for its CLI."""
+    setting = app.config.get("trust_work_dirs")
+    return setting == "always" or (setting == "made" and made_by_mngr)
 
 
 def _pick(what: str, positional: str | None, option: str | None) -> str | None:

@@ -125,21 +125,6 @@ def test_default_command_shapes(sandbox) -> None:
     assert by_name(sandbox)["shape-b"]["type"] == "command"
 
 
-def test_claude_passthrough_arguments_reach_the_binary(sandbox) -> None:
-    """`mngr -- --model opus` runs claude with those arguments (a stand-in claude on PATH)."""
-    bin_dir = sandbox.root / "bin"
-    bin_dir.mkdir()
-    seen = sandbox.root / "claude-args"
-    fake = bin_dir / "claude"
-    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {seen}\nexec sleep 600\n')
-    fake.chmod(0o755)
-    env = {"PATH": f"{bin_dir}:{sandbox.env['PATH']}"}
-    result = sandbox.mngr("--no-connect", "--", "--model", "opus", env=env)
-    assert result.returncode == 0, result.stderr
-    assert wait_for(lambda: seen.exists() and seen.read_text(), "claude args") == "--model\nopus\n"
-    assert agents(sandbox)[0]["type"] == "claude"
-
-
 def test_initial_message_arrives_after_the_agent_is_ready(sandbox) -> None:
     received = sandbox.root / "received.txt"
     reader = f'while IFS= read -r line; do printf "%s\\n" "$line" >> {received}; done'

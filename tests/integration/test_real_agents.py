@@ -155,3 +155,69 @@ def test_the_transcript_is_found_whatever_the_work_dirs_path(agent_user: AgentUs
     shown = agent_user.sandbox.mngr("transcript", "faraway")
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines() == ["user: from a strange place", "assistant: heard: from a strange place"]
+
+
+@BOTH
+def test_trusting_the_work_dir_is_explicit_and_then_the_cli_does_not_ask(agent_user: AgentUser,
+                                                                         agent_type: str) -> None:
+    untrusted = agent_user.sandbox.root / "untrusted"
+    untrusted.mkdir()
+    os.system(f"git init -q {untrusted}")  # Codex asks only about git repositories
+    claude_config = json.loads((agent_user.home / ".claude.json").read_text())
+    result = agent_user.sandbox.mngr("create", "trusting", "-t", agent_type, "--no-connect", "--work-dir",
+                                     str(untrusted), "--trust-work-dir", "--initial-message", "hello", timeout=120)
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: agent_user.standin.received("hello"), "the message at the model")
+    if agent_type == "claude":
+        after = json.loads((agent_user.home / ".claude.json").read_text())
+        assert after["projects"][str(untrusted.resolve())]["hasTrustDialogAccepted"] is True
+        assert after["customApiKeyResponses"] == claude_config["customApiKeyResponses"]  # the rest is kept
+    else:
+        assert f'[projects."{untrusted.resolve()}"]' in (agent_user.home / ".codex" / "config.toml").read_text()
+
+
+def test_a_work_dir_mngr_made_from_source_is_trusted_by_default(agent_user: AgentUser) -> None:
+    source = agent_user.sandbox.root / "project"
+    source.mkdir()
+    (source / "README").write_text("a project\n")
+    result = agent_user.sandbox.mngr("create", "copied", "-t", "claude", "--no-connect", "--source", str(source),
+                                     "--initial-message", "look at the README", timeout=120)
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: agent_user.standin.received("look at the README"), "the message at the model")
+
+
+def test_claude_asking_about_the_api_key_is_reported_not_answered(agent_user: AgentUser) -> None:
+    config = json.loads((agent_user.home / ".claude.json").read_text())
+    del config["customApiKeyResponses"]
+    (agent_user.home / ".claude.json").write_text(json.dumps(config))
+    result = agent_user.sandbox.mngr("create", "keyed", "-t", "claude", "--no-connect", "--initial-message", "hi",
+                                     timeout=120)
+    assert result.returncode != 0
+    assert "api-key" in result.stderr, result.stderr
+    agent = _agent(agent_user, "keyed")
+    assert (agent["state"], agent["waiting_reason"]) == ("WAITING", "api-key")
+    after = json.loads((agent_user.home / ".claude.json").read_text())
+    assert "customApiKeyResponses" not in after or not after["customApiKeyResponses"].get("rejected")
+
+
+def test_codex_without_a_provider_shows_its_login_screen(agent_user: AgentUser) -> None:
+    (agent_user.home / ".codex" / "config.toml").write_text("")
+    result = agent_user.sandbox.mngr("create", "newcomer", "-t", "codex", "--no-connect", "--initial-message", "hi",
+                                     timeout=120)
+    assert result.returncode != 0
+    assert "login" in result.stderr, result.stderr
+    assert _agent(agent_user, "newcomer")["waiting_reason"] == "login"
+
+
+def test_arguments_after_the_double_dash_reach_the_cli_and_survive_a_restart(agent_user: AgentUser) -> None:
+    result = agent_user.sandbox.mngr("--no-connect", "--name", "modelled", "--", "--model", "claude-sonnet-9-9",
+                                     timeout=120)  # the default type, claude, as `mngr -- --model X`
+    assert result.returncode == 0, result.stderr
+    assert _agent(agent_user, "modelled")["type"] == "claude"
+    for text in ("before the restart", "after the restart"):
+        _message(agent_user, "modelled", text)
+        exchange = wait_for(lambda text=text: [exchange for exchange in agent_user.standin.conversation_requests()
+                                               if exchange.user_texts()[-1:] == [text]], f"{text!r} at the model")[0]
+        assert exchange.body["model"] == "claude-sonnet-9-9"
+        assert agent_user.sandbox.mngr("stop", "modelled").returncode == 0
+        assert agent_user.sandbox.mngr("start", "modelled").returncode == 0

@@ -209,35 +209,6 @@ def test_transcript_and_capture_show_what_cursor_moves_drew(sandbox) -> None:
         follower.stdout.close()  # type: ignore[union-attr]
 
 
-def test_claude_transcript_reads_its_session_log(sandbox) -> None:
-    claude_home = sandbox.root / "claude-home"
-    project = "".join(c if c.isalnum() else "-" for c in str(sandbox.work_dir))
-    session = claude_home / "projects" / project / "0b7c.jsonl"
-    records = [
-        {"type": "summary", "summary": "ignored"},
-        {"type": "user", "message": {"role": "user", "content": "Tell me a joke"}, "timestamp": "t1"},
-        {"type": "assistant", "message": {"role": "assistant", "content": [
-            {"type": "thinking", "thinking": "hmm"}, {"type": "text", "text": "Why did the agent idle?"}]},
-         "timestamp": "t2"},
-        {"type": "user", "message": {"role": "user", "content": [{"type": "tool_result", "content": "x"}]}},
-    ]
-    bin_dir = sandbox.root / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "claude"
-    fake.write_text(f"#!/bin/sh\nmkdir -p {session.parent}\ncat > {session} <<'EOF'\n"
-                    + "".join(json.dumps(r) + "\n" for r in records) + "EOF\nexec sleep 600\n")
-    fake.chmod(0o755)
-    env = {"PATH": f"{bin_dir}:{sandbox.env['PATH']}"}
-    created = sandbox.mngr("create", "jester", "claude", "--no-connect", "--env", f"CLAUDE_CONFIG_DIR={claude_home}",
-                           env=env)
-    assert created.returncode == 0, created.stderr
-    wait_for(lambda: session.exists(), "the session log")
-    shown = sandbox.mngr("transcript", "jester")
-    assert shown.stdout == "user: Tell me a joke\nassistant: Why did the agent idle?\n", shown.stderr
-    last = json.loads(sandbox.mngr("transcript", "jester", "--tail", "1", "--format", "json").stdout)
-    assert last["entries"] == [{"role": "assistant", "text": "Why did the agent idle?", "time": "t2"}]
-
-
 def test_capture_shows_the_screen(sandbox) -> None:
     script = 'i=0; while [ $i -lt 120 ]; do echo "row $i"; i=$((i+1)); done; sleep 600'
     assert sandbox.mngr("create", "screen", "command", "--no-connect", "--", "sh", "-c", script).returncode == 0

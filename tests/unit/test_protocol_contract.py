@@ -37,6 +37,7 @@ SAMPLES: dict[str, msgspec.Struct] = {
     "DestroyAgent": protocol.DestroyAgent("demo"),
     "SendMessage": protocol.SendMessage(name="demo", text="line1\nline2\t\x01", wait_ready=True,
                                         ready_pattern=r"^\$ ", ready_quiet_seconds=0.5, ready_timeout=9.0),
+    "AwaitInput": protocol.AwaitInput(name="demo", timeout=12.5),
     "CapturePane": protocol.CapturePane(name="demo", full=True),
     "ReadOutput": protocol.ReadOutput(name="demo", source="claude", offset=None, tail_lines=100, max_bytes=1024),
     "NoteActivity": protocol.NoteActivity(name="demo", source="attach"),
