@@ -15,10 +15,11 @@ session log; without one it is typed and Enter pressed, as into any program.
 
 from __future__ import annotations
 
+import re
 import shlex
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import ConfigError, UsageError
@@ -266,7 +267,14 @@ def mngr_agent_types() -> list[AgentType]:
     return list(BUILTIN_AGENT_TYPES)
 
 
-def from_config(name: str, section: Any) -> AgentType:
+def from_config(name: str, section: Any, known: Mapping[str, AgentType] | None = None) -> AgentType:
+    """The agent type an ``[agent_types.NAME]`` table describes.
+
+    A table named after a known type (``claude``), or with ``like = "claude"``, keeps that
+    type's way of talking to its CLI (dialogs, session log, resume) with its own command; an
+    ``[agent_types.NAME.interaction]`` table gives a CLI of its own one (docs/configuration.md).
+    """
+    known = known or {}
     if not isinstance(section, Mapping):
         raise ConfigError(f"agent_types.{name} must be a table with a 'command' key")
     command = section.get("command")
@@ -278,4 +286,49 @@ def from_config(name: str, section: Any) -> AgentType:
     quiet = section.get("ready_quiet_seconds", 1.0)
     if not isinstance(quiet, int | float):
         raise ConfigError(f"agent_types.{name}.ready_quiet_seconds must be a number")
-    return AgentType(name, command.strip(), section.get("description", ""), ready_pattern, float(quiet))
+    like = section.get("like", name if name in known else None)
+    if like is not None and like not in known:
+        raise ConfigError(f"agent_types.{name}.like: unknown agent type {like!r} (known: {', '.join(sorted(known))})")
+    fields = {"name": name, "base_command": command.strip(), "description": section.get("description", ""),
+              "ready_pattern": ready_pattern, "ready_quiet_seconds": float(quiet)}
+    if "interaction" in section:
+        return AgentType(**fields, interaction=_interaction_from_config(name, section["interaction"]))
+    if like is not None:
+        base = known[like]
+        if "ready_pattern" not in section:
+            fields["ready_pattern"] = base.ready_pattern
+        if "ready_quiet_seconds" not in section:
+            fields["ready_quiet_seconds"] = base.ready_quiet_seconds
+        return replace(base, **fields)
+    return AgentType(**fields)
+
+
+def _interaction_from_config(name: str, table: Any) -> Interaction:
+    prefix = f"agent_types.{name}.interaction"
+    if not isinstance(table, Mapping) or not isinstance(table.get("ready_pattern"), str):
+        raise ConfigError(f"{prefix} must be a table with a 'ready_pattern' (a regex for the input box)")
+    texts = {}
+    for key in ("ready_pattern", "busy_pattern", "config_dir", "config_dir_env", "session_log", "session_file"):
+        value = table.get(key, "")
+        if not isinstance(value, str):
+            raise ConfigError(f"{prefix}.{key} must be a string")
+        texts[key] = value
+    unknown = set(table) - {*texts, "dialogs"}
+    if unknown:
+        raise ConfigError(f"{prefix}: unknown key {sorted(unknown)[0]} (known: dialogs, {', '.join(sorted(texts))})")
+    dialogs = []
+    for index, dialog in enumerate(table.get("dialogs", [])):
+        if not isinstance(dialog, Mapping) or not all(isinstance(dialog.get(key), str) for key in ("reason", "pattern")):
+            raise ConfigError(f"{prefix}.dialogs[{index}] must be a table with 'reason' and 'pattern' strings")
+        dialogs.append(Dialog(dialog["reason"], dialog["pattern"], str(dialog.get("detail", ""))))
+    for key, pattern in [*((key, texts[key]) for key in ("ready_pattern", "busy_pattern", "session_file")),
+                         *((f"dialogs[{index}]", dialog.pattern) for index, dialog in enumerate(dialogs))]:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"{prefix}.{key}: invalid regex {pattern!r}: {exc}") from exc
+    return Interaction(
+        ready_pattern=texts["ready_pattern"], busy_pattern=texts["busy_pattern"], dialogs=tuple(dialogs),
+        config_dir=texts["config_dir"], config_dir_env=texts["config_dir_env"], session_log=texts["session_log"],
+        session_file=texts["session_file"],
+    )

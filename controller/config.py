@@ -166,6 +166,8 @@ _AGENT_TYPE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "ready_pattern": str,
     "ready_quiet_seconds": (int, float),
     "description": str,
+    "like": str,
+    "interaction": dict,
 }
 
 

@@ -137,8 +137,9 @@ class Registry:
         for _plugin, type_list in reversed(registry._results("mngr_agent_types")):
             for agent_type in type_list:
                 registry.agent_types[agent_type.name] = agent_type
+        known = dict(registry.agent_types)
         for name, section in config.section("agent_types").items():
-            registry.agent_types[name] = from_config(name, section)
+            registry.agent_types[name] = from_config(name, section, known)
         return registry
 
     def _results(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:

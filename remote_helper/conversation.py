@@ -256,6 +256,25 @@ def wait_for_input(session, interaction, timeout, name):
         time.sleep(_POLL_SECONDS)
 
 
+def _deliver_without_log(session, interaction, text, name):
+    """For a CLI with no session log to look in: Enter must at least change what it shows
+    (pressed once more if the first did nothing); the text cannot be checked."""
+    tmux.paste_text(session, text)
+    time.sleep(_POLL_SECONDS)  # let the paste be drawn, so that Enter's effect is what changes
+    pasted = screen_text(session)
+    for wait in _ENTER_AGAIN_AFTER:
+        tmux.press_enter(session)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            screen = screen_text(session)
+            if screen != pasted:
+                return "submitted"
+            time.sleep(_POLL_SECONDS)
+    reason, detail = classify(screen_text(session), interaction)
+    raise RequestFailed("not_submitted", "the message was typed into %r but its screen did not change when Enter "
+                        "was pressed (it shows %s)" % (name, describe_wait(reason or "nothing mngr knows", detail)))
+
+
 def deliver(session, agent_id, record, text, ready_timeout, name):
     """Paste ``text``, submit it, and return once the agent's session log holds it.
 
@@ -263,6 +282,8 @@ def deliver(session, agent_id, record, text, ready_timeout, name):
     its current step (Codex logs such a message only once it takes it)."""
     interaction = record["interaction"]
     wait_for_input(session, interaction, ready_timeout, name)
+    if not interaction.get("session_log"):
+        return _deliver_without_log(session, interaction, text, name)
     path = session_log_path(agent_id, record)
     offset = _log_size(path)
     forms = _json_forms(text)

@@ -43,7 +43,8 @@ def _read_text(positional: str | None, message: str | None, message_file: str | 
 @click.option("--message-file", metavar="FILE", help="Read the message from FILE ('-' for stdin).")
 @click.option("--start", "start_first", is_flag=True, help="Start stopped agents first, then send.")
 @click.option("--ready-timeout", type=float, default=60.0, show_default=True,
-              help="With --start: seconds to wait for a started agent to be ready.")
+              help="Seconds to wait for the agent to be ready: its input box (claude, codex), or with "
+                   "--start, a started agent.")
 @pass_app
 def message(
     app: App,
@@ -54,6 +55,9 @@ def message(
     ready_timeout: float,
 ) -> None:
     """Send a message to agents: the text is typed into each, byte for byte, then Enter.
+
+    To Claude and Codex it is pasted once they show their input box, and counts as sent
+    once their session log has it; an agent held by a dialog is refused, naming it.
 
     \b
     Examples:
