@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 from _common import MNGR, REPO, Sandbox, compile_bytecode, header, median
@@ -46,15 +47,28 @@ def ten_kb() -> str:
     return "\n".join(lines)[:10_000]
 
 
-def arrival_seconds(standin: ModelStandin, text: str, seen: int, started: float) -> float:
-    """Seconds from ``started`` until a request beyond the first ``seen`` ends with ``text``."""
-    deadline = time.monotonic() + ARRIVAL_TIMEOUT
-    while time.monotonic() < deadline:
-        for exchange in standin.exchanges[seen:]:
-            if exchange.api != "other" and exchange.user_texts()[-1:] == [text]:
-                return time.perf_counter() - started
-        time.sleep(POLL_SECONDS)
-    raise RuntimeError(f"{text[:30]!r} did not reach the model")
+class Arrival(threading.Thread):
+    """Watches, while the sender runs, for a request beyond the first ``seen`` ending with ``text``."""
+
+    def __init__(self, standin: ModelStandin, text: str, seen: int) -> None:
+        super().__init__(daemon=True)
+        self.standin, self.text, self.seen = standin, text, seen
+        self.at: float | None = None
+
+    def run(self) -> None:
+        deadline = time.monotonic() + ARRIVAL_TIMEOUT
+        while time.monotonic() < deadline:
+            for exchange in self.standin.exchanges[self.seen:]:
+                if exchange.api != "other" and exchange.user_texts()[-1:] == [self.text]:
+                    self.at = time.perf_counter()
+                    return
+            time.sleep(POLL_SECONDS)
+
+    def seconds_after(self, started: float) -> float:
+        self.join()
+        if self.at is None:
+            raise RuntimeError(f"{self.text[:30]!r} did not reach the model")
+        return self.at - started
 
 
 def by_hand(box: Sandbox, name: str, text: str) -> None:
@@ -87,25 +101,32 @@ def main() -> None:
                     for size, text in texts.items():
                         for way in ("mngr", "tmux"):
                             unique = f"{text} [{way} {run}]"
-                            seen = len(standin.exchanges)
+                            arrival = Arrival(standin, unique, len(standin.exchanges))
+                            arrival.start()
                             started = time.perf_counter()
                             if way == "mngr":
                                 box.run([MNGR, "message", agent_type, unique])
                             else:
                                 by_hand(box, agent_type, unique)
-                            arrived = arrival_seconds(standin, unique, seen, started)
+                            returned = time.perf_counter() - started
+                            arrived = arrival.seconds_after(started)
                             if run >= WARMUP:
                                 results.setdefault(f"{agent_type} {size} {way}", []).append(arrived)
+                                results.setdefault(f"{agent_type} {size} {way} returned", []).append(returned)
                             time.sleep(SETTLE_SECONDS)
     finally:
         standin.close()
-    print(f"median of {RUNS} runs (after {WARMUP} warm-up), ms from the start until the model has the text:")
+    print(f"median of {RUNS} runs (after {WARMUP} warm-up), ms from the start until the model has the text")
+    print("(and until the command returned: mngr once the session log has it, tmux once its calls are done):")
     for agent_type in ("claude", "codex"):
         for size in texts:
             ours = median(results[f"{agent_type} {size} mngr"]) * 1e3
             peer = median(results[f"{agent_type} {size} tmux"]) * 1e3
-            print(f"  {agent_type:6} {size:>5}: mngr message {ours:7.1f}   tmux by hand {peer:7.1f}   "
-                  f"ratio {ours / peer:5.2f}x   (+{ours - peer:.0f} ms)")
+            ours_returned = median(results[f"{agent_type} {size} mngr returned"]) * 1e3
+            peer_returned = median(results[f"{agent_type} {size} tmux returned"]) * 1e3
+            print(f"  {agent_type:6} {size:>5}: mngr message {ours:7.1f} (returned {ours_returned:6.1f})   "
+                  f"tmux by hand {peer:7.1f} (returned {peer_returned:5.1f})   ratio {ours / peer:5.2f}x   "
+                  f"(+{ours - peer:.0f} ms)")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ CONFIRM_SECONDS = 15.0
 # was still starting, or took the first Enter into its paste, submits on the next.
 _ENTER_AGAIN_AFTER = (1.5, 4.0)
 _POLL_SECONDS = 0.1
+_FIRST_POLL_SECONDS = 0.02
+_SCREEN_CHECK_SECONDS = 0.25
 _DETAIL_MAX = 200
 
 
@@ -289,33 +291,37 @@ def deliver(session, agent_id, record, text, ready_timeout, name):
     forms = _json_forms(text)
     queued = _queued_pattern(text)
     sent_at = time.time() - 1.0  # file times are coarser than this clock on some filesystems
-    tmux.paste_text(session, text)
+    tmux.paste_text(session, text, enter=True)
     started = time.monotonic()
-    tmux.press_enter(session)
     enters_left = list(_ENTER_AGAIN_AFTER)
+    next_screen_check = started
     while True:
         if path is None:
             path = session_log_path(agent_id, record, sent_at, forms)  # created by this first message
             offset = 0
         if path is not None and _logged_since(path, offset, forms):
             return "submitted"
-        pane = tmux.list_sessions_panes().get(session)
-        if pane is None or pane.dead:
-            raise RequestFailed("stopped", "agent %r exited before it took the message" % name)
-        screen = screen_text(session)
-        if queued.search(screen):
-            return "queued"
         elapsed = time.monotonic() - started
-        if elapsed >= CONFIRM_SECONDS:
-            reason, detail = classify(screen, interaction)
-            waiting = "; it shows " + describe_wait(reason, detail) if reason not in (None, "input") else ""
-            raise RequestFailed(
-                "not_submitted",
-                "the message was typed into %r but its session log does not show it taken after %.0f s%s"
-                % (name, CONFIRM_SECONDS, waiting),
-            )
-        if enters_left and elapsed >= enters_left[0]:
-            enters_left.pop(0)
-            if classify(screen, interaction)[0] == "input":
-                tmux.press_enter(session)
-        time.sleep(_POLL_SECONDS)
+        # The log is a file read; the screen costs tmux calls (CPU the agent wants just now).
+        if time.monotonic() >= next_screen_check:
+            next_screen_check = time.monotonic() + _SCREEN_CHECK_SECONDS
+            pane = tmux.list_sessions_panes().get(session)
+            if pane is None or pane.dead:
+                raise RequestFailed("stopped", "agent %r exited before it took the message" % name)
+            screen = screen_text(session)
+            if queued.search(screen):
+                return "queued"
+            if elapsed >= CONFIRM_SECONDS:
+                reason, detail = classify(screen, interaction)
+                waiting = "; it shows " + describe_wait(reason, detail) if reason not in (None, "input") else ""
+                raise RequestFailed(
+                    "not_submitted",
+                    "the message was typed into %r but its session log does not show it taken after %.0f s%s"
+                    % (name, CONFIRM_SECONDS, waiting),
+                )
+            if enters_left and elapsed >= enters_left[0]:
+                enters_left.pop(0)
+                if classify(screen, interaction)[0] == "input":
+                    tmux.press_enter(session)
+        # Taken messages show within a few hundred ms: look often at first, then less.
+        time.sleep(_FIRST_POLL_SECONDS if elapsed < 1.0 else _POLL_SECONDS)

@@ -205,18 +205,21 @@ def capture_pane(session, full=False):
     return run(args).stdout
 
 
-def paste_text(session, text):
-    """Paste ``text`` into the agent's pane as one bracketed paste, without pressing Enter.
+def paste_text(session, text, enter=False):
+    """Paste ``text`` into the agent's pane as one bracketed paste (then press Enter, in the same
+    tmux call, with ``enter``).
 
     An agent CLI that asked for bracketed paste sees the whole text as one paste whatever its
-    length or speed, so no part of it is taken for a keypress (a newline is not Enter).
+    length or speed, so no part of it is taken for a keypress (a newline is not Enter), and
+    an Enter after the paste's end is a key of its own.
     """
     target = agent_pane_target(session)
     buffer_name = "mngr-msg-" + os.urandom(8).hex()
     run(["load-buffer", "-b", buffer_name, "-"], input_bytes=text.encode("utf-8"))
+    pressing = [";", "send-keys", "-t", target, "Enter"] if enter else []
     try:
         run(["if-shell", "-F", "-t", target, "#{pane_in_mode}", "send-keys -t %s -X cancel" % target,
-             ";", "paste-buffer", "-d", "-p", "-r", "-b", buffer_name, "-t", target])
+             ";", "paste-buffer", "-d", "-p", "-r", "-b", buffer_name, "-t", target, *pressing])
     except TmuxError:
         run(["delete-buffer", "-b", buffer_name], check=False)  # the pane went away
         raise

@@ -68,6 +68,10 @@ def test_a_message_to_a_busy_agent_is_taken_and_reaches_the_model(agent_user: Ag
     _message(agent_user, "busy", "and this, while you are busy")
     wait_for(lambda: agent_user.standin.received("and this, while you are busy"), "the queued message at the model",
              timeout=60)
+    _message(agent_user, "busy", "STANDIN-SLOW: 4 think again")
+    long_text = "\n".join(f"a long line {number} of a message sent while the agent works" for number in range(60))
+    _message(agent_user, "busy", long_text)
+    wait_for(lambda: agent_user.standin.received(long_text), "the long queued message at the model", timeout=60)
 
 
 def test_a_permission_prompt_is_shown_and_never_answered_by_a_message(agent_user: AgentUser) -> None:
