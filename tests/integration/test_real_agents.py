@@ -225,3 +225,13 @@ def test_arguments_after_the_double_dash_reach_the_cli_and_survive_a_restart(age
         assert exchange.body["model"] == "claude-sonnet-9-9"
         assert agent_user.sandbox.mngr("stop", "modelled").returncode == 0
         assert agent_user.sandbox.mngr("start", "modelled").returncode == 0
+
+
+def test_the_bypass_permissions_warning_is_reported_not_answered(agent_user: AgentUser) -> None:
+    # As root Claude takes --dangerously-skip-permissions only in a sandbox; then it warns first.
+    result = agent_user.sandbox.mngr("create", "daring", "-t", "claude", "--no-connect", "--env", "IS_SANDBOX=1",
+                                     "--", "--dangerously-skip-permissions", timeout=120)
+    assert result.returncode != 0
+    assert "bypass-permissions" in result.stderr, result.stderr
+    agent = _agent(agent_user, "daring")
+    assert (agent["state"], agent["waiting_reason"]) == ("WAITING", "bypass-permissions")
