@@ -51,8 +51,10 @@ class Interaction:
 
     ``config_dir`` (with ``~`` for the agent's home, overridden by the agent's environment
     variable ``config_dir_env`` when set) holds the session logs, which ``session_log`` (a
-    glob with ``{session_id}``) finds. A CLI that picks its own session id names the file it
-    keeps open: ``session_file`` is a regex on that path whose first group is the id.
+    glob with ``{session_id}``) finds. For a CLI that picks its own session id,
+    ``session_file`` is a regex on a log's path whose first group is the id: the agent's log
+    is then the one written since it started that names its work dir and holds the message
+    just sent (remote_helper/conversation.py).
     """
 
     ready_pattern: str  # the screen shows the agent's input box
