@@ -69,7 +69,8 @@ Row = list[str] | str
 
 
 def _cell_width(char: str) -> int:
-    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+    # The soft hyphen is a format character that terminals draw (wcwidth gives it 1, as tmux).
+    if char != "\u00ad" and (unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf")):
         return 0
     return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
 
