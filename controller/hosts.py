@@ -222,12 +222,12 @@ class HostHandle:
         reply, _ = self._call_with_blob(request, protocol.WorkDir, bundle, timeout=timeout)
         return reply.path
 
-    def write_files(self, request: protocol.WriteFiles, blob: bytes) -> str:
-        """Carry out ``request``; the work dir's new manifest tag (see protocol.Written)."""
+    def write_files(self, request: protocol.WriteFiles, blob: bytes) -> protocol.Written:
+        """Carry out ``request``: the work dir's new manifest tag and what was skipped."""
         # Writing is bounded by the data sent, not by the host: allow for a slow link.
         timeout = None if self.timeout is None else self.timeout + len(blob) / 1e6
         reply, _ = self._call_with_blob(request, protocol.Written, blob, timeout=timeout)
-        return reply.tag
+        return reply
 
     def agent_spec(self, name: str) -> protocol.AgentSpec:
         return self._call(protocol.GetAgentSpec(name=name), protocol.AgentSpec, timeout=self.timeout)

@@ -392,7 +392,9 @@ def _finish_cache(path: str, remote: list[Entry], wire: tuple[Any, ...], new_tag
 def _walk(root: str, include_ignored: bool) -> tuple[Any, ...]:
     """("ok", entries), ("os", errno, strerror, filename) or ("error", text): marshal-able."""
     try:
-        return ("ok", list(files.manifest_entries(root, include_ignored).values()))
+        from mngr.remote_helper import guarded
+
+        return ("ok", list(files.manifest_entries(root, include_ignored, guard=guarded.guard_for(root)).values()))
     except OSError as exc:
         return ("os", exc.errno, exc.strerror, exc.filename)
     except Exception as exc:  # reported by the parent as one line

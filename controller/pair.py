@@ -114,11 +114,13 @@ class Pairing:
             else:
                 to_local.append(theirs)
         if to_remote or delete_remote:
-            sync.send_plan(self.handle, self.name, self.local_root, _plan_for(to_remote, delete_remote, remote))
-            self._report_moved("->", to_remote, delete_remote)
+            plan = _plan_for(to_remote, delete_remote, remote)
+            sync.send_plan(self.handle, self.name, self.local_root, plan)
+            self._report_moved("->", to_remote, delete_remote, plan.skipped)
         if to_local or delete_local:
-            sync.land_plan(self.handle, self.name, self.local_root, _plan_for(to_local, delete_local, local))
-            self._report_moved("<-", to_local, delete_local)
+            plan = _plan_for(to_local, delete_local, local)
+            sync.land_plan(self.handle, self.name, self.local_root, plan)
+            self._report_moved("<-", to_local, delete_local, plan.skipped)
         moved = len(to_remote) + len(to_local) + len(delete_remote) + len(delete_local)
         if moved or base is None:
             local, remote = self._manifests()
@@ -126,11 +128,16 @@ class Pairing:
         self.base = {path: entry for path, entry in local.items() if _same(entry, remote.get(path))}
         return moved
 
-    def _report_moved(self, mark: str, written: list[Entry], deleted: list[str]) -> None:
+    def _report_moved(self, mark: str, written: list[Entry], deleted: list[str], skipped: list[list[str]]) -> None:
+        missed = {path for path, _ in skipped}
         for entry in written:
-            self.report(mark, entry[0])
+            if entry[0] not in missed:
+                self.report(mark, entry[0])
         for path in deleted:
-            self.report(mark, f"{path} (deleted)")
+            if path not in missed:
+                self.report(mark, f"{path} (deleted)")
+        for path, why in skipped:  # left as it is; the next round tries again
+            self.report("!", f"{path}: skipped, {why}")
 
     def _winner(self, mine: Entry | None, theirs: Entry | None) -> str:
         if self.policy in ("local", "remote"):

@@ -10,17 +10,23 @@ about ``BATCH_BYTES``, zlib-compressed where that helps, each file in parts of a
 place) with its last part, so an interrupted transfer never leaves a truncated file.
 
 "Never lose work": in a git work tree, the receiving side's uncommitted changes (modified
-or untracked files) are never overwritten or deleted unless ``force`` is given.
+or untracked files) are never overwritten or deleted unless ``force`` is given. Without
+``delete`` nothing only the receiving side has is removed: an entry of another kind there
+is refused (plan.py). mngr's own state is never listed, written or deleted, nor a home
+dir's top-level dot entries deleted (remote_helper/guarded.py, checked by the side that
+owns the tree). An entry that cannot be carried out (gone meanwhile, unreadable,
+permission denied) is skipped and the rest goes on: ``Plan.refused`` and ``Plan.skipped``
+say what did not land, and why.
 """
 
 from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from mngr.remote_helper import files
+from mngr.remote_helper import files, guarded
 from mngr.remote_helper.wire import RequestFailed
 
 from .channel import protocol
@@ -29,10 +35,27 @@ from .hosts import HostHandle
 from .local_walk import LocalWalk, StaleKept, reuse
 from .plan import Entry, Plan, decode_manifest, make_plan
 
-__all__ = ["Entry", "Plan", "both_manifests", "make_plan", "pull", "push"]
+__all__ = ["Entry", "PartialCopy", "Plan", "both_manifests", "make_plan", "pull", "push"]
 
 BATCH_BYTES = 8 * 1024 * 1024
 PART_BYTES = 4 * 1024 * 1024
+
+class PartialCopy(MngrError):
+    """A new work dir could not be made whole (clone, migrate, create --source)."""
+
+
+def _why_skipped(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "vanished before it could be sent"
+    return exc.strerror or str(exc)
+
+
+def _skipped_from_wire(host: str, skipped: list[list[str]]) -> list[list[str]]:
+    try:
+        return [[files.path_from_wire(path), str(reason)] for path, reason in skipped]
+    except (RequestFailed, ValueError, TypeError) as exc:
+        raise ProtocolViolation(host, f"malformed skipped entries from the host: {skipped!r}"[:200]) from exc
+
 
 def _touches_uncommitted(plan: Plan, uncommitted: list[str]) -> list[str]:
     written = {entry[0] for entry in plan.send} | set(plan.replace)
@@ -100,12 +123,18 @@ def push(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
     with reuse(local_walk, local_root, include_ignored, name, (True, delete)) as walk:
         reply, plan = _plan(handle, name, include_ignored, True, delete, walk,
                             work_dir=work_dir, with_uncommitted=not force)
+        refused_before = len(plan.refused)
+        plan.keep(guarded.Guard.from_wire([files.path_from_wire(path) for path in reply.guarded],
+                                          reply.home).why_not_delete)
         if not force:
-            _refuse_if_uncommitted(plan, reply.uncommitted, f"{name}'s work dir ({reply.root})")
+            uncommitted = [files.path_from_wire(path) for path in reply.uncommitted]
+            _refuse_if_uncommitted(plan, uncommitted, f"{name}'s work dir ({reply.root})")
         if dry_run or plan.empty:
             walk.finish(None)
             return plan
-        walk.finish(send_plan(handle, name, local_root, plan, work_dir, known=reply.tag))
+        tag = send_plan(handle, name, local_root, plan, work_dir, known=reply.tag)
+        # Deletions the host keeps differ from the plan the kept manifest is updated with.
+        walk.finish(tag if len(plan.refused) == refused_before else "")
     return plan
 
 
@@ -126,34 +155,53 @@ def _plan(handle: HostHandle, name: str, include_ignored: bool, local_is_source:
             raise ProtocolViolation(handle.host, f"unreadable manifest from the host: {exc}"[:300]) from exc
 
 
+def _wire_dirs(entries: list[Entry]) -> list[list[Any]]:
+    return [[files.path_to_wire(entry[0]), entry[2]] for entry in entries]
+
+
+def _note_skipped(plan: Plan, skipped: list[list[str]]) -> None:
+    seen = {entry[0] for entry in plan.skipped}
+    plan.skipped.extend(entry for entry in skipped if entry[0] not in seen)
+
+
 def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_dir: str = "",
               known: str = "") -> str:
     """Carry out ``plan`` from ``local_root`` into the agent's work dir (or ``work_dir``);
-    the host's manifest tag afterwards (see protocol.Written), chained from ``known``."""
+    the host's manifest tag afterwards (see protocol.Written), chained from ``known``.
+    What could not be carried out is added to ``plan.skipped``."""
     tag = known
     if plan.replace:
-        tag = handle.write_files(protocol.WriteFiles(name=name, deletes=list(plan.replace), work_dir=work_dir,
-                                                     known=tag), b"")
+        written = handle.write_files(protocol.WriteFiles(
+            name=name, deletes=[files.path_to_wire(path) for path in plan.replace], work_dir=work_dir, known=tag), b"")
+        tag = written.tag
+        _note_skipped(plan, _skipped_from_wire(handle.host, written.skipped))
     with _Sender(handle, tag) as sender:
-        request = protocol.WriteFiles(name=name, dirs=[[entry[0], entry[2]] for entry in plan.dirs],
-                                      work_dir=work_dir)
+        request = protocol.WriteFiles(name=name, dirs=_wire_dirs(plan.dirs), work_dir=work_dir)
         chunks: list[bytes] = []
         size = 0
         for entry in plan.send:
+            wire_path = files.path_to_wire(entry[0])
             if entry[1] == "l":
-                request.links.append([entry[0], entry[5]])
+                request.links.append([wire_path, files.path_to_wire(entry[5])])
                 continue
-            for data, offset, final in _local_parts(local_root, entry):
-                packed, compressed = files.pack(data)
-                request.parts.append([entry[0], entry[2], entry[4], size, len(packed), compressed, offset, final])
-                chunks.append(packed)
-                size += len(packed)
-                if size >= BATCH_BYTES:
-                    sender.send(request, b"".join(chunks))
-                    request, chunks, size = protocol.WriteFiles(name=name, work_dir=work_dir), [], 0
-        request.deletes = list(plan.delete)
+            try:
+                for data, offset, final in _local_parts(local_root, entry):
+                    packed, compressed = files.pack(data)
+                    request.parts.append([wire_path, entry[2], entry[4], size, len(packed), compressed, offset, final])
+                    chunks.append(packed)
+                    size += len(packed)
+                    if size >= BATCH_BYTES:
+                        sender.send(request, b"".join(chunks))
+                        request, chunks, size = protocol.WriteFiles(name=name, work_dir=work_dir), [], 0
+            except OSError as exc:  # gone or unreadable here: the others still go
+                plan.skipped.append([entry[0], _why_skipped(exc)])
+                sender.tag_is_stale = True
+        request.deletes = [files.path_to_wire(path) for path in plan.delete]
+        # A directory's own mode goes last: a read-only one stays writable until its files landed.
+        request.finish_dirs = _wire_dirs([entry for entry in plan.dirs if entry[2] & 0o700 != 0o700])
         sender.send(request, b"".join(chunks))
-    return sender.tag
+    _note_skipped(plan, sender.skipped)
+    return "" if sender.tag_is_stale or plan.skipped else sender.tag
 
 
 class _Sender:
@@ -170,6 +218,8 @@ class _Sender:
 
         self._handle = handle
         self.tag = tag
+        self.tag_is_stale = False  # the host's manifest no longer follows the plan
+        self.skipped: list[list[str]] = []
         self._queue: queue.Queue[tuple[protocol.WriteFiles, bytes] | None] = queue.Queue(maxsize=1)
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run)
@@ -181,7 +231,9 @@ class _Sender:
                 request, blob = item
                 request.known = self.tag
                 try:
-                    self.tag = self._handle.write_files(request, blob)
+                    written = self._handle.write_files(request, blob)
+                    self.tag = written.tag
+                    self.skipped += _skipped_from_wire(self._handle.host, written.skipped)
                 except BaseException as exc:  # handed to the pushing thread
                     self._failure = exc
                     self.tag = ""
@@ -218,8 +270,9 @@ def fill_work_dir(handle: HostHandle, name: str, source: str, path: str, bundle:
                    include_ignored: bool) -> str:
     made = handle.prepare_work_dir(name, path, bundle, branch=branch)
     try:
-        push(handle, "", source, delete=False, dry_run=False, include_ignored=include_ignored, force=True,
-             work_dir=made)
+        plan = push(handle, "", source, delete=False, dry_run=False, include_ignored=include_ignored, force=True,
+                    work_dir=made)
+        _refuse_partial(plan, f"{name}'s new work dir on {handle.host}")
     except BaseException:
         handle.prepare_work_dir(name, made, remove=True)
         raise
@@ -233,11 +286,22 @@ def copy_work_dir(source: HostHandle, name: str, target: HostHandle, new_name: s
     ones included, through ``scratch`` (an empty local directory). Returns the source
     agent's spec and the new work dir's path."""
     spec = source.agent_spec(name)
-    pull(source, name, scratch, delete=False, dry_run=False, include_ignored=True, force=True)
+    _refuse_partial(pull(source, name, scratch, delete=False, dry_run=False, include_ignored=True, force=True),
+                    f"the copy of {name}'s work dir")
     bundle = source.git_bundle(name)
     made = fill_work_dir(target, new_name, scratch, path, bundle, spec.branch if bundle else "",
                           include_ignored=True)
     return spec, made
+
+
+def _refuse_partial(plan: Plan, what: str) -> None:
+    """A new work dir is whole or not made: a copy missing files is no copy."""
+    missing = plan.refused + plan.skipped
+    if missing:
+        shown = "; ".join(f"{path}: {why}" for path, why in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise PartialCopy(f"{what} would miss {len(missing)} entr{'y' if len(missing) == 1 else 'ies'}: "
+                          f"{shown}{more}")
 
 
 def same_tree(first: HostHandle, first_name: str, second: HostHandle, second_name: str) -> bool:
@@ -269,6 +333,7 @@ def pull(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
     with reuse(local_walk, local_root, include_ignored, name, (False, delete)) as walk:
         _, plan = _plan(handle, name, include_ignored, False, delete, walk)
         walk.finish(None)  # a pull leaves the host's manifest as it was
+    plan.keep(guarded.guard_for(local_root).why_not_delete)
     if not force:
         _refuse_if_uncommitted(plan, files.uncommitted(local_root), local_root)
     if dry_run or plan.empty:
@@ -278,7 +343,8 @@ def pull(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
 
 
 def land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> None:
-    """Carry out ``plan`` from the agent's work dir into ``local_root``."""
+    """Carry out ``plan`` from the agent's work dir into ``local_root``; what could not be
+    carried out is added to ``plan.skipped``."""
     try:
         _land_plan(handle, name, local_root, plan)
     except RequestFailed as exc:  # a path from the host's manifest that must not be written
@@ -315,21 +381,43 @@ def fetch_branches(handle: HostHandle, name: str, local_root: str) -> list[str]:
 
 
 def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> None:
+    guard = guarded.guard_for(local_root)
+    failed: set[str] = set()
+
+    def attempt(path: str, action: Callable[..., None], *arguments: Any) -> None:
+        files.check_path(path)  # RequestFailed: the host sent a path never to write (see land_plan)
+        reason = guard.why_not_delete(path) if action is files.delete else guard.why_not_write(path)
+        try:
+            if reason:
+                raise RequestFailed("unsafe_path", reason)
+            action(local_root, path, *arguments)
+        except OSError as exc:
+            failed.add(path)
+            plan.skipped.append([path, _why_skipped(exc)])
+        except RequestFailed as exc:  # a symlink or a file in the way, here
+            failed.add(path)
+            plan.skipped.append([path, exc.message])
+
     for path in plan.replace:
-        files.delete(local_root, path)
+        attempt(path, files.delete)
     for entry in plan.dirs:
-        files.make_directory(local_root, entry[0], entry[2])
+        attempt(entry[0], files.make_directory, entry[2])
     for entry in plan.send:
-        if entry[1] == "l":
-            files.write_link(local_root, entry[0], entry[5])
-    batches = [sorted(entry[0] for entry in batch)
+        if entry[1] == "l" and entry[0] not in failed:
+            attempt(entry[0], files.write_link, entry[5])
+    batches = [sorted(entry[0] for entry in batch if entry[0] not in failed)
                for batch in _batches([entry for entry in plan.send if entry[1] == "f"])]
     for paths, (reply, data) in zip(batches, _fetched(handle, name, batches), strict=True):
         wanted = set(paths)
+        plan.skipped += _skipped_from_wire(handle.host, reply.skipped)
         for item in reply.files:
-            land_pulled(handle.host, local_root, item, data, wanted)
+            missed = land_pulled(handle.host, local_root, item, data, wanted, guard)
+            if missed:
+                plan.skipped.append(missed)
     for path in sorted(plan.delete, key=lambda item: item.count("/"), reverse=True):
-        files.delete(local_root, path)
+        attempt(path, files.delete)
+    plan.skipped += files.finish_directories(
+        local_root, [[entry[0], entry[2]] for entry in plan.dirs if entry[2] & 0o700 != 0o700])
 
 
 def _fetched(handle: HostHandle, name: str,
@@ -346,7 +434,7 @@ def _fetched(handle: HostHandle, name: str,
             if index >= 2:
                 landed[index - 2].acquire()  # at most two batches held in memory
             try:
-                results[index] = handle.read_files(name, paths)
+                results[index] = handle.read_files(name, [files.path_to_wire(path) for path in paths])
             except BaseException as exc:  # handed to the landing thread
                 results[index] = exc
                 ready[index].set()
@@ -366,14 +454,17 @@ def _fetched(handle: HostHandle, name: str,
         landed[index].release()
 
 
-def land_pulled(host: str, local_root: str, item: list[Any], data: bytes, wanted: set[str]) -> None:
-    """Write one file of a FileData reply, trusting nothing in it."""
+def land_pulled(host: str, local_root: str, item: list[Any], data: bytes, wanted: set[str],
+                guard: guarded.Guard = guarded.NO_GUARD) -> list[str] | None:
+    """Write one file of a FileData reply, trusting nothing in it; [path, why] if it could
+    not be written here (the host's data was fine)."""
     if (not isinstance(item, list) or len(item) != 7 or not isinstance(item[0], str)
             or not all(isinstance(value, int) and not isinstance(value, bool) for value in (*item[1:3], *item[4:7]))
             or not isinstance(item[3], bool)):
         raise ProtocolViolation(host, f"malformed file entry from the host: {item!r}"[:200])
-    path, offset, length, compressed, mode, mtime_ns, size = item
+    wire_path, offset, length, compressed, mode, mtime_ns, size = item
     try:
+        path = files.path_from_wire(wire_path)
         files.check_path(path)
     except RequestFailed as exc:
         raise ProtocolViolation(host, f"the host sent an unsafe path: {exc.message}") from exc
@@ -390,4 +481,12 @@ def land_pulled(host: str, local_root: str, item: list[Any], data: bytes, wanted
             raise ProtocolViolation(host, f"the host sent bad data for {path!r}: {exc}"[:200]) from exc
     if len(content) != size:
         raise ProtocolViolation(host, f"the host's data for {path!r} is not {size} bytes"[:200])
-    files.write_part(local_root, path, content, 0, True, mode, mtime_ns)
+    if guard.why_not_write(path):
+        return [path, guard.why_not_write(path)]
+    try:
+        files.write_part(local_root, path, content, 0, True, mode, mtime_ns)
+    except OSError as exc:
+        return [path, _why_skipped(exc)]
+    except RequestFailed as exc:  # a directory or a symlink in the way, here
+        return [path, exc.message]
+    return None

@@ -142,6 +142,13 @@ class SshProvider(Provider):
             "command": str(section.get("idle_command", self.settings.get("idle_command", ""))),
         }
 
+    def resolve_work_dir(self, host: str, work_dir: str | None) -> str:
+        """``--work-dir`` as given; without one, "": the host makes a new, empty work dir of
+        the agent's own, ``$MNGR_HOST_DIR/work/NAME`` (where ``--source`` puts one too). An
+        SSH host is someone's account: its home dir holds their dotfiles and mngr's state,
+        which a ``push --delete`` or a ``clone`` must never sweep along."""
+        return work_dir or ""
+
     def default_host(self) -> str:
         raise UsageError("--in ssh needs a host: --host ALIAS or --host user@hostname[:port]")
 

@@ -10,7 +10,10 @@ directory), so both ends judge paths and land files the same way:
   their targets untouched, and are never followed.
 - A file lands whole or not at all: it is written to a temporary name in its directory
   and renamed over the target once complete (large files arrive in parts; the parts
-  file is named ``.mngr-part.<name>`` and never listed in a manifest).
+  file is named ``.mngr-part.<16 hex digits>``, short enough beside a name of NAME_MAX
+  bytes, and never listed in a manifest).
+- An entry that cannot land (permission denied, a directory in the way, mngr's own
+  state: see guarded.py) is skipped and reported; the others land.
 
 A manifest lists [path, kind, mode, size, mtime_ns, link target] for every file ("f"),
 symlink ("l") and directory ("d") below the root. In a git work tree it follows
@@ -24,14 +27,42 @@ import os
 import stat
 
 from .errors import RequestFailed
+from .guarded import NO_GUARD
 
 PART_PREFIX = ".mngr-part."
 SKIPPED_DIRS = frozenset([".git"])
 
 
+def path_to_wire(path):
+    """``path`` (a str, its undecodable bytes as surrogateescape) for a JSON field: as it
+    is when it is UTF-8, else a NUL (never in a file name) and its bytes in base64."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        import base64
+
+        return "\0" + base64.b64encode(path.encode("utf-8", "surrogateescape")).decode("ascii")
+
+
+def path_from_wire(value):
+    """The path path_to_wire made ``value`` from; RequestFailed("invalid") if it is not one."""
+    if not isinstance(value, str):
+        raise RequestFailed("invalid", "a path must be a string: %r" % (value,))
+    if not value.startswith("\0"):
+        return value
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(value[1:].encode("ascii"), validate=True).decode("utf-8", "surrogateescape")
+    except (ValueError, binascii.Error):
+        raise RequestFailed("invalid", "a path is neither text nor base64: %r" % (value,)) from None
+
+
 def check_path(path):
     """``path`` if it is a safe relative path; RequestFailed("unsafe_path") otherwise."""
-    if not isinstance(path, str) or not path or "\0" in path or path.startswith("/") or "\\" in path:
+    if not isinstance(path, str) or not path or "\0" in path or path.startswith("/"):
         raise RequestFailed("unsafe_path", "refusing unsafe path %r" % (path,))
     parts = path.split("/")
     if any(part in ("", ".", "..") for part in parts):
@@ -71,11 +102,11 @@ def entry_of(path, info, root):
     return [path, "f", stat.S_IMODE(info.st_mode), info.st_size, info.st_mtime_ns, ""]
 
 
-def raw_manifest(root, include_ignored=False):
+def raw_manifest(root, include_ignored=False, guard=None):
     """The manifest in its wire form: for each entry six NUL-terminated fields, path, kind
     (f, l, d), mode in octal, size, mtime in nanoseconds and link target. (GNU find's
     -printf is no faster than os.scandir here: both spend their time in lstat.)"""
-    return encode_manifest(manifest_entries(root, include_ignored).values())
+    return encode_manifest(manifest_entries(root, include_ignored, guard=guard).values())
 
 
 def encode_manifest(entries):
@@ -84,18 +115,24 @@ def encode_manifest(entries):
     ).encode("utf-8", "surrogateescape")
 
 
-def manifest_entries(root, include_ignored=False, watch_dir=None, git_paths=None):
+def manifest_entries(root, include_ignored=False, watch_dir=None, git_paths=None, guard=None):
     """{path: entry} for the tree below ``root``. ``watch_dir(prefix)`` (if given) is called
     for each directory (``""``, ``"a/"``, ...) before it is read; ``git_paths`` is the
-    result of git_paths(root) when the caller already has it."""
+    result of git_paths(root) when the caller already has it. What ``guard`` (guarded.py)
+    hides is left out."""
     wanted = None if include_ignored else (git_paths if git_paths is not None else git_paths_of(root))
     entries = {}
+    hidden = frozenset(guard.paths) if guard is not None else frozenset()
+    if "" in hidden:
+        return entries  # the whole tree is mngr's own state
     if wanted is None:
-        walk(root, "", entries, watch_dir)
+        walk(root, "", entries, watch_dir, hidden)
         return entries
     for path in wanted:
         parts = path.split("/")
         if any(part in SKIPPED_DIRS for part in parts) or parts[-1].startswith(PART_PREFIX):
+            continue
+        if hidden and guard.hides(path):
             continue
         try:
             info = os.lstat(os.path.join(root, path))
@@ -130,9 +167,10 @@ def parse_manifest(raw):
     return entries
 
 
-def walk(root, prefix, entries, watch_dir=None):
+def walk(root, prefix, entries, watch_dir=None, hidden=frozenset()):
     """Add every entry below ``root/prefix`` to ``entries`` (iteratively, never following
-    links), calling ``watch_dir(prefix)`` for each directory before reading it."""
+    links), calling ``watch_dir(prefix)`` for each directory before reading it; the paths
+    in ``hidden``, and what is below them, are left out."""
     pending = [prefix]
     while pending:
         prefix = pending.pop()
@@ -146,6 +184,8 @@ def walk(root, prefix, entries, watch_dir=None):
             for item in scanner:
                 name = item.name
                 path = prefix + name
+                if path in hidden:
+                    continue
                 try:
                     info = item.stat(follow_symlinks=False)
                 except OSError:
@@ -224,9 +264,8 @@ def _safe_directory(root, relative_dir, create):
     return current
 
 
-def _remove(target, only_a_directory=False):
-    """Remove what is at ``target``, a directory with everything in it. With
-    ``only_a_directory``, a file or link stays (a rename is about to replace it)."""
+def _remove(target):
+    """Remove what is at ``target``, a directory with everything in it."""
     try:
         info = os.lstat(target)
     except FileNotFoundError:
@@ -235,16 +274,27 @@ def _remove(target, only_a_directory=False):
         import shutil
 
         shutil.rmtree(target)
-    elif not only_a_directory:
+    else:
         os.unlink(target)
 
 
+def part_name(name):
+    """The temporary name a file (or link) called ``name`` is written under before it lands:
+    short, so that a name of NAME_MAX bytes still has one, and the same for every part of
+    a file (parts arrive in several requests)."""
+    import hashlib
+
+    return PART_PREFIX + hashlib.sha1(os.fsencode(name)).hexdigest()[:16]
+
+
 def write_part(root, path, data, file_offset, final, mode, mtime_ns):
-    """Write ``data`` at ``file_offset`` of the file at ``path``; on ``final``, land it."""
+    """Write ``data`` at ``file_offset`` of the file at ``path``; on ``final``, land it.
+    Whatever is at ``path`` stays if it is a directory: replacing one is a deletion, which
+    the planning side asks for explicitly (and only with --delete)."""
     check_path(path)
     parent_dir, name = os.path.split(path)
     directory = _safe_directory(root, parent_dir, create=True)
-    part = os.path.join(directory, PART_PREFIX + name)
+    part = os.path.join(directory, part_name(name))
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
     if file_offset == 0:
         flags |= os.O_TRUNC
@@ -265,12 +315,10 @@ def write_part(root, path, data, file_offset, final, mode, mtime_ns):
             os.close(fd)
         if final:
             os.utime(part, ns=(mtime_ns, mtime_ns))
-            target = os.path.join(directory, name)
-            _remove(target, only_a_directory=True)
-            os.replace(part, target)
-    except OSError:
-        # A file that cannot be finished (a full disk) leaves no part behind: the push fails
-        # as a whole, and the next one sends it again from its start.
+            os.replace(part, os.path.join(directory, name))
+    except (OSError, RequestFailed):
+        # A file that cannot be finished (a full disk, a directory in the way) leaves no
+        # part behind: the next transfer sends it again from its start.
         with contextlib.suppress(OSError):
             os.unlink(part)
         raise
@@ -280,19 +328,38 @@ def write_link(root, path, link_target):
     check_path(path)
     parent_dir, name = os.path.split(path)
     directory = _safe_directory(root, parent_dir, create=True)
-    temporary = os.path.join(directory, PART_PREFIX + name)
+    temporary = os.path.join(directory, part_name(name))
     with contextlib.suppress(FileNotFoundError):
         os.unlink(temporary)
     os.symlink(link_target, temporary)
-    target = os.path.join(directory, name)
-    _remove(target, only_a_directory=True)
-    os.replace(temporary, target)
+    try:
+        os.replace(temporary, os.path.join(directory, name))
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def make_directory(root, path, mode):
+    """Make the directory ``path`` (or set its mode). Its owner may always write in it
+    while a transfer runs: a read-only directory gets its own mode at the end (see
+    finish_directories), after its files landed."""
     check_path(path)
     directory = _safe_directory(root, path, create=True)
-    os.chmod(directory, mode & 0o7777)
+    os.chmod(directory, (mode | 0o700) & 0o7777)
+
+
+def finish_directories(root, dirs):
+    """Give the directories ``dirs`` ([path, mode]) their own modes, deepest first, once
+    everything in them landed; [[path, reason]] of those that could not be set."""
+    skipped = []
+    for path, mode in sorted(dirs, key=lambda entry: entry[0].count("/"), reverse=True):
+        try:
+            check_path(path)
+            os.chmod(_safe_directory(root, path, create=False), mode & 0o7777)
+        except (OSError, RequestFailed) as exc:
+            skipped.append([path, _reason(exc)])
+    return skipped
 
 
 def delete(root, path):
@@ -331,6 +398,15 @@ def read_file(root, path):
         os.close(fd)
 
 
+def _reason(exc):
+    """One line saying why an entry was skipped."""
+    if isinstance(exc, RequestFailed):
+        return exc.message
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
 # -- requests -----------------------------------------------------------------------------
 
 MAX_PART_BYTES = 64 * 1024 * 1024  # what one part may inflate to
@@ -346,25 +422,56 @@ def _typed(entry, kinds, what):
     return entry
 
 
-def apply_write(root, dirs, links, parts, deletes, blob):
-    """Carry out a WriteFiles request, checking every entry before writing anything."""
+def _from_wire(entry):
+    return [path_from_wire(entry[0]), *entry[1:]]
+
+
+def skipped_to_wire(skipped):
+    return [[path_to_wire(path), reason] for path, reason in skipped]
+
+
+def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_dirs=()):
+    """Carry out a WriteFiles request, checking every entry's form before writing anything.
+
+    An entry that cannot be carried out (mngr's own state per ``guard``, permission denied,
+    a directory in the way, a full disk) is skipped and the rest goes on; returns
+    [[path, reason]] of the skipped ones. ``finish_dirs`` ([path, mode]) get their own
+    modes last (see make_directory)."""
     import zlib
 
-    dirs = [_typed(entry, (str, int), "dirs") for entry in dirs]
-    links = [_typed(entry, (str, str), "links") for entry in links]
-    parts = [_typed(entry, (str, int, int, int, int, bool, int, bool), "parts") for entry in parts]
-    if not all(isinstance(path, str) for path in deletes):
+    dirs = [_from_wire(_typed(entry, (str, int), "dirs")) for entry in dirs]
+    finish_dirs = [_from_wire(_typed(entry, (str, int), "finish_dirs")) for entry in finish_dirs]
+    links = [[path_from_wire(path), path_from_wire(target)] for path, target in
+             (_typed(entry, (str, str), "links") for entry in links)]
+    parts = [_from_wire(_typed(entry, (str, int, int, int, int, bool, int, bool), "parts")) for entry in parts]
+    if not isinstance(deletes, list) or not all(isinstance(path, str) for path in deletes):
         raise RequestFailed("invalid", "deletes must be paths")
-    for path in [entry[0] for entry in dirs + links + parts] + list(deletes):
+    deletes = [path_from_wire(path) for path in deletes]
+    for path in [entry[0] for entry in dirs + finish_dirs + links + parts] + list(deletes):
         check_path(path)
     for entry in parts:
         offset, length, file_offset = entry[3], entry[4], entry[6]
         if offset < 0 or length < 0 or offset + length > len(blob) or file_offset < 0:
             raise RequestFailed("invalid", "part of %s lies outside the request's data" % entry[0])
+    skipped = []
+    failed = set()  # a file whose part failed: its later parts are not tried
+
+    def attempt(path, action, *arguments):
+        if path in failed:
+            return
+        try:
+            reason = guard.why_not_write(path)
+            if reason:
+                raise RequestFailed("unsafe_path", reason)
+            action(root, path, *arguments)
+        except (OSError, RequestFailed) as exc:
+            failed.add(path)
+            skipped.append([path, _reason(exc)])
+
     for path, mode in dirs:
-        make_directory(root, path, mode)
+        attempt(path, make_directory, mode)
     for path, link_target in links:
-        write_link(root, path, link_target)
+        attempt(path, write_link, link_target)
     for path, mode, mtime_ns, offset, length, compressed, file_offset, final in parts:
         data = blob[offset : offset + length]
         if compressed:
@@ -375,9 +482,23 @@ def apply_write(root, dirs, links, parts, deletes, blob):
                 raise RequestFailed("invalid", "part of %s is not valid zlib data: %s" % (path, exc)) from None
             if inflater.unconsumed_tail:
                 raise RequestFailed("invalid", "part of %s inflates past %d bytes" % (path, MAX_PART_BYTES))
-        write_part(root, path, data, file_offset, final, mode, mtime_ns)
+        attempt(path, write_part, data, file_offset, final, mode, mtime_ns)
     for path in sorted(deletes, key=lambda item: item.count("/"), reverse=True):
-        delete(root, path)
+        reason = guard.why_not_delete(path)
+        if reason:
+            skipped.append([path, "not deleted: " + reason])
+            continue
+        try:
+            delete(root, path)
+        except (OSError, RequestFailed) as exc:
+            skipped.append([path, _reason(exc)])
+    skipped.extend(finish_directories(root, [entry for entry in finish_dirs if not guard.why_not_write(entry[0])]))
+    return skipped
+
+
+def written_paths(dirs, links, parts, finish_dirs):
+    """The paths a WriteFiles request's entries name, as paths (see path_from_wire)."""
+    return [path_from_wire(entry[0]) for entry in list(dirs) + list(links) + list(parts) + list(finish_dirs)]
 
 
 _SAMPLE = 64 * 1024
@@ -401,27 +522,39 @@ def pack(data):
     return data, False
 
 
-def read_many(root, paths):
-    """(entries, blob) for a FileData reply: each file's bytes, packed."""
+def read_many(root, paths, guard=NO_GUARD):
+    """(entries, blob, skipped) for a FileData reply: each file's bytes, packed; a file
+    that cannot be read (gone, unreadable, mngr's own state) is skipped, with why."""
     if not isinstance(paths, list) or not all(isinstance(path, str) for path in paths):
         raise RequestFailed("invalid", "paths must be a list of paths")
+    paths = [path_from_wire(path) for path in paths]
+    for path in paths:
+        check_path(path)
     entries = []
     chunks = []
+    skipped = []
     offset = 0
     for path in paths:
-        data = read_file(root, path)
-        info = os.lstat(os.path.join(root, path))
+        try:
+            if guard.hides(path):
+                raise RequestFailed("unsafe_path", guard.why_not_write(path))
+            data = read_file(root, path)
+            info = os.lstat(os.path.join(root, path))
+        except (OSError, RequestFailed) as exc:
+            skipped.append([path, _reason(exc)])
+            continue
         packed, compressed = pack(data)
-        entries.append([path, offset, len(packed), compressed, stat.S_IMODE(info.st_mode), info.st_mtime_ns, len(data)])
+        entries.append([path_to_wire(path), offset, len(packed), compressed, stat.S_IMODE(info.st_mode),
+                        info.st_mtime_ns, len(data)])
         chunks.append(packed)
         offset += len(packed)
-    return entries, b"".join(chunks)
+    return entries, b"".join(chunks), skipped_to_wire(skipped)
 
 
-def packed_manifest(root, include_ignored):
+def packed_manifest(root, include_ignored, guard=None):
     import zlib
 
-    return zlib.compress(raw_manifest(root, include_ignored), 1)
+    return zlib.compress(raw_manifest(root, include_ignored, guard), 1)
 
 
 def prepare_work_dir(host_dir, name, path, bundle, branch=""):

@@ -82,18 +82,19 @@ def enable():
     _enabled = True
 
 
-def packed_manifest(root, include_ignored, known=""):
-    """(the zlib-compressed wire manifest of ``root``, its tag, unchanged): the blob is
-    empty when the caller's ``known`` tag is still the tree's. An empty tag: not cached."""
+def packed_manifest(root, include_ignored, guard=files.NO_GUARD, known=""):
+    """(the zlib-compressed wire manifest of ``root``, without what ``guard`` hides, its
+    tag, unchanged): the blob is empty when the caller's ``known`` tag is still the tree's.
+    An empty tag: not cached."""
     if not _enabled:
-        return files.packed_manifest(root, include_ignored), "", False
-    key = (os.path.realpath(root), include_ignored)
+        return files.packed_manifest(root, include_ignored, guard), "", False
+    key = (os.path.realpath(root), include_ignored, guard.key())
     with _lock:
         tree = _trees.pop(key, None)
         if tree is not None:
             _trees[key] = tree  # most recently used last
     if tree is None:
-        tree = _Tree(key[0], include_ignored)
+        tree = _Tree(key[0], include_ignored, guard)
         with _lock:
             dropped = [_trees.pop(key, None)]
             _trees[key] = tree
@@ -180,9 +181,10 @@ class _Inotify(object):
 class _Tree(object):
     """One cached manifest and the watches that keep it honest."""
 
-    def __init__(self, root, include_ignored):
+    def __init__(self, root, include_ignored, guard):
         self.root = root
         self.include_ignored = include_ignored
+        self.guard = guard
         self._lock = threading.Lock()
         self._inotify = None
         self._dirs = {}  # wd -> directory prefix ("" for the root, "a/b/" below it)
@@ -214,7 +216,7 @@ class _Tree(object):
                     self._build()
                 except _Unwatchable:
                     self._forget()
-                    return files.packed_manifest(self.root, self.include_ignored), "", False
+                    return files.packed_manifest(self.root, self.include_ignored, self.guard), "", False
             if known and known == self.tag():
                 return b"", known, True
             if self._packed is None:
@@ -246,7 +248,7 @@ class _Tree(object):
         git_paths = None if self.include_ignored else files.git_paths_of(self.root)
         self._git_dir = None
         if git_paths is None:
-            self._entries = files.manifest_entries(self.root, True, watch_dir=self._watch)
+            self._entries = files.manifest_entries(self.root, True, watch_dir=self._watch, guard=self.guard)
             return
         self._git_dir = _git_dir(self.root)
         if self._git_dir is None:
@@ -256,7 +258,7 @@ class _Tree(object):
         # between the first listing and its directory's watch would otherwise go unseen.
         watched = set()
         while True:
-            entries = files.manifest_entries(self.root, False, git_paths=git_paths)
+            entries = files.manifest_entries(self.root, False, git_paths=git_paths, guard=self.guard)
             for prefix in [""] + [path + "/" for path, entry in entries.items() if entry[1] == "d"]:
                 if prefix not in watched:
                     watched.add(prefix)
@@ -312,7 +314,7 @@ class _Tree(object):
             if mask & _IN_Q_OVERFLOW or wd not in self._dirs:
                 return False
             if name.startswith(files.PART_PREFIX):
-                name = name[len(files.PART_PREFIX):]
+                continue  # a part file: never listed, and its rename to a written path is seen there
             path = self._dirs[wd] + name if name else self._dirs[wd][:-1]
             if path in own:
                 continue
@@ -336,7 +338,7 @@ class _Tree(object):
         touched = set()
         for path in set(written).difference(gone):
             parts = path.split("/")
-            if files.SKIPPED_DIRS.intersection(parts):
+            if files.SKIPPED_DIRS.intersection(parts) or self.guard.hides(path):
                 continue
             touched.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
         watched = set(self._dirs.values())
@@ -353,7 +355,7 @@ class _Tree(object):
                 continue
             self._entries[path] = files.entry_of(path, info, self.root)
             if stat.S_ISDIR(info.st_mode) and path + "/" not in watched:
-                files.walk(self.root, path + "/", self._entries, self._watch)
+                files.walk(self.root, path + "/", self._entries, self._watch, frozenset(self.guard.paths))
                 walked.add(path)
 
 

@@ -13,7 +13,19 @@ import sys
 import threading
 import time
 
-from . import agents, execs, files, idle, manifest_cache, output, processes, state, tmux, watcher
+from . import (
+    agents,
+    execs,
+    files,
+    guarded,
+    idle,
+    manifest_cache,
+    output,
+    processes,
+    state,
+    tmux,
+    watcher,
+)
 from .wire import (
     HEADER,
     FatalFrameError,
@@ -229,17 +241,27 @@ class Server(object):
             return "Captured", {}, idle.watcher_log_tail(fields["tail_lines"])
         if message_type == "GetManifest":
             root = self._work_dir(fields["name"], fields["work_dir"])
-            blob, tag, unchanged = manifest_cache.packed_manifest(root, fields["include_ignored"], fields["known"])
-            uncommitted = files.uncommitted(root) if fields["with_uncommitted"] else []
-            return "Manifest", {"root": root, "uncommitted": uncommitted, "tag": tag, "unchanged": unchanged}, blob
+            guard = guarded.guard_for(root)
+            blob, tag, unchanged = manifest_cache.packed_manifest(root, fields["include_ignored"], guard,
+                                                                  fields["known"])
+            uncommitted = [files.path_to_wire(path) for path in files.uncommitted(root)] if fields["with_uncommitted"] else []
+            return "Manifest", {"root": root, "uncommitted": uncommitted, "tag": tag, "unchanged": unchanged,
+                                "guarded": [files.path_to_wire(path) for path in guard.paths], "home": guard.is_home}, blob
         if message_type == "WriteFiles":
             root = self._work_dir(fields["name"], fields["work_dir"])
+            guard = guarded.guard_for(root)
             with manifest_cache.writing(root, fields["known"]) as write:
-                files.apply_write(root, fields["dirs"], fields["links"], fields["parts"], fields["deletes"], blob)
-                write.written.extend(entry[0] for entry in fields["dirs"] + fields["links"] + fields["parts"])
-                write.deleted.extend(fields["deletes"])
+                skipped = files.apply_write(root, fields["dirs"], fields["links"], fields["parts"],
+                                            fields["deletes"], blob, guard, fields["finish_dirs"])
+                missed = set(entry[0] for entry in skipped)
+                write.written.extend(path for path in files.written_paths(
+                    fields["dirs"], fields["links"], fields["parts"], fields["finish_dirs"]) if path not in missed)
+                write.deleted.extend(path for path in (files.path_from_wire(path) for path in fields["deletes"])
+                                     if path not in missed)
+            if skipped:
+                write.tag = ""  # the controller's copy of the manifest would be wrong: no tag
             idle.note("user", fields["name"])
-            return "Written", {"tag": write.tag}, b""
+            return "Written", {"tag": write.tag, "skipped": files.skipped_to_wire(skipped)}, b""
         if message_type == "PrepareWorkDir":
             agents.check_name(fields["name"])
             if fields["remove"]:
@@ -254,8 +276,9 @@ class Server(object):
         if message_type == "GetGitBundle":
             return "Captured", {}, files.git_bundle(self._work_dir(fields["name"], ""))
         if message_type == "ReadFiles":
-            entries, data = files.read_many(self._work_dir(fields["name"], ""), fields["paths"])
-            return "FileData", {"files": entries}, data
+            root = self._work_dir(fields["name"], "")
+            entries, data, skipped = files.read_many(root, fields["paths"], guarded.guard_for(root))
+            return "FileData", {"files": entries, "skipped": skipped}, data
         if message_type == "ExecStart":
             work_dir, env = agents.exec_context(fields["name"])
             exec_id = self._commands.start(["/bin/sh", "-c", fields["command"]], work_dir, env)

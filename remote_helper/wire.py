@@ -86,6 +86,7 @@ MESSAGES = {
         "links": ("list", []),
         "parts": ("list", []),
         "deletes": ("list", []),
+        "finish_dirs": ("list", []),
         "work_dir": ("str", ""),
         "known": ("str", ""),
     },
@@ -120,8 +121,10 @@ MESSAGES = {
         "uncommitted": ("list", []),
         "tag": ("str", ""),
         "unchanged": ("bool", False),
+        "guarded": ("list", []),
+        "home": ("bool", False),
     },
-    "Written": {"tag": ("str", "")},
+    "Written": {"tag": ("str", ""), "skipped": ("list", [])},
     "AgentSpec": {
         "agent_type": ("str", REQUIRED),
         "command": ("str", REQUIRED),
@@ -132,7 +135,7 @@ MESSAGES = {
         "branch": ("str", ""),
     },
     "WorkDir": {"path": ("str", REQUIRED)},
-    "FileData": {"files": ("list", [])},
+    "FileData": {"files": ("list", []), "skipped": ("list", [])},
     "IdleSettings": {
         "timeout": ("float?", REQUIRED),
         "mode": ("str", REQUIRED),

@@ -187,8 +187,11 @@ class WriteFiles(msgspec.Struct, tag=True, kw_only=True):
     """Land files in the agent's work dir; answered with Written.
 
     ``dirs``: [path, mode]; ``links``: [path, target]; ``parts``: [path, mode, mtime_ns,
-    blob offset, length, zlib-compressed, offset in the file, final]; ``deletes``: paths.
-    Applied in that order. A file is renamed into place with its final part.
+    blob offset, length, zlib-compressed, offset in the file, final]; ``deletes``: paths;
+    ``finish_dirs``: [path, mode], directories given their own mode last (a read-only one
+    stays writable to its owner until its files landed). Applied in that order. A file is
+    renamed into place with its final part. An entry that cannot land is skipped (Written
+    says which); the host never writes or deletes its own state (remote_helper/guarded.py).
     """
 
     name: str
@@ -196,6 +199,7 @@ class WriteFiles(msgspec.Struct, tag=True, kw_only=True):
     links: list[list[Any]] = []
     parts: list[list[Any]] = []
     deletes: list[str] = []
+    finish_dirs: list[list[Any]] = []
     work_dir: str = ""  # with no name: a work dir made by PrepareWorkDir
     known: str = ""  # the tag the controller believes the work dir's manifest has before this
 
@@ -286,13 +290,17 @@ class Manifest(msgspec.Struct, tag=True, kw_only=True):
     uncommitted: list[str] = []
     tag: str = ""  # this state of the manifest, kept by the host daemon ("": not kept)
     unchanged: bool = False
+    guarded: list[str] = []  # mngr's own state below the root: never listed, written or deleted
+    home: bool = False  # the root is the home dir: its top-level dot entries are never deleted
 
 
 class Written(msgspec.Struct, tag=True, kw_only=True):
     """WriteFiles carried out. ``tag``: the manifest's new tag, when the host took the write
-    into the manifest it keeps and that manifest had the request's ``known`` tag before."""
+    into the manifest it keeps and that manifest had the request's ``known`` tag before.
+    ``skipped``: [path, reason] of the entries that could not land (the others did)."""
 
     tag: str = ""
+    skipped: list[list[str]] = []
 
 
 class AgentSpec(msgspec.Struct, tag=True, kw_only=True):
@@ -310,9 +318,11 @@ class WorkDir(msgspec.Struct, tag=True, kw_only=True):
 
 
 class FileData(msgspec.Struct, tag=True, kw_only=True):
-    """``files``: [path, blob offset, length, zlib-compressed, mode, mtime_ns, size]."""
+    """``files``: [path, blob offset, length, zlib-compressed, mode, mtime_ns, size];
+    ``skipped``: [path, reason] of the files that could not be read (the others were)."""
 
     files: list[list[Any]] = []
+    skipped: list[list[str]] = []
 
 
 class IdleSettings(msgspec.Struct, tag=True, kw_only=True):

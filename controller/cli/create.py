@@ -199,8 +199,10 @@ def create(
             raise UsageError("--snapshot brings its own agent type and command")
     fresh_dir = source_root is not None or snapshot_id is not None
     trusted = work_dir_trusted(app, fresh_dir) if trust_work_dir is None else trust_work_dir
-    # With --source or --snapshot and no --work-dir, the host picks the new work dir ("").
+    # With --source or --snapshot and no --work-dir, the host picks the new work dir (""); a
+    # provider whose default is "" (ssh) has the host make an empty one for the agent.
     directory = provider.resolve_work_dir(host_name, work_dir) if work_dir or not fresh_dir else ""
+    made_dir = fresh_dir or not directory
     idle_requests = settings_requests(
         options.get("idle_timeout"), options.get("idle_mode"), options.get("activity_sources"),
         provider.idle_defaults(host_name),
@@ -236,6 +238,8 @@ def create(
                 from .. import snapshots
 
                 spec, directory = snapshots.restore(snapshot_id, handle, name, directory)
+            elif not directory:
+                directory = handle.prepare_work_dir(name, "")
             if spec is not None:
                 type_name, binary = spec["agent_type"], spec.get("binary")
                 launch = app.registry.agent_types[type_name].relaunch(spec["command"]) \
@@ -254,7 +258,7 @@ def create(
                     interaction=interaction_for(app.registry.agent_types, type_name, launch, trusted),
                 )
             except BaseException as exc:
-                if fresh_dir and native_snapshot is None:  # the work dir was made for this agent only
+                if made_dir and native_snapshot is None:  # the work dir was made for this agent only
                     handle.prepare_work_dir(name, directory, remove=True)
                 if isinstance(exc, MissingBinary):
                     raise MngrError(f"agent type {agent_type.name!r} needs {binary!r}, which was not found on PATH "

@@ -14,6 +14,7 @@ from .completion_cmd import agent_names
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
+PARTIAL_EXIT = 3  # some entries were refused or skipped, everything else landed
 
 
 def _options(function: Callable[..., None]) -> Callable[..., None]:
@@ -21,7 +22,8 @@ def _options(function: Callable[..., None]) -> Callable[..., None]:
         click.argument("name", shell_complete=agent_names),
         click.argument("local_path", required=False, type=click.Path(file_okay=False)),
         click.option("--delete", is_flag=True, help="Also remove what the receiving side has and the source does not."),
-        click.option("--dry-run", is_flag=True, help="Only list what would change (+ new, ~ changed, - deleted)."),
+        click.option("--dry-run", is_flag=True,
+                     help="Only list what would change (+ new, ~ changed, - deleted, ! refused)."),
         click.option("--include-gitignored", is_flag=True,
                      help="Also move files that .gitignore excludes (.git itself never moves)."),
         click.option("--force", is_flag=True, help="Overwrite or delete uncommitted changes on the receiving side."),
@@ -67,24 +69,43 @@ def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk
         except OSError as exc:
             raise MngrError(f"{action} {name}: {exc}") from exc
     changes = plan.changes()
+    missed = [("refused", path, why) for path, why in plan.refused] + [("skipped", path, why)
+                                                                        for path, why in plan.skipped]
     if output_format == "json":
         click.echo(output.to_json({
             "agent": name, "local_path": root, "dry_run": options["dry_run"],
             "changes": [{"change": mark, "path": path} for mark, path in changes],
+            "refused": [{"path": path, "reason": why} for path, why in plan.refused],
+            "skipped": [{"path": path, "reason": why} for path, why in plan.skipped],
             "bytes": plan.bytes_to_send,
             **({"branches": branches} if action == "pull" else {}),
         }))
-        return
-    if options["dry_run"]:
-        for mark, path in changes:
-            click.echo(f"{mark} {path}")
-        click.echo(f"would {action} {len(changes)} change(s), {plan.bytes_to_send} bytes")
-    elif plan.empty:
-        click.echo(f"{name}: nothing to {action}, already the same")
     else:
-        click.echo(f"{name}: {action}ed {len(changes)} change(s), {plan.bytes_to_send} bytes")
-    if branches:
-        click.echo(f"{name}: branches fetched as {', '.join(branches)}")
+        if options["dry_run"]:
+            for mark, path in changes:
+                click.echo(f"{mark} {_shown(path)}")
+            for path, why in plan.refused:
+                click.echo(f"! {_shown(path)}: {why}")
+            click.echo(f"would {action} {len(changes)} change(s), {plan.bytes_to_send} bytes")
+        elif plan.empty and not missed:
+            click.echo(f"{name}: nothing to {action}, already the same")
+        else:
+            click.echo(f"{name}: {action}ed {len(changes) - len(plan.skipped)} change(s), {plan.bytes_to_send} bytes")
+        if branches:
+            click.echo(f"{name}: branches fetched as {', '.join(branches)}")
+        if not options["dry_run"]:
+            for what, path, why in missed:
+                click.echo(f"mngr {action}: {what} {_shown(path)}: {why}", err=True)
+    if missed:
+        # Like rsync's 23: the rest landed; these did not (or, in a dry run, would not).
+        click.echo(f"mngr {action}: {len(missed)} entr{'y' if len(missed) == 1 else 'ies'} not "
+                   f"{action}ed (exit status {PARTIAL_EXIT})", err=True)
+        raise SystemExit(PARTIAL_EXIT)
+
+
+def _shown(path: str) -> str:
+    """``path`` as it can be printed: bytes that are not UTF-8 as \\xNN."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @click.command("push", context_settings=_HELP)

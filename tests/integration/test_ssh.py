@@ -488,3 +488,99 @@ def test_migrate_between_two_ssh_hosts(sandbox) -> None:
         assert ran.returncode == 0 and ran.stdout == "me\n"
         again = sandbox.mngr("migrate", "mover", "--to-host", "second", "--in", "ssh")
         assert again.returncode == 2 and "already on host" in again.stderr
+
+
+def test_a_new_remote_agent_gets_a_work_dir_of_its_own_not_the_home_dir(sandbox, ssh_host: SshHost) -> None:
+    created = create_remote(sandbox, "own")
+    assert created.returncode == 0, created.stderr
+    (agent,) = agents(sandbox)["agents"]
+    work = ssh_host.remote_host_dir / "work" / "own"
+    assert agent["work_dir"] == str(work) != ssh_host.user.pw_dir
+    assert work.is_dir() and list(work.iterdir()) == [] and work.stat().st_uid == ssh_host.user.pw_uid
+
+
+def _as_test_user(ssh_host: SshHost, *paths: Path) -> None:
+    for path in paths:
+        os.lchown(path, ssh_host.user.pw_uid, ssh_host.user.pw_gid)
+
+
+def test_push_delete_into_the_home_dir_keeps_dotfiles_and_agents(sandbox, ssh_host: SshHost) -> None:
+    home = Path(ssh_host.user.pw_dir)
+    dotfile = home / f".mngr-test-dotfile-{os.getpid()}"
+    stray = home / f"mngr-test-stray-{os.getpid()}"
+    pushed_file = home / "mngr-test-main.py"
+    try:
+        dotfile.write_text("the user's setup\n")
+        stray.write_text("only on the host\n")
+        _as_test_user(ssh_host, dotfile, stray)
+        assert create_remote(sandbox, "homed", "--work-dir", "~").returncode == 0
+        assert create_remote(sandbox, "neighbour").returncode == 0
+        project = sandbox.root / "project"
+        project.mkdir()
+        (project / pushed_file.name).write_text("print('hi')\n")
+        dry = sandbox.mngr("push", "homed", str(project), "--delete", "--dry-run")
+        assert f"- {stray.name}" in dry.stdout and f"! {dotfile.name}: not deleted" in dry.stdout
+        pushed = sandbox.mngr("push", "homed", str(project), "--delete")
+        assert pushed.returncode == 3, pushed.stderr
+        assert dotfile.read_text() == "the user's setup\n" and not stray.exists()
+        assert pushed_file.read_text() == "print('hi')\n"
+        assert {agent["name"]: agent["state"] for agent in agents(sandbox)["agents"]} == {
+            "homed": "RUNNING", "neighbour": "RUNNING"}
+    finally:
+        for path in (dotfile, stray, pushed_file):
+            path.unlink(missing_ok=True)
+
+
+def test_pull_dry_run_never_lists_the_host_dir_nor_other_agents_work_dirs(sandbox, ssh_host: SshHost) -> None:
+    # The host dir (agents' records and env files) inside an agent's work dir stays out.
+    assert create_remote(sandbox, "neighbour").returncode == 0
+    assert create_remote(sandbox, "wide", "--work-dir", str(ssh_host.remote_host_dir)).returncode == 0
+    dry = sandbox.mngr("pull", "wide", str(sandbox.root / "back"), "--dry-run")
+    assert dry.returncode == 0 and "would pull 0 change(s)" in dry.stdout, dry.stdout
+    pushed = sandbox.mngr("push", "wide", str(sandbox.root / "back"), "--delete")
+    assert pushed.returncode == 0 and (ssh_host.remote_host_dir / "agents").is_dir()
+    assert len(agents(sandbox)["agents"]) == 2
+
+
+def test_unreadable_files_and_read_only_dirs_are_skipped_and_reported(sandbox, ssh_host: SshHost) -> None:
+    assert create_remote(sandbox, "far").returncode == 0
+    work = ssh_host.remote_host_dir / "work" / "far"
+    (work / "locked").write_text("the test user cannot read this\n")
+    (work / "readable").write_text("fine\n")
+    (work / "frozen").mkdir()
+    _as_test_user(ssh_host, work / "locked", work / "readable", work / "frozen")
+    (work / "locked").chmod(0o000)
+    (work / "frozen").chmod(0o555)
+    back = sandbox.root / "back"
+    pulled = sandbox.mngr("pull", "far", str(back))
+    assert pulled.returncode == 3 and "skipped locked: Permission denied" in pulled.stderr, pulled.stderr
+    assert (back / "readable").read_text() == "fine\n" and not (back / "locked").exists()
+    source = sandbox.root / "source"
+    (source / "frozen").mkdir(parents=True)
+    (source / "frozen").chmod(0o555)
+    (source / "frozen" / "new.txt").write_bytes(b"")
+    (source / "other.txt").write_text("lands\n")
+    pushed = sandbox.mngr("push", "far", str(source))
+    assert pushed.returncode == 3 and "skipped frozen/new.txt: Permission denied" in pushed.stderr, pushed.stderr
+    assert (work / "other.txt").read_text() == "lands\n" and not (work / "frozen" / "new.txt").exists()
+    (work / "frozen").chmod(0o755)
+    again = sandbox.mngr("push", "far", str(source))
+    assert again.returncode == 0, again.stderr
+    assert (work / "frozen" / "new.txt").exists() and (work / "frozen").stat().st_mode & 0o777 == 0o555
+
+
+@pytest.mark.parametrize("name", [os.fsdecode(b"caf\xe9"), "back\\slash", "n" * 255],
+                         ids=["not-utf-8", "backslash", "255-bytes"])
+def test_odd_names_round_trip_over_ssh(sandbox, ssh_host: SshHost, name: str) -> None:
+    assert create_remote(sandbox, "far").returncode == 0
+    source = sandbox.root / "source"
+    (source / name).mkdir(parents=True)
+    (source / name / name).write_bytes(os.urandom(5 * 1024 * 1024))
+    pushed = sandbox.mngr("push", "far", str(source))
+    assert pushed.returncode == 0, pushed.stderr
+    work = ssh_host.remote_host_dir / "work" / "far"
+    assert (work / name / name).read_bytes() == (source / name / name).read_bytes()
+    back = sandbox.root / "back"
+    pulled = sandbox.mngr("pull", "far", str(back))
+    assert pulled.returncode == 0, pulled.stderr
+    assert (back / name / name).read_bytes() == (source / name / name).read_bytes()
