@@ -430,11 +430,16 @@ def skipped_to_wire(skipped):
     return [[path_to_wire(path), reason] for path, reason in skipped]
 
 
+# What is wrong with the host, not with an entry: a full disk or quota, a read-only file system.
+_HOST_WIDE_ERRORS = frozenset([errno.ENOSPC, errno.EDQUOT, errno.EROFS])
+
+
 def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_dirs=()):
     """Carry out a WriteFiles request, checking every entry's form before writing anything.
 
     An entry that cannot be carried out (mngr's own state per ``guard``, permission denied,
-    a directory in the way, a full disk) is skipped and the rest goes on; returns
+    a directory in the way) is skipped and the rest goes on; a full disk or a read-only file
+    system fails the whole request (the host's error, not the entry's). Returns
     [[path, reason]] of the skipped ones. ``finish_dirs`` ([path, mode]) get their own
     modes last (see make_directory)."""
     import zlib
@@ -465,6 +470,8 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
                 raise RequestFailed("unsafe_path", reason)
             action(root, path, *arguments)
         except (OSError, RequestFailed) as exc:
+            if isinstance(exc, OSError) and exc.errno in _HOST_WIDE_ERRORS:
+                raise  # every later entry would fail alike: one clear error for the transfer
             failed.add(path)
             skipped.append([path, _reason(exc)])
 

@@ -69,7 +69,9 @@ def test_lifecycle_on_an_ssh_host(sandbox, ssh_host: SshHost) -> None:
     assert where["near"][:2] == ("local", "local")
     assert where["far"][:2] == ("ssh", "testhost") and where["far"][2] in ("RUNNING", "WAITING")
     far = next(a for a in listed["agents"] if a["name"] == "far")
-    assert far["work_dir"] == ssh_host.user.pw_dir, "the default work dir on a remote host is the user's home"
+    # A work dir of its own, made by the host (never the home dir, whose dotfiles a push
+    # --delete would put at risk).
+    assert far["work_dir"] == str(ssh_host.remote_host_dir / "work" / "far")
     # The agent really runs on the host, as its user, with the host's state dir.
     assert any(ssh_host.remote_host_dir.glob("agents/*/record.json"))
     assert sandbox.mngr("stop", "far").returncode == 0
@@ -87,7 +89,7 @@ def test_talking_to_a_remote_agent(sandbox, ssh_host: SshHost) -> None:
     assert sandbox.mngr("message", "echo", "hello over ssh; $(not run)").returncode == 0
     wait_for(lambda: "got: hello over ssh; $(not run)" in sandbox.mngr("transcript", "echo").stdout, "reply")
     ran = sandbox.mngr("exec", "echo", "id -un; pwd")
-    assert ran.returncode == 0 and ran.stdout.split() == ["mngr-test", ssh_host.user.pw_dir]
+    assert ran.returncode == 0 and ran.stdout.split() == ["mngr-test", str(ssh_host.remote_host_dir / "work" / "echo")]
     assert "got: hello over ssh" in sandbox.mngr("capture", "echo").stdout
 
 
