@@ -22,6 +22,7 @@ say what did not land, and why.
 from __future__ import annotations
 
 import os
+import stat
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -99,22 +100,45 @@ def both_manifests(handle: HostHandle, name: str, local_root: str, include_ignor
 # -- push -----------------------------------------------------------------------------------
 
 
-def _local_parts(root: str, entry: Entry) -> Iterator[tuple[bytes, int, bool]]:
-    """(data, offset in the file, final) for the local file ``entry``, never through a link."""
+class _KeptChanging(OSError):
+    """A local file changed each time it was read (files.READ_ATTEMPTS times)."""
+
+
+def _local_parts(root: str, entry: Entry) -> Iterator[tuple[bytes, int, bool, int, int]]:
+    """(data, offset in the file, final, mode, mtime_ns) for the local file ``entry``, never
+    through a link. The final part carries the mode and mtime of exactly the bytes sent:
+    a file that changed while it was read is sent again from its start (the host's part
+    file starts over), a few times, then given up with _KeptChanging."""
+    import time
+
     fd = os.open(os.path.join(root, entry[0]), os.O_RDONLY | os.O_NOFOLLOW)
     try:
-        offset = 0
-        while True:
-            data = os.read(fd, PART_BYTES)
-            following = os.read(fd, 1) if len(data) == PART_BYTES else b""
-            if following:
-                os.lseek(fd, -1, os.SEEK_CUR)
-            yield data, offset, not following
-            if not following:
-                return
-            offset += len(data)
+        for _ in range(files.READ_ATTEMPTS):
+            before = os.fstat(fd)
+            too_fresh = before.st_ctime_ns + files.SETTLE_NS - time.time_ns()
+            if too_fresh > 0:  # changed just now: a change during the read could hide behind the same stat
+                time.sleep(too_fresh / 1e9)
+                before = os.fstat(fd)
+                if before.st_ctime_ns + files.SETTLE_NS > time.time_ns():
+                    continue
+            offset = 0
+            while True:
+                data = os.pread(fd, PART_BYTES, offset)
+                last = offset + len(data) >= before.st_size or len(data) < PART_BYTES
+                if last and files.version_of(os.fstat(fd)) != files.version_of(before):
+                    break  # changed while it was read: from the start again
+                yield data, offset, last, stat.S_IMODE(before.st_mode), before.st_mtime_ns
+                if last:
+                    return
+                offset += len(data)
+        raise _KeptChanging(0, "kept changing while it was read")
     finally:
         os.close(fd)
+
+
+def _part_path(path: str) -> str:
+    parent, name = os.path.split(path)
+    return os.path.join(parent, files.part_name(name))
 
 
 def push(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_run: bool,
@@ -178,6 +202,7 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
     with _Sender(handle, tag) as sender:
         request = protocol.WriteFiles(name=name, dirs=_wire_dirs(plan.dirs), work_dir=work_dir)
         chunks: list[bytes] = []
+        abandoned: list[str] = []
         size = 0
         for entry in plan.send:
             wire_path = files.path_to_wire(entry[0])
@@ -185,18 +210,20 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
                 request.links.append([wire_path, files.path_to_wire(entry[5])])
                 continue
             try:
-                for data, offset, final in _local_parts(local_root, entry):
+                for data, offset, final, mode, mtime_ns in _local_parts(local_root, entry):
                     packed, compressed = files.pack(data)
-                    request.parts.append([wire_path, entry[2], entry[4], size, len(packed), compressed, offset, final])
+                    request.parts.append([wire_path, mode, mtime_ns, size, len(packed), compressed, offset, final])
                     chunks.append(packed)
                     size += len(packed)
                     if size >= BATCH_BYTES:
                         sender.send(request, b"".join(chunks))
                         request, chunks, size = protocol.WriteFiles(name=name, work_dir=work_dir), [], 0
-            except OSError as exc:  # gone or unreadable here: the others still go
+            except OSError as exc:  # gone, unreadable or never still here: the others still go
                 plan.skipped.append([entry[0], _why_skipped(exc)])
                 sender.tag_is_stale = True
-        request.deletes = [files.path_to_wire(path) for path in plan.delete]
+                if isinstance(exc, _KeptChanging):  # its first parts may have gone: not left on the host
+                    abandoned.append(files.path_to_wire(_part_path(entry[0])))
+        request.deletes = abandoned + [files.path_to_wire(path) for path in plan.delete]
         # A directory's own mode goes last: a read-only one stays writable until its files landed.
         request.finish_dirs = _wire_dirs([entry for entry in plan.dirs if entry[2] & 0o700 != 0o700])
         sender.send(request, b"".join(chunks))
@@ -405,8 +432,13 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> No
     for entry in plan.send:
         if entry[1] == "l" and entry[0] not in failed:
             attempt(entry[0], files.write_link, entry[5])
-    batches = [sorted(entry[0] for entry in batch if entry[0] not in failed)
-               for batch in _batches([entry for entry in plan.send if entry[1] == "f"])]
+    small = [entry for entry in plan.send if entry[1] == "f" and entry[3] <= PART_BYTES]
+    for entry in plan.send:
+        if entry[1] == "f" and entry[3] > PART_BYTES and entry[0] not in failed:
+            missed = pull_in_parts(handle, name, local_root, entry[0], guard)
+            if missed:
+                plan.skipped.append(missed)
+    batches = [sorted(entry[0] for entry in batch if entry[0] not in failed) for batch in _batches(small)]
     for paths, (reply, data) in zip(batches, _fetched(handle, name, batches), strict=True):
         wanted = set(paths)
         plan.skipped += _skipped_from_wire(handle.host, reply.skipped)
@@ -454,10 +486,10 @@ def _fetched(handle: HostHandle, name: str,
         landed[index].release()
 
 
-def land_pulled(host: str, local_root: str, item: list[Any], data: bytes, wanted: set[str],
-                guard: guarded.Guard = guarded.NO_GUARD) -> list[str] | None:
-    """Write one file of a FileData reply, trusting nothing in it; [path, why] if it could
-    not be written here (the host's data was fine)."""
+def _pulled_content(host: str, item: list[Any], data: bytes, wanted: set[str], file_offset: int = 0,
+                    part_bytes: int | None = None) -> tuple[str, bytes, int, int, int]:
+    """(path, bytes, mode, mtime_ns, size of the whole file) of one file of a FileData reply,
+    trusting nothing in it: the bytes from ``file_offset``, ``part_bytes`` of them at most."""
     if (not isinstance(item, list) or len(item) != 7 or not isinstance(item[0], str)
             or not all(isinstance(value, int) and not isinstance(value, bool) for value in (*item[1:3], *item[4:7]))
             or not isinstance(item[3], bool)):
@@ -472,21 +504,65 @@ def land_pulled(host: str, local_root: str, item: list[Any], data: bytes, wanted
         raise ProtocolViolation(host, f"the host sent a file that was not asked for: {path!r}"[:200])
     if offset < 0 or length < 0 or offset + length > len(data):
         raise ProtocolViolation(host, f"the host's data for {path!r} lies outside its reply"[:200])
+    most = max(0, size - file_offset) if part_bytes is None else max(0, min(part_bytes, size - file_offset))
     content = data[offset : offset + length]
     if compressed:
         inflater = zlib.decompressobj()
         try:
-            content = inflater.decompress(content, size + 1)
+            content = inflater.decompress(content, most + 1)
         except zlib.error as exc:
             raise ProtocolViolation(host, f"the host sent bad data for {path!r}: {exc}"[:200]) from exc
-    if len(content) != size:
-        raise ProtocolViolation(host, f"the host's data for {path!r} is not {size} bytes"[:200])
+    if len(content) != most:
+        raise ProtocolViolation(host, f"the host's data for {path!r} is not {most} bytes"[:200])
+    return path, content, mode, mtime_ns, size
+
+
+def land_pulled(host: str, local_root: str, item: list[Any], data: bytes, wanted: set[str],
+                guard: guarded.Guard = guarded.NO_GUARD) -> list[str] | None:
+    """Write one file of a FileData reply, trusting nothing in it; [path, why] if it could
+    not be written here (the host's data was fine)."""
+    path, content, mode, mtime_ns, _ = _pulled_content(host, item, data, wanted)
+    return _land_part(local_root, path, content, 0, True, mode, mtime_ns, guard)
+
+
+def _land_part(local_root: str, path: str, content: bytes, offset: int, final: bool, mode: int, mtime_ns: int,
+               guard: guarded.Guard) -> list[str] | None:
     if guard.why_not_write(path):
         return [path, guard.why_not_write(path)]
     try:
-        files.write_part(local_root, path, content, 0, True, mode, mtime_ns)
+        files.write_part(local_root, path, content, offset, final, mode, mtime_ns)
     except OSError as exc:
         return [path, _why_skipped(exc)]
     except RequestFailed as exc:  # a directory or a symlink in the way, here
         return [path, exc.message]
     return None
+
+
+def pull_in_parts(handle: HostHandle, name: str, local_root: str, path: str,
+                  guard: guarded.Guard = guarded.NO_GUARD) -> list[str] | None:
+    """Bring one large file in parts of PART_BYTES, appended to its part file here and
+    renamed over ``path`` once whole, with the mode and mtime of the bytes received: every
+    part must come from the same version of the file (files.version_of), else it starts
+    again, a few times. [path, why] if it did not land."""
+    wanted = {path}
+    for _ in range(files.READ_ATTEMPTS):
+        offset, version = 0, None
+        while True:
+            reply, data = handle.read_files(name, [files.path_to_wire(path)], offset=offset, length=PART_BYTES)
+            if reply.skipped:
+                files.discard_part(local_root, path)
+                return _skipped_from_wire(handle.host, reply.skipped)[0]
+            if len(reply.files) != 1 or len(reply.versions) != 1:
+                raise ProtocolViolation(handle.host, f"the host sent no part of {path!r} nor said why"[:200])
+            if version is not None and reply.versions[0] != version:
+                break  # changed between two parts: start again
+            version = reply.versions[0]
+            _, content, mode, mtime_ns, size = _pulled_content(handle.host, reply.files[0], data, wanted,
+                                                               offset, PART_BYTES)
+            final = offset + len(content) >= size
+            missed = _land_part(local_root, path, content, offset, final, mode, mtime_ns, guard)
+            if missed or final:
+                return missed
+            offset += len(content)
+    files.discard_part(local_root, path)
+    return [path, "kept changing while it was read"]

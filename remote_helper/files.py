@@ -324,6 +324,13 @@ def write_part(root, path, data, file_offset, final, mode, mtime_ns):
         raise
 
 
+def discard_part(root, path):
+    """Remove what a file given up on left of its parts (see write_part)."""
+    parent_dir, name = os.path.split(check_path(path))
+    with contextlib.suppress(OSError, RequestFailed):
+        os.unlink(os.path.join(_safe_directory(root, parent_dir, create=False), part_name(name)))
+
+
 def write_link(root, path, link_target):
     check_path(path)
     parent_dir, name = os.path.split(path)
@@ -373,8 +380,8 @@ def delete(root, path):
     _remove(os.path.join(directory, name))
 
 
-def read_file(root, path):
-    """The bytes of the regular file at ``path``, never through a symlink."""
+def open_regular(root, path):
+    """A read-only descriptor of the regular file at ``path``, never through a symlink."""
     check_path(path)
     parent_dir, name = os.path.split(path)
     directory = _safe_directory(root, parent_dir, create=False)
@@ -387,15 +394,52 @@ def read_file(root, path):
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise RequestFailed("invalid", "%s is not a regular file" % path)
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
+
+
+# File timestamps come from a coarse clock (one kernel tick, up to 10 ms): a write in the
+# same tick as our first stat leaves size, mtime and ctime as they were. A file is read
+# only once its last change is older than this; a fresher one is read again a little later.
+SETTLE_NS = 30 * 1000 * 1000
+READ_ATTEMPTS = 4
+
+
+class FileUnsettled(Exception):
+    """A file changed while it was read, or too recently to tell (see SETTLE_NS)."""
+
+
+def version_of(info):
+    """What changes whenever a file's content or metadata may have: device, inode, size,
+    mtime and ctime (a write, a chmod, a rename over it)."""
+    return "%d:%d:%d:%d:%d" % (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def read_consistent(fd, offset=0, length=-1):
+    """(bytes, stat) of an open file, from ``offset`` (``length`` bytes at most; -1: to its
+    end), the stat being the one of exactly these bytes; FileUnsettled if it changed while
+    it was read or just before."""
+    import time
+
+    before = os.fstat(fd)
+    if before.st_ctime_ns > time.time_ns() - SETTLE_NS:
+        raise FileUnsettled("changed just now")
+    wanted = before.st_size - offset if length < 0 else length
+    chunks = []
+    position = offset
+    while wanted > 0:
+        chunk = os.pread(fd, min(wanted, 1 << 20), position)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        position += len(chunk)
+        wanted -= len(chunk)
+    after = os.fstat(fd)
+    if version_of(after) != version_of(before):
+        raise FileUnsettled("changed while it was read")
+    return b"".join(chunks), after
 
 
 def _reason(exc):
@@ -529,33 +573,57 @@ def pack(data):
     return data, False
 
 
-def read_many(root, paths, guard=NO_GUARD):
-    """(entries, blob, skipped) for a FileData reply: each file's bytes, packed; a file
-    that cannot be read (gone, unreadable, mngr's own state) is skipped, with why."""
+def read_many(root, paths, guard=NO_GUARD, offset=0, length=0):
+    """(entries, blob, skipped, versions) for a FileData reply: each file's bytes, packed,
+    with the mode and mtime of exactly those bytes (see read_consistent) and its version
+    (version_of); with a ``length``, only that many bytes of the one file in ``paths``
+    from ``offset``. A file that cannot be read (gone, unreadable, mngr's own state) or
+    keeps changing while it is read is skipped, with why."""
+    import time
+
     if not isinstance(paths, list) or not all(isinstance(path, str) for path in paths):
         raise RequestFailed("invalid", "paths must be a list of paths")
+    if offset < 0 or length < 0 or ((offset or length) and len(paths) != 1):
+        raise RequestFailed("invalid", "a range is read from exactly one file")
     paths = [path_from_wire(path) for path in paths]
     for path in paths:
         check_path(path)
     entries = []
     chunks = []
     skipped = []
-    offset = 0
-    for path in paths:
-        try:
-            if guard.hides(path):
-                raise RequestFailed("unsafe_path", guard.why_not_write(path))
-            data = read_file(root, path)
-            info = os.lstat(os.path.join(root, path))
-        except (OSError, RequestFailed) as exc:
-            skipped.append([path, _reason(exc)])
-            continue
-        packed, compressed = pack(data)
-        entries.append([path_to_wire(path), offset, len(packed), compressed, stat.S_IMODE(info.st_mode),
-                        info.st_mtime_ns, len(data)])
-        chunks.append(packed)
-        offset += len(packed)
-    return entries, b"".join(chunks), skipped_to_wire(skipped)
+    versions = []
+    blob_offset = 0
+    pending = paths
+    for attempt in range(READ_ATTEMPTS):
+        if attempt:
+            time.sleep(SETTLE_NS / 1e9)
+        unsettled = []
+        for path in pending:
+            try:
+                if guard.hides(path):
+                    raise RequestFailed("unsafe_path", guard.why_not_write(path))
+                fd = open_regular(root, path)
+                try:
+                    data, info = read_consistent(fd, offset, length or -1)
+                finally:
+                    os.close(fd)
+            except FileUnsettled:
+                unsettled.append(path)
+                continue
+            except (OSError, RequestFailed) as exc:
+                skipped.append([path, _reason(exc)])
+                continue
+            packed, compressed = pack(data)
+            entries.append([path_to_wire(path), blob_offset, len(packed), compressed, stat.S_IMODE(info.st_mode),
+                            info.st_mtime_ns, info.st_size])
+            versions.append(version_of(info))
+            chunks.append(packed)
+            blob_offset += len(packed)
+        pending = unsettled
+        if not pending:
+            break
+    skipped += [[path, "kept changing while it was read"] for path in pending]
+    return entries, b"".join(chunks), skipped_to_wire(skipped), versions
 
 
 def packed_manifest(root, include_ignored, guard=None):

@@ -277,8 +277,9 @@ class Server(object):
             return "Captured", {}, files.git_bundle(self._work_dir(fields["name"], ""))
         if message_type == "ReadFiles":
             root = self._work_dir(fields["name"], "")
-            entries, data, skipped = files.read_many(root, fields["paths"], guarded.guard_for(root))
-            return "FileData", {"files": entries, "skipped": skipped}, data
+            entries, data, skipped, versions = files.read_many(root, fields["paths"], guarded.guard_for(root),
+                                                               fields["offset"], fields["length"])
+            return "FileData", {"files": entries, "skipped": skipped, "versions": versions}, data
         if message_type == "ExecStart":
             work_dir, env = agents.exec_context(fields["name"])
             exec_id = self._commands.start(["/bin/sh", "-c", fields["command"]], work_dir, env)

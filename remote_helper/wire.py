@@ -98,7 +98,7 @@ MESSAGES = {
     },
     "GetAgentSpec": {"name": ("str", REQUIRED)},
     "GetGitBundle": {"name": ("str", REQUIRED)},
-    "ReadFiles": {"name": ("str", REQUIRED), "paths": ("list", REQUIRED)},
+    "ReadFiles": {"name": ("str", REQUIRED), "paths": ("list", REQUIRED), "offset": ("int", 0), "length": ("int", 0)},
     "ExecStart": {"name": ("str", REQUIRED), "command": ("str", REQUIRED)},
     "ExecRead": {"exec_id": ("int", REQUIRED), "wait": ("float", 0.5)},
     "ExecKill": {"exec_id": ("int", REQUIRED)},
@@ -135,7 +135,7 @@ MESSAGES = {
         "branch": ("str", ""),
     },
     "WorkDir": {"path": ("str", REQUIRED)},
-    "FileData": {"files": ("list", []), "skipped": ("list", [])},
+    "FileData": {"files": ("list", []), "skipped": ("list", []), "versions": ("list", [])},
     "IdleSettings": {
         "timeout": ("float?", REQUIRED),
         "mode": ("str", REQUIRED),

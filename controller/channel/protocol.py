@@ -229,10 +229,14 @@ class GetGitBundle(msgspec.Struct, tag=True, kw_only=True):
 
 
 class ReadFiles(msgspec.Struct, tag=True, kw_only=True):
-    """The contents of files in the agent's work dir; answered with FileData."""
+    """The contents of files in the agent's work dir; answered with FileData. With a
+    ``length``: at most that many bytes from ``offset`` of the one file in ``paths`` (a
+    large file travels in such parts, so no reply holds more than one part)."""
 
     name: str
     paths: list[str]
+    offset: int = 0
+    length: int = 0
 
 
 class ExecStart(msgspec.Struct, tag=True, kw_only=True):
@@ -318,11 +322,15 @@ class WorkDir(msgspec.Struct, tag=True, kw_only=True):
 
 
 class FileData(msgspec.Struct, tag=True, kw_only=True):
-    """``files``: [path, blob offset, length, zlib-compressed, mode, mtime_ns, size];
-    ``skipped``: [path, reason] of the files that could not be read (the others were)."""
+    """``files``: [path, blob offset, length, zlib-compressed, mode, mtime_ns, size], the
+    mode, mtime and size being those of exactly the bytes sent (the file did not change
+    while it was read); ``skipped``: [path, reason] of the files that could not be read or
+    kept changing (the others were); ``versions``: for each of ``files``, a string that
+    changes whenever the file may have (the parts of one file must all have the same)."""
 
     files: list[list[Any]] = []
     skipped: list[list[str]] = []
+    versions: list[str] = []
 
 
 class IdleSettings(msgspec.Struct, tag=True, kw_only=True):
