@@ -3,8 +3,8 @@ over a real sshd, with the peak memory of mngr and of the host's processes measu
 
 from __future__ import annotations
 
-import hashlib
 import contextlib
+import hashlib
 import os
 import subprocess
 import time
