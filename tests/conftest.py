@@ -218,6 +218,16 @@ def docker_base_image(docker_client: docker.DockerClient) -> str:
         pytest.skip(str(reason))
 
 
+@pytest.fixture
+def agent_dir(sandbox: Sandbox) -> Path:
+    """The work dir of agent ``box`` (a local command agent, sleeping), made for the test."""
+    work = sandbox.root / "agent-work"
+    work.mkdir()
+    created = sandbox.mngr("create", "box", "command", "--no-connect", "--work-dir", str(work), "--", "sleep", "600")
+    assert created.returncode == 0, created.stderr
+    return work
+
+
 MODAL_STANDIN_PATH = Path(__file__).resolve().parent / "modal_standin"
 
 

@@ -55,15 +55,6 @@ def _make_source(root: Path) -> None:
     (root / "name with spaces & ünïcode").write_text("odd\n")
 
 
-@pytest.fixture
-def agent_dir(sandbox) -> Path:
-    work = sandbox.root / "agent-work"
-    work.mkdir()
-    created = sandbox.mngr("create", "box", "command", "--no-connect", "--work-dir", str(work), "--", "sleep", "600")
-    assert created.returncode == 0, created.stderr
-    return work
-
-
 def test_push_then_pull_round_trip_every_byte_and_mode(sandbox, agent_dir: Path) -> None:
     source = sandbox.root / "source"
     source.mkdir()

@@ -13,23 +13,12 @@ import subprocess
 import threading
 from pathlib import Path
 
-import pytest
-
 from mngr.remote_helper import files
 from tests.conftest import MNGR_BIN, wait_for
 
 PARTIAL = 3
 ROUNDS = 12
 SIZES = {"small.bin": 1024 * 1024, "large.bin": 20 * 1024 * 1024}  # one reply; several parts
-
-
-@pytest.fixture
-def agent_dir(sandbox) -> Path:
-    work = sandbox.root / "agent-work"
-    work.mkdir()
-    created = sandbox.mngr("create", "box", "command", "--no-connect", "--work-dir", str(work), "--", "sleep", "600")
-    assert created.returncode == 0, created.stderr
-    return work
 
 
 def _write_version(path: Path, version: int, size: int) -> None:

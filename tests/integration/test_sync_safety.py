@@ -24,15 +24,6 @@ ODD_NAMES = [
 ]
 
 
-@pytest.fixture
-def agent_dir(sandbox) -> Path:
-    work = sandbox.root / "agent-work"
-    work.mkdir()
-    created = sandbox.mngr("create", "box", "command", "--no-connect", "--work-dir", str(work), "--", "sleep", "600")
-    assert created.returncode == 0, created.stderr
-    return work
-
-
 def _agents(sandbox) -> dict[str, str]:
     listed = sandbox.mngr("list", "--format", "json")
     return {agent["name"]: agent["state"] for agent in json.loads(listed.stdout)["agents"]}

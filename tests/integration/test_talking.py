@@ -147,18 +147,8 @@ def test_transcript_is_what_the_agent_printed(sandbox) -> None:
     jsonl = sandbox.mngr("transcript", "printer", "--tail", "1", "--format", "jsonl").stdout
     assert json.loads(jsonl) == {"role": "output", "text": "100%", "time": None}
 
-    follower = subprocess.Popen([str(MNGR_BIN), "transcript", "printer", "--follow", "--tail", "1"],
-                                env=sandbox.env, cwd=sandbox.work_dir, stdout=subprocess.PIPE, text=True)
-    try:
-        assert follower.stdout.readline() == "100%\n"  # type: ignore[union-attr]
-        assert sandbox.mngr("message", "printer", "ping").returncode == 0
-        # The pane echoes the typed line, then the agent answers.
-        lines = [follower.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
-        assert lines == ["ping\n", "got ping\n"]
-    finally:
-        follower.kill()
-        follower.wait()
-        follower.stdout.close()  # type: ignore[union-attr]
+    # The pane echoes the typed line, then the agent answers.
+    assert _followed_after_ping(sandbox, "printer", "100%") == ["ping\n", "got ping\n"]
 
 
 def test_output_log_is_capped(sandbox) -> None:
@@ -196,13 +186,18 @@ def test_transcript_and_capture_show_what_cursor_moves_drew(sandbox) -> None:
     wait_for(lambda: sandbox.mngr("transcript", "mover").stdout.splitlines() == expected, "the transcript")
     assert sandbox.mngr("capture", "mover").stdout.splitlines() == expected
 
-    follower = subprocess.Popen([str(MNGR_BIN), "transcript", "mover", "--follow", "--tail", "1"],
+    assert _followed_after_ping(sandbox, "mover", "new") == ["ping\n", "got  ping\n"]
+
+
+def _followed_after_ping(sandbox, name: str, last_line: str) -> list[str]:
+    """Run `mngr transcript NAME --follow --tail 1`, check it shows ``last_line`` first, send
+    "ping", and return the next two lines it prints."""
+    follower = subprocess.Popen([str(MNGR_BIN), "transcript", name, "--follow", "--tail", "1"],
                                 env=sandbox.env, cwd=sandbox.work_dir, stdout=subprocess.PIPE, text=True)
     try:
-        assert follower.stdout.readline() == "new\n"  # type: ignore[union-attr]
-        assert sandbox.mngr("message", "mover", "ping").returncode == 0
-        lines = [follower.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
-        assert lines == ["ping\n", "got  ping\n"]
+        assert follower.stdout.readline() == last_line + "\n"  # type: ignore[union-attr]
+        assert sandbox.mngr("message", name, "ping").returncode == 0
+        return [follower.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
     finally:
         follower.kill()
         follower.wait()
