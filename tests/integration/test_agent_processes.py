@@ -206,16 +206,25 @@ def codex_app_server(identifier: str) -> list[int]:
             if b"app-server" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
+def _daemons_apart(identifier: str, leader: int) -> bool:
+    try:
+        daemons = codex_app_server(identifier)
+        return bool(daemons) and all(os.getsid(pid) != leader for pid in daemons)
+    except (ProcessLookupError, FileNotFoundError):
+        return False  # one exited as we looked
+
+
 @pytest.mark.parametrize("verb", ["stop", "destroy"])
 def test_codex_leaves_no_app_server_daemon(codex_sandbox, verb: str) -> None:
     sandbox = codex_sandbox
     created = sandbox.mngr("create", "coder", "codex", "--no-connect")
     assert created.returncode == 0, created.stderr
     identifier = agent_id(sandbox, "coder")
-    # The daemon runs in a session of its own: killing the agent's session never reached it.
-    daemons = wait_for(lambda: codex_app_server(identifier), "codex's app-server daemon", timeout=60)
+    # The daemon runs in a session of its own (once it has called setsid: it is seen starting
+    # too): killing the agent's session never reached it.
     leader = pane_pid(sandbox, "coder")
-    assert all(os.getsid(pid) != leader for pid in daemons)
+    wait_for(lambda: _daemons_apart(identifier, leader), "codex's app-server daemon in a session of its own",
+             timeout=60)
 
     result = sandbox.mngr(verb, *(["-f"] if verb == "destroy" else []), "coder")
 
