@@ -429,7 +429,11 @@ def send_message(request):
             raise RequestFailed("stopped", "agent %r is stopped (start it with: mngr start %s)" % (name, name))
         if pane.dead:
             raise RequestFailed("stopped", "agent %r has exited (state DONE)" % name)
-        record = _find_record(name)[1] or {}
+        # Read again under the lock: a message just before may have found the session id.
+        try:
+            record = state.read_json(os.path.join(state.agent_dir(agent_id), "record.json"))
+        except (OSError, ValueError):
+            raise RequestFailed("not_found", "agent %r was destroyed meanwhile" % name) from None
         if isinstance(record.get("interaction"), dict):
             conversation.deliver(session, agent_id, record, request["text"], request["ready_timeout"], name)
         else:

@@ -263,17 +263,9 @@ def send_text(session, text):
     A trailing ";" would be read by tmux as a command separator, so such text is pasted.
     A pane in copy mode (a user scrolled back) would take the keys itself: leave it first.
     """
+    if len(text) > 512 or text.endswith(";") or not all(" " <= char != "\x7f" for char in text):
+        paste_text(session, text, enter=True)
+        return
     target = agent_pane_target(session)
-    leave_copy_mode = ["if-shell", "-F", "-t", target, "#{pane_in_mode}", "send-keys -t %s -X cancel" % target]
-    if len(text) <= 512 and not text.endswith(";") and all(" " <= char != "\x7f" for char in text):
-        typing = ["send-keys", "-t", target, "-l", "--", text]
-    else:
-        buffer_name = "mngr-msg-" + os.urandom(8).hex()
-        run(["load-buffer", "-b", buffer_name, "-"], input_bytes=text.encode("utf-8"))
-        typing = ["paste-buffer", "-d", "-p", "-r", "-b", buffer_name, "-t", target]
-    try:
-        run([*leave_copy_mode, ";", *typing, ";", "send-keys", "-t", target, "Enter"])
-    except TmuxError:
-        if typing[0] == "paste-buffer":  # the pane went away: do not leave the text in tmux
-            run(["delete-buffer", "-b", typing[-3]], check=False)
-        raise
+    run(["if-shell", "-F", "-t", target, "#{pane_in_mode}", "send-keys -t %s -X cancel" % target,
+         ";", "send-keys", "-t", target, "-l", "--", text, ";", "send-keys", "-t", target, "Enter"])
