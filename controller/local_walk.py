@@ -384,7 +384,7 @@ def _finish_cache(path: str, remote: list[Entry], wire: tuple[Any, ...], new_tag
         prefixes = tuple(path + "/" for path in gone)
         removed = set(gone)
         entries = {key: entry for key, entry in entries.items() if key not in removed and not key.startswith(prefixes)}
-    for entry in plan.dirs + plan.send:
+    for entry in plan.dirs + plan.dir_times + plan.send:
         entries[entry[0]] = entry
     _save_cache(path, new_tag, list(entries.values()))
 

@@ -4,7 +4,9 @@ Kept apart from the transfer (sync.py) so that the process listing the local tre
 (local_walk.py) can make the plan itself without loading the channel and its protocol.
 A file travels when it is missing on the receiving side or differs in size, modification
 time or mode, like rsync's quick check; a symlink when its target differs; a directory is
-created (or its mode fixed) when it is missing.
+created (or its mode fixed) when it is missing. A directory's modification time is set
+last, like rsync's: where it differs, and on every directory whose entries the transfer
+changes (landing a file changes it).
 
 Like rsync, nothing that only the receiving side has is removed without ``delete``: an
 entry of another kind there (a directory where the source has a file, a file where it has
@@ -36,7 +38,8 @@ class Plan:
     def __init__(self, send: list[Entry] | None = None, dirs: list[Entry] | None = None,
                  delete: list[str] | None = None, replace: list[str] | None = None,
                  new: set[str] | None = None, bytes_to_send: int = 0,
-                 refused: list[list[str]] | None = None, gone_below: list[str] | None = None) -> None:
+                 refused: list[list[str]] | None = None, gone_below: list[str] | None = None,
+                 dir_times: list[Entry] | None = None) -> None:
         self.send: list[Entry] = send or []  # files and links, from the source
         self.dirs: list[Entry] = dirs or []
         self.delete: list[str] = delete or []
@@ -45,11 +48,14 @@ class Plan:
         self.bytes_to_send = bytes_to_send
         self.refused: list[list[str]] = refused or []  # [path, why]: left as it is on the receiving side
         self.gone_below: list[str] = gone_below or []  # below a replaced directory: removed with it
+        # Source directories whose mode and mtime are set once everything in them landed
+        # (those in ``dirs`` are too): metadata only, so not listed among the changes.
+        self.dir_times: list[Entry] = dir_times or []
         self.skipped: list[list[str]] = []  # [path, why]: could not be carried out (filled in by the transfer)
 
     @property
     def empty(self) -> bool:
-        return not (self.send or self.dirs or self.delete)
+        return not (self.send or self.dirs or self.delete or self.dir_times)
 
     def changes(self) -> list[tuple[str, str]]:
         """(mark, path) for each change: + new, ~ changed, - deleted (a replaced directory's
@@ -73,6 +79,7 @@ class Plan:
             self.refused.append([path, "not replaced: " + why_not_delete(path)])
             self.send = [entry for entry in self.send if entry[0] != path]
             self.dirs = [entry for entry in self.dirs if entry[0] != path]
+            self.dir_times = [entry for entry in self.dir_times if entry[0] != path]
             self.gone_below = [gone for gone in self.gone_below if not gone.startswith(path + "/")]
 
 
@@ -109,6 +116,8 @@ def make_plan(source: list[Entry], receiver: list[Entry], delete: bool) -> Plan:
         if kind == "d":
             if there is None or there[2] != entry[2]:
                 plan.dirs.append(entry)
+            elif there[4] != entry[4] and entry[4]:
+                plan.dir_times.append(entry)
         elif kind == "l":
             if there is None or there[5] != entry[5]:
                 plan.send.append(entry)
@@ -123,16 +132,38 @@ def make_plan(source: list[Entry], receiver: list[Entry], delete: bool) -> Plan:
                 continue
             # Below a directory replaced by a file: it goes with the directory (listed all the same).
             (plan.gone_below if replaced and path.startswith(replaced) else plan.delete).append(path)
+    _add_parents_times(plan, source)
     return plan
+
+
+def _add_parents_times(plan: Plan, source: list[Entry]) -> None:
+    """Every source directory one of whose entries the plan writes or removes gets its
+    mtime set at the end: the transfer itself changes it on the receiving side."""
+    touched = {entry[0] for entry in plan.send} | {entry[0] for entry in plan.dirs}
+    touched.update(plan.delete, plan.replace)
+    parents = {path.rpartition("/")[0] for path in touched}
+    parents.discard("")
+    if not parents:
+        return
+    parents.difference_update(entry[0] for entry in plan.dirs)
+    parents.difference_update(entry[0] for entry in plan.dir_times)
+    for entry in source:
+        if entry[0] in parents and entry[1] == "d" and entry[4]:
+            plan.dir_times.append(entry)
+
+
+def directories_to_finish(plan: Plan) -> list[list[Any]]:
+    """[path, mode, mtime_ns] of each directory given its own mode and mtime last."""
+    return [[entry[0], entry[2], entry[4]] for entry in plan.dirs + plan.dir_times]
 
 
 def plan_to_wire(plan: Plan) -> tuple[Any, ...]:
     """``plan`` as plain values (for marshal)."""
     return (plan.send, plan.dirs, plan.delete, plan.replace, sorted(plan.new), plan.bytes_to_send, plan.refused,
-            plan.gone_below)
+            plan.gone_below, plan.dir_times)
 
 
 def plan_from_wire(values: tuple[Any, ...]) -> Plan:
-    send, dirs, delete, replace, new, bytes_to_send, refused, gone_below = values
+    send, dirs, delete, replace, new, bytes_to_send, refused, gone_below, dir_times = values
     return Plan(send=send, dirs=dirs, delete=delete, replace=replace, new=set(new), bytes_to_send=bytes_to_send,
-                refused=refused, gone_below=gone_below)
+                refused=refused, gone_below=gone_below, dir_times=dir_times)

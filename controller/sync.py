@@ -34,7 +34,7 @@ from .channel import protocol
 from .errors import MngrError, ProtocolViolation
 from .hosts import HostHandle
 from .local_walk import LocalWalk, StaleKept, reuse
-from .plan import Entry, Plan, decode_manifest, make_plan
+from .plan import Entry, Plan, decode_manifest, directories_to_finish, make_plan
 
 __all__ = ["Entry", "PartialCopy", "Plan", "both_manifests", "make_plan", "pull", "push"]
 
@@ -224,8 +224,10 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
                 if isinstance(exc, _KeptChanging):  # its first parts may have gone: not left on the host
                     abandoned.append(files.path_to_wire(_part_path(entry[0])))
         request.deletes = abandoned + [files.path_to_wire(path) for path in plan.delete]
-        # A directory's own mode goes last: a read-only one stays writable until its files landed.
-        request.finish_dirs = _wire_dirs([entry for entry in plan.dirs if entry[2] & 0o700 != 0o700])
+        # A directory's own mode and mtime go last: a read-only one stays writable until its
+        # files landed, and landing them changes its mtime.
+        request.finish_dirs = [[files.path_to_wire(path), mode, mtime_ns]
+                               for path, mode, mtime_ns in directories_to_finish(plan)]
         sender.send(request, b"".join(chunks))
     _note_skipped(plan, sender.skipped)
     return "" if sender.tag_is_stale or plan.skipped else sender.tag
@@ -448,8 +450,7 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> No
                 plan.skipped.append(missed)
     for path in sorted(plan.delete, key=lambda item: item.count("/"), reverse=True):
         attempt(path, files.delete)
-    plan.skipped += files.finish_directories(
-        local_root, [[entry[0], entry[2]] for entry in plan.dirs if entry[2] & 0o700 != 0o700])
+    plan.skipped += files.finish_directories(local_root, directories_to_finish(plan))
 
 
 def _fetched(handle: HostHandle, name: str,

@@ -98,7 +98,7 @@ def entry_of(path, info, root):
     if stat.S_ISLNK(info.st_mode):
         return [path, "l", 0, 0, 0, os.readlink(os.path.join(root, path))]
     if stat.S_ISDIR(info.st_mode):
-        return [path, "d", stat.S_IMODE(info.st_mode), 0, 0, ""]
+        return [path, "d", stat.S_IMODE(info.st_mode), 0, info.st_mtime_ns, ""]
     return [path, "f", stat.S_IMODE(info.st_mode), info.st_size, info.st_mtime_ns, ""]
 
 
@@ -159,7 +159,7 @@ def parse_manifest(raw):
         if kind == "f":
             entries.append([path, "f", int(mode, 8), int(size), int(mtime), ""])
         elif kind == "d":
-            entries.append([path, "d", int(mode, 8), 0, 0, ""])
+            entries.append([path, "d", int(mode, 8), 0, int(mtime), ""])
         elif kind == "l":
             entries.append([path, "l", 0, 0, 0, target])
         else:
@@ -194,7 +194,7 @@ def walk(root, prefix, entries, watch_dir=None, hidden=frozenset()):
                 if stat.S_ISDIR(mode):
                     if name in SKIPPED_DIRS:
                         continue
-                    entries[path] = [path, "d", stat.S_IMODE(mode), 0, 0, ""]
+                    entries[path] = [path, "d", stat.S_IMODE(mode), 0, info.st_mtime_ns, ""]
                     pending.append(path + "/")
                 elif stat.S_ISREG(mode):
                     if not name.startswith(PART_PREFIX):
@@ -357,13 +357,18 @@ def make_directory(root, path, mode):
 
 
 def finish_directories(root, dirs):
-    """Give the directories ``dirs`` ([path, mode]) their own modes, deepest first, once
-    everything in them landed; [[path, reason]] of those that could not be set."""
+    """Give the directories ``dirs`` ([path, mode, mtime_ns]) their own modes and
+    modification times, deepest first, once everything in them landed (landing a file
+    changes its directory's mtime; setting a directory's does not change its parent's).
+    An mtime of 0 is left as it is. [[path, reason]] of those that could not be set."""
     skipped = []
-    for path, mode in sorted(dirs, key=lambda entry: entry[0].count("/"), reverse=True):
+    for path, mode, mtime_ns in sorted(dirs, key=lambda entry: entry[0].count("/"), reverse=True):
         try:
             check_path(path)
-            os.chmod(_safe_directory(root, path, create=False), mode & 0o7777)
+            directory = _safe_directory(root, path, create=False)
+            os.chmod(directory, mode & 0o7777)
+            if mtime_ns:
+                os.utime(directory, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
         except (OSError, RequestFailed) as exc:
             skipped.append([path, _reason(exc)])
     return skipped
@@ -484,12 +489,12 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
     An entry that cannot be carried out (mngr's own state per ``guard``, permission denied,
     a directory in the way) is skipped and the rest goes on; a full disk or a read-only file
     system fails the whole request (the host's error, not the entry's). Returns
-    [[path, reason]] of the skipped ones. ``finish_dirs`` ([path, mode]) get their own
-    modes last (see make_directory)."""
+    [[path, reason]] of the skipped ones. ``finish_dirs`` ([path, mode, mtime_ns]) get
+    their own modes and mtimes last (see make_directory)."""
     import zlib
 
     dirs = [_from_wire(_typed(entry, (str, int), "dirs")) for entry in dirs]
-    finish_dirs = [_from_wire(_typed(entry, (str, int), "finish_dirs")) for entry in finish_dirs]
+    finish_dirs = [_from_wire(_typed(entry, (str, int, int), "finish_dirs")) for entry in finish_dirs]
     links = [[path_from_wire(path), path_from_wire(target)] for path, target in
              (_typed(entry, (str, str), "links") for entry in links)]
     parts = [_from_wire(_typed(entry, (str, int, int, int, int, bool, int, bool), "parts")) for entry in parts]

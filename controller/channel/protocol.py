@@ -188,8 +188,9 @@ class WriteFiles(msgspec.Struct, tag=True, kw_only=True):
 
     ``dirs``: [path, mode]; ``links``: [path, target]; ``parts``: [path, mode, mtime_ns,
     blob offset, length, zlib-compressed, offset in the file, final]; ``deletes``: paths;
-    ``finish_dirs``: [path, mode], directories given their own mode last (a read-only one
-    stays writable to its owner until its files landed). Applied in that order. A file is
+    ``finish_dirs``: [path, mode, mtime_ns], directories given their own mode and mtime
+    last (a read-only one stays writable to its owner until its files landed, and landing
+    them changes its mtime). Applied in that order. A file is
     renamed into place with its final part. An entry that cannot land is skipped (Written
     says which); the host never writes or deletes its own state (remote_helper/guarded.py).
     """

@@ -87,7 +87,7 @@ def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk
             for path, why in plan.refused:
                 click.echo(f"! {_shown(path)}: {why}")
             click.echo(f"would {action} {len(changes)} change(s), {plan.bytes_to_send} bytes")
-        elif plan.empty and not missed:
+        elif not changes and not missed:  # directory mtimes alone may have been set
             click.echo(f"{name}: nothing to {action}, already the same")
         else:
             click.echo(f"{name}: {action}ed {len(changes) - len(plan.skipped)} change(s), {plan.bytes_to_send} bytes")

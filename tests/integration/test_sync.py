@@ -80,6 +80,39 @@ def test_push_then_pull_round_trip_every_byte_and_mode(sandbox, agent_dir: Path)
     assert not list(agent_dir.rglob(".mngr-part.*")) and not list(back.rglob(".mngr-part.*"))
 
 
+def _dir_times(root: Path) -> dict[str, int]:
+    return {path.relative_to(root).as_posix(): path.lstat().st_mtime_ns for path in sorted(root.rglob("*"))
+            if path.is_dir() and not path.is_symlink() and ".git" not in path.relative_to(root).parts}
+
+
+def test_directories_keep_their_mtimes_both_ways_even_where_a_file_landed_in_them(sandbox, agent_dir: Path) -> None:
+    source = sandbox.root / "source"
+    source.mkdir()
+    _make_source(source)
+    (source / "locked").mkdir()
+    (source / "locked" / "inside.txt").write_text("in a read-only dir\n")
+    (source / "locked").chmod(0o555)
+    for number, directory in enumerate(sorted(_dir_times(source), key=len, reverse=True)):
+        os.utime(source / directory, ns=(1, 1_500_000_000_000_000_000 + number * 1_000_001))
+    assert sandbox.mngr("push", "box", str(source)).returncode == 0
+    assert _dir_times(agent_dir) == _dir_times(source) and _tree(agent_dir) == _tree(source)
+    # A changed file lands by a rename in its directory, which moves that directory's mtime
+    # on the host: it is set back, and the next push has nothing to do.
+    (source / "src" / "text.txt").write_text("changed in place\n")
+    assert sandbox.mngr("push", "box", str(source)).returncode == 0
+    assert _dir_times(agent_dir) == _dir_times(source) and _tree(agent_dir) == _tree(source)
+    again = sandbox.mngr("push", "box", str(source))
+    assert again.returncode == 0 and "nothing to push" in again.stdout
+    # The agent adds a file: its directory's new mtime comes back with it.
+    (agent_dir / "src" / "deep" / "new.txt").write_text("agent's\n")
+    back = sandbox.root / "back"
+    assert sandbox.mngr("pull", "box", str(back)).returncode == 0
+    assert _dir_times(back) == _dir_times(agent_dir) and _tree(back) == _tree(agent_dir)
+    (source / "locked").chmod(0o755)  # so the test's clean-up can remove it
+    (agent_dir / "locked").chmod(0o755)
+    (back / "locked").chmod(0o755)
+
+
 def test_the_manifest_kept_between_pushes_follows_every_change_on_the_host(sandbox, agent_dir: Path) -> None:
     """Pushes reuse the host's manifest kept from last time (the host daemon says it is
     unchanged); whatever changes on the host meanwhile is still seen."""

@@ -22,6 +22,7 @@ def _tree(root: Path) -> None:
     (root / "a" / ".mngr-part.half").write_text("partial")
     (root / "empty-dir").mkdir(mode=0o700)
     os.utime(root / "exe", ns=(1, 1700000000123456789))
+    os.utime(root / "empty-dir", ns=(1, 1600000000987654321))
 
 
 def test_the_manifest_lists_files_links_and_directories_but_not_git_or_parts(tmp_path: Path) -> None:
@@ -29,7 +30,7 @@ def test_the_manifest_lists_files_links_and_directories_but_not_git_or_parts(tmp
     from_python = sorted(files.parse_manifest(files.raw_manifest(str(tmp_path), include_ignored=True)))
     assert [entry[0] for entry in from_python] == [
         "a", "a/b c", "a/b c/ünï.txt", "a/link", "dangling", "empty-dir", "exe"]
-    assert ["empty-dir", "d", 0o700, 0, 0, ""] in from_python
+    assert ["empty-dir", "d", 0o700, 0, 1600000000987654321, ""] in from_python
     paths = [entry[0] for entry in from_python]
     assert ".git" not in paths and ".git/HEAD" not in paths and "a/.mngr-part.half" not in paths
     assert ["exe", "f", 0o751, 10, 1700000000123456789, ""] in from_python
