@@ -14,11 +14,10 @@ if TYPE_CHECKING:
 
 def state_dir() -> str:
     """``$MNGR_STATE_DIR``, else ``$XDG_STATE_HOME/mngr`` (``~/.local/state/mngr``)."""
-    explicit = os.environ.get("MNGR_STATE_DIR")
-    if explicit:
-        return os.path.abspath(os.path.expanduser(explicit))
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "mngr")
+    # Defined beside the guard of pushes and pulls, which must give the same answer.
+    from mngr.remote_helper.guarded import controller_state_dir
+
+    return str(controller_state_dir())
 
 
 def read_state_json(name: str) -> object:

@@ -1,7 +1,9 @@
 """What a push, pull, pair or copy never lists, writes or deletes: mngr's own state.
 
 mngr's state on a host is its host dir (``$MNGR_HOST_DIR``: agents' records and env
-files, locks, logs, the work dirs mngr made) and the work dirs of the agents on it. A
+files, locks, logs, the work dirs mngr made), the work dirs of the agents on it, and, on a
+machine that runs mngr itself, the controller's state dir (``$MNGR_STATE_DIR``: kept
+manifests, hosts made, snapshots' index). A
 tree that contains any of them (a work dir that is the home dir, say) must not carry them
 to the other side, nor let the other side overwrite or delete them: every agent on the
 host would become UNKNOWN. The check lives here, on the side that owns the tree (the
@@ -16,7 +18,7 @@ They may still be written when the source has them.
 import os
 
 HOME_KEPT = "a dot entry at the top of the home dir (never deleted by --delete)"
-GUARDED = "mngr's own state (its host dir or another agent's work dir)"
+GUARDED = "mngr's own state (its host dir, its state dir or another agent's work dir)"
 
 
 def _below(path, root):
@@ -39,20 +41,32 @@ def _is_mngr_state(root, host_dir):
     return not (parts[0] == "work" and len(parts) >= 2)
 
 
+def controller_state_dir():
+    """``$MNGR_STATE_DIR``, else ``$XDG_STATE_HOME/mngr`` (``~/.local/state/mngr``): where
+    the mngr command keeps its own files on this machine."""
+    explicit = os.environ.get("MNGR_STATE_DIR")
+    if explicit:
+        return os.path.abspath(os.path.expanduser(explicit))
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "mngr")
+
+
 class Guard(object):
     """The guarded paths of the tree at ``root``, relative to it."""
 
-    def __init__(self, root, host_dir, work_dirs, home):
+    def __init__(self, root, host_dir, work_dirs, home, state_dir=""):
         root = os.path.realpath(root)
         self.root = root
         found = set()
-        for path in [host_dir, *work_dirs]:
+        for path in [host_dir, state_dir, *work_dirs]:
             if not path:
                 continue
             relative = _below(os.path.realpath(path), root)
             if relative is not None:
                 found.add(relative)
-        if host_dir and _is_mngr_state(root, os.path.realpath(host_dir)):
+        state_root = os.path.realpath(state_dir) if state_dir else ""
+        if (host_dir and _is_mngr_state(root, os.path.realpath(host_dir))) or (
+                state_root and (root == state_root or _below(root, state_root) is not None)):
             found = {""}  # the tree is mngr's own state: nothing of it travels
         # A guarded dir inside another is covered by the outer one.
         self.paths = tuple(sorted(path for path in found
@@ -116,7 +130,8 @@ def agent_work_dirs():
 
 
 def guard_for(root):
-    """The guard of ``root`` on this machine: its host dir and its agents' work dirs."""
+    """The guard of ``root`` on this machine: its host dir, its agents' work dirs and the
+    mngr command's state dir."""
     from . import state
 
-    return Guard(root, state.host_dir(), agent_work_dirs(), os.path.expanduser("~"))
+    return Guard(root, state.host_dir(), agent_work_dirs(), os.path.expanduser("~"), controller_state_dir())

@@ -67,6 +67,28 @@ def test_an_agent_in_the_home_dir_never_syncs_mngrs_state_or_loses_dotfiles(sand
     assert _agents(sandbox) == {"homed": "RUNNING", "other": "RUNNING"}
 
 
+def test_the_mngr_commands_own_state_dir_is_never_pushed_nor_deleted_by_a_pull(sandbox, agent_dir) -> None:
+    """A local directory holding mngr's state dir (a home dir pulled into, say): its kept
+    manifests and hosts' records are mngr's, not the project's."""
+    local = sandbox.tmux_dir / "mine"  # short: ssh's ControlPath sockets live in the state dir
+    state = local / "st"
+    sandbox.env["MNGR_STATE_DIR"] = str(state)
+    (local / "notes.txt").parent.mkdir()
+    (local / "notes.txt").write_text("mine\n")
+    (agent_dir / "work.txt").write_text("the agent's\n")
+    assert sandbox.mngr("push", "box", str(local)).returncode == 0  # the state dir fills now
+    assert (agent_dir / "notes.txt").exists() and not (agent_dir / "st").exists()
+    assert list(state.iterdir()), "the push kept its manifest in the state dir"
+    state_before = _tree(state)
+    dry = sandbox.mngr("pull", "box", str(local), "--delete", "--dry-run")
+    assert dry.returncode == 0 and "st" not in dry.stdout.split(), dry.stdout
+    pulled = sandbox.mngr("pull", "box", str(local), "--delete")
+    assert pulled.returncode == 0, pulled.stderr
+    assert _tree(state) == state_before and (local / "work.txt").exists()
+    assert sandbox.mngr("push", "box", str(local), "--delete").returncode == 0
+    assert not (agent_dir / "st").exists() and (agent_dir / "work.txt").exists()
+
+
 def test_a_type_change_without_delete_is_refused_and_reported_while_the_rest_lands(sandbox, agent_dir) -> None:
     source = sandbox.root / "source"
     source.mkdir()
