@@ -194,9 +194,10 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
     the host's manifest tag afterwards (see protocol.Written), chained from ``known``.
     What could not be carried out is added to ``plan.skipped``."""
     tag = known
-    if plan.replace:
+    if plan.replace:  # what was listed below a replaced directory goes first (see files.delete)
         written = handle.write_files(protocol.WriteFiles(
-            name=name, deletes=[files.path_to_wire(path) for path in plan.replace], work_dir=work_dir, known=tag), b"")
+            name=name, deletes=[files.path_to_wire(path) for path in plan.gone_below + plan.replace],
+            work_dir=work_dir, known=tag), b"")
         tag = written.tag
         _note_skipped(plan, _skipped_from_wire(handle.host, written.skipped))
     with _Sender(handle, tag) as sender:
@@ -427,7 +428,7 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> No
             failed.add(path)
             plan.skipped.append([path, exc.message])
 
-    for path in plan.replace:
+    for path in sorted(plan.gone_below + plan.replace, key=lambda item: item.count("/"), reverse=True):
         attempt(path, files.delete)
     for entry in plan.dirs:
         attempt(entry[0], files.make_directory, entry[2])

@@ -265,17 +265,31 @@ def _safe_directory(root, relative_dir, create):
 
 
 def _remove(target):
-    """Remove what is at ``target``, a directory with everything in it."""
+    """Remove what is at ``target``; a directory only once it is empty (but for part files
+    left by a transfer cut short). A transfer names what it removes entry by entry, deepest
+    first, so a directory that still holds something it did not name (files .gitignore
+    excludes, a nested .git, a file made since the listing) stays, with all of it."""
     try:
         info = os.lstat(target)
     except FileNotFoundError:
         return
-    if stat.S_ISDIR(info.st_mode):
-        import shutil
-
-        shutil.rmtree(target)
-    else:
+    if not stat.S_ISDIR(info.st_mode):
         os.unlink(target)
+        return
+    try:
+        os.rmdir(target)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        with os.scandir(target) as listing:
+            leftovers = [item.path for item in listing if item.name.startswith(PART_PREFIX)]
+        if not leftovers:
+            return
+        for path in leftovers:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        with contextlib.suppress(OSError):
+            os.rmdir(target)
 
 
 def part_name(name):
@@ -375,7 +389,9 @@ def finish_directories(root, dirs):
 
 
 def delete(root, path):
-    """Remove ``path`` (a directory with everything in it); a missing one is fine."""
+    """Remove ``path``; a directory only if nothing is left in it (see _remove), else it
+    stays, quietly: what it holds was never listed, so the other side never asked about
+    it. A missing one is fine."""
     check_path(path)
     parent_dir, name = os.path.split(path)
     try:

@@ -204,6 +204,48 @@ def test_gitignore_is_honoured_unless_told_and_git_never_travels(sandbox, agent_
     assert not (agent_dir / ".git").exists()
 
 
+def test_delete_removes_only_what_was_listed_and_keeps_ignored_files_and_nested_repositories(
+        sandbox, agent_dir: Path) -> None:
+    """A directory the source no longer has loses what was listed in it; files .gitignore
+    excludes, and a nested repository's .git (never listed), stay, with their directory."""
+    _git(agent_dir, "init", "-q")
+    (agent_dir / ".gitignore").write_text("*.log\n")
+    (agent_dir / "old" / "deeper").mkdir(parents=True)
+    (agent_dir / "old" / "keep.txt").write_text("listed\n")
+    (agent_dir / "old" / "deeper" / "debug.log").write_text("ignored, never listed\n")
+    (agent_dir / "gone" / "sub").mkdir(parents=True)
+    (agent_dir / "gone" / "sub" / "a.txt").write_text("listed\n")
+    (agent_dir / "vendor" / "lib").mkdir(parents=True)
+    _git(agent_dir / "vendor" / "lib", "init", "-q")
+    (agent_dir / "vendor" / "lib" / "code.py").write_text("x = 1\n")
+    source = sandbox.root / "project"
+    source.mkdir()
+    (source / ".gitignore").write_text("*.log\n")
+    (source / "vendor").write_text("now a file\n")  # replaces the directory, with --delete
+    pushed = sandbox.mngr("push", "box", str(source), "--delete", "--force")
+    assert (agent_dir / "old" / "deeper" / "debug.log").read_text() == "ignored, never listed\n"
+    assert not (agent_dir / "old" / "keep.txt").exists() and not (agent_dir / "gone").exists()
+    # A nested repository is its own, never listed: all of it stays, and the file cannot land.
+    assert (agent_dir / "vendor" / "lib" / ".git").is_dir() and (agent_dir / "vendor" / "lib" / "code.py").exists()
+    assert pushed.returncode == 3 and "skipped vendor" in pushed.stderr, pushed.stderr
+    # Everything listed: the nested repository's files go, its .git (never listed) stays.
+    everything = sandbox.mngr("push", "box", str(source), "--delete", "--force", "--include-gitignored")
+    assert everything.returncode == 3 and "skipped vendor" in everything.stderr, everything.stderr
+    assert (agent_dir / "vendor" / "lib" / ".git" / "HEAD").exists()
+    assert not (agent_dir / "vendor" / "lib" / "code.py").exists() and not (agent_dir / "old").exists()
+    # And the other way: a pull with --delete keeps this side's ignored files.
+    local = sandbox.root / "local"
+    (local / "old").mkdir(parents=True)
+    _git(local, "init", "-q")
+    (local / ".gitignore").write_text("*.log\n")
+    (local / "old" / "mine.log").write_text("my ignored notes\n")
+    (local / "old" / "tracked.txt").write_text("listed\n")
+    pulled = sandbox.mngr("pull", "box", str(local), "--delete", "--force")
+    assert pulled.returncode == 0, pulled.stderr
+    assert (local / "old" / "mine.log").read_text() == "my ignored notes\n"
+    assert not (local / "old" / "tracked.txt").exists()
+
+
 def test_uncommitted_changes_on_the_receiving_side_are_not_overwritten_without_force(sandbox,
                                                                                      agent_dir: Path) -> None:
     _git(agent_dir, "init", "-q")
