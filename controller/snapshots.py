@@ -77,7 +77,8 @@ def take(handle: HostHandle, name: str, provider: str) -> Snapshot:
     with tempfile.TemporaryDirectory(prefix="mngr-snapshot-") as scratch:
         files_dir = os.path.join(scratch, "files")
         os.mkdir(files_dir)
-        sync.pull(handle, name, files_dir, delete=False, dry_run=False, include_ignored=True, force=True)
+        sync.refuse_partial(sync.pull(handle, name, files_dir, delete=False, dry_run=False, include_ignored=True,
+                                      force=True), f"the snapshot of {name}'s work dir")
         bundle = handle.git_bundle(name)
         meta = {
             "id": snapshot_id,
@@ -204,14 +205,22 @@ def restore(snapshot_id: str, target: HostHandle, new_name: str, path: str) -> t
 
 
 def _exact_mtimes(scratch: str) -> None:
-    """Put back the recorded nanosecond modification times of the extracted files."""
+    """Put back the recorded nanosecond modification times of the extracted files and
+    directories (directories last, deepest first: setting a file's time leaves its
+    directory's alone, but tar's extraction order does not)."""
     try:
         with open(os.path.join(scratch, "manifest"), "rb") as handle:
             entries = files.parse_manifest(handle.read())
     except (OSError, ValueError):
         return  # an older snapshot: tar's times it is
     root = os.path.join(scratch, "files")
-    for path, kind, _, _, mtime_ns, _ in entries:
+    directories = []
+    for path, kind, mode, _, mtime_ns, _ in entries:
+        files.check_path(path)
         if kind == "f":
-            files.check_path(path)
             os.utime(os.path.join(root, path), ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+        elif kind == "d":
+            directories.append([path, mode, mtime_ns])
+    skipped = files.finish_directories(root, directories)
+    if skipped:
+        raise MngrError(f"restoring directory times failed: {skipped[0][0]}: {skipped[0][1]}")

@@ -36,13 +36,14 @@ from .hosts import HostHandle
 from .local_walk import LocalWalk, StaleKept, reuse
 from .plan import Entry, Plan, decode_manifest, directories_to_finish, make_plan
 
-__all__ = ["Entry", "PartialCopy", "Plan", "both_manifests", "make_plan", "pull", "push"]
+__all__ = ["Entry", "PartialCopy", "Plan", "both_manifests", "make_plan", "pull", "push", "refuse_partial"]
 
 BATCH_BYTES = 8 * 1024 * 1024
 PART_BYTES = 4 * 1024 * 1024
 
 class PartialCopy(MngrError):
-    """A new work dir could not be made whole (clone, migrate, create --source)."""
+    """A new work dir or a snapshot could not be made whole (clone, migrate, create
+    --source, snapshot)."""
 
 
 def _why_skipped(exc: OSError) -> str:
@@ -302,7 +303,7 @@ def fill_work_dir(handle: HostHandle, name: str, source: str, path: str, bundle:
     try:
         plan = push(handle, "", source, delete=False, dry_run=False, include_ignored=include_ignored, force=True,
                     work_dir=made)
-        _refuse_partial(plan, f"{name}'s new work dir on {handle.host}")
+        refuse_partial(plan, f"{name}'s new work dir on {handle.host}")
     except BaseException:
         handle.prepare_work_dir(name, made, remove=True)
         raise
@@ -316,7 +317,7 @@ def copy_work_dir(source: HostHandle, name: str, target: HostHandle, new_name: s
     ones included, through ``scratch`` (an empty local directory). Returns the source
     agent's spec and the new work dir's path."""
     spec = source.agent_spec(name)
-    _refuse_partial(pull(source, name, scratch, delete=False, dry_run=False, include_ignored=True, force=True),
+    refuse_partial(pull(source, name, scratch, delete=False, dry_run=False, include_ignored=True, force=True),
                     f"the copy of {name}'s work dir")
     bundle = source.git_bundle(name)
     made = fill_work_dir(target, new_name, scratch, path, bundle, spec.branch if bundle else "",
@@ -324,7 +325,7 @@ def copy_work_dir(source: HostHandle, name: str, target: HostHandle, new_name: s
     return spec, made
 
 
-def _refuse_partial(plan: Plan, what: str) -> None:
+def refuse_partial(plan: Plan, what: str) -> None:
     """A new work dir is whole or not made: a copy missing files is no copy."""
     missing = plan.refused + plan.skipped
     if missing:

@@ -458,13 +458,13 @@ def test_snapshot_then_create_from_it_after_the_original_is_gone(sandbox) -> Non
     snapshot_id = taken.stdout.strip()
     listed = json.loads(sandbox.mngr("snapshot", "list", "--format", "json").stdout)
     assert [(row["id"], row["agent"]) for row in listed] == [(snapshot_id, "snapped")]
-    before = _tree(work)
+    before, times = _tree(work), _dir_times(work)
     assert sandbox.mngr("destroy", "-f", "snapped").returncode == 0
     restored = sandbox.mngr("create", "back", "--no-connect", "--snapshot", snapshot_id, "--format", "json")
     assert restored.returncode == 0, restored.stderr
     agent = json.loads(restored.stdout)
     assert agent["type"] == "command" and agent["work_dir"] == str(sandbox.host_dir / "work" / "back")
-    assert _tree(Path(agent["work_dir"])) == before
+    assert _tree(Path(agent["work_dir"])) == before and _dir_times(Path(agent["work_dir"])) == times
     # Modification times to the nanosecond too: nothing would travel between the two.
     same = sandbox.mngr("push", "back", str(work), "--dry-run", "--include-gitignored", "--force")
     assert same.returncode == 0 and same.stdout.startswith("would push 0 change(s)"), same.stdout
@@ -476,6 +476,34 @@ def test_snapshot_then_create_from_it_after_the_original_is_gone(sandbox) -> Non
     missing = sandbox.mngr("create", "again", "--no-connect", "--snapshot", snapshot_id)
     assert missing.returncode == 1 and "no snapshot" in missing.stderr
     assert sandbox.mngr("create", "x", "--snapshot", "../etc").returncode == 2
+
+
+def test_a_snapshot_that_would_miss_a_file_is_not_taken(sandbox, agent_dir: Path) -> None:
+    """A file that never holds still long enough to be read whole: the snapshot fails and
+    names it, instead of keeping a copy without it."""
+    import threading
+
+    (agent_dir / "steady.txt").write_text("steady\n")
+    busy = agent_dir / "busy.log"
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        count = 0
+        while not stop.is_set():
+            busy.write_text(f"line {count}\n")
+            count += 1
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        taken = sandbox.mngr("snapshot", "box")
+    finally:
+        stop.set()
+        writer.join()
+    assert taken.returncode != 0 and "busy.log: kept changing while it was read" in taken.stderr, taken.stderr
+    assert sandbox.mngr("snapshot", "list").stdout.strip() == "no snapshots"
+    assert not list((sandbox.state_dir / "snapshots").glob("*.tmp"))
 
 
 def _pairing(handle, local: Path, policy: str, seen: list):
