@@ -48,7 +48,7 @@ class PartialCopy(MngrError):
 
 def _why_skipped(exc: OSError) -> str:
     if isinstance(exc, FileNotFoundError):
-        return "vanished before it could be sent"
+        return files.VANISHED
     return exc.strerror or str(exc)
 
 

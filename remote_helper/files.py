@@ -30,6 +30,7 @@ from .errors import RequestFailed
 from .guarded import NO_GUARD
 
 PART_PREFIX = ".mngr-part."
+VANISHED = "vanished before it could be sent"  # listed, then gone when its turn came
 SKIPPED_DIRS = frozenset([".git"])
 
 
@@ -632,7 +633,7 @@ def read_many(root, paths, guard=NO_GUARD, offset=0, length=0):
                 unsettled.append(path)
                 continue
             except (OSError, RequestFailed) as exc:
-                skipped.append([path, _reason(exc)])
+                skipped.append([path, VANISHED if isinstance(exc, FileNotFoundError) else _reason(exc)])
                 continue
             packed, compressed = pack(data)
             entries.append([path_to_wire(path), blob_offset, len(packed), compressed, stat.S_IMODE(info.st_mode),

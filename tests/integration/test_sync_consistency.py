@@ -130,3 +130,72 @@ def test_a_pull_killed_mid_file_leaves_nothing_torn_and_the_next_one_finishes(sa
     assert finished.returncode == 0, finished.stderr
     assert (local / "big.bin").read_bytes() == content
     assert not list(local.glob(".mngr-part.*"))
+
+
+class _SwapFiles:
+    """An editor's swap and backup files in ``root``: made and removed within a few ms,
+    over and over, in a few directories, until stopped."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        places = [self.root, self.root / "src", self.root / "src" / "deep"]
+        while not self._stop.is_set():
+            for place in places:
+                swap = place / f".notes.txt.swp{self.made % 3}"
+                swap.write_bytes(os.urandom(4096))
+                backup = place / f"notes.txt~{self.made % 2}"
+                backup.write_bytes(b"backup")
+                swap.unlink()
+                backup.unlink()
+                self.made += 1
+
+    def __enter__(self) -> _SwapFiles:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _only_swap_files_missed(outcome: subprocess.CompletedProcess[str]) -> None:
+    assert outcome.returncode in (0, PARTIAL), outcome.stderr
+    for line in outcome.stderr.splitlines():
+        if line.startswith(("mngr push: skipped", "mngr pull: skipped")):
+            name = line.split(": ")[1].split(" ", 1)[1].rsplit("/", 1)[-1]
+            assert ".swp" in name or name.startswith("notes.txt~"), line
+            assert line.endswith(": vanished before it could be sent"), line
+
+
+def _project(root: Path, version: int) -> dict[str, bytes]:
+    contents = {f"src/deep/file{index}.txt": f"{index} of version {version}\n".encode() for index in range(30)}
+    contents.update({f"src/mod{index}.py": f"x = {version}\n".encode() * (index + 1) for index in range(30)})
+    for path, data in contents.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(data)
+    return contents
+
+
+def test_short_lived_files_during_a_push_or_pull_cost_only_themselves(sandbox, agent_dir: Path) -> None:
+    """Swap files that live a few ms, appearing and vanishing between the listing and the
+    read, are at worst reported as skipped: every real file lands, in every round."""
+    local = sandbox.root / "local"
+    for version in range(1, 6):
+        contents = _project(local, version)
+        with _SwapFiles(local) as swaps:
+            pushed = sandbox.mngr("push", "box", str(local))
+        _only_swap_files_missed(pushed)
+        for path, data in contents.items():
+            assert (agent_dir / path).read_bytes() == data, path
+        contents = _project(agent_dir, version * 10)
+        with _SwapFiles(agent_dir):
+            pulled = sandbox.mngr("pull", "box", str(local))
+        _only_swap_files_missed(pulled)
+        for path, data in contents.items():
+            assert (local / path).read_bytes() == data, path
+    assert swaps.made > 100, "the swap files never raced the transfers"
