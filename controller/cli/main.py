@@ -43,6 +43,12 @@ _UNBUILT = {
     "provision": "Re-run provisioning on an agent",
 }
 _GROUP_OPTIONS = ("--help", "-h", "--version")
+# The short names users of git, docker and kubectl type: each stands for one command.
+ALIASES = {"ls": "list", "rm": "destroy", "c": "create", "msg": "message", "x": "exec"}
+# Words that mean a command but name none: an error pointing at it, never an agent so named.
+_MEANT = {"copy": "clone", "cp": "clone", "delete": "destroy", "remove": "destroy", "kill": "stop",
+          "attach": "connect", "logs": "transcript", "send": "message", "upload": "push", "download": "pull",
+          "sync": "pair", "ps": "list"}
 
 
 class MngrGroup(click.Group):
@@ -52,6 +58,7 @@ class MngrGroup(click.Group):
         return [*_COMMANDS, *_UNBUILT, *_plugin_commands(ctx)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd_name = ALIASES.get(cmd_name, cmd_name)
         if cmd_name in _COMMANDS:
             module_name, attribute, _ = _COMMANDS[cmd_name]
             module = __import__(f"{__package__}.{module_name}", fromlist=[attribute])
@@ -64,7 +71,9 @@ class MngrGroup(click.Group):
         return _plugin_commands(ctx).get(cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_text) for name, (_, _, help_text) in _COMMANDS.items()]
+        aliases = {command: alias for alias, command in ALIASES.items()}
+        rows = [(f"{name} ({aliases[name]})" if name in aliases else name, help_text)
+                for name, (_, _, help_text) in _COMMANDS.items()]
         rows += [(name, f"{help_text} [not available yet]") for name, help_text in _UNBUILT.items()]
         rows += [(name, command.get_short_help_str(60)) for name, command in _plugin_commands(ctx).items()]
         with formatter.section("Commands"):
@@ -73,10 +82,39 @@ class MngrGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args and ctx.resilient_parsing:  # completing the first word: a command's name
             return super().parse_args(ctx, args)
+        if args and args[0] in ("help", "version"):
+            # `mngr help`, `mngr help CMD ...`, `mngr version`: the options they stand for.
+            if args[0] == "help" and args[1:] and self.get_command(ctx, args[1]) is None:
+                from ..errors import UsageError
+
+                raise UsageError(f"no command {args[1]!r} (mngr --help lists them)")
+            args = ["--version"] if args[0] == "version" else [*args[1:2], "--help"]
+        if args and args[0] in ALIASES:
+            args = [ALIASES[args[0]], *args[1:]]
         if not args or (args[0] not in _COMMANDS and args[0] not in _UNBUILT and args[0] not in _GROUP_OPTIONS
                         and args[0] not in _plugin_commands(ctx)):
+            if args and not ctx.resilient_parsing:
+                _refuse_a_mistyped_command(args[0], [*_COMMANDS, *_UNBUILT, *_plugin_commands(ctx)])
             args = ["create", *args]
         return super().parse_args(ctx, args)
+
+
+def _refuse_a_mistyped_command(word: str, commands: list[str]) -> None:
+    """A first word that is not a command becomes ``create``'s: an agent's name. One that
+    looks like a command mistyped (``lsit``, ``destory``) or named otherwise (``copy``) is
+    an error instead, with the way to create an agent so named anyway."""
+    meant = _MEANT.get(word)
+    if meant is None and word.isalpha() and word.islower():
+        import difflib
+
+        close = difflib.get_close_matches(word, commands + [alias for alias in ALIASES if len(alias) > 2],
+                                          n=1, cutoff=0.75)
+        meant = ALIASES.get(close[0], close[0]) if close else None
+    if meant is not None:
+        from ..errors import UsageError
+
+        raise UsageError(f"no command {word!r}; did you mean 'mngr {meant}'? "
+                         f"(to create an agent named {word!r}: mngr create {word})")
 
 
 def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
