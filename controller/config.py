@@ -211,6 +211,22 @@ def _check_type(origin: str, key: str, value: Any, expected: type | tuple[type, 
         raise ConfigError(f"{origin}: {key} must be a {type_name}, got {value!r}")
 
 
+# Numbers with a range: (least, whether the least itself is allowed).
+_RANGES: dict[str, tuple[float, bool]] = {
+    "host_timeout_seconds": (0.0, False),
+    "agent_quiet_seconds": (0.0, True),
+}
+
+
+def _check_range(origin: str, key: str, value: float) -> None:
+    import math
+
+    least, inclusive = _RANGES[key]
+    if not math.isfinite(value) or value < least or (value == least and not inclusive):
+        bound = f"at least {least:g}" if inclusive else f"more than {least:g}"
+        raise ConfigError(f"{origin}: {key} must be a number of seconds {bound}, got {value!r}")
+
+
 def validate(values: Mapping[str, Any], origin: str, strict_keys: bool = False) -> None:
     """Check the types of every known key; with ``strict_keys``, reject unknown ones too.
 
@@ -224,6 +240,10 @@ def validate(values: Mapping[str, Any], origin: str, strict_keys: bool = False) 
                 raise ConfigError(f"{origin}: unknown config key {key!r} (known: {', '.join(sorted(_TYPES))})")
             continue
         _check_type(origin, key, value, expected)
+        if key in _RANGES:
+            _check_range(origin, key, value)
+        elif expected is str and not value.strip():
+            raise ConfigError(f"{origin}: {key} is empty")
     if values.get("trust_work_dirs", "made") not in TRUST_WORK_DIRS:
         raise ConfigError(f"{origin}: trust_work_dirs must be one of {', '.join(TRUST_WORK_DIRS)}, "
                           f"got {values['trust_work_dirs']!r}")

@@ -81,14 +81,16 @@ class Schedule:
         upcoming: datetime.datetime = croniter(self.cron, now.astimezone(self.zone)).get_next(datetime.datetime)
         return upcoming
 
-    def agent_name_for(self, due: datetime.datetime) -> str:
-        return f"{self.name}-{due.astimezone(self.zone):%Y%m%d-%H%M}"
+    def agent_name_for(self, due: datetime.datetime, by_hand: bool = False) -> str:
+        # A run by hand is named to the millisecond: two in one minute must not clash.
+        by_the_minute = f"{self.name}-{due.astimezone(self.zone):%Y%m%d-%H%M}"
+        return f"{by_the_minute}{due:%S}-{due.microsecond // 1000:03d}" if by_hand else by_the_minute
 
-    def argv(self, due: datetime.datetime) -> list[str]:
+    def argv(self, due: datetime.datetime, by_hand: bool = False) -> list[str]:
         """The mngr command that does what it is for, for due time ``due``."""
         if self.agent:
             return ["message", self.agent, "--start", "-m", self.message]
-        argv = ["create", self.agent_name_for(due), "--no-connect", "--initial-message", self.message]
+        argv = ["create", self.agent_name_for(due, by_hand), "--no-connect", "--initial-message", self.message]
         for template in self.templates:
             argv += ["--template", template]
         if self.provider:
@@ -121,12 +123,16 @@ def local_timezone() -> str:
 
 
 def check_cron(expression: str) -> str:
-    from croniter import croniter
+    from croniter import CroniterBadDateError, croniter
 
     expression = " ".join(expression.split())
     if len(expression.split()) != 5 or not croniter.is_valid(expression):
         raise UsageError(f"invalid cron expression {expression!r} (five fields: minute hour day month weekday, "
                          "such as '0 * * * *')")
+    try:
+        croniter(expression, now()).get_next(datetime.datetime)
+    except CroniterBadDateError:
+        raise UsageError(f"cron expression {expression!r} never comes due (such as the 31st of February)") from None
     return expression
 
 
@@ -207,7 +213,7 @@ def mngr_command() -> list[str]:
 
 def run_now(schedule: Schedule, due: datetime.datetime, runner: Runner, *, by: str) -> dict[str, Any]:
     """Do what ``schedule`` is for, for due time ``due``; log it and return its record."""
-    status, detail = runner(schedule.argv(due))
+    status, detail = runner(schedule.argv(due, by_hand=by == "hand"))
     run = {"at": now().isoformat(), "due": due.isoformat(), "by": by, "exit_status": status,
            "outcome": "ok" if status == 0 else "failed", "detail": detail}
     _log({"schedule": schedule.name, **run})

@@ -56,7 +56,7 @@ def get(app: App, key: str) -> None:
     click.echo(_show(value))
 
 
-@config.command("set", context_settings=_HELP)
+@config.command("set", context_settings={**_HELP, "ignore_unknown_options": True})  # VALUE may be -5
 @click.argument("key")
 @click.argument("value")
 @_SCOPE
@@ -75,11 +75,34 @@ def set_(key: str, value: str, scope: str) -> None:
     document = config_module.read_toml(path)
     config_module.set_path(document, parts, config_module.parse_value(value))
     config_module.validate(document, str(path), strict_keys=True)
+    _check_names(key, document, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
     temp.write_text(tomli_w.dumps(document), encoding="utf-8")
     temp.replace(path)
     click.echo(f"{key} = {_show(config_module.get_path(document, parts))}  ({path})")
+
+
+def _check_names(key: str, document: dict[str, Any], path: Path) -> None:
+    """A default agent type or provider must name one that exists, with the file as it
+    would be (it may define the agent type): a typo here would break every later create."""
+    if key not in ("default_agent_type", "default_provider"):
+        return
+    from ..config import Config
+    from ..errors import UnknownAgentType, UnknownProvider
+    from ..plugins import Registry
+
+    current = Config.load()
+    values = config_module.merge(current.values, document)
+    registry = Registry.build(Config(values, current.user_path, current.project_path))
+    try:
+        if key == "default_agent_type":
+            registry.agent_type(str(document[key]))
+        elif str(document[key]) not in registry.providers:
+            known = ", ".join(sorted(registry.providers))
+            raise UnknownProvider(f"unknown provider {document[key]!r} (known: {known})")
+    except (UnknownAgentType, UnknownProvider) as exc:
+        raise ConfigError(f"{path}: {key}: {exc}") from None
 
 
 @config.command("list", context_settings=_HELP)

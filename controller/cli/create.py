@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 import click
 import msgspec
@@ -28,6 +30,8 @@ from .context import App, pass_app
 AGENT_ARGS_KEY = "mngr.agent_args"
 
 # Template key -> parameter of this command; these options win over templates when given.
+_Found = TypeVar("_Found")
+
 _TEMPLATE_PARAMS = {
     "agent_type": "type_option",
     "provider": "provider_name",
@@ -170,7 +174,8 @@ def create(
     if initial_message is not None and not initial_message.strip():
         raise UsageError("--initial-message is empty")
 
-    agent_type = app.registry.agent_type(type_name)
+    agent_type = _configured(app.registry.agent_type, type_name, "default_agent_type",
+                             from_config=not options.get("agent_type"))
     launch = agent_type.launch(agent_args)
     native_snapshot = None
     if snapshot_id is not None:
@@ -182,7 +187,8 @@ def create(
                 raise UsageError(f"snapshot {snapshot_id} is the {native_snapshot[0].name} provider's: "
                                  f"create from it with --in {native_snapshot[0].name}")
             provider_name = native_snapshot[0].name
-    provider = app.provider(provider_name or str(app.config.get("default_provider")))
+    provider = _configured(app.provider, provider_name or str(app.config.get("default_provider")), "default_provider",
+                           from_config=not provider_name)
     host_name = host or provider.host_for_new_agent(name)
     provider.check_host(host_name)
     if accept_new_host_key:
@@ -316,3 +322,15 @@ def _pick(what: str, positional: str | None, option: str | None) -> str | None:
     if positional and option and positional != option:
         raise UsageError(f"{what} given twice: {positional!r} and {option!r}")
     return positional or option
+
+
+def _configured(find: Callable[[str], _Found], name: str, key: str, from_config: bool) -> _Found:
+    """``find(name)``; when the name came from the config, an unknown one names the key."""
+    from ..errors import UnknownAgentType, UnknownProvider
+
+    try:
+        return find(name)
+    except (UnknownAgentType, UnknownProvider) as exc:
+        if not from_config:
+            raise
+        raise type(exc)(f"{key} in the config: {exc} (mngr config set {key} NAME)") from None

@@ -10,6 +10,7 @@ import click
 from .. import output, schedules
 from ..errors import UsageError
 from .completion_cmd import agent_names, provider_names
+from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
 
@@ -53,12 +54,14 @@ def schedule() -> None:
               help="Provider of the agents it creates.")
 @click.option("--agent-type", "-t", "agent_type", help="Agent type of the agents it creates.")
 @click.option("--no-install", is_flag=True, help="Do not touch the crontab (run `mngr schedule serve` instead).")
-def add(message: str, cron: str, timezone: str | None, name: str | None, templates: tuple[str, ...],
+@pass_app
+def add(app: App, message: str, cron: str, timezone: str | None, name: str | None, templates: tuple[str, ...],
         agent: str | None, provider: str | None, agent_type: str | None, no_install: bool) -> None:
     """Add a schedule: MESSAGE is the initial message of each agent it creates (or the
     message it sends to --agent)."""
     if agent and (templates or provider or agent_type):
         raise UsageError("--agent messages an existing agent: no --template, --in or --agent-type with it")
+    _check_what_it_names(app, templates, agent, provider, agent_type)
     base = name or (templates[0] if templates else agent) or "schedule"
     if not name:
         taken = {existing.name for existing in schedules.load()}
@@ -78,6 +81,29 @@ def add(message: str, cron: str, timezone: str | None, name: str | None, templat
     click.echo(f"added schedule {entry.name}: {entry.cron} ({entry.timezone}), next at {upcoming}")
     if not no_install and not installed:
         click.echo("mngr: no crontab command here: run `mngr schedule serve` to run schedules", err=True)
+
+
+def _check_what_it_names(app: App, templates: tuple[str, ...], agent: str | None, provider: str | None,
+                         agent_type: str | None) -> None:
+    """Everything a schedule names exists now: otherwise every run would fail, unseen."""
+    defined = app.config.section("templates")
+    for template in templates:
+        if template not in defined:
+            known = ", ".join(sorted(defined)) or "none defined"
+            raise UsageError(f"no template {template!r} in the config (known: {known})")
+    if provider:
+        app.provider(provider)
+    if agent_type:
+        app.registry.agent_type(agent_type)
+    if agent:
+        from ..errors import AgentNotFound
+        from ..fleet import list_fleet, locate
+
+        with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
+            try:
+                locate(listing, [agent])
+            except AgentNotFound as exc:
+                raise UsageError(f"--agent: {exc}") from None
 
 
 def get_next(entry: schedules.Schedule) -> str:

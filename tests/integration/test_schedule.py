@@ -74,9 +74,11 @@ def test_add_list_run_and_remove_with_a_real_crontab(sandbox, crontab) -> None:
     assert by_hand.returncode == 0, by_hand.stderr
     [made] = _agents(sandbox)
     assert made.startswith("hook-")
+    again = sandbox.mngr("schedule", "run", "hook")  # within the same minute: a name of its own
+    assert again.returncode == 0, again.stderr
+    assert len(_agents(sandbox)) == 2
     wait_for(lambda: "hello from the schedule" in sandbox.mngr("capture", made).stdout, "the initial message")
-    [entry] = _log(sandbox, "hook")
-    assert entry["outcome"] == "ok" and entry["by"] == "hand"
+    assert [(entry["outcome"], entry["by"]) for entry in _log(sandbox, "hook")] == [("ok", "hand")] * 2
 
     removed = sandbox.mngr("schedule", "remove", "hook")
     assert removed.returncode == 0 and _crontab_lines(sandbox) == []
@@ -128,6 +130,11 @@ def test_ticks_run_what_came_due_in_its_time_zone_once_and_make_up_only_a_recent
     (["", "--cron", "0 * * * *"], "a schedule needs a message"),
     (["msg", "--cron", "0 * * * *", "--agent", "a", "--template", "t"], "no --template, --in or --agent-type"),
     (["msg", "--cron", "0 * * * *", "--name", "bad name"], "invalid schedule name"),
+    (["msg", "--cron", "0 0 31 2 *"], "never comes due"),
+    (["msg", "--cron", "0 * * * *", "--template", "nope"], "no template 'nope' in the config"),
+    (["msg", "--cron", "0 * * * *", "--agent", "ghost"], "--agent: "),
+    (["msg", "--cron", "0 * * * *", "-t", "bogus"], "unknown agent type 'bogus'"),
+    (["msg", "--cron", "0 * * * *", "--in", "nowhere"], "unknown provider 'nowhere'"),
 ])
 def test_bad_schedules_are_one_line_and_nothing_is_kept(sandbox, args: list[str], expected: str) -> None:
     refused = sandbox.mngr("schedule", *args, "--no-install")
@@ -136,6 +143,8 @@ def test_bad_schedules_are_one_line_and_nothing_is_kept(sandbox, args: list[str]
 
 
 def test_names_are_unique_and_removing_an_unknown_one_says_so(sandbox) -> None:
+    created = sandbox.mngr("create", "bot", "command", "--no-connect", "--", "cat")
+    assert created.returncode == 0, created.stderr
     first = sandbox.mngr("schedule", "m", "--cron", "0 * * * *", "--name", "x", "--no-install")
     assert first.returncode == 0, first.stderr
     again = sandbox.mngr("schedule", "m", "--cron", "0 * * * *", "--name", "x", "--no-install")

@@ -59,7 +59,12 @@ def test_git_root_is_a_project_root(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     [("default_provider = 3\n", "default_provider must be a str"),
      ("agent_quiet_seconds = true\n", "agent_quiet_seconds must be a number"),
      ("agent_types = 1\n", "agent_types must be a table"),
-     ("this is not toml\n", "invalid TOML")],
+     ("this is not toml\n", "invalid TOML"),
+     ("host_timeout_seconds = -5\n", "host_timeout_seconds must be a number of seconds more than 0, got -5"),
+     ("host_timeout_seconds = 0\n", "host_timeout_seconds must be a number of seconds more than 0"),
+     ("agent_quiet_seconds = nan\n", "agent_quiet_seconds must be a number of seconds at least 0"),
+     ("host_timeout_seconds = inf\n", "host_timeout_seconds must be a number of seconds"),
+     ('default_provider = " "\n', "default_provider is empty")],
 )
 def test_invalid_files_are_clear_errors(layout, tmp_path: Path, text: str, fragment: str) -> None:
     user, _ = layout
@@ -75,3 +80,34 @@ def test_env_values_are_toml_when_they_parse() -> None:
     assert parse_value("[1, 2]") == [1, 2]
     assert parse_value("plain words") == "plain words"
     assert parse_value('"quoted"') == "quoted"
+
+
+def test_the_environment_is_checked_like_a_file(layout, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="environment: host_timeout_seconds must be a number of seconds"):
+        Config.load(environ={"MNGR_HOST_TIMEOUT_SECONDS": "-1"}, cwd=tmp_path)
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["host_timeout_seconds", "-5"], "host_timeout_seconds must be a number of seconds more than 0, got -5"),
+    (["default_agent_type", "bogus"], "default_agent_type: unknown agent type 'bogus'"),
+    (["default_provider", "nowhere"], "default_provider: unknown provider 'nowhere'"),
+])
+def test_config_set_refuses_a_bad_value_and_leaves_the_file_as_it_was(layout, args: list[str], fragment: str,
+                                                                      capsys) -> None:
+    from mngr.controller.cli.main import run
+
+    user, _ = layout
+    user.write_text('default_agent_type = "codex"\n')
+    assert run(["config", "set", *args]) != 0
+    error = capsys.readouterr().err
+    assert fragment in error and error.count("\n") == 1, error
+    assert user.read_text() == 'default_agent_type = "codex"\n'
+
+
+def test_config_set_takes_an_agent_type_the_config_defines(layout, capsys) -> None:
+    from mngr.controller.cli.main import run
+
+    user, _ = layout
+    user.write_text('[agent_types.bot]\ncommand = "bot"\n')
+    assert run(["config", "set", "default_agent_type", "bot"]) == 0, capsys.readouterr().err
+    assert 'default_agent_type = "bot"' in user.read_text()
