@@ -142,6 +142,7 @@ def cli() -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status; every failure becomes one line on stderr."""
     args = sys.argv[1:] if argv is None else argv
+    _fill_closed_standard_streams()
     try:
         # Without standalone mode click returns the exit code of --help/--version as a value.
         result = cli.main(args, prog_name="mngr", standalone_mode=False)
@@ -181,6 +182,19 @@ def run(argv: list[str] | None = None) -> int:
         print(f"mngr: internal error: {detail} (MNGR_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
     return result if isinstance(result, int) else 0
+
+
+def _fill_closed_standard_streams() -> None:
+    """Started with fd 0, 1 or 2 closed (`mngr destroy x <&-`), Python leaves that stream
+    None, and the next file mngr opens would take the number: a child would read from it,
+    or a message land in it. /dev/null takes each closed one's place instead."""
+    for number, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if getattr(sys, name) is None:
+            descriptor = os.open(os.devnull, os.O_RDWR)
+            if descriptor != number:  # a lower one was closed too and took it: put it where it belongs
+                os.dup2(descriptor, number)
+                os.close(descriptor)
+            setattr(sys, name, open(number, mode, closefd=False))  # noqa: SIM115 - lives as long as mngr
 
 
 def main() -> None:

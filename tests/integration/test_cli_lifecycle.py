@@ -226,6 +226,27 @@ def test_destroy_refuses_without_a_terminal_unless_forced(sandbox) -> None:
     assert agents(sandbox) == []
 
 
+def test_closed_standard_streams_are_no_internal_error(sandbox) -> None:
+    """`mngr destroy x <&-`: no stdin at all is still no terminal, and a closed stdout or
+    stderr costs only what would have been printed there."""
+    import subprocess
+
+    from tests.conftest import MNGR_BIN
+
+    create(sandbox, "keeper")
+
+    def closed(redirections: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["sh", "-c", f'"$0" "$@" {redirections}', str(MNGR_BIN), *args],
+                              capture_output=True, text=True, env=sandbox.env, timeout=60)
+
+    refused = closed("<&-", "destroy", "keeper")
+    assert refused.returncode == 2 and refused.stderr.startswith("mngr: error: refusing to destroy"), refused.stderr
+    assert closed(">&- 2>&-", "list").returncode == 0
+    destroyed = closed("<&- >&-", "destroy", "-f", "keeper")
+    assert destroyed.returncode == 0 and destroyed.stderr == "", destroyed.stderr
+    assert agents(sandbox) == []
+
+
 def test_stray_sessions_and_broken_records_are_reported_not_deleted(sandbox) -> None:
     create(sandbox, "good")
     sandbox.tmux("new-session", "-d", "-s", "mngr-stray", "sleep 600")
@@ -279,3 +300,32 @@ def test_every_command_has_help_and_unbuilt_ones_say_so(sandbox) -> None:
         assert result.stderr == f"mngr: error: 'mngr {command}' is not available in this version of mngr yet\n"
     top = sandbox.mngr("--help")
     assert all(command in top.stdout for command in [*_COMMANDS, *_UNBUILT])
+
+
+def test_ctrl_c_at_any_moment_of_start_up_is_no_traceback(sandbox) -> None:
+    """SIGINT at moments spread over a command's start (imports, config, the listing): the
+    command ends with status 130 and one line, or finishes first. (The interpreter's own
+    first milliseconds, up to the console script's import of mngr, are Python's: a
+    traceback from there has no frame in mngr's code.)"""
+    import re
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import MNGR_BIN
+
+    outcomes = set()
+    for step in range(24):
+        started = subprocess.Popen([str(MNGR_BIN), "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env=sandbox.env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        time.sleep(step * 0.015)
+        started.send_signal(signal.SIGINT)
+        _, error = started.communicate(timeout=60)
+        if "Traceback" in error:  # the interpreter's start or the console script's first imports
+            assert not re.search(r'File "[^"]*/mngr/(controller|remote_helper|providers)/', error), error
+            continue
+        assert started.returncode in (0, 130, -signal.SIGINT), (started.returncode, error)
+        if started.returncode == 130:
+            assert error.strip() == "mngr: interrupted", error
+        outcomes.add(started.returncode)
+    assert 130 in outcomes, "no SIGINT arrived while mngr ran"
