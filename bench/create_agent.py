@@ -47,7 +47,7 @@ def main() -> None:
                 name = f"bench-{i}"
                 create_time = timed_run(box, [MNGR, "create", name, "--agent-type", "command",
                                               "--no-connect", "--", "sleep", "600"])
-                client.call(protocol.DestroyAgent(name), protocol.Done)
+                client.call(protocol.DestroyAgent(name=name), protocol.Done)
                 tmux_time = timed_run(box, ["tmux", "new-session", "-d", "-s", f"peer-{i}", "sleep 600"])
                 box.tmux("kill-session", "-t", f"=peer-{i}", check=True)
                 floor_time = timed_run(box, FLOOR_ARGV)

@@ -164,8 +164,8 @@ class HostHandle:
         )
         return self._call(request, protocol.AgentReply, timeout=self.timeout).agent
 
-    def destroy_agent(self, name: str) -> None:
-        self._call(protocol.DestroyAgent(name), protocol.Done, timeout=self.timeout)
+    def destroy_agent(self, name: str, keep_work_dir: bool = False) -> None:
+        self._call(protocol.DestroyAgent(name=name, keep_work_dir=keep_work_dir), protocol.Done, timeout=self.timeout)
 
     def send_message(
         self,

@@ -311,6 +311,10 @@ def create_agent(request):
     work_dir = os.path.join(os.path.expanduser("~"), os.path.expanduser(request["work_dir"]))
     if not os.path.isdir(work_dir):
         raise RequestFailed("invalid", "work dir %s does not exist on this host" % work_dir)
+    if not os.access(work_dir, os.R_OK | os.X_OK):
+        # tmux would start the agent wherever it could instead, silently.
+        raise RequestFailed("invalid", "work dir %s cannot be entered and read by user %s on this host"
+                            % (work_dir, _user_name()))
     _check_binary(request["binary"], _agent_env("", name, request["env"], request["base_env"]))
     session = tmux.session_name(name)
     with state.named_lock("agent-" + name):
@@ -403,7 +407,9 @@ def _remove_agent_dir(agent_id):
     shutil.rmtree(graveyard, ignore_errors=True)
 
 
-def destroy_agent(name, spare=()):
+def destroy_agent(name, spare=(), keep_work_dir=False):
+    """End the agent and remove its record; the work dir too if mngr made it (see
+    made_work_dir) and no other agent works there, unless ``keep_work_dir``."""
     check_name(name)
     with state.named_lock("agent-" + name):
         agent_id, record = _find_record(name)
@@ -415,8 +421,68 @@ def destroy_agent(name, spare=()):
                 raise RequestFailed("not_found", "no agent named %r on this host" % name)
             state.host_event("stray_session_destroyed", session=session)
             return
+        work_dir = record.get("work_dir")
         _remove_agent_dir(agent_id)
         state.host_event("agent_destroyed", agent_id=agent_id, name=name)
+        if isinstance(work_dir, str) and made_work_dir(work_dir) and work_dir not in _work_dirs_in_use():
+            if keep_work_dir:
+                _note_kept_work_dir(work_dir)
+            else:
+                remove_made_work_dir(work_dir)
+                state.host_event("work_dir_removed", name=name, work_dir=work_dir)
+
+
+def made_work_dir(path):
+    """True for a work dir mngr made: one directly in ``$MNGR_HOST_DIR/work/``."""
+    parent = os.path.join(state.host_dir(), "work")
+    return os.path.dirname(os.path.normpath(path)) == parent and not os.path.basename(path).startswith(".")
+
+
+def _work_dirs_in_use():
+    records, _ = _read_records()
+    return {record.get("work_dir") for record in records.values()}
+
+
+KEPT_WORK_DIRS = "kept-work-dirs.json"  # in host/: made work dirs kept by destroy --keep-work-dir
+
+
+def _note_kept_work_dir(work_dir):
+    path = os.path.join(state.host_dir(), "host", KEPT_WORK_DIRS)
+    kept = kept_work_dirs()
+    if work_dir not in kept:
+        state.ensure_dir(os.path.dirname(path))
+        state.atomic_write_json(path, sorted(kept | {work_dir}))
+
+
+def kept_work_dirs():
+    try:
+        kept = state.read_json(os.path.join(state.host_dir(), "host", KEPT_WORK_DIRS))
+    except (OSError, ValueError):
+        return set()
+    return {path for path in kept if isinstance(path, str)} if isinstance(kept, list) else set()
+
+
+def remove_made_work_dir(work_dir):
+    """Move it out of sight in one rename (a new agent of the same name finds no half of
+    it), then delete it."""
+    graveyard = os.path.join(os.path.dirname(work_dir), ".removed-%s-%s" % (os.path.basename(work_dir),
+                                                                           os.urandom(4).hex()))
+    try:
+        os.rename(work_dir, graveyard)
+    except FileNotFoundError:
+        return
+    import shutil
+
+    shutil.rmtree(graveyard, ignore_errors=True)
+
+
+def _user_name():
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.getuid())
 
 
 def send_message(request):

@@ -9,7 +9,10 @@ killed at the wrong moment can still leave:
 - a tmux session named ``mngr-NAME`` with no agent record (a destroy killed between
   removing the record and killing the session, or a session made by hand);
 - a part file (``.mngr-part.NAME``) in an agent's work dir (a push killed mid-file);
-- an unpacked helper's temporary dir (``helper/.tmp-*``, a bootstrap killed mid-unpack).
+- an unpacked helper's temporary dir (``helper/.tmp-*``, a bootstrap killed mid-unpack);
+- a work dir mngr made (``work/NAME``) that no agent works in any more and that no
+  ``destroy --keep-work-dir`` kept (a destroy killed before it removed it), or one a
+  destroy was removing (``work/.removed-*``).
 
 Collecting holds the host's operation lock exclusively, so no create, destroy or write is
 half-way meanwhile; files are left alone unless untouched for ``min_age`` seconds (a push's
@@ -52,6 +55,17 @@ def collect(dry_run, min_age):
             work_dir = record.get("work_dir")
             if isinstance(work_dir, str) and os.path.isdir(work_dir):
                 found += [("part file of a write cut short", path) for path in _part_files(work_dir, now, min_age)]
+        in_use = {record.get("work_dir") for record in records.values()}
+        kept = agents.kept_work_dirs()
+        work_root = os.path.join(state.host_dir(), "work")
+        for name in sorted(_listdir(work_root)):
+            path = os.path.join(work_root, name)
+            if not os.path.isdir(path) or os.path.islink(path) or not _untouched_tree(path, now, min_age):
+                continue
+            if name.startswith(".removed-"):
+                found.append(("work dir a destroy was removing", path))
+            elif not name.startswith(".") and path not in in_use and path not in kept:
+                found.append(("work dir of no agent", path))
         helper_dir = os.path.join(state.host_dir(), "helper")
         for name in sorted(_listdir(helper_dir)):
             path = os.path.join(helper_dir, name)
@@ -87,6 +101,12 @@ def _part_files(root, now, min_age):
             path = os.path.join(directory, name)
             if name.startswith(files.PART_PREFIX) and _old(path, now, min_age):
                 yield path
+
+
+def _untouched_tree(root, now, min_age):
+    """True if nothing landed anywhere below ``root`` for ``min_age`` seconds (a file landing
+    moves its directory's mtime): a work dir a create is still filling is not orphaned."""
+    return all(_old(directory, now, min_age) for directory, _, _ in os.walk(root))
 
 
 def _old(path, now, min_age):

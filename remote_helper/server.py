@@ -204,7 +204,7 @@ class Server(object):
             agent = agents.start_agent(fields["name"], fields["base_env"], fields["umask"])
             return "AgentReply", {"agent": agent}, b""
         if message_type == "DestroyAgent":
-            agents.destroy_agent(fields["name"], self._spare)
+            agents.destroy_agent(fields["name"], self._spare, fields["keep_work_dir"])
             return "Done", {}, b""
         if message_type == "SendMessage":
             agents.send_message(fields)

@@ -43,7 +43,7 @@ MESSAGES = {
     },
     "StopAgent": {"name": ("str", REQUIRED)},
     "StartAgent": {"name": ("str", REQUIRED), "base_env": ("map?", None), "umask": ("int?", None)},
-    "DestroyAgent": {"name": ("str", REQUIRED)},
+    "DestroyAgent": {"name": ("str", REQUIRED), "keep_work_dir": ("bool", False)},
     "SendMessage": {
         "name": ("str", REQUIRED),
         "text": ("str", REQUIRED),

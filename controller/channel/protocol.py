@@ -93,8 +93,12 @@ class StartAgent(msgspec.Struct, tag=True):
     umask: int | None = None
 
 
-class DestroyAgent(msgspec.Struct, tag=True):
+class DestroyAgent(msgspec.Struct, tag=True, kw_only=True):
+    """End the agent and remove its record; the work dir too when mngr made it (it lies
+    in ``$MNGR_HOST_DIR/work/``), unless ``keep_work_dir``."""
+
     name: str
+    keep_work_dir: bool = False
 
 
 class SendMessage(msgspec.Struct, tag=True, kw_only=True):

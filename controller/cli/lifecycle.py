@@ -121,9 +121,12 @@ def start(app: App, names: tuple[str, ...], every: bool, output_format: str) -> 
 @click.argument("names", nargs=-1, shell_complete=agent_names)
 @click.option("--all", "every", is_flag=True, help="Destroy every agent on every host.")
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--keep-work-dir", is_flag=True,
+              help="Keep the work dir even where mngr made it (--source, --snapshot, clone, an ssh host's default).")
 @pass_app
-def destroy(app: App, names: tuple[str, ...], every: bool, force: bool) -> None:
-    """Stop agents and delete their state (record, environment, event log) from their hosts.
+def destroy(app: App, names: tuple[str, ...], every: bool, force: bool, keep_work_dir: bool) -> None:
+    """Stop agents and delete their state (record, environment, event log) from their hosts,
+    and the work dirs mngr made for them.
 
     Asks for confirmation on a terminal; without a terminal it refuses unless -f is given.
     """
@@ -143,7 +146,7 @@ def destroy(app: App, names: tuple[str, ...], every: bool, force: bool) -> None:
                 if agent.info.state == "GONE":  # its host went away: only mngr's memory of it is left
                     agent.handle.provider.forget_agent(agent.host, agent.info.name)
                 else:
-                    agent.handle.destroy_agent(agent.info.name)
+                    agent.handle.destroy_agent(agent.info.name, keep_work_dir=keep_work_dir)
             completion.agent_removed(agent.info.name, agent.host, agent.provider)
             click.echo(f"destroyed agent {agent.info.name} on {agent.host}")
 

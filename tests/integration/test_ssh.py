@@ -81,6 +81,42 @@ def test_lifecycle_on_an_ssh_host(sandbox, ssh_host: SshHost) -> None:
     assert [a["name"] for a in agents(sandbox)["agents"]] == ["near"]
 
 
+def test_the_work_dir_mngr_made_goes_with_its_agent_unless_kept(sandbox, ssh_host: SshHost) -> None:
+    work = ssh_host.remote_host_dir / "work"
+    assert create_remote(sandbox, "far").returncode == 0
+    (work / "far" / "result.txt").write_text("the agent's work")
+    assert sandbox.mngr("destroy", "-f", "far").returncode == 0
+    assert not (work / "far").exists() and not list(work.glob(".removed-*"))
+    again = create_remote(sandbox, "far")  # the same name again: a fresh, empty work dir
+    assert again.returncode == 0, again.stderr
+    assert list((work / "far").iterdir()) == []
+    (work / "far" / "result.txt").write_text("kept this time")
+    kept = sandbox.mngr("destroy", "-f", "far", "--keep-work-dir")
+    assert kept.returncode == 0, kept.stderr
+    assert (work / "far" / "result.txt").read_text() == "kept this time"
+    gc = sandbox.mngr("gc", "--older-than", "0", "--format", "json")
+    assert gc.returncode == 0 and json.loads(gc.stdout)["leftovers"] == [], gc.stdout
+    assert (work / "far" / "result.txt").exists(), "gc leaves a kept work dir alone"
+    # A work dir mngr made whose destroy was cut short: gc takes it.
+    (work / "orphan").mkdir()
+    (work / "orphan" / "half.txt").write_text("left behind")
+    for path in (work / "orphan", work / "orphan" / "half.txt"):
+        os.chown(path, ssh_host.user.pw_uid, ssh_host.user.pw_gid)  # the host's user's, as mngr made it
+    gc = sandbox.mngr("gc", "--older-than", "0", "--format", "json")
+    assert [(row["kind"], Path(row["what"]).name) for row in json.loads(gc.stdout)["leftovers"]] == [
+        ("work dir of no agent", "orphan")]
+    assert not (work / "orphan").exists() and (work / "far").exists()
+
+
+def test_a_work_dir_the_hosts_user_cannot_enter_is_refused(sandbox, ssh_host: SshHost) -> None:
+    closed = ssh_host.remote_root / "closed"
+    closed.mkdir(mode=0o700)  # root's: the host's user cannot enter it
+    created = create_remote(sandbox, "shut", "--work-dir", str(closed))
+    assert created.returncode != 0 and f"work dir {closed} cannot be entered and read by user" in created.stderr
+    assert "shut" not in [a["name"] for a in agents(sandbox)["agents"]]
+    assert not [path for path in ssh_host.remote_host_dir.glob("agents/*")]
+
+
 def test_talking_to_a_remote_agent(sandbox, ssh_host: SshHost) -> None:
     script = 'while IFS= read -r l; do echo "got: $l"; done'
     created = sandbox.mngr("create", "echo", "command", "--in", "ssh", "--host", "testhost", "--no-connect",

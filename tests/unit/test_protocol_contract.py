@@ -34,7 +34,7 @@ SAMPLES: dict[str, msgspec.Struct] = {
     ),
     "StopAgent": protocol.StopAgent("demo"),
     "StartAgent": protocol.StartAgent("demo", base_env=None),
-    "DestroyAgent": protocol.DestroyAgent("demo"),
+    "DestroyAgent": protocol.DestroyAgent(name="demo"),
     "SendMessage": protocol.SendMessage(name="demo", text="line1\nline2\t\x01", wait_ready=True,
                                         ready_pattern=r"^\$ ", ready_quiet_seconds=0.5, ready_timeout=9.0),
     "AwaitInput": protocol.AwaitInput(name="demo", timeout=12.5),
