@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "default_agent_type": "claude",
     "agent_quiet_seconds": 10.0,
     "host_timeout_seconds": 30.0,
+    "stop_grace_seconds": 2.0,  # between SIGTERM and SIGKILL of an agent's processes
     # Mark an agent's work dir trusted in its CLI's config: "made" (the work dirs mngr made,
     # from --source, --snapshot or a clone), "always", or "never".
     "trust_work_dirs": "made",
@@ -36,7 +37,8 @@ DEFAULTS: dict[str, Any] = {
 # Top-level keys environment variables may set. Other MNGR_* variables (MNGR_HOST_DIR,
 # MNGR_CONFIG_DIR, ...) steer mngr directly and are not configuration keys.
 ENV_KEYS = frozenset(
-    ["default_provider", "default_agent_type", "agent_quiet_seconds", "host_timeout_seconds", "trust_work_dirs",
+    ["default_provider", "default_agent_type", "agent_quiet_seconds", "host_timeout_seconds", "stop_grace_seconds",
+     "trust_work_dirs",
      "agent_types", "providers", "templates", "hosts", "plugins"]
 )
 
@@ -47,6 +49,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "default_agent_type": str,
     "agent_quiet_seconds": (int, float),
     "host_timeout_seconds": (int, float),
+    "stop_grace_seconds": (int, float),
     "trust_work_dirs": str,
     "agent_types": dict,
     "providers": dict,
@@ -215,6 +218,7 @@ def _check_type(origin: str, key: str, value: Any, expected: type | tuple[type, 
 _RANGES: dict[str, tuple[float, bool]] = {
     "host_timeout_seconds": (0.0, False),
     "agent_quiet_seconds": (0.0, True),
+    "stop_grace_seconds": (0.0, True),
 }
 
 

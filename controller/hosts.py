@@ -155,8 +155,9 @@ class HostHandle:
         )
         return self._call(request, protocol.AgentReply, timeout=self.timeout).agent
 
-    def stop_agent(self, name: str) -> protocol.AgentInfo:
-        return self._call(protocol.StopAgent(name), protocol.AgentReply, timeout=self.timeout).agent
+    def stop_agent(self, name: str, grace: float = 2.0) -> protocol.AgentInfo:
+        # The grace and the SIGKILL wait after it come on top of the host's timeout.
+        return self._call(protocol.StopAgent(name, grace), protocol.AgentReply, timeout=self._plus(grace)).agent
 
     def start_agent(self, name: str) -> protocol.AgentInfo:
         request = protocol.StartAgent(
@@ -164,8 +165,13 @@ class HostHandle:
         )
         return self._call(request, protocol.AgentReply, timeout=self.timeout).agent
 
-    def destroy_agent(self, name: str, keep_work_dir: bool = False) -> None:
-        self._call(protocol.DestroyAgent(name=name, keep_work_dir=keep_work_dir), protocol.Done, timeout=self.timeout)
+    def _plus(self, seconds: float) -> float | None:
+        """The host's timeout with ``seconds`` more (None: no timeout stays none)."""
+        return None if self.timeout is None else self.timeout + seconds
+
+    def destroy_agent(self, name: str, keep_work_dir: bool = False, grace: float = 2.0) -> None:
+        request = protocol.DestroyAgent(name=name, keep_work_dir=keep_work_dir, grace=grace)
+        self._call(request, protocol.Done, timeout=self._plus(grace))
 
     def send_message(
         self,

@@ -361,13 +361,13 @@ def create_agent(request):
         return _agent_info_now(record)
 
 
-def stop_agent(name, spare=()):
+def stop_agent(name, spare=(), grace=processes.TERM_GRACE_SECONDS):
     """Stop the agent: its session and every process it started (see processes.py)."""
     check_name(name)
     with state.named_lock("agent-" + name):
         agent_id, record = _require_record(name)
         conversation.session_id(agent_id, record)  # a CLI that picks its own: found before it goes
-        processes.end_agent(agent_id, tmux.session_name(name), spare)
+        processes.end_agent(agent_id, tmux.session_name(name), spare, grace)
         record["status"] = "stopped"
         directory = state.agent_dir(agent_id)
         state.atomic_write_json(os.path.join(directory, "record.json"), record)
@@ -407,7 +407,7 @@ def _remove_agent_dir(agent_id):
     shutil.rmtree(graveyard, ignore_errors=True)
 
 
-def destroy_agent(name, spare=(), keep_work_dir=False):
+def destroy_agent(name, spare=(), keep_work_dir=False, grace=processes.TERM_GRACE_SECONDS):
     """End the agent and remove its record; the work dir too if mngr made it (see
     made_work_dir) and no other agent works there, unless ``keep_work_dir``."""
     check_name(name)
@@ -415,7 +415,7 @@ def destroy_agent(name, spare=(), keep_work_dir=False):
         agent_id, record = _find_record(name)
         session = tmux.session_name(name)
         # Raises, keeping the record, if a process survives: a retry still finds them by id.
-        killed = processes.end_agent(agent_id, session, spare)
+        killed = processes.end_agent(agent_id, session, spare, grace)
         if record is None:
             if not killed:
                 raise RequestFailed("not_found", "no agent named %r on this host" % name)

@@ -43,8 +43,11 @@ def forget_agent_identity(environ=None):
         environ.pop(name, None)
 
 
-def end_agent(agent_id, session, spare=()):
-    """Kill the agent's session, then every process of the agent that is left.
+def end_agent(agent_id, session, spare=(), grace=TERM_GRACE_SECONDS):
+    """End every process of the agent, then its session, as ``docker stop`` does: SIGTERM
+    (the session's processes and those that left it alike), up to ``grace`` seconds for
+    them to exit, then the session is killed (SIGHUP to what is left in it) and SIGKILL
+    ends the rest.
 
     ``agent_id`` may be None (a session with no record): then only the session's processes
     are ended. ``spare`` names processes (with their ancestors) that must live: the one
@@ -53,6 +56,7 @@ def end_agent(agent_id, session, spare=()):
     says so. Returns whether the session existed. Raises RequestFailed ("processes_left")
     naming the processes that are still running after SIGKILL.
     """
+    grace = min(max(float(grace), 0.0), 3600.0)
     panes = tmux.list_sessions_panes()
     pane = panes.get(session)
     leader = pane.pid if pane is not None and not pane.dead else None
@@ -68,14 +72,15 @@ def end_agent(agent_id, session, spare=()):
     ours = set(pid for pid, owner in marked.items() if owner == agent_id) | set(members)
     for pid in connections.connected(lingering, ours):
         members[pid] = _start_time(pid)
-    killed = tmux.kill_session(session)
     spared = _spared([*spare, server])
     users = [pid for pid, owner in marked.items() if owner in running]
     shared = connections.connected(_alive(agent_id, members, spared), users)
     if shared:
         state.host_event("agent_processes_kept", agent_id=agent_id or "", session=session, pids=sorted(shared),
                          reason="in use by a running agent")
-    left = _end(agent_id, members, spared, shared)
+    _terminate(agent_id, members, spared | _plumbing(leader, members), shared, grace)
+    killed = tmux.kill_session(session) or session in panes
+    left = _kill(agent_id, members, spared, shared)
     if left:
         raise RequestFailed(
             "processes_left",
@@ -123,22 +128,26 @@ _MARK = b"MNGR_AGENT_ID="
 # -- ending ------------------------------------------------------------------------------
 
 
-def _end(agent_id, members, spared, shared):
-    """SIGTERM, a grace, SIGKILL; return the pids still alive at the end."""
+def _terminate(agent_id, members, spared, shared, grace):
+    """SIGTERM to every process (and to newcomers forked meanwhile), until none is left or
+    ``grace`` seconds went by."""
     signalled = set()
-    deadline = time.monotonic() + TERM_GRACE_SECONDS
+    deadline = time.monotonic() + grace
     while True:
         alive = _alive(agent_id, members, spared, shared)
-        if not alive:
-            return set()
-        if time.monotonic() >= deadline:
-            break
-        # Also newcomers forked meanwhile. SIGCONT: a stopped process cannot act on SIGTERM.
+        if not alive or (time.monotonic() >= deadline and signalled):
+            return
+        # SIGCONT: a stopped process cannot act on SIGTERM.
         for pid in alive - signalled:
             _signal(pid, signal.SIGTERM)
             _signal(pid, signal.SIGCONT)
         signalled |= alive
         time.sleep(POLL_SECONDS)
+
+
+def _kill(agent_id, members, spared, shared):
+    """SIGKILL to what is left; the pids still alive at the end."""
+    alive = _alive(agent_id, members, spared, shared)
     deadline = time.monotonic() + KILL_WAIT_SECONDS
     while alive:
         for pid in alive:
@@ -203,6 +212,35 @@ def _with_ancestors(pid):
         chain.add(pid)
         pid = _parent(pid) if parents is None else parents.get(pid)
     return chain
+
+
+_SHELLS = frozenset(["sh", "dash", "bash", "zsh", "ash", "busybox"])
+
+
+def _plumbing(leader, members):
+    """What SIGTERM spares at first: the pane's process (mngr's launcher, which records the
+    exit status) and the shell it runs the agent's command with, while that shell waits on
+    a child. The pane's process leads the terminal's session: once it exits, the kernel
+    hangs up (SIGHUP) whatever still runs in the foreground, so an agent still cleaning up
+    after SIGTERM would be cut short. Each exits by itself once the agent did."""
+    if not leader:
+        return set()
+    kept = set([leader])
+    if not _HAS_PROC:
+        return kept
+    parents = dict((pid, _parent(pid)) for pid in members)
+    for pid, parent in parents.items():
+        if parent == leader and _command_name(pid) in _SHELLS and pid in parents.values():
+            kept.add(pid)
+    return kept
+
+
+def _command_name(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
 
 
 def _parent(pid):

@@ -199,12 +199,12 @@ class Server(object):
         if message_type == "CreateAgent":
             return "AgentReply", {"agent": agents.create_agent(fields)}, b""
         if message_type == "StopAgent":
-            return "AgentReply", {"agent": agents.stop_agent(fields["name"], self._spare)}, b""
+            return "AgentReply", {"agent": agents.stop_agent(fields["name"], self._spare, fields["grace"])}, b""
         if message_type == "StartAgent":
             agent = agents.start_agent(fields["name"], fields["base_env"], fields["umask"])
             return "AgentReply", {"agent": agent}, b""
         if message_type == "DestroyAgent":
-            agents.destroy_agent(fields["name"], self._spare, fields["keep_work_dir"])
+            agents.destroy_agent(fields["name"], self._spare, fields["keep_work_dir"], fields["grace"])
             return "Done", {}, b""
         if message_type == "SendMessage":
             agents.send_message(fields)

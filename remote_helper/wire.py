@@ -41,9 +41,9 @@ MESSAGES = {
         "umask": ("int?", None),
         "interaction": ("object?", None),
     },
-    "StopAgent": {"name": ("str", REQUIRED)},
+    "StopAgent": {"name": ("str", REQUIRED), "grace": ("float", 2.0)},
     "StartAgent": {"name": ("str", REQUIRED), "base_env": ("map?", None), "umask": ("int?", None)},
-    "DestroyAgent": {"name": ("str", REQUIRED), "keep_work_dir": ("bool", False)},
+    "DestroyAgent": {"name": ("str", REQUIRED), "keep_work_dir": ("bool", False), "grace": ("float", 2.0)},
     "SendMessage": {
         "name": ("str", REQUIRED),
         "text": ("str", REQUIRED),

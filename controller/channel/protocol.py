@@ -84,7 +84,11 @@ class CreateAgent(msgspec.Struct, tag=True, kw_only=True):
 
 
 class StopAgent(msgspec.Struct, tag=True):
+    """End the agent's session and every process it started: SIGTERM, ``grace`` seconds,
+    then SIGKILL (remote_helper/processes.py)."""
+
     name: str
+    grace: float = 2.0
 
 
 class StartAgent(msgspec.Struct, tag=True):
@@ -99,6 +103,7 @@ class DestroyAgent(msgspec.Struct, tag=True, kw_only=True):
 
     name: str
     keep_work_dir: bool = False
+    grace: float = 2.0  # as StopAgent's
 
 
 class SendMessage(msgspec.Struct, tag=True, kw_only=True):

@@ -80,19 +80,42 @@ def _change_state(
         sys.exit(1)
 
 
+_GRACE = click.option(
+    "--grace", metavar="DURATION",
+    help="How long the agent's processes get between SIGTERM and SIGKILL (such as 10s or 1m) "
+         "[default: stop_grace_seconds in the config, 2s].")
+
+
+def _grace_seconds(app: App, given: str | None) -> float:
+    from ..durations import parse_duration
+
+    if given is None:
+        return float(app.config.get("stop_grace_seconds"))
+    seconds = parse_duration(given, "--grace")
+    if seconds > 3600:
+        raise UsageError("--grace: at most an hour")
+    return seconds
+
+
 @click.command(context_settings=_HELP)
 @click.argument("names", nargs=-1, shell_complete=agent_names)
 @click.option("--all", "every", is_flag=True, help="Stop every agent that is not stopped yet.")
 @click.option("--format", "output_format", default="human", show_default=True, help="human, json, jsonl or a template.")
+@_GRACE
 @pass_app
-def stop(app: App, names: tuple[str, ...], every: bool, output_format: str) -> None:
-    """Stop agents: their processes end, their records stay for `mngr start`."""
+def stop(app: App, names: tuple[str, ...], every: bool, output_format: str, grace: str | None) -> None:
+    """Stop agents: their processes end, their records stay for `mngr start`.
+
+    Every process an agent started gets SIGTERM, then, after the grace, SIGKILL; an agent
+    is reported stopped only once none is left.
+    """
+    seconds = _grace_seconds(app, grace)
 
     def change(agent: LocatedAgent) -> tuple[AgentInfo, str]:
         if agent.info.state == "STOPPED":
             return agent.info, "already stopped:"
         with agent_event(app.registry, "stop", agent.info.name, agent.host, agent.provider):
-            return agent.handle.stop_agent(agent.info.name), "stopped"
+            return agent.handle.stop_agent(agent.info.name, seconds), "stopped"
 
     _change_state(app, names, every, output_format, "stop", (*LIVE_STATES, "DONE"), change)
 
@@ -123,13 +146,16 @@ def start(app: App, names: tuple[str, ...], every: bool, output_format: str) -> 
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--keep-work-dir", is_flag=True,
               help="Keep the work dir even where mngr made it (--source, --snapshot, clone, an ssh host's default).")
+@_GRACE
 @pass_app
-def destroy(app: App, names: tuple[str, ...], every: bool, force: bool, keep_work_dir: bool) -> None:
+def destroy(app: App, names: tuple[str, ...], every: bool, force: bool, keep_work_dir: bool,
+            grace: str | None) -> None:
     """Stop agents and delete their state (record, environment, event log) from their hosts,
     and the work dirs mngr made for them.
 
     Asks for confirmation on a terminal; without a terminal it refuses unless -f is given.
     """
+    seconds = _grace_seconds(app, grace)
     listing, agents = _find(app, names, every, ("RUNNING", "WAITING", "DONE", "STOPPED", "GONE"))
     with listing:
         if not agents:
@@ -146,7 +172,7 @@ def destroy(app: App, names: tuple[str, ...], every: bool, force: bool, keep_wor
                 if agent.info.state == "GONE":  # its host went away: only mngr's memory of it is left
                     agent.handle.provider.forget_agent(agent.host, agent.info.name)
                 else:
-                    agent.handle.destroy_agent(agent.info.name, keep_work_dir=keep_work_dir)
+                    agent.handle.destroy_agent(agent.info.name, keep_work_dir=keep_work_dir, grace=seconds)
             completion.agent_removed(agent.info.name, agent.host, agent.provider)
             click.echo(f"destroyed agent {agent.info.name} on {agent.host}")
 

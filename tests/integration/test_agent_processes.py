@@ -244,3 +244,34 @@ def test_gc_ends_what_a_session_without_a_record_left(sandbox) -> None:
     assert sandbox.sessions() == ["mngr-kept"]
     assert processes_of(identifier) == []
     assert other_daemon in processes_of(agent_id(sandbox, "kept"))
+
+
+def test_the_grace_before_sigkill_is_the_users_to_set(sandbox) -> None:
+    """An agent that needs three seconds to shut down cleanly after SIGTERM: the default
+    grace (2 s) kills it first; --grace, or stop_grace_seconds in the config, lets it finish."""
+    def slow_to_stop(name: str) -> Path:
+        marker = sandbox.root / f"{name}.clean"
+        script = ("import signal, sys, time\n"
+                  "def clean_up(*_):\n"
+                  "    time.sleep(3)\n"
+                  f"    open({str(marker)!r}, 'w').write('clean\\n')\n"
+                  "    sys.exit(0)\n"
+                  "signal.signal(signal.SIGTERM, clean_up)\n"
+                  "print('ready', flush=True)\n"
+                  "time.sleep(600)\n")
+        created = sandbox.mngr("create", name, "command", "--no-connect", "--", sys.executable, "-c", script)
+        wait_for(lambda: "ready" in sandbox.mngr("capture", name).stdout, f"{name}'s handler")
+        assert created.returncode == 0, created.stderr
+        return marker
+
+    killed, patient, configured = slow_to_stop("killed"), slow_to_stop("patient"), slow_to_stop("configured")
+    assert sandbox.mngr("stop", "killed").returncode == 0
+    assert not killed.exists(), "the default grace ended it before its clean-up"
+    stopped = sandbox.mngr("stop", "patient", "--grace", "30s")
+    assert stopped.returncode == 0 and "stopped agent patient" in stopped.stdout, stopped.stderr
+    assert patient.read_text() == "clean\n"
+    destroyed = sandbox.mngr("destroy", "-f", "configured", env={**sandbox.env, "MNGR_STOP_GRACE_SECONDS": "30"})
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert configured.read_text() == "clean\n"
+    refused = sandbox.mngr("stop", "patient", "--grace", "forever")
+    assert refused.returncode == 2 and "invalid --grace 'forever'" in refused.stderr

@@ -195,4 +195,4 @@ def test_helper_rejects_wrong_types_and_missing_fields() -> None:
 
 def test_new_fields_from_a_newer_peer_are_ignored() -> None:
     message_type, fields = wire.decode_body(b'{"type": "StopAgent", "name": "a", "future_field": 1}')
-    assert (message_type, fields) == ("StopAgent", {"name": "a"})
+    assert (message_type, fields) == ("StopAgent", {"name": "a", "grace": 2.0})
