@@ -312,6 +312,7 @@ class _Events:
         self.local: set[str] = set()
         self.remote: dict[str, Entry | None] = {}
         self.whole = False  # compare whole trees
+        self.overflowed = False  # ... because the host's feed could not say what changed
         self.failure: BaseException | None = None
 
     def add_local(self, paths: Iterable[str]) -> None:
@@ -324,9 +325,10 @@ class _Events:
             self.remote.update(entries)
             self._ready.notify_all()
 
-    def compare_whole(self) -> None:
+    def compare_whole(self, overflowed: bool = False) -> None:
         with self._ready:
             self.whole = True
+            self.overflowed = self.overflowed or overflowed
             self._ready.notify_all()
 
     def fail(self, failure: BaseException) -> None:
@@ -338,8 +340,9 @@ class _Events:
         with self._ready:
             self._ready.notify_all()
 
-    def take(self, timeout: float, stop: threading.Event) -> tuple[set[str], dict[str, Entry | None], bool]:
-        """Wait up to ``timeout`` for something to do; (local paths, host entries, whole)."""
+    def take(self, timeout: float, stop: threading.Event) -> tuple[set[str], dict[str, Entry | None], bool, bool]:
+        """Wait up to ``timeout`` for something to do; (local paths, host entries, whole,
+        overflowed)."""
         deadline = time.monotonic() + timeout
         with self._ready:
             while not (self.local or self.remote or self.whole or self.failure or stop.is_set()):
@@ -349,8 +352,8 @@ class _Events:
                 self._ready.wait(left)
             if self.failure is not None:
                 raise self.failure
-            taken = (self.local, self.remote, self.whole)
-            self.local, self.remote, self.whole = set(), {}, False
+            taken = (self.local, self.remote, self.whole, self.overflowed)
+            self.local, self.remote, self.whole, self.overflowed = set(), {}, False, False
             return taken
 
 
@@ -388,7 +391,7 @@ def _follow_host(handle: HostHandle, name: str, events: _Events, stop: threading
                 events.compare_whole()
                 continue
             if cursor and reply.overflow:
-                events.compare_whole()
+                events.compare_whole(overflowed=True)
             elif reply.paths:
                 events.add_remote(_changed_entries(handle.host, reply.paths, blob))
             cursor = reply.cursor
@@ -436,9 +439,12 @@ def run(handle: HostHandle, name: str, local_root: str, policy: str, interval: f
         pairing.round()
         last_whole = time.monotonic()
         while not stop.is_set():
-            local, remote, whole = events.take(max(0.0, last_whole + SAFETY_NET_SECONDS - time.monotonic()), stop)
+            waited = max(0.0, last_whole + SAFETY_NET_SECONDS - time.monotonic())
+            local, remote, whole, overflowed = events.take(waited, stop)
             if stop.is_set():
                 break
+            if overflowed:
+                report("~", "the host could not say what changed (its event queue overflowed): comparing both trees")
             if whole or time.monotonic() - last_whole >= SAFETY_NET_SECONDS:
                 pairing.round()
                 last_whole = time.monotonic()

@@ -224,6 +224,29 @@ def test_bursts_of_short_lived_swap_files_never_stop_pair_nor_hold_up_real_edits
     wait_for(lambda: remote.contents().get("after.txt") == "still pairing\n", "an edit after the burst")
 
 
+def test_a_host_feed_overflow_falls_back_to_comparing_both_trees(far) -> None:
+    from mngr.remote_helper import change_feed
+
+    local, remote, paired = far
+    os.kill(paired.process.pid, signal.SIGSTOP)  # a reader far behind: the host cannot keep all it saw
+    try:
+        churn = remote.root / "churn.tmp"
+        churn.write_bytes(b"x")
+        churn.unlink()
+        remote.write("missed.txt", "its event was dropped\n")
+        for _ in range(change_feed.MAX_CHANGES // 2 + 1):  # two events (create, delete) each at least
+            churn.write_bytes(b"x")
+            churn.unlink()
+    finally:
+        os.kill(paired.process.pid, signal.SIGCONT)
+    wait_for(lambda: local.contents().get("missed.txt") == "its event was dropped\n",
+             "the file whose event was dropped, here", timeout=60)
+    assert any(line.startswith("~ ") and "overflowed" in line for line in paired.lines), paired.lines[-5:]
+    assert paired.running
+    local.write("later.txt", "events again\n")
+    wait_for(lambda: remote.contents().get("later.txt") == "events again\n", "a change after the overflow")
+
+
 def test_pair_stopped_with_sigterm_stops_cleanly(far) -> None:
     local, remote, paired = far
     remote.write("reply.txt", "hi\n")
