@@ -357,24 +357,33 @@ class _Events:
             return taken
 
 
-def _watch_local(root: str, events: _Events, stop: threading.Event) -> None:
+def _watch_local(root: str, events: _Events, stop: threading.Event, interval: float,
+                 report: Callable[[str, str], None]) -> None:
+    """Hand local changes to the pairing thread; if the tree cannot be watched (too many
+    directories for the system's limit, say), ask for a whole comparison every ``interval``."""
+    try:
+        _follow_local(root, events, stop)
+    except Exception as exc:  # the watcher's own errors, whatever their type
+        if stop.is_set():
+            return
+        report("!", f"cannot watch {root} ({exc}); comparing both trees every {interval:g} s instead")
+        while not stop.wait(interval):
+            events.compare_whole()
+
+
+def _follow_local(root: str, events: _Events, stop: threading.Event) -> None:
     import watchfiles
 
     real = os.path.realpath(root)
-    try:
-        for changes in watchfiles.watch(real, watch_filter=None, debounce=LOCAL_MAX_DELAY_MS, step=LOCAL_SETTLE_MS,
-                                        stop_event=stop, rust_timeout=0, yield_on_timeout=False,
-                                        raise_interrupt=False):
-            paths = set()
-            for _, changed in changes:
-                relative = os.path.relpath(changed, real)
-                if relative != "." and not relative.startswith(".."):
-                    paths.add(relative.replace(os.sep, "/"))
-            if paths:
-                events.add_local(paths)
-    except BaseException as exc:  # handed to the pairing thread
-        if not stop.is_set():
-            events.fail(exc)
+    for changes in watchfiles.watch(real, watch_filter=None, debounce=LOCAL_MAX_DELAY_MS, step=LOCAL_SETTLE_MS,
+                                    stop_event=stop, rust_timeout=0, yield_on_timeout=False, raise_interrupt=False):
+        paths = set()
+        for _, changed in changes:
+            relative = os.path.relpath(changed, real)
+            if relative != "." and not relative.startswith(".."):
+                paths.add(relative.replace(os.sep, "/"))
+        if paths:
+            events.add_local(paths)
 
 
 def _follow_host(handle: HostHandle, name: str, events: _Events, stop: threading.Event, interval: float,
@@ -420,7 +429,8 @@ def run(handle: HostHandle, name: str, local_root: str, policy: str, interval: f
     events = _Events()
     quit_watching = threading.Event()
     started = threading.Event()
-    local_watcher = threading.Thread(target=_watch_local, args=(local_root, events, quit_watching), daemon=True)
+    local_watcher = threading.Thread(target=_watch_local, args=(local_root, events, quit_watching, interval, report),
+                                     daemon=True)
     host_follower = threading.Thread(target=_follow_host, args=(handle, name, events, quit_watching, interval,
                                                                started), daemon=True)
     def wake_when_stopped() -> None:
@@ -445,11 +455,17 @@ def run(handle: HostHandle, name: str, local_root: str, policy: str, interval: f
                 break
             if overflowed:
                 report("~", "the host could not say what changed (its event queue overflowed): comparing both trees")
-            if whole or time.monotonic() - last_whole >= SAFETY_NET_SECONDS:
-                pairing.round()
-                last_whole = time.monotonic()
-            else:
-                pairing.changed(local, remote)
+            try:
+                if whole or time.monotonic() - last_whole >= SAFETY_NET_SECONDS:
+                    pairing.round()
+                    last_whole = time.monotonic()
+                else:
+                    pairing.changed(local, remote)
+            except OSError as exc:  # a local file error no round foresaw: pairing goes on
+                report("!", f"{exc}; comparing both trees again")
+                if stop.wait(interval):
+                    break
+                events.compare_whole()
     finally:
         quit_watching.set()
         stop.set()
