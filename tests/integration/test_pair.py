@@ -30,9 +30,14 @@ class Side:
         self.root = root
         self.uid, self.gid = uid, gid
 
-    def write(self, relative: str, text: str) -> None:
+    def write(self, relative: str, text: str, in_place: bool = False) -> None:
         target = self.root / relative
         self.makedirs(target.parent)
+        if in_place:  # truncated, then written: a reader may see it empty for a moment
+            with open(target, "w") as opened:
+                os.fchown(opened.fileno(), self.uid, self.gid)
+                opened.write(text)
+            return
         temporary = target.parent / f".save-{uuid.uuid4().hex}"
         temporary.write_text(text)
         os.chown(temporary, self.uid, self.gid)
@@ -126,12 +131,13 @@ def _in_step(local: Side, remote: Side) -> dict[str, str] | None:
     return mine if mine == theirs else None
 
 
-def test_both_sides_editing_one_file_at_once_never_lose_an_edit(far) -> None:
+@pytest.mark.parametrize("in_place", [False, True], ids=["saved-whole", "written-in-place"])
+def test_both_sides_editing_one_file_at_once_never_lose_an_edit(far, in_place: bool) -> None:
     local, remote, paired = far
     for trial in range(30):
         mine, theirs = f"local edit {trial}\n", f"agent edit {trial}\n"
-        local.write("shared.txt", mine)
-        remote.write("shared.txt", theirs)
+        local.write("shared.txt", mine, in_place)
+        remote.write("shared.txt", theirs, in_place)
 
         def both_kept(mine: str = mine, theirs: str = theirs) -> bool:
             tree = _in_step(local, remote)
