@@ -158,7 +158,9 @@ class Pairing:
         """``paths`` but those .gitignore leaves out (as the whole listing does, git ls-files)."""
         paths = [path for path in paths if self._wanted(path)]
         if self._in_git is None:
-            self._in_git = files.git_paths_of(self.local_root) is not None
+            inside = subprocess.run(["git", "-C", self.local_root, "rev-parse", "--is-inside-work-tree"],
+                                    capture_output=True, text=True)
+            self._in_git = inside.returncode == 0 and inside.stdout.strip() == "true"
         if not self._in_git or not paths:
             return paths
         checked = subprocess.run(["git", "-C", self.local_root, "check-ignore", "--stdin", "-z"],

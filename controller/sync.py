@@ -476,7 +476,8 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, expec
     planned = {entry[0]: entry for entry in small} if exact else {}
     for entry in plan.send:
         if entry[1] == "f" and entry[3] > PART_BYTES and entry[0] not in failed:
-            missed = pull_in_parts(handle, name, local_root, entry[0], guard, expect.get(entry[0]))
+            missed = pull_in_parts(handle, name, local_root, entry[0], guard, expect.get(entry[0]),
+                                   entry if exact else None)
             if missed:
                 plan.skipped.append(missed)
     batches = [sorted(entry[0] for entry in batch if entry[0] not in failed) for batch in _batches(small)]
@@ -586,7 +587,8 @@ def _land_part(local_root: str, path: str, content: bytes, offset: int, final: b
 
 
 def pull_in_parts(handle: HostHandle, name: str, local_root: str, path: str,
-                  guard: guarded.Guard = guarded.NO_GUARD, expected: Entry | None = None) -> list[str] | None:
+                  guard: guarded.Guard = guarded.NO_GUARD, expected: Entry | None = None,
+                  planned: Entry | None = None) -> list[str] | None:
     """Bring one large file in parts of PART_BYTES, appended to its part file here and
     renamed over ``path`` once whole, with the mode and mtime of the bytes received: every
     part must come from the same version of the file (files.version_of), else it starts
@@ -606,6 +608,9 @@ def pull_in_parts(handle: HostHandle, name: str, local_root: str, path: str,
             version = reply.versions[0]
             _, content, mode, mtime_ns, size = _pulled_content(handle.host, reply.files[0], data, wanted,
                                                                offset, PART_BYTES)
+            if planned is not None and [mode, size, mtime_ns] != list(planned[2:5]):
+                files.discard_part(local_root, path)
+                return [path, files.CHANGED_MEANWHILE]  # not the version the plan was made from
             final = offset + len(content) >= size
             missed = _land_part(local_root, path, content, offset, final, mode, mtime_ns, guard,
                                 expected if final else None)

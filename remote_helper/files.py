@@ -14,6 +14,9 @@ directory), so both ends judge paths and land files the same way:
   bytes, and never listed in a manifest).
 - An entry that cannot land (permission denied, a directory in the way, mngr's own
   state: see guarded.py) is skipped and reported; the others land.
+- A writer may say what it expects a path to be (a manifest entry, or absent): the file
+  or link is then renamed into place, or the path deleted, only if it still is, checked
+  right before the rename or unlink; else nothing happens to it (CHANGED_MEANWHILE).
 
 A manifest lists [path, kind, mode, size, mtime_ns, link target] for every file ("f"),
 symlink ("l") and directory ("d") below the root. In a git work tree it follows

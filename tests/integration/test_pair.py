@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import MNGR_BIN, wait_for
 from tests.integration.test_ssh import create_remote, ssh_host  # noqa: F401 (a fixture)
+from tests.integration.test_sync import handle  # noqa: F401 (a fixture)
 from tests.sshd import SshHost, unavailable_reason
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
@@ -261,3 +262,44 @@ def test_pair_stopped_with_sigterm_stops_cleanly(far) -> None:
     assert code == 0, err
     assert "-> hello.txt" in paired.lines and "<- reply.txt" in paired.lines
     assert paired.lines[-1] == "pairing stopped"
+
+
+def test_changes_named_by_events_leave_gitignored_files_and_git_out(sandbox, agent_dir: Path,
+                                                                   handle) -> None:  # noqa: F811
+    from mngr.controller.pair import Pairing
+
+    local = sandbox.root / "repo"
+    local.mkdir()
+    subprocess.run(["git", "init", "-q", str(local)], check=True)
+    (local / ".gitignore").write_text("build/\n")
+    seen: list = []
+    pairing = Pairing(handle, "box", str(local), "newer", lambda mark, text: seen.append((mark, text)))
+    pairing.round()
+    assert (agent_dir / ".gitignore").read_text() == "build/\n"
+    (local / "build").mkdir()
+    (local / "build" / "out.o").write_bytes(b"\0object")
+    (local / "src.txt").write_text("source\n")
+    moved = pairing.changed({"build", "build/out.o", "src.txt", ".git/index"}, {})
+    assert moved == 1 and (agent_dir / "src.txt").read_text() == "source\n"
+    assert not (agent_dir / "build").exists() and not (agent_dir / ".git").exists()
+    assert seen[-1] == ("->", "src.txt")
+
+
+def test_a_file_larger_than_a_part_pairs_both_ways_in_the_version_compared(sandbox, agent_dir: Path,
+                                                                         handle) -> None:  # noqa: F811
+    from mngr.controller import sync
+    from mngr.controller.pair import Pairing
+
+    local = sandbox.root / "mine"
+    local.mkdir()
+    pairing = Pairing(handle, "box", str(local), "newer", lambda mark, text: None)
+    pairing.round()
+    big = os.urandom(sync.PART_BYTES + 12345)
+    (agent_dir / "big.bin").write_bytes(big)
+    assert pairing.changed(set(), {"big.bin": None}) == 1
+    assert (local / "big.bin").read_bytes() == big
+    bigger = os.urandom(sync.PART_BYTES * 2 + 1)
+    (local / "big.bin").write_bytes(bigger)
+    assert pairing.changed({"big.bin"}, {}) == 1
+    assert (agent_dir / "big.bin").read_bytes() == bigger
+    assert pairing.changed({"big.bin"}, {"big.bin": None}) == 0, "in step: nothing moves"
