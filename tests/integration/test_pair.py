@@ -212,7 +212,7 @@ def test_bursts_of_short_lived_swap_files_never_stop_pair_nor_hold_up_real_edits
     for churner in churners:
         churner.start()
     try:
-        for number in range(20):
+        for number in range(40):
             local.write(f"edits/mine-{number}.txt", f"mine {number}\n")
             remote.write(f"theirs-{number}.txt", f"theirs {number}\n")
             wait_for(lambda number=number: remote.contents().get(f"edits/mine-{number}.txt") == f"mine {number}\n"
