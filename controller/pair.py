@@ -20,8 +20,8 @@ directories); a directory is removed only once empty.
 Which paths to compare comes from file-system events: watchfiles here, the host daemon's
 inotify feed there (remote_helper/change_feed.py, long-polled). Both trees are compared
 whole at the start, whenever the host's feed cannot say what changed (its queue
-overflowed, no host daemon), and every ``SAFETY_NET_SECONDS`` in case an event was
-missed. Without a feed on the host, whole comparisons run every ``interval`` seconds.
+overflowed, no host daemon), when the local watcher names the root itself (a rescan),
+and every ``SAFETY_NET_SECONDS`` in case an event was missed. Without a feed on the host, whole comparisons run every ``interval`` seconds.
 ``.gitignore``d files and ``.git`` stay out of it, as for push and pull.
 """
 
@@ -382,7 +382,9 @@ def _follow_local(root: str, events: _Events, stop: threading.Event) -> None:
         paths = set()
         for _, changed in changes:
             relative = os.path.relpath(changed, real)
-            if relative != "." and not relative.startswith(".."):
+            if relative == ".":  # the root itself, as when the watcher had to rescan: compare all
+                events.compare_whole()
+            elif not relative.startswith(".."):
                 paths.add(relative.replace(os.sep, "/"))
         if paths:
             events.add_local(paths)
