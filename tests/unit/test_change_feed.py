@@ -84,3 +84,14 @@ def test_a_reader_left_behind_hears_overflow_and_a_new_cursor(feed_root: Path) -
 def test_a_cursor_of_another_feed_hears_overflow(feed_root: Path) -> None:
     _, paths, overflow = change_feed.changes_since(str(feed_root), "0123456789ab.0.5", 0.0)
     assert overflow and paths == []
+
+
+def test_after_the_kernel_queue_overflows_readers_start_over_and_changes_flow_again(feed_root: Path) -> None:
+    cursor, _, _ = change_feed.changes_since(str(feed_root), "", 0.0)
+    feed = change_feed._feeds[os.path.realpath(feed_root)]
+    feed._start_over()  # what an IN_Q_OVERFLOW from the kernel makes it do
+    new_cursor, paths, overflow = change_feed.changes_since(str(feed_root), cursor, 0.0)
+    assert overflow and paths == [] and new_cursor != cursor
+    (feed_root / "a" / "after.txt").write_text("after\n")  # its directories are watched anew
+    _, seen = _all_changes(feed_root, new_cursor, {"a/after.txt"})
+    assert "a/after.txt" in seen
