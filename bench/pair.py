@@ -25,9 +25,10 @@ side, timed until the other side has it with the same bytes (checked every 2 ms)
 mngr and unison alternate which goes first, each trial writing local-to-host then
 host-to-local; ROUNDS trials, medians and maxima reported. Idle CPU: after everything
 settled, IDLE_SECONDS with no change, CPU seconds (utime + stime from /proc) of each
-pairing's processes: for mngr the `mngr pair` process, its ssh master and the host's mngr
-processes (host daemon and helper); for unison the local unison, its ssh client and
-master, and the unison server on the host.
+pairing's processes, in total and by part: for mngr the `mngr pair` process, its ssh
+master and the host's mngr processes (the host daemon, which also runs the host's idle
+watcher, and helpers); for unison the local unison and its ssh client, its ssh master,
+and the unison server on the host.
 
 Targets (the issue's): idle pair uses about 0% CPU on a 20,000-file tree; a save reaches
 the other side in under 300 ms on loopback.
@@ -165,9 +166,10 @@ def start_mngr(box: Sandbox, host, data: Path, source: Path, owner: tuple[int, i
                                stdin=subprocess.DEVNULL)
     title = f"ssh: {control_dir}/".encode()
 
-    def processes() -> list[int]:
+    def processes() -> dict[str, list[int]]:
         masters = pids_where(lambda pid: proc_text(pid, "cmdline").startswith(title))
-        return descendants(process.pid) + masters + host.remote_processes(b"mngr_remote_helper")
+        return {"local": descendants(process.pid), "ssh master": masters,
+                "host": host.remote_processes(b"mngr_remote_helper")}
 
     return Pairing("mngr pair", local, remote, process, processes)
 
@@ -202,11 +204,11 @@ def start_unison(box: Sandbox, host, data: Path, source: Path, owner: tuple[int,
     title = f"ssh: {control}/".encode()
     uid = str(owner[0]).encode()
 
-    def processes() -> list[int]:
+    def processes() -> dict[str, list[int]]:
         masters = pids_where(lambda pid: proc_text(pid, "cmdline").startswith(title))
         servers = pids_where(lambda pid: b"unison" in proc_text(pid, "cmdline").split(b"\0")[0]
                              and proc_text(pid, "status").split(b"Uid:\t")[-1].split(b"\t")[0] == uid)
-        return descendants(process.pid) + masters + servers
+        return {"local": descendants(process.pid), "ssh master": masters, "host": servers}
 
     return Pairing(f"unison -repeat {repeat}", local, remote, process, processes)
 
@@ -230,12 +232,14 @@ def measure_latency(pairing: Pairing, owner: tuple[int, int], trial: int) -> Non
     pairing.latencies["host -> local"].append(wait_for_text(pairing.local / target_path, text))
 
 
-def idle_cpu(pairing: Pairing) -> tuple[float, int]:
-    """(CPU seconds over IDLE_SECONDS of no change, how many processes) of the pairing."""
-    pids = pairing.processes()
-    before = cpu_seconds(pids)
+def idle_cpu(pairing: Pairing) -> tuple[float, int, dict[str, float]]:
+    """(CPU seconds over IDLE_SECONDS of no change, how many processes, seconds per group)
+    of the pairing."""
+    groups = pairing.processes()
+    before = {group: cpu_seconds(pids) for group, pids in groups.items()}
     time.sleep(IDLE_SECONDS)
-    return cpu_seconds(pids) - before, len(pids)
+    spent = {group: cpu_seconds(pids) - before[group] for group, pids in groups.items()}
+    return sum(spent.values()), sum(len(pids) for pids in groups.values()), spent
 
 
 def main() -> None:
@@ -299,15 +303,20 @@ def main() -> None:
     report(pairings, idle, running)
 
 
-def report(pairings: list[Pairing], idle: dict[str, tuple[float, int]], running: dict[str, bool]) -> None:
+def report(pairings: list[Pairing], idle: dict[str, tuple[float, int, dict[str, float]]],
+           running: dict[str, bool]) -> None:
     print(f"\n-- save-to-copy latency, ms: median (max) of {ROUNDS} interleaved trials")
     print(f"| {'pairing':<22} | {'local -> host':>16} | {'host -> local':>16} | idle CPU over {IDLE_SECONDS:.0f} s |")
     print(f"|{'-' * 24}|{'-' * 18}|{'-' * 18}|{'-' * 20}|")
     for pairing in pairings:
         cells = [f"{median(values) * 1000:7.0f} ({max(values) * 1000:5.0f})" for values in pairing.latencies.values()]
-        cpu, count = idle[pairing.name]
+        cpu, count, _ = idle[pairing.name]
         share = f"{cpu / IDLE_SECONDS * 100:.2f} % ({count} proc)"
         print(f"| {pairing.name:<22} | {cells[0]:>16} | {cells[1]:>16} | {share:>18} |")
+    for pairing in pairings:
+        parts = ", ".join(f"{group} {seconds / IDLE_SECONDS * 100:.2f} %"
+                          for group, seconds in idle[pairing.name][2].items())
+        print(f"idle CPU of {pairing.name} by part: {parts}")
     mngr, peer = pairings[0], pairings[1]
     for direction in mngr.latencies:
         ratio = median(mngr.latencies[direction]) / median(peer.latencies[direction])
