@@ -211,7 +211,8 @@ class Server(object):
             cursor, paths, overflow = change_feed.changes_since(root, fields["cursor"], fields["wait"])
         except change_feed.Unavailable:
             return "Changes", {"cursor": "", "paths": [], "overflow": True}, b""
-        paths = [path for path in paths if not guarded.guard_for(root).hides(path)]
+        guard = guarded.guard_for(root)
+        paths = [path for path in paths if not guard.hides(path)]
         return "Changes", {"cursor": cursor, "paths": [files.path_to_wire(path) for path in paths],
                            "overflow": overflow}, _packed_entries(root, paths)
 
