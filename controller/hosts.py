@@ -249,6 +249,17 @@ class HostHandle:
         return self._call_with_blob(protocol.ReadFiles(name=name, paths=paths, offset=offset, length=length),
                                     protocol.FileData, timeout=self.timeout)
 
+    def watch_changes(self, name: str, cursor: str, wait: float) -> tuple[protocol.Changes, bytes]:
+        """What changed in the work dir after ``cursor`` (see protocol.WatchChanges)."""
+        timeout = None if self.timeout is None else self.timeout + wait
+        return self._call_with_blob(protocol.WatchChanges(name=name, cursor=cursor, wait=wait), protocol.Changes,
+                                    timeout=timeout)
+
+    def stat_paths(self, name: str, paths: list[str]) -> tuple[protocol.Changes, bytes]:
+        """What ``paths`` of the work dir are now (see protocol.StatPaths)."""
+        return self._call_with_blob(protocol.StatPaths(name=name, paths=paths), protocol.Changes,
+                                    timeout=self.timeout)
+
     def exec_start(self, name: str, command: str) -> int:
         request = protocol.ExecStart(name=name, command=command)
         return self._call(request, protocol.ExecStarted, timeout=self.timeout).exec_id

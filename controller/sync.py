@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import stat
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from mngr.remote_helper import files, guarded
@@ -105,7 +105,11 @@ class _KeptChanging(OSError):
     """A local file changed each time it was read (files.READ_ATTEMPTS times)."""
 
 
-def _local_parts(root: str, entry: Entry) -> Iterator[tuple[bytes, int, bool, int, int]]:
+class _ChangedSincePlanned(OSError):
+    """A local file is no longer the version the plan was made from (send_plan's ``exact``)."""
+
+
+def _local_parts(root: str, entry: Entry, exact: bool = False) -> Iterator[tuple[bytes, int, bool, int, int]]:
     """(data, offset in the file, final, mode, mtime_ns) for the local file ``entry``, never
     through a link. The final part carries the mode and mtime of exactly the bytes sent:
     a file that changed while it was read is sent again from its start (the host's part
@@ -122,6 +126,8 @@ def _local_parts(root: str, entry: Entry) -> Iterator[tuple[bytes, int, bool, in
                 before = os.fstat(fd)
                 if before.st_ctime_ns + files.SETTLE_NS > time.time_ns():
                     continue
+            if exact and [stat.S_IMODE(before.st_mode), before.st_size, before.st_mtime_ns] != list(entry[2:5]):
+                raise _ChangedSincePlanned(0, files.CHANGED_MEANWHILE)
             offset = 0
             while True:
                 data = os.pread(fd, PART_BYTES, offset)
@@ -189,16 +195,37 @@ def _note_skipped(plan: Plan, skipped: list[list[str]]) -> None:
     plan.skipped.extend(entry for entry in skipped if entry[0] not in seen)
 
 
+def _wire_expect(expect: dict[str, Entry] | None, paths: Iterable[str]) -> list[list[Any]]:
+    """The request's compare-and-swap entries (protocol.WriteFiles.expect) for ``paths``."""
+    if not expect:
+        return []
+    wired = []
+    for path in paths:
+        if path in expect:
+            entry = expect[path]
+            wired.append([files.path_to_wire(path), entry[1], entry[2], entry[3], entry[4],
+                          files.path_to_wire(entry[5]) if entry[5] else ""])
+    return wired
+
+
+def _request_expect(expect: dict[str, Entry] | None, request: protocol.WriteFiles) -> list[list[Any]]:
+    paths = [entry[0] for entry in request.links] + [part[0] for part in request.parts if part[7]]
+    return _wire_expect(expect, (files.path_from_wire(path) for path in paths + list(request.deletes)))
+
+
 def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_dir: str = "",
-              known: str = "") -> str:
+              known: str = "", expect: dict[str, Entry] | None = None, exact: bool = False) -> str:
     """Carry out ``plan`` from ``local_root`` into the agent's work dir (or ``work_dir``);
     the host's manifest tag afterwards (see protocol.Written), chained from ``known``.
-    What could not be carried out is added to ``plan.skipped``."""
+    What could not be carried out is added to ``plan.skipped``. ``expect``: what the host's
+    paths must still be for a write or delete of them to land (files.CHANGED_MEANWHILE).
+    ``exact``: a file goes only in the version its plan entry names, else it is skipped."""
     tag = known
     if plan.replace:  # what was listed below a replaced directory goes first (see files.delete)
+        gone = plan.gone_below + plan.replace
         written = handle.write_files(protocol.WriteFiles(
-            name=name, deletes=[files.path_to_wire(path) for path in plan.gone_below + plan.replace],
-            work_dir=work_dir, known=tag), b"")
+            name=name, deletes=[files.path_to_wire(path) for path in gone], work_dir=work_dir, known=tag,
+            expect=_wire_expect(expect, iter(gone))), b"")
         tag = written.tag
         _note_skipped(plan, _skipped_from_wire(handle.host, written.skipped))
     with _Sender(handle, tag) as sender:
@@ -212,12 +239,13 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
                 request.links.append([wire_path, files.path_to_wire(entry[5])])
                 continue
             try:
-                for data, offset, final, mode, mtime_ns in _local_parts(local_root, entry):
+                for data, offset, final, mode, mtime_ns in _local_parts(local_root, entry, exact):
                     packed, compressed = files.pack(data)
                     request.parts.append([wire_path, mode, mtime_ns, size, len(packed), compressed, offset, final])
                     chunks.append(packed)
                     size += len(packed)
                     if size >= BATCH_BYTES:
+                        request.expect = _request_expect(expect, request)
                         sender.send(request, b"".join(chunks))
                         request, chunks, size = protocol.WriteFiles(name=name, work_dir=work_dir), [], 0
             except OSError as exc:  # gone, unreadable or never still here: the others still go
@@ -230,6 +258,7 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
         # files landed, and landing them changes its mtime.
         request.finish_dirs = [[files.path_to_wire(path), mode, mtime_ns]
                                for path, mode, mtime_ns in directories_to_finish(plan)]
+        request.expect = _request_expect(expect, request)
         sender.send(request, b"".join(chunks))
     _note_skipped(plan, sender.skipped)
     return "" if sender.tag_is_stale or plan.skipped else sender.tag
@@ -373,11 +402,14 @@ def pull(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
     return plan
 
 
-def land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> None:
+def land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan,
+              expect: dict[str, Entry] | None = None, exact: bool = False) -> None:
     """Carry out ``plan`` from the agent's work dir into ``local_root``; what could not be
-    carried out is added to ``plan.skipped``."""
+    carried out is added to ``plan.skipped``. ``expect``: what the local paths must still
+    be for a write or delete of them to land; ``exact``: a file lands only in the version
+    its plan entry names (see send_plan)."""
     try:
-        _land_plan(handle, name, local_root, plan)
+        _land_plan(handle, name, local_root, plan, expect or {}, exact)
     except RequestFailed as exc:  # a path from the host's manifest that must not be written
         raise ProtocolViolation(handle.host, exc.message) from exc
 
@@ -411,7 +443,8 @@ def fetch_branches(handle: HostHandle, name: str, local_root: str) -> list[str]:
     return listed.stdout.split()
 
 
-def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> None:
+def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, expect: dict[str, Entry],
+               exact: bool) -> None:
     guard = guarded.guard_for(local_root)
     failed: set[str] = set()
 
@@ -421,7 +454,13 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> No
         try:
             if reason:
                 raise RequestFailed("unsafe_path", reason)
-            action(local_root, path, *arguments)
+            if path in expect and action is not files.make_directory:
+                action(local_root, path, *arguments, expected=expect[path])
+            else:
+                action(local_root, path, *arguments)
+        except files.Conflict:
+            failed.add(path)
+            plan.skipped.append([path, files.CHANGED_MEANWHILE])
         except OSError as exc:
             failed.add(path)
             plan.skipped.append([path, _why_skipped(exc)])
@@ -437,9 +476,11 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> No
         if entry[1] == "l" and entry[0] not in failed:
             attempt(entry[0], files.write_link, entry[5])
     small = [entry for entry in plan.send if entry[1] == "f" and entry[3] <= PART_BYTES]
+    planned = {entry[0]: entry for entry in small} if exact else {}
     for entry in plan.send:
         if entry[1] == "f" and entry[3] > PART_BYTES and entry[0] not in failed:
-            missed = pull_in_parts(handle, name, local_root, entry[0], guard)
+            missed = pull_in_parts(handle, name, local_root, entry[0], guard, expect.get(entry[0]),
+                                   entry if exact else None)
             if missed:
                 plan.skipped.append(missed)
     batches = [sorted(entry[0] for entry in batch if entry[0] not in failed) for batch in _batches(small)]
@@ -447,7 +488,11 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> No
         wanted = set(paths)
         plan.skipped += _skipped_from_wire(handle.host, reply.skipped)
         for item in reply.files:
-            missed = land_pulled(handle.host, local_root, item, data, wanted, guard)
+            meant = planned.get(files.path_from_wire(item[0])) if isinstance(item, list) and item else None
+            if meant is not None and [item[4], item[6], item[5]] != list(meant[2:5]):
+                plan.skipped.append([meant[0], files.CHANGED_MEANWHILE])
+                continue
+            missed = land_pulled(handle.host, local_root, item, data, wanted, guard, expect)
             if missed:
                 plan.skipped.append(missed)
     for path in sorted(plan.delete, key=lambda item: item.count("/"), reverse=True):
@@ -521,19 +566,21 @@ def _pulled_content(host: str, item: list[Any], data: bytes, wanted: set[str], f
 
 
 def land_pulled(host: str, local_root: str, item: list[Any], data: bytes, wanted: set[str],
-                guard: guarded.Guard = guarded.NO_GUARD) -> list[str] | None:
+                guard: guarded.Guard = guarded.NO_GUARD, expect: dict[str, Entry] | None = None) -> list[str] | None:
     """Write one file of a FileData reply, trusting nothing in it; [path, why] if it could
     not be written here (the host's data was fine)."""
     path, content, mode, mtime_ns, _ = _pulled_content(host, item, data, wanted)
-    return _land_part(local_root, path, content, 0, True, mode, mtime_ns, guard)
+    return _land_part(local_root, path, content, 0, True, mode, mtime_ns, guard, (expect or {}).get(path))
 
 
 def _land_part(local_root: str, path: str, content: bytes, offset: int, final: bool, mode: int, mtime_ns: int,
-               guard: guarded.Guard) -> list[str] | None:
+               guard: guarded.Guard, expected: Entry | None = None) -> list[str] | None:
     if guard.why_not_write(path):
         return [path, guard.why_not_write(path)]
     try:
-        files.write_part(local_root, path, content, offset, final, mode, mtime_ns)
+        files.write_part(local_root, path, content, offset, final, mode, mtime_ns, expected)
+    except files.Conflict:
+        return [path, files.CHANGED_MEANWHILE]
     except OSError as exc:
         return [path, _why_skipped(exc)]
     except RequestFailed as exc:  # a directory or a symlink in the way, here
@@ -542,7 +589,8 @@ def _land_part(local_root: str, path: str, content: bytes, offset: int, final: b
 
 
 def pull_in_parts(handle: HostHandle, name: str, local_root: str, path: str,
-                  guard: guarded.Guard = guarded.NO_GUARD) -> list[str] | None:
+                  guard: guarded.Guard = guarded.NO_GUARD, expected: Entry | None = None,
+                  planned: Entry | None = None) -> list[str] | None:
     """Bring one large file in parts of PART_BYTES, appended to its part file here and
     renamed over ``path`` once whole, with the mode and mtime of the bytes received: every
     part must come from the same version of the file (files.version_of), else it starts
@@ -562,8 +610,12 @@ def pull_in_parts(handle: HostHandle, name: str, local_root: str, path: str,
             version = reply.versions[0]
             _, content, mode, mtime_ns, size = _pulled_content(handle.host, reply.files[0], data, wanted,
                                                                offset, PART_BYTES)
+            if planned is not None and [mode, size, mtime_ns] != list(planned[2:5]):
+                files.discard_part(local_root, path)
+                return [path, files.CHANGED_MEANWHILE]  # not the version the plan was made from
             final = offset + len(content) >= size
-            missed = _land_part(local_root, path, content, offset, final, mode, mtime_ns, guard)
+            missed = _land_part(local_root, path, content, offset, final, mode, mtime_ns, guard,
+                                expected if final else None)
             if missed or final:
                 return missed
             offset += len(content)

@@ -26,7 +26,7 @@ import threading
 import time
 import zlib
 
-from . import agents, manifest_cache, state, tmux
+from . import agents, change_feed, manifest_cache, state, tmux
 from .server import Server, redirect_stderr_to_log
 from .watcher import Watcher
 
@@ -225,6 +225,7 @@ def main(helper_hash):
     os.environ["MNGR_HELPER_PID"] = str(os.getpid())
     tmux.use_control_mode()
     manifest_cache.enable()
+    change_feed.enable()
     watcher = Watcher(helper_hash)
     watcher.start()
     daemon = Daemon(helper_hash, listener, path, watcher)

@@ -14,6 +14,9 @@ directory), so both ends judge paths and land files the same way:
   bytes, and never listed in a manifest).
 - An entry that cannot land (permission denied, a directory in the way, mngr's own
   state: see guarded.py) is skipped and reported; the others land.
+- A writer may say what it expects a path to be (a manifest entry, or absent): the file
+  or link is then renamed into place, or the path deleted, only if it still is, checked
+  right before the rename or unlink; else nothing happens to it (CHANGED_MEANWHILE).
 
 A manifest lists [path, kind, mode, size, mtime_ns, link target] for every file ("f"),
 symlink ("l") and directory ("d") below the root. In a git work tree it follows
@@ -32,6 +35,10 @@ from .guarded import NO_GUARD
 PART_PREFIX = ".mngr-part."
 VANISHED = "vanished before it could be sent"  # listed, then gone when its turn came
 SKIPPED_DIRS = frozenset([".git"])
+# The reason given for an entry not landed because its path was no longer as the writer
+# expected (see ``expect`` below): a conflict for the writer to resolve, not an error.
+CHANGED_MEANWHILE = "changed meanwhile"
+ABSENT = "-"  # the kind of an expected entry that says: nothing is there
 
 
 def path_to_wire(path):
@@ -101,6 +108,51 @@ def entry_of(path, info, root):
     if stat.S_ISDIR(info.st_mode):
         return [path, "d", stat.S_IMODE(info.st_mode), 0, info.st_mtime_ns, ""]
     return [path, "f", stat.S_IMODE(info.st_mode), info.st_size, info.st_mtime_ns, ""]
+
+
+def current_entry(root, path):
+    """The manifest entry of what is at ``path`` now, None if nothing is (or a directory on
+    the way is missing); never through a symlink."""
+    parent_dir = os.path.dirname(path)
+    try:
+        directory = _safe_directory(root, parent_dir, create=False)
+        info = os.lstat(os.path.join(directory, os.path.basename(path)))
+    except (FileNotFoundError, NotADirectoryError, RequestFailed):
+        return None
+    return entry_of(path, info, root)
+
+
+def same_entry(first, second):
+    """Whether two entries (or None: nothing there) name the same version of a path: a file's
+    mode, size and mtime, a link's target, a directory's mode."""
+    if first is None or second is None:
+        return first is second
+    if first[1] != second[1]:
+        return False
+    if first[1] == "f":
+        return list(first[2:5]) == list(second[2:5])
+    if first[1] == "l":
+        return first[5] == second[5]
+    return first[2] == second[2]
+
+
+def check_expected(root, path, expected):
+    """Raise Conflict unless ``path`` is what ``expected`` says (an entry, or kind ABSENT).
+    Called right before a rename or unlink, so a change made since the writer looked is
+    never overwritten. A directory is only checked to still be a directory."""
+    now = current_entry(root, path)
+    if expected[1] == ABSENT:
+        matches = now is None
+    elif expected[1] == "d":
+        matches = now is not None and now[1] == "d"
+    else:
+        matches = same_entry(now, [path, *expected[1:]])
+    if not matches:
+        raise Conflict(path)
+
+
+class Conflict(Exception):
+    """The path is no longer what the writer expected: nothing was written or deleted."""
 
 
 def raw_manifest(root, include_ignored=False, guard=None):
@@ -302,10 +354,11 @@ def part_name(name):
     return PART_PREFIX + hashlib.sha1(os.fsencode(name)).hexdigest()[:16]
 
 
-def write_part(root, path, data, file_offset, final, mode, mtime_ns):
+def write_part(root, path, data, file_offset, final, mode, mtime_ns, expected=None):
     """Write ``data`` at ``file_offset`` of the file at ``path``; on ``final``, land it.
     Whatever is at ``path`` stays if it is a directory: replacing one is a deletion, which
-    the planning side asks for explicitly (and only with --delete)."""
+    the planning side asks for explicitly (and only with --delete). With ``expected`` (an
+    entry, see check_expected), the file lands only if ``path`` is still that; else Conflict."""
     check_path(path)
     parent_dir, name = os.path.split(path)
     directory = _safe_directory(root, parent_dir, create=True)
@@ -330,8 +383,10 @@ def write_part(root, path, data, file_offset, final, mode, mtime_ns):
             os.close(fd)
         if final:
             os.utime(part, ns=(mtime_ns, mtime_ns))
+            if expected is not None:
+                check_expected(root, path, expected)
             os.replace(part, os.path.join(directory, name))
-    except (OSError, RequestFailed):
+    except (OSError, RequestFailed, Conflict):
         # A file that cannot be finished (a full disk, a directory in the way) leaves no
         # part behind: the next transfer sends it again from its start.
         with contextlib.suppress(OSError):
@@ -346,7 +401,7 @@ def discard_part(root, path):
         os.unlink(os.path.join(_safe_directory(root, parent_dir, create=False), part_name(name)))
 
 
-def write_link(root, path, link_target):
+def write_link(root, path, link_target, expected=None):
     check_path(path)
     parent_dir, name = os.path.split(path)
     directory = _safe_directory(root, parent_dir, create=True)
@@ -355,8 +410,10 @@ def write_link(root, path, link_target):
         os.unlink(temporary)
     os.symlink(link_target, temporary)
     try:
+        if expected is not None:
+            check_expected(root, path, expected)
         os.replace(temporary, os.path.join(directory, name))
-    except OSError:
+    except (OSError, Conflict):
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
@@ -389,17 +446,34 @@ def finish_directories(root, dirs):
     return skipped
 
 
-def delete(root, path):
+def delete(root, path, expected=None):
     """Remove ``path``; a directory only if nothing is left in it (see _remove), else it
     stays, quietly: what it holds was never listed, so the other side never asked about
-    it. A missing one is fine."""
+    it. A missing one is fine. With ``expected`` (see check_expected), only if ``path`` is
+    still that, else Conflict; an expected directory that is not empty is a Conflict too."""
     check_path(path)
     parent_dir, name = os.path.split(path)
     try:
         directory = _safe_directory(root, parent_dir, create=False)
     except FileNotFoundError:
         return
-    _remove(os.path.join(directory, name))
+    if expected is None:
+        _remove(os.path.join(directory, name))
+        return
+    check_expected(root, path, expected)
+    if expected[1] == ABSENT:
+        return
+    try:
+        if expected[1] == "d":
+            os.rmdir(os.path.join(directory, name))
+        else:
+            os.unlink(os.path.join(directory, name))
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise Conflict(path) from None
+        raise
 
 
 def open_regular(root, path):
@@ -500,8 +574,12 @@ def skipped_to_wire(skipped):
 _HOST_WIDE_ERRORS = frozenset([errno.ENOSPC, errno.EDQUOT, errno.EROFS])
 
 
-def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_dirs=()):
+def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_dirs=(), expect=()):
     """Carry out a WriteFiles request, checking every entry's form before writing anything.
+
+    ``expect`` holds manifest entries (kind ABSENT for "nothing there"): a link, a file's
+    final part or a delete of such a path happens only if the path is still that entry at
+    the moment of the rename or unlink; else it is skipped with CHANGED_MEANWHILE.
 
     An entry that cannot be carried out (mngr's own state per ``guard``, permission denied,
     a directory in the way) is skipped and the rest goes on; a full disk or a read-only file
@@ -518,7 +596,14 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
     if not isinstance(deletes, list) or not all(isinstance(path, str) for path in deletes):
         raise RequestFailed("invalid", "deletes must be paths")
     deletes = [path_from_wire(path) for path in deletes]
-    for path in [entry[0] for entry in dirs + finish_dirs + links + parts] + list(deletes):
+    expected = {}
+    for entry in expect:
+        entry = _from_wire(_typed(entry, (str, str, int, int, int, str), "expect"))
+        entry[5] = path_from_wire(entry[5])  # a link's target
+        if entry[1] not in ("f", "l", "d", ABSENT):
+            raise RequestFailed("invalid", "expect entry has an unknown kind: %r" % entry[1])
+        expected[entry[0]] = entry
+    for path in [entry[0] for entry in dirs + finish_dirs + links + parts] + list(deletes) + list(expected):
         check_path(path)
     for entry in parts:
         offset, length, file_offset = entry[3], entry[4], entry[6]
@@ -535,6 +620,9 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
             if reason:
                 raise RequestFailed("unsafe_path", reason)
             action(root, path, *arguments)
+        except Conflict:
+            failed.add(path)
+            skipped.append([path, CHANGED_MEANWHILE])
         except (OSError, RequestFailed) as exc:
             if isinstance(exc, OSError) and exc.errno in _HOST_WIDE_ERRORS:
                 raise  # every later entry would fail alike: one clear error for the transfer
@@ -544,7 +632,7 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
     for path, mode in dirs:
         attempt(path, make_directory, mode)
     for path, link_target in links:
-        attempt(path, write_link, link_target)
+        attempt(path, write_link, link_target, expected.get(path))
     for path, mode, mtime_ns, offset, length, compressed, file_offset, final in parts:
         data = blob[offset : offset + length]
         if compressed:
@@ -555,14 +643,16 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
                 raise RequestFailed("invalid", "part of %s is not valid zlib data: %s" % (path, exc)) from None
             if inflater.unconsumed_tail:
                 raise RequestFailed("invalid", "part of %s inflates past %d bytes" % (path, MAX_PART_BYTES))
-        attempt(path, write_part, data, file_offset, final, mode, mtime_ns)
+        attempt(path, write_part, data, file_offset, final, mode, mtime_ns, expected.get(path) if final else None)
     for path in sorted(deletes, key=lambda item: item.count("/"), reverse=True):
         reason = guard.why_not_delete(path)
         if reason:
             skipped.append([path, "not deleted: " + reason])
             continue
         try:
-            delete(root, path)
+            delete(root, path, expected.get(path))
+        except Conflict:
+            skipped.append([path, CHANGED_MEANWHILE])
         except (OSError, RequestFailed) as exc:
             skipped.append([path, _reason(exc)])
     skipped.extend(finish_directories(root, [entry for entry in finish_dirs if not guard.why_not_write(entry[0])]))

@@ -12,9 +12,11 @@ import select
 import sys
 import threading
 import time
+import zlib
 
 from . import (
     agents,
+    change_feed,
     execs,
     files,
     guarded,
@@ -47,7 +49,8 @@ _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "mes
 # Message types that are replies: a peer sending one of these as a request made a mistake.
 _REPLY_TYPES = frozenset(
     ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
-     "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec", "Written", "Garbage"]
+     "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec", "Written", "Garbage",
+     "Changes"]
 )
 _LOG_MAX_BYTES = 1024 * 1024
 
@@ -93,6 +96,18 @@ class FrameReader(object):
         data = bytes(self._buffer[:count])
         del self._buffer[:count]
         return data
+
+
+def _packed_entries(root, paths):
+    """The zlib-compressed wire manifest of those of ``paths`` that exist (mngr's own state aside)."""
+    guard = guarded.guard_for(root)
+    entries = []
+    for path in paths:
+        files.check_path(path)
+        entry = None if guard.hides(path) else files.current_entry(root, path)
+        if entry is not None:
+            entries.append(entry)
+    return zlib.compress(files.encode_manifest(entries), 1)
 
 
 class Server(object):
@@ -188,6 +203,19 @@ class Server(object):
         with contextlib.suppress(OSError):
             self.send(request_id, reply_type, reply_fields, reply_blob)
 
+    def _watch_changes(self, fields):
+        root = self._work_dir(fields["name"], "")
+        if not change_feed.enabled():
+            return "Changes", {"cursor": "", "paths": [], "overflow": True}, b""
+        try:
+            cursor, paths, overflow = change_feed.changes_since(root, fields["cursor"], fields["wait"])
+        except change_feed.Unavailable:
+            return "Changes", {"cursor": "", "paths": [], "overflow": True}, b""
+        guard = guarded.guard_for(root)
+        paths = [path for path in paths if not guard.hides(path)]
+        return "Changes", {"cursor": cursor, "paths": [files.path_to_wire(path) for path in paths],
+                           "overflow": overflow}, _packed_entries(root, paths)
+
     def _dispatch(self, message_type, fields, blob):
         if message_type == "Ping":
             return "Pong", {}, blob
@@ -252,7 +280,7 @@ class Server(object):
             guard = guarded.guard_for(root)
             with manifest_cache.writing(root, fields["known"]) as write:
                 skipped = files.apply_write(root, fields["dirs"], fields["links"], fields["parts"],
-                                            fields["deletes"], blob, guard, fields["finish_dirs"])
+                                            fields["deletes"], blob, guard, fields["finish_dirs"], fields["expect"])
                 missed = set(entry[0] for entry in skipped)
                 write.written.extend(path for path in files.written_paths(
                     fields["dirs"], fields["links"], fields["parts"], fields["finish_dirs"]) if path not in missed)
@@ -262,6 +290,12 @@ class Server(object):
                 write.tag = ""  # the controller's copy of the manifest would be wrong: no tag
             idle.note("user", fields["name"])
             return "Written", {"tag": write.tag, "skipped": files.skipped_to_wire(skipped)}, b""
+        if message_type == "WatchChanges":
+            return self._watch_changes(fields)
+        if message_type == "StatPaths":
+            root = self._work_dir(fields["name"], "")
+            paths = [files.path_from_wire(path) for path in fields["paths"]]
+            return "Changes", {"paths": fields["paths"]}, _packed_entries(root, paths)
         if message_type == "PrepareWorkDir":
             agents.check_name(fields["name"])
             if fields["remove"]:

@@ -89,6 +89,7 @@ MESSAGES = {
         "finish_dirs": ("list", []),
         "work_dir": ("str", ""),
         "known": ("str", ""),
+        "expect": ("list", []),
     },
     "PrepareWorkDir": {
         "name": ("str", REQUIRED),
@@ -99,6 +100,8 @@ MESSAGES = {
     "GetAgentSpec": {"name": ("str", REQUIRED)},
     "GetGitBundle": {"name": ("str", REQUIRED)},
     "ReadFiles": {"name": ("str", REQUIRED), "paths": ("list", REQUIRED), "offset": ("int", 0), "length": ("int", 0)},
+    "WatchChanges": {"name": ("str", REQUIRED), "cursor": ("str", ""), "wait": ("float", 0.0)},
+    "StatPaths": {"name": ("str", REQUIRED), "paths": ("list", REQUIRED)},
     "ExecStart": {"name": ("str", REQUIRED), "command": ("str", REQUIRED)},
     "ExecRead": {"exec_id": ("int", REQUIRED), "wait": ("float", 0.5)},
     "ExecKill": {"exec_id": ("int", REQUIRED)},
@@ -136,6 +139,7 @@ MESSAGES = {
     },
     "WorkDir": {"path": ("str", REQUIRED)},
     "FileData": {"files": ("list", []), "skipped": ("list", []), "versions": ("list", [])},
+    "Changes": {"cursor": ("str", ""), "paths": ("list", []), "overflow": ("bool", False)},
     "IdleSettings": {
         "timeout": ("float?", REQUIRED),
         "mode": ("str", REQUIRED),

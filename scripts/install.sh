@@ -5,6 +5,7 @@
 #                                 git for the push, pull and --source tests, procps for pgrep,
 #                                 docker.io and debootstrap for the Docker tests' engine and image,
 #                                 cron for the crontab the schedule tests install into,
+#                                 unison for the peer bench/pair.py measures mngr pair against,
 #                                 and the real claude and codex CLIs, pinned, from npm into
 #                                 .venv/agent-clis: the tests drive them against a local
 #                                 stand-in for the model APIs)
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"
 system_packages=(tmux openssh-client)
 if [[ "${1:-}" == "--test" ]]; then
-    system_packages+=(openssh-server git procps debootstrap cron)
+    system_packages+=(openssh-server git procps debootstrap cron unison)
     command -v npm >/dev/null 2>&1 || system_packages+=(nodejs npm)
     # Any Docker engine will do; docker.io would conflict with an installed docker-ce, whose
     # dockerd is in /usr/bin (docker.io's is in /usr/sbin, often not on a user's PATH).

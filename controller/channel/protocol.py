@@ -212,6 +212,10 @@ class WriteFiles(msgspec.Struct, tag=True, kw_only=True):
     finish_dirs: list[list[Any]] = []
     work_dir: str = ""  # with no name: a work dir made by PrepareWorkDir
     known: str = ""  # the tag the controller believes the work dir's manifest has before this
+    # Manifest entries ([path, kind, mode, size, mtime_ns, link target]; kind "-": nothing
+    # there) a path must still match at the moment its file or link is renamed into place
+    # or it is deleted; else it is skipped as "changed meanwhile" (compare-and-swap).
+    expect: list[list[Any]] = []
 
 
 class PrepareWorkDir(msgspec.Struct, tag=True, kw_only=True):
@@ -247,6 +251,23 @@ class ReadFiles(msgspec.Struct, tag=True, kw_only=True):
     paths: list[str]
     offset: int = 0
     length: int = 0
+
+
+class WatchChanges(msgspec.Struct, tag=True, kw_only=True):
+    """The paths of the agent's work dir changed after ``cursor``, waiting up to ``wait``
+    seconds for one; answered with Changes (see remote_helper/change_feed.py)."""
+
+    name: str
+    cursor: str = ""  # "": the feed's current cursor, with overflow set
+    wait: float = 0.0
+
+
+class StatPaths(msgspec.Struct, tag=True, kw_only=True):
+    """What ``paths`` of the agent's work dir are now; answered with Changes (no cursor),
+    whose blob lists those that exist."""
+
+    name: str
+    paths: list[str]
 
 
 class ExecStart(msgspec.Struct, tag=True, kw_only=True):
@@ -343,6 +364,17 @@ class FileData(msgspec.Struct, tag=True, kw_only=True):
     versions: list[str] = []
 
 
+class Changes(msgspec.Struct, tag=True, kw_only=True):
+    """What changed after the request's cursor: ``paths`` (each once), and in the blob the
+    zlib-compressed wire manifest of those of them that exist now (the others are gone).
+    ``overflow``: the host cannot say what changed; compare whole trees. An empty
+    ``cursor``: the host keeps no feed (no host daemon, no inotify)."""
+
+    cursor: str = ""
+    paths: list[str] = []
+    overflow: bool = False
+
+
 class IdleSettings(msgspec.Struct, tag=True, kw_only=True):
     timeout: float | None
     mode: str
@@ -394,11 +426,12 @@ class Garbage(msgspec.Struct, tag=True, kw_only=True):
 Request = (
     Ping | GetHelperInfo | ListAgents | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
     | AwaitInput | CapturePane | ReadOutput | NoteActivity | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
-    | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | ExecStart | ExecRead | ExecKill | CollectGarbage
+    | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | WatchChanges | StatPaths | ExecStart | ExecRead | ExecKill
+    | CollectGarbage
 )
 Reply = (
     Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | AgentSpec | WorkDir | FileData | Captured
-    | Written
+    | Written | Changes
     | OutputChunk | ExecStarted | ExecOutput | Garbage | Error
 )
 

@@ -154,15 +154,16 @@ def pull(app: App, name: str, local_path: str | None, **options: bool) -> None:
               help="Who wins when both sides changed a file: the later change, yours, or the agent's. "
                    "The loser is kept as PATH.conflict-SIDE-TIME.")
 @click.option("--interval", type=click.FloatRange(0.2, 3600), default=1.0, show_default=True,
-              help="Seconds between two comparisons.")
+              help="Seconds between two whole comparisons on a host that cannot report its changes "
+                   "(no host daemon). Elsewhere changes travel as they happen.")
 @pass_app
 def pair(app: App, name: str, local_path: str | None, conflict: str, interval: float) -> None:
     """Keep LOCAL_PATH (default: this directory) and agent NAME's work dir in step, both ways.
 
-    Changes on either side reach the other within about --interval seconds, until you
-    stop it (Ctrl-C). When both sides changed the same file, --conflict decides; the
-    losing version is kept beside it as a copy, never dropped. .gitignore'd files and
-    .git stay out of it.
+    Changes on either side reach the other as they happen (file-system events on both
+    sides), until you stop it (Ctrl-C). When both sides changed the same file,
+    --conflict decides; the losing version is kept beside it as a copy, never dropped.
+    .gitignore'd files and .git stay out of it.
 
     \b
     Example:
