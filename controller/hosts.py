@@ -229,6 +229,24 @@ class HostHandle:
         reply, _ = self._call_with_blob(request, protocol.Written, blob, timeout=timeout)
         return reply
 
+    def signatures(self, name: str, path: str, work_dir: str = "") -> tuple[protocol.Signatures, bytes]:
+        """The signatures of the host's file at ``path`` for a delta push (block 0: none)."""
+        return self._call_with_blob(protocol.GetSignatures(name=name, path=path, work_dir=work_dir),
+                                    protocol.Signatures, timeout=self.timeout)
+
+    def write_delta(self, request: protocol.WriteDelta, blob: bytes) -> protocol.Written:
+        reply, _ = self._call_with_blob(request, protocol.Written, blob, timeout=self.timeout)
+        return reply
+
+    def read_delta(self, request: protocol.ReadDelta, records: bytes) -> tuple[protocol.DeltaData, bytes]:
+        return self._call_with_blob(request, protocol.DeltaData, records, timeout=self.timeout)
+
+    def wire_bytes(self) -> tuple[int, int]:
+        """(sent, received): the bytes this handle's channel carried so far."""
+        if self._client is None:
+            return 0, 0
+        return self._client.bytes_sent, self._client.bytes_received
+
     def agent_spec(self, name: str) -> protocol.AgentSpec:
         return self._call(protocol.GetAgentSpec(name=name), protocol.AgentSpec, timeout=self.timeout)
 

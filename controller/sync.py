@@ -35,6 +35,7 @@ from .errors import MngrError, ProtocolViolation
 from .hosts import HostHandle
 from .local_walk import LocalWalk, StaleKept, reuse
 from .plan import Entry, Plan, decode_manifest, make_plan
+from .sync_delta import pull_delta, push_delta, worth_a_delta
 
 __all__ = ["Entry", "PartialCopy", "Plan", "both_manifests", "make_plan", "pull", "push"]
 
@@ -199,12 +200,20 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
             name=name, deletes=[files.path_to_wire(path) for path in plan.replace], work_dir=work_dir, known=tag), b"")
         tag = written.tag
         _note_skipped(plan, _skipped_from_wire(handle.host, written.skipped))
+    by_delta: set[str] = set()
+    for entry in plan.send:
+        if entry[1] == "f" and worth_a_delta(entry[3]) and entry[0] not in plan.replace:
+            landed, tag = push_delta(handle, name, local_root, entry[0], work_dir, tag)
+            if landed:
+                by_delta.add(entry[0])
     with _Sender(handle, tag) as sender:
         request = protocol.WriteFiles(name=name, dirs=_wire_dirs(plan.dirs), work_dir=work_dir)
         chunks: list[bytes] = []
         abandoned: list[str] = []
         size = 0
         for entry in plan.send:
+            if entry[0] in by_delta:
+                continue
             wire_path = files.path_to_wire(entry[0])
             if entry[1] == "l":
                 request.links.append([wire_path, files.path_to_wire(entry[5])])
@@ -432,9 +441,11 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> No
     for entry in plan.send:
         if entry[1] == "l" and entry[0] not in failed:
             attempt(entry[0], files.write_link, entry[5])
-    small = [entry for entry in plan.send if entry[1] == "f" and entry[3] <= PART_BYTES]
+    by_delta = {entry[0] for entry in plan.send if entry[1] == "f" and worth_a_delta(entry[3])
+                and entry[0] not in failed and pull_delta(handle, name, local_root, entry[0], entry[3], guard)}
+    small = [entry for entry in plan.send if entry[1] == "f" and entry[3] <= PART_BYTES and entry[0] not in by_delta]
     for entry in plan.send:
-        if entry[1] == "f" and entry[3] > PART_BYTES and entry[0] not in failed:
+        if entry[1] == "f" and entry[3] > PART_BYTES and entry[0] not in failed | by_delta:
             missed = pull_in_parts(handle, name, local_root, entry[0], guard)
             if missed:
                 plan.skipped.append(missed)

@@ -40,14 +40,15 @@ from .wire import (
 # Requests that change agents: the idle watcher never stops the host while one runs.
 _OPERATIONS = frozenset(
     ["CreateAgent", "StartAgent", "StopAgent", "DestroyAgent", "SendMessage", "ExecStart", "WriteFiles",
-     "PrepareWorkDir"]
+     "WriteDelta", "PrepareWorkDir"]
 )
 # Requests that are activity on the host, and the source they count as.
 _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "message"}
 # Message types that are replies: a peer sending one of these as a request made a mistake.
 _REPLY_TYPES = frozenset(
     ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
-     "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec", "Written", "Garbage"]
+     "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec", "Written", "Garbage",
+     "Signatures", "DeltaData"]
 )
 _LOG_MAX_BYTES = 1024 * 1024
 
@@ -262,6 +263,20 @@ class Server(object):
                 write.tag = ""  # the controller's copy of the manifest would be wrong: no tag
             idle.note("user", fields["name"])
             return "Written", {"tag": write.tag, "skipped": files.skipped_to_wire(skipped)}, b""
+        if message_type == "GetSignatures":
+            root = self._work_dir(fields["name"], fields["work_dir"])
+            path = files.check_path(files.path_from_wire(fields["path"]))
+            if guarded.guard_for(root).hides(path):
+                return "Signatures", {}, b""
+            block, size, version, records = files.signatures_of(root, path)
+            return "Signatures", {"block": block, "size": size, "version": version}, records
+        if message_type == "WriteDelta":
+            return "Written", self._write_delta(fields, blob), b""
+        if message_type == "ReadDelta":
+            root = self._work_dir(fields["name"], "")
+            reply, ops = files.read_delta(root, fields["path"], blob, fields["block"], fields["old_size"],
+                                          fields["literal_budget"], guarded.guard_for(root))
+            return "DeltaData", reply, ops
         if message_type == "PrepareWorkDir":
             agents.check_name(fields["name"])
             if fields["remove"]:
@@ -298,6 +313,27 @@ class Server(object):
             self._commands.kill(fields["exec_id"])
             return "Done", {}, b""
         raise ProtocolError("unknown_type", "no handler for %s" % message_type)
+
+    def _write_delta(self, fields, blob):
+        import zlib
+
+        root = self._work_dir(fields["name"], fields["work_dir"])
+        guard = guarded.guard_for(root)
+        path = files.check_path(files.path_from_wire(fields["path"]))
+        if fields["compressed"]:
+            inflater = zlib.decompressobj()
+            try:
+                blob = inflater.decompress(blob, files.MAX_PART_BYTES)
+            except zlib.error as exc:
+                raise RequestFailed("invalid", "a delta is not valid zlib data: %s" % exc) from None
+        with manifest_cache.writing(root, fields["known"]) as write:
+            skipped = files.apply_delta(root, path, blob, fields, guard)
+            if fields["final"] and not skipped:
+                write.written.append(path)
+        if skipped:
+            write.tag = ""
+        idle.note("user", fields["name"])
+        return {"tag": write.tag, "skipped": files.skipped_to_wire(skipped)}
 
     def _work_dir(self, name, work_dir):
         """The agent's work dir; with no name, ``work_dir`` (one PrepareWorkDir made)."""

@@ -36,6 +36,9 @@ class RpcClient:
         self._replies: dict[int, tuple[protocol.Reply, bytes]] = {}
         self._failure: MngrError | None = None
         self.helper_was_sent = False
+        # The bytes of frames this client sent and read (what a transfer cost on the wire).
+        self.bytes_sent = 0
+        self.bytes_received = 0
 
     @classmethod
     def bootstrap(cls, stream: Stream, timeout: float | None = 30.0) -> RpcClient:
@@ -69,6 +72,7 @@ class RpcClient:
         frame = protocol.encode_frame(request_id, request, blob)
         with self._send_lock:
             self.stream.write(frame)
+            self.bytes_sent += len(frame)
         deadline = None if timeout is None else time.monotonic() + timeout
         reply, reply_blob = self._wait_for(request_id, deadline, type(request).__name__)
         if isinstance(reply, protocol.Error):
@@ -130,6 +134,7 @@ class RpcClient:
             self._fail(ProtocolViolation(self.host, f"malformed reply: {exc}"))
             raise self._failure from exc  # type: ignore[misc]
         with self._replies_changed:
+            self.bytes_received += len(header) + body_length + blob_length
             self._replies[request_id] = (reply, blob)
 
     def _fail(self, error: MngrError) -> None:
