@@ -48,12 +48,15 @@ _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "mes
 _REPLY_TYPES = frozenset(
     ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
      "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec", "Written", "Garbage",
-     "Signatures", "DeltaData"]
+     "Signatures", "DeltaData", "Progress"]
 )
 _LOG_MAX_BYTES = 1024 * 1024
 
 
 SPIN_SECONDS = 0.0002
+# While a large frame arrives the helper says so this often: a slow link buffers megabytes
+# (ssh's window), which the controller would otherwise see as a silent channel.
+PROGRESS_SECONDS = 0.25
 
 
 def wait_briefly_for_input(fd):
@@ -80,9 +83,14 @@ class FrameReader(object):
         self._buffer = bytearray()
         self._peer_is_quick = False
 
-    def read_exact(self, count):
-        """Return exactly ``count`` bytes, or None if the stream ends first."""
+    def read_exact(self, count, progress=None):
+        """Return exactly ``count`` bytes, or None if the stream ends first; ``progress``
+        is called every PROGRESS_SECONDS while they arrive."""
+        noted = time.monotonic()
         while len(self._buffer) < count:
+            if progress is not None and time.monotonic() - noted >= PROGRESS_SECONDS:
+                progress()
+                noted = time.monotonic()
             started = time.monotonic()
             if self._peer_is_quick:
                 wait_briefly_for_input(self._fd)
@@ -135,8 +143,8 @@ class Server(object):
         except FatalFrameError as exc:
             self._send_error(HEADER.unpack(header)[0], exc.code, exc.message)
             return False
-        body = self._reader.read_exact(body_length)
-        blob = self._reader.read_exact(blob_length) if blob_length else b""
+        body = self._reader.read_exact(body_length, self._note_progress)
+        blob = self._reader.read_exact(blob_length, self._note_progress) if blob_length else b""
         if body is None or blob is None:
             return False
         try:
@@ -156,6 +164,10 @@ class Server(object):
             worker.start()
             self._workers.append(worker)
         return True
+
+    def _note_progress(self):
+        with contextlib.suppress(OSError):
+            self.send(0, "Progress", {})
 
     def _send_error(self, request_id, code, message):
         self.send(request_id, "Error", {"code": code, "message": message})

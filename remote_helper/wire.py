@@ -157,6 +157,7 @@ MESSAGES = {
         "branch": ("str", ""),
     },
     "WorkDir": {"path": ("str", REQUIRED)},
+    "Progress": {},
     "Signatures": {"block": ("int", 0), "size": ("int", 0), "version": ("str", "")},
     "DeltaData": {
         "version": ("str", ""),

@@ -362,6 +362,11 @@ class WorkDir(msgspec.Struct, tag=True, kw_only=True):
     path: str
 
 
+class Progress(msgspec.Struct, tag=True, kw_only=True):
+    """Sent unasked, as request 0, while a large frame arrives at the helper: the channel
+    is moving even when a slow link's buffers hide it (see RpcClient)."""
+
+
 class Signatures(msgspec.Struct, tag=True, kw_only=True):
     """The blob holds the signature records of a file of ``size`` bytes at ``version`` in
     blocks of ``block``; ``block`` 0: no file there worth a delta."""
@@ -455,7 +460,7 @@ Request = (
 )
 Reply = (
     Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | AgentSpec | WorkDir | FileData | Captured
-    | Written | Signatures | DeltaData
+    | Written | Signatures | DeltaData | Progress
     | OutputChunk | ExecStarted | ExecOutput | Garbage | Error
 )
 

@@ -79,6 +79,7 @@ SAMPLES: dict[str, msgspec.Struct] = {
     "WorkDir": protocol.WorkDir(path="/home/u/.mngr/work/demo"),
     "AgentSpec": protocol.AgentSpec(agent_type="claude", command="claude --model opus", binary="claude",
                                     env={"API_KEY": "x y"}, labels={"team": "a"}, work_dir="/w", branch="main"),
+    "Progress": protocol.Progress(),
     "Signatures": protocol.Signatures(block=65536, size=314572800, version="1:2:3:4:5"),
     "DeltaData": protocol.DeltaData(version="1:2:3:4:5", size=10, mode=0o600, mtime_ns=1700000000123456789,
                                     digest="cd" * 32, compressed=True, skipped=[["x", "gone"]]),
