@@ -21,11 +21,16 @@ say what did not land, and why.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
 import stat
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 from mngr.remote_helper import files, guarded
 from mngr.remote_helper.wire import RequestFailed
@@ -549,31 +554,53 @@ def _land_part(local_root: str, path: str, content: bytes, offset: int, final: b
     return None
 
 
+PARTS_IN_FLIGHT = 3  # the host reads the next parts while this side writes one
+
+
 def pull_in_parts(handle: HostHandle, name: str, local_root: str, path: str,
                   guard: guarded.Guard = guarded.NO_GUARD) -> list[str] | None:
     """Bring one large file in parts of PART_BYTES, appended to its part file here and
     renamed over ``path`` once whole, with the mode and mtime of the bytes received: every
     part must come from the same version of the file (files.version_of), else it starts
-    again, a few times. [path, why] if it did not land."""
+    again, a few times. Up to PARTS_IN_FLIGHT parts are asked for at once. [path, why] if
+    it did not land."""
+    from concurrent.futures import ThreadPoolExecutor
+
     wanted = {path}
-    for _ in range(files.READ_ATTEMPTS):
-        offset, version = 0, None
-        while True:
-            reply, data = handle.read_files(name, [files.path_to_wire(path)], offset=offset, length=PART_BYTES)
-            if reply.skipped:
-                files.discard_part(local_root, path)
-                return _skipped_from_wire(handle.host, reply.skipped)[0]
-            if len(reply.files) != 1 or len(reply.versions) != 1:
-                raise ProtocolViolation(handle.host, f"the host sent no part of {path!r} nor said why"[:200])
-            if version is not None and reply.versions[0] != version:
-                break  # changed between two parts: start again
-            version = reply.versions[0]
-            _, content, mode, mtime_ns, size = _pulled_content(handle.host, reply.files[0], data, wanted,
-                                                               offset, PART_BYTES)
-            final = offset + len(content) >= size
-            missed = _land_part(local_root, path, content, offset, final, mode, mtime_ns, guard)
-            if missed or final:
-                return missed
-            offset += len(content)
+    wire_path = files.path_to_wire(path)
+    with ThreadPoolExecutor(PARTS_IN_FLIGHT) as pool:
+        for _ in range(files.READ_ATTEMPTS):
+            asked: collections.deque[tuple[int, Future[tuple[protocol.FileData, bytes]]]] = collections.deque()
+            next_offset, size, version = 0, None, None
+            try:
+                while True:
+                    while len(asked) < PARTS_IN_FLIGHT and (size is None and not asked or
+                                                            size is not None and next_offset < size):
+                        asked.append((next_offset, pool.submit(handle.read_files, name, [wire_path],
+                                                               offset=next_offset, length=PART_BYTES)))
+                        next_offset += PART_BYTES
+                    offset, future = asked.popleft()
+                    reply, data = future.result()
+                    if reply.skipped:
+                        files.discard_part(local_root, path)
+                        return _skipped_from_wire(handle.host, reply.skipped)[0]
+                    if len(reply.files) != 1 or len(reply.versions) != 1:
+                        raise ProtocolViolation(handle.host, f"the host sent no part of {path!r} nor said why"[:200])
+                    if version is not None and reply.versions[0] != version:
+                        break  # changed between two parts: start again
+                    version = reply.versions[0]
+                    _, content, mode, mtime_ns, size = _pulled_content(handle.host, reply.files[0], data, wanted,
+                                                                       offset, PART_BYTES)
+                    final = offset + len(content) >= size
+                    missed = _land_part(local_root, path, content, offset, final, mode, mtime_ns, guard)
+                    if missed or final:
+                        return missed
+            finally:
+                for _, future in asked:
+                    future.cancel()
+                for _, future in asked:  # the replies of parts no longer wanted are not waited for by anyone else
+                    if not future.cancelled():
+                        with contextlib.suppress(BaseException):
+                            future.result()
     files.discard_part(local_root, path)
     return [path, "kept changing while it was read"]
