@@ -574,8 +574,8 @@ def pull_in_parts(handle: HostHandle, name: str, local_root: str, path: str,
             next_offset, size, version = 0, None, None
             try:
                 while True:
-                    while len(asked) < PARTS_IN_FLIGHT and (size is None and not asked or
-                                                            size is not None and next_offset < size):
+                    # The size is known from the first reply on; until then one part is asked for.
+                    while len(asked) < PARTS_IN_FLIGHT and (not asked if size is None else next_offset < size):
                         asked.append((next_offset, pool.submit(handle.read_files, name, [wire_path],
                                                                offset=next_offset, length=PART_BYTES)))
                         next_offset += PART_BYTES
