@@ -74,28 +74,28 @@ def _send_delta(handle: HostHandle, name: str, wire_path: str, work_dir: str, ta
     """(landed, tag); landed None when the local file changed while it was read."""
     maker = delta.DeltaMaker(fd, before.st_size, records, signatures.block, signatures.size, CHUNK_BYTES)
     offset = 0
-    held: tuple[bytes, int] | None = None
+    held: tuple[bytes, int, bytes] | None = None
 
-    def send(ops: bytes, covered: int, final: bool) -> bool:
+    def send(ops: bytes, covered: int, digest: bytes, final: bool) -> bool:
         nonlocal offset, tag
         packed, compressed = files.pack(ops)
         request = protocol.WriteDelta(
             name=name, path=wire_path, old_version=signatures.version, block=signatures.block, offset=offset,
             final=final, mode=stat.S_IMODE(before.st_mode), mtime_ns=before.st_mtime_ns,
-            digest=maker.digest.hex() if final else "", compressed=compressed, work_dir=work_dir, known=tag)
+            digest=digest.hex(), compressed=compressed, work_dir=work_dir, known=tag)
         written = handle.write_delta(request, packed)
         tag = written.tag
         offset += covered
         return not written.skipped
 
-    for chunk in maker:
+    for ops, covered, digest in maker:
         if held is not None and not send(*held, final=False):
             return False, tag
-        held = chunk
+        held = (ops, covered, digest)
     if files.version_of(os.fstat(fd)) != files.version_of(before):
         return None, tag
-    ops, covered = held if held is not None else (b"", 0)
-    return send(ops, covered, final=True), tag
+    ops, covered, digest = held if held is not None else (b"", 0, delta.chunk_digest().digest())
+    return send(ops, covered, digest, final=True), tag
 
 
 def pull_delta(handle: HostHandle, name: str, local_root: str, path: str, size: int,

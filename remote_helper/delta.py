@@ -6,9 +6,11 @@ version walks it (``DeltaMaker``): where a block of the old file is expected it 
 bytes there; on a miss it looks ahead for the anchors of the next blocks with bytes.find
 (C speed, no per-byte Python loop), confirms a candidate by its digest, and sends what lies
 between as literal bytes. The result is a stream of operations, "copy these old blocks" and
-"these bytes", which the old side plays into a part file (``write_delta``) and renames into
-place only when a digest of the whole result matches the new file's, so a digest
-collision or an old file changed meanwhile costs a whole-file transfer, never a wrong file.
+"these bytes", in chunks, each with a digest of the bytes it makes (the SHA-256 of the
+SHA-1s of its blocks and literal runs, which the walk computes anyway). The old side plays
+them into a part file (files.write_delta), checks each chunk's digest on the bytes it wrote,
+and renames the result into place only when every chunk matched: a digest collision or an
+old file changed meanwhile costs a whole-file transfer, never a wrong file.
 
 docs/sync-delta.md explains the choices and the bounds on the work done for files whose
 anchors repeat everywhere. Standard library only; Python 3.8.
@@ -31,6 +33,8 @@ LOOKAHEAD_BLOCKS = 8  # the next blocks whose anchors are looked for after a mis
 TRIES_PER_ANCHOR = 8  # candidates of one anchor confirmed by digest before giving up on it
 SCAN_POSITIONS = 1024 * 1024  # per file: positions looked up one by one for a moved block
 _READ_BYTES = 8 * 1024 * 1024
+_SIGNING_THREADS = 4
+_PER_THREAD_BYTES = 32 * 1024 * 1024
 _LITERAL_OP_BYTES = 1024 * 1024
 _COPY = struct.Struct(">cII")  # b"C", first block, number of blocks
 _LITERAL = struct.Struct(">cI")  # b"L", length, then the bytes
@@ -55,22 +59,52 @@ def block_size_for(size):
 
 def digest_of(data):
     # SHA-1 for its speed where CPUs have instructions for it; collisions need not be
-    # resisted (a false match is caught by the whole file's digest), only be rare.
+    # resisted (a false match is caught by the chunk's digest), only be rare.
     return hashlib.sha1(data).digest()[:DIGEST_BYTES]
 
 
-def whole_digest():
-    """The hash of a whole file that decides whether a rebuilt one may land."""
+def chunk_digest():
+    """The hash of the SHA-1s of a chunk's pieces (see DeltaMaker), whose match lets it land."""
     return hashlib.sha256()
 
 
 def signatures(fd, size, block):
-    """The signature records of the first ``size`` bytes of ``fd`` in blocks of ``block``."""
+    """The signature records of the first ``size`` bytes of ``fd`` in blocks of ``block``.
+    A large file is read and hashed by a few threads at once (hashlib and pread let go of
+    the GIL), each over its own run of blocks."""
+    count = (size + block - 1) // block
+    workers = min(_SIGNING_THREADS, os.cpu_count() or 1, max(1, size // _PER_THREAD_BYTES))
+    if workers <= 1:
+        return _records(fd, 0, size, block)
+    import threading
+
+    per_worker = (count + workers - 1) // workers * block
+    ranges = [(start, min(size, start + per_worker)) for start in range(0, size, per_worker)]
+    results = [None] * len(ranges)
+
+    def sign(index):
+        start, end = ranges[index]
+        try:
+            results[index] = _records(fd, start, end, block)
+        except BaseException as exc:  # handed to the caller
+            results[index] = exc
+
+    threads = [threading.Thread(target=sign, args=(index,)) for index in range(len(ranges))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return b"".join(results)
+
+
+def _records(fd, offset, end, block):
     records = bytearray()
-    offset = 0
     per_read = max(1, _READ_BYTES // block) * block
-    while offset < size:
-        data = os.pread(fd, min(per_read, size - offset), offset)
+    while offset < end:
+        data = os.pread(fd, min(per_read, end - offset), offset)
         if not data:
             raise FileChanged("shorter than it was")
         view = memoryview(data)
@@ -104,32 +138,35 @@ class _Signatures(object):
     def length_of(self, index):
         return min(self.block, self.old_size - index * self.block)
 
-    def matching(self, piece):
-        """The index of an old block equal to ``piece``, or None."""
-        index = self.by_digest.get(digest_of(piece))
-        if index is not None and self.length_of(index) == len(piece):
+    def matching(self, digest, length):
+        """The index of an old block of ``length`` bytes with that digest, or None."""
+        index = self.by_digest.get(digest)
+        if index is not None and self.length_of(index) == length:
             return index
         return None
 
 
 class _Ops(object):
-    """Operations being written: runs of copied blocks merged, literal bytes gathered."""
+    """Operations being written: runs of copied blocks merged, literal bytes gathered;
+    ``digest`` takes in the SHA-1 of each piece (a block, an operation's literal bytes)."""
 
     def __init__(self):
+        self.digest = chunk_digest()
         self.out = bytearray()
         self.literal = bytearray()
         self.literal_total = 0
         self.covered = 0  # bytes of the new file the operations in ``out`` make
-        self._copy = None  # [first, count, bytes]
+        self._copy = None  # [first, count, bytes, the blocks' SHA-1s]
 
-    def copy(self, index, length):
+    def copy(self, index, length, sha1):
         self._flush_literal()
         if self._copy is not None and self._copy[0] + self._copy[1] == index:
             self._copy[1] += 1
             self._copy[2] += length
+            self._copy[3].append(sha1)
             return
         self._flush_copy()
-        self._copy = [index, 1, length]
+        self._copy = [index, 1, length, [sha1]]
 
     def add_literal(self, data):
         self._flush_copy()
@@ -137,6 +174,7 @@ class _Ops(object):
         self.literal_total += len(data)
         while len(self.literal) >= _LITERAL_OP_BYTES:
             self.out += _LITERAL.pack(b"L", _LITERAL_OP_BYTES)
+            self.digest.update(hashlib.sha1(self.literal[:_LITERAL_OP_BYTES]).digest())
             self.out += self.literal[:_LITERAL_OP_BYTES]
             self.covered += _LITERAL_OP_BYTES
             del self.literal[:_LITERAL_OP_BYTES]
@@ -144,6 +182,7 @@ class _Ops(object):
     def _flush_literal(self):
         if self.literal:
             self.out += _LITERAL.pack(b"L", len(self.literal))
+            self.digest.update(hashlib.sha1(self.literal).digest())
             self.out += self.literal
             self.covered += len(self.literal)
             self.literal = bytearray()
@@ -152,6 +191,8 @@ class _Ops(object):
         if self._copy is not None:
             self.out += _COPY.pack(b"C", self._copy[0], self._copy[1])
             self.covered += self._copy[2]
+            for sha1 in self._copy[3]:  # taken in as the operation is, so a chunk's digest is its own
+                self.digest.update(sha1)
             self._copy = None
 
     def flush(self):
@@ -159,10 +200,11 @@ class _Ops(object):
         self._flush_copy()
 
     def take(self):
-        """(operations, bytes of the new file they make) written since the last take."""
-        taken = (bytes(self.out), self.covered)
+        """(operations, bytes of the new file they make, their digest) since the last take."""
+        taken = (bytes(self.out), self.covered, self.digest.digest())
         self.out = bytearray()
         self.covered = 0
+        self.digest = chunk_digest()
         return taken
 
 
@@ -175,7 +217,6 @@ class _Window(object):
         self.start = 0
         self.data = b""
         self.view = memoryview(self.data)
-        self.hasher = whole_digest()
 
     def cover(self, position, wanted):
         """Make ``data`` hold the file from ``position`` for ``wanted`` bytes (or to its end)."""
@@ -189,7 +230,6 @@ class _Window(object):
         read = os.pread(self._fd, min(missing, self.size - have_end), have_end) if have_end < self.size else b""
         if have_end < end and not read:
             raise FileChanged("shorter than it was")
-        self.hasher.update(read)
         self.data = kept + read
         self.view = memoryview(self.data)
 
@@ -197,7 +237,7 @@ class _Window(object):
 class DeltaMaker(object):
     """The delta of the new file open at ``fd`` (``size`` bytes) against an old one described
     by ``records`` (see signatures). Iterate for chunks of operations, (operations, bytes
-    of the new file they make), each about ``chunk_bytes`` or less; afterwards ``digest`` is the new file's whole digest. With a
+    of the new file they make, their digest), each about ``chunk_bytes`` or less. With a
     ``literal_budget``, TooDifferent once more literal bytes than that would be sent."""
 
     def __init__(self, fd, size, records, block, old_size, chunk_bytes=4 * 1024 * 1024, literal_budget=None):
@@ -207,7 +247,6 @@ class DeltaMaker(object):
         self._chunk_bytes = chunk_bytes
         self._budget = literal_budget
         self._scan_left = SCAN_POSITIONS
-        self.digest = b""
         self.literal_bytes = 0
 
     def __iter__(self):
@@ -222,14 +261,15 @@ class DeltaMaker(object):
             window.cover(position, search_span + 2 * block)
             relative = position - window.start
             piece = window.view[relative:relative + block]
+            sha1 = hashlib.sha1(piece).digest()
             index = None
             if expected < signatures.count and signatures.length_of(expected) == len(piece) \
-                    and digest_of(piece) == signatures.digests[expected]:
+                    and sha1[:DIGEST_BYTES] == signatures.digests[expected]:
                 index = expected
             else:
-                index = signatures.matching(piece)
+                index = signatures.matching(sha1[:DIGEST_BYTES], len(piece))
             if index is not None:
-                ops.copy(index, len(piece))
+                ops.copy(index, len(piece), sha1)
                 position += len(piece)
                 expected = index + 1
             else:
@@ -246,7 +286,6 @@ class DeltaMaker(object):
             if len(ops.out) >= self._chunk_bytes:
                 yield ops.take()
         ops.flush()
-        self.digest = window.hasher.digest()
         if ops.out:
             yield ops.take()
         self.literal_bytes = ops.literal_total
@@ -282,7 +321,7 @@ class DeltaMaker(object):
                 if digest_of(piece) == signatures.digests[index]:
                     best = (where, index)
                     break
-                moved = signatures.matching(piece)
+                moved = signatures.matching(digest_of(piece), len(piece))
                 if moved is not None:
                     best = (where, moved)
                     break
@@ -315,7 +354,8 @@ class DeltaMaker(object):
 
 def apply_ops(ops, old_fd, block, old_size, out_fd):
     """Play ``ops`` (see DeltaMaker): copied blocks from ``old_fd``, literal bytes as they
-    are, written at ``out_fd``'s position; the number of bytes written."""
+    are, written at ``out_fd``'s position; (bytes written, the digest of what they make)."""
+    digest = chunk_digest()
     view = memoryview(ops)
     count = (old_size + block - 1) // block
     written = 0
@@ -329,10 +369,14 @@ def apply_ops(ops, old_fd, block, old_size, out_fd):
                 raise RequestFailed("invalid", "a delta copies blocks the old file does not have")
             offset = first * block
             end = min(old_size, (first + blocks) * block)
+            per_read = max(1, _READ_BYTES // block) * block
             while offset < end:
-                data = os.pread(old_fd, min(_READ_BYTES, end - offset), offset)
-                if not data:
+                data = os.pread(old_fd, min(per_read, end - offset), offset)
+                if len(data) != min(per_read, end - offset):
                     raise FileChanged("the old file became shorter")
+                piece_view = memoryview(data)
+                for start in range(0, len(data), block):
+                    digest.update(hashlib.sha1(piece_view[start:start + block]).digest())
                 _write_all(out_fd, data)
                 offset += len(data)
                 written += len(data)
@@ -341,26 +385,17 @@ def apply_ops(ops, old_fd, block, old_size, out_fd):
             at += _LITERAL.size
             if at + length > len(view):
                 raise RequestFailed("invalid", "a delta's literal bytes are cut short")
-            _write_all(out_fd, view[at:at + length])
+            literal = view[at:at + length]
+            digest.update(hashlib.sha1(literal).digest())
+            _write_all(out_fd, literal)
             at += length
             written += length
         else:
             raise RequestFailed("invalid", "a delta holds an unknown operation")
-    return written
+    return written, digest.digest()
 
 
 def _write_all(fd, data):
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-def digest_of_file(fd):
-    hasher = whole_digest()
-    offset = 0
-    while True:
-        data = os.pread(fd, _READ_BYTES, offset)
-        if not data:
-            return hasher.digest()
-        hasher.update(data)
-        offset += len(data)

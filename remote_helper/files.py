@@ -332,9 +332,9 @@ def discard_part(root, path):
 
 
 def write_delta(root, path, ops, file_offset, final, mode, mtime_ns, old_version, block, digest):
-    """Play delta operations (see delta.py) against the file at ``path`` into its part file
-    at ``file_offset``; on ``final``, land the result if its whole digest is ``digest`` and
-    the old file is still at ``old_version`` (see version_of) from first part to last.
+    """Play a chunk of delta operations (see delta.py) against the file at ``path`` into its
+    part file at ``file_offset``, if what they make has the chunk's ``digest`` and the old
+    file is still at ``old_version`` (see version_of); on ``final``, land the result.
     RequestFailed("delta_mismatch") otherwise: nothing lands and no part stays."""
     from . import delta
 
@@ -353,12 +353,12 @@ def write_delta(root, path, ops, file_offset, final, mode, mtime_ns, old_version
             if os.fstat(fd).st_size != file_offset:
                 raise RequestFailed("invalid", "part of %s arrived out of order" % path)
             os.lseek(fd, file_offset, os.SEEK_SET)
-            delta.apply_ops(ops, old_fd, block, old_size, fd)
+            _, made = delta.apply_ops(ops, old_fd, block, old_size, fd)
+            if made != digest:
+                raise RequestFailed("delta_mismatch", "%s rebuilt from a delta is not the file sent" % path)
+            if version_of(os.fstat(old_fd)) != old_version:
+                raise RequestFailed("delta_mismatch", "%s changed while it was rebuilt" % path)
             if final:
-                if delta.digest_of_file(fd) != digest:
-                    raise RequestFailed("delta_mismatch", "%s rebuilt from a delta is not the file sent" % path)
-                if version_of(os.fstat(old_fd)) != old_version:
-                    raise RequestFailed("delta_mismatch", "%s changed while it was rebuilt" % path)
                 os.fchmod(fd, mode & 0o7777)
         finally:
             os.close(fd)
@@ -624,7 +624,7 @@ def apply_delta(root, path, ops, fields, guard=NO_GUARD):
         if reason:
             raise RequestFailed("unsafe_path", reason)
         write_delta(root, path, ops, fields["offset"], fields["final"], fields["mode"], fields["mtime_ns"],
-                    fields["old_version"], fields["block"], bytes.fromhex(fields["digest"]) if fields["final"] else b"")
+                    fields["old_version"], fields["block"], bytes.fromhex(fields["digest"]))
     except (OSError, RequestFailed, ValueError) as exc:
         if isinstance(exc, OSError) and exc.errno in _HOST_WIDE_ERRORS:
             raise
@@ -655,10 +655,11 @@ def read_delta(root, wire_path, records, block, old_size, literal_budget, guard=
             before = os.fstat(fd)
             if before.st_ctime_ns > time.time_ns() - SETTLE_NS:
                 continue
-            maker = delta.DeltaMaker(fd, before.st_size, records, block, old_size,
+            # One chunk: the reply is one frame, its digest the chunk's.
+            maker = delta.DeltaMaker(fd, before.st_size, records, block, old_size, chunk_bytes=1 << 62,
                                      literal_budget=literal_budget or None)
             try:
-                ops = b"".join(chunk for chunk, _ in maker)
+                chunks = list(maker)
             except delta.TooDifferent:
                 return {"too_different": True}, b""
             except delta.FileChanged:
@@ -669,9 +670,10 @@ def read_delta(root, wire_path, records, block, old_size, literal_budget, guard=
             return {"skipped": skipped_to_wire([[path, _reason(exc)]])}, b""
         finally:
             os.close(fd)
+        ops, _, digest = chunks[0] if chunks else (b"", 0, delta.chunk_digest().digest())
         packed, compressed = pack(ops)
         return {"version": version_of(before), "size": before.st_size, "mode": stat.S_IMODE(before.st_mode),
-                "mtime_ns": before.st_mtime_ns, "digest": maker.digest.hex(), "compressed": compressed}, packed
+                "mtime_ns": before.st_mtime_ns, "digest": digest.hex(), "compressed": compressed}, packed
     return {"skipped": skipped_to_wire([[path, "kept changing while it was read"]])}, b""
 
 

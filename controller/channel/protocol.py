@@ -251,8 +251,10 @@ class GetSignatures(msgspec.Struct, tag=True, kw_only=True):
 class WriteDelta(msgspec.Struct, tag=True, kw_only=True):
     """Part of a delta push: the blob's operations (zlib-compressed if ``compressed``) played
     against the file at ``path`` as it was at ``old_version`` into its part file from
-    ``offset`` of the new file; with ``final``, landed with ``mode`` and ``mtime_ns`` if its
-    SHA-256 is ``digest`` (hex). Answered with Written; a mismatch is a skipped entry."""
+    ``offset`` of the new file if what they make has the ``digest`` (hex: the SHA-256 of
+    the SHA-1s of its blocks and literal runs, see remote_helper/delta.py); with ``final``,
+    landed with ``mode`` and ``mtime_ns``. Answered with Written; a mismatch is a skipped
+    entry."""
 
     name: str
     path: str
@@ -378,8 +380,8 @@ class Signatures(msgspec.Struct, tag=True, kw_only=True):
 
 class DeltaData(msgspec.Struct, tag=True, kw_only=True):
     """The blob holds a delta's operations (zlib-compressed if ``compressed``) rebuilding the
-    file of ``size`` bytes, ``mode`` and ``mtime_ns`` whose SHA-256 is ``digest`` (hex)
-    and whose version was ``version`` throughout. ``too_different``: the delta would carry
+    file of ``size`` bytes, ``mode`` and ``mtime_ns``, what they make having the ``digest``
+    (hex, as WriteDelta's), the file's version having been ``version`` throughout. ``too_different``: the delta would carry
     more than the budget of literal bytes (nothing in the blob); ``skipped``: [path, reason]
     when the file could not be read."""
 

@@ -17,8 +17,8 @@ from mngr.remote_helper.wire import RequestFailed
 BLOCK = delta.MIN_BLOCK
 
 
-def _delta(old: bytes, new: bytes, tmp: Path, block: int = BLOCK) -> tuple[bytes, int, bytes]:
-    """(operations, literal bytes, new file's digest) of ``new`` against ``old``."""
+def _delta(old: bytes, new: bytes, tmp: Path, block: int = BLOCK) -> tuple[list[tuple[bytes, int, bytes]], int]:
+    """(chunks of operations, literal bytes) of ``new`` against ``old``."""
     (tmp / "old").write_bytes(old)
     (tmp / "new").write_bytes(new)
     old_fd = os.open(tmp / "old", os.O_RDONLY)
@@ -26,25 +26,25 @@ def _delta(old: bytes, new: bytes, tmp: Path, block: int = BLOCK) -> tuple[bytes
     try:
         records = delta.signatures(old_fd, len(old), block)
         maker = delta.DeltaMaker(new_fd, len(new), records, block, len(old), chunk_bytes=4096)
-        ops = b"".join(chunk for chunk, _ in maker)
-        return ops, maker.literal_bytes, maker.digest
+        chunks = list(maker)
+        return chunks, maker.literal_bytes
     finally:
         os.close(old_fd)
         os.close(new_fd)
 
 
 def _rebuilt(old: bytes, new: bytes, tmp: Path, block: int = BLOCK) -> tuple[bytes, int]:
-    ops, literal, _ = _delta(old, new, tmp, block)
+    chunks, literal = _delta(old, new, tmp, block)
     old_fd = os.open(tmp / "old", os.O_RDONLY)
     out_fd = os.open(tmp / "out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        written = delta.apply_ops(ops, old_fd, block, len(old), out_fd)
+        for ops, covered, digest in chunks:
+            written, made = delta.apply_ops(ops, old_fd, block, len(old), out_fd)
+            assert (written, made) == (covered, digest)  # each chunk makes what the sender read
     finally:
         os.close(old_fd)
         os.close(out_fd)
-    rebuilt = (tmp / "out").read_bytes()
-    assert written == len(rebuilt)
-    return rebuilt, literal
+    return (tmp / "out").read_bytes(), literal
 
 
 def _edited(old: bytes, edits: list[tuple[str, float, int]], rng: random.Random) -> bytes:
@@ -155,11 +155,10 @@ def _landing(tmp_path: Path, old: bytes, new: bytes) -> tuple[Path, str, int, by
     (tmp_path / "new").write_bytes(new)
     fd = os.open(tmp_path / "new", os.O_RDONLY)
     try:
-        maker = delta.DeltaMaker(fd, len(new), records, block, size)
-        ops = b"".join(chunk for chunk, _ in maker)
+        ((ops, _, digest),) = delta.DeltaMaker(fd, len(new), records, block, size, chunk_bytes=1 << 62)
     finally:
         os.close(fd)
-    return root, version, block, ops, maker.digest
+    return root, version, block, ops, digest
 
 
 def test_write_delta_lands_the_new_file_with_its_mode_and_mtime(tmp_path: Path) -> None:
@@ -209,3 +208,16 @@ def test_malformed_operations_are_refused(tmp_path: Path) -> None:
     finally:
         os.close(old_fd)
         os.close(out_fd)
+
+
+def test_signatures_taken_by_several_threads_are_those_taken_by_one(tmp_path: Path, monkeypatch) -> None:
+    data = random.Random(8).randbytes(3 * 1024 * 1024 + 5)
+    (tmp_path / "f").write_bytes(data)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        alone = delta.signatures(fd, len(data), BLOCK)
+        monkeypatch.setattr(delta, "_PER_THREAD_BYTES", 512 * 1024)
+        monkeypatch.setattr(os, "cpu_count", lambda: 4)
+        assert delta.signatures(fd, len(data), BLOCK) == alone
+    finally:
+        os.close(fd)
