@@ -62,7 +62,7 @@ def sha1(path: Path) -> str:
 
 def flip_byte(path: Path, rng: random.Random, at: int | None = None) -> int:
     """Change one byte of ``path`` in place (at ``at``, or at random); where it was."""
-    where = rng.randrange(SIZE) if at is None else at
+    where = rng.randrange(path.stat().st_size) if at is None else at
     with path.open("r+b") as handle:
         handle.seek(where)
         byte = handle.read(1)
@@ -208,8 +208,8 @@ def main() -> None:
             (data / "src").mkdir()
             rng = random.Random(SEED)
             with (data / "src" / NAME).open("wb") as output:
-                for _ in range(SIZE // (8 << 20)):
-                    output.write(rng.randbytes(8 << 20))
+                for _ in range(SIZE // (4 << 20)):
+                    output.write(rng.randbytes(4 << 20))
             rsync_ssh = (f"ssh -F {ssh_config} -o ControlMaster=auto -o ControlPath={rsync_control}/%C "
                          "-o ControlPersist=60")
             box.run([*rsync_ssh.split(), ALIAS, "true"])  # rsync's master, warmed once

@@ -10,9 +10,12 @@ the caller sends the file whole, as it would have without a delta.
 from __future__ import annotations
 
 import os
+import queue
 import stat
+import threading
 import time
 import zlib
+from collections.abc import Callable
 
 from mngr.remote_helper import delta, files, guarded
 from mngr.remote_helper.wire import RequestFailed
@@ -22,6 +25,7 @@ from .errors import ProtocolViolation
 from .hosts import HostHandle
 
 CHUNK_BYTES = 4 * 1024 * 1024
+CHUNK_COVERS = 32 * 1024 * 1024  # a push's chunk spans at most about this much of the file
 # A pull's delta comes in one reply: beyond this many literal bytes the file comes whole, in parts.
 PULL_LITERAL_BUDGET = 16 * 1024 * 1024
 
@@ -71,10 +75,11 @@ def _part_path(path: str) -> str:
 
 def _send_delta(handle: HostHandle, name: str, wire_path: str, work_dir: str, tag: str, fd: int,
                 before: os.stat_result, signatures: protocol.Signatures, records: bytes) -> tuple[bool | None, str]:
-    """(landed, tag); landed None when the local file changed while it was read."""
-    maker = delta.DeltaMaker(fd, before.st_size, records, signatures.block, signatures.size, CHUNK_BYTES)
+    """(landed, tag); landed None when the local file changed while it was read. The host
+    rebuilds each chunk while the next is made."""
+    maker = delta.DeltaMaker(fd, before.st_size, records, signatures.block, signatures.size, CHUNK_BYTES,
+                             chunk_covers=CHUNK_COVERS)
     offset = 0
-    held: tuple[bytes, int, bytes] | None = None
 
     def send(ops: bytes, covered: int, digest: bytes, final: bool) -> bool:
         nonlocal offset, tag
@@ -88,14 +93,21 @@ def _send_delta(handle: HostHandle, name: str, wire_path: str, work_dir: str, ta
         offset += covered
         return not written.skipped
 
-    for ops, covered, digest in maker:
-        if held is not None and not send(*held, final=False):
-            return False, tag
-        held = (ops, covered, digest)
-    if files.version_of(os.fstat(fd)) != files.version_of(before):
-        return None, tag
-    ops, covered, digest = held if held is not None else (b"", 0, delta.chunk_digest().digest())
-    return send(ops, covered, digest, final=True), tag
+    sender = _ChunkSender(send)
+    changed = False
+    try:
+        held: tuple[bytes, int, bytes] | None = None
+        for ops, covered, digest in maker:
+            if held is not None and not sender.put(held, final=False):
+                break
+            held = (ops, covered, digest)
+        else:
+            changed = files.version_of(os.fstat(fd)) != files.version_of(before)
+            if not changed:
+                sender.put(held if held is not None else (b"", 0, delta.chunk_digest().digest()), final=True)
+    finally:
+        landed = sender.finish()
+    return (None if changed else landed), tag
 
 
 def pull_delta(handle: HostHandle, name: str, local_root: str, path: str, size: int,
@@ -128,3 +140,44 @@ def pull_delta(handle: HostHandle, name: str, local_root: str, path: str, size: 
     except (OSError, RequestFailed):
         return False
     return True
+
+
+class _ChunkSender:
+    """Sends a delta's chunks, in order, one request at a time, on a thread of its own."""
+
+    def __init__(self, send: Callable[[bytes, int, bytes, bool], bool]) -> None:
+        self._send = send
+        self._queue: queue.Queue[tuple[tuple[bytes, int, bytes], bool] | None] = queue.Queue(maxsize=2)
+        self._refused = False  # the host could not take a chunk (a mismatch, its old file changed)
+        self._failure: BaseException | None = None
+        self._landed = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._refused or self._failure is not None:
+                continue
+            chunk, final = item
+            try:
+                if not self._send(*chunk, final):
+                    self._refused = True
+                elif final:
+                    self._landed = True
+            except BaseException as exc:  # handed to the walking thread
+                self._failure = exc
+
+    def put(self, chunk: tuple[bytes, int, bytes], final: bool) -> bool:
+        """False once the host refused a chunk: the rest need not be made."""
+        if self._refused or self._failure is not None:
+            return False
+        self._queue.put((chunk, final))
+        return True
+
+    def finish(self) -> bool:
+        """Whether the file landed, once every chunk put went; the failure of a request raised."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+        return self._landed

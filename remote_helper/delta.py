@@ -237,14 +237,17 @@ class _Window(object):
 class DeltaMaker(object):
     """The delta of the new file open at ``fd`` (``size`` bytes) against an old one described
     by ``records`` (see signatures). Iterate for chunks of operations, (operations, bytes
-    of the new file they make, their digest), each about ``chunk_bytes`` or less. With a
+    of the new file they make, their digest), each about ``chunk_bytes`` or less, and (with ``chunk_covers``) covering
+    about that many bytes of the new file at most. With a
     ``literal_budget``, TooDifferent once more literal bytes than that would be sent."""
 
-    def __init__(self, fd, size, records, block, old_size, chunk_bytes=4 * 1024 * 1024, literal_budget=None):
+    def __init__(self, fd, size, records, block, old_size, chunk_bytes=4 * 1024 * 1024, literal_budget=None,
+                 chunk_covers=None):
         self._signatures = _Signatures(records, block, old_size)
         self._window = _Window(fd, size)
         self._size = size
         self._chunk_bytes = chunk_bytes
+        self._chunk_covers = chunk_covers
         self._budget = literal_budget
         self._scan_left = SCAN_POSITIONS
         self.literal_bytes = 0
@@ -256,6 +259,7 @@ class DeltaMaker(object):
         window = self._window
         ops = _Ops()
         position = 0
+        covered_until = 0
         expected = 0
         while position < self._size:
             window.cover(position, search_span + 2 * block)
@@ -284,6 +288,10 @@ class DeltaMaker(object):
                 if self._budget is not None and ops.literal_total > self._budget:
                     raise TooDifferent("more than %d literal bytes" % self._budget)
             if len(ops.out) >= self._chunk_bytes:
+                yield ops.take()
+            elif self._chunk_covers is not None and position - covered_until >= self._chunk_covers:
+                ops.flush()  # so the receiver can rebuild this much while the walk goes on
+                covered_until = position
                 yield ops.take()
         ops.flush()
         if ops.out:
