@@ -57,6 +57,10 @@ SPIN_SECONDS = 0.0002
 # While a large frame arrives the helper says so this often: a slow link buffers megabytes
 # (ssh's window), which the controller would otherwise see as a silent channel.
 PROGRESS_SECONDS = 0.25
+# Requests that hash a whole large file say they are at it this often (the work is bounded,
+# so a helper that hangs elsewhere still falls silent and times out).
+_HASHING = frozenset(["GetSignatures", "ReadDelta", "WriteDelta"])
+HEARTBEAT_SECONDS = 1.0
 
 
 def wait_briefly_for_input(fd):
@@ -165,6 +169,10 @@ class Server(object):
             self._workers.append(worker)
         return True
 
+    def _beat(self, done):
+        while not done.wait(HEARTBEAT_SECONDS):
+            self._note_progress()
+
     def _note_progress(self):
         with contextlib.suppress(OSError):
             self.send(0, "Progress", {})
@@ -173,6 +181,10 @@ class Server(object):
         self.send(request_id, "Error", {"code": code, "message": message})
 
     def _handle(self, request_id, message_type, fields, blob):
+        beating = None
+        if message_type in _HASHING:
+            beating = threading.Event()
+            threading.Thread(target=self._beat, args=(beating,), daemon=True).start()
         try:
             if message_type in _OPERATIONS:
                 with watcher.operation():
@@ -197,6 +209,9 @@ class Server(object):
                 traceback.print_exc()
             message = "%s: %s" % (type(exc).__name__, exc)
             reply_type, reply_fields, reply_blob = "Error", {"code": "internal", "message": message}, b""
+        finally:
+            if beating is not None:
+                beating.set()
         # If the controller went away, the work itself is still done and recorded.
         with contextlib.suppress(OSError):
             self.send(request_id, reply_type, reply_fields, reply_blob)
