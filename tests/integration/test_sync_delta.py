@@ -4,9 +4,11 @@ the channel carries little more than the change (counted by mngr's --format json
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -133,3 +135,54 @@ def test_a_file_unlike_the_old_one_still_arrives_whole(sandbox, ssh_host: SshHos
     assert (work / "push.bin").read_bytes() == pushed
     assert (target / "pull.bin").read_bytes() == pulled
     assert (target / "push.bin").read_bytes() == pushed
+
+
+class _Toucher:
+    """Rewrites the first 4 KiB of a file in place with the bytes it already has, over and
+    over: its version (mtime, ctime) keeps changing, its content (old or new) does not."""
+
+    def __init__(self, path: Path, head: bytes) -> None:
+        self.path, self.head = path, head
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.001):
+            with contextlib.suppress(OSError), open(self.path, "r+b") as handle:
+                handle.write(self.head)
+
+    def __enter__(self) -> _Toucher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.mark.parametrize("action", ["push", "pull"])
+def test_a_receiving_file_that_changes_during_the_rebuild_is_not_rebuilt_but_sent_whole(
+        sandbox, ssh_host: SshHost, action: str) -> None:  # noqa: F811
+    work = _remote_work(sandbox, ssh_host)
+    local = sandbox.root / "local"
+    local.mkdir()
+    source, target = (local, work) if action == "push" else (work, local)
+    old = random.Random(12).randbytes(SIZE)
+    new = _one_byte(old)
+    _write(target / "f.bin", old, ssh_host)
+    _write(source / "f.bin", new, ssh_host)
+    with _Toucher(target / "f.bin", old[:4096]):
+        moved = _transfer(sandbox, action, local)
+    assert (target / "f.bin").read_bytes() == new
+    carried = moved["wire"]["sent" if action == "push" else "received"]
+    assert carried > SIZE, "the delta could not have landed: the file went whole"
+    assert _parts(target) == []
+
+
+def _write(path: Path, data: bytes, host: SshHost) -> None:
+    path.write_bytes(data)
+    _own(path, host)
+
+
+def _parts(directory: Path) -> list[str]:
+    return [path.name for path in directory.iterdir() if path.name.startswith(".mngr-part")]
