@@ -339,6 +339,8 @@ def write_delta(root, path, ops, file_offset, final, mode, mtime_ns, old_version
     from . import delta
 
     check_path(path)
+    if not delta.MIN_BLOCK <= block <= delta.MAX_BLOCK or file_offset < 0:
+        raise RequestFailed("invalid", "a delta of %s with block %r from %r" % (path, block, file_offset))
     parent_dir, name = os.path.split(path)
     directory = _safe_directory(root, parent_dir, create=False)
     part = os.path.join(directory, part_name(name))

@@ -221,3 +221,13 @@ def test_signatures_taken_by_several_threads_are_those_taken_by_one(tmp_path: Pa
         assert delta.signatures(fd, len(data), BLOCK) == alone
     finally:
         os.close(fd)
+
+
+def test_write_delta_refuses_a_bad_block_size_or_offset(tmp_path: Path) -> None:
+    old = random.Random(9).randbytes(2 * 1024 * 1024)
+    root, version, block, ops, digest = _landing(tmp_path, old, old)
+    for bad_block, offset in ((0, 0), (delta.MAX_BLOCK * 2, 0), (block, -1)):
+        with pytest.raises(RequestFailed) as raised:
+            files.write_delta(str(root), "f.bin", ops, offset, True, 0o644, 0, version, bad_block, digest)
+        assert raised.value.code == "invalid"
+    assert (root / "f.bin").read_bytes() == old
