@@ -223,17 +223,33 @@ class HostHandle:
 
     def prepare_work_dir(self, name: str, path: str, bundle: bytes = b"", remove: bool = False,
                          branch: str = "") -> str:
-        timeout = None if self.timeout is None else self.timeout + len(bundle) / 1e6
         request = protocol.PrepareWorkDir(name=name, path=path, remove=remove, branch=branch)
-        reply, _ = self._call_with_blob(request, protocol.WorkDir, bundle, timeout=timeout)
+        reply, _ = self._call_with_blob(request, protocol.WorkDir, bundle, timeout=self.timeout)
         return reply.path
 
     def write_files(self, request: protocol.WriteFiles, blob: bytes) -> protocol.Written:
         """Carry out ``request``: the work dir's new manifest tag and what was skipped."""
-        # Writing is bounded by the data sent, not by the host: allow for a slow link.
-        timeout = None if self.timeout is None else self.timeout + len(blob) / 1e6
-        reply, _ = self._call_with_blob(request, protocol.Written, blob, timeout=timeout)
+        # The timeout is about progress (see RpcClient): a slow link that moves is fine.
+        reply, _ = self._call_with_blob(request, protocol.Written, blob, timeout=self.timeout)
         return reply
+
+    def signatures(self, name: str, path: str, work_dir: str = "") -> tuple[protocol.Signatures, bytes]:
+        """The signatures of the host's file at ``path`` for a delta push (block 0: none)."""
+        return self._call_with_blob(protocol.GetSignatures(name=name, path=path, work_dir=work_dir),
+                                    protocol.Signatures, timeout=self.timeout)
+
+    def write_delta(self, request: protocol.WriteDelta, blob: bytes) -> protocol.Written:
+        reply, _ = self._call_with_blob(request, protocol.Written, blob, timeout=self.timeout)
+        return reply
+
+    def read_delta(self, request: protocol.ReadDelta, records: bytes) -> tuple[protocol.DeltaData, bytes]:
+        return self._call_with_blob(request, protocol.DeltaData, records, timeout=self.timeout)
+
+    def wire_bytes(self) -> tuple[int, int]:
+        """(sent, received): the bytes this handle's channel carried so far."""
+        if self._client is None:
+            return 0, 0
+        return self._client.bytes_sent, self._client.bytes_received
 
     def agent_spec(self, name: str) -> protocol.AgentSpec:
         return self._call(protocol.GetAgentSpec(name=name), protocol.AgentSpec, timeout=self.timeout)
@@ -245,7 +261,7 @@ class HostHandle:
     def read_files(self, name: str, paths: list[str], offset: int = 0,
                    length: int = 0) -> tuple[protocol.FileData, bytes]:
         """The files ``paths`` (with a ``length``: that part of the one file); a reply holds
-        at most a batch or a part, so the usual timeout is about progress, not size."""
+        at most a batch or a part."""
         return self._call_with_blob(protocol.ReadFiles(name=name, paths=paths, offset=offset, length=length),
                                     protocol.FileData, timeout=self.timeout)
 

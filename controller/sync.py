@@ -21,11 +21,16 @@ say what did not land, and why.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
 import stat
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 from mngr.remote_helper import files, guarded
 from mngr.remote_helper.wire import RequestFailed
@@ -35,6 +40,7 @@ from .errors import MngrError, ProtocolViolation
 from .hosts import HostHandle
 from .local_walk import LocalWalk, StaleKept, reuse
 from .plan import Entry, Plan, decode_manifest, directories_to_finish, make_plan
+from .sync_delta import pull_delta, push_delta, worth_a_delta
 
 __all__ = ["Entry", "PartialCopy", "Plan", "both_manifests", "make_plan", "pull", "push", "refuse_partial"]
 
@@ -228,12 +234,22 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
             expect=_wire_expect(expect, iter(gone))), b"")
         tag = written.tag
         _note_skipped(plan, _skipped_from_wire(handle.host, written.skipped))
+    by_delta: set[str] = set()
+    for entry in plan.send:
+        # A delta is not compare-and-swap, nor of a named version: not for pair's writes.
+        if (entry[1] == "f" and worth_a_delta(entry[3]) and entry[0] not in plan.replace and not exact
+                and not (expect and entry[0] in expect)):
+            landed, tag = push_delta(handle, name, local_root, entry[0], work_dir, tag)
+            if landed:
+                by_delta.add(entry[0])
     with _Sender(handle, tag) as sender:
         request = protocol.WriteFiles(name=name, dirs=_wire_dirs(plan.dirs), work_dir=work_dir)
         chunks: list[bytes] = []
         abandoned: list[str] = []
         size = 0
         for entry in plan.send:
+            if entry[0] in by_delta:
+                continue
             wire_path = files.path_to_wire(entry[0])
             if entry[1] == "l":
                 request.links.append([wire_path, files.path_to_wire(entry[5])])
@@ -475,10 +491,14 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, expec
     for entry in plan.send:
         if entry[1] == "l" and entry[0] not in failed:
             attempt(entry[0], files.write_link, entry[5])
-    small = [entry for entry in plan.send if entry[1] == "f" and entry[3] <= PART_BYTES]
+    # A delta lands whatever version the host has now: not where a version was asked for (pair).
+    by_delta = {entry[0] for entry in plan.send if entry[1] == "f" and worth_a_delta(entry[3]) and not exact
+                and entry[0] not in expect and entry[0] not in failed
+                and pull_delta(handle, name, local_root, entry[0], entry[3], guard)}
+    small = [entry for entry in plan.send if entry[1] == "f" and entry[3] <= PART_BYTES and entry[0] not in by_delta]
     planned = {entry[0]: entry for entry in small} if exact else {}
     for entry in plan.send:
-        if entry[1] == "f" and entry[3] > PART_BYTES and entry[0] not in failed:
+        if entry[1] == "f" and entry[3] > PART_BYTES and entry[0] not in failed | by_delta:
             missed = pull_in_parts(handle, name, local_root, entry[0], guard, expect.get(entry[0]),
                                    entry if exact else None)
             if missed:
@@ -588,36 +608,58 @@ def _land_part(local_root: str, path: str, content: bytes, offset: int, final: b
     return None
 
 
+PARTS_IN_FLIGHT = 3  # the host reads the next parts while this side writes one
+
+
 def pull_in_parts(handle: HostHandle, name: str, local_root: str, path: str,
                   guard: guarded.Guard = guarded.NO_GUARD, expected: Entry | None = None,
                   planned: Entry | None = None) -> list[str] | None:
     """Bring one large file in parts of PART_BYTES, appended to its part file here and
     renamed over ``path`` once whole, with the mode and mtime of the bytes received: every
     part must come from the same version of the file (files.version_of), else it starts
-    again, a few times. [path, why] if it did not land."""
+    again, a few times. Up to PARTS_IN_FLIGHT parts are asked for at once. [path, why] if
+    it did not land."""
+    from concurrent.futures import ThreadPoolExecutor
+
     wanted = {path}
-    for _ in range(files.READ_ATTEMPTS):
-        offset, version = 0, None
-        while True:
-            reply, data = handle.read_files(name, [files.path_to_wire(path)], offset=offset, length=PART_BYTES)
-            if reply.skipped:
-                files.discard_part(local_root, path)
-                return _skipped_from_wire(handle.host, reply.skipped)[0]
-            if len(reply.files) != 1 or len(reply.versions) != 1:
-                raise ProtocolViolation(handle.host, f"the host sent no part of {path!r} nor said why"[:200])
-            if version is not None and reply.versions[0] != version:
-                break  # changed between two parts: start again
-            version = reply.versions[0]
-            _, content, mode, mtime_ns, size = _pulled_content(handle.host, reply.files[0], data, wanted,
-                                                               offset, PART_BYTES)
-            if planned is not None and [mode, size, mtime_ns] != list(planned[2:5]):
-                files.discard_part(local_root, path)
-                return [path, files.CHANGED_MEANWHILE]  # not the version the plan was made from
-            final = offset + len(content) >= size
-            missed = _land_part(local_root, path, content, offset, final, mode, mtime_ns, guard,
-                                expected if final else None)
-            if missed or final:
-                return missed
-            offset += len(content)
+    wire_path = files.path_to_wire(path)
+    with ThreadPoolExecutor(PARTS_IN_FLIGHT) as pool:
+        for _ in range(files.READ_ATTEMPTS):
+            asked: collections.deque[tuple[int, Future[tuple[protocol.FileData, bytes]]]] = collections.deque()
+            next_offset, size, version = 0, None, None
+            try:
+                while True:
+                    # The size is known from the first reply on; until then one part is asked for.
+                    while len(asked) < PARTS_IN_FLIGHT and (not asked if size is None else next_offset < size):
+                        asked.append((next_offset, pool.submit(handle.read_files, name, [wire_path],
+                                                               offset=next_offset, length=PART_BYTES)))
+                        next_offset += PART_BYTES
+                    offset, future = asked.popleft()
+                    reply, data = future.result()
+                    if reply.skipped:
+                        files.discard_part(local_root, path)
+                        return _skipped_from_wire(handle.host, reply.skipped)[0]
+                    if len(reply.files) != 1 or len(reply.versions) != 1:
+                        raise ProtocolViolation(handle.host, f"the host sent no part of {path!r} nor said why"[:200])
+                    if version is not None and reply.versions[0] != version:
+                        break  # changed between two parts: start again
+                    version = reply.versions[0]
+                    _, content, mode, mtime_ns, size = _pulled_content(handle.host, reply.files[0], data, wanted,
+                                                                       offset, PART_BYTES)
+                    if planned is not None and [mode, size, mtime_ns] != list(planned[2:5]):
+                        files.discard_part(local_root, path)
+                        return [path, files.CHANGED_MEANWHILE]  # not the version the plan was made from
+                    final = offset + len(content) >= size
+                    missed = _land_part(local_root, path, content, offset, final, mode, mtime_ns, guard,
+                                        expected if final else None)
+                    if missed or final:
+                        return missed
+            finally:
+                for _, future in asked:
+                    future.cancel()
+                for _, future in asked:  # the replies of parts no longer wanted are not waited for by anyone else
+                    if not future.cancelled():
+                        with contextlib.suppress(BaseException):
+                            future.result()
     files.discard_part(local_root, path)
     return [path, "kept changing while it was read"]

@@ -401,6 +401,77 @@ def discard_part(root, path):
         os.unlink(os.path.join(_safe_directory(root, parent_dir, create=False), part_name(name)))
 
 
+def write_delta(root, path, ops, file_offset, final, mode, mtime_ns, old_version, block, digest):
+    """Play a chunk of delta operations (see delta.py) against the file at ``path`` into its
+    part file at ``file_offset``, if what they make has the chunk's ``digest`` and the old
+    file is still at ``old_version`` (see version_of); on ``final``, land the result.
+    RequestFailed("delta_mismatch") otherwise: nothing lands and no part stays."""
+    from . import delta
+
+    check_path(path)
+    if not delta.MIN_BLOCK <= block <= delta.MAX_BLOCK or file_offset < 0:
+        raise RequestFailed("invalid", "a delta of %s with block %r from %r" % (path, block, file_offset))
+    parent_dir, name = os.path.split(path)
+    directory = _safe_directory(root, parent_dir, create=False)
+    part = os.path.join(directory, part_name(name))
+    old_fd = open_regular(root, path)
+    try:
+        old_size = os.fstat(old_fd).st_size
+        if version_of(os.fstat(old_fd)) != old_version:
+            raise RequestFailed("delta_mismatch", "%s changed since its signatures were taken" % path)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if file_offset == 0 else 0)
+        fd = os.open(part, flags, 0o600)
+        try:
+            if os.fstat(fd).st_size != file_offset:
+                raise RequestFailed("invalid", "part of %s arrived out of order" % path)
+            os.lseek(fd, file_offset, os.SEEK_SET)
+            _, made = delta.apply_ops(ops, old_fd, block, old_size, fd)
+            if made != digest:
+                raise RequestFailed("delta_mismatch", "%s rebuilt from a delta is not the file sent" % path)
+            if version_of(os.fstat(old_fd)) != old_version:
+                raise RequestFailed("delta_mismatch", "%s changed while it was rebuilt" % path)
+            if final:
+                os.fchmod(fd, mode & 0o7777)
+        finally:
+            os.close(fd)
+        if final:
+            os.utime(part, ns=(mtime_ns, mtime_ns))
+            os.replace(part, os.path.join(directory, name))
+    except (OSError, RequestFailed, delta.FileChanged) as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        if isinstance(exc, delta.FileChanged):
+            raise RequestFailed("delta_mismatch", "%s changed while it was rebuilt" % path) from None
+        raise
+    finally:
+        os.close(old_fd)
+
+
+def signatures_of(root, path):
+    """(block, size, version, records) of the regular file at ``path`` for a delta (see
+    delta.py); block 0 when there is none worth one (missing, small, changing)."""
+    from . import delta
+
+    try:
+        fd = open_regular(root, path)
+    except (OSError, RequestFailed):
+        return 0, 0, "", b""
+    try:
+        before = os.fstat(fd)
+        if before.st_size < delta.MIN_BYTES:
+            return 0, 0, "", b""
+        block = delta.block_size_for(before.st_size)
+        try:
+            records = delta.signatures(fd, before.st_size, block)
+        except delta.FileChanged:
+            return 0, 0, "", b""
+        if version_of(os.fstat(fd)) != version_of(before):
+            return 0, 0, "", b""
+        return block, before.st_size, version_of(before), records
+    finally:
+        os.close(fd)
+
+
 def write_link(root, path, link_target, expected=None):
     check_path(path)
     parent_dir, name = os.path.split(path)
@@ -657,6 +728,67 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
             skipped.append([path, _reason(exc)])
     skipped.extend(finish_directories(root, [entry for entry in finish_dirs if not guard.why_not_write(entry[0])]))
     return skipped
+
+
+def apply_delta(root, path, ops, fields, guard=NO_GUARD):
+    """Carry out a WriteDelta request's ``fields`` with its operations ``ops``, like
+    apply_write: [[path, reason]] if it could not land (a mismatch among them)."""
+    try:
+        reason = guard.why_not_write(path)
+        if reason:
+            raise RequestFailed("unsafe_path", reason)
+        write_delta(root, path, ops, fields["offset"], fields["final"], fields["mode"], fields["mtime_ns"],
+                    fields["old_version"], fields["block"], bytes.fromhex(fields["digest"]))
+    except (OSError, RequestFailed, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno in _HOST_WIDE_ERRORS:
+            raise
+        return [[path, _reason(exc)]]
+    return []
+
+
+def read_delta(root, wire_path, records, block, old_size, literal_budget, guard=NO_GUARD):
+    """(fields, operations) of a DeltaData reply: the delta of the file at ``wire_path``
+    against the old file ``records`` describe (see delta.py), read consistently (the file
+    did not change from the first byte read to the last), within ``literal_budget`` bytes
+    of literal data (0: no limit)."""
+    import time
+
+    from . import delta
+
+    path = check_path(path_from_wire(wire_path))
+    for attempt in range(READ_ATTEMPTS):
+        if attempt:
+            time.sleep(SETTLE_NS / 1e9)
+        try:
+            if guard.hides(path):
+                raise RequestFailed("unsafe_path", guard.why_not_write(path))
+            fd = open_regular(root, path)
+        except (OSError, RequestFailed) as exc:
+            return {"skipped": skipped_to_wire([[path, _reason(exc)]])}, b""
+        try:
+            before = os.fstat(fd)
+            if before.st_ctime_ns > time.time_ns() - SETTLE_NS:
+                continue
+            # One chunk: the reply is one frame, its digest the chunk's.
+            maker = delta.DeltaMaker(fd, before.st_size, records, block, old_size, chunk_bytes=1 << 62,
+                                     literal_budget=literal_budget or None)
+            try:
+                chunks = list(maker)
+            except delta.TooDifferent:
+                return {"too_different": True}, b""
+            except delta.FileChanged:
+                continue
+            if version_of(os.fstat(fd)) != version_of(before):
+                continue
+        except OSError as exc:
+            return {"skipped": skipped_to_wire([[path, _reason(exc)]])}, b""
+        finally:
+            os.close(fd)
+        ops, _, digest = chunks[0] if chunks else (b"", 0, delta.chunk_digest().digest())
+        packed, compressed = pack(ops)
+        return {"version": version_of(before), "size": before.st_size, "mode": stat.S_IMODE(before.st_mode),
+                "mtime_ns": before.st_mtime_ns, "digest": digest.hex(), "compressed": compressed}, packed
+    return {"skipped": skipped_to_wire([[path, "kept changing while it was read"]])}, b""
 
 
 def written_paths(dirs, links, parts, finish_dirs):

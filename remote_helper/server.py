@@ -42,7 +42,7 @@ from .wire import (
 # Requests that change agents: the idle watcher never stops the host while one runs.
 _OPERATIONS = frozenset(
     ["CreateAgent", "StartAgent", "StopAgent", "DestroyAgent", "SendMessage", "ExecStart", "WriteFiles",
-     "PrepareWorkDir"]
+     "WriteDelta", "PrepareWorkDir"]
 )
 # Requests that are activity on the host, and the source they count as.
 _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "message"}
@@ -50,12 +50,19 @@ _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "mes
 _REPLY_TYPES = frozenset(
     ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
      "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec", "Written", "Garbage",
-     "Changes"]
+     "Changes", "Signatures", "DeltaData", "Progress"]
 )
 _LOG_MAX_BYTES = 1024 * 1024
 
 
 SPIN_SECONDS = 0.0002
+# While a large frame arrives the helper says so this often: a slow link buffers megabytes
+# (ssh's window), which the controller would otherwise see as a silent channel.
+PROGRESS_SECONDS = 0.25
+# Requests that hash a whole large file say they are at it this often (the work is bounded,
+# so a helper that hangs elsewhere still falls silent and times out).
+_HASHING = frozenset(["GetSignatures", "ReadDelta", "WriteDelta"])
+HEARTBEAT_SECONDS = 1.0
 
 
 def wait_briefly_for_input(fd):
@@ -82,9 +89,14 @@ class FrameReader(object):
         self._buffer = bytearray()
         self._peer_is_quick = False
 
-    def read_exact(self, count):
-        """Return exactly ``count`` bytes, or None if the stream ends first."""
+    def read_exact(self, count, progress=None):
+        """Return exactly ``count`` bytes, or None if the stream ends first; ``progress``
+        is called every PROGRESS_SECONDS while they arrive."""
+        noted = time.monotonic()
         while len(self._buffer) < count:
+            if progress is not None and time.monotonic() - noted >= PROGRESS_SECONDS:
+                progress()
+                noted = time.monotonic()
             started = time.monotonic()
             if self._peer_is_quick:
                 wait_briefly_for_input(self._fd)
@@ -149,8 +161,8 @@ class Server(object):
         except FatalFrameError as exc:
             self._send_error(HEADER.unpack(header)[0], exc.code, exc.message)
             return False
-        body = self._reader.read_exact(body_length)
-        blob = self._reader.read_exact(blob_length) if blob_length else b""
+        body = self._reader.read_exact(body_length, self._note_progress)
+        blob = self._reader.read_exact(blob_length, self._note_progress) if blob_length else b""
         if body is None or blob is None:
             return False
         try:
@@ -171,10 +183,22 @@ class Server(object):
             self._workers.append(worker)
         return True
 
+    def _beat(self, done):
+        while not done.wait(HEARTBEAT_SECONDS):
+            self._note_progress()
+
+    def _note_progress(self):
+        with contextlib.suppress(OSError):
+            self.send(0, "Progress", {})
+
     def _send_error(self, request_id, code, message):
         self.send(request_id, "Error", {"code": code, "message": message})
 
     def _handle(self, request_id, message_type, fields, blob):
+        beating = None
+        if message_type in _HASHING:
+            beating = threading.Event()
+            threading.Thread(target=self._beat, args=(beating,), daemon=True).start()
         try:
             if message_type in _OPERATIONS:
                 with watcher.operation():
@@ -199,6 +223,9 @@ class Server(object):
                 traceback.print_exc()
             message = "%s: %s" % (type(exc).__name__, exc)
             reply_type, reply_fields, reply_blob = "Error", {"code": "internal", "message": message}, b""
+        finally:
+            if beating is not None:
+                beating.set()
         # If the controller went away, the work itself is still done and recorded.
         with contextlib.suppress(OSError):
             self.send(request_id, reply_type, reply_fields, reply_blob)
@@ -296,6 +323,20 @@ class Server(object):
             root = self._work_dir(fields["name"], "")
             paths = [files.path_from_wire(path) for path in fields["paths"]]
             return "Changes", {"paths": fields["paths"]}, _packed_entries(root, paths)
+        if message_type == "GetSignatures":
+            root = self._work_dir(fields["name"], fields["work_dir"])
+            path = files.check_path(files.path_from_wire(fields["path"]))
+            if guarded.guard_for(root).hides(path):
+                return "Signatures", {}, b""
+            block, size, version, records = files.signatures_of(root, path)
+            return "Signatures", {"block": block, "size": size, "version": version}, records
+        if message_type == "WriteDelta":
+            return "Written", self._write_delta(fields, blob), b""
+        if message_type == "ReadDelta":
+            root = self._work_dir(fields["name"], "")
+            reply, ops = files.read_delta(root, fields["path"], blob, fields["block"], fields["old_size"],
+                                          fields["literal_budget"], guarded.guard_for(root))
+            return "DeltaData", reply, ops
         if message_type == "PrepareWorkDir":
             agents.check_name(fields["name"])
             if fields["remove"]:
@@ -332,6 +373,27 @@ class Server(object):
             self._commands.kill(fields["exec_id"])
             return "Done", {}, b""
         raise ProtocolError("unknown_type", "no handler for %s" % message_type)
+
+    def _write_delta(self, fields, blob):
+        import zlib
+
+        root = self._work_dir(fields["name"], fields["work_dir"])
+        guard = guarded.guard_for(root)
+        path = files.check_path(files.path_from_wire(fields["path"]))
+        if fields["compressed"]:
+            inflater = zlib.decompressobj()
+            try:
+                blob = inflater.decompress(blob, files.MAX_PART_BYTES)
+            except zlib.error as exc:
+                raise RequestFailed("invalid", "a delta is not valid zlib data: %s" % exc) from None
+        with manifest_cache.writing(root, fields["known"]) as write:
+            skipped = files.apply_delta(root, path, blob, fields, guard)
+            if fields["final"] and not skipped:
+                write.written.append(path)
+        if skipped:
+            write.tag = ""
+        idle.note("user", fields["name"])
+        return {"tag": write.tag, "skipped": files.skipped_to_wire(skipped)}
 
     def _work_dir(self, name, work_dir):
         """The agent's work dir; with no name, ``work_dir`` (one PrepareWorkDir made)."""

@@ -270,6 +270,49 @@ class StatPaths(msgspec.Struct, tag=True, kw_only=True):
     paths: list[str]
 
 
+class GetSignatures(msgspec.Struct, tag=True, kw_only=True):
+    """Signatures of the file at ``path`` in the agent's work dir (or ``work_dir``) for a
+    delta push; answered with Signatures (see remote_helper/delta.py)."""
+
+    name: str
+    path: str
+    work_dir: str = ""
+
+
+class WriteDelta(msgspec.Struct, tag=True, kw_only=True):
+    """Part of a delta push: the blob's operations (zlib-compressed if ``compressed``) played
+    against the file at ``path`` as it was at ``old_version`` into its part file from
+    ``offset`` of the new file if what they make has the ``digest`` (hex: the SHA-256 of
+    the SHA-1s of its blocks and literal runs, see remote_helper/delta.py); with ``final``,
+    landed with ``mode`` and ``mtime_ns``. Answered with Written; a mismatch is a skipped
+    entry."""
+
+    name: str
+    path: str
+    old_version: str
+    block: int
+    offset: int = 0
+    final: bool = False
+    mode: int = 0o644
+    mtime_ns: int = 0
+    digest: str = ""
+    compressed: bool = False
+    work_dir: str = ""
+    known: str = ""
+
+
+class ReadDelta(msgspec.Struct, tag=True, kw_only=True):
+    """The delta of the file at ``path`` in the agent's work dir against the controller's
+    old file of ``old_size`` bytes whose signatures, in blocks of ``block``, are the blob;
+    answered with DeltaData."""
+
+    name: str
+    path: str
+    block: int
+    old_size: int
+    literal_budget: int = 0
+
+
 class ExecStart(msgspec.Struct, tag=True, kw_only=True):
     """Run a shell command in the agent's work dir with its environment."""
 
@@ -352,6 +395,37 @@ class WorkDir(msgspec.Struct, tag=True, kw_only=True):
     path: str
 
 
+class Progress(msgspec.Struct, tag=True, kw_only=True):
+    """Sent unasked, as request 0, while a large frame arrives at the helper: the channel
+    is moving even when a slow link's buffers hide it (see RpcClient)."""
+
+
+class Signatures(msgspec.Struct, tag=True, kw_only=True):
+    """The blob holds the signature records of a file of ``size`` bytes at ``version`` in
+    blocks of ``block``; ``block`` 0: no file there worth a delta."""
+
+    block: int = 0
+    size: int = 0
+    version: str = ""
+
+
+class DeltaData(msgspec.Struct, tag=True, kw_only=True):
+    """The blob holds a delta's operations (zlib-compressed if ``compressed``) rebuilding the
+    file of ``size`` bytes, ``mode`` and ``mtime_ns``, what they make having the ``digest``
+    (hex, as WriteDelta's), the file's version having been ``version`` throughout. ``too_different``: the delta would carry
+    more than the budget of literal bytes (nothing in the blob); ``skipped``: [path, reason]
+    when the file could not be read."""
+
+    version: str = ""
+    size: int = 0
+    mode: int = 0
+    mtime_ns: int = 0
+    digest: str = ""
+    compressed: bool = False
+    too_different: bool = False
+    skipped: list[list[str]] = []
+
+
 class FileData(msgspec.Struct, tag=True, kw_only=True):
     """``files``: [path, blob offset, length, zlib-compressed, mode, mtime_ns, size], the
     mode, mtime and size being those of exactly the bytes sent (the file did not change
@@ -426,12 +500,12 @@ class Garbage(msgspec.Struct, tag=True, kw_only=True):
 Request = (
     Ping | GetHelperInfo | ListAgents | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
     | AwaitInput | CapturePane | ReadOutput | NoteActivity | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
-    | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | WatchChanges | StatPaths | ExecStart | ExecRead | ExecKill
-    | CollectGarbage
+    | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | WatchChanges | StatPaths | GetSignatures | WriteDelta
+    | ReadDelta | ExecStart | ExecRead | ExecKill | CollectGarbage
 )
 Reply = (
     Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | AgentSpec | WorkDir | FileData | Captured
-    | Written | Changes
+    | Written | Changes | Signatures | DeltaData | Progress
     | OutputChunk | ExecStarted | ExecOutput | Garbage | Error
 )
 

@@ -5,6 +5,11 @@ reads frames off the stream, keeping replies meant for other callers; the others
 condition until their reply shows up or the read lock is free for them to take. A lone
 caller (the common case) therefore reads its own reply directly, with no thread hand-off,
 which is what keeps a round trip in the tens of microseconds.
+
+A request's timeout is about progress: it fails when no byte moved on the channel, either
+way, for that long, so a slow link that keeps moving never times out and a frozen host
+fails in bounded time. A write of a large frame is watched too: one blocked that long cuts
+the stream off.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from typing import TypeVar
 
 import msgspec
@@ -23,12 +29,17 @@ from .stream import BufferedReader, Stream
 
 ReplyT = TypeVar("ReplyT")
 
+_WRITE_SLICE = 64 * 1024  # progress is noted per slice: a slow link moves one in well under a second
+_WATCHED_WRITE = 64 * 1024  # a frame that may not fit in the pipe: its write may block
+
 
 class RpcClient:
     def __init__(self, stream: Stream, reader: BufferedReader | None = None) -> None:
         self.stream = stream
         self.host = stream.host
         self._reader = reader or BufferedReader(stream)
+        self._reader.on_data = self._received
+        self._last_progress = time.monotonic()
         self._ids = itertools.count(1)
         self._send_lock = threading.Lock()
         self._read_lock = threading.Lock()
@@ -36,6 +47,9 @@ class RpcClient:
         self._replies: dict[int, tuple[protocol.Reply, bytes]] = {}
         self._failure: MngrError | None = None
         self.helper_was_sent = False
+        # The bytes of frames this client sent and read (what a transfer cost on the wire).
+        self.bytes_sent = 0
+        self.bytes_received = 0
 
     @classmethod
     def bootstrap(cls, stream: Stream, timeout: float | None = 30.0) -> RpcClient:
@@ -67,10 +81,10 @@ class RpcClient:
             raise self._failure
         request_id = next(self._ids)
         frame = protocol.encode_frame(request_id, request, blob)
+        what = type(request).__name__
         with self._send_lock:
-            self.stream.write(frame)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        reply, reply_blob = self._wait_for(request_id, deadline, type(request).__name__)
+            self._write(frame, timeout, what)
+        reply, reply_blob = self._wait_for(request_id, timeout, what)
         if isinstance(reply, protocol.Error):
             raise remote_error(self.host, reply.code, reply.message)
         if not isinstance(reply, expect):
@@ -79,7 +93,49 @@ class RpcClient:
             )
         return reply, reply_blob
 
-    def _wait_for(self, request_id: int, deadline: float | None, what: str) -> tuple[protocol.Reply, bytes]:
+    def _received(self, count: int) -> None:
+        self._last_progress = time.monotonic()
+
+    def _stalled_at(self, stall: float) -> Callable[[], float]:
+        """The moment the channel counts as stuck: ``stall`` seconds after bytes last moved."""
+        return lambda: self._last_progress + stall
+
+    def _write(self, frame: bytes, stall: float | None, what: str) -> None:
+        if stall is None or len(frame) <= _WATCHED_WRITE:
+            self.stream.write(frame)
+            self._last_progress = time.monotonic()
+            self.bytes_sent += len(frame)
+            return
+        writing = threading.Event()
+        stuck = threading.Event()
+
+        def watch() -> None:
+            while not writing.wait(min(1.0, stall / 4)):
+                if time.monotonic() - self._last_progress > stall:
+                    stuck.set()
+                    self.stream.abort()
+                    return
+
+        watchdog = threading.Thread(target=watch, daemon=True)
+        watchdog.start()
+        try:
+            view = memoryview(frame)
+            for start in range(0, len(frame), _WRITE_SLICE):
+                self.stream.write(bytes(view[start:start + _WRITE_SLICE]))
+                self._last_progress = time.monotonic()
+                self.bytes_sent += min(_WRITE_SLICE, len(frame) - start)
+        except ChannelClosed as exc:
+            if stuck.is_set():
+                self._fail(ChannelTimeout(self.host, f"sending {what} made no progress for {stall:.0f} s"))
+            else:
+                self._fail(exc)
+            raise self._failure from exc  # type: ignore[misc]
+        finally:
+            writing.set()
+            watchdog.join()
+
+    def _wait_for(self, request_id: int, stall: float | None, what: str) -> tuple[protocol.Reply, bytes]:
+        deadline = None if stall is None else self._stalled_at(stall)
         while True:
             with self._replies_changed:
                 if request_id in self._replies:
@@ -98,13 +154,13 @@ class RpcClient:
                     with self._replies_changed:
                         self._replies_changed.notify_all()
             else:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise ChannelTimeout(self.host, f"no reply to {what} in time")
+                if deadline is not None and time.monotonic() >= deadline():
+                    raise ChannelTimeout(self.host, f"no reply to {what}: nothing moved for {stall:.0f} s")
                 with self._replies_changed:
                     if request_id not in self._replies and self._failure is None:
                         self._replies_changed.wait(timeout=0.05)
 
-    def _read_one_frame(self, deadline: float | None, what: str) -> None:
+    def _read_one_frame(self, deadline: Callable[[], float] | None, what: str) -> None:
         try:
             # A timeout before any byte of the header arrived leaves the stream in step; one
             # after it (mid-frame) does not, so from then on the client is unusable.
@@ -130,6 +186,9 @@ class RpcClient:
             self._fail(ProtocolViolation(self.host, f"malformed reply: {exc}"))
             raise self._failure from exc  # type: ignore[misc]
         with self._replies_changed:
+            self.bytes_received += len(header) + body_length + blob_length
+            if request_id == 0 and isinstance(reply, protocol.Progress):
+                return  # its bytes were the news (see _received)
             self._replies[request_id] = (reply, blob)
 
     def _fail(self, error: MngrError) -> None:

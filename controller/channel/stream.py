@@ -12,7 +12,7 @@ import os
 import select
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -71,6 +71,10 @@ class Stream(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the stream; the helper sees end of input and exits once its work is done."""
+
+    def abort(self) -> None:
+        """Cut the stream off now, from any thread: a write blocked on it fails."""
+        self.close()
 
     def diagnostics(self) -> str:
         """What the transport knows about a failure (exit status, stderr), for error messages."""
@@ -153,6 +157,9 @@ class ProcessStream(Stream):
             with contextlib.suppress(OSError):
                 self._process.stderr.close()
 
+    def abort(self) -> None:
+        self.terminate()
+
     def terminate(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             self._process.kill()
@@ -217,21 +224,54 @@ class SocketStream(Stream):
         with contextlib.suppress(OSError):
             self._socket.close()
 
+    def abort(self) -> None:
+        import socket
+
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)
+        self.close()
+
     def diagnostics(self) -> str:
         return "the host daemon closed the connection"
 
 
+Deadline = float | Callable[[], float] | None
+
+
+def _timeout(deadline: Deadline) -> float | None:
+    if deadline is None:
+        return None
+    return max(0.0, (deadline() if callable(deadline) else deadline) - time.monotonic())
+
+
 class BufferedReader:
-    """Exact-length reads over a Stream, keeping whatever arrived past the last request."""
+    """Exact-length reads over a Stream, keeping whatever arrived past the last request.
+
+    A deadline is a moment (time.monotonic) or a function giving it, asked again after a
+    wait: one that moves while bytes flow makes a timeout about progress, not size.
+    ``on_data`` hears of every chunk read.
+    """
 
     def __init__(self, stream: Stream) -> None:
         self._stream = stream
         self._buffer = bytearray()
+        self.on_data: Callable[[int], None] | None = None
 
-    def read_exact(self, count: int, deadline: float | None) -> bytes:
+    def _read(self, max_bytes: int, deadline: Deadline) -> bytes:
+        while True:
+            try:
+                chunk = self._stream.read(max_bytes, _timeout(deadline))
+            except ChannelTimeout:
+                if callable(deadline) and _timeout(deadline):
+                    continue  # bytes moved meanwhile (another thread's): the deadline moved
+                raise
+            if chunk and self.on_data is not None:
+                self.on_data(len(chunk))
+            return chunk
+
+    def read_exact(self, count: int, deadline: Deadline) -> bytes:
         while len(self._buffer) < count:
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            chunk = self._stream.read(max(65536, count - len(self._buffer)), timeout)
+            chunk = self._read(max(65536, count - len(self._buffer)), deadline)
             if not chunk:
                 detail = self._stream.diagnostics()
                 suffix = f" ({detail})" if detail else ""
@@ -241,7 +281,7 @@ class BufferedReader:
         del self._buffer[:count]
         return data
 
-    def read_until(self, marker: bytes, limit: int, deadline: float | None) -> bytes:
+    def read_until(self, marker: bytes, limit: int, deadline: Deadline) -> bytes:
         """Return everything up to and including ``marker``; the rest stays buffered."""
         start = 0
         while True:
@@ -254,8 +294,7 @@ class BufferedReader:
             if len(self._buffer) > limit:
                 raise ChannelClosed(self._stream.host, f"no {marker!r} within {limit} bytes")
             start = max(0, len(self._buffer) - len(marker) + 1)
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            chunk = self._stream.read(65536, timeout)
+            chunk = self._read(65536, deadline)
             if not chunk:
                 detail = self._stream.diagnostics()
                 suffix = f" ({detail})" if detail else ""

@@ -60,6 +60,7 @@ def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk
         (agent,) = locate(listing, [name])
         transfer = sync.push if action == "push" else sync.pull
         branches: list[str] = []
+        sent_before, received_before = agent.handle.wire_bytes()
         try:
             plan = transfer(agent.handle, name, root, local_walk=local_walk, **options)
             if action == "pull" and not options["dry_run"]:
@@ -68,6 +69,8 @@ def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk
             raise MngrError(exc.message) from exc
         except OSError as exc:
             raise MngrError(f"{action} {name}: {exc}") from exc
+        sent, received = agent.handle.wire_bytes()
+        wire = {"sent": sent - sent_before, "received": received - received_before}
     changes = plan.changes()
     missed = [("refused", path, why) for path, why in plan.refused] + [("skipped", path, why)
                                                                         for path, why in plan.skipped]
@@ -78,6 +81,7 @@ def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk
             "refused": [{"path": path, "reason": why} for path, why in plan.refused],
             "skipped": [{"path": path, "reason": why} for path, why in plan.skipped],
             "bytes": plan.bytes_to_send,
+            "wire": wire,
             **({"branches": branches} if action == "pull" else {}),
         }))
     else:

@@ -1,0 +1,409 @@
+"""Delta transfer of a large file: send what changed, not the whole file.
+
+The side holding the old version describes it in fixed blocks (``signatures``): per block a
+short strong digest and the block's first bytes as an anchor. The side holding the new
+version walks it (``DeltaMaker``): where a block of the old file is expected it hashes the
+bytes there; on a miss it looks ahead for the anchors of the next blocks with bytes.find
+(C speed, no per-byte Python loop), confirms a candidate by its digest, and sends what lies
+between as literal bytes. The result is a stream of operations, "copy these old blocks" and
+"these bytes", in chunks, each with a digest of the bytes it makes (the SHA-256 of the
+SHA-1s of its blocks and literal runs, which the walk computes anyway). The old side plays
+them into a part file (files.write_delta), checks each chunk's digest on the bytes it wrote,
+and renames the result into place only when every chunk matched: a digest collision or an
+old file changed meanwhile costs a whole-file transfer, never a wrong file.
+
+docs/sync-delta.md explains the choices and the bounds on the work done for files whose
+anchors repeat everywhere. Standard library only; Python 3.8.
+"""
+
+import hashlib
+import math
+import os
+import struct
+
+from .errors import RequestFailed
+
+MIN_BYTES = 1024 * 1024  # smaller files go whole: a round trip for signatures would not pay
+DIGEST_BYTES = 8
+ANCHOR_BYTES = 4
+RECORD_BYTES = DIGEST_BYTES + ANCHOR_BYTES
+MIN_BLOCK = 8 * 1024
+MAX_BLOCK = 256 * 1024
+LOOKAHEAD_BLOCKS = 8  # the next blocks whose anchors are looked for after a miss
+TRIES_PER_ANCHOR = 8  # candidates of one anchor confirmed by digest before giving up on it
+SCAN_POSITIONS = 1024 * 1024  # per file: positions looked up one by one for a moved block
+_READ_BYTES = 8 * 1024 * 1024
+_SIGNING_THREADS = 4
+_PER_THREAD_BYTES = 32 * 1024 * 1024
+_LITERAL_OP_BYTES = 1024 * 1024
+_COPY = struct.Struct(">cII")  # b"C", first block, number of blocks
+_LITERAL = struct.Struct(">cI")  # b"L", length, then the bytes
+
+
+class TooDifferent(Exception):
+    """The delta would carry more literal bytes than allowed: send the file whole."""
+
+
+class FileChanged(Exception):
+    """The file read changed while it was read."""
+
+
+def block_size_for(size):
+    """The block size for an old file of ``size`` bytes: one changed byte costs a block of
+    literal bytes, every block costs RECORD_BYTES of signature; sqrt(size * RECORD_BYTES)
+    makes the two equal, and the total least."""
+    block = int(math.sqrt(size * RECORD_BYTES))
+    block = max(MIN_BLOCK, min(MAX_BLOCK, block))
+    return (block + 1023) // 1024 * 1024
+
+
+def digest_of(data):
+    # SHA-1 for its speed where CPUs have instructions for it; collisions need not be
+    # resisted (a false match is caught by the chunk's digest), only be rare.
+    return hashlib.sha1(data).digest()[:DIGEST_BYTES]
+
+
+def chunk_digest():
+    """The hash of the SHA-1s of a chunk's pieces (see DeltaMaker), whose match lets it land."""
+    return hashlib.sha256()
+
+
+def signatures(fd, size, block):
+    """The signature records of the first ``size`` bytes of ``fd`` in blocks of ``block``.
+    A large file is read and hashed by a few threads at once (hashlib and pread let go of
+    the GIL), each over its own run of blocks."""
+    count = (size + block - 1) // block
+    workers = min(_SIGNING_THREADS, os.cpu_count() or 1, max(1, size // _PER_THREAD_BYTES))
+    if workers <= 1:
+        return _records(fd, 0, size, block)
+    import threading
+
+    per_worker = (count + workers - 1) // workers * block
+    ranges = [(start, min(size, start + per_worker)) for start in range(0, size, per_worker)]
+    results = [None] * len(ranges)
+
+    def sign(index):
+        start, end = ranges[index]
+        try:
+            results[index] = _records(fd, start, end, block)
+        except BaseException as exc:  # handed to the caller
+            results[index] = exc
+
+    threads = [threading.Thread(target=sign, args=(index,)) for index in range(len(ranges))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return b"".join(results)
+
+
+def _records(fd, offset, end, block):
+    records = bytearray()
+    per_read = max(1, _READ_BYTES // block) * block
+    while offset < end:
+        data = os.pread(fd, min(per_read, end - offset), offset)
+        if not data:
+            raise FileChanged("shorter than it was")
+        view = memoryview(data)
+        for start in range(0, len(data), block):
+            piece = view[start:start + block]
+            records += digest_of(piece)
+            records += bytes(piece[:ANCHOR_BYTES]).ljust(ANCHOR_BYTES, b"\0")
+        offset += len(data)
+    return bytes(records)
+
+
+class _Signatures(object):
+    def __init__(self, records, block, old_size):
+        if block < MIN_BLOCK or block > MAX_BLOCK or old_size < 0:
+            raise RequestFailed("invalid", "bad block size %r" % block)
+        count = (old_size + block - 1) // block
+        if len(records) != count * RECORD_BYTES:
+            raise RequestFailed("invalid", "%d signature bytes for %d blocks" % (len(records), count))
+        self.block = block
+        self.count = count
+        self.old_size = old_size
+        self.digests = [records[index:index + DIGEST_BYTES] for index in range(0, len(records), RECORD_BYTES)]
+        self.anchors = [records[index + DIGEST_BYTES:index + RECORD_BYTES]
+                        for index in range(0, len(records), RECORD_BYTES)]
+        self.by_digest = {}
+        self.by_anchor = {}
+        for index in range(count - 1, -1, -1):  # the first of equal blocks wins
+            self.by_digest[self.digests[index]] = index
+            self.by_anchor[self.anchors[index]] = index
+
+    def length_of(self, index):
+        return min(self.block, self.old_size - index * self.block)
+
+    def matching(self, digest, length):
+        """The index of an old block of ``length`` bytes with that digest, or None."""
+        index = self.by_digest.get(digest)
+        if index is not None and self.length_of(index) == length:
+            return index
+        return None
+
+
+class _Ops(object):
+    """Operations being written: runs of copied blocks merged, literal bytes gathered;
+    ``digest`` takes in the SHA-1 of each piece (a block, an operation's literal bytes)."""
+
+    def __init__(self):
+        self.digest = chunk_digest()
+        self.out = bytearray()
+        self.literal = bytearray()
+        self.literal_total = 0
+        self.covered = 0  # bytes of the new file the operations in ``out`` make
+        self._copy = None  # [first, count, bytes, the blocks' SHA-1s]
+
+    def copy(self, index, length, sha1):
+        self._flush_literal()
+        if self._copy is not None and self._copy[0] + self._copy[1] == index:
+            self._copy[1] += 1
+            self._copy[2] += length
+            self._copy[3].append(sha1)
+            return
+        self._flush_copy()
+        self._copy = [index, 1, length, [sha1]]
+
+    def add_literal(self, data):
+        self._flush_copy()
+        self.literal += data
+        self.literal_total += len(data)
+        while len(self.literal) >= _LITERAL_OP_BYTES:
+            self.out += _LITERAL.pack(b"L", _LITERAL_OP_BYTES)
+            self.digest.update(hashlib.sha1(self.literal[:_LITERAL_OP_BYTES]).digest())
+            self.out += self.literal[:_LITERAL_OP_BYTES]
+            self.covered += _LITERAL_OP_BYTES
+            del self.literal[:_LITERAL_OP_BYTES]
+
+    def _flush_literal(self):
+        if self.literal:
+            self.out += _LITERAL.pack(b"L", len(self.literal))
+            self.digest.update(hashlib.sha1(self.literal).digest())
+            self.out += self.literal
+            self.covered += len(self.literal)
+            self.literal = bytearray()
+
+    def _flush_copy(self):
+        if self._copy is not None:
+            self.out += _COPY.pack(b"C", self._copy[0], self._copy[1])
+            self.covered += self._copy[2]
+            for sha1 in self._copy[3]:  # taken in as the operation is, so a chunk's digest is its own
+                self.digest.update(sha1)
+            self._copy = None
+
+    def flush(self):
+        self._flush_literal()
+        self._flush_copy()
+
+    def take(self):
+        """(operations, bytes of the new file they make, their digest) since the last take."""
+        taken = (bytes(self.out), self.covered, self.digest.digest())
+        self.out = bytearray()
+        self.covered = 0
+        self.digest = chunk_digest()
+        return taken
+
+
+class _Window(object):
+    """A sliding view of the new file, each byte read (and hashed) once, in order."""
+
+    def __init__(self, fd, size):
+        self._fd = fd
+        self.size = size
+        self.start = 0
+        self.data = b""
+        self.view = memoryview(self.data)
+
+    def cover(self, position, wanted):
+        """Make ``data`` hold the file from ``position`` for ``wanted`` bytes (or to its end)."""
+        end = min(self.size, position + wanted)
+        have_end = self.start + len(self.data)
+        if position >= self.start and end <= have_end:
+            return
+        kept = self.data[position - self.start:]
+        self.start = position
+        missing = max(end - have_end, _READ_BYTES)
+        read = os.pread(self._fd, min(missing, self.size - have_end), have_end) if have_end < self.size else b""
+        if have_end < end and not read:
+            raise FileChanged("shorter than it was")
+        self.data = kept + read
+        self.view = memoryview(self.data)
+
+
+class DeltaMaker(object):
+    """The delta of the new file open at ``fd`` (``size`` bytes) against an old one described
+    by ``records`` (see signatures). Iterate for chunks of operations, (operations, bytes
+    of the new file they make, their digest), each about ``chunk_bytes`` or less, and (with ``chunk_covers``) covering
+    about that many bytes of the new file at most. With a
+    ``literal_budget``, TooDifferent once more literal bytes than that would be sent."""
+
+    def __init__(self, fd, size, records, block, old_size, chunk_bytes=4 * 1024 * 1024, literal_budget=None,
+                 chunk_covers=None):
+        self._signatures = _Signatures(records, block, old_size)
+        self._window = _Window(fd, size)
+        self._size = size
+        self._chunk_bytes = chunk_bytes
+        self._chunk_covers = chunk_covers
+        self._budget = literal_budget
+        self._scan_left = SCAN_POSITIONS
+        self.literal_bytes = 0
+
+    def __iter__(self):
+        signatures = self._signatures
+        block = signatures.block
+        search_span = max(4 * block, 1024 * 1024)
+        window = self._window
+        ops = _Ops()
+        position = 0
+        covered_until = 0
+        expected = 0
+        while position < self._size:
+            window.cover(position, search_span + 2 * block)
+            relative = position - window.start
+            piece = window.view[relative:relative + block]
+            sha1 = hashlib.sha1(piece).digest()
+            index = None
+            if expected < signatures.count and signatures.length_of(expected) == len(piece) \
+                    and sha1[:DIGEST_BYTES] == signatures.digests[expected]:
+                index = expected
+            else:
+                index = signatures.matching(sha1[:DIGEST_BYTES], len(piece))
+            if index is not None:
+                ops.copy(index, len(piece), sha1)
+                position += len(piece)
+                expected = index + 1
+            else:
+                found, thorough = self._search(position, expected, search_span)
+                if found is not None:
+                    target, expected = found
+                else:
+                    target = position + (search_span if thorough else block)
+                target = min(target, self._size)
+                ops.add_literal(window.data[relative:relative + target - position])
+                position = target
+                if self._budget is not None and ops.literal_total > self._budget:
+                    raise TooDifferent("more than %d literal bytes" % self._budget)
+            if len(ops.out) >= self._chunk_bytes:
+                yield ops.take()
+            elif self._chunk_covers is not None and position - covered_until >= self._chunk_covers:
+                ops.flush()  # so the receiver can rebuild this much while the walk goes on
+                covered_until = position
+                yield ops.take()
+        ops.flush()
+        if ops.out:
+            yield ops.take()
+        self.literal_bytes = ops.literal_total
+
+    def _search(self, position, expected, span):
+        """((where, block index), thorough) of the nearest old block starting after
+        ``position`` within ``span`` bytes; thorough is False when the caps on the work
+        may have hidden one (low-entropy data), so the caller advances only a block."""
+        signatures = self._signatures
+        window = self._window
+        data = window.data
+        base = window.start
+        low = position + 1
+        high = min(self._size, position + span)
+        best = None
+        thorough = True
+        tried = set()
+        for index in range(expected, min(signatures.count, expected + LOOKAHEAD_BLOCKS)):
+            anchor = signatures.anchors[index]
+            if anchor in tried:
+                continue
+            tried.add(anchor)
+            limit = best[0] if best is not None else high
+            start = low
+            for _ in range(TRIES_PER_ANCHOR):
+                where = data.find(anchor, start - base, limit - base + ANCHOR_BYTES - 1)
+                if where < 0:
+                    break
+                where += base
+                if where >= limit:
+                    break
+                piece = data[where - base:where - base + signatures.length_of(index)]
+                if digest_of(piece) == signatures.digests[index]:
+                    best = (where, index)
+                    break
+                moved = signatures.matching(digest_of(piece), len(piece))
+                if moved is not None:
+                    best = (where, moved)
+                    break
+                start = where + 1
+            else:
+                thorough = False
+        if best is not None:
+            return best, True
+        return self._scan(position, low, min(high, low + signatures.block)), thorough
+
+    def _scan(self, position, low, high):
+        """A block moved from elsewhere, looked up position by position (within a budget)."""
+        signatures = self._signatures
+        data = self._window.data
+        base = self._window.start
+        confirmed = 0
+        for where in range(low, high):
+            if self._scan_left <= 0 or confirmed >= TRIES_PER_ANCHOR:
+                return None
+            self._scan_left -= 1
+            index = signatures.by_anchor.get(data[where - base:where - base + ANCHOR_BYTES])
+            if index is None:
+                continue
+            confirmed += 1
+            piece = data[where - base:where - base + signatures.length_of(index)]
+            if digest_of(piece) == signatures.digests[index]:
+                return where, index
+        return None
+
+
+def apply_ops(ops, old_fd, block, old_size, out_fd):
+    """Play ``ops`` (see DeltaMaker): copied blocks from ``old_fd``, literal bytes as they
+    are, written at ``out_fd``'s position; (bytes written, the digest of what they make)."""
+    digest = chunk_digest()
+    view = memoryview(ops)
+    count = (old_size + block - 1) // block
+    written = 0
+    at = 0
+    while at < len(view):
+        kind = bytes(view[at:at + 1])
+        if kind == b"C" and at + _COPY.size <= len(view):
+            _, first, blocks = _COPY.unpack(view[at:at + _COPY.size])
+            at += _COPY.size
+            if blocks < 1 or first + blocks > count:
+                raise RequestFailed("invalid", "a delta copies blocks the old file does not have")
+            offset = first * block
+            end = min(old_size, (first + blocks) * block)
+            per_read = max(1, _READ_BYTES // block) * block
+            while offset < end:
+                data = os.pread(old_fd, min(per_read, end - offset), offset)
+                if len(data) != min(per_read, end - offset):
+                    raise FileChanged("the old file became shorter")
+                piece_view = memoryview(data)
+                for start in range(0, len(data), block):
+                    digest.update(hashlib.sha1(piece_view[start:start + block]).digest())
+                _write_all(out_fd, data)
+                offset += len(data)
+                written += len(data)
+        elif kind == b"L" and at + _LITERAL.size <= len(view):
+            _, length = _LITERAL.unpack(view[at:at + _LITERAL.size])
+            at += _LITERAL.size
+            if at + length > len(view):
+                raise RequestFailed("invalid", "a delta's literal bytes are cut short")
+            literal = view[at:at + length]
+            digest.update(hashlib.sha1(literal).digest())
+            _write_all(out_fd, literal)
+            at += length
+            written += length
+        else:
+            raise RequestFailed("invalid", "a delta holds an unknown operation")
+    return written, digest.digest()
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
