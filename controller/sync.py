@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -33,6 +34,7 @@ from mngr.remote_helper.wire import RequestFailed
 from .channel import protocol
 from .errors import MngrError, ProtocolViolation
 from .hosts import HostHandle
+from .link_rate import FIRST_BATCH_BYTES, LinkRate
 from .local_walk import LocalWalk, StaleKept, reuse
 from .plan import Entry, Plan, decode_manifest, make_plan
 
@@ -109,8 +111,6 @@ def _local_parts(root: str, entry: Entry) -> Iterator[tuple[bytes, int, bool, in
     through a link. The final part carries the mode and mtime of exactly the bytes sent:
     a file that changed while it was read is sent again from its start (the host's part
     file starts over), a few times, then given up with _KeptChanging."""
-    import time
-
     fd = os.open(os.path.join(root, entry[0]), os.O_RDONLY | os.O_NOFOLLOW)
     try:
         for _ in range(files.READ_ATTEMPTS):
@@ -199,9 +199,10 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
             name=name, deletes=[files.path_to_wire(path) for path in plan.replace], work_dir=work_dir, known=tag), b"")
         tag = written.tag
         _note_skipped(plan, _skipped_from_wire(handle.host, written.skipped))
-    with _Sender(handle, tag) as sender:
+    rate = LinkRate()
+    with _Sender(handle, tag, rate) as sender:
         request = protocol.WriteFiles(name=name, dirs=_wire_dirs(plan.dirs), work_dir=work_dir)
-        chunks: list[bytes] = []
+        pending: list[tuple[str, int, int, bytes, int, bool]] = []
         abandoned: list[str] = []
         size = 0
         for entry in plan.send:
@@ -211,13 +212,11 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
                 continue
             try:
                 for data, offset, final, mode, mtime_ns in _local_parts(local_root, entry):
-                    packed, compressed = files.pack(data)
-                    request.parts.append([wire_path, mode, mtime_ns, size, len(packed), compressed, offset, final])
-                    chunks.append(packed)
-                    size += len(packed)
-                    if size >= BATCH_BYTES:
-                        sender.send(request, b"".join(chunks))
-                        request, chunks, size = protocol.WriteFiles(name=name, work_dir=work_dir), [], 0
+                    pending.append((wire_path, mode, mtime_ns, data, offset, final))
+                    size += len(data)
+                    if size >= (BATCH_BYTES if sender.sent else FIRST_BATCH_BYTES):
+                        sender.send(request, _pack_parts(request, pending, rate.compress))
+                        request, pending, size = protocol.WriteFiles(name=name, work_dir=work_dir), [], 0
             except OSError as exc:  # gone, unreadable or never still here: the others still go
                 plan.skipped.append([entry[0], _why_skipped(exc)])
                 sender.tag_is_stale = True
@@ -226,24 +225,41 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
         request.deletes = abandoned + [files.path_to_wire(path) for path in plan.delete]
         # A directory's own mode goes last: a read-only one stays writable until its files landed.
         request.finish_dirs = _wire_dirs([entry for entry in plan.dirs if entry[2] & 0o700 != 0o700])
-        sender.send(request, b"".join(chunks))
+        sender.send(request, _pack_parts(request, pending, rate.compress))
     _note_skipped(plan, sender.skipped)
     return "" if sender.tag_is_stale or plan.skipped else sender.tag
 
 
+def _pack_parts(request: protocol.WriteFiles, pending: list[tuple[str, int, int, bytes, int, bool]],
+                compress: bool) -> bytes:
+    """Add the ``pending`` parts (wire path, mode, mtime_ns, data, offset in the file, final)
+    to ``request``; the request's data, each part compressed where that pays (link_rate.py)."""
+    chunks = []
+    size = 0
+    for wire_path, mode, mtime_ns, data, offset, final in pending:
+        packed, compressed = files.pack(data) if compress else (data, False)
+        request.parts.append([wire_path, mode, mtime_ns, size, len(packed), compressed, offset, final])
+        chunks.append(packed)
+        size += len(packed)
+    return b"".join(chunks)
+
+
 class _Sender:
-    """Sends batches on a thread of its own, one at a time, while the next one is packed.
+    """Sends batches on a thread of its own, one at a time, while the next one is read.
 
     A batch's parts must land in order (a file's parts are appended), so batches go one
     after another; reading and compressing the next overlaps with sending this one. Each
-    batch carries the manifest tag the last one was answered with.
+    batch carries the manifest tag the last one was answered with, and its round trip
+    measures the link (``rate``).
     """
 
-    def __init__(self, handle: HostHandle, tag: str) -> None:
+    def __init__(self, handle: HostHandle, tag: str, rate: LinkRate) -> None:
         import queue
         import threading
 
         self._handle = handle
+        self._rate = rate
+        self.sent = False  # a batch has been handed over
         self.tag = tag
         self.tag_is_stale = False  # the host's manifest no longer follows the plan
         self.skipped: list[list[str]] = []
@@ -258,7 +274,9 @@ class _Sender:
                 request, blob = item
                 request.known = self.tag
                 try:
+                    started = time.perf_counter()
                     written = self._handle.write_files(request, blob)
+                    self._rate.observe(len(blob), time.perf_counter() - started - written.seconds)
                     self.tag = written.tag
                     self.skipped += _skipped_from_wire(self._handle.host, written.skipped)
                 except BaseException as exc:  # handed to the pushing thread
@@ -268,6 +286,7 @@ class _Sender:
     def send(self, request: protocol.WriteFiles, blob: bytes) -> None:
         if self._failure is not None:
             raise self._failure
+        self.sent = True
         self._queue.put((request, blob))
 
     def __enter__(self) -> _Sender:
@@ -343,10 +362,13 @@ def same_tree(first: HostHandle, first_name: str, second: HostHandle, second_nam
 
 
 def _batches(entries: list[Entry]) -> Iterator[list[Entry]]:
+    """Batches of about BATCH_BYTES, the first of FIRST_BATCH_BYTES (it measures the link)."""
     batch: list[Entry] = []
     size = 0
+    limit = FIRST_BATCH_BYTES
     for entry in entries:
-        if batch and size + entry[3] > BATCH_BYTES:
+        if batch and size + entry[3] > limit:
+            limit = BATCH_BYTES
             yield batch
             batch, size = [], 0
         batch.append(entry)
@@ -454,8 +476,11 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> No
 
 def _fetched(handle: HostHandle, name: str,
              batches: list[list[str]]) -> Iterator[tuple[protocol.FileData, bytes]]:
-    """Each batch's files, in order, the next batch already asked for while one is written."""
+    """Each batch's files, in order, the next batch already asked for while one is written;
+    compressed by the host only where the link is slow (link_rate.py)."""
     import threading
+
+    rate = LinkRate()
 
     results: list[tuple[protocol.FileData, bytes] | BaseException | None] = [None] * len(batches)
     ready = [threading.Event() for _ in batches]
@@ -466,7 +491,11 @@ def _fetched(handle: HostHandle, name: str,
             if index >= 2:
                 landed[index - 2].acquire()  # at most two batches held in memory
             try:
-                results[index] = handle.read_files(name, [files.path_to_wire(path) for path in paths])
+                started = time.perf_counter()
+                result = handle.read_files(name, [files.path_to_wire(path) for path in paths],
+                                           compress=rate.compress if index else False)
+                rate.observe(len(result[1]), time.perf_counter() - started - result[0].seconds)
+                results[index] = result
             except BaseException as exc:  # handed to the landing thread
                 results[index] = exc
                 ready[index].set()

@@ -301,20 +301,22 @@ def write_part(root, path, data, file_offset, final, mode, mtime_ns):
     fd = os.open(part, flags, 0o600)
     try:
         try:
-            if os.fstat(fd).st_size < file_offset:
-                raise RequestFailed("invalid", "part of %s arrived out of order" % path)
-            os.lseek(fd, file_offset, os.SEEK_SET)
+            if file_offset:  # a first part starts an empty file (O_TRUNC): where it is written
+                if os.fstat(fd).st_size < file_offset:
+                    raise RequestFailed("invalid", "part of %s arrived out of order" % path)
+                os.lseek(fd, file_offset, os.SEEK_SET)
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
             if final:
-                os.ftruncate(fd, file_offset + len(data))
+                if file_offset:
+                    os.ftruncate(fd, file_offset + len(data))
                 os.fchmod(fd, mode & 0o7777)
+                os.utime(fd, ns=(mtime_ns, mtime_ns))
         finally:
             os.close(fd)
         if final:
-            os.utime(part, ns=(mtime_ns, mtime_ns))
             os.replace(part, os.path.join(directory, name))
     except (OSError, RequestFailed):
         # A file that cannot be finished (a full disk, a directory in the way) leaves no
@@ -573,8 +575,9 @@ def pack(data):
     return data, False
 
 
-def read_many(root, paths, guard=NO_GUARD, offset=0, length=0):
-    """(entries, blob, skipped, versions) for a FileData reply: each file's bytes, packed,
+def read_many(root, paths, guard=NO_GUARD, offset=0, length=0, compress=True):
+    """(entries, blob, skipped, versions) for a FileData reply: each file's bytes (packed
+    if ``compress``),
     with the mode and mtime of exactly those bytes (see read_consistent) and its version
     (version_of); with a ``length``, only that many bytes of the one file in ``paths``
     from ``offset``. A file that cannot be read (gone, unreadable, mngr's own state) or
@@ -613,7 +616,7 @@ def read_many(root, paths, guard=NO_GUARD, offset=0, length=0):
             except (OSError, RequestFailed) as exc:
                 skipped.append([path, _reason(exc)])
                 continue
-            packed, compressed = pack(data)
+            packed, compressed = pack(data) if compress else (data, False)
             entries.append([path_to_wire(path), blob_offset, len(packed), compressed, stat.S_IMODE(info.st_mode),
                             info.st_mtime_ns, info.st_size])
             versions.append(version_of(info))

@@ -98,7 +98,8 @@ MESSAGES = {
     },
     "GetAgentSpec": {"name": ("str", REQUIRED)},
     "GetGitBundle": {"name": ("str", REQUIRED)},
-    "ReadFiles": {"name": ("str", REQUIRED), "paths": ("list", REQUIRED), "offset": ("int", 0), "length": ("int", 0)},
+    "ReadFiles": {"name": ("str", REQUIRED), "paths": ("list", REQUIRED), "offset": ("int", 0), "length": ("int", 0),
+                  "compress": ("bool", True)},
     "ExecStart": {"name": ("str", REQUIRED), "command": ("str", REQUIRED)},
     "ExecRead": {"exec_id": ("int", REQUIRED), "wait": ("float", 0.5)},
     "ExecKill": {"exec_id": ("int", REQUIRED)},
@@ -124,7 +125,7 @@ MESSAGES = {
         "guarded": ("list", []),
         "home": ("bool", False),
     },
-    "Written": {"tag": ("str", ""), "skipped": ("list", [])},
+    "Written": {"tag": ("str", ""), "skipped": ("list", []), "seconds": ("float", 0.0)},
     "AgentSpec": {
         "agent_type": ("str", REQUIRED),
         "command": ("str", REQUIRED),
@@ -135,7 +136,7 @@ MESSAGES = {
         "branch": ("str", ""),
     },
     "WorkDir": {"path": ("str", REQUIRED)},
-    "FileData": {"files": ("list", []), "skipped": ("list", []), "versions": ("list", [])},
+    "FileData": {"files": ("list", []), "skipped": ("list", []), "versions": ("list", []), "seconds": ("float", 0.0)},
     "IdleSettings": {
         "timeout": ("float?", REQUIRED),
         "mode": ("str", REQUIRED),

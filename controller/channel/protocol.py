@@ -231,12 +231,14 @@ class GetGitBundle(msgspec.Struct, tag=True, kw_only=True):
 class ReadFiles(msgspec.Struct, tag=True, kw_only=True):
     """The contents of files in the agent's work dir; answered with FileData. With a
     ``length``: at most that many bytes from ``offset`` of the one file in ``paths`` (a
-    large file travels in such parts, so no reply holds more than one part)."""
+    large file travels in such parts, so no reply holds more than one part). ``compress``:
+    zlib where it saves (controller/link_rate.py says when that pays)."""
 
     name: str
     paths: list[str]
     offset: int = 0
     length: int = 0
+    compress: bool = True
 
 
 class ExecStart(msgspec.Struct, tag=True, kw_only=True):
@@ -301,10 +303,12 @@ class Manifest(msgspec.Struct, tag=True, kw_only=True):
 class Written(msgspec.Struct, tag=True, kw_only=True):
     """WriteFiles carried out. ``tag``: the manifest's new tag, when the host took the write
     into the manifest it keeps and that manifest had the request's ``known`` tag before.
-    ``skipped``: [path, reason] of the entries that could not land (the others did)."""
+    ``skipped``: [path, reason] of the entries that could not land (the others did).
+    ``seconds``: how long the host worked on it (the rest of the round trip is the link's)."""
 
     tag: str = ""
     skipped: list[list[str]] = []
+    seconds: float = 0.0
 
 
 class AgentSpec(msgspec.Struct, tag=True, kw_only=True):
@@ -326,11 +330,13 @@ class FileData(msgspec.Struct, tag=True, kw_only=True):
     mode, mtime and size being those of exactly the bytes sent (the file did not change
     while it was read); ``skipped``: [path, reason] of the files that could not be read or
     kept changing (the others were); ``versions``: for each of ``files``, a string that
-    changes whenever the file may have (the parts of one file must all have the same)."""
+    changes whenever the file may have (the parts of one file must all have the same).
+    ``seconds``: how long the host worked on it (the rest of the round trip is the link's)."""
 
     files: list[list[Any]] = []
     skipped: list[list[str]] = []
     versions: list[str] = []
+    seconds: float = 0.0
 
 
 class IdleSettings(msgspec.Struct, tag=True, kw_only=True):
