@@ -46,6 +46,7 @@ _IN_DELETE = 0x200
 _IN_DELETE_SELF = 0x400
 _IN_MOVE_SELF = 0x800
 _IN_Q_OVERFLOW = 0x4000
+_IN_IGNORED = 0x8000
 _IN_ONLYDIR = 0x01000000
 _IN_DONT_FOLLOW = 0x02000000
 _IN_EXCL_UNLINK = 0x04000000
@@ -232,9 +233,49 @@ class _Tree(object):
         self._packed = None
 
     def _take_events(self):
-        """Drop the cache if anything happened to the tree since it was last looked at."""
-        if self._inotify is not None and self._inotify.events():
+        """Bring the cache up to date with what happened to the tree since it was last looked
+        at: the paths the events name are read again (after the events were, so a change
+        meanwhile is an event for next time). An event it cannot place (a full queue, an
+        unknown watch, the root itself), any in a tree following .gitignore (whether a new
+        file is listed is git's to say) and any during the daemon's own write (whose tag
+        must then cover only what it wrote) drop the cache instead."""
+        if self._inotify is None:
+            return
+        events = self._inotify.events()
+        if not events:
+            return
+        paths = self._event_paths(events) if self._git_dir is None and not self._writing else None
+        if paths is None:
             self._forget()
+            return
+        if not paths:
+            return
+        try:
+            self._take_in(paths)
+        except (_Unwatchable, OSError):
+            self._forget()
+            return
+        self._packed = None
+        self._generation += 1
+
+    def _event_paths(self, events):
+        """The paths ``events`` name; None if one cannot be placed."""
+        paths = []
+        for wd, mask, name in events:
+            if mask & _IN_Q_OVERFLOW:
+                return None
+            prefix = self._dirs.get(wd)
+            if prefix is None:
+                if mask & _IN_IGNORED:
+                    continue  # the watch of a directory already taken out
+                return None
+            if name.startswith(files.PART_PREFIX):
+                continue  # never listed; its rename to a listed name is an event of its own
+            path = prefix + name if name else prefix[:-1]
+            if not path:
+                return None  # the root itself moved or went
+            paths.append(path)
+        return paths
 
     def _watch(self, prefix):
         wd = self._inotify.add(os.path.join(self.root, prefix) if prefix else self.root)
@@ -348,15 +389,29 @@ class _Tree(object):
             if parent in walked:
                 walked.add(path)
                 continue
+            was = self._entries.get(path)
             try:
                 info = os.lstat(os.path.join(self.root, path))
             except FileNotFoundError:
+                info = None
+            if was is not None and was[1] == "d" and (info is None or not stat.S_ISDIR(info.st_mode)):
+                self._drop_below(path, watched)  # a directory no more: nothing below it stays
+            if info is None:
                 self._entries.pop(path, None)
                 continue
             self._entries[path] = files.entry_of(path, info, self.root)
             if stat.S_ISDIR(info.st_mode) and path + "/" not in watched:
                 files.walk(self.root, path + "/", self._entries, self._watch, frozenset(self.guard.paths))
                 walked.add(path)
+
+    def _drop_below(self, path, watched):
+        prefix = path + "/"
+        for below in [key for key in self._entries if key.startswith(prefix)]:
+            del self._entries[below]
+        for wd, dir_prefix in list(self._dirs.items()):
+            if dir_prefix.startswith(prefix):
+                del self._dirs[wd]
+                watched.discard(dir_prefix)
 
 
 def _git_dir(root):
