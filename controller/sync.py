@@ -169,13 +169,14 @@ def _plan(handle: HostHandle, name: str, include_ignored: bool, local_is_source:
     known = walk.known_tag() if not work_dir else ""
     while True:
         reply, blob = handle.get_manifest(name, include_ignored, work_dir, with_uncommitted, known=known)
-        if reply.unchanged and (not known or reply.tag != known):
-            raise ProtocolViolation(handle.host, "the host says unchanged for a manifest it was not asked about")
+        if (reply.unchanged or reply.changes_only) and (not known or (reply.unchanged and reply.tag != known)):
+            raise ProtocolViolation(handle.host, "the host sent changes to a manifest it was not asked about")
         try:
-            return reply, walk.plan(blob, reply.tag, reply.unchanged, local_is_source, delete)
+            since = (known, [files.path_from_wire(path) for path in reply.gone]) if reply.changes_only else None
+            return reply, walk.plan(blob, reply.tag, reply.unchanged, local_is_source, delete, since)
         except StaleKept:
             known = ""  # the copy kept here went away meanwhile: ask for the whole manifest
-        except ValueError as exc:
+        except (ValueError, RequestFailed) as exc:
             raise ProtocolViolation(handle.host, f"unreadable manifest from the host: {exc}"[:300]) from exc
 
 

@@ -242,11 +242,13 @@ class Server(object):
         if message_type == "GetManifest":
             root = self._work_dir(fields["name"], fields["work_dir"])
             guard = guarded.guard_for(root)
-            blob, tag, unchanged = manifest_cache.packed_manifest(root, fields["include_ignored"], guard,
-                                                                  fields["known"])
+            blob, tag, unchanged, gone = manifest_cache.manifest_since(root, fields["include_ignored"], guard,
+                                                                       fields["known"])
             uncommitted = [files.path_to_wire(path) for path in files.uncommitted(root)] if fields["with_uncommitted"] else []
             return "Manifest", {"root": root, "uncommitted": uncommitted, "tag": tag, "unchanged": unchanged,
-                                "guarded": [files.path_to_wire(path) for path in guard.paths], "home": guard.is_home}, blob
+                                "guarded": [files.path_to_wire(path) for path in guard.paths], "home": guard.is_home,
+                                "changes_only": gone is not None,
+                                "gone": [files.path_to_wire(path) for path in gone or ()]}, blob
         if message_type == "WriteFiles":
             started = time.monotonic()
             root = self._work_dir(fields["name"], fields["work_dir"])

@@ -124,6 +124,8 @@ MESSAGES = {
         "unchanged": ("bool", False),
         "guarded": ("list", []),
         "home": ("bool", False),
+        "changes_only": ("bool", False),
+        "gone": ("list", []),
     },
     "Written": {"tag": ("str", ""), "skipped": ("list", []), "seconds": ("float", 0.0)},
     "AgentSpec": {

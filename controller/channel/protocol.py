@@ -290,7 +290,10 @@ class Done(msgspec.Struct, tag=True):
 
 class Manifest(msgspec.Struct, tag=True, kw_only=True):
     """The blob is the zlib-compressed wire manifest (remote_helper/files.py), empty when
-    ``unchanged``: the manifest is still the one tagged with the request's ``known``."""
+    ``unchanged``: the manifest is still the one tagged with the request's ``known``. With
+    ``changes_only``, it holds only the entries of the paths changed since ``known`` and
+    ``gone`` the paths removed since (with everything below them); an entry of another
+    kind than a directory also replaces what was below it."""
 
     root: str
     uncommitted: list[str] = []
@@ -298,6 +301,8 @@ class Manifest(msgspec.Struct, tag=True, kw_only=True):
     unchanged: bool = False
     guarded: list[str] = []  # mngr's own state below the root: never listed, written or deleted
     home: bool = False  # the root is the home dir: its top-level dot entries are never deleted
+    changes_only: bool = False
+    gone: list[str] = []
 
 
 class Written(msgspec.Struct, tag=True, kw_only=True):

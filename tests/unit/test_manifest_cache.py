@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mngr.controller import plan
 from mngr.remote_helper import files, manifest_cache
 
 
@@ -49,6 +50,14 @@ def _cached(root: Path, include_ignored: bool = True) -> list[list[object]]:
     return _entries(manifest_cache.packed_manifest(str(root), include_ignored)[0])
 
 
+def _kept_with_changes(root: Path, kept: list[list[object]], tag: str) -> list[list[object]]:
+    """A controller's copy ``kept`` (tagged ``tag``) brought up to date with what the host
+    sends as changes since, as local_walk.py does."""
+    blob, new_tag, unchanged, gone = manifest_cache.manifest_since(str(root), True, known=tag)
+    assert gone is not None and new_tag != tag and not unchanged  # sent as changes, not whole
+    return sorted(plan.with_changes(kept, plan.decode_manifest(blob), gone))
+
+
 def _tree(root: Path) -> None:
     (root / "src" / "deep").mkdir(parents=True)
     (root / "src" / "a.py").write_text("a = 1\n")
@@ -73,6 +82,7 @@ def test_an_unchanged_tree_is_walked_once(tmp_path: Path, walks: list[str]) -> N
 def test_every_kind_of_change_is_seen(tmp_path: Path, walks: list[str], change: str) -> None:
     _tree(tmp_path)
     before = _cached(tmp_path)
+    before_tag = manifest_cache.packed_manifest(str(tmp_path), True)[1]
     target = tmp_path / "src" / "a.py"
     if change == "modify":
         target.write_text("a = 2\n")  # same size
@@ -110,6 +120,7 @@ def test_every_kind_of_change_is_seen(tmp_path: Path, walks: list[str], change: 
     assert after == _fresh(tmp_path)
     assert after != before
     assert len(walks) == 1  # what changed was read again, not the whole tree
+    assert _kept_with_changes(tmp_path, before, before_tag) == after
     if change in ("rename-dir", "replace-dir-with-file"):  # changes below the new place are seen too
         for directory in ("moved", "moved/deep") if change == "rename-dir" else ("src",):
             (tmp_path / directory / "later.txt").write_text("after the move")
@@ -244,6 +255,7 @@ def test_a_tree_too_big_to_watch_is_walked_every_time(tmp_path: Path, walks: lis
 
 def test_tags_name_states_of_the_manifest(tmp_path: Path, walks: list[str]) -> None:
     _tree(tmp_path)
+    first = _cached(tmp_path)
     blob, tag, unchanged = manifest_cache.packed_manifest(str(tmp_path), True)
     assert blob and tag and not unchanged
     assert manifest_cache.packed_manifest(str(tmp_path), True, known=tag) == (b"", tag, True)
@@ -262,6 +274,15 @@ def test_tags_name_states_of_the_manifest(tmp_path: Path, walks: list[str]) -> N
     assert blob and after != current and not unchanged
     assert _entries(blob) == _fresh(tmp_path)
     assert len(walks) == 1  # taken in from the events
+    # a copy from before all of it, ours and theirs, is brought up to date with the changes alone
+    assert _kept_with_changes(tmp_path, first, tag) == _fresh(tmp_path)
+    assert manifest_cache.manifest_since(str(tmp_path), True, known="other.1.1")[3] is None
+    # a tree walked again (its root replaced) forgets what changed before: the whole manifest
+    renamed = tmp_path.parent / (tmp_path.name + "-old")
+    tmp_path.rename(renamed)
+    renamed.rename(tmp_path)
+    assert manifest_cache.manifest_since(str(tmp_path), True, known=after)[3] is None
+    assert _cached(tmp_path) == _fresh(tmp_path)
 
 
 _NAMES = ["a", "b", "c"]
@@ -307,11 +328,16 @@ def test_after_any_changes_the_cache_equals_a_fresh_walk(operations: list[tuple[
     root = tmp_path_factory.mktemp("tree")
     try:
         _tree(root)
-        _cached(root)
+        kept, tag = _cached(root), manifest_cache.packed_manifest(str(root), True)[1]
         for operation, where, other, look in operations:
             _apply(root, operation, where, other)
             if look:
                 assert _cached(root) == _fresh(root)
+                blob, new_tag, unchanged, gone = manifest_cache.manifest_since(str(root), True, known=tag)
+                if not unchanged:
+                    assert gone is not None  # nothing walked again: the changes are known
+                    kept, tag = sorted(plan.with_changes(kept, plan.decode_manifest(blob), gone)), new_tag
+                assert kept == _fresh(root)
         assert _cached(root) == _fresh(root)
     finally:
         for tree in list(manifest_cache._trees.values()):
