@@ -5,9 +5,9 @@ sides). A file travels when it is missing on the receiving side or differs in si
 modification time or mode, like rsync's quick check; a symlink when its target differs;
 a directory is created (or its mode fixed) when it is missing. With ``delete``, what the
 receiving side has and the source does not is removed. File contents go in batches of
-about ``BATCH_BYTES``, zlib-compressed where that helps, each file in parts of at most
-``PART_BYTES`` so that no file needs to fit in one frame; a file lands (is renamed into
-place) with its last part, so an interrupted transfer never leaves a truncated file.
+about ``BATCH_BYTES``, zlib-compressed on a slow link (link_rate.py), each file in parts
+of at most ``PART_BYTES`` so that no file needs to fit in one frame; a file lands (is
+renamed into place) with its last part, so an interrupted transfer never leaves a truncated file.
 
 "Never lose work": in a git work tree, the receiving side's uncommitted changes (modified
 or untracked files) are never overwritten or deleted unless ``force`` is given. Without
