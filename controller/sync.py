@@ -465,10 +465,11 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan) -> No
     for paths, (reply, data) in zip(batches, _fetched(handle, name, batches), strict=True):
         wanted = set(paths)
         plan.skipped += _skipped_from_wire(handle.host, reply.skipped)
-        for item in reply.files:
-            missed = land_pulled(handle.host, local_root, item, data, wanted, guard)
-            if missed:
-                plan.skipped.append(missed)
+        with files.OpenDirs(local_root) as open_dirs:
+            for item in reply.files:
+                missed = land_pulled(handle.host, local_root, item, data, wanted, guard, open_dirs)
+                if missed:
+                    plan.skipped.append(missed)
     for path in sorted(plan.delete, key=lambda item: item.count("/"), reverse=True):
         attempt(path, files.delete)
     plan.skipped += files.finish_directories(
@@ -548,19 +549,21 @@ def _pulled_content(host: str, item: list[Any], data: bytes, wanted: set[str], f
 
 
 def land_pulled(host: str, local_root: str, item: list[Any], data: bytes, wanted: set[str],
-                guard: guarded.Guard = guarded.NO_GUARD) -> list[str] | None:
+                guard: guarded.Guard = guarded.NO_GUARD, open_dirs: files.OpenDirs | None = None
+                ) -> list[str] | None:
     """Write one file of a FileData reply, trusting nothing in it; [path, why] if it could
     not be written here (the host's data was fine)."""
     path, content, mode, mtime_ns, _ = _pulled_content(host, item, data, wanted)
-    return _land_part(local_root, path, content, 0, True, mode, mtime_ns, guard)
+    return _land_part(local_root, path, content, 0, True, mode, mtime_ns, guard, open_dirs)
 
 
 def _land_part(local_root: str, path: str, content: bytes, offset: int, final: bool, mode: int, mtime_ns: int,
-               guard: guarded.Guard) -> list[str] | None:
-    if guard.why_not_write(path):
-        return [path, guard.why_not_write(path)]
+               guard: guarded.Guard, open_dirs: files.OpenDirs | None = None) -> list[str] | None:
+    reason = guard.why_not_write(path)
+    if reason:
+        return [path, reason]
     try:
-        files.write_part(local_root, path, content, offset, final, mode, mtime_ns)
+        files.write_part(local_root, path, content, offset, final, mode, mtime_ns, open_dirs)
     except OSError as exc:
         return [path, _why_skipped(exc)]
     except RequestFailed as exc:  # a directory or a symlink in the way, here
