@@ -384,7 +384,7 @@ def pull(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
         _, plan = _plan(handle, name, include_ignored, False, delete, walk)
         walk.finish(None)  # a pull leaves the host's manifest as it was
     plan.keep(guarded.guard_for(local_root).why_not_delete)
-    if not force:
+    if not force and not plan.empty:  # nothing written or deleted: no uncommitted change at risk
         _refuse_if_uncommitted(plan, files.uncommitted(local_root), local_root)
     if dry_run or plan.empty:
         return plan

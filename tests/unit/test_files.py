@@ -69,3 +69,31 @@ def test_a_request_s_open_directories_never_go_through_a_symlink(tmp_path: Path)
     info = (root / "made" / "made" / "made" / "f").stat()
     assert (info.st_size, info.st_mode & 0o777, info.st_mtime_ns) == (3, 0o640, 5_000_000_000)
     assert not [name for name in os.listdir(root / "real") if name.startswith(files.PART_PREFIX)]
+
+
+def test_git_is_not_asked_about_a_tree_outside_any_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    plain = tmp_path / "plain"
+    (plain / "sub").mkdir(parents=True)
+    repo = tmp_path / "repo"
+    (repo / "sub").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "sub" / "new.txt").write_text("untracked")
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    assert files.outside_git(str(plain / "sub")) and not files.outside_git(str(repo / "sub"))
+    # inside a repository, even below its top, git still answers as before
+    assert files.uncommitted(str(repo)) == ["sub/new.txt"]
+    assert files.git_paths_of(str(repo / "sub")) == {"new.txt"}
+    assert files.is_repo_top(str(repo)) and not files.is_repo_top(str(repo / "sub"))
+    # outside one, the same answers without a git process
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text(f"#!/bin/sh\n: > {tmp_path}/git-ran\nexit 1\n")
+    (bin_dir / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))  # a git that leaves a mark when it runs
+    assert files.uncommitted(str(plain)) == []
+    assert files.git_paths_of(str(plain)) is None
+    assert not files.is_repo_top(str(plain))
+    assert not (tmp_path / "git-ran").exists()
+    assert files.uncommitted(str(repo)) == [] and (tmp_path / "git-ran").exists()  # this one asks it
