@@ -18,10 +18,21 @@ master started once before the first measurement, as mngr's own master is: both 
 the ssh handshake. rsync runs without -z (mngr compresses with zlib level 1 where it saves a
 tenth; on loopback that costs CPU and saves nothing).
 
-1. first push into an empty directory (3 times, fresh targets: one agent per push);
-2. re-push with nothing changed (5 times);
-3. re-push with one small file changed (5 times, a different file each time);
-4. pull of the whole tree into an empty local directory (3 times, fresh directories).
+Six cases, each run --runs times (default 7), mngr and rsync alternating which goes first:
+
+1. first push into an empty directory (a fresh agent and a fresh rsync target each run);
+2. no-change push (into the first agent's work dir and the first rsync target);
+3. one changed file, push (a line appended to a different small file each run);
+4. first pull of the whole tree into an empty local directory (fresh each run);
+5. no-change pull (into the first pull's directories);
+6. one changed file, pull (a line appended to the same file, with the same mtime, in the
+   agent's work dir and in the rsync target, which the pulls come from).
+
+A changed file is changed 50 ms before the timed commands start: mngr reads a file only once
+its last change is 30 ms old (remote_helper/files.py SETTLE_NS: a write within the same clock
+tick could hide behind an unchanged size and mtime), and nobody pushes within 30 ms of saving.
+rsync has no such wait. Neither side gets --delete: mngr's push and pull never delete without
+it, and rsync -a neither.
 
 All the data (the source, every target, every pull) lives on tmpfs (/dev/shm, when it has
 room): this VM's disk is far noisier than the difference being measured (`cp -a` of the same
@@ -29,8 +40,8 @@ tree took anywhere from 0.4 to 6.5 s within a minute), and the benchmark is abou
 work next to rsync's, not the disk's. Before each timed command the page cache is written
 back (sync), so that no run pays for an earlier one's writes should /tmp be used instead.
 
-mngr and rsync alternate which goes first. After every run the target is checked against the
-source: every file's path, size, mode and mtime, every directory, and the bytes of a sample of
+mngr and rsync alternate which goes first. After every run the target is checked against its
+source (the local tree for a push, the host directory it came from for a pull): every file's path, size, mode and mtime, every directory, and the bytes of a sample of
 files (the changed one included). Times are wall clock per command; "CPU" is the command's own
 CPU (getrusage of children: mngr's process, or the local rsync and its ssh client), "machine
 CPU" all the CPU the machine spent meanwhile (/proc/stat: the host side, sshd and ssh
@@ -43,10 +54,9 @@ outside (the fleet listing, the GetManifest round trip, the local manifest, deco
 host's manifest, the compare), and the host's part of GetManifest (walk, then json + zlib)
 timed in this process on the same directory with the same code.
 
-Targets: a re-push with nothing changed and with one file changed no slower than rsync
-(mngr / rsync <= 1.0).
+Targets: every case no slower than rsync (mngr / rsync <= 1.0).
 
-Run (root, sshd and rsync installed): .venv/bin/python bench/push_pull.py
+Run (root, sshd and rsync installed): .venv/bin/python bench/push_pull.py [--runs N]
 """
 
 from __future__ import annotations
@@ -80,7 +90,8 @@ from ssh_list import go_cold, kill_and_wait, pids_where, proc_text
 
 SEED = 20261124
 SMALL_FILES, LARGE_FILES, DIRS = 9_990, 10, 400
-FIRST_RUNS, REPUSH_RUNS, PULL_RUNS = 3, 5, 3
+RUNS = 7  # of each case, mngr and rsync alternating; --runs N to change
+SETTLE_S = 0.05  # past files.SETTLE_NS (30 ms): see Bench.changed_just_before
 ALIAS = "box"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -196,7 +207,8 @@ def timed(box: Sandbox, argv: list[str]) -> tuple[float, float, float, str]:
 
 
 class Bench:
-    def __init__(self, box: Sandbox, host, data: Path, paths: list[str], rsync_ssh: str) -> None:
+    def __init__(self, box: Sandbox, host, data: Path, paths: list[str], rsync_ssh: str, runs: int) -> None:
+        self.runs = runs
         self.box, self.host, self.data, self.source, self.paths = box, host, data, data / "src", paths
         self.rsync_ssh = rsync_ssh
         self.sample = paths[:LARGE_FILES] + paths[LARGE_FILES::500]
@@ -216,6 +228,17 @@ class Bench:
     def rsync(self, source: str, dest: str) -> tuple[float, float, float, str]:
         return timed(self.box, ["rsync", "-a", "-e", self.rsync_ssh, source, dest])
 
+    def changed_just_before(self) -> None:
+        """A user saves a file, then pushes: never within the same few milliseconds. mngr
+        waits until a file's last change is files.SETTLE_NS old before it reads it (a write
+        in the same clock tick would leave size and mtime unchanged); the timed command
+        starts after that, as a person's would."""
+        time.sleep(SETTLE_S)
+
+    def pair(self, case: str, mngr_first: bool, run_mngr, run_rsync) -> None:
+        for step in ((run_mngr, run_rsync) if mngr_first else (run_rsync, run_mngr)):
+            step()
+
     def push_pair(self, case: str, agent: str, mngr_dir: Path, rsync_dir: Path, mngr_first: bool,
                   sample: list[str], expect: str) -> None:
         def run_mngr() -> None:
@@ -228,8 +251,23 @@ class Bench:
             self.record(case, "rsync", self.rsync(f"{self.source}/", f"{ALIAS}:{rsync_dir}/"))
             check_same(self.source, rsync_dir, sample, f"{case}, rsync")
 
-        for step in ((run_mngr, run_rsync) if mngr_first else (run_rsync, run_mngr)):
-            step()
+        self.pair(case, mngr_first, run_mngr, run_rsync)
+
+    def pull_pair(self, case: str, agent: str, work: Path, copy: Path, mine: Path, theirs: Path, mngr_first: bool,
+                  sample: list[str], expect: str) -> None:
+        """mngr pulls agent's work dir into ``mine``, rsync its copy into ``theirs``; each
+        checked against the host directory it came from."""
+        def run_mngr() -> None:
+            out = self.record(case, "mngr", timed(self.box, [MNGR, "pull", agent, str(mine)]))
+            if expect not in out:
+                raise RuntimeError(f"{case}: mngr pull said {out.strip()!r}, expected {expect!r}")
+            check_same(work, mine, sample, f"{case}, mngr")
+
+        def run_rsync() -> None:
+            self.record(case, "rsync", self.rsync(f"{ALIAS}:{copy}/", f"{theirs}/"))
+            check_same(copy, theirs, sample, f"{case}, rsync")
+
+        self.pair(case, mngr_first, run_mngr, run_rsync)
 
     def breakdown(self, agent: str, work: Path) -> None:
         """Where an unchanged push's time goes: the floor, then the steps of a real `mngr push`
@@ -264,10 +302,22 @@ class Bench:
         }
         self.steps[f"(the host's manifest: {len(remote)} entries, {len(blob) / 1e3:.0f} KB packed)"] = 0.0
 
+    def change_one(self, rng: random.Random, round_: int, *roots: Path) -> str:
+        """Append a line to one small file, the same in each of ``roots``, leaving them
+        byte and mtime identical; its path."""
+        changed = rng.choice(self.paths[LARGE_FILES:])
+        mtime_ns = time.time_ns()
+        for root in roots:
+            with (root / changed).open("a") as handle:
+                handle.write(f"# changed in round {round_}\n")
+            os.utime(root / changed, ns=(mtime_ns, mtime_ns))
+        self.changed_just_before()
+        return changed
+
     def run(self) -> None:
-        box = self.box
+        box, runs = self.box, self.runs
         agents = []
-        for i in range(FIRST_RUNS):
+        for i in range(runs):
             work = self.remote_dir(f"m{i}")
             box.mngr("create", f"a{i}", "command", "--in", "ssh", "--host", ALIAS, "--no-connect",
                      "--work-dir", str(work), "--", "sleep", "600")
@@ -275,33 +325,30 @@ class Bench:
         for i, (agent, work, copy) in enumerate(agents):
             self.push_pair("first push", agent, work, copy, i % 2 == 0, self.sample, "pushed")
         agent, work, copy = agents[0]
-        for i in range(REPUSH_RUNS):
-            self.push_pair("re-push, nothing changed", agent, work, copy, i % 2 == 0, self.sample, "nothing to push")
+        for i in range(runs):
+            self.push_pair("no-change push", agent, work, copy, i % 2 == 0, self.sample, "nothing to push")
         self.breakdown(agent, work)
         rng = random.Random(SEED + 1)
-        for i in range(REPUSH_RUNS):
-            changed = rng.choice(self.paths[LARGE_FILES:])
-            with (self.source / changed).open("a") as handle:
-                handle.write(f"# changed in round {i}\n")
-            self.push_pair("re-push, one file changed", agent, work, copy, i % 2 == 1, [changed, *self.sample[:5]],
+        for i in range(runs):
+            changed = self.change_one(rng, i, self.source)
+            self.push_pair("one changed file, push", agent, work, copy, i % 2 == 1, [changed, *self.sample[:5]],
                            "pushed 1 change(s)")
         pulls = self.data / "pulls"
         pulls.mkdir()
-        for i in range(PULL_RUNS):
+        for i in range(runs):
             mine, theirs = pulls / f"m{i}", pulls / f"r{i}"
-
-            def run_mngr(mine: Path = mine) -> None:
-                self.record("pull", "mngr", timed(box, [MNGR, "pull", agent, str(mine)]))
-                check_same(self.source, mine, self.sample, "pull, mngr")
+            self.pull_pair("first pull", agent, work, copy, mine, theirs, i % 2 == 0, self.sample, "pulled")
+            if i:  # the first stays for the pulls below
                 shutil.rmtree(mine)
-
-            def run_rsync(theirs: Path = theirs) -> None:
-                self.record("pull", "rsync", self.rsync(f"{ALIAS}:{copy}/", f"{theirs}/"))
-                check_same(self.source, theirs, self.sample, "pull, rsync")
                 shutil.rmtree(theirs)
-
-            for step in ((run_mngr, run_rsync) if i % 2 == 0 else (run_rsync, run_mngr)):
-                step()
+        mine, theirs = pulls / "m0", pulls / "r0"
+        for i in range(runs):
+            self.pull_pair("no-change pull", agent, work, copy, mine, theirs, i % 2 == 1, self.sample,
+                           "nothing to pull")
+        for i in range(runs):
+            changed = self.change_one(rng, runs + i, work, copy)
+            self.pull_pair("one changed file, pull", agent, work, copy, mine, theirs, i % 2 == 0,
+                           [changed, *self.sample[:5]], "pulled 1 change(s)")
 
 
 # A `mngr push` run in-process with its steps timed (nothing in mngr changes: the functions
@@ -338,6 +385,11 @@ def stop_masters(control_dir: Path) -> None:
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=RUNS, help=f"runs of each case (default {RUNS})")
+    runs = parser.parse_args().runs
     sys.path.insert(0, str(REPO))  # the repository: tests.sshd
     from tests.sshd import SshHost, unavailable_reason
 
@@ -385,7 +437,7 @@ def main() -> None:
             box.run([*rsync_ssh.split(), ALIAS, "true"])  # rsync's master, warmed once
             print(f"peer: rsync -a -e \"{rsync_ssh}\" (persistent ssh master, started before the first "
                   "run, like mngr's); no -z")
-            bench = Bench(box, host, data, paths, rsync_ssh)
+            bench = Bench(box, host, data, paths, rsync_ssh, runs)
             samples = bench.samples
             bench.run()
             steps = bench.steps
@@ -396,13 +448,14 @@ def main() -> None:
                 host.stop()
             if data is not None:
                 shutil.rmtree(data, ignore_errors=True)
-    report(samples, steps)
+    report(samples, steps, runs)
     print(f"total time: {time.perf_counter() - started:.0f} s")
 
 
-def report(samples: dict[str, dict[str, list[tuple[float, float, float]]]], steps: dict[str, float]) -> None:
-    print(f"\n-- medians; first push and pull of {FIRST_RUNS}/{PULL_RUNS} runs (fresh targets), re-pushes "
-          f"of {REPUSH_RUNS}; every run checked against the source")
+def report(samples: dict[str, dict[str, list[tuple[float, float, float]]]], steps: dict[str, float],
+           runs: int) -> None:
+    print(f"\n-- medians of {runs} runs each (first push and pull into empty targets); every run's target "
+          "checked against its source")
     print(f"{'case':<26} | {'mngr':>8} {'rsync':>8} {'mngr/rsync':>10} | {'CPU mngr':>8} {'rsync':>8} | "
           f"{'machine CPU mngr':>16} {'rsync':>8} | mngr runs (s)")
     ratios = {}
@@ -413,12 +466,12 @@ def report(samples: dict[str, dict[str, list[tuple[float, float, float]]]], step
         print(f"{case:<26} | {m[0] * 1e3:6.0f}ms {r[0] * 1e3:6.0f}ms {ratios[case]:9.2f}x | "
               f"{m[1] * 1e3:6.0f}ms {r[1] * 1e3:6.0f}ms | {m[2] * 1e3:14.0f}ms {r[2] * 1e3:6.0f}ms | "
               + " ".join(f"{s[0]:.2f}" for s in by["mngr"]) + " / rsync " + " ".join(f"{s[0]:.2f}" for s in by["rsync"]))
-    unchanged = samples["re-push, nothing changed"]["mngr"]
+    unchanged = samples["no-change push"]["mngr"]
     print(f"\nwhere an unchanged push's {median([s[0] for s in unchanged]) * 1e3:.0f} ms go (medians of 5; "
           "mngr does these steps one after another):")
     for step, seconds in steps.items():
         print(f"  {step:<56} {seconds * 1e3:6.1f} ms" if seconds else f"  {step}")
-    for case in ("re-push, nothing changed", "re-push, one file changed"):
+    for case in ratios:
         target(f"{case}: mngr no slower than rsync (mngr/rsync <= 1.0, measured {ratios[case]:.2f})",
                ratios[case] <= 1.0)
 

@@ -259,11 +259,11 @@ class HostHandle:
         return bundle
 
     def read_files(self, name: str, paths: list[str], offset: int = 0,
-                   length: int = 0) -> tuple[protocol.FileData, bytes]:
+                   length: int = 0, compress: bool = True) -> tuple[protocol.FileData, bytes]:
         """The files ``paths`` (with a ``length``: that part of the one file); a reply holds
-        at most a batch or a part."""
-        return self._call_with_blob(protocol.ReadFiles(name=name, paths=paths, offset=offset, length=length),
-                                    protocol.FileData, timeout=self.timeout)
+        at most a batch or a part, so the usual timeout is about progress, not size."""
+        request = protocol.ReadFiles(name=name, paths=paths, offset=offset, length=length, compress=compress)
+        return self._call_with_blob(request, protocol.FileData, timeout=self.timeout)
 
     def watch_changes(self, name: str, cursor: str, wait: float) -> tuple[protocol.Changes, bytes]:
         """What changed in the work dir after ``cursor`` (see protocol.WatchChanges)."""

@@ -36,7 +36,15 @@ import sys
 
 from mngr.remote_helper import files
 
-from .plan import Entry, Plan, decode_manifest, make_plan, plan_from_wire, plan_to_wire
+from .plan import (
+    Entry,
+    Plan,
+    decode_manifest,
+    make_plan,
+    plan_from_wire,
+    plan_to_wire,
+    with_changes,
+)
 
 # As typing.TYPE_CHECKING: loading typing, threading and signal would cost this module's
 # early start about 15 ms.
@@ -101,11 +109,14 @@ class LocalWalk:
             self._end_child(wait=True)
         return _unwrap(self._here(), self.root)
 
-    def plan(self, blob: bytes, tag: str, unchanged: bool, local_is_source: bool, delete: bool) -> Plan:
+    def plan(self, blob: bytes, tag: str, unchanged: bool, local_is_source: bool, delete: bool,
+             changes_since: tuple[str, list[str]] | None = None) -> Plan:
         """The plan from the host's manifest: ``blob`` (packed, tagged ``tag``), or, when
-        ``unchanged``, the one kept under ``tag``. The local tree goes to the host
-        (``local_is_source``) or the other way. ValueError if the blob is not a manifest."""
-        request = ("plan", blob, tag, unchanged, local_is_source, delete)
+        ``unchanged``, the one kept under ``tag``, or, with ``changes_since`` (a tag and
+        the paths gone), the one kept under that tag with the changes in ``blob`` made to
+        it (plan.with_changes). The local tree goes to the host (``local_is_source``) or
+        the other way. ValueError if the blob is not a manifest."""
+        request = ("plan", blob, tag, unchanged, local_is_source, delete, changes_since)
         if self._pid and not self._asked:
             answer = self._ask(request)
             if answer is not None:
@@ -241,13 +252,13 @@ def _serve(root: str, include_ignored: bool, cache_path: str, intent: tuple[bool
     kept = _load_cache(cache_path) if listed[0] == "ok" else None
     ready = None  # (intent, remote, plan, tag): the plan against the kept manifest, made in advance
     if kept is not None and intent is not None:
-        ready = (intent, *_plan_for(listed[1], (b"", kept[0], True, *intent), kept), kept[0])
+        ready = (intent, *_plan_for(listed[1], (b"", kept[0], True, *intent, None), kept), kept[0])
     while True:
         request = _receive(requests)
         if request[0] != "plan" or listed[0] != "ok":
             _send(answers, listed)
             return
-        tag, unchanged, local_is_source, delete = request[2:]
+        tag, unchanged, local_is_source, delete = request[2:6]
         try:
             if ready is not None and unchanged and ready[3] == tag and ready[0] == (local_is_source, delete):
                 _, remote, wire, _ = ready
@@ -276,11 +287,15 @@ def _serve(root: str, include_ignored: bool, cache_path: str, intent: tuple[bool
 def _plan_for(local: list[Entry], request: tuple[Any, ...], kept: tuple[str, list[Entry]] | None
               ) -> tuple[list[Entry], tuple[Any, ...]]:
     """(the host's entries, the plan in wire form) for a plan request's fields."""
-    blob, tag, unchanged, local_is_source, delete = request
+    blob, tag, unchanged, local_is_source, delete, changes_since = request
     if unchanged:
         if kept is None or kept[0] != tag:
             raise StaleKept(tag)
         remote = kept[1]
+    elif changes_since is not None:
+        if kept is None or kept[0] != changes_since[0]:
+            raise StaleKept(tag)
+        remote = with_changes(kept[1], decode_manifest(blob), changes_since[1])
     else:
         remote = decode_manifest(blob)
     plan = make_plan(local, remote, delete) if local_is_source else make_plan(remote, local, delete)

@@ -92,6 +92,22 @@ def decode_manifest(blob: bytes) -> list[Entry]:
     return entries
 
 
+def with_changes(entries: list[Entry], changed: list[Entry], gone: list[str]) -> list[Entry]:
+    """``entries`` (a manifest) with the host's changes since it applied (see
+    protocol.Manifest's ``changes_only``): ``gone`` paths removed with what was below them,
+    what was below a ``changed`` entry that is no directory removed, ``changed`` set."""
+    by_path = {entry[0]: entry for entry in entries}
+    dropped = list(gone) + [entry[0] for entry in changed if entry[1] != "d"]
+    if dropped:
+        gone_paths = set(gone)
+        below = tuple(path + "/" for path in dropped)
+        by_path = {path: entry for path, entry in by_path.items()
+                   if path not in gone_paths and not path.startswith(below)}
+    for entry in changed:
+        by_path[entry[0]] = entry
+    return list(by_path.values())
+
+
 def make_plan(source: list[Entry], receiver: list[Entry], delete: bool) -> Plan:
     have = {entry[0]: entry for entry in receiver}
     plan = Plan()

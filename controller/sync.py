@@ -5,9 +5,9 @@ sides). A file travels when it is missing on the receiving side or differs in si
 modification time or mode, like rsync's quick check; a symlink when its target differs;
 a directory is created (or its mode fixed) when it is missing. With ``delete``, what the
 receiving side has and the source does not is removed. File contents go in batches of
-about ``BATCH_BYTES``, zlib-compressed where that helps, each file in parts of at most
-``PART_BYTES`` so that no file needs to fit in one frame; a file lands (is renamed into
-place) with its last part, so an interrupted transfer never leaves a truncated file.
+about ``BATCH_BYTES``, zlib-compressed on a slow link (link_rate.py), each file in parts
+of at most ``PART_BYTES`` so that no file needs to fit in one frame; a file lands (is
+renamed into place) with its last part, so an interrupted transfer never leaves a truncated file.
 
 "Never lose work": in a git work tree, the receiving side's uncommitted changes (modified
 or untracked files) are never overwritten or deleted unless ``force`` is given. Without
@@ -25,6 +25,7 @@ import collections
 import contextlib
 import os
 import stat
+import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ from mngr.remote_helper.wire import RequestFailed
 from .channel import protocol
 from .errors import MngrError, ProtocolViolation
 from .hosts import HostHandle
+from .link_rate import FIRST_BATCH_BYTES, LinkRate
 from .local_walk import LocalWalk, StaleKept, reuse
 from .plan import Entry, Plan, decode_manifest, directories_to_finish, make_plan
 from .sync_delta import pull_delta, push_delta, worth_a_delta
@@ -120,8 +122,6 @@ def _local_parts(root: str, entry: Entry, exact: bool = False) -> Iterator[tuple
     through a link. The final part carries the mode and mtime of exactly the bytes sent:
     a file that changed while it was read is sent again from its start (the host's part
     file starts over), a few times, then given up with _KeptChanging."""
-    import time
-
     fd = os.open(os.path.join(root, entry[0]), os.O_RDONLY | os.O_NOFOLLOW)
     try:
         for _ in range(files.READ_ATTEMPTS):
@@ -182,13 +182,14 @@ def _plan(handle: HostHandle, name: str, include_ignored: bool, local_is_source:
     known = walk.known_tag() if not work_dir else ""
     while True:
         reply, blob = handle.get_manifest(name, include_ignored, work_dir, with_uncommitted, known=known)
-        if reply.unchanged and (not known or reply.tag != known):
-            raise ProtocolViolation(handle.host, "the host says unchanged for a manifest it was not asked about")
+        if (reply.unchanged or reply.changes_only) and (not known or (reply.unchanged and reply.tag != known)):
+            raise ProtocolViolation(handle.host, "the host sent changes to a manifest it was not asked about")
         try:
-            return reply, walk.plan(blob, reply.tag, reply.unchanged, local_is_source, delete)
+            since = (known, [files.path_from_wire(path) for path in reply.gone]) if reply.changes_only else None
+            return reply, walk.plan(blob, reply.tag, reply.unchanged, local_is_source, delete, since)
         except StaleKept:
             known = ""  # the copy kept here went away meanwhile: ask for the whole manifest
-        except ValueError as exc:
+        except (ValueError, RequestFailed) as exc:
             raise ProtocolViolation(handle.host, f"unreadable manifest from the host: {exc}"[:300]) from exc
 
 
@@ -242,9 +243,10 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
             landed, tag = push_delta(handle, name, local_root, entry[0], work_dir, tag)
             if landed:
                 by_delta.add(entry[0])
-    with _Sender(handle, tag) as sender:
+    rate = LinkRate()
+    with _Sender(handle, tag, rate) as sender:
         request = protocol.WriteFiles(name=name, dirs=_wire_dirs(plan.dirs), work_dir=work_dir)
-        chunks: list[bytes] = []
+        pending: list[tuple[str, int, int, bytes, int, bool]] = []
         abandoned: list[str] = []
         size = 0
         for entry in plan.send:
@@ -256,14 +258,13 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
                 continue
             try:
                 for data, offset, final, mode, mtime_ns in _local_parts(local_root, entry, exact):
-                    packed, compressed = files.pack(data)
-                    request.parts.append([wire_path, mode, mtime_ns, size, len(packed), compressed, offset, final])
-                    chunks.append(packed)
-                    size += len(packed)
-                    if size >= BATCH_BYTES:
+                    pending.append((wire_path, mode, mtime_ns, data, offset, final))
+                    size += len(data)
+                    if size >= (BATCH_BYTES if sender.sent else FIRST_BATCH_BYTES):
+                        blob = _pack_parts(request, pending, rate.compress)
                         request.expect = _request_expect(expect, request)
-                        sender.send(request, b"".join(chunks))
-                        request, chunks, size = protocol.WriteFiles(name=name, work_dir=work_dir), [], 0
+                        sender.send(request, blob)
+                        request, pending, size = protocol.WriteFiles(name=name, work_dir=work_dir), [], 0
             except OSError as exc:  # gone, unreadable or never still here: the others still go
                 plan.skipped.append([entry[0], _why_skipped(exc)])
                 sender.tag_is_stale = True
@@ -274,25 +275,43 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
         # files landed, and landing them changes its mtime.
         request.finish_dirs = [[files.path_to_wire(path), mode, mtime_ns]
                                for path, mode, mtime_ns in directories_to_finish(plan)]
+        blob = _pack_parts(request, pending, rate.compress)
         request.expect = _request_expect(expect, request)
-        sender.send(request, b"".join(chunks))
+        sender.send(request, blob)
     _note_skipped(plan, sender.skipped)
     return "" if sender.tag_is_stale or plan.skipped else sender.tag
 
 
+def _pack_parts(request: protocol.WriteFiles, pending: list[tuple[str, int, int, bytes, int, bool]],
+                compress: bool) -> bytes:
+    """Add the ``pending`` parts (wire path, mode, mtime_ns, data, offset in the file, final)
+    to ``request``; the request's data, each part compressed where that pays (link_rate.py)."""
+    chunks = []
+    size = 0
+    for wire_path, mode, mtime_ns, data, offset, final in pending:
+        packed, compressed = files.pack(data) if compress else (data, False)
+        request.parts.append([wire_path, mode, mtime_ns, size, len(packed), compressed, offset, final])
+        chunks.append(packed)
+        size += len(packed)
+    return b"".join(chunks)
+
+
 class _Sender:
-    """Sends batches on a thread of its own, one at a time, while the next one is packed.
+    """Sends batches on a thread of its own, one at a time, while the next one is read.
 
     A batch's parts must land in order (a file's parts are appended), so batches go one
     after another; reading and compressing the next overlaps with sending this one. Each
-    batch carries the manifest tag the last one was answered with.
+    batch carries the manifest tag the last one was answered with, and its round trip
+    measures the link (``rate``).
     """
 
-    def __init__(self, handle: HostHandle, tag: str) -> None:
+    def __init__(self, handle: HostHandle, tag: str, rate: LinkRate) -> None:
         import queue
         import threading
 
         self._handle = handle
+        self._rate = rate
+        self.sent = False  # a batch has been handed over
         self.tag = tag
         self.tag_is_stale = False  # the host's manifest no longer follows the plan
         self.skipped: list[list[str]] = []
@@ -307,7 +326,9 @@ class _Sender:
                 request, blob = item
                 request.known = self.tag
                 try:
+                    started = time.perf_counter()
                     written = self._handle.write_files(request, blob)
+                    self._rate.observe(len(blob), time.perf_counter() - started - written.seconds)
                     self.tag = written.tag
                     self.skipped += _skipped_from_wire(self._handle.host, written.skipped)
                 except BaseException as exc:  # handed to the pushing thread
@@ -317,6 +338,7 @@ class _Sender:
     def send(self, request: protocol.WriteFiles, blob: bytes) -> None:
         if self._failure is not None:
             raise self._failure
+        self.sent = True
         self._queue.put((request, blob))
 
     def __enter__(self) -> _Sender:
@@ -392,10 +414,13 @@ def same_tree(first: HostHandle, first_name: str, second: HostHandle, second_nam
 
 
 def _batches(entries: list[Entry]) -> Iterator[list[Entry]]:
+    """Batches of about BATCH_BYTES, the first of FIRST_BATCH_BYTES (it measures the link)."""
     batch: list[Entry] = []
     size = 0
+    limit = FIRST_BATCH_BYTES
     for entry in entries:
-        if batch and size + entry[3] > BATCH_BYTES:
+        if batch and size + entry[3] > limit:
+            limit = BATCH_BYTES
             yield batch
             batch, size = [], 0
         batch.append(entry)
@@ -410,7 +435,7 @@ def pull(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
         _, plan = _plan(handle, name, include_ignored, False, delete, walk)
         walk.finish(None)  # a pull leaves the host's manifest as it was
     plan.keep(guarded.guard_for(local_root).why_not_delete)
-    if not force:
+    if not force and not plan.empty:  # nothing written or deleted: no uncommitted change at risk
         _refuse_if_uncommitted(plan, files.uncommitted(local_root), local_root)
     if dry_run or plan.empty:
         return plan
@@ -507,14 +532,15 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, expec
     for paths, (reply, data) in zip(batches, _fetched(handle, name, batches), strict=True):
         wanted = set(paths)
         plan.skipped += _skipped_from_wire(handle.host, reply.skipped)
-        for item in reply.files:
-            meant = planned.get(files.path_from_wire(item[0])) if isinstance(item, list) and item else None
-            if meant is not None and [item[4], item[6], item[5]] != list(meant[2:5]):
-                plan.skipped.append([meant[0], files.CHANGED_MEANWHILE])
-                continue
-            missed = land_pulled(handle.host, local_root, item, data, wanted, guard, expect)
-            if missed:
-                plan.skipped.append(missed)
+        with files.OpenDirs(local_root) as open_dirs:
+            for item in reply.files:
+                meant = planned.get(files.path_from_wire(item[0])) if isinstance(item, list) and item else None
+                if meant is not None and [item[4], item[6], item[5]] != list(meant[2:5]):
+                    plan.skipped.append([meant[0], files.CHANGED_MEANWHILE])
+                    continue
+                missed = land_pulled(handle.host, local_root, item, data, wanted, guard, expect, open_dirs)
+                if missed:
+                    plan.skipped.append(missed)
     for path in sorted(plan.delete, key=lambda item: item.count("/"), reverse=True):
         attempt(path, files.delete)
     plan.skipped += files.finish_directories(local_root, directories_to_finish(plan))
@@ -522,8 +548,11 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, expec
 
 def _fetched(handle: HostHandle, name: str,
              batches: list[list[str]]) -> Iterator[tuple[protocol.FileData, bytes]]:
-    """Each batch's files, in order, the next batch already asked for while one is written."""
+    """Each batch's files, in order, the next batch already asked for while one is written;
+    compressed by the host only where the link is slow (link_rate.py)."""
     import threading
+
+    rate = LinkRate()
 
     results: list[tuple[protocol.FileData, bytes] | BaseException | None] = [None] * len(batches)
     ready = [threading.Event() for _ in batches]
@@ -534,7 +563,11 @@ def _fetched(handle: HostHandle, name: str,
             if index >= 2:
                 landed[index - 2].acquire()  # at most two batches held in memory
             try:
-                results[index] = handle.read_files(name, [files.path_to_wire(path) for path in paths])
+                started = time.perf_counter()
+                result = handle.read_files(name, [files.path_to_wire(path) for path in paths],
+                                           compress=rate.compress if index else False)
+                rate.observe(len(result[1]), time.perf_counter() - started - result[0].seconds)
+                results[index] = result
             except BaseException as exc:  # handed to the landing thread
                 results[index] = exc
                 ready[index].set()
@@ -586,19 +619,22 @@ def _pulled_content(host: str, item: list[Any], data: bytes, wanted: set[str], f
 
 
 def land_pulled(host: str, local_root: str, item: list[Any], data: bytes, wanted: set[str],
-                guard: guarded.Guard = guarded.NO_GUARD, expect: dict[str, Entry] | None = None) -> list[str] | None:
+                guard: guarded.Guard = guarded.NO_GUARD, expect: dict[str, Entry] | None = None,
+                open_dirs: files.OpenDirs | None = None) -> list[str] | None:
     """Write one file of a FileData reply, trusting nothing in it; [path, why] if it could
     not be written here (the host's data was fine)."""
     path, content, mode, mtime_ns, _ = _pulled_content(host, item, data, wanted)
-    return _land_part(local_root, path, content, 0, True, mode, mtime_ns, guard, (expect or {}).get(path))
+    return _land_part(local_root, path, content, 0, True, mode, mtime_ns, guard, (expect or {}).get(path), open_dirs)
 
 
 def _land_part(local_root: str, path: str, content: bytes, offset: int, final: bool, mode: int, mtime_ns: int,
-               guard: guarded.Guard, expected: Entry | None = None) -> list[str] | None:
-    if guard.why_not_write(path):
-        return [path, guard.why_not_write(path)]
+               guard: guarded.Guard, expected: Entry | None = None,
+               open_dirs: files.OpenDirs | None = None) -> list[str] | None:
+    reason = guard.why_not_write(path)
+    if reason:
+        return [path, reason]
     try:
-        files.write_part(local_root, path, content, offset, final, mode, mtime_ns, expected)
+        files.write_part(local_root, path, content, offset, final, mode, mtime_ns, expected, open_dirs)
     except files.Conflict:
         return [path, files.CHANGED_MEANWHILE]
     except OSError as exc:

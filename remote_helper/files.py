@@ -78,9 +78,27 @@ def check_path(path):
     return path
 
 
+def outside_git(root):
+    """True when git would find no repository for ``root``: no ``.git`` in it or any
+    directory above, and no GIT_DIR to point elsewhere. Spares a plain tree's push or pull
+    the git processes that would say so (a few ms each)."""
+    if "GIT_DIR" in os.environ:
+        return False
+    path = os.path.abspath(root)
+    while True:
+        if os.path.lexists(os.path.join(path, ".git")):
+            return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
+
+
 def git_paths_of(root):
     """Files git would consider (tracked, and untracked but not ignored), or None if ``root``
     is not in a git work tree or git is missing."""
+    if outside_git(root):
+        return None
     import subprocess  # loaded when needed: the manifest of a plain tree never runs git
 
     try:
@@ -259,6 +277,8 @@ def walk(root, prefix, entries, watch_dir=None, hidden=frozenset()):
 def uncommitted(root):
     """Paths with uncommitted changes (modified, added, untracked) in ``root``'s git work
     tree, relative to ``root``; empty when it is not one."""
+    if outside_git(root):
+        return []
     import subprocess  # loaded when needed: the manifest of a plain tree never runs git
 
     try:
@@ -317,6 +337,62 @@ def _safe_directory(root, relative_dir, create):
     return current
 
 
+class OpenDirs(object):
+    """Descriptors of directories below ``root`` for one request's many files: each opened
+    from its parent's with O_NOFOLLOW (never through a symlink, and no window in which one
+    swapped in could redirect a write), so a file costs no lstat of every directory on
+    its way. At most ``MAX_OPEN`` are kept; ``close`` when done."""
+
+    MAX_OPEN = 64
+
+    def __init__(self, root):
+        self.root = root
+        self._fds = {}  # relative dir -> fd, least recently used first
+
+    def fd(self, relative_dir, create):
+        """The descriptor of ``relative_dir`` ("" for the root), made if ``create``."""
+        fd = self._fds.pop(relative_dir, None)
+        if fd is None:
+            fd = self._open(relative_dir, create)
+        self._fds[relative_dir] = fd
+        while len(self._fds) > self.MAX_OPEN:
+            os.close(self._fds.pop(next(iter(self._fds))))
+        return fd
+
+    def _open(self, relative_dir, create):
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+        if not relative_dir:
+            return os.open(self.root, flags)
+        parent_dir, _, name = relative_dir.rpartition("/")
+        parent = self.fd(parent_dir, create)
+        try:
+            return os.open(name, flags | os.O_NOFOLLOW, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                raise
+            os.mkdir(name, 0o755, dir_fd=parent)
+            return os.open(name, flags | os.O_NOFOLLOW, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            # Linux says ENOTDIR for a symlink too (O_DIRECTORY is checked first): which is it?
+            where = os.path.join(self.root, relative_dir)
+            if exc.errno == errno.ELOOP or stat.S_ISLNK(os.lstat(name, dir_fd=parent).st_mode):
+                raise RequestFailed("unsafe_path", "refusing to write through the symlink %s" % where) from None
+            raise RequestFailed("unsafe_path", "%s is in the way of a directory" % where) from None
+
+    def close(self):
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
 def _remove(target):
     """Remove what is at ``target``; a directory only once it is empty (but for part files
     left by a transfer cut short). A transfer names what it removes entry by entry, deepest
@@ -354,43 +430,51 @@ def part_name(name):
     return PART_PREFIX + hashlib.sha1(os.fsencode(name)).hexdigest()[:16]
 
 
-def write_part(root, path, data, file_offset, final, mode, mtime_ns, expected=None):
+def write_part(root, path, data, file_offset, final, mode, mtime_ns, expected=None, dirs=None):
     """Write ``data`` at ``file_offset`` of the file at ``path``; on ``final``, land it.
     Whatever is at ``path`` stays if it is a directory: replacing one is a deletion, which
     the planning side asks for explicitly (and only with --delete). With ``expected`` (an
-    entry, see check_expected), the file lands only if ``path`` is still that; else Conflict."""
+    entry, see check_expected), the file lands only if ``path`` is still that; else
+    Conflict. ``dirs``: the request's OpenDirs of ``root``, if it has one."""
     check_path(path)
     parent_dir, name = os.path.split(path)
-    directory = _safe_directory(root, parent_dir, create=True)
-    part = os.path.join(directory, part_name(name))
+    if dirs is None:
+        dir_fd = None
+        directory = _safe_directory(root, parent_dir, create=True)
+        part, target = os.path.join(directory, part_name(name)), os.path.join(directory, name)
+    else:
+        dir_fd = dirs.fd(parent_dir, create=True)
+        part, target = part_name(name), name
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
     if file_offset == 0:
         flags |= os.O_TRUNC
-    fd = os.open(part, flags, 0o600)
+    fd = os.open(part, flags, 0o600, dir_fd=dir_fd)
     try:
         try:
-            if os.fstat(fd).st_size < file_offset:
-                raise RequestFailed("invalid", "part of %s arrived out of order" % path)
-            os.lseek(fd, file_offset, os.SEEK_SET)
+            if file_offset:  # a first part starts an empty file (O_TRUNC): where it is written
+                if os.fstat(fd).st_size < file_offset:
+                    raise RequestFailed("invalid", "part of %s arrived out of order" % path)
+                os.lseek(fd, file_offset, os.SEEK_SET)
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
             if final:
-                os.ftruncate(fd, file_offset + len(data))
+                if file_offset:
+                    os.ftruncate(fd, file_offset + len(data))
                 os.fchmod(fd, mode & 0o7777)
+                os.utime(fd, ns=(mtime_ns, mtime_ns))
         finally:
             os.close(fd)
         if final:
-            os.utime(part, ns=(mtime_ns, mtime_ns))
             if expected is not None:
                 check_expected(root, path, expected)
-            os.replace(part, os.path.join(directory, name))
+            os.replace(part, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except (OSError, RequestFailed, Conflict):
         # A file that cannot be finished (a full disk, a directory in the way) leaves no
         # part behind: the next transfer sends it again from its start.
         with contextlib.suppress(OSError):
-            os.unlink(part)
+            os.unlink(part, dir_fd=dir_fd)
         raise
 
 
@@ -547,13 +631,17 @@ def delete(root, path, expected=None):
         raise
 
 
-def open_regular(root, path):
-    """A read-only descriptor of the regular file at ``path``, never through a symlink."""
+def open_regular(root, path, dirs=None):
+    """A read-only descriptor of the regular file at ``path``, never through a symlink
+    (``dirs``: the request's OpenDirs of ``root``, if it has one)."""
     check_path(path)
     parent_dir, name = os.path.split(path)
-    directory = _safe_directory(root, parent_dir, create=False)
     try:
-        fd = os.open(os.path.join(directory, name), os.O_RDONLY | os.O_NOFOLLOW)
+        if dirs is None:
+            fd = os.open(os.path.join(_safe_directory(root, parent_dir, create=False), name),
+                         os.O_RDONLY | os.O_NOFOLLOW)
+        else:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dirs.fd(parent_dir, create=False))
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise RequestFailed("unsafe_path", "%s is a symlink, not a file" % path) from None
@@ -704,17 +792,19 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
         attempt(path, make_directory, mode)
     for path, link_target in links:
         attempt(path, write_link, link_target, expected.get(path))
-    for path, mode, mtime_ns, offset, length, compressed, file_offset, final in parts:
-        data = blob[offset : offset + length]
-        if compressed:
-            inflater = zlib.decompressobj()
-            try:
-                data = inflater.decompress(data, MAX_PART_BYTES)
-            except zlib.error as exc:
-                raise RequestFailed("invalid", "part of %s is not valid zlib data: %s" % (path, exc)) from None
-            if inflater.unconsumed_tail:
-                raise RequestFailed("invalid", "part of %s inflates past %d bytes" % (path, MAX_PART_BYTES))
-        attempt(path, write_part, data, file_offset, final, mode, mtime_ns, expected.get(path) if final else None)
+    with OpenDirs(root) as open_dirs:
+        for path, mode, mtime_ns, offset, length, compressed, file_offset, final in parts:
+            data = blob[offset : offset + length]
+            if compressed:
+                inflater = zlib.decompressobj()
+                try:
+                    data = inflater.decompress(data, MAX_PART_BYTES)
+                except zlib.error as exc:
+                    raise RequestFailed("invalid", "part of %s is not valid zlib data: %s" % (path, exc)) from None
+                if inflater.unconsumed_tail:
+                    raise RequestFailed("invalid", "part of %s inflates past %d bytes" % (path, MAX_PART_BYTES))
+            attempt(path, write_part, data, file_offset, final, mode, mtime_ns, expected.get(path) if final else None,
+                    open_dirs)
     for path in sorted(deletes, key=lambda item: item.count("/"), reverse=True):
         reason = guard.why_not_delete(path)
         if reason:
@@ -817,11 +907,11 @@ def pack(data):
     return data, False
 
 
-def read_many(root, paths, guard=NO_GUARD, offset=0, length=0):
-    """(entries, blob, skipped, versions) for a FileData reply: each file's bytes, packed,
-    with the mode and mtime of exactly those bytes (see read_consistent) and its version
-    (version_of); with a ``length``, only that many bytes of the one file in ``paths``
-    from ``offset``. A file that cannot be read (gone, unreadable, mngr's own state) or
+def read_many(root, paths, guard=NO_GUARD, offset=0, length=0, compress=True):
+    """(entries, blob, skipped, versions) for a FileData reply: each file's bytes (packed
+    if ``compress``), with the mode and mtime of exactly those bytes (see
+    read_consistent) and its version (version_of); with a ``length``, only that many bytes
+    of the one file in ``paths`` from ``offset``. A file that cannot be read (gone, unreadable, mngr's own state) or
     keeps changing while it is read is skipped, with why."""
     import time
 
@@ -842,27 +932,28 @@ def read_many(root, paths, guard=NO_GUARD, offset=0, length=0):
         if attempt:
             time.sleep(SETTLE_NS / 1e9)
         unsettled = []
-        for path in pending:
-            try:
-                if guard.hides(path):
-                    raise RequestFailed("unsafe_path", guard.why_not_write(path))
-                fd = open_regular(root, path)
+        with OpenDirs(root) as open_dirs:
+            for path in pending:
                 try:
-                    data, info = read_consistent(fd, offset, length or -1)
-                finally:
-                    os.close(fd)
-            except FileUnsettled:
-                unsettled.append(path)
-                continue
-            except (OSError, RequestFailed) as exc:
-                skipped.append([path, VANISHED if isinstance(exc, FileNotFoundError) else _reason(exc)])
-                continue
-            packed, compressed = pack(data)
-            entries.append([path_to_wire(path), blob_offset, len(packed), compressed, stat.S_IMODE(info.st_mode),
-                            info.st_mtime_ns, info.st_size])
-            versions.append(version_of(info))
-            chunks.append(packed)
-            blob_offset += len(packed)
+                    if guard.hides(path):
+                        raise RequestFailed("unsafe_path", guard.why_not_write(path))
+                    fd = open_regular(root, path, open_dirs)
+                    try:
+                        data, info = read_consistent(fd, offset, length or -1)
+                    finally:
+                        os.close(fd)
+                except FileUnsettled:
+                    unsettled.append(path)
+                    continue
+                except (OSError, RequestFailed) as exc:
+                    skipped.append([path, VANISHED if isinstance(exc, FileNotFoundError) else _reason(exc)])
+                    continue
+                packed, compressed = pack(data) if compress else (data, False)
+                entries.append([path_to_wire(path), blob_offset, len(packed), compressed,
+                                stat.S_IMODE(info.st_mode), info.st_mtime_ns, info.st_size])
+                versions.append(version_of(info))
+                chunks.append(packed)
+                blob_offset += len(packed)
         pending = unsettled
         if not pending:
             break
@@ -937,6 +1028,8 @@ def remove_work_dir(path):
 
 def is_repo_top(root):
     """True if ``root`` is the top level of a git work tree (and git is installed)."""
+    if "GIT_DIR" not in os.environ and not os.path.lexists(os.path.join(root, ".git")):
+        return False  # a work tree's top level always holds its .git
     import subprocess  # loaded when needed: the manifest of a plain tree never runs git
 
     try:

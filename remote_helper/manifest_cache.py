@@ -18,6 +18,9 @@ Each state of a cached manifest has a tag (this daemon, this tree, a generation 
 at every change), so a controller that kept the manifest from last time asks with the tag
 it has and hears "unchanged" instead of receiving it again. A write the cache took in
 answers with the new tag: the controller, which knows what it wrote, updates its copy.
+When the tree changed since the controller's tag by changes the cache took in (not walked
+again), only the entries of the paths they touched are sent, and the paths gone
+(``manifest_since``): one file changed on the host costs one entry, not the whole tree.
 
 Only the host daemon keeps caches (``enable``): a helper that serves one command and exits
 would pay for the watches and never use them. Stdlib only (ctypes), Linux only; anywhere
@@ -46,6 +49,7 @@ _IN_DELETE = 0x200
 _IN_DELETE_SELF = 0x400
 _IN_MOVE_SELF = 0x800
 _IN_Q_OVERFLOW = 0x4000
+_IN_IGNORED = 0x8000
 _IN_ONLYDIR = 0x01000000
 _IN_DONT_FOLLOW = 0x02000000
 _IN_EXCL_UNLINK = 0x04000000
@@ -55,6 +59,7 @@ _WATCH_MASK = (
 )
 _EVENT_HEADER = struct.Struct("iIII")
 MAX_TREES = 8
+MAX_CHANGED_PATHS = 4096  # kept per tree for manifests sent as changes (manifest_since)
 
 _enabled = False
 _libc = None
@@ -86,8 +91,15 @@ def packed_manifest(root, include_ignored, guard=files.NO_GUARD, known=""):
     """(the zlib-compressed wire manifest of ``root``, without what ``guard`` hides, its
     tag, unchanged): the blob is empty when the caller's ``known`` tag is still the tree's.
     An empty tag: not cached."""
+    return manifest_since(root, include_ignored, guard, known, changes=False)[:3]
+
+
+def manifest_since(root, include_ignored, guard=files.NO_GUARD, known="", changes=True):
+    """As packed_manifest, and a fourth: None, or the paths gone since the state tagged
+    ``known`` (with everything below them), the blob then holding only the entries of the
+    paths changed since (a kind other than a directory also replaces what was below it)."""
     if not _enabled:
-        return files.packed_manifest(root, include_ignored, guard), "", False
+        return files.packed_manifest(root, include_ignored, guard), "", False, None
     key = (os.path.realpath(root), include_ignored, guard.key())
     with _lock:
         tree = _trees.pop(key, None)
@@ -103,7 +115,7 @@ def packed_manifest(root, include_ignored, guard=files.NO_GUARD, known=""):
         for old_tree in dropped:
             if old_tree is not None:
                 old_tree.close()
-    return tree.packed(known)
+    return tree.packed(known, changes)
 
 
 class Write(object):
@@ -197,6 +209,7 @@ class _Tree(object):
         self._tag_before_write = ""
         self._writing = 0
         self._quiet_before_write = False
+        self._changed = {}  # generation -> paths it changed, for the generations taken in
 
     def close(self):
         with self._lock:
@@ -205,7 +218,7 @@ class _Tree(object):
     def tag(self):
         return "%s.%d.%d" % (_instance, self._serial, self._generation) if self._entries is not None else ""
 
-    def packed(self, known=""):
+    def packed(self, known="", changes=False):
         with self._lock:
             self._take_events()
             git_changed = self._git_dir is not None and self._git_files != _git_signature(self._git_dir)
@@ -216,12 +229,39 @@ class _Tree(object):
                     self._build()
                 except _Unwatchable:
                     self._forget()
-                    return files.packed_manifest(self.root, self.include_ignored, self.guard), "", False
+                    return files.packed_manifest(self.root, self.include_ignored, self.guard), "", False, None
             if known and known == self.tag():
-                return b"", known, True
+                return b"", known, True, None
+            since = self._changed_since(known) if changes else None
+            if since is not None:
+                entries = self._entries
+                changed = [entries[path] for path in since if path in entries]
+                gone = [path for path in since if path not in entries]
+                return zlib.compress(files.encode_manifest(changed), 1), self.tag(), False, gone
             if self._packed is None:
                 self._packed = zlib.compress(files.encode_manifest(self._entries.values()), 1)
-            return self._packed, self.tag(), False
+            return self._packed, self.tag(), False, None
+
+    def _changed_since(self, known):
+        """The paths changed since the state tagged ``known``; None if not all are known."""
+        stem, _, generation = known.rpartition(".")
+        if not known or stem != "%s.%d" % (_instance, self._serial) or not generation.isdigit():
+            return None
+        since = set()
+        for later in range(int(generation) + 1, self._generation + 1):
+            if later not in self._changed:
+                return None
+            since.update(self._changed[later])
+        return sorted(since)
+
+    def _note_changed(self, paths):
+        """A new generation, made of changes to ``paths``."""
+        self._packed = None
+        self._generation += 1
+        self._changed[self._generation] = paths
+        total = sum(len(changed) for changed in self._changed.values())
+        while total > MAX_CHANGED_PATHS:
+            total -= len(self._changed.pop(min(self._changed)))
 
     def _forget(self):
         if self._inotify is not None:
@@ -230,11 +270,51 @@ class _Tree(object):
         self._dirs = {}
         self._entries = None
         self._packed = None
+        self._changed = {}
 
     def _take_events(self):
-        """Drop the cache if anything happened to the tree since it was last looked at."""
-        if self._inotify is not None and self._inotify.events():
+        """Bring the cache up to date with what happened to the tree since it was last looked
+        at: the paths the events name are read again (after the events were, so a change
+        meanwhile is an event for next time). An event it cannot place (a full queue, an
+        unknown watch, the root itself), any in a tree following .gitignore (whether a new
+        file is listed is git's to say) and any during the daemon's own write (whose tag
+        must then cover only what it wrote) drop the cache instead."""
+        if self._inotify is None:
+            return
+        events = self._inotify.events()
+        if not events:
+            return
+        paths = self._event_paths(events) if self._git_dir is None and not self._writing else None
+        if paths is None:
             self._forget()
+            return
+        if not paths:
+            return
+        try:
+            changed = self._take_in(paths)
+        except (_Unwatchable, OSError):
+            self._forget()
+            return
+        self._note_changed(changed)
+
+    def _event_paths(self, events):
+        """The paths ``events`` name; None if one cannot be placed."""
+        paths = []
+        for wd, mask, name in events:
+            if mask & _IN_Q_OVERFLOW:
+                return None
+            prefix = self._dirs.get(wd)
+            if prefix is None:
+                if mask & _IN_IGNORED:
+                    continue  # the watch of a directory already taken out
+                return None
+            if name.startswith(files.PART_PREFIX):
+                continue  # never listed; its rename to a listed name is an event of its own
+            path = prefix + name if name else prefix[:-1]
+            if not path:
+                return None  # the root itself moved or went
+            paths.append(path)
+        return paths
 
     def _watch(self, prefix):
         wd = self._inotify.add(os.path.join(self.root, prefix) if prefix else self.root)
@@ -293,12 +373,11 @@ class _Tree(object):
                 self._forget()
                 return
             try:
-                self._take_in(write.written + write.deleted)
+                changed = self._take_in(write.written + write.deleted)
             except (_Unwatchable, OSError):
                 self._forget()
                 return
-            self._packed = None
-            self._generation += 1
+            self._note_changed(changed)
             if write.known and write.known == self._tag_before_write and self._writing == 0:
                 write.tag = self.tag()
 
@@ -324,8 +403,10 @@ class _Tree(object):
         return True
 
     def _take_in(self, written):
-        """Read again what a write touched, and watch (and list) the directories it made."""
+        """Read again what a write touched, and watch (and list) the directories it made;
+        the paths whose entries may have changed (one gone takes what was below it along)."""
         gone = [path for path in written if not os.path.lexists(os.path.join(self.root, path))]
+        changed = set(gone)
         if gone:
             gone_set = set(gone)
             prefixes = tuple(path + "/" for path in gone)
@@ -341,6 +422,10 @@ class _Tree(object):
             if files.SKIPPED_DIRS.intersection(parts) or self.guard.hides(path):
                 continue
             touched.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+        for path in gone:  # what a removal leaves: directories whose mtime it moved
+            parts = path.split("/")
+            if not (files.SKIPPED_DIRS.intersection(parts) or self.guard.hides(path)):
+                touched.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
         watched = set(self._dirs.values())
         walked = set()  # directories listed whole just now: nothing below them to read again
         for path in sorted(touched, key=lambda item: item.count("/")):
@@ -348,15 +433,34 @@ class _Tree(object):
             if parent in walked:
                 walked.add(path)
                 continue
+            changed.add(path)
+            was = self._entries.get(path)
             try:
                 info = os.lstat(os.path.join(self.root, path))
             except FileNotFoundError:
+                info = None
+            if was is not None and was[1] == "d" and (info is None or not stat.S_ISDIR(info.st_mode)):
+                self._drop_below(path, watched)  # a directory no more: nothing below it stays
+            if info is None:
                 self._entries.pop(path, None)
                 continue
             self._entries[path] = files.entry_of(path, info, self.root)
             if stat.S_ISDIR(info.st_mode) and path + "/" not in watched:
-                files.walk(self.root, path + "/", self._entries, self._watch, frozenset(self.guard.paths))
+                found = {}
+                files.walk(self.root, path + "/", found, self._watch, frozenset(self.guard.paths))
+                self._entries.update(found)
+                changed.update(found)
                 walked.add(path)
+        return changed
+
+    def _drop_below(self, path, watched):
+        prefix = path + "/"
+        for below in [key for key in self._entries if key.startswith(prefix)]:
+            del self._entries[below]
+        for wd, dir_prefix in list(self._dirs.items()):
+            if dir_prefix.startswith(prefix):
+                del self._dirs[wd]
+                watched.discard(dir_prefix)
 
 
 def _git_dir(root):

@@ -297,12 +297,15 @@ class Server(object):
         if message_type == "GetManifest":
             root = self._work_dir(fields["name"], fields["work_dir"])
             guard = guarded.guard_for(root)
-            blob, tag, unchanged = manifest_cache.packed_manifest(root, fields["include_ignored"], guard,
-                                                                  fields["known"])
+            blob, tag, unchanged, gone = manifest_cache.manifest_since(root, fields["include_ignored"], guard,
+                                                                       fields["known"])
             uncommitted = [files.path_to_wire(path) for path in files.uncommitted(root)] if fields["with_uncommitted"] else []
             return "Manifest", {"root": root, "uncommitted": uncommitted, "tag": tag, "unchanged": unchanged,
-                                "guarded": [files.path_to_wire(path) for path in guard.paths], "home": guard.is_home}, blob
+                                "guarded": [files.path_to_wire(path) for path in guard.paths], "home": guard.is_home,
+                                "changes_only": gone is not None,
+                                "gone": [files.path_to_wire(path) for path in gone or ()]}, blob
         if message_type == "WriteFiles":
+            started = time.monotonic()
             root = self._work_dir(fields["name"], fields["work_dir"])
             guard = guarded.guard_for(root)
             with manifest_cache.writing(root, fields["known"]) as write:
@@ -316,7 +319,8 @@ class Server(object):
             if skipped:
                 write.tag = ""  # the controller's copy of the manifest would be wrong: no tag
             idle.note("user", fields["name"])
-            return "Written", {"tag": write.tag, "skipped": files.skipped_to_wire(skipped)}, b""
+            return "Written", {"tag": write.tag, "skipped": files.skipped_to_wire(skipped),
+                               "seconds": time.monotonic() - started}, b""
         if message_type == "WatchChanges":
             return self._watch_changes(fields)
         if message_type == "StatPaths":
@@ -351,10 +355,13 @@ class Server(object):
         if message_type == "GetGitBundle":
             return "Captured", {}, files.git_bundle(self._work_dir(fields["name"], ""))
         if message_type == "ReadFiles":
+            started = time.monotonic()
             root = self._work_dir(fields["name"], "")
             entries, data, skipped, versions = files.read_many(root, fields["paths"], guarded.guard_for(root),
-                                                               fields["offset"], fields["length"])
-            return "FileData", {"files": entries, "skipped": skipped, "versions": versions}, data
+                                                               fields["offset"], fields["length"],
+                                                               fields["compress"])
+            return "FileData", {"files": entries, "skipped": skipped, "versions": versions,
+                                "seconds": time.monotonic() - started}, data
         if message_type == "ExecStart":
             work_dir, env = agents.exec_context(fields["name"])
             exec_id = self._commands.start(["/bin/sh", "-c", fields["command"]], work_dir, env)

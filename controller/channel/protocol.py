@@ -245,12 +245,14 @@ class GetGitBundle(msgspec.Struct, tag=True, kw_only=True):
 class ReadFiles(msgspec.Struct, tag=True, kw_only=True):
     """The contents of files in the agent's work dir; answered with FileData. With a
     ``length``: at most that many bytes from ``offset`` of the one file in ``paths`` (a
-    large file travels in such parts, so no reply holds more than one part)."""
+    large file travels in such parts, so no reply holds more than one part). ``compress``:
+    zlib where it saves (controller/link_rate.py says when that pays)."""
 
     name: str
     paths: list[str]
     offset: int = 0
     length: int = 0
+    compress: bool = True
 
 
 class WatchChanges(msgspec.Struct, tag=True, kw_only=True):
@@ -362,7 +364,10 @@ class Done(msgspec.Struct, tag=True):
 
 class Manifest(msgspec.Struct, tag=True, kw_only=True):
     """The blob is the zlib-compressed wire manifest (remote_helper/files.py), empty when
-    ``unchanged``: the manifest is still the one tagged with the request's ``known``."""
+    ``unchanged``: the manifest is still the one tagged with the request's ``known``. With
+    ``changes_only``, it holds only the entries of the paths changed since ``known`` and
+    ``gone`` the paths removed since (with everything below them); an entry of another
+    kind than a directory also replaces what was below it."""
 
     root: str
     uncommitted: list[str] = []
@@ -370,15 +375,19 @@ class Manifest(msgspec.Struct, tag=True, kw_only=True):
     unchanged: bool = False
     guarded: list[str] = []  # mngr's own state below the root: never listed, written or deleted
     home: bool = False  # the root is the home dir: its top-level dot entries are never deleted
+    changes_only: bool = False
+    gone: list[str] = []
 
 
 class Written(msgspec.Struct, tag=True, kw_only=True):
     """WriteFiles carried out. ``tag``: the manifest's new tag, when the host took the write
     into the manifest it keeps and that manifest had the request's ``known`` tag before.
-    ``skipped``: [path, reason] of the entries that could not land (the others did)."""
+    ``skipped``: [path, reason] of the entries that could not land (the others did).
+    ``seconds``: how long the host worked on it (the rest of the round trip is the link's)."""
 
     tag: str = ""
     skipped: list[list[str]] = []
+    seconds: float = 0.0
 
 
 class AgentSpec(msgspec.Struct, tag=True, kw_only=True):
@@ -431,11 +440,13 @@ class FileData(msgspec.Struct, tag=True, kw_only=True):
     mode, mtime and size being those of exactly the bytes sent (the file did not change
     while it was read); ``skipped``: [path, reason] of the files that could not be read or
     kept changing (the others were); ``versions``: for each of ``files``, a string that
-    changes whenever the file may have (the parts of one file must all have the same)."""
+    changes whenever the file may have (the parts of one file must all have the same).
+    ``seconds``: how long the host worked on it (the rest of the round trip is the link's)."""
 
     files: list[list[Any]] = []
     skipped: list[list[str]] = []
     versions: list[str] = []
+    seconds: float = 0.0
 
 
 class Changes(msgspec.Struct, tag=True, kw_only=True):

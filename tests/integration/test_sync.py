@@ -150,6 +150,38 @@ def test_the_manifest_kept_between_pushes_follows_every_change_on_the_host(sandb
     assert _tree(agent_dir) == _tree(source)
 
 
+def test_pulls_after_changes_on_the_host_bring_every_one_of_them(sandbox, agent_dir: Path) -> None:
+    """After the first pull, the host sends only what changed since the manifest kept here:
+    moves, removals and a directory turned into a file all arrive, and the copy kept here
+    stays the host's manifest."""
+    import marshal
+
+    source = sandbox.root / "source"
+    source.mkdir()
+    _make_source(source)
+    assert sandbox.mngr("push", "box", str(source)).returncode == 0
+    back = sandbox.root / "back"
+    assert sandbox.mngr("pull", "box", str(back)).returncode == 0
+    kept = sandbox.state_dir / "manifests" / "box"
+    rounds = [
+        lambda: (agent_dir / "src" / "text.txt").write_text("the agent's edit\n"),
+        lambda: (agent_dir / "src" / "deep").rename(agent_dir / "moved"),
+        lambda: (agent_dir / "moved" / "er" / "data.bin").unlink(),
+        lambda: ((agent_dir / "empty-dir").rmdir(), (agent_dir / "empty-dir").write_text("now a file")),
+        lambda: ((agent_dir / "new" / "dir").mkdir(parents=True), (agent_dir / "new" / "dir" / "f").write_text("f")),
+    ]
+    for change in rounds:
+        tag = _read_tag(str(kept))
+        change()
+        pulled = sandbox.mngr("pull", "box", str(back), "--delete")
+        assert pulled.returncode == 0, pulled.stderr
+        assert _tree(back) == _tree(agent_dir)
+        new_tag = _read_tag(str(kept))
+        assert new_tag and new_tag != tag
+        entries = marshal.loads(kept.read_bytes().split(b"\n", 1)[1])
+        assert sorted(entries) == sorted(files.manifest_entries(str(agent_dir), True).values())
+
+
 def test_delete_removes_only_with_the_flag(sandbox, agent_dir: Path) -> None:
     source = sandbox.root / "source"
     (source / "keep").mkdir(parents=True)

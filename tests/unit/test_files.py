@@ -41,3 +41,60 @@ def test_the_manifest_lists_files_links_and_directories_but_not_git_or_parts(tmp
 def test_malformed_manifests_are_refused(raw: bytes) -> None:
     with pytest.raises(ValueError):
         files.parse_manifest(raw)
+
+
+def test_a_request_s_open_directories_never_go_through_a_symlink(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "escape").symlink_to(outside)
+    (root / "plain").write_text("a file")
+    with files.OpenDirs(str(root)) as dirs:
+        dirs.MAX_OPEN = 3  # fewer than the directories below: descriptors are closed and opened again
+        for depth in range(1, 6):
+            path = "/".join(["made"] * depth) + "/f"
+            files.write_part(str(root), path, b"x" * depth, 0, True, 0o640, 5_000_000_000, dirs=dirs)
+        files.write_part(str(root), "real/g", b"g", 0, True, 0o600, 7, dirs=dirs)
+        with pytest.raises(files.RequestFailed, match="symlink"):
+            files.write_part(str(root), "escape/h", b"h", 0, True, 0o600, 7, dirs=dirs)
+        with pytest.raises(files.RequestFailed, match="symlink"):
+            files.open_regular(str(root), "escape/h", dirs)
+        with pytest.raises(files.RequestFailed, match="in the way"):
+            files.write_part(str(root), "plain/h", b"h", 0, True, 0o600, 7, dirs=dirs)
+        assert len(dirs._fds) <= 3
+        fd = files.open_regular(str(root), "made/made/f", dirs)
+        assert os.read(fd, 10) == b"xx"
+        os.close(fd)
+    assert list(outside.iterdir()) == []
+    info = (root / "made" / "made" / "made" / "f").stat()
+    assert (info.st_size, info.st_mode & 0o777, info.st_mtime_ns) == (3, 0o640, 5_000_000_000)
+    assert not [name for name in os.listdir(root / "real") if name.startswith(files.PART_PREFIX)]
+
+
+def test_git_is_not_asked_about_a_tree_outside_any_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    plain = tmp_path / "plain"
+    (plain / "sub").mkdir(parents=True)
+    repo = tmp_path / "repo"
+    (repo / "sub").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "sub" / "new.txt").write_text("untracked")
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    assert files.outside_git(str(plain / "sub")) and not files.outside_git(str(repo / "sub"))
+    # inside a repository, even below its top, git still answers as before
+    assert files.uncommitted(str(repo)) == ["sub/new.txt"]
+    assert files.git_paths_of(str(repo / "sub")) == {"new.txt"}
+    assert files.is_repo_top(str(repo)) and not files.is_repo_top(str(repo / "sub"))
+    # outside one, the same answers without a git process
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text(f"#!/bin/sh\n: > {tmp_path}/git-ran\nexit 1\n")
+    (bin_dir / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))  # a git that leaves a mark when it runs
+    assert files.uncommitted(str(plain)) == []
+    assert files.git_paths_of(str(plain)) is None
+    assert not files.is_repo_top(str(plain))
+    assert not (tmp_path / "git-ran").exists()
+    assert files.uncommitted(str(repo)) == [] and (tmp_path / "git-ran").exists()  # this one asks it

@@ -10,7 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from mngr.controller import plan
 from mngr.remote_helper import files, manifest_cache
 
 
@@ -47,6 +50,14 @@ def _cached(root: Path, include_ignored: bool = True) -> list[list[object]]:
     return _entries(manifest_cache.packed_manifest(str(root), include_ignored)[0])
 
 
+def _kept_with_changes(root: Path, kept: list[list[object]], tag: str) -> list[list[object]]:
+    """A controller's copy ``kept`` (tagged ``tag``) brought up to date with what the host
+    sends as changes since, as local_walk.py does."""
+    blob, new_tag, unchanged, gone = manifest_cache.manifest_since(str(root), True, known=tag)
+    assert gone is not None and new_tag != tag and not unchanged  # sent as changes, not whole
+    return sorted(plan.with_changes(kept, plan.decode_manifest(blob), gone))
+
+
 def _tree(root: Path) -> None:
     (root / "src" / "deep").mkdir(parents=True)
     (root / "src" / "a.py").write_text("a = 1\n")
@@ -66,11 +77,12 @@ def test_an_unchanged_tree_is_walked_once(tmp_path: Path, walks: list[str]) -> N
 
 @pytest.mark.parametrize("change", [
     "modify", "append", "create", "create-deep", "remove", "remove-dir", "rename", "chmod", "touch",
-    "replace-dir-with-file", "new-link",
+    "replace-dir-with-file", "new-link", "rename-dir", "move-dir-out",
 ])
 def test_every_kind_of_change_is_seen(tmp_path: Path, walks: list[str], change: str) -> None:
     _tree(tmp_path)
     before = _cached(tmp_path)
+    before_tag = manifest_cache.packed_manifest(str(tmp_path), True)[1]
     target = tmp_path / "src" / "a.py"
     if change == "modify":
         target.write_text("a = 2\n")  # same size
@@ -100,9 +112,36 @@ def test_every_kind_of_change_is_seen(tmp_path: Path, walks: list[str], change: 
         (tmp_path / "src" / "deep").write_text("now a file")
     elif change == "new-link":
         (tmp_path / "src" / "deep" / "l").symlink_to("../../top.md")
+    elif change == "rename-dir":
+        (tmp_path / "src").rename(tmp_path / "moved")
+    elif change == "move-dir-out":
+        (tmp_path / "src" / "deep").rename(tmp_path.parent / f"{tmp_path.name}-out")
     after = _cached(tmp_path)
     assert after == _fresh(tmp_path)
     assert after != before
+    assert len(walks) == 1  # what changed was read again, not the whole tree
+    assert _kept_with_changes(tmp_path, before, before_tag) == after
+    if change in ("rename-dir", "replace-dir-with-file"):  # changes below the new place are seen too
+        for directory in ("moved", "moved/deep") if change == "rename-dir" else ("src",):
+            (tmp_path / directory / "later.txt").write_text("after the move")
+            assert _cached(tmp_path) == _fresh(tmp_path)
+        assert len(walks) == 1
+
+
+def test_a_directory_replaced_by_a_file_and_made_again_is_watched_again(tmp_path: Path, walks: list[str]) -> None:
+    _tree(tmp_path)
+    _cached(tmp_path)
+    deep = tmp_path / "src" / "deep"
+    (deep / "b.txt").unlink()
+    deep.rmdir()
+    deep.write_text("a file now")
+    assert _cached(tmp_path) == _fresh(tmp_path)
+    deep.unlink()
+    deep.mkdir()
+    assert _cached(tmp_path) == _fresh(tmp_path)
+    (deep / "c.txt").write_text("in the new directory")
+    assert _cached(tmp_path) == _fresh(tmp_path)
+    assert any(entry[0] == "src/deep/c.txt" for entry in _cached(tmp_path))
 
 
 def test_changes_in_a_directory_made_after_the_walk_are_seen(tmp_path: Path, walks: list[str]) -> None:
@@ -145,7 +184,7 @@ def test_our_own_writes_are_taken_in_without_a_walk(tmp_path: Path, walks: list[
     (tmp_path / "new" / "sub" / "later").write_text("by someone else")
     (tmp_path / "implicit" / "dir" / "g").write_text("rewritten by someone else")
     assert _cached(tmp_path) == _fresh(tmp_path)
-    assert len(walks) == 2
+    assert len(walks) == 1  # their changes too are taken in from the events
 
 
 @pytest.mark.parametrize(("ours", "theirs"), [
@@ -216,6 +255,7 @@ def test_a_tree_too_big_to_watch_is_walked_every_time(tmp_path: Path, walks: lis
 
 def test_tags_name_states_of_the_manifest(tmp_path: Path, walks: list[str]) -> None:
     _tree(tmp_path)
+    first = _cached(tmp_path)
     blob, tag, unchanged = manifest_cache.packed_manifest(str(tmp_path), True)
     assert blob and tag and not unchanged
     assert manifest_cache.packed_manifest(str(tmp_path), True, known=tag) == (b"", tag, True)
@@ -232,4 +272,75 @@ def test_tags_name_states_of_the_manifest(tmp_path: Path, walks: list[str]) -> N
     (tmp_path / "top.md").write_text("theirs")
     blob, after, unchanged = manifest_cache.packed_manifest(str(tmp_path), True, known=current)
     assert blob and after != current and not unchanged
-    assert len(walks) == 2
+    assert _entries(blob) == _fresh(tmp_path)
+    assert len(walks) == 1  # taken in from the events
+    # a copy from before all of it, ours and theirs, is brought up to date with the changes alone
+    assert _kept_with_changes(tmp_path, first, tag) == _fresh(tmp_path)
+    assert manifest_cache.manifest_since(str(tmp_path), True, known="other.1.1")[3] is None
+    # a tree walked again (its root replaced) forgets what changed before: the whole manifest
+    renamed = tmp_path.parent / (tmp_path.name + "-old")
+    tmp_path.rename(renamed)
+    renamed.rename(tmp_path)
+    assert manifest_cache.manifest_since(str(tmp_path), True, known=after)[3] is None
+    assert _cached(tmp_path) == _fresh(tmp_path)
+
+
+_NAMES = ["a", "b", "c"]
+_OPERATIONS = st.lists(st.tuples(
+    st.sampled_from(["file", "append", "mkdir", "remove", "rename", "chmod", "link"]),
+    st.lists(st.sampled_from(_NAMES), min_size=1, max_size=3),
+    st.lists(st.sampled_from(_NAMES), min_size=1, max_size=3),
+    st.booleans(),
+), min_size=1, max_size=30)
+
+
+def _apply(root: Path, operation: str, where: list[str], other: list[str]) -> None:
+    import shutil
+
+    path, to = root.joinpath(*where), root.joinpath(*other)
+    try:
+        if operation == "file":
+            path.write_text("/".join(where))
+        elif operation == "append":
+            with path.open("a") as handle:
+                handle.write("more\n")
+        elif operation == "mkdir":
+            path.mkdir()
+        elif operation == "remove":
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        elif operation == "rename":
+            path.rename(to)
+        elif operation == "chmod":
+            path.chmod(0o700 if path.is_dir() else 0o600)
+        elif operation == "link":
+            path.symlink_to("/".join(other))
+    except OSError:
+        pass  # a parent missing, a directory not empty or in the way: the tree stays as it is
+
+
+@settings(derandomize=True, deadline=None, max_examples=60)
+@given(operations=_OPERATIONS)
+def test_after_any_changes_the_cache_equals_a_fresh_walk(operations: list[tuple[str, list[str], list[str], bool]],
+                                                         tmp_path_factory: pytest.TempPathFactory) -> None:
+    manifest_cache.enable()
+    if not manifest_cache._enabled:
+        pytest.skip("no inotify here")
+    root = tmp_path_factory.mktemp("tree")
+    try:
+        _tree(root)
+        kept, tag = _cached(root), manifest_cache.packed_manifest(str(root), True)[1]
+        for operation, where, other, look in operations:
+            _apply(root, operation, where, other)
+            if look:
+                assert _cached(root) == _fresh(root)
+                blob, new_tag, unchanged, gone = manifest_cache.manifest_since(str(root), True, known=tag)
+                if not unchanged:
+                    assert gone is not None  # nothing walked again: the changes are known
+                    kept, tag = sorted(plan.with_changes(kept, plan.decode_manifest(blob), gone)), new_tag
+                assert kept == _fresh(root)
+        assert _cached(root) == _fresh(root)
+    finally:
+        for tree in list(manifest_cache._trees.values()):
+            tree.close()
+        manifest_cache._trees.clear()
+        manifest_cache._enabled = False
