@@ -13,40 +13,16 @@ piled up than the feed keeps, the cursor is from another feed or is new) it answ
 "overflow": the caller compares the whole trees once, then follows the feed again.
 
 Only the host daemon keeps feeds; a feed nobody asked for in ``IDLE_SECONDS`` closes.
-Stdlib only (ctypes), Linux only, as manifest_cache.py.
+Stdlib only, Linux only (inotify.py).
 """
 
 import collections
-import ctypes
-import errno
 import os
 import select
-import struct
 import threading
 import time
 
-from . import files
-
-_IN_MODIFY = 0x2
-_IN_ATTRIB = 0x4
-_IN_CLOSE_WRITE = 0x8
-_IN_MOVED_FROM = 0x40
-_IN_MOVED_TO = 0x80
-_IN_CREATE = 0x100
-_IN_DELETE = 0x200
-_IN_DELETE_SELF = 0x400
-_IN_MOVE_SELF = 0x800
-_IN_Q_OVERFLOW = 0x4000
-_IN_IGNORED = 0x8000
-_IN_ISDIR = 0x40000000
-_IN_ONLYDIR = 0x01000000
-_IN_DONT_FOLLOW = 0x02000000
-_IN_EXCL_UNLINK = 0x04000000
-_WATCH_MASK = (
-    _IN_MODIFY | _IN_ATTRIB | _IN_CLOSE_WRITE | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE
-    | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_ONLYDIR | _IN_DONT_FOLLOW | _IN_EXCL_UNLINK
-)
-_EVENT_HEADER = struct.Struct("iIII")
+from . import files, inotify
 
 MAX_CHANGES = 65536  # paths kept for a slow reader; past that, it hears "overflow"
 MAX_FEEDS = 8
@@ -54,13 +30,12 @@ IDLE_SECONDS = 600.0
 MAX_WAIT = 30.0
 
 _enabled = False
-_libc = None
 _lock = threading.Lock()
 _feeds = {}  # root -> _Feed
 
 
-class Unavailable(Exception):
-    """No feed for this tree (no inotify, too many directories to watch): compare whole trees."""
+# No feed for this tree (no inotify, too many directories to watch): compare whole trees.
+Unavailable = inotify.Unwatchable
 
 
 def enable():
@@ -71,18 +46,6 @@ def enable():
 
 def enabled():
     return _enabled
-
-
-def _load_libc():
-    global _libc
-    if _libc is None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.inotify_init1, libc.inotify_add_watch  # noqa: B018 - missing outside Linux
-        except (OSError, AttributeError):
-            raise Unavailable("inotify is not available") from None
-        _libc = libc
-    return _libc
 
 
 def changes_since(root, cursor, wait, max_changes=MAX_CHANGES):
@@ -116,14 +79,11 @@ def close_all():
 
 class _Feed(object):
     def __init__(self, root, max_changes):
-        libc = _load_libc()
         self.root = root
         self.closed = False
         self.last_asked = time.monotonic()
         self._max_changes = max_changes
-        self._fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-        if self._fd < 0:
-            raise Unavailable(os.strerror(ctypes.get_errno()))
+        self._inotify = inotify.Inotify()
         self._dirs = {}  # wd -> prefix ("" for the root, "a/b/" below it)
         self._id = os.urandom(6).hex()
         self._epoch = 0  # counted up at each overflow: older cursors are void
@@ -133,7 +93,7 @@ class _Feed(object):
         try:
             self._watch_tree("")
         except Unavailable:
-            os.close(self._fd)
+            self._inotify.close()
             raise
         self._thread = threading.Thread(target=self._run, name="change-feed")
         self._thread.daemon = True
@@ -193,46 +153,36 @@ class _Feed(object):
                     if self.closed or time.monotonic() - self.last_asked > IDLE_SECONDS:
                         self.closed = True
                         break
-                readable, _, _ = select.select([self._fd], [], [], 1.0)
+                readable, _, _ = select.select([self._inotify.fd], [], [], 1.0)
                 if readable:
                     self._take_events()
         finally:
-            os.close(self._fd)
+            self._inotify.close()
 
     def _take_events(self):
         changed = []
         overflow = False
-        while True:
-            try:
-                data = os.read(self._fd, 65536)
-            except BlockingIOError:
-                break
-            offset = 0
-            while offset + _EVENT_HEADER.size <= len(data):
-                wd, mask, _cookie, length = _EVENT_HEADER.unpack_from(data, offset)
-                offset += _EVENT_HEADER.size
-                name = os.fsdecode(data[offset : offset + length].rstrip(b"\0"))
-                offset += length
-                if mask & _IN_Q_OVERFLOW:
+        for wd, mask, name in self._inotify.events():
+            if mask & inotify.IN_Q_OVERFLOW:
+                overflow = True
+                continue
+            prefix = self._dirs.get(wd)
+            if prefix is None:
+                continue
+            if mask & inotify.IN_IGNORED:
+                del self._dirs[wd]
+                continue
+            if not name:
+                continue  # the directory itself: its entry in its parent tells
+            if name.startswith(files.PART_PREFIX) or name in files.SKIPPED_DIRS:
+                continue
+            path = prefix + name
+            changed.append(path)
+            if mask & inotify.IN_ISDIR and mask & (inotify.IN_CREATE | inotify.IN_MOVED_TO):
+                try:
+                    changed.extend(self._watch_tree(path + "/"))
+                except Unavailable:
                     overflow = True
-                    continue
-                prefix = self._dirs.get(wd)
-                if prefix is None:
-                    continue
-                if mask & _IN_IGNORED:
-                    del self._dirs[wd]
-                    continue
-                if not name:
-                    continue  # the directory itself: its entry in its parent tells
-                if name.startswith(files.PART_PREFIX) or name in files.SKIPPED_DIRS:
-                    continue
-                path = prefix + name
-                changed.append(path)
-                if mask & _IN_ISDIR and mask & (_IN_CREATE | _IN_MOVED_TO):
-                    try:
-                        changed.extend(self._watch_tree(path + "/"))
-                    except Unavailable:
-                        overflow = True
         if overflow:
             self._start_over()
             return
@@ -249,7 +199,7 @@ class _Feed(object):
     def _start_over(self):
         """Forget every change and watch the tree anew: readers compare whole trees."""
         for wd in list(self._dirs):
-            _libc.inotify_rm_watch(self._fd, wd)
+            self._inotify.remove(wd)
         self._dirs = {}
         try:
             self._watch_tree("")
@@ -269,13 +219,9 @@ class _Feed(object):
 
         def watch(directory):
             path = os.path.join(self.root, directory) if directory else self.root
-            wd = _libc.inotify_add_watch(self._fd, os.fsencode(path), _WATCH_MASK)
-            if wd < 0:
-                code = ctypes.get_errno()
-                if code in (errno.ENOENT, errno.ENOTDIR):
-                    return  # gone since it was listed: an event says so
-                raise Unavailable(os.strerror(code))
-            self._dirs[wd] = directory
+            wd = self._inotify.add(path)
+            if wd is not None:  # else gone since it was listed: an event says so
+                self._dirs[wd] = directory
 
         files.walk(self.root, prefix, found, watch)
         return list(found)

@@ -28,61 +28,29 @@ inotify is missing, every request walks.
 """
 
 import contextlib
-import ctypes
-import errno
 import os
 import stat
-import struct
 import subprocess
 import threading
 import zlib
 
-from . import files
+from . import files, inotify
 
-_IN_MODIFY = 0x2
-_IN_ATTRIB = 0x4
-_IN_CLOSE_WRITE = 0x8
-_IN_MOVED_FROM = 0x40
-_IN_MOVED_TO = 0x80
-_IN_CREATE = 0x100
-_IN_DELETE = 0x200
-_IN_DELETE_SELF = 0x400
-_IN_MOVE_SELF = 0x800
-_IN_Q_OVERFLOW = 0x4000
-_IN_IGNORED = 0x8000
-_IN_ONLYDIR = 0x01000000
-_IN_DONT_FOLLOW = 0x02000000
-_IN_EXCL_UNLINK = 0x04000000
-_WATCH_MASK = (
-    _IN_MODIFY | _IN_ATTRIB | _IN_CLOSE_WRITE | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE
-    | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_ONLYDIR | _IN_DONT_FOLLOW | _IN_EXCL_UNLINK
-)
-_EVENT_HEADER = struct.Struct("iIII")
 MAX_TREES = 8
 MAX_CHANGED_PATHS = 4096  # kept per tree for manifests sent as changes (manifest_since)
 
 _enabled = False
-_libc = None
 _instance = ""  # random per daemon: a tag never names the state of another daemon's tree
 _serials = iter(range(1, 1 << 62))
 _lock = threading.Lock()
 _trees = {}  # (root, include_ignored) -> _Tree, least recently used first
 
 
-class _Unwatchable(Exception):
-    """The tree cannot be watched whole: serve it by walking."""
-
-
 def enable():
     """Keep manifests in this process (the host daemon), if the kernel offers inotify."""
-    global _enabled, _libc
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.inotify_init1, libc.inotify_add_watch  # noqa: B018 - missing outside Linux
-    except (OSError, AttributeError):
+    global _enabled, _instance
+    if not inotify.available():
         return
-    global _instance
-    _libc = libc
     _instance = os.urandom(6).hex()
     _enabled = True
 
@@ -154,42 +122,6 @@ def writing(root, known=""):
         tree.end_write(write)
 
 
-class _Inotify(object):
-    def __init__(self):
-        fd = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-        if fd < 0:
-            raise _Unwatchable(os.strerror(ctypes.get_errno()))
-        self.fd = fd
-
-    def add(self, path):
-        wd = _libc.inotify_add_watch(self.fd, os.fsencode(path), _WATCH_MASK)
-        if wd < 0:
-            code = ctypes.get_errno()
-            if code in (errno.ENOENT, errno.ENOTDIR):
-                return None  # gone (or replaced) since it was listed: an event says so
-            raise _Unwatchable(os.strerror(code))
-        return wd
-
-    def events(self):
-        """[(wd, mask, name)] of everything queued, without waiting."""
-        found = []
-        while True:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return found
-            offset = 0
-            while offset + _EVENT_HEADER.size <= len(data):
-                wd, mask, _cookie, length = _EVENT_HEADER.unpack_from(data, offset)
-                offset += _EVENT_HEADER.size
-                name = data[offset : offset + length].rstrip(b"\0")
-                offset += length
-                found.append((wd, mask, os.fsdecode(name)))
-
-    def close(self):
-        os.close(self.fd)
-
-
 class _Tree(object):
     """One cached manifest and the watches that keep it honest."""
 
@@ -227,7 +159,7 @@ class _Tree(object):
             if self._entries is None:
                 try:
                     self._build()
-                except _Unwatchable:
+                except inotify.Unwatchable:
                     self._forget()
                     return files.packed_manifest(self.root, self.include_ignored, self.guard), "", False, None
             if known and known == self.tag():
@@ -292,7 +224,7 @@ class _Tree(object):
             return
         try:
             changed = self._take_in(paths)
-        except (_Unwatchable, OSError):
+        except (inotify.Unwatchable, OSError):
             self._forget()
             return
         self._note_changed(changed)
@@ -301,11 +233,11 @@ class _Tree(object):
         """The paths ``events`` name; None if one cannot be placed."""
         paths = []
         for wd, mask, name in events:
-            if mask & _IN_Q_OVERFLOW:
+            if mask & inotify.IN_Q_OVERFLOW:
                 return None
             prefix = self._dirs.get(wd)
             if prefix is None:
-                if mask & _IN_IGNORED:
+                if mask & inotify.IN_IGNORED:
                     continue  # the watch of a directory already taken out
                 return None
             if name.startswith(files.PART_PREFIX):
@@ -324,7 +256,7 @@ class _Tree(object):
     def _build(self):
         self._forget()
         self._generation += 1
-        self._inotify = _Inotify()
+        self._inotify = inotify.Inotify()
         git_paths = None if self.include_ignored else files.git_paths_of(self.root)
         self._git_dir = None
         if git_paths is None:
@@ -332,7 +264,7 @@ class _Tree(object):
             return
         self._git_dir = _git_dir(self.root)
         if self._git_dir is None:
-            raise _Unwatchable("no git dir")
+            raise inotify.Unwatchable("no git dir")
         self._git_files = _git_signature(self._git_dir)
         # git lists the files; watch their directories, then ask git again: a file created
         # between the first listing and its directory's watch would otherwise go unseen.
@@ -374,7 +306,7 @@ class _Tree(object):
                 return
             try:
                 changed = self._take_in(write.written + write.deleted)
-            except (_Unwatchable, OSError):
+            except (inotify.Unwatchable, OSError):
                 self._forget()
                 return
             self._note_changed(changed)
@@ -390,7 +322,7 @@ class _Tree(object):
             parts = path.split("/")
             own.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
         for wd, mask, name in self._inotify.events():
-            if mask & _IN_Q_OVERFLOW or wd not in self._dirs:
+            if mask & inotify.IN_Q_OVERFLOW or wd not in self._dirs:
                 return False
             if name.startswith(files.PART_PREFIX):
                 continue  # a part file: never listed, and its rename to a written path is seen there

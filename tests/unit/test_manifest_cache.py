@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mngr.controller import plan
-from mngr.remote_helper import files, manifest_cache
+from mngr.remote_helper import files, inotify, manifest_cache
 
 
 @pytest.fixture
@@ -245,9 +245,9 @@ def test_a_tree_too_big_to_watch_is_walked_every_time(tmp_path: Path, walks: lis
     _tree(tmp_path)
 
     def refuse(self: object, path: str) -> None:
-        raise manifest_cache._Unwatchable("No space left on device")
+        raise inotify.Unwatchable("No space left on device")
 
-    monkeypatch.setattr(manifest_cache._Inotify, "add", refuse)
+    monkeypatch.setattr(inotify.Inotify, "add", refuse)
     assert _cached(tmp_path) == _fresh(tmp_path)
     (tmp_path / "top.md").write_text("changed, and no watch to say so")
     assert _cached(tmp_path) == _fresh(tmp_path)
