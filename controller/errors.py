@@ -6,6 +6,7 @@
     ├── UnknownProvider       --in names no registered provider
     ├── UnknownAgentType      --agent-type names no known agent type
     ├── AgentNotFound         no agent with that name on any host searched
+    ├── Interrupted           Ctrl-C once an agent was made (exit status 130)
     └── HostError             something went wrong on or on the way to one host
         ├── ChannelError      the byte stream to the helper failed
         │   ├── BootstrapError    the first stage never handed over to the helper
@@ -49,6 +50,12 @@ class UnknownAgentType(MngrError):
 
 class AgentNotFound(MngrError):
     pass
+
+
+class Interrupted(MngrError):
+    """Ctrl-C after something was made: the message says what exists now."""
+
+    exit_code = 130
 
 
 class HostError(MngrError):

@@ -11,10 +11,12 @@ import click
 import msgspec
 
 from .. import completion, templates
-from ..agent_types import Launch, interaction_for
-from ..errors import MissingBinary, MngrError, UsageError
+from ..agent_types import AgentType, Launch, interaction_for
+from ..channel.protocol import SetIdleSettings
+from ..errors import Interrupted, MissingBinary, MngrError, UsageError
 from ..hosts import HostHandle
 from ..idle_options import MODES_HELP, SOURCES_HELP, settings_requests
+from ..interrupts import deferred_interrupt
 from ..names import generate_name, validate_name
 from .common import (
     ENV_NAME_PATTERN,
@@ -253,16 +255,21 @@ def create(
                 env = {**spec.get("env", {}), **env}
                 labels = {**spec.get("labels", {}), **labels}
             try:
-                info = handle.create_agent(
-                    name=name,
-                    agent_type=type_name,
-                    command=launch.command,
-                    binary=binary,
-                    work_dir=directory,
-                    env=env,
-                    labels=labels,
-                    interaction=interaction_for(app.registry.agent_types, type_name, launch, trusted),
-                )
+                with deferred_interrupt(f"the create of agent {name!r} on {host_name!r}") as interrupt:
+                    info = handle.create_agent(
+                        name=name,
+                        agent_type=type_name,
+                        command=launch.command,
+                        binary=binary,
+                        work_dir=directory,
+                        env=env,
+                        labels=labels,
+                        interaction=interaction_for(app.registry.agent_types, type_name, launch, trusted),
+                    )
+            except KeyboardInterrupt:
+                # A second Ctrl-C while the request was out: whether the agent exists is unknown.
+                raise Interrupted(f"interrupted while agent {name!r} was being created on {host_name!r}: "
+                                  f"`mngr list` shows whether it was") from None
             except BaseException as exc:
                 if made_dir and native_snapshot is None:  # the work dir was made for this agent only
                     handle.prepare_work_dir(name, directory, remove=True)
@@ -275,34 +282,21 @@ def create(
             provider.agent_created(host_name, name)
             app.registry.on_agent("after_create", name, host_name, provider.name)
             completion.agent_added(name, host_name, provider.name)
-            for request in idle_requests:
-                handle.set_idle_settings(request)
-            attaching = connect and sys.stdin.isatty() and sys.stdout.isatty()
-            if initial_message is None and not attaching and agent_type.interaction is not None:
-                # Nobody will see its screen: a dialog it opened on must fail the create.
-                try:
-                    handle.await_input(name, ready_timeout)
-                except MngrError as exc:
-                    detail = getattr(exc, "detail", str(exc))
-                    raise MngrError(f"agent {name!r} was created, but is not ready for input: {detail}") from exc
-            if initial_message is not None:
-                try:
-                    handle.send_message(
-                        name,
-                        initial_message,
-                        wait_ready=True,
-                        ready_pattern=agent_type.ready_pattern,
-                        ready_quiet_seconds=agent_type.ready_quiet_seconds,
-                        ready_timeout=ready_timeout,
-                    )
-                except MngrError as exc:
-                    detail = getattr(exc, "detail", str(exc))
-                    raise MngrError(f"agent {name!r} was created, but the initial message was not sent: {detail}") from exc
+            made = f"agent {name!r} was created on {host_name!r} and runs (mngr destroy {name} removes it)"
+            if interrupt.pending:
+                print_agents([(info, host_name, provider.name, "created")], output_format, single=True)
+                raise Interrupted(f"interrupted: {made}")
+            try:
+                finished = _finish_create(handle, name, agent_type, idle_requests, connect, initial_message,
+                                          ready_timeout)
+            except KeyboardInterrupt:
+                raise Interrupted(f"interrupted before it was ready: {made}") from None
+            attaching = finished
             print_agents([(info, host_name, provider.name, "created")], output_format, single=True)
             if attaching:
                 handle.note_activity(name, "attach")  # on the channel already open
-    except BaseException:
-        if made_host:  # made for this agent: nothing of a failed create stays behind
+    except BaseException as exc:
+        if made_host and not isinstance(exc, Interrupted):  # made for this agent: nothing of a failed create stays
             provider.discard_host(host_name)
         raise
 
@@ -310,6 +304,36 @@ def create(
         attach(provider, host_name, name)
     elif connect:
         click.echo(f"mngr: not attaching: not a terminal (attach later with: mngr connect {name})", err=True)
+
+
+def _finish_create(handle: HostHandle, name: str, agent_type: AgentType, idle_requests: list[SetIdleSettings],
+                   connect: bool, initial_message: str | None, ready_timeout: float) -> bool:
+    """What follows the agent's creation: its idle settings, then waiting for it to take
+    input (or sending it the initial message). Whether the terminal will attach to it."""
+    for request in idle_requests:
+        handle.set_idle_settings(request)
+    attaching = connect and sys.stdin.isatty() and sys.stdout.isatty()
+    if initial_message is None and not attaching and agent_type.interaction is not None:
+        # Nobody will see its screen: a dialog it opened on must fail the create.
+        try:
+            handle.await_input(name, ready_timeout)
+        except MngrError as exc:
+            detail = getattr(exc, "detail", str(exc))
+            raise MngrError(f"agent {name!r} was created, but is not ready for input: {detail}") from exc
+    if initial_message is not None:
+        try:
+            handle.send_message(
+                name,
+                initial_message,
+                wait_ready=True,
+                ready_pattern=agent_type.ready_pattern,
+                ready_quiet_seconds=agent_type.ready_quiet_seconds,
+                ready_timeout=ready_timeout,
+            )
+        except MngrError as exc:
+            detail = getattr(exc, "detail", str(exc))
+            raise MngrError(f"agent {name!r} was created, but the initial message was not sent: {detail}") from exc
+    return attaching
 
 
 def work_dir_trusted(app: App, made_by_mngr: bool) -> bool:

@@ -329,3 +329,41 @@ def test_ctrl_c_at_any_moment_of_start_up_is_no_traceback(sandbox) -> None:
             assert error.strip() == "mngr: interrupted", error
         outcomes.add(started.returncode)
     assert 130 in outcomes, "no SIGINT arrived while mngr ran"
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_while_the_agent_is_being_made_reports_what_exists(sandbox, presses: int) -> None:
+    """The host is slow to start the agent's session (a tmux that takes a second), and Ctrl-C
+    comes meanwhile: once, mngr finishes the create and says the agent exists; twice, it
+    stops waiting and says it cannot know."""
+    import shutil
+    import signal
+    import subprocess
+
+    from tests.conftest import MNGR_BIN
+
+    started = sandbox.root / "new-session-started"
+    real_tmux = shutil.which("tmux", path=sandbox.env["PATH"])
+    env = sandbox.env | sandbox.program_on_path(
+        "tmux", f'case " $* " in *" new-session "*) touch {started}; sleep 1;; esac\nexec {real_tmux} "$@"\n')
+    creating = subprocess.Popen([str(MNGR_BIN), "create", "slow", "command", "--no-connect", "--", "sleep", "600"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    wait_for(started.exists, "the host starting the agent's session")
+    creating.send_signal(signal.SIGINT)
+    assert creating.stderr is not None
+    held = creating.stderr.readline()  # two presses, not one signal the kernel merged
+    if presses == 2:
+        creating.send_signal(signal.SIGINT)
+    out, err = creating.communicate(timeout=60)
+    err = held + err
+    assert creating.returncode == 130, (out, err)
+    assert "Traceback" not in err and err.count("mngr: error:") == 1, err
+    if presses == 1:
+        assert "finishing the create of agent 'slow'" in err
+        assert "interrupted: agent 'slow' was created on 'local' and runs (mngr destroy slow removes it)" in err
+        assert "created agent slow" in out
+    else:
+        assert "interrupted while agent 'slow' was being created on 'local': `mngr list` shows whether it was" in err
+    wait_for(lambda: [a["name"] for a in agents(sandbox)] == ["slow"] or presses == 2, "the agent listed")
+    if presses == 1:
+        assert [(a["name"], a["state"]) for a in agents(sandbox)] == [("slow", "RUNNING")]
