@@ -49,6 +49,7 @@ from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
 from mngr.controller.errors import MngrError, UsageError
 from mngr.controller.paths import state_dir
 from mngr.controller.plugin_spec import hookimpl
+from mngr.remote_helper import daemon_address
 
 from . import docker_engine as engine
 from .base import Provider
@@ -77,7 +78,6 @@ KEEP_RUNNING = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600
 STOP_CONTAINER = "kill -TERM 1"
 MNGR_DIR_IN_HOME = ".mngr"  # the helper's host dir: ~/.mngr of the image's user
 SOCKET_DIR_IN_CONTAINER = "/run/mngr"
-_MAX_SOCKET_PATH = 100  # as the helper: past sun_path's limit there is no warm path
 _NEEDED = ("python3", "tmux")
 _BASE_PACKAGES = "python3 tmux git procps ca-certificates"
 _SETTINGS = frozenset(["base_image", "image", "cpus", "memory", "idle_timeout", "idle_command", "namespace"])
@@ -189,7 +189,7 @@ class DockerProvider(MadeHostsProvider):
         if warm:
             # The host daemon listens in a directory the container shares with this machine.
             path = daemon_socket_path("", "", self._socket_dir(host))
-            if len(path) <= _MAX_SOCKET_PATH and os.path.exists(path):
+            if len(path) <= daemon_address.MAX_SOCKET_PATH and os.path.exists(path):
                 try:
                     return SocketStream.connect(host, path)
                 except OSError:

@@ -24,11 +24,11 @@ from typing import Any
 from mngr.controller.channel.bootstrap import daemon_socket_path, stage1_argv
 from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
 from mngr.controller.plugin_spec import hookimpl
+from mngr.remote_helper import daemon_address
 
 from .base import Provider
 
 LOCAL_HOST = "local"
-_MAX_SOCKET_PATH = 100  # as the helper: past sun_path's limit there is no warm path
 
 
 def host_dir() -> str:
@@ -63,7 +63,7 @@ class LocalProvider(Provider):
     def open_stream(self, host: str, *, warm: bool = True) -> Stream:
         self.check_host(host)
         path = daemon_socket_path(host_dir(), os.environ.get("TMUX_TMPDIR", ""))
-        if warm and len(path) <= _MAX_SOCKET_PATH and os.environ.get("MNGR_HOST_DAEMON") != "0":
+        if warm and len(path) <= daemon_address.MAX_SOCKET_PATH and os.environ.get("MNGR_HOST_DAEMON") != "0":
             try:
                 return SocketStream.connect(LOCAL_HOST, path)
             except OSError:

@@ -10,10 +10,8 @@ import os
 import sys
 import time
 
-from . import conversation, processes, state, tmux, trust
+from . import agent_records, conversation, processes, state, tmux, trust
 from .wire import RequestFailed
-
-_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 OUTPUT_LOG = "output.log"
 
@@ -46,23 +44,6 @@ _STATUS_KEEPER = '/bin/sh -c "$1"; status=$?; printf "%s\\n" "$status" > "$2"; e
 EXIT_STATUS = "exit_status"
 
 
-def check_name(name):
-    # Same rule as the controller's pattern ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$, without
-    # importing re: every helper start pays for its imports.
-    valid = (
-        0 < len(name) <= 63
-        and not name.startswith("-")
-        and not name.endswith("-")
-        and all(char in _NAME_CHARACTERS for char in name)
-    )
-    if not valid:
-        raise RequestFailed(
-            "invalid",
-            "invalid agent name %r: use lowercase letters, digits and hyphens (at most 63), "
-            "starting and ending with a letter or digit" % name[:80],
-        )
-
-
 DEFAULT_OUTPUT_LOG_MAX_BYTES = 16 * 1024 * 1024
 
 
@@ -72,48 +53,6 @@ def output_log_max_bytes():
         return int(os.environ.get("MNGR_OUTPUT_LOG_MAX_BYTES") or DEFAULT_OUTPUT_LOG_MAX_BYTES)
     except ValueError:
         return DEFAULT_OUTPUT_LOG_MAX_BYTES
-
-
-def _read_records():
-    """Return (records by agent id, problems) for every agent dir on this host."""
-    records = {}
-    problems = []
-    try:
-        entries = os.listdir(state.agents_dir())
-    except FileNotFoundError:
-        return records, problems
-    for entry in sorted(entries):
-        if entry.startswith("."):
-            continue
-        path = os.path.join(state.agents_dir(), entry, "record.json")
-        try:
-            record = state.read_json(path)
-            if not isinstance(record, dict) or not isinstance(record.get("name"), str):
-                raise ValueError("record has no name")
-        except FileNotFoundError:
-            problems.append((entry, "agent dir %s has no record.json" % entry))
-            continue
-        except (OSError, ValueError) as exc:
-            problems.append((entry, "unreadable agent record %s: %s" % (path, exc)))
-            continue
-        records[entry] = record
-    return records, problems
-
-
-def _find_record(name):
-    records, _ = _read_records()
-    for agent_id, record in records.items():
-        if record.get("name") == name:
-            return agent_id, record
-    return None, None
-
-
-def _require_record(name):
-    check_name(name)
-    agent_id, record = _find_record(name)
-    if record is None:
-        raise RequestFailed("not_found", "no agent named %r on this host" % name)
-    return agent_id, record
 
 
 def _info(record, pane, quiet_seconds, now):
@@ -206,13 +145,13 @@ def list_agents(quiet_seconds):
     panes = tmux.list_sessions_panes()
     # Listing is the one request every host gets regularly: keep output logs capped here too,
     # for hosts where no host daemon runs.
-    records, problems = _read_records()
-    rotate_output_logs(output_log_max_bytes(), records)
+    found, problems = agent_records.read_all()
+    rotate_output_logs(output_log_max_bytes(), found)
     now = time.time()
     agents = []
     claimed_sessions = set()
     listed = []
-    for record in records.values():
+    for record in found.values():
         session = tmux.session_name(record["name"])
         claimed_sessions.add(session)
         listed.append((_info(record, panes.get(session), quiet_seconds, now), record))
@@ -305,7 +244,7 @@ def _read_env(agent_id):
 
 def create_agent(request):
     name = request["name"]
-    check_name(name)
+    agent_records.check_name(name)
     # A relative work dir means relative to the home dir: the helper's (and the daemon's)
     # own current directory is no place to resolve a user's path against.
     work_dir = os.path.join(os.path.expanduser("~"), os.path.expanduser(request["work_dir"]))
@@ -318,7 +257,7 @@ def create_agent(request):
     _check_binary(request["binary"], _agent_env("", name, request["env"], request["base_env"]))
     session = tmux.session_name(name)
     with state.named_lock("agent-" + name):
-        if _find_record(name)[1] is not None:
+        if agent_records.find(name)[1] is not None:
             raise RequestFailed("exists", "an agent named %r already exists on this host" % name)
         if tmux.has_session(session):
             raise RequestFailed(
@@ -363,9 +302,9 @@ def create_agent(request):
 
 def stop_agent(name, spare=(), grace=processes.TERM_GRACE_SECONDS):
     """Stop the agent: its session and every process it started (see processes.py)."""
-    check_name(name)
+    agent_records.check_name(name)
     with state.named_lock("agent-" + name):
-        agent_id, record = _require_record(name)
+        agent_id, record = agent_records.require(name)
         conversation.session_id(agent_id, record)  # a CLI that picks its own: found before it goes
         processes.end_agent(agent_id, tmux.session_name(name), spare, grace)
         record["status"] = "stopped"
@@ -376,9 +315,9 @@ def stop_agent(name, spare=(), grace=processes.TERM_GRACE_SECONDS):
 
 
 def start_agent(name, base_env=None, umask=None):
-    check_name(name)
+    agent_records.check_name(name)
     with state.named_lock("agent-" + name):
-        agent_id, record = _require_record(name)
+        agent_id, record = agent_records.require(name)
         session = tmux.session_name(name)
         pane = tmux.list_sessions_panes().get(session)
         if pane is not None and not pane.dead:
@@ -410,9 +349,9 @@ def _remove_agent_dir(agent_id):
 def destroy_agent(name, spare=(), keep_work_dir=False, grace=processes.TERM_GRACE_SECONDS):
     """End the agent and remove its record; the work dir too if mngr made it (see
     made_work_dir) and no other agent works there, unless ``keep_work_dir``."""
-    check_name(name)
+    agent_records.check_name(name)
     with state.named_lock("agent-" + name):
-        agent_id, record = _find_record(name)
+        agent_id, record = agent_records.find(name)
         session = tmux.session_name(name)
         # Raises, keeping the record, if a process survives: a retry still finds them by id.
         killed = processes.end_agent(agent_id, session, spare, grace)
@@ -439,8 +378,8 @@ def made_work_dir(path):
 
 
 def _work_dirs_in_use():
-    records, _ = _read_records()
-    return {record.get("work_dir") for record in records.values()}
+    found, _ = agent_records.read_all()
+    return {record.get("work_dir") for record in found.values()}
 
 
 KEPT_WORK_DIRS = "kept-work-dirs.json"  # in host/: made work dirs kept by destroy --keep-work-dir
@@ -487,7 +426,7 @@ def _user_name():
 
 def send_message(request):
     name = request["name"]
-    agent_id, _ = _require_record(name)
+    agent_id, _ = agent_records.require(name)
     session = tmux.session_name(name)
     with state.named_lock("message-" + name):
         pane = tmux.list_sessions_panes().get(session)
@@ -515,7 +454,7 @@ def send_message(request):
 
 def await_input(name, timeout):
     """Return once the agent shows its input box (at once for types that cannot tell)."""
-    _, record = _require_record(name)
+    _, record = agent_records.require(name)
     if isinstance(record.get("interaction"), dict):
         conversation.wait_for_input(tmux.session_name(name), record["interaction"], timeout, name)
 
@@ -555,7 +494,7 @@ def _wait_until_ready(session, request):
 
 
 def capture(name, full):
-    _require_record(name)
+    agent_records.require(name)
     session = tmux.session_name(name)
     if tmux.list_sessions_panes().get(session) is None:
         raise RequestFailed("stopped", "agent %r is stopped (start it with: mngr start %s)" % (name, name))
@@ -564,12 +503,12 @@ def capture(name, full):
 
 def note_activity(name, source):
     """Record that the user did something with the agent (attached, messaged, ...)."""
-    agent_id, _ = _require_record(name)
+    agent_id, _ = agent_records.require(name)
     state.append_event(os.path.join(state.agent_dir(agent_id), "events.jsonl"), "activity", source=source)
 
 
 def output_log_path(name):
-    agent_id, _ = _require_record(name)
+    agent_id, _ = agent_records.require(name)
     return os.path.join(state.agent_dir(agent_id), OUTPUT_LOG)
 
 
@@ -605,7 +544,7 @@ def rotate_output_logs(max_bytes, agent_ids=None):
 
 def exec_context(name):
     """(work dir, environment) a command run "in the agent" gets: the agent's own."""
-    agent_id, record = _require_record(name)
+    agent_id, record = agent_records.require(name)
     try:
         env = state.read_json(os.path.join(state.agent_dir(agent_id), "launch.json"))["env"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -615,7 +554,7 @@ def exec_context(name):
 
 def spec(name):
     """The fields a copy of agent ``name`` is created from (AgentSpec)."""
-    agent_id, record = _require_record(name)
+    agent_id, record = agent_records.require(name)
     env = _read_env(agent_id)
     return {
         "agent_type": str(record.get("type", "")),

@@ -20,13 +20,10 @@ import fcntl
 import os
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
-import zlib
 
-from . import agents, change_feed, manifest_cache, state, tmux
+from . import agents, change_feed, daemon_address, daemon_launch, manifest_cache, state, tmux
 from .server import Server, redirect_stderr_to_log
 from .watcher import Watcher
 
@@ -40,62 +37,6 @@ def _agents_running():
     except tmux.TmuxError:
         return False
     return any(session.startswith(tmux.SESSION_PREFIX) for session in panes)
-# sun_path holds 108 bytes on Linux; past that, there is simply no warm path.
-MAX_SOCKET_PATH = 100
-
-
-def tmux_key(environ=None):
-    """Which tmux server a daemon talks to: the CRC-32 of TMUX_TMPDIR, in hex."""
-    environ = os.environ if environ is None else environ
-    return "%08x" % zlib.crc32(environ.get("TMUX_TMPDIR", "").encode("utf-8"))
-
-
-def daemon_key(helper_hash, environ=None):
-    return "%s-%s" % (helper_hash[:16], tmux_key(environ))
-
-
-def socket_path(helper_hash):
-    """In the host dir; or, where the host's maker says so (MNGR_DAEMON_SOCKET_DIR: a
-    directory a container shares with the controller's machine), there."""
-    directory = os.environ.get(SOCKET_DIR_VARIABLE) or os.path.join(state.host_dir(), "host")
-    return os.path.join(directory, "daemon-%s.sock" % daemon_key(helper_hash))
-
-
-SOCKET_DIR_VARIABLE = "MNGR_DAEMON_SOCKET_DIR"
-
-
-def is_running(path):
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
-
-
-def ensure_running(helper_hash, helper_dir):
-    """Start a detached daemon for this helper version unless one answers already."""
-    path = socket_path(helper_hash)
-    if len(path) > MAX_SOCKET_PATH or os.environ.get("MNGR_HOST_DAEMON") == "0":
-        return
-    if is_running(path):
-        return
-    program = "import sys; sys.path.insert(0, %r); from mngr_remote_helper.daemon import main; main(%r)" % (
-        helper_dir,
-        helper_hash,
-    )
-    subprocess.Popen(
-        [sys.executable, "-I", "-S", "-c", program],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        close_fds=True,
-        start_new_session=True,
-    )
-
-
 def _take_lock(path):
     """Hold the daemon's lock for the life of the process, or return None if another has it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -203,11 +144,11 @@ def main(helper_hash):
     host_state = state.ensure_dir(os.path.join(state.host_dir(), "host"))
     # Long-lived: do not pin whatever directory the first command happened to run in.
     os.chdir(host_state)
-    key = daemon_key(helper_hash)
+    key = daemon_address.daemon_key(helper_hash, os.environ.get("TMUX_TMPDIR", ""))
     lock_fd = _take_lock(os.path.join(host_state, "daemon-%s.pid" % key))
     if lock_fd is None:
         return  # another daemon of this version serves this host already
-    path = socket_path(helper_hash)
+    path = daemon_launch.socket_path(helper_hash)
     # A socket left by a daemon that died: we hold the lock, so it is not in use.
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
@@ -215,7 +156,7 @@ def main(helper_hash):
     old_umask = os.umask(0o077)
     try:
         listener.bind(path)
-        if os.environ.get(SOCKET_DIR_VARIABLE):
+        if os.environ.get(daemon_address.SOCKET_DIR_VARIABLE):
             # The controller's user (maybe not this container's root) connects through a
             # directory of its own (mode 0700 on its side): that directory is the guard.
             os.chmod(path, 0o666)

@@ -20,22 +20,21 @@ part file lives between two of its requests).
 """
 
 import contextlib
-import fcntl
 import os
 import shutil
 import time
 
-from . import agents, files, processes, state, tmux, watcher
+from . import agent_records, agents, files, operation_lock, processes, state, tmux
 
 _LOCK_WAIT_SECONDS = 30.0
 
 
 def collect(dry_run, min_age):
     """[(kind, what)] of every leftover on this host; removed unless ``dry_run``."""
-    with _exclusive_operation():
+    with operation_lock.exclusive_or_busy(_LOCK_WAIT_SECONDS):
         found = []
         now = time.time()
-        records, _ = agents._read_records()
+        records, _ = agent_records.read_all()
         names = {record["name"] for record in records.values()}
         agents_dir = state.agents_dir()
         for entry in sorted(_listdir(agents_dir)):
@@ -75,23 +74,6 @@ def collect(dry_run, min_age):
             for kind, what in found:
                 _remove(kind, what, records)
         return [[kind, what] for kind, what in found]
-
-
-@contextlib.contextmanager
-def _exclusive_operation():
-    fd = os.open(watcher._operation_lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + _LOCK_WAIT_SECONDS
-        while not watcher._flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
-            if time.monotonic() > deadline:
-                from .errors import RequestFailed
-
-                raise RequestFailed("busy", "a mngr operation on this host has not finished in %d s; try again"
-                                    % _LOCK_WAIT_SECONDS)
-            time.sleep(0.1)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _part_files(root, now, min_age):

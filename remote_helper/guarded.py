@@ -111,22 +111,11 @@ NO_GUARD = Guard("/", "", (), "")
 
 
 def agent_work_dirs():
-    """The work dirs in this machine's agent records (agents.py writes them)."""
-    from . import state
+    """The work dirs in this machine's agent records."""
+    from . import agent_records
 
-    found = []
-    try:
-        names = os.listdir(state.agents_dir())
-    except OSError:
-        return found
-    for name in names:
-        try:
-            record = state.read_json(os.path.join(state.agents_dir(), name, "record.json"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict) and isinstance(record.get("work_dir"), str):
-            found.append(record["work_dir"])
-    return found
+    found, _ = agent_records.read_all()
+    return [record["work_dir"] for record in found.values() if isinstance(record.get("work_dir"), str)]
 
 
 def guard_for(root):

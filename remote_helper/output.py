@@ -8,7 +8,7 @@ import glob
 import json
 import os
 
-from . import agents, conversation, state
+from . import agent_records, conversation, state
 from .wire import RequestFailed
 
 _BLOCK = 64 * 1024
@@ -61,7 +61,7 @@ def read(path, offset, tail_lines, max_bytes):
 
 def session_log_path(name):
     """The agent CLI's log of this agent's own conversation."""
-    agent_id, record = agents._require_record(name)
+    agent_id, record = agent_records.require(name)
     if isinstance(record.get("interaction"), dict):
         path = conversation.session_log_path(agent_id, record)
         if path is None:

@@ -15,18 +15,21 @@ import time
 import zlib
 
 from . import (
+    agent_records,
     agents,
     change_feed,
+    daemon_address,
+    daemon_launch,
     execs,
     files,
     guarded,
     idle,
     manifest_cache,
+    operation_lock,
     output,
     processes,
     state,
     tmux,
-    watcher,
 )
 from .wire import (
     HEADER,
@@ -201,7 +204,7 @@ class Server(object):
             threading.Thread(target=self._beat, args=(beating,), daemon=True).start()
         try:
             if message_type in _OPERATIONS:
-                with watcher.operation():
+                with operation_lock.shared():
                     reply_type, reply_fields, reply_blob = self._dispatch(message_type, fields, blob)
                     if message_type in _ACTIVITY:
                         idle.note(_ACTIVITY[message_type], fields["name"])
@@ -288,7 +291,7 @@ class Server(object):
         if message_type == "SetIdleSettings":
             return "IdleSettings", self._set_idle_settings(fields), b""
         if message_type == "KeepAlive":
-            agents.check_name(fields["name"])
+            agent_records.check_name(fields["name"])
             agents.output_log_path(fields["name"])  # the agent must exist
             idle.keep_alive(fields["name"], fields["seconds"])
             return "Done", {}, b""
@@ -342,7 +345,7 @@ class Server(object):
                                           fields["literal_budget"], guarded.guard_for(root))
             return "DeltaData", reply, ops
         if message_type == "PrepareWorkDir":
-            agents.check_name(fields["name"])
+            agent_records.check_name(fields["name"])
             if fields["remove"]:
                 files.remove_work_dir(fields["path"])
                 return "WorkDir", {"path": fields["path"]}, b""
@@ -433,11 +436,9 @@ class Server(object):
 
     def _watcher_unavailable(self):
         """Why no host daemon (and so no watcher) can run here, or "" if one can."""
-        from . import daemon
-
         if os.environ.get("MNGR_HOST_DAEMON") == "0":
             return "and MNGR_HOST_DAEMON=0 turns it off"
-        if len(daemon.socket_path(self._helper_hash)) > daemon.MAX_SOCKET_PATH:
+        if len(daemon_launch.socket_path(self._helper_hash)) > daemon_address.MAX_SOCKET_PATH:
             return "which cannot run with a host dir path this long"
         return ""
 
@@ -456,10 +457,8 @@ class Server(object):
 
     def _daemon_socket(self):
         """Where this version's host daemon listens ("" when there is no warm path here)."""
-        from . import daemon
-
-        path = daemon.socket_path(self._helper_hash)
-        if len(path) > daemon.MAX_SOCKET_PATH or os.environ.get("MNGR_HOST_DAEMON") == "0":
+        path = daemon_launch.socket_path(self._helper_hash)
+        if len(path) > daemon_address.MAX_SOCKET_PATH or os.environ.get("MNGR_HOST_DAEMON") == "0":
             return ""
         return path
 
@@ -505,10 +504,8 @@ def _open_log(name):
 
 def _start_daemon(helper_hash):
     try:
-        from . import daemon
-
         helper_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        daemon.ensure_running(helper_hash, helper_dir)
+        daemon_launch.ensure_running(helper_hash, helper_dir)
     except Exception:
         import traceback
 

@@ -41,7 +41,7 @@ import subprocess
 import threading
 import time
 
-from . import agents, idle, state, tmux
+from . import agent_records, agents, daemon_address, idle, operation_lock, state, tmux
 
 DISABLED_POLL_SECONDS = 5.0
 MAX_POLL_SECONDS = 5.0
@@ -56,34 +56,6 @@ def poll_seconds(settings):
         return DISABLED_POLL_SECONDS
     shortest = min(settings["timeout"], settings["stop_grace"] or settings["timeout"])
     return max(MIN_POLL_SECONDS, min(MAX_POLL_SECONDS, shortest / 6.0))
-
-
-@contextlib.contextmanager
-def operation():
-    """Held (shared) by every state-changing request: the watcher never acts during one."""
-    fd = os.open(_operation_lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        _flock(fd, fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _operation_lock_path():
-    return os.path.join(state.ensure_dir(os.path.join(state.host_dir(), "locks")), "operation.lock")
-
-
-def _flock(fd, how):
-    while True:
-        try:
-            fcntl.flock(fd, how)
-            return True
-        except OSError as exc:
-            if exc.errno == errno.EINTR:
-                continue
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                return False
-            raise
 
 
 def boot_time():
@@ -244,17 +216,14 @@ class Watcher(object):
         decision, reason = self._evaluate(settings)
         if decision != "act":
             return
-        fd = os.open(_operation_lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if not _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
+        with operation_lock.exclusive(0) as taken:
+            if not taken:
                 self._log_decision("postponed", "would stop (%s), but a mngr operation is in progress" % reason)
                 return
             # Again under the lock: a request that finished meanwhile may have changed things.
             decision, reason = self._evaluate(settings)
             if decision == "act":
                 self._act(settings, reason)
-        finally:
-            os.close(fd)
 
     def _evaluate(self, settings):
         now = time.time()
@@ -331,7 +300,7 @@ class Watcher(object):
             return False
         path = os.path.join(state.ensure_dir(os.path.join(state.host_dir(), "host")), "watcher.lock")
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        if not _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
+        if not operation_lock.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
             os.close(fd)
             return False
         os.ftruncate(fd, 0)
@@ -357,7 +326,7 @@ class Watcher(object):
         """
         sources = settings["sources"]
         self.complete = True
-        records, _ = agents._read_records()
+        records, _ = agent_records.read_all()
         panes = tmux.list_sessions_panes()
         alive = []
         newest_output, output_agent = self._last_output, ""
@@ -438,7 +407,7 @@ class Watcher(object):
     def _stop_agents(self):
         """Stop every agent whose process runs; exited ones keep their last screen."""
         stopped, failures = [], []
-        records, _ = agents._read_records()
+        records, _ = agent_records.read_all()
         panes = tmux.list_sessions_panes()
         for record in records.values():
             pane = panes.get(tmux.session_name(record["name"]))
@@ -517,9 +486,8 @@ def _stopped_since_last_start():
 
 def _other_tmux_servers():
     """Pids of live host daemons of this host dir that talk to another tmux server."""
-    from . import daemon
 
-    own_key = daemon.tmux_key()
+    own_key = daemon_address.tmux_key(os.environ.get("TMUX_TMPDIR", ""))
     directory = os.path.join(state.host_dir(), "host")
     found = []
     try:

@@ -137,10 +137,11 @@ def helper_payload() -> tuple[str, bytes]:
 
 
 def daemon_socket_path(host_dir: str, tmux_tmpdir: str, socket_dir: str = "") -> str:
-    """Where the host daemon of this helper version listens (mirrors remote_helper.daemon):
-    in ``host_dir``, or in ``socket_dir`` (the daemon's MNGR_DAEMON_SOCKET_DIR)."""
-    key = f"{helper_hash()[:16]}-{zlib.crc32(tmux_tmpdir.encode('utf-8')):08x}"
-    return os.path.join(socket_dir or os.path.join(host_dir, "host"), f"daemon-{key}.sock")
+    """Where the host daemon of this helper version listens: in ``host_dir``, or in
+    ``socket_dir`` (the daemon's MNGR_DAEMON_SOCKET_DIR)."""
+    from mngr.remote_helper import daemon_address
+
+    return str(daemon_address.socket_path(host_dir, helper_hash(), tmux_tmpdir, socket_dir))
 
 
 @functools.lru_cache(maxsize=1)

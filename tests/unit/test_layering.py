@@ -75,3 +75,51 @@ def test_the_checker_sees_relative_imports() -> None:
     imports = _imports(ROOT / "controller" / "channel" / "rpc.py")
     assert "mngr.controller.errors" in imports
     assert "mngr.controller.channel.protocol" in imports
+
+
+def _helper_graph() -> dict[str, set[str]]:
+    """Each helper module's imports of other helper modules (any import, even in a function)."""
+    prefix = "mngr.remote_helper."
+    graph = {}
+    for path in _files("remote_helper"):
+        name = _module_name(path)
+        if name.endswith(".__init__"):
+            continue
+        graph[name] = {module for module in _imports(path)
+                       if module.startswith(prefix) and module != name and not module.endswith(".__init__")}
+    return graph
+
+
+def test_the_helper_has_no_import_cycle() -> None:
+    graph = _helper_graph()
+    state: dict[str, str] = {}  # "visiting" or "done"
+    stack: list[str] = []
+
+    def visit(module: str) -> None:
+        state[module] = "visiting"
+        stack.append(module)
+        for imported in sorted(graph.get(module, ())):
+            if state.get(imported) == "visiting":
+                cycle = [*stack[stack.index(imported):], imported]
+                pytest.fail("import cycle: " + " -> ".join(part.rsplit(".", 1)[-1] for part in cycle))
+            if imported not in state:
+                visit(imported)
+        stack.pop()
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+
+
+@pytest.mark.parametrize("path", _files("remote_helper") + _files("controller") + _files("providers"),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_module_reaches_into_a_helper_modules_private_names(path: Path) -> None:
+    """A helper module's underscored names are its own: others use what it makes public."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    helper_modules = {file.stem for file in _files("remote_helper")}
+    own = path.stem if path.parent.name == "remote_helper" else None
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr.startswith("_")
+                and not node.attr.startswith("__") and node.value.id in helper_modules and node.value.id != own):
+            pytest.fail(f"{path.name}:{node.lineno} uses {node.value.id}.{node.attr}")
