@@ -32,4 +32,7 @@ def test_a_hundred_create_destroy_cycles_leave_no_fd_thread_process_session_or_f
         before = _counts(sandbox)
         for index in range(100):
             cycle(f"c{index % 7}")
-        assert _counts(sandbox) == before
+        after = _counts(sandbox)
+        # Fewer descriptors is no leak: one may have been open for a moment at the first count.
+        assert after.pop("fds") <= before.pop("fds")
+        assert after == before

@@ -53,9 +53,10 @@ def _log(sandbox, name: str) -> list[dict]:  # type: ignore[no-untyped-def]
 
 def test_add_list_run_and_remove_with_a_real_crontab(sandbox, crontab) -> None:
     _with_cat_template(sandbox)
-    added = sandbox.mngr("schedule", "--template", "hook", "hello from the schedule", "--cron", "*/5 * * * *",
-                         "--tz", "UTC")
-    assert added.returncode == 0 and added.stdout.startswith("added schedule hook: */5 * * * * (UTC)"), added.stderr
+    # Due once an hour, half an hour from now: the tick below finds nothing due.
+    cron = f"{(datetime.datetime.now(datetime.UTC).minute + 30) % 60} * * * *"
+    added = sandbox.mngr("schedule", "--template", "hook", "hello from the schedule", "--cron", cron, "--tz", "UTC")
+    assert added.returncode == 0 and added.stdout.startswith(f"added schedule hook: {cron} (UTC)"), added.stderr
     [line] = _crontab_lines(sandbox)
     assert line.startswith("* * * * * env ") and " schedule tick >> " in line
 
@@ -68,7 +69,7 @@ def test_add_list_run_and_remove_with_a_real_crontab(sandbox, crontab) -> None:
     listed = json.loads(sandbox.mngr("schedule", "list", "--format", "json").stdout)
     [row] = listed["schedules"]
     assert listed["crontab"] is True
-    assert (row["name"], row["cron"], row["timezone"], row["does"]) == ("hook", "*/5 * * * *", "UTC", "create -T hook")
+    assert (row["name"], row["cron"], row["timezone"], row["does"]) == ("hook", cron, "UTC", "create -T hook")
 
     by_hand = sandbox.mngr("schedule", "run", "hook")
     assert by_hand.returncode == 0, by_hand.stderr
