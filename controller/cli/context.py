@@ -32,12 +32,28 @@ class App:
     def plugin_commands(self, taken: tuple[str, ...]) -> dict[str, click.Command]:
         return self.registry.cli_commands(taken)
 
+    @functools.cached_property
+    def _builtin_provider_names(self) -> list[str] | None:
+        from ..plugins import builtin_provider_names
+
+        return builtin_provider_names(self.config)
+
+    def provider_names(self) -> list[str]:
+        """Every provider's name; without building the registry when no plugin is installed."""
+        if "registry" not in self.__dict__ and self._builtin_provider_names is not None:
+            return list(self._builtin_provider_names)
+        return sorted(self.registry.providers)
+
     @functools.cache  # noqa: B019 - one App per invocation
     def provider(self, name: str) -> Provider:
+        from ..plugins import builtin_provider_class, make_provider
+
+        if "registry" not in self.__dict__ and name in (self._builtin_provider_names or ()):
+            return make_provider(builtin_provider_class(name), self.config)
         return self.registry.provider(name, self.config)
 
     def providers(self, names: Iterable[str] = ()) -> list[Provider]:
-        wanted = list(names) or sorted(self.registry.providers)
+        wanted = list(names) or self.provider_names()
         return [self.provider(name) for name in wanted]
 
     @property
