@@ -54,10 +54,9 @@ def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk
     from mngr.remote_helper.wire import RequestFailed
 
     from .. import output, sync
-    from ..fleet import list_fleet, locate
+    from ..agent_lookup import located_agent
 
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
-        (agent,) = locate(listing, [name])
+    with located_agent(app, name) as agent:
         transfer = sync.push if action == "push" else sync.pull
         branches: list[str] = []
         sent_before, received_before = agent.handle.wire_bytes()
@@ -179,7 +178,7 @@ def pair(app: App, name: str, local_path: str | None, conflict: str, interval: f
     from mngr.remote_helper.wire import RequestFailed
 
     from .. import pair as pairing
-    from ..fleet import list_fleet, locate
+    from ..agent_lookup import located_agent
 
     root = os.path.abspath(local_path or os.getcwd())
     os.makedirs(root, exist_ok=True)
@@ -189,8 +188,7 @@ def pair(app: App, name: str, local_path: str | None, conflict: str, interval: f
     def report(mark: str, text: str) -> None:
         click.echo(f"{mark} {text}")
 
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
-        (agent,) = locate(listing, [name])
+    with located_agent(app, name) as agent:
         click.echo(f"pairing {root} with {name} on {agent.host} (Ctrl-C to stop)")
         try:
             pairing.run(agent.handle, name, root, conflict, interval, stop, report)
