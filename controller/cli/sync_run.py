@@ -40,7 +40,7 @@ def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk
               options: dict[str, bool]) -> None:
     from mngr.remote_helper.wire import RequestFailed
 
-    from .. import output, sync
+    from .. import sync
     from ..agent_lookup import located_agent
 
     with located_agent(app, name) as agent:
@@ -61,6 +61,8 @@ def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk
     missed = [("refused", path, why) for path, why in plan.refused] + [("skipped", path, why)
                                                                         for path, why in plan.skipped]
     if output_format == "json":
+        from .. import output  # json and the rest of output.py: only for this format
+
         echo(output.to_json({
             "agent": name, "local_path": root, "dry_run": options["dry_run"],
             "changes": [{"change": mark, "path": path} for mark, path in changes],
