@@ -293,7 +293,8 @@ class Bench:
         remote = sync._decode_manifest(ALIAS, blob)
         self.steps = {"floor: python start + CLI imports": clock(lambda: self.box.run(FLOOR_ARGV)),
                       "`mngr push --help`: floor + the command's imports": clock(lambda: self.box.mngr("push", "--help"))}
-        self.steps |= {f"push: {step}": median([r[step] for r in runs]) for step in runs[0]}
+        self.steps |= {f"push: {step}": median([r.get(step, 0.0) for r in runs])
+                       for step in dict.fromkeys(step for r in runs for step in r)}
         self.steps |= {
             "  host's part when its tree changed: walk + lstat": clock(
                 lambda: files.manifest_entries(str(work))),
@@ -358,13 +359,18 @@ started = time.perf_counter()
 from mngr.controller import local_walk
 local_walk.start_early(sys.argv[1:])  # as the console script (controller/cli/entry.py) does
 from mngr.controller import fleet, hosts
-from mngr.controller.cli.main import run
+from mngr.controller.cli import direct  # as entry.py: plain arguments run without click
 steps["imports (the local listing runs meanwhile)"] = time.perf_counter() - started
-timed(fleet, "list_fleet", "list_fleet (every host, to find the agent)")
+timed(fleet, "ask_host", "ListAgents on the recorded host (to confirm the agent)")
+timed(fleet, "list_fleet", "list_fleet (every host, when the record cannot vouch)")
 timed(hosts.HostHandle, "get_manifest", "GetManifest round trip (the host daemon's cached manifest)")
 timed(local_walk.LocalWalk, "plan", "then the plan from the local listing (a child process)")
 start = time.perf_counter()
-code = run(sys.argv[1:])
+code = direct.run(sys.argv[1:])
+if code is None:
+    from mngr.controller.cli.main import run
+
+    code = run(sys.argv[1:])
 steps["whole command after imports"] = time.perf_counter() - start
 print(json.dumps(steps), file=sys.stderr)
 sys.exit(code)

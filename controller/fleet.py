@@ -105,8 +105,25 @@ class FleetListing:
         self.close()
 
 
-def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: float) -> FleetListing:
+def ask_host(handle: HostHandle, quiet_seconds: float) -> AgentList | HostFailure:
+    """The host's agents, or why it did not answer."""
+    try:
+        found = handle.list_host(quiet_seconds)
+        handle.provider.listed(handle.host, [agent.name for agent in found.agents])
+        return found
+    except MngrError as exc:
+        detail = getattr(exc, "detail", str(exc))
+        return HostFailure(handle.host, handle.provider_name, detail)
+    except OSError as exc:
+        return HostFailure(handle.host, handle.provider_name, str(exc))
+
+
+def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: float,
+               failed: Sequence[HostFailure] = ()) -> FleetListing:
+    """Every agent of ``providers``' hosts. Hosts in ``failed`` (just asked, without an
+    answer) are not asked again: they are reported as failed once more."""
     providers = list(providers)
+    already_failed = {(failure.provider, failure.host): failure for failure in failed}
     handles = []
     problems = []
     for provider in providers:
@@ -117,15 +134,7 @@ def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: flo
     listing = FleetListing(handles=handles, errors=problems)
 
     def query(handle: HostHandle) -> AgentList | HostFailure:
-        try:
-            found = handle.list_host(quiet_seconds)
-            handle.provider.listed(handle.host, [agent.name for agent in found.agents])
-            return found
-        except MngrError as exc:
-            detail = getattr(exc, "detail", str(exc))
-            return HostFailure(handle.host, handle.provider_name, detail)
-        except OSError as exc:
-            return HostFailure(handle.host, handle.provider_name, str(exc))
+        return already_failed.get((handle.provider_name, handle.host)) or ask_host(handle, quiet_seconds)
 
     results = parallel_map(query, handles, MAX_PARALLEL_HOSTS)
     for handle, result in zip(handles, results, strict=True):

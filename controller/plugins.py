@@ -15,22 +15,22 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import pluggy
-
-from . import agent_types as builtin_agent_types
-from . import plugin_spec
-from .agent_types import AgentType, from_config
 from .config import Config
 from .entry_points import entry_points
 from .errors import ConfigError, MngrError, UnknownAgentType, UnknownProvider
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # loaded when the registry is built: a by-name command may not need it
     import click
+    import pluggy
 
     from mngr.providers.base import Provider
 
+    from .agent_types import AgentType
+
 ENTRY_POINT_GROUP = "mngr"
 BUILTIN_PLUGINS = ("local", "ssh", "docker", "modal", "builtin_agent_types")
+# The built-in plugins that add a provider, each of the provider's own name.
+BUILTIN_PROVIDERS = ("local", "ssh", "docker", "modal")
 
 
 @dataclass
@@ -54,9 +54,42 @@ def disabled_plugins(config: Config | None) -> set[str]:
     return names
 
 
+def builtin_provider_names(config: Config) -> list[str] | None:
+    """The providers the registry would have, told without building it (that imports every
+    provider module and pluggy): the built-in ones not disabled, when no plugin is installed.
+    None when one is: only the registry can tell then, as a plugin may add or replace one."""
+    if entry_points(ENTRY_POINT_GROUP):
+        return None
+    disabled = disabled_plugins(config)
+    return [name for name in sorted(BUILTIN_PROVIDERS) if name not in disabled]
+
+
+def builtin_provider_class(name: str) -> type[Provider]:
+    """The class of built-in provider ``name`` (one of BUILTIN_PROVIDERS); imports only its module."""
+    module = __import__(f"mngr.providers.{name}", fromlist=["mngr_providers"])
+    (provider_class,) = (found for found in module.mngr_providers() if found.name == name)
+    return provider_class
+
+
+def make_provider(provider_class: type[Provider], config: Config) -> Provider:
+    """An instance of ``provider_class`` with its config section and its ``[hosts.NAME]`` sections."""
+    name = provider_class.name
+    hosts = {
+        host: section
+        for host, section in config.section("hosts").items()
+        if isinstance(section, dict) and section.get("provider", "ssh") == name
+    }
+    return provider_class(config.section(f"providers.{name}"), hosts)
+
+
 def load_plugins(disabled: Iterable[str] = (), load_entry_points: bool = True
                  ) -> tuple[pluggy.PluginManager, list[PluginRecord]]:
+    import pluggy
+
     from mngr.providers import docker, local, modal, ssh
+
+    from . import agent_types as builtin_agent_types
+    from . import plugin_spec
 
     manager = pluggy.PluginManager(plugin_spec.PROJECT)
     manager.add_hookspecs(plugin_spec)
@@ -129,6 +162,8 @@ class Registry:
 
     @classmethod
     def build(cls, config: Config) -> Registry:
+        from .agent_types import from_config
+
         manager, records = load_plugins(disabled_plugins(config))
         registry = cls({}, {}, manager, records)
         for _plugin, provider_classes in reversed(registry._results("mngr_providers")):
@@ -163,12 +198,7 @@ class Registry:
         if provider_class is None:
             known = ", ".join(sorted(self.providers)) or "none"
             raise UnknownProvider(f"unknown provider {name!r} (known: {known})")
-        hosts = {
-            host: section
-            for host, section in config.section("hosts").items()
-            if isinstance(section, dict) and section.get("provider", "ssh") == name
-        }
-        return provider_class(config.section(f"providers.{name}"), hosts)
+        return make_provider(provider_class, config)
 
     def agent_type(self, name: str) -> AgentType:
         agent_type = self.agent_types.get(name)

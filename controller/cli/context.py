@@ -1,52 +1,11 @@
-"""What every command needs, built on first use: config, plugins, providers."""
+"""The App of a click command: ``pass_app`` gives each command the invocation's App."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
 import click
 
-if TYPE_CHECKING:  # loaded on first use: a command may have started work before that
-    from mngr.providers.base import Provider
+from .app import App
 
-    from ..config import Config
-    from ..plugins import Registry
-
-
-class App:
-    @functools.cached_property
-    def config(self) -> Config:
-        from ..config import Config
-
-        return Config.load()
-
-    @functools.cached_property
-    def registry(self) -> Registry:
-        from ..plugins import Registry
-
-        return Registry.build(self.config)
-
-    @functools.cache  # noqa: B019 - one App per invocation
-    def plugin_commands(self, taken: tuple[str, ...]) -> dict[str, click.Command]:
-        return self.registry.cli_commands(taken)
-
-    @functools.cache  # noqa: B019 - one App per invocation
-    def provider(self, name: str) -> Provider:
-        return self.registry.provider(name, self.config)
-
-    def providers(self, names: Iterable[str] = ()) -> list[Provider]:
-        wanted = list(names) or sorted(self.registry.providers)
-        return [self.provider(name) for name in wanted]
-
-    @property
-    def quiet_seconds(self) -> float:
-        return float(self.config.get("agent_quiet_seconds"))
-
-    @property
-    def host_timeout(self) -> float:
-        return float(self.config.get("host_timeout_seconds"))
-
+__all__ = ["App", "pass_app"]
 
 pass_app = click.make_pass_decorator(App, ensure=True)

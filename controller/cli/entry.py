@@ -1,6 +1,7 @@
 """The ``mngr`` console script. Before anything else loads, a push or pull starts listing
 the local tree (local_walk.start_early), so that the listing overlaps the ~40 ms it takes
-to import click and the rest of mngr."""
+to import the rest of mngr; a push or pull with plain arguments then runs without click
+(direct.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ def main() -> None:
         from ..local_walk import discard_early, start_early
 
         start_early(sys.argv[1:])
-        from .main import run_and_exit
+        from .direct import run
+
+        code = run(sys.argv[1:])
+        if code is None:
+            from .main import run_and_exit
     except KeyboardInterrupt:  # Ctrl-C while mngr loads: nothing was done yet
         _interrupted()
+    if code is not None:
+        from .exits import leave
+
+        leave(code, discard_early)
     run_and_exit(on_exit=discard_early)
 
 

@@ -190,8 +190,9 @@ def connect(app: App, name: str, start_first: bool) -> None:
     """Attach your terminal to an agent's tmux session (detach with C-b d)."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("mngr connect needs a terminal (stdin and stdout must be a tty)")
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
-        (agent,) = locate(listing, (name,))
+    from ..agent_lookup import located_agent
+
+    with located_agent(app, name) as agent:
         if agent.info.state == "STOPPED":
             if not start_first:
                 raise MngrError(f"agent {name!r} is stopped (start it with: mngr start {name}, or pass --start)")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 
 import click
 
 from ..errors import MngrError
+from .exits import exit_status, fill_closed_standard_streams, leave, one_line
 
 # name -> (module, attribute, one-line help); modules load only when their command runs.
 _COMMANDS = {
@@ -142,12 +142,14 @@ def cli() -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status; every failure becomes one line on stderr."""
     args = sys.argv[1:] if argv is None else argv
-    _fill_closed_standard_streams()
+    fill_closed_standard_streams()
+    return exit_status(lambda: _run_click(args))
+
+
+def _run_click(args: list[str]) -> int:
     try:
         # Without standalone mode click returns the exit code of --help/--version as a value.
         result = cli.main(args, prog_name="mngr", standalone_mode=False)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort as exc:
@@ -157,44 +159,12 @@ def run(argv: list[str] | None = None) -> int:
         print("mngr: aborted", file=sys.stderr)
         return 1
     except click.UsageError as exc:
-        print(f"mngr: error: {_one_line(exc.format_message())}", file=sys.stderr)
+        print(f"mngr: error: {one_line(exc.format_message())}", file=sys.stderr)
         return 2
     except click.ClickException as exc:
-        print(f"mngr: error: {_one_line(exc.format_message())}", file=sys.stderr)
+        print(f"mngr: error: {one_line(exc.format_message())}", file=sys.stderr)
         return exc.exit_code
-    except MngrError as exc:
-        print(f"mngr: error: {_one_line(str(exc))}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("mngr: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 1
-    except OSError as exc:  # this machine refused something: a full disk, a permission
-        print(f"mngr: error: {_one_line(str(exc))}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # a defect in mngr: still one line, the rest on request
-        if os.environ.get("MNGR_DEBUG"):
-            import traceback
-
-            traceback.print_exc()
-        detail = _one_line(f"{type(exc).__name__}: {exc}")
-        print(f"mngr: internal error: {detail} (MNGR_DEBUG=1 shows the traceback)", file=sys.stderr)
-        return 1
     return result if isinstance(result, int) else 0
-
-
-def _fill_closed_standard_streams() -> None:
-    """Started with fd 0, 1 or 2 closed (`mngr destroy x <&-`), Python leaves that stream
-    None, and the next file mngr opens would take the number: a child would read from it,
-    or a message land in it. /dev/null takes each closed one's place instead."""
-    for number, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
-        if getattr(sys, name) is None:
-            descriptor = os.open(os.devnull, os.O_RDWR)
-            if descriptor != number:  # a lower one was closed too and took it: put it where it belongs
-                os.dup2(descriptor, number)
-                os.close(descriptor)
-            setattr(sys, name, open(number, mode, closefd=False))  # noqa: SIM115 - lives as long as mngr
 
 
 def main() -> None:
@@ -203,21 +173,5 @@ def main() -> None:
 
 
 def run_and_exit(on_exit: Callable[[], None] | None = None) -> None:
-    """Run, flush, and leave without tearing the interpreter down.
-
-    Nothing mngr needs happens at interpreter teardown (channels are closed by then, no
-    atexit hooks), and skipping it saves 5 to 8 ms on every command.
-    """
-    code = run()
-    if on_exit is not None:
-        on_exit()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (BrokenPipeError, OSError):
-        code = code or 1
-    os._exit(code)
-
-
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
+    """Run, then leave at once (exits.leave)."""
+    leave(run(), on_exit)

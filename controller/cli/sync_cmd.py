@@ -7,14 +7,12 @@ from collections.abc import Callable
 
 import click
 
-from .. import local_walk as walks
-from ..errors import MngrError, UsageError
-from ..local_walk import LocalWalk
+from ..errors import MngrError
 from .completion_cmd import agent_names
 from .context import App, pass_app
+from .sync_run import run_sync
 
 _HELP = {"help_option_names": ["-h", "--help"]}
-PARTIAL_EXIT = 3  # some entries were refused or skipped, everything else landed
 
 
 def _options(function: Callable[..., None]) -> Callable[..., None]:
@@ -34,84 +32,6 @@ def _options(function: Callable[..., None]) -> Callable[..., None]:
     return function
 
 
-def _run(app: App, action: str, name: str, local_path: str | None, **options: bool) -> None:
-    output_format = str(options.pop("output_format"))
-    options["include_ignored"] = options.pop("include_gitignored")
-    root = os.path.abspath(local_path or os.getcwd())
-    if not os.path.isdir(root):
-        if action == "push":
-            raise UsageError(f"{root} is not a directory")
-        os.makedirs(root, exist_ok=True)
-    # The local tree is listed (by a child process) while the rest of mngr loads and the
-    # agent is looked for: hence the imports below, after it started.
-    intent = (action == "push", options["delete"])
-    with walks.claim(root, options["include_ignored"], agent=name, intent=intent) as local_walk:
-        _transfer(app, action, name, root, local_walk, output_format, options)
-
-
-def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk, output_format: str,
-              options: dict[str, bool]) -> None:
-    from mngr.remote_helper.wire import RequestFailed
-
-    from .. import output, sync
-    from ..fleet import list_fleet, locate
-
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
-        (agent,) = locate(listing, [name])
-        transfer = sync.push if action == "push" else sync.pull
-        branches: list[str] = []
-        sent_before, received_before = agent.handle.wire_bytes()
-        try:
-            plan = transfer(agent.handle, name, root, local_walk=local_walk, **options)
-            if action == "pull" and not options["dry_run"]:
-                branches = sync.fetch_branches(agent.handle, name, root)
-        except RequestFailed as exc:
-            raise MngrError(exc.message) from exc
-        except OSError as exc:
-            raise MngrError(f"{action} {name}: {exc}") from exc
-        sent, received = agent.handle.wire_bytes()
-        wire = {"sent": sent - sent_before, "received": received - received_before}
-    changes = plan.changes()
-    missed = [("refused", path, why) for path, why in plan.refused] + [("skipped", path, why)
-                                                                        for path, why in plan.skipped]
-    if output_format == "json":
-        click.echo(output.to_json({
-            "agent": name, "local_path": root, "dry_run": options["dry_run"],
-            "changes": [{"change": mark, "path": path} for mark, path in changes],
-            "refused": [{"path": path, "reason": why} for path, why in plan.refused],
-            "skipped": [{"path": path, "reason": why} for path, why in plan.skipped],
-            "bytes": plan.bytes_to_send,
-            "wire": wire,
-            **({"branches": branches} if action == "pull" else {}),
-        }))
-    else:
-        if options["dry_run"]:
-            for mark, path in changes:
-                click.echo(f"{mark} {_shown(path)}")
-            for path, why in plan.refused:
-                click.echo(f"! {_shown(path)}: {why}")
-            click.echo(f"would {action} {len(changes)} change(s), {plan.bytes_to_send} bytes")
-        elif not changes and not missed:  # directory mtimes alone may have been set
-            click.echo(f"{name}: nothing to {action}, already the same")
-        else:
-            click.echo(f"{name}: {action}ed {len(changes) - len(plan.skipped)} change(s), {plan.bytes_to_send} bytes")
-        if branches:
-            click.echo(f"{name}: branches fetched as {', '.join(branches)}")
-        if not options["dry_run"]:
-            for what, path, why in missed:
-                click.echo(f"mngr {action}: {what} {_shown(path)}: {why}", err=True)
-    if missed:
-        # Like rsync's 23: the rest landed; these did not (or, in a dry run, would not).
-        click.echo(f"mngr {action}: {len(missed)} entr{'y' if len(missed) == 1 else 'ies'} not "
-                   f"{action}ed (exit status {PARTIAL_EXIT})", err=True)
-        raise SystemExit(PARTIAL_EXIT)
-
-
-def _shown(path: str) -> str:
-    """``path`` as it can be printed: bytes that are not UTF-8 as \\xNN."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
 @click.command("push", context_settings=_HELP)
 @_options
 @pass_app
@@ -129,7 +49,7 @@ def push(app: App, name: str, local_path: str | None, **options: bool) -> None:
       mngr push my-task ./src --delete   and remove what ./src does not have
       mngr push my-task --dry-run        list what would change
     """
-    _run(app, "push", name, local_path, **options)
+    run_sync(app, "push", name, local_path, **options)
 
 
 @click.command("pull", context_settings=_HELP)
@@ -148,7 +68,7 @@ def pull(app: App, name: str, local_path: str | None, **options: bool) -> None:
       mngr pull my-task                  the agent's work into this directory
       mngr pull my-task ./out --dry-run  list what would change in ./out
     """
-    _run(app, "pull", name, local_path, **options)
+    run_sync(app, "pull", name, local_path, **options)
 
 
 @click.command("pair", context_settings=_HELP)
@@ -179,7 +99,7 @@ def pair(app: App, name: str, local_path: str | None, conflict: str, interval: f
     from mngr.remote_helper.wire import RequestFailed
 
     from .. import pair as pairing
-    from ..fleet import list_fleet, locate
+    from ..agent_lookup import located_agent
 
     root = os.path.abspath(local_path or os.getcwd())
     os.makedirs(root, exist_ok=True)
@@ -189,8 +109,7 @@ def pair(app: App, name: str, local_path: str | None, conflict: str, interval: f
     def report(mark: str, text: str) -> None:
         click.echo(f"{mark} {text}")
 
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
-        (agent,) = locate(listing, [name])
+    with located_agent(app, name) as agent:
         click.echo(f"pairing {root} with {name} on {agent.host} (Ctrl-C to stop)")
         try:
             pairing.run(agent.handle, name, root, conflict, interval, stop, report)

@@ -1,0 +1,204 @@
+"""By-name commands go straight to the agent's recorded host (controller/agent_lookup.py)
+and resolve a name exactly as the full listing does whenever the record cannot vouch for it.
+
+"Another machine's mngr" is mngr run with a state dir of its own: it shares the hosts and
+the config, not the record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_ssh import _use, started_host
+from tests.sshd import SshHost, unavailable_reason
+
+pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
+
+
+@pytest.fixture
+def two_hosts(sandbox) -> Iterator[tuple[SshHost, SshHost]]:
+    """SSH hosts ``testhost`` and ``other``, both configured, each its own sshd."""
+    with started_host(sandbox, "testhost") as first, started_host(sandbox, "other") as second:
+        _use(sandbox, first, second)
+        sandbox.config_dir.mkdir(parents=True, exist_ok=True)
+        (sandbox.config_dir / "config.toml").write_text("[hosts.testhost]\n[hosts.other]\n")
+        yield first, second
+
+
+def _elsewhere(sandbox) -> dict[str, str]:
+    """The environment of another machine's mngr: its own state dir (so its own record)."""
+    return {"MNGR_STATE_DIR": str(sandbox.tmux_dir / "s2")}
+
+
+def _create(sandbox, name: str, host: str, env: dict[str, str] | None = None) -> None:
+    created = sandbox.mngr("create", name, "command", "--in", "ssh", "--host", host, "--no-connect",
+                           "--", "sleep", "600", env=env)
+    assert created.returncode == 0, created.stderr
+
+
+def _work_dirs(sandbox, name: str) -> dict[str, Path]:
+    """Host -> work dir of the agents called ``name``, as a full listing sees them."""
+    listed = json.loads(sandbox.mngr("list", "--format", "json", env=_elsewhere(sandbox)).stdout)
+    return {agent["host"]: Path(agent["work_dir"]) for agent in listed["agents"] if agent["name"] == name}
+
+
+def _push_file(sandbox, name: str, file_name: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    source = sandbox.root / f"src-{file_name}"
+    source.mkdir(exist_ok=True)
+    (source / file_name).write_text(file_name)
+    return sandbox.mngr("push", name, str(source), env=env)
+
+
+def _record(sandbox) -> dict:
+    return json.loads((sandbox.state_dir / "completion.json").read_text())
+
+
+def test_the_recorded_host_is_used_and_a_name_made_here_twice_is_ambiguous(sandbox, two_hosts) -> None:
+    _create(sandbox, "task", "testhost")
+    first = _push_file(sandbox, "task", "one")  # the record vouches for nothing yet: full listing
+    assert first.returncode == 0, first.stderr
+    assert "task" in _record(sandbox)["unique"]["names"]
+    again = _push_file(sandbox, "task", "two")  # through the record
+    assert again.returncode == 0, again.stderr
+    (work,) = _work_dirs(sandbox, "task").values()
+    assert (work / "one").read_text() == "one" and (work / "two").read_text() == "two"
+    _create(sandbox, "task", "other")  # made here: the record stops vouching for the name
+    ambiguous = _push_file(sandbox, "task", "three")
+    assert ambiguous.returncode != 0
+    assert "agent name 'task' exists on several hosts: testhost (ssh), other (ssh)" in ambiguous.stderr
+    assert not any((work / "three").exists() for work in _work_dirs(sandbox, "task").values())
+
+
+def test_a_name_made_elsewhere_is_seen_by_the_next_complete_listing(sandbox, two_hosts) -> None:
+    """The documented limit: a same-named agent made by another machine's mngr is not seen
+    until something lists every host again; then the name is ambiguous, as before."""
+    _create(sandbox, "task", "testhost")
+    assert _push_file(sandbox, "task", "one").returncode == 0
+    _create(sandbox, "task", "other", env=_elsewhere(sandbox))
+    recorded = _push_file(sandbox, "task", "two")
+    assert recorded.returncode == 0, recorded.stderr
+    dirs = _work_dirs(sandbox, "task")
+    assert (dirs["testhost"] / "two").exists() and not (dirs["other"] / "two").exists()
+    listed = sandbox.mngr("list", "--format", "json")  # sees both: the record holds two hosts now
+    assert sorted(a["host"] for a in json.loads(listed.stdout)["agents"]) == ["other", "testhost"]
+    ambiguous = _push_file(sandbox, "task", "three")
+    assert ambiguous.returncode != 0 and "exists on several hosts" in ambiguous.stderr
+
+
+def test_an_agent_moved_since_the_record_is_found_where_it_is_now(sandbox, two_hosts) -> None:
+    _create(sandbox, "task", "testhost")
+    assert _push_file(sandbox, "task", "one").returncode == 0
+    elsewhere = _elsewhere(sandbox)
+    assert sandbox.mngr("destroy", "task", "--force", env=elsewhere).returncode == 0
+    _create(sandbox, "task", "other", env=elsewhere)
+    moved = _push_file(sandbox, "task", "two")
+    assert moved.returncode == 0, moved.stderr
+    (work,) = _work_dirs(sandbox, "task").values()
+    assert (work / "two").read_text() == "two"
+    record = _record(sandbox)
+    assert [entry for entry in record["agents"] if entry[0] == "task"] == [["task", "other", "ssh"]]
+    assert "task" in record["unique"]["names"]
+    pulled = sandbox.root / "pulled"
+    assert sandbox.mngr("pull", "task", str(pulled)).returncode == 0  # through the renewed record
+    assert (pulled / "two").read_text() == "two"
+
+
+def test_a_destroyed_agent_is_not_found_as_before(sandbox, two_hosts) -> None:
+    _create(sandbox, "task", "testhost")
+    assert _push_file(sandbox, "task", "one").returncode == 0
+    assert sandbox.mngr("destroy", "task", "--force", env=_elsewhere(sandbox)).returncode == 0
+    gone = _push_file(sandbox, "task", "two")
+    assert gone.returncode != 0 and "no agent named 'task'" in gone.stderr
+
+
+def _kill_host(sandbox, host: SshHost) -> None:
+    """``host`` stops answering: its sshd and everything on it, and the shared connections."""
+    host.stop()
+    for pid in sandbox.own_processes():
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ssh"):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_dead_recorded_host_is_reported_once_as_a_full_listing_would(sandbox, two_hosts) -> None:
+    _, second = two_hosts
+    _create(sandbox, "task", "other")
+    assert _push_file(sandbox, "task", "one").returncode == 0
+    _kill_host(sandbox, second)
+    failed = _push_file(sandbox, "task", "two")
+    assert failed.returncode != 0
+    assert failed.stderr.count("no agent named 'task'; hosts that did not answer: other (ssh)") == 1
+
+
+def test_an_agent_on_a_live_host_is_found_when_the_recorded_one_is_dead(sandbox, two_hosts) -> None:
+    _, second = two_hosts
+    _create(sandbox, "task", "other")
+    assert _push_file(sandbox, "task", "one").returncode == 0
+    _create(sandbox, "task", "testhost", env=_elsewhere(sandbox))
+    _kill_host(sandbox, second)
+    found = _push_file(sandbox, "task", "two")
+    assert found.returncode == 0, found.stderr
+    (work,) = [path for host, path in _work_dirs(sandbox, "task").items() if host == "testhost"]
+    assert (work / "two").read_text() == "two"
+
+
+def test_a_changed_config_means_listing_everything_again(sandbox, two_hosts) -> None:
+    _create(sandbox, "task", "testhost")
+    assert _push_file(sandbox, "task", "one").returncode == 0
+    _create(sandbox, "task", "other", env=_elsewhere(sandbox))
+    (sandbox.config_dir / "config.toml").write_text("[hosts.testhost]\n[hosts.other]\n[hosts.third]\n"
+                                                    'address = "mngr-test@127.0.0.1:1"\n')
+    ambiguous = _push_file(sandbox, "task", "two")
+    assert ambiguous.returncode != 0 and "exists on several hosts" in ambiguous.stderr
+
+
+_RECORDING_PROVIDER = """
+import os
+
+from mngr.controller.plugin_spec import hookimpl
+from mngr.providers.local import LocalProvider
+
+
+class RecordingLocal(LocalProvider):
+    def listed(self, host, names):
+        with open(os.environ["RECORDING_LOG"], "a") as log:
+            log.write(f"{host} {' '.join(names)}\\n")
+
+
+@hookimpl
+def mngr_providers():
+    return [RecordingLocal]
+"""
+
+
+def test_a_plugin_provider_is_the_one_used_with_or_without_the_record(sandbox) -> None:
+    """An installed plugin may replace a built-in provider: then providers come from the
+    registry, on the record's path too."""
+    site = sandbox.root / "site"
+    (site / "recording-1.0.dist-info").mkdir(parents=True)
+    (site / "recording-1.0.dist-info" / "entry_points.txt").write_text("[mngr]\nrecording = recording_local\n")
+    (site / "recording_local.py").write_text(_RECORDING_PROVIDER)
+    log = sandbox.root / "listed.log"
+    sandbox.env.update(PYTHONPATH=str(site), RECORDING_LOG=str(log))
+    work = sandbox.root / "agent-work"
+    work.mkdir()
+    created = sandbox.mngr("create", "box", "command", "--no-connect", "--work-dir", str(work), "--", "sleep", "600")
+    assert created.returncode == 0, created.stderr
+    for file_name in ("one", "two"):  # by the full listing, then by the record
+        log.unlink(missing_ok=True)
+        pushed = _push_file(sandbox, "box", file_name)
+        assert pushed.returncode == 0, pushed.stderr
+        assert log.read_text() == "local box\n"
+        assert (work / file_name).read_text() == file_name
+    assert "box" in _record(sandbox)["unique"]["names"]
+    sandbox.env["MNGR_DISABLE_PLUGINS"] = "recording"  # the built-in local provider again
+    log.unlink()
+    assert _push_file(sandbox, "box", "three").returncode == 0
+    assert not log.exists() and (work / "three").read_text() == "three"
