@@ -27,6 +27,7 @@ from . import (
     state,
     tmux,
     watcher,
+    write_order,
 )
 from .wire import (
     HEADER,
@@ -133,6 +134,7 @@ class Server(object):
         self._helper_hash = helper_hash
         self._workers = []
         self._commands = execs.CommandTable()
+        self._write_order = write_order.WriteOrder()
 
     def send(self, request_id, message_type, fields, blob=b""):
         frame = encode_frame(request_id, encode_body(message_type, fields), blob)
@@ -149,6 +151,7 @@ class Server(object):
         finally:
             # Commands started for `mngr exec` belong to this channel's controller.
             self._commands.kill_all()
+            self._write_order.close()  # a batch waiting for one that never came gives up
             for worker in self._workers:
                 worker.join()
 
@@ -305,22 +308,14 @@ class Server(object):
                                 "changes_only": gone is not None,
                                 "gone": [files.path_to_wire(path) for path in gone or ()]}, blob
         if message_type == "WriteFiles":
-            started = time.monotonic()
-            root = self._work_dir(fields["name"], fields["work_dir"])
-            guard = guarded.guard_for(root)
-            with manifest_cache.writing(root, fields["known"]) as write:
-                skipped = files.apply_write(root, fields["dirs"], fields["links"], fields["parts"],
-                                            fields["deletes"], blob, guard, fields["finish_dirs"], fields["expect"])
-                missed = set(entry[0] for entry in skipped)
-                write.written.extend(path for path in files.written_paths(
-                    fields["dirs"], fields["links"], fields["parts"], fields["finish_dirs"]) if path not in missed)
-                write.deleted.extend(path for path in (files.path_from_wire(path) for path in fields["deletes"])
-                                     if path not in missed)
-            if skipped:
-                write.tag = ""  # the controller's copy of the manifest would be wrong: no tag
-            idle.note("user", fields["name"])
-            return "Written", {"tag": write.tag, "skipped": files.skipped_to_wire(skipped),
-                               "seconds": time.monotonic() - started}, b""
+            started = time.monotonic()  # the wait for an earlier batch is the host's time too
+            if not fields["session"]:
+                return self._write_files(fields, blob, fields["known"], started)
+            with self._write_order.turn(fields["session"], fields["sequence"], fields["known"],
+                                        fields["last"]) as outcome:
+                reply = self._write_files(fields, blob, outcome.tag, started)
+                outcome.tag = reply[1]["tag"]
+            return reply
         if message_type == "WatchChanges":
             return self._watch_changes(fields)
         if message_type == "StatPaths":
@@ -380,6 +375,23 @@ class Server(object):
             self._commands.kill(fields["exec_id"])
             return "Done", {}, b""
         raise ProtocolError("unknown_type", "no handler for %s" % message_type)
+
+    def _write_files(self, fields, blob, known, started):
+        root = self._work_dir(fields["name"], fields["work_dir"])
+        guard = guarded.guard_for(root)
+        with manifest_cache.writing(root, known) as write:
+            skipped = files.apply_write(root, fields["dirs"], fields["links"], fields["parts"],
+                                        fields["deletes"], blob, guard, fields["finish_dirs"], fields["expect"])
+            missed = set(entry[0] for entry in skipped)
+            write.written.extend(path for path in files.written_paths(
+                fields["dirs"], fields["links"], fields["parts"], fields["finish_dirs"]) if path not in missed)
+            write.deleted.extend(path for path in (files.path_from_wire(path) for path in fields["deletes"])
+                                 if path not in missed)
+        if skipped:
+            write.tag = ""  # the controller's copy of the manifest would be wrong: no tag
+        idle.note("user", fields["name"])
+        return "Written", {"tag": write.tag, "skipped": files.skipped_to_wire(skipped),
+                           "seconds": time.monotonic() - started}, b""
 
     def _write_delta(self, fields, blob):
         import zlib
