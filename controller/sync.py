@@ -601,7 +601,7 @@ def _fetched(handle: HostHandle, name: str,
 
 
 def _pulled_content(host: str, item: list[Any], data: bytes, wanted: set[str], file_offset: int = 0,
-                    part_bytes: int | None = None) -> tuple[str, bytes, int, int, int]:
+                    part_bytes: int | None = None) -> tuple[str, bytes | memoryview, int, int, int]:
     """(path, bytes, mode, mtime_ns, size of the whole file) of one file of a FileData reply,
     trusting nothing in it: the bytes from ``file_offset``, ``part_bytes`` of them at most."""
     if (not isinstance(item, list) or len(item) != 7 or not isinstance(item[0], str)
@@ -619,7 +619,7 @@ def _pulled_content(host: str, item: list[Any], data: bytes, wanted: set[str], f
     if offset < 0 or length < 0 or offset + length > len(data):
         raise ProtocolViolation(host, f"the host's data for {path!r} lies outside its reply"[:200])
     most = max(0, size - file_offset) if part_bytes is None else max(0, min(part_bytes, size - file_offset))
-    content = data[offset : offset + length]
+    content: bytes | memoryview = memoryview(data)[offset : offset + length]  # a view: no copy of the data
     if compressed:
         inflater = zlib.decompressobj()
         try:
@@ -640,7 +640,7 @@ def land_pulled(host: str, local_root: str, item: list[Any], data: bytes, wanted
     return _land_part(local_root, path, content, 0, True, mode, mtime_ns, guard, (expect or {}).get(path), open_dirs)
 
 
-def _land_part(local_root: str, path: str, content: bytes, offset: int, final: bool, mode: int, mtime_ns: int,
+def _land_part(local_root: str, path: str, content: bytes | memoryview, offset: int, final: bool, mode: int, mtime_ns: int,
                guard: guarded.Guard, expected: Entry | None = None,
                open_dirs: files.OpenDirs | None = None) -> list[str] | None:
     reason = guard.why_not_write(path)

@@ -93,22 +93,33 @@ class FrameReader(object):
     def read_exact(self, count, progress=None):
         """Return exactly ``count`` bytes, or None if the stream ends first; ``progress``
         is called every PROGRESS_SECONDS while they arrive."""
+        if len(self._buffer) >= count:
+            data = bytes(self._buffer[:count])
+            del self._buffer[:count]
+            return data
+        # A large frame's chunks are joined once, not grown into the buffer and copied out
+        # of it again: a push's data is copied once here, not three times.
+        chunks = [bytes(self._buffer)]
+        have = len(self._buffer)
+        self._buffer = bytearray()
         noted = time.monotonic()
-        while len(self._buffer) < count:
+        while have < count:
             if progress is not None and time.monotonic() - noted >= PROGRESS_SECONDS:
                 progress()
                 noted = time.monotonic()
             started = time.monotonic()
             if self._peer_is_quick:
                 wait_briefly_for_input(self._fd)
-            chunk = os.read(self._fd, max(65536, count - len(self._buffer)))
+            chunk = os.read(self._fd, max(65536, count - have))
             self._peer_is_quick = time.monotonic() - started < SPIN_SECONDS
             if not chunk:
                 return None
-            self._buffer += chunk
-        data = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        return data
+            if have + len(chunk) > count:  # the start of the next frame: kept for it
+                self._buffer += chunk[count - have:]
+                chunk = chunk[:count - have]
+            chunks.append(chunk)
+            have += len(chunk)
+        return b"".join(chunks)
 
 
 def _packed_entries(root, paths):
