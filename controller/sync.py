@@ -304,8 +304,9 @@ class _Sender:
     read and packed here. A file's parts must land in order and each batch starts from the
     manifest tag the one before left, so the batches name their push and their place in it
     (protocol.WriteFiles.session and sequence) and the host applies them in that order,
-    whatever order they arrive in (remote_helper/write_order.py). Each round trip, less
-    the host's own time, measures the link (``rate``).
+    whatever order they arrive in (remote_helper/write_order.py). The first batch goes
+    alone: its round trip, less the host's own time, measures the link (``rate``); a
+    batch sent behind another also waits for that one's bytes and would measure less.
     """
 
     def __init__(self, handle: HostHandle, tag: str, rate: LinkRate) -> None:
@@ -321,7 +322,8 @@ class _Sender:
         self._session = secrets.token_hex(8)
         self._sequence = 0
         self._pool = ThreadPoolExecutor(BATCHES_IN_FLIGHT)
-        self._in_flight: collections.deque[Future[tuple[protocol.Written, float, int]]] = collections.deque()
+        self._in_flight: collections.deque[tuple[Future[tuple[protocol.Written, float, int]], bool]] = \
+            collections.deque()
         self._failure: BaseException | None = None
 
     def _write(self, request: protocol.WriteFiles, blob: bytes) -> tuple[protocol.Written, float, int]:
@@ -330,20 +332,23 @@ class _Sender:
         return written, time.perf_counter() - started, len(blob)
 
     def _collect_oldest(self) -> None:
+        future, measures_link = self._in_flight.popleft()
         try:
-            written, seconds, wire_bytes = self._in_flight.popleft().result()
+            written, seconds, wire_bytes = future.result()
         except BaseException as exc:  # the first failure is the one that counts
             if self._failure is None:
                 self._failure = exc
             self.tag = ""
             return
         if self._failure is None:
-            self._rate.observe(wire_bytes, seconds - written.seconds)
+            if measures_link:
+                self._rate.observe(wire_bytes, seconds - written.seconds)
             self.tag = written.tag
             self.skipped += _skipped_from_wire(self._handle.host, written.skipped)
 
     def send(self, request: protocol.WriteFiles, blob: bytes, last: bool = False) -> None:
-        while len(self._in_flight) >= BATCHES_IN_FLIGHT or (self._in_flight and self._in_flight[0].done()):
+        while (len(self._in_flight) >= BATCHES_IN_FLIGHT or (self._in_flight and self._in_flight[0][0].done())
+               or (self._in_flight and self._sequence == 1)):
             self._collect_oldest()
         if self._failure is not None:
             raise self._failure
@@ -351,7 +356,7 @@ class _Sender:
         request.session, request.sequence, request.last = self._session, self._sequence, last
         self._sequence += 1
         self.sent = True
-        self._in_flight.append(self._pool.submit(self._write, request, blob))
+        self._in_flight.append((self._pool.submit(self._write, request, blob), not self._in_flight))
 
     def __enter__(self) -> _Sender:
         return self
