@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mngr.remote_helper.wire import RequestFailed
+from mngr.remote_helper import server
+from mngr.remote_helper.wire import HEADER, RequestFailed, encode_body, encode_frame
 from mngr.remote_helper.write_order import WriteOrder
 
 
@@ -94,3 +99,68 @@ def test_sessions_are_independent() -> None:
     # A second push is not held up by the first.
     with order.turn("one", 0, "x", True) as outcome, order.turn("two", 0, "y", True) as other:
         assert (outcome.tag, other.tag) == ("x", "y")
+
+
+# -- the helper's Server, in-process on a socket pair: batches of one push sent out of order
+
+
+def _replies(sock: socket.socket, count: int) -> dict[int, dict[str, Any]]:
+    """The bodies of the next ``count`` replies (progress frames aside), by request id."""
+    reader = server.FrameReader(sock.fileno())
+    replies: dict[int, dict[str, Any]] = {}
+    while len(replies) < count:
+        header = reader.read_exact(HEADER.size)
+        assert header is not None
+        request_id, body_length, blob_length = HEADER.unpack(header)
+        body = json.loads(reader.read_exact(body_length))
+        if blob_length:
+            reader.read_exact(blob_length)
+        if request_id:
+            replies[request_id] = body
+    return replies
+
+
+def _push_backwards(work_dir: Path, parts: list[bytes], first_blob_length: int | None = None
+                    ) -> dict[int, dict[str, Any]]:
+    """One file in ``parts``, a batch per part, the batches sent last first; request id =
+    sequence + 1. ``first_blob_length``: the first batch claims that much data (a broken one)."""
+    ours, theirs = socket.socketpair()
+    helper = server.Server(theirs.fileno(), theirs.fileno(), "test")
+    thread = threading.Thread(target=helper.serve)
+    thread.start()
+    try:
+        offset = 0
+        frames = []
+        for sequence, data in enumerate(parts):
+            final = sequence == len(parts) - 1
+            length = first_blob_length if sequence == 0 and first_blob_length is not None else len(data)
+            fields = {"name": "", "work_dir": str(work_dir), "session": "s1", "sequence": sequence, "last": final,
+                      "parts": [["big.bin", 0o644, 1_000_000_000, 0, length, False, offset, final]]}
+            frames.append(encode_frame(sequence + 1, encode_body("WriteFiles", fields), data))
+            offset += len(data)
+        for frame in reversed(frames):
+            ours.sendall(frame)
+        return _replies(ours, len(parts))
+    finally:
+        ours.shutdown(socket.SHUT_WR)  # end of input: the Server finishes its requests and returns
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+        ours.close()
+        theirs.close()
+
+
+def test_a_files_parts_sent_in_batches_out_of_order_land_in_order(tmp_path: Path) -> None:
+    parts = [bytes([index]) * 100_000 for index in range(1, 5)]
+    replies = _push_backwards(tmp_path, parts)
+    assert [replies[request_id]["type"] for request_id in (1, 2, 3, 4)] == ["Written"] * 4, replies
+    assert (tmp_path / "big.bin").read_bytes() == b"".join(parts)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["big.bin"]  # no part file left
+
+
+def test_a_broken_first_batch_fails_the_ones_after_it_and_lands_nothing(tmp_path: Path) -> None:
+    parts = [bytes([index]) * 100_000 for index in range(1, 4)]
+    replies = _push_backwards(tmp_path, parts, first_blob_length=200_000)  # past the data it carries
+    assert replies[1]["type"] == "Error" and replies[1]["code"] == "invalid", replies[1]
+    assert [(replies[request_id]["type"], replies[request_id]["code"]) for request_id in (2, 3)] == \
+        [("Error", "aborted")] * 2
+    assert list(tmp_path.iterdir()) == []
