@@ -48,6 +48,7 @@ __all__ = ["Entry", "PartialCopy", "Plan", "both_manifests", "make_plan", "pull"
 
 BATCH_BYTES = 8 * 1024 * 1024
 PART_BYTES = 4 * 1024 * 1024
+BATCHES_IN_FLIGHT = 2  # one being written on the host while the next one crosses the link
 
 class PartialCopy(MngrError):
     """A new work dir or a snapshot could not be made whole (clone, migrate, create
@@ -277,7 +278,7 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
                                for path, mode, mtime_ns in directories_to_finish(plan)]
         blob = _pack_parts(request, pending, rate.compress)
         request.expect = _request_expect(expect, request)
-        sender.send(request, blob)
+        sender.send(request, blob, last=True)
     _note_skipped(plan, sender.skipped)
     return "" if sender.tag_is_stale or plan.skipped else sender.tag
 
@@ -297,17 +298,20 @@ def _pack_parts(request: protocol.WriteFiles, pending: list[tuple[str, int, int,
 
 
 class _Sender:
-    """Sends batches on a thread of its own, one at a time, while the next one is read.
+    """Sends a push's batches with up to BATCHES_IN_FLIGHT of them on the way at once.
 
-    A batch's parts must land in order (a file's parts are appended), so batches go one
-    after another; reading and compressing the next overlaps with sending this one. Each
-    batch carries the manifest tag the last one was answered with, and its round trip
-    measures the link (``rate``).
+    While the host writes one batch the next one crosses the link, and the one after is
+    read and packed here. A file's parts must land in order and each batch starts from the
+    manifest tag the one before left, so the batches name their push and their place in it
+    (protocol.WriteFiles.session and sequence) and the host applies them in that order,
+    whatever order they arrive in (remote_helper/write_order.py). The first batch goes
+    alone: its round trip, less the host's own time, measures the link (``rate``); a
+    batch sent behind another also waits for that one's bytes and would measure less.
     """
 
     def __init__(self, handle: HostHandle, tag: str, rate: LinkRate) -> None:
-        import queue
-        import threading
+        import secrets
+        from concurrent.futures import ThreadPoolExecutor
 
         self._handle = handle
         self._rate = rate
@@ -315,38 +319,52 @@ class _Sender:
         self.tag = tag
         self.tag_is_stale = False  # the host's manifest no longer follows the plan
         self.skipped: list[list[str]] = []
-        self._queue: queue.Queue[tuple[protocol.WriteFiles, bytes] | None] = queue.Queue(maxsize=1)
+        self._session = secrets.token_hex(8)
+        self._sequence = 0
+        self._pool = ThreadPoolExecutor(BATCHES_IN_FLIGHT)
+        self._in_flight: collections.deque[tuple[Future[tuple[protocol.Written, float, int]], bool]] = \
+            collections.deque()
         self._failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._run)
-        self._thread.start()
 
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
+    def _write(self, request: protocol.WriteFiles, blob: bytes) -> tuple[protocol.Written, float, int]:
+        started = time.perf_counter()
+        written = self._handle.write_files(request, blob)
+        return written, time.perf_counter() - started, len(blob)
+
+    def _collect_oldest(self) -> None:
+        future, measures_link = self._in_flight.popleft()
+        try:
+            written, seconds, wire_bytes = future.result()
+        except BaseException as exc:  # the first failure is the one that counts
             if self._failure is None:
-                request, blob = item
-                request.known = self.tag
-                try:
-                    started = time.perf_counter()
-                    written = self._handle.write_files(request, blob)
-                    self._rate.observe(len(blob), time.perf_counter() - started - written.seconds)
-                    self.tag = written.tag
-                    self.skipped += _skipped_from_wire(self._handle.host, written.skipped)
-                except BaseException as exc:  # handed to the pushing thread
-                    self._failure = exc
-                    self.tag = ""
+                self._failure = exc
+            self.tag = ""
+            return
+        if self._failure is None:
+            if measures_link:
+                self._rate.observe(wire_bytes, seconds - written.seconds)
+            self.tag = written.tag
+            self.skipped += _skipped_from_wire(self._handle.host, written.skipped)
 
-    def send(self, request: protocol.WriteFiles, blob: bytes) -> None:
+    def send(self, request: protocol.WriteFiles, blob: bytes, last: bool = False) -> None:
+        while (len(self._in_flight) >= BATCHES_IN_FLIGHT or (self._in_flight and self._in_flight[0][0].done())
+               or (self._in_flight and self._sequence == 1)):
+            self._collect_oldest()
         if self._failure is not None:
             raise self._failure
+        request.known = self.tag  # counts for the first batch only: the host chains the rest
+        request.session, request.sequence, request.last = self._session, self._sequence, last
+        self._sequence += 1
         self.sent = True
-        self._queue.put((request, blob))
+        self._in_flight.append((self._pool.submit(self._write, request, blob), not self._in_flight))
 
     def __enter__(self) -> _Sender:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        while self._in_flight:
+            self._collect_oldest()
+        self._pool.shutdown()
         if self._failure is not None and exc_info[0] is None:
             raise self._failure
 
@@ -588,7 +606,7 @@ def _fetched(handle: HostHandle, name: str,
 
 
 def _pulled_content(host: str, item: list[Any], data: bytes, wanted: set[str], file_offset: int = 0,
-                    part_bytes: int | None = None) -> tuple[str, bytes, int, int, int]:
+                    part_bytes: int | None = None) -> tuple[str, bytes | memoryview, int, int, int]:
     """(path, bytes, mode, mtime_ns, size of the whole file) of one file of a FileData reply,
     trusting nothing in it: the bytes from ``file_offset``, ``part_bytes`` of them at most."""
     if (not isinstance(item, list) or len(item) != 7 or not isinstance(item[0], str)
@@ -606,7 +624,7 @@ def _pulled_content(host: str, item: list[Any], data: bytes, wanted: set[str], f
     if offset < 0 or length < 0 or offset + length > len(data):
         raise ProtocolViolation(host, f"the host's data for {path!r} lies outside its reply"[:200])
     most = max(0, size - file_offset) if part_bytes is None else max(0, min(part_bytes, size - file_offset))
-    content = data[offset : offset + length]
+    content: bytes | memoryview = memoryview(data)[offset : offset + length]  # a view: no copy of the data
     if compressed:
         inflater = zlib.decompressobj()
         try:
@@ -627,7 +645,7 @@ def land_pulled(host: str, local_root: str, item: list[Any], data: bytes, wanted
     return _land_part(local_root, path, content, 0, True, mode, mtime_ns, guard, (expect or {}).get(path), open_dirs)
 
 
-def _land_part(local_root: str, path: str, content: bytes, offset: int, final: bool, mode: int, mtime_ns: int,
+def _land_part(local_root: str, path: str, content: bytes | memoryview, offset: int, final: bool, mode: int, mtime_ns: int,
                guard: guarded.Guard, expected: Entry | None = None,
                open_dirs: files.OpenDirs | None = None) -> list[str] | None:
     reason = guard.why_not_write(path)

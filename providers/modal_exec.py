@@ -47,7 +47,7 @@ class ExecStream(Stream):
                                       name=f"modal-exec-{host}", daemon=True)
         self._pump.start()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         try:
             for start in range(0, len(view), WRITE_SLICE):

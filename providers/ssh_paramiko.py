@@ -69,9 +69,9 @@ class ParamikoStream(Stream):
         self._channel = transport.open_session()
         self._channel.exec_command(command)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         try:
-            self._channel.sendall(data)
+            self._channel.sendall(bytes(data))  # paramiko's own slicing expects bytes
         except OSError as exc:
             raise ChannelClosed(self.host, f"ssh channel closed while writing ({exc})") from exc
 

@@ -793,8 +793,9 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
     for path, link_target in links:
         attempt(path, write_link, link_target, expected.get(path))
     with OpenDirs(root) as open_dirs:
+        whole = memoryview(blob)  # parts are written from views of the request's data, not copies
         for path, mode, mtime_ns, offset, length, compressed, file_offset, final in parts:
-            data = blob[offset : offset + length]
+            data = whole[offset : offset + length]
             if compressed:
                 inflater = zlib.decompressobj()
                 try:

@@ -30,6 +30,7 @@ from . import (
     processes,
     state,
     tmux,
+    write_order,
 )
 from .wire import (
     HEADER,
@@ -95,22 +96,33 @@ class FrameReader(object):
     def read_exact(self, count, progress=None):
         """Return exactly ``count`` bytes, or None if the stream ends first; ``progress``
         is called every PROGRESS_SECONDS while they arrive."""
+        if len(self._buffer) >= count:
+            data = bytes(self._buffer[:count])
+            del self._buffer[:count]
+            return data
+        # A large frame's chunks are joined once, not grown into the buffer and copied out
+        # of it again: a push's data is copied once here, not three times.
+        chunks = [bytes(self._buffer)]
+        have = len(self._buffer)
+        self._buffer = bytearray()
         noted = time.monotonic()
-        while len(self._buffer) < count:
+        while have < count:
             if progress is not None and time.monotonic() - noted >= PROGRESS_SECONDS:
                 progress()
                 noted = time.monotonic()
             started = time.monotonic()
             if self._peer_is_quick:
                 wait_briefly_for_input(self._fd)
-            chunk = os.read(self._fd, max(65536, count - len(self._buffer)))
+            chunk = os.read(self._fd, max(65536, count - have))
             self._peer_is_quick = time.monotonic() - started < SPIN_SECONDS
             if not chunk:
                 return None
-            self._buffer += chunk
-        data = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        return data
+            if have + len(chunk) > count:  # the start of the next frame: kept for it
+                self._buffer += chunk[count - have:]
+                chunk = chunk[:count - have]
+            chunks.append(chunk)
+            have += len(chunk)
+        return b"".join(chunks)
 
 
 def _packed_entries(root, paths):
@@ -136,6 +148,7 @@ class Server(object):
         self._helper_hash = helper_hash
         self._workers = []
         self._commands = execs.CommandTable()
+        self._write_order = write_order.WriteOrder()
 
     def send(self, request_id, message_type, fields, blob=b""):
         frame = encode_frame(request_id, encode_body(message_type, fields), blob)
@@ -152,6 +165,7 @@ class Server(object):
         finally:
             # Commands started for `mngr exec` belong to this channel's controller.
             self._commands.kill_all()
+            self._write_order.close()  # a batch waiting for one that never came gives up
             for worker in self._workers:
                 worker.join()
 
@@ -308,22 +322,14 @@ class Server(object):
                                 "changes_only": gone is not None,
                                 "gone": [files.path_to_wire(path) for path in gone or ()]}, blob
         if message_type == "WriteFiles":
-            started = time.monotonic()
-            root = self._work_dir(fields["name"], fields["work_dir"])
-            guard = guarded.guard_for(root)
-            with manifest_cache.writing(root, fields["known"]) as write:
-                skipped = files.apply_write(root, fields["dirs"], fields["links"], fields["parts"],
-                                            fields["deletes"], blob, guard, fields["finish_dirs"], fields["expect"])
-                missed = set(entry[0] for entry in skipped)
-                write.written.extend(path for path in files.written_paths(
-                    fields["dirs"], fields["links"], fields["parts"], fields["finish_dirs"]) if path not in missed)
-                write.deleted.extend(path for path in (files.path_from_wire(path) for path in fields["deletes"])
-                                     if path not in missed)
-            if skipped:
-                write.tag = ""  # the controller's copy of the manifest would be wrong: no tag
-            idle.note("user", fields["name"])
-            return "Written", {"tag": write.tag, "skipped": files.skipped_to_wire(skipped),
-                               "seconds": time.monotonic() - started}, b""
+            started = time.monotonic()  # the wait for an earlier batch is the host's time too
+            if not fields["session"]:
+                return self._write_files(fields, blob, fields["known"], started)
+            with self._write_order.turn(fields["session"], fields["sequence"], fields["known"],
+                                        fields["last"]) as outcome:
+                reply = self._write_files(fields, blob, outcome.tag, started)
+                outcome.tag = reply[1]["tag"]
+            return reply
         if message_type == "WatchChanges":
             return self._watch_changes(fields)
         if message_type == "StatPaths":
@@ -383,6 +389,23 @@ class Server(object):
             self._commands.kill(fields["exec_id"])
             return "Done", {}, b""
         raise ProtocolError("unknown_type", "no handler for %s" % message_type)
+
+    def _write_files(self, fields, blob, known, started):
+        root = self._work_dir(fields["name"], fields["work_dir"])
+        guard = guarded.guard_for(root)
+        with manifest_cache.writing(root, known) as write:
+            skipped = files.apply_write(root, fields["dirs"], fields["links"], fields["parts"],
+                                        fields["deletes"], blob, guard, fields["finish_dirs"], fields["expect"])
+            missed = set(entry[0] for entry in skipped)
+            write.written.extend(path for path in files.written_paths(
+                fields["dirs"], fields["links"], fields["parts"], fields["finish_dirs"]) if path not in missed)
+            write.deleted.extend(path for path in (files.path_from_wire(path) for path in fields["deletes"])
+                                 if path not in missed)
+        if skipped:
+            write.tag = ""  # the controller's copy of the manifest would be wrong: no tag
+        idle.note("user", fields["name"])
+        return "Written", {"tag": write.tag, "skipped": files.skipped_to_wire(skipped),
+                           "seconds": time.monotonic() - started}, b""
 
     def _write_delta(self, fields, blob):
         import zlib

@@ -90,6 +90,9 @@ MESSAGES = {
         "work_dir": ("str", ""),
         "known": ("str", ""),
         "expect": ("list", []),
+        "session": ("str", ""),
+        "sequence": ("int", 0),
+        "last": ("bool", False),
     },
     "PrepareWorkDir": {
         "name": ("str", REQUIRED),

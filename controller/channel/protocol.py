@@ -216,6 +216,12 @@ class WriteFiles(msgspec.Struct, tag=True, kw_only=True):
     # there) a path must still match at the moment its file or link is renamed into place
     # or it is deleted; else it is skipped as "changed meanwhile" (compare-and-swap).
     expect: list[list[Any]] = []
+    # A push with several batches in flight: the host applies batch ``sequence`` (from 0) of
+    # ``session`` after the one before it, starting from the tag that one left (``known``
+    # counts for the first only); one after a failed batch fails too. ``last`` ends it.
+    session: str = ""
+    sequence: int = 0
+    last: bool = False
 
 
 class PrepareWorkDir(msgspec.Struct, tag=True, kw_only=True):

@@ -121,7 +121,7 @@ class RpcClient:
         try:
             view = memoryview(frame)
             for start in range(0, len(frame), _WRITE_SLICE):
-                self.stream.write(bytes(view[start:start + _WRITE_SLICE]))
+                self.stream.write(view[start:start + _WRITE_SLICE])
                 self._last_progress = time.monotonic()
                 self.bytes_sent += min(_WRITE_SLICE, len(frame) - start)
         except ChannelClosed as exc:

@@ -61,7 +61,7 @@ class Stream(ABC):
     proven: bool = True
 
     @abstractmethod
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         """Write all of ``data``; raise ChannelClosed if the other end is gone."""
 
     @abstractmethod
@@ -130,7 +130,7 @@ class ProcessStream(Stream):
     def pid(self) -> int:
         return self._process.pid
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         try:
             while view:
@@ -211,7 +211,7 @@ class SocketStream(Stream):
             raise
         return cls(host, sock)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         try:
             self._socket.sendall(data)
         except OSError as exc:
@@ -270,16 +270,27 @@ class BufferedReader:
             return chunk
 
     def read_exact(self, count: int, deadline: Deadline) -> bytes:
-        while len(self._buffer) < count:
-            chunk = self._read(max(65536, count - len(self._buffer)), deadline)
+        if len(self._buffer) >= count:
+            data = bytes(self._buffer[:count])
+            del self._buffer[:count]
+            return data
+        # A large frame's chunks are joined once, not grown into the buffer and copied out
+        # of it again: a pull's data is copied once here, not three times.
+        chunks = [bytes(self._buffer)]
+        have = len(self._buffer)
+        self._buffer = bytearray()
+        while have < count:
+            chunk = self._read(max(65536, count - have), deadline)
             if not chunk:
                 detail = self._stream.diagnostics()
                 suffix = f" ({detail})" if detail else ""
                 raise ChannelClosed(self._stream.host, f"helper exited unexpectedly{suffix}")
-            self._buffer += chunk
-        data = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        return data
+            if have + len(chunk) > count:  # the start of the next frame: kept for it
+                self._buffer += chunk[count - have:]
+                chunk = chunk[:count - have]
+            chunks.append(chunk)
+            have += len(chunk)
+        return b"".join(chunks)
 
     def read_until(self, marker: bytes, limit: int, deadline: Deadline) -> bytes:
         """Return everything up to and including ``marker``; the rest stays buffered."""

@@ -79,3 +79,34 @@ def test_a_full_disk_is_a_clear_error_and_the_previous_state_stays(sandbox, smal
     assert (work / "big.bin").read_bytes() == (source / "big.bin").read_bytes()
     again = sandbox.mngr("create", "second", "command", "--no-connect", "--work-dir", str(work), "--", "sleep", "600")
     assert again.returncode == 0, again.stderr
+
+
+def test_a_disk_filling_mid_push_with_batches_in_flight_fails_cleanly(sandbox, small_disk: Path) -> None:
+    """The push's batches go several at once: the one that meets the full disk fails the push
+    with its own error, the ones after it land nothing, and no file is left torn."""
+    host_dir, work = small_disk / "host", small_disk / "work"
+    work.mkdir()
+    sandbox.env["MNGR_HOST_DIR"] = str(host_dir)
+    created = sandbox.mngr("create", "first", "command", "--no-connect", "--work-dir", str(work), "--", "sleep", "600")
+    assert created.returncode == 0, created.stderr
+    source = sandbox.root / "source"
+    source.mkdir()
+    for index in range(40):  # 12 MB in 300 KB files: three batches, the disk holds 4 MB
+        (source / f"file{index:02}.bin").write_bytes(os.urandom(300_000))
+
+    _one_line(sandbox.mngr("push", "first", str(source)))
+    landed = sorted(path.name for path in work.iterdir())
+    assert landed, "the first batch fits on the disk"
+    assert len(landed) < 40
+    for name in landed:  # whole files only: no part file, nothing cut short
+        assert (work / name).read_bytes() == (source / name).read_bytes(), name
+
+    (source / "file00.bin").unlink()  # room again: the push finishes
+    for name in landed:
+        (work / name).unlink(missing_ok=True)
+    kept = sorted(path.name for path in source.iterdir())[:10]
+    for path in source.iterdir():
+        if path.name not in kept:
+            path.unlink()
+    assert sandbox.mngr("push", "first", str(source)).returncode == 0
+    assert sorted(path.name for path in work.iterdir()) == kept
