@@ -477,14 +477,13 @@ def fetch_branches(handle: HostHandle, name: str, local_root: str) -> list[str]:
     """Bring the branches of the agent's repository into the one at ``local_root`` as
     ``refs/remotes/mngr/NAME/*``: nothing of the local branches or files changes. Returns
     the refs fetched ([] when either side is not a git repository)."""
-    import subprocess
-    import tempfile
-
     if not files.is_repo_top(local_root):
         return []
     bundle = handle.git_bundle(name)
     if not bundle:
         return []
+    import subprocess  # loaded only here: a pull into a plain directory runs no git
+    import tempfile
     with tempfile.NamedTemporaryFile(prefix="mngr-bundle-", suffix=".bundle") as handle_file:
         handle_file.write(bundle)
         handle_file.flush()
