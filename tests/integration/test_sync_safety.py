@@ -13,6 +13,7 @@ import pytest
 
 from mngr.controller import sync
 from mngr.controller.hosts import HostHandle
+from mngr.remote_helper import files
 from mngr.providers.local import LocalProvider
 from tests.integration.test_sync import _tree
 
@@ -151,6 +152,39 @@ def test_a_file_vanishing_mid_push_is_reported_and_the_rest_lands(sandbox, agent
         sync.send_plan(handle, "box", str(source), plan)
     assert plan.skipped == [["gone.txt", "vanished before it could be sent"]]
     assert sorted(path.name for path in agent_dir.iterdir()) == ["a.txt", "z.txt"]
+
+
+def test_a_file_that_keeps_changing_leaves_no_part_on_the_host_whatever_its_name(
+        sandbox, agent_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its first parts reached the host before the change showed: the push gives the file
+    up, says so, and removes what landed of it, also under a name that is not UTF-8."""
+    source = sandbox.root / "source"
+    source.mkdir()
+    (source / "steady.txt").write_text("lands\n")
+    changing = source / ODD_NAMES[0]
+    changing.write_bytes(os.urandom(3 * sync.PART_BYTES))  # several parts, sent before the last is read
+    last_part_offset = 2 * sync.PART_BYTES
+    real_pread = os.pread
+    rewrites = []
+
+    def pread_then_rewrite(fd: int, length: int, offset: int) -> bytes:
+        data = real_pread(fd, length, offset)
+        if offset == last_part_offset and os.fstat(fd).st_ino == changing.stat().st_ino:
+            with open(changing, "r+b") as writer:  # an agent writing while the last part is read
+                writer.write(os.urandom(16))
+            rewrites.append(offset)
+        return data
+
+    sandbox.apply_env(monkeypatch)
+    monkeypatch.setattr(os, "pread", pread_then_rewrite)
+    with HostHandle(LocalProvider(), "local", timeout=30) as handle:
+        _, remote, local = sync.both_manifests(handle, "box", str(source), False)
+        plan = sync.make_plan(local, remote, delete=False)
+        sync.send_plan(handle, "box", str(source), plan)
+
+    assert len(rewrites) == files.READ_ATTEMPTS, "every attempt saw the file change"
+    assert plan.skipped == [[ODD_NAMES[0], "kept changing while it was read"]]
+    assert sorted(os.listdir(os.fsencode(agent_dir))) == [b"steady.txt"], "no part file, no torn copy"
 
 
 def test_a_read_only_directory_lands_whole_and_its_mode_last(sandbox, agent_dir: Path) -> None:
