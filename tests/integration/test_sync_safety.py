@@ -13,8 +13,8 @@ import pytest
 
 from mngr.controller import sync
 from mngr.controller.hosts import HostHandle
-from mngr.remote_helper import files
 from mngr.providers.local import LocalProvider
+from mngr.remote_helper import files
 from tests.integration.test_sync import _tree
 
 PARTIAL = 3
