@@ -291,7 +291,8 @@ class HostHandle:
     def collect_garbage(self, dry_run: bool, min_age: float) -> list[tuple[str, str]]:
         """What interrupted operations left on the host: (kind, path or session) each;
         removed unless ``dry_run``."""
-        reply = self._call(protocol.CollectGarbage(dry_run=dry_run, min_age=min_age), protocol.Garbage)
+        reply = self._call(protocol.CollectGarbage(dry_run=dry_run, min_age=min_age), protocol.Garbage,
+                           timeout=self.timeout)
         return [(str(item[0]), str(item[1])) for item in reply.found if len(item) == 2]
 
     def exec_kill(self, exec_id: int) -> None:
