@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mngr.providers.base import AgentRegistry
+
 from ..channel.protocol import AgentInfo
 from ..fleet import LocatedAgent
 from .fanout import per_agent
@@ -102,7 +104,8 @@ def destroy(app: App, request: DestroyRequest) -> AgentsResult:
     def change(agent: LocatedAgent) -> Changed:
         with lifecycle.agent_event("destroy", agent.info.name, agent.host, agent.provider):
             if agent.info.state == "GONE":  # its host went away: only mngr's memory of it is left
-                agent.handle.provider.forget_agent(agent.host, agent.info.name)
+                if isinstance(agent.handle.provider, AgentRegistry):
+                    agent.handle.provider.forget_agent(agent.host, agent.info.name)
             else:
                 agent.handle.destroy_agent(agent.info.name, keep_work_dir=request.keep_work_dir,
                                            grace=request.grace)

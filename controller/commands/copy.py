@@ -12,6 +12,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mngr.providers.base import ChecksHostKeys
+
 from ..agent_types import Launch, interaction_for
 from ..channel.protocol import AgentInfo
 from ..errors import MngrError, UsageError
@@ -145,7 +147,7 @@ def _target(app: App, agent: LocatedAgent, where: CopyTarget, host: str | None) 
     provider = app.provider(where.provider) if where.provider else agent.handle.provider
     host_name = host or (provider.default_host() if where.provider else agent.host)
     provider.check_host(host_name)
-    if where.accept_new_host_key:
+    if where.accept_new_host_key and isinstance(provider, ChecksHostKeys):
         provider.trust_new_host_keys()
     if provider.name == agent.provider and host_name == agent.host:
         return agent.handle

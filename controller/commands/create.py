@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+from mngr.providers.base import ChecksHostKeys, MakesHosts
+
 from ..agent_types import AgentType, Launch, interaction_for
 from ..channel.protocol import AgentInfo, SetIdleSettings
 from ..errors import Interrupted, MissingBinary, MngrError, UsageError
@@ -94,7 +96,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                            "default_provider", from_config=not provider_name)
     host_name = request.host or provider.host_for_new_agent(name)
     provider.check_host(host_name)
-    if request.accept_new_host_key:
+    if request.accept_new_host_key and isinstance(provider, ChecksHostKeys):
         provider.trust_new_host_keys()
     source_root = None
     if request.source:
@@ -119,8 +121,13 @@ def create(app: App, request: CreateRequest) -> CreateResult:
     labels = dict(request.labels)
 
     lifecycle.before_create(name, host_name, provider.name)
-    made_host = provider.prepare_host(host_name, request.build_args,
-                                      snapshot=snapshot_id if native_snapshot else "", agent=name)
+    if isinstance(provider, MakesHosts):
+        made_host = provider.prepare_host(host_name, request.build_args,
+                                          snapshot=snapshot_id if native_snapshot else "", agent=name)
+    elif request.build_args:
+        raise UsageError(f"provider {provider.name!r} takes no --build-arg")
+    else:
+        made_host = False
     try:
         if made_host:
             lifecycle.host_made(host_name, provider.name)
@@ -191,8 +198,8 @@ def create(app: App, request: CreateRequest) -> CreateResult:
             if request.attaching:
                 handle.note_activity(name, "attach")  # on the channel already open
     except BaseException as exc:
-        if made_host and not isinstance(exc, Interrupted):  # made for this agent: nothing of a failed create stays
-            provider.discard_host(host_name)
+        if made_host and isinstance(provider, MakesHosts) and not isinstance(exc, Interrupted):
+            provider.discard_host(host_name)  # made for this agent: nothing of a failed create stays
         raise
     return result
 

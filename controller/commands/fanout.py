@@ -135,8 +135,6 @@ def per_agent(work: Callable[[LocatedAgent], R], agents: Sequence[LocatedAgent],
     closed = [False]
 
     def on_host(indices: list[int]) -> None:
-        # Connected once, before its agents share the channel.
-        agents[indices[0]].handle.connect()
         inner = fan_out(work, [agents[index] for index in indices], item_timeout=None, limit=limit)
         with lock:
             if closed[0]:

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mngr.providers.base import AgentRegistry, MakesHosts, RemembersHosts
+
 from ..errors import MngrError
 from ..hosts import HostHandle
 
@@ -57,14 +59,17 @@ class Lifecycle:
     def host_reached(self, handle: HostHandle) -> None:
         """The host of an agent being made answered: remembered now, so that a create cut
         short afterwards leaves it findable (an empty host is forgotten by the next listing)."""
-        handle.provider.remember(handle.host)
+        if isinstance(handle.provider, RemembersHosts):
+            handle.provider.remember(handle.host)
 
     def agent_created(self, handle: HostHandle, name: str) -> None:
         from .. import completion
 
         # Again, now that the agent exists: a listing that asked before it did keeps the host.
-        handle.provider.remember(handle.host)
-        handle.provider.agent_created(handle.host, name)
+        if isinstance(handle.provider, RemembersHosts):
+            handle.provider.remember(handle.host)
+        if isinstance(handle.provider, AgentRegistry):
+            handle.provider.agent_created(handle.host, name)
         self.registry.on_agent("after_create", name, handle.host, handle.provider_name)
         completion.agent_added(name, handle.host, handle.provider_name)
 
@@ -79,14 +84,15 @@ class Lifecycle:
         """Hosts made for their agents (docker containers) go when their last agent does."""
         result = EmptiedHosts()
         for handle in {id(handle): handle for handle in handles}.values():
-            if not handle.provider.removes_empty_hosts:
+            provider = handle.provider
+            if not isinstance(provider, MakesHosts):
                 continue
             try:
                 if handle.list_host(0.0).agents:
                     continue
                 self.registry.on_host("before_destroy", handle.host, handle.provider_name)
                 handle.close()
-                handle.provider.host_emptied(handle.host)
+                provider.host_emptied(handle.host)
                 result.removed.append((handle.host, handle.provider_name))
                 self.registry.on_host("after_destroy", handle.host, handle.provider_name)
             except MngrError as exc:
