@@ -87,7 +87,7 @@ def migrate(app: App, request: MigrateRequest) -> CopyResult:
             if target is agent.handle:
                 raise UsageError(f"agent {name!r} is already on host {request.to_host!r}")
             lifecycle.before_create(name, target.host, target.provider_name)
-            app.registry.on_agent("before_destroy", name, agent.host, agent.provider)
+            lifecycle.before("destroy", name, agent.host, agent.provider)
             was_running = agent.info.state in LIVE_STATES
             if was_running:
                 agent.handle.stop_agent(name)
@@ -108,7 +108,7 @@ def migrate(app: App, request: MigrateRequest) -> CopyResult:
                 raise MngrError(f"the copy of {name} on {request.to_host} does not match the original; "
                                 "the original is kept")
             agent.handle.destroy_agent(name)
-            app.registry.on_agent("after_destroy", name, agent.host, agent.provider)
+            lifecycle.after("destroy", name, agent.host, agent.provider)
             lifecycle.agent_destroyed(name, agent.host, agent.provider)
             emptied = lifecycle.remove_emptied_hosts([agent.handle])
         finally:

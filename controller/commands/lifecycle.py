@@ -43,15 +43,23 @@ class Lifecycle:
     def agent_event(self, event: str, name: str, host: str, provider: str) -> Iterator[None]:
         """Plugins hear ``before_EVENT`` (any of them may cancel it) and, if the block
         succeeded, ``after_EVENT``."""
-        self.registry.on_agent(f"before_{event}", name, host, provider)
+        self.before(event, name, host, provider)
         yield
+        self.after(event, name, host, provider)
+
+    def before(self, event: str, name: str, host: str, provider: str) -> None:
+        """``before_EVENT``: a listener that raises cancels the action (a MngrError)."""
+        self.registry.on_agent(f"before_{event}", name, host, provider)
+
+    def after(self, event: str, name: str, host: str, provider: str) -> None:
+        """``after_EVENT``: the action succeeded (a listener's failure is a warning)."""
         self.registry.on_agent(f"after_{event}", name, host, provider)
 
     # -- agents made ---------------------------------------------------------------------
 
     def before_create(self, name: str, host: str, provider: str) -> None:
         """Ask the plugins first: any of them may refuse the new agent (a MngrError)."""
-        self.registry.on_agent("before_create", name, host, provider)
+        self.before("create", name, host, provider)
 
     def host_made(self, host: str, provider: str) -> None:
         self.registry.on_host("after_create", host, provider)
@@ -70,7 +78,7 @@ class Lifecycle:
             handle.provider.remember(handle.host)
         if isinstance(handle.provider, AgentRegistry):
             handle.provider.agent_created(handle.host, name)
-        self.registry.on_agent("after_create", name, handle.host, handle.provider_name)
+        self.after("create", name, handle.host, handle.provider_name)
         completion.agent_added(name, handle.host, handle.provider_name)
 
     # -- agents removed ------------------------------------------------------------------
