@@ -26,7 +26,6 @@ from .context import App, pass_app
 AGENT_ARGS_KEY = "mngr.agent_args"
 
 # Template key -> parameter of this command; these options win over templates when given.
-
 _TEMPLATE_PARAMS = {
     "agent_type": "type_option",
     "provider": "provider_name",

@@ -119,8 +119,8 @@ def _run_one(work: Callable[[T], R], item: T) -> tuple[R | None, str | None]:
 def per_agent(work: Callable[[LocatedAgent], R], agents: Sequence[LocatedAgent], *,
               host_timeout: Callable[[int], float | None], limit: int = MAX_PARALLEL
               ) -> list[Outcome[LocatedAgent, R]]:
-    """``work(agent)`` for every agent, hosts in parallel and each host's agents in parallel;
-    the outcomes in the agents' order.
+    """``work(agent)`` for every agent, hosts in parallel and each host's agents in parallel
+    (after its first); the outcomes in the agents' order.
 
     A host gets ``host_timeout(number of its agents)`` seconds for all of its agents (None:
     no limit beyond its requests' own); its agents not done by then are reported with the
@@ -135,7 +135,12 @@ def per_agent(work: Callable[[LocatedAgent], R], agents: Sequence[LocatedAgent],
     closed = [False]
 
     def on_host(indices: list[int]) -> None:
-        inner = fan_out(work, [agents[index] for index in indices], item_timeout=None, limit=limit)
+        # The first agent alone, then the rest at once: the first opens the channel and
+        # brings up what the host's agents share (its tmux server, which several
+        # `tmux new-session` started at once on a host without one fail to start).
+        host_agents = [agents[index] for index in indices]
+        inner = fan_out(work, host_agents[:1], item_timeout=None)
+        inner += fan_out(work, host_agents[1:], item_timeout=None, limit=limit)
         with lock:
             if closed[0]:
                 return

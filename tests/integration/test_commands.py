@@ -170,6 +170,17 @@ def test_stop_start_destroy_act_on_every_agent_and_report_the_one_refused(app: A
         ("before_destroy", "one"), ("after_destroy", "one")]
 
 
+def test_many_agents_start_at_once_on_a_host_whose_tmux_server_is_gone(app: App, sandbox) -> None:
+    names = [f"a{index:02d}" for index in range(20)]
+    for name in names:
+        make(app, name)
+    assert sorted(c.info.name for c in agents.stop(app, agents.StopRequest(names)).changed) == names
+    assert sandbox.tmux("list-sessions").returncode != 0  # the last session took the server with it
+    started = agents.start(app, agents.StartRequest(names))
+    assert started.failed == [] and sorted(c.info.name for c in started.changed) == names
+    assert sandbox.sessions() == [f"mngr-{name}" for name in names]
+
+
 def test_an_unknown_name_changes_nothing(app: App) -> None:
     make(app, "real")
     with pytest.raises(AgentNotFound, match="no agent named 'ghost'"):
@@ -232,6 +243,34 @@ def test_migrate_to_the_host_it_is_on_is_refused(app: App) -> None:
     with pytest.raises(UsageError, match="already on host 'local'"):
         copy.migrate(app, copy.MigrateRequest("settled", "local"))
     assert states(app)["settled"] in ("RUNNING", "WAITING")
+
+
+def test_migrate_moves_the_agent_and_plugins_hear_both_ends(sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.integration.test_ssh import started_host
+    from tests.sshd import unavailable_reason
+
+    if unavailable_reason():
+        pytest.skip(unavailable_reason() or "")
+    with started_host(sandbox, "farhost") as host:
+        sandbox.config_dir.mkdir(parents=True)
+        (sandbox.config_dir / "config.toml").write_text("[hosts.farhost]\n")
+        sandbox.apply_env(monkeypatch)
+        monkeypatch.setenv("MNGR_PROVIDERS__SSH__SSH_CONFIG", sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"])
+        monkeypatch.chdir(sandbox.work_dir)
+        app = App()
+        (sandbox.work_dir / "notes.txt").write_text("moved\n")
+        make(app, "mover", labels={"team": "a"})
+        plugin = with_refuser(app, [], "-")
+        moved = copy.migrate(app, copy.MigrateRequest("mover", "farhost", copy.CopyTarget(provider="ssh")))
+        assert (moved.host, moved.provider, moved.info.labels) == ("farhost", "ssh", {"team": "a"})
+        assert plugin.heard == [("before_create", "mover"), ("before_destroy", "mover"), ("after_create", "mover"),
+                                ("after_destroy", "mover")]
+        with find_agents(app, ["mover"]) as found:
+            (agent,) = found.agents
+            assert (agent.host, agent.info.state in ("RUNNING", "WAITING")) == ("farhost", True)
+        assert Path(host.remote_host_dir, "work", "mover", "notes.txt").read_text() == "moved\n"
+        assert sandbox.sessions() == []
+        agents.destroy(app, agents.DestroyRequest(["mover"]))
 
 
 # -- message and exec ------------------------------------------------------------------
