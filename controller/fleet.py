@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from mngr.providers.base import AgentRegistry, ListingProblems, Provider
+from mngr.providers.base import HearsListings, ListingProblems, Provider
 
 from .channel.protocol import AgentInfo, AgentList, HostIdle
 from .errors import AgentNotFound, MngrError, UsageError
@@ -109,7 +109,7 @@ def ask_host(handle: HostHandle, quiet_seconds: float) -> AgentList | HostFailur
     """The host's agents, or why it did not answer."""
     try:
         found = handle.list_host(quiet_seconds)
-        if isinstance(handle.provider, AgentRegistry):
+        if isinstance(handle.provider, HearsListings):
             handle.provider.listed(handle.host, [agent.name for agent in found.agents])
         return found
     except MngrError as exc:

@@ -129,12 +129,17 @@ class ListingProblems(Protocol):
 
 
 @runtime_checkable
-class AgentRegistry(Protocol):
-    """A provider that keeps its own record of its hosts' agents, to report the agents of a
-    host that vanished (state GONE) until they are destroyed."""
+class HearsListings(Protocol):
+    """A provider told what each of its hosts answered a listing with."""
 
     def listed(self, host: str, names: Sequence[str]) -> None:
         """``host`` answered a listing with the agents ``names``."""
+
+
+@runtime_checkable
+class AgentRegistry(Protocol):
+    """A provider that keeps its own record of its hosts' agents, to report the agents of a
+    host that vanished (state GONE) until they are destroyed."""
 
     def agent_created(self, host: str, name: str) -> None:
         """Agent ``name`` was created on ``host``."""

@@ -12,14 +12,15 @@ from mngr.providers.modal import ModalProvider
 from mngr.providers.ssh import SshProvider
 
 CAPABILITIES = (base.MakesHosts, base.HostSnapshots, base.OfflineListing, base.ListingProblems,
-                base.AgentRegistry, base.RemembersHosts, base.ChecksHostKeys, base.WarmPath,
+                base.HearsListings, base.AgentRegistry, base.RemembersHosts, base.ChecksHostKeys, base.WarmPath,
                 base.AgentEnvironment)
 HAS = {
     LocalProvider: {base.AgentEnvironment},
     SshProvider: {base.RemembersHosts, base.ChecksHostKeys, base.WarmPath},
-    DockerProvider: {base.MakesHosts, base.HostSnapshots, base.OfflineListing, base.AgentRegistry},
-    ModalProvider: {base.MakesHosts, base.HostSnapshots, base.OfflineListing, base.AgentRegistry,
-                    base.ListingProblems},
+    DockerProvider: {base.MakesHosts, base.HostSnapshots, base.OfflineListing, base.HearsListings,
+                     base.AgentRegistry},
+    ModalProvider: {base.MakesHosts, base.HostSnapshots, base.OfflineListing, base.HearsListings,
+                    base.AgentRegistry, base.ListingProblems},
 }
 
 
