@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from mngr.providers.base import Provider
+from mngr.providers.base import HearsListings, ListingProblems, Provider
 
 from .channel.protocol import AgentInfo, AgentList, HostIdle
 from .errors import AgentNotFound, MngrError, UsageError
@@ -109,7 +109,8 @@ def ask_host(handle: HostHandle, quiet_seconds: float) -> AgentList | HostFailur
     """The host's agents, or why it did not answer."""
     try:
         found = handle.list_host(quiet_seconds)
-        handle.provider.listed(handle.host, [agent.name for agent in found.agents])
+        if isinstance(handle.provider, HearsListings):
+            handle.provider.listed(handle.host, [agent.name for agent in found.agents])
         return found
     except MngrError as exc:
         detail = getattr(exc, "detail", str(exc))
@@ -128,7 +129,7 @@ def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: flo
     problems = []
     for provider in providers:
         handles += [HostHandle(provider, host, timeout) for host in provider.known_hosts()]
-        problem = provider.listing_problem()
+        problem = provider.listing_problem() if isinstance(provider, ListingProblems) else ""
         if problem:
             problems.append(HostFailure(WHOLE_PROVIDER, provider.name, problem))
     listing = FleetListing(handles=handles, errors=problems)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
 
-from mngr.providers.base import Provider
+from mngr.providers.base import AgentEnvironment, OfflineListing, Provider, WarmPath
 
 from .channel import protocol
 from .channel.rpc import RpcClient
@@ -40,9 +41,19 @@ class HostHandle:
         self._warm_allowed = True
         # A warm stream nobody has had an answer on yet: the far end may have nothing there.
         self._unproven = False
+        # Several agents of one host may be acted on at once (commands/fanout.py): one opens
+        # the channel, the others wait for it and share it.
+        self._connecting = threading.Lock()
 
     @property
     def client(self) -> RpcClient:
+        client = self._client
+        if client is not None:
+            return client
+        with self._connecting:
+            return self._open()
+
+    def _open(self) -> RpcClient:
         attempt = 0
         while self._client is None:
             attempt += 1
@@ -50,7 +61,8 @@ class HostHandle:
             try:
                 if stream.needs_bootstrap:
                     self._client = RpcClient.bootstrap(stream, self.timeout)
-                    self.provider.bootstrapped(self.host, self._client)
+                    if isinstance(self.provider, WarmPath):
+                        self.provider.bootstrapped(self.host, self._client)
                 else:
                     self._client = RpcClient(stream)
                     self._unproven = not stream.proven
@@ -113,9 +125,10 @@ class HostHandle:
     def list_host(self, quiet_seconds: float) -> protocol.AgentList:
         """The host's agents and its idle status, in one request (or, for a host that is
         not running, what its provider can tell without starting it)."""
-        offline = self.provider.offline_listing(self.host)
-        if offline is not None:
-            return offline
+        if isinstance(self.provider, OfflineListing):
+            offline = self.provider.offline_listing(self.host)
+            if offline is not None:
+                return offline
         return self._call(protocol.ListAgents(quiet_seconds), protocol.AgentList, timeout=self.timeout)
 
     def set_idle_settings(self, request: protocol.SetIdleSettings) -> protocol.IdleSettings:
@@ -149,8 +162,8 @@ class HostHandle:
             work_dir=work_dir,
             env=dict(env),
             labels=dict(labels),
-            base_env=self.provider.agent_base_env(self.host),
-            umask=self.provider.agent_umask(self.host),
+            base_env=self._base_env(),
+            umask=self._umask(),
             interaction=interaction,
         )
         return self._call(request, protocol.AgentReply, timeout=self.timeout).agent
@@ -160,10 +173,19 @@ class HostHandle:
         return self._call(protocol.StopAgent(name, grace), protocol.AgentReply, timeout=self._plus(grace)).agent
 
     def start_agent(self, name: str) -> protocol.AgentInfo:
-        request = protocol.StartAgent(
-            name, base_env=self.provider.agent_base_env(self.host), umask=self.provider.agent_umask(self.host)
-        )
+        request = protocol.StartAgent(name, base_env=self._base_env(), umask=self._umask())
         return self._call(request, protocol.AgentReply, timeout=self.timeout).agent
+
+    def _base_env(self) -> dict[str, str] | None:
+        """The environment agents start from: the provider's choice, or (None) the helper's."""
+        if isinstance(self.provider, AgentEnvironment):
+            return self.provider.agent_base_env(self.host)
+        return None
+
+    def _umask(self) -> int | None:
+        if isinstance(self.provider, AgentEnvironment):
+            return self.provider.agent_umask(self.host)
+        return None
 
     def _plus(self, seconds: float) -> float | None:
         """The host's timeout with ``seconds`` more (None: no timeout stays none)."""
@@ -291,7 +313,8 @@ class HostHandle:
     def collect_garbage(self, dry_run: bool, min_age: float) -> list[tuple[str, str]]:
         """What interrupted operations left on the host: (kind, path or session) each;
         removed unless ``dry_run``."""
-        reply = self._call(protocol.CollectGarbage(dry_run=dry_run, min_age=min_age), protocol.Garbage)
+        reply = self._call(protocol.CollectGarbage(dry_run=dry_run, min_age=min_age), protocol.Garbage,
+                           timeout=self.timeout)
         return [(str(item[0]), str(item[1])) for item in reply.found if len(item) == 2]
 
     def exec_kill(self, exec_id: int) -> None:

@@ -14,7 +14,7 @@ It is written to a temporary name and renamed when complete. ``create --snapshot
 makes a new agent from it on any host, the way ``mngr clone`` does.
 
 A provider with snapshots of its own kind records the whole host instead (docker: a
-committed image, see ``Provider.snapshot_host``); the same commands list, destroy and
+committed image, see ``HostSnapshots.snapshot_host``); the same commands list, destroy and
 create from those, on that provider.
 """
 
@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mngr.providers.base import HostSnapshots
 from mngr.remote_helper import files
 
 from . import sync
@@ -68,7 +69,9 @@ def take(handle: HostHandle, name: str, provider: str) -> Snapshot:
         "spec": {"agent_type": spec.agent_type, "command": spec.command, "binary": spec.binary,
                  "env": spec.env, "labels": spec.labels},
     }
-    size = handle.provider.snapshot_host(handle.host, native_meta)
+    size = None
+    if isinstance(handle.provider, HostSnapshots):
+        size = handle.provider.snapshot_host(handle.host, native_meta)
     if size is not None:
         return Snapshot(snapshot_id, "", native_meta, size)
     os.makedirs(snapshots_dir(), mode=0o700, exist_ok=True)
@@ -146,6 +149,8 @@ def native(snapshot_id: str, providers: Iterable[Provider]) -> tuple[Provider, d
     if os.path.exists(os.path.join(snapshots_dir(), snapshot_id + _SUFFIX)):
         return None
     for provider in providers:
+        if not isinstance(provider, HostSnapshots):
+            continue
         for meta in provider.snapshots():
             if meta["id"] == snapshot_id:
                 return provider, meta
@@ -157,7 +162,7 @@ def listing(providers: Iterable[Provider] = ()) -> list[dict[str, Any]]:
         {"id": meta["id"], "agent": meta.get("agent", ""), "host": meta.get("host", ""),
          "provider": meta.get("provider", provider.name), "created_at": meta.get("created_at", ""),
          "bytes": meta.get("bytes", 0)}
-        for provider in providers for meta in provider.snapshots()
+        for provider in providers if isinstance(provider, HostSnapshots) for meta in provider.snapshots()
     ]
     rows.sort(key=lambda row: row["id"])
     try:
@@ -180,7 +185,7 @@ def listing(providers: Iterable[Provider] = ()) -> list[dict[str, Any]]:
 def destroy(snapshot_id: str, providers: Iterable[Provider] = ()) -> None:
     if not os.path.exists(os.path.join(snapshots_dir(), snapshot_id + _SUFFIX)):
         for provider in providers:
-            if provider.destroy_snapshot(snapshot_id):
+            if isinstance(provider, HostSnapshots) and provider.destroy_snapshot(snapshot_id):
                 return
     os.unlink(_path_of(snapshot_id))
 

@@ -3,13 +3,17 @@
 A provider knows its hosts (by name) and can open a byte stream to the first stage of the
 helper on any of them. Everything else mngr does on a host goes through that stream, so a
 new provider is mostly "how do I run ``python3 -c STAGE1`` there with a pipe to it".
+
+``Provider`` holds only what every provider does. What some providers can do besides is a
+small protocol each (``MakesHosts``, ``HostSnapshots``, ...): a provider has a capability
+when it has that protocol's methods, and callers ask with ``isinstance(provider, MakesHosts)``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from mngr.controller.channel.protocol import AgentList
 from mngr.controller.channel.rpc import RpcClient
@@ -42,65 +46,9 @@ class Provider(ABC):
     def attach_argv(self, host: str, session: str) -> list[str]:
         """The command that attaches the user's terminal to a tmux session on ``host``."""
 
-    # -- hosts that come and go (providers that make their hosts, such as docker) ----------
-
-    removes_empty_hosts: ClassVar[bool] = False  # destroy calls host_emptied for a host left empty
-
     def host_for_new_agent(self, agent_name: str) -> str:
         """The host a new agent goes to when the user names none."""
         return self.default_host()
-
-    def prepare_host(self, host: str, build_args: Sequence[str], snapshot: str = "", agent: str = "") -> bool:
-        """Make ``host`` ready for new agent ``agent`` (make or start it); True if it was made
-        now, so that a failed create removes it again (``discard_host``). ``snapshot``: one of
-        this provider's own snapshots (``snapshot_host``) to make the host from. By default
-        hosts exist already, and build args mean nothing."""
-        if build_args:
-            from mngr.controller.errors import UsageError
-
-            raise UsageError(f"provider {self.name!r} takes no --build-arg")
-        return False
-
-    # -- snapshots of a whole host (providers that have their own kind, such as images) -----
-
-    def snapshot_host(self, host: str, meta: dict[str, Any]) -> int | None:
-        """Record ``host`` whole as snapshot ``meta["id"]`` (``meta``: what mngr knows of it,
-        kept with it); its size in bytes, or None when this provider has no snapshots of its
-        own (mngr then archives the agent's work dir)."""
-        return None
-
-    def snapshots(self) -> list[dict[str, Any]]:
-        """The metadata (as given to ``snapshot_host``, plus ``bytes``) of its snapshots."""
-        return []
-
-    def destroy_snapshot(self, snapshot_id: str) -> bool:
-        """Delete one of its snapshots; False if it has none of that id."""
-        return False
-
-    def discard_host(self, host: str) -> None:  # noqa: B027 - optional hook
-        """Remove a host ``prepare_host`` made (its agent could not be created)."""
-
-    def host_emptied(self, host: str) -> None:  # noqa: B027 - optional hook
-        """The last agent on ``host`` was destroyed (only if ``removes_empty_hosts``)."""
-
-    def listing_problem(self) -> str:
-        """Why this provider cannot tell which hosts it has ("" if it can), asked after
-        ``known_hosts``: a listing reports it once, as an error of the whole provider."""
-        return ""
-
-    def offline_listing(self, host: str) -> AgentList | None:
-        """The agents of a host that is not running, without starting it; None to ask the
-        host's helper (the default). Raise a MngrError for a host that cannot be asked."""
-        return None
-
-    def listed(self, host: str, names: Sequence[str]) -> None:  # noqa: B027 - optional hook
-        """``host`` answered a listing with the agents ``names``."""
-
-    def agent_created(self, host: str, name: str) -> None:  # noqa: B027 - optional hook
-        """Agent ``name`` was created on ``host``."""
-
-    def forget_agent(self, host: str, name: str) -> None:  # noqa: B027 - optional hook
-        """Forget agent ``name`` of a host that is gone (state GONE): ``mngr destroy`` of it."""
 
     def idle_defaults(self, host: str) -> Mapping[str, Any]:
         """Idle settings for a host whose user chose none, applied when an agent is created.
@@ -118,33 +66,125 @@ class Provider(ABC):
         """
         return work_dir or "~"
 
-    def bootstrapped(self, host: str, client: RpcClient) -> None:  # noqa: B027
-        """Called after a helper was bootstrapped on ``host`` (a provider may set up a warm path)."""
-
-    def remember(self, host: str) -> None:  # noqa: B027 - optional hook, nothing to do by default
-        """Note that ``host`` has agents, so later listings search it without being told."""
-
-    def forget(self, host: str, asked_at: float) -> None:  # noqa: B027
-        """Note that ``host`` had no agents when asked at ``asked_at`` (time.time()).
-
-        A host remembered again since then keeps its place (its first agent may have been
-        created after it answered). A configured host is always searched.
-        """
-
-    def trust_new_host_keys(self) -> None:  # noqa: B027
-        """Accept the key of a host seen for the first time (providers that check keys)."""
-
-    def agent_base_env(self, host: str) -> dict[str, str] | None:
-        """The environment agents on ``host`` start from; None means the helper's own."""
-        return None
-
-    def agent_umask(self, host: str) -> int | None:
-        """The umask agents on ``host`` run with; None means the one the helper found."""
-        return None
-
     def check_host(self, host: str) -> None:
         """Raise a MngrError if ``host`` cannot belong to this provider (e.g. unknown name)."""
         if host not in self.known_hosts():
             from mngr.controller.errors import UsageError
 
             raise UsageError(f"provider {self.name!r} has no host named {host!r}")
+
+
+# -- optional capabilities: a provider has one when it has the protocol's methods ---------
+
+
+@runtime_checkable
+class MakesHosts(Protocol):
+    """A provider that makes a host for new agents (a docker container, a Modal sandbox)
+    and removes it with its last agent."""
+
+    def prepare_host(self, host: str, build_args: Sequence[str], snapshot: str = "", agent: str = "") -> bool:
+        """Make ``host`` ready for new agent ``agent`` (make or start it); True if it was made
+        now, so that a failed create removes it again (``discard_host``). ``snapshot``: one of
+        this provider's own snapshots (``HostSnapshots.snapshot_host``) to make the host from."""
+
+    def discard_host(self, host: str) -> None:
+        """Remove a host ``prepare_host`` made (its agent could not be created)."""
+
+    def host_emptied(self, host: str) -> None:
+        """The last agent on ``host`` was destroyed: remove the host."""
+
+
+@runtime_checkable
+class HostSnapshots(Protocol):
+    """A provider with snapshots of a whole host of its own kind (such as images); others
+    get mngr's archive of the agent's work dir."""
+
+    def snapshot_host(self, host: str, meta: dict[str, Any]) -> int | None:
+        """Record ``host`` whole as snapshot ``meta["id"]`` (``meta``: what mngr knows of it,
+        kept with it); its size in bytes, or None to have mngr archive the work dir instead."""
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        """The metadata (as given to ``snapshot_host``, plus ``bytes``) of its snapshots."""
+
+    def destroy_snapshot(self, snapshot_id: str) -> bool:
+        """Delete one of its snapshots; False if it has none of that id."""
+
+
+@runtime_checkable
+class OfflineListing(Protocol):
+    """A provider that can tell the agents of a host that is not running without starting it."""
+
+    def offline_listing(self, host: str) -> AgentList | None:
+        """The agents of a host that is not running; None to ask the host's helper. Raise a
+        MngrError for a host that cannot be asked."""
+
+
+@runtime_checkable
+class ListingProblems(Protocol):
+    """A provider that may be unable to tell which hosts it has (an account not logged in)."""
+
+    def listing_problem(self) -> str:
+        """Why it cannot tell ("" if it can), asked after ``known_hosts``: a listing reports
+        it once, as an error of the whole provider."""
+
+
+@runtime_checkable
+class HearsListings(Protocol):
+    """A provider told what each of its hosts answered a listing with."""
+
+    def listed(self, host: str, names: Sequence[str]) -> None:
+        """``host`` answered a listing with the agents ``names``."""
+
+
+@runtime_checkable
+class AgentRegistry(Protocol):
+    """A provider that keeps its own record of its hosts' agents, to report the agents of a
+    host that vanished (state GONE) until they are destroyed."""
+
+    def agent_created(self, host: str, name: str) -> None:
+        """Agent ``name`` was created on ``host``."""
+
+    def forget_agent(self, host: str, name: str) -> None:
+        """Forget agent ``name`` of a host that is gone: ``mngr destroy`` of it."""
+
+
+@runtime_checkable
+class RemembersHosts(Protocol):
+    """A provider whose hosts are found through mngr's memory of them (ssh hosts that had
+    agents), besides those configured."""
+
+    def remember(self, host: str) -> None:
+        """Note that ``host`` has agents, so later listings search it without being told."""
+
+    def forget(self, host: str, asked_at: float) -> None:
+        """Note that ``host`` had no agents when asked at ``asked_at`` (time.time()). A host
+        remembered again since then keeps its place (its first agent may have been created
+        after it answered). A configured host is always searched."""
+
+
+@runtime_checkable
+class ChecksHostKeys(Protocol):
+    """A provider that checks its hosts' keys (ssh)."""
+
+    def trust_new_host_keys(self) -> None:
+        """Accept the key of a host seen for the first time (a changed key is always refused)."""
+
+
+@runtime_checkable
+class WarmPath(Protocol):
+    """A provider that sets up a faster way back to a host once its helper runs."""
+
+    def bootstrapped(self, host: str, client: RpcClient) -> None:
+        """Called after a helper was bootstrapped on ``host``."""
+
+
+@runtime_checkable
+class AgentEnvironment(Protocol):
+    """A provider that gives agents an environment and umask of its own choosing (the local
+    host: the user's, rather than the helper's)."""
+
+    def agent_base_env(self, host: str) -> dict[str, str] | None:
+        """The environment agents on ``host`` start from; None means the helper's own."""
+
+    def agent_umask(self, host: str) -> int | None:
+        """The umask agents on ``host`` run with; None means the one the helper found."""

@@ -27,7 +27,6 @@ HOST_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 
 
 class MadeHostsProvider(Provider):
-    removes_empty_hosts = True
     known_settings: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, settings: Mapping[str, Any] | None = None, hosts: Mapping[str, Any] | None = None) -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -14,12 +13,11 @@ import click
 from mngr.providers.base import Provider
 
 if TYPE_CHECKING:
-    from ..plugins import Registry
+    pass
 
 from .. import output
 from ..channel.protocol import AgentInfo, HostIdle
-from ..errors import MngrError, UsageError
-from ..hosts import HostHandle
+from ..errors import UsageError
 
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 LABEL_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -129,28 +127,3 @@ def attach(provider: Provider, host: str, name: str) -> None:
     if argv[:2] != ["tmux", "switch-client"]:
         env.pop("TMUX", None)
     os.execvpe(argv[0], argv, env)
-
-
-def remove_emptied_hosts(handles: Iterable[HostHandle], registry: Registry) -> None:
-    """Hosts made for their agents (docker containers) go when their last agent does."""
-    for handle in {id(handle): handle for handle in handles}.values():
-        if not handle.provider.removes_empty_hosts:
-            continue
-        try:
-            left = handle.list_host(0.0).agents
-            if not left:
-                registry.on_host("before_destroy", handle.host, handle.provider_name)
-                handle.close()
-                handle.provider.host_emptied(handle.host)
-                click.echo(f"removed host {handle.host} ({handle.provider_name}): its last agent is gone")
-                registry.on_host("after_destroy", handle.host, handle.provider_name)
-        except MngrError as exc:
-            click.echo(f"mngr: warning: could not remove the empty host {handle.host}: {exc}", err=True)
-
-
-@contextlib.contextmanager
-def agent_event(registry: Registry, event: str, name: str, host: str, provider: str) -> Iterator[None]:
-    """Plugins hear ``before_EVENT`` (any of them may cancel it) and, if it succeeded, ``after_EVENT``."""
-    registry.on_agent(f"before_{event}", name, host, provider)
-    yield
-    registry.on_agent(f"after_{event}", name, host, provider)

@@ -2,57 +2,14 @@
 
 from __future__ import annotations
 
-import tempfile
-
 import click
 
-from .. import sync
-from ..agent_types import Launch, interaction_for
-from ..channel.protocol import AgentInfo
-from ..errors import MngrError, UsageError
-from ..fleet import LocatedAgent, list_fleet, locate
-from ..hosts import HostHandle
-from ..names import validate_name
-from .common import LIVE_STATES, check_format, print_agents, remove_emptied_hosts
+from ..commands import copy
+from .common import check_format, print_agents
 from .completion_cmd import agent_names, host_names, provider_names
 from .context import App, pass_app
-from .create import work_dir_trusted
 
 _HELP = {"help_option_names": ["-h", "--help"]}
-
-
-def _copy(app: App, agent: LocatedAgent, target: HostHandle, new_name: str, work_dir: str | None) -> AgentInfo:
-    """Create ``new_name`` on ``target`` from ``agent``: its spec and a copy of its work dir."""
-    path = target.provider.resolve_work_dir(target.host, work_dir) if work_dir else ""
-    target.connect()
-    target.provider.remember(target.host)  # as create does: findable even if cut short
-    with tempfile.TemporaryDirectory(prefix="mngr-copy-") as scratch:
-        spec, made = sync.copy_work_dir(agent.handle, agent.info.name, target, new_name, path, scratch)
-    try:
-        agent_type = app.registry.agent_types.get(spec.agent_type)
-        launch = agent_type.relaunch(spec.command) if agent_type else Launch(spec.command)
-        info = target.create_agent(name=new_name, agent_type=spec.agent_type, command=launch.command,
-                                   binary=spec.binary, work_dir=made, env=spec.env, labels=spec.labels,
-                                   interaction=interaction_for(app.registry.agent_types, spec.agent_type, launch,
-                                                               work_dir_trusted(app, True)))
-    except BaseException:
-        target.prepare_work_dir(new_name, made, remove=True)
-        raise
-    target.provider.remember(target.host)
-    return info
-
-
-def _target(app: App, agent: LocatedAgent, provider_name: str | None, host: str | None,
-            accept_new_host_key: bool) -> HostHandle:
-    """The handle of the host to copy to: the agent's own unless told otherwise."""
-    provider = app.provider(provider_name) if provider_name else agent.handle.provider
-    host_name = host or (provider.default_host() if provider_name else agent.host)
-    provider.check_host(host_name)
-    if accept_new_host_key:
-        provider.trust_new_host_keys()
-    if provider.name == agent.provider and host_name == agent.host:
-        return agent.handle
-    return HostHandle(provider, host_name, app.host_timeout)
 
 
 _TARGET_OPTIONS = [
@@ -91,18 +48,9 @@ def clone(app: App, name: str, new_name: str, host: str | None, provider_name: s
       mngr clone my-task try-b --in ssh --host gpu-box  on another host
     """
     check_format(output_format)
-    validate_name(new_name)
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
-        (agent,) = locate(listing, [name])
-        if any(other.info.name == new_name for other in listing.agents):
-            raise UsageError(f"an agent named {new_name!r} already exists")
-        target = _target(app, agent, provider_name, host, accept_new_host_key)
-        try:
-            info = _copy(app, agent, target, new_name, work_dir)
-        finally:
-            if target is not agent.handle:
-                target.close()
-    print_agents([(info, target.host, target.provider_name, "created")], output_format, single=True)
+    target = copy.CopyTarget(provider_name, host, work_dir, accept_new_host_key)
+    result = copy.clone(app, copy.CloneRequest(name, new_name, target))
+    print_agents([(result.info, result.host, result.provider, "created")], output_format, single=True)
 
 
 @click.command("migrate", context_settings=_HELP)
@@ -125,30 +73,10 @@ def migrate(app: App, name: str, host: str, provider_name: str | None, work_dir:
       mngr migrate my-task --to-host gpu-box --in ssh
     """
     check_format(output_format)
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
-        (agent,) = locate(listing, [name])
-        target = _target(app, agent, provider_name, host, accept_new_host_key)
-        if target is agent.handle:
-            raise UsageError(f"agent {name!r} is already on host {host!r}")
-        was_running = agent.info.state in LIVE_STATES
-        try:
-            if was_running:
-                agent.handle.stop_agent(name)
-            try:
-                info = _copy(app, agent, target, name, work_dir)
-            except BaseException:
-                if was_running:
-                    agent.handle.start_agent(name)
-                raise
-            if not sync.same_tree(agent.handle, name, target, name):
-                made = info.work_dir
-                target.destroy_agent(name)
-                target.prepare_work_dir(name, made, remove=True)
-                if was_running:
-                    agent.handle.start_agent(name)
-                raise MngrError(f"the copy of {name} on {host} does not match the original; the original is kept")
-            agent.handle.destroy_agent(name)
-            remove_emptied_hosts([agent.handle], app.registry)
-        finally:
-            target.close()
-    print_agents([(info, target.host, target.provider_name, "migrated")], output_format, single=True)
+    target = copy.CopyTarget(provider_name, host, work_dir, accept_new_host_key)
+    result = copy.migrate(app, copy.MigrateRequest(name, host, target))
+    for removed_host, provider in result.emptied.removed:
+        click.echo(f"removed host {removed_host} ({provider}): its last agent is gone")
+    for warning in result.emptied.warnings:
+        click.echo(f"mngr: warning: {warning}", err=True)
+    print_agents([(result.info, result.host, result.provider, "migrated")], output_format, single=True)

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable
-from typing import TypeVar
 
 import click
-import msgspec
 
-from .. import completion, templates
-from ..agent_types import AgentType, Launch, interaction_for
-from ..channel.protocol import SetIdleSettings
-from ..errors import Interrupted, MissingBinary, MngrError, UsageError
-from ..hosts import HostHandle
-from ..idle_options import MODES_HELP, SOURCES_HELP, settings_requests
-from ..interrupts import deferred_interrupt
+from .. import templates
+from ..commands.create import CreatedThenInterrupted, CreateRequest
+from ..commands.create import create as create_agent
+from ..errors import UsageError
+from ..idle_options import MODES_HELP, SOURCES_HELP
 from ..names import generate_name, validate_name
 from .common import (
     ENV_NAME_PATTERN,
@@ -32,8 +26,6 @@ from .context import App, pass_app
 AGENT_ARGS_KEY = "mngr.agent_args"
 
 # Template key -> parameter of this command; these options win over templates when given.
-_Found = TypeVar("_Found")
-
 _TEMPLATE_PARAMS = {
     "agent_type": "type_option",
     "provider": "provider_name",
@@ -163,198 +155,44 @@ def create(
         given["args"] = ctx.meta[AGENT_ARGS_KEY]
     options = templates.apply(template, given)
 
-    type_name = options.get("agent_type") or str(app.config.get("default_agent_type"))
-    provider_name = options.get("provider")
-    host = options.get("host")
-    work_dir = options.get("work_dir")
-    env: dict[str, str] = options["env"]
-    labels: dict[str, str] = options["labels"]
-    agent_args: list[str] = options.get("args", [])
-    initial_message = options.get("initial_message")
-    ready_timeout = float(options.get("ready_timeout", ready_timeout))
     connect = bool(options.get("connect", connect))
-    if initial_message is not None and not initial_message.strip():
-        raise UsageError("--initial-message is empty")
-
-    agent_type = _configured(app.registry.agent_type, type_name, "default_agent_type",
-                             from_config=not options.get("agent_type"))
-    launch = agent_type.launch(agent_args)
-    native_snapshot = None
-    if snapshot_id is not None:
-        from .. import snapshots
-
-        native_snapshot = snapshots.native(snapshot_id, app.providers())
-        if native_snapshot is not None:  # a provider's own (a docker image): on that provider
-            if provider_name and provider_name != native_snapshot[0].name:
-                raise UsageError(f"snapshot {snapshot_id} is the {native_snapshot[0].name} provider's: "
-                                 f"create from it with --in {native_snapshot[0].name}")
-            provider_name = native_snapshot[0].name
-    provider = _configured(app.provider, provider_name or str(app.config.get("default_provider")), "default_provider",
-                           from_config=not provider_name)
-    host_name = host or provider.host_for_new_agent(name)
-    provider.check_host(host_name)
-    if accept_new_host_key:
-        provider.trust_new_host_keys()
-    source_root = None
-    if options.get("source"):
-        source_root = os.path.abspath(os.path.expanduser(options["source"]))
-        if not os.path.isdir(source_root):
-            raise UsageError(f"--source {options['source']!r} is not a directory")
-    if snapshot_id is not None:
-        if source_root is not None:
-            raise UsageError("give --source or --snapshot, not both")
-        if positional_type or "args" in given:
-            raise UsageError("--snapshot brings its own agent type and command")
-    fresh_dir = source_root is not None or snapshot_id is not None
-    trusted = work_dir_trusted(app, fresh_dir) if trust_work_dir is None else trust_work_dir
-    # With --source or --snapshot and no --work-dir, the host picks the new work dir (""); a
-    # provider whose default is "" (ssh) has the host make an empty one for the agent.
-    directory = provider.resolve_work_dir(host_name, work_dir) if work_dir or not fresh_dir else ""
-    made_dir = fresh_dir or not directory
-    idle_requests = settings_requests(
-        options.get("idle_timeout"), options.get("idle_mode"), options.get("activity_sources"),
-        provider.idle_defaults(host_name),
+    request = CreateRequest(
+        name=name,
+        # A snapshot brings its own type: a template's is not the user's choice.
+        agent_type=positional_type if snapshot_id is not None else options.get("agent_type"),
+        provider=options.get("provider"),
+        host=options.get("host"),
+        agent_args=options.get("args", []),
+        args_given="args" in given,
+        build_args=build_args,
+        work_dir=options.get("work_dir"),
+        env=options["env"],
+        labels=options["labels"],
+        initial_message=options.get("initial_message"),
+        ready_timeout=float(options.get("ready_timeout", ready_timeout)),
+        attaching=connect and sys.stdin.isatty() and sys.stdout.isatty(),
+        trust_work_dir=trust_work_dir,
+        accept_new_host_key=accept_new_host_key,
+        idle_timeout=options.get("idle_timeout"),
+        idle_mode=options.get("idle_mode"),
+        activity_sources=options.get("activity_sources"),
+        source=options.get("source"),
+        snapshot=snapshot_id,
     )
-
-    app.registry.on_agent("before_create", name, host_name, provider.name)
-    made_host = provider.prepare_host(host_name, build_args, snapshot=snapshot_id if native_snapshot else "",
-                                      agent=name)
     try:
-        if made_host:
-            app.registry.on_host("after_create", host_name, provider.name)
-        with HostHandle(provider, host_name, app.host_timeout) as handle:
-            binary = agent_type.binary(agent_args)
-            handle.connect()
-            # Remembered once it answers, before the agent exists: a create cut short afterwards
-            # still leaves its host findable (an empty host is forgotten by the next listing).
-            provider.remember(host_name)
-            for request in idle_requests:
-                if not request.only_if_unset:
-                    # Checked before the agent exists: a host that refuses them gets no agent either.
-                    handle.set_idle_settings(msgspec.structs.replace(request, dry_run=True))
-            type_name = agent_type.name
-            spec = None  # a snapshot's: its agent's type, command, env and labels
-            # Imported only when used: a plain create should not pay for tar and git plumbing.
-            if source_root is not None:
-                from ..sync import seed_work_dir
-
-                directory = seed_work_dir(handle, name, source_root, directory)
-            elif native_snapshot is not None:  # the work dir came with the host's image
-                spec = native_snapshot[1]["spec"]
-                directory = directory or native_snapshot[1]["work_dir"]
-            elif snapshot_id is not None:
-                from .. import snapshots
-
-                spec, directory = snapshots.restore(snapshot_id, handle, name, directory)
-            elif not directory:
-                directory = handle.prepare_work_dir(name, "")
-            if spec is not None:
-                type_name, binary = spec["agent_type"], spec.get("binary")
-                launch = app.registry.agent_types[type_name].relaunch(spec["command"]) \
-                    if type_name in app.registry.agent_types else Launch(spec["command"])
-                env = {**spec.get("env", {}), **env}
-                labels = {**spec.get("labels", {}), **labels}
-            try:
-                with deferred_interrupt(f"the create of agent {name!r} on {host_name!r}") as interrupt:
-                    info = handle.create_agent(
-                        name=name,
-                        agent_type=type_name,
-                        command=launch.command,
-                        binary=binary,
-                        work_dir=directory,
-                        env=env,
-                        labels=labels,
-                        interaction=interaction_for(app.registry.agent_types, type_name, launch, trusted),
-                    )
-            except KeyboardInterrupt:
-                # A second Ctrl-C while the request was out: whether the agent exists is unknown.
-                raise Interrupted(f"interrupted while agent {name!r} was being created on {host_name!r}: "
-                                  f"`mngr list` shows whether it was") from None
-            except BaseException as exc:
-                if made_dir and native_snapshot is None:  # the work dir was made for this agent only
-                    handle.prepare_work_dir(name, directory, remove=True)
-                if isinstance(exc, MissingBinary):
-                    raise MngrError(f"agent type {agent_type.name!r} needs {binary!r}, which was not found on PATH "
-                                    f"on host {host_name!r}") from exc
-                raise
-            # Again, now that the agent exists: a listing that asked before it did keeps the host.
-            provider.remember(host_name)
-            provider.agent_created(host_name, name)
-            app.registry.on_agent("after_create", name, host_name, provider.name)
-            completion.agent_added(name, host_name, provider.name)
-            made = f"agent {name!r} was created on {host_name!r} and runs (mngr destroy {name} removes it)"
-            if interrupt.pending:
-                print_agents([(info, host_name, provider.name, "created")], output_format, single=True)
-                raise Interrupted(f"interrupted: {made}")
-            try:
-                finished = _finish_create(handle, name, agent_type, idle_requests, connect, initial_message,
-                                          ready_timeout)
-            except KeyboardInterrupt:
-                raise Interrupted(f"interrupted before it was ready: {made}") from None
-            attaching = finished
-            print_agents([(info, host_name, provider.name, "created")], output_format, single=True)
-            if attaching:
-                handle.note_activity(name, "attach")  # on the channel already open
-    except BaseException as exc:
-        if made_host and not isinstance(exc, Interrupted):  # made for this agent: nothing of a failed create stays
-            provider.discard_host(host_name)
+        result = create_agent(app, request)
+    except CreatedThenInterrupted as exc:
+        print_agents([(exc.result.info, exc.result.host, exc.result.provider, "created")], output_format,
+                     single=True)
         raise
-
-    if attaching:
-        attach(provider, host_name, name)
+    print_agents([(result.info, result.host, result.provider, "created")], output_format, single=True)
+    if request.attaching:
+        attach(app.provider(result.provider), result.host, name)
     elif connect:
         click.echo(f"mngr: not attaching: not a terminal (attach later with: mngr connect {name})", err=True)
-
-
-def _finish_create(handle: HostHandle, name: str, agent_type: AgentType, idle_requests: list[SetIdleSettings],
-                   connect: bool, initial_message: str | None, ready_timeout: float) -> bool:
-    """What follows the agent's creation: its idle settings, then waiting for it to take
-    input (or sending it the initial message). Whether the terminal will attach to it."""
-    for request in idle_requests:
-        handle.set_idle_settings(request)
-    attaching = connect and sys.stdin.isatty() and sys.stdout.isatty()
-    if initial_message is None and not attaching and agent_type.interaction is not None:
-        # Nobody will see its screen: a dialog it opened on must fail the create.
-        try:
-            handle.await_input(name, ready_timeout)
-        except MngrError as exc:
-            detail = getattr(exc, "detail", str(exc))
-            raise MngrError(f"agent {name!r} was created, but is not ready for input: {detail}") from exc
-    if initial_message is not None:
-        try:
-            handle.send_message(
-                name,
-                initial_message,
-                wait_ready=True,
-                ready_pattern=agent_type.ready_pattern,
-                ready_quiet_seconds=agent_type.ready_quiet_seconds,
-                ready_timeout=ready_timeout,
-            )
-        except MngrError as exc:
-            detail = getattr(exc, "detail", str(exc))
-            raise MngrError(f"agent {name!r} was created, but the initial message was not sent: {detail}") from exc
-    return attaching
-
-
-def work_dir_trusted(app: App, made_by_mngr: bool) -> bool:
-    """Whether the trust_work_dirs setting has an agent's work dir marked trusted for its CLI."""
-    setting = app.config.get("trust_work_dirs")
-    return setting == "always" or (setting == "made" and made_by_mngr)
 
 
 def _pick(what: str, positional: str | None, option: str | None) -> str | None:
     if positional and option and positional != option:
         raise UsageError(f"{what} given twice: {positional!r} and {option!r}")
     return positional or option
-
-
-def _configured(find: Callable[[str], _Found], name: str, key: str, from_config: bool) -> _Found:
-    """``find(name)``; when the name came from the config, an unknown one names the key."""
-    from ..errors import UnknownAgentType, UnknownProvider
-
-    try:
-        return find(name)
-    except (UnknownAgentType, UnknownProvider) as exc:
-        if not from_config:
-            raise
-        raise type(exc)(f"{key} in the config: {exc} (mngr config set {key} NAME)") from None

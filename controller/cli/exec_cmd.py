@@ -4,32 +4,19 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
-from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import click
 
 from .. import output
-from ..errors import MngrError, UsageError
-from ..fleet import LocatedAgent, list_fleet, locate, parallel_map
+from ..commands.exec import ExecRequest, OutputListener
+from ..commands.exec import exec_command as run_everywhere
+from ..errors import UsageError
+from ..fleet import LocatedAgent
 from .completion_cmd import agent_names
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
-TIMED_OUT = 124  # as timeout(1)
-_POLL_WAIT = 0.5
-
-
-@dataclass
-class ExecResult:
-    name: str
-    host: str
-    provider: str
-    stdout: bytearray = field(default_factory=bytearray)
-    stderr: bytearray = field(default_factory=bytearray)
-    exit_code: int | None = None
-    error: str | None = None
 
 
 class _LinePrefixer:
@@ -54,41 +41,30 @@ class _LinePrefixer:
                 self._stream.flush()
 
 
-def _run(agent: LocatedAgent, command: str, timeout: float | None, stream: bool, prefixed: bool) -> ExecResult:
-    result = ExecResult(agent.info.name, agent.host, agent.provider)
+def _printer(prefixed: bool) -> OutputListener:
+    """Writes each agent's output as it comes: as it is, or (several agents) line by line,
+    each line prefixed with the agent's name."""
     out: BinaryIO = sys.stdout.buffer
     err: BinaryIO = sys.stderr.buffer
-    prefix = f"{agent.info.name}: ".encode()
-    out_writer = _LinePrefixer(out, prefix)
-    err_writer = _LinePrefixer(err, prefix)
-    try:
-        exec_id = agent.handle.exec_start(agent.info.name, command)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            wait = _POLL_WAIT if deadline is None else max(0.0, min(_POLL_WAIT, deadline - time.monotonic()))
-            stdout, stderr, exit_code = agent.handle.exec_read(exec_id, wait)
-            result.stdout += stdout
-            result.stderr += stderr
-            if stream:
-                if prefixed:
-                    out_writer.write(stdout, final=exit_code is not None)
-                    err_writer.write(stderr, final=exit_code is not None)
-                else:
-                    for target, data in ((out, stdout), (err, stderr)):
-                        if data:
-                            target.write(data)
-                            target.flush()
-            if exit_code is not None:
-                result.exit_code = exit_code
-                return result
-            if deadline is not None and time.monotonic() >= deadline:
-                agent.handle.exec_kill(exec_id)
-                result.exit_code = TIMED_OUT
-                result.error = f"timed out after {timeout:g} s (killed)"
-                return result
-    except MngrError as exc:
-        result.error = str(getattr(exc, "detail", exc))
-        return result
+    writers: dict[str, tuple[_LinePrefixer, _LinePrefixer]] = {}
+    lock = threading.Lock()
+
+    def show(agent: LocatedAgent, stdout: bytes, stderr: bytes, final: bool) -> None:
+        if prefixed:
+            with lock:
+                if agent.info.name not in writers:
+                    prefix = f"{agent.info.name}: ".encode()
+                    writers[agent.info.name] = (_LinePrefixer(out, prefix), _LinePrefixer(err, prefix))
+                out_writer, err_writer = writers[agent.info.name]
+            out_writer.write(stdout, final=final)
+            err_writer.write(stderr, final=final)
+            return
+        for target, data in ((out, stdout), (err, stderr)):
+            if data:
+                target.write(data)
+                target.flush()
+
+    return show
 
 
 @click.command("exec", context_settings=_HELP)
@@ -115,10 +91,8 @@ def exec_command(app: App, words: tuple[str, ...], timeout: float | None, output
     if not command.strip():
         raise UsageError("the command is empty")
     stream = output_format == "human"
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
-        agents = locate(listing, names)
-        prefixed = len(agents) > 1
-        results = parallel_map(lambda agent: _run(agent, command, timeout, stream, prefixed), agents, 16)
+    on_output = _printer(prefixed=len(names) > 1) if stream else None
+    results = run_everywhere(app, ExecRequest(names, command, timeout, on_output))
     if output_format == "json":
         rows = [
             {

@@ -7,10 +7,8 @@ import sys
 import click
 
 from .. import output
+from ..commands.gc import GcRequest, collect_garbage
 from ..durations import parse_duration
-from ..errors import MngrError
-from ..fleet import list_fleet, parallel_map
-from ..hosts import HostHandle
 from .completion_cmd import provider_names
 from .context import App, pass_app
 
@@ -36,43 +34,17 @@ def gc(app: App, dry_run: bool, older_than: str, provider_names_: tuple[str, ...
     their work are never touched.
     """
     min_age = 0.0 if older_than in ("0", "0s") else parse_duration(older_than, "--older-than")
-    rows: list[dict[str, str]] = []
-    providers = app.providers(provider_names_)
-    with list_fleet(providers, app.quiet_seconds, app.host_timeout) as listing:
-        answered = [report.handle for report in listing.hosts]
-        asked = {(handle.provider_name, handle.host) for handle in listing.handles}
-        for provider in providers:  # a host with no agents left (local) may still hold leftovers
-            try:
-                host = provider.default_host()
-            except MngrError:
-                continue  # the provider has no host of its own (ssh, docker, modal)
-            if (provider.name, host) not in asked:
-                extra = HostHandle(provider, host, app.host_timeout)
-                listing.handles.append(extra)
-                answered.append(extra)
-
-        def clean(handle: HostHandle) -> list[tuple[str, str]] | MngrError:
-            try:
-                return handle.collect_garbage(dry_run, min_age)
-            except MngrError as exc:
-                return exc
-
-        results = parallel_map(clean, answered, 16)
-        errors = [{"host": error.host, "provider": error.provider, "error": error.error} for error in listing.errors]
-        for handle, result in zip(answered, results, strict=True):
-            if isinstance(result, MngrError):
-                errors.append({"host": handle.host, "provider": handle.provider_name,
-                               "error": str(getattr(result, "detail", result))})
-                continue
-            rows += [{"host": handle.host, "provider": handle.provider_name, "kind": kind, "what": what}
-                     for kind, what in result]
+    result = collect_garbage(app, GcRequest(dry_run, min_age, provider_names_))
+    errors = [{"host": error.host, "provider": error.provider, "error": error.error} for error in result.errors]
     if output_format == "json":
+        rows = [{"host": row.host, "provider": row.provider, "kind": row.kind, "what": row.what}
+                for row in result.leftovers]
         click.echo(output.to_json({"dry_run": dry_run, "leftovers": rows, "errors": errors}))
     else:
-        for row in rows:
-            click.echo(f"{'would remove' if dry_run else 'removed'} {row['kind']} on {row['host']}: {row['what']}")
-        hosts = len(answered) - sum(isinstance(result, MngrError) for result in results)
-        click.echo(f"{len(rows)} leftover(s) {'found' if dry_run else 'removed'} on {hosts} host(s)")
+        for row in result.leftovers:
+            click.echo(f"{'would remove' if dry_run else 'removed'} {row.kind} on {row.host}: {row.what}")
+        click.echo(f"{len(result.leftovers)} leftover(s) {'found' if dry_run else 'removed'} "
+                   f"on {result.hosts_cleaned} host(s)")
         for error in errors:
             click.echo(f"mngr: error: host {error['host']!r} ({error['provider']}): {error['error']}", err=True)
     if errors:

@@ -3,80 +3,38 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Sequence
 
 import click
 
-from .. import completion
-from ..channel.protocol import AgentInfo
+from ..commands import agents
+from ..commands.agents import AgentsResult
 from ..errors import MngrError, UsageError
-from ..fleet import FleetListing, LocatedAgent, list_fleet, locate
-from .common import (
-    LIVE_STATES,
-    agent_event,
-    attach,
-    check_format,
-    print_agents,
-    remove_emptied_hosts,
-)
+from ..fleet import LocatedAgent
+from .common import attach, check_format, print_agents
 from .completion_cmd import agent_names
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
 
 
-def _find(
-    app: App, names: tuple[str, ...], every: bool, selected_states: tuple[str, ...]
-) -> tuple[FleetListing, list[LocatedAgent]]:
-    """The agents named, or with --all every agent in one of ``selected_states``."""
-    if every and names:
-        raise UsageError("give agent names or --all, not both")
-    if not every and not names:
-        raise UsageError("name at least one agent (or use --all)")
-    listing = list_fleet(app.providers(), app.quiet_seconds, app.host_timeout)
-    try:
-        if every:
-            agents = [a for a in listing.agents if a.info.state in selected_states]
-        else:
-            agents = locate(listing, names)
-    except BaseException:
-        listing.close()
-        raise
-    return listing, agents
+def _report(result: AgentsResult, action: str, output_format: str) -> None:
+    """Print what was done, each failure on stderr; exit 1 if any agent failed."""
+    rows = [(changed.info, changed.host, changed.provider,
+             f"{changed.verb}:" if changed.verb.startswith("already") else changed.verb)
+            for changed in result.changed]
+    print_agents(rows, output_format)
+    _report_failures(result, action)
 
 
-def _each(agents: list[LocatedAgent], action: str, run: Callable[[LocatedAgent], None]) -> int:
-    """Run ``run(agent)`` for every agent, reporting each failure; return how many failed."""
-    failed = 0
-    for agent in agents:
-        try:
-            run(agent)
-        except MngrError as exc:
-            failed += 1
-            click.echo(f"mngr: error: {action} {agent.info.name}: {getattr(exc, 'detail', exc)}", err=True)
-    return failed
-
-
-def _change_state(
-    app: App,
-    names: tuple[str, ...],
-    every: bool,
-    output_format: str,
-    action: str,
-    selected_states: tuple[str, ...],
-    change: Callable[[LocatedAgent], tuple[AgentInfo, str]],
-) -> None:
-    check_format(output_format)
-    listing, agents = _find(app, names, every, selected_states)
-    results: list[tuple[AgentInfo, str, str, str]] = []
-    with listing:
-        def run(agent: LocatedAgent) -> None:
-            info, verb = change(agent)
-            results.append((info, agent.host, agent.provider, verb))
-
-        failed = _each(agents, action, run)
-    print_agents(results, output_format)
-    if failed:
+def _report_failures(result: AgentsResult, action: str) -> None:
+    for host, provider in result.emptied.removed:
+        click.echo(f"removed host {host} ({provider}): its last agent is gone")
+    for warning in result.emptied.warnings:
+        click.echo(f"mngr: warning: {warning}", err=True)
+    for failed in result.failed:
+        click.echo(f"mngr: error: {action} {failed.name}: {failed.error}", err=True)
+    if result.failed:
         sys.exit(1)
 
 
@@ -109,15 +67,9 @@ def stop(app: App, names: tuple[str, ...], every: bool, output_format: str, grac
     Every process an agent started gets SIGTERM, then, after the grace, SIGKILL; an agent
     is reported stopped only once none is left.
     """
-    seconds = _grace_seconds(app, grace)
-
-    def change(agent: LocatedAgent) -> tuple[AgentInfo, str]:
-        if agent.info.state == "STOPPED":
-            return agent.info, "already stopped:"
-        with agent_event(app.registry, "stop", agent.info.name, agent.host, agent.provider):
-            return agent.handle.stop_agent(agent.info.name, seconds), "stopped"
-
-    _change_state(app, names, every, output_format, "stop", (*LIVE_STATES, "DONE"), change)
+    check_format(output_format)
+    request = agents.StopRequest(names, every, _grace_seconds(app, grace))
+    _report(agents.stop(app, request), "stop", output_format)
 
 
 @click.command(context_settings=_HELP)
@@ -130,14 +82,8 @@ def start(app: App, names: tuple[str, ...], every: bool, output_format: str) -> 
 
     An agent whose process exited (DONE) is started afresh; a running one is left alone.
     """
-
-    def change(agent: LocatedAgent) -> tuple[AgentInfo, str]:
-        if agent.info.state in LIVE_STATES:
-            return agent.info, "already running:"
-        with agent_event(app.registry, "start", agent.info.name, agent.host, agent.provider):
-            return agent.handle.start_agent(agent.info.name), "started"
-
-    _change_state(app, names, every, output_format, "start", ("STOPPED",), change)
+    check_format(output_format)
+    _report(agents.start(app, agents.StartRequest(names, every)), "start", output_format)
 
 
 @click.command(context_settings=_HELP)
@@ -155,31 +101,21 @@ def destroy(app: App, names: tuple[str, ...], every: bool, force: bool, keep_wor
 
     Asks for confirmation on a terminal; without a terminal it refuses unless -f is given.
     """
-    seconds = _grace_seconds(app, grace)
-    listing, agents = _find(app, names, every, ("RUNNING", "WAITING", "DONE", "STOPPED", "GONE"))
-    with listing:
-        if not agents:
-            click.echo("no agents to destroy")
+    def confirm(found: Sequence[LocatedAgent]) -> None:
+        if force:
             return
-        if not force:
-            if not sys.stdin.isatty():
-                raise UsageError("refusing to destroy without confirmation: stdin is not a terminal (use -f)")
-            listed = ", ".join(f"{a.info.name} ({a.host})" for a in agents)
-            click.confirm(f"Destroy {listed}?", abort=True, err=True)
+        if not sys.stdin.isatty():
+            raise UsageError("refusing to destroy without confirmation: stdin is not a terminal (use -f)")
+        listed = ", ".join(f"{agent.info.name} ({agent.host})" for agent in found)
+        click.confirm(f"Destroy {listed}?", abort=True, err=True)
 
-        def run(agent: LocatedAgent) -> None:
-            with agent_event(app.registry, "destroy", agent.info.name, agent.host, agent.provider):
-                if agent.info.state == "GONE":  # its host went away: only mngr's memory of it is left
-                    agent.handle.provider.forget_agent(agent.host, agent.info.name)
-                else:
-                    agent.handle.destroy_agent(agent.info.name, keep_work_dir=keep_work_dir, grace=seconds)
-            completion.agent_removed(agent.info.name, agent.host, agent.provider)
-            click.echo(f"destroyed agent {agent.info.name} on {agent.host}")
-
-        failed = _each(agents, "destroy", run)
-        remove_emptied_hosts([agent.handle for agent in agents], app.registry)
-    if failed:
-        sys.exit(1)
+    request = agents.DestroyRequest(names, every, _grace_seconds(app, grace), keep_work_dir, confirm)
+    result = agents.destroy(app, request)
+    if not result.changed and not result.failed:
+        click.echo("no agents to destroy")
+    for changed in result.changed:
+        click.echo(f"destroyed agent {changed.info.name} on {changed.host}")
+    _report_failures(result, "destroy")
 
 
 @click.command(context_settings=_HELP)
@@ -190,9 +126,10 @@ def connect(app: App, name: str, start_first: bool) -> None:
     """Attach your terminal to an agent's tmux session (detach with C-b d)."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("mngr connect needs a terminal (stdin and stdout must be a tty)")
-    from ..agent_lookup import located_agent
+    from ..commands.lookup import find_agents
 
-    with located_agent(app, name) as agent:
+    with find_agents(app, [name], by_record=True) as found:
+        (agent,) = found.agents
         if agent.info.state == "STOPPED":
             if not start_first:
                 raise MngrError(f"agent {name!r} is stopped (start it with: mngr start {name}, or pass --start)")

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from mngr.providers.base import RemembersHosts
+
 from .. import output
 from ..durations import format_duration
 from ..fleet import list_fleet
@@ -69,7 +71,7 @@ def list_command(
         busy = {(agent.provider, agent.host) for agent in listing.agents}
         for handle in listing.handles:
             key = (handle.provider_name, handle.host)
-            if key not in failed and key not in busy:
+            if key not in failed and key not in busy and isinstance(handle.provider, RemembersHosts):
                 handle.provider.forget(handle.host, asked_at)  # answered, with no agents left
         errors = [{"host": e.host, "provider": e.provider, "error": e.error} for e in listing.errors]
         hosts = [host_row(report.idle, report.handle.host, report.handle.provider_name) for report in listing.hosts]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import MngrError, UsageError
-from ..fleet import LocatedAgent, list_fleet, locate, parallel_map
-from .common import LIVE_STATES
+from ..commands.message import MessageRequest
+from ..commands.message import message as send_message
+from ..errors import UsageError
 from .completion_cmd import agent_names
 from .context import App, pass_app
 
@@ -75,45 +75,11 @@ def message(
     else:
         names, positional = words, None
     text = _read_text(positional, message, message_file)
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
-        agents = locate(listing, names)
-
-        def send(agent: LocatedAgent) -> str | None:
-            try:
-                _send_one(app, agent, text, start_first, ready_timeout)
-            except MngrError as exc:
-                return str(getattr(exc, "detail", exc))
-            return None
-
-        outcomes = parallel_map(send, agents, 16)
-    failed = 0
-    for agent, error in zip(agents, outcomes, strict=True):
-        if error is None:
-            click.echo(f"sent message to {agent.info.name} ({len(text.encode('utf-8'))} bytes)")
-        else:
-            failed += 1
-            click.echo(f"mngr: error: message {agent.info.name}: {error}", err=True)
-    if failed:
+    result = send_message(app, MessageRequest(names, text, start_first, ready_timeout))
+    size = len(text.encode("utf-8"))
+    for name in result.sent:
+        click.echo(f"sent message to {name} ({size} bytes)")
+    for failed in result.failed:
+        click.echo(f"mngr: error: message {failed.name}: {failed.error}", err=True)
+    if result.failed:
         sys.exit(1)
-
-
-def _send_one(app: App, agent: LocatedAgent, text: str, start_first: bool, ready_timeout: float) -> None:
-    name = agent.info.name
-    wait_ready = False
-    if agent.info.state == "UNKNOWN":
-        raise MngrError(f"{name!r} is not a working agent: {agent.info.problem or 'state UNKNOWN'}")
-    if agent.info.state not in LIVE_STATES:
-        if not start_first:
-            verb = "has exited (DONE)" if agent.info.state == "DONE" else "is stopped"
-            raise MngrError(f"agent {name!r} {verb}: start it with `mngr start {name}` or pass --start")
-        agent.handle.start_agent(name)
-        wait_ready = True
-    agent_type = app.registry.agent_types.get(agent.info.type)
-    agent.handle.send_message(
-        name,
-        text,
-        wait_ready=wait_ready,
-        ready_pattern=agent_type.ready_pattern if agent_type else None,
-        ready_quiet_seconds=agent_type.ready_quiet_seconds if agent_type else 1.0,
-        ready_timeout=ready_timeout,
-    )

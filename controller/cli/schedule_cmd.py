@@ -96,14 +96,14 @@ def _check_what_it_names(app: App, templates: tuple[str, ...], agent: str | None
     if agent_type:
         app.registry.agent_type(agent_type)
     if agent:
+        from ..commands.lookup import find_agents
         from ..errors import AgentNotFound
-        from ..fleet import list_fleet, locate
 
-        with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
-            try:
-                locate(listing, [agent])
-            except AgentNotFound as exc:
-                raise UsageError(f"--agent: {exc}") from None
+        try:
+            with find_agents(app, [agent]):
+                pass
+        except AgentNotFound as exc:
+            raise UsageError(f"--agent: {exc}") from None
 
 
 def get_next(entry: schedules.Schedule) -> str:

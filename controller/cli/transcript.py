@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import asdict
-from typing import Any
 
 import click
 
 from .. import output
 from ..errors import MngrError, UsageError
-from ..fleet import LocatedAgent, list_fleet, locate
+from ..fleet import LocatedAgent
 from ..session_logs import Entry, session_entries
 from ..terminal_text import TerminalStream
 from .completion_cmd import agent_names
@@ -24,14 +24,13 @@ _FOLLOW_INTERVAL = 0.3
 _SESSION_LOG_TYPES = ("claude", "codex")
 
 
-def _locate_one(app: App, name: str) -> tuple[Any, LocatedAgent]:
-    listing = list_fleet(app.providers(), app.quiet_seconds, app.host_timeout)
-    try:
-        (agent,) = locate(listing, (name,))
-    except BaseException:
-        listing.close()
-        raise
-    return listing, agent
+def _locate_one(app: App, name: str) -> tuple[contextlib.ExitStack, LocatedAgent]:
+    """The agent, and what keeps its host's handle open (to be left with ``with``)."""
+    from ..commands.lookup import find_agents
+
+    stack = contextlib.ExitStack()
+    found = stack.enter_context(find_agents(app, [name]))  # a failure leaves nothing open
+    return stack, found.agents[0]
 
 
 def _print_entries(entries: list[Entry], output_format: str) -> None:

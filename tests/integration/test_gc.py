@@ -164,3 +164,39 @@ def test_helpers_and_the_watcher_killed_at_random_moments_and_every_next_command
     assert alive == _live_sessions(sandbox), (agents, sandbox.sessions())
     assert sandbox.mngr("start", "steady").returncode == 0  # (already running, or started again)
     assert sandbox.mngr("message", "steady", "still here").returncode == 0
+
+
+def test_gc_reports_a_frozen_host_and_cleans_the_others(sandbox) -> None:
+    """A host whose helper is stopped (SIGSTOP) answers nothing: gc gives up on it after the
+    host timeout, says so, and cleans the hosts that answer."""
+    import pytest
+
+    from tests.integration.test_ssh import started_host
+    from tests.sshd import unavailable_reason
+
+    if unavailable_reason():
+        pytest.skip(unavailable_reason() or "")
+    with started_host(sandbox, "testhost") as host:
+        made = sandbox.mngr("create", "far", "command", "--in", "ssh", "--host", "testhost", "--no-connect",
+                            "--", "sleep", "600")
+        assert made.returncode == 0, made.stderr
+        # The local host had an agent once: its daemon is up, and it has no agents to list.
+        assert sandbox.mngr("create", "near", "command", "--no-connect", "--", "sleep", "600").returncode == 0
+        assert sandbox.mngr("destroy", "-f", "near").returncode == 0
+        (leftover,) = [path for path in (host.remote_host_dir / "agents").iterdir()]
+        orphan = host.remote_host_dir / "agents" / "0123456789abcdef"  # a create killed before its record
+        subprocess.run(["install", "-d", "-o", host.user.pw_name, "-m", "700", str(orphan)], check=True)
+        [daemon] = sandbox.daemon_pids()
+        os.kill(daemon, signal.SIGSTOP)
+        try:
+            done = sandbox.mngr("gc", "--format", "json", "--older-than", "0",
+                                env={"MNGR_HOST_TIMEOUT_SECONDS": "2"}, timeout=120)
+        finally:
+            os.kill(daemon, signal.SIGCONT)
+        assert done.returncode == 1, done.stderr
+        report = json.loads(done.stdout)
+        assert [(error["host"], error["provider"]) for error in report["errors"]] == [("local", "local")]
+        assert "no reply within 2" in report["errors"][0]["error"]
+        assert [(row["host"], Path(row["what"]).name) for row in report["leftovers"]] == [
+            ("testhost", "0123456789abcdef")]
+        assert not orphan.exists() and leftover.exists()

@@ -122,3 +122,60 @@ def test_a_plugin_that_breaks_inside_a_hook_is_named_and_the_command_goes_on(san
     row = json.loads(listed.stdout)["agents"][0]
     assert row["name"] == "a" and row["boom"] is None  # mngr's own field kept; the broken one empty
     assert "list field 'name' is taken" in listed.stderr and "list field 'boom' failed: ZeroDivisionError" in listed.stderr
+
+
+def test_clone_and_migrate_make_agents_too_so_a_listener_can_refuse_them(with_example) -> None:
+    box = with_example
+    (box.config_dir).mkdir(exist_ok=True)
+    (box.config_dir / "config.toml").write_text("[hosts.elsewhere]\n")  # an ssh host, never reached
+    assert box.mngr("create", "ok", "command", "--no-connect", "--", "sleep", "600").returncode == 0
+    refused = box.mngr("clone", "ok", "forbidden-copy")
+    assert refused.returncode == 1
+    assert refused.stderr == ("mngr: error: plugin 'example' stopped create: agents named 'forbidden-copy' "
+                              "are not allowed here\n")
+    assert box.sessions() == ["mngr-ok"] and not (box.host_dir / "work" / "forbidden-copy").exists()
+
+    # Made while the plugin was off; with it on, moving it is making it again elsewhere.
+    made = box.mngr("create", "forbidden-old", "command", "--no-connect", "--", "sleep", "600",
+                    env={"MNGR_DISABLE_PLUGINS": "example"})
+    assert made.returncode == 0, made.stderr
+    moved = box.mngr("migrate", "forbidden-old", "--to-host", "elsewhere", "--in", "ssh")
+    assert moved.returncode == 1
+    assert moved.stderr == ("mngr: error: plugin 'example' stopped create: agents named 'forbidden-old' "
+                            "are not allowed here\n")
+    listed = json.loads(box.mngr("list", "--format", "json").stdout)["agents"]
+    assert sorted((row["name"], row["host"], row["state"] in ("RUNNING", "WAITING")) for row in listed) == [
+        ("forbidden-old", "local", True), ("ok", "local", True)]
+    assert [event for event in _audit(box) if event[0].endswith("_create")] == [
+        ("before_create", "ok"), ("after_create", "ok")]
+    cloned = box.mngr("clone", "ok", "ok-copy")
+    assert cloned.returncode == 0, cloned.stderr
+    assert _audit(box)[-2:] == [("before_create", "ok-copy"), ("after_create", "ok-copy")]
+
+
+def test_stop_start_and_destroy_of_many_report_the_refused_one_and_do_the_rest(sandbox) -> None:
+    site = sandbox.root / "site"
+    site.mkdir()
+    (site / "holding_plugin.py").write_text(
+        "from mngr.controller.plugin_spec import hookimpl\n\n"
+        "@hookimpl\ndef mngr_on_agent(event, agent):\n"
+        "    if event in ('before_stop', 'before_start', 'before_destroy') and agent.startswith('held-'):\n"
+        "        raise RuntimeError(f'{agent} is held')\n"
+    )
+    info = site / "holding-1.0.dist-info"
+    info.mkdir()
+    (info / "entry_points.txt").write_text("[mngr]\nholding = holding_plugin\n")
+    env = {"PYTHONPATH": str(site)}
+    names = ["a", "held-b", "c", "d"]
+    for name in names:
+        assert sandbox.mngr("create", name, "command", "--no-connect", "--", "sleep", "600", env=env).returncode == 0
+    for action, verb in (("stop", "stopped"), ("start", "started"), ("destroy", "destroyed")):
+        if action == "start":  # the refused one is running still: stop it without the plugin
+            assert sandbox.mngr("stop", "held-b").returncode == 0
+        done = sandbox.mngr(action, *(["-f"] if action == "destroy" else []), *names, env=env)
+        assert done.returncode == 1, (action, done.stdout)
+        assert done.stderr == f"mngr: error: {action} held-b: plugin 'holding' stopped {action}: held-b is held\n"
+        assert sorted(line.split()[:3] for line in done.stdout.splitlines()) == [
+            [verb, "agent", name] for name in ("a", "c", "d")], done.stdout
+    assert sandbox.sessions() == [] and [row["name"] for row in json.loads(
+        sandbox.mngr("list", "--format", "json").stdout)["agents"]] == ["held-b"]

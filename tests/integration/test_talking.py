@@ -86,28 +86,6 @@ def test_concurrent_messages_arrive_whole_and_unmixed(sandbox) -> None:
     assert sorted(arrived[:-1]) == sorted(messages)
 
 
-def test_several_agents_and_per_agent_failures(sandbox) -> None:
-    first = start_recorder(sandbox, "one")
-    second = start_recorder(sandbox, "two")
-    assert sandbox.mngr("message", "one", "two", "to both").returncode == 0
-    wait_for(lambda: first.read_bytes() == b"to both\r" and second.read_bytes() == b"to both\r", "both")
-    assert sandbox.mngr("stop", "two").returncode == 0
-    partial = sandbox.mngr("message", "one", "two", "again")
-    assert partial.returncode == 1
-    assert "mngr: error: message two: agent 'two' is stopped: start it with `mngr start two` or pass --start" \
-        in partial.stderr
-    wait_for(lambda: first.read_bytes() == b"to both\ragain\r", "the running agent's copy")
-    unknown = sandbox.mngr("message", "one", "ghost", "nothing at all")
-    assert unknown.returncode == 1 and "no agent named 'ghost'" in unknown.stderr
-    assert first.read_bytes() == b"to both\ragain\r", "nothing is sent when a name is unknown"
-
-
-def test_message_with_start_restarts_a_stopped_agent_first(sandbox) -> None:
-    received = start_recorder(sandbox, "sleepy")
-    assert sandbox.mngr("stop", "sleepy").returncode == 0
-    result = sandbox.mngr("message", "sleepy", "--start", "wake up")
-    assert result.returncode == 0, result.stderr
-    wait_for(lambda: received.read_bytes().endswith(b"wake up\r"), "the message after restart")
 
 
 @pytest.mark.parametrize(

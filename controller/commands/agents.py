@@ -1,0 +1,155 @@
+"""stop, start and destroy: change the state of agents found by name (or all of them).
+
+Every agent named is acted on in parallel (fanout.per_agent); one that fails is reported
+in the result's ``failed`` and the others are done all the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mngr.providers.base import AgentRegistry
+
+from ..channel.protocol import AgentInfo
+from ..fleet import LocatedAgent
+from .fanout import per_agent
+from .lifecycle import EmptiedHosts, Lifecycle
+from .lookup import find_agents
+
+if TYPE_CHECKING:
+    from ..cli.app import App
+
+LIVE_STATES = ("RUNNING", "WAITING")  # the agent's process is there to talk to
+
+
+@dataclass
+class StopRequest:
+    names: Sequence[str] = ()
+    every: bool = False  # every agent not stopped yet
+    grace: float = 2.0  # seconds between SIGTERM and SIGKILL of its processes
+
+
+@dataclass
+class StartRequest:
+    names: Sequence[str] = ()
+    every: bool = False  # every stopped agent
+
+
+@dataclass
+class DestroyRequest:
+    names: Sequence[str] = ()
+    every: bool = False  # every agent on every host
+    grace: float = 2.0
+    keep_work_dir: bool = False
+    # Called with the agents found, before any is touched: raising cancels the whole destroy.
+    confirm: Callable[[Sequence[LocatedAgent]], None] | None = None
+
+
+@dataclass
+class Changed:
+    """One agent acted on: its state now, and what happened (``verb``: "stopped",
+    "already stopped", "started", "already running", "destroyed")."""
+
+    info: AgentInfo
+    host: str
+    provider: str
+    verb: str
+
+
+@dataclass
+class Failed:
+    name: str
+    host: str
+    provider: str
+    error: str
+
+
+@dataclass
+class AgentsResult:
+    changed: list[Changed] = field(default_factory=list)
+    failed: list[Failed] = field(default_factory=list)
+    emptied: EmptiedHosts = field(default_factory=EmptiedHosts)
+
+
+def stop(app: App, request: StopRequest) -> AgentsResult:
+    lifecycle = Lifecycle(app.registry)
+
+    def change(agent: LocatedAgent) -> Changed:
+        if agent.info.state == "STOPPED":
+            return _changed(agent, agent.info, "already stopped")
+        with lifecycle.agent_event("stop", agent.info.name, agent.host, agent.provider):
+            return _changed(agent, agent.handle.stop_agent(agent.info.name, request.grace), "stopped")
+
+    return _each(app, request.names, request.every, (*LIVE_STATES, "DONE"), change,
+                 _time_per_agent(app, request.grace))
+
+
+def start(app: App, request: StartRequest) -> AgentsResult:
+    lifecycle = Lifecycle(app.registry)
+
+    def change(agent: LocatedAgent) -> Changed:
+        if agent.info.state in LIVE_STATES:
+            return _changed(agent, agent.info, "already running")
+        with lifecycle.agent_event("start", agent.info.name, agent.host, agent.provider):
+            return _changed(agent, agent.handle.start_agent(agent.info.name), "started")
+
+    return _each(app, request.names, request.every, ("STOPPED",), change, _time_per_agent(app, 0.0))
+
+
+def destroy(app: App, request: DestroyRequest) -> AgentsResult:
+    lifecycle = Lifecycle(app.registry)
+
+    def change(agent: LocatedAgent) -> Changed:
+        with lifecycle.agent_event("destroy", agent.info.name, agent.host, agent.provider):
+            if agent.info.state == "GONE":  # its host went away: only mngr's memory of it is left
+                if isinstance(agent.handle.provider, AgentRegistry):
+                    agent.handle.provider.forget_agent(agent.host, agent.info.name)
+            else:
+                agent.handle.destroy_agent(agent.info.name, keep_work_dir=request.keep_work_dir,
+                                           grace=request.grace)
+        lifecycle.agent_destroyed(agent.info.name, agent.host, agent.provider)
+        return _changed(agent, agent.info, "destroyed")
+
+    result = _each(app, request.names, request.every, ("RUNNING", "WAITING", "DONE", "STOPPED", "GONE"), change,
+                   _time_per_agent(app, request.grace), confirm=request.confirm, after=lifecycle)
+    return result
+
+
+def _changed(agent: LocatedAgent, info: AgentInfo, verb: str) -> Changed:
+    return Changed(info, agent.host, agent.provider, verb)
+
+
+def _time_per_agent(app: App, grace: float) -> float:
+    """What one agent's change may take on its host: a request's timeout, the grace and the
+    SIGKILL wait after it, and a connection's set-up."""
+    return 2 * app.host_timeout + grace
+
+
+def _each(app: App, names: Sequence[str], every: bool, states: tuple[str, ...],
+          change: Callable[[LocatedAgent], Changed], per_agent_seconds: float,
+          confirm: Callable[[Sequence[LocatedAgent]], None] | None = None,
+          after: Lifecycle | None = None) -> AgentsResult:
+    from .fanout import MAX_PARALLEL
+
+    result = AgentsResult()
+    with find_agents(app, names, every=every, states=states) as found:
+        if not found.agents:
+            return result
+        if confirm is not None:
+            confirm(found.agents)
+
+        def host_seconds(count: int) -> float:
+            waves = -(-count // MAX_PARALLEL)  # a host's agents beyond the limit wait their turn
+            return per_agent_seconds * waves
+
+        for outcome in per_agent(change, found.agents, host_timeout=host_seconds):
+            agent = outcome.item
+            if outcome.value is not None:
+                result.changed.append(outcome.value)
+            else:
+                result.failed.append(Failed(agent.info.name, agent.host, agent.provider, outcome.error or "failed"))
+        if after is not None:
+            result.emptied = after.remove_emptied_hosts(agent.handle for agent in found.agents)
+    return result

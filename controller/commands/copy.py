@@ -1,0 +1,154 @@
+"""clone and migrate: another agent like this one, here or on another host.
+
+Both make an agent, so both go through the lifecycle service as create does: plugins hear
+``before_create`` first (and may refuse), mngr remembers the host and the new agent. A
+migrate also removes the original: ``before_destroy`` is asked before anything is copied,
+so a refusal changes nothing.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mngr.providers.base import ChecksHostKeys
+
+from ..agent_types import Launch, interaction_for
+from ..channel.protocol import AgentInfo
+from ..errors import MngrError, UsageError
+from ..fleet import LocatedAgent
+from ..hosts import HostHandle
+from ..names import validate_name
+from .agents import LIVE_STATES
+from .lifecycle import EmptiedHosts, Lifecycle
+from .lookup import find_agents
+
+if TYPE_CHECKING:
+    from ..cli.app import App
+
+
+@dataclass
+class CopyTarget:
+    """Where the copy goes: the original's host unless told otherwise."""
+
+    provider: str | None = None
+    host: str | None = None
+    work_dir: str | None = None  # default: $MNGR_HOST_DIR/work/NAME on the host
+    accept_new_host_key: bool = False
+
+
+@dataclass
+class CloneRequest:
+    name: str
+    new_name: str
+    target: CopyTarget = field(default_factory=CopyTarget)
+
+
+@dataclass
+class MigrateRequest:
+    name: str
+    to_host: str
+    target: CopyTarget = field(default_factory=CopyTarget)
+
+
+@dataclass
+class CopyResult:
+    info: AgentInfo
+    host: str
+    provider: str
+    emptied: EmptiedHosts = field(default_factory=EmptiedHosts)
+
+
+def clone(app: App, request: CloneRequest) -> CopyResult:
+    validate_name(request.new_name)
+    lifecycle = Lifecycle(app.registry)
+    with find_agents(app, [request.name]) as found:
+        (agent,) = found.agents
+        if found.listing is not None and any(other.info.name == request.new_name for other in found.listing.agents):
+            raise UsageError(f"an agent named {request.new_name!r} already exists")
+        target = _target(app, agent, request.target, request.target.host)
+        try:
+            lifecycle.before_create(request.new_name, target.host, target.provider_name)
+            info = _copy(app, lifecycle, agent, target, request.new_name, request.target.work_dir)
+        finally:
+            if target is not agent.handle:
+                target.close()
+    return CopyResult(info, target.host, target.provider_name)
+
+
+def migrate(app: App, request: MigrateRequest) -> CopyResult:
+    lifecycle = Lifecycle(app.registry)
+    name = request.name
+    with find_agents(app, [name]) as found:
+        (agent,) = found.agents
+        target = _target(app, agent, request.target, request.to_host)
+        try:
+            if target is agent.handle:
+                raise UsageError(f"agent {name!r} is already on host {request.to_host!r}")
+            lifecycle.before_create(name, target.host, target.provider_name)
+            lifecycle.before("destroy", name, agent.host, agent.provider)
+            was_running = agent.info.state in LIVE_STATES
+            if was_running:
+                agent.handle.stop_agent(name)
+            try:
+                info = _copy(app, lifecycle, agent, target, name, request.target.work_dir)
+            except BaseException:
+                if was_running:
+                    agent.handle.start_agent(name)
+                raise
+            from .. import sync
+
+            if not sync.same_tree(agent.handle, name, target, name):
+                target.destroy_agent(name)
+                target.prepare_work_dir(name, info.work_dir, remove=True)
+                lifecycle.agent_destroyed(name, target.host, target.provider_name)
+                if was_running:
+                    agent.handle.start_agent(name)
+                raise MngrError(f"the copy of {name} on {request.to_host} does not match the original; "
+                                "the original is kept")
+            agent.handle.destroy_agent(name)
+            lifecycle.after("destroy", name, agent.host, agent.provider)
+            lifecycle.agent_destroyed(name, agent.host, agent.provider)
+            emptied = lifecycle.remove_emptied_hosts([agent.handle])
+        finally:
+            if target is not agent.handle:
+                target.close()
+    return CopyResult(info, target.host, target.provider_name, emptied)
+
+
+def _copy(app: App, lifecycle: Lifecycle, agent: LocatedAgent, target: HostHandle, new_name: str,
+          work_dir: str | None) -> AgentInfo:
+    """Create ``new_name`` on ``target`` from ``agent``: its spec and a copy of its work dir."""
+    from .. import sync
+    from .create import work_dir_trusted
+
+    path = target.provider.resolve_work_dir(target.host, work_dir) if work_dir else ""
+    target.connect()
+    lifecycle.host_reached(target)
+    with tempfile.TemporaryDirectory(prefix="mngr-copy-") as scratch:
+        spec, made = sync.copy_work_dir(agent.handle, agent.info.name, target, new_name, path, scratch)
+    try:
+        agent_type = app.registry.agent_types.get(spec.agent_type)
+        launch = agent_type.relaunch(spec.command) if agent_type else Launch(spec.command)
+        info = target.create_agent(name=new_name, agent_type=spec.agent_type, command=launch.command,
+                                   binary=spec.binary, work_dir=made, env=spec.env, labels=spec.labels,
+                                   interaction=interaction_for(app.registry.agent_types, spec.agent_type, launch,
+                                                               work_dir_trusted(app, True)))
+    except BaseException:
+        target.prepare_work_dir(new_name, made, remove=True)
+        raise
+    lifecycle.agent_created(target, new_name)
+    return info
+
+
+def _target(app: App, agent: LocatedAgent, where: CopyTarget, host: str | None) -> HostHandle:
+    """The handle of the host to copy to: the agent's own unless told otherwise."""
+    provider = app.provider(where.provider) if where.provider else agent.handle.provider
+    host_name = host or (provider.default_host() if where.provider else agent.host)
+    provider.check_host(host_name)
+    if where.accept_new_host_key and isinstance(provider, ChecksHostKeys):
+        provider.trust_new_host_keys()
+    if provider.name == agent.provider and host_name == agent.host:
+        return agent.handle
+    return HostHandle(provider, host_name, app.host_timeout)

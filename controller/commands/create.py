@@ -1,0 +1,250 @@
+"""create: start an agent on a host.
+
+The request holds what the user asked for, templates already applied (the CLI does that:
+it knows which options were given). The plugins hear ``before_create`` before anything is
+made and may refuse; on success the lifecycle service does the bookkeeping.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from mngr.providers.base import ChecksHostKeys, MakesHosts
+
+from ..agent_types import AgentType, Launch, interaction_for
+from ..channel.protocol import AgentInfo, SetIdleSettings
+from ..errors import Interrupted, MissingBinary, MngrError, UsageError
+from ..hosts import HostHandle
+from ..names import validate_name
+from .lifecycle import Lifecycle
+
+if TYPE_CHECKING:
+    from ..cli.app import App
+
+_Found = TypeVar("_Found")
+
+
+@dataclass
+class CreateRequest:
+    name: str
+    agent_type: str | None = None  # None: default_agent_type in the config
+    provider: str | None = None  # None: default_provider in the config
+    host: str | None = None  # None: the provider's host for a new agent
+    agent_args: Sequence[str] = ()
+    args_given: bool = False  # a '--' was given (a snapshot brings its own command)
+    build_args: Sequence[str] = ()
+    work_dir: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    initial_message: str | None = None
+    ready_timeout: float = 60.0
+    # A terminal will attach to the agent: nobody needs to wait for its input box.
+    attaching: bool = False
+    trust_work_dir: bool | None = None  # None: the trust_work_dirs setting
+    accept_new_host_key: bool = False
+    idle_timeout: str | None = None
+    idle_mode: str | None = None
+    activity_sources: str | None = None
+    source: str | None = None  # a local directory copied into a new work dir
+    snapshot: str | None = None  # a snapshot id to start from
+
+
+@dataclass
+class CreateResult:
+    info: AgentInfo
+    host: str
+    provider: str
+
+
+class CreatedThenInterrupted(Interrupted):
+    """Ctrl-C once the agent existed: it was made, and the result says where."""
+
+    def __init__(self, message: str, result: CreateResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def create(app: App, request: CreateRequest) -> CreateResult:
+    from ..idle_options import settings_requests
+    from ..interrupts import deferred_interrupt
+
+    name = request.name
+    validate_name(name)
+    if request.initial_message is not None and not request.initial_message.strip():
+        raise UsageError("--initial-message is empty")
+    lifecycle = Lifecycle(app.registry)
+    type_name = request.agent_type or str(app.config.get("default_agent_type"))
+    agent_type = _configured(app.registry.agent_type, type_name, "default_agent_type",
+                             from_config=not request.agent_type)
+    launch = agent_type.launch(list(request.agent_args))
+    snapshot_id = request.snapshot
+    provider_name = request.provider
+    native_snapshot = None
+    if snapshot_id is not None:
+        from .. import snapshots
+
+        native_snapshot = snapshots.native(snapshot_id, app.providers())
+        if native_snapshot is not None:  # a provider's own (a docker image): on that provider
+            if provider_name and provider_name != native_snapshot[0].name:
+                raise UsageError(f"snapshot {snapshot_id} is the {native_snapshot[0].name} provider's: "
+                                 f"create from it with --in {native_snapshot[0].name}")
+            provider_name = native_snapshot[0].name
+    provider = _configured(app.provider, provider_name or str(app.config.get("default_provider")),
+                           "default_provider", from_config=not provider_name)
+    host_name = request.host or provider.host_for_new_agent(name)
+    provider.check_host(host_name)
+    if request.accept_new_host_key and isinstance(provider, ChecksHostKeys):
+        provider.trust_new_host_keys()
+    source_root = None
+    if request.source:
+        source_root = os.path.abspath(os.path.expanduser(request.source))
+        if not os.path.isdir(source_root):
+            raise UsageError(f"--source {request.source!r} is not a directory")
+    if snapshot_id is not None:
+        if source_root is not None:
+            raise UsageError("give --source or --snapshot, not both")
+        if request.agent_type or request.args_given:
+            raise UsageError("--snapshot brings its own agent type and command")
+    fresh_dir = source_root is not None or snapshot_id is not None
+    trusted = work_dir_trusted(app, fresh_dir) if request.trust_work_dir is None else request.trust_work_dir
+    work_dir = request.work_dir
+    # With --source or --snapshot and no --work-dir, the host picks the new work dir (""); a
+    # provider whose default is "" (ssh) has the host make an empty one for the agent.
+    directory = provider.resolve_work_dir(host_name, work_dir) if work_dir or not fresh_dir else ""
+    made_dir = fresh_dir or not directory
+    idle_requests = settings_requests(request.idle_timeout, request.idle_mode, request.activity_sources,
+                                      provider.idle_defaults(host_name))
+    env = dict(request.env)
+    labels = dict(request.labels)
+
+    lifecycle.before_create(name, host_name, provider.name)
+    if isinstance(provider, MakesHosts):
+        made_host = provider.prepare_host(host_name, request.build_args,
+                                          snapshot=snapshot_id if native_snapshot else "", agent=name)
+    elif request.build_args:
+        raise UsageError(f"provider {provider.name!r} takes no --build-arg")
+    else:
+        made_host = False
+    try:
+        if made_host:
+            lifecycle.host_made(host_name, provider.name)
+        with HostHandle(provider, host_name, app.host_timeout) as handle:
+            binary = agent_type.binary(list(request.agent_args))
+            handle.connect()
+            lifecycle.host_reached(handle)
+            import msgspec
+
+            for idle_request in idle_requests:
+                if not idle_request.only_if_unset:
+                    # Checked before the agent exists: a host that refuses them gets no agent either.
+                    handle.set_idle_settings(msgspec.structs.replace(idle_request, dry_run=True))
+            type_name = agent_type.name
+            spec = None  # a snapshot's: its agent's type, command, env and labels
+            # Imported only when used: a plain create should not pay for tar and git plumbing.
+            if source_root is not None:
+                from ..sync import seed_work_dir
+
+                directory = seed_work_dir(handle, name, source_root, directory)
+            elif native_snapshot is not None:  # the work dir came with the host's image
+                spec = native_snapshot[1]["spec"]
+                directory = directory or native_snapshot[1]["work_dir"]
+            elif snapshot_id is not None:
+                from .. import snapshots
+
+                spec, directory = snapshots.restore(snapshot_id, handle, name, directory)
+            elif not directory:
+                directory = handle.prepare_work_dir(name, "")
+            if spec is not None:
+                type_name, binary = spec["agent_type"], spec.get("binary")
+                launch = app.registry.agent_types[type_name].relaunch(spec["command"]) \
+                    if type_name in app.registry.agent_types else Launch(spec["command"])
+                env = {**spec.get("env", {}), **env}
+                labels = {**spec.get("labels", {}), **labels}
+            try:
+                with deferred_interrupt(f"the create of agent {name!r} on {host_name!r}") as interrupt:
+                    info = handle.create_agent(
+                        name=name,
+                        agent_type=type_name,
+                        command=launch.command,
+                        binary=binary,
+                        work_dir=directory,
+                        env=env,
+                        labels=labels,
+                        interaction=interaction_for(app.registry.agent_types, type_name, launch, trusted),
+                    )
+            except KeyboardInterrupt:
+                # A second Ctrl-C while the request was out: whether the agent exists is unknown.
+                raise Interrupted(f"interrupted while agent {name!r} was being created on {host_name!r}: "
+                                  f"`mngr list` shows whether it was") from None
+            except BaseException as exc:
+                if made_dir and native_snapshot is None:  # the work dir was made for this agent only
+                    handle.prepare_work_dir(name, directory, remove=True)
+                if isinstance(exc, MissingBinary):
+                    raise MngrError(f"agent type {agent_type.name!r} needs {binary!r}, which was not found on PATH "
+                                    f"on host {host_name!r}") from exc
+                raise
+            lifecycle.agent_created(handle, name)
+            result = CreateResult(info, host_name, provider.name)
+            made = f"agent {name!r} was created on {host_name!r} and runs (mngr destroy {name} removes it)"
+            if interrupt.pending:
+                raise CreatedThenInterrupted(f"interrupted: {made}", result)
+            try:
+                _finish_create(handle, name, agent_type, idle_requests, request)
+            except KeyboardInterrupt:
+                raise Interrupted(f"interrupted before it was ready: {made}") from None
+            if request.attaching:
+                handle.note_activity(name, "attach")  # on the channel already open
+    except BaseException as exc:
+        if made_host and isinstance(provider, MakesHosts) and not isinstance(exc, Interrupted):
+            provider.discard_host(host_name)  # made for this agent: nothing of a failed create stays
+        raise
+    return result
+
+
+def _finish_create(handle: HostHandle, name: str, agent_type: AgentType, idle_requests: list[SetIdleSettings],
+                   request: CreateRequest) -> None:
+    """What follows the agent's creation: its idle settings, then waiting for it to take
+    input (or sending it the initial message)."""
+    for idle_request in idle_requests:
+        handle.set_idle_settings(idle_request)
+    if request.initial_message is None and not request.attaching and agent_type.interaction is not None:
+        # Nobody will see its screen: a dialog it opened on must fail the create.
+        try:
+            handle.await_input(name, request.ready_timeout)
+        except MngrError as exc:
+            detail = getattr(exc, "detail", str(exc))
+            raise MngrError(f"agent {name!r} was created, but is not ready for input: {detail}") from exc
+    if request.initial_message is not None:
+        try:
+            handle.send_message(
+                name,
+                request.initial_message,
+                wait_ready=True,
+                ready_pattern=agent_type.ready_pattern,
+                ready_quiet_seconds=agent_type.ready_quiet_seconds,
+                ready_timeout=request.ready_timeout,
+            )
+        except MngrError as exc:
+            detail = getattr(exc, "detail", str(exc))
+            raise MngrError(f"agent {name!r} was created, but the initial message was not sent: {detail}") from exc
+
+
+def work_dir_trusted(app: App, made_by_mngr: bool) -> bool:
+    """Whether the trust_work_dirs setting has an agent's work dir marked trusted for its CLI."""
+    setting = app.config.get("trust_work_dirs")
+    return setting == "always" or (setting == "made" and made_by_mngr)
+
+
+def _configured(find: Callable[[str], _Found], name: str, key: str, from_config: bool) -> _Found:
+    """``find(name)``; when the name came from the config, an unknown one names the key."""
+    from ..errors import UnknownAgentType, UnknownProvider
+
+    try:
+        return find(name)
+    except (UnknownAgentType, UnknownProvider) as exc:
+        if not from_config:
+            raise
+        raise type(exc)(f"{key} in the config: {exc} (mngr config set {key} NAME)") from None

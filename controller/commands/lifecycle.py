@@ -1,0 +1,108 @@
+"""The lifecycle service: every plugin event and every piece of bookkeeping, for every path.
+
+Whatever makes an agent (create, clone, migrate, a schedule) or removes one (destroy,
+migrate) goes through here, so that plugins hear the same events and mngr remembers the
+same things whichever command did it:
+
+- ``before_EVENT`` is fired first, and a listener that raises cancels the action;
+  ``after_EVENT`` only once the action succeeded (plugin_spec.mngr_on_agent);
+- a host that answered a create is remembered, so later listings search it;
+- the completion record learns of agents made and forgets agents removed;
+- a host made for its agents (docker) goes with its last agent (mngr_on_host events).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mngr.providers.base import AgentRegistry, MakesHosts, RemembersHosts
+
+from ..errors import MngrError
+from ..hosts import HostHandle
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
+
+
+@dataclass
+class EmptiedHosts:
+    """Hosts removed with their last agent, as (host, provider), and why others were not."""
+
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Lifecycle:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    @contextlib.contextmanager
+    def agent_event(self, event: str, name: str, host: str, provider: str) -> Iterator[None]:
+        """Plugins hear ``before_EVENT`` (any of them may cancel it) and, if the block
+        succeeded, ``after_EVENT``."""
+        self.before(event, name, host, provider)
+        yield
+        self.after(event, name, host, provider)
+
+    def before(self, event: str, name: str, host: str, provider: str) -> None:
+        """``before_EVENT``: a listener that raises cancels the action (a MngrError)."""
+        self.registry.on_agent(f"before_{event}", name, host, provider)
+
+    def after(self, event: str, name: str, host: str, provider: str) -> None:
+        """``after_EVENT``: the action succeeded (a listener's failure is a warning)."""
+        self.registry.on_agent(f"after_{event}", name, host, provider)
+
+    # -- agents made ---------------------------------------------------------------------
+
+    def before_create(self, name: str, host: str, provider: str) -> None:
+        """Ask the plugins first: any of them may refuse the new agent (a MngrError)."""
+        self.before("create", name, host, provider)
+
+    def host_made(self, host: str, provider: str) -> None:
+        self.registry.on_host("after_create", host, provider)
+
+    def host_reached(self, handle: HostHandle) -> None:
+        """The host of an agent being made answered: remembered now, so that a create cut
+        short afterwards leaves it findable (an empty host is forgotten by the next listing)."""
+        if isinstance(handle.provider, RemembersHosts):
+            handle.provider.remember(handle.host)
+
+    def agent_created(self, handle: HostHandle, name: str) -> None:
+        from .. import completion
+
+        # Again, now that the agent exists: a listing that asked before it did keeps the host.
+        if isinstance(handle.provider, RemembersHosts):
+            handle.provider.remember(handle.host)
+        if isinstance(handle.provider, AgentRegistry):
+            handle.provider.agent_created(handle.host, name)
+        self.after("create", name, handle.host, handle.provider_name)
+        completion.agent_added(name, handle.host, handle.provider_name)
+
+    # -- agents removed ------------------------------------------------------------------
+
+    def agent_destroyed(self, name: str, host: str, provider: str) -> None:
+        from .. import completion
+
+        completion.agent_removed(name, host, provider)
+
+    def remove_emptied_hosts(self, handles: Iterable[HostHandle]) -> EmptiedHosts:
+        """Hosts made for their agents (docker containers) go when their last agent does."""
+        result = EmptiedHosts()
+        for handle in {id(handle): handle for handle in handles}.values():
+            provider = handle.provider
+            if not isinstance(provider, MakesHosts):
+                continue
+            try:
+                if handle.list_host(0.0).agents:
+                    continue
+                self.registry.on_host("before_destroy", handle.host, handle.provider_name)
+                handle.close()
+                provider.host_emptied(handle.host)
+                result.removed.append((handle.host, handle.provider_name))
+                self.registry.on_host("after_destroy", handle.host, handle.provider_name)
+            except MngrError as exc:
+                result.warnings.append(f"could not remove the empty host {handle.host}: {exc}")
+        return result

@@ -1,0 +1,327 @@
+"""The commands layer in-process: each operation called as a plugin or a script calls it,
+against a real tmux server and real helpers, without spawning the CLI.
+
+What the user sees of these operations (output, exit codes) is tested through the CLI
+elsewhere; here it is what they do.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from mngr.controller.cli.app import App
+from mngr.controller.commands import agents, copy, gc
+from mngr.controller.commands.create import CreateRequest, CreateResult, create
+from mngr.controller.commands.exec import ExecRequest, exec_command
+from mngr.controller.commands.lookup import find_agents
+from mngr.controller.commands.message import MessageRequest, message
+from mngr.controller.errors import AgentNotFound, MngrError, UsageError
+from mngr.controller.plugin_spec import hookimpl
+from tests.conftest import wait_for
+from tests.recorder import RECORDER
+
+
+@pytest.fixture
+def app(sandbox, monkeypatch: pytest.MonkeyPatch) -> App:
+    """An App of the sandbox's world, as the CLI would build it there."""
+    sandbox.apply_env(monkeypatch)
+    monkeypatch.chdir(sandbox.work_dir)
+    return App()
+
+
+def make(app: App, name: str, *command: str, **options) -> CreateResult:  # type: ignore[no-untyped-def]
+    return create(app, CreateRequest(name, agent_type="command", agent_args=command or ("sleep", "600"),
+                                     args_given=True, **options))
+
+
+def states(app: App) -> dict[str, str]:
+    with find_agents(app, [], every=True) as found:
+        return {agent.info.name: agent.info.state for agent in found.agents}
+
+
+class Refuser:
+    """A plugin that refuses ``events`` for agents whose name starts with ``prefix``, and
+    hears everything."""
+
+    def __init__(self, events: Sequence[str], prefix: str) -> None:
+        self.events = set(events)
+        self.prefix = prefix
+        self.heard: list[tuple[str, str]] = []
+
+    @hookimpl
+    def mngr_on_agent(self, event: str, agent: str) -> None:
+        if event in self.events and agent.startswith(self.prefix):
+            raise ValueError(f"{agent} is held")
+        self.heard.append((event, agent))
+
+
+def with_refuser(app: App, events: Sequence[str], prefix: str) -> Refuser:
+    plugin = Refuser(events, prefix)
+    assert app.registry.manager is not None
+    app.registry.manager.register(plugin, name="refuser")
+    return plugin
+
+
+def start_recorder(app: App, sandbox, name: str) -> Path:  # type: ignore[no-untyped-def]
+    received = sandbox.root / f"{name}.received"
+    make(app, name, sys.executable, "-c", RECORDER, str(received))
+    wait_for(lambda: received.exists(), "the recorder to start")
+    return received
+
+
+# -- create ----------------------------------------------------------------------------
+
+def test_create_gives_the_agent_its_env_args_and_work_dir(app: App, sandbox) -> None:
+    out = sandbox.root / "out.txt"
+    script = 'printf "%s|%s|%s|%s|%s\\n" "$GREETING" "$MNGR_AGENT_NAME" "$(pwd)" "$1" "$2" > ' + str(out)
+    created = make(app, "envy", "sh", "-c", script, "sh", "it's $(not) run", "b c",
+                   env={"GREETING": "hello world"}, labels={"team": "infra"})
+    assert (created.host, created.provider, created.info.name) == ("local", "local", "envy")
+    assert created.info.labels == {"team": "infra"}
+    text = wait_for(lambda: out.exists() and out.read_text(), "agent output")
+    assert text == f"hello world|envy|{sandbox.work_dir}|it's $(not) run|b c\n"
+
+
+def test_a_relative_work_dir_is_relative_to_where_mngr_runs(app: App, sandbox) -> None:
+    (sandbox.work_dir / "sub").mkdir()
+    created = make(app, "rel", work_dir="sub")
+    assert created.info.work_dir == str(sandbox.work_dir / "sub")
+
+
+def test_a_custom_agent_type_from_config(sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = sandbox.root / "custom.txt"
+    sandbox.config_dir.mkdir(parents=True)
+    (sandbox.config_dir / "config.toml").write_text(
+        f"[agent_types.echoer]\ncommand = 'echo hello-from-echoer > {out}; sleep'\n")
+    sandbox.apply_env(monkeypatch)
+    monkeypatch.chdir(sandbox.work_dir)
+    created = create(App(), CreateRequest("custom", agent_type="echoer", agent_args=["600"]))
+    assert created.info.type == "echoer"
+    assert wait_for(lambda: out.exists() and out.read_text(), "custom output") == "hello-from-echoer\n"
+
+
+def test_a_duplicate_name_is_refused(app: App) -> None:
+    make(app, "twin")
+    with pytest.raises(MngrError, match="an agent named 'twin' already exists"):
+        make(app, "twin")
+    assert states(app).keys() == {"twin"}
+
+
+def test_a_create_refused_by_a_plugin_makes_nothing(app: App, sandbox) -> None:
+    plugin = with_refuser(app, ["before_create"], "held-")
+    with pytest.raises(MngrError, match="plugin 'refuser' stopped create: held-one is held"):
+        make(app, "held-one")
+    assert states(app) == {} and sandbox.sessions() == []
+    make(app, "free")
+    assert plugin.heard == [("before_create", "free"), ("after_create", "free")]
+
+
+# -- stop, start, destroy --------------------------------------------------------------
+
+def test_an_exited_agent_keeps_its_exit_status_and_starts_again(app: App) -> None:
+    make(app, "quitter", "sh", "-c", "exit 7")
+
+    def exited():  # type: ignore[no-untyped-def]
+        with find_agents(app, ["quitter"]) as found:
+            info = found.agents[0].info
+            return info.exit_status is not None and info
+
+    info = wait_for(exited, "exit status")
+    assert (info.state, info.exit_status) == ("DONE", 7)
+    started = agents.start(app, agents.StartRequest(["quitter"]))
+    assert [changed.verb for changed in started.changed] == ["started"] and started.failed == []
+
+
+def test_stop_start_destroy_act_on_every_agent_and_report_the_one_refused(app: App, sandbox) -> None:
+    for name in ("one", "two", "held-three", "four", "five"):
+        make(app, name)
+    plugin = with_refuser(app, ["before_stop", "before_start", "before_destroy"], "held-")
+    names = ["one", "two", "held-three", "four", "five"]
+
+    stopped = agents.stop(app, agents.StopRequest(names, grace=1.0))
+    assert [(failed.name, failed.error) for failed in stopped.failed] == [
+        ("held-three", "plugin 'refuser' stopped stop: held-three is held")]
+    assert sorted((c.info.name, c.verb, c.info.state) for c in stopped.changed) == [
+        (name, "stopped", "STOPPED") for name in ("five", "four", "one", "two")]
+    now = states(app)
+    assert now.pop("held-three") in ("RUNNING", "WAITING")
+    assert now == {"one": "STOPPED", "two": "STOPPED", "four": "STOPPED", "five": "STOPPED"}
+    assert sandbox.sessions() == ["mngr-held-three"]
+
+    again = agents.stop(app, agents.StopRequest(["one"]))
+    assert [(c.info.name, c.verb) for c in again.changed] == [("one", "already stopped")]
+
+    started = agents.start(app, agents.StartRequest(every=True))
+    assert sorted(c.info.name for c in started.changed) == ["five", "four", "one", "two"]
+    assert started.failed == []  # the held one was running: not among the stopped ones --all starts
+    assert sorted(sandbox.sessions()) == sorted(f"mngr-{name}" for name in names)
+
+    destroyed = agents.destroy(app, agents.DestroyRequest(names, grace=1.0))
+    assert [failed.name for failed in destroyed.failed] == ["held-three"]
+    assert sorted(c.info.name for c in destroyed.changed) == ["five", "four", "one", "two"]
+    assert list(states(app)) == ["held-three"] and sandbox.sessions() == ["mngr-held-three"]
+    assert [event for event in plugin.heard if event[1] == "one"] == [
+        ("before_stop", "one"), ("after_stop", "one"), ("before_start", "one"), ("after_start", "one"),
+        ("before_destroy", "one"), ("after_destroy", "one")]
+
+
+def test_many_agents_start_at_once_on_a_host_whose_tmux_server_is_gone(app: App, sandbox) -> None:
+    names = [f"a{index:02d}" for index in range(20)]
+    for name in names:
+        make(app, name)
+    assert sorted(c.info.name for c in agents.stop(app, agents.StopRequest(names)).changed) == names
+    assert sandbox.tmux("list-sessions").returncode != 0  # the last session took the server with it
+    started = agents.start(app, agents.StartRequest(names))
+    assert started.failed == [] and sorted(c.info.name for c in started.changed) == names
+    assert sandbox.sessions() == [f"mngr-{name}" for name in names]
+
+
+def test_an_unknown_name_changes_nothing(app: App) -> None:
+    make(app, "real")
+    with pytest.raises(AgentNotFound, match="no agent named 'ghost'"):
+        agents.stop(app, agents.StopRequest(["real", "ghost"]))
+    assert states(app)["real"] in ("RUNNING", "WAITING")
+    with pytest.raises(UsageError, match="name at least one agent"):
+        agents.stop(app, agents.StopRequest())
+
+
+def test_destroy_asks_before_it_touches_anything(app: App) -> None:
+    make(app, "keeper")
+
+    def refuse(found: Sequence[object]) -> None:
+        assert len(found) == 1
+        raise UsageError("not today")
+
+    with pytest.raises(UsageError, match="not today"):
+        agents.destroy(app, agents.DestroyRequest(["keeper"], confirm=refuse))
+    assert list(states(app)) == ["keeper"]
+
+
+def test_a_tmux_server_without_sessions_is_a_host_without_agents(app: App, sandbox) -> None:
+    # A server is briefly sessionless as it starts or as its last session ends (and for good
+    # with exit-empty off); tmux then answers a listing "no current target".
+    make(app, "resting")
+    agents.stop(app, agents.StopRequest(["resting"]))
+    config = sandbox.root / "tmux.conf"
+    config.write_text("set -g exit-empty off\n")
+    assert sandbox.tmux("-f", str(config), "start-server").returncode == 0
+    try:
+        assert "no current target" in sandbox.tmux("list-panes", "-a").stderr
+        assert states(app) == {"resting": "STOPPED"}
+        assert agents.start(app, agents.StartRequest(["resting"])).failed == []
+        assert states(app)["resting"] in ("RUNNING", "WAITING")
+    finally:
+        sandbox.tmux("kill-server")
+
+
+# -- clone and migrate -----------------------------------------------------------------
+
+def test_clone_copies_the_agent_and_plugins_hear_of_it(app: App, sandbox) -> None:
+    (sandbox.work_dir / "notes.txt").write_text("kept\n")
+    make(app, "original", env={"ROLE": "first"}, labels={"team": "a"})
+    plugin = with_refuser(app, ["before_create"], "held-")
+    cloned = copy.clone(app, copy.CloneRequest("original", "copy-1"))
+    assert (cloned.info.name, cloned.info.labels, cloned.host) == ("copy-1", {"team": "a"}, "local")
+    assert Path(cloned.info.work_dir, "notes.txt").read_text() == "kept\n"
+    assert plugin.heard == [("before_create", "copy-1"), ("after_create", "copy-1")]
+
+    with pytest.raises(MngrError, match="plugin 'refuser' stopped create: held-2 is held"):
+        copy.clone(app, copy.CloneRequest("original", "held-2"))
+    assert sorted(states(app)) == ["copy-1", "original"]
+    assert not (sandbox.host_dir / "work" / "held-2").exists()
+    with pytest.raises(UsageError, match="an agent named 'copy-1' already exists"):
+        copy.clone(app, copy.CloneRequest("original", "copy-1"))
+
+
+def test_migrate_to_the_host_it_is_on_is_refused(app: App) -> None:
+    make(app, "settled")
+    with pytest.raises(UsageError, match="already on host 'local'"):
+        copy.migrate(app, copy.MigrateRequest("settled", "local"))
+    assert states(app)["settled"] in ("RUNNING", "WAITING")
+
+
+def test_migrate_moves_the_agent_and_plugins_hear_both_ends(sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.integration.test_ssh import started_host
+    from tests.sshd import unavailable_reason
+
+    if unavailable_reason():
+        pytest.skip(unavailable_reason() or "")
+    with started_host(sandbox, "farhost") as host:
+        sandbox.config_dir.mkdir(parents=True)
+        (sandbox.config_dir / "config.toml").write_text("[hosts.farhost]\n")
+        sandbox.apply_env(monkeypatch)
+        monkeypatch.setenv("MNGR_PROVIDERS__SSH__SSH_CONFIG", sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"])
+        monkeypatch.chdir(sandbox.work_dir)
+        app = App()
+        (sandbox.work_dir / "notes.txt").write_text("moved\n")
+        make(app, "mover", labels={"team": "a"})
+        plugin = with_refuser(app, [], "-")
+        moved = copy.migrate(app, copy.MigrateRequest("mover", "farhost", copy.CopyTarget(provider="ssh")))
+        assert (moved.host, moved.provider, moved.info.labels) == ("farhost", "ssh", {"team": "a"})
+        assert plugin.heard == [("before_create", "mover"), ("before_destroy", "mover"), ("after_create", "mover"),
+                                ("after_destroy", "mover")]
+        with find_agents(app, ["mover"]) as found:
+            (agent,) = found.agents
+            assert (agent.host, agent.info.state in ("RUNNING", "WAITING")) == ("farhost", True)
+        assert Path(host.remote_host_dir, "work", "mover", "notes.txt").read_text() == "moved\n"
+        assert sandbox.sessions() == []
+        agents.destroy(app, agents.DestroyRequest(["mover"]))
+
+
+# -- message and exec ------------------------------------------------------------------
+
+def test_a_message_goes_to_every_agent_named_and_a_stopped_one_fails_alone(app: App, sandbox) -> None:
+    first = start_recorder(app, sandbox, "one")
+    second = start_recorder(app, sandbox, "two")
+    both = message(app, MessageRequest(["one", "two"], "to both"))
+    assert both.sent == ["one", "two"] and both.failed == []
+    wait_for(lambda: first.read_bytes() == b"to both\r" and second.read_bytes() == b"to both\r", "both")
+    agents.stop(app, agents.StopRequest(["two"]))
+    partial = message(app, MessageRequest(["one", "two"], "again"))
+    assert partial.sent == ["one"]
+    assert [(failed.name, failed.error) for failed in partial.failed] == [
+        ("two", "agent 'two' is stopped: start it with `mngr start two` or pass --start")]
+    wait_for(lambda: first.read_bytes() == b"to both\ragain\r", "the running agent's copy")
+    with pytest.raises(AgentNotFound):
+        message(app, MessageRequest(["one", "ghost"], "nothing at all"))
+    assert first.read_bytes() == b"to both\ragain\r", "nothing is sent when a name is unknown"
+
+    woken = message(app, MessageRequest(["two"], "wake up", start_first=True))
+    assert woken.failed == []
+    wait_for(lambda: second.read_bytes().endswith(b"wake up\r"), "the message after the restart")
+
+
+def test_exec_runs_everywhere_and_reports_each_result(app: App, sandbox) -> None:
+    make(app, "worker", env={"PROJECT": "mngr"})
+    make(app, "other")
+    seen: list[tuple[str, bytes]] = []
+    results = exec_command(app, ExecRequest(["worker", "other"], 'echo "$PROJECT in $(pwd)"; exit 3',
+                                            on_output=lambda agent, out, err, final: seen.append(
+                                                (agent.info.name, out))))
+    assert [(r.name, bytes(r.stdout), r.exit_code, r.error) for r in results] == [
+        ("worker", f"mngr in {sandbox.work_dir}\n".encode(), 3, None),
+        ("other", f" in {sandbox.work_dir}\n".encode(), 3, None)]
+    assert b"".join(out for name, out in seen if name == "worker") == bytes(results[0].stdout)
+    timed = exec_command(app, ExecRequest(["other"], "sleep 30", timeout=0.5))
+    assert (timed[0].exit_code, timed[0].error) == (124, "timed out after 0.5 s (killed)")
+
+
+# -- gc --------------------------------------------------------------------------------
+
+def test_gc_cleans_every_host_that_answers(app: App, sandbox) -> None:
+    make(app, "busy")
+    leftover = sandbox.host_dir / "agents" / "0123456789abcdef"  # a create killed before its record
+    leftover.mkdir(mode=0o700)
+    found = gc.collect_garbage(app, gc.GcRequest(dry_run=True, min_age=0.0))
+    assert found.hosts_cleaned == 1 and found.errors == []
+    assert [(row.host, row.kind) for row in found.leftovers] == [("local", "agent dir without a record")], found.leftovers
+    assert leftover.exists()
+    removed = gc.collect_garbage(app, gc.GcRequest(min_age=0.0))
+    assert len(removed.leftovers) == 1 and not leftover.exists()
+    assert list(states(app)) == ["busy"]
+    assert json.loads(json.dumps([row.__dict__ for row in removed.leftovers]))[0]["host"] == "local"

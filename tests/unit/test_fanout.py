@@ -1,0 +1,83 @@
+"""The commands' fan-out: every item done or reported, a blocked one given up on."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from mngr.controller.commands.fanout import fan_out
+from mngr.controller.errors import MngrError
+
+
+def test_every_outcome_comes_back_in_order_with_each_failure_reported() -> None:
+    def work(number: int) -> int:
+        if number == 3:
+            raise MngrError("three is refused")
+        if number == 5:
+            raise OSError("five is unreachable")
+        return number * 10
+
+    outcomes = fan_out(work, list(range(8)), item_timeout=None, limit=3)
+    assert [outcome.item for outcome in outcomes] == list(range(8))
+    assert [outcome.value for outcome in outcomes] == [0, 10, 20, None, 40, None, 60, 70]
+    assert outcomes[3].error == "three is refused" and outcomes[5].error == "five is unreachable"
+    assert [outcome.ok for outcome in outcomes].count(False) == 2
+
+
+def test_no_more_than_the_limit_run_at_once() -> None:
+    running = 0
+    most = 0
+    lock = threading.Lock()
+    gate = threading.Barrier(4, timeout=30)
+
+    def work(_: int) -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        gate.wait()  # four at a time meet here: the limit is reached, never passed
+        with lock:
+            running -= 1
+
+    outcomes = fan_out(work, list(range(12)), item_timeout=None, limit=4)
+    assert all(outcome.ok for outcome in outcomes)
+    assert most == 4
+
+
+def test_an_item_that_never_finishes_is_reported_and_the_rest_are_done() -> None:
+    never = threading.Event()
+    try:
+        def work(number: int) -> int:
+            if number == 0:
+                never.wait()  # a host that does not answer
+            return number
+
+        # One place for four items: the blocked one must give its place up for the rest.
+        outcomes = fan_out(work, [0, 1, 2, 3], item_timeout=0.2, limit=1)
+        assert outcomes[0].timed_out and outcomes[0].error == "no answer within 0.2 s"
+        assert [outcome.value for outcome in outcomes[1:]] == [1, 2, 3]
+    finally:
+        never.set()
+
+
+def test_each_item_may_have_its_own_time_limit() -> None:
+    never = threading.Event()
+    try:
+        def work(seconds: float) -> float:
+            if seconds < 1:
+                never.wait()
+            return seconds
+
+        outcomes = fan_out(work, [0.1, 60.0], item_timeout=lambda seconds: seconds)
+        assert outcomes[0].timed_out and outcomes[1].value == 60.0
+    finally:
+        never.set()
+
+
+def test_a_bug_in_the_work_is_raised_not_reported() -> None:
+    def work(number: int) -> int:
+        return 1 // number
+
+    with pytest.raises(ZeroDivisionError):
+        fan_out(work, [1, 0, 2], item_timeout=None)
