@@ -14,7 +14,7 @@ from typing import TypeVar
 from mngr.providers.base import Provider
 
 from .channel.protocol import AgentInfo, AgentList, HostIdle
-from .errors import AgentNotFound, MngrError, UsageError
+from .errors import MngrError
 from .hosts import HostHandle
 
 # Hosts asked at once. Each is mostly waiting (on a socket, or on an ssh process doing its
@@ -67,6 +67,14 @@ class LocatedAgent:
     @property
     def provider(self) -> str:
         return self.handle.provider_name
+
+    @property
+    def agent_name(self) -> str:
+        return self.info.name
+
+    @property
+    def agent_id(self) -> str:
+        return self.info.id
 
 
 @dataclass
@@ -152,18 +160,14 @@ def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: flo
 
 
 def locate(listing: FleetListing, names: Sequence[str]) -> list[LocatedAgent]:
-    """The agents named, in order; an unknown name is an error that lists what failed to answer."""
-    located = []
-    for name in names:
-        matches = [agent for agent in listing.agents if agent.info.name == name]
-        if not matches:
-            hint = ""
-            if listing.errors:
-                unreachable = ", ".join(f"{error.host} ({error.provider})" for error in listing.errors)
-                hint = f"; hosts that did not answer: {unreachable}"
-            raise AgentNotFound(f"no agent named {name!r}{hint}")
-        if len(matches) > 1:
-            where = ", ".join(f"{agent.host} ({agent.provider})" for agent in matches)
-            raise UsageError(f"agent name {name!r} exists on several hosts: {where}")
-        located.append(matches[0])
-    return located
+    """The agents named (NAME, NAME@HOST or an id: see agent_refs.py), in order; an unknown
+    name is an error that lists what failed to answer."""
+    from .agent_refs import parse_agent_ref, pick
+
+    unanswered = ", ".join(f"{error.host} ({error.provider})" for error in listing.errors)
+    return [pick(parse_agent_ref(name), listing.agents, unanswered) for name in names]
+
+
+def existing_agent(listing: FleetListing, name: str) -> LocatedAgent | None:
+    """An agent called ``name`` that ``listing`` found (the first, if an older mngr made several)."""
+    return next((agent for agent in listing.agents if agent.info.name == name), None)

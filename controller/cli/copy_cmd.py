@@ -10,7 +10,7 @@ from .. import sync
 from ..agent_types import Launch, interaction_for
 from ..channel.protocol import AgentInfo
 from ..errors import MngrError, UsageError
-from ..fleet import LocatedAgent, list_fleet, locate
+from ..fleet import LocatedAgent, existing_agent, list_fleet, locate
 from ..hosts import HostHandle
 from ..names import validate_name
 from .common import LIVE_STATES, check_format, print_agents, remove_emptied_hosts
@@ -25,7 +25,6 @@ def _copy(app: App, agent: LocatedAgent, target: HostHandle, new_name: str, work
     """Create ``new_name`` on ``target`` from ``agent``: its spec and a copy of its work dir."""
     path = target.provider.resolve_work_dir(target.host, work_dir) if work_dir else ""
     target.connect()
-    target.provider.remember(target.host)  # as create does: findable even if cut short
     with tempfile.TemporaryDirectory(prefix="mngr-copy-") as scratch:
         spec, made = sync.copy_work_dir(agent.handle, agent.info.name, target, new_name, path, scratch)
     try:
@@ -94,8 +93,9 @@ def clone(app: App, name: str, new_name: str, host: str | None, provider_name: s
     validate_name(new_name)
     with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
         (agent,) = locate(listing, [name])
-        if any(other.info.name == new_name for other in listing.agents):
-            raise UsageError(f"an agent named {new_name!r} already exists")
+        existing = existing_agent(listing, new_name)
+        if existing is not None:
+            raise MngrError(f"agent {new_name!r} already exists on {existing.host} ({existing.provider})")
         target = _target(app, agent, provider_name, host, accept_new_host_key)
         try:
             info = _copy(app, agent, target, new_name, work_dir)
@@ -127,6 +127,7 @@ def migrate(app: App, name: str, host: str, provider_name: str | None, work_dir:
     check_format(output_format)
     with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
         (agent,) = locate(listing, [name])
+        name = agent.info.name
         target = _target(app, agent, provider_name, host, accept_new_host_key)
         if target is agent.handle:
             raise UsageError(f"agent {name!r} is already on host {host!r}")

@@ -11,6 +11,7 @@ import click
 import msgspec
 
 from .. import completion, templates
+from ..agent_lookup import ensure_name_free
 from ..agent_types import AgentType, Launch, interaction_for
 from ..channel.protocol import SetIdleSettings
 from ..errors import Interrupted, MissingBinary, MngrError, UsageError
@@ -216,6 +217,7 @@ def create(
         provider.idle_defaults(host_name),
     )
 
+    ensure_name_free(app, name)
     app.registry.on_agent("before_create", name, host_name, provider.name)
     made_host = provider.prepare_host(host_name, build_args, snapshot=snapshot_id if native_snapshot else "",
                                       agent=name)
@@ -225,9 +227,6 @@ def create(
         with HostHandle(provider, host_name, app.host_timeout) as handle:
             binary = agent_type.binary(agent_args)
             handle.connect()
-            # Remembered once it answers, before the agent exists: a create cut short afterwards
-            # still leaves its host findable (an empty host is forgotten by the next listing).
-            provider.remember(host_name)
             for request in idle_requests:
                 if not request.only_if_unset:
                     # Checked before the agent exists: a host that refuses them gets no agent either.
@@ -267,7 +266,9 @@ def create(
                         interaction=interaction_for(app.registry.agent_types, type_name, launch, trusted),
                     )
             except KeyboardInterrupt:
-                # A second Ctrl-C while the request was out: whether the agent exists is unknown.
+                # A second Ctrl-C while the request was out: whether the agent exists is unknown,
+                # so its host stays findable (`mngr host forget` drops it if it has none).
+                provider.remember(host_name)
                 raise Interrupted(f"interrupted while agent {name!r} was being created on {host_name!r}: "
                                   f"`mngr list` shows whether it was") from None
             except BaseException as exc:
@@ -277,7 +278,7 @@ def create(
                     raise MngrError(f"agent type {agent_type.name!r} needs {binary!r}, which was not found on PATH "
                                     f"on host {host_name!r}") from exc
                 raise
-            # Again, now that the agent exists: a listing that asked before it did keeps the host.
+            # Only now: a host whose create failed is not searched by later commands.
             provider.remember(host_name)
             provider.agent_created(host_name, name)
             app.registry.on_agent("after_create", name, host_name, provider.name)

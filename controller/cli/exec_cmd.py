@@ -11,8 +11,9 @@ from typing import BinaryIO
 import click
 
 from .. import output
+from ..agent_lookup import found_agents
 from ..errors import MngrError, UsageError
-from ..fleet import LocatedAgent, list_fleet, locate, parallel_map
+from ..fleet import LocatedAgent, parallel_map
 from .completion_cmd import agent_names
 from .context import App, pass_app
 
@@ -115,8 +116,7 @@ def exec_command(app: App, words: tuple[str, ...], timeout: float | None, output
     if not command.strip():
         raise UsageError("the command is empty")
     stream = output_format == "human"
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
-        agents = locate(listing, names)
+    with found_agents(app, names) as agents:
         prefixed = len(agents) > 1
         results = parallel_map(lambda agent: _run(agent, command, timeout, stream, prefixed), agents, 16)
     if output_format == "json":

@@ -7,10 +7,10 @@ from typing import Any
 import click
 
 from .. import output
+from ..agent_lookup import located_agent
 from ..channel.protocol import IdleSettings, SetIdleSettings
 from ..durations import format_duration, parse_duration
 from ..errors import UsageError
-from ..fleet import list_fleet, locate
 from ..idle_options import MODES_HELP, SOURCES_HELP, settings_requests
 from .common import host_row
 from .completion_cmd import agent_names
@@ -53,8 +53,7 @@ def limit(
     The settings belong to the host, so they apply to every agent on it. The timeout
     counts from the newest activity that counts, or from when it was set.
     """
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
-        (agent,) = locate(listing, [name])
+    with located_agent(app, name) as agent:
         handle = agent.handle
         changing = any(value is not None for value in (idle_timeout, idle_mode, activity_sources, stop_grace))
         requests = [SetIdleSettings()]  # nothing to change: only ask
@@ -121,7 +120,7 @@ def keepalive(app: App, name: str, duration: str) -> None:
     seconds = parse_duration(duration, "--for")
     if seconds > 366 * 86400:
         raise UsageError("--for is at most a year")
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
-        (agent,) = locate(listing, [name])
+    with located_agent(app, name) as agent:
+        name = agent.info.name
         agent.handle.keep_alive(name, seconds)
     click.echo(f"{name}: host {agent.host} counts as active for the next {format_duration(seconds)}")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 
 import click
 
 from .. import completion
+from ..agent_lookup import found_agents
 from ..channel.protocol import AgentInfo
 from ..errors import MngrError, UsageError
-from ..fleet import FleetListing, LocatedAgent, list_fleet, locate
+from ..fleet import LocatedAgent, list_fleet
 from .common import (
     LIVE_STATES,
     agent_event,
@@ -27,22 +29,24 @@ _HELP = {"help_option_names": ["-h", "--help"]}
 
 def _find(
     app: App, names: tuple[str, ...], every: bool, selected_states: tuple[str, ...]
-) -> tuple[FleetListing, list[LocatedAgent]]:
-    """The agents named, or with --all every agent in one of ``selected_states``."""
+) -> tuple[contextlib.ExitStack, list[LocatedAgent]]:
+    """The agents named, or with --all every agent in one of ``selected_states``; their
+    hosts' handles are closed when the returned stack is."""
     if every and names:
         raise UsageError("give agent names or --all, not both")
     if not every and not names:
         raise UsageError("name at least one agent (or use --all)")
-    listing = list_fleet(app.providers(), app.quiet_seconds, app.host_timeout)
+    stack = contextlib.ExitStack()
     try:
         if every:
+            listing = stack.enter_context(list_fleet(app.providers(), app.quiet_seconds, app.host_timeout))
             agents = [a for a in listing.agents if a.info.state in selected_states]
         else:
-            agents = locate(listing, names)
+            agents = stack.enter_context(found_agents(app, names))
     except BaseException:
-        listing.close()
+        stack.close()
         raise
-    return listing, agents
+    return stack, agents
 
 
 def _each(agents: list[LocatedAgent], action: str, run: Callable[[LocatedAgent], None]) -> int:
@@ -193,6 +197,7 @@ def connect(app: App, name: str, start_first: bool) -> None:
     from ..agent_lookup import located_agent
 
     with located_agent(app, name) as agent:
+        name = agent.info.name
         if agent.info.state == "STOPPED":
             if not start_first:
                 raise MngrError(f"agent {name!r} is stopped (start it with: mngr start {name}, or pass --start)")

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
+from ..agent_lookup import found_agents
 from ..errors import MngrError, UsageError
-from ..fleet import LocatedAgent, list_fleet, locate, parallel_map
+from ..fleet import LocatedAgent, parallel_map
 from .common import LIVE_STATES
 from .completion_cmd import agent_names
 from .context import App, pass_app
@@ -75,8 +76,7 @@ def message(
     else:
         names, positional = words, None
     text = _read_text(positional, message, message_file)
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
-        agents = locate(listing, names)
+    with found_agents(app, names) as agents:
 
         def send(agent: LocatedAgent) -> str | None:
             try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from .. import output, snapshots
+from ..agent_lookup import located_agent
 from ..errors import MngrError
-from ..fleet import list_fleet, locate
 from .completion_cmd import agent_names
 from .context import App, pass_app
 
@@ -49,8 +49,8 @@ def create_snapshot(app: App, name: str, output_format: str) -> None:
     """Record agent NAME as a snapshot (`mngr snapshot NAME` does the same)."""
     if output_format not in ("human", "json"):
         output.check_template(output_format, _FIELDS)
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
-        (agent,) = locate(listing, [name])
+    with located_agent(app, name) as agent:
+        name = agent.info.name
         try:
             taken = snapshots.take(agent.handle, name, agent.provider)
         except OSError as exc:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import asdict
-from typing import Any
 
 import click
 
 from .. import output
+from ..agent_lookup import located_agent
 from ..errors import MngrError, UsageError
-from ..fleet import LocatedAgent, list_fleet, locate
+from ..fleet import LocatedAgent
 from ..session_logs import Entry, session_entries
 from ..terminal_text import TerminalStream
 from .completion_cmd import agent_names
@@ -22,16 +22,6 @@ _FOLLOW_INTERVAL = 0.3
 # Agent types whose CLI logs its conversation where the helper finds it (agents made before
 # mngr knew their session are read from their work dir's newest Claude log).
 _SESSION_LOG_TYPES = ("claude", "codex")
-
-
-def _locate_one(app: App, name: str) -> tuple[Any, LocatedAgent]:
-    listing = list_fleet(app.providers(), app.quiet_seconds, app.host_timeout)
-    try:
-        (agent,) = locate(listing, (name,))
-    except BaseException:
-        listing.close()
-        raise
-    return listing, agent
 
 
 def _print_entries(entries: list[Entry], output_format: str) -> None:
@@ -65,8 +55,8 @@ def transcript(app: App, name: str, tail: int | None, follow: bool, output_forma
     """
     if follow and output_format == "json":
         raise UsageError("--follow prints as it goes: use --format human or jsonl")
-    listing, agent = _locate_one(app, name)
-    with listing:
+    with located_agent(app, name) as agent:
+        name = agent.info.name
         if source == "auto":
             kind = "session" if agent.info.type in _SESSION_LOG_TYPES else "output"
         else:
@@ -161,8 +151,8 @@ def _follow(agent: LocatedAgent, name: str, kind: str, offset: int, file_id: str
 @pass_app
 def capture(app: App, name: str, full: bool) -> None:
     """Print what the agent's screen shows now."""
-    listing, agent = _locate_one(app, name)
-    with listing:
+    with located_agent(app, name) as agent:
+        name = agent.info.name
         if agent.info.state == "STOPPED":
             raise MngrError(f"agent {name!r} is stopped (start it with: mngr start {name})")
         screen = agent.handle.capture(name, full)

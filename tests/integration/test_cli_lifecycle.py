@@ -190,7 +190,7 @@ def test_duplicate_name_is_refused(sandbox) -> None:
     create(sandbox, "twin")
     again = sandbox.mngr("create", "twin", "command", "--no-connect", "--", "sleep", "600")
     assert again.returncode == 1
-    assert "an agent named 'twin' already exists" in again.stderr
+    assert again.stderr == "mngr: error: agent 'twin' already exists on local (local)\n"
     assert [a["name"] for a in agents(sandbox)] == ["twin"]
 
 
