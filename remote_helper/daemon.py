@@ -144,8 +144,7 @@ def main(helper_hash):
     host_state = state.ensure_dir(os.path.join(state.host_dir(), "host"))
     # Long-lived: do not pin whatever directory the first command happened to run in.
     os.chdir(host_state)
-    key = daemon_address.daemon_key(helper_hash, os.environ.get("TMUX_TMPDIR", ""))
-    lock_fd = _take_lock(os.path.join(host_state, "daemon-%s.pid" % key))
+    lock_fd = _take_lock(daemon_launch.pid_file(helper_hash))
     if lock_fd is None:
         return  # another daemon of this version serves this host already
     path = daemon_launch.socket_path(helper_hash)
