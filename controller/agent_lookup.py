@@ -41,6 +41,8 @@ from .fleet import (
 from .hosts import HostHandle
 
 if TYPE_CHECKING:
+    from mngr.providers.base import Provider
+
     from .channel.protocol import AgentList
     from .cli.context import App
 
@@ -66,7 +68,7 @@ def found_agents(app: App, names: Sequence[str]) -> Iterator[list[LocatedAgent]]
                 found[index] = pick(refs[index], [LocatedAgent(info, handles[place]) for info in answer.agents])
         if len(found) < len(refs):
             failed = [answer for answer in answers.values() if isinstance(answer, HostFailure)]
-            listing = list_fleet(app.providers(), app.quiet_seconds, app.host_timeout, failed)
+            listing = fleet_listing(app, failed=failed)
             unanswered = ", ".join(f"{error.host} ({error.provider})" for error in listing.errors)
             for index, ref in enumerate(refs):
                 if index not in found:
@@ -77,6 +79,15 @@ def found_agents(app: App, names: Sequence[str]) -> Iterator[list[LocatedAgent]]
             handle.close()
         if listing is not None:
             listing.close()
+
+
+def fleet_listing(app: App, providers: Sequence[Provider] | None = None,
+                  failed: Sequence[HostFailure] = ()) -> FleetListing:
+    """Every agent of ``app``'s providers (or of ``providers``), as default listings see
+    them: a remembered host unreachable for longer than ``forget_unreachable_after_seconds``
+    is reported once more, then left out (host_registry.py)."""
+    return list_fleet(app.providers() if providers is None else providers, app.quiet_seconds, app.host_timeout,
+                      failed, drop_after=float(app.config.get("forget_unreachable_after_seconds")))
 
 
 @contextlib.contextmanager
@@ -112,7 +123,7 @@ def _recorded_places(app: App, refs: Sequence[AgentRef]) -> dict[int, tuple[str,
 def ensure_name_free(app: App, name: str) -> None:
     """Refuse ``name`` for a new agent if an agent of that name exists on any host that
     answers (names are unique across the user's hosts), saying where."""
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
+    with fleet_listing(app) as listing:
         existing = existing_agent(listing, name)
     if existing is not None:
         raise MngrError(f"agent {name!r} already exists on {existing.host} ({existing.provider})")

@@ -44,6 +44,12 @@ def agent_removed(name: str, host: str, provider: str) -> None:
     _change(lambda entries: entries - {(name, host, provider)})
 
 
+def host_removed(host: str, provider: str) -> None:
+    """Forget every agent of a host mngr no longer searches."""
+    if any(entry[1:] == (host, provider) for entry in cached_agents()):
+        _change(lambda entries: {entry for entry in entries if entry[1:] != (host, provider)})
+
+
 def _change(change: Callable[[set[tuple[str, str, str]]], set[tuple[str, str, str]]]) -> None:
     with changing_state_json(CACHE) as cache:
         cache["agents"] = [list(entry) for entry in sorted(change(set(_entries(cache))))]

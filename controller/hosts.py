@@ -158,7 +158,11 @@ class HostHandle:
             umask=self.provider.agent_umask(self.host),
             interaction=interaction,
         )
-        return self._call(request, protocol.AgentReply, timeout=self.timeout).agent
+        created = self._call(request, protocol.AgentReply, timeout=self.timeout).agent
+        from . import host_registry
+
+        host_registry.seen(self.provider_name, self.host)  # a dropped host is back
+        return created
 
     def stop_agent(self, name: str, grace: float = 2.0) -> protocol.AgentInfo:
         # The grace and the SIGKILL wait after it come on top of the host's timeout.

@@ -7,10 +7,11 @@ import tempfile
 import click
 
 from .. import sync
+from ..agent_lookup import fleet_listing
 from ..agent_types import Launch, interaction_for
 from ..channel.protocol import AgentInfo
 from ..errors import MngrError, UsageError
-from ..fleet import LocatedAgent, existing_agent, list_fleet, locate
+from ..fleet import LocatedAgent, existing_agent, locate
 from ..hosts import HostHandle
 from ..names import validate_name
 from .common import LIVE_STATES, check_format, print_agents, remove_emptied_hosts
@@ -91,7 +92,7 @@ def clone(app: App, name: str, new_name: str, host: str | None, provider_name: s
     """
     check_format(output_format)
     validate_name(new_name)
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
+    with fleet_listing(app) as listing:
         (agent,) = locate(listing, [name])
         existing = existing_agent(listing, new_name)
         if existing is not None:
@@ -125,7 +126,7 @@ def migrate(app: App, name: str, host: str, provider_name: str | None, work_dir:
       mngr migrate my-task --to-host gpu-box --in ssh
     """
     check_format(output_format)
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
+    with fleet_listing(app) as listing:
         (agent,) = locate(listing, [name])
         name = agent.info.name
         target = _target(app, agent, provider_name, host, accept_new_host_key)

@@ -7,9 +7,10 @@ import sys
 import click
 
 from .. import output
+from ..agent_lookup import fleet_listing
 from ..durations import parse_duration
 from ..errors import MngrError
-from ..fleet import list_fleet, parallel_map
+from ..fleet import parallel_map
 from ..hosts import HostHandle
 from .completion_cmd import provider_names
 from .context import App, pass_app
@@ -38,7 +39,7 @@ def gc(app: App, dry_run: bool, older_than: str, provider_names_: tuple[str, ...
     min_age = 0.0 if older_than in ("0", "0s") else parse_duration(older_than, "--older-than")
     rows: list[dict[str, str]] = []
     providers = app.providers(provider_names_)
-    with list_fleet(providers, app.quiet_seconds, app.host_timeout) as listing:
+    with fleet_listing(app, providers) as listing:
         answered = [report.handle for report in listing.hosts]
         asked = {(handle.provider_name, handle.host) for handle in listing.handles}
         for provider in providers:  # a host with no agents left (local) may still hold leftovers

@@ -9,10 +9,10 @@ from collections.abc import Callable
 import click
 
 from .. import completion
-from ..agent_lookup import found_agents
+from ..agent_lookup import fleet_listing, found_agents
 from ..channel.protocol import AgentInfo
 from ..errors import MngrError, UsageError
-from ..fleet import LocatedAgent, list_fleet
+from ..fleet import LocatedAgent
 from .common import (
     LIVE_STATES,
     agent_event,
@@ -39,7 +39,7 @@ def _find(
     stack = contextlib.ExitStack()
     try:
         if every:
-            listing = stack.enter_context(list_fleet(app.providers(), app.quiet_seconds, app.host_timeout))
+            listing = stack.enter_context(fleet_listing(app))
             agents = [a for a in listing.agents if a.info.state in selected_states]
         else:
             agents = stack.enter_context(found_agents(app, names))

@@ -96,10 +96,11 @@ def _check_what_it_names(app: App, templates: tuple[str, ...], agent: str | None
     if agent_type:
         app.registry.agent_type(agent_type)
     if agent:
+        from ..agent_lookup import fleet_listing
         from ..errors import AgentNotFound
-        from ..fleet import list_fleet, locate
+        from ..fleet import locate
 
-        with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout) as listing:
+        with fleet_listing(app) as listing:
             try:
                 locate(listing, [agent])
             except AgentNotFound as exc:
