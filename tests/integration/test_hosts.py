@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.integration.test_agent_lookup import _kill_host
-from tests.integration.test_ssh import _use, started_host
+from tests.integration.test_ssh import started_host
 from tests.sshd import SshHost, _free_port, unavailable_reason
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
