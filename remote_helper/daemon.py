@@ -161,7 +161,6 @@ def main(helper_hash):
             os.chmod(path, 0o666)
     finally:
         os.umask(old_umask)
-    listener.listen(64)
     os.environ["MNGR_HELPER_PID"] = str(os.getpid())
     tmux.use_control_mode()
     manifest_cache.enable()
@@ -169,6 +168,9 @@ def main(helper_hash):
     watcher = Watcher(helper_hash)
     watcher.start()
     daemon = Daemon(helper_hash, listener, path, watcher)
+    # Listening only now: a connection before this would wait on a daemon still starting,
+    # and a helper probing it (daemon_launch.answers) would take it for a hung one.
+    listener.listen(64)
     try:
         daemon.serve_forever()
     finally:
