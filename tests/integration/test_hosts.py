@@ -70,6 +70,16 @@ def test_a_failed_create_on_a_new_host_leaves_it_unremembered(sandbox, box: SshH
     assert _remembered(sandbox) == ["box"]
 
 
+def test_a_name_taken_elsewhere_is_refused_before_the_new_host_is_touched(sandbox, box: SshHost) -> None:
+    assert sandbox.mngr("create", "taken", "command", "--no-connect", "--", "sleep", "600").returncode == 0
+    refused = _create_on(sandbox, "taken", "box")
+    assert refused.returncode == 1
+    assert refused.stderr == "mngr: error: agent 'taken' already exists on local (local)\n"
+    assert _remembered(sandbox) == []
+    assert not (box.remote_host_dir / "work").exists() and not (box.remote_host_dir / "agents").exists()
+    assert box.remote_processes() == []  # no helper was ever started there
+
+
 def test_host_list_shows_each_host_and_forget_refuses_what_it_should(sandbox, box: SshHost) -> None:
     assert _create_on(sandbox, "far", "box").returncode == 0
     assert sandbox.mngr("create", "near", "command", "--no-connect", "--", "sleep", "600").returncode == 0
