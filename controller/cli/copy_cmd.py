@@ -96,7 +96,7 @@ def clone(app: App, name: str, new_name: str, host: str | None, provider_name: s
         (agent,) = locate(listing, [name])
         existing = existing_agent(listing, new_name)
         if existing is not None:
-            raise MngrError(f"agent {new_name!r} already exists on {existing.host} ({existing.provider})")
+            raise UsageError(f"agent {new_name!r} already exists on {existing.host} ({existing.provider})")
         target = _target(app, agent, provider_name, host, accept_new_host_key)
         try:
             info = _copy(app, agent, target, new_name, work_dir)
