@@ -1,82 +1,129 @@
-"""Finding the one agent a command names: straight at its host when the record allows.
+"""Finding the agents a command names: straight at their hosts when the record allows.
 
-Listing every provider's hosts to find one agent costs more than the rest of a push that
-changes nothing (every provider module loaded, every host asked). The record of where
-agents are (completion.py) usually knows the answer, so a by-name command asks that host
-alone, when all of these hold:
+Listing every provider's hosts to find one agent costs more than most by-name commands
+(every provider module loaded, every host asked, and a host that does not answer holds the
+command up for its whole timeout). The record of where agents are (completion.py) usually
+knows the answer: each agent named (NAME, NAME@HOST or an id: see agent_refs.py) that the
+record holds on one host only is asked of that host alone, the hosts in parallel. An agent
+its host has is the one used.
 
-- the record holds the name on one host only;
-- the last complete listing (every provider listed, every host answered) saw the name
-  exactly once, and the providers and the ``[hosts]``/``[providers]`` config are what they
-  were then (its scope);
-- that host answers, and its answer has the agent.
+Anything else falls back to listing every host (in parallel, each with the host timeout),
+which resolves the name exactly as it always did (not found, ambiguous, or the one agent)
+and renews the record. A recorded host that did not answer is not asked again by the
+fallback: it is reported as not answering, as a full listing would have, after one host
+timeout rather than two.
 
-Anything else falls back to listing every host, which resolves the name exactly as it
-always did (not found, ambiguous, or the one agent) and renews the record. Creating an
-agent through mngr withdraws its name's uniqueness until the next complete listing, so a
-second agent of a name made here is reported as ambiguous as before. What the record
-cannot know is an agent of the same name made since on another host by another machine's
-mngr: until a fallback lists everything again, the recorded agent (which exists, its host
-said so) is the one used.
-
-A recorded host that does not answer is not asked again by the fallback: it is reported
-as not answering, as a full listing would have, after one host timeout rather than two.
+Names are unique across hosts (``create`` refuses one that exists on any host that
+answers: ``ensure_name_free``), so the record can only miss a second agent of a name made
+by an older mngr, or made while this agent's host was out of reach; until a fallback or a
+``mngr list`` lists everything again, the recorded agent (which exists: its host said so)
+is the one used.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from .fleet import FleetListing, HostFailure, LocatedAgent, ask_host, list_fleet, locate
+from .agent_refs import AgentRef, parse_agent_ref, pick
+from .errors import MngrError
+from .fleet import (
+    MAX_PARALLEL_HOSTS,
+    FleetListing,
+    HostFailure,
+    LocatedAgent,
+    ask_host,
+    existing_agent,
+    list_fleet,
+    parallel_map,
+)
 from .hosts import HostHandle
 
 if TYPE_CHECKING:
+    from mngr.providers.base import Provider
+
+    from .channel.protocol import AgentList
     from .cli.context import App
+
+
+@contextlib.contextmanager
+def found_agents(app: App, names: Sequence[str]) -> Iterator[list[LocatedAgent]]:
+    """The agents ``names`` name, in order, each with an open handle on its host; the
+    handles are closed at the end of the block."""
+    refs = [parse_agent_ref(name) for name in names]
+    places = _recorded_places(app, refs)
+    handles = {place: HostHandle(app.provider(place[1]), place[0], app.host_timeout)
+               for place in dict.fromkeys(places.values())}
+    listing: FleetListing | None = None
+    try:
+        answers = dict(zip(handles, parallel_map(lambda handle: _confirm(app, handle), list(handles.values()),
+                                                 MAX_PARALLEL_HOSTS), strict=True))
+        found: dict[int, LocatedAgent] = {}
+        for index, place in places.items():
+            answer = answers[place]
+            if isinstance(answer, HostFailure):
+                continue
+            with contextlib.suppress(MngrError):  # not there (any more): the fallback looks everywhere
+                found[index] = pick(refs[index], [LocatedAgent(info, handles[place]) for info in answer.agents])
+        if len(found) < len(refs):
+            failed = [answer for answer in answers.values() if isinstance(answer, HostFailure)]
+            listing = fleet_listing(app, failed=failed)
+            unanswered = ", ".join(f"{error.host} ({error.provider})" for error in listing.errors)
+            for index, ref in enumerate(refs):
+                if index not in found:
+                    found[index] = pick(ref, listing.agents, unanswered)
+        yield [found[index] for index in range(len(refs))]
+    finally:
+        for handle in handles.values():
+            handle.close()
+        if listing is not None:
+            listing.close()
+
+
+def fleet_listing(app: App, providers: Sequence[Provider] | None = None,
+                  failed: Sequence[HostFailure] = ()) -> FleetListing:
+    """Every agent of ``app``'s providers (or of ``providers``), as default listings see
+    them: a remembered host unreachable for longer than ``forget_unreachable_after_seconds``
+    is reported once more, then left out (host_registry.py)."""
+    return list_fleet(app.providers() if providers is None else providers, app.quiet_seconds, app.host_timeout,
+                      failed, drop_after=float(app.config.get("forget_unreachable_after_seconds")))
 
 
 @contextlib.contextmanager
 def located_agent(app: App, name: str) -> Iterator[LocatedAgent]:
     """Agent ``name`` with an open handle on its host, closed at the end of the block."""
-    from . import completion
-
-    scope = listing_scope(app)
-    failed: list[HostFailure] = []
-    place = completion.sole_location(name, scope)
-    if place is not None and place[1] in app.provider_names():
-        host, provider = place
-        handle = HostHandle(app.provider(provider), host, app.host_timeout)
-        answer = ask_host(handle, app.quiet_seconds)
-        if isinstance(answer, HostFailure):
-            failed.append(answer)
-        else:
-            found = [info for info in answer.agents if info.name == name]
-            if found:
-                with handle:
-                    yield LocatedAgent(found[0], handle)
-                return
-        handle.close()
-    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout, failed) as listing:
-        if not listing.errors:
-            completion.remember_unique(names_seen_once(listing), scope)
-        (agent,) = locate(listing, [name])
+    with found_agents(app, [name]) as (agent,):
         yield agent
 
 
-def names_seen_once(listing: FleetListing) -> list[str]:
-    counts: dict[str, int] = {}
-    for agent in listing.agents:
-        counts[agent.info.name] = counts.get(agent.info.name, 0) + 1
-    return [name for name, count in counts.items() if count == 1]
+def _confirm(app: App, handle: HostHandle) -> AgentList | HostFailure:
+    """What the recorded host has now (the agents it names are the ones to use)."""
+    return ask_host(handle, app.quiet_seconds)
 
 
-def listing_scope(app: App) -> str:
-    """What a complete listing covered: the providers, and the config that says which hosts
-    they have. Kept as a checksum: any change means "list everything again"."""
-    import json
-    import zlib
+def _recorded_places(app: App, refs: Sequence[AgentRef]) -> dict[int, tuple[str, str]]:
+    """Index of each ref -> the (host, provider) the record holds its agent on, for the refs
+    the record places on one host only (of a provider this command has)."""
+    from . import completion
 
-    described = json.dumps([app.provider_names(), app.config.section("hosts"), app.config.section("providers")],
-                           sort_keys=True, default=str)
-    return f"{zlib.crc32(described.encode()):08x}"
+    entries = completion.cached_agents()
+    places = {}
+    known_providers = app.provider_names()
+    for index, ref in enumerate(refs):
+        matches = {(host, provider) for name, host, provider in entries
+                   if name == ref.name and ref.names_place(host, provider)}
+        if len(matches) == 1:
+            place = matches.pop()
+            if place[1] in known_providers:
+                places[index] = place
+    return places
+
+
+def ensure_name_free(app: App, name: str, refusal: type[MngrError] = MngrError) -> None:
+    """Refuse ``name`` for a new agent (raising ``refusal``) if an agent of that name exists
+    on any host that answers (names are unique across the user's hosts), saying where."""
+    with fleet_listing(app) as listing:
+        existing = existing_agent(listing, name)
+    if existing is not None:
+        raise refusal(f"agent {name!r} already exists on {existing.host} ({existing.provider})")

@@ -4,10 +4,7 @@ Completing must never ask a host: agent and host names come from ``<state dir>/c
 which every listing (``mngr list``, and every command that finds agents by name) rewrites when
 what it saw changed. Agents on hosts that did not answer keep their cached entries.
 
-The same record lets a command that names one agent go straight to its host (agent_lookup.py).
-For that it also keeps the names a *complete* listing (every provider, every host answered)
-saw exactly once, with the ``scope`` of that listing (which providers and hosts there were):
-such a name cannot be ambiguous unless an agent of that name appeared since.
+The same record lets a command that names an agent go straight to its host (agent_lookup.py).
 """
 
 from __future__ import annotations
@@ -40,39 +37,22 @@ def remember(providers: Iterable[str], seen: Iterable[tuple[str, str, str]],
 
 
 def agent_added(name: str, host: str, provider: str) -> None:
-    _change(lambda entries: entries | {(name, host, provider)}, unproven=name)
+    _change(lambda entries: entries | {(name, host, provider)})
 
 
 def agent_removed(name: str, host: str, provider: str) -> None:
     _change(lambda entries: entries - {(name, host, provider)})
 
 
-def _change(change: Callable[[set[tuple[str, str, str]]], set[tuple[str, str, str]]], unproven: str = "") -> None:
+def host_removed(host: str, provider: str) -> None:
+    """Forget every agent of a host mngr no longer searches."""
+    if any(entry[1:] == (host, provider) for entry in cached_agents()):
+        _change(lambda entries: {entry for entry in entries if entry[1:] != (host, provider)})
+
+
+def _change(change: Callable[[set[tuple[str, str, str]]], set[tuple[str, str, str]]]) -> None:
     with changing_state_json(CACHE) as cache:
         cache["agents"] = [list(entry) for entry in sorted(change(set(_entries(cache))))]
-        unique = as_dict(cache.get("unique"))
-        if unproven and unproven in unique.get("names", []):  # one more of that name may exist now
-            unique["names"] = [name for name in unique["names"] if name != unproven]
-
-
-def remember_unique(names: Iterable[str], scope: str) -> None:
-    """After a complete listing of ``scope``: ``names`` are those it saw exactly once."""
-    content = {"scope": scope, "names": sorted(set(names))}
-    if as_dict(read_state_json(CACHE)).get("unique") == content:
-        return
-    with changing_state_json(CACHE) as cache:
-        cache["unique"] = content
-
-
-def sole_location(name: str, scope: str) -> tuple[str, str] | None:
-    """(host, provider) of agent ``name`` when the record holds it on one host only and the
-    last complete listing, of this same ``scope``, saw it exactly once; None otherwise."""
-    content = as_dict(read_state_json(CACHE))
-    unique = as_dict(content.get("unique"))
-    if unique.get("scope") != scope or name not in unique.get("names", []):
-        return None
-    places = [(host, provider) for agent, host, provider in _entries(content) if agent == name]
-    return places[0] if len(places) == 1 else None
 
 
 def _entries(content: object) -> list[tuple[str, str, str]]:
@@ -86,3 +66,21 @@ def _entries(content: object) -> list[tuple[str, str, str]]:
 def cached_agents() -> list[tuple[str, str, str]]:
     """(agent, host, provider) as the last listings saw them."""
     return _entries(read_state_json(CACHE))
+
+
+def agent_choices(incomplete: str) -> list[str]:
+    """What completes an agent argument: each name, and for a name that the record holds on
+    several hosts NAME@HOST instead (NAME@PROVIDER/HOST where two providers share the host
+    name), which picks one of them (agent_refs.py). Typing ``NAME@`` lists every form."""
+    entries = cached_agents()
+    hosts_by_name: dict[str, list[tuple[str, str]]] = {}
+    for name, host, provider in entries:
+        hosts_by_name.setdefault(name, []).append((host, provider))
+    choices = set()
+    for name, places in hosts_by_name.items():
+        qualified = []
+        for host, provider in places:
+            shared = any(other_host == host and other != provider for other_host, other in places)
+            qualified.append(f"{name}@{provider}/{host}" if shared else f"{name}@{host}")
+        choices.update(qualified if len(places) > 1 or "@" in incomplete else [name])
+    return sorted(choice for choice in choices if choice.startswith(incomplete))

@@ -29,6 +29,9 @@ DEFAULTS: dict[str, Any] = {
     "agent_quiet_seconds": 10.0,
     "host_timeout_seconds": 30.0,
     "stop_grace_seconds": 2.0,  # between SIGTERM and SIGKILL of an agent's processes
+    # A remembered host that has not answered for this long is reported once more, then no
+    # longer searched by default listings (`mngr host list` still shows it).
+    "forget_unreachable_after_seconds": 7 * 86400.0,
     # Mark an agent's work dir trusted in its CLI's config: "made" (the work dirs mngr made,
     # from --source, --snapshot or a clone), "always", or "never".
     "trust_work_dirs": "made",
@@ -38,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
 # MNGR_CONFIG_DIR, ...) steer mngr directly and are not configuration keys.
 ENV_KEYS = frozenset(
     ["default_provider", "default_agent_type", "agent_quiet_seconds", "host_timeout_seconds", "stop_grace_seconds",
-     "trust_work_dirs",
+     "forget_unreachable_after_seconds", "trust_work_dirs",
      "agent_types", "providers", "templates", "hosts", "plugins"]
 )
 
@@ -50,6 +53,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "agent_quiet_seconds": (int, float),
     "host_timeout_seconds": (int, float),
     "stop_grace_seconds": (int, float),
+    "forget_unreachable_after_seconds": (int, float),
     "trust_work_dirs": str,
     "agent_types": dict,
     "providers": dict,
@@ -219,6 +223,7 @@ _RANGES: dict[str, tuple[float, bool]] = {
     "host_timeout_seconds": (0.0, False),
     "agent_quiet_seconds": (0.0, True),
     "stop_grace_seconds": (0.0, True),
+    "forget_unreachable_after_seconds": (0.0, True),
 }
 
 

@@ -81,6 +81,10 @@ class ChannelTimeout(ChannelError):
     pass
 
 
+class HelperUnresponsive(ChannelTimeout):
+    """The far end took the connection but did not answer a Ping in time (a hung daemon)."""
+
+
 class ProtocolViolation(HostError):
     pass
 

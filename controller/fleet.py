@@ -7,6 +7,7 @@ what the other hosts answered.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -14,7 +15,7 @@ from typing import TypeVar
 from mngr.providers.base import HearsListings, ListingProblems, Provider
 
 from .channel.protocol import AgentInfo, AgentList, HostIdle
-from .errors import AgentNotFound, MngrError, UsageError
+from .errors import MngrError
 from .hosts import HostHandle
 
 # Hosts asked at once. Each is mostly waiting (on a socket, or on an ssh process doing its
@@ -68,6 +69,14 @@ class LocatedAgent:
     def provider(self) -> str:
         return self.handle.provider_name
 
+    @property
+    def agent_name(self) -> str:
+        return self.info.name
+
+    @property
+    def agent_id(self) -> str:
+        return self.info.id
+
 
 @dataclass
 class HostReport:
@@ -120,15 +129,32 @@ def ask_host(handle: HostHandle, quiet_seconds: float) -> AgentList | HostFailur
 
 
 def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: float,
-               failed: Sequence[HostFailure] = ()) -> FleetListing:
+               failed: Sequence[HostFailure] = (), drop_after: float | None = None) -> FleetListing:
     """Every agent of ``providers``' hosts. Hosts in ``failed`` (just asked, without an
-    answer) are not asked again: they are reported as failed once more."""
+    answer) are not asked again: they are reported as failed once more.
+
+    With ``drop_after``, a remembered host that has not answered for that many seconds is
+    reported once more, as dropped, and then not asked at all (host_registry.py); without
+    it (`mngr host list`), every host is asked.
+    """
+    from . import host_registry
+
     providers = list(providers)
     already_failed = {(failure.provider, failure.host): failure for failure in failed}
+    book = host_registry.read()
+    now = time.time()
     handles = []
     problems = []
+    dropping = set()
     for provider in providers:
-        handles += [HostHandle(provider, host, timeout) for host in provider.known_hosts()]
+        for host in provider.known_hosts():
+            status = book.of(provider.name, host)
+            if drop_after is not None and host not in provider.configured_hosts \
+                    and status.unreachable_since is not None and status.unreachable_for(now) >= drop_after:
+                if status.dropped:
+                    continue
+                dropping.add((provider.name, host))
+            handles.append(HostHandle(provider, host, timeout))
         problem = provider.listing_problem() if isinstance(provider, ListingProblems) else ""
         if problem:
             problems.append(HostFailure(WHOLE_PROVIDER, provider.name, problem))
@@ -138,12 +164,22 @@ def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: flo
         return already_failed.get((handle.provider_name, handle.host)) or ask_host(handle, quiet_seconds)
 
     results = parallel_map(query, handles, MAX_PARALLEL_HOSTS)
+    answered = []
     for handle, result in zip(handles, results, strict=True):
+        key = (handle.provider_name, handle.host)
         if isinstance(result, HostFailure):
+            if key in dropping:
+                since = book.of(*key).unreachable_since or now
+                result = HostFailure(result.host, result.provider, (
+                    f"{result.error}; not answering since {_when(since)}: no longer searched "
+                    f"(`mngr host list` still shows it, `mngr host forget {handle.host}` removes it)"))
             listing.errors.append(result)
         else:
+            answered.append(key)
             listing.agents.extend(LocatedAgent(info, handle) for info in result.agents)
             listing.hosts.append(HostReport(handle, result.host))
+    host_registry.note(book, answered, [(error.provider, error.host) for error in listing.errors
+                                        if error.host != WHOLE_PROVIDER], dropping, now)
     from .completion import remember
 
     remember([provider.name for provider in providers],
@@ -152,19 +188,19 @@ def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: flo
     return listing
 
 
+def _when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+
+
 def locate(listing: FleetListing, names: Sequence[str]) -> list[LocatedAgent]:
-    """The agents named, in order; an unknown name is an error that lists what failed to answer."""
-    located = []
-    for name in names:
-        matches = [agent for agent in listing.agents if agent.info.name == name]
-        if not matches:
-            hint = ""
-            if listing.errors:
-                unreachable = ", ".join(f"{error.host} ({error.provider})" for error in listing.errors)
-                hint = f"; hosts that did not answer: {unreachable}"
-            raise AgentNotFound(f"no agent named {name!r}{hint}")
-        if len(matches) > 1:
-            where = ", ".join(f"{agent.host} ({agent.provider})" for agent in matches)
-            raise UsageError(f"agent name {name!r} exists on several hosts: {where}")
-        located.append(matches[0])
-    return located
+    """The agents named (NAME, NAME@HOST or an id: see agent_refs.py), in order; an unknown
+    name is an error that lists what failed to answer."""
+    from .agent_refs import parse_agent_ref, pick
+
+    unanswered = ", ".join(f"{error.host} ({error.provider})" for error in listing.errors)
+    return [pick(parse_agent_ref(name), listing.agents, unanswered) for name in names]
+
+
+def existing_agent(listing: FleetListing, name: str) -> LocatedAgent | None:
+    """An agent called ``name`` that ``listing`` found (the first, if an older mngr made several)."""
+    return next((agent for agent in listing.agents if agent.info.name == name), None)

@@ -14,7 +14,7 @@ from mngr.providers.base import AgentEnvironment, OfflineListing, Provider, Warm
 
 from .channel import protocol
 from .channel.rpc import RpcClient
-from .errors import ChannelClosed, ChannelError, ProtocolViolation
+from .errors import ChannelClosed, ChannelError, HelperUnresponsive, ProtocolViolation
 
 ReplyT = TypeVar("ReplyT")
 # Requests that change nothing, so repeating one after a failed first try is harmless.
@@ -27,6 +27,9 @@ _SAFE_TO_REPEAT = (
 _CONNECT_ATTEMPTS = 6
 # The helper's own wait for a message to show in the agent's session log, and some to spare.
 _CONFIRM_ALLOWANCE = 20.0
+# How long a warm helper (a host daemon) may take to answer a Ping before it counts as hung
+# and a fresh helper is used instead. A daemon answers Pings on its reading thread, at once.
+WARM_PROBE_SECONDS = 2.0
 
 
 class HostHandle:
@@ -89,20 +92,22 @@ class HostHandle:
     ) -> tuple[ReplyT, bytes]:
         client = self.client
         if self._unproven:
-            if not isinstance(request, _SAFE_TO_REPEAT):
-                # Only a request that may run twice goes out before the far end has answered.
-                self._call(protocol.GetHelperInfo(), protocol.HelperInfo, timeout=self.timeout)
-                client = self.client
-            else:
-                try:
-                    result = client.call_with_blob(request, expect, blob, timeout)
-                except (ChannelClosed, ProtocolViolation):
-                    # The forwarded socket led nowhere (no daemon there any more): bootstrap.
-                    self.close()
-                    self._warm_allowed = False
-                    return self.client.call_with_blob(request, expect, blob, timeout)
+            # Only a request that may run twice goes out before the far end has answered.
+            probe = WARM_PROBE_SECONDS if self.timeout is None else min(self.timeout, WARM_PROBE_SECONDS)
+            try:
+                if isinstance(request, _SAFE_TO_REPEAT):
+                    result = client.call_with_blob(request, expect, blob, timeout, probe=probe)
+                    self._unproven = False
+                    return result
+                client.call(protocol.Ping(), protocol.Pong, timeout=probe)
+            except (ChannelClosed, ProtocolViolation, HelperUnresponsive):
+                # The forwarded socket led nowhere (no daemon there any more), or to a daemon
+                # that hangs: a fresh helper, which replaces a hung daemon (daemon_launch.py).
+                self.close()
+                self._warm_allowed = False
                 self._unproven = False
-                return result
+                return self.client.call_with_blob(request, expect, blob, timeout)
+            self._unproven = False
         return client.call_with_blob(request, expect, blob, timeout)
 
     def close(self) -> None:
@@ -166,7 +171,11 @@ class HostHandle:
             umask=self._umask(),
             interaction=interaction,
         )
-        return self._call(request, protocol.AgentReply, timeout=self.timeout).agent
+        created = self._call(request, protocol.AgentReply, timeout=self.timeout).agent
+        from . import host_registry
+
+        host_registry.seen(self.provider_name, self.host)  # a dropped host is back
+        return created
 
     def stop_agent(self, name: str, grace: float = 2.0) -> protocol.AgentInfo:
         # The grace and the SIGKILL wait after it come on top of the host's timeout.

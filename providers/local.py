@@ -65,9 +65,13 @@ class LocalProvider(Provider):
         path = daemon_socket_path(host_dir(), os.environ.get("TMUX_TMPDIR", ""))
         if warm and len(path) <= daemon_address.MAX_SOCKET_PATH and os.environ.get("MNGR_HOST_DAEMON") != "0":
             try:
-                return SocketStream.connect(LOCAL_HOST, path)
+                stream = SocketStream.connect(LOCAL_HOST, path)
             except OSError:
                 pass  # no daemon (yet): the bootstrap below starts one for next time
+            else:
+                # A stopped daemon still takes connections: the host handle probes it first.
+                stream.proven = False
+                return stream
         python = str(self.settings.get("python") or sys.executable)
         return ProcessStream(LOCAL_HOST, stage1_argv(python))
 

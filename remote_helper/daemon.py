@@ -144,8 +144,7 @@ def main(helper_hash):
     host_state = state.ensure_dir(os.path.join(state.host_dir(), "host"))
     # Long-lived: do not pin whatever directory the first command happened to run in.
     os.chdir(host_state)
-    key = daemon_address.daemon_key(helper_hash, os.environ.get("TMUX_TMPDIR", ""))
-    lock_fd = _take_lock(os.path.join(host_state, "daemon-%s.pid" % key))
+    lock_fd = _take_lock(daemon_launch.pid_file(helper_hash))
     if lock_fd is None:
         return  # another daemon of this version serves this host already
     path = daemon_launch.socket_path(helper_hash)
@@ -162,7 +161,6 @@ def main(helper_hash):
             os.chmod(path, 0o666)
     finally:
         os.umask(old_umask)
-    listener.listen(64)
     os.environ["MNGR_HELPER_PID"] = str(os.getpid())
     tmux.use_control_mode()
     manifest_cache.enable()
@@ -170,6 +168,9 @@ def main(helper_hash):
     watcher = Watcher(helper_hash)
     watcher.start()
     daemon = Daemon(helper_hash, listener, path, watcher)
+    # Listening only now: a connection before this would wait on a daemon still starting,
+    # and a helper probing it (daemon_launch.answers) would take it for a hung one.
+    listener.listen(64)
     try:
         daemon.serve_forever()
     finally:

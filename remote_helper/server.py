@@ -261,134 +261,167 @@ class Server(object):
                            "overflow": overflow}, _packed_entries(root, paths)
 
     def _dispatch(self, message_type, fields, blob):
-        if message_type == "Ping":
-            return "Pong", {}, blob
-        if message_type == "GetHelperInfo":
-            return "HelperInfo", self._helper_info(), b""
-        if message_type == "ListAgents":
-            listed = agents.list_agents(fields["quiet_seconds"])
-            return "AgentList", {"agents": listed, "host": idle.status()}, b""
-        if message_type == "CreateAgent":
-            return "AgentReply", {"agent": agents.create_agent(fields)}, b""
-        if message_type == "StopAgent":
-            return "AgentReply", {"agent": agents.stop_agent(fields["name"], self._spare, fields["grace"])}, b""
-        if message_type == "StartAgent":
-            agent = agents.start_agent(fields["name"], fields["base_env"], fields["umask"])
-            return "AgentReply", {"agent": agent}, b""
-        if message_type == "DestroyAgent":
-            agents.destroy_agent(fields["name"], self._spare, fields["keep_work_dir"], fields["grace"])
-            return "Done", {}, b""
-        if message_type == "SendMessage":
-            agents.send_message(fields)
-            return "Done", {}, b""
-        if message_type == "AwaitInput":
-            agents.await_input(fields["name"], fields["timeout"])
-            return "Done", {}, b""
-        if message_type == "CapturePane":
-            return "Captured", {}, agents.capture(fields["name"], fields["full"])
-        if message_type == "ReadOutput":
-            if fields["source"] in ("session", "claude"):
-                path = output.session_log_path(fields["name"])
-            elif fields["source"] == "output":
-                path = agents.output_log_path(fields["name"])
-            elif fields["source"] == "output-previous":  # the part moved aside by rotation
-                path = agents.output_log_path(fields["name"]) + ".1"
-            else:
-                raise ProtocolError("invalid", "unknown output source %r" % fields["source"])
-            chunk, data = output.read(path, fields["offset"], fields["tail_lines"], fields["max_bytes"])
-            return "OutputChunk", chunk, data
-        if message_type == "NoteActivity":
-            agents.note_activity(fields["name"], fields["source"])
-            if fields["source"] == "attach":
-                idle.note("user", fields["name"])
-            return "Done", {}, b""
-        if message_type == "SetIdleSettings":
-            return "IdleSettings", self._set_idle_settings(fields), b""
-        if message_type == "KeepAlive":
-            agent_records.check_name(fields["name"])
-            agents.output_log_path(fields["name"])  # the agent must exist
-            idle.keep_alive(fields["name"], fields["seconds"])
-            return "Done", {}, b""
-        if message_type == "ReadWatcherLog":
-            return "Captured", {}, idle.watcher_log_tail(fields["tail_lines"])
-        if message_type == "GetManifest":
-            root = self._work_dir(fields["name"], fields["work_dir"])
-            guard = guarded.guard_for(root)
-            blob, tag, unchanged, gone = manifest_cache.manifest_since(root, fields["include_ignored"], guard,
-                                                                       fields["known"])
-            uncommitted = [files.path_to_wire(path) for path in files.uncommitted(root)] if fields["with_uncommitted"] else []
-            return "Manifest", {"root": root, "uncommitted": uncommitted, "tag": tag, "unchanged": unchanged,
-                                "guarded": [files.path_to_wire(path) for path in guard.paths], "home": guard.is_home,
-                                "changes_only": gone is not None,
-                                "gone": [files.path_to_wire(path) for path in gone or ()]}, blob
-        if message_type == "WriteFiles":
-            started = time.monotonic()  # the wait for an earlier batch is the host's time too
-            if not fields["session"]:
-                return self._write_files(fields, blob, fields["known"], started)
-            with self._write_order.turn(fields["session"], fields["sequence"], fields["known"],
-                                        fields["last"]) as outcome:
-                reply = self._write_files(fields, blob, outcome.tag, started)
-                outcome.tag = reply[1]["tag"]
-            return reply
-        if message_type == "WatchChanges":
-            return self._watch_changes(fields)
-        if message_type == "StatPaths":
-            root = self._work_dir(fields["name"], "")
-            paths = [files.path_from_wire(path) for path in fields["paths"]]
-            return "Changes", {"paths": fields["paths"]}, _packed_entries(root, paths)
-        if message_type == "GetSignatures":
-            root = self._work_dir(fields["name"], fields["work_dir"])
-            path = files.check_path(files.path_from_wire(fields["path"]))
-            if guarded.guard_for(root).hides(path):
-                return "Signatures", {}, b""
-            block, size, version, records = files.signatures_of(root, path)
-            return "Signatures", {"block": block, "size": size, "version": version}, records
-        if message_type == "WriteDelta":
-            return "Written", self._write_delta(fields, blob), b""
-        if message_type == "ReadDelta":
-            root = self._work_dir(fields["name"], "")
-            reply, ops = files.read_delta(root, fields["path"], blob, fields["block"], fields["old_size"],
-                                          fields["literal_budget"], guarded.guard_for(root))
-            return "DeltaData", reply, ops
-        if message_type == "PrepareWorkDir":
-            agent_records.check_name(fields["name"])
-            if fields["remove"]:
-                files.remove_work_dir(fields["path"])
-                return "WorkDir", {"path": fields["path"]}, b""
-            path = files.prepare_work_dir(state.host_dir(), fields["name"], fields["path"], blob, fields["branch"])
-            return "WorkDir", {"path": path}, b""
-        if message_type == "GetAgentSpec":
-            found = agents.spec(fields["name"])
-            found["branch"] = files.current_branch(found["work_dir"]) if os.path.isdir(found["work_dir"]) else ""
-            return "AgentSpec", found, b""
-        if message_type == "GetGitBundle":
-            return "Captured", {}, files.git_bundle(self._work_dir(fields["name"], ""))
-        if message_type == "ReadFiles":
-            started = time.monotonic()
-            root = self._work_dir(fields["name"], "")
-            entries, data, skipped, versions = files.read_many(root, fields["paths"], guarded.guard_for(root),
-                                                               fields["offset"], fields["length"],
-                                                               fields["compress"])
-            return "FileData", {"files": entries, "skipped": skipped, "versions": versions,
-                                "seconds": time.monotonic() - started}, data
-        if message_type == "ExecStart":
-            work_dir, env = agents.exec_context(fields["name"])
-            exec_id = self._commands.start(["/bin/sh", "-c", fields["command"]], work_dir, env)
-            idle.note("user", fields["name"])
-            return "ExecStarted", {"exec_id": exec_id}, b""
-        if message_type == "ExecRead":
-            stdout, stderr, exit_code = self._commands.read(fields["exec_id"], min(fields["wait"], 30.0))
-            # A command the user runs on the host keeps it up for as long as they wait for it.
-            idle.note("user", "")
-            return "ExecOutput", {"stdout_length": len(stdout), "exit_code": exit_code}, stdout + stderr
-        if message_type == "CollectGarbage":
-            from . import gc
+        handler = HANDLERS.get(message_type)
+        if handler is None:
+            raise ProtocolError("unknown_type", "no handler for %s" % message_type)
+        return handler(self, fields, blob)
 
-            return "Garbage", {"found": gc.collect(fields["dry_run"], fields["min_age"])}, b""
-        if message_type == "ExecKill":
-            self._commands.kill(fields["exec_id"])
-            return "Done", {}, b""
-        raise ProtocolError("unknown_type", "no handler for %s" % message_type)
+    def _on_ping(self, fields, blob):
+        return "Pong", {}, blob
+
+    def _on_get_helper_info(self, fields, blob):
+        return "HelperInfo", self._helper_info(), b""
+
+    def _on_list_agents(self, fields, blob):
+        listed = agents.list_agents(fields["quiet_seconds"])
+        return "AgentList", {"agents": listed, "host": idle.status()}, b""
+
+    def _on_create_agent(self, fields, blob):
+        return "AgentReply", {"agent": agents.create_agent(fields)}, b""
+
+    def _on_stop_agent(self, fields, blob):
+        return "AgentReply", {"agent": agents.stop_agent(fields["name"], self._spare, fields["grace"])}, b""
+
+    def _on_start_agent(self, fields, blob):
+        agent = agents.start_agent(fields["name"], fields["base_env"], fields["umask"])
+        return "AgentReply", {"agent": agent}, b""
+
+    def _on_destroy_agent(self, fields, blob):
+        agents.destroy_agent(fields["name"], self._spare, fields["keep_work_dir"], fields["grace"])
+        return "Done", {}, b""
+
+    def _on_send_message(self, fields, blob):
+        agents.send_message(fields)
+        return "Done", {}, b""
+
+    def _on_await_input(self, fields, blob):
+        agents.await_input(fields["name"], fields["timeout"])
+        return "Done", {}, b""
+
+    def _on_capture_pane(self, fields, blob):
+        return "Captured", {}, agents.capture(fields["name"], fields["full"])
+
+    def _on_read_output(self, fields, blob):
+        if fields["source"] in ("session", "claude"):
+            path = output.session_log_path(fields["name"])
+        elif fields["source"] == "output":
+            path = agents.output_log_path(fields["name"])
+        elif fields["source"] == "output-previous":  # the part moved aside by rotation
+            path = agents.output_log_path(fields["name"]) + ".1"
+        else:
+            raise ProtocolError("invalid", "unknown output source %r" % fields["source"])
+        chunk, data = output.read(path, fields["offset"], fields["tail_lines"], fields["max_bytes"])
+        return "OutputChunk", chunk, data
+
+    def _on_note_activity(self, fields, blob):
+        agents.note_activity(fields["name"], fields["source"])
+        if fields["source"] == "attach":
+            idle.note("user", fields["name"])
+        return "Done", {}, b""
+
+    def _on_set_idle_settings(self, fields, blob):
+        return "IdleSettings", self._set_idle_settings(fields), b""
+
+    def _on_keep_alive(self, fields, blob):
+        agent_records.check_name(fields["name"])
+        agents.output_log_path(fields["name"])  # the agent must exist
+        idle.keep_alive(fields["name"], fields["seconds"])
+        return "Done", {}, b""
+
+    def _on_read_watcher_log(self, fields, blob):
+        return "Captured", {}, idle.watcher_log_tail(fields["tail_lines"])
+
+    def _on_get_manifest(self, fields, blob):
+        root = self._work_dir(fields["name"], fields["work_dir"])
+        guard = guarded.guard_for(root)
+        blob, tag, unchanged, gone = manifest_cache.manifest_since(root, fields["include_ignored"], guard,
+                                                                   fields["known"])
+        uncommitted = [files.path_to_wire(path) for path in files.uncommitted(root)] if fields["with_uncommitted"] else []
+        return "Manifest", {"root": root, "uncommitted": uncommitted, "tag": tag, "unchanged": unchanged,
+                            "guarded": [files.path_to_wire(path) for path in guard.paths], "home": guard.is_home,
+                            "changes_only": gone is not None,
+                            "gone": [files.path_to_wire(path) for path in gone or ()]}, blob
+
+    def _on_write_files(self, fields, blob):
+        started = time.monotonic()  # the wait for an earlier batch is the host's time too
+        if not fields["session"]:
+            return self._write_files(fields, blob, fields["known"], started)
+        with self._write_order.turn(fields["session"], fields["sequence"], fields["known"],
+                                    fields["last"]) as outcome:
+            reply = self._write_files(fields, blob, outcome.tag, started)
+            outcome.tag = reply[1]["tag"]
+        return reply
+
+    def _on_watch_changes(self, fields, blob):
+        return self._watch_changes(fields)
+
+    def _on_stat_paths(self, fields, blob):
+        root = self._work_dir(fields["name"], "")
+        paths = [files.path_from_wire(path) for path in fields["paths"]]
+        return "Changes", {"paths": fields["paths"]}, _packed_entries(root, paths)
+
+    def _on_get_signatures(self, fields, blob):
+        root = self._work_dir(fields["name"], fields["work_dir"])
+        path = files.check_path(files.path_from_wire(fields["path"]))
+        if guarded.guard_for(root).hides(path):
+            return "Signatures", {}, b""
+        block, size, version, records = files.signatures_of(root, path)
+        return "Signatures", {"block": block, "size": size, "version": version}, records
+
+    def _on_write_delta(self, fields, blob):
+        return "Written", self._write_delta(fields, blob), b""
+
+    def _on_read_delta(self, fields, blob):
+        root = self._work_dir(fields["name"], "")
+        reply, ops = files.read_delta(root, fields["path"], blob, fields["block"], fields["old_size"],
+                                      fields["literal_budget"], guarded.guard_for(root))
+        return "DeltaData", reply, ops
+
+    def _on_prepare_work_dir(self, fields, blob):
+        agent_records.check_name(fields["name"])
+        if fields["remove"]:
+            files.remove_work_dir(fields["path"])
+            return "WorkDir", {"path": fields["path"]}, b""
+        path = files.prepare_work_dir(state.host_dir(), fields["name"], fields["path"], blob, fields["branch"])
+        return "WorkDir", {"path": path}, b""
+
+    def _on_get_agent_spec(self, fields, blob):
+        found = agents.spec(fields["name"])
+        found["branch"] = files.current_branch(found["work_dir"]) if os.path.isdir(found["work_dir"]) else ""
+        return "AgentSpec", found, b""
+
+    def _on_get_git_bundle(self, fields, blob):
+        return "Captured", {}, files.git_bundle(self._work_dir(fields["name"], ""))
+
+    def _on_read_files(self, fields, blob):
+        started = time.monotonic()
+        root = self._work_dir(fields["name"], "")
+        entries, data, skipped, versions = files.read_many(root, fields["paths"], guarded.guard_for(root),
+                                                           fields["offset"], fields["length"],
+                                                           fields["compress"])
+        return "FileData", {"files": entries, "skipped": skipped, "versions": versions,
+                            "seconds": time.monotonic() - started}, data
+
+    def _on_exec_start(self, fields, blob):
+        work_dir, env = agents.exec_context(fields["name"])
+        exec_id = self._commands.start(["/bin/sh", "-c", fields["command"]], work_dir, env)
+        idle.note("user", fields["name"])
+        return "ExecStarted", {"exec_id": exec_id}, b""
+
+    def _on_exec_read(self, fields, blob):
+        stdout, stderr, exit_code = self._commands.read(fields["exec_id"], min(fields["wait"], 30.0))
+        # A command the user runs on the host keeps it up for as long as they wait for it.
+        idle.note("user", "")
+        return "ExecOutput", {"stdout_length": len(stdout), "exit_code": exit_code}, stdout + stderr
+
+    def _on_collect_garbage(self, fields, blob):
+        from . import gc
+
+        return "Garbage", {"found": gc.collect(fields["dry_run"], fields["min_age"])}, b""
+
+    def _on_exec_kill(self, fields, blob):
+        self._commands.kill(fields["exec_id"])
+        return "Done", {}, b""
 
     def _write_files(self, fields, blob, known, started):
         root = self._work_dir(fields["name"], fields["work_dir"])
@@ -484,6 +517,41 @@ class Server(object):
         if len(path) > daemon_address.MAX_SOCKET_PATH or os.environ.get("MNGR_HOST_DAEMON") == "0":
             return ""
         return path
+
+
+# Every request type the helper answers, and the method that answers it.
+HANDLERS = {
+    "Ping": Server._on_ping,
+    "GetHelperInfo": Server._on_get_helper_info,
+    "ListAgents": Server._on_list_agents,
+    "CreateAgent": Server._on_create_agent,
+    "StopAgent": Server._on_stop_agent,
+    "StartAgent": Server._on_start_agent,
+    "DestroyAgent": Server._on_destroy_agent,
+    "SendMessage": Server._on_send_message,
+    "AwaitInput": Server._on_await_input,
+    "CapturePane": Server._on_capture_pane,
+    "ReadOutput": Server._on_read_output,
+    "NoteActivity": Server._on_note_activity,
+    "SetIdleSettings": Server._on_set_idle_settings,
+    "KeepAlive": Server._on_keep_alive,
+    "ReadWatcherLog": Server._on_read_watcher_log,
+    "GetManifest": Server._on_get_manifest,
+    "WriteFiles": Server._on_write_files,
+    "WatchChanges": Server._on_watch_changes,
+    "StatPaths": Server._on_stat_paths,
+    "GetSignatures": Server._on_get_signatures,
+    "WriteDelta": Server._on_write_delta,
+    "ReadDelta": Server._on_read_delta,
+    "PrepareWorkDir": Server._on_prepare_work_dir,
+    "GetAgentSpec": Server._on_get_agent_spec,
+    "GetGitBundle": Server._on_get_git_bundle,
+    "ReadFiles": Server._on_read_files,
+    "ExecStart": Server._on_exec_start,
+    "ExecRead": Server._on_exec_read,
+    "CollectGarbage": Server._on_collect_garbage,
+    "ExecKill": Server._on_exec_kill,
+}
 
 
 def _take_over_stdio():

@@ -22,7 +22,14 @@ from typing import TypeVar
 
 import msgspec
 
-from ..errors import ChannelClosed, ChannelTimeout, MngrError, ProtocolViolation, remote_error
+from ..errors import (
+    ChannelClosed,
+    ChannelTimeout,
+    HelperUnresponsive,
+    MngrError,
+    ProtocolViolation,
+    remote_error,
+)
 from . import protocol
 from .bootstrap import complete_bootstrap
 from .stream import BufferedReader, Stream
@@ -75,15 +82,29 @@ class RpcClient:
         expect: type[ReplyT],
         blob: bytes = b"",
         timeout: float | None = None,
+        probe: float | None = None,
     ) -> tuple[ReplyT, bytes]:
-        """Send ``request`` and wait for its reply; an Error reply raises the matching RemoteError."""
+        """Send ``request`` and wait for its reply; an Error reply raises the matching RemoteError.
+
+        With a ``probe``, a Ping goes just before the request (no extra round trip): the far
+        end answers Pings at once, so no Pong within ``probe`` seconds raises
+        HelperUnresponsive, however long the request itself may take.
+        """
         if self._failure is not None:
             raise self._failure
+        ping_id = next(self._ids) if probe is not None else None
         request_id = next(self._ids)
         frame = protocol.encode_frame(request_id, request, blob)
         what = type(request).__name__
         with self._send_lock:
+            if ping_id is not None:
+                self._write(protocol.encode_frame(ping_id, protocol.Ping()), probe, "Ping")
             self._write(frame, timeout, what)
+        if ping_id is not None:
+            try:
+                self._wait_for(ping_id, probe, "Ping")
+            except ChannelTimeout as exc:
+                raise HelperUnresponsive(self.host, f"no answer to a Ping within {probe:g} s") from exc
         reply, reply_blob = self._wait_for(request_id, timeout, what)
         if isinstance(reply, protocol.Error):
             raise remote_error(self.host, reply.code, reply.message)

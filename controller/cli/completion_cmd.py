@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import click
 
-from ..completion import cached_agents
+from ..completion import agent_choices, cached_agents
 from .context import App
 
 SHELLS = ("bash", "zsh", "fish")
 
 
 def agent_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-    return sorted({name for name, _, _ in cached_agents() if name.startswith(incomplete)})
+    return agent_choices(incomplete)
 
 
 def host_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:

@@ -55,6 +55,7 @@ def limit(
     """
     with find_agents(app, [name]) as found:
         (agent,) = found.agents
+        name = agent.info.name
         handle = agent.handle
         changing = any(value is not None for value in (idle_timeout, idle_mode, activity_sources, stop_grace))
         requests = [SetIdleSettings()]  # nothing to change: only ask
@@ -123,5 +124,6 @@ def keepalive(app: App, name: str, duration: str) -> None:
         raise UsageError("--for is at most a year")
     with find_agents(app, [name]) as found:
         (agent,) = found.agents
+        name = agent.info.name
         agent.handle.keep_alive(name, seconds)
     click.echo(f"{name}: host {agent.host} counts as active for the next {format_duration(seconds)}")

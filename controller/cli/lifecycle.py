@@ -128,8 +128,9 @@ def connect(app: App, name: str, start_first: bool) -> None:
         raise UsageError("mngr connect needs a terminal (stdin and stdout must be a tty)")
     from ..commands.lookup import find_agents
 
-    with find_agents(app, [name], by_record=True) as found:
+    with find_agents(app, [name]) as found:
         (agent,) = found.agents
+        name = agent.info.name
         if agent.info.state == "STOPPED":
             if not start_first:
                 raise MngrError(f"agent {name!r} is stopped (start it with: mngr start {name}, or pass --start)")

@@ -11,8 +11,8 @@ import click
 from mngr.providers.base import RemembersHosts
 
 from .. import output
+from ..agent_lookup import fleet_listing
 from ..durations import format_duration
-from ..fleet import list_fleet
 from .common import (
     AGENT_FIELDS,
     LABEL_KEY_PATTERN,
@@ -65,7 +65,7 @@ def list_command(
     wanted_states = {state.upper() for state in states}
     providers = app.providers(provider_names)
     asked_at = time.time()
-    with list_fleet(providers, app.quiet_seconds, app.host_timeout) as listing:
+    with fleet_listing(app, providers) as listing:
         rows = [agent_row(agent.info, agent.host, agent.provider) for agent in listing.agents]
         failed = {(error.provider, error.host) for error in listing.errors}
         busy = {(agent.provider, agent.host) for agent in listing.agents}

@@ -37,6 +37,7 @@ _COMMANDS = {
     "schedule": ("schedule_cmd", "schedule", "Create agents, or message one, on a cron schedule"),
     "ask": ("ask_cmd", "ask", "Ask how to do something with mngr (answered from its docs)"),
     "gc": ("gc_cmd", "gc", "Remove what interrupted operations left on hosts"),
+    "host": ("host_cmd", "host", "List the hosts mngr searches; forget one"),
 }
 _UNBUILT = {
     "open": "Open a URL from an agent in your browser",

@@ -51,6 +51,7 @@ def create_snapshot(app: App, name: str, output_format: str) -> None:
         output.check_template(output_format, _FIELDS)
     with find_agents(app, [name]) as found:
         (agent,) = found.agents
+        name = agent.info.name
         try:
             taken = snapshots.take(agent.handle, name, agent.provider)
         except OSError as exc:

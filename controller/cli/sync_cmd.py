@@ -110,6 +110,7 @@ def pair(app: App, name: str, local_path: str | None, conflict: str, interval: f
         click.echo(f"{mark} {text}")
 
     with located_agent(app, name) as agent:
+        name = agent.info.name
         click.echo(f"pairing {root} with {name} on {agent.host} (Ctrl-C to stop)")
         try:
             pairing.run(agent.handle, name, root, conflict, interval, stop, report)

@@ -44,6 +44,7 @@ def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk
     from ..agent_lookup import located_agent
 
     with located_agent(app, name) as agent:
+        name = agent.info.name
         transfer = sync.push if action == "push" else sync.pull
         branches: list[str] = []
         sent_before, received_before = agent.handle.wire_bytes()

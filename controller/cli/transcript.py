@@ -65,6 +65,7 @@ def transcript(app: App, name: str, tail: int | None, follow: bool, output_forma
     if follow and output_format == "json":
         raise UsageError("--follow prints as it goes: use --format human or jsonl")
     listing, agent = _locate_one(app, name)
+    name = agent.info.name
     with listing:
         if source == "auto":
             kind = "session" if agent.info.type in _SESSION_LOG_TYPES else "output"
@@ -161,6 +162,7 @@ def _follow(agent: LocatedAgent, name: str, kind: str, offset: int, file_id: str
 def capture(app: App, name: str, full: bool) -> None:
     """Print what the agent's screen shows now."""
     listing, agent = _locate_one(app, name)
+    name = agent.info.name
     with listing:
         if agent.info.state == "STOPPED":
             raise MngrError(f"agent {name!r} is stopped (start it with: mngr start {name})")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from mngr.providers.base import ChecksHostKeys
 
+from ..agent_lookup import ensure_name_free
 from ..agent_types import Launch, interaction_for
 from ..channel.protocol import AgentInfo
 from ..errors import MngrError, UsageError
@@ -62,11 +63,10 @@ class CopyResult:
 
 def clone(app: App, request: CloneRequest) -> CopyResult:
     validate_name(request.new_name)
+    ensure_name_free(app, request.new_name, UsageError)
     lifecycle = Lifecycle(app.registry)
     with find_agents(app, [request.name]) as found:
         (agent,) = found.agents
-        if found.listing is not None and any(other.info.name == request.new_name for other in found.listing.agents):
-            raise UsageError(f"an agent named {request.new_name!r} already exists")
         target = _target(app, agent, request.target, request.target.host)
         try:
             lifecycle.before_create(request.new_name, target.host, target.provider_name)
@@ -79,9 +79,9 @@ def clone(app: App, request: CloneRequest) -> CopyResult:
 
 def migrate(app: App, request: MigrateRequest) -> CopyResult:
     lifecycle = Lifecycle(app.registry)
-    name = request.name
-    with find_agents(app, [name]) as found:
+    with find_agents(app, [request.name]) as found:
         (agent,) = found.agents
+        name = agent.info.name
         target = _target(app, agent, request.target, request.to_host)
         try:
             if target is agent.handle:
@@ -125,7 +125,6 @@ def _copy(app: App, lifecycle: Lifecycle, agent: LocatedAgent, target: HostHandl
 
     path = target.provider.resolve_work_dir(target.host, work_dir) if work_dir else ""
     target.connect()
-    lifecycle.host_reached(target)
     with tempfile.TemporaryDirectory(prefix="mngr-copy-") as scratch:
         spec, made = sync.copy_work_dir(agent.handle, agent.info.name, target, new_name, path, scratch)
     try:

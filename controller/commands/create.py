@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from mngr.providers.base import ChecksHostKeys, MakesHosts
 
+from ..agent_lookup import ensure_name_free
 from ..agent_types import AgentType, Launch, interaction_for
 from ..channel.protocol import AgentInfo, SetIdleSettings
 from ..errors import Interrupted, MissingBinary, MngrError, UsageError
@@ -120,6 +121,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
     env = dict(request.env)
     labels = dict(request.labels)
 
+    ensure_name_free(app, name)
     lifecycle.before_create(name, host_name, provider.name)
     if isinstance(provider, MakesHosts):
         made_host = provider.prepare_host(host_name, request.build_args,
@@ -134,7 +136,6 @@ def create(app: App, request: CreateRequest) -> CreateResult:
         with HostHandle(provider, host_name, app.host_timeout) as handle:
             binary = agent_type.binary(list(request.agent_args))
             handle.connect()
-            lifecycle.host_reached(handle)
             import msgspec
 
             for idle_request in idle_requests:
@@ -177,6 +178,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                     )
             except KeyboardInterrupt:
                 # A second Ctrl-C while the request was out: whether the agent exists is unknown.
+                lifecycle.outcome_unknown(handle)
                 raise Interrupted(f"interrupted while agent {name!r} was being created on {host_name!r}: "
                                   f"`mngr list` shows whether it was") from None
             except BaseException as exc:

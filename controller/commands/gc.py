@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..agent_lookup import fleet_listing
 from ..errors import MngrError
-from ..fleet import list_fleet
 from ..hosts import HostHandle
 from .fanout import fan_out
 
@@ -51,7 +51,7 @@ class GcResult:
 def collect_garbage(app: App, request: GcRequest) -> GcResult:
     result = GcResult()
     providers = app.providers(request.providers)
-    with list_fleet(providers, app.quiet_seconds, app.host_timeout) as listing:
+    with fleet_listing(app, providers) as listing:
         answered = [report.handle for report in listing.hosts]
         asked = {(handle.provider_name, handle.host) for handle in listing.handles}
         for provider in providers:  # a host with no agents left (local) may still hold leftovers

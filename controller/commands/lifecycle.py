@@ -6,7 +6,7 @@ same things whichever command did it:
 
 - ``before_EVENT`` is fired first, and a listener that raises cancels the action;
   ``after_EVENT`` only once the action succeeded (plugin_spec.mngr_on_agent);
-- a host that answered a create is remembered, so later listings search it;
+- a host is remembered once an agent was made on it, so later listings search it;
 - the completion record learns of agents made and forgets agents removed;
 - a host made for its agents (docker) goes with its last agent (mngr_on_host events).
 """
@@ -64,16 +64,16 @@ class Lifecycle:
     def host_made(self, host: str, provider: str) -> None:
         self.registry.on_host("after_create", host, provider)
 
-    def host_reached(self, handle: HostHandle) -> None:
-        """The host of an agent being made answered: remembered now, so that a create cut
-        short afterwards leaves it findable (an empty host is forgotten by the next listing)."""
+    def outcome_unknown(self, handle: HostHandle) -> None:
+        """A create was cut short while its request was out: whether the agent exists is
+        unknown, so its host stays findable (`mngr host forget` drops it if it has none)."""
         if isinstance(handle.provider, RemembersHosts):
             handle.provider.remember(handle.host)
 
     def agent_created(self, handle: HostHandle, name: str) -> None:
         from .. import completion
 
-        # Again, now that the agent exists: a listing that asked before it did keeps the host.
+        # Only now: a host whose create failed is not searched by later commands.
         if isinstance(handle.provider, RemembersHosts):
             handle.provider.remember(handle.host)
         if isinstance(handle.provider, AgentRegistry):

@@ -1,8 +1,10 @@
 """By-name commands go straight to the agent's recorded host (controller/agent_lookup.py)
-and resolve a name exactly as the full listing does whenever the record cannot vouch for it.
+and resolve a name exactly as the full listing does when the record does not place it.
 
 "Another machine's mngr" is mngr run with a state dir of its own: it shares the hosts and
-the config, not the record.
+the config, not the record. "An older mngr" made two agents of one name on two hosts: here,
+another machine's mngr that knows only one of the hosts (names are unique across the hosts
+a create can reach).
 """
 
 from __future__ import annotations
@@ -37,10 +39,22 @@ def _elsewhere(sandbox) -> dict[str, str]:
     return {"MNGR_STATE_DIR": str(sandbox.tmux_dir / "s2")}
 
 
+def _knowing_only(sandbox, host: str) -> dict[str, str]:
+    """Another machine's mngr whose config names ``host`` only."""
+    config_dir = sandbox.root / f"config-{host}"
+    config_dir.mkdir(exist_ok=True)
+    (config_dir / "config.toml").write_text(f"[hosts.{host}]\n")
+    return {"MNGR_STATE_DIR": str(sandbox.tmux_dir / f"s-{host}"), "MNGR_CONFIG_DIR": str(config_dir)}
+
+
 def _create(sandbox, name: str, host: str, env: dict[str, str] | None = None) -> None:
-    created = sandbox.mngr("create", name, "command", "--in", "ssh", "--host", host, "--no-connect",
-                           "--", "sleep", "600", env=env)
+    created = _try_create(sandbox, name, host, env)
     assert created.returncode == 0, created.stderr
+
+
+def _try_create(sandbox, name: str, host: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return sandbox.mngr("create", name, "command", "--in", "ssh", "--host", host, "--no-connect",
+                        "--", "sleep", "600", env=env)
 
 
 def _work_dirs(sandbox, name: str) -> dict[str, Path]:
@@ -60,20 +74,19 @@ def _record(sandbox) -> dict:
     return json.loads((sandbox.state_dir / "completion.json").read_text())
 
 
-def test_the_recorded_host_is_used_and_a_name_made_here_twice_is_ambiguous(sandbox, two_hosts) -> None:
+def test_the_recorded_host_is_used_and_a_name_is_not_made_twice(sandbox, two_hosts) -> None:
     _create(sandbox, "task", "testhost")
-    first = _push_file(sandbox, "task", "one")  # the record vouches for nothing yet: full listing
+    first = _push_file(sandbox, "task", "one")  # the create recorded where it is
     assert first.returncode == 0, first.stderr
-    assert "task" in _record(sandbox)["unique"]["names"]
-    again = _push_file(sandbox, "task", "two")  # through the record
-    assert again.returncode == 0, again.stderr
     (work,) = _work_dirs(sandbox, "task").values()
-    assert (work / "one").read_text() == "one" and (work / "two").read_text() == "two"
-    _create(sandbox, "task", "other")  # made here: the record stops vouching for the name
-    ambiguous = _push_file(sandbox, "task", "three")
-    assert ambiguous.returncode != 0
-    assert "agent name 'task' exists on several hosts: testhost (ssh), other (ssh)" in ambiguous.stderr
-    assert not any((work / "three").exists() for work in _work_dirs(sandbox, "task").values())
+    assert (work / "one").read_text() == "one"
+    for env in (None, _elsewhere(sandbox)):  # here, or another machine that shares the hosts
+        refused = _try_create(sandbox, "task", "other", env)
+        assert refused.returncode != 0
+        assert "agent 'task' already exists on testhost (ssh)" in refused.stderr
+    assert list(_work_dirs(sandbox, "task")) == ["testhost"]
+    listed = json.loads(sandbox.mngr("list", "--format", "json").stdout)
+    assert [(agent["name"], agent["host"]) for agent in listed["agents"]] == [("task", "testhost")]
 
 
 def test_a_name_made_elsewhere_is_seen_by_the_next_complete_listing(sandbox, two_hosts) -> None:
@@ -81,7 +94,7 @@ def test_a_name_made_elsewhere_is_seen_by_the_next_complete_listing(sandbox, two
     until something lists every host again; then the name is ambiguous, as before."""
     _create(sandbox, "task", "testhost")
     assert _push_file(sandbox, "task", "one").returncode == 0
-    _create(sandbox, "task", "other", env=_elsewhere(sandbox))
+    _create(sandbox, "task", "other", env=_knowing_only(sandbox, "other"))
     recorded = _push_file(sandbox, "task", "two")
     assert recorded.returncode == 0, recorded.stderr
     dirs = _work_dirs(sandbox, "task")
@@ -89,7 +102,12 @@ def test_a_name_made_elsewhere_is_seen_by_the_next_complete_listing(sandbox, two
     listed = sandbox.mngr("list", "--format", "json")  # sees both: the record holds two hosts now
     assert sorted(a["host"] for a in json.loads(listed.stdout)["agents"]) == ["other", "testhost"]
     ambiguous = _push_file(sandbox, "task", "three")
-    assert ambiguous.returncode != 0 and "exists on several hosts" in ambiguous.stderr
+    assert ambiguous.returncode != 0
+    assert ("agent name 'task' exists on several hosts: testhost (ssh), other (ssh); "
+            "name one as task@testhost or task@other") in ambiguous.stderr
+    named = _push_file(sandbox, "task@other", "four")
+    assert named.returncode == 0, named.stderr
+    assert (dirs["other"] / "four").exists() and not (dirs["testhost"] / "four").exists()
 
 
 def test_an_agent_moved_since_the_record_is_found_where_it_is_now(sandbox, two_hosts) -> None:
@@ -104,7 +122,6 @@ def test_an_agent_moved_since_the_record_is_found_where_it_is_now(sandbox, two_h
     assert (work / "two").read_text() == "two"
     record = _record(sandbox)
     assert [entry for entry in record["agents"] if entry[0] == "task"] == [["task", "other", "ssh"]]
-    assert "task" in record["unique"]["names"]
     pulled = sandbox.root / "pulled"
     assert sandbox.mngr("pull", "task", str(pulled)).returncode == 0  # through the renewed record
     assert (pulled / "two").read_text() == "two"
@@ -141,7 +158,7 @@ def test_an_agent_on_a_live_host_is_found_when_the_recorded_one_is_dead(sandbox,
     _, second = two_hosts
     _create(sandbox, "task", "other")
     assert _push_file(sandbox, "task", "one").returncode == 0
-    _create(sandbox, "task", "testhost", env=_elsewhere(sandbox))
+    _create(sandbox, "task", "testhost", env=_knowing_only(sandbox, "testhost"))
     _kill_host(sandbox, second)
     found = _push_file(sandbox, "task", "two")
     assert found.returncode == 0, found.stderr
@@ -149,14 +166,37 @@ def test_an_agent_on_a_live_host_is_found_when_the_recorded_one_is_dead(sandbox,
     assert (work / "two").read_text() == "two"
 
 
-def test_a_changed_config_means_listing_everything_again(sandbox, two_hosts) -> None:
-    _create(sandbox, "task", "testhost")
-    assert _push_file(sandbox, "task", "one").returncode == 0
-    _create(sandbox, "task", "other", env=_elsewhere(sandbox))
-    (sandbox.config_dir / "config.toml").write_text("[hosts.testhost]\n[hosts.other]\n[hosts.third]\n"
-                                                    'address = "mngr-test@127.0.0.1:1"\n')
-    ambiguous = _push_file(sandbox, "task", "two")
-    assert ambiguous.returncode != 0 and "exists on several hosts" in ambiguous.stderr
+def test_each_of_two_agents_of_one_name_can_be_named_by_every_command(sandbox, two_hosts) -> None:
+    """Two agents called ``task`` (an older mngr's doing): NAME alone is ambiguous for every
+    by-name command; NAME@HOST and the agent's id name one."""
+    _create(sandbox, "task", "testhost", env=_knowing_only(sandbox, "testhost"))
+    _create(sandbox, "task", "other", env=_knowing_only(sandbox, "other"))
+    listed = json.loads(sandbox.mngr("list", "--format", "json").stdout)["agents"]
+    ids = {agent["host"]: agent["id"] for agent in listed}
+    work_dirs = {agent["host"]: agent["work_dir"] for agent in listed}
+    assert sorted(ids) == ["other", "testhost"] and work_dirs["other"] != work_dirs["testhost"]
+    for command in (["stop", "task"], ["limit", "task"], ["keepalive", "task", "--for", "1h"],
+                    ["message", "task", "hi"], ["exec", "task", "true"], ["transcript", "task"]):
+        ambiguous = sandbox.mngr(*command)
+        assert ambiguous.returncode != 0, command
+        assert "name one as task@testhost or task@other" in ambiguous.stderr, command
+    ran = sandbox.mngr("exec", "task@other", "pwd")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == work_dirs["other"]
+    assert sandbox.mngr("limit", "task@testhost").returncode == 0
+    assert sandbox.mngr("keepalive", "task@other", "--for", "1h").returncode == 0
+    assert sandbox.mngr("transcript", "task@other").returncode == 0
+    stopped = sandbox.mngr("stop", "task@other", "--format", "json")
+    assert stopped.returncode == 0, stopped.stderr
+    states = {agent["host"]: agent["state"]
+              for agent in json.loads(sandbox.mngr("list", "--format", "json").stdout)["agents"]}
+    assert states == {"other": "STOPPED", "testhost": "RUNNING"}
+    destroyed = sandbox.mngr("destroy", ids["testhost"], "--force")
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert "destroyed agent task on testhost" in destroyed.stdout
+    left = json.loads(sandbox.mngr("list", "--format", "json").stdout)["agents"]
+    assert [(agent["host"], agent["state"]) for agent in left] == [("other", "STOPPED")]
+    assert sandbox.mngr("start", "task").returncode == 0  # one left: the name alone names it
 
 
 _RECORDING_PROVIDER = """
@@ -197,7 +237,7 @@ def test_a_plugin_provider_is_the_one_used_with_or_without_the_record(sandbox) -
         assert pushed.returncode == 0, pushed.stderr
         assert log.read_text() == "local box\n"
         assert (work / file_name).read_text() == file_name
-    assert "box" in _record(sandbox)["unique"]["names"]
+    assert ["box", "local", "local"] in _record(sandbox)["agents"]
     sandbox.env["MNGR_DISABLE_PLUGINS"] = "recording"  # the built-in local provider again
     log.unlink()
     assert _push_file(sandbox, "box", "three").returncode == 0

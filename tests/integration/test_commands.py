@@ -107,7 +107,7 @@ def test_a_custom_agent_type_from_config(sandbox, monkeypatch: pytest.MonkeyPatc
 
 def test_a_duplicate_name_is_refused(app: App) -> None:
     make(app, "twin")
-    with pytest.raises(MngrError, match="an agent named 'twin' already exists"):
+    with pytest.raises(MngrError, match=r"^agent 'twin' already exists on local \(local\)$"):
         make(app, "twin")
     assert states(app).keys() == {"twin"}
 
@@ -234,7 +234,7 @@ def test_clone_copies_the_agent_and_plugins_hear_of_it(app: App, sandbox) -> Non
         copy.clone(app, copy.CloneRequest("original", "held-2"))
     assert sorted(states(app)) == ["copy-1", "original"]
     assert not (sandbox.host_dir / "work" / "held-2").exists()
-    with pytest.raises(UsageError, match="an agent named 'copy-1' already exists"):
+    with pytest.raises(UsageError, match=r"^agent 'copy-1' already exists on local \(local\)$"):
         copy.clone(app, copy.CloneRequest("original", "copy-1"))
 
 

@@ -59,3 +59,15 @@ def test_each_shell_gets_its_script(sandbox, shell: str) -> None:
     assert script.returncode == 0 and "_MNGR_COMPLETE" in script.stdout and f"{shell}_complete" in script.stdout
     refused = sandbox.mngr("completion", "tcsh")
     assert refused.returncode == 2 and "tcsh" in refused.stderr
+
+
+def test_a_name_on_two_hosts_completes_as_name_at_host(sandbox) -> None:
+    """As a listing records two agents of one name (left by an older mngr) on two hosts."""
+    import json
+
+    sandbox.state_dir.mkdir(parents=True, exist_ok=True)
+    (sandbox.state_dir / "completion.json").write_text(json.dumps(
+        {"agents": [["task", "box", "ssh"], ["task", "gpu", "ssh"], ["tidy", "local", "local"]]}))
+    assert _complete(sandbox, "mngr stop t") == ["task@box", "task@gpu", "tidy"]
+    assert _complete(sandbox, "mngr exec task@g") == ["task@gpu"]
+    assert _complete(sandbox, "mngr host forget g") == ["gpu"]

@@ -36,22 +36,10 @@ def test_a_damaged_cache_is_no_cache() -> None:
     assert completion.cached_agents() == []
 
 
-def test_a_sole_location_needs_a_complete_listing_of_the_same_scope_and_one_host() -> None:
-    completion.remember(["ssh"], [("a", "h1", "ssh"), ("b", "h1", "ssh"), ("b", "h2", "ssh")], [])
-    completion.remember_unique(["a"], "scope-1")
-    assert completion.sole_location("a", "scope-1") == ("h1", "ssh")
-    assert completion.sole_location("a", "scope-2") is None  # providers or hosts changed since
-    assert completion.sole_location("b", "scope-1") is None  # never seen once
-    completion.remember(["ssh"], [("a", "h1", "ssh"), ("a", "h2", "ssh")], [])  # seen twice since
-    assert completion.sole_location("a", "scope-1") is None
-
-
-def test_creating_an_agent_withdraws_its_name_until_the_next_complete_listing() -> None:
-    completion.remember(["ssh"], [("a", "h1", "ssh")], [])
-    completion.remember_unique(["a"], "scope")
-    completion.agent_removed("a", "h1", "ssh")
-    completion.agent_added("a", "h2", "ssh")
-    assert completion.cached_agents() == [("a", "h2", "ssh")]
-    assert completion.sole_location("a", "scope") is None
-    completion.remember_unique(["a"], "scope")
-    assert completion.sole_location("a", "scope") == ("h2", "ssh")
+def test_a_name_on_several_hosts_completes_as_name_at_host() -> None:
+    completion.remember(["ssh", "docker"], [("a", "h1", "ssh"), ("b", "h1", "ssh"), ("b", "h2", "ssh"),
+                                            ("c", "box", "ssh"), ("c", "box", "docker")], [])
+    assert completion.agent_choices("") == ["a", "b@h1", "b@h2", "c@docker/box", "c@ssh/box"]
+    assert completion.agent_choices("b") == ["b@h1", "b@h2"]
+    assert completion.agent_choices("a@") == ["a@h1"]
+    assert completion.agent_choices("x") == []
