@@ -29,6 +29,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from .channel.protocol import AgentList
+from .errors import MngrError
 from .fleet import FleetListing, HostFailure, LocatedAgent, ask_host, list_fleet, locate
 from .hosts import HostHandle
 
@@ -37,8 +39,12 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def located_agent(app: App, name: str) -> Iterator[LocatedAgent]:
-    """Agent ``name`` with an open handle on its host, closed at the end of the block."""
+def located_agent(app: App, name: str, with_state: bool = True) -> Iterator[LocatedAgent]:
+    """Agent ``name`` with an open handle on its host, closed at the end of the block.
+
+    Without ``with_state`` the recorded host is asked only for the agent's record
+    (FindAgent, no tmux): its AgentInfo then has an empty state, unless a full listing
+    found it."""
     from . import completion
 
     scope = listing_scope(app)
@@ -47,7 +53,7 @@ def located_agent(app: App, name: str) -> Iterator[LocatedAgent]:
     if place is not None and place[1] in app.provider_names():
         host, provider = place
         handle = HostHandle(app.provider(provider), host, app.host_timeout)
-        answer = ask_host(handle, app.quiet_seconds)
+        answer = ask_host(handle, app.quiet_seconds) if with_state else _find_on_host(handle, name)
         if isinstance(answer, HostFailure):
             failed.append(answer)
         else:
@@ -62,6 +68,16 @@ def located_agent(app: App, name: str) -> Iterator[LocatedAgent]:
             completion.remember_unique(names_seen_once(listing), scope)
         (agent,) = locate(listing, [name])
         yield agent
+
+
+def _find_on_host(handle: HostHandle, name: str) -> AgentList | HostFailure:
+    """As fleet.ask_host, for the agents recorded as ``name`` only."""
+    try:
+        return handle.find_agent(name)
+    except MngrError as exc:
+        return HostFailure(handle.host, handle.provider_name, getattr(exc, "detail", str(exc)))
+    except OSError as exc:
+        return HostFailure(handle.host, handle.provider_name, str(exc))
 
 
 def names_seen_once(listing: FleetListing) -> list[str]:

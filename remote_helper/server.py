@@ -268,6 +268,8 @@ class Server(object):
         if message_type == "ListAgents":
             listed = agents.list_agents(fields["quiet_seconds"])
             return "AgentList", {"agents": listed, "host": idle.status()}, b""
+        if message_type == "FindAgent":
+            return "AgentList", {"agents": agents.recorded(fields["name"]), "host": None}, b""
         if message_type == "CreateAgent":
             return "AgentReply", {"agent": agents.create_agent(fields)}, b""
         if message_type == "StopAgent":

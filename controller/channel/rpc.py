@@ -40,7 +40,10 @@ class RpcClient:
         self._reader = reader or BufferedReader(stream)
         self._reader.on_data = self._received
         self._last_progress = time.monotonic()
-        self._ids = itertools.count(1)
+        # Requests already sent on the stream (early_channel.py): their ids are taken, and a
+        # call of an equal request waits for that reply instead of sending it again.
+        self._prefetched = dict(getattr(stream, "prefetched", None) or {})
+        self._ids = itertools.count(max(self._prefetched, default=0) + 1)
         self._send_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._replies_changed = threading.Condition()
@@ -79,11 +82,13 @@ class RpcClient:
         """Send ``request`` and wait for its reply; an Error reply raises the matching RemoteError."""
         if self._failure is not None:
             raise self._failure
-        request_id = next(self._ids)
-        frame = protocol.encode_frame(request_id, request, blob)
         what = type(request).__name__
-        with self._send_lock:
-            self._write(frame, timeout, what)
+        request_id = self._already_sent(request) if self._prefetched and not blob else 0
+        if not request_id:
+            request_id = next(self._ids)
+            frame = protocol.encode_frame(request_id, request, blob)
+            with self._send_lock:
+                self._write(frame, timeout, what)
         reply, reply_blob = self._wait_for(request_id, timeout, what)
         if isinstance(reply, protocol.Error):
             raise remote_error(self.host, reply.code, reply.message)
@@ -92,6 +97,19 @@ class RpcClient:
                 self.host, f"expected {expect.__name__} for {type(request).__name__}, got {type(reply).__name__}"
             )
         return reply, reply_blob
+
+    def _already_sent(self, request: msgspec.Struct) -> int:
+        """The id of an early request equal to ``request`` (taken: each is used once), or 0."""
+        with self._send_lock:
+            for request_id, body in self._prefetched.items():
+                try:
+                    same = protocol.decode_request(body) == request
+                except msgspec.DecodeError:
+                    same = False
+                if same:
+                    del self._prefetched[request_id]
+                    return request_id
+        return 0
 
     def _received(self, count: int) -> None:
         self._last_progress = time.monotonic()
