@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -62,6 +61,8 @@ class HostHandle:
                 stream.close()
                 if attempt >= _CONNECT_ATTEMPTS or not stream.worth_retrying():
                     raise
+                import random
+
                 time.sleep(random.uniform(0.1, 0.4) * attempt)
             except BaseException:
                 stream.close()

@@ -42,7 +42,6 @@ from .hosts import HostHandle
 from .link_rate import FIRST_BATCH_BYTES, LinkRate
 from .local_walk import LocalWalk, StaleKept, reuse
 from .plan import Entry, Plan, decode_manifest, directories_to_finish, make_plan
-from .sync_delta import pull_delta, push_delta, worth_a_delta
 
 __all__ = ["Entry", "PartialCopy", "Plan", "both_manifests", "make_plan", "pull", "push", "refuse_partial"]
 
@@ -237,6 +236,8 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
         tag = written.tag
         _note_skipped(plan, _skipped_from_wire(handle.host, written.skipped))
     by_delta: set[str] = set()
+    if plan.send:  # (hashlib and the delta code: only for a push that sends something)
+        from .sync_delta import push_delta, worth_a_delta
     for entry in plan.send:
         # A delta is not compare-and-swap, nor of a named version: not for pair's writes.
         if (entry[1] == "f" and worth_a_delta(entry[3]) and entry[0] not in plan.replace and not exact
@@ -534,6 +535,8 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, expec
         if entry[1] == "l" and entry[0] not in failed:
             attempt(entry[0], files.write_link, entry[5])
     # A delta lands whatever version the host has now: not where a version was asked for (pair).
+    if plan.send:
+        from .sync_delta import pull_delta, worth_a_delta
     by_delta = {entry[0] for entry in plan.send if entry[1] == "f" and worth_a_delta(entry[3]) and not exact
                 and entry[0] not in expect and entry[0] not in failed
                 and pull_delta(handle, name, local_root, entry[0], entry[3], guard)}
