@@ -48,6 +48,9 @@ class RpcClient:
         self._read_lock = threading.Lock()
         self._replies_changed = threading.Condition()
         self._replies: dict[int, tuple[protocol.Reply, bytes]] = {}
+        # A reply's bytes count as received when its caller takes it: an early reply nobody
+        # asked for (see _already_sent) was no part of what the command moved.
+        self._reply_bytes: dict[int, int] = {}
         self._failure: MngrError | None = None
         self.helper_was_sent = False
         # The bytes of frames this client sent and read (what a transfer cost on the wire).
@@ -108,6 +111,7 @@ class RpcClient:
                     same = False
                 if same:
                     del self._prefetched[request_id]
+                    self.bytes_sent += protocol.HEADER.size + len(body)  # it is this call's, sent early
                     return request_id
         return 0
 
@@ -157,7 +161,7 @@ class RpcClient:
         while True:
             with self._replies_changed:
                 if request_id in self._replies:
-                    return self._replies.pop(request_id)
+                    return self._take(request_id)
                 if self._failure is not None:
                     raise self._failure
             if self._read_lock.acquire(blocking=False):
@@ -165,7 +169,7 @@ class RpcClient:
                     # A reply may have landed between the check above and taking the lock.
                     with self._replies_changed:
                         if request_id in self._replies:
-                            return self._replies.pop(request_id)
+                            return self._take(request_id)
                     self._read_one_frame(deadline, what)
                 finally:
                     self._read_lock.release()
@@ -177,6 +181,11 @@ class RpcClient:
                 with self._replies_changed:
                     if request_id not in self._replies and self._failure is None:
                         self._replies_changed.wait(timeout=0.05)
+
+    def _take(self, request_id: int) -> tuple[protocol.Reply, bytes]:
+        """The reply to ``request_id``, taken (with the lock of ``_replies_changed`` held)."""
+        self.bytes_received += self._reply_bytes.pop(request_id, 0)
+        return self._replies.pop(request_id)
 
     def _read_one_frame(self, deadline: Callable[[], float] | None, what: str) -> None:
         try:
@@ -204,10 +213,11 @@ class RpcClient:
             self._fail(ProtocolViolation(self.host, f"malformed reply: {exc}"))
             raise self._failure from exc  # type: ignore[misc]
         with self._replies_changed:
-            self.bytes_received += len(header) + body_length + blob_length
             if request_id == 0 and isinstance(reply, protocol.Progress):
+                self.bytes_received += len(header) + body_length + blob_length
                 return  # its bytes were the news (see _received)
             self._replies[request_id] = (reply, blob)
+            self._reply_bytes[request_id] = len(header) + body_length + blob_length
 
     def _fail(self, error: MngrError) -> None:
         with self._replies_changed:

@@ -81,13 +81,14 @@ def test_the_early_requests_answer_the_commands_equal_ones(dirs: Path, daemon_so
     early_channel.start_early(["push", "task", str(dirs / "work")], lambda agent, ignored: "")
     stream = SocketStream.connect("box", daemon_socket)
     assert sorted(stream.prefetched) == [1, 2]
+    early_bytes = sum(wire.HEADER.size + len(body) for body in stream.prefetched.values())
     client = RpcClient(stream)
     (found,) = client.call(protocol.FindAgent(name="task"), protocol.AgentList).agents
     manifest, blob = client.call_with_blob(_manifest_request(dirs), protocol.Manifest)
     assert found.work_dir == manifest.root == str(dirs / "work") and blob
-    assert client.bytes_sent == 0  # both answered by what was sent early
+    assert client.bytes_sent == early_bytes  # both answered by what was sent early, nothing sent again
     again = client.call(protocol.FindAgent(name="task"), protocol.AgentList)  # each early reply serves once
-    assert [agent.name for agent in again.agents] == ["task"] and client.bytes_sent > 0
+    assert [agent.name for agent in again.agents] == ["task"] and client.bytes_sent > early_bytes
     client.close()
 
 
@@ -99,7 +100,7 @@ def test_a_request_unlike_the_early_one_is_sent_with_an_id_of_its_own(dirs: Path
     assert early_bodies[2]["with_uncommitted"] is False and early_bodies[2]["known"] == "t.1.2"  # as a pull asks
     client = RpcClient(stream)
     manifest, _ = client.call_with_blob(_manifest_request(dirs, known=""), protocol.Manifest)
-    assert client.bytes_sent > 0 and manifest.root == str(dirs / "work")
+    assert client.bytes_sent > 0 and manifest.root == str(dirs / "work")  # sent: unlike the early one
     # The unused early replies do not get in the way of later ones.
     assert client.call(protocol.FindAgent(name="nobody"), protocol.AgentList).agents == []
     client.close()
@@ -150,3 +151,26 @@ def test_an_early_frame_is_what_the_controller_would_send(dirs: Path) -> None:
                                             "with_uncommitted": False, "known": "t.1"})
     assert protocol.decode_request(body) == _manifest_request(dirs, include_ignored=True, with_uncommitted=False,
                                                               known="t.1")
+
+
+def test_the_bytes_counted_are_the_same_with_or_without_early_requests(dirs: Path, daemon_socket: str) -> None:
+    """What a push or pull reports as its wire bytes: the requests it used and their
+    replies, whenever they were sent or read; an early reply it did not use is not its."""
+    _state(dirs, [["task", "box", "ssh"]], {"ssh/box": daemon_socket})
+    counted = []
+    for early_start in (True, False):
+        if early_start:
+            early_channel.start_early(["push", "task", str(dirs / "work")], lambda agent, ignored: "")
+        client = RpcClient(SocketStream.connect("box", daemon_socket))
+        client.call(protocol.FindAgent(name="task"), protocol.AgentList)
+        before = (client.bytes_sent, client.bytes_received)
+        client.call_with_blob(_manifest_request(dirs), protocol.Manifest)
+        counted.append((before, (client.bytes_sent, client.bytes_received)))
+        client.close()
+    assert counted[0] == counted[1] and counted[0][1][1] > counted[0][0][1] > 0
+    early_channel.start_early(["pull", "task", str(dirs / "work")], lambda agent, ignored: "x.1")
+    client = RpcClient(SocketStream.connect("box", daemon_socket))
+    client.call(protocol.FindAgent(name="task"), protocol.AgentList)
+    client.call(protocol.FindAgent(name="nobody"), protocol.AgentList)  # the early GetManifest's reply is read
+    assert (client.bytes_sent, client.bytes_received) < counted[0][1]  # ... and not counted
+    client.close()
