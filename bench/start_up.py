@@ -23,7 +23,7 @@ rusage), so the host side is not in it.
 
 Targets: no-change push and pull no slower than rsync (mngr / rsync <= 1.0).
 
-Run (root, sshd and rsync installed): .venv/bin/python bench/start_up.py [--runs N] [--against REV]
+Run (root, sshd and rsync installed): .venv/bin/python bench/start_up.py [--runs N] [--against REV] [--files N]
 """
 
 from __future__ import annotations
@@ -77,6 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=RUNS, help=f"rounds of each case (default {RUNS})")
     parser.add_argument("--against", default="main", help="the earlier mngr: a git revision (default main)")
+    parser.add_argument("--files", type=int, default=FILES,
+                        help=f"files in the tree (default {FILES}; 10000 compares with push_pull.py's no-change rows)")
     options = parser.parse_args()
     sys.path.insert(0, str(REPO))  # the repository: tests.sshd
     from tests.sshd import SshHost, unavailable_reason
@@ -87,7 +89,8 @@ def main() -> None:
         sys.exit("cannot run: rsync not installed (apt-get install -y rsync)")
     against = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", options.against],
                              capture_output=True, text=True, check=True).stdout.strip()
-    header(f"start_up: `mngr push`/`mngr pull` of {FILES} files, nothing changed, vs rsync -a and mngr at {against}")
+    header(f"start_up: `mngr push`/`mngr pull` of {options.files} files, nothing changed, vs rsync -a and mngr at "
+           f"{against}")
     compile_bytecode()
     with Sandbox() as box:
         os.environ["MNGR_STATE_DIR"] = str(box.root / "s")
@@ -113,8 +116,10 @@ def main() -> None:
             source, work = data / "src", data / "work"
             for directory in (source, work, data / "pulled", data / "rsync-pulled"):
                 directory.mkdir()
-            for i in range(FILES):
-                (source / f"f{i}.txt").write_text("x" * 100 * i)
+            for i in range(options.files):  # 0 to 9,900 bytes, 100 directories at most
+                folder = source / f"d{i // 100}" if options.files > FILES else source
+                folder.mkdir(exist_ok=True)
+                (folder / f"f{i}.txt").write_text("x" * 100 * (i % 100))
             subprocess.run(["chown", "-R", host.user.pw_name, str(data)], check=True)
             box.mngr("create", "a0", "command", "--in", "ssh", "--host", ALIAS, "--no-connect",
                      "--work-dir", str(work), "--", "sleep", "600")

@@ -48,17 +48,30 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def found_agents(app: App, names: Sequence[str]) -> Iterator[list[LocatedAgent]]:
+def found_agents(app: App, names: Sequence[str], with_state: bool = True) -> Iterator[list[LocatedAgent]]:
     """The agents ``names`` name, in order, each with an open handle on its host; the
-    handles are closed at the end of the block."""
+    handles are closed at the end of the block.
+
+    Without ``with_state`` a recorded host asked about one agent is asked only for the
+    agent's record (FindAgent, no tmux): its AgentInfo then has an empty state, unless a
+    full listing found it."""
     refs = [parse_agent_ref(name) for name in names]
     places = _recorded_places(app, refs)
     handles = {place: HostHandle(app.provider(place[1]), place[0], app.host_timeout)
                for place in dict.fromkeys(places.values())}
+    asked_for: dict[tuple[str, str], list[str]] = {}
+    for index, place in places.items():
+        asked_for.setdefault(place, []).append(refs[index].name)
     listing: FleetListing | None = None
+
+    def confirm(place: tuple[str, str]) -> AgentList | HostFailure:
+        wanted = asked_for[place]
+        if not with_state and len(wanted) == 1:
+            return _find_on_host(handles[place], wanted[0])
+        return ask_host(handles[place], app.quiet_seconds)
+
     try:
-        answers = dict(zip(handles, parallel_map(lambda handle: _confirm(app, handle), list(handles.values()),
-                                                 MAX_PARALLEL_HOSTS), strict=True))
+        answers = dict(zip(handles, parallel_map(confirm, list(handles), MAX_PARALLEL_HOSTS), strict=True))
         found: dict[int, LocatedAgent] = {}
         for index, place in places.items():
             answer = answers[place]
@@ -91,15 +104,20 @@ def fleet_listing(app: App, providers: Sequence[Provider] | None = None,
 
 
 @contextlib.contextmanager
-def located_agent(app: App, name: str) -> Iterator[LocatedAgent]:
+def located_agent(app: App, name: str, with_state: bool = True) -> Iterator[LocatedAgent]:
     """Agent ``name`` with an open handle on its host, closed at the end of the block."""
-    with found_agents(app, [name]) as (agent,):
+    with found_agents(app, [name], with_state) as (agent,):
         yield agent
 
 
-def _confirm(app: App, handle: HostHandle) -> AgentList | HostFailure:
-    """What the recorded host has now (the agents it names are the ones to use)."""
-    return ask_host(handle, app.quiet_seconds)
+def _find_on_host(handle: HostHandle, name: str) -> AgentList | HostFailure:
+    """As fleet.ask_host, for the agents recorded as ``name`` only."""
+    try:
+        return handle.find_agent(name)
+    except MngrError as exc:
+        return HostFailure(handle.host, handle.provider_name, getattr(exc, "detail", str(exc)))
+    except OSError as exc:
+        return HostFailure(handle.host, handle.provider_name, str(exc))
 
 
 def _recorded_places(app: App, refs: Sequence[AgentRef]) -> dict[int, tuple[str, str]]:

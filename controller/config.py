@@ -18,10 +18,12 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # pathlib (and urllib.parse with it) costs a push or pull a few ms: not loaded for them
+    from pathlib import Path
 
 DEFAULTS: dict[str, Any] = {
     "default_provider": "local",
@@ -73,29 +75,52 @@ _HOST_FIELDS: dict[str, type | tuple[type, ...]] = {
 
 
 def user_config_path() -> Path:
+    from pathlib import Path
+
+    return Path(_user_config_file())
+
+
+def _user_config_file() -> str:
     explicit = os.environ.get("MNGR_CONFIG_DIR")
     if explicit:
-        return Path(explicit).expanduser() / "config.toml"
+        return os.path.join(os.path.expanduser(explicit), "config.toml")
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "mngr" / "config.toml"
+    return os.path.join(base, "mngr", "config.toml")
 
 
-def project_root(start: Path | None = None) -> Path | None:
-    current = (start or Path.cwd()).resolve()
-    for directory in (current, *current.parents):
-        if (directory / ".mngr").is_dir() or (directory / ".git").exists():
+def project_root(start: str | os.PathLike[str] | None = None) -> Path | None:
+    from pathlib import Path
+
+    root = _project_root(start)
+    return Path(root) if root is not None else None
+
+
+def _project_root(start: str | os.PathLike[str] | None = None) -> str | None:
+    directory = os.path.realpath(os.fspath(start) if start is not None else os.getcwd())
+    while True:
+        if os.path.isdir(os.path.join(directory, ".mngr")) or os.path.exists(os.path.join(directory, ".git")):
             return directory
-    return None
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
 
 
-def project_config_path(start: Path | None = None) -> Path | None:
-    root = project_root(start)
-    return root / ".mngr" / "config.toml" if root else None
+def project_config_path(start: str | os.PathLike[str] | None = None) -> Path | None:
+    from pathlib import Path
+
+    found = _project_config_file(start)
+    return Path(found) if found is not None else None
 
 
-def read_toml(path: Path) -> dict[str, Any]:
+def _project_config_file(start: str | os.PathLike[str] | None = None) -> str | None:
+    root = _project_root(start)
+    return os.path.join(root, ".mngr", "config.toml") if root is not None else None
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
+        with open(path, "rb") as handle:
             data = handle.read()
     except FileNotFoundError:
         return {}
@@ -305,15 +330,27 @@ def _check_template(origin: str, prefix: str, section: Any) -> None:
 @dataclass
 class Config:
     values: dict[str, Any]
-    user_path: Path
-    project_path: Path | None
+    user_file: str
+    project_file: str | None
     sources: list[str] = field(default_factory=list)
 
+    @property
+    def user_path(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.user_file)
+
+    @property
+    def project_path(self) -> Path | None:
+        from pathlib import Path
+
+        return Path(self.project_file) if self.project_file is not None else None
+
     @classmethod
-    def load(cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Config:
+    def load(cls, environ: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None) -> Config:
         environ = os.environ if environ is None else environ
-        user_path = user_config_path()
-        project_path = project_config_path(cwd)
+        user_path = _user_config_file()
+        project_path = _project_config_file(cwd)
         values = dict(DEFAULTS)
         sources = ["defaults"]
         for path in (user_path, project_path):

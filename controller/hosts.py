@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Mapping
@@ -19,7 +18,7 @@ from .errors import ChannelClosed, ChannelError, HelperUnresponsive, ProtocolVio
 ReplyT = TypeVar("ReplyT")
 # Requests that change nothing, so repeating one after a failed first try is harmless.
 _SAFE_TO_REPEAT = (
-    protocol.Ping, protocol.GetHelperInfo, protocol.ListAgents, protocol.CapturePane, protocol.ReadOutput
+    protocol.Ping, protocol.GetHelperInfo, protocol.ListAgents, protocol.FindAgent, protocol.CapturePane, protocol.ReadOutput
 )
 
 # A busy sshd (MaxStartups) drops handshakes at random while many are in progress; with
@@ -47,6 +46,9 @@ class HostHandle:
         # Several agents of one host may be acted on at once (commands/fanout.py): one opens
         # the channel, the others wait for it and share it.
         self._connecting = threading.Lock()
+        # The socket of a stream that has not answered yet: once it has, where this host is
+        # reached, for the next push or pull to connect to early (early_channel.py).
+        self._socket_to_remember = ""
 
     @property
     def client(self) -> RpcClient:
@@ -69,10 +71,13 @@ class HostHandle:
                 else:
                     self._client = RpcClient(stream)
                     self._unproven = not stream.proven
+                    self._socket_to_remember = getattr(stream, "path", "")
             except ChannelError:
                 stream.close()
                 if attempt >= _CONNECT_ATTEMPTS or not stream.worth_retrying():
                     raise
+                import random
+
                 time.sleep(random.uniform(0.1, 0.4) * attempt)
             except BaseException:
                 stream.close()
@@ -88,6 +93,17 @@ class HostHandle:
         return reply
 
     def _call_with_blob(
+        self, request: msgspec.Struct, expect: type[ReplyT], blob: bytes = b"", timeout: float | None = None
+    ) -> tuple[ReplyT, bytes]:
+        result = self._answer(request, expect, blob, timeout)
+        if self._socket_to_remember:
+            from .early_channel import remember
+
+            path, self._socket_to_remember = self._socket_to_remember, ""
+            remember(self.provider_name, self.host, path)
+        return result
+
+    def _answer(
         self, request: msgspec.Struct, expect: type[ReplyT], blob: bytes = b"", timeout: float | None = None
     ) -> tuple[ReplyT, bytes]:
         client = self.client
@@ -111,6 +127,7 @@ class HostHandle:
         return client.call_with_blob(request, expect, blob, timeout)
 
     def close(self) -> None:
+        self._socket_to_remember = ""
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -135,6 +152,15 @@ class HostHandle:
             if offline is not None:
                 return offline
         return self._call(protocol.ListAgents(quiet_seconds), protocol.AgentList, timeout=self.timeout)
+
+    def find_agent(self, name: str) -> protocol.AgentList:
+        """The agents recorded on the host as ``name``, without their state (FindAgent);
+        for a host that is not running, what its provider can tell without starting it."""
+        if isinstance(self.provider, OfflineListing):
+            offline = self.provider.offline_listing(self.host)
+            if offline is not None:
+                return protocol.AgentList([agent for agent in offline.agents if agent.name == name], offline.host)
+        return self._call(protocol.FindAgent(name=name), protocol.AgentList, timeout=self.timeout)
 
     def set_idle_settings(self, request: protocol.SetIdleSettings) -> protocol.IdleSettings:
         return self._call(request, protocol.IdleSettings, timeout=self.timeout)

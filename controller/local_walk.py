@@ -485,6 +485,14 @@ def start_early(argv: Sequence[str]) -> None:
             _early = None  # no fork or pipe to be had: the command lists the tree itself
 
 
+def early_known_tag(agent: str, include_ignored: bool) -> str | None:
+    """The tag the early walk's command will send as the host manifest it kept (its
+    ``known_tag``), if a walk for ``agent`` was started early; else None."""
+    if _early is None or (_early.agent, _early.include_ignored) != (agent, include_ignored):
+        return None
+    return _early.known_tag()
+
+
 def discard_early() -> None:
     """Stop an early child no command claimed (the command failed before it could)."""
     global _early

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 from mngr.remote_helper import files, guarded
 from mngr.remote_helper.wire import RequestFailed
@@ -42,7 +42,6 @@ from .hosts import HostHandle
 from .link_rate import FIRST_BATCH_BYTES, LinkRate
 from .local_walk import LocalWalk, StaleKept, reuse
 from .plan import Entry, Plan, decode_manifest, directories_to_finish, make_plan
-from .sync_delta import pull_delta, push_delta, worth_a_delta
 
 __all__ = ["Entry", "PartialCopy", "Plan", "both_manifests", "make_plan", "pull", "push", "refuse_partial"]
 
@@ -237,6 +236,8 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
         tag = written.tag
         _note_skipped(plan, _skipped_from_wire(handle.host, written.skipped))
     by_delta: set[str] = set()
+    if plan.send:  # (hashlib and the delta code: only for a push that sends something)
+        from .sync_delta import push_delta, worth_a_delta
     for entry in plan.send:
         # A delta is not compare-and-swap, nor of a named version: not for pair's writes.
         if (entry[1] == "f" and worth_a_delta(entry[3]) and entry[0] not in plan.replace and not exact
@@ -310,19 +311,19 @@ class _Sender:
     """
 
     def __init__(self, handle: HostHandle, tag: str, rate: LinkRate) -> None:
-        import secrets
-        from concurrent.futures import ThreadPoolExecutor
-
         self._handle = handle
         self._rate = rate
         self.sent = False  # a batch has been handed over
         self.tag = tag
         self.tag_is_stale = False  # the host's manifest no longer follows the plan
         self.skipped: list[list[str]] = []
-        self._session = secrets.token_hex(8)
+        self._session = os.urandom(8).hex()
         self._sequence = 0
-        self._pool = ThreadPoolExecutor(BATCHES_IN_FLIGHT)
-        self._in_flight: collections.deque[tuple[Future[tuple[protocol.Written, float, int]], bool]] = \
+        # Made for the first batch that has another after it: a push of one batch (most
+        # pushes of a few changes) sends it from this thread, sparing the 5-10 ms that
+        # concurrent.futures (logging with it) takes to load.
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_flight: collections.deque[tuple[Future[tuple[protocol.Written, float, int]] | _Sent, bool]] = \
             collections.deque()
         self._failure: BaseException | None = None
 
@@ -356,6 +357,13 @@ class _Sender:
         request.session, request.sequence, request.last = self._session, self._sequence, last
         self._sequence += 1
         self.sent = True
+        if last and not self._in_flight:  # nothing left to read and pack meanwhile
+            self._in_flight.append((_Sent(self._write, request, blob), True))
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(BATCHES_IN_FLIGHT)
         self._in_flight.append((self._pool.submit(self._write, request, blob), not self._in_flight))
 
     def __enter__(self) -> _Sender:
@@ -364,9 +372,32 @@ class _Sender:
     def __exit__(self, *exc_info: object) -> None:
         while self._in_flight:
             self._collect_oldest()
-        self._pool.shutdown()
+        if self._pool is not None:
+            self._pool.shutdown()
         if self._failure is not None and exc_info[0] is None:
             raise self._failure
+
+
+class _Sent:
+    """A batch sent from the calling thread: its outcome, read as a Future's."""
+
+    def __init__(self, write: Callable[[protocol.WriteFiles, bytes], tuple[protocol.Written, float, int]],
+                 request: protocol.WriteFiles, blob: bytes) -> None:
+        self._outcome: tuple[protocol.Written, float, int] | None = None
+        self._failure: BaseException | None = None
+        try:
+            self._outcome = write(request, blob)
+        except Exception as exc:  # raised by result(), as a Future would
+            self._failure = exc
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> tuple[protocol.Written, float, int]:
+        if self._failure is not None:
+            raise self._failure
+        assert self._outcome is not None
+        return self._outcome
 
 
 # -- a new agent's work dir ------------------------------------------------------------------
@@ -534,6 +565,8 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, expec
         if entry[1] == "l" and entry[0] not in failed:
             attempt(entry[0], files.write_link, entry[5])
     # A delta lands whatever version the host has now: not where a version was asked for (pair).
+    if plan.send:
+        from .sync_delta import pull_delta, worth_a_delta
     by_delta = {entry[0] for entry in plan.send if entry[1] == "f" and worth_a_delta(entry[3]) and not exact
                 and entry[0] not in expect and entry[0] not in failed
                 and pull_delta(handle, name, local_root, entry[0], entry[3], guard)}

@@ -172,6 +172,20 @@ def list_agents(quiet_seconds):
     return agents
 
 
+def recorded(name):
+    """The agents recorded under ``name``, from their records alone (FindAgent): no tmux,
+    so no state, pid or idle time. A tmux session without a record is not among them."""
+    found, _ = agent_records.read_all()
+    infos = []
+    for record in found.values():
+        if record["name"] == name:
+            info = _info(record, None, 0.0, 0.0)
+            info["state"] = ""
+            infos.append(info)
+    infos.sort(key=lambda info: info["id"])
+    return infos
+
+
 def _agent_info_now(record):
     session = tmux.session_name(record["name"])
     pane = tmux.list_sessions_panes().get(session)

@@ -276,6 +276,9 @@ class Server(object):
         listed = agents.list_agents(fields["quiet_seconds"])
         return "AgentList", {"agents": listed, "host": idle.status()}, b""
 
+    def _on_find_agent(self, fields, blob):
+        return "AgentList", {"agents": agents.recorded(fields["name"]), "host": None}, b""
+
     def _on_create_agent(self, fields, blob):
         return "AgentReply", {"agent": agents.create_agent(fields)}, b""
 
@@ -524,6 +527,7 @@ HANDLERS = {
     "Ping": Server._on_ping,
     "GetHelperInfo": Server._on_get_helper_info,
     "ListAgents": Server._on_list_agents,
+    "FindAgent": Server._on_find_agent,
     "CreateAgent": Server._on_create_agent,
     "StopAgent": Server._on_stop_agent,
     "StartAgent": Server._on_start_agent,

@@ -29,6 +29,7 @@ MESSAGES = {
     "Ping": {},
     "GetHelperInfo": {},
     "ListAgents": {"quiet_seconds": ("float", 10.0)},
+    "FindAgent": {"name": ("str", REQUIRED)},
     "CreateAgent": {
         "name": ("str", REQUIRED),
         "agent_type": ("str", REQUIRED),

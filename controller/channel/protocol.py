@@ -65,6 +65,15 @@ class ListAgents(msgspec.Struct, tag=True):
     quiet_seconds: float = 10.0
 
 
+class FindAgent(msgspec.Struct, tag=True, kw_only=True):
+    """The agents recorded on the host under ``name`` (none, one, or, by accident, more),
+    from their records alone: answered with AgentList, whose AgentInfos have an empty
+    ``state``, no pid and no idle time (tmux is not asked) and no host status. For a
+    command that needs the agent's host and work dir, not what the agent is doing."""
+
+    name: str
+
+
 class CreateAgent(msgspec.Struct, tag=True, kw_only=True):
     name: str
     agent_type: str
@@ -515,7 +524,7 @@ class Garbage(msgspec.Struct, tag=True, kw_only=True):
 
 
 Request = (
-    Ping | GetHelperInfo | ListAgents | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
+    Ping | GetHelperInfo | ListAgents | FindAgent | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
     | AwaitInput | CapturePane | ReadOutput | NoteActivity | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
     | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | WatchChanges | StatPaths | GetSignatures | WriteDelta
     | ReadDelta | ExecStart | ExecRead | ExecKill | CollectGarbage

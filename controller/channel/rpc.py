@@ -47,11 +47,17 @@ class RpcClient:
         self._reader = reader or BufferedReader(stream)
         self._reader.on_data = self._received
         self._last_progress = time.monotonic()
-        self._ids = itertools.count(1)
+        # Requests already sent on the stream (early_channel.py): their ids are taken, and a
+        # call of an equal request waits for that reply instead of sending it again.
+        self._prefetched = dict(getattr(stream, "prefetched", None) or {})
+        self._ids = itertools.count(max(self._prefetched, default=0) + 1)
         self._send_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._replies_changed = threading.Condition()
         self._replies: dict[int, tuple[protocol.Reply, bytes]] = {}
+        # A reply's bytes count as received when its caller takes it: an early reply nobody
+        # asked for (see _already_sent) was no part of what the command moved.
+        self._reply_bytes: dict[int, int] = {}
         self._failure: MngrError | None = None
         self.helper_was_sent = False
         # The bytes of frames this client sent and read (what a transfer cost on the wire).
@@ -92,14 +98,20 @@ class RpcClient:
         """
         if self._failure is not None:
             raise self._failure
-        ping_id = next(self._ids) if probe is not None else None
-        request_id = next(self._ids)
-        frame = protocol.encode_frame(request_id, request, blob)
         what = type(request).__name__
-        with self._send_lock:
-            if ping_id is not None:
-                self._write(protocol.encode_frame(ping_id, protocol.Ping()), probe, "Ping")
-            self._write(frame, timeout, what)
+        request_id = self._already_sent(request) if self._prefetched and not blob else 0
+        ping_id: int | None = None
+        if request_id:
+            if probe is not None:  # an early Ping went ahead of the early requests (early_channel.py)
+                ping_id = self._already_sent(protocol.Ping()) or None
+        else:
+            ping_id = next(self._ids) if probe is not None else None
+            request_id = next(self._ids)
+            frame = protocol.encode_frame(request_id, request, blob)
+            with self._send_lock:
+                if ping_id is not None:
+                    self._write(protocol.encode_frame(ping_id, protocol.Ping()), probe, "Ping")
+                self._write(frame, timeout, what)
         if ping_id is not None:
             try:
                 self._wait_for(ping_id, probe, "Ping")
@@ -113,6 +125,20 @@ class RpcClient:
                 self.host, f"expected {expect.__name__} for {type(request).__name__}, got {type(reply).__name__}"
             )
         return reply, reply_blob
+
+    def _already_sent(self, request: msgspec.Struct) -> int:
+        """The id of an early request equal to ``request`` (taken: each is used once), or 0."""
+        with self._send_lock:
+            for request_id, body in self._prefetched.items():
+                try:
+                    same = protocol.decode_request(body) == request
+                except msgspec.DecodeError:
+                    same = False
+                if same:
+                    del self._prefetched[request_id]
+                    self.bytes_sent += protocol.HEADER.size + len(body)  # it is this call's, sent early
+                    return request_id
+        return 0
 
     def _received(self, count: int) -> None:
         self._last_progress = time.monotonic()
@@ -160,7 +186,7 @@ class RpcClient:
         while True:
             with self._replies_changed:
                 if request_id in self._replies:
-                    return self._replies.pop(request_id)
+                    return self._take(request_id)
                 if self._failure is not None:
                     raise self._failure
             if self._read_lock.acquire(blocking=False):
@@ -168,7 +194,7 @@ class RpcClient:
                     # A reply may have landed between the check above and taking the lock.
                     with self._replies_changed:
                         if request_id in self._replies:
-                            return self._replies.pop(request_id)
+                            return self._take(request_id)
                     self._read_one_frame(deadline, what)
                 finally:
                     self._read_lock.release()
@@ -180,6 +206,11 @@ class RpcClient:
                 with self._replies_changed:
                     if request_id not in self._replies and self._failure is None:
                         self._replies_changed.wait(timeout=0.05)
+
+    def _take(self, request_id: int) -> tuple[protocol.Reply, bytes]:
+        """The reply to ``request_id``, taken (with the lock of ``_replies_changed`` held)."""
+        self.bytes_received += self._reply_bytes.pop(request_id, 0)
+        return self._replies.pop(request_id)
 
     def _read_one_frame(self, deadline: Callable[[], float] | None, what: str) -> None:
         try:
@@ -207,10 +238,11 @@ class RpcClient:
             self._fail(ProtocolViolation(self.host, f"malformed reply: {exc}"))
             raise self._failure from exc  # type: ignore[misc]
         with self._replies_changed:
-            self.bytes_received += len(header) + body_length + blob_length
             if request_id == 0 and isinstance(reply, protocol.Progress):
+                self.bytes_received += len(header) + body_length + blob_length
                 return  # its bytes were the news (see _received)
             self._replies[request_id] = (reply, blob)
+            self._reply_bytes[request_id] = len(header) + body_length + blob_length
 
     def _fail(self, error: MngrError) -> None:
         with self._replies_changed:

@@ -192,15 +192,27 @@ class SocketStream(Stream):
 
     needs_bootstrap = False
 
-    def __init__(self, host: str, sock: socket.socket) -> None:
+    def __init__(self, host: str, sock: socket.socket, path: str = "") -> None:
         self.host = host
+        self.path = path
         self._spinner = _Spinner()
         self._socket = sock
         self._fd = sock.fileno()
+        # Requests sent on this connection before it was handed over (early_channel.py):
+        # {request id: body}, for the RPC client to use their replies.
+        self.prefetched: dict[int, bytes] = {}
 
     @classmethod
     def connect(cls, host: str, path: str) -> SocketStream:
-        """Connect to the daemon's socket; OSError if nothing listens there."""
+        """Connect to the daemon's socket; OSError if nothing listens there. The connection
+        a push or pull opened to ``path`` while mngr loaded is this one, if there is one."""
+        from . import early as early_connections
+
+        early = early_connections.take(path)
+        if early is not None:
+            stream = cls(host, early.sock, path)
+            stream.prefetched = early.sent
+            return stream
         import socket
 
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -209,7 +221,7 @@ class SocketStream(Stream):
         except OSError:
             sock.close()
             raise
-        return cls(host, sock)
+        return cls(host, sock, path)
 
     def write(self, data: bytes | memoryview) -> None:
         try:

@@ -94,7 +94,7 @@ def _check_names(key: str, document: dict[str, Any], path: Path) -> None:
 
     current = Config.load()
     values = config_module.merge(current.values, document)
-    registry = Registry.build(Config(values, current.user_path, current.project_path))
+    registry = Registry.build(Config(values, current.user_file, current.project_file))
     try:
         if key == "default_agent_type":
             registry.agent_type(str(document[key]))

@@ -43,7 +43,7 @@ def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk
     from .. import sync
     from ..agent_lookup import located_agent
 
-    with located_agent(app, name) as agent:
+    with located_agent(app, name, with_state=False) as agent:
         name = agent.info.name
         transfer = sync.push if action == "push" else sync.pull
         branches: list[str] = []

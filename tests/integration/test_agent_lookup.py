@@ -207,9 +207,10 @@ from mngr.providers.local import LocalProvider
 
 
 class RecordingLocal(LocalProvider):
-    def listed(self, host, names):
+    def open_stream(self, host, **options):
         with open(os.environ["RECORDING_LOG"], "a") as log:
-            log.write(f"{host} {' '.join(names)}\\n")
+            log.write(f"{host}\\n")
+        return super().open_stream(host, **options)
 
 
 @hookimpl
@@ -235,10 +236,32 @@ def test_a_plugin_provider_is_the_one_used_with_or_without_the_record(sandbox) -
         log.unlink(missing_ok=True)
         pushed = _push_file(sandbox, "box", file_name)
         assert pushed.returncode == 0, pushed.stderr
-        assert log.read_text() == "local box\n"
+        assert log.read_text() == "local\n"  # the plugin's provider reached the host, once
         assert (work / file_name).read_text() == file_name
     assert ["box", "local", "local"] in _record(sandbox)["agents"]
     sandbox.env["MNGR_DISABLE_PLUGINS"] = "recording"  # the built-in local provider again
     log.unlink()
     assert _push_file(sandbox, "box", "three").returncode == 0
     assert not log.exists() and (work / "three").read_text() == "three"
+
+
+def test_a_wrong_or_dead_early_channel_changes_nothing(sandbox, two_hosts) -> None:
+    """A push connects early to the socket that last reached the agent's recorded host
+    (controller/early_channel.py). One that now leads to another host, or to nothing, is
+    not used: the push lands where it would have, and the record is put right."""
+    _create(sandbox, "task", "testhost")
+    _create(sandbox, "job", "other")
+    for name in ("task", "job", "task"):
+        assert _push_file(sandbox, name, f"first-{name}").returncode == 0
+    channels_file = sandbox.state_dir / "channels.json"
+    channels = json.loads(channels_file.read_text())
+    assert set(channels) == {"ssh/testhost", "ssh/other"}
+    works = {name: _work_dirs(sandbox, name) for name in ("task", "job")}
+    channels_file.write_text(json.dumps({"ssh/testhost": channels["ssh/other"],
+                                         "ssh/other": str(sandbox.root / "gone.sock")}))
+    assert _push_file(sandbox, "task", "swapped").returncode == 0
+    assert _push_file(sandbox, "job", "dead").returncode == 0
+    assert (works["task"]["testhost"] / "swapped").read_text() == "swapped"
+    assert (works["job"]["other"] / "dead").read_text() == "dead"
+    assert not (works["job"]["other"] / "swapped").exists()
+    assert json.loads(channels_file.read_text()) == channels

@@ -179,6 +179,30 @@ def test_a_stopped_host_daemon_is_replaced_and_its_agents_listed(sandbox, box: S
             os.kill(stopped, signal.SIGKILL)
 
 
+def test_a_push_whose_early_requests_went_to_a_stopped_daemon_lands_through_a_fresh_helper(
+        sandbox, box: SshHost) -> None:
+    """A push sends its first requests to the daemon's socket while mngr loads
+    (early_channel.py): a daemon that takes them and never answers is found by the Ping sent
+    ahead of them, and the push goes through a fresh helper instead."""
+    assert _create_on(sandbox, "far", "box").returncode == 0
+    local = sandbox.root / "project"
+    local.mkdir()
+    (local / "first.txt").write_text("one\n")
+    assert sandbox.mngr("push", "far", str(local)).returncode == 0
+    assert "ssh/box" in json.loads((sandbox.state_dir / "channels.json").read_text())
+    stopped = wait_for(lambda: box.remote_processes(b"mngr_remote_helper.daemon"), "the host daemon")[0]
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        (local / "second.txt").write_text("two\n")
+        pushed = sandbox.mngr("push", "far", str(local))
+        assert pushed.returncode == 0, pushed.stderr
+        shown = sandbox.mngr("exec", "far", "cat second.txt")
+        assert shown.returncode == 0 and shown.stdout == "two\n", shown.stderr
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(stopped, signal.SIGKILL)
+
+
 def _median_seconds(sandbox, runs: int, *args: str) -> float:
     times = []
     for _ in range(runs):

@@ -27,6 +27,7 @@ SAMPLES: dict[str, msgspec.Struct] = {
     "Ping": protocol.Ping(),
     "GetHelperInfo": protocol.GetHelperInfo(),
     "ListAgents": protocol.ListAgents(quiet_seconds=2.5),
+    "FindAgent": protocol.FindAgent(name="demo"),
     "CreateAgent": protocol.CreateAgent(
         name="demo", agent_type="command", command="echo 'héllo' \"$(x)\"; \\", binary="echo",
         work_dir="/tmp/wd", env={"A": "1\n2", "B": "\u2603"}, labels={"k": "v"}, base_env={"PATH": "/bin"},
