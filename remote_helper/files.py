@@ -509,7 +509,7 @@ def write_delta(root, path, ops, file_offset, final, mode, mtime_ns, old_version
             if os.fstat(fd).st_size != file_offset:
                 raise RequestFailed("invalid", "part of %s arrived out of order" % path)
             os.lseek(fd, file_offset, os.SEEK_SET)
-            _, made = delta.apply_ops(ops, old_fd, block, old_size, fd)
+            _, made = delta.apply_ops(ops, old_fd, block, old_size, fd, delta.remembered_sha1s(old_version, block))
             if made != digest:
                 raise RequestFailed("delta_mismatch", "%s rebuilt from a delta is not the file sent" % path)
             if version_of(os.fstat(old_fd)) != old_version:
@@ -521,7 +521,9 @@ def write_delta(root, path, ops, file_offset, final, mode, mtime_ns, old_version
         if final:
             os.utime(part, ns=(mtime_ns, mtime_ns))
             os.replace(part, os.path.join(directory, name))
+            delta.forget_sha1s(old_version, block)
     except (OSError, RequestFailed, delta.FileChanged) as exc:
+        delta.forget_sha1s(old_version, block)
         with contextlib.suppress(OSError):
             os.unlink(part)
         if isinstance(exc, delta.FileChanged):
@@ -536,6 +538,9 @@ def signatures_of(root, path):
     delta.py); block 0 when there is none worth one (missing, small, changing)."""
     from . import delta
 
+    import time
+
+    started_ns = time.time_ns()
     try:
         fd = open_regular(root, path)
     except (OSError, RequestFailed):
@@ -546,12 +551,18 @@ def signatures_of(root, path):
             return 0, 0, "", b""
         block = delta.block_size_for(before.st_size)
         try:
-            records = delta.signatures(fd, before.st_size, block)
+            records, sha1s = delta.signed(fd, before.st_size, block)
         except delta.FileChanged:
             return 0, 0, "", b""
-        if version_of(os.fstat(fd)) != version_of(before):
+        version = version_of(before)
+        if version_of(os.fstat(fd)) != version:
             return 0, 0, "", b""
-        return block, before.st_size, version_of(before), records
+        # Its rebuild copies blocks without hashing them again, on the word of these SHA-1s
+        # while the file keeps this version; a file changed just now could change again
+        # without a new version (SETTLE_NS): its blocks are hashed as they are copied.
+        if before.st_ctime_ns <= started_ns - SETTLE_NS:
+            delta.remember_sha1s(version, block, sha1s)
+        return block, before.st_size, version, records
     finally:
         os.close(fd)
 
