@@ -116,6 +116,8 @@ def pull_delta(handle: HostHandle, name: str, local_root: str, path: str, size: 
     local one; True if it landed."""
     if guard.why_not_write(path):
         return False
+    kept_at = _kept_signatures_path(local_root, path)
+    _recall_signatures(kept_at)
     block, old_size, version, records = files.signatures_of(local_root, path)
     if not block:
         return False
@@ -139,7 +141,66 @@ def pull_delta(handle: HostHandle, name: str, local_root: str, path: str, size: 
         files.write_delta(local_root, path, blob, 0, True, reply.mode, reply.mtime_ns, version, block, digest)
     except (OSError, RequestFailed):
         return False
+    _keep_signatures(kept_at, os.path.join(local_root, path))
     return True
+
+
+# The signatures of a file a pull rebuilt, learnt on the way (files.write_delta), are kept on
+# disk for the next pull of it, which then need not read the whole file to sign it. They count
+# only for the version (device, inode, size, mtime, ctime) the file had when they were learnt.
+_KEPT_FORMAT = 1
+
+
+def _kept_signatures_path(local_root: str, path: str) -> str:
+    import hashlib
+
+    from .paths import state_dir
+
+    where = os.fsencode(os.path.abspath(os.path.join(local_root, path)))
+    return os.path.join(state_dir(), "signatures", hashlib.sha1(where).hexdigest())
+
+
+def _recall_signatures(kept_at: str) -> None:
+    import marshal
+
+    try:
+        with open(kept_at, "rb") as kept:
+            form, version, block, records, sha1s = marshal.load(kept)
+    except (OSError, EOFError, ValueError, TypeError):
+        return
+    if form == _KEPT_FORMAT and isinstance(version, str) and isinstance(block, int) \
+            and isinstance(records, bytes) and isinstance(sha1s, bytes) \
+            and len(records) * delta.SHA1_BYTES == len(sha1s) * delta.RECORD_BYTES:
+        delta.remember(version, block, records, sha1s)
+
+
+def _keep_signatures(kept_at: str, file_path: str) -> None:
+    import contextlib
+    import marshal
+    import tempfile
+
+    try:
+        info = os.lstat(file_path)
+    except OSError:
+        return
+    version = files.version_of(info)
+    block = delta.block_size_for(info.st_size)
+    learnt = delta.remembered(version, block)
+    if learnt is None:
+        with contextlib.suppress(OSError):
+            os.unlink(kept_at)  # those kept are of a version that is gone
+        return
+    temporary = None
+    try:
+        os.makedirs(os.path.dirname(kept_at), mode=0o700, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(kept_at))
+        with os.fdopen(handle, "wb") as output:
+            marshal.dump((_KEPT_FORMAT, version, block, *learnt), output)
+        os.replace(temporary, kept_at)
+    except OSError:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
 
 
 class _ChunkSender:

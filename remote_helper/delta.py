@@ -156,30 +156,96 @@ def _hash_range(fd, offset, end, block, with_anchors):
     return bytes(sha1s), bytes(anchors)
 
 
-# The full SHA-1s of the blocks of files signed here lately (see signed), by (version, block):
-# a rebuild against a file in that version copies its blocks without hashing them again.
-_SIGNED_KEPT = 4
-_signed = {}
-_signed_lock = threading.Lock()
+# The signatures (records and full SHA-1s) of files signed or rebuilt here lately, by (version,
+# block): a file still in that version is not read again to be signed, and its rebuild copies
+# its blocks without hashing them. The helper runs as a daemon, so they last from one push
+# to the next; the controller keeps them on disk (controller/sync_delta.py).
+_KEPT_ENTRIES = 64
+_KEPT_BYTES = 32 * 1024 * 1024
+_kept = {}
+_kept_lock = threading.Lock()
 
 
-def remember_sha1s(version, block, sha1s):
-    with _signed_lock:
-        _signed.pop((version, block), None)
-        _signed[(version, block)] = sha1s
-        while len(_signed) > _SIGNED_KEPT:
-            del _signed[next(iter(_signed))]
+def remember(version, block, records, sha1s):
+    """Keep the signatures of the file in ``version`` (see version_of in files.py): only of
+    contents known to be exactly those of that version."""
+    with _kept_lock:
+        _kept.pop((version, block), None)
+        _kept[(version, block)] = (records, sha1s)
+        total = sum(len(records) + len(sha1s) for records, sha1s in _kept.values())
+        while len(_kept) > _KEPT_ENTRIES or total > _KEPT_BYTES:
+            oldest = _kept.pop(next(iter(_kept)))
+            total -= len(oldest[0]) + len(oldest[1])
 
 
-def remembered_sha1s(version, block):
-    """The SHA-1s remember_sha1s kept of the file in ``version``, or None."""
-    with _signed_lock:
-        return _signed.get((version, block))
+def remembered(version, block):
+    """(records, SHA-1s) kept of the file in ``version``, or None."""
+    with _kept_lock:
+        return _kept.get((version, block))
 
 
-def forget_sha1s(version, block):
-    with _signed_lock:
-        _signed.pop((version, block), None)
+def forget(version, block):
+    with _kept_lock:
+        _kept.pop((version, block), None)
+
+
+class NewSignatures(object):
+    """The signatures of a file being rebuilt (apply_ops), learnt where that costs no
+    hashing of the file: a copied block that lands where a block of the new file starts
+    brings its old record and SHA-1, literal bytes are hashed as they are anyway. Blocks
+    that straddle operations are read back and hashed at the end (``finish``), when few."""
+
+    def __init__(self, block, old_records, old_sha1s):
+        self.block = block
+        self._old_records = old_records
+        self._old_sha1s = old_sha1s
+        self._known = {}  # index of a block in the new file -> (record, SHA-1, its length)
+
+    def copied(self, at, first, blocks, old_size):
+        """Blocks ``first``... of the old file written at ``at`` of the new file."""
+        block = self.block
+        if at % block:
+            return
+        base = at // block
+        for index in range(first, first + blocks):
+            self._known[base + index - first] = (
+                self._old_records[index * RECORD_BYTES:(index + 1) * RECORD_BYTES],
+                self._old_sha1s[index * SHA1_BYTES:(index + 1) * SHA1_BYTES],
+                min(block, old_size - index * block))
+
+    def literal(self, at, data):
+        """Literal bytes ``data`` written at ``at`` of the new file."""
+        block = self.block
+        for offset in range((-at) % block, len(data), block):
+            piece = data[offset:offset + block]
+            self._known[(at + offset) // block] = (*_signature_of(piece), len(piece))
+
+    def finish(self, fd, size):
+        """(records, SHA-1s) of the rebuilt file of ``size`` bytes open at ``fd``, or None
+        when its block size is not the old one or too much was not learnt."""
+        block = self.block
+        if block_size_for(size) != block:
+            return None
+        count = (size + block - 1) // block
+        unknown = [index for index in range(count)
+                   if self._known.get(index, (b"", b"", -1))[2] != min(block, size - index * block)]
+        if len(unknown) * block > max(_AHEAD_BYTES, size // 16):
+            return None  # as dear as signing it when it is next needed
+        for index in unknown:
+            length = min(block, size - index * block)
+            piece = os.pread(fd, length, index * block)
+            if len(piece) != length:
+                return None
+            self._known[index] = (*_signature_of(piece), length)
+        known = self._known
+        return (b"".join(known[index][0] for index in range(count)),
+                b"".join(known[index][1] for index in range(count)))
+
+
+def _signature_of(piece):
+    """(record, full SHA-1) of one block."""
+    sha1 = hashlib.sha1(piece).digest()
+    return sha1[:DIGEST_BYTES] + bytes(piece[:ANCHOR_BYTES]).ljust(ANCHOR_BYTES, b"\0"), sha1
 
 
 class _Signatures(object):
@@ -466,28 +532,31 @@ class DeltaMaker(object):
         return None
 
 
-def apply_ops(ops, old_fd, block, old_size, out_fd, old_sha1s=None):
+def apply_ops(ops, old_fd, block, old_size, out_fd, old_sha1s=None, learn=None, at=0):
     """Play ``ops`` (see DeltaMaker): copied blocks from ``old_fd``, literal bytes as they
     are, written at ``out_fd``'s position; (bytes written, the digest of what they make).
     ``old_sha1s``: the full SHA-1s of the old file's blocks (see signed), taken from the
     version ``old_fd`` still has; copied blocks are then copied by the kernel and not
-    hashed again."""
+    hashed again. ``learn`` (a NewSignatures) takes in what is written, ``at`` being where
+    ``out_fd``'s position is in the new file."""
     digest = chunk_digest()
     view = memoryview(ops)
     count = (old_size + block - 1) // block
     if old_sha1s is not None and len(old_sha1s) != count * SHA1_BYTES:
         old_sha1s = None
     written = 0
-    at = 0
-    while at < len(view):
-        kind = bytes(view[at:at + 1])
-        if kind == b"C" and at + _COPY.size <= len(view):
-            _, first, blocks = _COPY.unpack(view[at:at + _COPY.size])
-            at += _COPY.size
+    at_op = 0
+    while at_op < len(view):
+        kind = bytes(view[at_op:at_op + 1])
+        if kind == b"C" and at_op + _COPY.size <= len(view):
+            _, first, blocks = _COPY.unpack(view[at_op:at_op + _COPY.size])
+            at_op += _COPY.size
             if blocks < 1 or first + blocks > count:
                 raise RequestFailed("invalid", "a delta copies blocks the old file does not have")
             offset = first * block
             end = min(old_size, (first + blocks) * block)
+            if learn is not None:
+                learn.copied(at + written, first, blocks, old_size)
             if old_sha1s is not None:
                 digest.update(old_sha1s[first * SHA1_BYTES:(first + blocks) * SHA1_BYTES])
                 _copy_range(old_fd, offset, end - offset, out_fd)
@@ -504,15 +573,17 @@ def apply_ops(ops, old_fd, block, old_size, out_fd, old_sha1s=None):
                 _write_all(out_fd, data)
                 offset += len(data)
                 written += len(data)
-        elif kind == b"L" and at + _LITERAL.size <= len(view):
-            _, length = _LITERAL.unpack(view[at:at + _LITERAL.size])
-            at += _LITERAL.size
-            if at + length > len(view):
+        elif kind == b"L" and at_op + _LITERAL.size <= len(view):
+            _, length = _LITERAL.unpack(view[at_op:at_op + _LITERAL.size])
+            at_op += _LITERAL.size
+            if at_op + length > len(view):
                 raise RequestFailed("invalid", "a delta's literal bytes are cut short")
-            literal = view[at:at + length]
+            literal = view[at_op:at_op + length]
             digest.update(hashlib.sha1(literal).digest())
+            if learn is not None:
+                learn.literal(at + written, literal)
             _write_all(out_fd, literal)
-            at += length
+            at_op += length
             written += length
         else:
             raise RequestFailed("invalid", "a delta holds an unknown operation")

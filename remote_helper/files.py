@@ -485,11 +485,21 @@ def discard_part(root, path):
         os.unlink(os.path.join(_safe_directory(root, parent_dir, create=False), part_name(name)))
 
 
+# What rebuilds in progress learnt of their new file's signatures (delta.NewSignatures), by
+# part file and old version: a push's chunks arrive in requests of their own.
+_learning = {}
+_LEARNING_KEPT = 16
+
+
 def write_delta(root, path, ops, file_offset, final, mode, mtime_ns, old_version, block, digest):
     """Play a chunk of delta operations (see delta.py) against the file at ``path`` into its
     part file at ``file_offset``, if what they make has the chunk's ``digest`` and the old
     file is still at ``old_version`` (see version_of); on ``final``, land the result.
-    RequestFailed("delta_mismatch") otherwise: nothing lands and no part stays."""
+    RequestFailed("delta_mismatch") otherwise: nothing lands and no part stays.
+
+    Where the old file's signatures are remembered (delta.remember), copied blocks are not
+    hashed again, and the new file's signatures are learnt on the way and remembered for
+    its version once it landed: the next delta against it need not read it to sign it."""
     from . import delta
 
     check_path(path)
@@ -499,46 +509,80 @@ def write_delta(root, path, ops, file_offset, final, mode, mtime_ns, old_version
     directory = _safe_directory(root, parent_dir, create=False)
     part = os.path.join(directory, part_name(name))
     old_fd = open_regular(root, path)
+    replaced = False
+    key = (part, old_version, block)
     try:
         old_size = os.fstat(old_fd).st_size
         if version_of(os.fstat(old_fd)) != old_version:
             raise RequestFailed("delta_mismatch", "%s changed since its signatures were taken" % path)
+        kept = delta.remembered(old_version, block)
+        if file_offset == 0:
+            _learning.pop(key, None)
+            while len(_learning) >= _LEARNING_KEPT:  # left by transfers that never finished
+                _learning.pop(next(iter(_learning)), None)
+            if kept is not None:
+                _learning[key] = delta.NewSignatures(block, *kept)
+        learn = _learning.get(key) if kept is not None else None
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if file_offset == 0 else 0)
         fd = os.open(part, flags, 0o600)
         try:
             if os.fstat(fd).st_size != file_offset:
                 raise RequestFailed("invalid", "part of %s arrived out of order" % path)
             os.lseek(fd, file_offset, os.SEEK_SET)
-            _, made = delta.apply_ops(ops, old_fd, block, old_size, fd, delta.remembered_sha1s(old_version, block))
+            written, made = delta.apply_ops(ops, old_fd, block, old_size, fd, kept[1] if kept else None, learn,
+                                            file_offset)
             if made != digest:
                 raise RequestFailed("delta_mismatch", "%s rebuilt from a delta is not the file sent" % path)
             if version_of(os.fstat(old_fd)) != old_version:
                 raise RequestFailed("delta_mismatch", "%s changed while it was rebuilt" % path)
             if final:
+                size = file_offset + written
+                learnt = learn.finish(fd, size) if learn is not None else None
                 os.fchmod(fd, mode & 0o7777)
+                os.utime(fd, ns=(mtime_ns, mtime_ns))
+                os.replace(part, os.path.join(directory, name))
+                replaced = True
+                landed = os.fstat(fd)
+                # Nothing wrote to it since it landed: a write would have set its mtime to now.
+                if learnt is not None and landed.st_mtime_ns == mtime_ns and landed.st_size == size:
+                    delta.remember(version_of(landed), block, *learnt)
         finally:
             os.close(fd)
         if final:
-            os.utime(part, ns=(mtime_ns, mtime_ns))
-            os.replace(part, os.path.join(directory, name))
-            delta.forget_sha1s(old_version, block)
+            _learning.pop(key, None)
+            delta.forget(old_version, block)
     except (OSError, RequestFailed, delta.FileChanged) as exc:
-        delta.forget_sha1s(old_version, block)
-        with contextlib.suppress(OSError):
-            os.unlink(part)
+        _learning.pop(key, None)
+        delta.forget(old_version, block)
+        if not replaced:
+            with contextlib.suppress(OSError):
+                os.unlink(part)
         if isinstance(exc, delta.FileChanged):
             raise RequestFailed("delta_mismatch", "%s changed while it was rebuilt" % path) from None
         raise
     finally:
-        os.close(old_fd)
+        if replaced:
+            _close_later(old_fd)
+        else:
+            os.close(old_fd)
+
+
+def _close_later(fd):
+    """Close ``fd`` on a thread of its own: the last descriptor of a replaced large file
+    frees its pages as it closes (tens of ms for hundreds of MB), which the reply need not
+    wait for."""
+    import threading
+
+    threading.Thread(target=os.close, args=(fd,), daemon=True).start()
 
 
 def signatures_of(root, path):
     """(block, size, version, records) of the regular file at ``path`` for a delta (see
-    delta.py); block 0 when there is none worth one (missing, small, changing)."""
-    from . import delta
-
+    delta.py); block 0 when there is none worth one (missing, small, changing). Signatures
+    remembered for the file's version are not taken again."""
     import time
+
+    from . import delta
 
     started_ns = time.time_ns()
     try:
@@ -550,18 +594,21 @@ def signatures_of(root, path):
         if before.st_size < delta.MIN_BYTES:
             return 0, 0, "", b""
         block = delta.block_size_for(before.st_size)
+        version = version_of(before)
+        kept = delta.remembered(version, block)
+        if kept is not None:
+            return block, before.st_size, version, kept[0]
         try:
             records, sha1s = delta.signed(fd, before.st_size, block)
         except delta.FileChanged:
             return 0, 0, "", b""
-        version = version_of(before)
         if version_of(os.fstat(fd)) != version:
             return 0, 0, "", b""
         # Its rebuild copies blocks without hashing them again, on the word of these SHA-1s
         # while the file keeps this version; a file changed just now could change again
         # without a new version (SETTLE_NS): its blocks are hashed as they are copied.
         if before.st_ctime_ns <= started_ns - SETTLE_NS:
-            delta.remember_sha1s(version, block, sha1s)
+            delta.remember(version, block, records, sha1s)
         return block, before.st_size, version, records
     finally:
         os.close(fd)
