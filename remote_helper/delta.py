@@ -189,6 +189,27 @@ def forget(version, block):
         _kept.pop((version, block), None)
 
 
+# Signatures received for a file pulled in parts (see files.read_delta), by their tag: each
+# part's request names them instead of sending them again.
+_RECEIVED_KEPT = 8
+_received = {}
+
+
+def received_signatures(tag, records):
+    """``records`` kept under ``tag``; with no records, those kept (RequestFailed if none)."""
+    with _kept_lock:
+        if records:
+            _received.pop(tag, None)
+            _received[tag] = records
+            while len(_received) > _RECEIVED_KEPT:
+                _received.pop(next(iter(_received)))
+            return records
+        kept = _received.get(tag)
+    if kept is None:
+        raise RequestFailed("invalid", "no signatures kept under %r" % tag)
+    return kept
+
+
 class NewSignatures(object):
     """The signatures of a file being rebuilt (apply_ops), learnt where that costs no
     hashing of the file: a copied block that lands where a block of the new file starts
@@ -374,13 +395,17 @@ class DeltaMaker(object):
     by ``records`` (see signatures). Iterate for chunks of operations, (operations, bytes
     of the new file they make, their digest), each about ``chunk_bytes`` or less, and (with ``chunk_covers``) covering
     about that many bytes of the new file at most. With a
-    ``literal_budget``, TooDifferent once more literal bytes than that would be sent."""
+    ``literal_budget``, TooDifferent once more literal bytes than that would be sent. With
+    ``start`` and ``end``, only the bytes between them are walked (and made)."""
 
     def __init__(self, fd, size, records, block, old_size, chunk_bytes=4 * 1024 * 1024, literal_budget=None,
-                 chunk_covers=None):
+                 chunk_covers=None, start=0, end=None):
         self._signatures = _Signatures(records, block, old_size)
         self._window = _Window(fd, size)
-        self._size = size
+        # The part of the file walked, start to end: where a part starts, the old file's
+        # block at the same place is expected; a part ends exactly at its end.
+        self._start = min(start, size)
+        self._end = size if end is None else max(self._start, min(end, size))
         self._chunk_bytes = chunk_bytes
         self._chunk_covers = chunk_covers
         self._budget = literal_budget
@@ -394,15 +419,14 @@ class DeltaMaker(object):
         search_span = max(4 * block, 1024 * 1024)
         window = self._window
         ops = _Ops()
-        position = 0
-        covered_until = 0
-        expected = 0
-        while position < self._size:
+        position = covered_until = self._start
+        expected = min(position // block, signatures.count)
+        while position < self._end:
             position, expected, sha1 = self._run_ahead(ops, position, expected)
             if sha1 is not None:  # else every block hashed ahead matched: on from where they end
                 window.cover(position, search_span + 2 * block)
                 relative = position - window.start
-                piece = window.view[relative:relative + block]
+                piece = window.view[relative:relative + min(block, self._end - position)]
                 sha1 = sha1 or hashlib.sha1(piece).digest()
                 index = None
                 if expected < signatures.count and signatures.length_of(expected) == len(piece) \
@@ -422,7 +446,7 @@ class DeltaMaker(object):
                         self._ahead = max(self._ahead, 2)
                     else:
                         target = position + (search_span if thorough else block)
-                    target = min(target, self._size)
+                    target = min(target, self._end)
                     ops.add_literal(window.data[relative:relative + target - position])
                     position = target
                     if self._budget is not None and ops.literal_total > self._budget:
@@ -447,7 +471,7 @@ class DeltaMaker(object):
         is hashed on every CPU, and a miss costs little."""
         signatures = self._signatures
         block = signatures.block
-        count = min(self._ahead, signatures.count - expected, (self._size - position) // block,
+        count = min(self._ahead, signatures.count - expected, (self._end - position) // block,
                     max(1, _AHEAD_BYTES // block))
         if count > 0 and signatures.length_of(expected + count - 1) != block:
             count -= 1  # the old file's last block is short: looked at one by one
@@ -479,7 +503,7 @@ class DeltaMaker(object):
         data = window.data
         base = window.start
         low = position + 1
-        high = min(self._size, position + span)
+        high = min(self._end, position + span)
         best = None
         thorough = True
         tried = set()

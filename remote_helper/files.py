@@ -895,15 +895,22 @@ def apply_delta(root, path, ops, fields, guard=NO_GUARD):
     return []
 
 
-def read_delta(root, wire_path, records, block, old_size, literal_budget, guard=NO_GUARD):
+def read_delta(root, wire_path, records, block, old_size, literal_budget, guard=NO_GUARD, offset=0, length=0,
+               signatures_tag=""):
     """(fields, operations) of a DeltaData reply: the delta of the file at ``wire_path``
     against the old file ``records`` describe (see delta.py), read consistently (the file
     did not change from the first byte read to the last), within ``literal_budget`` bytes
-    of literal data (0: no limit)."""
+    of literal data (0: no limit); of its ``length`` bytes from ``offset`` only, if given
+    (0: to its end). ``signatures_tag``: ``records`` are kept under it for the requests of
+    the file's other parts, which send the tag alone."""
     import time
 
     from . import delta
 
+    if offset < 0 or length < 0:
+        raise RequestFailed("invalid", "a delta of the bytes from %r, %r of them" % (offset, length))
+    if signatures_tag:
+        records = delta.received_signatures(signatures_tag, records)
     path = check_path(path_from_wire(wire_path))
     for attempt in range(READ_ATTEMPTS):
         if attempt:
@@ -920,7 +927,8 @@ def read_delta(root, wire_path, records, block, old_size, literal_budget, guard=
                 continue
             # One chunk: the reply is one frame, its digest the chunk's.
             maker = delta.DeltaMaker(fd, before.st_size, records, block, old_size, chunk_bytes=1 << 62,
-                                     literal_budget=literal_budget or None)
+                                     literal_budget=literal_budget or None, start=offset,
+                                     end=offset + length if length else None)
             try:
                 chunks = list(maker)
             except delta.TooDifferent:

@@ -348,7 +348,8 @@ class Server(object):
         if message_type == "ReadDelta":
             root = self._work_dir(fields["name"], "")
             reply, ops = files.read_delta(root, fields["path"], blob, fields["block"], fields["old_size"],
-                                          fields["literal_budget"], guarded.guard_for(root))
+                                          fields["literal_budget"], guarded.guard_for(root), fields["offset"],
+                                          fields["length"], fields["signatures_tag"])
             return "DeltaData", reply, ops
         if message_type == "PrepareWorkDir":
             agent_records.check_name(fields["name"])

@@ -312,13 +312,19 @@ class WriteDelta(msgspec.Struct, tag=True, kw_only=True):
 class ReadDelta(msgspec.Struct, tag=True, kw_only=True):
     """The delta of the file at ``path`` in the agent's work dir against the controller's
     old file of ``old_size`` bytes whose signatures, in blocks of ``block``, are the blob;
-    answered with DeltaData."""
+    answered with DeltaData. With ``offset`` and ``length`` (0: to its end), of that part
+    of the file only: a large file's parts are walked and rebuilt at the same time. With a
+    ``signatures_tag``, the helper keeps the signatures for the requests of the other parts,
+    which name the tag and send no blob."""
 
     name: str
     path: str
     block: int
     old_size: int
     literal_budget: int = 0
+    offset: int = 0
+    length: int = 0
+    signatures_tag: str = ""
 
 
 class ExecStart(msgspec.Struct, tag=True, kw_only=True):

@@ -148,6 +148,28 @@ def test_pulls_one_after_another_sign_the_local_file_from_what_the_last_one_lear
     assert _parts(local) == []
 
 
+def test_a_file_of_several_parts_is_pulled_as_a_delta(sandbox, ssh_host: SshHost) -> None:  # noqa: F811
+    from mngr.controller.sync_delta import PULL_PART_BYTES
+
+    work = _remote_work(sandbox, ssh_host)
+    local = sandbox.root / "local"
+    local.mkdir()
+    size = 2 * PULL_PART_BYTES + 5_000_000
+    old = random.Random(15).randbytes(size)
+    _write(work / "f.bin", old, ssh_host)
+    _transfer(sandbox, "pull", local)
+    new = bytearray(old)
+    new[1_000_000] ^= 1
+    new[PULL_PART_BYTES + 7] ^= 1
+    new[PULL_PART_BYTES + 3_000_000:PULL_PART_BYTES + 3_000_000] = os.urandom(5000)  # shifts every later part
+    new[-10] ^= 1
+    _write(work / "f.bin", bytes(new), ssh_host)
+    moved = _transfer(sandbox, "pull", local)
+    assert (local / "f.bin").read_bytes() == new
+    assert moved["wire"]["received"] < 2 * SMALL_CHANGE_WIRE, moved["wire"]
+    assert _parts(local) == []
+
+
 def test_pushes_one_after_another_land_exactly_what_was_sent(sandbox, ssh_host: SshHost) -> None:  # noqa: F811
     work = _remote_work(sandbox, ssh_host)
     local = sandbox.root / "local"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import zlib
 from pathlib import Path
 
 import pytest
@@ -373,3 +374,43 @@ def test_copying_falls_back_to_reading_where_the_kernel_cannot_copy(tmp_path: Pa
     finally:
         os.close(fd)
         os.close(read_end)
+
+
+@pytest.mark.parametrize(("name", "edit"), [
+    ("changed in place here and there", lambda data: data[:10] + b"!" + data[11:1_500_000] + b"?" + data[1_500_001:]),
+    ("bytes inserted", lambda data: data[:900_000] + b"inserted" * 300 + data[900_000:]),
+    ("bytes deleted across a part's end", lambda data: data[:1_040_000] + data[1_060_000:]),
+    ("grown", lambda data: data + b"more" * 30_000),
+    ("shrunk", lambda data: data[:2_000_000]),
+])
+def test_a_delta_read_in_parts_rebuilds_the_file(tmp_path: Path, name: str, edit) -> None:
+    old = random.Random(17).randbytes(3 * 1024 * 1024)
+    new = edit(old)
+    root, version, block, _, _ = _landing(tmp_path, old, new)
+    (root / "new").mkdir()
+    (root / "new" / "f.bin").write_bytes(new)
+    os.utime(root / "new" / "f.bin", ns=(1_600_000_000 * 10**9,) * 2)
+    records = files.signatures_of(str(root), "f.bin")[3]
+    span = (1024 * 1024 // block) * block
+    offset = 0
+    sent = 0
+    while offset < len(new):
+        reply, ops = files.read_delta(str(root), "new/f.bin", records if not offset else b"", block, len(old), 0,
+                                      offset=offset, length=span, signatures_tag="tag-" + name)
+        assert reply["size"] == len(new), reply
+        sent += len(ops)
+        ops = zlib.decompress(ops) if reply["compressed"] else ops
+        final = offset + span >= len(new)
+        files.write_delta(str(root), "f.bin", ops, offset, final, 0o644, 1_600_000_000 * 10**9, version, block,
+                          bytes.fromhex(reply["digest"]))
+        offset += span
+    assert (root / "f.bin").read_bytes() == new, name
+    assert sent < 200_000, (name, sent)
+
+
+def test_a_part_naming_signatures_the_helper_does_not_have_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "f.bin").write_bytes(bytes(2 * 1024 * 1024))
+    with pytest.raises(RequestFailed) as raised:
+        files.read_delta(str(tmp_path), "f.bin", b"", BLOCK, 2 * 1024 * 1024, 0, offset=BLOCK, length=BLOCK,
+                         signatures_tag="never-sent")
+    assert raised.value.code == "invalid"
