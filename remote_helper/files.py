@@ -739,20 +739,24 @@ def read_consistent(fd, offset=0, length=-1):
     before = os.fstat(fd)
     if before.st_ctime_ns > time.time_ns() - SETTLE_NS:
         raise FileUnsettled("changed just now")
-    wanted = before.st_size - offset if length < 0 else length
-    chunks = []
-    position = offset
-    while wanted > 0:
-        chunk = os.pread(fd, min(wanted, 1 << 20), position)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        position += len(chunk)
-        wanted -= len(chunk)
+    wanted = max(0, before.st_size - offset if length < 0 else length)
+    # One read of the whole range (a part is at most a few MiB): no chunks to join into a copy.
+    data = os.pread(fd, wanted, offset) if wanted else b""
+    if 0 < len(data) < wanted:  # a short read: the rest in pieces
+        chunks = [data]
+        position, wanted = offset + len(data), wanted - len(data)
+        while wanted > 0:
+            chunk = os.pread(fd, min(wanted, 1 << 20), position)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            position += len(chunk)
+            wanted -= len(chunk)
+        data = b"".join(chunks)
     after = os.fstat(fd)
     if version_of(after) != version_of(before):
         raise FileUnsettled("changed while it was read")
-    return b"".join(chunks), after
+    return data, after
 
 
 def _reason(exc):

@@ -545,6 +545,12 @@ def encode_frame(request_id: int, message: msgspec.Struct, blob: bytes = b"") ->
     return HEADER.pack(request_id, len(body), len(blob)) + body + blob
 
 
+def encode_head(request_id: int, message: msgspec.Struct, blob_length: int) -> bytes:
+    """A frame's header and body; its blob of ``blob_length`` bytes follows."""
+    body = _encoder.encode(message)
+    return HEADER.pack(request_id, len(body), blob_length) + body
+
+
 def encode_body(message: msgspec.Struct) -> bytes:
     return _encoder.encode(message)
 

@@ -80,10 +80,11 @@ class RpcClient:
         if self._failure is not None:
             raise self._failure
         request_id = next(self._ids)
-        frame = protocol.encode_frame(request_id, request, blob)
+        head = protocol.encode_head(request_id, request, len(blob))
         what = type(request).__name__
         with self._send_lock:
-            self._write(frame, timeout, what)
+            # A large blob (a batch of files: megabytes) is written as it is, not copied behind its head.
+            self._write([head, blob] if len(blob) > _WATCHED_WRITE else [head + blob], timeout, what)
         reply, reply_blob = self._wait_for(request_id, timeout, what)
         if isinstance(reply, protocol.Error):
             raise remote_error(self.host, reply.code, reply.message)
@@ -100,11 +101,13 @@ class RpcClient:
         """The moment the channel counts as stuck: ``stall`` seconds after bytes last moved."""
         return lambda: self._last_progress + stall
 
-    def _write(self, frame: bytes, stall: float | None, what: str) -> None:
-        if stall is None or len(frame) <= _WATCHED_WRITE:
-            self.stream.write(frame)
-            self._last_progress = time.monotonic()
-            self.bytes_sent += len(frame)
+    def _write(self, pieces: list[bytes], stall: float | None, what: str) -> None:
+        """Write the frame made of ``pieces``."""
+        if stall is None or sum(len(piece) for piece in pieces) <= _WATCHED_WRITE:
+            for piece in pieces:
+                self.stream.write(piece)
+                self._last_progress = time.monotonic()
+                self.bytes_sent += len(piece)
             return
         writing = threading.Event()
         stuck = threading.Event()
@@ -119,11 +122,12 @@ class RpcClient:
         watchdog = threading.Thread(target=watch, daemon=True)
         watchdog.start()
         try:
-            view = memoryview(frame)
-            for start in range(0, len(frame), _WRITE_SLICE):
-                self.stream.write(view[start:start + _WRITE_SLICE])
-                self._last_progress = time.monotonic()
-                self.bytes_sent += min(_WRITE_SLICE, len(frame) - start)
+            for piece in pieces:
+                view = memoryview(piece)
+                for start in range(0, len(piece), _WRITE_SLICE):
+                    self.stream.write(view[start:start + _WRITE_SLICE])
+                    self._last_progress = time.monotonic()
+                    self.bytes_sent += min(_WRITE_SLICE, len(piece) - start)
         except ChannelClosed as exc:
             if stuck.is_set():
                 self._fail(ChannelTimeout(self.host, f"sending {what} made no progress for {stall:.0f} s"))
