@@ -210,6 +210,27 @@ def received_signatures(tag, records):
     return kept
 
 
+# What rebuilds in progress learnt of their new file's signatures (NewSignatures), by a key
+# of the caller's (part file, old version, block): a push's chunks come in requests of their own.
+_LEARNING_KEPT = 16
+_learning = {}
+_NOTHING = object()
+
+
+def learning(key, learner=_NOTHING):
+    """The learner kept under ``key`` (None if none); with ``learner``, keep that one instead
+    (None: forget it)."""
+    with _kept_lock:
+        if learner is _NOTHING:
+            return _learning.get(key)
+        _learning.pop(key, None)
+        if learner is not None:
+            _learning[key] = learner
+            while len(_learning) > _LEARNING_KEPT:  # left by transfers that never finished
+                _learning.pop(next(iter(_learning)))
+        return learner
+
+
 class NewSignatures(object):
     """The signatures of a file being rebuilt (apply_ops), learnt where that costs no
     hashing of the file: a copied block that lands where a block of the new file starts

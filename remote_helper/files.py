@@ -485,12 +485,6 @@ def discard_part(root, path):
         os.unlink(os.path.join(_safe_directory(root, parent_dir, create=False), part_name(name)))
 
 
-# What rebuilds in progress learnt of their new file's signatures (delta.NewSignatures), by
-# part file and old version: a push's chunks arrive in requests of their own.
-_learning = {}
-_LEARNING_KEPT = 16
-
-
 def write_delta(root, path, ops, file_offset, final, mode, mtime_ns, old_version, block, digest):
     """Play a chunk of delta operations (see delta.py) against the file at ``path`` into its
     part file at ``file_offset``, if what they make has the chunk's ``digest`` and the old
@@ -517,12 +511,8 @@ def write_delta(root, path, ops, file_offset, final, mode, mtime_ns, old_version
             raise RequestFailed("delta_mismatch", "%s changed since its signatures were taken" % path)
         kept = delta.remembered(old_version, block)
         if file_offset == 0:
-            _learning.pop(key, None)
-            while len(_learning) >= _LEARNING_KEPT:  # left by transfers that never finished
-                _learning.pop(next(iter(_learning)), None)
-            if kept is not None:
-                _learning[key] = delta.NewSignatures(block, *kept)
-        learn = _learning.get(key) if kept is not None else None
+            delta.learning(key, delta.NewSignatures(block, *kept) if kept is not None else None)
+        learn = delta.learning(key) if kept is not None else None
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if file_offset == 0 else 0)
         fd = os.open(part, flags, 0o600)
         try:
@@ -549,10 +539,10 @@ def write_delta(root, path, ops, file_offset, final, mode, mtime_ns, old_version
         finally:
             os.close(fd)
         if final:
-            _learning.pop(key, None)
+            delta.learning(key, None)
             delta.forget(old_version, block)
     except (OSError, RequestFailed, delta.FileChanged) as exc:
-        _learning.pop(key, None)
+        delta.learning(key, None)
         delta.forget(old_version, block)
         if not replaced:
             with contextlib.suppress(OSError):
