@@ -21,7 +21,8 @@ Bytes on the wire: for mngr what its channel carried both ways (`--format json`,
 for rsync `--stats`' "Total bytes sent" plus "Total bytes received"; both count their own
 protocol's bytes before ssh.
 
-All data on tmpfs (/dev/shm): the disk's noise is not what is measured.
+All data on tmpfs (/dev/shm): the disk's noise is not what is measured. mngr's cache dir
+(XDG_CACHE_HOME) is the sandbox's own, as a user's is theirs alone.
 
 Target: mngr no slower than rsync in every case (median mngr / rsync <= 1.0).
 
@@ -191,6 +192,9 @@ def main() -> None:
     with Sandbox() as box:
         control_dir = box.root / "s" / "ssh"
         os.environ["MNGR_STATE_DIR"] = str(control_dir.parent)
+        # mngr's cache of its helper's hash is the sandbox's own: one shared with other
+        # checkouts' runs on the machine would be recomputed (~10 ms) on every command.
+        os.environ["XDG_CACHE_HOME"] = str(box.root / "cache")
         rsync_control = box.root / "rs"
         rsync_control.mkdir(mode=0o700)
         client_dir = box.root / "client"

@@ -709,16 +709,28 @@ def pull_in_parts(handle: HostHandle, name: str, local_root: str, path: str,
 
     wanted = {path}
     wire_path = files.path_to_wire(path)
+    # The first part goes alone and as it is: its round trip measures the link, and the
+    # others are compressed only where that pays (link_rate.py).
+    rate = LinkRate()
+
+    def read_part(offset: int, measure: bool) -> tuple[protocol.FileData, bytes]:
+        started = time.perf_counter()
+        reply, data = handle.read_files(name, [wire_path], offset=offset, length=PART_BYTES,
+                                        compress=not measure and rate.compress)
+        if measure:
+            rate.observe(len(data), time.perf_counter() - started - reply.seconds)
+        return reply, data
+
     with ThreadPoolExecutor(PARTS_IN_FLIGHT) as pool:
-        for _ in range(files.READ_ATTEMPTS):
+        for attempt in range(files.READ_ATTEMPTS):
             asked: collections.deque[tuple[int, Future[tuple[protocol.FileData, bytes]]]] = collections.deque()
             next_offset, size, version = 0, None, None
             try:
                 while True:
                     # The size is known from the first reply on; until then one part is asked for.
                     while len(asked) < PARTS_IN_FLIGHT and (not asked if size is None else next_offset < size):
-                        asked.append((next_offset, pool.submit(handle.read_files, name, [wire_path],
-                                                               offset=next_offset, length=PART_BYTES)))
+                        measure = not attempt and not next_offset
+                        asked.append((next_offset, pool.submit(read_part, next_offset, measure)))
                         next_offset += PART_BYTES
                     offset, future = asked.popleft()
                     reply, data = future.result()

@@ -489,7 +489,11 @@ def write_delta(root, path, ops, file_offset, final, mode, mtime_ns, old_version
     """Play a chunk of delta operations (see delta.py) against the file at ``path`` into its
     part file at ``file_offset``, if what they make has the chunk's ``digest`` and the old
     file is still at ``old_version`` (see version_of); on ``final``, land the result.
-    RequestFailed("delta_mismatch") otherwise: nothing lands and no part stays."""
+    RequestFailed("delta_mismatch") otherwise: nothing lands and no part stays.
+
+    Where the old file's signatures are remembered (delta.remember), copied blocks are not
+    hashed again, and the new file's signatures are learnt on the way and remembered for
+    its version once it landed: the next delta against it need not read it to sign it."""
     from . import delta
 
     check_path(path)
@@ -499,43 +503,78 @@ def write_delta(root, path, ops, file_offset, final, mode, mtime_ns, old_version
     directory = _safe_directory(root, parent_dir, create=False)
     part = os.path.join(directory, part_name(name))
     old_fd = open_regular(root, path)
+    replaced = False
+    key = (part, old_version, block)
     try:
         old_size = os.fstat(old_fd).st_size
         if version_of(os.fstat(old_fd)) != old_version:
             raise RequestFailed("delta_mismatch", "%s changed since its signatures were taken" % path)
+        kept = delta.remembered(old_version, block)
+        if file_offset == 0:
+            delta.learning(key, delta.NewSignatures(block, *kept) if kept is not None else None)
+        learn = delta.learning(key) if kept is not None else None
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if file_offset == 0 else 0)
         fd = os.open(part, flags, 0o600)
         try:
             if os.fstat(fd).st_size != file_offset:
                 raise RequestFailed("invalid", "part of %s arrived out of order" % path)
             os.lseek(fd, file_offset, os.SEEK_SET)
-            _, made = delta.apply_ops(ops, old_fd, block, old_size, fd)
+            written, made = delta.apply_ops(ops, old_fd, block, old_size, fd, kept[1] if kept else None, learn,
+                                            file_offset)
             if made != digest:
                 raise RequestFailed("delta_mismatch", "%s rebuilt from a delta is not the file sent" % path)
             if version_of(os.fstat(old_fd)) != old_version:
                 raise RequestFailed("delta_mismatch", "%s changed while it was rebuilt" % path)
             if final:
+                size = file_offset + written
+                learnt = learn.finish(fd, size) if learn is not None else None
                 os.fchmod(fd, mode & 0o7777)
+                os.utime(fd, ns=(mtime_ns, mtime_ns))
+                os.replace(part, os.path.join(directory, name))
+                replaced = True
+                landed = os.fstat(fd)
+                # Nothing wrote to it since it landed: a write would have set its mtime to now.
+                if learnt is not None and landed.st_mtime_ns == mtime_ns and landed.st_size == size:
+                    delta.remember(version_of(landed), block, *learnt)
         finally:
             os.close(fd)
         if final:
-            os.utime(part, ns=(mtime_ns, mtime_ns))
-            os.replace(part, os.path.join(directory, name))
+            delta.learning(key, None)
+            delta.forget(old_version, block)
     except (OSError, RequestFailed, delta.FileChanged) as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(part)
+        delta.learning(key, None)
+        delta.forget(old_version, block)
+        if not replaced:
+            with contextlib.suppress(OSError):
+                os.unlink(part)
         if isinstance(exc, delta.FileChanged):
             raise RequestFailed("delta_mismatch", "%s changed while it was rebuilt" % path) from None
         raise
     finally:
-        os.close(old_fd)
+        if replaced:
+            _close_later(old_fd)
+        else:
+            os.close(old_fd)
+
+
+def _close_later(fd):
+    """Close ``fd`` on a thread of its own: the last descriptor of a replaced large file
+    frees its pages as it closes (tens of ms for hundreds of MB), which the reply need not
+    wait for."""
+    import threading
+
+    threading.Thread(target=os.close, args=(fd,), daemon=True).start()
 
 
 def signatures_of(root, path):
     """(block, size, version, records) of the regular file at ``path`` for a delta (see
-    delta.py); block 0 when there is none worth one (missing, small, changing)."""
+    delta.py); block 0 when there is none worth one (missing, small, changing). Signatures
+    remembered for the file's version are not taken again."""
+    import time
+
     from . import delta
 
+    started_ns = time.time_ns()
     try:
         fd = open_regular(root, path)
     except (OSError, RequestFailed):
@@ -545,13 +584,22 @@ def signatures_of(root, path):
         if before.st_size < delta.MIN_BYTES:
             return 0, 0, "", b""
         block = delta.block_size_for(before.st_size)
+        version = version_of(before)
+        kept = delta.remembered(version, block)
+        if kept is not None:
+            return block, before.st_size, version, kept[0]
         try:
-            records = delta.signatures(fd, before.st_size, block)
+            records, sha1s = delta.signed(fd, before.st_size, block)
         except delta.FileChanged:
             return 0, 0, "", b""
-        if version_of(os.fstat(fd)) != version_of(before):
+        if version_of(os.fstat(fd)) != version:
             return 0, 0, "", b""
-        return block, before.st_size, version_of(before), records
+        # Its rebuild copies blocks without hashing them again, on the word of these SHA-1s
+        # while the file keeps this version; a file changed just now could change again
+        # without a new version (SETTLE_NS): its blocks are hashed as they are copied.
+        if before.st_ctime_ns <= started_ns - SETTLE_NS:
+            delta.remember(version, block, records, sha1s)
+        return block, before.st_size, version, records
     finally:
         os.close(fd)
 
@@ -681,20 +729,24 @@ def read_consistent(fd, offset=0, length=-1):
     before = os.fstat(fd)
     if before.st_ctime_ns > time.time_ns() - SETTLE_NS:
         raise FileUnsettled("changed just now")
-    wanted = before.st_size - offset if length < 0 else length
-    chunks = []
-    position = offset
-    while wanted > 0:
-        chunk = os.pread(fd, min(wanted, 1 << 20), position)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        position += len(chunk)
-        wanted -= len(chunk)
+    wanted = max(0, before.st_size - offset if length < 0 else length)
+    # One read of the whole range (a part is at most a few MiB): no chunks to join into a copy.
+    data = os.pread(fd, wanted, offset) if wanted else b""
+    if 0 < len(data) < wanted:  # a short read: the rest in pieces
+        chunks = [data]
+        position, wanted = offset + len(data), wanted - len(data)
+        while wanted > 0:
+            chunk = os.pread(fd, min(wanted, 1 << 20), position)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            position += len(chunk)
+            wanted -= len(chunk)
+        data = b"".join(chunks)
     after = os.fstat(fd)
     if version_of(after) != version_of(before):
         raise FileUnsettled("changed while it was read")
-    return b"".join(chunks), after
+    return data, after
 
 
 def _reason(exc):
@@ -837,15 +889,22 @@ def apply_delta(root, path, ops, fields, guard=NO_GUARD):
     return []
 
 
-def read_delta(root, wire_path, records, block, old_size, literal_budget, guard=NO_GUARD):
+def read_delta(root, wire_path, records, block, old_size, literal_budget, guard=NO_GUARD, offset=0, length=0,
+               signatures_tag=""):
     """(fields, operations) of a DeltaData reply: the delta of the file at ``wire_path``
     against the old file ``records`` describe (see delta.py), read consistently (the file
     did not change from the first byte read to the last), within ``literal_budget`` bytes
-    of literal data (0: no limit)."""
+    of literal data (0: no limit); of its ``length`` bytes from ``offset`` only, if given
+    (0: to its end). ``signatures_tag``: ``records`` are kept under it for the requests of
+    the file's other parts, which send the tag alone."""
     import time
 
     from . import delta
 
+    if offset < 0 or length < 0:
+        raise RequestFailed("invalid", "a delta of the bytes from %r, %r of them" % (offset, length))
+    if signatures_tag:
+        records = delta.received_signatures(signatures_tag, records)
     path = check_path(path_from_wire(wire_path))
     for attempt in range(READ_ATTEMPTS):
         if attempt:
@@ -862,7 +921,8 @@ def read_delta(root, wire_path, records, block, old_size, literal_budget, guard=
                 continue
             # One chunk: the reply is one frame, its digest the chunk's.
             maker = delta.DeltaMaker(fd, before.st_size, records, block, old_size, chunk_bytes=1 << 62,
-                                     literal_budget=literal_budget or None)
+                                     literal_budget=literal_budget or None, start=offset,
+                                     end=offset + length if length else None)
             try:
                 chunks = list(maker)
             except delta.TooDifferent:

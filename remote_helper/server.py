@@ -69,6 +69,19 @@ _HASHING = frozenset(["GetSignatures", "ReadDelta", "WriteDelta"])
 HEARTBEAT_SECONDS = 1.0
 
 
+def _write_pieces(fd, pieces):
+    """Write every byte of ``pieces`` to ``fd``, in one system call where the pipe takes it."""
+    written = os.writev(fd, pieces)
+    for piece in pieces:
+        if written >= len(piece):
+            written -= len(piece)
+            continue
+        view = memoryview(piece)[written:]
+        written = 0
+        while view:
+            view = view[os.write(fd, view):]
+
+
 def wait_briefly_for_input(fd):
     """Poll ``fd`` for a moment, yielding the CPU, before the caller blocks on it.
 
@@ -151,12 +164,12 @@ class Server(object):
         self._write_order = write_order.WriteOrder()
 
     def send(self, request_id, message_type, fields, blob=b""):
-        frame = encode_frame(request_id, encode_body(message_type, fields), blob)
-        view = memoryview(frame)
+        body = encode_body(message_type, fields)
+        # The blob (a file's part: megabytes) goes as it is, not copied into one frame first.
+        pieces = [HEADER.pack(request_id, len(body), len(blob)) + body, blob] if blob else \
+            [encode_frame(request_id, body)]
         with self._out_lock:
-            while view:
-                written = os.write(self._out_fd, view)
-                view = view[written:]
+            _write_pieces(self._out_fd, pieces)
 
     def serve(self):
         try:
@@ -377,7 +390,8 @@ class Server(object):
     def _on_read_delta(self, fields, blob):
         root = self._work_dir(fields["name"], "")
         reply, ops = files.read_delta(root, fields["path"], blob, fields["block"], fields["old_size"],
-                                      fields["literal_budget"], guarded.guard_for(root))
+                                      fields["literal_budget"], guarded.guard_for(root), fields["offset"],
+                                      fields["length"], fields["signatures_tag"])
         return "DeltaData", reply, ops
 
     def _on_prepare_work_dir(self, fields, blob):

@@ -321,13 +321,19 @@ class WriteDelta(msgspec.Struct, tag=True, kw_only=True):
 class ReadDelta(msgspec.Struct, tag=True, kw_only=True):
     """The delta of the file at ``path`` in the agent's work dir against the controller's
     old file of ``old_size`` bytes whose signatures, in blocks of ``block``, are the blob;
-    answered with DeltaData."""
+    answered with DeltaData. With ``offset`` and ``length`` (0: to its end), of that part
+    of the file only: a large file's parts are walked and rebuilt at the same time. With a
+    ``signatures_tag``, the helper keeps the signatures for the requests of the other parts,
+    which name the tag and send no blob."""
 
     name: str
     path: str
     block: int
     old_size: int
     literal_budget: int = 0
+    offset: int = 0
+    length: int = 0
+    signatures_tag: str = ""
 
 
 class ExecStart(msgspec.Struct, tag=True, kw_only=True):
@@ -546,6 +552,12 @@ _reply_decoder = msgspec.json.Decoder(Reply)
 def encode_frame(request_id: int, message: msgspec.Struct, blob: bytes = b"") -> bytes:
     body = _encoder.encode(message)
     return HEADER.pack(request_id, len(body), len(blob)) + body + blob
+
+
+def encode_head(request_id: int, message: msgspec.Struct, blob_length: int) -> bytes:
+    """A frame's header and body; its blob of ``blob_length`` bytes follows."""
+    body = _encoder.encode(message)
+    return HEADER.pack(request_id, len(body), blob_length) + body
 
 
 def encode_body(message: msgspec.Struct) -> bytes:

@@ -107,11 +107,12 @@ class RpcClient:
         else:
             ping_id = next(self._ids) if probe is not None else None
             request_id = next(self._ids)
-            frame = protocol.encode_frame(request_id, request, blob)
+            head = protocol.encode_head(request_id, request, len(blob))
             with self._send_lock:
                 if ping_id is not None:
-                    self._write(protocol.encode_frame(ping_id, protocol.Ping()), probe, "Ping")
-                self._write(frame, timeout, what)
+                    self._write([protocol.encode_frame(ping_id, protocol.Ping())], probe, "Ping")
+                # A large blob (a batch of files: megabytes) is written as it is, not copied behind its head.
+                self._write([head, blob] if len(blob) > _WATCHED_WRITE else [head + blob], timeout, what)
         if ping_id is not None:
             try:
                 self._wait_for(ping_id, probe, "Ping")
@@ -147,11 +148,13 @@ class RpcClient:
         """The moment the channel counts as stuck: ``stall`` seconds after bytes last moved."""
         return lambda: self._last_progress + stall
 
-    def _write(self, frame: bytes, stall: float | None, what: str) -> None:
-        if stall is None or len(frame) <= _WATCHED_WRITE:
-            self.stream.write(frame)
-            self._last_progress = time.monotonic()
-            self.bytes_sent += len(frame)
+    def _write(self, pieces: list[bytes], stall: float | None, what: str) -> None:
+        """Write the frame made of ``pieces``."""
+        if stall is None or sum(len(piece) for piece in pieces) <= _WATCHED_WRITE:
+            for piece in pieces:
+                self.stream.write(piece)
+                self._last_progress = time.monotonic()
+                self.bytes_sent += len(piece)
             return
         writing = threading.Event()
         stuck = threading.Event()
@@ -166,11 +169,12 @@ class RpcClient:
         watchdog = threading.Thread(target=watch, daemon=True)
         watchdog.start()
         try:
-            view = memoryview(frame)
-            for start in range(0, len(frame), _WRITE_SLICE):
-                self.stream.write(view[start:start + _WRITE_SLICE])
-                self._last_progress = time.monotonic()
-                self.bytes_sent += min(_WRITE_SLICE, len(frame) - start)
+            for piece in pieces:
+                view = memoryview(piece)
+                for start in range(0, len(piece), _WRITE_SLICE):
+                    self.stream.write(view[start:start + _WRITE_SLICE])
+                    self._last_progress = time.monotonic()
+                    self.bytes_sent += min(_WRITE_SLICE, len(piece) - start)
         except ChannelClosed as exc:
             if stuck.is_set():
                 self._fail(ChannelTimeout(self.host, f"sending {what} made no progress for {stall:.0f} s"))

@@ -68,6 +68,13 @@ class Stream(ABC):
     def read(self, max_bytes: int, timeout: float | None) -> bytes:
         """Return 1..max_bytes bytes, b"" at end of stream; raise ChannelTimeout on timeout."""
 
+    def read_into(self, view: memoryview, timeout: float | None) -> int:
+        """Read 1..len(view) bytes into ``view``: how many, 0 at end of stream; raise
+        ChannelTimeout on timeout. Streams over a descriptor read straight into it."""
+        data = self.read(len(view), timeout)
+        view[:len(data)] = data
+        return len(data)
+
     @abstractmethod
     def close(self) -> None:
         """Release the stream; the helper sees end of input and exits once its work is done."""
@@ -87,17 +94,33 @@ class Stream(ABC):
 
 def _read_fd(stream: Stream, fd: int, spinner: _Spinner, max_bytes: int, timeout: float | None) -> bytes:
     """The read of every fd-backed stream: poll while the peer is quick, wait, read."""
-    spinner.before_read(fd)
-    if timeout is not None:
-        ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
-        if not ready:
-            raise ChannelTimeout(stream.host, f"no reply within {timeout:.1f} s")
+    _wait_readable(stream, fd, spinner, timeout)
     try:
         data = os.read(fd, max_bytes)
     except OSError as exc:
         raise ChannelClosed(stream.host, f"helper stream failed: {exc}") from exc
     spinner.after_read()
     return data
+
+
+def _read_fd_into(stream: Stream, fd: int, spinner: _Spinner, view: memoryview, timeout: float | None) -> int:
+    """As _read_fd, into ``view``: a large frame is read where it is kept, with no buffer
+    allocated per read and none joined afterwards."""
+    _wait_readable(stream, fd, spinner, timeout)
+    try:
+        count = os.readv(fd, [view])
+    except OSError as exc:
+        raise ChannelClosed(stream.host, f"helper stream failed: {exc}") from exc
+    spinner.after_read()
+    return count
+
+
+def _wait_readable(stream: Stream, fd: int, spinner: _Spinner, timeout: float | None) -> None:
+    spinner.before_read(fd)
+    if timeout is not None:
+        ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
+        if not ready:
+            raise ChannelTimeout(stream.host, f"no reply within {timeout:.1f} s")
 
 
 class ProcessStream(Stream):
@@ -141,6 +164,9 @@ class ProcessStream(Stream):
 
     def read(self, max_bytes: int, timeout: float | None) -> bytes:
         return _read_fd(self, self._out_fd, self._spinner, max_bytes, timeout)
+
+    def read_into(self, view: memoryview, timeout: float | None) -> int:
+        return _read_fd_into(self, self._out_fd, self._spinner, view, timeout)
 
     def close(self) -> None:
         for pipe in (self._process.stdin, self._process.stdout):
@@ -232,6 +258,9 @@ class SocketStream(Stream):
     def read(self, max_bytes: int, timeout: float | None) -> bytes:
         return _read_fd(self, self._fd, self._spinner, max_bytes, timeout)
 
+    def read_into(self, view: memoryview, timeout: float | None) -> int:
+        return _read_fd_into(self, self._fd, self._spinner, view, timeout)
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._socket.close()
@@ -248,6 +277,7 @@ class SocketStream(Stream):
 
 
 Deadline = float | Callable[[], float] | None
+_READ_INTO_BYTES = 1 << 20  # a blob at least this large is read into its own buffer
 
 
 def _timeout(deadline: Deadline) -> float | None:
@@ -286,8 +316,9 @@ class BufferedReader:
             data = bytes(self._buffer[:count])
             del self._buffer[:count]
             return data
-        # A large frame's chunks are joined once, not grown into the buffer and copied out
-        # of it again: a pull's data is copied once here, not three times.
+        if count >= _READ_INTO_BYTES:
+            return self._read_into_new(count, deadline)
+        # A frame's chunks are joined once, not grown into the buffer and copied out of it again.
         chunks = [bytes(self._buffer)]
         have = len(self._buffer)
         self._buffer = bytearray()
@@ -303,6 +334,33 @@ class BufferedReader:
             chunks.append(chunk)
             have += len(chunk)
         return b"".join(chunks)
+
+    def _read_into_new(self, count: int, deadline: Deadline) -> bytes:
+        """``count`` bytes (a large blob: a pull's part) read straight into one new buffer,
+        nothing read past them."""
+        data = bytearray(count)
+        view = memoryview(data)
+        have = len(self._buffer)
+        view[:have] = self._buffer
+        self._buffer = bytearray()
+        while have < count:
+            while True:
+                try:
+                    got = self._stream.read_into(view[have:], _timeout(deadline))
+                    break
+                except ChannelTimeout:
+                    if callable(deadline) and _timeout(deadline):
+                        continue  # bytes moved meanwhile (another thread's): the deadline moved
+                    raise
+            if not got:
+                detail = self._stream.diagnostics()
+                suffix = f" ({detail})" if detail else ""
+                raise ChannelClosed(self._stream.host, f"helper exited unexpectedly{suffix}")
+            if self.on_data is not None:
+                self.on_data(got)
+            have += got
+        view.release()
+        return data  # type: ignore[return-value]  # a bytearray: bytes-like for every use
 
     def read_until(self, marker: bytes, limit: int, deadline: Deadline) -> bytes:
         """Return everything up to and including ``marker``; the rest stays buffered."""

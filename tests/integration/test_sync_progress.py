@@ -7,6 +7,7 @@ the next run finishes it and leaves no part file. Real sshd, real processes."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -81,6 +82,31 @@ def test_a_slow_link_that_keeps_moving_never_times_out(sandbox, ssh_host: SshHos
         assert proxy.forwarded > len(pushed) + len(pulled)  # it did go through the slow link
     assert (work / "up.bin").read_bytes() == pushed
     assert (local / "down.bin").read_bytes() == pulled
+
+
+_LOG = b"".join(b"line %d of a log that compresses well\n" % index for index in range(500_000))
+
+
+def _pulled_log(sandbox, host: SshHost) -> int:
+    """Pull a large, compressible file; the bytes that came over the channel."""
+    work = _remote_work(sandbox, host)
+    _write(work / "log.txt", _LOG, host)
+    local = sandbox.root / "local"
+    local.mkdir()
+    pulled = sandbox.mngr("pull", "far", str(local), "--format", "json", timeout=120)
+    assert pulled.returncode == 0, pulled.stderr
+    assert (local / "log.txt").read_bytes() == _LOG
+    return json.loads(pulled.stdout)["wire"]["received"]
+
+
+def test_a_large_files_parts_go_as_they_are_over_a_fast_link(sandbox, ssh_host: SshHost) -> None:  # noqa: F811
+    assert _pulled_log(sandbox, ssh_host) > len(_LOG)  # compressing would cost more than it saves
+
+
+def test_a_large_files_parts_go_compressed_over_a_slow_link(sandbox, ssh_host: SshHost) -> None:  # noqa: F811
+    with _through_proxy(sandbox, ssh_host, 2 * 1024 * 1024):
+        # The first part measures the link as it is; the others go compressed.
+        assert _pulled_log(sandbox, ssh_host) < len(_LOG) // 2
 
 
 def _host_helpers(host: SshHost) -> list[int]:

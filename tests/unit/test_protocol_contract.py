@@ -62,7 +62,7 @@ SAMPLES: dict[str, msgspec.Struct] = {
                                       offset=4194304, final=True, mode=0o640, mtime_ns=1700000000123456789,
                                       digest="ab" * 32, compressed=True, known="a1b2c3.4.5"),
     "ReadDelta": protocol.ReadDelta(name="demo", path="big.bin", block=65536, old_size=314572800,
-                                    literal_budget=16777216),
+                                    literal_budget=16777216, offset=33554432, length=33554432),
     "PrepareWorkDir": protocol.PrepareWorkDir(name="demo", path="~/work/demo", remove=False,
                                                 branch="feature/x"),
     "GetGitBundle": protocol.GetGitBundle(name="demo"),
