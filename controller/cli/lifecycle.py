@@ -34,6 +34,9 @@ def _report_failures(result: AgentsResult, action: str) -> None:
         click.echo(f"mngr: warning: {warning}", err=True)
     for failed in result.failed:
         click.echo(f"mngr: error: {action} {failed.name}: {failed.error}", err=True)
+    if result.interrupted:  # what was done is printed above, what was not named
+        click.echo("mngr: interrupted", err=True)
+        sys.exit(130)
     if result.failed:
         sys.exit(1)
 
