@@ -298,3 +298,47 @@ def test_a_name_mngr_saw_on_a_host_that_does_not_answer_is_refused_saying_where(
     other = sandbox.mngr("create", "near", "command", "--no-connect", "--", "sleep", "600")
     assert other.returncode == 0, other.stderr
     assert other.stderr.startswith("mngr: warning: could not check box (ssh) for an agent named 'near'")
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def test_a_frozen_ssh_session_costs_its_timeout_and_is_reported(sandbox, box: SshHost) -> None:
+    """The sshd processes serving mngr's shared connection to box are stopped (its listener
+    still takes new connections): the connection looks alive from this end and never
+    answers. `mngr list` returns, showing the local agent and box as not answering, and a
+    by-name command on the local agent still works."""
+    sandbox.env["MNGR_HOST_TIMEOUT_SECONDS"] = "3"
+    assert _create_on(sandbox, "far", "box").returncode == 0
+    assert sandbox.mngr("create", "here", "command", "--no-connect", "--", "sleep", "600").returncode == 0
+    assert sandbox.mngr("list").returncode == 0  # the shared connection and the daemon's forward are up
+    frozen = _descendants(box.process.pid)  # the sessions; box.process itself is the listener
+    assert frozen
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        listed = sandbox.mngr("list", "--format", "json", timeout=120)
+        assert listed.returncode == 1, listed.stderr
+        shown = json.loads(listed.stdout)
+        assert [agent["name"] for agent in shown["agents"]] == ["here"]
+        assert [error["host"] for error in shown["errors"]] == ["box"]
+        ran = sandbox.mngr("exec", "here", "echo still here", timeout=120)
+        assert ran.returncode == 0 and ran.stdout == "still here\n", ran.stderr
+        far = sandbox.mngr("exec", "far", "true", timeout=120)
+        assert far.returncode != 0 and "box" in far.stderr
+    finally:
+        for pid in frozen:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)
