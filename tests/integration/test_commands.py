@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mngr.controller.cli.app import App
-from mngr.controller.commands import agents, copy, gc
+from mngr.controller.commands import agents, copy, gc, idle, snapshot
 from mngr.controller.commands.create import CreateRequest, CreateResult, create
 from mngr.controller.commands.exec import ExecRequest, exec_command
 from mngr.controller.commands.lookup import find_agents
@@ -378,3 +378,48 @@ def test_gc_cleans_every_host_that_answers(app: App, sandbox) -> None:
     assert len(removed.leftovers) == 1 and not leftover.exists()
     assert list(states(app)) == ["busy"]
     assert json.loads(json.dumps([row.__dict__ for row in removed.leftovers]))[0]["host"] == "local"
+
+
+# -- limit, keepalive and snapshot -----------------------------------------------------
+
+def test_limit_reads_and_changes_the_host_settings_and_refuses_bad_ones(app: App) -> None:
+    make(app, "tuned")
+    shown = idle.limit(app, idle.LimitRequest("tuned"))
+    assert (shown.host, shown.provider) == ("local", "local")
+    assert shown.settings.timeout is None, "idle shutdown is off on the local host by default"
+    changed = idle.limit(app, idle.LimitRequest("tuned", idle_timeout="1h30m", activity_sources="output,cpu"))
+    assert (changed.settings.timeout, changed.settings.sources, changed.settings.mode) == \
+        (5400.0, ["output", "cpu"], "custom")
+    with pytest.raises(UsageError, match="unknown idle mode 'nap'"):
+        idle.limit(app, idle.LimitRequest("tuned", idle_mode="nap"))
+    assert idle.limit(app, idle.LimitRequest("tuned")).settings.timeout == 5400.0  # the refusal changed nothing
+    off = idle.limit(app, idle.LimitRequest("tuned", idle_mode="disabled", log_lines=5))
+    assert off.settings.sources == []
+    assert off.log, "the watcher's decisions, asked for"
+
+
+def test_keepalive_leases_the_host_and_refuses_more_than_a_year(app: App) -> None:
+    make(app, "leased")
+    kept = idle.keepalive(app, idle.KeepaliveRequest("leased", 3600.0))
+    assert (kept.name, kept.host, kept.seconds) == ("leased", "local", 3600.0)
+    with find_agents(app, [], every=True) as found:
+        assert found.listing is not None
+        (host,) = found.listing.hosts
+        assert host.idle is not None
+        assert (host.idle.last_activity, host.idle.last_activity_agent) == ("lease", "leased")
+    with pytest.raises(UsageError, match="at most a year"):
+        idle.keepalive(app, idle.KeepaliveRequest("leased", 400 * 86400.0))
+
+
+def test_a_snapshot_is_taken_listed_and_destroyed_and_a_bad_id_stops_the_destroy(app: App, sandbox) -> None:
+    (sandbox.work_dir / "notes.txt").write_text("kept\n")
+    make(app, "snapped")
+    taken = snapshot.take_snapshot(app, snapshot.SnapshotRequest("snapped"))
+    assert (taken.agent, taken.host, taken.provider) == ("snapped", "local", "local") and taken.bytes > 0
+    assert [(row["id"], row["agent"]) for row in snapshot.list_snapshots(app)] == [(taken.id, "snapped")]
+    result = snapshot.destroy_snapshots(app, snapshot.DestroySnapshotsRequest([taken.id, "snap-nosuch", taken.id]))
+    assert result.destroyed == [taken.id]
+    assert isinstance(result.error, MngrError) and "no snapshot 'snap-nosuch'" in str(result.error)
+    assert snapshot.list_snapshots(app) == []
+    with pytest.raises(AgentNotFound):
+        snapshot.take_snapshot(app, snapshot.SnapshotRequest("nosuch"))
