@@ -16,6 +16,7 @@ import pytest
 
 from mngr.controller.cli.app import App
 from mngr.controller.commands import agents, copy, gc, idle, snapshot
+from mngr.controller.commands import transcript as history
 from mngr.controller.commands.create import CreateRequest, CreateResult, create
 from mngr.controller.commands.exec import ExecRequest, exec_command
 from mngr.controller.commands.lookup import find_agents
@@ -423,3 +424,23 @@ def test_a_snapshot_is_taken_listed_and_destroyed_and_a_bad_id_stops_the_destroy
     assert snapshot.list_snapshots(app) == []
     with pytest.raises(AgentNotFound):
         snapshot.take_snapshot(app, snapshot.SnapshotRequest("nosuch"))
+
+
+# -- transcript and capture --------------------------------------------------------------
+
+def test_transcript_and_capture_read_what_the_agent_printed(app: App) -> None:
+    make(app, "talker", "sh", "-c", "echo first; echo second; printf 'third, unfinished'; sleep 600")
+    wait_for(lambda: "third, unfinished" in history.capture(app, history.CaptureRequest("talker")).text,
+             "the agent's output")
+    read = history.transcript(app, history.TranscriptRequest("talker"))
+    assert (read.name, read.source) == ("talker", "output")
+    assert [entry.text for entry in read.entries][-3:] == ["first", "second", "third, unfinished"]
+    last = history.transcript(app, history.TranscriptRequest("talker", tail=1))
+    assert [entry.text for entry in last.entries] == ["third, unfinished"]
+    with pytest.raises(UsageError, match="unknown transcript source 'diary'"):
+        history.transcript(app, history.TranscriptRequest("talker", source="diary"))
+    screen = history.capture(app, history.CaptureRequest("talker"))
+    assert (screen.host, screen.provider, screen.state) == ("local", "local", "RUNNING")
+    agents.stop(app, agents.StopRequest(["talker"]))
+    with pytest.raises(MngrError, match="agent 'talker' is stopped"):
+        history.capture(app, history.CaptureRequest("talker"))
