@@ -444,3 +444,22 @@ def test_transcript_and_capture_read_what_the_agent_printed(app: App) -> None:
     agents.stop(app, agents.StopRequest(["talker"]))
     with pytest.raises(MngrError, match="agent 'talker' is stopped"):
         history.capture(app, history.CaptureRequest("talker"))
+
+
+# -- connect -------------------------------------------------------------------------------
+
+def test_connect_starts_a_stopped_agent_only_when_asked_and_plugins_hear_it(app: App) -> None:
+    from mngr.controller.commands.connect import ConnectRequest, prepare_connect
+
+    make(app, "resting")
+    agents.stop(app, agents.StopRequest(["resting"]))
+    plugin = with_refuser(app, [], "-")
+    with pytest.raises(MngrError, match=r"agent 'resting' is stopped \(start it with: mngr start resting"):
+        prepare_connect(app, ConnectRequest("resting"))
+    assert states(app)["resting"] == "STOPPED" and plugin.heard == []
+    target = prepare_connect(app, ConnectRequest("resting", start=True))
+    assert (target.name, target.host, target.provider.name, target.started) == ("resting", "local", "local", True)
+    assert states(app)["resting"] in ("RUNNING", "WAITING")
+    assert plugin.heard == [("before_start", "resting"), ("after_start", "resting")]
+    again = prepare_connect(app, ConnectRequest("resting"))
+    assert not again.started
