@@ -8,6 +8,7 @@ elsewhere; here it is what they do.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mngr.controller.cli.app import App
-from mngr.controller.commands import agents, copy, gc, idle, snapshot
+from mngr.controller.commands import agents, copy, gc, idle, schedule, snapshot
 from mngr.controller.commands import transcript as history
 from mngr.controller.commands.create import CreateRequest, CreateResult, create
 from mngr.controller.commands.exec import ExecRequest, exec_command
@@ -463,3 +464,39 @@ def test_connect_starts_a_stopped_agent_only_when_asked_and_plugins_hear_it(app:
     assert plugin.heard == [("before_start", "resting"), ("after_start", "resting")]
     again = prepare_connect(app, ConnectRequest("resting"))
     assert not again.started
+
+
+# -- schedule --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"cron": "61 * * * *"}, "invalid cron expression"),
+    ({"cron": "* * * *"}, "invalid cron expression"),
+    ({"timezone": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
+    ({"message": ""}, "a schedule needs a message"),
+    ({"agent": "a", "templates": ["t"]}, "no --template, --in or --agent-type"),
+    ({"name": "bad name"}, "invalid schedule name"),
+    ({"cron": "0 0 31 2 *"}, "never comes due"),
+    ({"templates": ["nope"]}, "no template 'nope' in the config"),
+    ({"agent": "ghost"}, "--agent: "),
+    ({"agent_type": "bogus"}, "unknown agent type 'bogus'"),
+    ({"provider": "nowhere"}, "unknown provider 'nowhere'"),
+])
+def test_a_bad_schedule_is_refused_and_nothing_is_kept(app: App, changes: dict, expected: str) -> None:
+    from mngr.controller import schedules
+
+    request = schedule.AddScheduleRequest(**{"message": "msg", "cron": "0 * * * *", "install": False, **changes})
+    with pytest.raises(MngrError, match=re.escape(expected)) as refused:
+        schedule.add_schedule(app, request)
+    assert refused.value.exit_code == 2  # a usage error
+    assert schedules.load() == []
+
+
+def test_schedule_names_are_unique_and_taken_from_the_agent(app: App) -> None:
+    make(app, "bot", "cat")
+    first = schedule.add_schedule(app, schedule.AddScheduleRequest("m", "0 * * * *", name="x", install=False))
+    assert (first.schedule.name, first.crontab) == ("x", False) and first.next_at.endswith(":00")
+    with pytest.raises(UsageError, match="exists already"):
+        schedule.add_schedule(app, schedule.AddScheduleRequest("m", "0 * * * *", name="x", install=False))
+    named = schedule.add_schedule(app, schedule.AddScheduleRequest("m", "0 * * * *", agent="bot", install=False))
+    again = schedule.add_schedule(app, schedule.AddScheduleRequest("m", "0 * * * *", agent="bot", install=False))
+    assert (named.schedule.name, again.schedule.name) == ("bot", "bot-2")
