@@ -81,9 +81,8 @@ def test_list_formats_and_filters(sandbox) -> None:
     assert [row["name"] for row in rows] == ["one", "two"]
     assert {"id", "name", "type", "state", "host", "provider", "work_dir", "command", "created_at",
             "labels"} <= set(rows[0])
-    assert [a["name"] for a in agents(sandbox, "--state", "stopped")] == ["two"]
-    assert [a["name"] for a in agents(sandbox, "--label", "team=a")] == ["one"]
-    assert [a["name"] for a in agents(sandbox, "--provider", "local")] == ["one", "two"]
+    # The filters themselves are tested in-process (test_commands.py); here, that they are the CLI's.
+    assert [a["name"] for a in agents(sandbox, "--state", "stopped", "--label", "team=b")] == ["two"]
     human = sandbox.mngr("list")
     assert human.stdout.splitlines()[0].split() == ["NAME", "STATE", "TYPE", "HOST", "PROVIDER", "AGE", "WORK_DIR"]
     bad = sandbox.mngr("list", "--format", "{nope}")

@@ -500,3 +500,26 @@ def test_schedule_names_are_unique_and_taken_from_the_agent(app: App) -> None:
     named = schedule.add_schedule(app, schedule.AddScheduleRequest("m", "0 * * * *", agent="bot", install=False))
     again = schedule.add_schedule(app, schedule.AddScheduleRequest("m", "0 * * * *", agent="bot", install=False))
     assert (named.schedule.name, again.schedule.name) == ("bot", "bot-2")
+
+
+# -- list --------------------------------------------------------------------------------------
+
+def test_list_filters_by_state_label_and_provider(app: App) -> None:
+    from mngr.controller.commands.listing import ListRequest, list_agents
+
+    make(app, "one", labels={"team": "a"})
+    make(app, "two", labels={"team": "b"})
+    agents.stop(app, agents.StopRequest(["two"]))
+
+    def names(request: ListRequest) -> list[str]:
+        return [agent.info.name for agent in list_agents(app, request).agents]
+
+    assert names(ListRequest()) == ["one", "two"]
+    assert names(ListRequest(states=["stopped"])) == ["two"]
+    assert names(ListRequest(labels={"team": "a"})) == ["one"]
+    assert names(ListRequest(labels={"team": "a"}, states=["STOPPED"])) == []
+    assert names(ListRequest(providers=["local"])) == ["one", "two"]
+    listed = list_agents(app, ListRequest())
+    assert [(host.host, host.provider) for host in listed.hosts] == [("local", "local")] and listed.errors == []
+    with pytest.raises(MngrError, match="unknown provider 'nowhere'"):
+        list_agents(app, ListRequest(providers=["nowhere"]))
