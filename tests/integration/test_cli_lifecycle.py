@@ -325,11 +325,13 @@ _SLOW_TO_DIE = (
 
 
 @pytest.mark.parametrize("presses", [1, 2])
-def test_ctrl_c_during_a_stop_of_several_agents_reports_what_was_done(sandbox, presses: int) -> None:
-    """Three agents on one host are stopped (the first alone, then the others at once), and
-    Ctrl-C comes while the first is dying: once, mngr finishes that stop, starts no other,
-    and says which; twice, it stops waiting and says the first one's outcome is unknown.
-    Exit 130 and no traceback either way, and nothing is left half-done on the host."""
+@pytest.mark.parametrize("action", ["stop", "destroy"])
+def test_ctrl_c_during_a_stop_or_destroy_of_several_agents_reports_what_was_done(sandbox, action: str, presses: int) -> None:
+    """Three agents on one host are stopped or destroyed (the first alone, then the others
+    at once), and Ctrl-C comes while the first is dying: once, mngr finishes that one,
+    starts no other, and says which; twice, it stops waiting and says the first one's
+    outcome is unknown. Exit 130 and no traceback either way, and nothing is left half-done
+    on the host."""
     import signal
     import subprocess
     import sys
@@ -342,7 +344,8 @@ def test_ctrl_c_during_a_stop_of_several_agents_reports_what_was_done(sandbox, p
                             sys.executable, "-c", _SLOW_TO_DIE, str(marker))
         assert made.returncode == 0, made.stderr
     wait_for(lambda: {a["state"] for a in agents(sandbox)} == {"RUNNING"}, "the agents to run")
-    stopping = subprocess.Popen([str(MNGR_BIN), "stop", *terms], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    force = ["-f"] if action == "destroy" else []
+    stopping = subprocess.Popen([str(MNGR_BIN), action, *force, *terms], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=sandbox.env, cwd=sandbox.work_dir)
     first = wait_for(lambda: [name for name, marker in terms.items() if marker.exists()], "a stop under way")
     assert len(first) == 1, first
@@ -350,7 +353,7 @@ def test_ctrl_c_during_a_stop_of_several_agents_reports_what_was_done(sandbox, p
     stopping.send_signal(signal.SIGINT)
     assert stopping.stderr is not None
     held = stopping.stderr.readline()  # two presses, not one signal the kernel merged
-    assert held == "mngr: finishing the stops already under way first (Ctrl-C again to stop waiting)\n"
+    assert held == f"mngr: finishing the {action}s already under way first (Ctrl-C again to stop waiting)\n"
     if presses == 2:
         stopping.send_signal(signal.SIGINT)
     out, err = stopping.communicate(timeout=60)
@@ -358,15 +361,17 @@ def test_ctrl_c_during_a_stop_of_several_agents_reports_what_was_done(sandbox, p
     assert "Traceback" not in err and err.endswith("mngr: interrupted\n"), err
     not_started = sorted(set(terms) - {under_way})
     for name in not_started:
-        assert f"mngr: error: stop {name}: not started: interrupted\n" in err, err
+        assert f"mngr: error: {action} {name}: not started: interrupted\n" in err, err
     if presses == 1:
-        assert out == f"stopped agent {under_way} (command) on local [STOPPED]\n", out
+        assert out == (f"stopped agent {under_way} (command) on local [STOPPED]\n" if action == "stop"
+                       else f"destroyed agent {under_way} on local\n"), out
         assert err.count("mngr: error:") == 2, err
     else:
         assert out == ""
-        assert f"mngr: error: stop {under_way}: interrupted while under way: whether it was done is unknown\n" in err
+        assert f"mngr: error: {action} {under_way}: interrupted while under way: whether it was done is unknown\n" in err
         assert err.count("mngr: error:") == 3, err
     # The host finishes a stop it was sent; what was not started is untouched.
+    finished = {under_way: "STOPPED"} if action == "stop" else {}
     wait_for(lambda: {a["name"]: a["state"] for a in agents(sandbox)}
-             == {under_way: "STOPPED", **{name: "RUNNING" for name in not_started}}, "the stop finished on the host")
+             == {**finished, **{name: "RUNNING" for name in not_started}}, f"the {action} finished on the host")
     assert not any(terms[name].exists() for name in not_started)
