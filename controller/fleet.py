@@ -134,8 +134,10 @@ class FleetListing:
     errors: list[HostFailure] = field(default_factory=list)
     handles: list[HostHandle] = field(default_factory=list)
     hosts: list[HostReport] = field(default_factory=list)
+    closed: bool = False
 
     def close(self) -> None:
+        self.closed = True
         for handle in self.handles:
             handle.close()
 
@@ -198,7 +200,10 @@ def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: flo
     listing = FleetListing(handles=handles, errors=problems)
 
     def query(handle: HostHandle) -> AgentList | HostFailure:
-        return already_failed.get((handle.provider_name, handle.host)) or ask_host(handle, quiet_seconds)
+        result = already_failed.get((handle.provider_name, handle.host)) or ask_host(handle, quiet_seconds)
+        if listing.closed:  # answered after it was given up on (answer_within): nobody will close it
+            handle.close()
+        return result
 
     results: Sequence[AgentList | HostFailure | None]
     if answer_within is None:
