@@ -15,10 +15,14 @@ exec      `mngr exec here true`
 capture   `mngr capture here`
 list      `mngr list` (asks every host: what a by-name command would cost if it did too;
           LIST_RUNS times only, since each silent run takes the whole ConnectTimeout)
+create    `mngr create NAME command --no-connect -- true`, a new name each run: the name
+          check asks every host, but waits for the silent ones only name_check_seconds
+          (3 s), not the ConnectTimeout; CREATE_RUNS times
 
 Peer: the same command with no remembered host. Ratio = median with 5 dead hosts / median
 with none; by-name commands go straight to the recorded host, so the target is a ratio
-under 1.2 for exec and capture in both settings.
+under 1.2 for exec and capture in both settings. create has no target: it must ask
+every host, and is shown for what a silent host costs it.
 
 Run: .venv/bin/python bench/by_name.py
 """
@@ -34,6 +38,7 @@ from _common import MNGR, Sandbox, compile_bytecode, header, median, target
 
 RUNS = 15
 LIST_RUNS = 3
+CREATE_RUNS = 5
 DEAD_HOSTS = 5
 
 
@@ -72,18 +77,21 @@ def main() -> None:
         registry = state / "ssh_hosts.json"
         settings = {"none": "{}", "refused": json.dumps(dict.fromkeys(refused, time.time())),
                     "silent": json.dumps(dict.fromkeys(silent, time.time()))}
-        cases = {"exec": ["exec", "here", "true"], "capture": ["capture", "here"], "list": ["list"]}
+        cases = {"exec": ["exec", "here", "true"], "capture": ["capture", "here"], "list": ["list"],
+                 "create": ["create", "NAME", "command", "--no-connect", "--", "true"]}
         samples: dict[tuple[str, str], list[float]] = {(case, setting): [] for case in cases for setting in settings}
-        for argv in cases.values():  # warm the agent's path once
-            box.run([MNGR, *argv], check=False)
+        for case, argv in cases.items():  # warm the agent's path once
+            if case != "create":
+                box.run([MNGR, *argv], check=False)
         for run in range(RUNS):
             for case, argv in cases.items():
-                if case == "list" and run >= LIST_RUNS:
+                if (case == "list" and run >= LIST_RUNS) or (case == "create" and run >= CREATE_RUNS):
                     continue
                 for setting, content in settings.items():
                     registry.write_text(content)
+                    named = [f"new-{setting}-{run}" if word == "NAME" else word for word in argv]
                     start = time.perf_counter()
-                    done = box.run([MNGR, *argv], check=False)
+                    done = box.run([MNGR, *named], check=False)
                     samples[(case, setting)].append(time.perf_counter() - start)
                     if case != "list" and done.returncode != 0:
                         raise RuntimeError(f"mngr {' '.join(argv)} failed: {done.stderr.decode().strip()}")
@@ -96,7 +104,7 @@ def main() -> None:
             for setting in ("refused", "silent"):
                 burdened = median(samples[(case, setting)])
                 cells.append(f"{burdened * 1000:>8.0f}ms {burdened / plain:>6.2f}x")
-                if case != "list":
+                if case in ("exec", "capture"):
                     target(f"{case}: {DEAD_HOSTS} {setting} hosts cost under 1.2x", burdened / plain < 1.2)
             print(f"{case:<10} {plain * 1000:>8.0f}ms {' '.join(cells)}")
 

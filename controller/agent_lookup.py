@@ -14,7 +14,8 @@ fallback: it is reported as not answering, as a full listing would have, after o
 timeout rather than two.
 
 Names are unique across hosts (``create`` refuses one that exists on any host that
-answers: ``ensure_name_free``), so the record can only miss a second agent of a name made
+answers, or that mngr's record places on a host that does not: ``ensure_name_free``), so
+the record can only miss a second agent of a name made
 by an older mngr, or made while this agent's host was out of reach; until a fallback or a
 ``mngr list`` lists everything again, the recorded agent (which exists: its host said so)
 is the one used.
@@ -30,6 +31,7 @@ from .agent_refs import AgentRef, parse_agent_ref, pick
 from .errors import MngrError
 from .fleet import (
     MAX_PARALLEL_HOSTS,
+    WHOLE_PROVIDER,
     FleetListing,
     HostFailure,
     LocatedAgent,
@@ -138,10 +140,31 @@ def _recorded_places(app: App, refs: Sequence[AgentRef]) -> dict[int, tuple[str,
     return places
 
 
-def ensure_name_free(app: App, name: str, refusal: type[MngrError] = MngrError) -> None:
+def ensure_name_free(app: App, name: str, refusal: type[MngrError] = MngrError) -> list[str]:
     """Refuse ``name`` for a new agent (raising ``refusal``) if an agent of that name exists
-    on any host that answers (names are unique across the user's hosts), saying where."""
-    with fleet_listing(app) as listing:
+    on any of the user's hosts (names are unique across them), saying where.
+
+    Every host is asked at once, but one that has not answered within ``name_check_seconds``
+    is not waited for: for it, and for a host that could not be reached, mngr's record of
+    where agents are (completion.py) decides. The result: one warning naming the hosts that
+    could not be checked (none if every host answered)."""
+    from . import completion
+
+    wait = min(float(app.config.get("name_check_seconds")), app.host_timeout)
+    with list_fleet(app.providers(), app.quiet_seconds, app.host_timeout,
+                    drop_after=float(app.config.get("forget_unreachable_after_seconds")),
+                    answer_within=wait) as listing:
         existing = existing_agent(listing, name)
     if existing is not None:
         raise refusal(f"agent {name!r} already exists on {existing.host} ({existing.provider})")
+    unchecked = {(error.provider, error.host): error for error in listing.errors}
+    for recorded, host, provider in completion.cached_agents():
+        failure = unchecked.get((provider, host)) or unchecked.get((provider, WHOLE_PROVIDER))
+        if recorded == name and failure is not None:
+            raise refusal(f"agent {name!r} already exists on {host} ({provider}), as mngr last saw it "
+                          f"({host} did not answer now: {failure.error})")
+    if not unchecked:
+        return []
+    hosts = ", ".join(f"{host} ({provider})" if host != WHOLE_PROVIDER else f"every {provider} host"
+                      for provider, host in unchecked)
+    return [f"could not check {hosts} for an agent named {name!r} (no answer); mngr's record has none there"]

@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     # A remembered host that has not answered for this long is reported once more, then no
     # longer searched by default listings (`mngr host list` still shows it).
     "forget_unreachable_after_seconds": 7 * 86400.0,
+    # How long create and clone wait for each host to say whether it has an agent
+    # of the new name; for hosts that have not answered by then, mngr's record decides.
+    "name_check_seconds": 3.0,
     # Mark an agent's work dir trusted in its CLI's config: "made" (the work dirs mngr made,
     # from --source, --snapshot or a clone), "always", or "never".
     "trust_work_dirs": "made",
@@ -43,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
 # MNGR_CONFIG_DIR, ...) steer mngr directly and are not configuration keys.
 ENV_KEYS = frozenset(
     ["default_provider", "default_agent_type", "agent_quiet_seconds", "host_timeout_seconds", "stop_grace_seconds",
-     "forget_unreachable_after_seconds", "trust_work_dirs",
+     "forget_unreachable_after_seconds", "name_check_seconds", "trust_work_dirs",
      "agent_types", "providers", "templates", "hosts", "plugins"]
 )
 
@@ -56,6 +59,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "host_timeout_seconds": (int, float),
     "stop_grace_seconds": (int, float),
     "forget_unreachable_after_seconds": (int, float),
+    "name_check_seconds": (int, float),
     "trust_work_dirs": str,
     "agent_types": dict,
     "providers": dict,
@@ -249,6 +253,7 @@ _RANGES: dict[str, tuple[float, bool]] = {
     "agent_quiet_seconds": (0.0, True),
     "stop_grace_seconds": (0.0, True),
     "forget_unreachable_after_seconds": (0.0, True),
+    "name_check_seconds": (0.0, False),
 }
 
 

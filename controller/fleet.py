@@ -56,6 +56,38 @@ def parallel_map(function: Callable[[T], R], items: Sequence[T], limit: int) -> 
     return results  # type: ignore[return-value]
 
 
+def parallel_map_within(function: Callable[[T], R], items: Sequence[T], limit: int,
+                        seconds: float) -> list[R | None]:
+    """As ``parallel_map``, but waiting ``seconds`` at most: an item not done by then is
+    None. Its thread (a daemon) is left to finish, or stay blocked on a host that does not
+    answer, on its own; what it returns later is not seen."""
+    import threading
+
+    results: list[R | None] = [None] * len(items)
+    done = [False] * len(items)
+    next_index = iter(range(len(items)))
+    changed = threading.Condition()
+    deadline = time.monotonic() + seconds
+
+    def work() -> None:
+        while True:
+            with changed:
+                index = next(next_index, None) if time.monotonic() < deadline else None
+            if index is None:
+                return
+            value = function(items[index])
+            with changed:
+                results[index], done[index] = value, True
+                changed.notify_all()
+
+    for _ in range(min(limit, len(items))):
+        threading.Thread(target=work, daemon=True, name="mngr-host-query").start()
+    with changed:
+        while not all(done) and (left := deadline - time.monotonic()) > 0:
+            changed.wait(left)
+        return [result if finished else None for result, finished in zip(results, done, strict=True)]
+
+
 @dataclass
 class LocatedAgent:
     info: AgentInfo
@@ -102,8 +134,10 @@ class FleetListing:
     errors: list[HostFailure] = field(default_factory=list)
     handles: list[HostHandle] = field(default_factory=list)
     hosts: list[HostReport] = field(default_factory=list)
+    closed: bool = False
 
     def close(self) -> None:
+        self.closed = True
         for handle in self.handles:
             handle.close()
 
@@ -129,9 +163,14 @@ def ask_host(handle: HostHandle, quiet_seconds: float) -> AgentList | HostFailur
 
 
 def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: float,
-               failed: Sequence[HostFailure] = (), drop_after: float | None = None) -> FleetListing:
+               failed: Sequence[HostFailure] = (), drop_after: float | None = None,
+               answer_within: float | None = None) -> FleetListing:
     """Every agent of ``providers``' hosts. Hosts in ``failed`` (just asked, without an
     answer) are not asked again: they are reported as failed once more.
+
+    With ``answer_within``, hosts that have not answered after that many seconds are not
+    waited for: they are reported as failed ("no answer within ..."), but not noted as
+    unreachable (slow is not gone), and what mngr last saw of them is kept.
 
     With ``drop_after``, a remembered host that has not answered for that many seconds is
     reported once more, as dropped, and then not asked at all (host_registry.py); without
@@ -161,13 +200,25 @@ def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: flo
     listing = FleetListing(handles=handles, errors=problems)
 
     def query(handle: HostHandle) -> AgentList | HostFailure:
-        return already_failed.get((handle.provider_name, handle.host)) or ask_host(handle, quiet_seconds)
+        result = already_failed.get((handle.provider_name, handle.host)) or ask_host(handle, quiet_seconds)
+        if listing.closed:  # answered after it was given up on (answer_within): nobody will close it
+            handle.close()
+        return result
 
-    results = parallel_map(query, handles, MAX_PARALLEL_HOSTS)
+    results: Sequence[AgentList | HostFailure | None]
+    if answer_within is None:
+        results = parallel_map(query, handles, MAX_PARALLEL_HOSTS)
+    else:
+        results = parallel_map_within(query, handles, MAX_PARALLEL_HOSTS, answer_within)
     answered = []
+    late = set()
     for handle, result in zip(handles, results, strict=True):
         key = (handle.provider_name, handle.host)
-        if isinstance(result, HostFailure):
+        if result is None:
+            late.add(key)
+            listing.errors.append(HostFailure(handle.host, handle.provider_name,
+                                              f"no answer within {answer_within:g} s"))
+        elif isinstance(result, HostFailure):
             if key in dropping:
                 since = book.of(*key).unreachable_since or now
                 result = HostFailure(result.host, result.provider, (
@@ -179,7 +230,8 @@ def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: flo
             listing.agents.extend(LocatedAgent(info, handle) for info in result.agents)
             listing.hosts.append(HostReport(handle, result.host))
     host_registry.note(book, answered, [(error.provider, error.host) for error in listing.errors
-                                        if error.host != WHOLE_PROVIDER], dropping, now)
+                                        if error.host != WHOLE_PROVIDER and (error.provider, error.host) not in late],
+                       dropping, now)
     from .completion import remember
 
     remember([provider.name for provider in providers],

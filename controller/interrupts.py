@@ -14,7 +14,7 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 
 class Held:
@@ -25,8 +25,9 @@ class Held:
 
 
 @contextlib.contextmanager
-def deferred_interrupt(what: str) -> Iterator[Held]:
-    """Hold a first SIGINT until the block ends; ``.pending`` says whether one came."""
+def deferred_interrupt(what: str, on_hold: Callable[[], None] | None = None) -> Iterator[Held]:
+    """Hold a first SIGINT until the block ends; ``.pending`` says whether one came.
+    ``on_hold`` is called when it comes (on the main thread, in the signal handler)."""
     held = Held()
     if threading.current_thread() is not threading.main_thread():
         yield held  # only the main thread may set handlers; it gets the signal anyway
@@ -36,6 +37,8 @@ def deferred_interrupt(what: str) -> Iterator[Held]:
         if held.pending:
             raise KeyboardInterrupt
         held.pending = True
+        if on_hold is not None:
+            on_hold()
         print(f"mngr: finishing {what} first (Ctrl-C again to stop waiting)", file=sys.stderr, flush=True)
 
     previous = signal.signal(signal.SIGINT, hold)

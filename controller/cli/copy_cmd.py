@@ -50,6 +50,8 @@ def clone(app: App, name: str, new_name: str, host: str | None, provider_name: s
     check_format(output_format)
     target = copy.CopyTarget(provider_name, host, work_dir, accept_new_host_key)
     result = copy.clone(app, copy.CloneRequest(name, new_name, target))
+    for warning in result.warnings:
+        click.echo(f"mngr: warning: {warning}", err=True)
     print_agents([(result.info, result.host, result.provider, "created")], output_format, single=True)
 
 

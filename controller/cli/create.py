@@ -182,9 +182,13 @@ def create(
     try:
         result = create_agent(app, request)
     except CreatedThenInterrupted as exc:
+        for warning in exc.result.warnings:
+            click.echo(f"mngr: warning: {warning}", err=True)
         print_agents([(exc.result.info, exc.result.host, exc.result.provider, "created")], output_format,
                      single=True)
         raise
+    for warning in result.warnings:
+        click.echo(f"mngr: warning: {warning}", err=True)
     print_agents([(result.info, result.host, result.provider, "created")], output_format, single=True)
     if request.attaching:
         attach(app.provider(result.provider), result.host, name)

@@ -7,11 +7,10 @@ from typing import Any
 import click
 
 from .. import output
-from ..channel.protocol import IdleSettings, SetIdleSettings
-from ..commands.lookup import find_agents
+from ..channel.protocol import IdleSettings
+from ..commands import idle
 from ..durations import format_duration, parse_duration
-from ..errors import UsageError
-from ..idle_options import MODES_HELP, SOURCES_HELP, settings_requests
+from ..idle_options import MODES_HELP, SOURCES_HELP
 from .common import host_row
 from .completion_cmd import agent_names
 from .context import App, pass_app
@@ -53,20 +52,9 @@ def limit(
     The settings belong to the host, so they apply to every agent on it. The timeout
     counts from the newest activity that counts, or from when it was set.
     """
-    with find_agents(app, [name]) as found:
-        (agent,) = found.agents
-        name = agent.info.name
-        handle = agent.handle
-        changing = any(value is not None for value in (idle_timeout, idle_mode, activity_sources, stop_grace))
-        requests = [SetIdleSettings()]  # nothing to change: only ask
-        if changing:
-            requests = settings_requests(idle_timeout, idle_mode, activity_sources,
-                                         handle.provider.idle_defaults(handle.host), stop_grace)
-        for request in requests:
-            settings = handle.set_idle_settings(request)
-        report = host_row(handle.list_host(app.quiet_seconds).host, handle.host, handle.provider_name)
-        log = handle.watcher_log(log_lines).decode("utf-8", "replace") if log_lines else ""
-    _print(settings, report, log, output_format)
+    request = idle.LimitRequest(name, idle_timeout, idle_mode, activity_sources, stop_grace, log_lines)
+    result = idle.limit(app, request)
+    _print(result.settings, host_row(result.idle, result.host, result.provider), result.log, output_format)
 
 
 def _print(settings: IdleSettings, report: dict[str, Any], log: str, output_format: str) -> None:
@@ -119,11 +107,5 @@ def keepalive(app: App, name: str, duration: str) -> None:
     A longer lease already in place is kept. The lease counts as activity in the idle
     modes io, user, agent, ssh and run (not in start, create, boot or disabled).
     """
-    seconds = parse_duration(duration, "--for")
-    if seconds > 366 * 86400:
-        raise UsageError("--for is at most a year")
-    with find_agents(app, [name]) as found:
-        (agent,) = found.agents
-        name = agent.info.name
-        agent.handle.keep_alive(name, seconds)
-    click.echo(f"{name}: host {agent.host} counts as active for the next {format_duration(seconds)}")
+    result = idle.keepalive(app, idle.KeepaliveRequest(name, parse_duration(duration, "--for")))
+    click.echo(f"{result.name}: host {result.host} counts as active for the next {format_duration(result.seconds)}")

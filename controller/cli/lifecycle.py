@@ -9,7 +9,7 @@ import click
 
 from ..commands import agents
 from ..commands.agents import AgentsResult
-from ..errors import MngrError, UsageError
+from ..errors import UsageError
 from ..fleet import LocatedAgent
 from .common import attach, check_format, print_agents
 from .completion_cmd import agent_names
@@ -34,6 +34,9 @@ def _report_failures(result: AgentsResult, action: str) -> None:
         click.echo(f"mngr: warning: {warning}", err=True)
     for failed in result.failed:
         click.echo(f"mngr: error: {action} {failed.name}: {failed.error}", err=True)
+    if result.interrupted:  # what was done is printed above, what was not named
+        click.echo("mngr: interrupted", err=True)
+        sys.exit(130)
     if result.failed:
         sys.exit(1)
 
@@ -126,17 +129,7 @@ def connect(app: App, name: str, start_first: bool) -> None:
     """Attach your terminal to an agent's tmux session (detach with C-b d)."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("mngr connect needs a terminal (stdin and stdout must be a tty)")
-    from ..commands.lookup import find_agents
+    from ..commands.connect import ConnectRequest, prepare_connect
 
-    with find_agents(app, [name]) as found:
-        (agent,) = found.agents
-        name = agent.info.name
-        if agent.info.state == "STOPPED":
-            if not start_first:
-                raise MngrError(f"agent {name!r} is stopped (start it with: mngr start {name}, or pass --start)")
-            agent.handle.start_agent(name)
-        # Attaching is the user at work: it counts as activity (idle detection reads it).
-        # A stray session (no record, state UNKNOWN) has nowhere to note it.
-        if agent.info.state != "UNKNOWN":
-            agent.handle.note_activity(name, "attach")
-    attach(agent.handle.provider, agent.host, name)
+    target = prepare_connect(app, ConnectRequest(name, start_first))
+    attach(target.provider, target.host, target.name)

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 import click
 
-from mngr.providers.base import RemembersHosts
-
 from .. import output
-from ..agent_lookup import fleet_listing
+from ..commands.listing import ListRequest, list_agents
 from ..durations import format_duration
 from .common import (
     AGENT_FIELDS,
@@ -62,24 +59,10 @@ def list_command(
     plugin_fields = app.registry.list_fields(AGENT_FIELDS)
     output.check_template(output_format, (*AGENT_FIELDS, *plugin_fields))
     labels = parse_pairs(label_pairs, "--label", LABEL_KEY_PATTERN)
-    wanted_states = {state.upper() for state in states}
-    providers = app.providers(provider_names)
-    asked_at = time.time()
-    with fleet_listing(app, providers) as listing:
-        rows = [agent_row(agent.info, agent.host, agent.provider) for agent in listing.agents]
-        failed = {(error.provider, error.host) for error in listing.errors}
-        busy = {(agent.provider, agent.host) for agent in listing.agents}
-        for handle in listing.handles:
-            key = (handle.provider_name, handle.host)
-            if key not in failed and key not in busy and isinstance(handle.provider, RemembersHosts):
-                handle.provider.forget(handle.host, asked_at)  # answered, with no agents left
-        errors = [{"host": e.host, "provider": e.provider, "error": e.error} for e in listing.errors]
-        hosts = [host_row(report.idle, report.handle.host, report.handle.provider_name) for report in listing.hosts]
-    rows = [
-        row for row in rows
-        if (not wanted_states or row["state"] in wanted_states)
-        and all(row["labels"].get(key) == value for key, value in labels.items())
-    ]
+    result = list_agents(app, ListRequest(states, provider_names, labels))
+    rows = [agent_row(agent.info, agent.host, agent.provider) for agent in result.agents]
+    hosts = [host_row(host.idle, host.host, host.provider) for host in result.hosts]
+    errors = [{"host": error.host, "provider": error.provider, "error": error.error} for error in result.errors]
     for row in rows:  # each plugin's field sees mngr's fields only
         row.update({name: compute(dict(row)) for name, compute in plugin_fields.items()})
     _print(rows, hosts, errors, output_format)

@@ -8,6 +8,7 @@ import sys
 import click
 
 from .. import output, schedules
+from ..commands import schedule as planned
 from ..errors import UsageError
 from .completion_cmd import agent_names, provider_names
 from .context import App, pass_app
@@ -59,55 +60,13 @@ def add(app: App, message: str, cron: str, timezone: str | None, name: str | Non
         agent: str | None, provider: str | None, agent_type: str | None, no_install: bool) -> None:
     """Add a schedule: MESSAGE is the initial message of each agent it creates (or the
     message it sends to --agent)."""
-    if agent and (templates or provider or agent_type):
-        raise UsageError("--agent messages an existing agent: no --template, --in or --agent-type with it")
-    _check_what_it_names(app, templates, agent, provider, agent_type)
-    base = name or (templates[0] if templates else agent) or "schedule"
-    if not name:
-        taken = {existing.name for existing in schedules.load()}
-        name = base if base not in taken else next(f"{base}-{n}" for n in range(2, 10_000) if f"{base}-{n}" not in taken)
-    entry = schedules.Schedule(
-        name=name, cron=cron, timezone=timezone or schedules.local_timezone(), message=message, agent=agent or "",
-        templates=list(templates), provider=provider or "", agent_type=agent_type or "",
-        created_at=schedules.now().isoformat(),
-    )
-    schedules.add(entry)
-    try:
-        installed = False if no_install else schedules.install_cron()
-    except BaseException:
-        schedules.remove(entry.name)  # not half-added: a schedule nothing would run
-        raise
-    upcoming = get_next(entry)
-    click.echo(f"added schedule {entry.name}: {entry.cron} ({entry.timezone}), next at {upcoming}")
-    if not no_install and not installed:
+    request = planned.AddScheduleRequest(message, cron, timezone, name, templates, agent, provider, agent_type,
+                                         install=not no_install)
+    result = planned.add_schedule(app, request)
+    entry = result.schedule
+    click.echo(f"added schedule {entry.name}: {entry.cron} ({entry.timezone}), next at {result.next_at}")
+    if not no_install and not result.crontab:
         click.echo("mngr: no crontab command here: run `mngr schedule serve` to run schedules", err=True)
-
-
-def _check_what_it_names(app: App, templates: tuple[str, ...], agent: str | None, provider: str | None,
-                         agent_type: str | None) -> None:
-    """Everything a schedule names exists now: otherwise every run would fail, unseen."""
-    defined = app.config.section("templates")
-    for template in templates:
-        if template not in defined:
-            known = ", ".join(sorted(defined)) or "none defined"
-            raise UsageError(f"no template {template!r} in the config (known: {known})")
-    if provider:
-        app.provider(provider)
-    if agent_type:
-        app.registry.agent_type(agent_type)
-    if agent:
-        from ..commands.lookup import find_agents
-        from ..errors import AgentNotFound
-
-        try:
-            with find_agents(app, [agent]):
-                pass
-        except AgentNotFound as exc:
-            raise UsageError(f"--agent: {exc}") from None
-
-
-def get_next(entry: schedules.Schedule) -> str:
-    return entry.next_time(schedules.now()).isoformat(timespec="minutes")
 
 
 @schedule.command("list", context_settings=_HELP)
@@ -118,7 +77,7 @@ def list_schedules(output_format: str) -> None:
     rows = []
     for entry in found:
         rows.append({
-            "name": entry.name, "cron": entry.cron, "timezone": entry.timezone, "next": get_next(entry),
+            "name": entry.name, "cron": entry.cron, "timezone": entry.timezone, "next": planned.next_run(entry),
             "does": f"message {entry.agent}" if entry.agent else "create" + "".join(f" -T {t}" for t in entry.templates),
             "message": entry.message, "last_run": entry.last_run or None,
         })
@@ -128,7 +87,7 @@ def list_schedules(output_format: str) -> None:
     if not rows:
         click.echo("no schedules")
         return
-    table = [[entry.name, entry.cron, entry.timezone, get_next(entry), str(row["does"]),
+    table = [[entry.name, entry.cron, entry.timezone, planned.next_run(entry), str(row["does"]),
               f"{entry.last_run['outcome']} at {entry.last_run['at'][:16]}" if entry.last_run else "-"]
              for entry, row in zip(found, rows, strict=True)]
     click.echo(output.table(["NAME", "CRON", "TIMEZONE", "NEXT", "DOES", "LAST RUN"], table))
@@ -147,10 +106,10 @@ def remove(names: tuple[str, ...]) -> None:
 
 @schedule.command("run", context_settings=_HELP)
 @click.argument("name")
-def run(name: str) -> None:
+@pass_app
+def run(app: App, name: str) -> None:
     """Run a schedule now, by hand (its regular runs are not changed)."""
-    entry = schedules.get(name)
-    result = schedules.run_now(entry, schedules.now(), schedules.mngr_runner, by="hand")
+    result = planned.run_schedule(app, planned.RunScheduleRequest(name))
     click.echo(result["detail"])
     if result["exit_status"] != 0:
         sys.exit(1)

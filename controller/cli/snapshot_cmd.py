@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .. import output, snapshots
-from ..commands.lookup import find_agents
-from ..errors import MngrError
+from .. import output
+from ..commands import snapshot as snapshot_command
 from .completion_cmd import agent_names
 from .context import App, pass_app
 
@@ -49,19 +48,11 @@ def create_snapshot(app: App, name: str, output_format: str) -> None:
     """Record agent NAME as a snapshot (`mngr snapshot NAME` does the same)."""
     if output_format not in ("human", "json"):
         output.check_template(output_format, _FIELDS)
-    with find_agents(app, [name]) as found:
-        (agent,) = found.agents
-        name = agent.info.name
-        try:
-            taken = snapshots.take(agent.handle, name, agent.provider)
-        except OSError as exc:
-            raise MngrError(f"snapshot {name}: {exc}") from exc
-    row = {"id": taken.id, "agent": name, "host": agent.host, "provider": agent.provider,
-           "created_at": taken.meta["created_at"], "bytes": taken.bytes}
+    row = snapshot_command.take_snapshot(app, snapshot_command.SnapshotRequest(name)).as_row()
     if output_format == "json":
         click.echo(output.to_json(row))
     elif output_format == "human":
-        click.echo(f"snapshot {taken.id} of {name} ({row['bytes']} bytes)")
+        click.echo(f"snapshot {row['id']} of {row['agent']} ({row['bytes']} bytes)")
     else:
         click.echo(output.render_template(output_format, row))
 
@@ -71,7 +62,7 @@ def create_snapshot(app: App, name: str, output_format: str) -> None:
 @pass_app
 def list_snapshots(app: App, output_format: str) -> None:
     """List the snapshots kept on this machine (and providers' own, such as docker images)."""
-    rows = snapshots.listing(app.providers())
+    rows = snapshot_command.list_snapshots(app)
     if output_format == "json":
         click.echo(output.to_json(rows))
     elif rows:
@@ -87,6 +78,8 @@ def list_snapshots(app: App, output_format: str) -> None:
 @pass_app
 def destroy_snapshots(app: App, snapshot_ids: tuple[str, ...]) -> None:
     """Delete snapshots."""
-    for snapshot_id in snapshot_ids:
-        snapshots.destroy(snapshot_id, app.providers())
+    result = snapshot_command.destroy_snapshots(app, snapshot_command.DestroySnapshotsRequest(snapshot_ids))
+    for snapshot_id in result.destroyed:
         click.echo(f"destroyed snapshot {snapshot_id}")
+    if result.error is not None:
+        raise result.error

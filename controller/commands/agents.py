@@ -2,6 +2,11 @@
 
 Every agent named is acted on in parallel (fanout.per_agent); one that fails is reported
 in the result's ``failed`` and the others are done all the same.
+
+A Ctrl-C (on the main thread) starts no agent's change that was not started yet, and waits
+for those under way, whose requests went out; a second stops waiting. The result then has
+``interrupted`` set, and each agent not done is in ``failed`` saying which it was (not
+started, or cut short with its outcome unknown).
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ class AgentsResult:
     changed: list[Changed] = field(default_factory=list)
     failed: list[Failed] = field(default_factory=list)
     emptied: EmptiedHosts = field(default_factory=EmptiedHosts)
+    interrupted: bool = False  # by Ctrl-C: see the module's docstring
 
 
 def stop(app: App, request: StopRequest) -> AgentsResult:
@@ -83,7 +89,7 @@ def stop(app: App, request: StopRequest) -> AgentsResult:
             return _changed(agent, agent.handle.stop_agent(agent.info.name, request.grace), "stopped")
 
     return _each(app, request.names, request.every, (*LIVE_STATES, "DONE"), change,
-                 _time_per_agent(app, request.grace))
+                 _time_per_agent(app, request.grace), what="the stops already under way")
 
 
 def start(app: App, request: StartRequest) -> AgentsResult:
@@ -95,7 +101,8 @@ def start(app: App, request: StartRequest) -> AgentsResult:
         with lifecycle.agent_event("start", agent.info.name, agent.host, agent.provider):
             return _changed(agent, agent.handle.start_agent(agent.info.name), "started")
 
-    return _each(app, request.names, request.every, ("STOPPED",), change, _time_per_agent(app, 0.0))
+    return _each(app, request.names, request.every, ("STOPPED",), change, _time_per_agent(app, 0.0),
+                 what="the starts already under way")
 
 
 def destroy(app: App, request: DestroyRequest) -> AgentsResult:
@@ -113,7 +120,8 @@ def destroy(app: App, request: DestroyRequest) -> AgentsResult:
         return _changed(agent, agent.info, "destroyed")
 
     result = _each(app, request.names, request.every, ("RUNNING", "WAITING", "DONE", "STOPPED", "GONE"), change,
-                   _time_per_agent(app, request.grace), confirm=request.confirm, after=lifecycle)
+                   _time_per_agent(app, request.grace), what="the destroys already under way",
+                   confirm=request.confirm, after=lifecycle)
     return result
 
 
@@ -128,10 +136,10 @@ def _time_per_agent(app: App, grace: float) -> float:
 
 
 def _each(app: App, names: Sequence[str], every: bool, states: tuple[str, ...],
-          change: Callable[[LocatedAgent], Changed], per_agent_seconds: float,
+          change: Callable[[LocatedAgent], Changed], per_agent_seconds: float, what: str,
           confirm: Callable[[Sequence[LocatedAgent]], None] | None = None,
           after: Lifecycle | None = None) -> AgentsResult:
-    from .fanout import MAX_PARALLEL
+    from .fanout import MAX_PARALLEL, interruptible
 
     result = AgentsResult()
     with find_agents(app, names, every=every, states=states) as found:
@@ -144,12 +152,15 @@ def _each(app: App, names: Sequence[str], every: bool, states: tuple[str, ...],
             waves = -(-count // MAX_PARALLEL)  # a host's agents beyond the limit wait their turn
             return per_agent_seconds * waves
 
-        for outcome in per_agent(change, found.agents, host_timeout=host_seconds):
+        with interruptible(what) as interruption:
+            outcomes = per_agent(change, found.agents, host_timeout=host_seconds, interruption=interruption)
+        result.interrupted = interruption.happened
+        for outcome in outcomes:
             agent = outcome.item
             if outcome.value is not None:
                 result.changed.append(outcome.value)
             else:
                 result.failed.append(Failed(agent.info.name, agent.host, agent.provider, outcome.error or "failed"))
-        if after is not None:
+        if after is not None and not interruption.abandoned:
             result.emptied = after.remove_emptied_hosts(agent.handle for agent in found.agents)
     return result

@@ -59,11 +59,12 @@ class CopyResult:
     host: str
     provider: str
     emptied: EmptiedHosts = field(default_factory=EmptiedHosts)
+    warnings: list[str] = field(default_factory=list)  # hosts that could not be checked for the name
 
 
 def clone(app: App, request: CloneRequest) -> CopyResult:
     validate_name(request.new_name)
-    ensure_name_free(app, request.new_name, UsageError)
+    warnings = ensure_name_free(app, request.new_name, UsageError)
     lifecycle = Lifecycle(app.registry)
     with find_agents(app, [request.name]) as found:
         (agent,) = found.agents
@@ -74,7 +75,7 @@ def clone(app: App, request: CloneRequest) -> CopyResult:
         finally:
             if target is not agent.handle:
                 target.close()
-    return CopyResult(info, target.host, target.provider_name)
+    return CopyResult(info, target.host, target.provider_name, warnings=warnings)
 
 
 def migrate(app: App, request: MigrateRequest) -> CopyResult:
@@ -92,21 +93,27 @@ def migrate(app: App, request: MigrateRequest) -> CopyResult:
             if was_running:
                 agent.handle.stop_agent(name)
             try:
-                info = _copy(app, lifecycle, agent, target, name, request.target.work_dir)
+                # Not made in mngr's eyes (no after_create, host not remembered) until checked.
+                info = _copy(app, lifecycle, agent, target, name, request.target.work_dir, record=False)
             except BaseException:
                 if was_running:
                     agent.handle.start_agent(name)
                 raise
             from .. import sync
 
-            if not sync.same_tree(agent.handle, name, target, name):
+            try:
+                same = sync.same_tree(agent.handle, name, target, name)
+                if not same:
+                    raise MngrError(f"the copy of {name} on {request.to_host} does not match the original; "
+                                    "the original is kept")
+            except BaseException:
+                # Never made in the plugins' eyes: the copy goes without destroy events.
                 target.destroy_agent(name)
                 target.prepare_work_dir(name, info.work_dir, remove=True)
-                lifecycle.agent_destroyed(name, target.host, target.provider_name)
                 if was_running:
                     agent.handle.start_agent(name)
-                raise MngrError(f"the copy of {name} on {request.to_host} does not match the original; "
-                                "the original is kept")
+                raise
+            lifecycle.agent_created(target, name)
             agent.handle.destroy_agent(name)
             lifecycle.after("destroy", name, agent.host, agent.provider)
             lifecycle.agent_destroyed(name, agent.host, agent.provider)
@@ -118,8 +125,10 @@ def migrate(app: App, request: MigrateRequest) -> CopyResult:
 
 
 def _copy(app: App, lifecycle: Lifecycle, agent: LocatedAgent, target: HostHandle, new_name: str,
-          work_dir: str | None) -> AgentInfo:
-    """Create ``new_name`` on ``target`` from ``agent``: its spec and a copy of its work dir."""
+          work_dir: str | None, record: bool = True) -> AgentInfo:
+    """Create ``new_name`` on ``target`` from ``agent``: its spec and a copy of its work dir.
+    With ``record``, the new agent is made in the lifecycle's eyes (after_create) at once;
+    without, the caller does that once it has checked the copy."""
     from .. import sync
     from .create import work_dir_trusted
 
@@ -137,7 +146,8 @@ def _copy(app: App, lifecycle: Lifecycle, agent: LocatedAgent, target: HostHandl
     except BaseException:
         target.prepare_work_dir(new_name, made, remove=True)
         raise
-    lifecycle.agent_created(target, new_name)
+    if record:
+        lifecycle.agent_created(target, new_name)
     return info
 
 

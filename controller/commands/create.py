@@ -58,6 +58,8 @@ class CreateResult:
     info: AgentInfo
     host: str
     provider: str
+    # Hosts that could not be checked for the name (ensure_name_free).
+    warnings: list[str] = field(default_factory=list)
 
 
 class CreatedThenInterrupted(Interrupted):
@@ -121,7 +123,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
     env = dict(request.env)
     labels = dict(request.labels)
 
-    ensure_name_free(app, name)
+    warnings = ensure_name_free(app, name)
     lifecycle.before_create(name, host_name, provider.name)
     if isinstance(provider, MakesHosts):
         made_host = provider.prepare_host(host_name, request.build_args,
@@ -189,7 +191,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                                     f"on host {host_name!r}") from exc
                 raise
             lifecycle.agent_created(handle, name)
-            result = CreateResult(info, host_name, provider.name)
+            result = CreateResult(info, host_name, provider.name, warnings)
             made = f"agent {name!r} was created on {host_name!r} and runs (mngr destroy {name} removes it)"
             if interrupt.pending:
                 raise CreatedThenInterrupted(f"interrupted: {made}", result)

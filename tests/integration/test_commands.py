@@ -8,6 +8,7 @@ elsewhere; here it is what they do.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from mngr.controller.cli.app import App
-from mngr.controller.commands import agents, copy, gc
+from mngr.controller.commands import agents, copy, gc, idle, schedule, snapshot
+from mngr.controller.commands import transcript as history
 from mngr.controller.commands.create import CreateRequest, CreateResult, create
 from mngr.controller.commands.exec import ExecRequest, exec_command
 from mngr.controller.commands.lookup import find_agents
@@ -273,6 +275,59 @@ def test_migrate_moves_the_agent_and_plugins_hear_both_ends(sandbox, monkeypatch
         agents.destroy(app, agents.DestroyRequest(["mover"]))
 
 
+def test_a_migrate_whose_copy_fails_its_check_was_never_a_create(sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """after_create comes only once the copy was checked: a copy that does not match (the
+    original's work dir changed under it, at the moment of the check) is removed, and the
+    plugins heard of no agent made or destroyed."""
+    from mngr.controller import sync
+    from tests.integration.test_ssh import started_host
+    from tests.sshd import unavailable_reason
+
+    if unavailable_reason():
+        pytest.skip(unavailable_reason() or "")
+    with started_host(sandbox, "farhost") as host:
+        sandbox.config_dir.mkdir(parents=True)
+        (sandbox.config_dir / "config.toml").write_text("[hosts.farhost]\n")
+        sandbox.apply_env(monkeypatch)
+        monkeypatch.setenv("MNGR_PROVIDERS__SSH__SSH_CONFIG", sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"])
+        monkeypatch.chdir(sandbox.work_dir)
+        app = App()
+        (sandbox.work_dir / "notes.txt").write_text("before\n")
+        make(app, "mover")
+        plugin = with_refuser(app, [], "-")
+        heard_at_check: list[list[tuple[str, str]]] = []
+        real_check = sync.same_tree
+
+        def changed_under_the_check(*args):  # type: ignore[no-untyped-def]
+            heard_at_check.append(list(plugin.heard))
+            (sandbox.work_dir / "notes.txt").write_text("changed while it was copied\n")
+            return real_check(*args)
+
+        monkeypatch.setattr(sync, "same_tree", changed_under_the_check)
+        with pytest.raises(MngrError, match="the copy of mover on farhost does not match the original"):
+            copy.migrate(app, copy.MigrateRequest("mover", "farhost", copy.CopyTarget(provider="ssh")))
+        assert heard_at_check == [[("before_create", "mover"), ("before_destroy", "mover")]]
+        assert plugin.heard == [("before_create", "mover"), ("before_destroy", "mover")]
+        with find_agents(app, ["mover"]) as found:
+            (agent,) = found.agents
+            assert (agent.host, agent.info.state in ("RUNNING", "WAITING")) == ("local", True)
+        assert not Path(host.remote_host_dir, "work", "mover").exists()
+        assert not (sandbox.state_dir / "ssh_hosts.json").exists() or \
+            "farhost" not in json.loads((sandbox.state_dir / "ssh_hosts.json").read_text())
+
+        heard_at_check.clear()
+
+        def only_watching(*args):  # type: ignore[no-untyped-def]
+            heard_at_check.append(list(plugin.heard))
+            return real_check(*args)
+
+        monkeypatch.setattr(sync, "same_tree", only_watching)
+        copy.migrate(app, copy.MigrateRequest("mover", "farhost", copy.CopyTarget(provider="ssh")))
+        assert heard_at_check == [[("before_create", "mover"), ("before_destroy", "mover")] * 2]
+        assert plugin.heard[-2:] == [("after_create", "mover"), ("after_destroy", "mover")]
+        agents.destroy(app, agents.DestroyRequest(["mover"]))
+
+
 # -- message and exec ------------------------------------------------------------------
 
 def test_a_message_goes_to_every_agent_named_and_a_stopped_one_fails_alone(app: App, sandbox) -> None:
@@ -325,3 +380,146 @@ def test_gc_cleans_every_host_that_answers(app: App, sandbox) -> None:
     assert len(removed.leftovers) == 1 and not leftover.exists()
     assert list(states(app)) == ["busy"]
     assert json.loads(json.dumps([row.__dict__ for row in removed.leftovers]))[0]["host"] == "local"
+
+
+# -- limit, keepalive and snapshot -----------------------------------------------------
+
+def test_limit_reads_and_changes_the_host_settings_and_refuses_bad_ones(app: App) -> None:
+    make(app, "tuned")
+    shown = idle.limit(app, idle.LimitRequest("tuned"))
+    assert (shown.host, shown.provider) == ("local", "local")
+    assert shown.settings.timeout is None, "idle shutdown is off on the local host by default"
+    changed = idle.limit(app, idle.LimitRequest("tuned", idle_timeout="1h30m", activity_sources="output,cpu"))
+    assert (changed.settings.timeout, changed.settings.sources, changed.settings.mode) == \
+        (5400.0, ["output", "cpu"], "custom")
+    with pytest.raises(UsageError, match="unknown idle mode 'nap'"):
+        idle.limit(app, idle.LimitRequest("tuned", idle_mode="nap"))
+    assert idle.limit(app, idle.LimitRequest("tuned")).settings.timeout == 5400.0  # the refusal changed nothing
+    off = idle.limit(app, idle.LimitRequest("tuned", idle_mode="disabled", log_lines=5))
+    assert off.settings.sources == []
+    assert off.log, "the watcher's decisions, asked for"
+
+
+def test_keepalive_leases_the_host_and_refuses_more_than_a_year(app: App) -> None:
+    make(app, "leased")
+    kept = idle.keepalive(app, idle.KeepaliveRequest("leased", 3600.0))
+    assert (kept.name, kept.host, kept.seconds) == ("leased", "local", 3600.0)
+    with find_agents(app, [], every=True) as found:
+        assert found.listing is not None
+        (host,) = found.listing.hosts
+        assert host.idle is not None
+        assert (host.idle.last_activity, host.idle.last_activity_agent) == ("lease", "leased")
+    with pytest.raises(UsageError, match="at most a year"):
+        idle.keepalive(app, idle.KeepaliveRequest("leased", 400 * 86400.0))
+
+
+def test_a_snapshot_is_taken_listed_and_destroyed_and_a_bad_id_stops_the_destroy(app: App, sandbox) -> None:
+    (sandbox.work_dir / "notes.txt").write_text("kept\n")
+    make(app, "snapped")
+    taken = snapshot.take_snapshot(app, snapshot.SnapshotRequest("snapped"))
+    assert (taken.agent, taken.host, taken.provider) == ("snapped", "local", "local") and taken.bytes > 0
+    assert [(row["id"], row["agent"]) for row in snapshot.list_snapshots(app)] == [(taken.id, "snapped")]
+    result = snapshot.destroy_snapshots(app, snapshot.DestroySnapshotsRequest([taken.id, "snap-nosuch", taken.id]))
+    assert result.destroyed == [taken.id]
+    assert isinstance(result.error, MngrError) and "no snapshot 'snap-nosuch'" in str(result.error)
+    assert snapshot.list_snapshots(app) == []
+    with pytest.raises(AgentNotFound):
+        snapshot.take_snapshot(app, snapshot.SnapshotRequest("nosuch"))
+
+
+# -- transcript and capture --------------------------------------------------------------
+
+def test_transcript_and_capture_read_what_the_agent_printed(app: App) -> None:
+    make(app, "talker", "sh", "-c", "echo first; echo second; printf 'third, unfinished'; sleep 600")
+    wait_for(lambda: "third, unfinished" in history.capture(app, history.CaptureRequest("talker")).text,
+             "the agent's output")
+    read = history.transcript(app, history.TranscriptRequest("talker"))
+    assert (read.name, read.source) == ("talker", "output")
+    assert [entry.text for entry in read.entries][-3:] == ["first", "second", "third, unfinished"]
+    last = history.transcript(app, history.TranscriptRequest("talker", tail=1))
+    assert [entry.text for entry in last.entries] == ["third, unfinished"]
+    with pytest.raises(UsageError, match="unknown transcript source 'diary'"):
+        history.transcript(app, history.TranscriptRequest("talker", source="diary"))
+    screen = history.capture(app, history.CaptureRequest("talker"))
+    assert (screen.host, screen.provider, screen.state) == ("local", "local", "RUNNING")
+    agents.stop(app, agents.StopRequest(["talker"]))
+    with pytest.raises(MngrError, match="agent 'talker' is stopped"):
+        history.capture(app, history.CaptureRequest("talker"))
+
+
+# -- connect -------------------------------------------------------------------------------
+
+def test_connect_starts_a_stopped_agent_only_when_asked_and_plugins_hear_it(app: App) -> None:
+    from mngr.controller.commands.connect import ConnectRequest, prepare_connect
+
+    make(app, "resting")
+    agents.stop(app, agents.StopRequest(["resting"]))
+    plugin = with_refuser(app, [], "-")
+    with pytest.raises(MngrError, match=r"agent 'resting' is stopped \(start it with: mngr start resting"):
+        prepare_connect(app, ConnectRequest("resting"))
+    assert states(app)["resting"] == "STOPPED" and plugin.heard == []
+    target = prepare_connect(app, ConnectRequest("resting", start=True))
+    assert (target.name, target.host, target.provider.name, target.started) == ("resting", "local", "local", True)
+    assert states(app)["resting"] in ("RUNNING", "WAITING")
+    assert plugin.heard == [("before_start", "resting"), ("after_start", "resting")]
+    again = prepare_connect(app, ConnectRequest("resting"))
+    assert not again.started
+
+
+# -- schedule --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"cron": "61 * * * *"}, "invalid cron expression"),
+    ({"cron": "* * * *"}, "invalid cron expression"),
+    ({"timezone": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
+    ({"message": ""}, "a schedule needs a message"),
+    ({"agent": "a", "templates": ["t"]}, "no --template, --in or --agent-type"),
+    ({"name": "bad name"}, "invalid schedule name"),
+    ({"cron": "0 0 31 2 *"}, "never comes due"),
+    ({"templates": ["nope"]}, "no template 'nope' in the config"),
+    ({"agent": "ghost"}, "--agent: "),
+    ({"agent_type": "bogus"}, "unknown agent type 'bogus'"),
+    ({"provider": "nowhere"}, "unknown provider 'nowhere'"),
+])
+def test_a_bad_schedule_is_refused_and_nothing_is_kept(app: App, changes: dict, expected: str) -> None:
+    from mngr.controller import schedules
+
+    request = schedule.AddScheduleRequest(**{"message": "msg", "cron": "0 * * * *", "install": False, **changes})
+    with pytest.raises(MngrError, match=re.escape(expected)) as refused:
+        schedule.add_schedule(app, request)
+    assert refused.value.exit_code == 2  # a usage error
+    assert schedules.load() == []
+
+
+def test_schedule_names_are_unique_and_taken_from_the_agent(app: App) -> None:
+    make(app, "bot", "cat")
+    first = schedule.add_schedule(app, schedule.AddScheduleRequest("m", "0 * * * *", name="x", install=False))
+    assert (first.schedule.name, first.crontab) == ("x", False) and first.next_at.endswith(":00")
+    with pytest.raises(UsageError, match="exists already"):
+        schedule.add_schedule(app, schedule.AddScheduleRequest("m", "0 * * * *", name="x", install=False))
+    named = schedule.add_schedule(app, schedule.AddScheduleRequest("m", "0 * * * *", agent="bot", install=False))
+    again = schedule.add_schedule(app, schedule.AddScheduleRequest("m", "0 * * * *", agent="bot", install=False))
+    assert (named.schedule.name, again.schedule.name) == ("bot", "bot-2")
+
+
+# -- list --------------------------------------------------------------------------------------
+
+def test_list_filters_by_state_label_and_provider(app: App) -> None:
+    from mngr.controller.commands.listing import ListRequest, list_agents
+
+    make(app, "one", labels={"team": "a"})
+    make(app, "two", labels={"team": "b"})
+    agents.stop(app, agents.StopRequest(["two"]))
+
+    def names(request: ListRequest) -> list[str]:
+        return [agent.info.name for agent in list_agents(app, request).agents]
+
+    assert names(ListRequest()) == ["one", "two"]
+    assert names(ListRequest(states=["stopped"])) == ["two"]
+    assert names(ListRequest(labels={"team": "a"})) == ["one"]
+    assert names(ListRequest(labels={"team": "a"}, states=["STOPPED"])) == []
+    assert names(ListRequest(providers=["local"])) == ["one", "two"]
+    listed = list_agents(app, ListRequest())
+    assert [(host.host, host.provider) for host in listed.hosts] == [("local", "local")] and listed.errors == []
+    with pytest.raises(MngrError, match="unknown provider 'nowhere'"):
+        list_agents(app, ListRequest(providers=["nowhere"]))

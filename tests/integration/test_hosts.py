@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import statistics
 import time
 from collections.abc import Iterator
@@ -238,3 +239,106 @@ def test_a_local_agent_by_name_stays_fast_with_a_dead_and_a_frozen_remembered_ho
     assert _remembered(sandbox) == ["box", "dead"]
     ratio = statistics.median(burdened) / statistics.median(plain)
     assert ratio < 2.0, (plain, burdened)
+
+
+def test_a_create_does_not_wait_out_a_frozen_remembered_host(sandbox, box: SshHost) -> None:
+    """Two remembered hosts never answer: box's daemon is stopped, and ``silent`` is a
+    socket that takes connections and says nothing. A create waits for them only
+    name_check_seconds, not the host timeout, and says which hosts it could not check: a
+    ratio against a create with no remembered host, measured in turns, not a time limit."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # never accepted: ssh waits for a banner that never comes
+    config = sandbox.root / "ssh_config"
+    config.write_text(config.read_text() + f"Host silent\n  HostName 127.0.0.1\n  Port {silent.getsockname()[1]}\n"
+                      f"  User mngr-test\n  IdentityFile {box.client_key}\n")
+    sandbox.env["MNGR_HOST_TIMEOUT_SECONDS"] = "30"
+    sandbox.env["MNGR_NAME_CHECK_SECONDS"] = "1"
+    assert _create_on(sandbox, "far", "box").returncode == 0
+    assert sandbox.mngr("list").returncode == 0  # box's daemon is up, reached through its forward
+    stopped = _daemon_pid(box)
+    os.kill(stopped, signal.SIGSTOP)
+    registry = sandbox.state_dir / "ssh_hosts.json"
+    with_hosts = json.dumps({"box": time.time(), "silent": time.time()})
+    try:
+        plain, burdened = [], []
+        for turn in range(3):
+            registry.write_text("{}")
+            started = time.perf_counter()
+            made = sandbox.mngr("create", f"plain-{turn}", "command", "--no-connect", "--", "sleep", "600")
+            plain.append(time.perf_counter() - started)
+            assert made.returncode == 0 and made.stderr == "", made.stderr
+            registry.write_text(with_hosts)
+            started = time.perf_counter()
+            made = sandbox.mngr("create", f"burdened-{turn}", "command", "--no-connect", "--", "sleep", "600")
+            burdened.append(time.perf_counter() - started)
+            assert made.returncode == 0, made.stderr
+            (warning,) = made.stderr.splitlines()
+            assert warning.startswith("mngr: warning: could not check ") and "silent (ssh)" in warning
+            assert f"for an agent named 'burdened-{turn}'" in warning
+        ratio = statistics.median(burdened) / statistics.median(plain)
+        # Waiting out the host timeout (30 s) instead would be a ratio in the tens.
+        assert ratio < 8.0, (plain, burdened)
+        assert json.loads(registry.read_text()).keys() == {"box", "silent"}
+    finally:
+        silent.close()
+        with contextlib.suppress(OSError):
+            os.kill(stopped, signal.SIGKILL)
+
+
+def test_a_name_mngr_saw_on_a_host_that_does_not_answer_is_refused_saying_where(sandbox, box: SshHost) -> None:
+    assert _create_on(sandbox, "far", "box").returncode == 0
+    _kill_host(sandbox, box)
+    refused = sandbox.mngr("create", "far", "command", "--no-connect", "--", "sleep", "600")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("mngr: error: agent 'far' already exists on box (ssh), as mngr last saw it "
+                                     "(box did not answer now: "), refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+    assert sandbox.sessions() == []
+    other = sandbox.mngr("create", "near", "command", "--no-connect", "--", "sleep", "600")
+    assert other.returncode == 0, other.stderr
+    assert other.stderr.startswith("mngr: warning: could not check box (ssh) for an agent named 'near'")
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def test_a_frozen_ssh_session_costs_its_timeout_and_is_reported(sandbox, box: SshHost) -> None:
+    """The sshd processes serving mngr's shared connection to box are stopped (its listener
+    still takes new connections): the connection looks alive from this end and never
+    answers. `mngr list` returns, showing the local agent and box as not answering, and a
+    by-name command on the local agent still works."""
+    sandbox.env["MNGR_HOST_TIMEOUT_SECONDS"] = "3"
+    assert _create_on(sandbox, "far", "box").returncode == 0
+    assert sandbox.mngr("create", "here", "command", "--no-connect", "--", "sleep", "600").returncode == 0
+    assert sandbox.mngr("list").returncode == 0  # the shared connection and the daemon's forward are up
+    frozen = _descendants(box.process.pid)  # the sessions; box.process itself is the listener
+    assert frozen
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        listed = sandbox.mngr("list", "--format", "json", timeout=120)
+        assert listed.returncode == 1, listed.stderr
+        shown = json.loads(listed.stdout)
+        assert [agent["name"] for agent in shown["agents"]] == ["here"]
+        assert [error["host"] for error in shown["errors"]] == ["box"]
+        ran = sandbox.mngr("exec", "here", "echo still here", timeout=120)
+        assert ran.returncode == 0 and ran.stdout == "still here\n", ran.stderr
+        far = sandbox.mngr("exec", "far", "true", timeout=120)
+        assert far.returncode != 0 and "box" in far.stderr
+    finally:
+        for pid in frozen:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)

@@ -124,34 +124,11 @@ def test_ticks_run_what_came_due_in_its_time_zone_once_and_make_up_only_a_recent
     assert listed["last_run"]["due"] == later.isoformat()
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["msg", "--cron", "61 * * * *"], "invalid cron expression"),
-    (["msg", "--cron", "* * * *"], "invalid cron expression"),
-    (["msg", "--cron", "0 * * * *", "--tz", "Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
-    (["", "--cron", "0 * * * *"], "a schedule needs a message"),
-    (["msg", "--cron", "0 * * * *", "--agent", "a", "--template", "t"], "no --template, --in or --agent-type"),
-    (["msg", "--cron", "0 * * * *", "--name", "bad name"], "invalid schedule name"),
-    (["msg", "--cron", "0 0 31 2 *"], "never comes due"),
-    (["msg", "--cron", "0 * * * *", "--template", "nope"], "no template 'nope' in the config"),
-    (["msg", "--cron", "0 * * * *", "--agent", "ghost"], "--agent: "),
-    (["msg", "--cron", "0 * * * *", "-t", "bogus"], "unknown agent type 'bogus'"),
-    (["msg", "--cron", "0 * * * *", "--in", "nowhere"], "unknown provider 'nowhere'"),
-])
-def test_bad_schedules_are_one_line_and_nothing_is_kept(sandbox, args: list[str], expected: str) -> None:
-    refused = sandbox.mngr("schedule", *args, "--no-install")
-    assert refused.returncode == 2 and expected in refused.stderr and len(refused.stderr.splitlines()) == 1
+def test_a_bad_schedule_is_one_line_exit_2_and_nothing_is_kept(sandbox) -> None:
+    """Each bad value is tested in-process (test_commands.py); here, what the user sees."""
+    refused = sandbox.mngr("schedule", "msg", "--cron", "0 0 31 2 *", "--no-install")
+    assert refused.returncode == 2 and "never comes due" in refused.stderr and len(refused.stderr.splitlines()) == 1
     assert sandbox.mngr("schedule", "list").stdout == "no schedules\n"
-
-
-def test_names_are_unique_and_removing_an_unknown_one_says_so(sandbox) -> None:
-    created = sandbox.mngr("create", "bot", "command", "--no-connect", "--", "cat")
-    assert created.returncode == 0, created.stderr
-    first = sandbox.mngr("schedule", "m", "--cron", "0 * * * *", "--name", "x", "--no-install")
-    assert first.returncode == 0, first.stderr
-    again = sandbox.mngr("schedule", "m", "--cron", "0 * * * *", "--name", "x", "--no-install")
-    assert again.returncode == 2 and "exists already" in again.stderr
-    named = sandbox.mngr("schedule", "m", "--cron", "0 * * * *", "--agent", "bot", "--no-install")
-    assert named.stdout.startswith("added schedule bot:")
     unknown = sandbox.mngr("schedule", "remove", "nope")
     assert unknown.returncode == 2 and "no schedule named 'nope'" in unknown.stderr
 

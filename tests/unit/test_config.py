@@ -64,6 +64,8 @@ def test_git_root_is_a_project_root(tmp_path: Path, monkeypatch: pytest.MonkeyPa
      ("host_timeout_seconds = 0\n", "host_timeout_seconds must be a number of seconds more than 0"),
      ("agent_quiet_seconds = nan\n", "agent_quiet_seconds must be a number of seconds at least 0"),
      ("host_timeout_seconds = inf\n", "host_timeout_seconds must be a number of seconds"),
+     ("name_check_seconds = 0\n", "name_check_seconds must be a number of seconds more than 0, got 0"),
+     ('name_check_seconds = "soon"\n', "name_check_seconds must be a number"),
      ('default_provider = " "\n', "default_provider is empty")],
 )
 def test_invalid_files_are_clear_errors(layout, tmp_path: Path, text: str, fragment: str) -> None:
@@ -89,6 +91,7 @@ def test_the_environment_is_checked_like_a_file(layout, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "fragment"), [
     (["host_timeout_seconds", "-5"], "host_timeout_seconds must be a number of seconds more than 0, got -5"),
+    (["name_check_seconds", "-1"], "name_check_seconds must be a number of seconds more than 0, got -1"),
     (["default_agent_type", "bogus"], "default_agent_type: unknown agent type 'bogus'"),
     (["default_provider", "nowhere"], "default_provider: unknown provider 'nowhere'"),
 ])

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from mngr.controller.commands.fanout import fan_out
+from mngr.controller.commands.fanout import CUT_SHORT, NOT_STARTED, Interruption, fan_out
 from mngr.controller.errors import MngrError
 
 
@@ -81,3 +81,52 @@ def test_a_bug_in_the_work_is_raised_not_reported() -> None:
 
     with pytest.raises(ZeroDivisionError):
         fan_out(work, [1, 0, 2], item_timeout=None)
+
+
+def test_after_an_interruption_nothing_new_starts_and_what_was_under_way_finishes() -> None:
+    interruption = Interruption()
+
+    def work(number: int) -> int:
+        if number == 1:
+            interruption.requested = True  # as the first Ctrl-C's handler does, mid-item
+        return number
+
+    outcomes = fan_out(work, [0, 1, 2, 3], item_timeout=None, limit=2, interruption=interruption)
+    assert [outcome.value for outcome in outcomes[:2]] == [0, 1]
+    assert [outcome.error for outcome in outcomes[2:]] == [NOT_STARTED, NOT_STARTED]
+
+
+def test_a_second_interruption_stops_waiting_and_names_what_was_cut_short() -> None:
+    import _thread
+
+    interruption = Interruption()
+    never = threading.Event()
+    try:
+        def work(number: int) -> int:
+            if number == 0:
+                _thread.interrupt_main()  # the second Ctrl-C, while this item is under way
+                never.wait()
+            return number
+
+        outcomes = fan_out(work, [0, 1, 2], item_timeout=None, limit=1, interruption=interruption)
+        assert interruption.abandoned
+        assert outcomes[0].error == CUT_SHORT
+        assert [outcome.error for outcome in outcomes[1:]] == [NOT_STARTED, NOT_STARTED]
+    finally:
+        never.set()
+
+
+def test_a_bounded_parallel_map_gives_up_on_what_is_not_done_in_time() -> None:
+    from mngr.controller.fleet import parallel_map_within
+
+    never = threading.Event()
+    try:
+        def work(number: int) -> int:
+            if number == 1:
+                never.wait()  # a host that does not answer
+            return number * 10
+
+        assert parallel_map_within(work, [0, 1, 2, 3], 4, 0.2) == [0, None, 20, 30]
+        assert parallel_map_within(work, [], 4, 0.2) == []
+    finally:
+        never.set()
