@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from .agent_refs import AgentRef, parse_agent_ref, pick
 from .errors import MngrError
+from .fanout import fan_out
 from .fleet import (
     MAX_PARALLEL_HOSTS,
     WHOLE_PROVIDER,
@@ -38,7 +39,7 @@ from .fleet import (
     ask_host,
     existing_agent,
     list_fleet,
-    parallel_map,
+    listing_seconds,
 )
 from .hosts import HostHandle
 
@@ -73,7 +74,11 @@ def found_agents(app: App, names: Sequence[str], with_state: bool = True) -> Ite
         return ask_host(handles[place], app.quiet_seconds)
 
     try:
-        answers = dict(zip(handles, parallel_map(confirm, list(handles), MAX_PARALLEL_HOSTS), strict=True))
+        outcomes = fan_out(confirm, list(handles), item_timeout=listing_seconds(app.host_timeout),
+                           limit=MAX_PARALLEL_HOSTS)
+        answers = {outcome.item: outcome.value if outcome.value is not None else
+                   HostFailure(outcome.item[0], outcome.item[1], outcome.error or "no answer")
+                   for outcome in outcomes}
         found: dict[int, LocatedAgent] = {}
         for index, place in places.items():
             answer = answers[place]

@@ -8,9 +8,8 @@ what the other hosts answered.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from mngr.providers.base import HearsListings, ListingProblems, Provider
 
@@ -22,70 +21,12 @@ from .hosts import HostHandle
 # handshake), so this bounds open connections and ssh processes, not CPU.
 MAX_PARALLEL_HOSTS = 64
 
-T = TypeVar("T")
-R = TypeVar("R")
 
-
-def parallel_map(function: Callable[[T], R], items: Sequence[T], limit: int) -> list[R]:
-    """``[function(item) for item in items]`` on up to ``limit`` threads, results in order.
-
-    (concurrent.futures would do, but importing it pulls in logging: milliseconds on every
-    `mngr list`.) ``function`` must not raise.
-    """
-    if len(items) <= 1:
-        return [function(item) for item in items]
-    import threading
-
-    results: list[R | None] = [None] * len(items)
-    next_index = iter(range(len(items)))
-    lock = threading.Lock()
-
-    def work() -> None:
-        while True:
-            with lock:
-                index = next(next_index, None)
-            if index is None:
-                return
-            results[index] = function(items[index])
-
-    workers = [threading.Thread(target=work) for _ in range(min(limit, len(items)))]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return results  # type: ignore[return-value]
-
-
-def parallel_map_within(function: Callable[[T], R], items: Sequence[T], limit: int,
-                        seconds: float) -> list[R | None]:
-    """As ``parallel_map``, but waiting ``seconds`` at most: an item not done by then is
-    None. Its thread (a daemon) is left to finish, or stay blocked on a host that does not
-    answer, on its own; what it returns later is not seen."""
-    import threading
-
-    results: list[R | None] = [None] * len(items)
-    done = [False] * len(items)
-    next_index = iter(range(len(items)))
-    changed = threading.Condition()
-    deadline = time.monotonic() + seconds
-
-    def work() -> None:
-        while True:
-            with changed:
-                index = next(next_index, None) if time.monotonic() < deadline else None
-            if index is None:
-                return
-            value = function(items[index])
-            with changed:
-                results[index], done[index] = value, True
-                changed.notify_all()
-
-    for _ in range(min(limit, len(items))):
-        threading.Thread(target=work, daemon=True, name="mngr-host-query").start()
-    with changed:
-        while not all(done) and (left := deadline - time.monotonic()) > 0:
-            changed.wait(left)
-        return [result if finished else None for result, finished in zip(results, done, strict=True)]
+def listing_seconds(timeout: float) -> float:
+    """What one host gets to answer a listing in all: its requests are bounded by ``timeout``
+    each (connecting may take a few); this catches what they cannot see (a connection that
+    hangs before the helper is reached)."""
+    return 2 * timeout + 5.0
 
 
 @dataclass
@@ -205,19 +146,19 @@ def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: flo
             handle.close()
         return result
 
-    results: Sequence[AgentList | HostFailure | None]
-    if answer_within is None:
-        results = parallel_map(query, handles, MAX_PARALLEL_HOSTS)
-    else:
-        results = parallel_map_within(query, handles, MAX_PARALLEL_HOSTS, answer_within)
+    from .fanout import fan_out
+
+    seconds = listing_seconds(timeout) if answer_within is None else answer_within
+    outcomes = fan_out(query, handles, item_timeout=seconds, limit=MAX_PARALLEL_HOSTS)
     answered = []
     late = set()
-    for handle, result in zip(handles, results, strict=True):
+    for handle, outcome in zip(handles, outcomes, strict=True):
         key = (handle.provider_name, handle.host)
+        result = outcome.value
         if result is None:
-            late.add(key)
-            listing.errors.append(HostFailure(handle.host, handle.provider_name,
-                                              f"no answer within {answer_within:g} s"))
+            if answer_within is not None and outcome.timed_out:
+                late.add(key)
+            listing.errors.append(HostFailure(handle.host, handle.provider_name, outcome.error or "no answer"))
         elif isinstance(result, HostFailure):
             if key in dropping:
                 since = book.of(*key).unreachable_since or now

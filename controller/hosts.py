@@ -43,7 +43,7 @@ class HostHandle:
         self._warm_allowed = True
         # A warm stream nobody has had an answer on yet: the far end may have nothing there.
         self._unproven = False
-        # Several agents of one host may be acted on at once (commands/fanout.py): one opens
+        # Several agents of one host may be acted on at once (fanout.py): one opens
         # the channel, the others wait for it and share it.
         self._connecting = threading.Lock()
         # The socket of a stream that has not answered yet: once it has, where this host is

@@ -10,6 +10,7 @@ Three pieces are shared by every operation, so that no path skips them:
 - ``lookup.find_agents``: the agents a request names;
 - ``lifecycle.Lifecycle``: the plugins' lifecycle events and mngr's bookkeeping (hosts
   remembered, the completion record, hosts removed with their last agent);
-- ``fanout.fan_out``: the bounded parallel fan-out, with a time limit per agent or host,
-  that reports each failure and does the rest.
+- ``mngr.controller.fanout``: the bounded parallel fan-out, with a time limit per agent
+  or host, that reports each failure and does the rest (the listings and name lookups
+  below use it too).
 """

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from mngr.providers.base import AgentRegistry
 
 from ..channel.protocol import AgentInfo
+from ..fanout import per_agent
 from ..fleet import LocatedAgent
-from .fanout import per_agent
 from .lifecycle import EmptiedHosts, Lifecycle
 from .lookup import find_agents
 
@@ -139,7 +139,7 @@ def _each(app: App, names: Sequence[str], every: bool, states: tuple[str, ...],
           change: Callable[[LocatedAgent], Changed], per_agent_seconds: float, what: str,
           confirm: Callable[[Sequence[LocatedAgent]], None] | None = None,
           after: Lifecycle | None = None) -> AgentsResult:
-    from .fanout import MAX_PARALLEL, interruptible
+    from ..fanout import MAX_PARALLEL, interruptible
 
     result = AgentsResult()
     with find_agents(app, names, every=every, states=states) as found:

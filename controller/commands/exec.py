@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import MngrError
+from ..fanout import per_agent
 from ..fleet import LocatedAgent
-from .fanout import per_agent
 from .lookup import find_agents
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from ..agent_lookup import fleet_listing
 from ..errors import MngrError
+from ..fanout import fan_out
 from ..hosts import HostHandle
-from .fanout import fan_out
 
 if TYPE_CHECKING:
     from ..cli.app import App

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import MngrError
+from ..fanout import MAX_PARALLEL, per_agent
 from ..fleet import LocatedAgent
 from .agents import LIVE_STATES, Failed
-from .fanout import MAX_PARALLEL, per_agent
 from .lookup import find_agents
 
 if TYPE_CHECKING:

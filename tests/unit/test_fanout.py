@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from mngr.controller.commands.fanout import CUT_SHORT, NOT_STARTED, Interruption, fan_out
 from mngr.controller.errors import MngrError
+from mngr.controller.fanout import CUT_SHORT, NOT_STARTED, Interruption, fan_out
 
 
 def test_every_outcome_comes_back_in_order_with_each_failure_reported() -> None:
@@ -115,18 +115,3 @@ def test_a_second_interruption_stops_waiting_and_names_what_was_cut_short() -> N
     finally:
         never.set()
 
-
-def test_a_bounded_parallel_map_gives_up_on_what_is_not_done_in_time() -> None:
-    from mngr.controller.fleet import parallel_map_within
-
-    never = threading.Event()
-    try:
-        def work(number: int) -> int:
-            if number == 1:
-                never.wait()  # a host that does not answer
-            return number * 10
-
-        assert parallel_map_within(work, [0, 1, 2, 3], 4, 0.2) == [0, None, 20, 30]
-        assert parallel_map_within(work, [], 4, 0.2) == []
-    finally:
-        never.set()

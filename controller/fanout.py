@@ -1,4 +1,5 @@
-"""One bounded fan-out for every command that acts on many agents or hosts.
+"""One bounded fan-out for everything that acts on many agents or hosts: listings, name
+lookups and every command (stop, message, exec, gc, ...).
 
 Each item runs on its own thread, at most ``limit`` at a time, and gets ``item_timeout``
 seconds from the moment it starts. An item that fails (a MngrError or OSError) or runs out
@@ -23,10 +24,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-from ..errors import MngrError
-from ..fleet import LocatedAgent
+from .errors import MngrError
+
+if TYPE_CHECKING:
+    from .fleet import LocatedAgent
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -57,7 +60,7 @@ class Interruption:
 def interruptible(what: str) -> Iterator[Interruption]:
     """An Interruption that Ctrl-C sets while the block runs: the first is held (and said so
     on stderr), a second raises KeyboardInterrupt, which ``fan_out`` takes as ``abandoned``."""
-    from ..interrupts import deferred_interrupt
+    from .interrupts import deferred_interrupt
 
     interruption = Interruption()
 
