@@ -41,6 +41,7 @@ from .cli import resident_client as client
 IDLE_SECONDS = 900.0
 _CHECK_SECONDS = 2.0  # how often an idle resident looks at its socket and identity
 _REQUEST_SECONDS = 5.0
+_IDENTITY_SECONDS = 10.0  # how often it checks that mngr's files are still the ones it loaded
 _PRELOAD = (
     "mngr.controller.cli.entry", "mngr.controller.cli.direct", "mngr.controller.cli.app",
     "mngr.controller.cli.exits", "mngr.controller.cli.sync_run", "mngr.controller.sync",
@@ -99,7 +100,7 @@ def serve(directory: str, name: str) -> None:
                 continue
             if now - last_used > idle or not _still_ours(path, listening):
                 return
-            if now - last_check > 30:
+            if now - last_check > _IDENTITY_SECONDS:
                 last_check = now
                 if client.identity() != blob:
                     return

@@ -209,6 +209,8 @@ def _offer(sock: object, argv: list[str], blob: bytes) -> bool:
         _restore_signals(_signal)
         _act_on_pending()
         return False
+    if os.environ.get("MNGR_DEBUG"):
+        os.write(2, b"mngr: run by the resident mngr\n")
     return True
 
 
