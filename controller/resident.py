@@ -108,6 +108,10 @@ def serve(directory: str, name: str) -> None:
         if _still_ours(path, listening):
             with contextlib.suppress(OSError):
                 os.unlink(path)
+        # Removed while still locked: one starting meanwhile either opened this file and
+        # finds it locked (and leaves), or makes a new one.
+        with contextlib.suppress(OSError):
+            os.unlink(path[: -len(".sock")] + ".lock")
 
 
 def _leave(number: int, frame: object) -> None:
