@@ -121,6 +121,13 @@ def run(argv: list[str]) -> Attempt | None:
     if not wanted(argv):
         return None
     try:
+        for fd in (0, 1, 2):
+            # Before this opens anything: a closed one would be given the next fd (and
+            # exits.fill_closed_standard_streams does for it what Python does not).
+            os.fstat(fd)
+    except OSError:
+        return None
+    try:
         directory = socket_dir()
         blob = identity()
         path = os.path.join(directory, socket_name(blob))
@@ -166,8 +173,6 @@ def _offer(sock: object, argv: list[str], blob: bytes) -> bool:
         return False  # not ours: say nothing to it
     cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for fd in (0, 1, 2):
-            os.fstat(fd)  # a closed one: run here (exits.fill_closed_standard_streams)
         umask = os.umask(0)
         os.umask(umask)
         ignored = [number for number in range(1, _signal.NSIG)

@@ -246,3 +246,13 @@ def test_two_pushes_at_once(sandbox: Sandbox, agent_dir: Path, source: Path) -> 
     assert results[0] == ("box: pushed 1 change(s), 1 bytes\n", THROUGH, 0)
     assert results[1] == ("box2: pushed 1 change(s), 2 bytes\n", THROUGH, 0)
     assert (agent_dir / "s.txt").read_text() == "s" and (other_work / "o.txt").read_text() == "oo"
+
+
+def test_a_client_with_a_standard_stream_closed_runs_the_command_itself(sandbox: Sandbox, agent_dir: Path,
+                                                                      source: Path) -> None:
+    _with_resident(sandbox, source)
+    (source / "e.txt").write_text("e")
+    done = subprocess.run(["sh", "-c", f'exec "{MNGR_BIN}" push box "{source}" <&-'], capture_output=True, text=True,
+                          env={**sandbox.env, "MNGR_DEBUG": "1"}, timeout=60)
+    assert _outcome(done) == (0, "box: pushed 1 change(s), 1 bytes\n", "")
+    assert (agent_dir / "e.txt").read_text() == "e"
