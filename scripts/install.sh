@@ -52,7 +52,7 @@ purelib=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["pu
 for pth in "$purelib"/__editable__.mngr-*.pth; do
     [[ -e "$pth" ]] && echo "$(pwd)/.venv/mngr-path" >"$pth"
 done
-# pip's console script imports re (a few ms) only to strip a Windows suffix from argv[0];
+# pip's console script imports re (~3 ms) only to strip a Windows suffix from argv[0];
 # a push or pull run by the resident mngr costs little more than Python's start, so the
 # script is written without it (the same entry point: pyproject.toml's [project.scripts]).
 cat >.venv/bin/mngr <<EOF
