@@ -183,7 +183,9 @@ def _offer(sock: object, argv: list[str], blob: bytes) -> bool:
         fds = (0, 1, 2, cwd)
         rights = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
         header = len(request).to_bytes(8, "little")
-        sock.sendmsg([header, request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+        message = header + request
+        sent = sock.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+        sock.sendall(message[sent:])  # the rest, if the fds' message did not take it all
     finally:
         os.close(cwd)
     for number in (*FORWARDED, _SIGTSTP, _SIGCONT):
