@@ -1,5 +1,6 @@
-"""Start-up of `mngr push` and `mngr pull` with nothing to move, against rsync and against
-mngr at an earlier commit.
+"""Start-up of `mngr push` and `mngr pull` with nothing to move: through the resident mngr,
+run in-process (MNGR_RESIDENT=0), against rsync and, with ``--against``, mngr at an earlier
+commit.
 
 A tree of 100 small files is small enough that mngr's own start (Python, its imports,
 finding the agent, the channel) is all of a push or pull that changes nothing; that is
@@ -10,9 +11,12 @@ One SSH host (tests/sshd.py, loopback), one agent whose work dir holds the tree,
 through a client ssh_config given in MNGR_PROVIDERS__SSH__SSH_CONFIG and a `[hosts.ALIAS]`
 section. Three commands per case, in an order that alternates every round:
 
-- mngr of this tree, run as `python -c "from mngr.controller.cli.entry import main; main()"`
-  with PYTHONPATH naming it (what the console script runs);
-- the same for mngr at ``--against REV`` (default: main), exported with `git archive`;
+- mngr of this tree, run as a script holding what the console script holds (`from
+  mngr.controller.cli.entry import main; main()`) with PYTHONPATH naming the tree: once
+  through its resident (started by the first run, as a user's first push starts it), once
+  with MNGR_RESIDENT=0 (in-process, as before the resident);
+- with ``--against REV``, the same for mngr at REV, exported with `git archive` (its own
+  resident, if it has one, is turned off);
 - `rsync -a -e "ssh -F CONFIG -o ControlMaster=auto -o ControlPath=DIR/%C -o
   ControlPersist=60"`, its master warmed before the first run.
 
@@ -24,6 +28,8 @@ rusage), so the host side is not in it.
 Targets: no-change push and pull no slower than rsync (mngr / rsync <= 1.0).
 
 Run (root, sshd and rsync installed): .venv/bin/python bench/start_up.py [--runs N] [--against REV] [--files N]
+(the bench commands run from a script file, not `python -c`: a resident serves only a
+client whose import path is its own, and `-c` puts the current directory first on it)
 """
 
 from __future__ import annotations
@@ -76,7 +82,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=RUNS, help=f"rounds of each case (default {RUNS})")
-    parser.add_argument("--against", default="main", help="the earlier mngr: a git revision (default main)")
+    parser.add_argument("--against", default="", help="also mngr at this git revision (in-process)")
     parser.add_argument("--files", type=int, default=FILES,
                         help=f"files in the tree (default {FILES}; 10000 compares with push_pull.py's no-change rows)")
     options = parser.parse_args()
@@ -87,10 +93,10 @@ def main() -> None:
         sys.exit(f"cannot run: {unavailable_reason()}")
     if shutil.which("rsync") is None:
         sys.exit("cannot run: rsync not installed (apt-get install -y rsync)")
-    against = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", options.against],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    header(f"start_up: `mngr push`/`mngr pull` of {options.files} files, nothing changed, vs rsync -a and mngr at "
-           f"{against}")
+    against = options.against and subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", options.against],
+                                                  capture_output=True, text=True, check=True).stdout.strip()
+    header(f"start_up: `mngr push`/`mngr pull` of {options.files} files, nothing changed: through the resident, "
+           f"in-process, rsync -a" + (f", mngr at {against}" if against else ""))
     compile_bytecode()
     with Sandbox() as box:
         os.environ["MNGR_STATE_DIR"] = str(box.root / "s")
@@ -98,9 +104,13 @@ def main() -> None:
         here = box.root / "here"
         here.mkdir()
         (here / "mngr").symlink_to(REPO)
-        earlier = box.root / "earlier"
-        earlier.mkdir()
-        trees = {"mngr": here, f"mngr@{against}": export(options.against, earlier)}
+        script = box.root / "mngr-entry.py"
+        script.write_text("import sys\nfrom mngr.controller.cli.entry import main\nsys.exit(main())\n")
+        trees = {"mngr resident": (here, "1"), "mngr in-process": (here, "0")}
+        if against:
+            earlier = box.root / "earlier"
+            earlier.mkdir()
+            trees[f"mngr@{against}"] = (export(options.against, earlier), "0")
         host = SshHost(ALIAS, box.root / "client")
         data = Path(tempfile.mkdtemp(prefix="mngr-su-", dir="/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"))
         rsync_control = box.root / "rs"
@@ -135,12 +145,17 @@ def main() -> None:
             }
             commands: dict[str, dict[str, tuple[list[str], dict[str, str] | None]]] = {}
             for case, (mngr_args, rsync_argv) in cases.items():
-                commands[case] = {who: ([PYTHON, "-c", "from mngr.controller.cli.entry import main; main()",
-                                         *mngr_args], {**os.environ, "PYTHONPATH": str(path)})
-                                  for who, path in trees.items()}
+                commands[case] = {who: ([PYTHON, str(script), *mngr_args],
+                                        {**os.environ, "PYTHONPATH": str(path), "MNGR_RESIDENT": resident})
+                                  for who, (path, resident) in trees.items()}
                 commands[case]["rsync"] = (rsync_argv, None)
-                for argv, env in commands[case].values():  # the first of each: copies, the record
+                for argv, env in commands[case].values():  # the first of each: copies, the record, the resident
                     timed(argv, env)
+            time.sleep(2)  # the resident the first runs started is listening
+            argv, env = commands["push, nothing changed"]["mngr resident"]
+            probe = subprocess.run(argv, env={**env, "MNGR_DEBUG": "1"}, capture_output=True, text=True)
+            if "run by the resident" not in probe.stderr:
+                sys.exit(f"the resident did not serve the probe: {probe.stderr.strip()}")
             print(f"peer: rsync -a -e \"{rsync_ssh}\" (master warmed first); {options.runs} rounds, order "
                   "alternating\n")
             print(f"| case | {' | '.join(commands[next(iter(commands))])} | " + " | ".join(
@@ -159,6 +174,7 @@ def main() -> None:
                 print(f"| {case} | {' | '.join(cells)} | " + " | ".join(f"{r:.2f}x" for r in ratios) + " |")
                 target(f"{case}: mngr no slower than rsync (measured {ratios[0]:.2f})", ratios[0] <= 1.0)
         finally:
+            shutil.rmtree(box.root / "s" / "resident", ignore_errors=True)  # the resident leaves when its socket goes
             if rsync_ssh:
                 subprocess.run([*rsync_ssh.split(), "-O", "exit", ALIAS], capture_output=True)
             go_cold(box.root / "s" / "ssh", [host])  # mngr's own ssh masters

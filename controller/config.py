@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     # Mark an agent's work dir trusted in its CLI's config: "made" (the work dirs mngr made,
     # from --source, --snapshot or a clone), "always", or "never".
     "trust_work_dirs": "made",
+    # A resident process keeps mngr loaded for plain pushes and pulls (controller/resident.py).
+    "resident": True,
 }
 
 # Top-level keys environment variables may set. Other MNGR_* variables (MNGR_HOST_DIR,
@@ -61,6 +63,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "forget_unreachable_after_seconds": (int, float),
     "name_check_seconds": (int, float),
     "trust_work_dirs": str,
+    "resident": bool,
     "agent_types": dict,
     "providers": dict,
     "templates": dict,

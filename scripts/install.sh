@@ -52,6 +52,16 @@ purelib=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["pu
 for pth in "$purelib"/__editable__.mngr-*.pth; do
     [[ -e "$pth" ]] && echo "$(pwd)/.venv/mngr-path" >"$pth"
 done
+# pip's console script imports re (~3 ms) only to strip a Windows suffix from argv[0];
+# a push or pull run by the resident mngr costs little more than Python's start, so the
+# script is written without it (the same entry point: pyproject.toml's [project.scripts]).
+cat >.venv/bin/mngr <<EOF
+#!$(pwd)/.venv/bin/python
+import sys
+from mngr.controller.cli.entry import main
+if __name__ == "__main__":
+    sys.exit(main())
+EOF
 if [[ "${1:-}" == "--test" ]]; then
     # Versions the tests were written against: a new release can change a dialog or a key.
     agent_clis=(@anthropic-ai/claude-code@2.1.197 @openai/codex@0.171.0)

@@ -1,23 +1,48 @@
-"""The ``mngr`` console script. Before anything else loads, a push or pull starts listing
-the local tree (local_walk.start_early) and asks the agent's recorded host its first
-questions (early_channel.py), so that both overlap the ~40 ms it takes to import the rest
-of mngr; a push or pull with plain arguments then runs without click (direct.py)."""
+"""The ``mngr`` console script. A plain push or pull is first offered to the resident mngr
+(resident_client.py, controller/resident.py), which has the rest of mngr loaded already;
+when there is none, or it declines, the command runs here (``run_here``), and, if none was
+found, one is started for the next command.
+
+Running here: before anything else loads, a push or pull starts listing the local tree
+(local_walk.start_early) and asks the agent's recorded host its first questions
+(early_channel.py), so that both overlap the ~40 ms it takes to import the rest of mngr;
+a push or pull with plain arguments then runs without click (direct.py)."""
 
 from __future__ import annotations
 
 import sys
 
+# As typing.TYPE_CHECKING (see local_walk.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .resident_client import Attempt
+
 
 def main() -> None:
+    argv = sys.argv[1:]
+    try:
+        from . import resident_client
+
+        attempt = resident_client.run(argv)  # returns only if the command is to run here
+    except KeyboardInterrupt:  # Ctrl-C before anything was done
+        _interrupted()
+    run_here(argv, attempt)
+
+
+def run_here(argv: Sequence[str], attempt: Attempt | None = None) -> None:
+    """Run ``mngr ARGV`` in this process and leave with its status (the resident's
+    command process runs exactly this too)."""
     try:
         from .. import early_channel
         from ..local_walk import early_known_tag, start_early
 
-        start_early(sys.argv[1:])
-        early_channel.start_early(sys.argv[1:], early_known_tag)
+        start_early(argv)
+        early_channel.start_early(argv, early_known_tag)
         from .direct import run
 
-        code = run(sys.argv[1:])
+        code = run(argv)
         if code is None:
             from .main import run_and_exit
     except KeyboardInterrupt:  # Ctrl-C while mngr loads: nothing was done yet
@@ -25,7 +50,8 @@ def main() -> None:
     if code is not None:
         from .exits import leave
 
-        leave(code, _discard_early)
+        leave(code, _discard_early if attempt is None or not attempt.start_one else
+              lambda: _start_resident_after(attempt))
     run_and_exit(on_exit=_discard_early)
 
 
@@ -36,6 +62,24 @@ def _discard_early() -> None:
 
     discard_early()
     early.discard()
+
+
+def _start_resident_after(attempt: Attempt) -> None:
+    """Once the command's output is out: a resident for the next command, unless the
+    config turns it off."""
+    _discard_early()
+    from .resident_client import start_resident
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        from ..config import Config
+
+        if Config.load().get("resident", True) is False:
+            return
+    except Exception:  # a bad config was the command's to report, not this
+        return
+    start_resident(attempt)
 
 
 def _interrupted() -> None:

@@ -33,6 +33,8 @@ def _tree(root: Path) -> dict[str, tuple]:
             found[relative] = ("link", os.readlink(path))
         elif stat.S_ISDIR(info.st_mode):
             found[relative] = ("dir", stat.S_IMODE(info.st_mode))
+        elif stat.S_ISSOCK(info.st_mode):  # a state dir's (the resident mngr's): nothing to read
+            found[relative] = ("socket", stat.S_IMODE(info.st_mode))
         else:
             found[relative] = ("file", stat.S_IMODE(info.st_mode), path.read_bytes())
     return found
