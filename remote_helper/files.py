@@ -70,10 +70,12 @@ def path_from_wire(value):
 
 def check_path(path):
     """``path`` if it is a safe relative path; RequestFailed("unsafe_path") otherwise."""
-    if not isinstance(path, str) or not path or "\0" in path or path.startswith("/"):
+    # Searches of the path framed in "/" rather than a split of it: called for every file
+    # of a transfer.
+    if not isinstance(path, str) or not path or "\0" in path:
         raise RequestFailed("unsafe_path", "refusing unsafe path %r" % (path,))
-    parts = path.split("/")
-    if any(part in ("", ".", "..") for part in parts):
+    framed = "/" + path + "/"
+    if "//" in framed or "/./" in framed or "/../" in framed:
         raise RequestFailed("unsafe_path", "refusing unsafe path %r" % (path,))
     return path
 
@@ -348,15 +350,20 @@ class OpenDirs(object):
     def __init__(self, root):
         self.root = root
         self._fds = {}  # relative dir -> fd, least recently used first
+        self._last = None  # (relative dir, fd) of the last call: files come directory by directory
 
     def fd(self, relative_dir, create):
         """The descriptor of ``relative_dir`` ("" for the root), made if ``create``."""
+        last = self._last
+        if last is not None and last[0] == relative_dir:
+            return last[1]
         fd = self._fds.pop(relative_dir, None)
         if fd is None:
             fd = self._open(relative_dir, create)
         self._fds[relative_dir] = fd
         while len(self._fds) > self.MAX_OPEN:
             os.close(self._fds.pop(next(iter(self._fds))))
+        self._last = (relative_dir, fd)
         return fd
 
     def _open(self, relative_dir, create):
@@ -385,6 +392,7 @@ class OpenDirs(object):
         for fd in self._fds.values():
             os.close(fd)
         self._fds = {}
+        self._last = None
 
     def __enter__(self):
         return self
@@ -436,8 +444,12 @@ def write_part(root, path, data, file_offset, final, mode, mtime_ns, expected=No
     the planning side asks for explicitly (and only with --delete). With ``expected`` (an
     entry, see check_expected), the file lands only if ``path`` is still that; else
     Conflict. ``dirs``: the request's OpenDirs of ``root``, if it has one."""
-    check_path(path)
-    parent_dir, name = os.path.split(path)
+    _write_part(root, check_path(path), data, file_offset, final, mode, mtime_ns, expected, dirs)
+
+
+def _write_part(root, path, data, file_offset, final, mode, mtime_ns, expected, dirs):
+    """write_part of a path already checked (check_path)."""
+    parent_dir, _, name = path.rpartition("/")
     if dirs is None:
         dir_fd = None
         directory = _safe_directory(root, parent_dir, create=True)
@@ -721,6 +733,28 @@ def _typed(entry, kinds, what):
     return entry
 
 
+def _wire_parts(parts):
+    """A WriteFiles request's ``parts`` checked for form (as _typed would), their paths
+    decoded: one pass with exact type tests, as there is an entry per file."""
+    if not isinstance(parts, list):
+        raise RequestFailed("invalid", "parts must be a list")
+    checked = []
+    for entry in parts:
+        if type(entry) is not list or len(entry) != 8:
+            _typed(entry, _PART_KINDS, "parts")  # raises, saying why
+        path, mode, mtime_ns, offset, length, compressed, file_offset, final = entry
+        if not (type(path) is str and type(mode) is int and type(mtime_ns) is int and type(offset) is int
+                and type(length) is int and type(compressed) is bool and type(file_offset) is int
+                and type(final) is bool):
+            _typed(entry, _PART_KINDS, "parts")  # raises for all but int and str subclasses
+        checked.append([path_from_wire(path) if path[:1] == "\0" else path, mode, mtime_ns, offset, length,
+                        compressed, file_offset, final])
+    return checked
+
+
+_PART_KINDS = (str, int, int, int, int, bool, int, bool)
+
+
 def _from_wire(entry):
     return [path_from_wire(entry[0]), *entry[1:]]
 
@@ -751,7 +785,7 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
     finish_dirs = [_from_wire(_typed(entry, (str, int, int), "finish_dirs")) for entry in finish_dirs]
     links = [[path_from_wire(path), path_from_wire(target)] for path, target in
              (_typed(entry, (str, str), "links") for entry in links)]
-    parts = [_from_wire(_typed(entry, (str, int, int, int, int, bool, int, bool), "parts")) for entry in parts]
+    parts = _wire_parts(parts)
     if not isinstance(deletes, list) or not all(isinstance(path, str) for path in deletes):
         raise RequestFailed("invalid", "deletes must be paths")
     deletes = [path_from_wire(path) for path in deletes]
@@ -764,9 +798,10 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
         expected[entry[0]] = entry
     for path in [entry[0] for entry in dirs + finish_dirs + links + parts] + list(deletes) + list(expected):
         check_path(path)
+    blob_length = len(blob)
     for entry in parts:
         offset, length, file_offset = entry[3], entry[4], entry[6]
-        if offset < 0 or length < 0 or offset + length > len(blob) or file_offset < 0:
+        if offset < 0 or length < 0 or offset + length > blob_length or file_offset < 0:
             raise RequestFailed("invalid", "part of %s lies outside the request's data" % entry[0])
     skipped = []
     failed = set()  # a file whose part failed: its later parts are not tried
@@ -792,6 +827,9 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
         attempt(path, make_directory, mode)
     for path, link_target in links:
         attempt(path, write_link, link_target, expected.get(path))
+    # The loop every file of a push goes through: attempt() inlined, the guard asked only
+    # when it guards something, the path checked once (above).
+    guarded = bool(guard.paths)
     with OpenDirs(root) as open_dirs:
         whole = memoryview(blob)  # parts are written from views of the request's data, not copies
         for path, mode, mtime_ns, offset, length, compressed, file_offset, final in parts:
@@ -804,8 +842,21 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
                     raise RequestFailed("invalid", "part of %s is not valid zlib data: %s" % (path, exc)) from None
                 if inflater.unconsumed_tail:
                     raise RequestFailed("invalid", "part of %s inflates past %d bytes" % (path, MAX_PART_BYTES))
-            attempt(path, write_part, data, file_offset, final, mode, mtime_ns, expected.get(path) if final else None,
-                    open_dirs)
+            if failed and path in failed:
+                continue
+            try:
+                if guarded and guard.hides(path):
+                    raise RequestFailed("unsafe_path", guard.why_not_write(path))
+                _write_part(root, path, data, file_offset, final, mode, mtime_ns,
+                            expected.get(path) if final and expected else None, open_dirs)
+            except Conflict:
+                failed.add(path)
+                skipped.append([path, CHANGED_MEANWHILE])
+            except (OSError, RequestFailed) as exc:
+                if isinstance(exc, OSError) and exc.errno in _HOST_WIDE_ERRORS:
+                    raise  # every later entry would fail alike: one clear error for the transfer
+                failed.add(path)
+                skipped.append([path, _reason(exc)])
     for path in sorted(deletes, key=lambda item: item.count("/"), reverse=True):
         reason = guard.why_not_delete(path)
         if reason:
