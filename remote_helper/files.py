@@ -28,6 +28,7 @@ import contextlib
 import errno
 import os
 import stat
+import sys
 
 from .errors import RequestFailed
 from .guarded import NO_GUARD
@@ -351,6 +352,7 @@ class OpenDirs(object):
         self.root = root
         self._fds = {}  # relative dir -> fd, least recently used first
         self._last = None  # (relative dir, fd) of the last call: files come directory by directory
+        self._umask_applies = {}  # relative dir -> see umask_applies
 
     def fd(self, relative_dir, create):
         """The descriptor of ``relative_dir`` ("" for the root), made if ``create``."""
@@ -387,6 +389,21 @@ class OpenDirs(object):
             if exc.errno == errno.ELOOP or stat.S_ISLNK(os.lstat(name, dir_fd=parent).st_mode):
                 raise RequestFailed("unsafe_path", "refusing to write through the symlink %s" % where) from None
             raise RequestFailed("unsafe_path", "%s is in the way of a directory" % where) from None
+
+    def umask_applies(self, relative_dir):
+        """True if a file made in ``relative_dir`` gets the mode it is made with less the
+        umask: the directory has no default ACL, which would decide instead."""
+        applies = self._umask_applies.get(relative_dir)
+        if applies is None:
+            try:
+                names = os.listxattr(self.fd(relative_dir, create=False))
+                applies = "system.posix_acl_default" not in names
+            except OSError as exc:  # no extended attributes here, so no ACL either
+                applies = exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP)
+            except AttributeError:  # no listxattr on this system: say nothing
+                applies = False
+            self._umask_applies[relative_dir] = applies
+        return applies
 
     def close(self):
         for fd in self._fds.values():
@@ -433,9 +450,35 @@ def part_name(name):
     """The temporary name a file (or link) called ``name`` is written under before it lands:
     short, so that a name of NAME_MAX bytes still has one, and the same for every part of
     a file (parts arrive in several requests)."""
-    import hashlib
+    global _sha1
+    if _sha1 is None:  # loaded when first needed: a helper that lands no file never loads hashlib
+        import hashlib
 
-    return PART_PREFIX + hashlib.sha1(os.fsencode(name)).hexdigest()[:16]
+        _sha1 = hashlib.sha1
+    return PART_PREFIX + _sha1(name.encode(_FS_ENCODING, "surrogateescape")).hexdigest()[:16]
+
+
+_sha1 = None
+_FS_ENCODING = sys.getfilesystemencoding()  # os.fsencode's, without its checks per call
+_umask_now = None
+
+
+def _umask():
+    """This process's umask, read once (Linux says it in /proc; setting it to read it would
+    change it for a moment for every thread); 0o777 where it cannot be read, so every
+    file gets its mode set."""
+    global _umask_now
+    if _umask_now is None:
+        _umask_now = 0o777
+        try:
+            with open("/proc/self/status", "rb") as status:
+                for line in status:
+                    if line.startswith(b"Umask:"):
+                        _umask_now = int(line.split()[1], 8)
+                        break
+        except (OSError, ValueError, IndexError):
+            pass
+    return _umask_now
 
 
 def write_part(root, path, data, file_offset, final, mode, mtime_ns, expected=None, dirs=None):
@@ -458,23 +501,34 @@ def _write_part(root, path, data, file_offset, final, mode, mtime_ns, expected, 
         dir_fd = dirs.fd(parent_dir, create=True)
         part, target = part_name(name), name
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
-    if file_offset == 0:
-        flags |= os.O_TRUNC
-    fd = os.open(part, flags, 0o600, dir_fd=dir_fd)
+    made_with_mode = False
+    if file_offset == 0 and final:
+        # A whole file is made with its own mode: where the umask leaves it whole, that
+        # spares a chmod. A part file left by a transfer cut short is started over.
+        try:
+            fd = os.open(part, flags | os.O_EXCL, mode & 0o777, dir_fd=dir_fd)
+            made_with_mode = (dirs is not None and (mode & 0o7777) == (mode & 0o777 & ~_umask())
+                              and dirs.umask_applies(parent_dir))
+        except FileExistsError:
+            fd = os.open(part, flags | os.O_TRUNC, 0o600, dir_fd=dir_fd)
+    else:
+        fd = os.open(part, flags | os.O_TRUNC if file_offset == 0 else flags, 0o600, dir_fd=dir_fd)
     try:
         try:
             if file_offset:  # a first part starts an empty file (O_TRUNC): where it is written
                 if os.fstat(fd).st_size < file_offset:
                     raise RequestFailed("invalid", "part of %s arrived out of order" % path)
                 os.lseek(fd, file_offset, os.SEEK_SET)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            written = os.write(fd, data) if len(data) else 0
+            if written < len(data):
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(fd, view):]
             if final:
                 if file_offset:
                     os.ftruncate(fd, file_offset + len(data))
-                os.fchmod(fd, mode & 0o7777)
+                if not made_with_mode:
+                    os.fchmod(fd, mode & 0o7777)
                 os.utime(fd, ns=(mtime_ns, mtime_ns))
         finally:
             os.close(fd)
@@ -646,18 +700,7 @@ def delete(root, path, expected=None):
 def open_regular(root, path, dirs=None):
     """A read-only descriptor of the regular file at ``path``, never through a symlink
     (``dirs``: the request's OpenDirs of ``root``, if it has one)."""
-    check_path(path)
-    parent_dir, name = os.path.split(path)
-    try:
-        if dirs is None:
-            fd = os.open(os.path.join(_safe_directory(root, parent_dir, create=False), name),
-                         os.O_RDONLY | os.O_NOFOLLOW)
-        else:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dirs.fd(parent_dir, create=False))
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise RequestFailed("unsafe_path", "%s is a symlink, not a file" % path) from None
-        raise
+    fd = _open_no_link(root, check_path(path), dirs)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise RequestFailed("invalid", "%s is not a regular file" % path)
@@ -665,6 +708,48 @@ def open_regular(root, path, dirs=None):
         os.close(fd)
         raise
     return fd
+
+
+def _open_no_link(root, path, dirs):
+    """A read-only descriptor of what is at the checked ``path``, never through a symlink."""
+    parent_dir, _, name = path.rpartition("/")
+    try:
+        if dirs is None:
+            return os.open(os.path.join(_safe_directory(root, parent_dir, create=False), name),
+                           os.O_RDONLY | os.O_NOFOLLOW)
+        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dirs.fd(parent_dir, create=False))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RequestFailed("unsafe_path", "%s is a symlink, not a file" % path) from None
+        raise
+
+
+# A whole file is read first with one read of this many bytes and a stat after it (see
+# _read_settled): enough for most source files, small enough to come from the heap.
+_FIRST_READ = 256 * 1024
+
+
+def _read_settled(root, path, dirs, started_ns):
+    """(bytes, stat) of the whole regular file at the checked ``path``, as read_consistent
+    gives them, for a file whose last change came before ``started_ns`` (when the caller
+    began) by more than the clock's granularity: one read and one stat after it then
+    vouch for the bytes (a change during the read would have moved the ctime, which
+    nobody can set). A file changed since, or larger than one read, is read by
+    read_consistent (FileUnsettled if it changed while it was read)."""
+    fd = _open_no_link(root, path, dirs)
+    try:
+        try:
+            data = os.pread(fd, _FIRST_READ, 0)
+        except IsADirectoryError:
+            raise RequestFailed("invalid", "%s is not a regular file" % path) from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise RequestFailed("invalid", "%s is not a regular file" % path)
+        if len(data) < _FIRST_READ and len(data) == info.st_size and info.st_ctime_ns + SETTLE_NS <= started_ns:
+            return data, info
+        return read_consistent(fd)
+    finally:
+        os.close(fd)
 
 
 # File timestamps come from a coarse clock (one kernel tick, up to 10 ms): a write in the
@@ -980,20 +1065,25 @@ def read_many(root, paths, guard=NO_GUARD, offset=0, length=0, compress=True):
     versions = []
     blob_offset = 0
     pending = paths
+    whole = not offset and not length
     for attempt in range(READ_ATTEMPTS):
         if attempt:
             time.sleep(SETTLE_NS / 1e9)
         unsettled = []
+        started_ns = time.time_ns()
         with OpenDirs(root) as open_dirs:
             for path in pending:
                 try:
                     if guard.hides(path):
                         raise RequestFailed("unsafe_path", guard.why_not_write(path))
-                    fd = open_regular(root, path, open_dirs)
-                    try:
-                        data, info = read_consistent(fd, offset, length or -1)
-                    finally:
-                        os.close(fd)
+                    if whole:
+                        data, info = _read_settled(root, path, open_dirs, started_ns)
+                    else:
+                        fd = open_regular(root, path, open_dirs)
+                        try:
+                            data, info = read_consistent(fd, offset, length or -1)
+                        finally:
+                            os.close(fd)
                 except FileUnsettled:
                     unsettled.append(path)
                     continue
