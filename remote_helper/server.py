@@ -69,9 +69,6 @@ _HASHING = frozenset(["GetSignatures", "ReadDelta", "WriteDelta"])
 HEARTBEAT_SECONDS = 1.0
 
 
-_WRITABLE_BLOB = 1 << 20  # smaller blobs are read as before
-
-
 def wait_briefly_for_input(fd):
     """Poll ``fd`` for a moment, yielding the CPU, before the caller blocks on it.
 
@@ -86,6 +83,9 @@ def wait_briefly_for_input(fd):
         if select.select([fd], [], [], 0)[0]:
             return
         os.sched_yield()
+
+
+_WRITABLE_BLOB = 1 << 20  # a push's batch at least this large is read into one buffer
 
 
 class FrameReader(object):
