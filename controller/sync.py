@@ -117,13 +117,34 @@ class _ChangedSincePlanned(OSError):
     """A local file is no longer the version the plan was made from (send_plan's ``exact``)."""
 
 
-def _local_parts(root: str, entry: Entry, exact: bool = False) -> Iterator[tuple[bytes, int, bool, int, int]]:
+def _local_parts(root: str, entry: Entry, exact: bool = False, open_dirs: files.OpenDirs | None = None
+                 ) -> Iterator[tuple[bytes, int, bool, int, int]]:
     """(data, offset in the file, final, mode, mtime_ns) for the local file ``entry``, never
-    through a link. The final part carries the mode and mtime of exactly the bytes sent:
-    a file that changed while it was read is sent again from its start (the host's part
-    file starts over), a few times, then given up with _KeptChanging."""
-    fd = os.open(os.path.join(root, entry[0]), os.O_RDONLY | os.O_NOFOLLOW)
+    through a link (``open_dirs``: descriptors of ``root``'s directories, if the caller keeps
+    them). The final part carries the mode and mtime of exactly the bytes sent: a file that
+    changed while it was read is sent again from its start (the host's part file starts
+    over), a few times, then given up with _KeptChanging."""
+    started_ns = time.time_ns()
+    if open_dirs is None:
+        fd = os.open(os.path.join(root, entry[0]), os.O_RDONLY | os.O_NOFOLLOW)
+    else:
+        parent, _, name = entry[0].rpartition("/")
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=open_dirs.fd(parent, create=False))
     try:
+        if entry[3] < PART_BYTES:
+            # The usual small file, read with one stat: asked for one byte more than the plan
+            # says it has, so a short read shows its end was reached; the stat after the read
+            # vouches for the bytes when the file's last change (ctime, which nobody can set)
+            # came before the read began, by more than the clock's granularity.
+            data = os.pread(fd, entry[3] + 1, 0)
+            after = os.fstat(fd)
+            if (len(data) <= entry[3] and len(data) == after.st_size
+                    and after.st_ctime_ns + files.SETTLE_NS <= started_ns and stat.S_ISREG(after.st_mode)):
+                mode = stat.S_IMODE(after.st_mode)
+                if exact and [mode, after.st_size, after.st_mtime_ns] != list(entry[2:5]):
+                    raise _ChangedSincePlanned(0, files.CHANGED_MEANWHILE)
+                yield data, 0, True, mode, after.st_mtime_ns
+                return
         for _ in range(files.READ_ATTEMPTS):
             before = os.fstat(fd)
             too_fresh = before.st_ctime_ns + files.SETTLE_NS - time.time_ns()
@@ -132,21 +153,28 @@ def _local_parts(root: str, entry: Entry, exact: bool = False) -> Iterator[tuple
                 before = os.fstat(fd)
                 if before.st_ctime_ns + files.SETTLE_NS > time.time_ns():
                     continue
-            if exact and [stat.S_IMODE(before.st_mode), before.st_size, before.st_mtime_ns] != list(entry[2:5]):
+            mode = stat.S_IMODE(before.st_mode)
+            if exact and [mode, before.st_size, before.st_mtime_ns] != list(entry[2:5]):
                 raise _ChangedSincePlanned(0, files.CHANGED_MEANWHILE)
             offset = 0
             while True:
                 data = os.pread(fd, PART_BYTES, offset)
                 last = offset + len(data) >= before.st_size or len(data) < PART_BYTES
-                if last and files.version_of(os.fstat(fd)) != files.version_of(before):
+                if last and not _same_version(os.fstat(fd), before):
                     break  # changed while it was read: from the start again
-                yield data, offset, last, stat.S_IMODE(before.st_mode), before.st_mtime_ns
+                yield data, offset, last, mode, before.st_mtime_ns
                 if last:
                     return
                 offset += len(data)
         raise _KeptChanging(0, "kept changing while it was read")
     finally:
         os.close(fd)
+
+
+def _same_version(now: os.stat_result, before: os.stat_result) -> bool:
+    """files.version_of(now) == files.version_of(before), without making the two strings."""
+    return (now.st_mtime_ns == before.st_mtime_ns and now.st_ctime_ns == before.st_ctime_ns
+            and now.st_size == before.st_size and now.st_ino == before.st_ino and now.st_dev == before.st_dev)
 
 
 def _part_path(path: str) -> str:
@@ -239,36 +267,38 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
     if plan.send:  # (hashlib and the delta code: only for a push that sends something)
         from .sync_delta import push_delta, worth_a_delta
     for entry in plan.send:
-        # A delta is not compare-and-swap, nor of a named version: not for pair's writes.
-        if (entry[1] == "f" and worth_a_delta(entry[3]) and entry[0] not in plan.replace and not exact
+        # A delta is not compare-and-swap, nor of a named version: not for pair's writes; nor
+        # of a file the host does not have.
+        if (entry[1] == "f" and worth_a_delta(entry[3]) and entry[0] not in plan.new and not exact
                 and not (expect and entry[0] in expect)):
             landed, tag = push_delta(handle, name, local_root, entry[0], work_dir, tag)
             if landed:
                 by_delta.add(entry[0])
     rate = LinkRate()
-    with _Sender(handle, tag, rate) as sender:
+    with _Sender(handle, tag, rate) as sender, files.OpenDirs(local_root) as open_dirs:
         request = protocol.WriteFiles(name=name, dirs=_wire_dirs(plan.dirs), work_dir=work_dir)
         pending: list[tuple[str, int, int, bytes, int, bool]] = []
         abandoned: list[str] = []
         size = 0
         for entry in plan.send:
-            if entry[0] in by_delta:
+            if by_delta and entry[0] in by_delta:
                 continue
             wire_path = files.path_to_wire(entry[0])
             if entry[1] == "l":
                 request.links.append([wire_path, files.path_to_wire(entry[5])])
                 continue
             try:
-                for data, offset, final, mode, mtime_ns in _local_parts(local_root, entry, exact):
+                for data, offset, final, mode, mtime_ns in _local_parts(local_root, entry, exact, open_dirs):
                     pending.append((wire_path, mode, mtime_ns, data, offset, final))
                     size += len(data)
                     if size >= (BATCH_BYTES if sender.sent else FIRST_BATCH_BYTES):
-                        blob = _pack_parts(request, pending, rate.compress)
+                        blob = _pack_parts(request, pending, sender.compress())
                         request.expect = _request_expect(expect, request)
                         sender.send(request, blob)
                         request, pending, size = protocol.WriteFiles(name=name, work_dir=work_dir), [], 0
-            except OSError as exc:  # gone, unreadable or never still here: the others still go
-                plan.skipped.append([entry[0], _why_skipped(exc)])
+            except (OSError, RequestFailed) as exc:  # gone, unreadable or never still here: the others still go
+                # (RequestFailed: a symlink or a file where a directory on its way was)
+                plan.skipped.append([entry[0], exc.message if isinstance(exc, RequestFailed) else _why_skipped(exc)])
                 sender.tag_is_stale = True
                 if isinstance(exc, _KeptChanging):  # its first parts may have gone: not left on the host
                     abandoned.append(files.path_to_wire(_part_path(entry[0])))
@@ -277,7 +307,7 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
         # files landed, and landing them changes its mtime.
         request.finish_dirs = [[files.path_to_wire(path), mode, mtime_ns]
                                for path, mode, mtime_ns in directories_to_finish(plan)]
-        blob = _pack_parts(request, pending, rate.compress)
+        blob = _pack_parts(request, pending, sender.compress())
         request.expect = _request_expect(expect, request)
         sender.send(request, blob, last=True)
     _note_skipped(plan, sender.skipped)
@@ -346,6 +376,15 @@ class _Sender:
                 self._rate.observe(wire_bytes, seconds - written.seconds)
             self.tag = written.tag
             self.skipped += _skipped_from_wire(self._handle.host, written.skipped)
+
+    def compress(self) -> bool:
+        """Whether the next batch's parts are compressed: not the first batch's (it measures
+        the link), and the others' as that measurement says, waited for if need be."""
+        if not self.sent:
+            return False
+        if self._in_flight and self._sequence == 1:
+            self._collect_oldest()
+        return self._rate.compress
 
     def send(self, request: protocol.WriteFiles, blob: bytes, last: bool = False) -> None:
         while (len(self._in_flight) >= BATCHES_IN_FLIGHT or (self._in_flight and self._in_flight[0][0].done())
@@ -584,7 +623,8 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, expec
         plan.skipped += _skipped_from_wire(handle.host, reply.skipped)
         with files.OpenDirs(local_root) as open_dirs:
             for item in reply.files:
-                meant = planned.get(files.path_from_wire(item[0])) if isinstance(item, list) and item else None
+                meant = planned.get(files.path_from_wire(item[0])) if planned and isinstance(item, list) and item \
+                    else None
                 if meant is not None and [item[4], item[6], item[5]] != list(meant[2:5]):
                     plan.skipped.append([meant[0], files.CHANGED_MEANWHILE])
                     continue
@@ -641,13 +681,15 @@ def _pulled_content(host: str, item: list[Any], data: bytes, wanted: set[str], f
                     part_bytes: int | None = None) -> tuple[str, bytes | memoryview, int, int, int]:
     """(path, bytes, mode, mtime_ns, size of the whole file) of one file of a FileData reply,
     trusting nothing in it: the bytes from ``file_offset``, ``part_bytes`` of them at most."""
-    if (not isinstance(item, list) or len(item) != 7 or not isinstance(item[0], str)
-            or not all(isinstance(value, int) and not isinstance(value, bool) for value in (*item[1:3], *item[4:7]))
-            or not isinstance(item[3], bool)):
+    # Exact type tests (a decoded reply holds plain ints and bools): one entry per file pulled.
+    if type(item) is not list or len(item) != 7:
         raise ProtocolViolation(host, f"malformed file entry from the host: {item!r}"[:200])
     wire_path, offset, length, compressed, mode, mtime_ns, size = item
+    if not (type(wire_path) is str and type(offset) is int and type(length) is int and type(compressed) is bool
+            and type(mode) is int and type(mtime_ns) is int and type(size) is int):
+        raise ProtocolViolation(host, f"malformed file entry from the host: {item!r}"[:200])
     try:
-        path = files.path_from_wire(wire_path)
+        path = files.path_from_wire(wire_path) if wire_path[:1] == "\0" else wire_path
         files.check_path(path)
     except RequestFailed as exc:
         raise ProtocolViolation(host, f"the host sent an unsafe path: {exc.message}") from exc

@@ -28,6 +28,7 @@ import contextlib
 import errno
 import os
 import stat
+import sys
 
 from .errors import RequestFailed
 from .guarded import NO_GUARD
@@ -70,10 +71,12 @@ def path_from_wire(value):
 
 def check_path(path):
     """``path`` if it is a safe relative path; RequestFailed("unsafe_path") otherwise."""
-    if not isinstance(path, str) or not path or "\0" in path or path.startswith("/"):
+    # Searches of the path framed in "/" rather than a split of it: called for every file
+    # of a transfer.
+    if not isinstance(path, str) or not path or "\0" in path:
         raise RequestFailed("unsafe_path", "refusing unsafe path %r" % (path,))
-    parts = path.split("/")
-    if any(part in ("", ".", "..") for part in parts):
+    framed = "/" + path + "/"
+    if "//" in framed or "/./" in framed or "/../" in framed:
         raise RequestFailed("unsafe_path", "refusing unsafe path %r" % (path,))
     return path
 
@@ -348,15 +351,21 @@ class OpenDirs(object):
     def __init__(self, root):
         self.root = root
         self._fds = {}  # relative dir -> fd, least recently used first
+        self._last = None  # (relative dir, fd) of the last call: files come directory by directory
+        self._umask_applies = {}  # relative dir -> see umask_applies
 
     def fd(self, relative_dir, create):
         """The descriptor of ``relative_dir`` ("" for the root), made if ``create``."""
+        last = self._last
+        if last is not None and last[0] == relative_dir:
+            return last[1]
         fd = self._fds.pop(relative_dir, None)
         if fd is None:
             fd = self._open(relative_dir, create)
         self._fds[relative_dir] = fd
         while len(self._fds) > self.MAX_OPEN:
             os.close(self._fds.pop(next(iter(self._fds))))
+        self._last = (relative_dir, fd)
         return fd
 
     def _open(self, relative_dir, create):
@@ -381,10 +390,26 @@ class OpenDirs(object):
                 raise RequestFailed("unsafe_path", "refusing to write through the symlink %s" % where) from None
             raise RequestFailed("unsafe_path", "%s is in the way of a directory" % where) from None
 
+    def umask_applies(self, relative_dir):
+        """True if a file made in ``relative_dir`` gets the mode it is made with less the
+        umask: the directory has no default ACL, which would decide instead."""
+        applies = self._umask_applies.get(relative_dir)
+        if applies is None:
+            try:
+                names = os.listxattr(self.fd(relative_dir, create=False))
+                applies = "system.posix_acl_default" not in names
+            except OSError as exc:  # no extended attributes here, so no ACL either
+                applies = exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP)
+            except AttributeError:  # no listxattr on this system: say nothing
+                applies = False
+            self._umask_applies[relative_dir] = applies
+        return applies
+
     def close(self):
         for fd in self._fds.values():
             os.close(fd)
         self._fds = {}
+        self._last = None
 
     def __enter__(self):
         return self
@@ -425,9 +450,35 @@ def part_name(name):
     """The temporary name a file (or link) called ``name`` is written under before it lands:
     short, so that a name of NAME_MAX bytes still has one, and the same for every part of
     a file (parts arrive in several requests)."""
-    import hashlib
+    global _sha1
+    if _sha1 is None:  # loaded when first needed: a helper that lands no file never loads hashlib
+        import hashlib
 
-    return PART_PREFIX + hashlib.sha1(os.fsencode(name)).hexdigest()[:16]
+        _sha1 = hashlib.sha1
+    return PART_PREFIX + _sha1(name.encode(_FS_ENCODING, "surrogateescape")).hexdigest()[:16]
+
+
+_sha1 = None
+_FS_ENCODING = sys.getfilesystemencoding()  # os.fsencode's, without its checks per call
+_umask_now = None
+
+
+def _umask():
+    """This process's umask, read once (Linux says it in /proc; setting it to read it would
+    change it for a moment for every thread); 0o777 where it cannot be read, so every
+    file gets its mode set."""
+    global _umask_now
+    if _umask_now is None:
+        _umask_now = 0o777
+        try:
+            with open("/proc/self/status", "rb") as status:
+                for line in status:
+                    if line.startswith(b"Umask:"):
+                        _umask_now = int(line.split()[1], 8)
+                        break
+        except (OSError, ValueError, IndexError):
+            pass
+    return _umask_now
 
 
 def write_part(root, path, data, file_offset, final, mode, mtime_ns, expected=None, dirs=None):
@@ -436,8 +487,12 @@ def write_part(root, path, data, file_offset, final, mode, mtime_ns, expected=No
     the planning side asks for explicitly (and only with --delete). With ``expected`` (an
     entry, see check_expected), the file lands only if ``path`` is still that; else
     Conflict. ``dirs``: the request's OpenDirs of ``root``, if it has one."""
-    check_path(path)
-    parent_dir, name = os.path.split(path)
+    _write_part(root, check_path(path), data, file_offset, final, mode, mtime_ns, expected, dirs)
+
+
+def _write_part(root, path, data, file_offset, final, mode, mtime_ns, expected, dirs):
+    """write_part of a path already checked (check_path)."""
+    parent_dir, _, name = path.rpartition("/")
     if dirs is None:
         dir_fd = None
         directory = _safe_directory(root, parent_dir, create=True)
@@ -446,23 +501,34 @@ def write_part(root, path, data, file_offset, final, mode, mtime_ns, expected=No
         dir_fd = dirs.fd(parent_dir, create=True)
         part, target = part_name(name), name
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
-    if file_offset == 0:
-        flags |= os.O_TRUNC
-    fd = os.open(part, flags, 0o600, dir_fd=dir_fd)
+    made_with_mode = False
+    if file_offset == 0 and final:
+        # A whole file is made with its own mode: where the umask leaves it whole, that
+        # spares a chmod. A part file left by a transfer cut short is started over.
+        try:
+            fd = os.open(part, flags | os.O_EXCL, mode & 0o777, dir_fd=dir_fd)
+            made_with_mode = (dirs is not None and (mode & 0o7777) == (mode & 0o777 & ~_umask())
+                              and dirs.umask_applies(parent_dir))
+        except FileExistsError:
+            fd = os.open(part, flags | os.O_TRUNC, 0o600, dir_fd=dir_fd)
+    else:
+        fd = os.open(part, flags | os.O_TRUNC if file_offset == 0 else flags, 0o600, dir_fd=dir_fd)
     try:
         try:
             if file_offset:  # a first part starts an empty file (O_TRUNC): where it is written
                 if os.fstat(fd).st_size < file_offset:
                     raise RequestFailed("invalid", "part of %s arrived out of order" % path)
                 os.lseek(fd, file_offset, os.SEEK_SET)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            written = os.write(fd, data) if len(data) else 0
+            if written < len(data):
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(fd, view):]
             if final:
                 if file_offset:
                     os.ftruncate(fd, file_offset + len(data))
-                os.fchmod(fd, mode & 0o7777)
+                if not made_with_mode:
+                    os.fchmod(fd, mode & 0o7777)
                 os.utime(fd, ns=(mtime_ns, mtime_ns))
         finally:
             os.close(fd)
@@ -682,18 +748,7 @@ def delete(root, path, expected=None):
 def open_regular(root, path, dirs=None):
     """A read-only descriptor of the regular file at ``path``, never through a symlink
     (``dirs``: the request's OpenDirs of ``root``, if it has one)."""
-    check_path(path)
-    parent_dir, name = os.path.split(path)
-    try:
-        if dirs is None:
-            fd = os.open(os.path.join(_safe_directory(root, parent_dir, create=False), name),
-                         os.O_RDONLY | os.O_NOFOLLOW)
-        else:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dirs.fd(parent_dir, create=False))
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise RequestFailed("unsafe_path", "%s is a symlink, not a file" % path) from None
-        raise
+    fd = _open_no_link(root, check_path(path), dirs)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise RequestFailed("invalid", "%s is not a regular file" % path)
@@ -701,6 +756,48 @@ def open_regular(root, path, dirs=None):
         os.close(fd)
         raise
     return fd
+
+
+def _open_no_link(root, path, dirs):
+    """A read-only descriptor of what is at the checked ``path``, never through a symlink."""
+    parent_dir, _, name = path.rpartition("/")
+    try:
+        if dirs is None:
+            return os.open(os.path.join(_safe_directory(root, parent_dir, create=False), name),
+                           os.O_RDONLY | os.O_NOFOLLOW)
+        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dirs.fd(parent_dir, create=False))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RequestFailed("unsafe_path", "%s is a symlink, not a file" % path) from None
+        raise
+
+
+# A whole file is read first with one read of this many bytes and a stat after it (see
+# _read_settled): enough for most source files, small enough to come from the heap.
+_FIRST_READ = 256 * 1024
+
+
+def _read_settled(root, path, dirs, started_ns):
+    """(bytes, stat) of the whole regular file at the checked ``path``, as read_consistent
+    gives them, for a file whose last change came before ``started_ns`` (when the caller
+    began) by more than the clock's granularity: one read and one stat after it then
+    vouch for the bytes (a change during the read would have moved the ctime, which
+    nobody can set). A file changed since, or larger than one read, is read by
+    read_consistent (FileUnsettled if it changed while it was read)."""
+    fd = _open_no_link(root, path, dirs)
+    try:
+        try:
+            data = os.pread(fd, _FIRST_READ, 0)
+        except IsADirectoryError:
+            raise RequestFailed("invalid", "%s is not a regular file" % path) from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise RequestFailed("invalid", "%s is not a regular file" % path)
+        if len(data) < _FIRST_READ and len(data) == info.st_size and info.st_ctime_ns + SETTLE_NS <= started_ns:
+            return data, info
+        return read_consistent(fd)
+    finally:
+        os.close(fd)
 
 
 # File timestamps come from a coarse clock (one kernel tick, up to 10 ms): a write in the
@@ -773,6 +870,28 @@ def _typed(entry, kinds, what):
     return entry
 
 
+def _wire_parts(parts):
+    """A WriteFiles request's ``parts`` checked for form (as _typed would), their paths
+    decoded: one pass with exact type tests, as there is an entry per file."""
+    if not isinstance(parts, list):
+        raise RequestFailed("invalid", "parts must be a list")
+    checked = []
+    for entry in parts:
+        if type(entry) is not list or len(entry) != 8:
+            _typed(entry, _PART_KINDS, "parts")  # raises, saying why
+        path, mode, mtime_ns, offset, length, compressed, file_offset, final = entry
+        if not (type(path) is str and type(mode) is int and type(mtime_ns) is int and type(offset) is int
+                and type(length) is int and type(compressed) is bool and type(file_offset) is int
+                and type(final) is bool):
+            _typed(entry, _PART_KINDS, "parts")  # raises for all but int and str subclasses
+        checked.append([path_from_wire(path) if path[:1] == "\0" else path, mode, mtime_ns, offset, length,
+                        compressed, file_offset, final])
+    return checked
+
+
+_PART_KINDS = (str, int, int, int, int, bool, int, bool)
+
+
 def _from_wire(entry):
     return [path_from_wire(entry[0]), *entry[1:]]
 
@@ -803,7 +922,7 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
     finish_dirs = [_from_wire(_typed(entry, (str, int, int), "finish_dirs")) for entry in finish_dirs]
     links = [[path_from_wire(path), path_from_wire(target)] for path, target in
              (_typed(entry, (str, str), "links") for entry in links)]
-    parts = [_from_wire(_typed(entry, (str, int, int, int, int, bool, int, bool), "parts")) for entry in parts]
+    parts = _wire_parts(parts)
     if not isinstance(deletes, list) or not all(isinstance(path, str) for path in deletes):
         raise RequestFailed("invalid", "deletes must be paths")
     deletes = [path_from_wire(path) for path in deletes]
@@ -816,9 +935,10 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
         expected[entry[0]] = entry
     for path in [entry[0] for entry in dirs + finish_dirs + links + parts] + list(deletes) + list(expected):
         check_path(path)
+    blob_length = len(blob)
     for entry in parts:
         offset, length, file_offset = entry[3], entry[4], entry[6]
-        if offset < 0 or length < 0 or offset + length > len(blob) or file_offset < 0:
+        if offset < 0 or length < 0 or offset + length > blob_length or file_offset < 0:
             raise RequestFailed("invalid", "part of %s lies outside the request's data" % entry[0])
     skipped = []
     failed = set()  # a file whose part failed: its later parts are not tried
@@ -844,6 +964,9 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
         attempt(path, make_directory, mode)
     for path, link_target in links:
         attempt(path, write_link, link_target, expected.get(path))
+    # The loop every file of a push goes through: attempt() inlined, the guard asked only
+    # when it guards something, the path checked once (above).
+    guarded = bool(guard.paths)
     with OpenDirs(root) as open_dirs:
         whole = memoryview(blob)  # parts are written from views of the request's data, not copies
         for path, mode, mtime_ns, offset, length, compressed, file_offset, final in parts:
@@ -856,8 +979,21 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
                     raise RequestFailed("invalid", "part of %s is not valid zlib data: %s" % (path, exc)) from None
                 if inflater.unconsumed_tail:
                     raise RequestFailed("invalid", "part of %s inflates past %d bytes" % (path, MAX_PART_BYTES))
-            attempt(path, write_part, data, file_offset, final, mode, mtime_ns, expected.get(path) if final else None,
-                    open_dirs)
+            if failed and path in failed:
+                continue
+            try:
+                if guarded and guard.hides(path):
+                    raise RequestFailed("unsafe_path", guard.why_not_write(path))
+                _write_part(root, path, data, file_offset, final, mode, mtime_ns,
+                            expected.get(path) if final and expected else None, open_dirs)
+            except Conflict:
+                failed.add(path)
+                skipped.append([path, CHANGED_MEANWHILE])
+            except (OSError, RequestFailed) as exc:
+                if isinstance(exc, OSError) and exc.errno in _HOST_WIDE_ERRORS:
+                    raise  # every later entry would fail alike: one clear error for the transfer
+                failed.add(path)
+                skipped.append([path, _reason(exc)])
     for path in sorted(deletes, key=lambda item: item.count("/"), reverse=True):
         reason = guard.why_not_delete(path)
         if reason:
@@ -989,20 +1125,25 @@ def read_many(root, paths, guard=NO_GUARD, offset=0, length=0, compress=True):
     versions = []
     blob_offset = 0
     pending = paths
+    whole = not offset and not length
     for attempt in range(READ_ATTEMPTS):
         if attempt:
             time.sleep(SETTLE_NS / 1e9)
         unsettled = []
+        started_ns = time.time_ns()
         with OpenDirs(root) as open_dirs:
             for path in pending:
                 try:
                     if guard.hides(path):
                         raise RequestFailed("unsafe_path", guard.why_not_write(path))
-                    fd = open_regular(root, path, open_dirs)
-                    try:
-                        data, info = read_consistent(fd, offset, length or -1)
-                    finally:
-                        os.close(fd)
+                    if whole:
+                        data, info = _read_settled(root, path, open_dirs, started_ns)
+                    else:
+                        fd = open_regular(root, path, open_dirs)
+                        try:
+                            data, info = read_consistent(fd, offset, length or -1)
+                        finally:
+                            os.close(fd)
                 except FileUnsettled:
                     unsettled.append(path)
                     continue

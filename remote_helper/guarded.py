@@ -86,6 +86,8 @@ class Guard(object):
 
     def hides(self, path):
         """True if ``path`` is a guarded path or lies below one: never listed nor written."""
+        if not self.paths:  # the usual tree, asked about each of its files
+            return False
         return any(path == guarded or path.startswith(guarded + "/") or not guarded for guarded in self.paths)
 
     def holds(self, path):

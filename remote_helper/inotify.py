@@ -30,6 +30,7 @@ WATCH_MASK = (
     | IN_DELETE_SELF | IN_MOVE_SELF | _IN_ONLYDIR | _IN_DONT_FOLLOW | _IN_EXCL_UNLINK
 )
 _EVENT_HEADER = struct.Struct("iIII")
+_READ_BYTES = 256 * 1024  # a write of thousands of files queues tens of thousands of events
 
 _libc = None
 
@@ -83,21 +84,32 @@ class Inotify(object):
     def remove(self, wd):
         _libc.inotify_rm_watch(self.fd, wd)
 
-    def events(self):
-        """[(wd, mask, name)] of everything queued, without waiting."""
+    def events(self, skip_prefix=b"", skip_in=()):
+        """[(wd, mask, name)] of everything queued, without waiting. Events on a name that
+        starts with ``skip_prefix`` in a watch of ``skip_in`` are left out unread: a
+        write of many files makes several events per file on its part files, and decoding
+        them would cost more than the write's own system calls."""
         found = []
+        append = found.append
+        unpack = _EVENT_HEADER.unpack_from
+        header = _EVENT_HEADER.size
+        fsdecode = os.fsdecode
         while True:
             try:
-                data = os.read(self.fd, 65536)
+                data = os.read(self.fd, _READ_BYTES)
             except BlockingIOError:
                 return found
             offset = 0
-            while offset + _EVENT_HEADER.size <= len(data):
-                wd, mask, _cookie, length = _EVENT_HEADER.unpack_from(data, offset)
-                offset += _EVENT_HEADER.size
+            end = len(data)
+            while offset + header <= end:
+                wd, mask, _cookie, length = unpack(data, offset)
+                offset += header
+                if length and skip_prefix and data.startswith(skip_prefix, offset) and wd in skip_in:
+                    offset += length
+                    continue
                 name = data[offset : offset + length].rstrip(b"\0")
                 offset += length
-                found.append((wd, mask, os.fsdecode(name)))
+                append((wd, mask, fsdecode(name)))
 
     def close(self):
         os.close(self.fd)

@@ -213,7 +213,7 @@ class _Tree(object):
         must then cover only what it wrote) drop the cache instead."""
         if self._inotify is None:
             return
-        events = self._inotify.events()
+        events = self._inotify.events(_PART_PREFIX, self._dirs)
         if not events:
             return
         paths = self._event_paths(events) if self._git_dir is None and not self._writing else None
@@ -315,29 +315,40 @@ class _Tree(object):
 
     def _only_own_events(self, write):
         # Ours: an event on a path written or deleted, on a directory on the way to one
-        # (made by the write), or below a path deleted (a directory removed whole).
-        deleted = set(write.deleted)
-        own = set()
-        for path in write.written + write.deleted:
-            parts = path.split("/")
-            own.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
-        for wd, mask, name in self._inotify.events():
-            if mask & inotify.IN_Q_OVERFLOW or wd not in self._dirs:
+        # (made by the write), or below a path deleted (a directory removed whole). Part
+        # files are never listed, and a part's rename to a written path is seen there.
+        own = set(write.written)
+        own.update(write.deleted)
+        for path in list(own):
+            parent = path.rpartition("/")[0]
+            while parent and parent not in own:
+                own.add(parent)
+                parent = parent.rpartition("/")[0]
+        below_deleted = tuple(path + "/" for path in write.deleted)
+        dirs = self._dirs
+        for wd, mask, name in self._inotify.events(_PART_PREFIX, dirs):
+            prefix = dirs.get(wd)
+            if mask & inotify.IN_Q_OVERFLOW or prefix is None:
                 return False
-            if name.startswith(files.PART_PREFIX):
-                continue  # a part file: never listed, and its rename to a written path is seen there
-            path = self._dirs[wd] + name if name else self._dirs[wd][:-1]
-            if path in own:
+            path = prefix + name if name else prefix[:-1]
+            if path in own or (below_deleted and path.startswith(below_deleted)):
                 continue
-            parts = path.split("/")
-            if not any("/".join(parts[:depth]) in deleted for depth in range(1, len(parts))):
-                return False
+            return False
         return True
 
     def _take_in(self, written):
         """Read again what a write touched, and watch (and list) the directories it made;
         the paths whose entries may have changed (one gone takes what was below it along)."""
-        gone = [path for path in written if not os.path.lexists(os.path.join(self.root, path))]
+        # One lstat per path, used both to tell what is gone and for the entry.
+        base = self.root if self.root.endswith("/") else self.root + "/"
+        infos = {}
+        for path in written:
+            if path not in infos:
+                try:
+                    infos[path] = os.lstat(base + path)
+                except OSError:
+                    infos[path] = None  # gone (or no longer reachable: as good as gone)
+        gone = [path for path in written if infos[path] is None]
         changed = set(gone)
         if gone:
             gone_set = set(gone)
@@ -348,16 +359,22 @@ class _Tree(object):
             for wd, prefix in list(self._dirs.items()):
                 if prefix and (prefix.startswith(prefixes) or prefix[:-1] in gone_set):
                     del self._dirs[wd]
+        # Each path with the directories on its way (always added whole: a path in
+        # ``touched`` has its parents there too).
         touched = set()
         for path in set(written).difference(gone):
-            parts = path.split("/")
-            if files.SKIPPED_DIRS.intersection(parts) or self.guard.hides(path):
+            if _in_skipped_dir(path) or self.guard.hides(path):
                 continue
-            touched.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+            while path and path not in touched:
+                touched.add(path)
+                path = path.rpartition("/")[0]
         for path in gone:  # what a removal leaves: directories whose mtime it moved
-            parts = path.split("/")
-            if not (files.SKIPPED_DIRS.intersection(parts) or self.guard.hides(path)):
-                touched.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+            if _in_skipped_dir(path) or self.guard.hides(path):
+                continue
+            path = path.rpartition("/")[0]
+            while path and path not in touched:
+                touched.add(path)
+                path = path.rpartition("/")[0]
         watched = set(self._dirs.values())
         walked = set()  # directories listed whole just now: nothing below them to read again
         for path in sorted(touched, key=lambda item: item.count("/")):
@@ -367,10 +384,13 @@ class _Tree(object):
                 continue
             changed.add(path)
             was = self._entries.get(path)
-            try:
-                info = os.lstat(os.path.join(self.root, path))
-            except FileNotFoundError:
-                info = None
+            if path in infos:
+                info = infos[path]
+            else:
+                try:
+                    info = os.lstat(base + path)
+                except FileNotFoundError:
+                    info = None
             if was is not None and was[1] == "d" and (info is None or not stat.S_ISDIR(info.st_mode)):
                 self._drop_below(path, watched)  # a directory no more: nothing below it stays
             if info is None:
@@ -393,6 +413,14 @@ class _Tree(object):
             if dir_prefix.startswith(prefix):
                 del self._dirs[wd]
                 watched.discard(dir_prefix)
+
+
+_PART_PREFIX = files.PART_PREFIX.encode("ascii")
+
+
+def _in_skipped_dir(path):
+    """True if ``path`` is or lies in a directory that never travels (.git)."""
+    return any(name in path for name in files.SKIPPED_DIRS) and not files.SKIPPED_DIRS.isdisjoint(path.split("/"))
 
 
 def _git_dir(root):

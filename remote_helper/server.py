@@ -98,6 +98,9 @@ def wait_briefly_for_input(fd):
         os.sched_yield()
 
 
+_WRITABLE_BLOB = 1 << 20  # a push's batch at least this large is read into one buffer
+
+
 class FrameReader(object):
     """Reads exact byte counts from a file descriptor through one growing buffer."""
 
@@ -106,13 +109,17 @@ class FrameReader(object):
         self._buffer = bytearray()
         self._peer_is_quick = False
 
-    def read_exact(self, count, progress=None):
+    def read_exact(self, count, progress=None, writable=False):
         """Return exactly ``count`` bytes, or None if the stream ends first; ``progress``
-        is called every PROGRESS_SECONDS while they arrive."""
+        is called every PROGRESS_SECONDS while they arrive. ``writable``: a bytearray will
+        do (a push's batch, megabytes): read straight into it, with no buffer made and
+        shrunk per read and no join of the pieces."""
         if len(self._buffer) >= count:
             data = bytes(self._buffer[:count])
             del self._buffer[:count]
             return data
+        if writable:
+            return self._read_into(count, progress)
         # A large frame's chunks are joined once, not grown into the buffer and copied out
         # of it again: a push's data is copied once here, not three times.
         chunks = [bytes(self._buffer)]
@@ -136,6 +143,27 @@ class FrameReader(object):
             chunks.append(chunk)
             have += len(chunk)
         return b"".join(chunks)
+
+    def _read_into(self, count, progress):
+        data = bytearray(count)
+        view = memoryview(data)
+        have = len(self._buffer)
+        view[:have] = self._buffer
+        self._buffer = bytearray()
+        noted = time.monotonic()
+        while have < count:
+            if progress is not None and time.monotonic() - noted >= PROGRESS_SECONDS:
+                progress()
+                noted = time.monotonic()
+            started = time.monotonic()
+            if self._peer_is_quick:
+                wait_briefly_for_input(self._fd)
+            read = os.readv(self._fd, [view[have:]])
+            self._peer_is_quick = time.monotonic() - started < SPIN_SECONDS
+            if not read:
+                return None
+            have += read
+        return data
 
 
 def _packed_entries(root, paths):
@@ -192,7 +220,9 @@ class Server(object):
             self._send_error(HEADER.unpack(header)[0], exc.code, exc.message)
             return False
         body = self._reader.read_exact(body_length, self._note_progress)
-        blob = self._reader.read_exact(blob_length, self._note_progress) if blob_length else b""
+        # A push's batch is only ever viewed (files.apply_write): it may stay a bytearray.
+        writable = blob_length >= _WRITABLE_BLOB and body is not None and body.startswith(b'{"type":"WriteFiles"')
+        blob = self._reader.read_exact(blob_length, self._note_progress, writable) if blob_length else b""
         if body is None or blob is None:
             return False
         try:

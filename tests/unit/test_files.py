@@ -98,3 +98,72 @@ def test_git_is_not_asked_about_a_tree_outside_any_repository(tmp_path: Path, mo
     assert not files.is_repo_top(str(plain))
     assert not (tmp_path / "git-ran").exists()
     assert files.uncommitted(str(repo)) == [] and (tmp_path / "git-ran").exists()  # this one asks it
+
+
+def _default_acl(directory: Path, user: int, group: int, other: int) -> bool:
+    """Give ``directory`` a default ACL of these permission bits (the kernel's xattr form);
+    False where the file system keeps no ACLs."""
+    import struct
+
+    undefined = 0xFFFFFFFF
+    entries = ((0x01, user), (0x04, group), (0x20, other))  # ACL_USER_OBJ, ACL_GROUP_OBJ, ACL_OTHER
+    blob = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, bits, undefined) for tag, bits in entries)
+    try:
+        os.setxattr(directory, "system.posix_acl_default", blob)
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("acl", [False, True])
+def test_a_whole_file_lands_with_its_own_mode_whatever_the_umask_or_a_default_acl(tmp_path: Path, acl: bool) -> None:
+    # A file is made with its mode and the chmod spared where the umask leaves the mode
+    # whole; a default ACL decides instead of the umask, so there it is set all the same.
+    root = tmp_path / "root"
+    root.mkdir()
+    if acl and not _default_acl(root, 7, 5, 0):
+        pytest.skip("no ACLs on this file system")
+    modes = {"plain": 0o644, "exe": 0o755, "group-writable": 0o664, "private": 0o600, "read-only": 0o444,
+             "setuid": 0o4755, "none": 0o000}
+    (root / files.part_name("left-over")).write_bytes(b"a part left by a transfer cut short")
+    modes["left-over"] = 0o640
+    with files.OpenDirs(str(root)) as dirs:
+        for name, mode in modes.items():
+            files.write_part(str(root), name, name.encode(), 0, True, mode, 3_000_000_007, dirs=dirs)
+    for name, mode in modes.items():
+        info = (root / name).stat()
+        assert (info.st_mode & 0o7777, info.st_mtime_ns, (root / name).read_bytes()) == (mode, 3_000_000_007,
+                                                                                       name.encode()), name
+    assert not [name for name in os.listdir(root) if name.startswith(files.PART_PREFIX)]
+
+
+def test_whole_files_of_any_size_are_read_with_the_stat_of_their_bytes(tmp_path: Path) -> None:
+    import time
+
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    sizes = [0, 1, files._FIRST_READ - 1, files._FIRST_READ, files._FIRST_READ + 1, 3 * files._FIRST_READ + 5]
+    written = {}
+    for index, size in enumerate(sizes):
+        path = f"sub/f{index}"
+        written[path] = os.urandom(size)
+        (root / path).write_bytes(written[path])
+        os.chmod(root / path, 0o640 + index % 2)
+        os.utime(root / path, ns=(1_000_000_000 * (index + 1), 1_000_000_000 * (index + 1)))
+    (root / "fresh").write_bytes(b"changed just now")  # read a moment later, once settled
+    written["fresh"] = b"changed just now"
+    time.sleep(2 * files.SETTLE_NS / 1e9)  # the others' last change is older than a read's start
+    (root / "fresh").write_bytes(b"changed just now!")
+    written["fresh"] = b"changed just now!"
+    (root / "link").symlink_to("sub/f1")
+    asked = [*written, "sub", "link", "missing"]
+    entries, blob, skipped, versions = files.read_many(str(root), asked, compress=False)
+    got = {entry[0]: (blob[entry[1]:entry[1] + entry[2]], entry[4], entry[5], entry[6]) for entry in entries}
+    for path, data in written.items():
+        info = (root / path).stat()
+        assert got[path] == (data, info.st_mode & 0o777, info.st_mtime_ns, len(data)), path
+    assert len(versions) == len(entries)
+    reasons = dict(skipped)
+    assert set(reasons) == {"sub", "link", "missing"}
+    assert "not a regular file" in reasons["sub"] and "symlink" in reasons["link"]
+    assert reasons["missing"] == files.VANISHED

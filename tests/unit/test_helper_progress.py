@@ -5,6 +5,7 @@ computation or a slow link for a frozen host. The helper's Server in-process, on
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -72,3 +73,21 @@ def test_a_slowly_arriving_frame_is_acknowledged_as_it_comes(tmp_path: Path, mon
         seen = _frames(ours, "Pong")
     assert seen[-1] == (9, "Pong")
     assert (0, "Progress") in seen, seen
+
+
+def test_a_large_blob_read_into_a_buffer_is_exactly_its_bytes_and_the_next_frame_stays() -> None:
+    # A push's batch is read straight into a bytearray: in pieces as the socket gives
+    # them, what was already buffered first, nothing of the next frame taken.
+    ours, theirs = socket.socketpair()
+    blob = os.urandom(3 * 1024 * 1024 + 17)
+    sending = threading.Thread(target=ours.sendall, args=(b"HEAD" + blob + b"NEXT",))
+    sending.start()
+    reader = server.FrameReader(theirs.fileno())
+    assert reader.read_exact(4) == b"HEAD"
+    got = reader.read_exact(len(blob), writable=True)
+    assert isinstance(got, bytearray) and got == blob
+    assert reader.read_exact(4) == b"NEXT"
+    sending.join()
+    ours.close()
+    assert reader.read_exact(1, writable=True) is None  # the stream ended first
+    theirs.close()

@@ -100,3 +100,65 @@ def test_a_single_batch_that_fails_fails_the_push(handle: HostHandle, tmp_path: 
         with pytest.raises(InvalidRequest, match="no work dir to write to"):
             _push(handle, source, target)
     assert not target.exists()
+
+
+def _spy_on_parts(handle: HostHandle, monkeypatch: pytest.MonkeyPatch) -> list[list[bool]]:
+    """The compressed flags of each WriteFiles request's parts, in the order sent."""
+    sent: list[list[bool]] = []
+    real = handle.write_files
+
+    def write_files(request, blob):  # type: ignore[no-untyped-def]
+        sent.append([part[5] for part in request.parts])
+        return real(request, blob)
+
+    monkeypatch.setattr(handle, "write_files", write_files)
+    return sent
+
+
+@pytest.mark.parametrize("slow", [False, True])
+def test_the_first_batch_goes_as_it_is_and_the_others_as_the_link_asks(
+        handle: HostHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slow: bool) -> None:
+    # The first batch measures the link; every later one is packed only once that
+    # measurement is in (a socket pair is fast: nothing is compressed unless the threshold
+    # says any link is slow).
+    if slow:
+        monkeypatch.setattr("mngr.controller.link_rate.COMPRESS_BELOW", float("inf"))
+    source, target = tmp_path / "source", tmp_path / "target"
+    source.mkdir()
+    target.mkdir()
+    line = b"    return self.value.compresses(well, enough)\n"
+    for index in range(40):  # ten times the first batch, in text that compresses
+        (source / f"f{index}.py").write_bytes(line * (FIRST_BATCH_BYTES // 4 // len(line)))
+    sent = _spy_on_parts(handle, monkeypatch)
+    plan = _push(handle, source, target)
+    assert not plan.skipped and len(sent) >= 3
+    assert not any(sent[0])
+    assert all(all(flags) if slow else not any(flags) for flags in sent[1:])
+    assert _tree(target) == _tree(source)
+
+
+def test_a_file_is_read_with_the_stat_of_the_bytes_read_not_the_plan_s(tmp_path: Path) -> None:
+    import time
+
+    from mngr.remote_helper import files
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "grew").write_bytes(b"0123456789" * 3)
+    (root / "shrank").write_bytes(b"01")
+    (root / "same").write_bytes(b"same bytes")
+    time.sleep(2 * files.SETTLE_NS / 1e9)  # settled: each is read with one stat after the read
+
+    def parts(path: str, size: int, exact: bool = False) -> list[tuple[bytes, int, bool, int, int]]:
+        info = (root / path).stat()
+        entry = [path, "f", info.st_mode & 0o777, size, info.st_mtime_ns, ""]
+        with files.OpenDirs(str(root)) as dirs:
+            return list(sync._local_parts(str(root), entry, exact, dirs))
+
+    for path, planned_size in (("grew", 10), ("shrank", 5), ("same", 10)):
+        info = (root / path).stat()
+        assert parts(path, planned_size) == [((root / path).read_bytes(), 0, True, info.st_mode & 0o777,
+                                              info.st_mtime_ns)], path
+    assert parts("same", 10, exact=True)[0][0] == b"same bytes"
+    with pytest.raises(OSError, match=files.CHANGED_MEANWHILE):  # not the version the plan named
+        parts("grew", 10, exact=True)
