@@ -175,9 +175,11 @@ def _run_one(work: Callable[[T], R], item: T) -> tuple[R | None, str | None]:
 
 def per_agent(work: Callable[[LocatedAgent], R], agents: Sequence[LocatedAgent], *,
               host_timeout: Callable[[int], float | None], limit: int = MAX_PARALLEL,
-              interruption: Interruption | None = None) -> list[Outcome[LocatedAgent, R]]:
+              interruption: Interruption | None = None, first_alone: bool = True) -> list[Outcome[LocatedAgent, R]]:
     """``work(agent)`` for every agent, hosts in parallel and each host's agents in parallel
-    (after its first); the outcomes in the agents' order.
+    (after its first, with ``first_alone``: for work that may bring up what the host's
+    agents share; without it, work that runs for long, as a command, runs everywhere at
+    once); the outcomes in the agents' order.
 
     A host gets ``host_timeout(number of its agents)`` seconds for all of its agents (None:
     no limit beyond its requests' own); its agents not done by then are reported with the
@@ -213,8 +215,9 @@ def per_agent(work: Callable[[LocatedAgent], R], agents: Sequence[LocatedAgent],
                 ended[index] = (value, None)
             return value
 
-        inner = fan_out(tracked, indices[:1], item_timeout=None, interruption=interruption)
-        inner += fan_out(tracked, indices[1:], item_timeout=None, limit=limit, interruption=interruption)
+        alone = 1 if first_alone else 0
+        inner = fan_out(tracked, indices[:alone], item_timeout=None, interruption=interruption)
+        inner += fan_out(tracked, indices[alone:], item_timeout=None, limit=limit, interruption=interruption)
         with lock:
             if closed[0]:
                 return

@@ -51,8 +51,10 @@ def exec_command(app: App, request: ExecRequest) -> list[ExecResult]:
         # The command's own time, its reads' and a connection's: a host that stops
         # answering is given up on; with no --timeout only the requests' timeouts bound it.
         per_host = None if request.timeout is None else request.timeout + 2 * app.host_timeout
+        # Every agent's command at once (a command may run for long). Ctrl-C ends them as ssh
+        # ends its remote command: the helper kills a channel's commands when it closes.
         outcomes = per_agent(lambda agent: _run(agent, request), found.agents,
-                             host_timeout=lambda count: per_host)
+                             host_timeout=lambda count: per_host, first_alone=False)
     results = []
     for outcome in outcomes:
         agent = outcome.item

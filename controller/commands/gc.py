@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ..agent_lookup import fleet_listing
 from ..errors import MngrError
 from ..fanout import fan_out
+from ..fleet import HostFailure
 from ..hosts import HostHandle
 
 if TYPE_CHECKING:
@@ -35,16 +36,9 @@ class Leftover:
 
 
 @dataclass
-class HostProblem:
-    host: str
-    provider: str
-    error: str
-
-
-@dataclass
 class GcResult:
     leftovers: list[Leftover] = field(default_factory=list)
-    errors: list[HostProblem] = field(default_factory=list)
+    errors: list[HostFailure] = field(default_factory=list)
     hosts_cleaned: int = 0
 
 
@@ -63,7 +57,7 @@ def collect_garbage(app: App, request: GcRequest) -> GcResult:
                 extra = HostHandle(provider, host, app.host_timeout)
                 listing.handles.append(extra)
                 answered.append(extra)
-        result.errors += [HostProblem(error.host, error.provider, error.error) for error in listing.errors]
+        result.errors += list(listing.errors)
         # A connection's set-up and the request's own timeout (gc waits for the host's
         # operation lock, then walks mngr's own files: small).
         outcomes = fan_out(lambda handle: handle.collect_garbage(request.dry_run, request.min_age), answered,
@@ -71,7 +65,7 @@ def collect_garbage(app: App, request: GcRequest) -> GcResult:
         for outcome in outcomes:
             handle = outcome.item
             if outcome.value is None:
-                result.errors.append(HostProblem(handle.host, handle.provider_name, outcome.error or "failed"))
+                result.errors.append(HostFailure(handle.host, handle.provider_name, outcome.error or "failed"))
                 continue
             result.hosts_cleaned += 1
             result.leftovers += [Leftover(handle.host, handle.provider_name, kind, what)

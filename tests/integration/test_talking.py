@@ -233,6 +233,31 @@ def test_exec_timeout_kills_the_command(sandbox) -> None:
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), "the command to be killed")
 
 
+def test_ctrl_c_during_exec_ends_the_commands_on_every_agent(sandbox) -> None:
+    """As with ssh: Ctrl-C ends the commands running where the agents work, not only mngr's
+    wait for them; exit 130, one line, no traceback."""
+    import signal
+
+    pid_files = {name: sandbox.root / f"{name}.pid" for name in ("e1", "e2")}
+    for name in pid_files:
+        assert sandbox.mngr("create", name, "command", "--no-connect", "--", "sleep", "600").returncode == 0
+    process = subprocess.Popen(
+        [str(MNGR_BIN), "exec", "e1", "e2", f'echo $$ > {sandbox.root}/"$MNGR_AGENT_NAME".pid; exec sleep 300'],
+        env=sandbox.env, cwd=sandbox.work_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        pids = [int(wait_for(lambda path=path: path.exists() and path.read_text().strip(), f"{path.name}"))
+                for path in pid_files.values()]
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 130, (out, err)
+        assert err.strip() == "mngr: interrupted", err  # after the newline that ends the ^C line
+        for pid in pids:
+            wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists(), f"command {pid} to be ended")
+    finally:
+        process.kill()
+
+
 def test_exec_on_several_agents_as_json(sandbox) -> None:
     for name in ("a1", "a2"):
         assert sandbox.mngr("create", name, "command", "--no-connect", "--", "sleep", "600").returncode == 0
