@@ -81,5 +81,8 @@ def message(
         click.echo(f"sent message to {name} ({size} bytes)")
     for failed in result.failed:
         click.echo(f"mngr: error: message {failed.name}: {failed.error}", err=True)
+    if result.interrupted:  # who got it is printed above, who did not (or may not have) named
+        click.echo("mngr: interrupted", err=True)
+        sys.exit(130)
     if result.failed:
         sys.exit(1)

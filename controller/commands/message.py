@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import MngrError
-from ..fanout import MAX_PARALLEL, per_agent
+from ..fanout import MAX_PARALLEL, interruptible, per_agent
 from ..fleet import LocatedAgent
 from .agents import LIVE_STATES, Failed
 from .lookup import find_agents
@@ -31,6 +31,9 @@ class MessageRequest:
 class MessageResult:
     sent: list[str] = field(default_factory=list)  # the names of the agents that took it
     failed: list[Failed] = field(default_factory=list)
+    # By Ctrl-C: deliveries under way were waited for (a second Ctrl-C: not), none started
+    # after it; ``failed`` names each agent that did not get the message or may not have.
+    interrupted: bool = False
 
 
 def message(app: App, request: MessageRequest) -> MessageResult:
@@ -40,9 +43,11 @@ def message(app: App, request: MessageRequest) -> MessageResult:
         raise UsageError("the message is empty")
     result = MessageResult()
     per_message = 2 * app.host_timeout + request.ready_timeout + _CONFIRM_ALLOWANCE
-    with find_agents(app, request.names) as found:
+    with find_agents(app, request.names) as found, interruptible("the messages already under way") as interruption:
         outcomes = per_agent(lambda agent: _send_one(app, agent, request), found.agents,
-                             host_timeout=lambda count: per_message * -(-count // MAX_PARALLEL))
+                             host_timeout=lambda count: per_message * -(-count // MAX_PARALLEL),
+                             interruption=interruption)
+    result.interrupted = interruption.happened
     for outcome in outcomes:
         agent = outcome.item
         if outcome.ok:

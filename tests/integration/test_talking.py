@@ -113,6 +113,47 @@ def test_initial_message_timeout_leaves_the_agent_running(sandbox) -> None:
     assert sandbox.sessions() == ["mngr-slow"]
 
 
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_during_a_message_to_several_agents_reports_who_got_it(sandbox, presses: int) -> None:
+    """Two stopped agents that never show they are ready, messaged with --start: Ctrl-C
+    while the first is waited for. Once: that delivery is seen to its end (here its ready
+    timeout), the other is not started; twice: mngr stops waiting and says the first one's
+    outcome is unknown. Each agent named, exit 130, no traceback."""
+    import signal
+
+    config = sandbox.config_dir / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[agent_types.slowpoke]\ncommand = "sleep 600"\nready_pattern = "never shown"\n')
+    for name in ("s1", "s2"):
+        assert sandbox.mngr("create", name, "slowpoke", "--no-connect").returncode == 0
+    assert sandbox.mngr("stop", "s1", "s2").returncode == 0
+    ready_timeout = "2" if presses == 1 else "60"
+    process = subprocess.Popen([str(MNGR_BIN), "message", "s1", "s2", "hi", "--start", "--ready-timeout", ready_timeout],
+                               env=sandbox.env, cwd=sandbox.work_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        (first,) = wait_for(lambda: [s[len("mngr-"):] for s in sandbox.sessions()], "a delivery under way")
+        process.send_signal(signal.SIGINT)
+        assert process.stderr is not None
+        held = process.stderr.readline()
+        assert held == "mngr: finishing the messages already under way first (Ctrl-C again to stop waiting)\n", held
+        if presses == 2:
+            process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    other = "s2" if first == "s1" else "s1"
+    assert process.returncode == 130, (out, err)
+    assert "Traceback" not in err and err.endswith("mngr: interrupted\n"), err
+    assert out == ""
+    assert f"mngr: error: message {other}: not started: interrupted\n" in err, err
+    if presses == 1:
+        assert f"mngr: error: message {first}: " in err and "ready" in err, err
+    else:
+        assert f"mngr: error: message {first}: interrupted while under way: whether it was done is unknown\n" in err
+    assert sandbox.sessions() == [f"mngr-{first}"], "the other agent was never started"
+
+
 def test_transcript_is_what_the_agent_printed(sandbox) -> None:
     script = 'for i in 1 2 3 4 5; do printf "\\033[1;32mline %s\\033[0m\\r\\n" "$i"; done; printf "50%%\\r100%%\\n"; ' \
              'while IFS= read -r l; do echo "got $l"; done'
