@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -247,7 +248,9 @@ def test_migrate_to_the_host_it_is_on_is_refused(app: App) -> None:
     assert states(app)["settled"] in ("RUNNING", "WAITING")
 
 
-def test_migrate_moves_the_agent_and_plugins_hear_both_ends(sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def farhost(sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[App, Any]]:
+    """An App whose config names a real SSH host, ``farhost``, and that host."""
     from tests.integration.test_ssh import started_host
     from tests.sshd import unavailable_reason
 
@@ -259,73 +262,68 @@ def test_migrate_moves_the_agent_and_plugins_hear_both_ends(sandbox, monkeypatch
         sandbox.apply_env(monkeypatch)
         monkeypatch.setenv("MNGR_PROVIDERS__SSH__SSH_CONFIG", sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"])
         monkeypatch.chdir(sandbox.work_dir)
-        app = App()
-        (sandbox.work_dir / "notes.txt").write_text("moved\n")
-        make(app, "mover", labels={"team": "a"})
-        plugin = with_refuser(app, [], "-")
-        moved = copy.migrate(app, copy.MigrateRequest("mover", "farhost", copy.CopyTarget(provider="ssh")))
-        assert (moved.host, moved.provider, moved.info.labels) == ("farhost", "ssh", {"team": "a"})
-        assert plugin.heard == [("before_create", "mover"), ("before_destroy", "mover"), ("after_create", "mover"),
-                                ("after_destroy", "mover")]
-        with find_agents(app, ["mover"]) as found:
-            (agent,) = found.agents
-            assert (agent.host, agent.info.state in ("RUNNING", "WAITING")) == ("farhost", True)
-        assert Path(host.remote_host_dir, "work", "mover", "notes.txt").read_text() == "moved\n"
-        assert sandbox.sessions() == []
-        agents.destroy(app, agents.DestroyRequest(["mover"]))
+        yield App(), host
 
 
-def test_a_migrate_whose_copy_fails_its_check_was_never_a_create(sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_migrate_moves_the_agent_and_plugins_hear_both_ends(sandbox, farhost: tuple[App, Any]) -> None:
+    app, host = farhost
+    (sandbox.work_dir / "notes.txt").write_text("moved\n")
+    make(app, "mover", labels={"team": "a"})
+    plugin = with_refuser(app, [], "-")
+    moved = copy.migrate(app, copy.MigrateRequest("mover", "farhost", copy.CopyTarget(provider="ssh")))
+    assert (moved.host, moved.provider, moved.info.labels) == ("farhost", "ssh", {"team": "a"})
+    assert plugin.heard == [("before_create", "mover"), ("before_destroy", "mover"), ("after_create", "mover"),
+                            ("after_destroy", "mover")]
+    with find_agents(app, ["mover"]) as found:
+        (agent,) = found.agents
+        assert (agent.host, agent.info.state in ("RUNNING", "WAITING")) == ("farhost", True)
+    assert Path(host.remote_host_dir, "work", "mover", "notes.txt").read_text() == "moved\n"
+    assert sandbox.sessions() == []
+    agents.destroy(app, agents.DestroyRequest(["mover"]))
+
+
+def test_a_migrate_whose_copy_fails_its_check_was_never_a_create(sandbox, farhost: tuple[App, Any],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """after_create comes only once the copy was checked: a copy that does not match (the
     original's work dir changed under it, at the moment of the check) is removed, and the
     plugins heard of no agent made or destroyed."""
     from mngr.controller import sync
-    from tests.integration.test_ssh import started_host
-    from tests.sshd import unavailable_reason
 
-    if unavailable_reason():
-        pytest.skip(unavailable_reason() or "")
-    with started_host(sandbox, "farhost") as host:
-        sandbox.config_dir.mkdir(parents=True)
-        (sandbox.config_dir / "config.toml").write_text("[hosts.farhost]\n")
-        sandbox.apply_env(monkeypatch)
-        monkeypatch.setenv("MNGR_PROVIDERS__SSH__SSH_CONFIG", sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"])
-        monkeypatch.chdir(sandbox.work_dir)
-        app = App()
-        (sandbox.work_dir / "notes.txt").write_text("before\n")
-        make(app, "mover")
-        plugin = with_refuser(app, [], "-")
-        heard_at_check: list[list[tuple[str, str]]] = []
-        real_check = sync.same_tree
+    app, host = farhost
+    (sandbox.work_dir / "notes.txt").write_text("before\n")
+    make(app, "mover")
+    plugin = with_refuser(app, [], "-")
+    heard_at_check: list[list[tuple[str, str]]] = []
+    real_check = sync.same_tree
 
-        def changed_under_the_check(*args):  # type: ignore[no-untyped-def]
-            heard_at_check.append(list(plugin.heard))
-            (sandbox.work_dir / "notes.txt").write_text("changed while it was copied\n")
-            return real_check(*args)
+    def changed_under_the_check(*args):  # type: ignore[no-untyped-def]
+        heard_at_check.append(list(plugin.heard))
+        (sandbox.work_dir / "notes.txt").write_text("changed while it was copied\n")
+        return real_check(*args)
 
-        monkeypatch.setattr(sync, "same_tree", changed_under_the_check)
-        with pytest.raises(MngrError, match="the copy of mover on farhost does not match the original"):
-            copy.migrate(app, copy.MigrateRequest("mover", "farhost", copy.CopyTarget(provider="ssh")))
-        assert heard_at_check == [[("before_create", "mover"), ("before_destroy", "mover")]]
-        assert plugin.heard == [("before_create", "mover"), ("before_destroy", "mover")]
-        with find_agents(app, ["mover"]) as found:
-            (agent,) = found.agents
-            assert (agent.host, agent.info.state in ("RUNNING", "WAITING")) == ("local", True)
-        assert not Path(host.remote_host_dir, "work", "mover").exists()
-        assert not (sandbox.state_dir / "ssh_hosts.json").exists() or \
-            "farhost" not in json.loads((sandbox.state_dir / "ssh_hosts.json").read_text())
-
-        heard_at_check.clear()
-
-        def only_watching(*args):  # type: ignore[no-untyped-def]
-            heard_at_check.append(list(plugin.heard))
-            return real_check(*args)
-
-        monkeypatch.setattr(sync, "same_tree", only_watching)
+    monkeypatch.setattr(sync, "same_tree", changed_under_the_check)
+    with pytest.raises(MngrError, match="the copy of mover on farhost does not match the original"):
         copy.migrate(app, copy.MigrateRequest("mover", "farhost", copy.CopyTarget(provider="ssh")))
-        assert heard_at_check == [[("before_create", "mover"), ("before_destroy", "mover")] * 2]
-        assert plugin.heard[-2:] == [("after_create", "mover"), ("after_destroy", "mover")]
-        agents.destroy(app, agents.DestroyRequest(["mover"]))
+    assert heard_at_check == [[("before_create", "mover"), ("before_destroy", "mover")]]
+    assert plugin.heard == [("before_create", "mover"), ("before_destroy", "mover")]
+    with find_agents(app, ["mover"]) as found:
+        (agent,) = found.agents
+        assert (agent.host, agent.info.state in ("RUNNING", "WAITING")) == ("local", True)
+    assert not Path(host.remote_host_dir, "work", "mover").exists()
+    assert not (sandbox.state_dir / "ssh_hosts.json").exists() or \
+        "farhost" not in json.loads((sandbox.state_dir / "ssh_hosts.json").read_text())
+
+    heard_at_check.clear()
+
+    def only_watching(*args):  # type: ignore[no-untyped-def]
+        heard_at_check.append(list(plugin.heard))
+        return real_check(*args)
+
+    monkeypatch.setattr(sync, "same_tree", only_watching)
+    copy.migrate(app, copy.MigrateRequest("mover", "farhost", copy.CopyTarget(provider="ssh")))
+    assert heard_at_check == [[("before_create", "mover"), ("before_destroy", "mover")] * 2]
+    assert plugin.heard[-2:] == [("after_create", "mover"), ("after_destroy", "mover")]
+    agents.destroy(app, agents.DestroyRequest(["mover"]))
 
 
 # -- message and exec ------------------------------------------------------------------
