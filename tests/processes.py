@@ -24,3 +24,11 @@ def pids_where(matches: Callable[[list[bytes], bytes], bool]) -> list[int]:
         if matches(environ, command_line):
             pids.append(int(entry))
     return pids
+
+
+def state_of(pid: int) -> str:
+    """The process's state letter from /proc (R, S, T, Z, ...), or "gone"."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return "gone"

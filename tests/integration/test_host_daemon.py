@@ -16,6 +16,7 @@ from mngr.controller.errors import ChannelClosed
 from mngr.controller.hosts import HostHandle
 from mngr.providers.local import LocalProvider
 from tests.conftest import failure_when_cut, wait_for
+from tests.processes import state_of
 
 
 @pytest.fixture
@@ -60,13 +61,6 @@ def test_daemon_killed_mid_request_then_the_next_command_falls_back(sandbox, loc
     wait_for(lambda: _helper_pid(local) == (new_pid, True), "the new daemon to answer")
 
 
-def _state_of(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return "gone"
-
-
 def test_a_stopped_daemon_is_replaced_and_its_agents_still_listed(sandbox, local: LocalProvider) -> None:
     assert sandbox.mngr("create", "held", "command", "--no-connect", "--", "sleep", "600").returncode == 0
     (daemon_pid,) = wait_for(sandbox.daemon_pids, "the host daemon")
@@ -77,13 +71,13 @@ def test_a_stopped_daemon_is_replaced_and_its_agents_still_listed(sandbox, local
         assert listed.returncode == 0, listed.stderr
         assert listed.stdout == "held RUNNING\n"
         # The fresh helper that answered ended the stopped daemon and started another.
-        wait_for(lambda: _state_of(daemon_pid) in ("gone", "Z"), "the stopped daemon to be ended")
+        wait_for(lambda: state_of(daemon_pid) in ("gone", "Z"), "the stopped daemon to be ended")
         new_pid = wait_for(lambda: [p for p in sandbox.daemon_pids() if p != daemon_pid], "a new daemon")[0]
         wait_for(lambda: _helper_pid(local) == (new_pid, True), "the new daemon to answer")
         stopped = sandbox.mngr("stop", "held")
         assert stopped.returncode == 0, stopped.stderr
     finally:
-        if _state_of(daemon_pid) not in ("gone", "Z"):
+        if state_of(daemon_pid) not in ("gone", "Z"):
             os.kill(daemon_pid, signal.SIGKILL)
 
 

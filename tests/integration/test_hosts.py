@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import wait_for
 from tests.integration.test_agent_lookup import _kill_host
 from tests.integration.test_ssh import started_host
+from tests.processes import state_of
 from tests.sshd import SshHost, _free_port, unavailable_reason
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
@@ -51,13 +52,6 @@ def _daemon_pid(host: SshHost) -> int:
     pids = host.remote_processes(b"mngr_remote_helper.daemon")
     assert len(pids) == 1, pids
     return pids[0]
-
-
-def _state_of(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return "gone"
 
 
 def test_a_failed_create_on_a_new_host_leaves_it_unremembered(sandbox, box: SshHost) -> None:
@@ -171,7 +165,7 @@ def test_a_stopped_host_daemon_is_replaced_and_its_agents_listed(sandbox, box: S
         listed = sandbox.mngr("list", "--format", "{name} {host} {state}")
         assert listed.returncode == 0, listed.stderr
         assert listed.stdout == "far box RUNNING\n"
-        wait_for(lambda: _state_of(stopped) in ("gone", "Z"), "the stopped daemon to be ended")
+        wait_for(lambda: state_of(stopped) in ("gone", "Z"), "the stopped daemon to be ended")
         wait_for(lambda: [pid for pid in box.remote_processes(b"mngr_remote_helper.daemon") if pid != stopped],
                  "a new daemon")
         assert sandbox.mngr("stop", "far").returncode == 0
