@@ -184,6 +184,7 @@ class HostHandle:
         env: Mapping[str, str],
         labels: Mapping[str, str],
         interaction: dict[str, Any] | None = None,
+        path_dirs: list[str] | None = None,
     ) -> protocol.AgentInfo:
         request = protocol.CreateAgent(
             name=name,
@@ -196,12 +197,22 @@ class HostHandle:
             base_env=self._base_env(),
             umask=self._umask(),
             interaction=interaction,
+            path_dirs=list(path_dirs or []),
         )
         created = self._call(request, protocol.AgentReply, timeout=self.timeout).agent
         from . import host_registry
 
         host_registry.seen(self.provider_name, self.host)  # a dropped host is back
         return created
+
+    def ensure_cli(self, request: protocol.EnsureCli) -> protocol.CliPlace:
+        return self._call(request, protocol.CliPlace, timeout=self.timeout)
+
+    def put_cli_part(self, request: protocol.PutCliPart, blob: bytes) -> None:
+        self._call_with_blob(request, protocol.Done, blob, timeout=self.timeout)
+
+    def finish_cli(self, request: protocol.FinishCli) -> None:
+        self._call(request, protocol.Done, timeout=self.timeout)
 
     def stop_agent(self, name: str, grace: float = 2.0) -> protocol.AgentInfo:
         # The grace and the SIGKILL wait after it come on top of the host's timeout.

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from . import agent_records, conversation, processes, state, tmux, trust
+from . import agent_records, cli_bundles, conversation, processes, state, tmux, trust
 from .wire import RequestFailed
 
 OUTPUT_LOG = "output.log"
@@ -221,6 +221,7 @@ def _agent_env(agent_id, name, extra_env, base_env=None):
 
 def _launch(agent_id, record, extra_env, base_env, umask, command):
     env = _agent_env(agent_id, record["name"], extra_env, base_env)
+    env["PATH"] = cli_bundles.prefixed_path(record.get("path_dirs"), env.get("PATH"))
     _check_binary(record.get("binary"), env)
     if not os.path.isdir(record["work_dir"]):
         raise RequestFailed("invalid", "work dir %s does not exist on this host" % record["work_dir"])
@@ -268,7 +269,9 @@ def create_agent(request):
         # tmux would start the agent wherever it could instead, silently.
         raise RequestFailed("invalid", "work dir %s cannot be entered and read by user %s on this host"
                             % (work_dir, _user_name()))
-    _check_binary(request["binary"], _agent_env("", name, request["env"], request["base_env"]))
+    env = _agent_env("", name, request["env"], request["base_env"])
+    env["PATH"] = cli_bundles.prefixed_path(request.get("path_dirs"), env.get("PATH"))
+    _check_binary(request["binary"], env)
     session = tmux.session_name(name)
     with state.named_lock("agent-" + name):
         if agent_records.find(name)[1] is not None:
@@ -296,6 +299,8 @@ def create_agent(request):
         }
         if isinstance(request.get("interaction"), dict):
             record["interaction"] = request["interaction"]
+        if request.get("path_dirs"):
+            record["path_dirs"] = [str(directory) for directory in request["path_dirs"]]
         try:
             state.atomic_write_json(os.path.join(directory, "env.json"), request["env"])
             state.atomic_write_json(os.path.join(directory, "record.json"), record)

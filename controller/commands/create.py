@@ -167,6 +167,14 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                 env = {**spec.get("env", {}), **env}
                 labels = {**spec.get("labels", {}), **labels}
             try:
+                from ..cli_supply import provide_for_agent
+
+                path_dirs = provide_for_agent(handle, app.registry.agent_types.get(type_name), binary)
+            except BaseException:
+                if made_dir and native_snapshot is None:
+                    handle.prepare_work_dir(name, directory, remove=True)
+                raise
+            try:
                 with deferred_interrupt(f"the create of agent {name!r} on {host_name!r}") as interrupt:
                     info = handle.create_agent(
                         name=name,
@@ -177,6 +185,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                         env=env,
                         labels=labels,
                         interaction=interaction_for(app.registry.agent_types, type_name, launch, trusted),
+                        path_dirs=path_dirs,
                     )
             except KeyboardInterrupt:
                 # A second Ctrl-C while the request was out: whether the agent exists is unknown.
