@@ -82,6 +82,8 @@ def ensure(fields):
     if bundle is None:
         raise RequestFailed("unsupported_machine", "this host is %s and the local %s install has a binary for %s only"
                             % (here, program, ", ".join(sorted(fields["bundles"])) or "no machine"))
+    if not isinstance(bundle, list) or len(bundle) != 3 or not isinstance(bundle[2], list):
+        raise RequestFailed("invalid", "a bundle is [key, size, dirs], not %r" % (bundle,))
     key, size, dirs = str(bundle[0]), int(bundle[1]), [str(d) for d in bundle[2]]
     _check_key(key)
     for directory in dirs:
@@ -261,10 +263,10 @@ def _check_program(program):
 
 
 def _check_relative(relative):
+    """``relative`` normalised, if it stays inside the bundle ("." is the bundle itself)."""
     normal = os.path.normpath(relative or "")
-    if os.path.isabs(normal) or normal == ".." or normal.startswith("../") or normal in ("", "."):
-        if normal != "." or relative not in (".", "./"):
-            raise RequestFailed("invalid", "invalid path in a bundle: %r" % relative)
+    if not relative or os.path.isabs(normal) or normal == ".." or normal.startswith("../"):
+        raise RequestFailed("invalid", "invalid path in a bundle: %r" % relative)
     return normal
 
 

@@ -535,7 +535,7 @@ class EnsureCli(msgspec.Struct, tag=True, kw_only=True):
     program: str
     version: str
     mode: str = "auto"
-    bundles: dict[str, list[Any]] = {}
+    bundles: dict[str, Any] = {}
 
 
 class PutCliPart(msgspec.Struct, tag=True, kw_only=True):
