@@ -102,6 +102,12 @@ class Interaction:
         return kept
 
 
+# How mngr gets an agent type's CLI onto a remote host (controller/cli_supply.py): "auto"
+# the host's own if at least the user's version, else a copy of the user's; "copy" always
+# the user's; "host" never provided (the host's own PATH decides).
+CLI_MODES = ("auto", "copy", "host")
+
+
 @dataclass(frozen=True)
 class AgentType:
     name: str
@@ -299,8 +305,6 @@ def from_config(name: str, section: Any, known: Mapping[str, AgentType] | None =
         raise ConfigError(f"agent_types.{name}.ready_quiet_seconds must be a number")
     if like is not None and like not in known:
         raise ConfigError(f"agent_types.{name}.like: unknown agent type {like!r} (known: {', '.join(sorted(known))})")
-    from .cli_supply import CLI_MODES
-
     cli = section.get("cli", "auto")
     if cli not in CLI_MODES:
         raise ConfigError(f"agent_types.{name}.cli must be one of {', '.join(CLI_MODES)}, not {cli!r}")

@@ -24,12 +24,11 @@ from pathlib import Path
 
 from mngr.remote_helper.cli_bundles import manifest_key, version_numbers
 
-from .agent_types import AgentType
+from .agent_types import CLI_MODES, AgentType
 from .channel import protocol
 from .errors import MngrError, RemoteError
 from .hosts import HostHandle
 
-CLI_MODES = ("auto", "copy", "host")
 PART_BYTES = 8 * 1024 * 1024
 PARTS_IN_FLIGHT = 4
 HASHES_FILE = "agent-cli-hashes.json"

@@ -229,3 +229,26 @@ def test_a_copy_cut_off_by_kill_leaves_nothing_partial_and_the_next_create_finis
     [bundle] = _bundles(cli_host)
     assert _sha256(bundle / "claude") == _sha256(CLAUDE_BINARY)
     _host_has_no_partial_file(cli_host)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_host_without_room_for_the_cli_fails_the_create_in_one_line_and_keeps_nothing(
+    sandbox, cli_host: CliHost
+) -> None:
+    host_dir = cli_host.remote_host_dir
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=96m,mode=0700,uid={cli_host.user.pw_uid},"
+                    f"gid={cli_host.user.pw_gid}", "tmpfs", str(host_dir)], check=True)
+    try:
+        refused = _create(sandbox, cli_host, "c1", "claude")
+        assert refused.returncode == 1
+        assert refused.stderr.count("\n") == 1, refused.stderr
+        assert "cannot provide claude on host 'clihost'" in refused.stderr and "MB are free" in refused.stderr
+        assert json.loads(sandbox.mngr("list", "--format", "json").stdout)["agents"] == []
+        assert not list(host_dir.glob("agents/*")) and not (host_dir / "work" / "c1").exists()
+        assert _bundles(cli_host) == [] and not list((host_dir / "clis").glob(".parts/*"))
+    finally:
+        sandbox.stop_daemons()
+        for pid in cli_host.remote_processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        subprocess.run(["umount", "-l", str(host_dir)], check=False)
