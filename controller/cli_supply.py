@@ -125,6 +125,10 @@ def ensure_cli(handle: HostHandle, program: str, mode: str, dry_run: bool = Fals
     request = protocol.EnsureCli(program=program, version=version, mode=mode,
                                  bundles={machine: [b.key, b.size, list(b.path_dirs)] for machine, b in bundles.items()})
     place = _ask(handle, program, lambda: handle.ensure_cli(request))
+    if not place.source and place.shared_dir and not dry_run:
+        # The host sees this machine's bundles (a container on a local engine): put it there.
+        keep_shared(bundles[place.machine])
+        place = _ask(handle, program, lambda: handle.ensure_cli(request))
     supply = Supply(program, mode, place.source or "copy", list(place.dirs), version, place.host_version, place.machine)
     if place.source:
         return supply
@@ -161,6 +165,42 @@ def _send(handle: HostHandle, bundle: Bundle, upload: str) -> None:
     finish = protocol.FinishCli(key=bundle.key, upload=upload, program=bundle.program, version=bundle.version,
                                 entry=bundle.entry, files=[f.wire() for f in bundle.files])
     _ask(handle, bundle.program, lambda: handle.finish_cli(finish))
+
+
+def keep_shared(bundle: Bundle) -> Path:
+    """The bundle under its key in this machine's shared dir (paths.agent_clis_dir), its
+    files hard links to the user's install where the file system allows (else copies),
+    made aside and renamed into place whole."""
+    import uuid
+
+    from .paths import agent_clis_dir
+
+    shared = Path(agent_clis_dir())
+    shared.mkdir(parents=True, exist_ok=True)
+    shared.chmod(0o755)  # the mount's root: whoever a container runs as enters it
+    root = shared / bundle.key
+    if root.is_dir():
+        return root
+    aside = shared / ".parts" / f"{bundle.key}-{uuid.uuid4().hex[:16]}"
+    try:
+        for bundle_file in bundle.files:
+            target = aside / bundle_file.relative
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            try:
+                os.link(bundle_file.source, target)
+            except OSError:
+                shutil.copyfile(bundle_file.source, target)
+                target.chmod(bundle_file.mode)
+        for directory in [aside, *(p for p in aside.rglob("*") if p.is_dir())]:
+            directory.chmod(0o755)  # whoever a container runs as reads it
+        try:
+            aside.rename(root)
+        except OSError:
+            if not root.is_dir():
+                raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+    return root
 
 
 def _parts(bundle: Bundle) -> Iterator[tuple[BundleFile, int, bytes]]:

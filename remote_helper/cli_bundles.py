@@ -22,6 +22,9 @@ from . import state
 from .wire import RequestFailed
 
 CLIS = "clis"
+# A read-only dir of bundles the controller's machine keeps (a container on a local engine
+# has its user's mounted): one found there needs no copy.
+SHARED_ENV = "MNGR_SHARED_CLIS_DIR"
 PARTS = ".parts"
 STALE_PART_SECONDS = 120.0
 VERSION_TIMEOUT_SECONDS = 30.0
@@ -62,13 +65,15 @@ def ensure(fields):
 
     ``bundles`` maps a machine to [key, total size, path dirs relative to the bundle]. Under
     mode ``auto`` a CLI of the host's own on PATH is used when its version is at least
-    ``version``. The reply's ``source`` is "host", "cache" (a bundle landed earlier) or ""
-    (send it under ``upload``).
+    ``version``. The reply's ``source`` is "host", "cache" (a bundle landed earlier, or in
+    the shared dir) or "" (send it under ``upload``; or, with a ``shared_dir``, have the
+    controller put it in its side of that dir and ask again).
     """
     program = fields["program"]
     _check_program(program)
     here = machine()
-    reply = {"machine": here, "source": "", "dirs": [], "host_version": "", "key": "", "upload": ""}
+    reply = {"machine": here, "source": "", "dirs": [], "host_version": "", "key": "", "upload": "",
+             "shared_dir": ""}
     _drop_stale_parts()
     if fields["mode"] == "auto":
         own = _on_path(program, os.environ.get("PATH", os.defpath))
@@ -88,12 +93,15 @@ def ensure(fields):
     _check_key(key)
     for directory in dirs:
         _check_relative(directory)
-    root = os.path.join(clis_dir(), key)
     reply["key"] = key
-    reply["dirs"] = [os.path.normpath(os.path.join(root, d)) for d in dirs]
-    if os.path.isdir(root):
-        reply["source"] = "cache"
-        return reply
+    shared = os.environ.get(SHARED_ENV, "")
+    reply["shared_dir"] = shared if shared and os.path.isdir(shared) else ""
+    for keeper in ([reply["shared_dir"]] if reply["shared_dir"] else []) + [clis_dir()]:
+        root = os.path.join(keeper, key)
+        if os.path.isdir(root):
+            reply["source"] = "cache"
+            reply["dirs"] = [os.path.normpath(os.path.join(root, d)) for d in dirs]
+            return reply
     parts = state.ensure_dir(os.path.join(clis_dir(), PARTS))
     stats = os.statvfs(parts)
     free = stats.f_bavail * stats.f_frsize

@@ -201,7 +201,8 @@ MESSAGES = {
     },
     "Captured": {},
     "CliPlace": {"machine": ("str", REQUIRED), "source": ("str", ""), "dirs": ("list", []),
-                 "host_version": ("str", ""), "key": ("str", ""), "upload": ("str", "")},
+                 "host_version": ("str", ""), "key": ("str", ""), "upload": ("str", ""),
+                 "shared_dir": ("str", "")},
     "OutputChunk": {
         "path": ("str", REQUIRED),
         "start": ("int", REQUIRED),

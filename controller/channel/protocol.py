@@ -569,6 +569,9 @@ class CliPlace(msgspec.Struct, tag=True, kw_only=True):
     host_version: str = ""
     key: str = ""
     upload: str = ""
+    # The host sees a read-only dir of the controller's own bundles (a container on a local
+    # engine): a bundle put there is found without a copy.
+    shared_dir: str = ""
 
 
 class Garbage(msgspec.Struct, tag=True, kw_only=True):
