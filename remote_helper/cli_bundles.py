@@ -102,6 +102,8 @@ def ensure(fields):
             reply["source"] = "cache"
             reply["dirs"] = [os.path.normpath(os.path.join(root, d)) for d in dirs]
             return reply
+    # Where it will be once sent.
+    reply["dirs"] = [os.path.normpath(os.path.join(clis_dir(), key, d)) for d in dirs]
     parts = state.ensure_dir(os.path.join(clis_dir(), PARTS))
     stats = os.statvfs(parts)
     free = stats.f_bavail * stats.f_frsize

@@ -100,6 +100,7 @@ def _stage(claimed: bytes, sent: bytes) -> tuple[str, str, list[list[object]]]:
     place = cli_bundles.ensure({"program": "tool", "version": "1.2.3", "mode": "copy",
                                 "bundles": {cli_bundles.machine(): [key, len(claimed), ["bin"]]}})
     assert place["source"] == "" and place["upload"]
+    assert place["dirs"] == [os.path.join(cli_bundles.clis_dir(), key, "bin")]  # where it will be
     half = len(sent) // 2  # the parts arrive in any order
     cli_bundles.put_part({"key": key, "upload": place["upload"], "path": "bin/tool", "offset": half}, sent[half:])
     cli_bundles.put_part({"key": key, "upload": place["upload"], "path": "bin/tool", "offset": 0}, sent[:half])
