@@ -12,8 +12,9 @@ fresh   `mngr create fN claude --in ssh --host hN --no-connect --env ...` on the
         which is when claude shows its input box.
 has-it  the same for a second agent on that host: nothing is copied (checked: the landed
         file keeps its inode and mtime).
-scp     `scp` of the same binary to the host, over a ControlMaster of its own opened
-        beforehand (untimed): the copy alone, as a user would do it.
+scp     `scp -O` of the same binary to the host, over a ControlMaster of its own opened
+        beforehand (untimed): the copy alone, as a user would do it (-O: the test sshd has
+        no sftp subsystem).
 by hand `ssh hN 'tmux new-session -d ... claude'` with the scp'd binary, then `ssh hN tmux
         capture-pane` until the input box shows (same master): starting claude over plain
         ssh once it is there.
@@ -119,7 +120,7 @@ def one_round(box: Sandbox, host, index: int, standin, binary: Path, agent_clis)
     try:
         target = f"{hand_dir}/claude"
         start = time.perf_counter()
-        subprocess.run(["scp", "-q", *ssh, str(binary), f"{host.alias}:{target}"], check=True)
+        subprocess.run(["scp", "-q", "-O", *ssh, str(binary), f"{host.alias}:{target}"], check=True)
         times["scp"] = time.perf_counter() - start
         variables = " ".join(f"{key}={value}" for key, value in env.items())
         start = time.perf_counter()
