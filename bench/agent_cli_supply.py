@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import MNGR, REPO, Sandbox, compile_bytecode, header, median
+from _common import REPO, Sandbox, compile_bytecode, header, median
 
 ROUNDS = 5
 WARMUP = 1

@@ -84,7 +84,7 @@ def test_the_cli_setting_per_agent_type() -> None:
     mine = from_config("mine", {"command": "codex -m o3", "like": "codex", "cli": "host"}, TYPES)
     assert (mine.cli_program, mine.cli) == ("codex", "host")
     assert from_config("bot", {"command": "bot"}, TYPES).cli_program == ""
-    with pytest.raises(ConfigError, match="agent_types.claude.cli must be one of auto, copy, host"):
+    with pytest.raises(ConfigError, match=r"agent_types\.claude\.cli must be one of auto, copy, host"):
         from_config("claude", {"cli": "sometimes"}, TYPES)
     with pytest.raises(ConfigError, match="command must be a non-empty string"):
         from_config("bot", {"cli": "copy"}, TYPES)
