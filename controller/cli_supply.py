@@ -5,7 +5,7 @@ The claude and codex npm packages ship self-contained native binaries (claude's
 therefore all a Linux host needs. ``ensure_cli`` asks the host's helper where the CLI is
 (remote_helper/cli_bundles.py): the host's own when it is recent enough (mode ``auto``), a
 bundle landed earlier, or else it sends the bundle for the host's machine, part by part with
-a few parts in flight (memory stays at PARTS_IN_FLIGHT * PART_BYTES), and the helper checks
+a few parts in flight (memory stays under (PARTS_IN_FLIGHT + 1) * PART_BYTES), and the helper checks
 every file's hash before putting the bundle in place. The agent then gets the bundle's
 dirs first on its PATH (CreateAgent.path_dirs). docs/concepts/agent-clis-on-hosts.md.
 """

@@ -252,3 +252,30 @@ def test_a_host_without_room_for_the_cli_fails_the_create_in_one_line_and_keeps_
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         subprocess.run(["umount", "-l", str(host_dir)], check=False)
+
+
+def test_a_dry_run_says_what_would_be_copied_and_copies_nothing(sandbox, cli_host: CliHost,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # The entry point a later `mngr provision --dry-run` uses, in-process on the real host.
+    from mngr.controller.cli_supply import ensure_cli
+    from mngr.controller.hosts import HostHandle
+    from mngr.providers.ssh import SshProvider
+
+    sandbox.apply_env(monkeypatch)
+    monkeypatch.setenv("PATH", sandbox.env["PATH"])
+    provider = SshProvider({"ssh_config": sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"]})
+    with HostHandle(provider, cli_host.alias, timeout=60) as handle:
+        handle.connect()
+        sent_before = handle.wire_bytes()[0]
+        plan = ensure_cli(handle, "claude", "auto", dry_run=True)
+        assert (plan.source, plan.version, plan.machine) == ("copy", CLAUDE_VERSION, os.uname().machine)
+        assert plan.bytes_to_send == CLAUDE_BINARY.stat().st_size
+        assert plan.describe() == f"claude {CLAUDE_VERSION}: copy {CLAUDE_BINARY.stat().st_size >> 20} MB for {plan.machine}"
+        assert handle.wire_bytes()[0] - sent_before < 64 * 1024 and _bundles(cli_host) == []
+        done = ensure_cli(handle, "claude", "auto")
+        assert done.source == "copy" and handle.wire_bytes()[0] - sent_before > plan.bytes_to_send
+        [bundle] = _bundles(cli_host)
+        assert done.path_dirs == [str(bundle)]
+        again = ensure_cli(handle, "claude", "auto", dry_run=True)
+        assert (again.source, again.path_dirs, again.bytes_to_send) == ("cache", [str(bundle)], 0)
+        assert ensure_cli(handle, "claude", "host").source == "none"
