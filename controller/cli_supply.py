@@ -17,10 +17,11 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from mngr.remote_helper.cli_bundles import manifest_key, version_numbers
 
@@ -32,6 +33,7 @@ from .hosts import HostHandle
 PART_BYTES = 8 * 1024 * 1024
 PARTS_IN_FLIGHT = 4
 HASHES_FILE = "agent-cli-hashes.json"
+_Reply = TypeVar("_Reply")
 
 _ELF_MACHINES = {0x3E: "x86_64", 0xB7: "aarch64"}
 _NPM_ARCH = {"x86_64": "x64", "aarch64": "arm64"}
@@ -140,7 +142,8 @@ def ensure_cli(handle: HostHandle, program: str, mode: str, dry_run: bool = Fals
     return supply
 
 
-def _ask(handle: HostHandle, program: str, call):  # type: ignore[no-untyped-def]
+def _ask(handle: HostHandle, program: str, call: Callable[[], _Reply]) -> _Reply:
+    """``call()``, a refusal by the host's helper said as what it means for the create."""
     try:
         return call()
     except RemoteError as exc:
