@@ -184,6 +184,7 @@ class HostHandle:
         env: Mapping[str, str],
         labels: Mapping[str, str],
         interaction: dict[str, Any] | None = None,
+        agent_config: dict[str, Any] | None = None,
     ) -> protocol.AgentInfo:
         request = protocol.CreateAgent(
             name=name,
@@ -196,6 +197,7 @@ class HostHandle:
             base_env=self._base_env(),
             umask=self._umask(),
             interaction=interaction,
+            agent_config=agent_config,
         )
         created = self._call(request, protocol.AgentReply, timeout=self.timeout).agent
         from . import host_registry
@@ -210,6 +212,11 @@ class HostHandle:
     def start_agent(self, name: str) -> protocol.AgentInfo:
         request = protocol.StartAgent(name, base_env=self._base_env(), umask=self._umask())
         return self._call(request, protocol.AgentReply, timeout=self.timeout).agent
+
+    def agents_get_users_environment(self) -> bool:
+        """Whether agents here start from the user's own environment (and so see the user's
+        own CLI config), as on the local host."""
+        return self._base_env() is not None
 
     def _base_env(self) -> dict[str, str] | None:
         """The environment agents start from: the provider's choice, or (None) the helper's."""

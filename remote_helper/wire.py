@@ -41,6 +41,7 @@ MESSAGES = {
         "base_env": ("map?", None),
         "umask": ("int?", None),
         "interaction": ("object?", None),
+        "agent_config": ("object?", None),
     },
     "StopAgent": {"name": ("str", REQUIRED), "grace": ("float", 2.0)},
     "StartAgent": {"name": ("str", REQUIRED), "base_env": ("map?", None), "umask": ("int?", None)},

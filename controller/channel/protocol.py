@@ -90,6 +90,10 @@ class CreateAgent(msgspec.Struct, tag=True, kw_only=True):
     # How the helper talks to this agent type (see controller/agent_types.py Interaction.wire);
     # None: type the text and press Enter, as for any command.
     interaction: dict[str, Any] | None = None
+    # A config dir of the agent CLI's own, made in the agent's dir (controller/agent_config.py
+    # AgentConfigPlan.wire): {"dir", "env_var", "files": {name: text}, "env": {KEY: value}}.
+    # The files are written 0600; None: the agent uses the CLI config it finds on the host.
+    agent_config: dict[str, Any] | None = None
 
 
 class StopAgent(msgspec.Struct, tag=True):

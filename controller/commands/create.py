@@ -166,6 +166,12 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                     if type_name in app.registry.agent_types else Launch(spec["command"])
                 env = {**spec.get("env", {}), **env}
                 labels = {**spec.get("labels", {}), **labels}
+            from ..agent_config import for_agent
+
+            own_config = for_agent(app.config, app.registry.agent_types.get(type_name), handle)
+            if own_config is not None and request.trust_work_dir is None:
+                # Its config is its own: trusting the work dir it was made for opens no other.
+                trusted = app.config.get("trust_work_dirs") != "never"
             try:
                 with deferred_interrupt(f"the create of agent {name!r} on {host_name!r}") as interrupt:
                     info = handle.create_agent(
@@ -177,6 +183,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                         env=env,
                         labels=labels,
                         interaction=interaction_for(app.registry.agent_types, type_name, launch, trusted),
+                        agent_config=own_config.wire() if own_config is not None else None,
                     )
             except KeyboardInterrupt:
                 # A second Ctrl-C while the request was out: whether the agent exists is unknown.

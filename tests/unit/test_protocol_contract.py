@@ -32,6 +32,8 @@ SAMPLES: dict[str, msgspec.Struct] = {
         name="demo", agent_type="command", command="echo 'héllo' \"$(x)\"; \\", binary="echo",
         work_dir="/tmp/wd", env={"A": "1\n2", "B": "\u2603"}, labels={"k": "v"}, base_env={"PATH": "/bin"},
         umask=0o027, interaction={"ready_pattern": "^> ", "dialogs": [["trust", "Trust\\?", ""]], "session_id": ""},
+        agent_config={"dir": "cli-config", "env_var": "CLAUDE_CONFIG_DIR", "files": {".claude.json": "{}\n"},
+                      "env": {"ANTHROPIC_API_KEY": "sk-x"}},
     ),
     "StopAgent": protocol.StopAgent("demo"),
     "StartAgent": protocol.StartAgent("demo", base_env=None),
