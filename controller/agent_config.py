@@ -19,6 +19,11 @@ The work dir's trust is added on the host by the helper (remote_helper/trust.py)
 knows the work dir's real path there. The helper writes the files (0600, in 0700 dirs:
 remote_helper/agent_config.py); the variables reach it inside a frame and live in a 0600
 file of the agent's dir. ``describe`` names files and variables, never a value.
+
+To bring a running agent's config up to date (what ``mngr provision`` does): ``for_agent``
+gives the plan, ``describe`` says what it holds (for ``--dry-run``), and
+``HostHandle.write_agent_config(name, plan.wire())`` writes it again; files change at once,
+variables at the agent's next start.
 """
 
 from __future__ import annotations

@@ -205,6 +205,11 @@ class HostHandle:
         host_registry.seen(self.provider_name, self.host)  # a dropped host is back
         return created
 
+    def write_agent_config(self, name: str, agent_config: dict[str, Any]) -> None:
+        """Write agent ``name``'s own CLI config dir again (controller/agent_config.py)."""
+        self._call(protocol.WriteAgentConfig(name=name, agent_config=agent_config), protocol.Done,
+                   timeout=self.timeout)
+
     def stop_agent(self, name: str, grace: float = 2.0) -> protocol.AgentInfo:
         # The grace and the SIGKILL wait after it come on top of the host's timeout.
         return self._call(protocol.StopAgent(name, grace), protocol.AgentReply, timeout=self._plus(grace)).agent

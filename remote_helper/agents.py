@@ -329,6 +329,25 @@ def create_agent(request):
         return _agent_info_now(record)
 
 
+def write_agent_config(name, spec):
+    """Write the agent's own CLI config dir again (agent_config.py), trusting its work dir
+    there as at create if it was then. Files change at once, variables at the next start."""
+    agent_config.check(spec)
+    agent_records.check_name(name)
+    with state.named_lock("agent-" + name):
+        agent_id, record = agent_records.require(name)
+        agent_config.write(agent_id, spec)
+        record["agent_config"] = agent_config.record_entry(spec)
+        directory = state.agent_dir(agent_id)
+        state.atomic_write_json(os.path.join(directory, "record.json"), record)
+        interaction = record.get("interaction") or {}
+        if interaction.get("trusted") and isinstance(interaction.get("trust"), dict):
+            trust.trust_work_dir(interaction["trust"], record["work_dir"],
+                                 _agent_env(agent_id, name, _with_own_config(agent_id, _read_env(agent_id))))
+        state.append_event(os.path.join(directory, "events.jsonl"), "agent_config_written",
+                           files=sorted(spec.get("files", {})))
+
+
 def stop_agent(name, spare=(), grace=processes.TERM_GRACE_SECONDS):
     """Stop the agent: its session and every process it started (see processes.py)."""
     agent_records.check_name(name)

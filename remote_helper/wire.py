@@ -43,6 +43,7 @@ MESSAGES = {
         "interaction": ("object?", None),
         "agent_config": ("object?", None),
     },
+    "WriteAgentConfig": {"name": ("str", REQUIRED), "agent_config": ("object", REQUIRED)},
     "StopAgent": {"name": ("str", REQUIRED), "grace": ("float", 2.0)},
     "StartAgent": {"name": ("str", REQUIRED), "base_env": ("map?", None), "umask": ("int?", None)},
     "DestroyAgent": {"name": ("str", REQUIRED), "keep_work_dir": ("bool", False), "grace": ("float", 2.0)},

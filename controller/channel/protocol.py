@@ -96,6 +96,15 @@ class CreateAgent(msgspec.Struct, tag=True, kw_only=True):
     agent_config: dict[str, Any] | None = None
 
 
+class WriteAgentConfig(msgspec.Struct, tag=True, kw_only=True):
+    """Write the agent's own CLI config dir again (CreateAgent.agent_config), its work dir
+    trusted there as at create if it was then; answered with Done. The files change at
+    once; the variables reach the agent at its next start."""
+
+    name: str
+    agent_config: dict[str, Any]
+
+
 class StopAgent(msgspec.Struct, tag=True):
     """End the agent's session and every process it started: SIGTERM, ``grace`` seconds,
     then SIGKILL (remote_helper/processes.py)."""
@@ -535,7 +544,7 @@ class Garbage(msgspec.Struct, tag=True, kw_only=True):
 
 Request = (
     Ping | GetHelperInfo | ListAgents | FindAgent | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
-    | AwaitInput | CapturePane | ReadOutput | NoteActivity | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
+    | AwaitInput | CapturePane | ReadOutput | NoteActivity | WriteAgentConfig | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
     | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | WatchChanges | StatPaths | GetSignatures | WriteDelta
     | ReadDelta | ExecStart | ExecRead | ExecKill | CollectGarbage
 )

@@ -35,6 +35,8 @@ SAMPLES: dict[str, msgspec.Struct] = {
         agent_config={"dir": "cli-config", "env_var": "CLAUDE_CONFIG_DIR", "files": {".claude.json": "{}\n"},
                       "env": {"ANTHROPIC_API_KEY": "sk-x"}},
     ),
+    "WriteAgentConfig": protocol.WriteAgentConfig(name="demo", agent_config={
+        "dir": "cli-config", "env_var": "CODEX_HOME", "files": {"config.toml": 'model = "o3"\n'}, "env": {}}),
     "StopAgent": protocol.StopAgent("demo"),
     "StartAgent": protocol.StartAgent("demo", base_env=None),
     "DestroyAgent": protocol.DestroyAgent(name="demo"),
