@@ -166,13 +166,15 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                     if type_name in app.registry.agent_types else Launch(spec["command"])
                 env = {**spec.get("env", {}), **env}
                 labels = {**spec.get("labels", {}), **labels}
-            from ..agent_config import for_agent
-
-            own_config = for_agent(app.config, app.registry.agent_types.get(type_name), handle)
-            if own_config is not None and request.trust_work_dir is None:
-                # Its config is its own: trusting the work dir it was made for opens no other.
-                trusted = app.config.get("trust_work_dirs") != "never"
             try:
+                from ..agent_config import for_agent
+
+                # Read from the user's files here, so that one that cannot be read takes back
+                # the work dir (and host) made for the agent, as any failed create does.
+                own_config = for_agent(app.config, app.registry.agent_types.get(type_name), handle)
+                if own_config is not None and request.trust_work_dir is None:
+                    # Its config is its own: trusting the work dir it was made for opens no other.
+                    trusted = app.config.get("trust_work_dirs") != "never"
                 with deferred_interrupt(f"the create of agent {name!r} on {host_name!r}") as interrupt:
                     info = handle.create_agent(
                         name=name,

@@ -210,6 +210,16 @@ def test_env_file_and_pass_env_values_reach_a_remote_agents_environment(user: Sa
     assert user.mngr("destroy", "-f", "envy").returncode == 0
 
 
+def test_a_users_file_that_cannot_be_read_fails_the_create_leaving_nothing(user: Sandbox, remote: Remote) -> None:
+    (user.root / "home" / ".claude" / "settings.json").write_text('{"model": "secret-model-name"')
+    result = user.mngr("create", "broken", "claude", "--in", "ssh", "--host", "cfghost", "--no-connect", timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.startswith("mngr: error: cannot read ") and "settings.json: not JSON" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "secret-model-name" not in result.stderr
+    assert not (remote.host.remote_host_dir / "work" / "broken").exists()
+    assert "broken" not in user.mngr("list", "--format", "{name}").stdout
+
+
 def test_zz_a_type_listed_in_host_config_agent_types_uses_the_hosts_own_config(user: Sandbox, remote: Remote) -> None:
     user.env["MNGR_HOST_CONFIG_AGENT_TYPES"] = '["claude"]'
     user.mngr("create", "hosted", "claude", "--in", "ssh", "--host", "cfghost", "--no-connect",
