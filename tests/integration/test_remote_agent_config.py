@@ -157,6 +157,7 @@ def test_an_agent_on_a_bare_host_runs_resumes_and_keeps_its_key_secret(user: San
     assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in written_by_mngr)
     assert {path.parent.name for path in holding if config_dir in path.parents} <= {"shell_snapshots"}, holding
     assert not _files_holding(user.state_dir, secret.encode())
+    assert not _files_holding(user.config_dir, secret.encode())
     assert not _files_holding(remote.home, secret.encode())
     # The host user's own config stays untouched (there is none).
     assert not [path for path in remote.home.iterdir() if path.name in (".claude", ".claude.json", ".codex")]
@@ -220,7 +221,7 @@ def test_a_users_file_that_cannot_be_read_fails_the_create_leaving_nothing(user:
     assert "broken" not in user.mngr("list", "--format", "{name}").stdout
 
 
-def test_zz_a_type_listed_in_host_config_agent_types_uses_the_hosts_own_config(user: Sandbox, remote: Remote) -> None:
+def test_a_type_listed_in_host_config_agent_types_uses_the_hosts_own_config(user: Sandbox, remote: Remote) -> None:
     user.env["MNGR_HOST_CONFIG_AGENT_TYPES"] = '["claude"]'
     user.mngr("create", "hosted", "claude", "--in", "ssh", "--host", "cfghost", "--no-connect",
               "--ready-timeout", "3")
@@ -228,6 +229,8 @@ def test_zz_a_type_listed_in_host_config_agent_types_uses_the_hosts_own_config(u
     assert not (agent_dir / "cli-config").exists() and not (agent_dir / "agent-config.json").exists()
     assert "CLAUDE_CONFIG_DIR" not in json.loads((agent_dir / "launch.json").read_text())["env"]
     assert user.mngr("destroy", "-f", "hosted").returncode == 0
+    for path in remote.home.iterdir():  # what the CLI made of the host's own config: for no other test
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def test_a_local_agent_cloned_to_the_host_gets_a_config_of_its_own_there(user: Sandbox, remote: Remote) -> None:
