@@ -68,6 +68,9 @@ class Interaction:
     trust: Mapping[str, Any] | None = None
     # Its flags that take a value (so that "--model opus" is not read as a prompt "opus").
     value_flags: frozenset[str] = field(default_factory=frozenset)
+    # Whose config format it reads ("claude", "codex"): on a host other than the user's own,
+    # mngr gives the agent a config dir of its own in that format (controller/agent_config.py).
+    config_kind: str = ""
 
     def wire(self, launch: Launch, trusted: bool = False) -> dict[str, Any]:
         """What the helper keeps in the agent's record (CreateAgent.interaction); ``trusted``:
@@ -186,6 +189,7 @@ CLAUDE_INTERACTION = Interaction(
     trust={"kind": "json", "file": "~/.claude.json", "dir_env": "CLAUDE_CONFIG_DIR", "dir_file": ".claude.json",
            "keys": ["projects", "{work_dir}", "hasTrustDialogAccepted"]},
     session_log="projects/*/{session_id}.jsonl",
+    config_kind="claude",
     value_flags=frozenset({
         "--model", "--fallback-model", "--permission-mode", "--allowedTools", "--allowed-tools",
         "--disallowedTools", "--disallowed-tools", "--tools", "--append-system-prompt", "--system-prompt",
@@ -209,6 +213,7 @@ CODEX_INTERACTION = Interaction(
            "table": "projects.{work_dir}", "key": "trust_level", "value": "trusted"},
     session_log="sessions/*/*/*/rollout-*-{session_id}.jsonl",
     session_file=r"/rollout-[^/]*-(" + _UUID + r")\.jsonl$",
+    config_kind="codex",
     value_flags=frozenset({
         "-m", "--model", "-c", "--config", "-p", "--profile", "-s", "--sandbox", "-a", "--ask-for-approval",
         "-C", "--cd", "-i", "--image", "--add-dir", "--local-provider", "--enable", "--disable",

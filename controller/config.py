@@ -40,6 +40,10 @@ DEFAULTS: dict[str, Any] = {
     # Mark an agent's work dir trusted in its CLI's config: "made" (the work dirs mngr made,
     # from --source, --snapshot or a clone), "always", or "never".
     "trust_work_dirs": "made",
+    # Agent types (claude, codex, or one `like` them) whose agents on a host other than the
+    # local one use the CLI config found there, rather than one of their own that mngr writes
+    # from the user's (controller/agent_config.py).
+    "host_config_agent_types": [],
     # A resident process keeps mngr loaded for plain pushes and pulls (controller/resident.py).
     "resident": True,
 }
@@ -49,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
 ENV_KEYS = frozenset(
     ["default_provider", "default_agent_type", "agent_quiet_seconds", "host_timeout_seconds", "stop_grace_seconds",
      "forget_unreachable_after_seconds", "name_check_seconds", "trust_work_dirs",
+     "host_config_agent_types",
      "agent_types", "providers", "templates", "hosts", "plugins"]
 )
 
@@ -63,6 +68,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "forget_unreachable_after_seconds": (int, float),
     "name_check_seconds": (int, float),
     "trust_work_dirs": str,
+    "host_config_agent_types": list,
     "resident": bool,
     "agent_types": dict,
     "providers": dict,
@@ -290,6 +296,8 @@ def validate(values: Mapping[str, Any], origin: str, strict_keys: bool = False) 
     if values.get("trust_work_dirs", "made") not in TRUST_WORK_DIRS:
         raise ConfigError(f"{origin}: trust_work_dirs must be one of {', '.join(TRUST_WORK_DIRS)}, "
                           f"got {values['trust_work_dirs']!r}")
+    if not all(isinstance(name, str) for name in values.get("host_config_agent_types", [])):
+        raise ConfigError(f"{origin}: host_config_agent_types must be a list of agent type names")
     for name, section in values.get("agent_types", {}).items():
         _check_fields(origin, f"agent_types.{name}", section, _AGENT_TYPE_FIELDS)
     for name, section in values.get("providers", {}).items():

@@ -185,6 +185,7 @@ class HostHandle:
         labels: Mapping[str, str],
         interaction: dict[str, Any] | None = None,
         path_dirs: list[str] | None = None,
+        agent_config: dict[str, Any] | None = None,
     ) -> protocol.AgentInfo:
         request = protocol.CreateAgent(
             name=name,
@@ -198,6 +199,7 @@ class HostHandle:
             umask=self._umask(),
             interaction=interaction,
             path_dirs=list(path_dirs or []),
+            agent_config=agent_config,
         )
         created = self._call(request, protocol.AgentReply, timeout=self.timeout).agent
         from . import host_registry
@@ -214,6 +216,11 @@ class HostHandle:
     def finish_cli(self, request: protocol.FinishCli) -> None:
         self._call(request, protocol.Done, timeout=self.timeout)
 
+    def write_agent_config(self, name: str, agent_config: dict[str, Any]) -> None:
+        """Write agent ``name``'s own CLI config dir again (controller/agent_config.py)."""
+        self._call(protocol.WriteAgentConfig(name=name, agent_config=agent_config), protocol.Done,
+                   timeout=self.timeout)
+
     def stop_agent(self, name: str, grace: float = 2.0) -> protocol.AgentInfo:
         # The grace and the SIGKILL wait after it come on top of the host's timeout.
         return self._call(protocol.StopAgent(name, grace), protocol.AgentReply, timeout=self._plus(grace)).agent
@@ -221,6 +228,11 @@ class HostHandle:
     def start_agent(self, name: str) -> protocol.AgentInfo:
         request = protocol.StartAgent(name, base_env=self._base_env(), umask=self._umask())
         return self._call(request, protocol.AgentReply, timeout=self.timeout).agent
+
+    def agents_get_users_environment(self) -> bool:
+        """Whether agents here start from the user's own environment (and so see the user's
+        own CLI config), as on the local host."""
+        return self._base_env() is not None
 
     def _base_env(self) -> dict[str, str] | None:
         """The environment agents start from: the provider's choice, or (None) the helper's."""

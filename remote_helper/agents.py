@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from . import agent_records, cli_bundles, conversation, processes, state, tmux, trust
+from . import agent_config, agent_records, cli_bundles, conversation, processes, state, tmux, trust
 from .wire import RequestFailed
 
 OUTPUT_LOG = "output.log"
@@ -220,7 +220,7 @@ def _agent_env(agent_id, name, extra_env, base_env=None):
 
 
 def _launch(agent_id, record, extra_env, base_env, umask, command):
-    env = _agent_env(agent_id, record["name"], extra_env, base_env)
+    env = _agent_env(agent_id, record["name"], _with_own_config(agent_id, extra_env), base_env)
     env["PATH"] = cli_bundles.prefixed_path(record.get("path_dirs"), env.get("PATH"))
     _check_binary(record.get("binary"), env)
     if not os.path.isdir(record["work_dir"]):
@@ -249,6 +249,13 @@ def _launch(agent_id, record, extra_env, base_env, umask, command):
     )
 
 
+def _with_own_config(agent_id, extra_env):
+    """The agent's --env values over what its own CLI config dir adds (agent_config.py)."""
+    env = agent_config.env(agent_id)
+    env.update(extra_env)
+    return env
+
+
 def _read_env(agent_id):
     try:
         env = state.read_json(os.path.join(state.agent_dir(agent_id), "env.json"))
@@ -272,6 +279,9 @@ def create_agent(request):
     env = _agent_env("", name, request["env"], request["base_env"])
     env["PATH"] = cli_bundles.prefixed_path(request.get("path_dirs"), env.get("PATH"))
     _check_binary(request["binary"], env)
+    own_config = request.get("agent_config")
+    if own_config is not None:
+        agent_config.check(own_config)
     session = tmux.session_name(name)
     with state.named_lock("agent-" + name):
         if agent_records.find(name)[1] is not None:
@@ -301,7 +311,11 @@ def create_agent(request):
             record["interaction"] = request["interaction"]
         if request.get("path_dirs"):
             record["path_dirs"] = [str(directory) for directory in request["path_dirs"]]
+        if own_config is not None:
+            record["agent_config"] = agent_config.record_entry(own_config)
         try:
+            if own_config is not None:
+                agent_config.write(agent_id, own_config)
             state.atomic_write_json(os.path.join(directory, "env.json"), request["env"])
             state.atomic_write_json(os.path.join(directory, "record.json"), record)
             events = os.path.join(directory, "events.jsonl")
@@ -309,7 +323,8 @@ def create_agent(request):
             interaction = record.get("interaction") or {}
             if interaction.get("trusted") and isinstance(interaction.get("trust"), dict):
                 trust.trust_work_dir(interaction["trust"], record["work_dir"],
-                                     _agent_env(agent_id, name, request["env"], request["base_env"]))
+                                     _agent_env(agent_id, name, _with_own_config(agent_id, request["env"]),
+                                                request["base_env"]))
             _launch(agent_id, record, request["env"], request["base_env"], request["umask"], record["command"])
         except BaseException:
             tmux.kill_session(session)
@@ -317,6 +332,25 @@ def create_agent(request):
             raise
         state.append_event(events, "started")
         return _agent_info_now(record)
+
+
+def write_agent_config(name, spec):
+    """Write the agent's own CLI config dir again (agent_config.py), trusting its work dir
+    there as at create if it was then. Files change at once, variables at the next start."""
+    agent_config.check(spec)
+    agent_records.check_name(name)
+    with state.named_lock("agent-" + name):
+        agent_id, record = agent_records.require(name)
+        agent_config.write(agent_id, spec)
+        record["agent_config"] = agent_config.record_entry(spec)
+        directory = state.agent_dir(agent_id)
+        state.atomic_write_json(os.path.join(directory, "record.json"), record)
+        interaction = record.get("interaction") or {}
+        if interaction.get("trusted") and isinstance(interaction.get("trust"), dict):
+            trust.trust_work_dir(interaction["trust"], record["work_dir"],
+                                 _agent_env(agent_id, name, _with_own_config(agent_id, _read_env(agent_id))))
+        state.append_event(os.path.join(directory, "events.jsonl"), "agent_config_written",
+                           files=sorted(spec.get("files", {})))
 
 
 def stop_agent(name, spare=(), grace=processes.TERM_GRACE_SECONDS):
@@ -567,7 +601,7 @@ def exec_context(name):
     try:
         env = state.read_json(os.path.join(state.agent_dir(agent_id), "launch.json"))["env"]
     except (OSError, ValueError, KeyError, TypeError):
-        env = _agent_env(agent_id, name, _read_env(agent_id))
+        env = _agent_env(agent_id, name, _with_own_config(agent_id, _read_env(agent_id)))
     return record["work_dir"], dict(env)
 
 

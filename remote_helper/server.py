@@ -47,7 +47,7 @@ from .wire import (
 # Requests that change agents: the idle watcher never stops the host while one runs.
 _OPERATIONS = frozenset(
     ["CreateAgent", "StartAgent", "StopAgent", "DestroyAgent", "SendMessage", "ExecStart", "WriteFiles",
-     "WriteDelta", "PrepareWorkDir", "EnsureCli", "PutCliPart", "FinishCli"]
+     "WriteDelta", "PrepareWorkDir", "WriteAgentConfig", "EnsureCli", "PutCliPart", "FinishCli"]
 )
 # Requests that are activity on the host, and the source they count as.
 _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "message"}
@@ -326,6 +326,10 @@ class Server(object):
     def _on_create_agent(self, fields, blob):
         return "AgentReply", {"agent": agents.create_agent(fields)}, b""
 
+    def _on_write_agent_config(self, fields, blob):
+        agents.write_agent_config(fields["name"], fields["agent_config"])
+        return "Done", {}, b""
+
     def _on_stop_agent(self, fields, blob):
         return "AgentReply", {"agent": agents.stop_agent(fields["name"], self._spare, fields["grace"])}, b""
 
@@ -585,6 +589,7 @@ HANDLERS = {
     "ListAgents": Server._on_list_agents,
     "FindAgent": Server._on_find_agent,
     "CreateAgent": Server._on_create_agent,
+    "WriteAgentConfig": Server._on_write_agent_config,
     "StopAgent": Server._on_stop_agent,
     "StartAgent": Server._on_start_agent,
     "DestroyAgent": Server._on_destroy_agent,

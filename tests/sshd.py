@@ -52,10 +52,11 @@ def _free_port() -> int:
 
 
 class SshHost:
-    """One sshd on 127.0.0.1 plus the client-side files to reach it as ``alias``."""
+    """One sshd on 127.0.0.1 plus the client-side files to reach it as ``alias``; ``env``: more
+    variables for the test user's sessions there (no spaces in values)."""
 
     def __init__(self, alias: str, client_dir: Path, force_command: str | None = None,
-                 max_startups: str = "200:30:400") -> None:
+                 max_startups: str = "200:30:400", env: dict[str, str] | None = None) -> None:
         self.alias = alias
         self.user = ensure_test_user()
         # Short paths: sockets live here (tmux's, the host daemon's).
@@ -89,7 +90,8 @@ class SshHost:
             f"AllowUsers {TEST_USER}\nAllowStreamLocalForwarding yes\nStreamLocalBindUnlink yes\n"
             "LogLevel ERROR\nPrintMotd no\n"
             # The host's mngr state and tmux server are this test's own, with no mngr config.
-            f"SetEnv MNGR_HOST_DIR={self.remote_host_dir} TMUX_TMPDIR={self.remote_tmux_dir}\n"
+            f"SetEnv MNGR_HOST_DIR={self.remote_host_dir} TMUX_TMPDIR={self.remote_tmux_dir}"
+            + "".join(f" {key}={value}" for key, value in (env or {}).items()) + "\n"
             + (f"ForceCommand {force_command}\n" if force_command else "")
         )
         Path("/run/sshd").mkdir(exist_ok=True)

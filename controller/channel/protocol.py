@@ -93,6 +93,19 @@ class CreateAgent(msgspec.Struct, tag=True, kw_only=True):
     # Directories put first on the agent's PATH (an agent CLI mngr provided: EnsureCli),
     # kept in its record so that every later start has them too.
     path_dirs: list[str] = []
+    # A config dir of the agent CLI's own, made in the agent's dir (controller/agent_config.py
+    # AgentConfigPlan.wire): {"dir", "env_var", "files": {name: text}, "env": {KEY: value}}.
+    # The files are written 0600; None: the agent uses the CLI config it finds on the host.
+    agent_config: dict[str, Any] | None = None
+
+
+class WriteAgentConfig(msgspec.Struct, tag=True, kw_only=True):
+    """Write the agent's own CLI config dir again (CreateAgent.agent_config), its work dir
+    trusted there as at create if it was then; answered with Done. The files change at
+    once; the variables reach the agent at its next start."""
+
+    name: str
+    agent_config: dict[str, Any]
 
 
 class StopAgent(msgspec.Struct, tag=True):
@@ -582,7 +595,7 @@ class Garbage(msgspec.Struct, tag=True, kw_only=True):
 
 Request = (
     Ping | GetHelperInfo | ListAgents | FindAgent | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
-    | AwaitInput | CapturePane | ReadOutput | NoteActivity | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
+    | AwaitInput | CapturePane | ReadOutput | NoteActivity | WriteAgentConfig | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
     | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | WatchChanges | StatPaths | GetSignatures | WriteDelta
     | ReadDelta | ExecStart | ExecRead | ExecKill | CollectGarbage | EnsureCli | PutCliPart | FinishCli
 )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from ..commands import copy
-from .common import check_format, print_agents
+from ..env_options import agent_env
+from .common import ENV_NAME_PATTERN, check_format, parse_pairs, print_agents
 from .completion_cmd import agent_names, host_names, provider_names
 from .context import App, pass_app
 
@@ -32,13 +35,22 @@ def _with_target_options(function):  # type: ignore[no-untyped-def]
 @click.argument("name", shell_complete=agent_names)
 @click.argument("new_name")
 @click.option("--host", shell_complete=host_names, help="Host for the copy (default: the agent's own).")
+@click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE",
+              help="Environment variable for the copy, over the original's; KEY alone passes your current value. "
+                   "Repeatable.")
+@click.option("--env-file", "env_files", multiple=True, metavar="PATH",
+              help="Environment variables for the copy from a dotenv file. Repeatable.")
+@click.option("--pass-env", "pass_names", multiple=True, metavar="VAR",
+              help="Pass this variable from your environment to the copy. Repeatable.")
 @_with_target_options
 @pass_app
-def clone(app: App, name: str, new_name: str, host: str | None, provider_name: str | None,
+def clone(app: App, name: str, new_name: str, host: str | None, env_pairs: tuple[str, ...],
+          env_files: tuple[str, ...], pass_names: tuple[str, ...], provider_name: str | None,
           work_dir: str | None, accept_new_host_key: bool, output_format: str) -> None:
     """Create NEW_NAME as a copy of agent NAME and start it.
 
-    The copy has NAME's type, command, environment (--env values) and labels, and a new
+    The copy has NAME's type, command, environment (--env values, with those given here
+    over them) and labels, and a new
     work dir holding every file of NAME's (ignored ones included) and its git branches,
     with the same branch checked out. NAME is not changed.
 
@@ -48,8 +60,10 @@ def clone(app: App, name: str, new_name: str, host: str | None, provider_name: s
       mngr clone my-task try-b --in ssh --host gpu-box  on another host
     """
     check_format(output_format)
+    env = agent_env(env_files, pass_names, parse_pairs(env_pairs, "--env", ENV_NAME_PATTERN, allow_bare=True),
+                    os.environ)
     target = copy.CopyTarget(provider_name, host, work_dir, accept_new_host_key)
-    result = copy.clone(app, copy.CloneRequest(name, new_name, target))
+    result = copy.clone(app, copy.CloneRequest(name, new_name, target, env))
     for warning in result.warnings:
         click.echo(f"mngr: warning: {warning}", err=True)
     print_agents([(result.info, result.host, result.provider, "created")], output_format, single=True)

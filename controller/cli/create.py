@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -9,6 +10,7 @@ import click
 from .. import templates
 from ..commands.create import CreatedThenInterrupted, CreateRequest
 from ..commands.create import create as create_agent
+from ..env_options import agent_env
 from ..errors import UsageError
 from ..idle_options import MODES_HELP, SOURCES_HELP
 from ..names import generate_name, validate_name
@@ -69,12 +71,18 @@ class CreateCommand(click.Command):
 @click.option("--work-dir", type=click.Path(file_okay=False), help="Working directory of the agent (default: current directory; ~ on an SSH, docker or modal host); "
                    "must exist on the host.")
 @click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE", help="Environment variable for the agent; KEY alone passes your current value. Repeatable.")
+@click.option("--env-file", "env_files", multiple=True, metavar="PATH",
+              help="Environment variables for the agent from a dotenv file (KEY=VALUE lines, # comments, quoted "
+                   "values). Repeatable; --pass-env and --env win over it.")
+@click.option("--pass-env", "pass_names", multiple=True, metavar="VAR",
+              help="Pass this variable from your environment to the agent (an error if it is not set). Repeatable.")
 @click.option("--label", "label_pairs", multiple=True, metavar="KEY=VALUE", help="Label to attach to the agent (key: up to 63 letters, digits and _.-, starting with a letter or "
                    "digit). Repeatable.")
 @click.option("--initial-message", help="Message to send once the agent is ready for input.")
 @click.option("--trust-work-dir/--no-trust-work-dir", "trust_work_dir", default=None,
               help="Mark the work dir trusted in the agent CLI's config, so it does not ask. Default: the "
-                   "trust_work_dirs setting (made: only work dirs mngr made, from --source or --snapshot).")
+                   "trust_work_dirs setting (made: only work dirs mngr made, from --source or --snapshot); on a host "
+                   "other than the local one, a claude or codex agent's own config trusts it unless told not to.")
 @click.option("--ready-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the agent to be ready for the initial message.")
 @click.option("--connect/--no-connect", default=True, help="Attach to the agent after creating it (default: attach when on a terminal).")
 @click.option("--format", "output_format", default="human", show_default=True, help="Output: human, json, jsonl, or a template like '{name} {state}'.")
@@ -106,6 +114,8 @@ def create(
     build_args: tuple[str, ...],
     work_dir: str | None,
     env_pairs: tuple[str, ...],
+    env_files: tuple[str, ...],
+    pass_names: tuple[str, ...],
     label_pairs: tuple[str, ...],
     initial_message: str | None,
     trust_work_dir: bool | None,
@@ -149,7 +159,8 @@ def create(
     positional_type = _pick("agent type", words[1] if len(words) > 1 else None, type_option)
     if positional_type:
         given["agent_type"] = positional_type
-    given["env"] = parse_pairs(env_pairs, "--env", ENV_NAME_PATTERN, allow_bare=True)
+    given["env"] = agent_env(env_files, pass_names, parse_pairs(env_pairs, "--env", ENV_NAME_PATTERN, allow_bare=True),
+                             os.environ)
     given["labels"] = parse_pairs(label_pairs, "--label", LABEL_KEY_PATTERN)
     if AGENT_ARGS_KEY in ctx.meta:  # a '--' on the command line, even with nothing after it
         given["args"] = ctx.meta[AGENT_ARGS_KEY]

@@ -9,6 +9,7 @@ so a refusal changes nothing.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,7 @@ class CloneRequest:
     name: str
     new_name: str
     target: CopyTarget = field(default_factory=CopyTarget)
+    env: Mapping[str, str] = field(default_factory=dict)  # over the original's
 
 
 @dataclass
@@ -71,7 +73,8 @@ def clone(app: App, request: CloneRequest) -> CopyResult:
         target = _target(app, agent, request.target, request.target.host)
         try:
             lifecycle.before_create(request.new_name, target.host, target.provider_name)
-            info = _copy(app, lifecycle, agent, target, request.new_name, request.target.work_dir)
+            info = _copy(app, lifecycle, agent, target, request.new_name, request.target.work_dir,
+                         env=request.env)
         finally:
             if target is not agent.handle:
                 target.close()
@@ -125,8 +128,9 @@ def migrate(app: App, request: MigrateRequest) -> CopyResult:
 
 
 def _copy(app: App, lifecycle: Lifecycle, agent: LocatedAgent, target: HostHandle, new_name: str,
-          work_dir: str | None, record: bool = True) -> AgentInfo:
-    """Create ``new_name`` on ``target`` from ``agent``: its spec and a copy of its work dir.
+          work_dir: str | None, record: bool = True, env: Mapping[str, str] | None = None) -> AgentInfo:
+    """Create ``new_name`` on ``target`` from ``agent``: its spec (``env`` over its environment)
+    and a copy of its work dir.
     With ``record``, the new agent is made in the lifecycle's eyes (after_create) at once;
     without, the caller does that once it has checked the copy."""
     from .. import sync
@@ -137,12 +141,16 @@ def _copy(app: App, lifecycle: Lifecycle, agent: LocatedAgent, target: HostHandl
     with tempfile.TemporaryDirectory(prefix="mngr-copy-") as scratch:
         spec, made = sync.copy_work_dir(agent.handle, agent.info.name, target, new_name, path, scratch)
     try:
+        from ..agent_config import for_agent
+
         agent_type = app.registry.agent_types.get(spec.agent_type)
         launch = agent_type.relaunch(spec.command) if agent_type else Launch(spec.command)
+        own_config = for_agent(app.config, agent_type, target)  # made anew from the user's, as by create
         info = target.create_agent(name=new_name, agent_type=spec.agent_type, command=launch.command,
-                                   binary=spec.binary, work_dir=made, env=spec.env, labels=spec.labels,
+                                   binary=spec.binary, work_dir=made, env={**spec.env, **(env or {})}, labels=spec.labels,
                                    interaction=interaction_for(app.registry.agent_types, spec.agent_type, launch,
-                                                               work_dir_trusted(app, True)))
+                                                               work_dir_trusted(app, True)),
+                                   agent_config=own_config.wire() if own_config is not None else None)
     except BaseException:
         target.prepare_work_dir(new_name, made, remove=True)
         raise

@@ -175,6 +175,14 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                     handle.prepare_work_dir(name, directory, remove=True)
                 raise
             try:
+                from ..agent_config import for_agent
+
+                # Read from the user's files here, so that one that cannot be read takes back
+                # the work dir (and host) made for the agent, as any failed create does.
+                own_config = for_agent(app.config, app.registry.agent_types.get(type_name), handle)
+                if own_config is not None and request.trust_work_dir is None:
+                    # Its config is its own: trusting the work dir it was made for opens no other.
+                    trusted = app.config.get("trust_work_dirs") != "never"
                 with deferred_interrupt(f"the create of agent {name!r} on {host_name!r}") as interrupt:
                     info = handle.create_agent(
                         name=name,
@@ -186,6 +194,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                         labels=labels,
                         interaction=interaction_for(app.registry.agent_types, type_name, launch, trusted),
                         path_dirs=path_dirs,
+                        agent_config=own_config.wire() if own_config is not None else None,
                     )
             except KeyboardInterrupt:
                 # A second Ctrl-C while the request was out: whether the agent exists is unknown.

@@ -33,7 +33,11 @@ SAMPLES: dict[str, msgspec.Struct] = {
         work_dir="/tmp/wd", env={"A": "1\n2", "B": "\u2603"}, labels={"k": "v"}, base_env={"PATH": "/bin"},
         umask=0o027, interaction={"ready_pattern": "^> ", "dialogs": [["trust", "Trust\\?", ""]], "session_id": ""},
         path_dirs=["/h/clis/" + "ab" * 32],
+        agent_config={"dir": "cli-config", "env_var": "CLAUDE_CONFIG_DIR", "files": {".claude.json": "{}\n"},
+                      "env": {"ANTHROPIC_API_KEY": "sk-x"}},
     ),
+    "WriteAgentConfig": protocol.WriteAgentConfig(name="demo", agent_config={
+        "dir": "cli-config", "env_var": "CODEX_HOME", "files": {"config.toml": 'model = "o3"\n'}, "env": {}}),
     "StopAgent": protocol.StopAgent("demo"),
     "StartAgent": protocol.StartAgent("demo", base_env=None),
     "DestroyAgent": protocol.DestroyAgent(name="demo"),
