@@ -268,3 +268,26 @@ def test_a_dry_run_says_what_would_be_copied_and_copies_nothing(sandbox, cli_hos
         again = ensure_cli(handle, "claude", "auto", dry_run=True)
         assert (again.source, again.path_dirs, again.bytes_to_send) == ("cache", [str(bundle)], 0)
         assert ensure_cli(handle, "claude", "host").source == "none"
+
+
+def test_a_binary_that_does_not_run_on_the_host_fails_the_create_in_one_line_and_is_not_kept(
+    sandbox, cli_host: SshHost
+) -> None:
+    # A user-side install whose native binary runs nowhere as claude (here: /bin/false, an
+    # ELF of this machine that fails and prints nothing, as a binary missing its loader does).
+    package = sandbox.root / "broken" / "node_modules" / "@anthropic-ai" / "claude-code"
+    (package / "bin").mkdir(parents=True)
+    shutil.copy2(NPM_ROOT / "@anthropic-ai" / "claude-code" / "package.json", package / "package.json")
+    shutil.copy2(os.path.realpath("/bin/false"), package / "bin" / "claude.exe")
+    bin_dir = sandbox.root / "broken" / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "claude").symlink_to(package / "bin" / "claude.exe")
+    sandbox.env["PATH"] = f"{bin_dir}{os.pathsep}{sandbox.env['PATH']}"
+    refused = _create(sandbox, cli_host, "c1", "claude")
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert "cannot provide claude on host 'clihost': the copied claude does not run on this host" in refused.stderr
+    assert json.loads(sandbox.mngr("list", "--format", "json").stdout)["agents"] == []
+    host_dir = cli_host.remote_host_dir
+    assert not list(host_dir.glob("agents/*")) and not (host_dir / "work" / "c1").exists()
+    assert _bundles(cli_host) == [] and not list((host_dir / "clis").glob(".parts/*"))
