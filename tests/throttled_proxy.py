@@ -9,6 +9,7 @@ import threading
 import time
 
 _CHUNK = 16 * 1024
+_BURST_SECONDS = 0.05  # of the rate's bytes, what a link's buffers may pass at once
 
 
 class ThrottledProxy:
@@ -43,14 +44,17 @@ class ThrottledProxy:
             self._start(self._pump, server, client)
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        started = time.monotonic()
-        moved = 0
+        # When the link is next free. What an idle link could have carried is lost, not saved
+        # up: a connection that sat idle for seconds (as ssh's shared one does between
+        # commands) must not then burst at loopback speed, or a sender measuring the link
+        # would see a fast one.
+        free_at = time.monotonic()
         try:
             while data := source.recv(_CHUNK):
                 sink.sendall(data)
-                moved += len(data)
                 self.forwarded += len(data)
-                ahead = moved / self.rate - (time.monotonic() - started)
+                free_at = max(free_at, time.monotonic() - _BURST_SECONDS) + len(data) / self.rate
+                ahead = free_at - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)
         except OSError:
