@@ -68,8 +68,8 @@ class CreateCommand(click.Command):
               help="Options for a new host, for providers that make hosts (docker and modal: \"--dockerfile PATH\", "
                    "\"--image IMAGE\", \"--block-network\", \"--cpus 2\", \"--memory 4g\"; modal also "
                    "\"--cidr-allowlist CIDR\", \"--gpu A10G\", ...). Repeatable.")
-@click.option("--work-dir", type=click.Path(file_okay=False), help="Working directory of the agent (default: current directory; ~ on an SSH, docker or modal host); "
-                   "must exist on the host.")
+@click.option("--work-dir", type=click.Path(file_okay=False), help="Working directory of the agent (default: the current directory locally; a new, empty "
+                   "$MNGR_HOST_DIR/work/NAME on an SSH host; ~ on a docker or modal host); must exist on the host.")
 @click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE", help="Environment variable for the agent; KEY alone passes your current value. Repeatable.")
 @click.option("--env-file", "env_files", multiple=True, metavar="PATH",
               help="Environment variables for the agent from a dotenv file (KEY=VALUE lines, # comments, quoted "
