@@ -26,7 +26,7 @@ All data on tmpfs (/dev/shm): the disk's noise is not what is measured. mngr's c
 
 Target: mngr no slower than rsync in every case (median mngr / rsync <= 1.0).
 
-Run (root, sshd and rsync installed): .venv/bin/python bench/large_file.py [--rounds N]
+Run (root, sshd and rsync installed): .venv/bin/python bench/large_file.py [--rounds N] [--case NAME ...]
 """
 
 from __future__ import annotations
@@ -80,8 +80,10 @@ def _stat_number(text: str, label: str) -> int:
 
 
 class Bench:
-    def __init__(self, box: Sandbox, host, data: Path, rsync_ssh: str, rounds: int) -> None:
+    def __init__(self, box: Sandbox, host, data: Path, rsync_ssh: str, rounds: int,
+                 cases: set[str] | None = None) -> None:
         self.box, self.host, self.data, self.rsync_ssh, self.rounds = box, host, data, rsync_ssh, rounds
+        self.cases = cases  # None: every case
         self.source = data / "src"
         self.work = self.remote_dir("work")  # mngr's agent's work dir
         self.copy = self.remote_dir("rsync")  # rsync's target on the host
@@ -114,6 +116,12 @@ class Bench:
 
     def pair(self, case: str, index: int, run_mngr: Callable[[], tuple[float, int]],
              run_rsync: Callable[[], tuple[float, int]], check: Callable[[], None]) -> None:
+        if self.cases is not None and case not in self.cases:
+            if index == self.rounds - 1:  # its last round still runs, untimed: later cases start from its result
+                run_mngr()
+                run_rsync()
+                check()
+            return
         by = self.samples.setdefault(case, {"mngr": [], "rsync": []})
         order = [("mngr", run_mngr), ("rsync", run_rsync)]
         for who, run in order if index % 2 == 0 else order[::-1]:
@@ -177,7 +185,10 @@ def stop_masters(control_dir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=7)
-    rounds = parser.parse_args().rounds
+    parser.add_argument("--case", action="append", dest="cases",
+                        help="measure only this case (repeatable; the others run once, untimed, for their result)")
+    arguments = parser.parse_args()
+    rounds = arguments.rounds
     sys.path.insert(0, str(REPO))  # the repository: tests.sshd
     from tests.sshd import SshHost, unavailable_reason
 
@@ -218,7 +229,7 @@ def main() -> None:
                          "-o ControlPersist=60")
             box.run([*rsync_ssh.split(), ALIAS, "true"])  # rsync's master, warmed once
             print(f"data on {data} (tmpfs); peer: rsync -a --stats -e \"{rsync_ssh}\"; no -z")
-            bench = Bench(box, host, data, rsync_ssh, rounds)
+            bench = Bench(box, host, data, rsync_ssh, rounds, set(arguments.cases) if arguments.cases else None)
             samples = bench.samples
             bench.run()
         finally:

@@ -49,7 +49,8 @@ _PRELOAD = (
     "mngr.controller.channel.early", "mngr.controller.channel.rpc", "mngr.controller.channel.stream",
     "mngr.controller.channel.bootstrap", "mngr.controller.hosts", "mngr.controller.fleet",
     "mngr.controller.plugins", "mngr.controller.config", "mngr.controller.sync_delta",
-    "mngr.controller.output", "mngr.providers.local", "mngr.providers.ssh", "mngr.remote_helper.wire",
+    "mngr.controller.output", "mngr.controller.completion", "mngr.providers.local", "mngr.providers.ssh",
+    "mngr.remote_helper.wire", "mngr.remote_helper.state", "mngr.remote_helper.agent_records",
     "tomllib", "subprocess", "ctypes", "concurrent.futures", "hashlib", "secrets", "json",
 )
 _PR_SET_PDEATHSIG = 1

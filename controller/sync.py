@@ -522,7 +522,8 @@ def pull(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
     with reuse(local_walk, local_root, include_ignored, name, (False, delete)) as walk:
         _, plan = _plan(handle, name, include_ignored, False, delete, walk)
         walk.finish(None)  # a pull leaves the host's manifest as it was
-    plan.keep(guarded.guard_for(local_root).why_not_delete)
+    if plan.delete or plan.replace:  # (the guard reads this machine's agents: only when it decides something)
+        plan.keep(guarded.guard_for(local_root).why_not_delete)
     if not force and not plan.empty:  # nothing written or deleted: no uncommitted change at risk
         _refuse_if_uncommitted(plan, files.uncommitted(local_root), local_root)
     if dry_run or plan.empty:

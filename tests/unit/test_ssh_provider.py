@@ -44,6 +44,19 @@ def test_accepting_new_keys_is_accept_new_never_no(provider: SshProvider) -> Non
     assert "StrictHostKeyChecking=accept-new" in argv
 
 
+def test_aes_gcm_is_offered_first_unless_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MNGR_STATE_DIR", str(tmp_path / "state"))
+    ciphers = [arg for arg in SshProvider({}).ssh_argv("alias") if arg.startswith("Ciphers=")]
+    assert len(ciphers) == 1
+    offered = ciphers[0].removeprefix("Ciphers=").split(",")
+    assert offered[0] == "aes128-gcm@openssh.com"
+    # OpenSSH's own default set, reordered: nothing weaker is offered, nothing is dropped.
+    assert sorted(offered) == sorted(["chacha20-poly1305@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr",
+                                      "aes128-gcm@openssh.com", "aes256-gcm@openssh.com"])
+    argv = SshProvider({"prefer_aes_gcm": False}).ssh_argv("alias")
+    assert not any(arg.startswith("Ciphers=") for arg in argv)
+
+
 @pytest.mark.parametrize("host", ["-oProxyCommand=x", "a b", "h;rm", "h$(x)", ""])
 def test_hostile_host_names_are_refused(provider: SshProvider, host: str) -> None:
     with pytest.raises(UsageError):
@@ -57,6 +70,8 @@ def test_settings_are_checked() -> None:
         SshProvider({"accept_new_host_keys": "no"})
     with pytest.raises(ConfigError):
         SshProvider({"bogus": 1})
+    with pytest.raises(ConfigError):
+        SshProvider({"prefer_aes_gcm": "yes"})
 
 
 def test_concurrent_remembering_loses_no_host(provider: SshProvider) -> None:
