@@ -222,7 +222,8 @@ class SshProvider(Provider):
             "-o", "LogLevel=ERROR",
             "-o", "StreamLocalBindUnlink=yes",
         ]
-        if self.settings.get("prefer_aes_gcm", True) and _cpu_has_fast_aes():
+        if (self.settings.get("prefer_aes_gcm", True) and _cpu_has_fast_aes()
+                and not _config_chooses_ciphers(str(self.settings.get("ssh_config") or ""))):
             argv += ["-o", f"Ciphers={_AES_GCM_FIRST}"]
         if mux_command:
             argv += ["-O", mux_command]
@@ -329,3 +330,40 @@ def _cpu_has_fast_aes() -> bool:
     import platform
 
     return platform.machine().lower() in ("x86_64", "amd64", "aarch64", "arm64")
+
+
+SYSTEM_SSH_CONFIG = "/etc/ssh/ssh_config"
+_CIPHERS_LINE = re.compile(rb"^\s*ciphers[\s=]", re.IGNORECASE | re.MULTILINE)
+_INCLUDE_LINE = re.compile(rb"^\s*include[\s=]+(.+)$", re.IGNORECASE | re.MULTILINE)
+
+
+@functools.cache
+def _config_chooses_ciphers(ssh_config: str) -> bool:
+    """Whether the ssh_config files ssh reads (``ssh_config`` instead of ~/.ssh/config when
+    given, the system's, and what they include) name ciphers anywhere: a user's or an
+    administrator's choice of ciphers (a compliance rule, say) is theirs, and mngr's
+    preference would replace it, since options on the command line win."""
+    import glob
+
+    user_dir = os.path.expanduser("~/.ssh")
+    system_dir = os.path.dirname(SYSTEM_SSH_CONFIG)
+    pending = [ssh_config or os.path.join(user_dir, "config"), SYSTEM_SSH_CONFIG]
+    seen: set[str] = set()
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            with open(path, "rb") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        if _CIPHERS_LINE.search(text):
+            return True
+        for line in _INCLUDE_LINE.findall(text):
+            base = system_dir if path.startswith(system_dir + os.sep) else user_dir
+            for pattern in line.decode(errors="replace").split():
+                pattern = os.path.expanduser(pattern.strip('"'))
+                pending += sorted(glob.glob(pattern if os.path.isabs(pattern) else os.path.join(base, pattern)))
+    return False

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mngr.controller.errors import ConfigError, UsageError
 from mngr.controller.paths import state_dir
+from mngr.providers import ssh
 from mngr.providers.ssh import SshProvider
 
 
@@ -44,17 +46,47 @@ def test_accepting_new_keys_is_accept_new_never_no(provider: SshProvider) -> Non
     assert "StrictHostKeyChecking=accept-new" in argv
 
 
-def test_aes_gcm_is_offered_first_unless_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def ssh_configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Path]]:
+    """(the user's ssh_config, the system's), both empty, in place of this machine's."""
     monkeypatch.setenv("MNGR_STATE_DIR", str(tmp_path / "state"))
-    ciphers = [arg for arg in SshProvider({}).ssh_argv("alias") if arg.startswith("Ciphers=")]
+    user, system = tmp_path / "user" / "config", tmp_path / "etc" / "ssh_config"
+    for path in (user, system):
+        path.parent.mkdir()
+        path.write_text("# Ciphers aes256-ctr (a comment chooses nothing)\nHost *\n    ServerAliveInterval 5\n")
+    monkeypatch.setattr(ssh, "SYSTEM_SSH_CONFIG", str(system))
+    ssh._config_chooses_ciphers.cache_clear()
+    yield user, system
+    ssh._config_chooses_ciphers.cache_clear()
+
+
+def _ciphers(settings: dict[str, object]) -> list[str]:
+    return [arg for arg in SshProvider(settings).ssh_argv("alias") if arg.startswith("Ciphers=")]
+
+
+def test_aes_gcm_is_offered_first_unless_turned_off(ssh_configs: tuple[Path, Path]) -> None:
+    ciphers = _ciphers({"ssh_config": str(ssh_configs[0])})
     assert len(ciphers) == 1
     offered = ciphers[0].removeprefix("Ciphers=").split(",")
     assert offered[0] == "aes128-gcm@openssh.com"
     # OpenSSH's own default set, reordered: nothing weaker is offered, nothing is dropped.
     assert sorted(offered) == sorted(["chacha20-poly1305@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr",
                                       "aes128-gcm@openssh.com", "aes256-gcm@openssh.com"])
-    argv = SshProvider({"prefer_aes_gcm": False}).ssh_argv("alias")
-    assert not any(arg.startswith("Ciphers=") for arg in argv)
+    assert not _ciphers({"ssh_config": str(ssh_configs[0]), "prefer_aes_gcm": False})
+
+
+@pytest.mark.parametrize("where", ["user", "system", "included"])
+def test_ciphers_chosen_in_any_ssh_config_are_left_alone(ssh_configs: tuple[Path, Path], where: str) -> None:
+    user, system = ssh_configs
+    choice = "Host build-*\n  Ciphers=aes256-gcm@openssh.com\n"
+    if where == "included":
+        (user.parent / "conf.d").mkdir()
+        (user.parent / "conf.d" / "fips.conf").write_text(choice)
+        user.write_text(user.read_text() + f'Include "{user.parent / "conf.d" / "*.conf"}"\n')
+    else:
+        path = user if where == "user" else system
+        path.write_text(path.read_text() + choice)
+    assert not _ciphers({"ssh_config": str(user)})
 
 
 @pytest.mark.parametrize("host", ["-oProxyCommand=x", "a b", "h;rm", "h$(x)", ""])
