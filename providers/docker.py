@@ -54,7 +54,7 @@ from mngr.controller.plugin_spec import hookimpl
 from mngr.remote_helper import daemon_address
 
 from . import docker_engine as engine
-from .base import Provider
+from .base import Provider, tmux_attach_argv
 from .made_hosts import (
     MadeHostsProvider,
     build_arg_options,
@@ -226,7 +226,7 @@ class DockerProvider(MadeHostsProvider):
     def attach_argv(self, host: str, session: str) -> list[str]:
         self.check_host(host)
         _need_docker_cli()
-        return ["docker", "exec", "-it", self.container_name(host), "tmux", "attach-session", "-t", "=" + session]
+        return ["docker", "exec", "-it", self.container_name(host), *tmux_attach_argv(session)]
 
     def _ensure_running(self, host: str) -> None:
         seen = self._containers()
