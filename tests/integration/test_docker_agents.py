@@ -129,6 +129,8 @@ def test_every_command_works_on_an_agent_in_a_container_and_its_key_stays_secret
     by_mngr = {path: mode for path, mode in held.items() if "/cli-config/" not in path}
     assert sorted(path.rsplit("/", 1)[1] for path in by_mngr) == ["agent-config.json", "launch.json"], held
     assert set(by_mngr.values()) == {"600"}, held
+    container.reload()  # nor in what the engine keeps of the container: its config (env) and output
+    assert secret not in json.dumps(container.attrs) and secret.encode() not in container.logs()
 
     outputs.append(_mngr(user, "destroy", "-f", name))
     assert _containers(user) == {}, "the container goes with its last agent"
