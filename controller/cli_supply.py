@@ -265,8 +265,11 @@ def _claude_bundles(install: Path) -> dict[str, Bundle]:
 
 
 # What codex looks for next to its binary (its codex-package.json names them): rg on
-# PATH, the sandbox's bwrap. Its voice runtime and code-mode host are optional features.
-_CODEX_PARTS = ("codex-package.json", "bin/codex", "codex-path/rg", "codex-resources/bwrap")
+# PATH, the sandbox's bwrap, and the code-mode host, without which its interactive
+# session's background server refuses to start ("local Codex package is missing
+# bin/codex-code-mode-host"). Its voice runtime is an optional feature.
+_CODEX_PARTS = ("codex-package.json", "bin/codex", "bin/codex-code-mode-host", "codex-path/rg",
+                "codex-resources/bwrap")
 
 
 def _codex_bundles(install: Path) -> dict[str, Bundle]:

@@ -11,6 +11,7 @@ when it has that protocol's methods, and callers ask with ``isinstance(provider,
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -18,6 +19,26 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from mngr.controller.channel.protocol import AgentList
 from mngr.controller.channel.rpc import RpcClient
 from mngr.controller.channel.stream import Stream
+
+
+def tmux_attach_argv(session: str) -> list[str]:
+    """``tmux attach-session`` run on a host for the user's terminal here.
+
+    tmux draws characters beyond ASCII (an agent's prompt, its box lines) only for a client
+    it believes takes UTF-8, which it judges by the locale where the client runs: on a host
+    reached over ssh or ``docker exec`` that is the host's, often unset. What matters is the
+    user's own terminal, so ``-u`` tells it when the locale here says UTF-8.
+    """
+    return ["tmux", *(["-u"] if local_locale_is_utf8() else []), "attach-session", "-t", "=" + session]
+
+
+def local_locale_is_utf8() -> bool:
+    """Whether this process's locale (LC_ALL, else LC_CTYPE, else LANG, as tmux reads it) is UTF-8."""
+    for variable in ("LC_ALL", "LC_CTYPE", "LANG"):
+        value = os.environ.get(variable)
+        if value:
+            return "utf-8" in value.lower() or "utf8" in value.lower()
+    return False
 
 
 class Provider(ABC):

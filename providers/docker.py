@@ -20,6 +20,8 @@ Build args (``--build-arg``, each a string of options, as in the PRODUCT brief):
 ``--image IMAGE``         run this image (it must have python3 and tmux)
 ``--dockerfile PATH``     build this Dockerfile (its directory is the context) and run it
 ``--block-network``       no network at all (``network_mode=none``)
+``--network NETWORK``     the container's network: ``host`` (this machine's, so a model gateway
+                          or proxy on its loopback is reachable), ``bridge``, or a network by name
 ``--cidr-allowlist CIDR`` refused: only the modal provider can limit where a host connects
 ``--cpus N``, ``--memory SIZE``   resource limits (also ``[providers.docker] cpus, memory``)
 
@@ -28,7 +30,7 @@ configured ``base_image`` (default ``debian:bookworm-slim``) with python3, tmux,
 procps added when missing.
 
 Settings (``[providers.docker]``): ``base_image``, ``image`` (instead of building one),
-``cpus``, ``memory``, ``idle_timeout`` (default 1h), ``idle_command`` (default: stop the
+``network``, ``cpus``, ``memory``, ``idle_timeout`` (default 1h), ``idle_command`` (default: stop the
 container), ``namespace`` (default: your user name). An engine may serve several users:
 mngr sees only the containers of its namespace, named ``mngr-NAMESPACE-HOST``.
 """
@@ -52,7 +54,7 @@ from mngr.controller.plugin_spec import hookimpl
 from mngr.remote_helper import daemon_address
 
 from . import docker_engine as engine
-from .base import Provider
+from .base import Provider, tmux_attach_argv
 from .made_hosts import (
     MadeHostsProvider,
     build_arg_options,
@@ -82,22 +84,26 @@ SOCKET_DIR_IN_CONTAINER = "/run/mngr"
 AGENT_CLIS_IN_CONTAINER = "/mngr-agent-clis"
 _NEEDED = ("python3", "tmux")
 _BASE_PACKAGES = "python3 tmux git procps ca-certificates"
-_SETTINGS = frozenset(["base_image", "image", "cpus", "memory", "idle_timeout", "idle_command", "namespace"])
+_SETTINGS = frozenset(["base_image", "image", "network", "cpus", "memory", "idle_timeout", "idle_command",
+                       "namespace"])
+# What docker accepts as a network's name (and host, bridge, none, which name built-in ones).
+_NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class BuildArgs:
     """The build args of one new host, parsed and checked."""
 
-    KNOWN = "--image, --dockerfile, --block-network, --cpus, --memory (and --cidr-allowlist on modal)"
+    KNOWN = "--image, --dockerfile, --block-network, --network, --cpus, --memory (and --cidr-allowlist on modal)"
 
     def __init__(self, raw: Sequence[str]) -> None:
         self.raw = list(raw)
         self.image = ""
         self.dockerfile = ""
         self.block_network = False
+        self.network = ""
         self.cpus: float | None = None
         self.memory = ""
-        valued = ("--image", "--dockerfile", "--cpus", "--memory", "--cidr-allowlist")
+        valued = ("--image", "--dockerfile", "--network", "--cpus", "--memory", "--cidr-allowlist")
         for option, value in build_arg_options(raw, "docker", ("--block-network",), valued, self.KNOWN):
             if option == "--block-network":
                 self.block_network = True
@@ -108,12 +114,23 @@ class BuildArgs:
                 self.image = value
             elif option == "--dockerfile":
                 self.dockerfile = dockerfile_path(value)
+            elif option == "--network":
+                self.network = network_name(value, "--network")
             elif option == "--cpus":
                 self.cpus = positive_number(value, "--cpus")
             else:
                 self.memory = _memory(value)
         if self.image and self.dockerfile:
             raise UsageError("give --image or --dockerfile, not both")
+        if self.block_network and self.network:
+            raise UsageError("give --block-network or --network, not both")
+
+
+def network_name(value: Any, what: str) -> str:
+    text = str(value)
+    if not _NETWORK_NAME.fullmatch(text):
+        raise UsageError(f"{what} must be host, bridge or the name of a docker network, not {value!r}")
+    return text
 
 
 def _memory(value: Any) -> str:
@@ -209,7 +226,7 @@ class DockerProvider(MadeHostsProvider):
     def attach_argv(self, host: str, session: str) -> list[str]:
         self.check_host(host)
         _need_docker_cli()
-        return ["docker", "exec", "-it", self.container_name(host), "tmux", "attach-session", "-t", "=" + session]
+        return ["docker", "exec", "-it", self.container_name(host), *tmux_attach_argv(session)]
 
     def _ensure_running(self, host: str) -> None:
         seen = self._containers()
@@ -240,7 +257,8 @@ class DockerProvider(MadeHostsProvider):
         ``snapshot`` (an image ``snapshot_host`` committed), the container starts with the
         snapshotted host's files, its agents' records left out."""
         self.check_host(host)
-        parsed = BuildArgs(build_args)  # bad build args fail before anything is made
+        parsed = BuildArgs(build_args)  # bad build args (and settings) fail before anything is made
+        network = self._network(parsed)
         if snapshot and (parsed.image or parsed.dockerfile):
             raise UsageError("a docker snapshot brings its own image: no --image or --dockerfile with it")
         seen = self._containers()
@@ -260,8 +278,8 @@ class DockerProvider(MadeHostsProvider):
                        LABEL_BUILD_ARGS: json.dumps(list(build_args))},
             "init": False, "command": KEEP_RUNNING,
         }
-        if parsed.block_network:
-            options["network_mode"] = "none"
+        if network:
+            options["network_mode"] = network
         if engine.quick():  # an engine on this machine: its bind mounts are this machine's
             socket_dir = self._socket_dir(host)
             os.makedirs(os.path.dirname(socket_dir), mode=0o700, exist_ok=True)
@@ -284,9 +302,9 @@ class DockerProvider(MadeHostsProvider):
         try:
             container = client.containers.run(image, **options)
         except docker.errors.APIError as exc:
-            import shutil
-
-            shutil.rmtree(self._socket_dir(host), ignore_errors=True)
+            # The engine may have made the container and failed to start it (a network
+            # that does not exist): it goes too.
+            self.discard_host(host)
             raise MngrError(f"could not create docker host {host!r}: {exc.explanation or exc}") from exc
         try:
             self._check_tools(container, image)
@@ -300,6 +318,15 @@ class DockerProvider(MadeHostsProvider):
             hosts.setdefault(host, {"agents": []})
         self.__dict__.pop("_seen", None)
         return True
+
+    def _network(self, parsed: BuildArgs) -> str:
+        """The container's network mode; "" for the engine's default (its bridge)."""
+        if parsed.block_network:
+            return "none"
+        if parsed.network:
+            return parsed.network
+        configured = self.settings.get("network")
+        return network_name(configured, "providers.docker.network") if configured else ""
 
     def _check_tools(self, container: Any, image: str) -> None:
         script = "; ".join(f"command -v {tool} >/dev/null 2>&1 || echo {tool}" for tool in _NEEDED)

@@ -23,6 +23,8 @@ from typing import Any
 from mngr.controller.channel.stream import Stream, _read_fd, _Spinner
 from mngr.controller.errors import ChannelClosed
 
+from .base import tmux_attach_argv
+
 WRITE_SLICE = 8 * 1024 * 1024  # under the SDK's 16 MiB limit on what one drain may carry
 
 
@@ -104,7 +106,7 @@ def attach(sandbox_id: str, session: str, env: Mapping[str, str]) -> int:
     import modal
 
     sandbox = modal.Sandbox.from_id(sandbox_id)
-    process = open_exec(sandbox, ["tmux", "attach-session", "-t", "=" + session], env, pty=True)
+    process = open_exec(sandbox, tmux_attach_argv(session), env, pty=True)
     failures = sdk_failures()
     stdin_fd, stdout_fd = sys.stdin.fileno(), sys.stdout.fileno()
     saved = termios.tcgetattr(stdin_fd) if os.isatty(stdin_fd) else None

@@ -42,7 +42,7 @@ from mngr.controller.errors import ConfigError, MngrError, UsageError
 from mngr.controller.paths import changing_state_json, read_state_json, state_dir
 from mngr.controller.plugin_spec import hookimpl
 
-from .base import Provider
+from .base import Provider, tmux_attach_argv
 
 _ADDRESS = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._:\[\]-]+$")
 _HOST_KEY_CHANGED = "REMOTE HOST IDENTIFICATION HAS CHANGED"
@@ -315,7 +315,7 @@ class SshProvider(Provider):
         self.check_host(host)
         if self._uses_paramiko():
             raise UsageError("attaching needs the OpenSSH client (ssh), which is not installed here")
-        remote = [*self._remote_env_prefix(host), "tmux", "attach-session", "-t", "=" + session]
+        remote = [*self._remote_env_prefix(host), *tmux_attach_argv(session)]
         return [*self.ssh_argv(host, tty=True), shlex.join(remote)]
 
 

@@ -142,14 +142,18 @@ def _copy(app: App, lifecycle: Lifecycle, agent: LocatedAgent, target: HostHandl
         spec, made = sync.copy_work_dir(agent.handle, agent.info.name, target, new_name, path, scratch)
     try:
         from ..agent_config import for_agent
+        from ..cli_supply import provide_for_agent
 
         agent_type = app.registry.agent_types.get(spec.agent_type)
         launch = agent_type.relaunch(spec.command) if agent_type else Launch(spec.command)
+        # The target host may lack the agent's CLI (the source had it, or was this machine).
+        path_dirs = provide_for_agent(target, agent_type, spec.binary)
         own_config = for_agent(app.config, agent_type, target)  # made anew from the user's, as by create
         info = target.create_agent(name=new_name, agent_type=spec.agent_type, command=launch.command,
                                    binary=spec.binary, work_dir=made, env={**spec.env, **(env or {})}, labels=spec.labels,
                                    interaction=interaction_for(app.registry.agent_types, spec.agent_type, launch,
                                                                work_dir_trusted(app, True)),
+                                   path_dirs=path_dirs,
                                    agent_config=own_config.wire() if own_config is not None else None)
     except BaseException:
         target.prepare_work_dir(new_name, made, remove=True)

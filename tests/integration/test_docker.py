@@ -111,6 +111,21 @@ def test_block_network_leaves_only_loopback(dock) -> None:
     assert links.stdout.split() == ["lo"]
 
 
+def test_the_network_from_the_setting_or_the_build_arg_which_wins(dock) -> None:
+    dock.env["MNGR_PROVIDERS__DOCKER__NETWORK"] = "no-such-network"
+    refused = dock.mngr("create", "lost", "command", "--in", "docker", "--no-connect", "--", "sleep", "600")
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "could not create docker host 'lost'" in refused.stderr and "no-such-network" in refused.stderr
+    assert _containers(dock) == {}
+    _create(dock, "near", "--build-arg", "--network host")
+    container = dock.docker.containers.get(f"mngr-{dock.namespace}-near")
+    assert container.attrs["HostConfig"]["NetworkMode"] == "host"
+    dock.env["MNGR_PROVIDERS__DOCKER__NETWORK"] = "a b"
+    bad = dock.mngr("create", "odd", "command", "--in", "docker", "--no-connect", "--", "sleep", "600")
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "mngr: error: providers.docker.network must be host, bridge or the name of a docker network, not 'a b'")
+
+
 def test_limits_from_build_args_and_config(dock) -> None:
     _create(dock, "small", "--build-arg", "--cpus 1.5", "--build-arg", "--memory=256m")
     config = dock.docker.containers.get(f"mngr-{dock.namespace}-small").attrs["HostConfig"]
@@ -128,6 +143,8 @@ def test_limits_from_build_args_and_config(dock) -> None:
     ("--cpus lots", "--cpus must be a positive number"),
     ("--cpus nan", "--cpus must be a positive number"),
     ("--dockerfile /nowhere/Dockerfile", "no such file"),
+    ("--block-network --network host", "give --block-network or --network, not both"),
+    ("--network 'a b'", "--network must be host, bridge or the name of a docker network, not 'a b'"),
 ])
 def test_bad_build_args_are_one_line_and_make_nothing(dock, build_arg: str, expected: str) -> None:
     created = dock.mngr("create", "bad", "command", "--in", "docker", "--no-connect", "--build-arg", build_arg,

@@ -2,9 +2,9 @@
 
 The user's side has what a user who set the CLIs up has (tests/agent_clis.py), plus things
 an agent must not get (other projects, MCP servers, another provider). The host's user has
-an empty home; its PATH reaches the CLIs. Each agent must run unattended with only the config
-dir mngr wrote for it, and its API key must land nowhere but in 0600 files, and be gone
-after destroy.
+an empty home and neither CLI: mngr copies them there. Each agent must run unattended with
+only the config dir mngr wrote for it, and its API key must land nowhere but in 0600 files,
+and be gone after destroy.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import tempfile
 import tomllib
 import uuid
@@ -25,12 +26,14 @@ from tests import agent_clis
 from tests.conftest import Sandbox, wait_for
 from tests.model_standin import ModelStandin
 from tests.sshd import SshHost, unavailable_reason
+from tests.terminal import run_in_pty
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None or agent_clis.missing_reason() is not None,
                                 reason=unavailable_reason() or agent_clis.missing_reason() or "")
 
 BOTH = pytest.mark.parametrize("agent_type", ["claude", "codex"])
 KEY_VARIABLE = {"claude": "ANTHROPIC_API_KEY", "codex": "OPENAI_API_KEY"}
+PROMPT = {"claude": "\u276f".encode(), "codex": "\u203a".encode()}  # the first character of each input line
 
 
 class Remote:
@@ -50,8 +53,7 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     host: SshHost | None = None
     standin = ModelStandin()
     try:
-        host = SshHost("cfghost", client_dir, env={
-            "HOME": str(home), "PATH": f"{agent_clis.AGENT_CLI_BIN}:/usr/local/bin:/usr/bin:/bin"})
+        host = SshHost("cfghost", client_dir, env={"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin"})
         os.chown(home, host.user.pw_uid, host.user.pw_gid)
         os.chmod(home, 0o700)
         host.trust()
@@ -106,6 +108,8 @@ def _mngr(user: Sandbox, *args: str, input: str | None = None) -> str:
 def _files_holding(root: Path, secret: bytes) -> list[Path]:
     found = []
     for path in root.rglob("*"):
+        if "clis" in path.relative_to(root).parts[:2]:
+            continue  # the CLIs' binaries mngr copied to the host (hundreds of MB, no secret)
         if path.is_file() and not path.is_symlink():
             try:
                 if secret in path.read_bytes():
@@ -140,6 +144,7 @@ def test_an_agent_on_a_bare_host_runs_resumes_and_keeps_its_key_secret(user: San
                           and text, "the answer in the transcript", timeout=60)
     assert "remember the word alpha" in transcript
     outputs += [transcript, _mngr(user, "transcript", name, "--format", "json")]
+    outputs.append(_connect_and_detach(user, remote, name, PROMPT[agent_type]).decode(errors="replace"))
     outputs += [_mngr(user, "stop", name), _mngr(user, "start", name)]
     outputs.append(_mngr(user, "message", name, "which word?"))
     (last, *_) = wait_for(lambda: [exchange for exchange in remote.standin.conversation_requests()
@@ -166,6 +171,25 @@ def test_an_agent_on_a_bare_host_runs_resumes_and_keeps_its_key_secret(user: San
     assert secret not in outputs[-1]
     assert not agent_dir.exists()
     assert not _files_holding(remote.host.remote_root, secret.encode())
+
+
+def _connect_and_detach(user: Sandbox, remote: Remote, name: str, prompt: bytes) -> bytes:
+    """``mngr connect`` on a terminal: the agent's screen (its answer, its input line) is drawn
+    there; detaching ends the connect and leaves the agent running."""
+    tmux_socket = remote.host.remote_tmux_dir / f"tmux-{remote.host.user.pw_uid}" / "default"
+
+    def detach_once_drawn(screen: bytes, terminal: int) -> bool:
+        if b"heard:" not in screen or prompt not in screen:
+            return False
+        subprocess.run(["tmux", "-S", str(tmux_socket), "detach-client", "-s", f"=mngr-{name}"], capture_output=True)
+        return True
+
+    code, screen = run_in_pty(user, ["connect", name], detach_once_drawn)
+    assert code == 0 and b"heard:" in screen and prompt in screen, screen[-2000:]
+    (agent,) = [agent for agent in json.loads(_mngr(user, "list", "--format", "json"))["agents"]
+                if agent["name"] == name]
+    assert agent["state"] in ("RUNNING", "WAITING"), agent
+    return screen
 
 
 def _assert_only_what_the_agent_needs(agent_type: str, config_dir: Path, user: Sandbox) -> None:

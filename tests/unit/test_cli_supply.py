@@ -41,8 +41,9 @@ def test_the_users_npm_installs_give_a_bundle_for_their_machine() -> None:
     codex = user_bundles("codex", str(agent_clis.AGENT_CLI_BIN))[os.uname().machine]
     assert codex.entry == "bin/codex" and codex.path_dirs == ("bin", "codex-path")
     relatives = [f.relative for f in codex.files]
-    # What it looks for next to its binary; not its optional voice runtime or code-mode host.
-    assert relatives == ["codex-package.json", "bin/codex", "codex-path/rg", "codex-resources/bwrap"]
+    # What it looks for next to its binary; not its optional voice runtime.
+    assert relatives == ["codex-package.json", "bin/codex", "bin/codex-code-mode-host", "codex-path/rg",
+                         "codex-resources/bwrap"]
     # The key names the content: the same install gives the same key (the hash is remembered).
     assert user_bundles("claude", str(agent_clis.AGENT_CLI_BIN))[machine].key == bundle.key
 

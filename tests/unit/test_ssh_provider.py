@@ -135,3 +135,27 @@ def test_the_older_registry_of_names_is_read(provider: SshProvider) -> None:
     assert list(provider.known_hosts()) == ["box", "old-1", "old-2"]
     provider.forget("old-1", time.time())
     assert list(provider.known_hosts()) == ["box", "old-2"]
+
+
+@pytest.mark.parametrize(
+    ("locale", "utf8"),
+    [
+        ({"LANG": "C.UTF-8"}, True),
+        ({"LANG": "en_US.utf8"}, True),
+        ({"LANG": "C"}, False),
+        ({}, False),
+        ({"LANG": "en_US.UTF-8", "LC_ALL": "C"}, False),  # LC_ALL, then LC_CTYPE, then LANG
+        ({"LANG": "C", "LC_CTYPE": "C.UTF-8"}, True),
+    ],
+)
+def test_the_remote_tmux_client_draws_utf8_when_the_local_locale_is(
+    provider: SshProvider, monkeypatch: pytest.MonkeyPatch, locale: dict[str, str], utf8: bool
+) -> None:
+    for variable in ("LC_ALL", "LC_CTYPE", "LANG"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in locale.items():
+        monkeypatch.setenv(variable, value)
+    remote = provider.attach_argv("box", "mngr-job")[-1].split()
+    tmux = remote.index("tmux")
+    expected = ["tmux", "-u", "attach-session"] if utf8 else ["tmux", "attach-session"]
+    assert remote[tmux : tmux + len(expected)] == expected and remote[-1] == "=mngr-job"
