@@ -210,6 +210,11 @@ class HostHandle:
         self._call(protocol.WriteAgentConfig(name=name, agent_config=agent_config), protocol.Done,
                    timeout=self.timeout)
 
+    def read_agent_config(self, name: str, salt: str) -> protocol.AgentConfigState:
+        """What agent ``name``'s own CLI config dir holds, as hashes salted with ``salt``."""
+        return self._call(protocol.ReadAgentConfig(name=name, salt=salt), protocol.AgentConfigState,
+                          timeout=self.timeout)
+
     def stop_agent(self, name: str, grace: float = 2.0) -> protocol.AgentInfo:
         # The grace and the SIGKILL wait after it come on top of the host's timeout.
         return self._call(protocol.StopAgent(name, grace), protocol.AgentReply, timeout=self._plus(grace)).agent

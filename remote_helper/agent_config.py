@@ -13,9 +13,19 @@ controller/agent_config.py) and this module writes it:
 
 The record keeps only names (``record_entry``). Everything goes with the agent's dir on
 destroy. ``write`` replaces the files it is given and leaves the CLI's own (its session
-logs, its state) in place, so it can be applied again to an existing agent.
+logs, its state) in place, so it can be applied again to an existing agent. A file named in
+``merge_json`` (claude's ``.claude.json``, where the CLI keeps state of its own) gets the
+spec's keys merged into what is there instead of replacing it. A file or settings file
+whose content would not change is not written.
+
+``state`` tells the controller what is there without sending it a value: every file's and
+variable's hash with a salt the controller chose (``mngr provision --dry-run`` compares
+them with its own plan's), and whether the variables were written after the agent's
+running process was launched (it does not have them yet).
 """
 
+import hashlib
+import json
 import os
 
 from . import state
@@ -43,24 +53,119 @@ def check(spec):
             raise RequestFailed("invalid", "agent_config: %s must map names to strings" % key)
     for name in spec.get("files", {}):
         _check_name(name, "a file name")
+    merged = spec.get("merge_json", [])
+    if not isinstance(merged, list) or not all(isinstance(name, str) and name in spec.get("files", {})
+                                               for name in merged):
+        raise RequestFailed("invalid", "agent_config: merge_json must list names of its files")
 
 
-def write(agent_id, spec):
-    """Make (or refresh) the agent's config dir and settings file from ``spec``."""
+def write(agent_id, spec, dropped=()):
+    """Make (or refresh) the agent's config dir and settings file from ``spec``; remove the
+    files of ``dropped`` (written by an earlier spec, in none now)."""
     check(spec)
     agent_dir = state.agent_dir(agent_id)
     directory = os.path.join(agent_dir, spec["dir"])
     if not os.path.isdir(directory):
         os.mkdir(directory, 0o700)
     os.chmod(directory, 0o700)
+    merged = set(spec.get("merge_json", []))
     for name, text in sorted(spec.get("files", {}).items()):
         path = os.path.join(directory, name)
-        state.atomic_write_bytes(path, text.encode("utf-8"), 0o600)
+        old = _read_bytes(path)
+        data = _merged(old, text) if name in merged else text.encode("utf-8")
+        if data != old:
+            state.atomic_write_bytes(path, data, 0o600)
         os.chmod(path, 0o600)
+    for name in dropped:
+        if name not in spec.get("files", {}) and name != SETTINGS_FILE and "/" not in name:
+            try:
+                os.unlink(os.path.join(directory, name))
+            except FileNotFoundError:
+                pass
     settings = os.path.join(agent_dir, SETTINGS_FILE)
-    state.atomic_write_json(settings, {"dir": spec["dir"], "env_var": spec["env_var"],
-                                       "env": dict(spec.get("env", {}))})
+    wanted = {"dir": spec["dir"], "env_var": spec["env_var"], "env": dict(spec.get("env", {}))}
+    try:
+        current = state.read_json(settings)
+    except (OSError, ValueError):
+        current = None
+    if current != wanted:  # an unchanged file keeps its time: state()'s "pending" reads it
+        state.atomic_write_json(settings, wanted)
     os.chmod(settings, 0o600)
+
+
+def _read_bytes(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _merged(old, text):
+    """``text`` (a JSON object) merged into the JSON object ``old``: its values win, objects
+    in both are merged key by key. ``old`` that is not a JSON object is replaced."""
+    new = json.loads(text)
+    try:
+        document = json.loads(old.decode("utf-8")) if old is not None else None
+    except ValueError:
+        document = None
+    if not isinstance(document, dict) or not isinstance(new, dict):
+        return text.encode("utf-8")
+    return (json.dumps(_merge(document, new), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _merge(into, new):
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
+def salted_hash(salt, text):
+    """What stands for a value in ``state``: nobody without the salt can test a guess."""
+    return hashlib.sha256((salt + "\0" + text).encode("utf-8")).hexdigest()
+
+
+def hashed_tree(salt, value):
+    """A JSON object with each value that is not an object replaced by its salted hash."""
+    if isinstance(value, dict):
+        return {str(key): hashed_tree(salt, item) for key, item in value.items()}
+    return salted_hash(salt, json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+
+
+def state_of(agent_id, record, salt):
+    """What the agent's config dir holds, as salted hashes (see the module's docstring)."""
+    agent_dir = state.agent_dir(agent_id)
+    entry = record.get("agent_config") if isinstance(record.get("agent_config"), dict) else {}
+    found = {"configured": bool(entry), "env_var": str(entry.get("env_var", "")), "files": {}, "env": {},
+             "written_files": [str(name) for name in entry.get("files", [])], "pending": False}
+    if not entry:
+        return found
+    directory = os.path.join(agent_dir, str(entry.get("dir", "")))
+    for name in found["written_files"]:
+        data = _read_bytes(os.path.join(directory, name)) if "/" not in name else None
+        if data is None:
+            continue
+        text = data.decode("utf-8", "replace")
+        try:
+            document = json.loads(text)
+        except ValueError:
+            document = None
+        found["files"][name] = {"sha256": salted_hash(salt, text),
+                                "tree": hashed_tree(salt, document) if isinstance(document, dict) else None}
+    settings = os.path.join(agent_dir, SETTINGS_FILE)
+    try:
+        values = state.read_json(settings).get("env") or {}
+    except (OSError, ValueError, AttributeError):
+        values = {}
+    found["env"] = {str(key): salted_hash(salt, str(value)) for key, value in values.items()}
+    try:
+        found["pending"] = os.stat(settings).st_mtime_ns > os.stat(os.path.join(agent_dir, "launch.json")).st_mtime_ns
+    except OSError:
+        pass
+    return found
 
 
 def record_entry(spec):

@@ -336,7 +336,9 @@ def write_agent_config(name, spec):
     agent_records.check_name(name)
     with state.named_lock("agent-" + name):
         agent_id, record = agent_records.require(name)
-        agent_config.write(agent_id, spec)
+        earlier = record.get("agent_config") if isinstance(record.get("agent_config"), dict) else {}
+        dropped = earlier.get("files", []) if earlier.get("dir") == spec["dir"] else []
+        agent_config.write(agent_id, spec, dropped)
         record["agent_config"] = agent_config.record_entry(spec)
         directory = state.agent_dir(agent_id)
         state.atomic_write_json(os.path.join(directory, "record.json"), record)
@@ -346,6 +348,18 @@ def write_agent_config(name, spec):
                                  _agent_env(agent_id, name, _with_own_config(agent_id, _read_env(agent_id))))
         state.append_event(os.path.join(directory, "events.jsonl"), "agent_config_written",
                            files=sorted(spec.get("files", {})))
+
+
+def agent_config_state(name, salt):
+    """What the agent's own CLI config dir holds, as salted hashes (agent_config.state_of),
+    and what its record says it runs."""
+    agent_records.check_name(name)
+    with state.named_lock("agent-" + name):
+        agent_id, record = agent_records.require(name)
+        found = agent_config.state_of(agent_id, record, salt)
+    found["binary"] = record.get("binary")
+    found["path_dirs"] = [str(directory) for directory in record.get("path_dirs") or []]
+    return found
 
 
 def stop_agent(name, spare=(), grace=processes.TERM_GRACE_SECONDS):

@@ -105,6 +105,14 @@ class WriteAgentConfig(msgspec.Struct, tag=True, kw_only=True):
     agent_config: dict[str, Any]
 
 
+class ReadAgentConfig(msgspec.Struct, tag=True, kw_only=True):
+    """What the agent's own CLI config dir holds now, as hashes salted with ``salt``
+    (never a value); answered with AgentConfigState."""
+
+    name: str
+    salt: str
+
+
 class StopAgent(msgspec.Struct, tag=True):
     """End the agent's session and every process it started: SIGTERM, ``grace`` seconds,
     then SIGKILL (remote_helper/processes.py)."""
@@ -434,6 +442,22 @@ class AgentSpec(msgspec.Struct, tag=True, kw_only=True):
     branch: str = ""  # checked out in its work dir (a commit id when detached; "" if no git)
 
 
+class AgentConfigState(msgspec.Struct, tag=True, kw_only=True):
+    """ReadAgentConfig's answer (remote_helper/agent_config.py state_of). ``files``: name ->
+    {"sha256": salted hash of its text, "tree": for a JSON object, its keys with each value
+    that is not an object replaced by its salted hash}; ``env``: variable -> salted hash;
+    ``pending``: the variables were written after the agent's process was launched."""
+
+    configured: bool = False  # the agent has a config dir of its own
+    env_var: str = ""
+    files: dict[str, Any] = {}
+    env: dict[str, str] = {}
+    written_files: list[str] = []  # every file the last write put there (some may be gone)
+    pending: bool = False
+    binary: str | None = None  # what the agent's command runs
+    path_dirs: list[str] = []  # first on its PATH: the agent CLI mngr provided
+
+
 class WorkDir(msgspec.Struct, tag=True, kw_only=True):
     path: str
 
@@ -544,12 +568,14 @@ class Garbage(msgspec.Struct, tag=True, kw_only=True):
 
 Request = (
     Ping | GetHelperInfo | ListAgents | FindAgent | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
+    | ReadAgentConfig
     | AwaitInput | CapturePane | ReadOutput | NoteActivity | WriteAgentConfig | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
     | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | WatchChanges | StatPaths | GetSignatures | WriteDelta
     | ReadDelta | ExecStart | ExecRead | ExecKill | CollectGarbage
 )
 Reply = (
     Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | AgentSpec | WorkDir | FileData | Captured
+    | AgentConfigState
     | Written | Changes | Signatures | DeltaData | Progress
     | OutputChunk | ExecStarted | ExecOutput | Garbage | Error
 )
