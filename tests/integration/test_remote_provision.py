@@ -1,0 +1,117 @@
+"""`mngr provision` on a real claude agent on an SSH host whose user has no config of its own.
+
+The user changes their model and API key after the agent was made: a dry run names what
+would change and touches nothing; provision writes it without restarting the agent;
+--restart restarts it, its conversation resumed, authenticating with the new key. No key
+ever appears in an output, and on the host only in mngr's 0600 files.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Sandbox, wait_for
+from tests.integration.test_remote_agent_config import (  # noqa: F401 (fixtures: one SSH host for this module)
+    Remote,
+    _agent_dir,
+    _files_holding,
+    remote,
+    user,
+)
+from tests.model_standin import Exchange
+
+
+def _mngr(user: Sandbox, *args: str) -> str:
+    result = user.mngr(*args, timeout=180)
+    assert result.returncode == 0, f"mngr {' '.join(args)}: {result.stdout}{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def _pid(user: Sandbox, name: str) -> int:
+    listed = json.loads(_mngr(user, "list", "--format", "json"))
+    (agent,) = [agent for agent in listed["agents"] if agent["name"] == name]
+    return int(agent["pid"])
+
+
+def _snapshot(config_dir: Path, agent_dir: Path) -> dict[str, tuple[bytes, int]]:
+    """What mngr wrote there (the CLI's own .claude.json it rewrites itself as it likes)."""
+    paths = [config_dir / "settings.json", agent_dir / "agent-config.json", agent_dir / "record.json"]
+    return {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in paths}
+
+
+def _turn(remote: Remote, text: str) -> Exchange:
+    (exchange, *_) = wait_for(lambda: [exchange for exchange in remote.standin.conversation_requests()
+                                       if exchange.user_texts()[-1:] == [text]], f"the turn {text!r}", timeout=60)
+    return exchange
+
+
+def test_provision_refreshes_settings_and_key_and_restarts_only_when_asked(user: Sandbox, remote: Remote) -> None:
+    name = "prov"
+    old_key = user.env["ANTHROPIC_API_KEY"]
+    outputs = [_mngr(user, "create", name, "claude", "--in", "ssh", "--host", "cfghost", "--no-connect")]
+    agent_dir = _agent_dir(remote, name)
+    config_dir = agent_dir / "cli-config"
+    outputs.append(_mngr(user, "message", name, "remember the word alpha"))
+    assert _turn(remote, "remember the word alpha").api_key == old_key
+    pid = _pid(user, name)
+    outputs.append(_mngr(user, "provision", name))
+    assert outputs[-1] == f"agent {name} on cfghost: up to date\n"
+
+    new_key = f"sk-ant-unique-{uuid.uuid4().hex}"
+    user.env["ANTHROPIC_API_KEY"] = new_key
+    settings = user.root / "home" / ".claude" / "settings.json"
+    settings.write_text(json.dumps({**json.loads(settings.read_text()), "model": "claude-standin-other"}))
+    before = _snapshot(config_dir, agent_dir)
+    outputs.append(_mngr(user, "provision", name, "--dry-run"))
+    assert outputs[-1] == (f"agent {name} on cfghost: would change file .claude.json, file settings.json, "
+                           "env ANTHROPIC_API_KEY; the agent would have the new variables only once restarted\n")
+    assert _snapshot(config_dir, agent_dir) == before
+
+    outputs.append(_mngr(user, "provision", name, "--format", "json"))
+    (done,) = json.loads(outputs[-1])
+    assert (done["outcome"], done["files"], done["env"], done["restart"]) == (
+        "changed", [".claude.json", "settings.json"], ["ANTHROPIC_API_KEY"], "restart needed")
+    assert json.loads((config_dir / "settings.json").read_text())["model"] == "claude-standin-other"
+    for path in (config_dir / "settings.json", config_dir / ".claude.json", agent_dir / "agent-config.json"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    claude_state = json.loads((config_dir / ".claude.json").read_text())
+    assert claude_state["customApiKeyResponses"]["approved"] == [new_key[-20:]]
+    assert list(claude_state["projects"]) != []  # the CLI's own state (its trusted work dir) stayed
+    assert _pid(user, name) == pid  # not restarted
+
+    outputs.append(_mngr(user, "provision", name, "--restart"))
+    assert outputs[-1] == f"agent {name} on cfghost: up to date; restarted\n"
+    assert _pid(user, name) != pid
+    outputs.append(_mngr(user, "message", name, "which word?"))
+    last = _turn(remote, "which word?")
+    assert "remember the word alpha" in last.user_texts()  # the same conversation, resumed
+    assert last.api_key == new_key and last.body.get("model") == "claude-standin-other"
+
+    outputs.append(_mngr(user, "stop", name))
+    user.env["ANTHROPIC_API_KEY"] = old_key
+    outputs.append(_mngr(user, "provision", name))
+    assert outputs[-1] == (f"agent {name} on cfghost: changed file .claude.json, env ANTHROPIC_API_KEY; "
+                           "the agent is STOPPED: it has them when it starts\n")
+    assert not [output for output in outputs if old_key in output or new_key in output]
+    for key, files in ((old_key, ["agent-config.json"]), (new_key, ["launch.json"])):  # written; launched with
+        holding = [path for path in _files_holding(remote.host.remote_root, key.encode())
+                   if config_dir not in path.parents]
+        assert sorted(path.name for path in holding) == files
+        assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in holding)
+    assert not _files_holding(user.state_dir, new_key.encode()) and not _files_holding(user.state_dir, old_key.encode())
+    _mngr(user, "destroy", "-f", name)
+
+
+def test_an_agent_mngr_provisions_nothing_for_is_left_alone(user: Sandbox, remote: Remote) -> None:
+    _mngr(user, "create", "plain", "command", "--in", "ssh", "--host", "cfghost", "--no-connect", "--", "sleep", "600")
+    assert _mngr(user, "provision", "plain") == (
+        "agent plain on cfghost: nothing to provision: mngr writes no CLI config for agents of type 'command'\n")
+    assert not (_agent_dir(remote, "plain") / "cli-config").exists()
+    missing = user.mngr("provision", "plain", "nosuch")
+    assert missing.returncode == 1 and missing.stderr == "mngr: error: no agent named 'nosuch'\n"
+    _mngr(user, "destroy", "-f", "plain")
