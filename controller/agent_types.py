@@ -105,6 +105,12 @@ class Interaction:
         return kept
 
 
+# How mngr gets an agent type's CLI onto a remote host (controller/cli_supply.py): "auto"
+# the host's own if at least the user's version, else a copy of the user's; "copy" always
+# the user's; "host" never provided (the host's own PATH decides).
+CLI_MODES = ("auto", "copy", "host")
+
+
 @dataclass(frozen=True)
 class AgentType:
     name: str
@@ -113,6 +119,10 @@ class AgentType:
     ready_pattern: str | None = None
     ready_quiet_seconds: float = 1.0
     interaction: Interaction | None = None
+    # The agent CLI mngr can provide on a remote host ("claude", "codex"; "" none) and how
+    # (the ``cli`` setting: controller/cli_supply.py).
+    cli_program: str = ""
+    cli: str = "auto"
 
     def launch(self, args: Sequence[str]) -> Launch:
         """The agent's command lines; types with a conversation to resume override this."""
@@ -255,8 +265,10 @@ class CodexAgentType(AgentType):
 
 BUILTIN_AGENT_TYPES = [
     AgentType("command", "", "runs the command given after --"),
-    ClaudeAgentType("claude", "claude", "Claude Code", ready_quiet_seconds=2.0, interaction=CLAUDE_INTERACTION),
-    CodexAgentType("codex", "codex", "OpenAI Codex CLI", ready_quiet_seconds=2.0, interaction=CODEX_INTERACTION),
+    ClaudeAgentType("claude", "claude", "Claude Code", ready_quiet_seconds=2.0, interaction=CLAUDE_INTERACTION,
+                    cli_program="claude"),
+    CodexAgentType("codex", "codex", "OpenAI Codex CLI", ready_quiet_seconds=2.0, interaction=CODEX_INTERACTION,
+                   cli_program="codex"),
 ]
 
 
@@ -284,7 +296,10 @@ def from_config(name: str, section: Any, known: Mapping[str, AgentType] | None =
     known = known or {}
     if not isinstance(section, Mapping):
         raise ConfigError(f"agent_types.{name} must be a table with a 'command' key")
+    like = section.get("like", name if name in known else None)
     command = section.get("command")
+    if command is None and like in known and "interaction" not in section:
+        command = known[like].base_command  # a known type's settings alone (cli = ...)
     if not isinstance(command, str) or not command.strip():
         raise ConfigError(f"agent_types.{name}.command must be a non-empty string")
     ready_pattern = section.get("ready_pattern")
@@ -293,11 +308,13 @@ def from_config(name: str, section: Any, known: Mapping[str, AgentType] | None =
     quiet = section.get("ready_quiet_seconds", 1.0)
     if not isinstance(quiet, int | float):
         raise ConfigError(f"agent_types.{name}.ready_quiet_seconds must be a number")
-    like = section.get("like", name if name in known else None)
     if like is not None and like not in known:
         raise ConfigError(f"agent_types.{name}.like: unknown agent type {like!r} (known: {', '.join(sorted(known))})")
+    cli = section.get("cli", "auto")
+    if cli not in CLI_MODES:
+        raise ConfigError(f"agent_types.{name}.cli must be one of {', '.join(CLI_MODES)}, not {cli!r}")
     fields = {"name": name, "base_command": command.strip(), "description": section.get("description", ""),
-              "ready_pattern": ready_pattern, "ready_quiet_seconds": float(quiet)}
+              "ready_pattern": ready_pattern, "ready_quiet_seconds": float(quiet), "cli": cli}
     if "interaction" in section:
         return AgentType(**fields, interaction=_interaction_from_config(name, section["interaction"]))
     if like is not None:
@@ -306,6 +323,8 @@ def from_config(name: str, section: Any, known: Mapping[str, AgentType] | None =
             fields["ready_pattern"] = base.ready_pattern
         if "ready_quiet_seconds" not in section:
             fields["ready_quiet_seconds"] = base.ready_quiet_seconds
+        if "description" not in section:
+            fields["description"] = base.description
         return replace(base, **fields)
     return AgentType(**fields)
 

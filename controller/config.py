@@ -212,6 +212,7 @@ _AGENT_TYPE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "ready_quiet_seconds": (int, float),
     "description": str,
     "like": str,
+    "cli": str,
     "interaction": dict,
 }
 

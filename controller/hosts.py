@@ -184,6 +184,7 @@ class HostHandle:
         env: Mapping[str, str],
         labels: Mapping[str, str],
         interaction: dict[str, Any] | None = None,
+        path_dirs: list[str] | None = None,
         agent_config: dict[str, Any] | None = None,
     ) -> protocol.AgentInfo:
         request = protocol.CreateAgent(
@@ -197,6 +198,7 @@ class HostHandle:
             base_env=self._base_env(),
             umask=self._umask(),
             interaction=interaction,
+            path_dirs=list(path_dirs or []),
             agent_config=agent_config,
         )
         created = self._call(request, protocol.AgentReply, timeout=self.timeout).agent
@@ -204,6 +206,15 @@ class HostHandle:
 
         host_registry.seen(self.provider_name, self.host)  # a dropped host is back
         return created
+
+    def ensure_cli(self, request: protocol.EnsureCli) -> protocol.CliPlace:
+        return self._call(request, protocol.CliPlace, timeout=self.timeout)
+
+    def put_cli_part(self, request: protocol.PutCliPart, blob: bytes) -> None:
+        self._call_with_blob(request, protocol.Done, blob, timeout=self.timeout)
+
+    def finish_cli(self, request: protocol.FinishCli) -> None:
+        self._call(request, protocol.Done, timeout=self.timeout)
 
     def write_agent_config(self, name: str, agent_config: dict[str, Any]) -> None:
         """Write agent ``name``'s own CLI config dir again (controller/agent_config.py)."""

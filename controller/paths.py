@@ -20,6 +20,12 @@ def state_dir() -> str:
     return str(controller_state_dir())
 
 
+def agent_clis_dir() -> str:
+    """``<state dir>/agent-clis``: the agent CLI bundles that containers on a local engine
+    share through a read-only mount (controller/cli_supply.py), each under its key."""
+    return os.path.join(state_dir(), "agent-clis")
+
+
 def read_state_json(name: str) -> object:
     """The JSON in ``<state dir>/name``; None when it is absent or unreadable."""
     import json

@@ -47,7 +47,7 @@ from mngr.controller.channel import protocol
 from mngr.controller.channel.bootstrap import daemon_socket_path, stage1_argv
 from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
 from mngr.controller.errors import MngrError, UsageError
-from mngr.controller.paths import state_dir
+from mngr.controller.paths import agent_clis_dir, state_dir
 from mngr.controller.plugin_spec import hookimpl
 from mngr.remote_helper import daemon_address
 
@@ -78,6 +78,8 @@ KEEP_RUNNING = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600
 STOP_CONTAINER = "kill -TERM 1"
 MNGR_DIR_IN_HOME = ".mngr"  # the helper's host dir: ~/.mngr of the image's user
 SOCKET_DIR_IN_CONTAINER = "/run/mngr"
+# The user's agent CLI bundles, mounted read-only: an agent's CLI needs no copy per container.
+AGENT_CLIS_IN_CONTAINER = "/mngr-agent-clis"
 _NEEDED = ("python3", "tmux")
 _BASE_PACKAGES = "python3 tmux git procps ca-certificates"
 _SETTINGS = frozenset(["base_image", "image", "cpus", "memory", "idle_timeout", "idle_command", "namespace"])
@@ -267,8 +269,12 @@ class DockerProvider(MadeHostsProvider):
             # Whoever the image runs as must be able to make the socket here; the parent,
             # 0700 and yours, keeps everyone else out.
             os.chmod(socket_dir, 0o777)
-            options["volumes"] = {socket_dir: {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"}}
-            options["environment"] = {"MNGR_DAEMON_SOCKET_DIR": SOCKET_DIR_IN_CONTAINER}
+            clis = agent_clis_dir()
+            os.makedirs(clis, mode=0o755, exist_ok=True)
+            options["volumes"] = {socket_dir: {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"},
+                                  clis: {"bind": AGENT_CLIS_IN_CONTAINER, "mode": "ro"}}
+            options["environment"] = {"MNGR_DAEMON_SOCKET_DIR": SOCKET_DIR_IN_CONTAINER,
+                                      "MNGR_SHARED_CLIS_DIR": AGENT_CLIS_IN_CONTAINER}
         cpus = parsed.cpus if parsed.cpus is not None else self.settings.get("cpus")
         if cpus is not None:
             options["nano_cpus"] = int(positive_number(cpus, "providers.docker.cpus") * 1e9)

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from . import agent_config, agent_records, conversation, processes, state, tmux, trust
+from . import agent_config, agent_records, cli_bundles, conversation, processes, state, tmux, trust
 from .wire import RequestFailed
 
 OUTPUT_LOG = "output.log"
@@ -221,6 +221,7 @@ def _agent_env(agent_id, name, extra_env, base_env=None):
 
 def _launch(agent_id, record, extra_env, base_env, umask, command):
     env = _agent_env(agent_id, record["name"], _with_own_config(agent_id, extra_env), base_env)
+    env["PATH"] = cli_bundles.prefixed_path(record.get("path_dirs"), env.get("PATH"))
     _check_binary(record.get("binary"), env)
     if not os.path.isdir(record["work_dir"]):
         raise RequestFailed("invalid", "work dir %s does not exist on this host" % record["work_dir"])
@@ -275,7 +276,9 @@ def create_agent(request):
         # tmux would start the agent wherever it could instead, silently.
         raise RequestFailed("invalid", "work dir %s cannot be entered and read by user %s on this host"
                             % (work_dir, _user_name()))
-    _check_binary(request["binary"], _agent_env("", name, request["env"], request["base_env"]))
+    env = _agent_env("", name, request["env"], request["base_env"])
+    env["PATH"] = cli_bundles.prefixed_path(request.get("path_dirs"), env.get("PATH"))
+    _check_binary(request["binary"], env)
     own_config = request.get("agent_config")
     if own_config is not None:
         agent_config.check(own_config)
@@ -306,6 +309,8 @@ def create_agent(request):
         }
         if isinstance(request.get("interaction"), dict):
             record["interaction"] = request["interaction"]
+        if request.get("path_dirs"):
+            record["path_dirs"] = [str(directory) for directory in request["path_dirs"]]
         if own_config is not None:
             record["agent_config"] = agent_config.record_entry(own_config)
         try:

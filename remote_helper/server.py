@@ -18,6 +18,7 @@ from . import (
     agent_records,
     agents,
     change_feed,
+    cli_bundles,
     daemon_address,
     daemon_launch,
     execs,
@@ -46,7 +47,7 @@ from .wire import (
 # Requests that change agents: the idle watcher never stops the host while one runs.
 _OPERATIONS = frozenset(
     ["CreateAgent", "StartAgent", "StopAgent", "DestroyAgent", "SendMessage", "ExecStart", "WriteFiles",
-     "WriteDelta", "PrepareWorkDir", "WriteAgentConfig"]
+     "WriteDelta", "PrepareWorkDir", "WriteAgentConfig", "EnsureCli", "PutCliPart", "FinishCli"]
 )
 # Requests that are activity on the host, and the source they count as.
 _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "message"}
@@ -54,7 +55,7 @@ _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "mes
 _REPLY_TYPES = frozenset(
     ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
      "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec", "Written", "Garbage",
-     "AgentConfigState", "Changes", "Signatures", "DeltaData", "Progress"]
+     "AgentConfigState", "Changes", "Signatures", "DeltaData", "Progress", "CliPlace"]
 )
 _LOG_MAX_BYTES = 1024 * 1024
 
@@ -65,7 +66,7 @@ SPIN_SECONDS = 0.0002
 PROGRESS_SECONDS = 0.25
 # Requests that hash a whole large file say they are at it this often (the work is bounded,
 # so a helper that hangs elsewhere still falls silent and times out).
-_HASHING = frozenset(["GetSignatures", "ReadDelta", "WriteDelta"])
+_HASHING = frozenset(["GetSignatures", "ReadDelta", "WriteDelta", "EnsureCli", "FinishCli"])
 HEARTBEAT_SECONDS = 1.0
 
 
@@ -473,6 +474,17 @@ class Server(object):
 
         return "Garbage", {"found": gc.collect(fields["dry_run"], fields["min_age"])}, b""
 
+    def _on_ensure_cli(self, fields, blob):
+        return "CliPlace", cli_bundles.ensure(fields), b""
+
+    def _on_put_cli_part(self, fields, blob):
+        cli_bundles.put_part(fields, blob)
+        return "Done", {}, b""
+
+    def _on_finish_cli(self, fields, blob):
+        cli_bundles.finish(fields)
+        return "Done", {}, b""
+
     def _on_exec_kill(self, fields, blob):
         self._commands.kill(fields["exec_id"])
         return "Done", {}, b""
@@ -608,6 +620,9 @@ HANDLERS = {
     "ExecRead": Server._on_exec_read,
     "CollectGarbage": Server._on_collect_garbage,
     "ExecKill": Server._on_exec_kill,
+    "EnsureCli": Server._on_ensure_cli,
+    "PutCliPart": Server._on_put_cli_part,
+    "FinishCli": Server._on_finish_cli,
 }
 
 

@@ -41,6 +41,7 @@ MESSAGES = {
         "base_env": ("map?", None),
         "umask": ("int?", None),
         "interaction": ("object?", None),
+        "path_dirs": ("list", []),
         "agent_config": ("object?", None),
     },
     "WriteAgentConfig": {"name": ("str", REQUIRED), "agent_config": ("object", REQUIRED)},
@@ -139,6 +140,12 @@ MESSAGES = {
     "ExecRead": {"exec_id": ("int", REQUIRED), "wait": ("float", 0.5)},
     "ExecKill": {"exec_id": ("int", REQUIRED)},
     "CollectGarbage": {"dry_run": ("bool", True), "min_age": ("float", 600.0)},
+    "EnsureCli": {"program": ("str", REQUIRED), "version": ("str", REQUIRED), "mode": ("str", "auto"),
+                  "bundles": ("object", {})},
+    "PutCliPart": {"key": ("str", REQUIRED), "upload": ("str", REQUIRED), "path": ("str", REQUIRED),
+                   "offset": ("int", 0)},
+    "FinishCli": {"key": ("str", REQUIRED), "upload": ("str", REQUIRED), "program": ("str", REQUIRED),
+                  "version": ("str", REQUIRED), "entry": ("str", REQUIRED), "files": ("list", [])},
     # replies
     "Pong": {},
     "HelperInfo": {
@@ -206,6 +213,9 @@ MESSAGES = {
         "cpu_threshold": ("float", REQUIRED),
     },
     "Captured": {},
+    "CliPlace": {"machine": ("str", REQUIRED), "source": ("str", ""), "dirs": ("list", []),
+                 "host_version": ("str", ""), "key": ("str", ""), "upload": ("str", ""),
+                 "shared_dir": ("str", "")},
     "OutputChunk": {
         "path": ("str", REQUIRED),
         "start": ("int", REQUIRED),

@@ -90,6 +90,9 @@ class CreateAgent(msgspec.Struct, tag=True, kw_only=True):
     # How the helper talks to this agent type (see controller/agent_types.py Interaction.wire);
     # None: type the text and press Enter, as for any command.
     interaction: dict[str, Any] | None = None
+    # Directories put first on the agent's PATH (an agent CLI mngr provided: EnsureCli),
+    # kept in its record so that every later start has them too.
+    path_dirs: list[str] = []
     # A config dir of the agent CLI's own, made in the agent's dir (controller/agent_config.py
     # AgentConfigPlan.wire): {"dir", "env_var", "files": {name: text}, "env": {KEY: value}}.
     # The files are written 0600; None: the agent uses the CLI config it finds on the host.
@@ -560,6 +563,54 @@ class CollectGarbage(msgspec.Struct, tag=True, kw_only=True):
     min_age: float = 600.0
 
 
+class EnsureCli(msgspec.Struct, tag=True, kw_only=True):
+    """Where the agent CLI ``program`` is on the host, or that it must be sent
+    (remote_helper/cli_bundles.py). ``bundles``: machine -> [key, total size, path dirs
+    relative to the bundle]; mode "auto" takes the host's own CLI if its version is at
+    least ``version``, "copy" always the bundle."""
+
+    program: str
+    version: str
+    mode: str = "auto"
+    bundles: dict[str, Any] = {}
+
+
+class PutCliPart(msgspec.Struct, tag=True, kw_only=True):
+    """One part (the blob) of one file of a bundle upload, written at ``offset``."""
+
+    key: str
+    upload: str
+    path: str
+    offset: int = 0
+
+
+class FinishCli(msgspec.Struct, tag=True, kw_only=True):
+    """Check an upload against ``files`` ([path, sha256, size, mode] each), see ``entry``
+    report ``version``, and put the bundle in place under its key."""
+
+    key: str
+    upload: str
+    program: str
+    version: str
+    entry: str
+    files: list[list[Any]] = []
+
+
+class CliPlace(msgspec.Struct, tag=True, kw_only=True):
+    """EnsureCli's answer. ``source``: "host" (the host's own CLI will do), "cache" (the
+    bundle is there: ``dirs``), "" (send it as ``upload``)."""
+
+    machine: str
+    source: str = ""
+    dirs: list[str] = []
+    host_version: str = ""
+    key: str = ""
+    upload: str = ""
+    # The host sees a read-only dir of the controller's own bundles (a container on a local
+    # engine): a bundle put there is found without a copy.
+    shared_dir: str = ""
+
+
 class Garbage(msgspec.Struct, tag=True, kw_only=True):
     """What CollectGarbage found: [kind, path or session name] each."""
 
@@ -571,13 +622,13 @@ Request = (
     | ReadAgentConfig
     | AwaitInput | CapturePane | ReadOutput | NoteActivity | WriteAgentConfig | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
     | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | WatchChanges | StatPaths | GetSignatures | WriteDelta
-    | ReadDelta | ExecStart | ExecRead | ExecKill | CollectGarbage
+    | ReadDelta | ExecStart | ExecRead | ExecKill | CollectGarbage | EnsureCli | PutCliPart | FinishCli
 )
 Reply = (
     Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | AgentSpec | WorkDir | FileData | Captured
     | AgentConfigState
     | Written | Changes | Signatures | DeltaData | Progress
-    | OutputChunk | ExecStarted | ExecOutput | Garbage | Error
+    | OutputChunk | ExecStarted | ExecOutput | Garbage | CliPlace | Error
 )
 
 REQUEST_TYPES: tuple[type[msgspec.Struct], ...] = Request.__args__  # type: ignore[attr-defined]

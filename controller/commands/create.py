@@ -167,6 +167,14 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                 env = {**spec.get("env", {}), **env}
                 labels = {**spec.get("labels", {}), **labels}
             try:
+                from ..cli_supply import provide_for_agent
+
+                path_dirs = provide_for_agent(handle, app.registry.agent_types.get(type_name), binary)
+            except BaseException:
+                if made_dir and native_snapshot is None:
+                    handle.prepare_work_dir(name, directory, remove=True)
+                raise
+            try:
                 from ..agent_config import for_agent
 
                 # Read from the user's files here, so that one that cannot be read takes back
@@ -185,6 +193,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                         env=env,
                         labels=labels,
                         interaction=interaction_for(app.registry.agent_types, type_name, launch, trusted),
+                        path_dirs=path_dirs,
                         agent_config=own_config.wire() if own_config is not None else None,
                     )
             except KeyboardInterrupt:

@@ -1,0 +1,145 @@
+"""`mngr create NAME claude --in ssh --no-connect` to the agent ready for input, on a host
+without claude (mngr copies the user's binary) and on one that has it, against doing it by hand.
+
+Hosts: one sshd per round on a loopback port (tests/sshd.py's SshHost: user mngr-test, which
+has no claude). The user's claude is the test install (.venv/agent-clis, a 245 MB native
+binary); the agents' HOME on the host is set up as a user who has used claude has it
+(tests/agent_clis.set_up_home: onboarding done, the key approved, the work dirs trusted),
+talking to the tests' model stand-in on 127.0.0.1. Each round, in this order:
+
+fresh   `mngr create fN claude --in ssh --host hN --no-connect --env ...` on the round's new
+        host: the binary is copied (245 MB), then claude starts; timed to create's return,
+        which is when claude shows its input box.
+has-it  the same for a second agent on that host: nothing is copied (checked: the landed
+        file keeps its inode and mtime).
+scp     `scp -O` of the same binary to the host, over a ControlMaster of its own opened
+        beforehand (untimed): the copy alone, as a user would do it (-O: the test sshd has
+        no sftp subsystem).
+by hand `ssh hN 'tmux new-session -d ... claude'` with the scp'd binary, then `ssh hN tmux
+        capture-pane` until the input box shows (same master): starting claude over plain
+        ssh once it is there.
+
+Ratios: fresh against scp + by hand (what a user does by hand for a fresh host), has-it
+against by hand.
+
+Run (root, sshd installed, ./scripts/install.sh --test): .venv/bin/python bench/agent_cli_supply.py
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import REPO, Sandbox, compile_bytecode, header, median
+
+ROUNDS = 5
+WARMUP = 1
+READY = "\u276f"  # claude's input box prompt character
+
+
+def main() -> None:
+    sys.path.insert(0, str(REPO))
+    from tests import agent_clis
+    from tests.model_standin import ModelStandin
+    from tests.sshd import SshHost, unavailable_reason
+
+    reason = unavailable_reason() or agent_clis.missing_reason()
+    if reason:
+        raise SystemExit(f"cannot run: {reason}")
+    header("agent_cli_supply: mngr create claude --in ssh on a host without it / with it, vs scp + ssh by hand")
+    compile_bytecode()
+    binary = (agent_clis.AGENT_CLI_BIN / "claude").resolve()
+    print(f"claude: {binary} ({binary.stat().st_size >> 20} MB)")
+    standin = ModelStandin()
+    results: dict[str, list[float]] = {"fresh": [], "has-it": [], "scp": [], "by hand": []}
+    with Sandbox() as box:
+        os.environ["MNGR_STATE_DIR"] = str(box.root / "s")
+        os.environ["PATH"] = f"{agent_clis.AGENT_CLI_BIN}{os.pathsep}{os.environ['PATH']}"
+        client_dir = box.root / "client"
+        client_dir.mkdir()
+        try:
+            for index in range(WARMUP + ROUNDS):
+                host = SshHost(f"h{index}", client_dir)
+                try:
+                    host.trust()
+                    times = one_round(box, host, index, standin, binary, agent_clis)
+                finally:
+                    host.stop()
+                print(f"round {index}{' (warm-up)' if index < WARMUP else ''}: "
+                      + ", ".join(f"{key} {value:.2f} s" for key, value in times.items()), flush=True)
+                if index >= WARMUP:
+                    for key, value in times.items():
+                        results[key].append(value)
+        finally:
+            standin.close()
+    fresh, has_it, scp, by_hand = (median(results[key]) for key in ("fresh", "has-it", "scp", "by hand"))
+    print()
+    print("| case | median | ratio |")
+    print("|---|---|---|")
+    print(f"| mngr create, fresh host (copy + start) | {fresh:.2f} s | {fresh / (scp + by_hand):.2f}x scp + by hand |")
+    print(f"| mngr create, host has it | {has_it:.2f} s | {has_it / by_hand:.2f}x by hand |")
+    print(f"| scp of the binary (own ControlMaster) | {scp:.2f} s | |")
+    print(f"| claude started over plain ssh by hand | {by_hand:.2f} s | |")
+
+
+def one_round(box: Sandbox, host, index: int, standin, binary: Path, agent_clis) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    config = box.root / "ssh_config"
+    config.write_text(host.client_config())
+    os.environ["MNGR_PROVIDERS__SSH__SSH_CONFIG"] = str(config)
+    home = host.remote_root / "home"
+    hand_dir = host.remote_root / "hand"
+    hand_dir.mkdir()
+    names = (f"f{index}", f"g{index}")
+    agent_clis.set_up_home(home, standin, trusted=[host.remote_host_dir / "work" / n for n in names] + [hand_dir])
+    subprocess.run(["chown", "-R", f"{host.user.pw_uid}:{host.user.pw_gid}", str(home), str(hand_dir)], check=True)
+    env = agent_clis.user_environment(home, standin, "")
+    del env["PATH"]
+    env_args = [word for key, value in env.items() for word in ("--env", f"{key}={value}")]
+    times: dict[str, float] = {}
+
+    def create(name: str) -> float:
+        start = time.perf_counter()
+        box.mngr("create", name, "claude", "--in", "ssh", "--host", host.alias, "--no-connect", *env_args)
+        return time.perf_counter() - start
+
+    times["fresh"] = create(names[0])
+    [landed] = (host.remote_host_dir / "clis").glob("*/claude")
+    before = landed.stat()
+    times["has-it"] = create(names[1])
+    after = landed.stat()
+    if (after.st_ino, after.st_mtime_ns) != (before.st_ino, before.st_mtime_ns):
+        raise RuntimeError("the second agent copied the binary again")
+
+    control = box.root / f"cm-{index}"
+    ssh = ["-F", str(config), "-o", f"ControlPath={control}", "-o", "BatchMode=yes"]
+    subprocess.run(["ssh", *ssh, "-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-f", "-N", host.alias],
+                   check=True)
+    try:
+        target = f"{hand_dir}/claude"
+        start = time.perf_counter()
+        subprocess.run(["scp", "-q", "-O", *ssh, str(binary), f"{host.alias}:{target}"], check=True)
+        times["scp"] = time.perf_counter() - start
+        variables = " ".join(f"{key}={value}" for key, value in env.items())
+        start = time.perf_counter()
+        subprocess.run(["ssh", *ssh, host.alias,
+                        f"cd {hand_dir} && tmux -L hand new-session -d -s hand -x 200 -y 50 "
+                        f"'env {variables} {target}'"], check=True)
+        while True:
+            screen = subprocess.run(["ssh", *ssh, host.alias, "tmux -L hand capture-pane -p -t hand"],
+                                    capture_output=True, text=True).stdout
+            if any(line.startswith(READY) for line in screen.splitlines()):
+                break
+            if time.perf_counter() - start > 120:
+                raise RuntimeError(f"claude by hand never showed its input box:\n{screen}")
+        times["by hand"] = time.perf_counter() - start
+        subprocess.run(["ssh", *ssh, host.alias, "tmux -L hand kill-server"], capture_output=True)
+    finally:
+        subprocess.run(["ssh", *ssh, "-O", "exit", host.alias], capture_output=True)
+    return times
+
+
+if __name__ == "__main__":
+    main()

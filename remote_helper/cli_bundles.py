@@ -1,0 +1,293 @@
+"""Agent CLIs that mngr provides on this host, kept by content under ``$MNGR_HOST_DIR/clis``.
+
+A bundle is the set of files one CLI needs (claude: its native binary; codex: its binary
+and what it looks for next to it). ``clis/<key>/`` holds one whole, verified bundle, where
+the key is the sha256 of the bundle's manifest: it is never written in place. An upload
+lands in ``clis/.parts/<key>-<upload>/`` (pwrite at each part's offset, so parts may arrive
+in any order), every file's sha256 and size are checked here, the bundle's entry point must
+run, and only then is the directory renamed whole to ``clis/<key>``. An upload cut off
+(the controller killed) leaves its part directory, which a later ensure removes once it has
+not changed for STALE_PART_SECONDS; nothing partial is ever under a key.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+
+from . import state
+from .wire import RequestFailed
+
+CLIS = "clis"
+# A read-only dir of bundles the controller's machine keeps (a container on a local engine
+# has its user's mounted): one found there needs no copy.
+SHARED_ENV = "MNGR_SHARED_CLIS_DIR"
+PARTS = ".parts"
+STALE_PART_SECONDS = 120.0
+VERSION_TIMEOUT_SECONDS = 30.0
+# Room kept free beyond the bundle itself: a host filled to the last byte breaks everything else.
+SPARE_BYTES = 64 * 1024 * 1024
+
+_MACHINE_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+_UPLOAD = re.compile(r"^[0-9a-f]{8,32}$")
+_VERSION = re.compile(r"(\d+(?:\.\d+)+)")
+
+
+def clis_dir():
+    return os.path.join(state.host_dir(), CLIS)
+
+
+def machine():
+    """This host's CPU architecture, spelled as ``uname -m`` on Linux spells it."""
+    name = os.uname().machine
+    return _MACHINE_ALIASES.get(name, name)
+
+
+def manifest_key(files):
+    """The key of a bundle of ``files`` ([relative path, sha256, size, mode] each)."""
+    canonical = json.dumps(sorted([str(f[0]), str(f[1]), int(f[2]), int(f[3])] for f in files),
+                           separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def version_numbers(text):
+    """The first dotted version number in ``text`` as a tuple of ints (() if none)."""
+    found = _VERSION.search(text or "")
+    return tuple(int(part) for part in found.group(1).split(".")) if found else ()
+
+
+def ensure(fields):
+    """Where the agent's CLI is on this host, or what must be sent for it.
+
+    ``bundles`` maps a machine to [key, total size, path dirs relative to the bundle]. Under
+    mode ``auto`` a CLI of the host's own on PATH is used when its version is at least
+    ``version``. The reply's ``source`` is "host", "cache" (a bundle landed earlier, or in
+    the shared dir) or "" (send it under ``upload``; or, with a ``shared_dir``, have the
+    controller put it in its side of that dir and ask again).
+    """
+    program = fields["program"]
+    _check_program(program)
+    here = machine()
+    reply = {"machine": here, "source": "", "dirs": [], "host_version": "", "key": "", "upload": "",
+             "shared_dir": ""}
+    _drop_stale_parts()
+    if fields["mode"] == "auto":
+        own = _on_path(program, os.environ.get("PATH", os.defpath))
+        if own is not None:
+            reply["host_version"] = _version_of(own)
+            wanted = version_numbers(fields["version"])
+            if wanted and version_numbers(reply["host_version"]) >= wanted:
+                reply["source"] = "host"
+                return reply
+    bundle = fields["bundles"].get(here)
+    if bundle is None:
+        raise RequestFailed("unsupported_machine", "this host is %s and the local %s install has a binary for %s only"
+                            % (here, program, ", ".join(sorted(fields["bundles"])) or "no machine"))
+    if not isinstance(bundle, list) or len(bundle) != 3 or not isinstance(bundle[2], list):
+        raise RequestFailed("invalid", "a bundle is [key, size, dirs], not %r" % (bundle,))
+    key, size, dirs = str(bundle[0]), int(bundle[1]), [str(d) for d in bundle[2]]
+    _check_key(key)
+    for directory in dirs:
+        _check_relative(directory)
+    reply["key"] = key
+    shared = os.environ.get(SHARED_ENV, "")
+    reply["shared_dir"] = shared if shared and os.path.isdir(shared) else ""
+    for keeper in ([reply["shared_dir"]] if reply["shared_dir"] else []) + [clis_dir()]:
+        root = os.path.join(keeper, key)
+        if os.path.isdir(root):
+            reply["source"] = "cache"
+            reply["dirs"] = [os.path.normpath(os.path.join(root, d)) for d in dirs]
+            return reply
+    # Where it will be once sent.
+    reply["dirs"] = [os.path.normpath(os.path.join(clis_dir(), key, d)) for d in dirs]
+    parts = state.ensure_dir(os.path.join(clis_dir(), PARTS))
+    stats = os.statvfs(parts)
+    free = stats.f_bavail * stats.f_frsize
+    if free < size + SPARE_BYTES:
+        raise RequestFailed("no_space", "%s needs %d MB under %s and only %d MB are free"
+                            % (program, (size + SPARE_BYTES) >> 20, clis_dir(), free >> 20))
+    reply["upload"] = os.urandom(8).hex()
+    return reply
+
+
+def put_part(fields, blob):
+    """Write one part of one file of an upload at its offset."""
+    path = os.path.join(_part_root(fields["key"], fields["upload"]), _check_relative(fields["path"]))
+    state.ensure_dir(os.path.dirname(path))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        view = memoryview(blob)
+        offset = int(fields["offset"])
+        while view:
+            written = os.pwrite(fd, view, offset)
+            view = view[written:]
+            offset += written
+    finally:
+        os.close(fd)
+
+
+def finish(fields):
+    """Check an upload against its manifest, see its entry point run, and put it in place."""
+    key, files, program = fields["key"], fields["files"], fields["program"]
+    _check_program(program)
+    part_root = _part_root(key, fields["upload"])
+    try:
+        if manifest_key(files) != key:
+            raise RequestFailed("invalid", "the manifest of %s does not match its key %s" % (program, key))
+        for relative, digest, size, mode in files:
+            path = os.path.join(part_root, _check_relative(relative))
+            _check_file(path, program, relative, str(digest), int(size))
+            os.chmod(path, int(mode) & 0o755)
+        entry = os.path.join(part_root, _check_relative(fields["entry"]))
+        version = _version_of(entry, fail_as=program)
+        if version_numbers(version) != version_numbers(fields["version"]):
+            raise RequestFailed("unrunnable", "the copied %s reports version %r on this host, not %s"
+                                % (program, version, fields["version"]))
+        root = os.path.join(clis_dir(), key)
+        try:
+            os.rename(part_root, root)
+        except OSError:
+            if not os.path.isdir(root):  # another upload of the same bundle got there first: fine
+                raise
+        _fsync_dir(clis_dir())
+    finally:
+        shutil.rmtree(part_root, ignore_errors=True)
+
+
+def cached_keys():
+    """Keys of the bundles kept on this host."""
+    try:
+        return sorted(entry for entry in os.listdir(clis_dir()) if _KEY.match(entry))
+    except FileNotFoundError:
+        return []
+
+
+def prefixed_path(dirs, path):
+    """``path`` (a PATH value) with ``dirs`` first, each once."""
+    dirs = [d for d in dirs or () if d]
+    if not dirs:
+        return path
+    rest = [d for d in (path or os.defpath).split(os.pathsep) if d and d not in dirs]
+    return os.pathsep.join(dirs + rest)
+
+
+def _check_file(path, program, relative, digest, size):
+    try:
+        actual_size = os.path.getsize(path)
+    except FileNotFoundError:
+        raise RequestFailed("incomplete", "%s arrived without %s" % (program, relative)) from None
+    if actual_size != size:
+        raise RequestFailed("incomplete", "%s of %s arrived with %d of %d bytes" % (relative, program, actual_size, size))
+    hasher = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            hasher.update(chunk)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if hasher.hexdigest() != digest:
+        raise RequestFailed("corrupt", "%s of %s arrived with sha256 %s, not %s"
+                            % (relative, program, hasher.hexdigest(), digest))
+
+
+def _version_of(executable, fail_as=None):
+    """What ``executable --version`` prints; "" if it does not run (or, with ``fail_as``, an error)."""
+    try:
+        done = subprocess.run([executable, "--version"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=VERSION_TIMEOUT_SECONDS)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        if fail_as is None:
+            return ""
+        raise RequestFailed("unrunnable", "the copied %s does not run on this host: %s"
+                            % (fail_as, _one_line(str(exc)))) from None
+    output = done.stdout.decode("utf-8", "replace").strip()
+    if done.returncode != 0 or not output:
+        if fail_as is None:
+            return ""
+        raise RequestFailed("unrunnable", "the copied %s does not run on this host (exit %d): %s"
+                            % (fail_as, done.returncode, _one_line(done.stderr.decode("utf-8", "replace"))))
+    return output.splitlines()[0]
+
+
+def _one_line(text):
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+def _on_path(program, path):
+    own = os.path.join(clis_dir(), "")
+    for directory in path.split(os.pathsep):
+        candidate = os.path.join(directory, program)
+        if directory and not candidate.startswith(own) and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _drop_stale_parts():
+    parts = os.path.join(clis_dir(), PARTS)
+    try:
+        entries = os.listdir(parts)
+    except FileNotFoundError:
+        return
+    now = time.time()
+    for entry in entries:
+        path = os.path.join(parts, entry)
+        if now - _newest_mtime(path) >= STALE_PART_SECONDS:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _newest_mtime(path):
+    newest = 0.0
+    for directory, _, names in os.walk(path):
+        for name in [directory] + [os.path.join(directory, n) for n in names]:
+            try:
+                newest = max(newest, os.lstat(name).st_mtime)
+            except OSError:
+                continue
+    return newest
+
+
+def _part_root(key, upload):
+    _check_key(key)
+    if not _UPLOAD.match(upload or ""):
+        raise RequestFailed("invalid", "invalid upload id %r" % upload)
+    return os.path.join(clis_dir(), PARTS, "%s-%s" % (key, upload))
+
+
+def _check_key(key):
+    if not _KEY.match(key or ""):
+        raise RequestFailed("invalid", "invalid bundle key %r" % key)
+
+
+def _check_program(program):
+    if not program or "/" in program or program.startswith("."):
+        raise RequestFailed("invalid", "invalid program name %r" % program)
+
+
+def _check_relative(relative):
+    """``relative`` normalised, if it stays inside the bundle ("." is the bundle itself)."""
+    normal = os.path.normpath(relative or "")
+    if not relative or os.path.isabs(normal) or normal == ".." or normal.startswith("../"):
+        raise RequestFailed("invalid", "invalid path in a bundle: %r" % relative)
+    return normal
+
+
+def _fsync_dir(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,281 @@
+"""The agent's CLI reaches an SSH host whose user has none: the real claude and codex binaries
+of the test's own install (.venv/agent-clis), copied once per host and version."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import agent_clis
+from tests.conftest import MNGR_BIN, wait_for
+from tests.model_standin import ModelStandin
+from tests.sshd import SshHost, unavailable_reason
+
+pytestmark = pytest.mark.skipif(unavailable_reason() is not None or agent_clis.missing_reason() is not None,
+                                reason=unavailable_reason() or agent_clis.missing_reason() or "")
+
+NPM_ROOT = agent_clis.AGENT_CLI_BIN.parent
+CLAUDE_BINARY = NPM_ROOT / "@anthropic-ai" / "claude-code" / "bin" / "claude.exe"
+CLAUDE_VERSION = json.loads((NPM_ROOT / "@anthropic-ai" / "claude-code" / "package.json").read_text())["version"]
+CODEX_BINARY = NPM_ROOT / "@openai" / "codex-linux-x64" / "vendor" / "x86_64-unknown-linux-musl" / "bin" / "codex"
+CODEX_VERSION = json.loads((NPM_ROOT / "@openai" / "codex" / "package.json").read_text())["version"]
+
+
+AGENT_NAMES = ("c1", "c2", "x1", "own", "copied", "armed", "cut", "after")
+
+
+def _sha256(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+class CliHost(SshHost):
+    """A test host whose user has neither CLI, and a HOME for the agents there set up (as a
+    user who has used the CLIs has it) to talk to the test's model stand-in."""
+
+    standin: ModelStandin
+    agent_home: Path
+
+
+@contextlib.contextmanager
+def _host(sandbox, alias: str = "clihost") -> Iterator[CliHost]:
+    client_dir = sandbox.root / "client"
+    client_dir.mkdir(exist_ok=True)
+    host = CliHost(alias, client_dir)
+    try:
+        host.trust()
+        config = sandbox.root / "ssh_config"
+        config.write_text(host.client_config())
+        sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"] = str(config)
+        yield host
+    finally:
+        host.stop()
+
+
+@pytest.fixture
+def cli_host(sandbox) -> Iterator[CliHost]:
+    # The user has both CLIs on their PATH; the host's user has neither.
+    sandbox.env["PATH"] = f"{agent_clis.AGENT_CLI_BIN}{os.pathsep}{sandbox.env['PATH']}"
+    standin = ModelStandin()
+    try:
+        with _host(sandbox) as host:
+            home = host.remote_root / "home"
+            # The work dirs the host makes for the tests' agents, trusted as the user would have.
+            work_dirs = [host.remote_host_dir / "work" / name for name in AGENT_NAMES]
+            agent_clis.set_up_home(home, standin, trusted=work_dirs)
+            subprocess.run(["chown", "-R", f"{host.user.pw_uid}:{host.user.pw_gid}", str(home)], check=True)
+            host.standin, host.agent_home = standin, home
+            yield host
+    finally:
+        standin.close()
+
+
+def _agent_env_args(host: CliHost) -> list[str]:
+    env = agent_clis.user_environment(host.agent_home, host.standin, "")
+    del env["PATH"]
+    return [word for key, value in env.items() for word in ("--env", f"{key}={value}")]
+
+
+def _create(sandbox, host: CliHost, name: str, agent_type: str, timeout: float = 300
+            ) -> subprocess.CompletedProcess[str]:
+    """Create an agent that runs the real CLI on the host, ready for input (create waits for it)."""
+    return sandbox.mngr("create", name, agent_type, "--in", "ssh", "--host", host.alias, "--no-connect",
+                        *_agent_env_args(host), timeout=timeout)
+
+
+def _bundles(host: SshHost) -> list[Path]:
+    clis = host.remote_host_dir / "clis"
+    return sorted(path for path in clis.iterdir() if not path.name.startswith(".")) if clis.exists() else []
+
+
+def _host_has_no_partial_file(host: SshHost) -> None:
+    for bundle in _bundles(host):
+        assert not [path for path in bundle.rglob("*") if ".part" in path.name], bundle
+
+
+def _agent_env(host: SshHost, name: str) -> dict[str, str]:
+    for launch in host.remote_host_dir.glob("agents/*/launch.json"):
+        record = json.loads((launch.parent / "record.json").read_text())
+        if record["name"] == name:
+            return json.loads(launch.read_text())["env"]
+    raise AssertionError(f"no agent {name} on the host")
+
+
+def test_claude_and_codex_are_copied_once_and_run_on_a_host_without_them(sandbox, cli_host: CliHost) -> None:
+    assert shutil.which("claude", path="/usr/local/bin:/usr/bin:/bin") is None, "the host's user has no claude"
+    created = _create(sandbox, cli_host, "c1", "claude")
+    assert created.returncode == 0, created.stderr
+    [bundle] = _bundles(cli_host)
+    landed = bundle / "claude"
+    assert _sha256(landed) == _sha256(CLAUDE_BINARY)
+    assert landed.stat().st_mode & 0o777 == 0o755
+    env = _agent_env(cli_host, "c1")
+    assert env["PATH"].split(os.pathsep)[0] == str(bundle)
+    ran = sandbox.mngr("exec", "c1", "claude --version")
+    assert ran.returncode == 0 and f"{CLAUDE_VERSION} (Claude Code)" in ran.stdout, ran.stdout + ran.stderr
+    listed = sandbox.mngr("list", "--format", "json")
+    assert str(bundle) not in listed.stdout, "the PATH it runs with is not shown"
+
+    # A second agent on the host copies nothing: the landed file stays the same inode, unchanged.
+    before = landed.stat()
+    again = _create(sandbox, cli_host, "c2", "claude")
+    assert again.returncode == 0, again.stderr
+    after = landed.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert _bundles(cli_host) == [bundle]
+    # Restarted, it still finds it.
+    assert sandbox.mngr("stop", "c2").returncode == 0
+    assert sandbox.mngr("start", "c2").returncode == 0
+    assert _agent_env(cli_host, "c2")["PATH"].split(os.pathsep)[0] == str(bundle)
+
+    codex = _create(sandbox, cli_host, "x1", "codex")
+    assert codex.returncode == 0, codex.stderr
+    [codex_bundle] = [path for path in _bundles(cli_host) if path != bundle]
+    assert _sha256(codex_bundle / "bin" / "codex") == _sha256(CODEX_BINARY)
+    assert (codex_bundle / "codex-path" / "rg").stat().st_mode & 0o111
+    ran = sandbox.mngr("exec", "x1", "codex --version")
+    assert ran.returncode == 0 and f"codex-cli {CODEX_VERSION}" in ran.stdout, ran.stdout + ran.stderr
+    _host_has_no_partial_file(cli_host)
+
+
+def test_a_host_with_the_same_version_keeps_its_own_under_auto(sandbox, cli_host: CliHost) -> None:
+    own_bin = cli_host.remote_root / "own-bin"
+    own_bin.mkdir()
+    shutil.copy2(CLAUDE_BINARY, own_bin / "claude")
+    # The host's user's PATH (what ssh HOST COMMAND gets) finds it first: sshd sets it, and
+    # rereads its config on SIGHUP (before mngr has connected).
+    sshd_config = cli_host.config_path.read_text().replace(
+        "SetEnv ", f"SetEnv PATH={own_bin}:/usr/local/bin:/usr/bin:/bin ", 1)
+    cli_host.config_path.write_text(sshd_config)
+    cli_host.process.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    cli_host._wait_listening()
+    created = _create(sandbox, cli_host, "own", "claude")
+    assert created.returncode == 0, created.stderr
+    assert _bundles(cli_host) == [], "nothing copied"
+    env = _agent_env(cli_host, "own")
+    assert env["PATH"].split(os.pathsep)[0] == str(own_bin)
+    ran = sandbox.mngr("exec", "own", "command -v claude")
+    assert ran.stdout.strip() == str(own_bin / "claude")
+    # cli = "copy" copies regardless.
+    (sandbox.config_dir).mkdir(exist_ok=True)
+    (sandbox.config_dir / "config.toml").write_text('[agent_types.claude]\ncli = "copy"\n')
+    copied = _create(sandbox, cli_host, "copied", "claude")
+    assert copied.returncode == 0, copied.stderr
+    assert len(_bundles(cli_host)) == 1
+
+
+def test_an_install_with_no_binary_for_the_hosts_machine_fails_the_create_and_leaves_nothing(
+    sandbox, cli_host: CliHost
+) -> None:
+    # An honest arm64-only install: the user's claude package with a binary whose ELF header
+    # says aarch64 (what an install on an arm64 machine has), on this x86_64 host.
+    package = sandbox.root / "arm" / "node_modules" / "@anthropic-ai" / "claude-code"
+    (package / "bin").mkdir(parents=True)
+    shutil.copy2(NPM_ROOT / "@anthropic-ai" / "claude-code" / "package.json", package / "package.json")
+    arm = bytearray((b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x02\x00\xb7\x00").ljust(4096, b"\0"))
+    (package / "bin" / "claude.exe").write_bytes(bytes(arm))
+    (package / "bin" / "claude.exe").chmod(0o755)
+    bin_dir = sandbox.root / "arm" / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "claude").symlink_to(package / "bin" / "claude.exe")
+    sandbox.env["PATH"] = f"{bin_dir}{os.pathsep}{sandbox.env['PATH']}"
+    refused = _create(sandbox, cli_host, "armed", "claude")
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert "cannot provide claude on host 'clihost'" in refused.stderr and "x86_64" in refused.stderr, refused.stderr
+    assert "aarch64" in refused.stderr
+    assert json.loads(sandbox.mngr("list", "--format", "json").stdout)["agents"] == []
+    assert not list(cli_host.remote_host_dir.glob("agents/*"))
+    assert not (cli_host.remote_host_dir / "work" / "armed").exists()
+    assert _bundles(cli_host) == [] and not list((cli_host.remote_host_dir / "clis").glob(".parts/*"))
+    sessions = subprocess.run(["tmux", "-L", "default", "ls"], capture_output=True, text=True,
+                              env={**os.environ, "TMUX_TMPDIR": str(cli_host.remote_tmux_dir)})
+    assert "mngr-armed" not in sessions.stdout
+
+
+def test_a_copy_cut_off_by_kill_leaves_nothing_partial_and_the_next_create_finishes(
+    sandbox, cli_host: CliHost
+) -> None:
+    process = subprocess.Popen(
+        [str(MNGR_BIN), "create", "cut", "claude", "--in", "ssh", "--host", "clihost", "--no-connect",
+         *_agent_env_args(cli_host)],
+        env=sandbox.env, cwd=sandbox.work_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    parts = cli_host.remote_host_dir / "clis" / ".parts"
+    try:
+        wait_for(lambda: any(path.is_file() and path.stat().st_size > 0 for path in parts.rglob("*"))
+                 if parts.exists() else False, "the copy under way", timeout=120)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert _bundles(cli_host) == [], "no bundle under its key from a cut copy"
+    created = _create(sandbox, cli_host, "after", "claude")
+    assert created.returncode == 0, created.stderr
+    [bundle] = _bundles(cli_host)
+    assert _sha256(bundle / "claude") == _sha256(CLAUDE_BINARY)
+    _host_has_no_partial_file(cli_host)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_host_without_room_for_the_cli_fails_the_create_in_one_line_and_keeps_nothing(
+    sandbox, cli_host: CliHost
+) -> None:
+    host_dir = cli_host.remote_host_dir
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=96m,mode=0700,uid={cli_host.user.pw_uid},"
+                    f"gid={cli_host.user.pw_gid}", "tmpfs", str(host_dir)], check=True)
+    try:
+        refused = _create(sandbox, cli_host, "c1", "claude")
+        assert refused.returncode == 1
+        assert refused.stderr.count("\n") == 1, refused.stderr
+        assert "cannot provide claude on host 'clihost'" in refused.stderr and "MB are free" in refused.stderr
+        assert json.loads(sandbox.mngr("list", "--format", "json").stdout)["agents"] == []
+        assert not list(host_dir.glob("agents/*")) and not (host_dir / "work" / "c1").exists()
+        assert _bundles(cli_host) == [] and not list((host_dir / "clis").glob(".parts/*"))
+    finally:
+        sandbox.stop_daemons()
+        for pid in cli_host.remote_processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        subprocess.run(["umount", "-l", str(host_dir)], check=False)
+
+
+def test_a_dry_run_says_what_would_be_copied_and_copies_nothing(sandbox, cli_host: CliHost,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # The entry point a later `mngr provision --dry-run` uses, in-process on the real host.
+    from mngr.controller.cli_supply import ensure_cli
+    from mngr.controller.hosts import HostHandle
+    from mngr.providers.ssh import SshProvider
+
+    sandbox.apply_env(monkeypatch)
+    monkeypatch.setenv("PATH", sandbox.env["PATH"])
+    provider = SshProvider({"ssh_config": sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"]})
+    with HostHandle(provider, cli_host.alias, timeout=60) as handle:
+        handle.connect()
+        sent_before = handle.wire_bytes()[0]
+        plan = ensure_cli(handle, "claude", "auto", dry_run=True)
+        assert (plan.source, plan.version, plan.machine) == ("copy", CLAUDE_VERSION, os.uname().machine)
+        assert plan.bytes_to_send == CLAUDE_BINARY.stat().st_size
+        assert plan.describe() == f"claude {CLAUDE_VERSION}: copy {CLAUDE_BINARY.stat().st_size >> 20} MB for {plan.machine}"
+        assert handle.wire_bytes()[0] - sent_before < 64 * 1024 and _bundles(cli_host) == []
+        done = ensure_cli(handle, "claude", "auto")
+        assert done.source == "copy" and handle.wire_bytes()[0] - sent_before > plan.bytes_to_send
+        [bundle] = _bundles(cli_host)
+        assert done.path_dirs == [str(bundle)]
+        again = ensure_cli(handle, "claude", "auto", dry_run=True)
+        assert (again.source, again.path_dirs, again.bytes_to_send) == ("cache", [str(bundle)], 0)
+        assert ensure_cli(handle, "claude", "host").source == "none"

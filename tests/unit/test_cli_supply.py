@@ -1,0 +1,155 @@
+"""Finding the user's own agent CLIs, the ``cli`` setting, and the helper's bundle keeping,
+in-process on real files (the copy to real hosts: tests/integration/test_cli_supply.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mngr.controller.agent_types import BUILTIN_AGENT_TYPES, from_config
+from mngr.controller.cli_supply import cli_program, user_bundles
+from mngr.controller.errors import ConfigError, MngrError
+from mngr.remote_helper import cli_bundles
+from mngr.remote_helper.wire import RequestFailed
+from tests import agent_clis
+
+TYPES = {agent_type.name: agent_type for agent_type in BUILTIN_AGENT_TYPES}
+NPM_ROOT = agent_clis.AGENT_CLI_BIN.parent
+ARM_ELF = (b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x02\x00\xb7\x00").ljust(256, b"\0")
+
+
+@pytest.fixture(autouse=True)
+def _own_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MNGR_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MNGR_HOST_DIR", str(tmp_path / "host"))
+
+
+@pytest.mark.skipif(agent_clis.missing_reason() is not None, reason=agent_clis.missing_reason() or "")
+def test_the_users_npm_installs_give_a_bundle_for_their_machine() -> None:
+    claude = user_bundles("claude", str(agent_clis.AGENT_CLI_BIN))
+    version = json.loads((NPM_ROOT / "@anthropic-ai" / "claude-code" / "package.json").read_text())["version"]
+    [(machine, bundle)] = claude.items()
+    assert machine == os.uname().machine == bundle.machine
+    assert bundle.version == version and bundle.entry == "claude" and bundle.path_dirs == (".",)
+    [only] = bundle.files
+    assert only.source == (NPM_ROOT / "@anthropic-ai" / "claude-code" / "bin" / "claude.exe").resolve()
+    assert only.mode == 0o755 and only.size == only.source.stat().st_size
+    codex = user_bundles("codex", str(agent_clis.AGENT_CLI_BIN))[os.uname().machine]
+    assert codex.entry == "bin/codex" and codex.path_dirs == ("bin", "codex-path")
+    relatives = [f.relative for f in codex.files]
+    # What it looks for next to its binary; not its optional voice runtime or code-mode host.
+    assert relatives == ["codex-package.json", "bin/codex", "codex-path/rg", "codex-resources/bwrap"]
+    # The key names the content: the same install gives the same key (the hash is remembered).
+    assert user_bundles("claude", str(agent_clis.AGENT_CLI_BIN))[machine].key == bundle.key
+
+
+def test_an_install_of_another_machine_gives_that_machines_bundle(tmp_path: Path) -> None:
+    package = tmp_path / "node_modules" / "@anthropic-ai" / "claude-code"
+    (package / "bin").mkdir(parents=True)
+    (package / "package.json").write_text(json.dumps({"version": "9.8.7"}))
+    (package / "bin" / "claude.exe").write_bytes(ARM_ELF)
+    (package / "bin" / "claude.exe").chmod(0o755)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "claude").symlink_to(package / "bin" / "claude.exe")
+    bundles = user_bundles("claude", str(tmp_path / "bin"))
+    assert list(bundles) == ["aarch64"] and bundles["aarch64"].version == "9.8.7"
+    assert bundles["aarch64"].files[0].sha256 == hashlib.sha256(ARM_ELF).hexdigest()
+
+
+def test_an_install_without_a_native_binary_or_none_at_all_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "claude").write_text("#!/usr/bin/env node\n")
+    (tmp_path / "claude").chmod(0o755)
+    with pytest.raises(MngrError, match="has no native Linux binary to copy"):
+        user_bundles("claude", str(tmp_path))
+    with pytest.raises(MngrError, match="codex is not installed here"):
+        user_bundles("codex", str(tmp_path / "nothing"))
+
+
+def test_only_the_cli_itself_by_its_own_name_is_provided() -> None:
+    assert cli_program("claude", "claude") == "claude"
+    assert cli_program("claude", "/opt/claude/bin/claude") is None  # a path of the user's
+    assert cli_program("claude", "my-claude-wrapper") is None
+    assert cli_program("", "claude") is None  # a command type that happens to run claude
+
+
+def test_the_cli_setting_per_agent_type() -> None:
+    assert TYPES["claude"].cli == "auto" and TYPES["claude"].cli_program == "claude"
+    copying = from_config("claude", {"cli": "copy"}, TYPES)  # a known type's settings alone
+    assert copying.cli == "copy" and copying.base_command == "claude"
+    assert copying.interaction is TYPES["claude"].interaction and copying.description == "Claude Code"
+    mine = from_config("mine", {"command": "codex -m o3", "like": "codex", "cli": "host"}, TYPES)
+    assert (mine.cli_program, mine.cli) == ("codex", "host")
+    assert from_config("bot", {"command": "bot"}, TYPES).cli_program == ""
+    with pytest.raises(ConfigError, match=r"agent_types\.claude\.cli must be one of auto, copy, host"):
+        from_config("claude", {"cli": "sometimes"}, TYPES)
+    with pytest.raises(ConfigError, match="command must be a non-empty string"):
+        from_config("bot", {"cli": "copy"}, TYPES)
+
+
+GOOD_TOOL = b"#!/bin/sh\necho 'tool 1.2.3'\n"
+
+
+def _stage(claimed: bytes, sent: bytes) -> tuple[str, str, list[list[object]]]:
+    """An upload of ``sent`` for a bundle whose manifest says ``claimed`` (bin/tool)."""
+    manifest: list[list[object]] = [["bin/tool", hashlib.sha256(claimed).hexdigest(), len(claimed), 0o755]]
+    key = cli_bundles.manifest_key(manifest)
+    place = cli_bundles.ensure({"program": "tool", "version": "1.2.3", "mode": "copy",
+                                "bundles": {cli_bundles.machine(): [key, len(claimed), ["bin"]]}})
+    assert place["source"] == "" and place["upload"]
+    assert place["dirs"] == [os.path.join(cli_bundles.clis_dir(), key, "bin")]  # where it will be
+    half = len(sent) // 2  # the parts arrive in any order
+    cli_bundles.put_part({"key": key, "upload": place["upload"], "path": "bin/tool", "offset": half}, sent[half:])
+    cli_bundles.put_part({"key": key, "upload": place["upload"], "path": "bin/tool", "offset": 0}, sent[:half])
+    return key, place["upload"], manifest
+
+
+def _finish(key: str, upload: str, manifest: list[list[object]]) -> None:
+    cli_bundles.finish({"key": key, "upload": upload, "program": "tool", "version": "1.2.3", "entry": "bin/tool",
+                        "files": manifest})
+
+
+def test_a_bundle_lands_whole_under_its_key_only_once_checked_and_run() -> None:
+    key, upload, manifest = _stage(GOOD_TOOL, GOOD_TOOL)
+    assert cli_bundles.cached_keys() == []
+    _finish(key, upload, manifest)
+    root = Path(cli_bundles.clis_dir()) / key
+    assert (root / "bin" / "tool").read_bytes() == GOOD_TOOL
+    assert (root / "bin" / "tool").stat().st_mode & 0o777 == 0o755
+    assert os.listdir(Path(cli_bundles.clis_dir()) / ".parts") == []
+    again = cli_bundles.ensure({"program": "tool", "version": "1.2.3", "mode": "copy",
+                                "bundles": {cli_bundles.machine(): [key, 1, ["bin"]]}})
+    assert (again["source"], again["dirs"]) == ("cache", [str(root / "bin")])
+
+
+@pytest.mark.parametrize(("claimed", "sent", "error"), [
+    (GOOD_TOOL, GOOD_TOOL + b"x", f"arrived with {len(GOOD_TOOL) + 1} of {len(GOOD_TOOL)} bytes"),
+    (GOOD_TOOL, GOOD_TOOL.replace(b"3", b"4"), "arrived with sha256"),
+    (b"#!/bin/sh\nexit 3\n", b"#!/bin/sh\nexit 3\n", "does not run on this host"),
+    (GOOD_TOOL.replace(b"3", b"4"), GOOD_TOOL.replace(b"3", b"4"), "reports version 'tool 1.2.4'"),
+])
+def test_a_bundle_that_is_not_the_one_sent_or_does_not_run_is_refused_and_removed(
+    claimed: bytes, sent: bytes, error: str
+) -> None:
+    key, upload, manifest = _stage(claimed, sent)
+    with pytest.raises(RequestFailed, match=error):
+        _finish(key, upload, manifest)
+    assert cli_bundles.cached_keys() == []
+    assert os.listdir(Path(cli_bundles.clis_dir()) / ".parts") == []
+
+
+def test_paths_outside_the_bundle_and_unknown_machines_are_refused() -> None:
+    with pytest.raises(RequestFailed, match="invalid path"):
+        cli_bundles.put_part({"key": "ab" * 32, "upload": "0123456789abcdef", "path": "../../escape", "offset": 0},
+                             b"x")
+    with pytest.raises(RequestFailed, match="has a binary for sparc64 only"):
+        cli_bundles.ensure({"program": "tool", "version": "1", "mode": "copy",
+                            "bundles": {"sparc64": ["ab" * 32, 1, ["."]]}})
+
+
+def test_the_provided_dirs_come_first_on_path_once() -> None:
+    assert cli_bundles.prefixed_path(["/c/bin", "/c/path"], "/usr/bin:/c/bin:/bin") == "/c/bin:/c/path:/usr/bin:/bin"
+    assert cli_bundles.prefixed_path(None, "/usr/bin") == "/usr/bin"
