@@ -24,6 +24,7 @@ them with its own plan's), and whether the variables were written after the agen
 running process was launched (it does not have them yet).
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -78,10 +79,8 @@ def write(agent_id, spec, dropped=()):
         os.chmod(path, 0o600)
     for name in dropped:
         if name not in spec.get("files", {}) and name != SETTINGS_FILE and "/" not in name:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(directory, name))
-            except FileNotFoundError:
-                pass
     settings = os.path.join(agent_dir, SETTINGS_FILE)
     wanted = {"dir": spec["dir"], "env_var": spec["env_var"], "env": dict(spec.get("env", {}))}
     try:
@@ -161,10 +160,8 @@ def state_of(agent_id, record, salt):
     except (OSError, ValueError, AttributeError):
         values = {}
     found["env"] = {str(key): salted_hash(salt, str(value)) for key, value in values.items()}
-    try:
+    with contextlib.suppress(OSError):
         found["pending"] = os.stat(settings).st_mtime_ns > os.stat(os.path.join(agent_dir, "launch.json")).st_mtime_ns
-    except OSError:
-        pass
     return found
 
 

@@ -334,13 +334,27 @@ def create_agent(request):
         return _agent_info_now(record)
 
 
-def write_agent_config(name, spec):
+def write_agent_config(name, spec, path_dirs=None):
     """Write the agent's own CLI config dir again (agent_config.py), trusting its work dir
-    there as at create if it was then. Files change at once, variables at the next start."""
-    agent_config.check(spec)
+    there as at create if it was then, and/or (``path_dirs``) the dirs first on its PATH.
+    Files change at once, variables and PATH at the next start."""
+    if spec is None and path_dirs is None:
+        raise RequestFailed("invalid", "WriteAgentConfig: nothing to write")
+    if path_dirs is not None and not all(isinstance(d, str) and os.path.isabs(d) for d in path_dirs):
+        raise RequestFailed("invalid", "WriteAgentConfig: path_dirs must be absolute paths")
+    if spec is not None:
+        agent_config.check(spec)
     agent_records.check_name(name)
     with state.named_lock("agent-" + name):
         agent_id, record = agent_records.require(name)
+        if path_dirs is not None:
+            if path_dirs:
+                record["path_dirs"] = list(path_dirs)
+            else:
+                record.pop("path_dirs", None)
+        if spec is None:
+            state.atomic_write_json(os.path.join(state.agent_dir(agent_id), "record.json"), record)
+            return
         earlier = record.get("agent_config") if isinstance(record.get("agent_config"), dict) else {}
         dropped = earlier.get("files", []) if earlier.get("dir") == spec["dir"] else []
         agent_config.write(agent_id, spec, dropped)
@@ -364,6 +378,15 @@ def agent_config_state(name, salt):
         found = agent_config.state_of(agent_id, record, salt)
     found["binary"] = record.get("binary")
     found["path_dirs"] = [str(directory) for directory in record.get("path_dirs") or []]
+    if found["path_dirs"] and not found["pending"]:
+        # Its process was launched with another CLI first on its PATH than the record's.
+        try:
+            launched = state.read_json(os.path.join(state.agent_dir(agent_id), "launch.json"))["env"].get("PATH", "")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            launched = None
+        if launched is not None:
+            first = launched.split(os.pathsep)[:len(found["path_dirs"])]
+            found["pending"] = first != found["path_dirs"]
     return found
 
 

@@ -327,7 +327,7 @@ class Server(object):
         return "AgentReply", {"agent": agents.create_agent(fields)}, b""
 
     def _on_write_agent_config(self, fields, blob):
-        agents.write_agent_config(fields["name"], fields["agent_config"])
+        agents.write_agent_config(fields["name"], fields["agent_config"], fields["path_dirs"])
         return "Done", {}, b""
 
     def _on_read_agent_config(self, fields, blob):

@@ -44,7 +44,7 @@ MESSAGES = {
         "path_dirs": ("list", []),
         "agent_config": ("object?", None),
     },
-    "WriteAgentConfig": {"name": ("str", REQUIRED), "agent_config": ("object", REQUIRED)},
+    "WriteAgentConfig": {"name": ("str", REQUIRED), "agent_config": ("object?", None), "path_dirs": ("list?", None)},
     "ReadAgentConfig": {"name": ("str", REQUIRED), "salt": ("str", REQUIRED)},
     "StopAgent": {"name": ("str", REQUIRED), "grace": ("float", 2.0)},
     "StartAgent": {"name": ("str", REQUIRED), "base_env": ("map?", None), "umask": ("int?", None)},

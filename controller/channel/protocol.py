@@ -101,11 +101,13 @@ class CreateAgent(msgspec.Struct, tag=True, kw_only=True):
 
 class WriteAgentConfig(msgspec.Struct, tag=True, kw_only=True):
     """Write the agent's own CLI config dir again (CreateAgent.agent_config), its work dir
-    trusted there as at create if it was then; answered with Done. The files change at
-    once; the variables reach the agent at its next start."""
+    trusted there as at create if it was then, and/or the dirs first on its PATH
+    (CreateAgent.path_dirs); None leaves either as it is. Answered with Done. The files
+    change at once; the variables and the PATH reach the agent at its next start."""
 
     name: str
-    agent_config: dict[str, Any]
+    agent_config: dict[str, Any] | None = None
+    path_dirs: list[str] | None = None
 
 
 class ReadAgentConfig(msgspec.Struct, tag=True, kw_only=True):
@@ -449,7 +451,8 @@ class AgentConfigState(msgspec.Struct, tag=True, kw_only=True):
     """ReadAgentConfig's answer (remote_helper/agent_config.py state_of). ``files``: name ->
     {"sha256": salted hash of its text, "tree": for a JSON object, its keys with each value
     that is not an object replaced by its salted hash}; ``env``: variable -> salted hash;
-    ``pending``: the variables were written after the agent's process was launched."""
+    ``pending``: the variables were written after the agent's process was launched, or it
+    was launched with other ``path_dirs``: it has not got them yet."""
 
     configured: bool = False  # the agent has a config dir of its own
     env_var: str = ""

@@ -12,8 +12,8 @@ from ..commands.provision import (
     NOTHING,
     RESTART_NEEDED,
     RESTARTED,
-    ProvisionRequest,
     Provisioned,
+    ProvisionRequest,
     provision,
 )
 from ..errors import UsageError
@@ -74,16 +74,17 @@ def _line(done: Provisioned, dry_run: bool) -> str:
     if done.restart == RESTARTED:
         return f"{text}; restarted"
     if done.restart == RESTART_NEEDED and dry_run:
-        return f"{text}; the agent would have the new variables only once restarted"
+        return f"{text}; would take effect when the agent restarts"
     if done.restart == RESTART_NEEDED:
-        return f"{text}; the agent has the new variables only once restarted (mngr provision {done.info.name} --restart)"
+        return f"{text}; takes effect when the agent restarts (mngr provision {done.info.name} --restart)"
     if done.restart == AT_NEXT_START:
-        return f"{text}; the agent is {done.info.state}: it has them when it starts"
+        return f"{text}; the agent is {done.info.state}: takes effect when it starts"
     return text
 
 
 def _json(done: Provisioned) -> dict[str, object]:
     return {"name": done.info.name, "host": done.host, "provider": done.provider, "outcome": done.outcome,
             "reason": done.reason, "files": list(done.config.files), "removed_files": list(done.config.removed_files),
-            "env": list(done.config.env), "removed_env": list(done.config.removed_env), "restart": done.restart,
+            "env": list(done.config.env), "removed_env": list(done.config.removed_env),
+            "cli": done.cli.describe(done.dry_run) if done.cli is not None else None, "restart": done.restart,
             "state": done.info.state}

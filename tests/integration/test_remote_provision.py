@@ -11,19 +11,32 @@ from __future__ import annotations
 import json
 import stat
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests import agent_clis
 from tests.conftest import Sandbox, wait_for
-from tests.integration.test_remote_agent_config import (  # noqa: F401 (fixtures: one SSH host for this module)
+from tests.integration.test_remote_agent_config import (
     Remote,
     _agent_dir,
     _files_holding,
-    remote,
-    user,
+    pytestmark,  # noqa: F401 (skipped where they are)
+    set_up_user,
+    started_remote,
 )
 from tests.model_standin import Exchange
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+    yield from started_remote(tmp_path_factory)
+
+
+@pytest.fixture
+def user(sandbox: Sandbox, remote: Remote) -> Sandbox:
+    return set_up_user(sandbox, remote)
 
 
 def _mngr(user: Sandbox, *args: str) -> str:
@@ -69,7 +82,7 @@ def test_provision_refreshes_settings_and_key_and_restarts_only_when_asked(user:
     before = _snapshot(config_dir, agent_dir)
     outputs.append(_mngr(user, "provision", name, "--dry-run"))
     assert outputs[-1] == (f"agent {name} on cfghost: would change file .claude.json, file settings.json, "
-                           "env ANTHROPIC_API_KEY; the agent would have the new variables only once restarted\n")
+                           "env ANTHROPIC_API_KEY; would take effect when the agent restarts\n")
     assert _snapshot(config_dir, agent_dir) == before
 
     outputs.append(_mngr(user, "provision", name, "--format", "json"))
@@ -96,7 +109,7 @@ def test_provision_refreshes_settings_and_key_and_restarts_only_when_asked(user:
     user.env["ANTHROPIC_API_KEY"] = old_key
     outputs.append(_mngr(user, "provision", name))
     assert outputs[-1] == (f"agent {name} on cfghost: changed file .claude.json, env ANTHROPIC_API_KEY; "
-                           "the agent is STOPPED: it has them when it starts\n")
+                           "the agent is STOPPED: takes effect when it starts\n")
     assert not [output for output in outputs if old_key in output or new_key in output]
     for key, files in ((old_key, ["agent-config.json"]), (new_key, ["launch.json"])):  # written; launched with
         holding = [path for path in _files_holding(remote.host.remote_root, key.encode())
@@ -104,6 +117,41 @@ def test_provision_refreshes_settings_and_key_and_restarts_only_when_asked(user:
         assert sorted(path.name for path in holding) == files
         assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in holding)
     assert not _files_holding(user.state_dir, new_key.encode()) and not _files_holding(user.state_dir, old_key.encode())
+    _mngr(user, "destroy", "-f", name)
+
+
+def test_provision_brings_the_users_cli_to_the_host_when_the_setting_asks(user: Sandbox, remote: Remote) -> None:
+    name = "provcli"
+    _mngr(user, "create", name, "claude", "--in", "ssh", "--host", "cfghost", "--no-connect")
+    agent_dir = _agent_dir(remote, name)
+    assert _mngr(user, "provision", name) == f"agent {name} on cfghost: up to date\n"  # the host's own will do
+    user.config_dir.mkdir(parents=True, exist_ok=True)
+    with (user.config_dir / "config.toml").open("a") as config:
+        config.write('\n[agent_types.claude]\ncli = "copy"\n')
+    package = agent_clis.AGENT_CLI_BIN.parent / "@anthropic-ai" / "claude-code"
+    version = json.loads((package / "package.json").read_text())["version"]
+    megabytes = (package / "bin" / "claude.exe").stat().st_size >> 20
+    clis = remote.host.remote_host_dir / "clis"
+    landed_before = sorted(path.name for path in clis.iterdir()) if clis.is_dir() else []
+    assert _mngr(user, "provision", name, "--dry-run") == (
+        f"agent {name} on cfghost: would change cli claude {version} (would copy {megabytes} MB); "
+        "would take effect when the agent restarts\n")
+    assert (sorted(path.name for path in clis.iterdir() if path.name != ".parts") if clis.is_dir() else []) == [
+        name for name in landed_before if name != ".parts"]
+    pid = _pid(user, name)
+    assert _mngr(user, "provision", name) == (
+        f"agent {name} on cfghost: changed cli claude {version} (copied {megabytes} MB); "
+        f"takes effect when the agent restarts (mngr provision {name} --restart)\n")
+    path_dirs = json.loads((agent_dir / "record.json").read_text())["path_dirs"]
+    assert [Path(path_dirs[0])] == [path for path in clis.iterdir() if path.name != ".parts"]  # clis/<key>
+    assert (Path(path_dirs[0]) / "claude").is_file() and _pid(user, name) == pid
+    # Still running the host's own: a later provision says so until it restarts.
+    assert _mngr(user, "provision", name) == (
+        f"agent {name} on cfghost: up to date; takes effect when the agent restarts (mngr provision {name} --restart)\n")
+    assert _mngr(user, "provision", name, "--restart") == f"agent {name} on cfghost: up to date; restarted\n"
+    launched = json.loads((agent_dir / "launch.json").read_text())["env"]["PATH"]
+    assert launched.split(":")[:len(path_dirs)] == path_dirs
+    assert _mngr(user, "provision", name) == f"agent {name} on cfghost: up to date\n"
     _mngr(user, "destroy", "-f", name)
 
 

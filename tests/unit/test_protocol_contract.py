@@ -37,7 +37,8 @@ SAMPLES: dict[str, msgspec.Struct] = {
                       "env": {"ANTHROPIC_API_KEY": "sk-x"}},
     ),
     "WriteAgentConfig": protocol.WriteAgentConfig(name="demo", agent_config={
-        "dir": "cli-config", "env_var": "CODEX_HOME", "files": {"config.toml": 'model = "o3"\n'}, "env": {}}),
+        "dir": "cli-config", "env_var": "CODEX_HOME", "files": {"config.toml": 'model = "o3"\n'}, "env": {}},
+        path_dirs=["/h/clis/k/bin", "/h/clis/k/codex-path"]),
     "ReadAgentConfig": protocol.ReadAgentConfig(name="demo", salt="0f1e2d3c"),
     "StopAgent": protocol.StopAgent("demo"),
     "StartAgent": protocol.StartAgent("demo", base_env=None),
