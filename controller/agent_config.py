@@ -30,6 +30,7 @@ state, so the plan's keys are merged into it (``merge_json``) rather than replac
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -117,7 +118,10 @@ class ConfigDifferences:
 
 
 def differences(plan: AgentConfigPlan, host: AgentConfigState, salt: str) -> ConfigDifferences:
-    """What of ``plan`` differs from what the host holds (``host``, hashed with ``salt``)."""
+    """What of ``plan`` differs from what the host holds (``host``, hashed with ``salt``).
+    A file differs if it is gone, or is not what mngr last wrote there; for an agent whose
+    host does not say what that was, if the plan's file (for a merged one: its keys) is
+    not what the file holds."""
     from mngr.remote_helper.agent_config import hashed_tree, salted_hash
 
     if not host.configured:
@@ -127,6 +131,9 @@ def differences(plan: AgentConfigPlan, host: AgentConfigState, salt: str) -> Con
         there = host.files.get(name)
         if not isinstance(there, dict):
             files.append(name)
+        elif there.get("written"):  # what mngr wrote last, whatever the CLI did to it since
+            if there["written"] != salted_hash(salt, hashlib.sha256(text.encode("utf-8")).hexdigest()):
+                files.append(name)
         elif name in plan.merge_json:
             if not _holds(there.get("tree"), hashed_tree(salt, json.loads(text))):
                 files.append(name)

@@ -18,10 +18,11 @@ logs, its state) in place, so it can be applied again to an existing agent. A fi
 spec's keys merged into what is there instead of replacing it. A file or settings file
 whose content would not change is not written.
 
-``state`` tells the controller what is there without sending it a value: every file's and
-variable's hash with a salt the controller chose (``mngr provision --dry-run`` compares
-them with its own plan's), and whether the variables were written after the agent's
-running process was launched (it does not have them yet).
+``state_of`` tells the controller what is there without sending it a value: every file's
+and variable's hash with a salt the controller chose (``mngr provision`` compares them with
+its own plan's), a file's as mngr last wrote it too (``written``: the CLI changes its own
+files as it runs), and whether the agent's process was launched without the variables
+now there (it does not have them yet).
 """
 
 import contextlib
@@ -82,14 +83,21 @@ def write(agent_id, spec, dropped=()):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(directory, name))
     settings = os.path.join(agent_dir, SETTINGS_FILE)
-    wanted = {"dir": spec["dir"], "env_var": spec["env_var"], "env": dict(spec.get("env", {}))}
+    # "written": each file's sha256 as mngr last wrote it, which is what a later spec is
+    # compared with: the CLI changes its own files as it runs (its state, its notices).
+    wanted = {"dir": spec["dir"], "env_var": spec["env_var"], "env": dict(spec.get("env", {})),
+              "written": {name: _sha256(text) for name, text in spec.get("files", {}).items()}}
     try:
         current = state.read_json(settings)
     except (OSError, ValueError):
         current = None
-    if current != wanted:  # an unchanged file keeps its time: state()'s "pending" reads it
+    if current != wanted:
         state.atomic_write_json(settings, wanted)
     os.chmod(settings, 0o600)
+
+
+def _sha256(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _read_bytes(path):
@@ -142,6 +150,8 @@ def state_of(agent_id, record, salt):
              "written_files": [str(name) for name in entry.get("files", [])], "pending": False}
     if not entry:
         return found
+    settings = _read_dict(os.path.join(agent_dir, SETTINGS_FILE))
+    written = settings.get("written") if isinstance(settings.get("written"), dict) else {}
     directory = os.path.join(agent_dir, str(entry.get("dir", "")))
     for name in found["written_files"]:
         data = _read_bytes(os.path.join(directory, name)) if "/" not in name else None
@@ -153,16 +163,26 @@ def state_of(agent_id, record, salt):
         except ValueError:
             document = None
         found["files"][name] = {"sha256": salted_hash(salt, text),
-                                "tree": hashed_tree(salt, document) if isinstance(document, dict) else None}
-    settings = os.path.join(agent_dir, SETTINGS_FILE)
-    try:
-        values = state.read_json(settings).get("env") or {}
-    except (OSError, ValueError, AttributeError):
-        values = {}
+                                "tree": hashed_tree(salt, document) if isinstance(document, dict) else None,
+                                "written": salted_hash(salt, str(written[name])) if name in written else None}
+    values = settings.get("env") if isinstance(settings.get("env"), dict) else {}
     found["env"] = {str(key): salted_hash(salt, str(value)) for key, value in values.items()}
-    with contextlib.suppress(OSError):
-        found["pending"] = os.stat(settings).st_mtime_ns > os.stat(os.path.join(agent_dir, "launch.json")).st_mtime_ns
+    # Whether the agent's process was launched without these: its --env values win, as at launch.
+    expected = {str(key): str(value) for key, value in values.items()}
+    expected[found["env_var"]] = os.path.join(agent_dir, str(entry.get("dir", "")))
+    expected.update({str(key): str(value) for key, value in _read_dict(os.path.join(agent_dir, "env.json")).items()})
+    launched = _read_dict(os.path.join(agent_dir, "launch.json")).get("env")
+    if isinstance(launched, dict):
+        found["pending"] = any(launched.get(key) != value for key, value in expected.items())
     return found
+
+
+def _read_dict(path):
+    try:
+        document = state.read_json(path)
+    except (OSError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 def record_entry(spec):

@@ -450,9 +450,10 @@ class AgentSpec(msgspec.Struct, tag=True, kw_only=True):
 class AgentConfigState(msgspec.Struct, tag=True, kw_only=True):
     """ReadAgentConfig's answer (remote_helper/agent_config.py state_of). ``files``: name ->
     {"sha256": salted hash of its text, "tree": for a JSON object, its keys with each value
-    that is not an object replaced by its salted hash}; ``env``: variable -> salted hash;
-    ``pending``: the variables were written after the agent's process was launched, or it
-    was launched with other ``path_dirs``: it has not got them yet."""
+    that is not an object replaced by its salted hash, "written": the salted hash of the
+    sha256 of the text mngr last wrote (None if not known)}; ``env``: variable -> salted
+    hash; ``pending``: the agent's process was launched without the variables or the
+    ``path_dirs`` there now."""
 
     configured: bool = False  # the agent has a config dir of its own
     env_var: str = ""

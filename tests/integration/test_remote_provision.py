@@ -120,6 +120,20 @@ def test_provision_refreshes_settings_and_key_and_restarts_only_when_asked(user:
     _mngr(user, "destroy", "-f", name)
 
 
+def test_what_codex_writes_into_its_own_config_is_no_change(user: Sandbox, remote: Remote) -> None:
+    name = "provx"
+    _mngr(user, "create", name, "codex", "--in", "ssh", "--host", "cfghost", "--no-connect")
+    _mngr(user, "message", name, "hello codex")
+    _turn(remote, "hello codex")
+    config = _agent_dir(remote, name) / "cli-config" / "config.toml"
+    assert "trust_level" in config.read_text()  # not what mngr's plan holds
+    assert _mngr(user, "provision", name) == f"agent {name} on cfghost: up to date\n"
+    user.env["OPENAI_API_KEY"] = f"sk-openai-unique-{uuid.uuid4().hex}"
+    assert _mngr(user, "provision", name, "--dry-run") == (
+        f"agent {name} on cfghost: would change env OPENAI_API_KEY; would take effect when the agent restarts\n")
+    _mngr(user, "destroy", "-f", name)
+
+
 def test_provision_brings_the_users_cli_to_the_host_when_the_setting_asks(user: Sandbox, remote: Remote) -> None:
     name = "provcli"
     _mngr(user, "create", name, "claude", "--in", "ssh", "--host", "cfghost", "--no-connect")

@@ -4,7 +4,6 @@ agent's config dir holds (salted hashes), and the helper's writing of it again."
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -101,16 +100,57 @@ def test_a_file_and_a_variable_the_user_no_longer_has_are_removed(host: Path, tm
     assert "ANTHROPIC_API_KEY" not in helper.env("agent-1")
 
 
-def test_variables_written_after_the_launch_are_pending_until_the_next(host: Path, tmp_path: Path) -> None:
+def _launched(host: Path, **extra: str) -> None:
+    """The agent's process started with what its config dir adds now (and ``extra``)."""
+    (host / "launch.json").write_text(json.dumps({"env": {**helper.env("agent-1"), "PATH": "/bin", **extra}}))
+
+
+def test_variables_the_running_process_lacks_are_pending_until_it_starts_again(host: Path, tmp_path: Path) -> None:
     record: dict = {}
     _written(_user(tmp_path), record)
-    os.utime(host / "launch.json", ns=(2_000_000_000_000_000_000,) * 2)  # launched after the write
+    _launched(host)
     assert not _there(record).pending
-    _written(_user(tmp_path, model="haiku"), record)  # files only: the variables file is not touched
+    _written(_user(tmp_path, model="haiku"), record)  # a file only
     assert not _there(record).pending
-    os.utime(host / "launch.json", ns=(1_000_000_000_000_000_000,) * 2)
     _written(_user(tmp_path, key=KEY + "-new"), record)
     assert _there(record).pending
+    _launched(host)
+    assert not _there(record).pending
+    (host / "env.json").write_text(json.dumps({"ANTHROPIC_API_KEY": "from --env"}))  # --env wins at launch
+    assert _there(record).pending
+    _launched(host, ANTHROPIC_API_KEY="from --env")
+    assert not _there(record).pending
+
+
+def test_what_the_cli_writes_into_its_files_is_no_difference_a_change_of_the_users_is(host: Path,
+                                                                                      tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".codex").mkdir(parents=True)
+    (home / ".codex" / "config.toml").write_text('model = "o3"\n')
+    plan = agent_config.plan("codex", {"HOME": str(home), "OPENAI_API_KEY": KEY})
+    record: dict = {}
+    _written(plan, record)
+    with (host / "cli-config" / "config.toml").open("a") as config:  # trust, and the CLI's own notes
+        config.write('[projects."/w"]\ntrust_level = "trusted"\n[notice]\nhide_full_access_warning = true\n')
+    assert not agent_config.differences(plan, _there(record), SALT).any
+    (home / ".codex" / "config.toml").write_text('model = "o4"\n')
+    changed = agent_config.plan("codex", {"HOME": str(home), "OPENAI_API_KEY": KEY})
+    assert agent_config.differences(changed, _there(record), SALT).files == ("config.toml",)
+    (host / "cli-config" / "config.toml").unlink()  # gone from the host: written again
+    assert agent_config.differences(plan, _there(record), SALT).files == ("config.toml",)
+
+
+def test_an_agent_written_before_mngr_kept_what_it_wrote_is_compared_by_content(host: Path,
+                                                                                tmp_path: Path) -> None:
+    record: dict = {}
+    plan = _user(tmp_path)
+    _written(plan, record)
+    settings = json.loads((host / "agent-config.json").read_text())
+    del settings["written"]
+    (host / "agent-config.json").write_text(json.dumps(settings))
+    assert not agent_config.differences(plan, _there(record), SALT).any
+    (host / "cli-config" / "settings.json").write_text('{"model": "sonnet"}')
+    assert agent_config.differences(plan, _there(record), SALT).files == ("settings.json",)
 
 
 def test_an_agent_without_a_config_dir_gets_everything(host: Path, tmp_path: Path) -> None:
