@@ -2,12 +2,13 @@
 without claude (mngr copies the user's binary) and on one that has it, against doing it by hand.
 
 Hosts: one sshd per round on a loopback port (tests/sshd.py's SshHost: user mngr-test, which
-has no claude). The user's claude is the test install (.venv/agent-clis, a 245 MB native
-binary); the agents' HOME on the host is set up as a user who has used claude has it
-(tests/agent_clis.set_up_home: onboarding done, the key approved, the work dirs trusted),
-talking to the tests' model stand-in on 127.0.0.1. Each round, in this order:
+has no claude, and an empty home of the run's). The user's claude is the test install
+(.venv/agent-clis, a 245 MB native binary), set up as a user who has used claude has it
+(tests/agent_clis.set_up_home: onboarding done, the key approved) to talk to the tests'
+model stand-in on 127.0.0.1; mngr gives each agent the config it needs of the user's. For
+the run by hand the host's user's home gets the same setup. Each round, in this order:
 
-fresh   `mngr create fN claude --in ssh --host hN --no-connect --env ...` on the round's new
+fresh   `mngr create fN claude --in ssh --host hN --no-connect` on the round's new
         host: the binary is copied (245 MB), then claude starts; timed to create's return,
         which is when claude shows its input box.
 has-it  the same for a second agent on that host: nothing is copied (checked: the landed
@@ -28,8 +29,10 @@ Run (root, sshd installed, ./scripts/install.sh --test): .venv/bin/python bench/
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,7 +47,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     from tests import agent_clis
     from tests.model_standin import ModelStandin
-    from tests.sshd import SshHost, unavailable_reason
+    from tests.sshd import SshHost, ensure_test_user, unavailable_reason
 
     reason = unavailable_reason() or agent_clis.missing_reason()
     if reason:
@@ -57,17 +60,25 @@ def main() -> None:
     results: dict[str, list[float]] = {"fresh": [], "has-it": [], "scp": [], "by hand": []}
     with Sandbox() as box:
         os.environ["MNGR_STATE_DIR"] = str(box.root / "s")
-        os.environ["PATH"] = f"{agent_clis.AGENT_CLI_BIN}{os.pathsep}{os.environ['PATH']}"
+        # The user: both CLIs on PATH, set up to talk to the stand-in (as the tests' user).
+        user_home = box.root / "home"
+        agent_clis.set_up_home(user_home, standin, trusted=[box.work_dir])
+        os.environ.update(agent_clis.user_environment(user_home, standin, os.environ["PATH"]))
         client_dir = box.root / "client"
         client_dir.mkdir()
         try:
             for index in range(WARMUP + ROUNDS):
-                host = SshHost(f"h{index}", client_dir)
+                # The host's user: an empty home of this run's, no claude on its PATH.
+                home = Path(tempfile.mkdtemp(prefix="mngr-bench-home-", dir="/tmp"))
+                user = ensure_test_user()
+                os.chown(home, user.pw_uid, user.pw_gid)
+                host = SshHost(f"h{index}", client_dir, env={"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin"})
                 try:
                     host.trust()
-                    times = one_round(box, host, index, standin, binary, agent_clis)
+                    times = one_round(box, host, home, index, standin, binary, agent_clis)
                 finally:
                     host.stop()
+                    shutil.rmtree(home, ignore_errors=True)
                 print(f"round {index}{' (warm-up)' if index < WARMUP else ''}: "
                       + ", ".join(f"{key} {value:.2f} s" for key, value in times.items()), flush=True)
                 if index >= WARMUP:
@@ -85,24 +96,24 @@ def main() -> None:
     print(f"| claude started over plain ssh by hand | {by_hand:.2f} s | |")
 
 
-def one_round(box: Sandbox, host, index: int, standin, binary: Path, agent_clis) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def one_round(box: Sandbox, host, home: Path, index: int, standin, binary: Path,  # type: ignore[no-untyped-def]
+              agent_clis) -> dict[str, float]:
     config = box.root / "ssh_config"
     config.write_text(host.client_config())
     os.environ["MNGR_PROVIDERS__SSH__SSH_CONFIG"] = str(config)
-    home = host.remote_root / "home"
     hand_dir = host.remote_root / "hand"
     hand_dir.mkdir()
     names = (f"f{index}", f"g{index}")
-    agent_clis.set_up_home(home, standin, trusted=[host.remote_host_dir / "work" / n for n in names] + [hand_dir])
+    # The host's user's own claude setup, for the run by hand (mngr's agents get their own).
+    agent_clis.set_up_home(home, standin, trusted=[hand_dir])
     subprocess.run(["chown", "-R", f"{host.user.pw_uid}:{host.user.pw_gid}", str(home), str(hand_dir)], check=True)
     env = agent_clis.user_environment(home, standin, "")
     del env["PATH"]
-    env_args = [word for key, value in env.items() for word in ("--env", f"{key}={value}")]
     times: dict[str, float] = {}
 
     def create(name: str) -> float:
         start = time.perf_counter()
-        box.mngr("create", name, "claude", "--in", "ssh", "--host", host.alias, "--no-connect", *env_args)
+        box.mngr("create", name, "claude", "--in", "ssh", "--host", host.alias, "--no-connect")
         return time.perf_counter() - start
 
     times["fresh"] = create(names[0])

@@ -10,7 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
-import time
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import pytest
 from tests import agent_clis
 from tests.conftest import MNGR_BIN, wait_for
 from tests.model_standin import ModelStandin
-from tests.sshd import SshHost, unavailable_reason
+from tests.sshd import SshHost, ensure_test_user, unavailable_reason
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None or agent_clis.missing_reason() is not None,
                                 reason=unavailable_reason() or agent_clis.missing_reason() or "")
@@ -31,9 +31,6 @@ CODEX_BINARY = NPM_ROOT / "@openai" / "codex-linux-x64" / "vendor" / "x86_64-unk
 CODEX_VERSION = json.loads((NPM_ROOT / "@openai" / "codex" / "package.json").read_text())["version"]
 
 
-AGENT_NAMES = ("c1", "c2", "x1", "own", "copied", "armed", "cut", "after")
-
-
 def _sha256(path: Path) -> str:
     hasher = hashlib.sha256()
     with path.open("rb") as handle:
@@ -42,19 +39,18 @@ def _sha256(path: Path) -> str:
     return hasher.hexdigest()
 
 
-class CliHost(SshHost):
-    """A test host whose user has neither CLI, and a HOME for the agents there set up (as a
-    user who has used the CLIs has it) to talk to the test's model stand-in."""
-
-    standin: ModelStandin
-    agent_home: Path
-
-
 @contextlib.contextmanager
-def _host(sandbox, alias: str = "clihost") -> Iterator[CliHost]:
+def _host(sandbox, alias: str = "clihost", path_first: Path | None = None) -> Iterator[SshHost]:
+    """A test sshd whose user has an empty home of the test's own and neither CLI on its PATH
+    (unless ``path_first`` puts a dir of the test's there)."""
     client_dir = sandbox.root / "client"
     client_dir.mkdir(exist_ok=True)
-    host = CliHost(alias, client_dir)
+    home = Path(tempfile.mkdtemp(prefix="mngr-home-", dir="/tmp"))
+    user = ensure_test_user()
+    os.chown(home, user.pw_uid, user.pw_gid)
+    os.chmod(home, 0o700)
+    path = f"{path_first}:" if path_first else ""
+    host = SshHost(alias, client_dir, env={"HOME": str(home), "PATH": f"{path}/usr/local/bin:/usr/bin:/bin"})
     try:
         host.trust()
         config = sandbox.root / "ssh_config"
@@ -63,37 +59,34 @@ def _host(sandbox, alias: str = "clihost") -> Iterator[CliHost]:
         yield host
     finally:
         host.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
-def cli_host(sandbox) -> Iterator[CliHost]:
-    # The user has both CLIs on their PATH; the host's user has neither.
-    sandbox.env["PATH"] = f"{agent_clis.AGENT_CLI_BIN}{os.pathsep}{sandbox.env['PATH']}"
+def cli_user(sandbox) -> Iterator[ModelStandin]:
+    """The test's user: both CLIs installed on their PATH and set up (tests/agent_clis.py) to
+    talk to the model stand-in; mngr gives each agent on a host what it needs of that."""
     standin = ModelStandin()
     try:
-        with _host(sandbox) as host:
-            home = host.remote_root / "home"
-            # The work dirs the host makes for the tests' agents, trusted as the user would have.
-            work_dirs = [host.remote_host_dir / "work" / name for name in AGENT_NAMES]
-            agent_clis.set_up_home(home, standin, trusted=work_dirs)
-            subprocess.run(["chown", "-R", f"{host.user.pw_uid}:{host.user.pw_gid}", str(home)], check=True)
-            host.standin, host.agent_home = standin, home
-            yield host
+        home = sandbox.root / "home"
+        agent_clis.set_up_home(home, standin, trusted=[sandbox.work_dir])
+        sandbox.env.update(agent_clis.user_environment(home, standin, sandbox.env["PATH"]))
+        yield standin
     finally:
         standin.close()
 
 
-def _agent_env_args(host: CliHost) -> list[str]:
-    env = agent_clis.user_environment(host.agent_home, host.standin, "")
-    del env["PATH"]
-    return [word for key, value in env.items() for word in ("--env", f"{key}={value}")]
+@pytest.fixture
+def cli_host(sandbox, cli_user: ModelStandin) -> Iterator[SshHost]:
+    with _host(sandbox) as host:
+        yield host
 
 
-def _create(sandbox, host: CliHost, name: str, agent_type: str, timeout: float = 300
+def _create(sandbox, host: SshHost, name: str, agent_type: str, timeout: float = 300
             ) -> subprocess.CompletedProcess[str]:
     """Create an agent that runs the real CLI on the host, ready for input (create waits for it)."""
     return sandbox.mngr("create", name, agent_type, "--in", "ssh", "--host", host.alias, "--no-connect",
-                        *_agent_env_args(host), timeout=timeout)
+                        timeout=timeout)
 
 
 def _bundles(host: SshHost) -> list[Path]:
@@ -114,7 +107,7 @@ def _agent_env(host: SshHost, name: str) -> dict[str, str]:
     raise AssertionError(f"no agent {name} on the host")
 
 
-def test_claude_and_codex_are_copied_once_and_run_on_a_host_without_them(sandbox, cli_host: CliHost) -> None:
+def test_claude_and_codex_are_copied_once_and_run_on_a_host_without_them(sandbox, cli_host: SshHost) -> None:
     assert shutil.which("claude", path="/usr/local/bin:/usr/bin:/bin") is None, "the host's user has no claude"
     created = _create(sandbox, cli_host, "c1", "claude")
     assert created.returncode == 0, created.stderr
@@ -151,35 +144,32 @@ def test_claude_and_codex_are_copied_once_and_run_on_a_host_without_them(sandbox
     _host_has_no_partial_file(cli_host)
 
 
-def test_a_host_with_the_same_version_keeps_its_own_under_auto(sandbox, cli_host: CliHost) -> None:
-    own_bin = cli_host.remote_root / "own-bin"
-    own_bin.mkdir()
-    shutil.copy2(CLAUDE_BINARY, own_bin / "claude")
-    # The host's user's PATH (what ssh HOST COMMAND gets) finds it first: sshd sets it, and
-    # rereads its config on SIGHUP (before mngr has connected).
-    sshd_config = cli_host.config_path.read_text().replace(
-        "SetEnv ", f"SetEnv PATH={own_bin}:/usr/local/bin:/usr/bin:/bin ", 1)
-    cli_host.config_path.write_text(sshd_config)
-    cli_host.process.send_signal(signal.SIGHUP)
-    time.sleep(1.0)
-    cli_host._wait_listening()
-    created = _create(sandbox, cli_host, "own", "claude")
-    assert created.returncode == 0, created.stderr
-    assert _bundles(cli_host) == [], "nothing copied"
-    env = _agent_env(cli_host, "own")
-    assert env["PATH"].split(os.pathsep)[0] == str(own_bin)
-    ran = sandbox.mngr("exec", "own", "command -v claude")
-    assert ran.stdout.strip() == str(own_bin / "claude")
-    # cli = "copy" copies regardless.
-    (sandbox.config_dir).mkdir(exist_ok=True)
-    (sandbox.config_dir / "config.toml").write_text('[agent_types.claude]\ncli = "copy"\n')
-    copied = _create(sandbox, cli_host, "copied", "claude")
-    assert copied.returncode == 0, copied.stderr
-    assert len(_bundles(cli_host)) == 1
+def test_a_host_with_the_same_version_keeps_its_own_under_auto(sandbox, cli_user: ModelStandin,
+                                                               tmp_path: Path) -> None:
+    own_bin = Path(tempfile.mkdtemp(prefix="mngr-own-", dir="/tmp"))
+    try:
+        os.chmod(own_bin, 0o755)
+        shutil.copy2(CLAUDE_BINARY, own_bin / "claude")  # the same version, the host's own
+        with _host(sandbox, path_first=own_bin) as host:
+            created = _create(sandbox, host, "own", "claude")
+            assert created.returncode == 0, created.stderr
+            assert _bundles(host) == [], "nothing copied"
+            assert str(host.remote_host_dir / "clis") not in _agent_env(host, "own")["PATH"]
+            ran = sandbox.mngr("exec", "own", "command -v claude")
+            assert ran.stdout.strip() == str(own_bin / "claude")
+            # cli = "copy" copies regardless.
+            sandbox.config_dir.mkdir(exist_ok=True)
+            (sandbox.config_dir / "config.toml").write_text('[agent_types.claude]\ncli = "copy"\n')
+            copied = _create(sandbox, host, "copied", "claude")
+            assert copied.returncode == 0, copied.stderr
+            [bundle] = _bundles(host)
+            assert _agent_env(host, "copied")["PATH"].split(os.pathsep)[0] == str(bundle)
+    finally:
+        shutil.rmtree(own_bin, ignore_errors=True)
 
 
 def test_an_install_with_no_binary_for_the_hosts_machine_fails_the_create_and_leaves_nothing(
-    sandbox, cli_host: CliHost
+    sandbox, cli_host: SshHost
 ) -> None:
     # An honest arm64-only install: the user's claude package with a binary whose ELF header
     # says aarch64 (what an install on an arm64 machine has), on this x86_64 host.
@@ -208,11 +198,10 @@ def test_an_install_with_no_binary_for_the_hosts_machine_fails_the_create_and_le
 
 
 def test_a_copy_cut_off_by_kill_leaves_nothing_partial_and_the_next_create_finishes(
-    sandbox, cli_host: CliHost
+    sandbox, cli_host: SshHost
 ) -> None:
     process = subprocess.Popen(
-        [str(MNGR_BIN), "create", "cut", "claude", "--in", "ssh", "--host", "clihost", "--no-connect",
-         *_agent_env_args(cli_host)],
+        [str(MNGR_BIN), "create", "cut", "claude", "--in", "ssh", "--host", "clihost", "--no-connect"],
         env=sandbox.env, cwd=sandbox.work_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
@@ -233,7 +222,7 @@ def test_a_copy_cut_off_by_kill_leaves_nothing_partial_and_the_next_create_finis
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_a_host_without_room_for_the_cli_fails_the_create_in_one_line_and_keeps_nothing(
-    sandbox, cli_host: CliHost
+    sandbox, cli_host: SshHost
 ) -> None:
     host_dir = cli_host.remote_host_dir
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=96m,mode=0700,uid={cli_host.user.pw_uid},"
@@ -254,7 +243,7 @@ def test_a_host_without_room_for_the_cli_fails_the_create_in_one_line_and_keeps_
         subprocess.run(["umount", "-l", str(host_dir)], check=False)
 
 
-def test_a_dry_run_says_what_would_be_copied_and_copies_nothing(sandbox, cli_host: CliHost,
+def test_a_dry_run_says_what_would_be_copied_and_copies_nothing(sandbox, cli_host: SshHost,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # The entry point a later `mngr provision --dry-run` uses, in-process on the real host.
     from mngr.controller.cli_supply import ensure_cli
@@ -279,3 +268,26 @@ def test_a_dry_run_says_what_would_be_copied_and_copies_nothing(sandbox, cli_hos
         again = ensure_cli(handle, "claude", "auto", dry_run=True)
         assert (again.source, again.path_dirs, again.bytes_to_send) == ("cache", [str(bundle)], 0)
         assert ensure_cli(handle, "claude", "host").source == "none"
+
+
+def test_a_binary_that_does_not_run_on_the_host_fails_the_create_in_one_line_and_is_not_kept(
+    sandbox, cli_host: SshHost
+) -> None:
+    # A user-side install whose native binary runs nowhere as claude (here: /bin/false, an
+    # ELF of this machine that fails and prints nothing, as a binary missing its loader does).
+    package = sandbox.root / "broken" / "node_modules" / "@anthropic-ai" / "claude-code"
+    (package / "bin").mkdir(parents=True)
+    shutil.copy2(NPM_ROOT / "@anthropic-ai" / "claude-code" / "package.json", package / "package.json")
+    shutil.copy2(os.path.realpath("/bin/false"), package / "bin" / "claude.exe")
+    bin_dir = sandbox.root / "broken" / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "claude").symlink_to(package / "bin" / "claude.exe")
+    sandbox.env["PATH"] = f"{bin_dir}{os.pathsep}{sandbox.env['PATH']}"
+    refused = _create(sandbox, cli_host, "c1", "claude")
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert "cannot provide claude on host 'clihost': the copied claude does not run on this host" in refused.stderr
+    assert json.loads(sandbox.mngr("list", "--format", "json").stdout)["agents"] == []
+    host_dir = cli_host.remote_host_dir
+    assert not list(host_dir.glob("agents/*")) and not (host_dir / "work" / "c1").exists()
+    assert _bundles(cli_host) == [] and not list((host_dir / "clis").glob(".parts/*"))

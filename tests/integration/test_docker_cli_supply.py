@@ -49,3 +49,30 @@ def test_a_container_from_the_base_image_gets_claude_through_the_read_only_mount
     finally:
         for container in docker_client.containers.list(all=True, filters={"label": f"mngr.namespace={namespace}"}):
             container.remove(force=True)
+
+
+def test_mngr_create_of_claude_in_a_container_runs_it_from_the_mount(sandbox, docker_client,
+                                                                    docker_base_image: str) -> None:
+    from tests.model_standin import ModelStandin
+
+    namespace = "t" + uuid.uuid4().hex[:10]
+    sandbox.env["MNGR_PROVIDERS__DOCKER__NAMESPACE"] = namespace
+    sandbox.env["MNGR_PROVIDERS__DOCKER__BASE_IMAGE"] = docker_base_image
+    standin = ModelStandin()
+    try:
+        home = sandbox.root / "home"
+        agent_clis.set_up_home(home, standin, trusted=[sandbox.work_dir])
+        sandbox.env.update(agent_clis.user_environment(home, standin, sandbox.env["PATH"]))
+        for name in ("d1", "d2"):  # two containers, one bundle on this machine
+            created = sandbox.mngr("create", name, "claude", "--in", "docker", "--no-connect", timeout=300)
+            assert created.returncode == 0, created.stderr
+            where = sandbox.mngr("exec", name, "command -v claude; claude --version; ls -A $HOME/.mngr/clis 2>/dev/null; true")
+            assert where.returncode == 0, where.stderr
+            lines = where.stdout.split()
+            assert lines[0].startswith(f"{AGENT_CLIS_IN_CONTAINER}/") and lines[0].endswith("/claude"), lines
+            assert f"{CLAUDE_VERSION} (Claude Code)" in where.stdout
+            assert len(lines) == 4 or lines[4:] == [".parts"], "nothing copied into the container"
+    finally:
+        standin.close()
+        for container in docker_client.containers.list(all=True, filters={"label": f"mngr.namespace={namespace}"}):
+            container.remove(force=True)
