@@ -172,7 +172,7 @@ def why_none(config: Config, agent_type: AgentType | None, handle: HostHandle) -
         return f"mngr writes no CLI config for agents of type {agent_type.name if agent_type else 'unknown'!r}"
     assert agent_type is not None
     if handle.agents_get_users_environment():
-        return f"it runs with your own {agent_type.name} config on host {handle.host!r}"
+        return f"it runs with your own {kind} config on host {handle.host!r}"
     if agent_type.name in (config.get("host_config_agent_types") or ()):
         return f"type {agent_type.name!r} uses the host's own config (host_config_agent_types)"
     return None
