@@ -25,13 +25,15 @@ _FORMATS = ("human", "json")
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("names", nargs=-1, shell_complete=agent_names)
+@click.option("--all", "every", is_flag=True, help="Every agent on every host (those it has nothing for say so).")
 @click.option("--dry-run", is_flag=True, help="Say what would change (by name: files, variables), change nothing.")
 @click.option("--restart", is_flag=True,
               help="Stop and start a running agent afterwards, so that it has the new variables at once "
                    "(its conversation is resumed).")
 @click.option("--format", "output_format", default="human", show_default=True, help="human or json.")
 @pass_app
-def provision_command(app: App, names: tuple[str, ...], dry_run: bool, restart: bool, output_format: str) -> None:
+def provision_command(app: App, names: tuple[str, ...], every: bool, dry_run: bool, restart: bool,
+                      output_format: str) -> None:
     """Refresh agents' own CLI config, credentials and settings on their hosts from yours.
 
     For an agent on a host other than your own, mngr makes its CLI config again from your
@@ -43,9 +45,7 @@ def provision_command(app: App, names: tuple[str, ...], dry_run: bool, restart: 
         raise UsageError(f"--format must be one of {', '.join(_FORMATS)}, not {output_format!r}")
     if dry_run and restart:
         raise UsageError("--dry-run changes nothing: it cannot --restart")
-    if not names:
-        raise UsageError("name at least one agent")
-    result = provision(app, ProvisionRequest(names, dry_run=dry_run, restart=restart))
+    result = provision(app, ProvisionRequest(names, every=every, dry_run=dry_run, restart=restart))
     if output_format == "json":
         click.echo(json.dumps([_json(done) for done in result.provisioned], indent=2))
     else:

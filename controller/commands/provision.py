@@ -55,6 +55,7 @@ AT_NEXT_START = "at next start"  # not running: it gets everything when it start
 @dataclass
 class ProvisionRequest:
     names: Sequence[str] = ()
+    every: bool = False  # every agent on every host (but those whose host is gone)
     dry_run: bool = False  # say what would change, change nothing
     restart: bool = False  # stop and start a running agent after writing
 
@@ -128,7 +129,8 @@ def provision(app: App, request: ProvisionRequest) -> ProvisionResult:
     per_agent_seconds = (4 * app.host_timeout + float(app.config.get("stop_grace_seconds"))
                          if request.restart else 2 * app.host_timeout)
     result = ProvisionResult()
-    with find_agents(app, request.names) as found:
+    states = ("RUNNING", "WAITING", "DONE", "STOPPED")
+    with find_agents(app, request.names, every=request.every, states=states) as found:
 
         def host_seconds(count: int) -> float | None:
             if not request.dry_run:

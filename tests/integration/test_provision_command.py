@@ -30,6 +30,7 @@ def test_an_agent_mngr_gives_no_config_is_left_as_it_is(app: App, sandbox) -> No
             NOTHING, "mngr writes no CLI config for agents of type 'command'", [], "")
         assert not result.failed and not result.interrupted
     assert sorted(path.name for path in record_dir.iterdir()) == before
+    assert [done.info.name for done in provision(app, ProvisionRequest(every=True)).provisioned] == ["plain"]
     agents.destroy(app, agents.DestroyRequest(["plain"]))
 
 
@@ -55,7 +56,8 @@ def test_an_unknown_name_is_an_error_before_anything_is_done(app: App) -> None:
 
 
 @pytest.mark.parametrize(("args", "error"), [
-    ((), "mngr: error: name at least one agent\n"),
+    ((), "mngr: error: name at least one agent (or use --all)\n"),
+    (("x", "--all"), "mngr: error: give agent names or --all, not both\n"),
     (("x", "--dry-run", "--restart"), "mngr: error: --dry-run changes nothing: it cannot --restart\n"),
     (("x", "--format", "yaml"), "mngr: error: --format must be one of human, json, not 'yaml'\n"),
 ])
