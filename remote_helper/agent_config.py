@@ -71,10 +71,12 @@ def write(agent_id, spec, dropped=()):
         os.mkdir(directory, 0o700)
     os.chmod(directory, 0o700)
     merged = set(spec.get("merge_json", []))
+    contents = []  # all made before any is written: a file that cannot be read changes none
     for name, text in sorted(spec.get("files", {}).items()):
         path = os.path.join(directory, name)
         old = _read_bytes(path)
-        data = _merged(old, text) if name in merged else text.encode("utf-8")
+        contents.append((path, old, _merged(old, text) if name in merged else text.encode("utf-8")))
+    for path, old, data in contents:
         if data != old:
             state.atomic_write_bytes(path, data, 0o600)
         os.chmod(path, 0o600)
@@ -154,7 +156,10 @@ def state_of(agent_id, record, salt):
     written = settings.get("written") if isinstance(settings.get("written"), dict) else {}
     directory = os.path.join(agent_dir, str(entry.get("dir", "")))
     for name in found["written_files"]:
-        data = _read_bytes(os.path.join(directory, name)) if "/" not in name else None
+        try:
+            data = _read_bytes(os.path.join(directory, name)) if "/" not in name else None
+        except OSError:  # not a file it can read: reported as not there, so written again
+            data = None
         if data is None:
             continue
         text = data.decode("utf-8", "replace")

@@ -176,11 +176,14 @@ def _provision_one(app: App, lifecycle: Lifecycle, agent: LocatedAgent, request:
         result.restart = _restart_state(running, result.changed, behind)
         return result
     if request.restart and running:
+        # Written while it is stopped: nothing of the CLI's running state can undo it.
         with lifecycle.agent_event("stop", name, agent.host, agent.provider):
             handle.stop_agent(name, float(app.config.get("stop_grace_seconds")))
-        _write(handle, name, plan, found, cli)
-        with lifecycle.agent_event("start", name, agent.host, agent.provider):
-            result.info = handle.start_agent(name)
+        try:
+            _write(handle, name, plan, found, cli)
+        finally:  # a write that failed leaves it running as it was, and is reported
+            with lifecycle.agent_event("start", name, agent.host, agent.provider):
+                result.info = handle.start_agent(name)
         result.restart = RESTARTED
         return result
     _write(handle, name, plan, found, cli)
@@ -189,7 +192,10 @@ def _provision_one(app: App, lifecycle: Lifecycle, agent: LocatedAgent, request:
 
 
 def _nothing(app: App, agent: LocatedAgent, agent_type: AgentType | None) -> Provisioned:
-    reason = why_none(app.config, agent_type, agent.handle) or ""
+    if agent_type is None:
+        reason = f"its agent type {agent.info.type!r} is not one this mngr knows"
+    else:
+        reason = why_none(app.config, agent_type, agent.handle) or ""
     return Provisioned(agent.info, agent.host, agent.provider, NOTHING, reason=reason)
 
 

@@ -105,11 +105,21 @@ def test_provision_refreshes_settings_and_key_and_restarts_only_when_asked(user:
     assert "remember the word alpha" in last.user_texts()  # the same conversation, resumed
     assert last.api_key == new_key and last.body.get("model") == "claude-standin-other"
 
-    outputs.append(_mngr(user, "stop", name))
+    # A write that fails under --restart leaves the agent running as it was, and says why.
+    settings.write_text(json.dumps({**json.loads(settings.read_text()), "model": "claude-standin-third"}))
+    (config_dir / "settings.json").unlink()
+    (config_dir / "settings.json").mkdir()
+    pid = _pid(user, name)
+    failed = user.mngr("provision", name, "--restart", timeout=180)
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert failed.stderr.startswith(f"mngr: error: provision {name}: ") and len(failed.stderr.splitlines()) == 1
+    assert _pid(user, name) != pid, failed.stderr  # started again
+    (config_dir / "settings.json").rmdir()
+    outputs += [failed.stdout + failed.stderr, _mngr(user, "stop", name)]
     user.env["ANTHROPIC_API_KEY"] = old_key
     outputs.append(_mngr(user, "provision", name))
-    assert outputs[-1] == (f"agent {name} on cfghost: changed file .claude.json, env ANTHROPIC_API_KEY; "
-                           "the agent is STOPPED: takes effect when it starts\n")
+    assert outputs[-1] == (f"agent {name} on cfghost: changed file .claude.json, file settings.json, "
+                           "env ANTHROPIC_API_KEY; the agent is STOPPED: takes effect when it starts\n")
     assert not [output for output in outputs if old_key in output or new_key in output]
     for key, files in ((old_key, ["agent-config.json"]), (new_key, ["launch.json"])):  # written; launched with
         holding = [path for path in _files_holding(remote.host.remote_root, key.encode())
