@@ -231,17 +231,21 @@ def _on_path(program, path):
     return None
 
 
-def _drop_stale_parts():
+def abandoned_uploads(min_age):
+    """Part dirs of uploads nothing has written to for ``min_age`` seconds (cut off)."""
     parts = os.path.join(clis_dir(), PARTS)
     try:
-        entries = os.listdir(parts)
+        entries = sorted(os.listdir(parts))
     except FileNotFoundError:
-        return
+        return []
     now = time.time()
-    for entry in entries:
-        path = os.path.join(parts, entry)
-        if now - _newest_mtime(path) >= STALE_PART_SECONDS:
-            shutil.rmtree(path, ignore_errors=True)
+    return [os.path.join(parts, entry) for entry in entries
+            if now - _newest_mtime(os.path.join(parts, entry)) >= min_age]
+
+
+def _drop_stale_parts():
+    for path in abandoned_uploads(STALE_PART_SECONDS):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _newest_mtime(path):

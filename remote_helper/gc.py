@@ -10,6 +10,7 @@ killed at the wrong moment can still leave:
   removing the record and killing the session, or a session made by hand);
 - a part file (``.mngr-part.NAME``) in an agent's work dir (a push killed mid-file);
 - an unpacked helper's temporary dir (``helper/.tmp-*``, a bootstrap killed mid-unpack);
+- an agent CLI's upload (``clis/.parts/KEY-UPLOAD``, a create killed mid-copy);
 - a work dir mngr made (``work/NAME``) that no agent works in any more and that no
   ``destroy --keep-work-dir`` kept (a destroy killed before it removed it), or one a
   destroy was removing (``work/.removed-*``).
@@ -24,7 +25,7 @@ import os
 import shutil
 import time
 
-from . import agent_records, agents, files, operation_lock, processes, state, tmux
+from . import agent_records, agents, cli_bundles, files, operation_lock, processes, state, tmux
 
 _LOCK_WAIT_SECONDS = 30.0
 
@@ -70,6 +71,7 @@ def collect(dry_run, min_age):
             path = os.path.join(helper_dir, name)
             if name.startswith(".tmp-") and _old(path, now, min_age):
                 found.append(("unfinished helper unpack", path))
+        found += [("agent CLI copy cut short", path) for path in cli_bundles.abandoned_uploads(min_age)]
         if not dry_run:
             for kind, what in found:
                 _remove(kind, what, records)

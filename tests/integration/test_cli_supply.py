@@ -218,6 +218,9 @@ def test_a_copy_cut_off_by_kill_leaves_nothing_partial_and_the_next_create_finis
     [bundle] = _bundles(cli_host)
     assert _sha256(bundle / "claude") == _sha256(CLAUDE_BINARY)
     _host_has_no_partial_file(cli_host)
+    # What the cut copy left aside goes with gc (or with a create two minutes later).
+    assert sandbox.mngr("gc", "--older-than", "0").returncode == 0
+    assert list(parts.iterdir()) == []
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")

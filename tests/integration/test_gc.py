@@ -45,6 +45,9 @@ def test_gc_lists_then_removes_every_kind_of_leftover_and_nothing_else(sandbox) 
     (keep_dir / ".record.json.tmp-99-abcd1234").write_text("{half")  # an atomic write cut short
     (work / ".mngr-part.big.bin").write_bytes(b"half a file")  # a push cut short
     (sandbox.host_dir / "helper" / ".tmp-99-abcd").mkdir(parents=True)  # an unpack cut short
+    upload = sandbox.host_dir / "clis" / ".parts" / f"{'ab' * 32}-0123456789abcdef"
+    upload.mkdir(parents=True)
+    (upload / "claude").write_bytes(b"half a binary")  # a copy of an agent CLI cut short
     sandbox.tmux("new-session", "-d", "-s", "mngr-ghost", "sleep 600")  # a destroy cut short
 
     fresh = _gc(sandbox, "--dry-run")  # everything is seconds old: only what age cannot excuse
@@ -52,6 +55,7 @@ def test_gc_lists_then_removes_every_kind_of_leftover_and_nothing_else(sandbox) 
                                                                   "tmux session without a record"]
     listed = _gc(sandbox, "--dry-run", "--older-than", "0")
     assert sorted((row["kind"], Path(row["what"]).name) for row in listed["leftovers"]) == [
+        ("agent CLI copy cut short", upload.name),
         ("agent dir without a record", "0123456789abcdef"),
         ("part file of a write cut short", ".mngr-part.big.bin"),
         ("tmux session without a record", "mngr-ghost"),
@@ -61,11 +65,12 @@ def test_gc_lists_then_removes_every_kind_of_leftover_and_nothing_else(sandbox) 
     assert (work / ".mngr-part.big.bin").exists() and "mngr-ghost" in sandbox.sessions()  # a dry run
 
     removed = sandbox.mngr("gc", "--older-than", "0")
-    assert removed.returncode == 0 and removed.stdout.endswith("5 leftover(s) removed on 1 host(s)\n"), removed.stdout
+    assert removed.returncode == 0 and removed.stdout.endswith("6 leftover(s) removed on 1 host(s)\n"), removed.stdout
     assert sandbox.sessions() == ["mngr-keep"] and set(_agents(sandbox)) == {"keep"}
     assert sorted(path.name for path in agents_dir.iterdir()) == [keep_dir.name]
     assert [path.name for path in keep_dir.iterdir() if path.name.startswith(".")] == []
     assert sorted(path.name for path in work.iterdir()) == ["kept.txt"]
+    assert not upload.exists()
     assert _gc(sandbox, "--older-than", "0")["leftovers"] == []
 
 
