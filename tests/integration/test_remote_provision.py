@@ -9,6 +9,7 @@ ever appears in an output, and on the host only in mngr's 0600 files.
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 import uuid
 from collections.abc import Iterator
@@ -177,6 +178,18 @@ def test_provision_brings_the_users_cli_to_the_host_when_the_setting_asks(user: 
     assert launched.split(":")[:len(path_dirs)] == path_dirs
     assert _mngr(user, "provision", name) == f"agent {name} on cfghost: up to date\n"
     _mngr(user, "destroy", "-f", name)
+
+
+def test_a_type_using_the_hosts_own_config_gets_only_its_cli_made_sure_of(user: Sandbox, remote: Remote) -> None:
+    user.env["MNGR_HOST_CONFIG_AGENT_TYPES"] = '["claude"]'
+    user.mngr("create", "hosted", "claude", "--in", "ssh", "--host", "cfghost", "--no-connect",
+              "--ready-timeout", "3")  # (on the host's first-run screens: it has no config)
+    # The host's own claude is as recent as the user's: that one stays, and no config is written.
+    assert _mngr(user, "provision", "hosted") == "agent hosted on cfghost: up to date\n"
+    assert not (_agent_dir(remote, "hosted") / "cli-config").exists()
+    _mngr(user, "destroy", "-f", "hosted")
+    for path in remote.home.iterdir():  # what the CLI made of the host's own config: for no other test
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def test_an_agent_mngr_provisions_nothing_for_is_left_alone(user: Sandbox, remote: Remote) -> None:
