@@ -1,4 +1,4 @@
-"""``mngr provision``: bring agents' own CLI config on their hosts up to date with the user's."""
+"""``mngr provision``: bring agents' CLI and CLI config on their hosts up to date with the user's."""
 
 from __future__ import annotations
 
@@ -28,18 +28,19 @@ _FORMATS = ("human", "json")
 @click.option("--all", "every", is_flag=True, help="Every agent on every host (those it has nothing for say so).")
 @click.option("--dry-run", is_flag=True, help="Say what would change (by name: files, variables), change nothing.")
 @click.option("--restart", is_flag=True,
-              help="Stop and start a running agent afterwards, so that it has the new variables at once "
-                   "(its conversation is resumed).")
+              help="Stop a running agent, write, and start it again, so that it has the new variables and CLI "
+                   "at once (its conversation is resumed).")
 @click.option("--format", "output_format", default="human", show_default=True, help="human or json.")
 @pass_app
 def provision_command(app: App, names: tuple[str, ...], every: bool, dry_run: bool, restart: bool,
                       output_format: str) -> None:
-    """Refresh agents' own CLI config, credentials and settings on their hosts from yours.
+    """Refresh agents' CLI, credentials and settings on their hosts from yours.
 
-    For an agent on a host other than your own, mngr makes its CLI config again from your
-    files and environment as they are now, compares it with what the host holds, and
-    writes what differs. Files change at once; variables (API keys) reach the agent when it
-    starts again (--restart). Values are never printed: only file and variable names.
+    For an agent on a host other than your own, mngr makes sure of its CLI there as create
+    does, makes its CLI config again from your files and environment as they are now,
+    compares it with what the host holds, and writes what differs. Files change at once;
+    variables (API keys) and a new CLI reach the agent when it starts again (--restart).
+    Values are never printed: only file and variable names.
     """
     if output_format not in _FORMATS:
         raise UsageError(f"--format must be one of {', '.join(_FORMATS)}, not {output_format!r}")
