@@ -117,7 +117,9 @@ def provide_for_agent(handle: HostHandle, agent_type: AgentType | None, binary: 
 
 
 def ensure_cli(handle: HostHandle, program: str, mode: str, dry_run: bool = False) -> Supply:
-    """Make sure ``program`` (claude or codex) runs on the handle's host; return where."""
+    """Make sure ``program`` (claude or codex) runs on the handle's host; return where.
+    ``dry_run``: only ask, and say what would be done (sends nothing, changes nothing there):
+    the plan a provision of a running agent's host shows."""
     if mode not in CLI_MODES:
         raise MngrError(f"cli = {mode!r} is not one of {', '.join(CLI_MODES)}")
     if mode == "host":
