@@ -21,13 +21,16 @@ remote_helper/agent_config.py); the variables reach it inside a frame and live i
 file of the agent's dir. ``describe`` names files and variables, never a value.
 
 To bring a running agent's config up to date (what ``mngr provision`` does): ``for_agent``
-gives the plan, ``describe`` says what it holds (for ``--dry-run``), and
+gives the plan, ``differences`` names what of it differs from what the host holds
+(``HostHandle.read_agent_config``, salted hashes: no value travels for the comparison), and
 ``HostHandle.write_agent_config(name, plan.wire())`` writes it again; files change at once,
-variables at the agent's next start.
+variables at the agent's next start. Claude's ``.claude.json`` also holds the CLI's own
+state, so the plan's keys are merged into it (``merge_json``) rather than replacing it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -39,6 +42,7 @@ from .errors import MngrError
 
 if TYPE_CHECKING:
     from .agent_types import AgentType
+    from .channel.protocol import AgentConfigState
     from .config import Config
     from .hosts import HostHandle
 
@@ -75,6 +79,7 @@ class AgentConfigPlan:
     env_var: str  # the CLI's variable naming its config dir
     files: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    merge_json: tuple[str, ...] = ()  # files whose keys are merged into the host's copy
 
     def describe(self) -> list[str]:
         """What the plan puts on the host, by name only: safe to print and log."""
@@ -85,7 +90,67 @@ class AgentConfigPlan:
 
     def wire(self) -> dict[str, Any]:
         """CreateAgent.agent_config: what the helper writes (remote_helper/agent_config.py)."""
-        return {"dir": CONFIG_DIR_NAME, "env_var": self.env_var, "files": dict(self.files), "env": dict(self.env)}
+        wired: dict[str, Any] = {"dir": CONFIG_DIR_NAME, "env_var": self.env_var, "files": dict(self.files),
+                                 "env": dict(self.env)}
+        if self.merge_json:
+            wired["merge_json"] = list(self.merge_json)
+        return wired
+
+
+@dataclass(frozen=True)
+class ConfigDifferences:
+    """What writing a plan would change on the host, by name only."""
+
+    files: tuple[str, ...] = ()  # written anew (or merged into)
+    removed_files: tuple[str, ...] = ()  # written by an earlier plan, in none now
+    env: tuple[str, ...] = ()  # set anew or changed
+    removed_env: tuple[str, ...] = ()
+    env_var_changed: bool = False
+
+    @property
+    def any(self) -> bool:
+        return bool(self.files or self.removed_files or self.env or self.removed_env or self.env_var_changed)
+
+    @property
+    def variables(self) -> bool:
+        """Whether the agent's environment changes (at its next start)."""
+        return bool(self.env or self.removed_env or self.env_var_changed)
+
+
+def differences(plan: AgentConfigPlan, host: AgentConfigState, salt: str) -> ConfigDifferences:
+    """What of ``plan`` differs from what the host holds (``host``, hashed with ``salt``).
+    A file differs if it is gone, or is not what mngr last wrote there; for an agent whose
+    host does not say what that was, if the plan's file (for a merged one: its keys) is
+    not what the file holds."""
+    from mngr.remote_helper.agent_config import hashed_tree, salted_hash
+
+    if not host.configured:
+        return ConfigDifferences(tuple(sorted(plan.files)), (), tuple(sorted(plan.env)), (), True)
+    files = []
+    for name, text in sorted(plan.files.items()):
+        there = host.files.get(name)
+        if not isinstance(there, dict):
+            files.append(name)
+        elif there.get("written"):  # what mngr wrote last, whatever the CLI did to it since
+            if there["written"] != salted_hash(salt, hashlib.sha256(text.encode("utf-8")).hexdigest()):
+                files.append(name)
+        elif name in plan.merge_json:
+            if not _holds(there.get("tree"), hashed_tree(salt, json.loads(text))):
+                files.append(name)
+        elif there.get("sha256") != salted_hash(salt, text):
+            files.append(name)
+    removed_files = sorted(name for name in host.written_files if name not in plan.files and name in host.files)
+    env = [key for key, value in sorted(plan.env.items()) if host.env.get(key) != salted_hash(salt, value)]
+    removed_env = sorted(key for key in host.env if key not in plan.env)
+    return ConfigDifferences(tuple(files), tuple(removed_files), tuple(env), tuple(removed_env),
+                             host.env_var != plan.env_var)
+
+
+def _holds(there: Any, wanted: Any) -> bool:
+    """Whether merging ``wanted`` into ``there`` (both hashed trees) would leave it as it is."""
+    if isinstance(wanted, dict):
+        return isinstance(there, dict) and all(_holds(there.get(key), value) for key, value in wanted.items())
+    return there == wanted
 
 
 def for_agent(config: Config, agent_type: AgentType | None, handle: HostHandle) -> AgentConfigPlan | None:
@@ -93,12 +158,24 @@ def for_agent(config: Config, agent_type: AgentType | None, handle: HostHandle) 
     use the CLI config it finds: an agent type mngr writes no config for, a host whose agents
     run with the user's own environment (the local host), or a type the user listed in the
     ``host_config_agent_types`` setting."""
+    if why_none(config, agent_type, handle) is not None:
+        return None
+    assert agent_type is not None and agent_type.interaction is not None
+    return plan(agent_type.interaction.config_kind, os.environ)
+
+
+def why_none(config: Config, agent_type: AgentType | None, handle: HostHandle) -> str | None:
+    """Why an agent of ``agent_type`` on ``handle``'s host gets no config of its own (None:
+    it does), in words for the user."""
     kind = agent_type.interaction.config_kind if agent_type is not None and agent_type.interaction else ""
-    if not kind or handle.agents_get_users_environment():
-        return None
-    if agent_type is not None and agent_type.name in (config.get("host_config_agent_types") or ()):
-        return None
-    return plan(kind, os.environ)
+    if not kind:
+        return f"mngr writes no CLI config for agents of type {agent_type.name if agent_type else 'unknown'!r}"
+    assert agent_type is not None
+    if handle.agents_get_users_environment():
+        return f"it runs with your own {kind} config on host {handle.host!r}"
+    if agent_type.name in (config.get("host_config_agent_types") or ()):
+        return f"type {agent_type.name!r} uses the host's own config (host_config_agent_types)"
+    return None
 
 
 def plan(cli: str, user_env: Mapping[str, str]) -> AgentConfigPlan:
@@ -138,7 +215,7 @@ def _claude(user_env: Mapping[str, str], home: str) -> AgentConfigPlan:
         kept["permissions"] = {"defaultMode": permissions["defaultMode"]}
     if kept:
         files["settings.json"] = json.dumps(kept, indent=2) + "\n"
-    return AgentConfigPlan("claude", "CLAUDE_CONFIG_DIR", files, env)
+    return AgentConfigPlan("claude", "CLAUDE_CONFIG_DIR", files, env, merge_json=(".claude.json",))
 
 
 def _codex(user_env: Mapping[str, str], home: str) -> AgentConfigPlan:

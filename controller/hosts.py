@@ -216,10 +216,17 @@ class HostHandle:
     def finish_cli(self, request: protocol.FinishCli) -> None:
         self._call(request, protocol.Done, timeout=self.timeout)
 
-    def write_agent_config(self, name: str, agent_config: dict[str, Any]) -> None:
-        """Write agent ``name``'s own CLI config dir again (controller/agent_config.py)."""
-        self._call(protocol.WriteAgentConfig(name=name, agent_config=agent_config), protocol.Done,
-                   timeout=self.timeout)
+    def write_agent_config(self, name: str, agent_config: dict[str, Any] | None,
+                           path_dirs: list[str] | None = None) -> None:
+        """Write agent ``name``'s own CLI config dir again (controller/agent_config.py) and/or
+        the dirs first on its PATH (controller/cli_supply.py); None leaves either as it is."""
+        self._call(protocol.WriteAgentConfig(name=name, agent_config=agent_config, path_dirs=path_dirs),
+                   protocol.Done, timeout=self.timeout)
+
+    def read_agent_config(self, name: str, salt: str) -> protocol.AgentConfigState:
+        """What agent ``name``'s own CLI config dir holds, as hashes salted with ``salt``."""
+        return self._call(protocol.ReadAgentConfig(name=name, salt=salt), protocol.AgentConfigState,
+                          timeout=self.timeout)
 
     def stop_agent(self, name: str, grace: float = 2.0) -> protocol.AgentInfo:
         # The grace and the SIGKILL wait after it come on top of the host's timeout.

@@ -13,9 +13,21 @@ controller/agent_config.py) and this module writes it:
 
 The record keeps only names (``record_entry``). Everything goes with the agent's dir on
 destroy. ``write`` replaces the files it is given and leaves the CLI's own (its session
-logs, its state) in place, so it can be applied again to an existing agent.
+logs, its state) in place, so it can be applied again to an existing agent. A file named in
+``merge_json`` (claude's ``.claude.json``, where the CLI keeps state of its own) gets the
+spec's keys merged into what is there instead of replacing it. A file or settings file
+whose content would not change is not written.
+
+``state_of`` tells the controller what is there without sending it a value: every file's
+and variable's hash with a salt the controller chose (``mngr provision`` compares them with
+its own plan's), a file's as mngr last wrote it too (``written``: the CLI changes its own
+files as it runs), and whether the agent's process was launched without the variables
+now there (it does not have them yet).
 """
 
+import contextlib
+import hashlib
+import json
 import os
 
 from . import state
@@ -43,24 +55,139 @@ def check(spec):
             raise RequestFailed("invalid", "agent_config: %s must map names to strings" % key)
     for name in spec.get("files", {}):
         _check_name(name, "a file name")
+    merged = spec.get("merge_json", [])
+    if not isinstance(merged, list) or not all(isinstance(name, str) and name in spec.get("files", {})
+                                               for name in merged):
+        raise RequestFailed("invalid", "agent_config: merge_json must list names of its files")
 
 
-def write(agent_id, spec):
-    """Make (or refresh) the agent's config dir and settings file from ``spec``."""
+def write(agent_id, spec, dropped=()):
+    """Make (or refresh) the agent's config dir and settings file from ``spec``; remove the
+    files of ``dropped`` (written by an earlier spec, in none now)."""
     check(spec)
     agent_dir = state.agent_dir(agent_id)
     directory = os.path.join(agent_dir, spec["dir"])
     if not os.path.isdir(directory):
         os.mkdir(directory, 0o700)
     os.chmod(directory, 0o700)
+    merged = set(spec.get("merge_json", []))
+    contents = []  # all made before any is written: a file that cannot be read changes none
     for name, text in sorted(spec.get("files", {}).items()):
         path = os.path.join(directory, name)
-        state.atomic_write_bytes(path, text.encode("utf-8"), 0o600)
+        old = _read_bytes(path)
+        contents.append((path, old, _merged(old, text) if name in merged else text.encode("utf-8")))
+    for path, old, data in contents:
+        if data != old:
+            state.atomic_write_bytes(path, data, 0o600)
         os.chmod(path, 0o600)
+    for name in dropped:
+        if name not in spec.get("files", {}) and name != SETTINGS_FILE and "/" not in name:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, name))
     settings = os.path.join(agent_dir, SETTINGS_FILE)
-    state.atomic_write_json(settings, {"dir": spec["dir"], "env_var": spec["env_var"],
-                                       "env": dict(spec.get("env", {}))})
+    # "written": each file's sha256 as mngr last wrote it, which is what a later spec is
+    # compared with: the CLI changes its own files as it runs (its state, its notices).
+    wanted = {"dir": spec["dir"], "env_var": spec["env_var"], "env": dict(spec.get("env", {})),
+              "written": {name: _sha256(text) for name, text in spec.get("files", {}).items()}}
+    try:
+        current = state.read_json(settings)
+    except (OSError, ValueError):
+        current = None
+    if current != wanted:
+        state.atomic_write_json(settings, wanted)
     os.chmod(settings, 0o600)
+
+
+def _sha256(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _read_bytes(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _merged(old, text):
+    """``text`` (a JSON object) merged into the JSON object ``old``: its values win, objects
+    in both are merged key by key. ``old`` that is not a JSON object is replaced."""
+    new = json.loads(text)
+    try:
+        document = json.loads(old.decode("utf-8")) if old is not None else None
+    except ValueError:
+        document = None
+    if not isinstance(document, dict) or not isinstance(new, dict):
+        return text.encode("utf-8")
+    return (json.dumps(_merge(document, new), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _merge(into, new):
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
+def salted_hash(salt, text):
+    """What stands for a value in ``state``: nobody without the salt can test a guess."""
+    return hashlib.sha256((salt + "\0" + text).encode("utf-8")).hexdigest()
+
+
+def hashed_tree(salt, value):
+    """A JSON object with each value that is not an object replaced by its salted hash."""
+    if isinstance(value, dict):
+        return {str(key): hashed_tree(salt, item) for key, item in value.items()}
+    return salted_hash(salt, json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+
+
+def state_of(agent_id, record, salt):
+    """What the agent's config dir holds, as salted hashes (see the module's docstring)."""
+    agent_dir = state.agent_dir(agent_id)
+    entry = record.get("agent_config") if isinstance(record.get("agent_config"), dict) else {}
+    found = {"configured": bool(entry), "env_var": str(entry.get("env_var", "")), "files": {}, "env": {},
+             "written_files": [str(name) for name in entry.get("files", [])], "pending": False}
+    if not entry:
+        return found
+    settings = _read_dict(os.path.join(agent_dir, SETTINGS_FILE))
+    written = settings.get("written") if isinstance(settings.get("written"), dict) else {}
+    directory = os.path.join(agent_dir, str(entry.get("dir", "")))
+    for name in found["written_files"]:
+        try:
+            data = _read_bytes(os.path.join(directory, name)) if "/" not in name else None
+        except OSError:  # not a file it can read: reported as not there, so written again
+            data = None
+        if data is None:
+            continue
+        text = data.decode("utf-8", "replace")
+        try:
+            document = json.loads(text)
+        except ValueError:
+            document = None
+        found["files"][name] = {"sha256": salted_hash(salt, text),
+                                "tree": hashed_tree(salt, document) if isinstance(document, dict) else None,
+                                "written": salted_hash(salt, str(written[name])) if name in written else None}
+    values = settings.get("env") if isinstance(settings.get("env"), dict) else {}
+    found["env"] = {str(key): salted_hash(salt, str(value)) for key, value in values.items()}
+    # Whether the agent's process was launched without these: its --env values win, as at launch.
+    expected = {str(key): str(value) for key, value in values.items()}
+    expected[found["env_var"]] = os.path.join(agent_dir, str(entry.get("dir", "")))
+    expected.update({str(key): str(value) for key, value in _read_dict(os.path.join(agent_dir, "env.json")).items()})
+    launched = _read_dict(os.path.join(agent_dir, "launch.json")).get("env")
+    if isinstance(launched, dict):
+        found["pending"] = any(launched.get(key) != value for key, value in expected.items())
+    return found
+
+
+def _read_dict(path):
+    try:
+        document = state.read_json(path)
+    except (OSError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 def record_entry(spec):

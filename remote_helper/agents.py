@@ -334,14 +334,30 @@ def create_agent(request):
         return _agent_info_now(record)
 
 
-def write_agent_config(name, spec):
+def write_agent_config(name, spec, path_dirs=None):
     """Write the agent's own CLI config dir again (agent_config.py), trusting its work dir
-    there as at create if it was then. Files change at once, variables at the next start."""
-    agent_config.check(spec)
+    there as at create if it was then, and/or (``path_dirs``) the dirs first on its PATH.
+    Files change at once, variables and PATH at the next start."""
+    if spec is None and path_dirs is None:
+        raise RequestFailed("invalid", "WriteAgentConfig: nothing to write")
+    if path_dirs is not None and not all(isinstance(d, str) and os.path.isabs(d) for d in path_dirs):
+        raise RequestFailed("invalid", "WriteAgentConfig: path_dirs must be absolute paths")
+    if spec is not None:
+        agent_config.check(spec)
     agent_records.check_name(name)
     with state.named_lock("agent-" + name):
         agent_id, record = agent_records.require(name)
-        agent_config.write(agent_id, spec)
+        if path_dirs is not None:
+            if path_dirs:
+                record["path_dirs"] = list(path_dirs)
+            else:
+                record.pop("path_dirs", None)
+        if spec is None:
+            state.atomic_write_json(os.path.join(state.agent_dir(agent_id), "record.json"), record)
+            return
+        earlier = record.get("agent_config") if isinstance(record.get("agent_config"), dict) else {}
+        dropped = earlier.get("files", []) if earlier.get("dir") == spec["dir"] else []
+        agent_config.write(agent_id, spec, dropped)
         record["agent_config"] = agent_config.record_entry(spec)
         directory = state.agent_dir(agent_id)
         state.atomic_write_json(os.path.join(directory, "record.json"), record)
@@ -351,6 +367,27 @@ def write_agent_config(name, spec):
                                  _agent_env(agent_id, name, _with_own_config(agent_id, _read_env(agent_id))))
         state.append_event(os.path.join(directory, "events.jsonl"), "agent_config_written",
                            files=sorted(spec.get("files", {})))
+
+
+def agent_config_state(name, salt):
+    """What the agent's own CLI config dir holds, as salted hashes (agent_config.state_of),
+    and what its record says it runs."""
+    agent_records.check_name(name)
+    with state.named_lock("agent-" + name):
+        agent_id, record = agent_records.require(name)
+        found = agent_config.state_of(agent_id, record, salt)
+    found["binary"] = record.get("binary")
+    found["path_dirs"] = [str(directory) for directory in record.get("path_dirs") or []]
+    if found["path_dirs"] and not found["pending"]:
+        # Its process was launched with another CLI first on its PATH than the record's.
+        try:
+            launched = state.read_json(os.path.join(state.agent_dir(agent_id), "launch.json"))["env"].get("PATH", "")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            launched = None
+        if launched is not None:
+            first = launched.split(os.pathsep)[:len(found["path_dirs"])]
+            found["pending"] = first != found["path_dirs"]
+    return found
 
 
 def stop_agent(name, spare=(), grace=processes.TERM_GRACE_SECONDS):

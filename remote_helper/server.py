@@ -55,7 +55,7 @@ _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "mes
 _REPLY_TYPES = frozenset(
     ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
      "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec", "Written", "Garbage",
-     "Changes", "Signatures", "DeltaData", "Progress", "CliPlace"]
+     "AgentConfigState", "Changes", "Signatures", "DeltaData", "Progress", "CliPlace"]
 )
 _LOG_MAX_BYTES = 1024 * 1024
 
@@ -327,8 +327,11 @@ class Server(object):
         return "AgentReply", {"agent": agents.create_agent(fields)}, b""
 
     def _on_write_agent_config(self, fields, blob):
-        agents.write_agent_config(fields["name"], fields["agent_config"])
+        agents.write_agent_config(fields["name"], fields["agent_config"], fields["path_dirs"])
         return "Done", {}, b""
+
+    def _on_read_agent_config(self, fields, blob):
+        return "AgentConfigState", agents.agent_config_state(fields["name"], fields["salt"]), b""
 
     def _on_stop_agent(self, fields, blob):
         return "AgentReply", {"agent": agents.stop_agent(fields["name"], self._spare, fields["grace"])}, b""
@@ -590,6 +593,7 @@ HANDLERS = {
     "FindAgent": Server._on_find_agent,
     "CreateAgent": Server._on_create_agent,
     "WriteAgentConfig": Server._on_write_agent_config,
+    "ReadAgentConfig": Server._on_read_agent_config,
     "StopAgent": Server._on_stop_agent,
     "StartAgent": Server._on_start_agent,
     "DestroyAgent": Server._on_destroy_agent,

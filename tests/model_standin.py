@@ -36,6 +36,7 @@ class Exchange:
     api: str  # "anthropic", "openai" or "other"
     path: str
     body: dict[str, Any] = field(default_factory=dict)
+    api_key: str = ""  # the key it authenticated with (x-api-key, or a bearer token)
 
     def user_texts(self) -> list[str]:
         """Every text the user part of this request carries, in order."""
@@ -163,12 +164,13 @@ def _handler_for(standin: ModelStandin) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = {}
             path = self.path.split("?", 1)[0]
+            key = self.headers.get("x-api-key") or self.headers.get("Authorization", "").removeprefix("Bearer ")
             if path.endswith("/messages"):
-                exchange = Exchange("anthropic", path, body)
+                exchange = Exchange("anthropic", path, body, key)
             elif path.endswith("/responses"):
-                exchange = Exchange("openai", path, body)
+                exchange = Exchange("openai", path, body, key)
             else:
-                exchange = Exchange("other", path, body)
+                exchange = Exchange("other", path, body, key)
             standin.record(exchange)
             if exchange.api == "other":
                 if path.endswith("/count_tokens"):

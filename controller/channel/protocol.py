@@ -101,11 +101,21 @@ class CreateAgent(msgspec.Struct, tag=True, kw_only=True):
 
 class WriteAgentConfig(msgspec.Struct, tag=True, kw_only=True):
     """Write the agent's own CLI config dir again (CreateAgent.agent_config), its work dir
-    trusted there as at create if it was then; answered with Done. The files change at
-    once; the variables reach the agent at its next start."""
+    trusted there as at create if it was then, and/or the dirs first on its PATH
+    (CreateAgent.path_dirs); None leaves either as it is. Answered with Done. The files
+    change at once; the variables and the PATH reach the agent at its next start."""
 
     name: str
-    agent_config: dict[str, Any]
+    agent_config: dict[str, Any] | None = None
+    path_dirs: list[str] | None = None
+
+
+class ReadAgentConfig(msgspec.Struct, tag=True, kw_only=True):
+    """What the agent's own CLI config dir holds now, as hashes salted with ``salt``
+    (never a value); answered with AgentConfigState."""
+
+    name: str
+    salt: str
 
 
 class StopAgent(msgspec.Struct, tag=True):
@@ -437,6 +447,24 @@ class AgentSpec(msgspec.Struct, tag=True, kw_only=True):
     branch: str = ""  # checked out in its work dir (a commit id when detached; "" if no git)
 
 
+class AgentConfigState(msgspec.Struct, tag=True, kw_only=True):
+    """ReadAgentConfig's answer (remote_helper/agent_config.py state_of). ``files``: name ->
+    {"sha256": salted hash of its text, "tree": for a JSON object, its keys with each value
+    that is not an object replaced by its salted hash, "written": the salted hash of the
+    sha256 of the text mngr last wrote (None if not known)}; ``env``: variable -> salted
+    hash; ``pending``: the agent's process was launched without the variables or the
+    ``path_dirs`` there now."""
+
+    configured: bool = False  # the agent has a config dir of its own
+    env_var: str = ""
+    files: dict[str, Any] = {}
+    env: dict[str, str] = {}
+    written_files: list[str] = []  # every file the last write put there (some may be gone)
+    pending: bool = False
+    binary: str | None = None  # what the agent's command runs
+    path_dirs: list[str] = []  # first on its PATH: the agent CLI mngr provided
+
+
 class WorkDir(msgspec.Struct, tag=True, kw_only=True):
     path: str
 
@@ -595,12 +623,14 @@ class Garbage(msgspec.Struct, tag=True, kw_only=True):
 
 Request = (
     Ping | GetHelperInfo | ListAgents | FindAgent | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
+    | ReadAgentConfig
     | AwaitInput | CapturePane | ReadOutput | NoteActivity | WriteAgentConfig | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
     | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | WatchChanges | StatPaths | GetSignatures | WriteDelta
     | ReadDelta | ExecStart | ExecRead | ExecKill | CollectGarbage | EnsureCli | PutCliPart | FinishCli
 )
 Reply = (
     Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | AgentSpec | WorkDir | FileData | Captured
+    | AgentConfigState
     | Written | Changes | Signatures | DeltaData | Progress
     | OutputChunk | ExecStarted | ExecOutput | Garbage | CliPlace | Error
 )

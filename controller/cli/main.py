@@ -38,10 +38,10 @@ _COMMANDS = {
     "ask": ("ask_cmd", "ask", "Ask how to do something with mngr (answered from its docs)"),
     "gc": ("gc_cmd", "gc", "Remove what interrupted operations left on hosts"),
     "host": ("host_cmd", "host", "List the hosts mngr searches; forget one"),
+    "provision": ("provision_cmd", "provision_command", "Refresh agents' CLI config and credentials on their hosts"),
 }
 _UNBUILT = {
     "open": "Open a URL from an agent in your browser",
-    "provision": "Re-run provisioning on an agent",
 }
 _GROUP_OPTIONS = ("--help", "-h", "--version")
 # The short names users of git, docker and kubectl type: each stands for one command.

@@ -48,6 +48,12 @@ class Remote:
 
 @pytest.fixture(scope="module")
 def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+    yield from started_remote(tmp_path_factory)
+
+
+def started_remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+    """An SSH host whose user has an empty home, and a stand-in model server (the fixture
+    ``remote`` of each module using them)."""
     client_dir = tmp_path_factory.mktemp("client")
     home = Path(tempfile.mkdtemp(prefix="mngr-home-", dir="/tmp"))
     host: SshHost | None = None
@@ -67,6 +73,10 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
 
 @pytest.fixture
 def user(sandbox: Sandbox, remote: Remote) -> Sandbox:
+    return set_up_user(sandbox, remote)
+
+
+def set_up_user(sandbox: Sandbox, remote: Remote) -> Sandbox:
     """This test's user: the CLIs set up at home, unique API keys, the SSH host configured."""
     home = sandbox.root / "home"
     agent_clis.set_up_home(home, remote.standin, trusted=[sandbox.work_dir])

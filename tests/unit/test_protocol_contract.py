@@ -37,7 +37,9 @@ SAMPLES: dict[str, msgspec.Struct] = {
                       "env": {"ANTHROPIC_API_KEY": "sk-x"}},
     ),
     "WriteAgentConfig": protocol.WriteAgentConfig(name="demo", agent_config={
-        "dir": "cli-config", "env_var": "CODEX_HOME", "files": {"config.toml": 'model = "o3"\n'}, "env": {}}),
+        "dir": "cli-config", "env_var": "CODEX_HOME", "files": {"config.toml": 'model = "o3"\n'}, "env": {}},
+        path_dirs=["/h/clis/k/bin", "/h/clis/k/codex-path"]),
+    "ReadAgentConfig": protocol.ReadAgentConfig(name="demo", salt="0f1e2d3c"),
     "StopAgent": protocol.StopAgent("demo"),
     "StartAgent": protocol.StartAgent("demo", base_env=None),
     "DestroyAgent": protocol.DestroyAgent(name="demo"),
@@ -98,6 +100,12 @@ SAMPLES: dict[str, msgspec.Struct] = {
     "WorkDir": protocol.WorkDir(path="/home/u/.mngr/work/demo"),
     "AgentSpec": protocol.AgentSpec(agent_type="claude", command="claude --model opus", binary="claude",
                                     env={"API_KEY": "x y"}, labels={"team": "a"}, work_dir="/w", branch="main"),
+    "AgentConfigState": protocol.AgentConfigState(
+        configured=True, env_var="CLAUDE_CONFIG_DIR",
+        files={".claude.json": {"sha256": "ab" * 32, "tree": {"projects": {}, "hasCompletedOnboarding": "cd" * 32}},
+               "settings.json": {"sha256": "ef" * 32, "tree": None}},
+        env={"ANTHROPIC_API_KEY": "12" * 32}, written_files=[".claude.json", "settings.json"], pending=True,
+        binary="claude", path_dirs=["/h/clis/k/."]),
     "Progress": protocol.Progress(),
     "Signatures": protocol.Signatures(block=65536, size=314572800, version="1:2:3:4:5"),
     "DeltaData": protocol.DeltaData(version="1:2:3:4:5", size=10, mode=0o600, mtime_ns=1700000000123456789,
