@@ -51,15 +51,16 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     yield from started_remote(tmp_path_factory)
 
 
-def started_remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
-    """An SSH host whose user has an empty home, and a stand-in model server (the fixture
-    ``remote`` of each module using them)."""
+def started_remote(tmp_path_factory: pytest.TempPathFactory,
+                   path: str = "/usr/local/bin:/usr/bin:/bin") -> Iterator[Remote]:
+    """An SSH host whose user has an empty home (and ``path``: no claude or codex on it by
+    default), and a stand-in model server (the fixture ``remote`` of each module using them)."""
     client_dir = tmp_path_factory.mktemp("client")
     home = Path(tempfile.mkdtemp(prefix="mngr-home-", dir="/tmp"))
     host: SshHost | None = None
     standin = ModelStandin()
     try:
-        host = SshHost("cfghost", client_dir, env={"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin"})
+        host = SshHost("cfghost", client_dir, env={"HOME": str(home), "PATH": path})
         os.chown(home, host.user.pw_uid, host.user.pw_gid)
         os.chmod(home, 0o700)
         host.trust()

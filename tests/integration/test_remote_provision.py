@@ -40,6 +40,13 @@ def user(sandbox: Sandbox, remote: Remote) -> Sandbox:
     return set_up_user(sandbox, remote)
 
 
+@pytest.fixture
+def remote_with_claude(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+    """A host of its own whose user has claude (the user's version) on PATH, and no bundle
+    landed by another test."""
+    yield from started_remote(tmp_path_factory, f"{agent_clis.AGENT_CLI_BIN}:/usr/local/bin:/usr/bin:/bin")
+
+
 def _mngr(user: Sandbox, *args: str) -> str:
     result = user.mngr(*args, timeout=180)
     assert result.returncode == 0, f"mngr {' '.join(args)}: {result.stdout}{result.stderr}"
@@ -145,7 +152,10 @@ def test_what_codex_writes_into_its_own_config_is_no_change(user: Sandbox, remot
     _mngr(user, "destroy", "-f", name)
 
 
-def test_provision_brings_the_users_cli_to_the_host_when_the_setting_asks(user: Sandbox, remote: Remote) -> None:
+def test_provision_brings_the_users_cli_to_the_host_when_the_setting_asks(sandbox: Sandbox,
+                                                                          remote_with_claude: Remote) -> None:
+    remote = remote_with_claude
+    user = set_up_user(sandbox, remote)
     name = "provcli"
     _mngr(user, "create", name, "claude", "--in", "ssh", "--host", "cfghost", "--no-connect")
     agent_dir = _agent_dir(remote, name)
