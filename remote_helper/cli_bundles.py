@@ -4,8 +4,12 @@ A bundle is the set of files one CLI needs (claude: its native binary; codex: it
 and what it looks for next to it). ``clis/<key>/`` holds one whole, verified bundle, where
 the key is the sha256 of the bundle's manifest: it is never written in place. An upload
 lands in ``clis/.parts/<key>-<upload>/`` (pwrite at each part's offset, so parts may arrive
-in any order), every file's sha256 and size are checked here, the bundle's entry point must
-run, and only then is the directory renamed whole to ``clis/<key>``. An upload cut off
+in any order). Each part comes with the sha256 of its bytes (inflated first if it came
+zlib-compressed) and is refused unless they match; a part that matched is noted in
+``clis/.parts/<key>-<upload>.checked/``. The upload's end then needs no second read of the
+files: each file's noted parts must cover it exactly, in the order and with the hashes its
+manifest entry lists, the bundle's entry point must run, and only then is the directory
+renamed whole to ``clis/<key>``. An upload cut off
 (the controller killed) leaves its part directory, which a later ensure removes once it has
 not changed for STALE_PART_SECONDS; nothing partial is ever under a key.
 """
@@ -17,6 +21,7 @@ import re
 import shutil
 import subprocess
 import time
+import zlib
 
 from . import state
 from .wire import RequestFailed
@@ -26,6 +31,7 @@ CLIS = "clis"
 # has its user's mounted): one found there needs no copy.
 SHARED_ENV = "MNGR_SHARED_CLIS_DIR"
 PARTS = ".parts"
+NOTES_SUFFIX = ".checked"  # beside an upload's dir: the parts that landed checked
 STALE_PART_SECONDS = 120.0
 VERSION_TIMEOUT_SECONDS = 30.0
 # Room kept free beyond the bundle itself: a host filled to the last byte breaks everything else.
@@ -115,19 +121,73 @@ def ensure(fields):
 
 
 def put_part(fields, blob):
-    """Write one part of one file of an upload at its offset."""
-    path = os.path.join(_part_root(fields["key"], fields["upload"]), _check_relative(fields["path"]))
+    """Write one part of one file of an upload at its offset, once its bytes are the ones
+    its sha256 names; note that part as landed."""
+    part_root = _part_root(fields["key"], fields["upload"])
+    relative = _check_relative(fields["path"])
+    offset, length = int(fields["offset"]), int(fields["length"])
+    if offset < 0 or length < 0:
+        raise RequestFailed("invalid", "invalid part of %s at %d (%d bytes)" % (relative, offset, length))
+    data = _inflated(blob, length, relative) if fields["compressed"] else blob
+    if len(data) != length:
+        raise RequestFailed("corrupt", "a part of %s at %d arrived with %d of %d bytes"
+                            % (relative, offset, len(data), length))
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != fields["sha256"]:
+        raise RequestFailed("corrupt", "a part of %s at %d arrived with sha256 %s, not %s"
+                            % (relative, offset, digest, fields["sha256"]))
+    path = os.path.join(part_root, relative)
     state.ensure_dir(os.path.dirname(path))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        view = memoryview(blob)
-        offset = int(fields["offset"])
+        view = memoryview(data)
+        at = offset
         while view:
-            written = os.pwrite(fd, view, offset)
+            written = os.pwrite(fd, view, at)
             view = view[written:]
-            offset += written
+            at += written
     finally:
         os.close(fd)
+    # Noted only once written: a part cut off halfway is not counted as landed.
+    notes = state.ensure_dir(part_root + NOTES_SUFFIX)
+    with open(os.path.join(notes, "%s-%d" % (_note_prefix(relative), offset)), "w") as note:
+        note.write("%d %s" % (length, digest))
+
+
+def _inflated(blob, length, relative):
+    """``blob`` inflated, refused if it holds more than ``length`` bytes (memory stays bounded)."""
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(blob, length + 1)
+    except zlib.error as exc:
+        raise RequestFailed("corrupt", "a part of %s does not inflate: %s" % (relative, exc)) from None
+    if len(data) > length or inflater.unconsumed_tail or not inflater.eof:
+        raise RequestFailed("corrupt", "a part of %s inflates to other than its %d bytes" % (relative, length))
+    return data
+
+
+def _note_prefix(relative):
+    return hashlib.sha256(relative.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def _landed_parts(notes):
+    """What ``put_part`` noted: file prefix -> sorted [(offset, length, sha256)]."""
+    landed = {}
+    try:
+        names = os.listdir(notes)
+    except FileNotFoundError:
+        return landed
+    for name in names:
+        prefix, _, offset = name.rpartition("-")
+        try:
+            with open(os.path.join(notes, name)) as note:
+                length, digest = note.read().split()
+            landed.setdefault(prefix, []).append((int(offset), int(length), digest))
+        except (OSError, ValueError):
+            continue  # unreadable: the file it belongs to is then found incomplete
+    for parts in landed.values():
+        parts.sort()
+    return landed
 
 
 def finish(fields):
@@ -138,9 +198,15 @@ def finish(fields):
     try:
         if manifest_key(files) != key:
             raise RequestFailed("invalid", "the manifest of %s does not match its key %s" % (program, key))
-        for relative, digest, size, mode in files:
-            path = os.path.join(part_root, _check_relative(relative))
-            _check_file(path, program, relative, str(digest), int(size))
+        landed = _landed_parts(part_root + NOTES_SUFFIX)
+        for entry in files:
+            if len(entry) != 5 or not isinstance(entry[4], list):
+                raise RequestFailed("invalid", "a file of a bundle is [path, sha256, size, mode, part sha256s]")
+            relative, _, size, mode, part_digests = entry
+            relative = _check_relative(relative)
+            path = os.path.join(part_root, relative)
+            _check_file(path, program, relative, int(size), [str(d) for d in part_digests],
+                        landed.get(_note_prefix(relative), []))
             os.chmod(path, int(mode) & 0o755)
         entry = os.path.join(part_root, _check_relative(fields["entry"]))
         version = _version_of(entry, fail_as=program)
@@ -156,6 +222,7 @@ def finish(fields):
         _fsync_dir(clis_dir())
     finally:
         shutil.rmtree(part_root, ignore_errors=True)
+        shutil.rmtree(part_root + NOTES_SUFFIX, ignore_errors=True)
 
 
 def cached_keys():
@@ -175,27 +242,28 @@ def prefixed_path(dirs, path):
     return os.pathsep.join(dirs + rest)
 
 
-def _check_file(path, program, relative, digest, size):
+def _check_file(path, program, relative, size, part_digests, landed):
+    """The file is whole: its checked parts (``landed``) cover it end to end, one after the
+    other, with the hashes its manifest entry lists, and nothing else was written to it."""
     try:
         actual_size = os.path.getsize(path)
     except FileNotFoundError:
         raise RequestFailed("incomplete", "%s arrived without %s" % (program, relative)) from None
     if actual_size != size:
         raise RequestFailed("incomplete", "%s of %s arrived with %d of %d bytes" % (relative, program, actual_size, size))
-    hasher = hashlib.sha256()
+    end = 0
+    for offset, length, _ in landed:
+        if offset != end:
+            break
+        end += length
+    if end != size or [digest for _, _, digest in landed] != part_digests:
+        raise RequestFailed("incomplete", "%s of %s arrived without all of its %d parts (%d of them checked)"
+                            % (relative, program, len(part_digests), len(landed)))
     fd = os.open(path, os.O_RDONLY)
     try:
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            hasher.update(chunk)
         os.fsync(fd)
     finally:
         os.close(fd)
-    if hasher.hexdigest() != digest:
-        raise RequestFailed("corrupt", "%s of %s arrived with sha256 %s, not %s"
-                            % (relative, program, hasher.hexdigest(), digest))
 
 
 def _version_of(executable, fail_as=None):
