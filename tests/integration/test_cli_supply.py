@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -17,7 +18,11 @@ from pathlib import Path
 import pytest
 
 from tests import agent_clis
+from mngr.controller.cli_supply import ensure_cli
+from mngr.controller.hosts import HostHandle
+from mngr.providers.ssh import SshProvider
 from tests.conftest import MNGR_BIN, wait_for
+from tests.integration.test_sync_progress import _through_proxy
 from tests.model_standin import ModelStandin
 from tests.sshd import SshHost, ensure_test_user, unavailable_reason
 
@@ -294,3 +299,39 @@ def test_a_binary_that_does_not_run_on_the_host_fails_the_create_in_one_line_and
     host_dir = cli_host.remote_host_dir
     assert not list(host_dir.glob("agents/*")) and not (host_dir / "work" / "c1").exists()
     assert _bundles(cli_host) == [] and not list((host_dir / "clis").glob(".parts/*"))
+
+
+class _Terminal(io.StringIO):
+    """What the copy writes its progress to, taken for a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _handle(sandbox, host: SshHost, monkeypatch: pytest.MonkeyPatch) -> HostHandle:
+    sandbox.apply_env(monkeypatch)
+    monkeypatch.setenv("PATH", sandbox.env["PATH"])
+    provider = SshProvider({"ssh_config": sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"]})
+    return HostHandle(provider, host.alias, timeout=60)
+
+
+def test_over_a_slow_link_the_copy_goes_compressed_and_shows_how_far_it_got(
+    sandbox, cli_host: SshHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = CLAUDE_BINARY.stat().st_size
+    terminal = _Terminal()
+    with _through_proxy(sandbox, cli_host, 8 * 1024 * 1024), _handle(sandbox, cli_host, monkeypatch) as handle:
+        handle.connect()
+        sent_before = handle.wire_bytes()[0]
+        done = ensure_cli(handle, "claude", "copy", progress_to=terminal)
+        sent = handle.wire_bytes()[0] - sent_before
+    assert done.source == "copy"
+    # The first part (1 MiB, as it is) measured the link; the rest went compressed (claude's
+    # binary packs to about a third).
+    assert sent < size * 0.6, (sent, size)
+    [bundle] = _bundles(cli_host)
+    assert _sha256(bundle / "claude") == _sha256(CLAUDE_BINARY)
+    shown = terminal.getvalue()
+    assert f"\rcopying claude {CLAUDE_VERSION} to clihost: {size >> 20}/{size >> 20} MB\x1b[K" in shown
+    assert shown.count("\rcopying claude") >= 2 and shown.endswith("\r\x1b[K")
+    _host_has_no_partial_file(cli_host)
