@@ -14,6 +14,7 @@ renamed whole to ``clis/<key>``. An upload cut off
 not changed for STALE_PART_SECONDS; nothing partial is ever under a key.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -105,6 +106,8 @@ def ensure(fields):
     for keeper in ([reply["shared_dir"]] if reply["shared_dir"] else []) + [clis_dir()]:
         root = os.path.join(keeper, key)
         if os.path.isdir(root):
+            if keeper != reply["shared_dir"]:
+                _mark_used(root)
             reply["source"] = "cache"
             reply["dirs"] = [os.path.normpath(os.path.join(root, d)) for d in dirs]
             return reply
@@ -219,10 +222,52 @@ def finish(fields):
         except OSError:
             if not os.path.isdir(root):  # another upload of the same bundle got there first: fine
                 raise
+        _mark_used(root)
         _fsync_dir(clis_dir())
     finally:
         shutil.rmtree(part_root, ignore_errors=True)
         shutil.rmtree(part_root + NOTES_SUFFIX, ignore_errors=True)
+
+
+def _mark_used(root):
+    """The bundle's dir gets the time it was last ensured as its mtime: gc spares a bundle
+    ensured lately whose agent is not made yet (unused_bundles)."""
+    with contextlib.suppress(OSError):
+        os.utime(root)
+
+
+def unused_bundles(records, grace):
+    """Bundle dirs that no agent record names in its path_dirs and that nothing ensured for
+    ``grace`` seconds (a new one lands per CLI version; old ones pile up)."""
+    named = set()
+    for record in records:
+        for directory in record.get("path_dirs") or ():
+            named.add(os.path.normpath(str(directory)))
+    unused = []
+    now = time.time()
+    for key in cached_keys():
+        root = os.path.join(clis_dir(), key)
+        if any(path == root or path.startswith(root + os.sep) for path in named):
+            continue
+        try:
+            ensured = os.stat(root).st_mtime
+        except OSError:
+            continue
+        if now - ensured >= grace:
+            unused.append(root)
+    return unused
+
+
+def remove_bundle(root):
+    """Take the bundle away from under its key in one rename (an ensure never finds half of
+    it), then remove it."""
+    aside = os.path.join(clis_dir(), PARTS, ".removed-%s" % os.urandom(8).hex())
+    state.ensure_dir(os.path.dirname(aside))
+    try:
+        os.rename(root, aside)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def cached_keys():

@@ -12,15 +12,16 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests import agent_clis
 from mngr.controller.cli_supply import ensure_cli
 from mngr.controller.hosts import HostHandle
 from mngr.providers.ssh import SshProvider
+from tests import agent_clis
 from tests.conftest import MNGR_BIN, wait_for
 from tests.integration.test_sync_progress import _through_proxy
 from tests.model_standin import ModelStandin
@@ -335,3 +336,30 @@ def test_over_a_slow_link_the_copy_goes_compressed_and_shows_how_far_it_got(
     assert f"\rcopying claude {CLAUDE_VERSION} to clihost: {size >> 20}/{size >> 20} MB\x1b[K" in shown
     assert shown.count("\rcopying claude") >= 2 and shown.endswith("\r\x1b[K")
     _host_has_no_partial_file(cli_host)
+
+
+def _age(path: Path, days: float) -> None:
+    then = time.time() - days * 24 * 3600
+    os.utime(path, (then, then))
+
+
+def _gc_found(sandbox, *args: str) -> list[list[str]]:
+    done = sandbox.mngr("gc", "--format", "json", "--in", "ssh", *args)
+    assert done.returncode == 0, done.stderr
+    return [[leftover["kind"], leftover["what"]] for leftover in json.loads(done.stdout)["leftovers"]]
+
+
+def test_gc_removes_a_bundle_no_agent_uses_once_nothing_ensured_it_for_a_day(sandbox, cli_host: SshHost) -> None:
+    created = _create(sandbox, cli_host, "c1", "claude")
+    assert created.returncode == 0, created.stderr
+    [bundle] = _bundles(cli_host)
+    _age(bundle, 2)
+    assert _gc_found(sandbox, "--older-than", "0") == []  # c1 runs from it
+    assert sandbox.mngr("destroy", "c1", "--force").returncode == 0
+    os.utime(bundle)  # ensured a moment ago, for a create whose agent is not made yet
+    assert _gc_found(sandbox, "--older-than", "0") == []
+    _age(bundle, 2)
+    assert _gc_found(sandbox, "--dry-run") == [["agent CLI no agent uses", str(bundle)]]
+    assert _bundles(cli_host) == [bundle]
+    assert _gc_found(sandbox) == [["agent CLI no agent uses", str(bundle)]]
+    assert _bundles(cli_host) == [] and list((cli_host.remote_host_dir / "clis" / ".parts").iterdir()) == []

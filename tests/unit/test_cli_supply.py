@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import time
 import zlib
 from pathlib import Path
 
@@ -249,3 +250,32 @@ def test_a_copy_says_nothing_where_stderr_is_not_a_terminal() -> None:
     with CopyProgress("codex 0.171.0 to box", 455 << 20, pipe) as progress:
         progress.advance(455 << 20)
     assert pipe.getvalue() == ""
+
+
+def _aged(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_a_bundle_no_agent_names_goes_only_once_nothing_ensured_it_for_the_grace() -> None:
+    key, upload, manifest = _stage(GOOD_TOOL, GOOD_TOOL)
+    _finish(key, upload, manifest)
+    root = Path(cli_bundles.clis_dir()) / key
+    day = 24 * 3600.0
+    using = [{"name": "a", "path_dirs": [str(root / "bin")]}, {"name": "b"}]
+    assert cli_bundles.unused_bundles([], day) == []  # just landed: a create is about to use it
+    _aged(root, 2 * day)
+    assert cli_bundles.unused_bundles(using, day) == []  # an agent runs from it
+    assert cli_bundles.unused_bundles([{"name": "b"}], day) == [str(root)]
+    # An ensure that finds it marks it used now: the create that asked keeps it.
+    again = cli_bundles.ensure({"program": "tool", "version": "1.2.3", "mode": "copy",
+                                "bundles": {cli_bundles.machine(): [key, 1, ["bin"]]}})
+    assert again["source"] == "cache"
+    assert cli_bundles.unused_bundles([], day) == []
+    _aged(root, 2 * day)
+    cli_bundles.remove_bundle(str(root))
+    assert cli_bundles.cached_keys() == [] and not root.exists()
+    assert os.listdir(Path(cli_bundles.clis_dir()) / ".parts") == []
+    gone = cli_bundles.ensure({"program": "tool", "version": "1.2.3", "mode": "copy",
+                               "bundles": {cli_bundles.machine(): [key, 1, ["bin"]]}})
+    assert gone["source"] == "" and gone["upload"]
