@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import pty
 import shutil
 import signal
 import subprocess
@@ -352,6 +353,7 @@ def _gc_found(sandbox, *args: str) -> list[list[str]]:
 def test_gc_removes_a_bundle_no_agent_uses_once_nothing_ensured_it_for_a_day(sandbox, cli_host: SshHost) -> None:
     created = _create(sandbox, cli_host, "c1", "claude")
     assert created.returncode == 0, created.stderr
+    assert "copying" not in created.stderr  # not a terminal: the copy said nothing
     [bundle] = _bundles(cli_host)
     _age(bundle, 2)
     assert _gc_found(sandbox, "--older-than", "0") == []  # c1 runs from it
@@ -363,3 +365,25 @@ def test_gc_removes_a_bundle_no_agent_uses_once_nothing_ensured_it_for_a_day(san
     assert _bundles(cli_host) == [bundle]
     assert _gc_found(sandbox) == [["agent CLI no agent uses", str(bundle)]]
     assert _bundles(cli_host) == [] and list((cli_host.remote_host_dir / "clis" / ".parts").iterdir()) == []
+
+
+def test_create_on_a_terminal_shows_the_copy_on_one_line_of_stderr_and_clears_it(sandbox, cli_host: SshHost) -> None:
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [str(MNGR_BIN), "create", "c1", "claude", "--in", "ssh", "--host", cli_host.alias, "--no-connect"],
+            env=sandbox.env, cwd=sandbox.work_dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=terminal)
+    finally:
+        os.close(terminal)
+    shown = b""
+    with contextlib.suppress(OSError):  # EIO once the command (the terminal's last user) is gone
+        while chunk := os.read(controller, 65536):
+            shown += chunk
+    os.close(controller)
+    assert process.wait(timeout=300) == 0, shown
+    process.stdout.close()  # type: ignore[union-attr]
+    size = CLAUDE_BINARY.stat().st_size >> 20
+    text = shown.decode()
+    assert f"\rcopying claude {CLAUDE_VERSION} to {cli_host.alias}: {size}/{size} MB\x1b[K" in text, text
+    assert text.endswith("\r\x1b[K") and "\n" not in text, text  # one line, redrawn, then cleared
