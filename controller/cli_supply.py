@@ -6,7 +6,7 @@ therefore all a Linux host needs. ``ensure_cli`` asks the host's helper where th
 (remote_helper/cli_bundles.py): the host's own when it is recent enough (mode ``auto``), a
 bundle landed earlier, or else it sends the bundle for the host's machine, part by part with
 a few parts in flight (memory stays under 2 * (PARTS_IN_FLIGHT + 1) * PART_BYTES). The first
-part goes alone and small, as it is, to measure the link; the others go zlib-compressed
+parts (1 MiB) go alone, as they are, to measure the link; the others go zlib-compressed
 only where the link is slow (link_rate.py, as for push and pull). Each part carries the
 sha256 of its bytes (computed here once per file version and remembered with the file's
 own hash), which the helper checks as it lands, so that putting the bundle in place needs
@@ -41,7 +41,7 @@ from .hosts import HostHandle
 from .link_rate import FIRST_BATCH_BYTES, LinkRate
 
 PART_BYTES = 8 * 1024 * 1024
-# A file's first part is small: the bundle's first one measures the link before the rest
+# A file's first part is small: the bundle's first parts measure the link before the rest
 # is sent compressed or not, and on a slow link that should not take long.
 FIRST_PART_BYTES = FIRST_BATCH_BYTES
 PARTS_IN_FLIGHT = 4
@@ -187,10 +187,16 @@ def _send(handle: HostHandle, bundle: Bundle, upload: str, progress_to: TextIO |
     with CopyProgress(f"{bundle.program} {bundle.version} to {handle.host}", bundle.size, progress_to) as progress, \
             ThreadPoolExecutor(PARTS_IN_FLIGHT) as pool:
         pending: deque[Future[float]] = deque()
+        measured_bytes, measured_seconds = 0, 0.0
         try:
-            for index, (bundle_file, offset, data, digest) in enumerate(_parts(bundle)):
-                if index == 0:  # alone and as it is: it measures the link
-                    rate.observe(len(data), put(bundle_file, offset, data, digest, False))
+            for bundle_file, offset, data, digest in _parts(bundle):
+                if measured_bytes < FIRST_BATCH_BYTES:
+                    # Alone and as they are, until a first part's worth has crossed: they
+                    # measure the link (a small file first, as codex's manifest is, alone
+                    # would measure its latency).
+                    measured_seconds += put(bundle_file, offset, data, digest, False)
+                    measured_bytes += len(data)
+                    rate.observe(measured_bytes, measured_seconds)
                     continue
                 if len(pending) >= PARTS_IN_FLIGHT:
                     pending.popleft().result()

@@ -387,3 +387,18 @@ def test_create_on_a_terminal_shows_the_copy_on_one_line_of_stderr_and_clears_it
     text = shown.decode()
     assert f"\rcopying claude {CLAUDE_VERSION} to {cli_host.alias}: {size}/{size} MB\x1b[K" in text, text
     assert text.endswith("\r\x1b[K") and "\n" not in text, text  # one line, redrawn, then cleared
+
+
+def test_over_loopback_the_copy_goes_as_it_is_also_for_a_bundle_that_starts_with_a_small_file(
+    sandbox, cli_host: SshHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # codex's bundle starts with its small manifest: the link is measured on the first MiB.
+    with _handle(sandbox, cli_host, monkeypatch) as handle:
+        handle.connect()
+        sent_before = handle.wire_bytes()[0]
+        done = ensure_cli(handle, "codex", "copy", progress_to=io.StringIO())
+        sent = handle.wire_bytes()[0] - sent_before
+    assert done.source == "copy" and done.bytes_to_send > 0
+    assert sent > done.bytes_to_send, (sent, done.bytes_to_send)  # nothing compressed
+    [bundle] = _bundles(cli_host)
+    assert _sha256(bundle / "bin" / "codex") == _sha256(CODEX_BINARY)
