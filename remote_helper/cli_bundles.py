@@ -237,9 +237,10 @@ def _mark_used(root):
 
 
 def unused_bundles(records, grace):
-    """Bundle dirs that no agent record names in its path_dirs and that nothing ensured for
-    ``grace`` seconds (a new one lands per CLI version; old ones pile up)."""
-    named = set()
+    """Bundle dirs that no agent record names in its path_dirs, no process runs from, and
+    nothing ensured for ``grace`` seconds (a new one lands per CLI version; old ones pile
+    up). (A process: an agent whose record was given a newer bundle may still run the old.)"""
+    named = set(_running_executables())
     for record in records:
         for directory in record.get("path_dirs") or ():
             named.add(os.path.normpath(str(directory)))
@@ -256,6 +257,25 @@ def unused_bundles(records, grace):
         if now - ensured >= grace:
             unused.append(root)
     return unused
+
+
+def _running_executables():
+    """The executables of this user's processes that run from a bundle (Linux's /proc; none
+    where there is no /proc)."""
+    own = os.path.join(clis_dir(), "")
+    try:
+        pids = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return []
+    running = []
+    for pid in pids:
+        try:
+            executable = os.readlink("/proc/%s/exe" % pid)
+        except OSError:  # gone, or another user's
+            continue
+        if executable.startswith(own):
+            running.append(os.path.normpath(executable.rsplit(" (deleted)", 1)[0]))
+    return running
 
 
 def remove_bundle(root):

@@ -11,8 +11,8 @@ killed at the wrong moment can still leave:
 - a part file (``.mngr-part.NAME``) in an agent's work dir (a push killed mid-file);
 - an unpacked helper's temporary dir (``helper/.tmp-*``, a bootstrap killed mid-unpack);
 - an agent CLI's upload (``clis/.parts/KEY-UPLOAD``, a create killed mid-copy);
-- an agent CLI's bundle (``clis/KEY``) no agent's record names and nothing ensured for
-  UNUSED_CLI_SECONDS (a new one lands per CLI version);
+- an agent CLI's bundle (``clis/KEY``) no agent's record names, no process runs from, and
+  nothing ensured for UNUSED_CLI_SECONDS (a new one lands per CLI version);
 - a work dir mngr made (``work/NAME``) that no agent works in any more and that no
   ``destroy --keep-work-dir`` kept (a destroy killed before it removed it), or one a
   destroy was removing (``work/.removed-*``).

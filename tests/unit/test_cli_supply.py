@@ -7,6 +7,8 @@ import hashlib
 import io
 import json
 import os
+import shutil
+import subprocess
 import time
 import zlib
 from pathlib import Path
@@ -279,3 +281,18 @@ def test_a_bundle_no_agent_names_goes_only_once_nothing_ensured_it_for_the_grace
     gone = cli_bundles.ensure({"program": "tool", "version": "1.2.3", "mode": "copy",
                                "bundles": {cli_bundles.machine(): [key, 1, ["bin"]]}})
     assert gone["source"] == "" and gone["upload"]
+
+
+def test_a_bundle_a_process_still_runs_from_is_not_unused() -> None:
+    # An agent whose record was given a newer bundle may still run the old one's binary.
+    root = Path(cli_bundles.clis_dir()) / ("cd" * 32)
+    root.mkdir(parents=True)
+    shutil.copy2(shutil.which("sleep") or "/bin/sleep", root / "sleep")
+    _aged(root, 2 * 24 * 3600.0)
+    running = subprocess.Popen([str(root / "sleep"), "60"])
+    try:
+        assert cli_bundles.unused_bundles([], 24 * 3600.0) == []
+    finally:
+        running.kill()
+        running.wait()
+    assert cli_bundles.unused_bundles([], 24 * 3600.0) == [str(root)]
