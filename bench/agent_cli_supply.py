@@ -20,8 +20,14 @@ by hand `ssh hN 'tmux new-session -d ... claude'` with the scp'd binary, then `s
         capture-pane` until the input box shows (same master): starting claude over plain
         ssh once it is there.
 
+copy    in-process `ensure_cli(handle, "claude", "copy")` on the round's host once its
+        bundle is removed: the copy alone, and within it the FinishCli request (the host's
+        check of the landed parts, fsync, `claude --version`, rename), timed apart.
+re-read the peer of that check: reading the landed binary and hashing it (sha256, as the
+        host's check did before parts were checked as they land), on the same machine.
+
 Ratios: fresh against scp + by hand (what a user does by hand for a fresh host), has-it
-against by hand.
+against by hand, FinishCli against FinishCli + re-read (what it would cost had it re-read).
 
 Run (root, sshd installed, ./scripts/install.sh --test): .venv/bin/python bench/agent_cli_supply.py
 """
@@ -57,7 +63,8 @@ def main() -> None:
     binary = (agent_clis.AGENT_CLI_BIN / "claude").resolve()
     print(f"claude: {binary} ({binary.stat().st_size >> 20} MB)")
     standin = ModelStandin()
-    results: dict[str, list[float]] = {"fresh": [], "has-it": [], "scp": [], "by hand": []}
+    results: dict[str, list[float]] = {"fresh": [], "has-it": [], "scp": [], "by hand": [], "copy": [],
+                                       "finish": [], "re-read": []}
     with Sandbox() as box:
         os.environ["MNGR_STATE_DIR"] = str(box.root / "s")
         # The user: both CLIs on PATH, set up to talk to the stand-in (as the tests' user).
@@ -86,7 +93,8 @@ def main() -> None:
                         results[key].append(value)
         finally:
             standin.close()
-    fresh, has_it, scp, by_hand = (median(results[key]) for key in ("fresh", "has-it", "scp", "by hand"))
+    fresh, has_it, scp, by_hand, copy, finish, reread = (
+        median(results[key]) for key in ("fresh", "has-it", "scp", "by hand", "copy", "finish", "re-read"))
     print()
     print("| case | median | ratio |")
     print("|---|---|---|")
@@ -94,6 +102,10 @@ def main() -> None:
     print(f"| mngr create, host has it | {has_it:.2f} s | {has_it / by_hand:.2f}x by hand |")
     print(f"| scp of the binary (own ControlMaster) | {scp:.2f} s | |")
     print(f"| claude started over plain ssh by hand | {by_hand:.2f} s | |")
+    print(f"| the copy alone (in-process ensure_cli) | {copy:.2f} s | {copy / scp:.2f}x scp |")
+    print(f"| its FinishCli (parts checked as they landed) | {finish:.2f} s | "
+          f"{finish / (finish + reread):.2f}x FinishCli + re-read |")
+    print(f"| re-read + sha256 of the landed binary | {reread:.2f} s | |")
 
 
 def one_round(box: Sandbox, host, home: Path, index: int, standin, binary: Path,  # type: ignore[no-untyped-def]
@@ -149,7 +161,41 @@ def one_round(box: Sandbox, host, home: Path, index: int, standin, binary: Path,
         subprocess.run(["ssh", *ssh, host.alias, "tmux -L hand kill-server"], capture_output=True)
     finally:
         subprocess.run(["ssh", *ssh, "-O", "exit", host.alias], capture_output=True)
+    times.update(copy_alone(host, landed.parent, config))
     return times
+
+
+def copy_alone(host, bundle: Path, config: Path) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """The copy of claude in-process on ``host`` once its ``bundle`` is gone, its FinishCli
+    timed apart; then the re-read of the landed binary that the check no longer does."""
+    import hashlib
+
+    from mngr.controller.cli_supply import ensure_cli
+    from mngr.controller.hosts import HostHandle
+    from mngr.providers.ssh import SshProvider
+
+    shutil.rmtree(bundle)
+    finished: list[float] = []
+    with HostHandle(SshProvider({"ssh_config": str(config)}), host.alias, timeout=120) as handle:
+        handle.connect()
+        finish_cli = handle.finish_cli
+
+        def timed_finish(request):  # type: ignore[no-untyped-def]
+            start = time.perf_counter()
+            finish_cli(request)
+            finished.append(time.perf_counter() - start)
+
+        handle.finish_cli = timed_finish  # type: ignore[method-assign]
+        start = time.perf_counter()
+        if ensure_cli(handle, "claude", "copy").source != "copy":
+            raise RuntimeError("the copy did not happen")
+        copy = time.perf_counter() - start
+    start = time.perf_counter()
+    hasher = hashlib.sha256()
+    with open(bundle / "claude", "rb") as landed:
+        while chunk := landed.read(1 << 20):
+            hasher.update(chunk)
+    return {"copy": copy, "finish": finished[0], "re-read": time.perf_counter() - start}
 
 
 if __name__ == "__main__":

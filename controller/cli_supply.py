@@ -5,9 +5,14 @@ The claude and codex npm packages ship self-contained native binaries (claude's
 therefore all a Linux host needs. ``ensure_cli`` asks the host's helper where the CLI is
 (remote_helper/cli_bundles.py): the host's own when it is recent enough (mode ``auto``), a
 bundle landed earlier, or else it sends the bundle for the host's machine, part by part with
-a few parts in flight (memory stays under (PARTS_IN_FLIGHT + 1) * PART_BYTES), and the helper checks
-every file's hash before putting the bundle in place. The agent then gets the bundle's
-dirs first on its PATH (CreateAgent.path_dirs). docs/concepts/agent-clis-on-hosts.md.
+a few parts in flight (memory stays under 2 * (PARTS_IN_FLIGHT + 1) * PART_BYTES). The first
+parts (1 MiB) go alone, as they are, to measure the link; the others go zlib-compressed
+only where the link is slow (link_rate.py, as for push and pull). Each part carries the
+sha256 of its bytes (computed here once per file version and remembered with the file's
+own hash), which the helper checks as it lands, so that putting the bundle in place needs
+no second read of it there. On a terminal the copy shows how far it got (copy_progress.py).
+The agent then gets the bundle's dirs first on its PATH (CreateAgent.path_dirs).
+docs/concepts/agent-clis-on-hosts.md.
 """
 
 from __future__ import annotations
@@ -17,22 +22,32 @@ import json
 import os
 import shutil
 import subprocess
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
+from mngr.remote_helper import files as wire_files
 from mngr.remote_helper.cli_bundles import manifest_key, version_numbers
 
 from .agent_types import CLI_MODES, AgentType
 from .channel import protocol
+from .copy_progress import CopyProgress
 from .errors import MngrError, RemoteError
 from .hosts import HostHandle
+from .link_rate import FIRST_BATCH_BYTES, LinkRate
 
 PART_BYTES = 8 * 1024 * 1024
+# A file's first part is small: the bundle's first parts measure the link before the rest
+# is sent compressed or not, and on a slow link that should not take long.
+FIRST_PART_BYTES = FIRST_BATCH_BYTES
 PARTS_IN_FLIGHT = 4
 HASHES_FILE = "agent-cli-hashes.json"
+# How files are cut into parts: remembered part hashes of another cut are not used.
+_PART_LAYOUT = f"{FIRST_PART_BYTES}+{PART_BYTES}"
 _Reply = TypeVar("_Reply")
 
 _ELF_MACHINES = {0x3E: "x86_64", 0xB7: "aarch64"}
@@ -47,8 +62,10 @@ class BundleFile:
     sha256: str
     size: int
     mode: int
+    part_sha256s: tuple[str, ...] = ()  # of each part of part_spans(size), in order
 
     def wire(self) -> list[object]:
+        """The file's manifest entry (what the bundle's key is made of)."""
         return [self.relative, self.sha256, self.size, self.mode]
 
 
@@ -116,10 +133,12 @@ def provide_for_agent(handle: HostHandle, agent_type: AgentType | None, binary: 
     return ensure_cli(handle, program, agent_type.cli).path_dirs
 
 
-def ensure_cli(handle: HostHandle, program: str, mode: str, dry_run: bool = False) -> Supply:
+def ensure_cli(handle: HostHandle, program: str, mode: str, dry_run: bool = False,
+               progress_to: TextIO | None = None) -> Supply:
     """Make sure ``program`` (claude or codex) runs on the handle's host; return where.
     ``dry_run``: only ask, and say what would be done (sends nothing, changes nothing there):
-    the plan a provision of a running agent's host shows."""
+    the plan a provision of a running agent's host shows. A copy shows its progress on
+    ``progress_to`` (default stderr) when that is a terminal."""
     if mode not in CLI_MODES:
         raise MngrError(f"cli = {mode!r} is not one of {', '.join(CLI_MODES)}")
     if mode == "host":
@@ -140,7 +159,7 @@ def ensure_cli(handle: HostHandle, program: str, mode: str, dry_run: bool = Fals
     supply.bytes_to_send = bundle.size
     if dry_run:
         return supply
-    _send(handle, bundle, place.upload)
+    _send(handle, bundle, place.upload, progress_to)
     return supply
 
 
@@ -152,24 +171,45 @@ def _ask(handle: HostHandle, program: str, call: Callable[[], _Reply]) -> _Reply
         raise MngrError(f"cannot provide {program} on host {handle.host!r}: {exc.detail}") from None
 
 
-def _send(handle: HostHandle, bundle: Bundle, upload: str) -> None:
-    with ThreadPoolExecutor(PARTS_IN_FLIGHT) as pool:
-        pending: list[Future[None]] = []
+def _send(handle: HostHandle, bundle: Bundle, upload: str, progress_to: TextIO | None) -> None:
+    rate = LinkRate()
+
+    def put(bundle_file: BundleFile, offset: int, data: bytes, digest: str, compress: bool) -> float:
+        """Send one part; the seconds of its round trip that were the link's (not the host's)."""
+        blob, compressed = wire_files.pack(data) if compress else (data, False)
+        part = protocol.PutCliPart(key=bundle.key, upload=upload, path=bundle_file.relative, offset=offset,
+                                   length=len(data), sha256=digest, compressed=compressed)
+        started = time.perf_counter()
+        stored = _ask(handle, bundle.program, lambda: handle.put_cli_part(part, blob))
+        progress.advance(len(data))
+        return time.perf_counter() - started - stored.seconds
+
+    with CopyProgress(f"{bundle.program} {bundle.version} to {handle.host}", bundle.size, progress_to) as progress, \
+            ThreadPoolExecutor(PARTS_IN_FLIGHT) as pool:
+        pending: deque[Future[float]] = deque()
+        measured_bytes, measured_seconds = 0, 0.0
         try:
-            for bundle_file, offset, data in _parts(bundle):
+            for bundle_file, offset, data, digest in _parts(bundle):
+                if measured_bytes < FIRST_BATCH_BYTES:
+                    # Alone and as they are, until a first part's worth has crossed: they
+                    # measure the link (a small file first, as codex's manifest is, alone
+                    # would measure its latency).
+                    measured_seconds += put(bundle_file, offset, data, digest, False)
+                    measured_bytes += len(data)
+                    rate.observe(measured_bytes, measured_seconds)
+                    continue
                 if len(pending) >= PARTS_IN_FLIGHT:
-                    pending.pop(0).result()
-                part = protocol.PutCliPart(key=bundle.key, upload=upload, path=bundle_file.relative, offset=offset)
-                pending.append(pool.submit(_ask, handle, bundle.program,
-                                           lambda part=part, data=data: handle.put_cli_part(part, data)))
-            for future in pending:
-                future.result()
+                    pending.popleft().result()
+                pending.append(pool.submit(put, bundle_file, offset, data, digest, rate.compress))
+            while pending:
+                pending.popleft().result()
         finally:
             for future in pending:
                 future.cancel()
-    finish = protocol.FinishCli(key=bundle.key, upload=upload, program=bundle.program, version=bundle.version,
-                                entry=bundle.entry, files=[f.wire() for f in bundle.files])
-    _ask(handle, bundle.program, lambda: handle.finish_cli(finish))
+        finish = protocol.FinishCli(key=bundle.key, upload=upload, program=bundle.program, version=bundle.version,
+                                    entry=bundle.entry,
+                                    files=[[*f.wire(), list(f.part_sha256s)] for f in bundle.files])
+        _ask(handle, bundle.program, lambda: handle.finish_cli(finish))
 
 
 def keep_shared(bundle: Bundle) -> Path:
@@ -208,18 +248,29 @@ def keep_shared(bundle: Bundle) -> Path:
     return root
 
 
-def _parts(bundle: Bundle) -> Iterator[tuple[BundleFile, int, bytes]]:
+def part_spans(size: int) -> list[tuple[int, int]]:
+    """How a file of ``size`` bytes is cut into parts: (offset, length) each; an empty file
+    is one empty part."""
+    spans = [(0, min(size, FIRST_PART_BYTES))]
+    offset = spans[0][1]
+    while offset < size:
+        spans.append((offset, min(PART_BYTES, size - offset)))
+        offset += spans[-1][1]
+    return spans
+
+
+def _parts(bundle: Bundle) -> Iterator[tuple[BundleFile, int, bytes, str]]:
     for bundle_file in bundle.files:
+        spans = part_spans(bundle_file.size)
+        if len(spans) != len(bundle_file.part_sha256s):
+            raise MngrError(f"{bundle_file.source} changed while {bundle.program} was being copied; try again")
         with open(bundle_file.source, "rb") as handle:
-            offset = 0
-            while True:
-                data = handle.read(PART_BYTES)
-                if not data and offset:
-                    break
-                yield bundle_file, offset, data  # an empty file still gets its one (empty) part
-                offset += len(data)
-                if not data:
-                    break
+            for (offset, length), digest in zip(spans, bundle_file.part_sha256s, strict=True):
+                data = handle.read(length)
+                if len(data) != length:
+                    raise MngrError(f"{bundle_file.source} changed while {bundle.program} was being copied; "
+                                    f"try again")
+                yield bundle_file, offset, data, digest
 
 
 def user_bundles(program: str, search_path: str | None = None) -> dict[str, Bundle]:
@@ -337,24 +388,28 @@ def _elf_machine(path: Path) -> str | None:
 
 def _bundle_file(relative: str, path: Path) -> BundleFile:
     stat = path.stat()
-    return BundleFile(relative, path, _sha256(path, stat), stat.st_size, 0o755 if stat.st_mode & 0o111 else 0o644)
+    digest, part_digests = _sha256s(path, stat)
+    return BundleFile(relative, path, digest, stat.st_size, 0o755 if stat.st_mode & 0o111 else 0o644,
+                      part_digests)
 
 
-def _sha256(path: Path, stat: os.stat_result) -> str:
-    """The file's sha256, remembered by path, size and mtime: hashing 300 MB on every create
-    would cost more than the rest of it."""
+def _sha256s(path: Path, stat: os.stat_result) -> tuple[str, tuple[str, ...]]:
+    """The file's sha256 and its parts' (part_spans), from one read, remembered by path, size
+    and mtime: hashing 300 MB on every create would cost more than the rest of it."""
     from .paths import changing_state_json, read_state_dict
 
     key = str(path)
     stamp = [stat.st_size, stat.st_mtime_ns]
     entry = read_state_dict(HASHES_FILE).get(key)
-    if isinstance(entry, list) and len(entry) == 3 and entry[:2] == stamp:
-        return str(entry[2])
-    hasher = hashlib.sha256()
+    if isinstance(entry, list) and len(entry) == 5 and entry[:2] == stamp and entry[3] == _PART_LAYOUT:
+        return str(entry[2]), tuple(str(d) for d in entry[4])
+    whole = hashlib.sha256()
+    part_digests = []
     with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            hasher.update(chunk)
-    digest = hasher.hexdigest()
+        for _, length in part_spans(stat.st_size):
+            data = handle.read(length)
+            whole.update(data)
+            part_digests.append(hashlib.sha256(data).hexdigest())
     with changing_state_json(HASHES_FILE) as known:
-        known[key] = [*stamp, digest]
-    return digest
+        known[key] = [*stamp, whole.hexdigest(), _PART_LAYOUT, part_digests]
+    return whole.hexdigest(), tuple(part_digests)

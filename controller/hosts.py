@@ -210,8 +210,9 @@ class HostHandle:
     def ensure_cli(self, request: protocol.EnsureCli) -> protocol.CliPlace:
         return self._call(request, protocol.CliPlace, timeout=self.timeout)
 
-    def put_cli_part(self, request: protocol.PutCliPart, blob: bytes) -> None:
-        self._call_with_blob(request, protocol.Done, blob, timeout=self.timeout)
+    def put_cli_part(self, request: protocol.PutCliPart, blob: bytes) -> protocol.CliPartStored:
+        reply, _ = self._call_with_blob(request, protocol.CliPartStored, blob, timeout=self.timeout)
+        return reply
 
     def finish_cli(self, request: protocol.FinishCli) -> None:
         self._call(request, protocol.Done, timeout=self.timeout)

@@ -4,12 +4,17 @@ A bundle is the set of files one CLI needs (claude: its native binary; codex: it
 and what it looks for next to it). ``clis/<key>/`` holds one whole, verified bundle, where
 the key is the sha256 of the bundle's manifest: it is never written in place. An upload
 lands in ``clis/.parts/<key>-<upload>/`` (pwrite at each part's offset, so parts may arrive
-in any order), every file's sha256 and size are checked here, the bundle's entry point must
-run, and only then is the directory renamed whole to ``clis/<key>``. An upload cut off
+in any order). Each part comes with the sha256 of its bytes (inflated first if it came
+zlib-compressed) and is refused unless they match; a part that matched is noted in
+``clis/.parts/<key>-<upload>.checked/``. The upload's end then needs no second read of the
+files: each file's noted parts must cover it exactly, in the order and with the hashes its
+manifest entry lists, the bundle's entry point must run, and only then is the directory
+renamed whole to ``clis/<key>``. An upload cut off
 (the controller killed) leaves its part directory, which a later ensure removes once it has
 not changed for STALE_PART_SECONDS; nothing partial is ever under a key.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -17,6 +22,7 @@ import re
 import shutil
 import subprocess
 import time
+import zlib
 
 from . import state
 from .wire import RequestFailed
@@ -26,6 +32,7 @@ CLIS = "clis"
 # has its user's mounted): one found there needs no copy.
 SHARED_ENV = "MNGR_SHARED_CLIS_DIR"
 PARTS = ".parts"
+NOTES_SUFFIX = ".checked"  # beside an upload's dir: the parts that landed checked
 STALE_PART_SECONDS = 120.0
 VERSION_TIMEOUT_SECONDS = 30.0
 # Room kept free beyond the bundle itself: a host filled to the last byte breaks everything else.
@@ -99,6 +106,8 @@ def ensure(fields):
     for keeper in ([reply["shared_dir"]] if reply["shared_dir"] else []) + [clis_dir()]:
         root = os.path.join(keeper, key)
         if os.path.isdir(root):
+            if keeper != reply["shared_dir"]:
+                _mark_used(root)
             reply["source"] = "cache"
             reply["dirs"] = [os.path.normpath(os.path.join(root, d)) for d in dirs]
             return reply
@@ -115,19 +124,73 @@ def ensure(fields):
 
 
 def put_part(fields, blob):
-    """Write one part of one file of an upload at its offset."""
-    path = os.path.join(_part_root(fields["key"], fields["upload"]), _check_relative(fields["path"]))
+    """Write one part of one file of an upload at its offset, once its bytes are the ones
+    its sha256 names; note that part as landed."""
+    part_root = _part_root(fields["key"], fields["upload"])
+    relative = _check_relative(fields["path"])
+    offset, length = int(fields["offset"]), int(fields["length"])
+    if offset < 0 or length < 0:
+        raise RequestFailed("invalid", "invalid part of %s at %d (%d bytes)" % (relative, offset, length))
+    data = _inflated(blob, length, relative) if fields["compressed"] else blob
+    if len(data) != length:
+        raise RequestFailed("corrupt", "a part of %s at %d arrived with %d of %d bytes"
+                            % (relative, offset, len(data), length))
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != fields["sha256"]:
+        raise RequestFailed("corrupt", "a part of %s at %d arrived with sha256 %s, not %s"
+                            % (relative, offset, digest, fields["sha256"]))
+    path = os.path.join(part_root, relative)
     state.ensure_dir(os.path.dirname(path))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        view = memoryview(blob)
-        offset = int(fields["offset"])
+        view = memoryview(data)
+        at = offset
         while view:
-            written = os.pwrite(fd, view, offset)
+            written = os.pwrite(fd, view, at)
             view = view[written:]
-            offset += written
+            at += written
     finally:
         os.close(fd)
+    # Noted only once written: a part cut off halfway is not counted as landed.
+    notes = state.ensure_dir(part_root + NOTES_SUFFIX)
+    with open(os.path.join(notes, "%s-%d" % (_note_prefix(relative), offset)), "w") as note:
+        note.write("%d %s" % (length, digest))
+
+
+def _inflated(blob, length, relative):
+    """``blob`` inflated, refused if it holds more than ``length`` bytes (memory stays bounded)."""
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(blob, length + 1)
+    except zlib.error as exc:
+        raise RequestFailed("corrupt", "a part of %s does not inflate: %s" % (relative, exc)) from None
+    if len(data) > length or inflater.unconsumed_tail or not inflater.eof:
+        raise RequestFailed("corrupt", "a part of %s inflates to other than its %d bytes" % (relative, length))
+    return data
+
+
+def _note_prefix(relative):
+    return hashlib.sha256(relative.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def _landed_parts(notes):
+    """What ``put_part`` noted: file prefix -> sorted [(offset, length, sha256)]."""
+    landed = {}
+    try:
+        names = os.listdir(notes)
+    except FileNotFoundError:
+        return landed
+    for name in names:
+        prefix, _, offset = name.rpartition("-")
+        try:
+            with open(os.path.join(notes, name)) as note:
+                length, digest = note.read().split()
+            landed.setdefault(prefix, []).append((int(offset), int(length), digest))
+        except (OSError, ValueError):
+            continue  # unreadable: the file it belongs to is then found incomplete
+    for parts in landed.values():
+        parts.sort()
+    return landed
 
 
 def finish(fields):
@@ -138,9 +201,15 @@ def finish(fields):
     try:
         if manifest_key(files) != key:
             raise RequestFailed("invalid", "the manifest of %s does not match its key %s" % (program, key))
-        for relative, digest, size, mode in files:
-            path = os.path.join(part_root, _check_relative(relative))
-            _check_file(path, program, relative, str(digest), int(size))
+        landed = _landed_parts(part_root + NOTES_SUFFIX)
+        for entry in files:
+            if len(entry) != 5 or not isinstance(entry[4], list):
+                raise RequestFailed("invalid", "a file of a bundle is [path, sha256, size, mode, part sha256s]")
+            relative, _, size, mode, part_digests = entry
+            relative = _check_relative(relative)
+            path = os.path.join(part_root, relative)
+            _check_file(path, program, relative, int(size), [str(d) for d in part_digests],
+                        landed.get(_note_prefix(relative), []))
             os.chmod(path, int(mode) & 0o755)
         entry = os.path.join(part_root, _check_relative(fields["entry"]))
         version = _version_of(entry, fail_as=program)
@@ -153,9 +222,72 @@ def finish(fields):
         except OSError:
             if not os.path.isdir(root):  # another upload of the same bundle got there first: fine
                 raise
+        _mark_used(root)
         _fsync_dir(clis_dir())
     finally:
         shutil.rmtree(part_root, ignore_errors=True)
+        shutil.rmtree(part_root + NOTES_SUFFIX, ignore_errors=True)
+
+
+def _mark_used(root):
+    """The bundle's dir gets the time it was last ensured as its mtime: gc spares a bundle
+    ensured lately whose agent is not made yet (unused_bundles)."""
+    with contextlib.suppress(OSError):
+        os.utime(root)
+
+
+def unused_bundles(records, grace):
+    """Bundle dirs that no agent record names in its path_dirs, no process runs from, and
+    nothing ensured for ``grace`` seconds (a new one lands per CLI version; old ones pile
+    up). (A process: an agent whose record was given a newer bundle may still run the old.)"""
+    named = set(_running_executables())
+    for record in records:
+        for directory in record.get("path_dirs") or ():
+            named.add(os.path.normpath(str(directory)))
+    unused = []
+    now = time.time()
+    for key in cached_keys():
+        root = os.path.join(clis_dir(), key)
+        if any(path == root or path.startswith(root + os.sep) for path in named):
+            continue
+        try:
+            ensured = os.stat(root).st_mtime
+        except OSError:
+            continue
+        if now - ensured >= grace:
+            unused.append(root)
+    return unused
+
+
+def _running_executables():
+    """The executables of this user's processes that run from a bundle (Linux's /proc; none
+    where there is no /proc)."""
+    own = os.path.join(clis_dir(), "")
+    try:
+        pids = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return []
+    running = []
+    for pid in pids:
+        try:
+            executable = os.readlink("/proc/%s/exe" % pid)
+        except OSError:  # gone, or another user's
+            continue
+        if executable.startswith(own):
+            running.append(os.path.normpath(executable.rsplit(" (deleted)", 1)[0]))
+    return running
+
+
+def remove_bundle(root):
+    """Take the bundle away from under its key in one rename (an ensure never finds half of
+    it), then remove it."""
+    aside = os.path.join(clis_dir(), PARTS, ".removed-%s" % os.urandom(8).hex())
+    state.ensure_dir(os.path.dirname(aside))
+    try:
+        os.rename(root, aside)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def cached_keys():
@@ -175,27 +307,28 @@ def prefixed_path(dirs, path):
     return os.pathsep.join(dirs + rest)
 
 
-def _check_file(path, program, relative, digest, size):
+def _check_file(path, program, relative, size, part_digests, landed):
+    """The file is whole: its checked parts (``landed``) cover it end to end, one after the
+    other, with the hashes its manifest entry lists, and nothing else was written to it."""
     try:
         actual_size = os.path.getsize(path)
     except FileNotFoundError:
         raise RequestFailed("incomplete", "%s arrived without %s" % (program, relative)) from None
     if actual_size != size:
         raise RequestFailed("incomplete", "%s of %s arrived with %d of %d bytes" % (relative, program, actual_size, size))
-    hasher = hashlib.sha256()
+    end = 0
+    for offset, length, _ in landed:
+        if offset != end:
+            break
+        end += length
+    if end != size or [digest for _, _, digest in landed] != part_digests:
+        raise RequestFailed("incomplete", "%s of %s arrived without all of its %d parts (%d of them checked)"
+                            % (relative, program, len(part_digests), len(landed)))
     fd = os.open(path, os.O_RDONLY)
     try:
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            hasher.update(chunk)
         os.fsync(fd)
     finally:
         os.close(fd)
-    if hasher.hexdigest() != digest:
-        raise RequestFailed("corrupt", "%s of %s arrived with sha256 %s, not %s"
-                            % (relative, program, hasher.hexdigest(), digest))
 
 
 def _version_of(executable, fail_as=None):

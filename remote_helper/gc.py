@@ -11,6 +11,8 @@ killed at the wrong moment can still leave:
 - a part file (``.mngr-part.NAME``) in an agent's work dir (a push killed mid-file);
 - an unpacked helper's temporary dir (``helper/.tmp-*``, a bootstrap killed mid-unpack);
 - an agent CLI's upload (``clis/.parts/KEY-UPLOAD``, a create killed mid-copy);
+- an agent CLI's bundle (``clis/KEY``) no agent's record names, no process runs from, and
+  nothing ensured for UNUSED_CLI_SECONDS (a new one lands per CLI version);
 - a work dir mngr made (``work/NAME``) that no agent works in any more and that no
   ``destroy --keep-work-dir`` kept (a destroy killed before it removed it), or one a
   destroy was removing (``work/.removed-*``).
@@ -28,6 +30,9 @@ import time
 from . import agent_records, agents, cli_bundles, files, operation_lock, processes, state, tmux
 
 _LOCK_WAIT_SECONDS = 30.0
+# A create ensures its CLI's bundle before it makes its agent: however small ``min_age``, a
+# bundle ensured this recently is not taken from under it.
+UNUSED_CLI_SECONDS = 24 * 3600.0
 
 
 def collect(dry_run, min_age):
@@ -72,6 +77,8 @@ def collect(dry_run, min_age):
             if name.startswith(".tmp-") and _old(path, now, min_age):
                 found.append(("unfinished helper unpack", path))
         found += [("agent CLI copy cut short", path) for path in cli_bundles.abandoned_uploads(min_age)]
+        found += [("agent CLI no agent uses", path)
+                  for path in cli_bundles.unused_bundles(records.values(), max(min_age, UNUSED_CLI_SECONDS))]
         if not dry_run:
             for kind, what in found:
                 _remove(kind, what, records)
@@ -114,6 +121,8 @@ def _remove(kind, what, records):
         pane = tmux.list_sessions_panes().get(what)
         agent_id = processes.marked_processes().get(pane.pid) if pane is not None and pane.pid else None
         processes.end_agent(agent_id if agent_id not in records else None, what)
+    elif kind == "agent CLI no agent uses":
+        cli_bundles.remove_bundle(what)
     elif os.path.isdir(what) and not os.path.islink(what):
         shutil.rmtree(what, ignore_errors=True)
     else:

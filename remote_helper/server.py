@@ -55,7 +55,7 @@ _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "mes
 _REPLY_TYPES = frozenset(
     ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
      "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec", "Written", "Garbage",
-     "AgentConfigState", "Changes", "Signatures", "DeltaData", "Progress", "CliPlace"]
+     "AgentConfigState", "Changes", "Signatures", "DeltaData", "Progress", "CliPlace", "CliPartStored"]
 )
 _LOG_MAX_BYTES = 1024 * 1024
 
@@ -66,7 +66,7 @@ SPIN_SECONDS = 0.0002
 PROGRESS_SECONDS = 0.25
 # Requests that hash a whole large file say they are at it this often (the work is bounded,
 # so a helper that hangs elsewhere still falls silent and times out).
-_HASHING = frozenset(["GetSignatures", "ReadDelta", "WriteDelta", "EnsureCli", "FinishCli"])
+_HASHING = frozenset(["GetSignatures", "ReadDelta", "WriteDelta", "EnsureCli", "PutCliPart", "FinishCli"])
 HEARTBEAT_SECONDS = 1.0
 
 
@@ -478,8 +478,9 @@ class Server(object):
         return "CliPlace", cli_bundles.ensure(fields), b""
 
     def _on_put_cli_part(self, fields, blob):
+        started = time.monotonic()
         cli_bundles.put_part(fields, blob)
-        return "Done", {}, b""
+        return "CliPartStored", {"seconds": time.monotonic() - started}, b""
 
     def _on_finish_cli(self, fields, blob):
         cli_bundles.finish(fields)

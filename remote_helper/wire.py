@@ -143,7 +143,8 @@ MESSAGES = {
     "EnsureCli": {"program": ("str", REQUIRED), "version": ("str", REQUIRED), "mode": ("str", "auto"),
                   "bundles": ("object", {})},
     "PutCliPart": {"key": ("str", REQUIRED), "upload": ("str", REQUIRED), "path": ("str", REQUIRED),
-                   "offset": ("int", 0)},
+                   "offset": ("int", 0), "length": ("int", REQUIRED), "sha256": ("str", REQUIRED),
+                   "compressed": ("bool", False)},
     "FinishCli": {"key": ("str", REQUIRED), "upload": ("str", REQUIRED), "program": ("str", REQUIRED),
                   "version": ("str", REQUIRED), "entry": ("str", REQUIRED), "files": ("list", [])},
     # replies
@@ -216,6 +217,7 @@ MESSAGES = {
     "CliPlace": {"machine": ("str", REQUIRED), "source": ("str", ""), "dirs": ("list", []),
                  "host_version": ("str", ""), "key": ("str", ""), "upload": ("str", ""),
                  "shared_dir": ("str", "")},
+    "CliPartStored": {"seconds": ("float", 0.0)},
     "OutputChunk": {
         "path": ("str", REQUIRED),
         "start": ("int", REQUIRED),

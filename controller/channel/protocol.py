@@ -580,17 +580,22 @@ class EnsureCli(msgspec.Struct, tag=True, kw_only=True):
 
 
 class PutCliPart(msgspec.Struct, tag=True, kw_only=True):
-    """One part (the blob) of one file of a bundle upload, written at ``offset``."""
+    """One part (the blob, zlib-compressed if ``compressed``) of one file of a bundle
+    upload: ``length`` bytes whose sha256 is ``sha256``, written at ``offset`` once checked."""
 
     key: str
     upload: str
     path: str
     offset: int = 0
+    length: int
+    sha256: str
+    compressed: bool = False
 
 
 class FinishCli(msgspec.Struct, tag=True, kw_only=True):
-    """Check an upload against ``files`` ([path, sha256, size, mode] each), see ``entry``
-    report ``version``, and put the bundle in place under its key."""
+    """Check an upload against ``files`` ([path, sha256, size, mode, [sha256 of each part in
+    order]] each; the key is of the first four), see ``entry`` report ``version``, and put the
+    bundle in place under its key."""
 
     key: str
     upload: str
@@ -615,6 +620,13 @@ class CliPlace(msgspec.Struct, tag=True, kw_only=True):
     shared_dir: str = ""
 
 
+class CliPartStored(msgspec.Struct, tag=True, kw_only=True):
+    """PutCliPart's answer: the ``seconds`` the host spent on the part (checking and
+    writing it), which a measure of the link leaves out."""
+
+    seconds: float = 0.0
+
+
 class Garbage(msgspec.Struct, tag=True, kw_only=True):
     """What CollectGarbage found: [kind, path or session name] each."""
 
@@ -632,7 +644,7 @@ Reply = (
     Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | AgentSpec | WorkDir | FileData | Captured
     | AgentConfigState
     | Written | Changes | Signatures | DeltaData | Progress
-    | OutputChunk | ExecStarted | ExecOutput | Garbage | CliPlace | Error
+    | OutputChunk | ExecStarted | ExecOutput | Garbage | CliPlace | CliPartStored | Error
 )
 
 REQUEST_TYPES: tuple[type[msgspec.Struct], ...] = Request.__args__  # type: ignore[attr-defined]

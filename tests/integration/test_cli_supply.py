@@ -5,19 +5,26 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
+import pty
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mngr.controller.cli_supply import ensure_cli
+from mngr.controller.hosts import HostHandle
+from mngr.providers.ssh import SshProvider
 from tests import agent_clis
 from tests.conftest import MNGR_BIN, wait_for
+from tests.integration.test_sync_progress import _through_proxy
 from tests.model_standin import ModelStandin
 from tests.sshd import SshHost, ensure_test_user, unavailable_reason
 
@@ -294,3 +301,104 @@ def test_a_binary_that_does_not_run_on_the_host_fails_the_create_in_one_line_and
     host_dir = cli_host.remote_host_dir
     assert not list(host_dir.glob("agents/*")) and not (host_dir / "work" / "c1").exists()
     assert _bundles(cli_host) == [] and not list((host_dir / "clis").glob(".parts/*"))
+
+
+class _Terminal(io.StringIO):
+    """What the copy writes its progress to, taken for a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _handle(sandbox, host: SshHost, monkeypatch: pytest.MonkeyPatch) -> HostHandle:
+    sandbox.apply_env(monkeypatch)
+    monkeypatch.setenv("PATH", sandbox.env["PATH"])
+    provider = SshProvider({"ssh_config": sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"]})
+    return HostHandle(provider, host.alias, timeout=60)
+
+
+def test_over_a_slow_link_the_copy_goes_compressed_and_shows_how_far_it_got(
+    sandbox, cli_host: SshHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = CLAUDE_BINARY.stat().st_size
+    terminal = _Terminal()
+    with _through_proxy(sandbox, cli_host, 8 * 1024 * 1024), _handle(sandbox, cli_host, monkeypatch) as handle:
+        handle.connect()
+        sent_before = handle.wire_bytes()[0]
+        done = ensure_cli(handle, "claude", "copy", progress_to=terminal)
+        sent = handle.wire_bytes()[0] - sent_before
+    assert done.source == "copy"
+    # The first part (1 MiB, as it is) measured the link; the rest went compressed (claude's
+    # binary packs to about a third).
+    assert sent < size * 0.6, (sent, size)
+    [bundle] = _bundles(cli_host)
+    assert _sha256(bundle / "claude") == _sha256(CLAUDE_BINARY)
+    shown = terminal.getvalue()
+    assert f"\rcopying claude {CLAUDE_VERSION} to clihost: {size >> 20}/{size >> 20} MB\x1b[K" in shown
+    assert shown.count("\rcopying claude") >= 2 and shown.endswith("\r\x1b[K")
+    _host_has_no_partial_file(cli_host)
+
+
+def _age(path: Path, days: float) -> None:
+    then = time.time() - days * 24 * 3600
+    os.utime(path, (then, then))
+
+
+def _gc_found(sandbox, *args: str) -> list[list[str]]:
+    done = sandbox.mngr("gc", "--format", "json", "--in", "ssh", *args)
+    assert done.returncode == 0, done.stderr
+    return [[leftover["kind"], leftover["what"]] for leftover in json.loads(done.stdout)["leftovers"]]
+
+
+def test_gc_removes_a_bundle_no_agent_uses_once_nothing_ensured_it_for_a_day(sandbox, cli_host: SshHost) -> None:
+    created = _create(sandbox, cli_host, "c1", "claude")
+    assert created.returncode == 0, created.stderr
+    assert "copying" not in created.stderr  # not a terminal: the copy said nothing
+    [bundle] = _bundles(cli_host)
+    _age(bundle, 2)
+    assert _gc_found(sandbox, "--older-than", "0") == []  # c1 runs from it
+    assert sandbox.mngr("destroy", "c1", "--force").returncode == 0
+    os.utime(bundle)  # ensured a moment ago, for a create whose agent is not made yet
+    assert _gc_found(sandbox, "--older-than", "0") == []
+    _age(bundle, 2)
+    assert _gc_found(sandbox, "--dry-run") == [["agent CLI no agent uses", str(bundle)]]
+    assert _bundles(cli_host) == [bundle]
+    assert _gc_found(sandbox) == [["agent CLI no agent uses", str(bundle)]]
+    assert _bundles(cli_host) == [] and list((cli_host.remote_host_dir / "clis" / ".parts").iterdir()) == []
+
+
+def test_create_on_a_terminal_shows_the_copy_on_one_line_of_stderr_and_clears_it(sandbox, cli_host: SshHost) -> None:
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [str(MNGR_BIN), "create", "c1", "claude", "--in", "ssh", "--host", cli_host.alias, "--no-connect"],
+            env=sandbox.env, cwd=sandbox.work_dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=terminal)
+    finally:
+        os.close(terminal)
+    shown = b""
+    with contextlib.suppress(OSError):  # EIO once the command (the terminal's last user) is gone
+        while chunk := os.read(controller, 65536):
+            shown += chunk
+    os.close(controller)
+    assert process.wait(timeout=300) == 0, shown
+    process.stdout.close()  # type: ignore[union-attr]
+    size = CLAUDE_BINARY.stat().st_size >> 20
+    text = shown.decode()
+    assert f"\rcopying claude {CLAUDE_VERSION} to {cli_host.alias}: {size}/{size} MB\x1b[K" in text, text
+    assert text.endswith("\r\x1b[K") and "\n" not in text, text  # one line, redrawn, then cleared
+
+
+def test_over_loopback_the_copy_goes_as_it_is_also_for_a_bundle_that_starts_with_a_small_file(
+    sandbox, cli_host: SshHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # codex's bundle starts with its small manifest: the link is measured on the first MiB.
+    with _handle(sandbox, cli_host, monkeypatch) as handle:
+        handle.connect()
+        sent_before = handle.wire_bytes()[0]
+        done = ensure_cli(handle, "codex", "copy", progress_to=io.StringIO())
+        sent = handle.wire_bytes()[0] - sent_before
+    assert done.source == "copy" and done.bytes_to_send > 0
+    assert sent > done.bytes_to_send, (sent, done.bytes_to_send)  # nothing compressed
+    [bundle] = _bundles(cli_host)
+    assert _sha256(bundle / "bin" / "codex") == _sha256(CODEX_BINARY)

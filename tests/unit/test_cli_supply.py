@@ -4,14 +4,26 @@ in-process on real files (the copy to real hosts: tests/integration/test_cli_sup
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import shutil
+import subprocess
+import time
+import zlib
 from pathlib import Path
 
 import pytest
 
 from mngr.controller.agent_types import BUILTIN_AGENT_TYPES, from_config
-from mngr.controller.cli_supply import cli_program, user_bundles
+from mngr.controller.cli_supply import (
+    FIRST_PART_BYTES,
+    PART_BYTES,
+    cli_program,
+    part_spans,
+    user_bundles,
+)
+from mngr.controller.copy_progress import CopyProgress
 from mngr.controller.errors import ConfigError, MngrError
 from mngr.remote_helper import cli_bundles
 from mngr.remote_helper.wire import RequestFailed
@@ -94,23 +106,48 @@ def test_the_cli_setting_per_agent_type() -> None:
 GOOD_TOOL = b"#!/bin/sh\necho 'tool 1.2.3'\n"
 
 
-def _stage(claimed: bytes, sent: bytes) -> tuple[str, str, list[list[object]]]:
-    """An upload of ``sent`` for a bundle whose manifest says ``claimed`` (bin/tool)."""
-    manifest: list[list[object]] = [["bin/tool", hashlib.sha256(claimed).hexdigest(), len(claimed), 0o755]]
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _upload(claimed: bytes) -> tuple[str, str, list[list[object]]]:
+    """An upload begun for a bundle whose one file (bin/tool) is ``claimed``, sent in two
+    parts; its FinishCli manifest."""
+    half = len(claimed) // 2
+    manifest: list[list[object]] = [["bin/tool", _sha(claimed), len(claimed), 0o755,
+                                     [_sha(claimed[:half]), _sha(claimed[half:])]]]
     key = cli_bundles.manifest_key(manifest)
     place = cli_bundles.ensure({"program": "tool", "version": "1.2.3", "mode": "copy",
                                 "bundles": {cli_bundles.machine(): [key, len(claimed), ["bin"]]}})
     assert place["source"] == "" and place["upload"]
     assert place["dirs"] == [os.path.join(cli_bundles.clis_dir(), key, "bin")]  # where it will be
-    half = len(sent) // 2  # the parts arrive in any order
-    cli_bundles.put_part({"key": key, "upload": place["upload"], "path": "bin/tool", "offset": half}, sent[half:])
-    cli_bundles.put_part({"key": key, "upload": place["upload"], "path": "bin/tool", "offset": 0}, sent[:half])
     return key, place["upload"], manifest
+
+
+def _put(key: str, upload: str, offset: int, data: bytes, digest: str | None = None,
+         compressed: bool = False) -> None:
+    blob = zlib.compress(data, 1) if compressed else data
+    cli_bundles.put_part({"key": key, "upload": upload, "path": "bin/tool", "offset": offset, "length": len(data),
+                          "sha256": digest or _sha(data), "compressed": compressed}, blob)
+
+
+def _stage(claimed: bytes, sent: bytes) -> tuple[str, str, list[list[object]]]:
+    """An upload of ``sent`` (each part with its own hash) for a bundle whose manifest says ``claimed``."""
+    key, upload, manifest = _upload(claimed)
+    half = len(sent) // 2  # the parts arrive in any order
+    _put(key, upload, half, sent[half:], compressed=True)
+    _put(key, upload, 0, sent[:half])
+    return key, upload, manifest
 
 
 def _finish(key: str, upload: str, manifest: list[list[object]]) -> None:
     cli_bundles.finish({"key": key, "upload": upload, "program": "tool", "version": "1.2.3", "entry": "bin/tool",
                         "files": manifest})
+
+
+def _nothing_kept() -> None:
+    assert cli_bundles.cached_keys() == []
+    assert os.listdir(Path(cli_bundles.clis_dir()) / ".parts") == []
 
 
 def test_a_bundle_lands_whole_under_its_key_only_once_checked_and_run() -> None:
@@ -128,7 +165,7 @@ def test_a_bundle_lands_whole_under_its_key_only_once_checked_and_run() -> None:
 
 @pytest.mark.parametrize(("claimed", "sent", "error"), [
     (GOOD_TOOL, GOOD_TOOL + b"x", f"arrived with {len(GOOD_TOOL) + 1} of {len(GOOD_TOOL)} bytes"),
-    (GOOD_TOOL, GOOD_TOOL.replace(b"3", b"4"), "arrived with sha256"),
+    (GOOD_TOOL, GOOD_TOOL.replace(b"3", b"4"), "arrived without all of its 2 parts"),
     (b"#!/bin/sh\nexit 3\n", b"#!/bin/sh\nexit 3\n", "does not run on this host"),
     (GOOD_TOOL.replace(b"3", b"4"), GOOD_TOOL.replace(b"3", b"4"), "reports version 'tool 1.2.4'"),
 ])
@@ -138,14 +175,43 @@ def test_a_bundle_that_is_not_the_one_sent_or_does_not_run_is_refused_and_remove
     key, upload, manifest = _stage(claimed, sent)
     with pytest.raises(RequestFailed, match=error):
         _finish(key, upload, manifest)
-    assert cli_bundles.cached_keys() == []
-    assert os.listdir(Path(cli_bundles.clis_dir()) / ".parts") == []
+    _nothing_kept()
+
+
+def test_a_part_whose_bytes_are_not_the_ones_its_hash_names_is_refused_and_the_bundle_never_lands() -> None:
+    key, upload, manifest = _upload(GOOD_TOOL)
+    half = len(GOOD_TOOL) // 2
+    _put(key, upload, 0, GOOD_TOOL[:half])
+    damaged = GOOD_TOOL[half:].replace(b"3", b"4")
+    for compressed in (False, True):
+        with pytest.raises(RequestFailed, match=f"a part of bin/tool at {half} arrived with sha256 "):
+            _put(key, upload, half, damaged, _sha(GOOD_TOOL[half:]), compressed=compressed)
+    with pytest.raises(RequestFailed, match=f"bin/tool of tool arrived with {half} of {len(GOOD_TOOL)} bytes"):
+        _finish(key, upload, manifest)  # (the refused part was not written)
+    _nothing_kept()
+
+
+def test_a_missing_part_fails_the_finish_and_nothing_lands() -> None:
+    key, upload, manifest = _upload(GOOD_TOOL)
+    half = len(GOOD_TOOL) // 2
+    _put(key, upload, half, GOOD_TOOL[half:])  # the first part never came: a hole of zeros
+    with pytest.raises(RequestFailed, match="arrived without all of its 2 parts \\(1 of them checked\\)"):
+        _finish(key, upload, manifest)
+    _nothing_kept()
+
+
+def test_a_compressed_part_that_inflates_to_more_than_its_length_is_refused() -> None:
+    key, upload, _ = _upload(GOOD_TOOL)
+    bomb = zlib.compress(bytes(1 << 20), 1)
+    with pytest.raises(RequestFailed, match="inflates to other than its 10 bytes"):
+        cli_bundles.put_part({"key": key, "upload": upload, "path": "bin/tool", "offset": 0, "length": 10,
+                              "sha256": _sha(bytes(10)), "compressed": True}, bomb)
 
 
 def test_paths_outside_the_bundle_and_unknown_machines_are_refused() -> None:
     with pytest.raises(RequestFailed, match="invalid path"):
-        cli_bundles.put_part({"key": "ab" * 32, "upload": "0123456789abcdef", "path": "../../escape", "offset": 0},
-                             b"x")
+        cli_bundles.put_part({"key": "ab" * 32, "upload": "0123456789abcdef", "path": "../../escape", "offset": 0,
+                              "length": 1, "sha256": _sha(b"x"), "compressed": False}, b"x")
     with pytest.raises(RequestFailed, match="has a binary for sparc64 only"):
         cli_bundles.ensure({"program": "tool", "version": "1", "mode": "copy",
                             "bundles": {"sparc64": ["ab" * 32, 1, ["."]]}})
@@ -154,3 +220,79 @@ def test_paths_outside_the_bundle_and_unknown_machines_are_refused() -> None:
 def test_the_provided_dirs_come_first_on_path_once() -> None:
     assert cli_bundles.prefixed_path(["/c/bin", "/c/path"], "/usr/bin:/c/bin:/bin") == "/c/bin:/c/path:/usr/bin:/bin"
     assert cli_bundles.prefixed_path(None, "/usr/bin") == "/usr/bin"
+
+
+def test_files_are_cut_into_a_small_first_part_then_whole_parts() -> None:
+    assert part_spans(0) == [(0, 0)]
+    assert part_spans(10) == [(0, 10)]
+    first = FIRST_PART_BYTES
+    assert part_spans(first + 2 * PART_BYTES + 5) == [(0, first), (first, PART_BYTES),
+                                                      (first + PART_BYTES, PART_BYTES),
+                                                      (first + 2 * PART_BYTES, 5)]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_copy_shows_its_progress_on_a_terminal_and_clears_it_at_the_end() -> None:
+    terminal = _Terminal()
+    with CopyProgress("claude 2.1.197 to box", 245 << 20, terminal) as progress:
+        progress.advance(120 << 20)
+        progress.advance(125 << 20)  # the last part: drawn whatever the time
+    drawn = terminal.getvalue()
+    assert "\rcopying claude 2.1.197 to box: 245/245 MB\x1b[K" in drawn
+    assert drawn.endswith("\r\x1b[K")  # what the command prints next starts on a clean line
+    assert "\n" not in drawn
+
+
+def test_a_copy_says_nothing_where_stderr_is_not_a_terminal() -> None:
+    pipe = io.StringIO()
+    with CopyProgress("codex 0.171.0 to box", 455 << 20, pipe) as progress:
+        progress.advance(455 << 20)
+    assert pipe.getvalue() == ""
+
+
+def _aged(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_a_bundle_no_agent_names_goes_only_once_nothing_ensured_it_for_the_grace() -> None:
+    key, upload, manifest = _stage(GOOD_TOOL, GOOD_TOOL)
+    _finish(key, upload, manifest)
+    root = Path(cli_bundles.clis_dir()) / key
+    day = 24 * 3600.0
+    using = [{"name": "a", "path_dirs": [str(root / "bin")]}, {"name": "b"}]
+    assert cli_bundles.unused_bundles([], day) == []  # just landed: a create is about to use it
+    _aged(root, 2 * day)
+    assert cli_bundles.unused_bundles(using, day) == []  # an agent runs from it
+    assert cli_bundles.unused_bundles([{"name": "b"}], day) == [str(root)]
+    # An ensure that finds it marks it used now: the create that asked keeps it.
+    again = cli_bundles.ensure({"program": "tool", "version": "1.2.3", "mode": "copy",
+                                "bundles": {cli_bundles.machine(): [key, 1, ["bin"]]}})
+    assert again["source"] == "cache"
+    assert cli_bundles.unused_bundles([], day) == []
+    _aged(root, 2 * day)
+    cli_bundles.remove_bundle(str(root))
+    assert cli_bundles.cached_keys() == [] and not root.exists()
+    assert os.listdir(Path(cli_bundles.clis_dir()) / ".parts") == []
+    gone = cli_bundles.ensure({"program": "tool", "version": "1.2.3", "mode": "copy",
+                               "bundles": {cli_bundles.machine(): [key, 1, ["bin"]]}})
+    assert gone["source"] == "" and gone["upload"]
+
+
+def test_a_bundle_a_process_still_runs_from_is_not_unused() -> None:
+    # An agent whose record was given a newer bundle may still run the old one's binary.
+    root = Path(cli_bundles.clis_dir()) / ("cd" * 32)
+    root.mkdir(parents=True)
+    shutil.copy2(shutil.which("sleep") or "/bin/sleep", root / "sleep")
+    _aged(root, 2 * 24 * 3600.0)
+    running = subprocess.Popen([str(root / "sleep"), "60"])
+    try:
+        assert cli_bundles.unused_bundles([], 24 * 3600.0) == []
+    finally:
+        running.kill()
+        running.wait()
+    assert cli_bundles.unused_bundles([], 24 * 3600.0) == [str(root)]
