@@ -78,7 +78,12 @@ def serve(directory: str, name: str) -> None:
     for module in _PRELOAD:
         with contextlib.suppress(Exception):
             __import__(module)
-    blob = client.identity()
+    with contextlib.suppress(Exception):  # every command asks which plugins are installed
+        from .entry_points import keep
+        from .plugins import ENTRY_POINT_GROUP
+
+        keep(ENTRY_POINT_GROUP)
+    blob = client.identity()  # after keep: a distribution installed meanwhile makes it another
     if blob != before or client.socket_name(blob) != name:
         return  # the files changed while loading, or this is not the mngr that was asked for
     own_context = client.context()
