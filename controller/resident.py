@@ -184,8 +184,8 @@ def _fork_spare(listener: socket.socket, blob: bytes, own_context: tuple[object,
     try:
         os.close(taken_read)
         os.close(alive_write)
-        ready, _, _ = select.select([listener, alive_read], [], [])
-        if listener not in ready:
+        ready, _, _ = select.select([listener.fileno(), alive_read], [], [])
+        if listener.fileno() not in ready:
             os._exit(0)  # the resident ended
         connection, _ = listener.accept()
         os.write(taken_write, b"t")
