@@ -53,7 +53,24 @@ def _parse(text: str, group: str) -> Iterable[tuple[str, str]]:
             yield name.strip(), value.strip()
 
 
+# group -> (sys.path then, its entry points): see keep.
+_kept: dict[str, tuple[tuple[str, ...], list[EntryPoint]]] = {}
+
+
+def keep(group: str) -> None:
+    """Remember ``group``'s entry points for this process and its forks, used while
+    sys.path is as it is now. For the resident mngr (controller/resident.py), whose
+    commands would each read every distribution's metadata again (~3 ms): its identity
+    holds the mtime of every sys.path directory, so a distribution installed, upgraded or
+    removed since makes it another mngr's, which no client reaches."""
+    _kept[group] = (tuple(sys.path), entry_points(group))
+
+
 def entry_points(group: str, paths: Iterable[str] | None = None) -> list[EntryPoint]:
+    if paths is None:
+        kept = _kept.get(group)
+        if kept is not None and kept[0] == tuple(sys.path):
+            return list(kept[1])
     found: list[EntryPoint] = []
     seen: set[str] = set()
     for path in sys.path if paths is None else paths:

@@ -5,16 +5,18 @@ pay Python's imports (40-60 ms) each time.
 Three kinds of process:
 
 - the **resident** (``serve``): imports what a push or pull needs, then accepts
-  connections on ``<state dir>/resident/<identity>.sock`` (0600, in a 0700 dir) and forks
-  one *session* per connection. It reads nothing a client sends, so no command's
+  connections on ``<state dir>/resident/<identity>.sock`` (0600, in a 0700 dir) with one
+  *session* per connection, always forked ahead: the next one waits for its connection
+  while the last one serves its own. It reads nothing a client sends, so no command's
   environment ever reaches it. It exits after ``MNGR_RESIDENT_IDLE`` seconds (default 900)
   without a connection, when mngr's files no longer have its identity, or when its socket
   is removed. One per identity: it holds ``<identity>.lock``.
 - a **session**, per command: checks the peer's uid, reads the request, takes on the
   client's cwd, environment, umask and fds 0-2, and declines unless the command would run
   exactly as in the client (same identity, same context, a plain push/pull, not turned off
-  by config). Then READY; on GO it forks the *command*, relays the client's signals to it,
-  kills it if the client goes away, and sends its exit status.
+  by config). Then READY, with the *command* forked meanwhile; on GO the command starts,
+  and the session relays the client's signals to it, kills it if the client goes away, and
+  sends its exit status (without GO the command leaves, having started nothing).
 - the **command**: runs entry.run_here, the code the console script runs in-process.
 
 Each command is a fresh fork, so nothing of one command (environment, caches, module
@@ -76,7 +78,12 @@ def serve(directory: str, name: str) -> None:
     for module in _PRELOAD:
         with contextlib.suppress(Exception):
             __import__(module)
-    blob = client.identity()
+    with contextlib.suppress(Exception):  # every command asks which plugins are installed
+        from .entry_points import keep
+        from .plugins import ENTRY_POINT_GROUP
+
+        keep(ENTRY_POINT_GROUP)
+    blob = client.identity()  # after keep: a distribution installed meanwhile makes it another
     if blob != before or client.socket_name(blob) != name:
         return  # the files changed while loading, or this is not the mngr that was asked for
     own_context = client.context()
@@ -86,18 +93,25 @@ def serve(directory: str, name: str) -> None:
     gc.freeze()  # the children's collections skip everything loaded here
     idle = float(os.environ.get("MNGR_RESIDENT_IDLE") or IDLE_SECONDS)
     last_used = last_check = time.monotonic()
+    # One session is always forked ahead, waiting for the next connection itself, so a
+    # client's wait holds no fork. It says on ``taken`` that it took one (then another is
+    # forked); it leaves unused when ``alive`` ends, which is when this process ends.
+    taken_read, taken_write = os.pipe()
+    alive_read, alive_write = os.pipe()
+    pipes = (taken_read, taken_write, alive_read, alive_write)
+    spare = 0
     try:
         while True:
-            ready, _, _ = select.select([listener], [], [], _CHECK_SECONDS)
-            _reap()
+            if not spare:
+                spare = _fork_spare(listener, blob, own_context, pipes)
+            ready, _, _ = select.select([taken_read], [], [], _CHECK_SECONDS)
+            if spare in _reap():
+                spare = 0  # it took a connection and ended, or died: another is forked
             now = time.monotonic()
             if ready:
-                try:
-                    connection, _ = listener.accept()
-                except OSError:
-                    continue
+                for _ in os.read(taken_read, 64):
+                    spare = 0
                 last_used = now
-                _fork_session(connection, listener, blob, own_context)
                 continue
             if now - last_used > idle or not _still_ours(path, listening):
                 return
@@ -143,24 +157,40 @@ def _still_ours(path: str, listening: os.stat_result) -> bool:
     return (now.st_dev, now.st_ino) == (listening.st_dev, listening.st_ino)
 
 
-def _reap() -> None:
+def _reap() -> set[int]:
+    """The children that ended."""
+    ended = set()
     with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
+        while True:
+            pid = os.waitpid(-1, os.WNOHANG)[0]
+            if not pid:
+                break
+            ended.add(pid)
+    return ended
 
 
-def _fork_session(connection: socket.socket, listener: socket.socket, blob: bytes,
-                  own_context: tuple[object, ...]) -> None:
+def _fork_spare(listener: socket.socket, blob: bytes, own_context: tuple[object, ...],
+                pipes: tuple[int, int, int, int]) -> int:
+    """A session forked ahead (0 if no fork was to be had: tried again within _CHECK_SECONDS)."""
+    taken_read, taken_write, alive_read, alive_write = pipes
     try:
         pid = os.fork()
     except OSError:
-        connection.close()
-        return
+        time.sleep(0.1)
+        return 0
     if pid:
-        connection.close()
-        return
+        return pid
     code = 1
     try:
+        os.close(taken_read)
+        os.close(alive_write)
+        ready, _, _ = select.select([listener.fileno(), alive_read], [], [])
+        if listener.fileno() not in ready:
+            os._exit(0)  # the resident ended
+        connection, _ = listener.accept()
+        os.write(taken_write, b"t")
+        for fd in (taken_write, alive_read):
+            os.close(fd)
         listener.close()
         code = _session(connection, blob, own_context)
     finally:
@@ -182,13 +212,29 @@ def _session(connection: socket.socket, blob: bytes, own_context: tuple[object, 
     if declined:
         connection.sendall(client.DECLINE + declined.encode())
         return 0
-    connection.sendall(client.READY)
-    if connection.recv(1) != client.GO:
-        return 0  # the client runs it itself, or went away: nothing was started
+    # The command is forked while READY and GO cross (the fork is off the client's wait),
+    # and starts only once GO came: until then it waits on ``go``, and goes unstarted if
+    # GO never comes.
     ignored, blocked = request[6], request[7]
+    connection.sendall(client.READY)
+    go_read, go_write = os.pipe()
     pid = os.fork()
     if pid == 0:
-        _command(connection, ignored, blocked)
+        os.close(go_write)
+        _command(connection, ignored, blocked, go_read)
+    os.close(go_read)
+    with contextlib.suppress(OSError):  # as the command does: a signal forwarded at once finds its group
+        os.setpgid(pid, pid)
+    try:
+        answer = connection.recv(1)
+    except OSError:
+        answer = b""
+    if answer != client.GO:
+        os.close(go_write)  # the command leaves without starting: the client runs it, or went away
+        os.waitpid(pid, 0)
+        return 0
+    os.write(go_write, client.GO)
+    os.close(go_write)
     connection.settimeout(None)
     _forget_standard_streams()
     return _watch(connection, pid)
@@ -253,13 +299,17 @@ def _take_on(request: tuple[object, ...], fds: list[int], blob: bytes, own_conte
     return ""
 
 
-def _command(connection: socket.socket, ignored: object, blocked: object) -> None:
-    """The forked command: this process is now the client's mngr."""
+def _command(connection: socket.socket, ignored: object, blocked: object, go: int) -> None:
+    """The forked command: this process is now the client's mngr, once the session passes
+    on the client's GO through ``go`` (else it leaves having done nothing)."""
     code = 1
     try:
+        connection.close()
+        if os.read(go, 1) != client.GO:
+            os._exit(0)
+        os.close(go)
         os.setpgid(0, 0)  # signals for the client's process group go to this one's
         _die_with_parent()
-        connection.close()
         for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP, signal.SIGCONT,
                        signal.SIGCHLD):
             signal.signal(number, signal.SIG_DFL)

@@ -8,10 +8,12 @@ directory), so both ends judge paths and land files the same way:
 - Nothing is written through a symlink: every directory on the way to a target is checked
   with lstat, and files are opened with O_NOFOLLOW. Symlinks themselves travel as links,
   their targets untouched, and are never followed.
-- A file lands whole or not at all: it is written to a temporary name in its directory
-  and renamed over the target once complete (large files arrive in parts; the parts
-  file is named ``.mngr-part.<16 hex digits>``, short enough beside a name of NAME_MAX
-  bytes, and never listed in a manifest).
+- A file lands whole or not at all: it is written to a temporary name and renamed over
+  the target once complete. Large files arrive in parts, into a part file in their
+  directory named ``.mngr-part.<16 hex digits>`` (short enough beside a name of NAME_MAX
+  bytes); the whole small files of a request of many are written into one staging
+  directory of that form at the root, which nothing watches (see Staging). Neither is
+  ever listed in a manifest.
 - An entry that cannot land (permission denied, a directory in the way, mngr's own
   state: see guarded.py) is skipped and reported; the others land.
 - A writer may say what it expects a path to be (a manifest entry, or absent): the file
@@ -204,7 +206,7 @@ def manifest_entries(root, include_ignored=False, watch_dir=None, git_paths=None
         return entries
     for path in wanted:
         parts = path.split("/")
-        if any(part in SKIPPED_DIRS for part in parts) or parts[-1].startswith(PART_PREFIX):
+        if any(part in SKIPPED_DIRS or part.startswith(PART_PREFIX) for part in parts):
             continue
         if hidden and guard.hides(path):
             continue
@@ -266,8 +268,8 @@ def walk(root, prefix, entries, watch_dir=None, hidden=frozenset()):
                     continue
                 mode = info.st_mode
                 if stat.S_ISDIR(mode):
-                    if name in SKIPPED_DIRS:
-                        continue
+                    if name in SKIPPED_DIRS or name.startswith(PART_PREFIX):
+                        continue  # .git, or a staging directory (see Staging)
                     entries[path] = [path, "d", stat.S_IMODE(mode), 0, info.st_mtime_ns, ""]
                     pending.append(path + "/")
                 elif stat.S_ISREG(mode):
@@ -519,11 +521,7 @@ def _write_part(root, path, data, file_offset, final, mode, mtime_ns, expected, 
                 if os.fstat(fd).st_size < file_offset:
                     raise RequestFailed("invalid", "part of %s arrived out of order" % path)
                 os.lseek(fd, file_offset, os.SEEK_SET)
-            written = os.write(fd, data) if len(data) else 0
-            if written < len(data):
-                view = memoryview(data)[written:]
-                while view:
-                    view = view[os.write(fd, view):]
+            _write_all(fd, data)
             if final:
                 if file_offset:
                     os.ftruncate(fd, file_offset + len(data))
@@ -542,6 +540,110 @@ def _write_part(root, path, data, file_offset, final, mode, mtime_ns, expected, 
         with contextlib.suppress(OSError):
             os.unlink(part, dir_fd=dir_fd)
         raise
+
+
+def _write_all(fd, data):
+    written = os.write(fd, data) if len(data) else 0
+    if written < len(data):
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view):]
+
+
+class Staging(object):
+    """One request's staging directory: ``.mngr-part.<16 hex digits>`` at the root, where
+    its whole files are written, each then renamed to its name in its own directory.
+
+    A file written in the directory it lands in costs that directory's watchers (the host
+    daemon's kept manifest, pair's change feed) an event for each of its creation, write,
+    mode, times, close and rename; nothing watches the staging directory, so a landed file
+    makes one event (its arrival). Files land exactly as they would from a part file beside
+    them: whole, with their mode and mtime set before the rename. Made on first use, for a
+    request of at least ``MIN_FILES`` whole files; where it cannot be made (a read-only
+    root) or a file's directory is on another file system (a rename cannot cross it),
+    files are written beside their targets instead. ``close`` removes it; one left by a
+    process killed mid-request is never listed and goes with ``mngr gc``."""
+
+    MIN_FILES = 16
+
+    def __init__(self, dirs):
+        self._dirs = dirs
+        self._fd = None
+        self._name = None
+        self._unusable = False
+        self._made_with_mode = None  # whether a file made here gets exactly its mode (umask, ACL)
+        self._elsewhere = set()  # directories a rename from here cannot reach (EXDEV)
+        self._serial = 0
+
+    def land(self, root, path, data, mode, mtime_ns, expected):
+        """Land the whole file ``path`` (checked) with ``data``, as _write_part would."""
+        parent_dir, _, name = path.rpartition("/")
+        if self._fd is None and not self._unusable:
+            self._make()
+        if self._fd is None or parent_dir in self._elsewhere:
+            _write_part(root, path, data, 0, True, mode, mtime_ns, expected, self._dirs)
+            return
+        dir_fd = self._dirs.fd(parent_dir, create=True)
+        self._serial += 1
+        temporary = "%x" % self._serial
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode & 0o777,
+                     dir_fd=self._fd)
+        try:
+            try:
+                _write_all(fd, data)
+                if not (self._made_with_mode and (mode & 0o7777) == (mode & 0o777 & ~_umask())):
+                    os.fchmod(fd, mode & 0o7777)
+                os.utime(fd, ns=(mtime_ns, mtime_ns))
+            finally:
+                os.close(fd)
+            if expected is not None:
+                check_expected(root, path, expected)
+            os.replace(temporary, name, src_dir_fd=self._fd, dst_dir_fd=dir_fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=self._fd)
+            if exc.errno != errno.EXDEV:
+                raise
+            self._elsewhere.add(parent_dir)  # a mount point on the way: beside the target
+            _write_part(root, path, data, 0, True, mode, mtime_ns, expected, self._dirs)
+        except (RequestFailed, Conflict):
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=self._fd)
+            raise
+
+    def _make(self):
+        self._unusable = True  # one try per request
+        root_fd = self._dirs.fd("", create=False)
+        name = PART_PREFIX + os.urandom(8).hex()
+        try:
+            os.mkdir(name, 0o700, dir_fd=root_fd)
+        except OSError:
+            return  # the root is read-only to us, or full: files go beside their targets
+        try:
+            self._fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root_fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.rmdir(name, dir_fd=root_fd)
+            return
+        self._name = name
+        try:
+            self._made_with_mode = "system.posix_acl_default" not in os.listxattr(self._fd)
+        except (OSError, AttributeError):  # no extended attributes (so no ACL), or no listxattr
+            self._made_with_mode = False
+
+    def close(self):
+        """Remove the staging directory (with anything a failure left in it)."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            for name in os.listdir(fd):
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=fd)
+        finally:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.rmdir(self._name, dir_fd=self._dirs.fd("", create=False))
 
 
 def discard_part(root, path):
@@ -916,7 +1018,6 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
     system fails the whole request (the host's error, not the entry's). Returns
     [[path, reason]] of the skipped ones. ``finish_dirs`` ([path, mode, mtime_ns]) get
     their own modes and mtimes last (see make_directory)."""
-    import zlib
 
     dirs = [_from_wire(_typed(entry, (str, int), "dirs")) for entry in dirs]
     finish_dirs = [_from_wire(_typed(entry, (str, int, int), "finish_dirs")) for entry in finish_dirs]
@@ -964,36 +1065,15 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
         attempt(path, make_directory, mode)
     for path, link_target in links:
         attempt(path, write_link, link_target, expected.get(path))
-    # The loop every file of a push goes through: attempt() inlined, the guard asked only
-    # when it guards something, the path checked once (above).
     guarded = bool(guard.paths)
+    whole_files = sum(1 for part in parts if part[7] and not part[6])
     with OpenDirs(root) as open_dirs:
-        whole = memoryview(blob)  # parts are written from views of the request's data, not copies
-        for path, mode, mtime_ns, offset, length, compressed, file_offset, final in parts:
-            data = whole[offset : offset + length]
-            if compressed:
-                inflater = zlib.decompressobj()
-                try:
-                    data = inflater.decompress(data, MAX_PART_BYTES)
-                except zlib.error as exc:
-                    raise RequestFailed("invalid", "part of %s is not valid zlib data: %s" % (path, exc)) from None
-                if inflater.unconsumed_tail:
-                    raise RequestFailed("invalid", "part of %s inflates past %d bytes" % (path, MAX_PART_BYTES))
-            if failed and path in failed:
-                continue
-            try:
-                if guarded and guard.hides(path):
-                    raise RequestFailed("unsafe_path", guard.why_not_write(path))
-                _write_part(root, path, data, file_offset, final, mode, mtime_ns,
-                            expected.get(path) if final and expected else None, open_dirs)
-            except Conflict:
-                failed.add(path)
-                skipped.append([path, CHANGED_MEANWHILE])
-            except (OSError, RequestFailed) as exc:
-                if isinstance(exc, OSError) and exc.errno in _HOST_WIDE_ERRORS:
-                    raise  # every later entry would fail alike: one clear error for the transfer
-                failed.add(path)
-                skipped.append([path, _reason(exc)])
+        staging = Staging(open_dirs) if whole_files >= Staging.MIN_FILES else None
+        try:
+            _write_parts(root, parts, blob, expected, guard, guarded, open_dirs, staging, failed, skipped)
+        finally:
+            if staging is not None:
+                staging.close()
     for path in sorted(deletes, key=lambda item: item.count("/"), reverse=True):
         reason = guard.why_not_delete(path)
         if reason:
@@ -1007,6 +1087,42 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
             skipped.append([path, _reason(exc)])
     skipped.extend(finish_directories(root, [entry for entry in finish_dirs if not guard.why_not_write(entry[0])]))
     return skipped
+
+
+def _write_parts(root, parts, blob, expected, guard, guarded, open_dirs, staging, failed, skipped):
+    """apply_write's loop over the parts of files, which every file of a push goes through:
+    the guard asked only when it guards something, the paths checked before."""
+    import zlib
+
+    whole = memoryview(blob)  # parts are written from views of the request's data, not copies
+    for path, mode, mtime_ns, offset, length, compressed, file_offset, final in parts:
+        data = whole[offset : offset + length]
+        if compressed:
+            inflater = zlib.decompressobj()
+            try:
+                data = inflater.decompress(data, MAX_PART_BYTES)
+            except zlib.error as exc:
+                raise RequestFailed("invalid", "part of %s is not valid zlib data: %s" % (path, exc)) from None
+            if inflater.unconsumed_tail:
+                raise RequestFailed("invalid", "part of %s inflates past %d bytes" % (path, MAX_PART_BYTES))
+        if failed and path in failed:
+            continue
+        try:
+            if guarded and guard.hides(path):
+                raise RequestFailed("unsafe_path", guard.why_not_write(path))
+            if staging is not None and final and not file_offset:
+                staging.land(root, path, data, mode, mtime_ns, expected.get(path) if expected else None)
+            else:
+                _write_part(root, path, data, file_offset, final, mode, mtime_ns,
+                            expected.get(path) if final and expected else None, open_dirs)
+        except Conflict:
+            failed.add(path)
+            skipped.append([path, CHANGED_MEANWHILE])
+        except (OSError, RequestFailed) as exc:
+            if isinstance(exc, OSError) and exc.errno in _HOST_WIDE_ERRORS:
+                raise  # every later entry would fail alike: one clear error for the transfer
+            failed.add(path)
+            skipped.append([path, _reason(exc)])
 
 
 def apply_delta(root, path, ops, fields, guard=NO_GUARD):

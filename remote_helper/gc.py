@@ -8,7 +8,8 @@ killed at the wrong moment can still leave:
 - a temporary file of an atomic write (``.NAME.tmp-PID-HEX``) in an agent dir;
 - a tmux session named ``mngr-NAME`` with no agent record (a destroy killed between
   removing the record and killing the session, or a session made by hand);
-- a part file (``.mngr-part.NAME``) in an agent's work dir (a push killed mid-file);
+- a part file (``.mngr-part.NAME``) in an agent's work dir (a push killed mid-file), or a
+  push's staging directory of that form at its top (killed mid-request);
 - an unpacked helper's temporary dir (``helper/.tmp-*``, a bootstrap killed mid-unpack);
 - an agent CLI's upload (``clis/.parts/KEY-UPLOAD``, a create killed mid-copy);
 - an agent CLI's bundle (``clis/KEY``) no agent's record names, no process runs from, and
@@ -86,8 +87,14 @@ def collect(dry_run, min_age):
 
 
 def _part_files(root, now, min_age):
+    """Part files, and staging directories (files.Staging) with what is in them."""
     for directory, subdirs, names in os.walk(root):
-        subdirs[:] = [name for name in subdirs if name not in files.SKIPPED_DIRS]
+        for name in subdirs:
+            path = os.path.join(directory, name)
+            if name.startswith(files.PART_PREFIX) and _old(path, now, min_age):
+                yield path
+        subdirs[:] = [name for name in subdirs if name not in files.SKIPPED_DIRS
+                      and not name.startswith(files.PART_PREFIX)]
         for name in names:
             path = os.path.join(directory, name)
             if name.startswith(files.PART_PREFIX) and _old(path, now, min_age):

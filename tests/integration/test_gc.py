@@ -44,6 +44,8 @@ def test_gc_lists_then_removes_every_kind_of_leftover_and_nothing_else(sandbox) 
     (agents_dir / "0123456789abcdef").mkdir()  # a create killed before its record
     (keep_dir / ".record.json.tmp-99-abcd1234").write_text("{half")  # an atomic write cut short
     (work / ".mngr-part.big.bin").write_bytes(b"half a file")  # a push cut short
+    (work / ".mngr-part.0123456789abcdef").mkdir()  # a push's staging directory, cut short
+    (work / ".mngr-part.0123456789abcdef" / "1").write_bytes(b"a small file")
     (sandbox.host_dir / "helper" / ".tmp-99-abcd").mkdir(parents=True)  # an unpack cut short
     upload = sandbox.host_dir / "clis" / ".parts" / f"{'ab' * 32}-0123456789abcdef"
     upload.mkdir(parents=True)
@@ -57,6 +59,7 @@ def test_gc_lists_then_removes_every_kind_of_leftover_and_nothing_else(sandbox) 
     assert sorted((row["kind"], Path(row["what"]).name) for row in listed["leftovers"]) == [
         ("agent CLI copy cut short", upload.name),
         ("agent dir without a record", "0123456789abcdef"),
+        ("part file of a write cut short", ".mngr-part.0123456789abcdef"),
         ("part file of a write cut short", ".mngr-part.big.bin"),
         ("tmux session without a record", "mngr-ghost"),
         ("unfinished helper unpack", ".tmp-99-abcd"),
@@ -65,7 +68,7 @@ def test_gc_lists_then_removes_every_kind_of_leftover_and_nothing_else(sandbox) 
     assert (work / ".mngr-part.big.bin").exists() and "mngr-ghost" in sandbox.sessions()  # a dry run
 
     removed = sandbox.mngr("gc", "--older-than", "0")
-    assert removed.returncode == 0 and removed.stdout.endswith("6 leftover(s) removed on 1 host(s)\n"), removed.stdout
+    assert removed.returncode == 0 and removed.stdout.endswith("7 leftover(s) removed on 1 host(s)\n"), removed.stdout
     assert sandbox.sessions() == ["mngr-keep"] and set(_agents(sandbox)) == {"keep"}
     assert sorted(path.name for path in agents_dir.iterdir()) == [keep_dir.name]
     assert [path.name for path in keep_dir.iterdir() if path.name.startswith(".")] == []

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -197,24 +198,29 @@ def test_the_client_killed_ends_its_command(sandbox: Sandbox, agent_dir: Path, s
     resident = _with_resident(sandbox, source)
     push = _start_push(sandbox, _big_source(sandbox), {})
     command = _command_of(resident)
+    session = _parent(command)
     push.kill()
     push.wait()
     wait_for(lambda: not Path(f"/proc/{command}").exists() or
              Path(f"/proc/{command}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", "the command to end")
-    wait_for(lambda: _children(resident) == [], "the session to end")
+    wait_for(lambda: session not in _children(resident), "the session to end")
+    assert len(_children(resident)) == 1  # the next session, forked ahead, waits for its client
 
 
 def test_the_session_killed_is_reported_and_not_run_again(sandbox: Sandbox, agent_dir: Path, source: Path) -> None:
     resident = _with_resident(sandbox, source)
     push = _start_push(sandbox, _big_source(sandbox), {})
-    _command_of(resident)
-    (session,) = _children(resident)
+    command = _command_of(resident)
+    session = _parent(command)
     os.kill(session, signal.SIGKILL)
     out, err = push.communicate(timeout=60)
     assert push.returncode == 1 and out == ""
     assert err.startswith("mngr: error: the resident mngr process serving this command ended before it did"), err
     assert err.count("\n") == 1
-    wait_for(lambda: _children(resident) == [], "the command to end with its session")
+    wait_for(lambda: not Path(f"/proc/{command}").exists() or
+             Path(f"/proc/{command}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z",
+             "the command to end with its session")
+    wait_for(lambda: session not in _children(resident), "the session to be gone")
 
 
 def test_the_resident_killed_leaves_running_commands_alone(sandbox: Sandbox, agent_dir: Path, source: Path) -> None:
@@ -256,3 +262,33 @@ def test_a_client_with_a_standard_stream_closed_runs_the_command_itself(sandbox:
                           env={**sandbox.env, "MNGR_DEBUG": "1"}, timeout=60)
     assert _outcome(done) == (0, "box: pushed 1 change(s), 1 bytes\n", "")
     assert (agent_dir / "e.txt").read_text() == "e"
+
+
+# A client that says something other than GO after READY (as one that died would say
+# nothing): sys.path as the console script's, so it finds the same resident.
+_NO_GO_CLIENT = """
+import sys
+sys.path[0] = sys.argv.pop(1)
+sys.argv[0] = sys.argv.pop(1)
+from mngr.controller.cli import resident_client
+resident_client.GO = b"X"
+resident_client.run(sys.argv[1:])
+"""
+
+
+def test_a_command_forked_before_go_never_starts_without_it(sandbox: Sandbox, agent_dir: Path,
+                                                             source: Path) -> None:
+    resident = _with_resident(sandbox, source)
+    (source / "only-with-go.txt").write_text("g")
+    script = sandbox.root / "no_go_client.py"
+    script.write_text(_NO_GO_CLIENT)
+    done = subprocess.run([sys.executable, str(script), str(MNGR_BIN.parent), str(MNGR_BIN), "push", "box",
+                           str(source)], env=sandbox.env, capture_output=True, text=True, timeout=60)
+    # The session hears no GO: it ends with its command unstarted, so the client hears no status.
+    assert done.returncode == 1 and done.stdout == "", (done.stdout, done.stderr)
+    assert "the resident mngr process serving this command ended before it did" in done.stderr
+    wait_for(lambda: len(_children(resident)) == 1, "that session and its command to end")
+    assert all(_children(child) == [] for child in _children(resident))
+    assert not (agent_dir / "only-with-go.txt").exists()
+    through = sandbox.mngr("push", "box", str(source), env={"MNGR_DEBUG": "1"})
+    assert through.stderr.startswith(THROUGH) and (agent_dir / "only-with-go.txt").read_text() == "g"
