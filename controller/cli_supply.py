@@ -102,15 +102,6 @@ class Supply:
     machine: str = ""
     bytes_to_send: int = 0
 
-    def describe(self) -> str:
-        if self.source == "host":
-            return f"{self.program}: the host's own ({self.host_version})"
-        if self.source == "cache":
-            return f"{self.program} {self.version}: already on the host ({self.path_dirs[0]})"
-        if self.source == "copy":
-            return f"{self.program} {self.version}: copy {self.bytes_to_send >> 20} MB for {self.machine}"
-        return f"{self.program}: not provided (cli = \"{self.mode}\")"
-
 
 def cli_program(agent_type_cli: str, binary: str | None) -> str | None:
     """The program mngr may provide for an agent whose type's CLI is ``agent_type_cli``

@@ -1052,14 +1052,8 @@ def apply_write(root, dirs, links, parts, deletes, blob, guard=NO_GUARD, finish_
             if reason:
                 raise RequestFailed("unsafe_path", reason)
             action(root, path, *arguments)
-        except Conflict:
-            failed.add(path)
-            skipped.append([path, CHANGED_MEANWHILE])
-        except (OSError, RequestFailed) as exc:
-            if isinstance(exc, OSError) and exc.errno in _HOST_WIDE_ERRORS:
-                raise  # every later entry would fail alike: one clear error for the transfer
-            failed.add(path)
-            skipped.append([path, _reason(exc)])
+        except (Conflict, OSError, RequestFailed) as exc:
+            _skip_entry(path, exc, failed, skipped)
 
     for path, mode in dirs:
         attempt(path, make_directory, mode)
@@ -1115,14 +1109,18 @@ def _write_parts(root, parts, blob, expected, guard, guarded, open_dirs, staging
             else:
                 _write_part(root, path, data, file_offset, final, mode, mtime_ns,
                             expected.get(path) if final and expected else None, open_dirs)
-        except Conflict:
-            failed.add(path)
-            skipped.append([path, CHANGED_MEANWHILE])
-        except (OSError, RequestFailed) as exc:
-            if isinstance(exc, OSError) and exc.errno in _HOST_WIDE_ERRORS:
-                raise  # every later entry would fail alike: one clear error for the transfer
-            failed.add(path)
-            skipped.append([path, _reason(exc)])
+        except (Conflict, OSError, RequestFailed) as exc:
+            _skip_entry(path, exc, failed, skipped)
+
+
+def _skip_entry(path, exc, failed, skipped):
+    """Note ``path`` as skipped for ``exc`` (its later parts are not tried), unless the error
+    is the host's as a whole: every later entry would fail alike, so the transfer fails with
+    one clear error."""
+    if isinstance(exc, OSError) and exc.errno in _HOST_WIDE_ERRORS:
+        raise exc
+    failed.add(path)
+    skipped.append([path, CHANGED_MEANWHILE if isinstance(exc, Conflict) else _reason(exc)])
 
 
 def apply_delta(root, path, ops, fields, guard=NO_GUARD):

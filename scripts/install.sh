@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"
 system_packages=(tmux openssh-client)
 if [[ "${1:-}" == "--test" ]]; then
-    system_packages+=(openssh-server git procps debootstrap cron unison)
+    system_packages+=(openssh-server git procps debootstrap cron unison rsync)  # rsync: bench/'s peer
     command -v npm >/dev/null 2>&1 || system_packages+=(nodejs npm)
     # Any Docker engine will do; docker.io would conflict with an installed docker-ce, whose
     # dockerd is in /usr/bin (docker.io's is in /usr/sbin, often not on a user's PATH).

@@ -269,7 +269,6 @@ def test_a_dry_run_says_what_would_be_copied_and_copies_nothing(sandbox, cli_hos
         plan = ensure_cli(handle, "claude", "auto", dry_run=True)
         assert (plan.source, plan.version, plan.machine) == ("copy", CLAUDE_VERSION, os.uname().machine)
         assert plan.bytes_to_send == CLAUDE_BINARY.stat().st_size
-        assert plan.describe() == f"claude {CLAUDE_VERSION}: copy {CLAUDE_BINARY.stat().st_size >> 20} MB for {plan.machine}"
         assert handle.wire_bytes()[0] - sent_before < 64 * 1024 and _bundles(cli_host) == []
         done = ensure_cli(handle, "claude", "auto")
         assert done.source == "copy" and handle.wire_bytes()[0] - sent_before > plan.bytes_to_send
