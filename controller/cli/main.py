@@ -19,6 +19,7 @@ _COMMANDS = {
     "start": ("lifecycle", "start", "Start stopped agents again"),
     "destroy": ("lifecycle", "destroy", "Stop agents and delete everything mngr keeps for them"),
     "message": ("message", "message", "Send a message to agents"),
+    "wait": ("wait_cmd", "wait", "Wait until agents reach a state (running, waiting, done, stopped)"),
     "transcript": ("transcript", "transcript", "Show an agent's history"),
     "capture": ("transcript", "capture", "Print what an agent's screen shows now"),
     "exec": ("exec_cmd", "exec_command", "Run a command on agents' hosts, in their work dirs"),

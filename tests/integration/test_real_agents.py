@@ -235,3 +235,17 @@ def test_the_bypass_permissions_warning_is_reported_not_answered(agent_user: Age
     assert "bypass-permissions" in result.stderr, result.stderr
     agent = _agent(agent_user, "daring")
     assert (agent["state"], agent["waiting_reason"]) == ("WAITING", "bypass-permissions")
+
+
+@BOTH
+def test_wait_for_waiting_returns_once_the_agents_turn_is_over(agent_user: AgentUser, agent_type: str) -> None:
+    _create(agent_user, "worker", agent_type)
+    text = "STANDIN-SLOW: 3 take your time"
+    _message(agent_user, "worker", text)  # the model answers only 3 s after it hears this
+    result = agent_user.sandbox.mngr("wait", "worker", "--for", "waiting", "--timeout", "2m", timeout=150)
+    assert result.returncode == 0, _with_screen(agent_user, "worker", result.stderr)
+    assert result.stdout == "worker on local: WAITING (input)\n"
+    # The turn the message started was over when the wait returned: its answer is in the
+    # agent's own log already.
+    shown = json.loads(agent_user.sandbox.mngr("transcript", "worker", "--format", "json").stdout)
+    assert ("assistant", "heard: " + text) in [(entry["role"], entry["text"]) for entry in shown["entries"]]
