@@ -54,7 +54,7 @@ ENV_KEYS = frozenset(
     ["default_provider", "default_agent_type", "agent_quiet_seconds", "host_timeout_seconds", "stop_grace_seconds",
      "forget_unreachable_after_seconds", "name_check_seconds", "trust_work_dirs",
      "host_config_agent_types",
-     "agent_types", "providers", "templates", "hosts", "plugins"]
+     "agent_types", "providers", "templates", "hosts", "plugins", "notify"]
 )
 
 TRUST_WORK_DIRS = ("made", "always", "never")
@@ -75,7 +75,11 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "templates": dict,
     "hosts": dict,
     "plugins": dict,
+    "notify": dict,
 }
+
+# [notify]: what `mngr events --follow` runs when an agent starts waiting for the user.
+_NOTIFY_FIELDS: dict[str, type | tuple[type, ...]] = {"on_waiting": str}
 
 _HOST_FIELDS: dict[str, type | tuple[type, ...]] = {
     "address": str,
@@ -306,6 +310,8 @@ def validate(values: Mapping[str, Any], origin: str, strict_keys: bool = False) 
         _check_template(origin, f"templates.{name}", section)
     for name, section in values.get("hosts", {}).items():
         _check_fields(origin, f"hosts.{name}", section, _HOST_FIELDS)
+    if "notify" in values:
+        _check_fields(origin, "notify", values["notify"], _NOTIFY_FIELDS)
 
 
 def _check_fields(

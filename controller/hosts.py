@@ -359,6 +359,13 @@ class HostHandle:
         return self._call_with_blob(protocol.WatchChanges(name=name, cursor=cursor, wait=wait), protocol.Changes,
                                     timeout=timeout)
 
+    def read_events(self, cursor: str, since: str, wait: float, quiet_seconds: float) -> protocol.Events:
+        """The host's events after ``cursor`` (see protocol.ReadEvents), waiting up to
+        ``wait`` seconds for one."""
+        timeout = None if self.timeout is None else self.timeout + wait
+        request = protocol.ReadEvents(cursor=cursor, since=since, wait=wait, quiet_seconds=quiet_seconds)
+        return self._call(request, protocol.Events, timeout=timeout)
+
     def stat_paths(self, name: str, paths: list[str]) -> tuple[protocol.Changes, bytes]:
         """What ``paths`` of the work dir are now (see protocol.StatPaths)."""
         return self._call_with_blob(protocol.StatPaths(name=name, paths=paths), protocol.Changes,

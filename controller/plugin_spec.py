@@ -69,5 +69,13 @@ def mngr_on_host(event: str, host: str, provider: str) -> None:
     (``before_destroy``, ``after_destroy``). Raising in ``before_destroy`` keeps the host."""
 
 
+@hookspec
+def mngr_on_agent_waiting(event: Mapping[str, Any]) -> None:
+    """An agent started waiting for the user, as `mngr events --follow` saw it: ``event``
+    is its ``state`` event (time, host, provider, agent, agent_id, event, state,
+    waiting_reason, exit_status: docs/commands/events.md). A listener that raises is
+    reported once (by the command running it), and the follow goes on."""
+
+
 def events(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f"{phase}_{name}" for name in names for phase in ("before", "after"))

@@ -237,6 +237,18 @@ class Registry:
     def on_host(self, event: str, host: str, provider: str) -> None:
         self._notify("mngr_on_host", {"event": event, "host": host, "provider": provider})
 
+    def on_agent_waiting(self, event: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Tell every listener of mngr_on_agent_waiting; (plugin, error) of each that raised."""
+        failures: list[tuple[str, str]] = []
+        if self.manager is None:
+            return failures
+        for impl in self.manager.hook.mngr_on_agent_waiting.get_hookimpls()[::-1]:
+            try:
+                impl.function(*((event,) if impl.argnames else ()))
+            except Exception as exc:  # a listener's bug must not end the follow
+                failures.append((impl.plugin_name, f"{type(exc).__name__}: {exc}"))
+        return failures
+
     def _notify(self, hook: str, kwargs: dict[str, str]) -> None:
         """Tell every listener; in a ``before_`` event the first that raises cancels the
         action, with its message."""

@@ -85,6 +85,12 @@ def _info(record, pane, quiet_seconds, now):
     }
 
 
+def state_info(record, pane, quiet_seconds, now):
+    """The agent's listing from its record and pane (None: no session), before its screen
+    is read (apply_screen)."""
+    return _info(record, pane, quiet_seconds, now)
+
+
 def _read_screens(infos_and_records):
     """Agents whose type tells what they do from their screen: their state from it.
 
@@ -101,15 +107,20 @@ def _read_screens(infos_and_records):
         return
     for info, record in interactive:
         screen = screens.get(tmux.session_name(record["name"]))
-        if screen is None:
-            continue
-        reason, detail = conversation.classify(screen, record["interaction"])
-        if reason is not None and reason != "input":
-            info["state"], info["waiting_reason"], info["waiting_detail"] = WAITING, reason, detail
-        elif conversation.shows_busy(screen, record["interaction"]):
-            info["state"] = RUNNING
-        elif reason == "input":
-            info["state"], info["waiting_reason"] = WAITING, reason
+        if screen is not None:
+            apply_screen(info, record, screen)
+
+
+def apply_screen(info, record, screen):
+    """Set the state of ``info`` (RUNNING or WAITING from output activity) from what the
+    agent's screen shows, for a type that tells what it does there."""
+    reason, detail = conversation.classify(screen, record["interaction"])
+    if reason is not None and reason != "input":
+        info["state"], info["waiting_reason"], info["waiting_detail"] = WAITING, reason, detail
+    elif conversation.shows_busy(screen, record["interaction"]):
+        info["state"] = RUNNING
+    elif reason == "input":
+        info["state"], info["waiting_reason"] = WAITING, reason
 
 
 def _exit_status(record, pane):

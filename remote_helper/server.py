@@ -55,7 +55,7 @@ _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "mes
 _REPLY_TYPES = frozenset(
     ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
      "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec", "Written", "Garbage",
-     "AgentConfigState", "Changes", "Signatures", "DeltaData", "Progress", "CliPlace", "CliPartStored"]
+     "AgentConfigState", "Changes", "Events", "Signatures", "DeltaData", "Progress", "CliPlace", "CliPartStored"]
 )
 _LOG_MAX_BYTES = 1024 * 1024
 
@@ -409,6 +409,13 @@ class Server(object):
     def _on_watch_changes(self, fields, blob):
         return self._watch_changes(fields)
 
+    def _on_read_events(self, fields, blob):
+        from . import events
+
+        found, cursor, more = events.wait_for_events(fields["cursor"], fields["since"], min(fields["wait"], 30.0),
+                                                     fields["quiet_seconds"], max(1, fields["max_lines"]))
+        return "Events", {"events": found, "cursor": cursor, "more": more}, b""
+
     def _on_stat_paths(self, fields, blob):
         root = self._work_dir(fields["name"], "")
         paths = [files.path_from_wire(path) for path in fields["paths"]]
@@ -610,6 +617,7 @@ HANDLERS = {
     "WriteFiles": Server._on_write_files,
     "WatchChanges": Server._on_watch_changes,
     "StatPaths": Server._on_stat_paths,
+    "ReadEvents": Server._on_read_events,
     "GetSignatures": Server._on_get_signatures,
     "WriteDelta": Server._on_write_delta,
     "ReadDelta": Server._on_read_delta,

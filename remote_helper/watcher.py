@@ -22,7 +22,9 @@ exclusively, so a create or message is never cut in half. The lock is an flock: 
 that dies releases it, so a crashed controller cannot postpone shutdown forever.
 
 Each decision that differs from the previous one is logged to ``host/watcher.jsonl``;
-each shutdown also to ``host/shutdown.json``, which `mngr list` reports.
+each shutdown also to ``host/shutdown.json``, which `mngr list` reports. Each poll also
+notes agents' state transitions in their event logs (events.py), so they are there for
+`mngr events` to read even when nobody was following.
 
 One watcher per host dir, whatever the helper version: the daemon that holds
 ``host/watcher.lock`` watches. Every daemon writes ``host/watcher.claim`` when it starts;
@@ -41,7 +43,7 @@ import subprocess
 import threading
 import time
 
-from . import agent_records, agents, daemon_address, idle, operation_lock, state, tmux
+from . import agent_records, agents, daemon_address, events, idle, operation_lock, state, tmux
 
 DISABLED_POLL_SECONDS = 5.0
 MAX_POLL_SECONDS = 5.0
@@ -178,6 +180,8 @@ class Watcher(object):
             changed = _settings_stamp()
             try:
                 self._step(settings)
+                if self._lock_fd is not None:  # the one watcher of this host dir
+                    events.noter().note(events.quiet_seconds())
             except Exception:
                 import traceback
 

@@ -111,6 +111,9 @@ MESSAGES = {
                   "compress": ("bool", True)},
     "WatchChanges": {"name": ("str", REQUIRED), "cursor": ("str", ""), "wait": ("float", 0.0)},
     "StatPaths": {"name": ("str", REQUIRED), "paths": ("list", REQUIRED)},
+    # events.py: every log of the host after a cursor, long-polled
+    "ReadEvents": {"cursor": ("str", ""), "since": ("str", ""), "wait": ("float", 0.0),
+                   "quiet_seconds": ("float", 10.0), "max_lines": ("int", 1000)},
     "GetSignatures": {"name": ("str", REQUIRED), "path": ("str", REQUIRED), "work_dir": ("str", "")},
     "WriteDelta": {
         "name": ("str", REQUIRED),
@@ -205,6 +208,7 @@ MESSAGES = {
     },
     "FileData": {"files": ("list", []), "skipped": ("list", []), "versions": ("list", []), "seconds": ("float", 0.0)},
     "Changes": {"cursor": ("str", ""), "paths": ("list", []), "overflow": ("bool", False)},
+    "Events": {"events": ("list", []), "cursor": ("str", ""), "more": ("bool", False)},
     "IdleSettings": {
         "timeout": ("float?", REQUIRED),
         "mode": ("str", REQUIRED),

@@ -305,6 +305,19 @@ class WatchChanges(msgspec.Struct, tag=True, kw_only=True):
     wait: float = 0.0
 
 
+class ReadEvents(msgspec.Struct, tag=True, kw_only=True):
+    """The events of every log of the host after ``cursor`` (remote_helper/events.py), in
+    time order, at most ``max_lines``; with nothing new, waiting up to ``wait`` seconds for
+    some while noting agents' state changes. ``since``: an ISO time (as the logs write it,
+    UTC), older events left out. Answered with Events."""
+
+    cursor: str = ""  # "": from the start of every log; "end": from now on
+    since: str = ""
+    wait: float = 0.0
+    quiet_seconds: float = 10.0
+    max_lines: int = 1000
+
+
 class StatPaths(msgspec.Struct, tag=True, kw_only=True):
     """What ``paths`` of the agent's work dir are now; answered with Changes (no cursor),
     whose blob lists those that exist."""
@@ -525,6 +538,16 @@ class Changes(msgspec.Struct, tag=True, kw_only=True):
     overflow: bool = False
 
 
+class Events(msgspec.Struct, tag=True, kw_only=True):
+    """Events after the request's cursor, each a JSON object with at least ``time``,
+    ``event``, ``agent`` and ``agent_id``; ``cursor`` continues after them; ``more``: others
+    are there already (ask again at once)."""
+
+    events: list[dict[str, Any]] = []
+    cursor: str = ""
+    more: bool = False
+
+
 class IdleSettings(msgspec.Struct, tag=True, kw_only=True):
     timeout: float | None
     mode: str
@@ -637,13 +660,13 @@ Request = (
     Ping | GetHelperInfo | ListAgents | FindAgent | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
     | ReadAgentConfig
     | AwaitInput | CapturePane | ReadOutput | NoteActivity | WriteAgentConfig | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
-    | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | WatchChanges | StatPaths | GetSignatures | WriteDelta
+    | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | WatchChanges | StatPaths | ReadEvents | GetSignatures | WriteDelta
     | ReadDelta | ExecStart | ExecRead | ExecKill | CollectGarbage | EnsureCli | PutCliPart | FinishCli
 )
 Reply = (
     Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | AgentSpec | WorkDir | FileData | Captured
     | AgentConfigState
-    | Written | Changes | Signatures | DeltaData | Progress
+    | Written | Changes | Events | Signatures | DeltaData | Progress
     | OutputChunk | ExecStarted | ExecOutput | Garbage | CliPlace | CliPartStored | Error
 )
 

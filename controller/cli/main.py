@@ -20,6 +20,7 @@ _COMMANDS = {
     "destroy": ("lifecycle", "destroy", "Stop agents and delete everything mngr keeps for them"),
     "message": ("message", "message", "Send a message to agents"),
     "wait": ("wait_cmd", "wait", "Wait until agents reach a state (running, waiting, done, stopped)"),
+    "events": ("events_cmd", "events", "Print what happens to agents on every host (--follow: as it happens)"),
     "transcript": ("transcript", "transcript", "Show an agent's history"),
     "capture": ("transcript", "capture", "Print what an agent's screen shows now"),
     "exec": ("exec_cmd", "exec_command", "Run a command on agents' hosts, in their work dirs"),

@@ -1,0 +1,109 @@
+"""``mngr events``: what happened to agents on every host, in time order; with --follow, as
+it happens, running the notification hooks when an agent starts waiting for the user."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from .. import output
+from ..commands import events as feed
+from ..errors import UsageError
+from .completion_cmd import agent_names
+from .context import App, pass_app
+
+_HELP = {"help_option_names": ["-h", "--help"]}
+# Fields a --format template may name: every event's, then those of some types.
+EVENT_FIELDS = (*feed.LEADING_FIELDS, "state", "waiting_reason", "waiting_detail", "exit_status", "bytes", "source",
+                "agent_type", "files", "decision", "message", "session", "work_dir")
+
+
+@click.command(context_settings=_HELP)
+@click.argument("names", nargs=-1, shell_complete=agent_names)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing events as they happen, until Ctrl-C.")
+@click.option("--since", metavar="DURATION|ISO-TIME",
+              help="Only events from this long ago (such as 10m, 2h) or this time on [default: every event kept; "
+                   "with --follow, from now].")
+@click.option("--event", "event_types", multiple=True, metavar="TYPE[,TYPE]",
+              help="Only events of these types (repeatable, or comma-separated), such as state,message_sent.")
+@click.option("--format", "output_format", default="jsonl", show_default=True,
+              help="jsonl, json (not with --follow), human, or a template such as '{time} {agent} {event}'.")
+@click.option("--notify-only", "-q", "notify_only", is_flag=True,
+              help="With --follow: print nothing, only run the notification hooks ([notify] on_waiting, plugins).")
+@pass_app
+def events(app: App, names: tuple[str, ...], follow: bool, since: str | None, event_types: tuple[str, ...],
+           output_format: str, notify_only: bool) -> None:
+    """Print what happened to agents on every host, merged in time order.
+
+    Events: created, started, stopped, message_sent, state (RUNNING, WAITING with its
+    reason, DONE with its exit status, STOPPED), idle decisions, shutdowns and more: see
+    docs/commands/events.md. With NAMES, only those agents' events.
+
+    With --follow, each agent that starts waiting for the user runs the [notify]
+    on_waiting command (the event as JSON on its stdin) and the plugins'
+    mngr_on_agent_waiting hook: keep one `mngr events --follow -q` running to be notified.
+
+    \b
+    Examples:
+      mngr events --since 1h --format human
+      mngr events fixer --follow --event state
+      mngr events --follow -q          # only notifications
+    """
+    output.check_template(output_format, EVENT_FIELDS)
+    if notify_only and not follow:
+        raise UsageError("--notify-only needs --follow")
+    if follow and output_format == "json":
+        raise UsageError("--format json is one document: it cannot follow (use jsonl)")
+    request = feed.EventsRequest(names=names, event_types=feed.parse_event_types(event_types),
+                                 since=feed.since_time(since) if since else "", follow=follow)
+    if not follow:
+        result = feed.read_events(app, request)
+        _print_rows(result.events, output_format)
+        for host, provider, error in result.errors:
+            click.echo(f"mngr: error: {host} ({provider}) did not answer: {error}", err=True)
+        if result.errors:
+            sys.exit(1)
+        return
+    from ..notify import WaitingNotifier
+
+    command = str(app.config.section("notify").get("on_waiting") or "")
+    notifier = WaitingNotifier(command, app.registry, _warn)
+
+    def deliver(rows: list[dict[str, Any]], history: bool) -> None:
+        if not notify_only:
+            _print_rows(rows, output_format)
+        if not history:
+            for row in rows:
+                notifier.offer(row)
+
+    feed.follow_events(app, request, deliver, _warn)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"mngr: warning: {message}", err=True)
+
+
+def _print_rows(rows: list[dict[str, Any]], output_format: str) -> None:
+    """The rows, written whole: a Ctrl-C never leaves half a line."""
+    if output_format == "json":
+        text = output.to_json(rows) + "\n"
+    elif output_format == "jsonl":
+        text = "".join(output.to_jsonl(row) + "\n" for row in rows)
+    elif output_format == "human":
+        text = "".join(_human(row) + "\n" for row in rows)
+    else:
+        text = "".join(output.render_template(output_format, {**dict.fromkeys(EVENT_FIELDS, ""), **row}) + "\n"
+                       for row in rows)
+    if text:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _human(row: Mapping[str, Any]) -> str:
+    detail = " ".join(f"{key}={value}" for key, value in row.items()
+                      if key not in feed.LEADING_FIELDS and value not in (None, "", [], {}))
+    agent = row["agent"] or "-"
+    return f"{row['time']}  {row['host']:<12} {agent:<16} {row['event']:<14} {detail}".rstrip()
