@@ -63,7 +63,7 @@ class WaitingNotifier:
                "MNGR_WAITING_REASON": str(event.get("waiting_reason") or "")}
         try:
             # Its output goes to stderr: stdout is the event stream's.
-            completed = subprocess.run(["/bin/sh", "-c", self._command], input=json.dumps(event).encode(),
+            completed = subprocess.run(["/bin/sh", "-c", self._command], input=(json.dumps(event) + "\n").encode(),
                                        env=env, stdout=2, stderr=subprocess.PIPE, timeout=COMMAND_TIMEOUT_SECONDS,
                                        check=False)
         except subprocess.TimeoutExpired:
