@@ -83,9 +83,11 @@ class StateNoter(object):
         for agent_id in list(self._screens):
             if agent_id not in found:
                 del self._screens[agent_id]
-        for info, _, _ in listed:
+        for info, record, _ in listed:
             if info["state"] in (agents.RUNNING, agents.WAITING, agents.DONE, agents.STOPPED):
-                note_state(info)
+                # A record meant to run, with no session and no state noted yet: an agent
+                # being created (the record comes first), not one that stopped.
+                note_state(info, first_may_be_stopped=record.get("status") != "running")
 
     def _read_screens(self, listed, now):
         stale = []
@@ -128,12 +130,13 @@ def _state_fields(info):
     return {"state": info["state"], "waiting_reason": info["waiting_reason"], "exit_status": info["exit_status"]}
 
 
-def note_state(info):
+def note_state(info, first_may_be_stopped=True):
     """Log ``info``'s state in its agent's log if it is not the last one logged there."""
     directory = state.agent_dir(info["id"])
     path = os.path.join(directory, STATE_FILE)
     current = _state_fields(info)
-    if _read_last(path) == current:
+    last = _read_last(path)
+    if last == current or (last is None and info["state"] == agents.STOPPED and not first_may_be_stopped):
         return False  # the common case, without the lock
     with state.named_lock(_STATE_LOCK):
         if _read_last(path) == current or not os.path.isdir(directory):

@@ -237,6 +237,25 @@ def _feeds(app: App, request: EventsRequest, cursor: str) -> Iterator[tuple[list
             ids = [agent.agent_id for agent in located if agent.agent_id]
             hosts &= {(agent.provider, agent.host) for agent in located}
             result.errors = []  # the hosts of the agents named all answered
-        feeds = [HostFeed(handle, app.quiet_seconds, cursor, request.since) for handle in listing.handles
-                 if (handle.provider_name, handle.host) in hosts]
-        yield feeds, Selection(request.event_types, names, ids), result
+        handles = [handle for handle in listing.handles if (handle.provider_name, handle.host) in hosts]
+        extra = _local_handle(app, listing.handles) if not request.names else None
+        if extra is not None:
+            handles.append(extra)
+        try:
+            yield ([HostFeed(handle, app.quiet_seconds, cursor, request.since) for handle in handles],
+                   Selection(request.event_types, names, ids), result)
+        finally:
+            if extra is not None:
+                extra.close()
+
+
+def _local_handle(app: App, listed: Sequence[HostHandle]) -> HostHandle | None:
+    """The local host, which a listing skips while it has no agent: its host log may have
+    events still, and a follower must see its first agent come."""
+    from mngr.providers.local import LOCAL_HOST
+
+    from ..hosts import HostHandle
+
+    if "local" not in app.provider_names() or any(handle.provider_name == "local" for handle in listed):
+        return None
+    return HostHandle(app.provider("local"), LOCAL_HOST, app.host_timeout)

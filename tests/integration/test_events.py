@@ -27,9 +27,9 @@ def now_iso() -> str:
 class Follower:
     """`mngr events --follow ARGS` running, its lines collected as they come."""
 
-    def __init__(self, sandbox: Sandbox, *args: str) -> None:
+    def __init__(self, sandbox: Sandbox, *args: str, quiet: dict[str, str] = QUIET) -> None:
         self.process = subprocess.Popen([str(MNGR_BIN), "events", "--follow", *args], stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, env={**sandbox.env, **QUIET},
+                                        stderr=subprocess.PIPE, text=True, env={**sandbox.env, **quiet},
                                         cwd=sandbox.work_dir)
         self.lines: list[str] = []
         self.stderr = ""
@@ -46,7 +46,12 @@ class Follower:
         return [json.loads(line) for line in list(self.lines)]
 
     def until(self, predicate, what: str, timeout: float = 60.0) -> list[dict]:
-        return wait_for(lambda: predicate(self.rows) and self.rows, what, timeout)
+        try:
+            return wait_for(lambda: predicate(self.rows) and self.rows, what, timeout)
+        except AssertionError:
+            self.kill()
+            raise AssertionError(f"timed out waiting for {what}; printed:\n{''.join(self.lines)}"
+                                 f"stderr:\n{self.stderr}") from None
 
     def interrupt(self) -> int:
         """Ctrl-C, as a user ends it; its exit status."""
@@ -58,7 +63,7 @@ class Follower:
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
-            self.process.communicate()
+            self.stderr += self.process.communicate()[1]
 
 
 def create(sandbox: Sandbox, name: str, *command: str, extra: tuple[str, ...] = ()) -> None:
@@ -158,15 +163,18 @@ def test_the_notify_command_gets_each_agent_that_starts_waiting_and_a_failure_is
     command = f'cat >> {caught}; echo "$MNGR_AGENT $MNGR_HOST $MNGR_WAITING_REASON" >> {seen_env}; exit 5'
     (sandbox.config_dir / "config.toml").write_text(f"[notify]\non_waiting = {json.dumps(command)}\n")
     gate = sandbox.root / "gate"
-    # Busy (printing) until the gate opens, then quiet: WAITING a second later.
+    # Busy (printing) until the gate opens, then quiet: WAITING a few seconds later. (tmux
+    # tells output times in whole seconds: a quietness of 1 s would see a busy agent flap.)
     busy = f"while [ ! -e {gate} ]; do echo tick; sleep 0.2; done; sleep 600"
-    follower = Follower(sandbox, "--since", now_iso(), "--event", "state")
+    follower = Follower(sandbox, "--since", now_iso(), "--event", "state", quiet={"MNGR_AGENT_QUIET_SECONDS": "3"})
     try:
         create(sandbox, "one", "sh", "-c", busy)
         create(sandbox, "two", "sh", "-c", busy)
         # Once it has printed anything, the follower is past the history: what follows is live.
-        follower.until(lambda rows: {row["agent"] for row in rows} == {"one", "two"}, "both agents RUNNING")
+        running = follower.until(lambda rows: {row["agent"] for row in rows} == {"one", "two"}, "both agents RUNNING")
+        assert states(running) == ["RUNNING", "RUNNING"]
         gate.touch()
+        follower.until(lambda rows: states(rows).count("WAITING") == 2, "both agents WAITING")
         wait_for(lambda: caught.exists() and len(caught.read_text().splitlines()) == 2, "two notifications")
         status = follower.interrupt()
     finally:
@@ -175,7 +183,8 @@ def test_the_notify_command_gets_each_agent_that_starts_waiting_and_a_failure_is
     assert sorted(event["agent"] for event in notified) == ["one", "two"]
     assert all(event["event"] == "state" and event["state"] == "WAITING" and event["host"] == "local"
                for event in notified)
-    assert sorted(seen_env.read_text().splitlines()) == ["one local", "two local"]
+    # A command agent's waiting has no reason (a Claude or Codex one's has: input, a dialog).
+    assert sorted(seen_env.read_text().splitlines()) == ["one local ", "two local "]
     assert status == 130
     failures = [line for line in follower.stderr.splitlines() if "on_waiting failed" in line]
     assert failures == ["mngr: warning: [notify] on_waiting failed (exit status 5) "
