@@ -332,14 +332,36 @@ def wait_for_events(cursor, since, wait_seconds, quiet, max_lines=MAX_LINES, clo
     if cursor == END:
         cursor = cursor_after
     next_check = clock() + STATE_CHECK_SECONDS
-    stamp = _stamp(_logs())
+    logs = _logs()
+    stamp, exits = _stamp(logs), _exits(logs)
+    owed = 0  # looks at the states due at once: an agent's command has just exited
     while not events and not more and clock() < deadline:
         time.sleep(min(POLL_SECONDS, max(0.0, deadline - clock())))
-        if clock() >= next_check:
+        logs = _logs()
+        now_exits = _exits(logs)
+        if now_exits != exits:
+            # Its pane dies a moment after the status is written: look until it shows.
+            exits, owed = now_exits, 3
+        if clock() >= next_check or owed:
             _noter.note(quiet)
             next_check = clock() + STATE_CHECK_SECONDS
-        now_stamp = _stamp(_logs())
+            owed = max(0, owed - 1)
+        now_stamp = _stamp(logs)
         if now_stamp != stamp:
             stamp = now_stamp
             events, cursor_after, more = read_events(cursor, since, max_lines)
     return events, cursor_after, more
+
+
+def _exits(logs):
+    """The exit statuses agents' commands left (agents.EXIT_STATUS), as stat results: one
+    appears when a command exits, before its pane is seen dead."""
+    found = []
+    for log in logs:
+        if log.agent_id:
+            try:
+                found.append((log.agent_id, os.stat(os.path.join(state.agent_dir(log.agent_id),
+                                                                  agents.EXIT_STATUS)).st_mtime_ns))
+            except OSError:
+                continue
+    return found
