@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import MNGR, Sandbox, compile_bytecode, header, median  # noqa: E402
+from bench._common import MNGR, Sandbox, compile_bytecode, header, median
 
 WARMUP = 2
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -99,7 +99,8 @@ def latency(box: Sandbox, rounds: int) -> None:
             box.mngr("create", name, "command", "--no-connect", "--", "sh", "-c",
                      f"until [ -e {gate} ]; do sleep 0.02; done")
             started = time.perf_counter() - 60
-            if wait_until(lambda: follower.first(is_state(name, ("RUNNING", "WAITING")), started)) is None:
+            if wait_until(lambda name=name, started=started: follower.first(is_state(name, ("RUNNING", "WAITING")),
+                                                                             started)) is None:
                 raise SystemExit(f"the follower never printed {name} running")
             listed = json.loads(box.mngr("list", "--format", "json").stdout)["agents"]
             agent_id = next(agent["id"] for agent in listed if agent["name"] == name)
@@ -107,10 +108,13 @@ def latency(box: Sandbox, rounds: int) -> None:
             time.sleep(0.3 + random.uniform(0, 0.25))  # anywhere between two of the follower's looks
             opened = time.perf_counter()
             gate.touch()
+            done, dead = is_state(name, ("DONE",)), f"mngr-{name} 1"
             times = {
-                "mngr events --follow": wait_until(lambda: follower.first(is_state(name, ("DONE",)), opened)),
-                "poll": wait_until(lambda: poll.first(lambda line: line.strip() == f"mngr-{name} 1", opened)),
-                "tail -F": wait_until(lambda: tail.first(lambda line: '"DONE"' in line, opened)),
+                "mngr events --follow": wait_until(lambda done=done, opened=opened: follower.first(done, opened)),
+                "poll": wait_until(lambda dead=dead, opened=opened: poll.first(lambda line: line.strip() == dead,
+                                                                               opened)),
+                "tail -F": wait_until(lambda tail=tail, opened=opened: tail.first(lambda line: '"DONE"' in line,
+                                                                                  opened)),
             }
             tail.stop()
             box.mngr("destroy", "-f", name)

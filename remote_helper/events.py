@@ -233,7 +233,7 @@ def _as_event(log, entry):
         entry.setdefault("agent_id", "")
         return entry
     if log.key == "host":
-        name = entry.pop("name", "")
+        name = entry.pop("name", "") or entry.get("agent", "")
         session = entry.get("session", "")
         if not name and session.startswith(tmux.SESSION_PREFIX):
             name = session[len(tmux.SESSION_PREFIX):]

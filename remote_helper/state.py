@@ -5,7 +5,8 @@ Layout under the host dir (``$MNGR_HOST_DIR``, default ``~/.mngr``):
     agents/<agent id>/record.json   the agent's record (written atomically)
     agents/<agent id>/env.json      the agent's --env values (never listed)
     agents/<agent id>/launch.json   what the pane's launcher execs: env, command, umask
-    agents/<agent id>/events.jsonl  the agent's event log
+    agents/<agent id>/events.jsonl  the agent's event log (events.py reads every log)
+    agents/<agent id>/state.json    the last state logged in it (events.py)
     host/events.jsonl               host-wide events (destroyed agents and stray sessions)
     host/helper.log, daemon.log     the helper's and the host daemon's stderr
     host/daemon-<key>.sock, .pid    the host daemon's socket and lock (see daemon.py)

@@ -176,3 +176,48 @@ def test_event_types_are_checked() -> None:
     assert feed.parse_event_types(["state,created", "state"]) == ["state", "created"]
     with pytest.raises(UsageError):
         feed.parse_event_types(["exploded"])
+
+
+# -- the notification hooks ---------------------------------------------------------------
+
+
+def _registry(*plugins: object):
+    import pluggy
+
+    from mngr.controller import plugin_spec
+    from mngr.controller.plugins import Registry
+
+    manager = pluggy.PluginManager(plugin_spec.PROJECT)
+    manager.add_hookspecs(plugin_spec)
+    for index, plugin in enumerate(plugins):
+        manager.register(plugin, name=f"plugin{index}")
+    return Registry({}, {}, manager)
+
+
+def test_the_plugin_hook_hears_agents_that_start_waiting_and_a_failing_one_is_reported_once() -> None:
+    from mngr.controller.notify import WaitingNotifier
+    from mngr.controller.plugin_spec import hookimpl
+
+    heard: list[dict] = []
+
+    class Listener:
+        @hookimpl
+        def mngr_on_agent_waiting(self, event):  # type: ignore[no-untyped-def]
+            heard.append(dict(event))
+
+    class Broken:
+        @hookimpl
+        def mngr_on_agent_waiting(self, event):  # type: ignore[no-untyped-def]
+            raise RuntimeError("no chat today")
+
+    reports: list[str] = []
+    notifier = WaitingNotifier("", _registry(Listener(), Broken()), reports.append)
+    waiting = {"event": "state", "state": "WAITING", "agent": "a", "host": "local", "waiting_reason": "input"}
+    notifier.offer(waiting)
+    notifier.offer({"event": "state", "state": "RUNNING", "agent": "a", "host": "local"})
+    notifier.offer({"event": "message_sent", "agent": "a", "host": "local"})
+    notifier.offer({**waiting, "agent": "b"})
+    notifier.close(timeout=30)
+    assert [event["agent"] for event in heard] == ["a", "b"]
+    assert reports == ["plugin 'plugin1' failed in mngr_on_agent_waiting: RuntimeError: no chat today "
+                       "(reported once; the follow goes on)"]
