@@ -119,6 +119,13 @@ class HostFeed:
         self._since = since
         self._quiet_seconds = quiet_seconds
 
+    def offline(self) -> bool:
+        """The host is not running (a stopped container or sandbox): asking it would start it."""
+        from mngr.providers.base import OfflineListing
+
+        provider = self.handle.provider
+        return isinstance(provider, OfflineListing) and provider.offline_listing(self.handle.host) is not None
+
     def read(self, wait: float) -> list[dict[str, Any]]:
         """What the host has after the cursor (waiting up to ``wait`` seconds for something),
         every page of it; the cursor moves past it."""
@@ -135,7 +142,8 @@ class HostFeed:
 def read_events(app: App, request: EventsRequest) -> EventsResult:
     """Every event the hosts have (since ``request.since``), merged in time order."""
     with _feeds(app, request, "") as (feeds, selection, result):
-        answers = fan_out(lambda feed: feed.read(0.0), feeds, item_timeout=None, limit=MAX_PARALLEL_HOSTS)
+        answers = fan_out(lambda feed: [] if feed.offline() else feed.read(0.0), feeds, item_timeout=None,
+                          limit=MAX_PARALLEL_HOSTS)
         rows: list[dict[str, Any]] = []
         for feed, answer in zip(feeds, answers, strict=True):
             if answer.value is None:
@@ -201,6 +209,9 @@ def _poll_host(feed: HostFeed, arrivals: queue.Queue[Arrival], stop: threading.E
     history = with_history
     while not stop.is_set():
         try:
+            if feed.offline():  # followed once it runs again, from where it was
+                stop.wait(RETRY_SECONDS)
+                continue
             rows = feed.read(0.0 if history else POLL_WAIT_SECONDS)
         except (MngrError, OSError) as exc:
             if not failing:

@@ -117,6 +117,30 @@ def test_a_follower_sees_create_message_stop_on_two_hosts_in_order(sandbox) -> N
     assert [json.loads(line) for line in printed.stdout.splitlines()] == rows
 
 
+@pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
+def test_a_host_that_stops_answering_is_reported_once_and_holds_up_no_other(sandbox) -> None:
+    with started_host(sandbox, "testhost") as host:
+        sandbox.config_dir.mkdir(parents=True, exist_ok=True)
+        (sandbox.config_dir / "config.toml").write_text("[hosts.testhost]\n")
+        create(sandbox, "far", "sleep", "600", extra=("--in", "ssh", "--host", "testhost"))
+        follower = Follower(sandbox, "--since", now_iso(), "--event", "created")
+        try:
+            create(sandbox, "near", "sleep", "600")
+            follower.until(lambda rows: {row["agent"] for row in rows} == {"near"}, "near created")
+            host.stop()  # its sshd and everything it ran: the follow's channel there too
+            create(sandbox, "nearer", "sleep", "600")
+            create(sandbox, "nearest", "sleep", "600")
+            rows = follower.until(lambda rows: len(rows) == 3, "the next two created")
+            status = follower.interrupt()
+        finally:
+            follower.kill()
+    assert [row["agent"] for row in rows] == ["near", "nearer", "nearest"]
+    assert status == 130
+    complaints = [line for line in follower.stderr.splitlines() if "testhost (ssh) does not answer" in line]
+    assert len(complaints) == 1, follower.stderr
+    assert complaints[0].endswith("asking again every 2 s")
+
+
 def test_a_command_agent_is_logged_waiting_then_done_with_its_exit_status(sandbox) -> None:
     gate = sandbox.root / "gate"
     create(sandbox, "worker", "sh", "-c", f"echo working; while [ ! -e {gate} ]; do sleep 0.1; done; exit 7")
