@@ -169,7 +169,7 @@ class _Log(object):
         self.agent_id = agent_id
 
 
-_names = {}  # agent id -> name: records are read once per agent, not on every look
+_names = {}  # (agent id, record's mtime) -> name: a record is read again only once it changed
 
 
 def _logs():
@@ -183,13 +183,17 @@ def _logs():
     for agent_id in entries:
         if agent_id.startswith("."):
             continue
-        name = _names.get(agent_id)
-        if name is None:
-            try:
-                name = state.read_json(os.path.join(state.agent_dir(agent_id), "record.json"))["name"]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # half made or half removed: its log is read once its record is there
-            _names[agent_id] = name
+        record_path = os.path.join(state.agent_dir(agent_id), "record.json")
+        try:
+            changed = os.stat(record_path).st_mtime_ns
+            name = _names.get((agent_id, changed))
+            if name is None:
+                name = state.read_json(record_path)["name"]
+                for key in [key for key in _names if key[0] == agent_id]:
+                    del _names[key]
+                _names[(agent_id, changed)] = name
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # half made or half removed: its log is read once its record is there
         logs.append(_Log("agent:" + agent_id, os.path.join(state.agent_dir(agent_id), "events.jsonl"), name,
                          agent_id))
     return logs
