@@ -12,6 +12,9 @@ poll      `while :; do tmux list-panes -a -F '#{session_name} #{pane_dead}'; sle
 tail -F   `tail -n0 -F` of the agent's events.jsonl: the DONE line mngr wrote, read by plain
           tail (so it shows what mngr's delivery adds after the line is written).
 
+The same over SSH (a test sshd on a loopback port, tests/sshd.py): the agents on the SSH
+host, the peers run there through `ssh HOST '...'` (the same ssh config mngr uses).
+
 Cost of noting states. N agents (`sleep 600`) whose records say they are Claude agents (the
 Claude screen patterns), so every look must know their screens. One look as the watcher and
 each follower does it (events.StateNoter.note: panes whose output has not changed since
@@ -19,7 +22,7 @@ their screen was read are not captured again) against the look a `mngr list` tak
 (agents.list_agents: every such pane captured), alternated, in this process; CPU is this
 process's plus the tmux server's (/proc/PID/stat), per look.
 
-Run: .venv/bin/python bench/events.py [--rounds 15] [--agents 20]   (about 2 min)
+Run: .venv/bin/python bench/events.py [--rounds 15] [--agents 20]   (about 4 min; root, sshd for the SSH part)
 """
 
 from __future__ import annotations
@@ -88,15 +91,33 @@ def is_state(name: str, states: tuple[str, ...]):
     return test
 
 
-def latency(box: Sandbox, rounds: int) -> None:
+_POLL_LOOP = "while :; do tmux list-panes -a -F '#{session_name} #{pane_dead}'; sleep 0.1; done"
+
+
+class Place:
+    """Where the agents run: the local host, or an SSH host reached with ``ssh`` (its own)."""
+
+    def __init__(self, label: str, gate_dir: Path, host_dir: Path, ssh: list[str] | None = None,
+                 create: tuple[str, ...] = ()) -> None:
+        self.label = label
+        self.gate_dir = gate_dir
+        self.host_dir = host_dir
+        self.ssh = ssh
+        self.create = create
+
+    def there(self, command: str) -> list[str]:
+        return [*self.ssh, command] if self.ssh else ["sh", "-c", command]
+
+
+def latency(box: Sandbox, place: Place, rounds: int) -> None:
     follower = Lines([MNGR, "events", "--follow", "--event", "state", "--format", "jsonl"])
-    poll = Lines(["sh", "-c", "while :; do tmux list-panes -a -F '#{session_name} #{pane_dead}'; sleep 0.1; done"])
+    poll = Lines(place.there(_POLL_LOOP))
     results: dict[str, list[float]] = {"mngr events --follow": [], "poll": [], "tail -F": []}
     try:
         for index in range(WARMUP + rounds):
             name = f"r{index}"
-            gate = box.root / f"gate{index}"
-            box.mngr("create", name, "command", "--no-connect", "--", "sh", "-c",
+            gate = place.gate_dir / f"gate{index}"
+            box.mngr("create", name, "command", "--no-connect", *place.create, "--", "sh", "-c",
                      f"until [ -e {gate} ]; do sleep 0.02; done")
             started = time.perf_counter() - 60
             if wait_until(lambda name=name, started=started: follower.first(is_state(name, ("RUNNING", "WAITING")),
@@ -104,8 +125,9 @@ def latency(box: Sandbox, rounds: int) -> None:
                 raise SystemExit(f"the follower never printed {name} running")
             listed = json.loads(box.mngr("list", "--format", "json").stdout)["agents"]
             agent_id = next(agent["id"] for agent in listed if agent["name"] == name)
-            tail = Lines(["tail", "-n0", "-F", str(box.host_dir / "agents" / agent_id / "events.jsonl")])
-            time.sleep(0.3 + random.uniform(0, 0.25))  # anywhere between two of the follower's looks
+            tail = Lines(place.there(f"tail -n0 -F {place.host_dir / 'agents' / agent_id / 'events.jsonl'}"))
+            # Anywhere between two of the follower's looks (and, over ssh, after tail started).
+            time.sleep((1.0 if place.ssh else 0.3) + random.uniform(0, 0.25))
             opened = time.perf_counter()
             gate.touch()
             done, dead = is_state(name, ("DONE",)), f"mngr-{name} 1"
@@ -120,7 +142,7 @@ def latency(box: Sandbox, rounds: int) -> None:
             box.mngr("destroy", "-f", name)
             shown = ", ".join(f"{key} {(value - opened) * 1000:.0f} ms" if value else f"{key} -"
                               for key, value in times.items())
-            print(f"round {index}{' (warm-up)' if index < WARMUP else ''}: {shown}", flush=True)
+            print(f"{place.label} round {index}{' (warm-up)' if index < WARMUP else ''}: {shown}", flush=True)
             if index >= WARMUP:
                 for key, value in times.items():
                     if value is not None:
@@ -130,12 +152,35 @@ def latency(box: Sandbox, rounds: int) -> None:
         poll.stop()
     follow_ms = median(results["mngr events --follow"])
     print()
-    print("| from the agent's exit to the line | median | range | / poll |")
+    print(f"| {place.label}: from the agent's exit to the line | median | range | / poll |")
     print("|---|---|---|---|")
     for key, values in results.items():
         print(f"| {key} | {median(values):.0f} ms | {min(values):.0f}-{max(values):.0f} ms | "
               f"{median(values) / median(results['poll']):.2f}x |")
     print(f"\n(mngr events --follow / tail -F of the line it wrote: {follow_ms / median(results['tail -F']):.2f}x)")
+
+
+def latency_over_ssh(box: Sandbox, rounds: int) -> None:
+    from tests.sshd import SshHost, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        print(f"\nno SSH host: {reason}")
+        return
+    client_dir = box.root / "client"
+    client_dir.mkdir()
+    host = SshHost("testhost", client_dir)
+    try:
+        host.trust()
+        config = box.root / "ssh_config"
+        config.write_text(host.client_config())
+        os.environ["MNGR_PROVIDERS__SSH__SSH_CONFIG"] = str(config)
+        os.environ["MNGR_STATE_DIR"] = str(box.root / "s")
+        (box.config_dir / "config.toml").write_text("[hosts.testhost]\n")
+        latency(box, Place("ssh", host.remote_root, host.remote_host_dir, ["ssh", "-F", str(config), "testhost"],
+                           ("--in", "ssh", "--host", "testhost")), rounds)
+    finally:
+        host.stop()
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -192,7 +237,9 @@ def main() -> None:
     header("events: mngr events --follow latency (vs a tmux poll loop, tail -F) and the cost of noting states")
     compile_bytecode()
     with Sandbox() as box:
-        latency(box, arguments.rounds)
+        latency(box, Place("local", box.root, box.host_dir), arguments.rounds)
+    with Sandbox() as box:
+        latency_over_ssh(box, arguments.rounds)
     with Sandbox() as box:
         cost(box, arguments.agents, arguments.looks)
 
