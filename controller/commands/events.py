@@ -23,6 +23,8 @@ from ..fanout import fan_out
 from ..fleet import MAX_PARALLEL_HOSTS
 
 if TYPE_CHECKING:
+    from mngr.providers.base import Provider
+
     from ..cli.app import App
     from ..hosts import HostHandle
 
@@ -33,6 +35,7 @@ EVENT_TYPES = ("created", "started", "stopped", "message_sent", "activity", "age
                "agent_processes_kept", "idle_decision", "shutdown")
 POLL_WAIT_SECONDS = 10.0  # one long poll's wait on the host
 RETRY_SECONDS = 2.0  # between two tries of a host that does not answer
+DISCOVER_SECONDS = 5.0  # a follow looks for hosts mngr came to know this often
 
 
 @dataclass
@@ -170,37 +173,72 @@ def follow_events(app: App, request: EventsRequest, deliver: Callable[[list[dict
                   report: Callable[[str], None], stop: threading.Event | None = None) -> None:
     """Hand each batch of new events (sorted by time, with whether they are history from
     before the follow began) to ``deliver``, until ``stop`` is set (or Ctrl-C); host
-    trouble goes to ``report``, once each time a host stops answering."""
+    trouble goes to ``report``, once each time a host stops answering. Hosts mngr comes to
+    know meanwhile (an agent created on a new one) are followed too, from when the follow
+    began (without NAMEs: with them, only their hosts are)."""
     stop = stop or threading.Event()
-    start_cursor = "" if request.since else "end"
-    with _feeds(app, request, start_cursor) as (feeds, selection, result):
-        for host, provider, error in result.errors:
-            report(f"{host} ({provider}) did not answer: {error}")
-        arrivals: queue.Queue[Arrival] = queue.Queue()
+    began = since_time("0.001s")
+    providers = [] if request.names else app.providers()
+    known = {(provider.name, host) for provider in providers for host in provider.known_hosts()}
+    arrivals: queue.Queue[Arrival] = queue.Queue()
+    later: list[HostHandle] = []
+    with _feeds(app, request, "" if request.since else "end", every_host=True) as (feeds, selection, _):
         for feed in feeds:
-            threading.Thread(target=_poll_host, args=(feed, arrivals, stop, bool(request.since)), daemon=True,
-                             name=f"events-{feed.handle.host}").start()
-        while not stop.is_set():
-            try:
-                batch = [arrivals.get(timeout=0.5)]
-            except queue.Empty:
-                continue
-            while True:
+            known.add((feed.handle.provider_name, feed.handle.host))
+            _start_polling(feed, arrivals, stop, bool(request.since))
+        next_look = time.monotonic() + DISCOVER_SECONDS
+        try:
+            while not stop.is_set():
+                if providers and time.monotonic() >= next_look:
+                    for feed in _new_hosts(app, providers, known, request.since or began):
+                        later.append(feed.handle)
+                        _start_polling(feed, arrivals, stop, False)
+                    next_look = time.monotonic() + DISCOVER_SECONDS
                 try:
-                    batch.append(arrivals.get_nowait())
+                    batch = [arrivals.get(timeout=0.5)]
                 except queue.Empty:
-                    break
-            for arrival in batch:
-                if arrival.error:
-                    report(f"{arrival.host} ({arrival.provider}) does not answer: {arrival.error}; "
-                           f"asking again every {RETRY_SECONDS:.0f} s")
-                elif arrival.recovered:
-                    report(f"{arrival.host} ({arrival.provider}) answers again")
-            for history in (True, False):
-                rows = [row for arrival in batch if arrival.history == history for row in arrival.rows
-                        if selection.keeps(row)]
-                if rows:
-                    deliver(in_time_order(rows), history)
+                    continue
+                while True:
+                    try:
+                        batch.append(arrivals.get_nowait())
+                    except queue.Empty:
+                        break
+                for arrival in batch:
+                    if arrival.error:
+                        report(f"{arrival.host} ({arrival.provider}) does not answer: {arrival.error}; "
+                               f"asking again every {RETRY_SECONDS:.0f} s")
+                    elif arrival.recovered:
+                        report(f"{arrival.host} ({arrival.provider}) answers again")
+                for history in (True, False):
+                    rows = [row for arrival in batch if arrival.history == history for row in arrival.rows
+                            if selection.keeps(row)]
+                    if rows:
+                        deliver(in_time_order(rows), history)
+        finally:
+            for handle in later:
+                handle.close()
+
+
+def _start_polling(feed: HostFeed, arrivals: queue.Queue[Arrival], stop: threading.Event, history: bool) -> None:
+    threading.Thread(target=_poll_host, args=(feed, arrivals, stop, history), daemon=True,
+                     name=f"events-{feed.handle.host}").start()
+
+
+def _new_hosts(app: App, providers: Sequence[Provider], known: set[tuple[str, str]], since: str) -> list[HostFeed]:
+    """Feeds of the hosts ``providers`` know now that are not in ``known`` (which gets them)."""
+    from ..hosts import HostHandle
+
+    found = []
+    for provider in providers:
+        try:
+            hosts = list(provider.known_hosts())
+        except (MngrError, OSError):
+            continue
+        for host in hosts:
+            if (provider.name, host) not in known:
+                known.add((provider.name, host))
+                found.append(HostFeed(HostHandle(provider, host, app.host_timeout), app.quiet_seconds, "", since))
+    return found
 
 
 def _poll_host(feed: HostFeed, arrivals: queue.Queue[Arrival], stop: threading.Event, with_history: bool) -> None:
@@ -229,14 +267,17 @@ def _poll_host(feed: HostFeed, arrivals: queue.Queue[Arrival], stop: threading.E
 
 
 @contextlib.contextmanager
-def _feeds(app: App, request: EventsRequest, cursor: str) -> Iterator[tuple[list[HostFeed], Selection, EventsResult]]:
-    """The feeds of every host that answered a listing (with names: of those agents'
-    hosts), which events to keep, and the hosts that did not answer."""
+def _feeds(app: App, request: EventsRequest, cursor: str, every_host: bool = False
+           ) -> Iterator[tuple[list[HostFeed], Selection, EventsResult]]:
+    """The feeds of every host that answered a listing (``every_host``: that was asked;
+    with names: of those agents' hosts), which events to keep, and the hosts that did not
+    answer."""
     from ..agent_lookup import fleet_listing
 
     with fleet_listing(app) as listing:
         result = EventsResult(errors=[(error.host, error.provider, error.error) for error in listing.errors])
-        hosts = {(report.handle.provider_name, report.handle.host) for report in listing.hosts}
+        hosts = {(handle.provider_name, handle.host) for handle in listing.handles} if every_host else \
+            {(report.handle.provider_name, report.handle.host) for report in listing.hosts}
         names: list[str] = []
         ids: list[str] = []
         if request.names:

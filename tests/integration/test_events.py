@@ -141,6 +141,22 @@ def test_a_host_that_stops_answering_is_reported_once_and_holds_up_no_other(sand
     assert complaints[0].endswith("asking again every 2 s")
 
 
+@pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
+def test_a_host_first_used_during_a_follow_is_followed_too(sandbox) -> None:
+    with started_host(sandbox, "testhost"):  # in ssh's config only: mngr knows it once used
+        follower = Follower(sandbox, "--since", now_iso(), "--event", "created,started")
+        try:
+            create(sandbox, "near", "sleep", "600")
+            follower.until(lambda rows: [row["agent"] for row in rows] == ["near", "near"], "near created")
+            create(sandbox, "far", "sleep", "600", extra=("--in", "ssh", "--host", "testhost"))
+            rows = follower.until(lambda rows: len(rows) == 4, "far created")
+            assert follower.interrupt() == 130
+        finally:
+            follower.kill()
+    assert [(row["host"], row["agent"], row["event"]) for row in rows[2:]] == [
+        ("testhost", "far", "created"), ("testhost", "far", "started")]
+
+
 def test_a_command_agent_is_logged_waiting_then_done_with_its_exit_status(sandbox) -> None:
     gate = sandbox.root / "gate"
     create(sandbox, "worker", "sh", "-c", f"echo working; while [ ! -e {gate} ]; do sleep 0.1; done; exit 7")
