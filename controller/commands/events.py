@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import MngrError, UsageError
 from ..fanout import fan_out
-from ..fleet import MAX_PARALLEL_HOSTS
+from ..fleet import MAX_PARALLEL_HOSTS, listing_seconds
 
 if TYPE_CHECKING:
     from mngr.providers.base import Provider
@@ -145,8 +145,9 @@ class HostFeed:
 def read_events(app: App, request: EventsRequest) -> EventsResult:
     """Every event the hosts have (since ``request.since``), merged in time order."""
     with _feeds(app, request, "") as (feeds, selection, result):
-        answers = fan_out(lambda feed: [] if feed.offline() else feed.read(0.0), feeds, item_timeout=None,
-                          limit=MAX_PARALLEL_HOSTS)
+        # Pages of a long history each get the host's timeout; a host that hangs is given up.
+        answers = fan_out(lambda feed: [] if feed.offline() else feed.read(0.0), feeds,
+                          item_timeout=4 * listing_seconds(app.host_timeout), limit=MAX_PARALLEL_HOSTS)
         rows: list[dict[str, Any]] = []
         for feed, answer in zip(feeds, answers, strict=True):
             if answer.value is None:
