@@ -144,8 +144,11 @@ def note_state(info, first_may_be_stopped=True):
         fields = dict(current)
         if info.get("waiting_detail"):
             fields["waiting_detail"] = info["waiting_detail"]
-        state.append_event(os.path.join(directory, "events.jsonl"), "state", **fields)
-        state.atomic_write_json(path, current)
+        try:
+            state.append_event(os.path.join(directory, "events.jsonl"), "state", **fields)
+            state.atomic_write_json(path, current)
+        except FileNotFoundError:
+            return False  # destroyed meanwhile (its dir moved out of the way)
     return True
 
 
