@@ -68,6 +68,15 @@ class StateNoter(object):
         with self._guard:
             self._note(quiet)
 
+    def note_quietly(self, quiet):
+        """note, for a reader: a failure to look (logged) does not fail the read."""
+        try:
+            self.note(quiet)
+        except Exception:
+            import traceback
+
+            traceback.print_exc()
+
     def _note(self, quiet):
         try:
             panes = tmux.list_sessions_panes()
@@ -334,7 +343,7 @@ def wait_for_events(cursor, since, wait_seconds, quiet, max_lines=MAX_LINES, clo
     there is something or ``wait_seconds`` are up."""
     set_quiet_seconds(quiet)
     deadline = clock() + max(0.0, wait_seconds)
-    _noter.note(quiet)
+    _noter.note_quietly(quiet)
     events, cursor_after, more = read_events(cursor, since, max_lines)
     if cursor == END:
         cursor = cursor_after
@@ -350,7 +359,7 @@ def wait_for_events(cursor, since, wait_seconds, quiet, max_lines=MAX_LINES, clo
             # Its pane dies a moment after the status is written: look until it shows.
             exits, owed = now_exits, 3
         if clock() >= next_check or owed:
-            _noter.note(quiet)
+            _noter.note_quietly(quiet)
             next_check = clock() + STATE_CHECK_SECONDS
             owed = max(0, owed - 1)
         now_stamp = _stamp(logs)
