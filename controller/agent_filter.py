@@ -411,7 +411,7 @@ def _loose_comparison(op: str, given: str) -> Callable[[Any], bool]:
     if op in ("==", "=", "!="):
         def equal(value: Any) -> bool:
             mine = loose_convert(value)
-            return mine is not None and (mine == wanted or mine == given)
+            return mine is not None and mine in (wanted, given)
 
         return equal if op != "!=" else (lambda value: not equal(value))
     return _ordered(op, wanted, convert)

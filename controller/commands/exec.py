@@ -67,8 +67,10 @@ def exec_command(app: App, request: ExecRequest) -> list[ExecResult]:
         # With --on-error abort each host's first agent runs alone first, so that a command
         # that fails everywhere fails once per host rather than everywhere.
         stop_starting = Interruption()
-        run = stopping_on_error(lambda agent: _run(agent, request), request.bulk.on_error, stop_starting,
-                                failed=lambda result: result.failed)
+        def run_one(agent: LocatedAgent) -> ExecResult:
+            return _run(agent, request)
+
+        run = stopping_on_error(run_one, request.bulk.on_error, stop_starting, failed=lambda result: result.failed)
         outcomes = per_agent(run, found.agents, host_timeout=lambda count: per_host,
                              first_alone=request.bulk.on_error == "abort",
                              interruption=stop_starting if request.bulk.on_error == "abort" else None)

@@ -62,8 +62,10 @@ def message(app: App, request: MessageRequest) -> MessageResult:
             result.reached = [Reached(agent.info.name, agent.host, agent.provider) for agent in found.agents]
             return result
         with interruptible("the messages already under way") as interruption:
-            send = stopping_on_error(lambda agent: _send_one(app, agent, request), request.bulk.on_error,
-                                     interruption)
+            def deliver(agent: LocatedAgent) -> None:
+                _send_one(app, agent, request)
+
+            send = stopping_on_error(deliver, request.bulk.on_error, interruption)
             outcomes = per_agent(send, found.agents,
                                  host_timeout=lambda count: per_message * -(-count // MAX_PARALLEL),
                                  interruption=interruption)
