@@ -289,3 +289,13 @@ def test_exec_on_error_continue_and_abort_over_two_hosts(fleet: Sandbox) -> None
 def test_stdin_cannot_hold_both_names_and_the_message(fleet: Sandbox) -> None:
     refused = fleet.mngr("message", "-", "--message-file", "-", input="web-15\n")
     assert refused.returncode == 2 and "stdin cannot hold both" in refused.stderr
+
+
+def test_provision_takes_the_same_selection(fleet: Sandbox) -> None:
+    remote = sorted(r["name"] for r in listing(fleet) if r["host"] == "testhost")
+    selected = fleet.mngr("provision", "--include", "host == testhost", "--dry-run", "--format", "json")
+    assert selected.returncode == 0, selected.stderr
+    assert sorted(row["name"] for row in json.loads(selected.stdout)) == remote
+    piped = fleet.mngr("provision", "-", "--dry-run", "--format", "json", input="web-15\nssh-1\n")
+    assert piped.returncode == 0, piped.stderr
+    assert [row["name"] for row in json.loads(piped.stdout)] == ["web-15", "ssh-1"]
