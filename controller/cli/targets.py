@@ -86,6 +86,8 @@ def read_targets(app: App, names: Sequence[str], every: bool, includes: Sequence
     """The agents a command is given, as the commands layer takes them."""
     from ..commands.agents import Targets
 
+    if every and names:
+        raise UsageError("give agent names or --all, not both")
     keep = agent_test(app, includes, excludes)
     expanded, piped = expand_names(names)
     return Targets(expanded, every, keep, piped)
