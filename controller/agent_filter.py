@@ -34,7 +34,9 @@ from .errors import UsageError
 
 TEXT, STATE, NUMBER, DURATION, TIME, LABELS, ANY = "text", "state", "number", "duration", "time", "labels", "any"
 
-# Every field of a listing row and the kind of its values; ``labels.KEY`` is text.
+# Every field of a listing row and the kind of its values; ``labels.KEY`` is text. A column
+# not named here (a plugin's, one added to the listing since) is given as an extra field
+# and compares as its values do (ANY).
 FIELD_KINDS: dict[str, str] = {
     "id": TEXT, "name": TEXT, "type": TEXT, "state": STATE, "host": TEXT, "provider": TEXT,
     "work_dir": TEXT, "command": TEXT, "created_at": TIME, "labels": LABELS, "pid": NUMBER,

@@ -132,9 +132,11 @@ def _shape(output_format: str, plugin_fields: dict[str, Any], includes: tuple[st
         return _Shape(None, [], None)  # the language is not even loaded
     from ..agent_filter import Selection, parse_fields, parse_sort
 
-    test = Selection(includes, excludes).compile(plugin_fields) if includes or excludes else None
-    sort_keys = parse_sort(sort_by, plugin_fields) if sort_by else []
-    fields = parse_fields(field_list, plugin_fields) if field_list else None
+    # a column the language gives no kind of its own (a plugin's) compares as its values do
+    columns = (*AGENT_FIELDS, *plugin_fields)
+    test = Selection(includes, excludes).compile(columns) if includes or excludes else None
+    sort_keys = parse_sort(sort_by, columns) if sort_by else []
+    fields = parse_fields(field_list, columns) if field_list else None
     return _Shape(test, sort_keys, fields)
 
 

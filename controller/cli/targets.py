@@ -71,7 +71,7 @@ def agent_test(app: App, includes: Sequence[str], excludes: Sequence[str]) -> Ca
     from .common import AGENT_FIELDS, agent_row
 
     plugin_fields = app.registry.list_fields(AGENT_FIELDS)
-    test = Selection(tuple(includes), tuple(excludes)).compile(plugin_fields)
+    test = Selection(tuple(includes), tuple(excludes)).compile((*AGENT_FIELDS, *plugin_fields))
 
     def keep(agent: LocatedAgent) -> bool:
         row = agent_row(agent.info, agent.host, agent.provider)

@@ -261,3 +261,13 @@ def test_field_values_include_labels_and_derived_fields() -> None:
     assert field_value(subject, "idle") == 12.5
     assert 99 <= field_value(subject, "age") < 200
     assert field_value(row(created_at=""), "age") is None
+
+
+def test_every_column_of_the_listing_has_a_kind() -> None:
+    from mngr.controller.agent_filter import FIELD_KINDS
+    from mngr.controller.cli.common import AGENT_FIELDS
+
+    # A new column still filters (as its values compare), but its kind says how to compare
+    # and is what docs/commands/list.md documents: give it one in agent_filter.FIELD_KINDS.
+    missing = [field for field in AGENT_FIELDS if field not in FIELD_KINDS]
+    assert missing == [], f"listing columns without a kind in agent_filter.FIELD_KINDS: {missing}"
