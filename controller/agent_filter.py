@@ -338,17 +338,20 @@ def _row_value(kind: str, value: Any) -> Any:
 
 
 def _comparison(field: str, kind: str, op: str, given: str | None) -> Callable[[Any], bool]:
+    if kind == LABELS:
+        raise FilterError("labels holds all labels: test one as labels.KEY")
     if given is None:
         if op not in ("==", "=", "!="):
             raise FilterError(f"{field} {op} null: only == and != compare with null")
         return (lambda value: value is None) if op != "!=" else (lambda value: value is not None)
-    if kind == LABELS:
-        raise FilterError("labels holds all labels: test one as labels.KEY")
     if op in ("~", "!~"):
         if kind not in (TEXT, STATE, ANY):
             raise FilterError(f"{field} {op}: patterns match text fields only")
         pattern = given.upper() if kind == STATE else given
-        matches = lambda value: value is not None and fnmatch.fnmatchcase(str(_row_value(kind, value)), pattern)  # noqa: E731
+
+        def matches(value: Any) -> bool:
+            return value is not None and fnmatch.fnmatchcase(str(_row_value(kind, value)), pattern)
+
         return matches if op == "~" else (lambda value: not matches(value))
     if kind == ANY:
         return _loose_comparison(op, given)
