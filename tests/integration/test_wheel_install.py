@@ -70,9 +70,16 @@ def test_the_installed_command_lists_creates_and_destroys(installed_mngr: Path, 
     assert version.returncode == 0 and version.stdout.startswith("mngr, version "), version.stderr
     listed = mngr("list")
     assert (listed.returncode, listed.stdout) == (0, "no agents\n"), listed.stderr
-    created = mngr("create", "from-wheel", "command", "--no-connect", "--", "sleep", "600")
+    work = sandbox.root / "agent-work"
+    work.mkdir()
+    created = mngr("create", "from-wheel", "command", "--no-connect", "--work-dir", str(work), "--", "sleep", "600")
     assert created.returncode == 0, created.stderr
     assert sandbox.sessions() == ["mngr-from-wheel"]
+    # A push: the command the installed console script may hand to a resident mngr.
+    (sandbox.work_dir / "notes.txt").write_text("from the installed mngr\n")
+    pushed = mngr("push", "from-wheel", str(sandbox.work_dir))
+    assert pushed.returncode == 0, pushed.stderr
+    assert (work / "notes.txt").read_text() == "from the installed mngr\n"
     agents = json.loads(mngr("list", "--format", "json").stdout)["agents"]
     assert [(agent["name"], agent["state"]) for agent in agents] == [("from-wheel", "RUNNING")]
     # The helper the host runs was unpacked from the wheel's own copy of its sources: the same
