@@ -133,7 +133,11 @@ def _connect(host: str, address: str, options: _Options, jumps: list[str] | None
                 raise ChannelClosed(host, f"the jump host {jumps[-1]} could not reach "
                                           f"{target[0]}:{target[1]} (ProxyJump): {exc}") from exc
         elif settings["proxy_command"]:
-            sock = paramiko.ProxyCommand(settings["proxy_command"])
+            import shlex
+
+            # Through a shell, as OpenSSH runs it (pipes, quotes and variables work), exec'd so
+            # that closing the connection ends the command itself.
+            sock = paramiko.ProxyCommand("/bin/sh -c " + shlex.quote("exec " + settings["proxy_command"]))
         clients.append(_login(host, shown or host, settings, sock, options))
     except BaseException:
         for client in reversed(clients):
@@ -178,8 +182,9 @@ def _login(host: str, shown: str, settings: dict[str, Any], sock: Any, options: 
             raise ChannelClosed(host, f"the host key of {shown} is not known yet: check it and connect once "
                                       "with ssh, or pass --accept-new-host-key") from exc
         if settings["proxy_command"] and isinstance(sock, paramiko.ProxyCommand):
+            detail = exc.error if isinstance(exc, paramiko.ProxyCommandFailure) else exc
             raise ChannelClosed(host, f"ssh connection through ProxyCommand {settings['proxy_command']!r} "
-                                      f"failed: {exc}") from exc
+                                      f"failed: {detail}") from exc
         raise ChannelClosed(host, f"ssh connection failed: {exc}") from exc
     except OSError as exc:
         client.close()

@@ -93,7 +93,9 @@ def test_proxy_command_carries_the_connection(sandbox) -> None:
         "    os.write(1, data)\n"
     )
     with hosts(sandbox, ("testhost", "")) as (target,):
-        use_config(sandbox, target.client_config() + f"  ProxyCommand {sys.executable} {relay} %h %p\n")
+        # Run through a shell, as OpenSSH runs it: the variable is the shell's to expand.
+        sandbox.env["RELAY_SCRIPT"] = str(relay)
+        use_config(sandbox, target.client_config() + f"  ProxyCommand {sys.executable} $RELAY_SCRIPT %h %p\n")
         works_end_to_end(sandbox, "proxied")
         assert set(used.read_text().splitlines()) == {f"127.0.0.1:{target.port}"}
         use_config(sandbox, target.client_config() + "  ProxyCommand false\n")
