@@ -41,19 +41,63 @@ MAX_PARALLEL = 32
 
 NOT_STARTED = "not started: interrupted"
 CUT_SHORT = "interrupted while under way: whether it was done is unknown"
+NOT_STARTED_AFTER_FAILURE = "not started: another agent failed (--on-error abort)"
+ON_ERROR_CHOICES = ("continue", "abort")
 
 
 class Interruption:
     """Ctrl-C during a fan-out: ``requested`` after the first (start nothing more),
-    ``abandoned`` after the second (stop waiting for what is under way)."""
+    ``abandoned`` after the second (stop waiting for what is under way).
+
+    ``--on-error abort`` uses the same stop: ``failed`` says a failed item, not the user,
+    asked that nothing more be started."""
 
     def __init__(self) -> None:
         self.requested = False
         self.abandoned = False
+        self.failed = False
 
     @property
     def happened(self) -> bool:
         return self.requested or self.abandoned
+
+    @property
+    def by_user(self) -> bool:
+        """Whether Ctrl-C (rather than a failure under --on-error abort) stopped the fan-out."""
+        return self.abandoned or (self.requested and not self.failed)
+
+    def abort_after_failure(self) -> None:
+        if not self.requested:
+            self.failed = True
+        self.requested = True
+
+
+def stopping_on_error(work: Callable[[T], R], on_error: str, interruption: Interruption,
+                      failed: Callable[[R], bool] = lambda value: False) -> Callable[[T], R]:
+    """``work``, which with ``on_error`` "abort" stops the fan-out (nothing more started) once
+    an item fails: raises, or returns a value that ``failed`` says is a failure."""
+    if on_error != "abort":
+        return work
+
+    def guarded(item: T) -> R:
+        try:
+            value = work(item)
+        except (MngrError, OSError):
+            interruption.abort_after_failure()
+            raise
+        if failed(value):
+            interruption.abort_after_failure()
+        return value
+
+    return guarded
+
+
+def not_started_reason(error: str | None, interruption: Interruption) -> str | None:
+    """An outcome's error as it should read: an item not started because another failed
+    says so, rather than blaming a Ctrl-C."""
+    if error == NOT_STARTED and not interruption.by_user:
+        return NOT_STARTED_AFTER_FAILURE
+    return error
 
 
 @contextlib.contextmanager

@@ -7,7 +7,8 @@ more: about 150 ms here). Even http.client costs ~20 ms to import (it loads the 
 package), so the few lines of HTTP/1.1 needed are written out here. Everything that
 changes something (images built, containers created, stopped, committed, removed) goes
 through the docker SDK, loaded only then; so do questions to an engine that is not on a
-unix socket (``DOCKER_HOST=tcp://...``).
+unix socket (``DOCKER_HOST=tcp://...``). The engine is the one the docker CLI would use:
+``DOCKER_HOST``, else the current docker context.
 """
 
 from __future__ import annotations
@@ -28,7 +29,67 @@ class EngineUnavailable(MngrError):
 
 
 def engine_address() -> str:
-    return os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
+    """Where the engine is, found as the docker CLI finds it: ``DOCKER_HOST``, else the
+    endpoint of the current context (``DOCKER_CONTEXT``, else ``currentContext`` in the docker
+    config), else the default socket. Docker Desktop, colima and rootless engines are
+    reached through a context."""
+    address = os.environ.get("DOCKER_HOST")
+    if address:
+        return address
+    context = current_context()
+    if context is None:
+        return f"unix://{DEFAULT_SOCKET}"
+    return _context_endpoint(context)
+
+
+def _config_dir() -> str:
+    return os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+
+
+def current_context() -> str | None:
+    """The docker context in use, or None for the default one (the default socket)."""
+    name = os.environ.get("DOCKER_CONTEXT")
+    if not name:
+        try:
+            with open(os.path.join(_config_dir(), "config.json"), encoding="utf-8") as handle:
+                name = json.load(handle).get("currentContext")
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, AttributeError) as exc:
+            raise EngineUnavailable(f"cannot read the docker config {_config_dir()}/config.json: {exc}") from exc
+    return None if not name or name == "default" else str(name)
+
+
+def _context_dir(kind: str, context: str) -> str:
+    import hashlib
+
+    # The docker CLI keeps each context under the sha256 of its name.
+    return os.path.join(_config_dir(), "contexts", kind, hashlib.sha256(context.encode()).hexdigest())
+
+
+def _context_endpoint(context: str) -> str:
+    source = "DOCKER_CONTEXT" if os.environ.get("DOCKER_CONTEXT") else f"{_config_dir()}/config.json"
+    meta_path = os.path.join(_context_dir("meta", context), "meta.json")
+    try:
+        with open(meta_path, encoding="utf-8") as handle:
+            host = json.load(handle)["Endpoints"]["docker"]["Host"]
+    except FileNotFoundError:
+        raise EngineUnavailable(f"docker context {context!r} (from {source}) does not exist "
+                        f"(`docker context ls` lists those there are)") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EngineUnavailable(f"docker context {context!r} has no docker endpoint in {meta_path}: {exc}") from None
+    if not isinstance(host, str) or not host:
+        raise EngineUnavailable(f"docker context {context!r} has no docker endpoint in {meta_path}")
+    return host
+
+
+def _describe_address() -> str:
+    """The engine's address, and the context it comes from if any: for messages."""
+    address = engine_address()
+    if os.environ.get("DOCKER_HOST"):
+        return address
+    context = current_context()
+    return f"{address} (docker context {context!r})" if context else address
 
 
 def _socket_path() -> str | None:
@@ -57,9 +118,9 @@ def request(method: str, path: str, query: dict[str, Any] | None = None, timeout
         while chunk := sock.recv(1 << 16):
             chunks.append(chunk)
     except (FileNotFoundError, ConnectionRefusedError, PermissionError) as exc:
-        raise EngineUnavailable(f"no Docker engine answers at {engine_address()} ({exc.strerror})") from exc
+        raise EngineUnavailable(f"no Docker engine answers at {_describe_address()} ({exc.strerror})") from exc
     except OSError as exc:
-        raise EngineUnavailable(f"the Docker engine at {engine_address()} failed to answer: {exc}") from exc
+        raise EngineUnavailable(f"the Docker engine at {_describe_address()} failed to answer: {exc}") from exc
     finally:
         sock.close()
     return _parse_response(b"".join(chunks))
@@ -167,6 +228,27 @@ def sdk_client() -> Any:
     except ImportError as exc:  # pragma: no cover - a dependency of mngr
         raise MngrError("the docker provider needs the docker Python package") from exc
     try:
-        return docker.from_env(timeout=120)
+        if os.environ.get("DOCKER_HOST") or current_context() is None:
+            return docker.from_env(timeout=120)
+        return _context_client(docker)
     except docker.errors.DockerException as exc:
-        raise EngineUnavailable(f"no Docker engine answers at {engine_address()}: {exc}") from exc
+        raise EngineUnavailable(f"no Docker engine answers at {_describe_address()}: {exc}") from exc
+
+
+def _context_client(docker: Any) -> Any:
+    """A client of the current context's engine, with the context's TLS files if it has any."""
+    context = current_context()
+    assert context is not None
+    address = _context_endpoint(context)
+    tls_dir = os.path.join(_context_dir("tls", context), "docker")
+    tls = None
+    if os.path.isdir(tls_dir):
+        def tls_file(name: str) -> str | None:
+            path = os.path.join(tls_dir, name)
+            return path if os.path.exists(path) else None
+
+        cert, key = tls_file("cert.pem"), tls_file("key.pem")
+        tls = docker.tls.TLSConfig(ca_cert=tls_file("ca.pem"), verify=tls_file("ca.pem") is not None,
+                                   client_cert=(cert, key) if cert and key else None)
+    return docker.DockerClient(base_url=address, tls=tls, timeout=120,
+                               use_ssh_client=address.startswith("ssh://"))

@@ -1,7 +1,8 @@
 """The in-process SSH transport (paramiko), for machines without an ``ssh`` binary.
 
-It reads the same ssh_config (HostName, Port, User, IdentityFile, UserKnownHostsFile) and
-checks host keys the same way: unknown keys only with the user's consent, changed keys
+It reads the same ssh_config (HostName, Port, User, IdentityFile, UserKnownHostsFile,
+HostKeyAlias, ProxyJump, ProxyCommand) and checks host keys the same way (each jump host's
+too): unknown keys only with the user's consent, changed keys
 never. TCP_NODELAY is set on the connection: without it, every small frame waits for the
 peer's delayed ACK and each request costs tens of milliseconds.
 
@@ -28,44 +29,15 @@ class ParamikoStream(Stream):
 
     def __init__(self, host: str, address: str, command: str, *, ssh_config: str, accept_new: bool,
                  connect_timeout: float) -> None:
-        import paramiko
-
         self.host = host
         self.stderr_text = ""
-        settings = _resolve(address, ssh_config)
-        client = paramiko.SSHClient()
-        known_hosts = os.path.expanduser(settings["known_hosts"])
-        revoked = _load_known_hosts(known_hosts, client.get_host_keys())
-        accepted = _RememberNewKey()
-        client.set_missing_host_key_policy(accepted if accept_new else paramiko.RejectPolicy())
-        try:
-            client.connect(
-                settings["hostname"], port=settings["port"], username=settings["user"],
-                key_filename=settings["identity_files"] or None, timeout=connect_timeout,
-                allow_agent=True, look_for_keys=not settings["identity_files"],
-            )
-        except paramiko.BadHostKeyException as exc:
-            client.close()
-            raise ChannelClosed(host, f"the host key of {host} has CHANGED and is refused (if the host was "
-                                      "really reinstalled, remove the old key with: ssh-keygen -R HOSTNAME)") from exc
-        except paramiko.SSHException as exc:
-            client.close()
-            if "not found in known_hosts" in str(exc):
-                raise ChannelClosed(host, f"the host key of {host} is not known yet: check it and connect once "
-                                          "with ssh, or pass --accept-new-host-key") from exc
-            raise ChannelClosed(host, f"ssh connection failed: {exc}") from exc
-        except OSError as exc:
-            client.close()
-            raise ChannelClosed(host, f"cannot connect to {settings['hostname']}:{settings['port']}: {exc}") from exc
-        transport = client.get_transport()
+        # The target's client last; before it, those of the jump hosts it is reached through.
+        self._clients = _connect(host, address, _Options(ssh_config, accept_new, connect_timeout))
+        for client in self._clients:
+            if isinstance(client.get_transport().sock, socket.socket):  # not a proxy command's pipe
+                client.get_transport().sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport = self._clients[-1].get_transport()
         assert transport is not None
-        if transport.get_remote_server_key() in revoked:
-            client.close()
-            raise ChannelClosed(host, f"the host key of {host} is marked @revoked in {known_hosts}: refused")
-        if accepted.entry:
-            _append_known_host(known_hosts, accepted.entry)
-        transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
-        self._client = client
         self._channel = transport.open_session()
         self._channel.exec_command(command)
 
@@ -108,17 +80,140 @@ class ParamikoStream(Stream):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._channel.shutdown_write()
-        with contextlib.suppress(Exception):
-            self._client.close()
+        for client in reversed(self._clients):
+            with contextlib.suppress(Exception):
+                client.close()
 
 
-def _load_known_hosts(path: str, into: Any) -> list[Any]:
+class _Options:
+    def __init__(self, ssh_config: str, accept_new: bool, timeout: float) -> None:
+        self.ssh_config = ssh_config
+        self.accept_new = accept_new
+        self.timeout = timeout
+
+
+# OpenSSH stops at a few levels of ProxyJump too; more is a loop in the config.
+_MAX_JUMP_DEPTH = 8
+
+
+def _connect(host: str, address: str, options: _Options, jumps: list[str] | None = None,
+             depth: int = 0, shown: str = "") -> list[Any]:
+    """Logged-in clients: those of the jump hosts ``address`` is reached through (outermost
+    first), then its own. ``jumps`` overrides the ProxyJump of ``address``'s ssh config;
+    ``shown``: what to call ``address`` in errors (``host``, the host mngr was asked for,
+    prefixes every one)."""
+    import logging
+
+    import paramiko
+
+    # paramiko's transport thread logs a failed connection (a traceback, through logging's
+    # last-resort handler): mngr reports it in one line instead.
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
+    settings = _resolve(address, options.ssh_config)
+    if jumps is None:
+        jumps = settings["proxy_jump"]
+    if jumps and settings["proxy_command"]:
+        raise ChannelClosed(host, f"the ssh config of {address} sets both ProxyJump and ProxyCommand: "
+                                  "keep one of them")
+    if depth > _MAX_JUMP_DEPTH:
+        raise ChannelClosed(host, f"ProxyJump goes through more than {_MAX_JUMP_DEPTH} hosts to reach "
+                                  f"{address}: is there a loop in the ssh config?")
+    clients: list[Any] = []
+    sock: Any = None
+    target = (settings["hostname"], settings["port"])
+    try:
+        if jumps:
+            # As OpenSSH does: "ProxyJump a,b" reaches b through a, then the target through b.
+            clients = _connect(host, jumps[-1], options, jumps[:-1] or None, depth + 1, f"the jump host {jumps[-1]}")
+            jump_transport = clients[-1].get_transport()
+            try:
+                sock = jump_transport.open_channel("direct-tcpip", target, ("127.0.0.1", 0),
+                                                   timeout=options.timeout)
+            except (paramiko.SSHException, OSError) as exc:
+                raise ChannelClosed(host, f"the jump host {jumps[-1]} could not reach "
+                                          f"{target[0]}:{target[1]} (ProxyJump): {exc}") from exc
+        elif settings["proxy_command"]:
+            import shlex
+
+            # Through a shell, as OpenSSH runs it (pipes, quotes and variables work), exec'd so
+            # that closing the connection ends the command itself.
+            sock = paramiko.ProxyCommand("/bin/sh -c " + shlex.quote("exec " + settings["proxy_command"]))
+        clients.append(_login(host, shown or host, settings, sock, options))
+    except BaseException:
+        for client in reversed(clients):
+            with contextlib.suppress(Exception):
+                client.close()
+        if sock is not None:
+            with contextlib.suppress(Exception):
+                sock.close()
+        raise
+    return clients
+
+
+def _login(host: str, shown: str, settings: dict[str, Any], sock: Any, options: _Options) -> Any:
+    """A client logged in to ``settings``' host (over ``sock`` when given), its key checked."""
+    import paramiko
+
+    hostname, port = settings["hostname"], settings["port"]
+    # The name paramiko looks the host key up under; with HostKeyAlias, the alias's keys are
+    # filed under it, and a key accepted on first use is recorded under the alias.
+    lookup_name = hostname if port == 22 else f"[{hostname}]:{port}"
+    alias = settings["host_key_alias"]
+    client = paramiko.SSHClient()
+    known_hosts = os.path.expanduser(settings["known_hosts"])
+    revoked = _load_known_hosts(known_hosts, client.get_host_keys(), alias, lookup_name)
+    accepted = _RememberNewKey(alias)
+    client.set_missing_host_key_policy(accepted if options.accept_new else paramiko.RejectPolicy())
+    if alias:
+        shown = f"{shown} (HostKeyAlias {alias})"
+    try:
+        client.connect(
+            hostname, port=port, username=settings["user"], sock=sock,
+            key_filename=settings["identity_files"] or None, timeout=options.timeout,
+            allow_agent=True, look_for_keys=not settings["identity_files"],
+        )
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise ChannelClosed(host, f"the host key of {shown} has CHANGED and is refused (if the host was "
+                                  "really reinstalled, remove the old key with: ssh-keygen -R HOSTNAME)") from exc
+    except paramiko.SSHException as exc:
+        client.close()
+        if "not found in known_hosts" in str(exc):
+            raise ChannelClosed(host, f"the host key of {shown} is not known yet: check it and connect once "
+                                      "with ssh, or pass --accept-new-host-key") from exc
+        if settings["proxy_command"] and isinstance(sock, paramiko.ProxyCommand):
+            detail = exc.error if isinstance(exc, paramiko.ProxyCommandFailure) else exc
+            raise ChannelClosed(host, f"ssh connection through ProxyCommand {settings['proxy_command']!r} "
+                                      f"failed: {detail}") from exc
+        raise ChannelClosed(host, f"ssh connection failed: {exc}") from exc
+    except OSError as exc:
+        client.close()
+        raise ChannelClosed(host, f"cannot connect to {hostname}:{port}: {exc}") from exc
+    transport = client.get_transport()
+    assert transport is not None
+    if transport.get_remote_server_key() in revoked:
+        client.close()
+        raise ChannelClosed(host, f"the host key of {shown} is marked @revoked in {known_hosts}: refused")
+    if accepted.entry:
+        _append_known_host(known_hosts, accepted.entry)
+    return client
+
+
+def _load_known_hosts(path: str, into: Any, alias: str | None = None, lookup_name: str = "") -> list[Any]:
     """Add the plain entries of known_hosts file ``path`` to ``into``; return @revoked keys.
+    With ``alias`` (HostKeyAlias), only the alias's keys are added, as ``lookup_name``'s.
 
     ``@cert-authority`` lines are skipped (paramiko does not check host certificates) and
     so are lines that cannot be read, as OpenSSH skips them.
     """
-    from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
+    from paramiko.hostkeys import HostKeyEntry, HostKeys, InvalidHostKey
+
+    if alias:
+        every = HostKeys()
+        revoked_keys = _load_known_hosts(path, every)
+        for key_type, key in (every.lookup(alias) or {}).items():
+            into.add(lookup_name, key_type, key)
+        return revoked_keys
 
     revoked: list[Any] = []
     try:
@@ -150,12 +245,16 @@ def _load_known_hosts(path: str, into: Any) -> list[Any]:
 
 
 class _RememberNewKey:
-    """Accept an unknown host key and keep its known_hosts line for after the login."""
+    """Accept an unknown host key and keep its known_hosts line (under the host's
+    HostKeyAlias, if it has one) for after the login."""
 
     entry = ""
 
+    def __init__(self, alias: str | None = None) -> None:
+        self.alias = alias
+
     def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
-        self.entry = f"{hostname} {key.get_name()} {key.get_base64()}\n"
+        self.entry = f"{self.alias or hostname} {key.get_name()} {key.get_base64()}\n"
 
 
 def _append_known_host(path: str, entry: str) -> None:
@@ -184,10 +283,22 @@ def _resolve(address: str, ssh_config: str) -> dict[str, Any]:
             config.parse(handle)
     entry = config.lookup(host)
     known_hosts = entry.get("userknownhostsfile", "~/.ssh/known_hosts").split()[0]
+    proxy_jump = entry.get("proxyjump", "none")
+    proxy_command = entry.get("proxycommand", "none")
     return {
         "hostname": entry.get("hostname", host),
         "port": port or int(entry.get("port", 22)),
         "user": user or entry.get("user") or getpass.getuser(),
         "identity_files": [os.path.expanduser(p) for p in entry.get("identityfile", [])],
         "known_hosts": known_hosts,
+        "host_key_alias": entry.get("hostkeyalias") or None,
+        # "none" turns each off, as in OpenSSH (for a host a wider pattern gave one to)
+        "proxy_jump": [] if proxy_jump.lower() == "none" else [_jump_address(hop) for hop in proxy_jump.split(",")],
+        "proxy_command": None if proxy_command.lower() == "none" else proxy_command,
     }
+
+
+def _jump_address(hop: str) -> str:
+    """A ProxyJump hop (``[user@]host[:port]`` or ``ssh://[user@]host[:port]``) as an address."""
+    hop = hop.strip()
+    return hop[len("ssh://"):] if hop.startswith("ssh://") else hop

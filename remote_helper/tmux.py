@@ -5,6 +5,8 @@ except listings in the host daemon, which go through its control-mode client whe
 import os
 import subprocess
 
+from . import install_hint
+
 SESSION_PREFIX = "mngr-"
 
 # Fields read for every pane in one `list-panes -a` call; tab-separated because mngr's
@@ -47,7 +49,7 @@ def run(args, input_bytes=None, check=True):
             env=_environment(),
         )
     except FileNotFoundError:
-        raise TmuxMissing("tmux is not installed (not found on PATH)") from None
+        raise TmuxMissing(install_hint.missing_program("tmux")) from None
     if check and completed.returncode != 0:
         message = completed.stderr.decode("utf-8", "replace").strip() or "exit status %d" % completed.returncode
         raise TmuxError("tmux %s: %s" % (args[0], message))

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install mngr and everything it needs into ./.venv, on a fresh Debian or Ubuntu machine.
+# Install mngr into ./.venv, and on Debian or Ubuntu (apt) the system packages it needs too;
+# elsewhere those are listed, with the command that installs them (scripts/system_packages.sh).
 #   ./scripts/install.sh          mngr itself (tmux and the OpenSSH client included)
 #   ./scripts/install.sh --test   also what the test suite needs (sshd for its SSH test hosts,
 #                                 git for the push, pull and --source tests, procps for pgrep,
@@ -24,23 +25,38 @@ if [[ "${1:-}" == "--test" ]]; then
 fi
 # Debian's own python3 needs python3-venv for `python3 -m venv`; pyenv and others ship it.
 "$python" -c 'import ensurepip, venv' >/dev/null 2>&1 || system_packages+=(python3-venv)
-missing=()
-for package in "${system_packages[@]}"; do
-    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
-done
-if ((${#missing[@]})); then
-    sudo=""
-    [[ $(id -u) -eq 0 ]] || sudo="sudo"
-    echo "installing system packages: ${missing[*]}" >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+sudo=""
+[[ $(id -u) -eq 0 ]] || sudo="sudo"
+if command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1 \
+    && { [[ -z "$sudo" ]] || command -v sudo >/dev/null 2>&1; }; then
+    missing=()
+    for package in "${system_packages[@]}"; do
+        dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+    done
+    if ((${#missing[@]})); then
+        echo "installing system packages: ${missing[*]}" >&2
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+else
+    # No apt (or no way to become root): mngr is installed all the same, and what it needs
+    # from the system is listed with the command that installs it here.
+    scripts/system_packages.sh "${1:-}" >&2 || true
 fi
 
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     echo "mngr needs Python 3.11 or newer; $python is $("$python" --version 2>&1). Set PYTHON=..." >&2
     exit 1
 fi
-[[ -x .venv/bin/python ]] || "$python" -m venv .venv
+if [[ ! -x .venv/bin/python ]] && ! "$python" -m venv .venv; then
+    echo "$python cannot make a virtual environment (on Debian or Ubuntu: apt-get install python3-venv)" >&2
+    exit 1
+fi
+purelib=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+# A venv made by an older mngr holds it under the distribution name mngr: one owner of bin/mngr.
+if compgen -G "$purelib/mngr-[0-9]*.dist-info" >/dev/null; then
+    .venv/bin/python -m pip uninstall --quiet --yes mngr
+fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 # setuptools' editable install finds mngr's packages through an import hook that loads
 # pathlib, urllib and more at every start of Python (about 10 ms of each mngr command).
@@ -48,8 +64,7 @@ fi
 # mngr does the same for nothing; the .pth file pip wrote is pointed there instead.
 mkdir -p .venv/mngr-path
 ln -sfn "$(pwd)" .venv/mngr-path/mngr
-purelib=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-for pth in "$purelib"/__editable__.mngr-*.pth; do
+for pth in "$purelib"/__editable__.mngr_agents-*.pth; do
     [[ -e "$pth" ]] && echo "$(pwd)/.venv/mngr-path" >"$pth"
 done
 # pip's console script imports re (~3 ms) only to strip a Windows suffix from argv[0];

@@ -53,10 +53,12 @@ def _free_port() -> int:
 
 class SshHost:
     """One sshd on 127.0.0.1 plus the client-side files to reach it as ``alias``; ``env``: more
-    variables for the test user's sessions there (no spaces in values)."""
+    variables for the test user's sessions there (no spaces in values); ``sshd_options``:
+    more sshd_config lines."""
 
     def __init__(self, alias: str, client_dir: Path, force_command: str | None = None,
-                 max_startups: str = "200:30:400", env: dict[str, str] | None = None) -> None:
+                 max_startups: str = "200:30:400", env: dict[str, str] | None = None,
+                 sshd_options: str = "") -> None:
         self.alias = alias
         self.user = ensure_test_user()
         # Short paths: sockets live here (tmux's, the host daemon's).
@@ -93,6 +95,7 @@ class SshHost:
             f"SetEnv MNGR_HOST_DIR={self.remote_host_dir} TMUX_TMPDIR={self.remote_tmux_dir}"
             + "".join(f" {key}={value}" for key, value in (env or {}).items()) + "\n"
             + (f"ForceCommand {force_command}\n" if force_command else "")
+            + sshd_options
         )
         Path("/run/sshd").mkdir(exist_ok=True)
         self.process = subprocess.Popen(

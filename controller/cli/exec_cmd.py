@@ -9,12 +9,14 @@ from typing import BinaryIO
 import click
 
 from .. import output
-from ..commands.exec import ExecRequest, OutputListener
+from ..commands.agents import Bulk
+from ..commands.exec import ExecRequest, ExecResult, OutputListener
 from ..commands.exec import exec_command as run_everywhere
 from ..errors import UsageError
 from ..fleet import LocatedAgent
 from .completion_cmd import agent_names
 from .context import App, pass_app
+from .targets import dry_run_option, filter_options, on_error_option, read_targets
 
 _HELP = {"help_option_names": ["-h", "--help"]}
 
@@ -68,46 +70,72 @@ def _printer(prefixed: bool) -> OutputListener:
 
 
 @click.command("exec", context_settings=_HELP)
-@click.argument("words", nargs=-1, required=True, metavar="NAME... COMMAND", shell_complete=agent_names)
+@click.argument("words", nargs=-1, required=True, metavar="[NAME|-]... COMMAND", shell_complete=agent_names)
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Kill the command after this many seconds.")
-@click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True,
-              help="json: stdout, stderr and exit code per agent, printed at the end.")
+@click.option("--format", "output_format", type=click.Choice(["human", "json", "jsonl"]), default="human",
+              show_default=True, help="json, jsonl: stdout, stderr and exit code per agent, printed at the end.")
+@filter_options
+@dry_run_option
+@on_error_option
 @pass_app
-def exec_command(app: App, words: tuple[str, ...], timeout: float | None, output_format: str) -> None:
+def exec_command(app: App, words: tuple[str, ...], timeout: float | None, output_format: str,
+                 includes: tuple[str, ...], excludes: tuple[str, ...], dry_run: bool, on_error: str) -> None:
     """Run a shell COMMAND on each agent's host, in its work dir, with its environment.
 
     Output streams back as it is produced (prefixed with the agent's name when several
-    agents run it). With one agent the exit status is the command's; with several it is
+    agents may run it). With one agent the exit status is the command's; with several it is
     0 only if the command succeeded everywhere. A timed-out command is killed (status 124).
+    With --on-error abort a command that fails (an error or a non-zero exit) stops mngr
+    from starting it on agents it has not started on; each host's first agent runs it
+    alone first.
 
     \b
     Examples:
       mngr exec my-agent "git status"
       mngr exec agent-1 agent-2 "pytest -x" --timeout 600
+      mngr exec --include 'labels.team == web' "git pull" --on-error abort
     """
-    if len(words) < 2:
-        raise UsageError("give agent names and a command: mngr exec NAME... COMMAND")
     names, command = words[:-1], words[-1]
+    if not names and not (includes or excludes):
+        raise UsageError("give agent names and a command: mngr exec NAME... COMMAND")
     if not command.strip():
         raise UsageError("the command is empty")
-    stream = output_format == "human"
-    on_output = _printer(prefixed=len(names) > 1) if stream else None
-    results = run_everywhere(app, ExecRequest(names, command, timeout, on_output))
-    if output_format == "json":
-        rows = [
-            {
-                "name": r.name, "host": r.host, "provider": r.provider,
-                "stdout": r.stdout.decode("utf-8", "replace"), "stderr": r.stderr.decode("utf-8", "replace"),
-                "exit_code": r.exit_code, "error": r.error,
-            }
-            for r in results
-        ]
-        click.echo(output.to_json(rows))
+    targets = read_targets(app, names, False, includes, excludes)
+    stream = output_format == "human" and not dry_run
+    several = len(targets.names) > 1 or targets.keep is not None or targets.piped
+    on_output = _printer(prefixed=several) if stream else None
+    results = run_everywhere(app, ExecRequest((), command, timeout, on_output, targets=targets,
+                                              bulk=Bulk(dry_run, on_error)))
+    if output_format in ("json", "jsonl"):
+        rows = [_row(result) for result in results]
+        if output_format == "json":
+            click.echo(output.to_json(rows))
+        else:
+            for row in rows:
+                click.echo(output.to_jsonl(row))
+    elif dry_run or not results:
+        if not results:
+            click.echo("no agents to run on")
+        for result in results:
+            click.echo(f"would run on {result.name} on {result.host}")
     for result in results:
         if result.error:
             click.echo(f"mngr: error: exec {result.name}: {result.error}", err=True)
+    if dry_run:
+        return
     if len(results) == 1:
         code = results[0].exit_code
         # A command killed by signal N reports -N; shells say 128 + N.
         sys.exit(1 if code is None else (128 - code if code < 0 else code))
-    sys.exit(0 if all(r.exit_code == 0 and r.error is None for r in results) else 1)
+    sys.exit(1 if any(result.failed for result in results) else 0)
+
+
+def _row(result: ExecResult) -> dict[str, object]:
+    if not result.ran:
+        return {"name": result.name, "host": result.host, "provider": result.provider, "result": "would run"}
+    return {
+        "name": result.name, "host": result.host, "provider": result.provider,
+        "stdout": result.stdout.decode("utf-8", "replace"), "stderr": result.stderr.decode("utf-8", "replace"),
+        "exit_code": result.exit_code, "error": result.error,
+        "result": "failed" if result.failed else "ok",
+    }

@@ -4,26 +4,48 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import click
 
+from .. import output
 from ..commands import agents
-from ..commands.agents import AgentsResult
+from ..commands.agents import AgentsResult, Bulk
 from ..errors import UsageError
 from ..fleet import LocatedAgent
-from .common import attach, check_format, print_agents
+from .common import agent_row, attach, check_format
 from .completion_cmd import agent_names
 from .context import App, pass_app
+from .targets import dry_run_option, filter_options, on_error_option, read_targets
 
 _HELP = {"help_option_names": ["-h", "--help"]}
+_NAMES = click.argument("names", nargs=-1, metavar="[NAME|-]...", shell_complete=agent_names)
 
 
 def _report(result: AgentsResult, action: str, output_format: str) -> None:
-    """Print what was done, each failure on stderr; exit 1 if any agent failed."""
-    rows = [(changed.info, changed.host, changed.provider,
-             f"{changed.verb}:" if changed.verb.startswith("already") else changed.verb)
-            for changed in result.changed]
-    print_agents(rows, output_format)
+    """Print what was done to each agent (in json and jsonl, also each failure, with
+    ``result`` "failed"), each failure on stderr; exit 1 if any agent failed."""
+    rows: list[dict[str, Any]] = []
+    for changed in result.changed:
+        row = agent_row(changed.info, changed.host, changed.provider)
+        row.update(result=changed.verb, error=None)
+        rows.append(row)
+    failed_rows = [{"name": failed.name, "host": failed.host, "provider": failed.provider,
+                    "result": "failed", "error": failed.error} for failed in result.failed]
+    if output_format == "json":
+        click.echo(output.to_json(rows + failed_rows))
+    elif output_format == "jsonl":
+        for row in rows + failed_rows:
+            click.echo(output.to_jsonl(row))
+    elif output_format == "human":
+        if not rows and not failed_rows:
+            click.echo(f"no agents to {action}")
+        for row in rows:
+            verb = f"{row['result']}:" if row["result"].startswith("already") else row["result"]
+            click.echo(f"{verb} agent {row['name']} ({row['type']}) on {row['host']} [{row['state']}]")
+    else:
+        for row in rows:
+            click.echo(output.render_template(output_format, row))
     _report_failures(result, action)
 
 
@@ -58,52 +80,95 @@ def _grace_seconds(app: App, given: str | None) -> float:
     return seconds
 
 
+_FORMAT = click.option("--format", "output_format", default="human", show_default=True,
+                       help="human, json, jsonl or a template; json and jsonl have each agent's "
+                            "result (and error).")
+
+
 @click.command(context_settings=_HELP)
-@click.argument("names", nargs=-1, shell_complete=agent_names)
+@_NAMES
 @click.option("--all", "every", is_flag=True, help="Stop every agent that is not stopped yet.")
-@click.option("--format", "output_format", default="human", show_default=True, help="human, json, jsonl or a template.")
+@filter_options
+@_FORMAT
 @_GRACE
+@dry_run_option
+@on_error_option
 @pass_app
-def stop(app: App, names: tuple[str, ...], every: bool, output_format: str, grace: str | None) -> None:
+def stop(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ...], excludes: tuple[str, ...],
+         output_format: str, grace: str | None, dry_run: bool, on_error: str) -> None:
     """Stop agents: their processes end, their records stay for `mngr start`.
 
     Every process an agent started gets SIGTERM, then, after the grace, SIGKILL; an agent
-    is reported stopped only once none is left.
+    is reported stopped only once none is left. Agents are named, read from stdin (`-`,
+    one a line, as `mngr list --ids` prints them) or selected with --include/--exclude
+    (from every agent not stopped yet when no name is given); all are stopped in parallel.
+
+    \b
+    Examples:
+      mngr stop my-agent
+      mngr stop --include 'state == waiting && idle > 1h' --dry-run
+      mngr list --ids --include 'labels.team == web' | mngr stop -
     """
     check_format(output_format)
-    request = agents.StopRequest(names, every, _grace_seconds(app, grace))
+    request = agents.StopRequest(grace=_grace_seconds(app, grace),
+                                 targets=read_targets(app, names, every, includes, excludes),
+                                 bulk=Bulk(dry_run, on_error))
     _report(agents.stop(app, request), "stop", output_format)
 
 
 @click.command(context_settings=_HELP)
-@click.argument("names", nargs=-1, shell_complete=agent_names)
+@_NAMES
 @click.option("--all", "every", is_flag=True, help="Start every stopped agent.")
-@click.option("--format", "output_format", default="human", show_default=True, help="human, json, jsonl or a template.")
+@filter_options
+@_FORMAT
+@dry_run_option
+@on_error_option
 @pass_app
-def start(app: App, names: tuple[str, ...], every: bool, output_format: str) -> None:
+def start(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ...], excludes: tuple[str, ...],
+          output_format: str, dry_run: bool, on_error: str) -> None:
     """Start stopped agents again, from their records (same command, work dir and env).
 
     An agent whose process exited (DONE) is started afresh; a running one is left alone.
+    Agents are named, read from stdin (`-`) or selected with --include/--exclude (from
+    every stopped agent when no name is given).
     """
     check_format(output_format)
-    _report(agents.start(app, agents.StartRequest(names, every)), "start", output_format)
+    request = agents.StartRequest(targets=read_targets(app, names, every, includes, excludes),
+                                  bulk=Bulk(dry_run, on_error))
+    _report(agents.start(app, request), "start", output_format)
 
 
 @click.command(context_settings=_HELP)
-@click.argument("names", nargs=-1, shell_complete=agent_names)
+@_NAMES
 @click.option("--all", "every", is_flag=True, help="Destroy every agent on every host.")
+@filter_options
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--keep-work-dir", is_flag=True,
               help="Keep the work dir even where mngr made it (--source, --snapshot, clone, an ssh host's default).")
 @_GRACE
+@_FORMAT
+@dry_run_option
+@on_error_option
 @pass_app
-def destroy(app: App, names: tuple[str, ...], every: bool, force: bool, keep_work_dir: bool,
-            grace: str | None) -> None:
+def destroy(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ...], excludes: tuple[str, ...],
+            force: bool, keep_work_dir: bool, grace: str | None, output_format: str, dry_run: bool,
+            on_error: str) -> None:
     """Stop agents and delete their state (record, environment, event log) from their hosts,
     and the work dirs mngr made for them.
 
-    Asks for confirmation on a terminal; without a terminal it refuses unless -f is given.
+    Asks for confirmation on a terminal; without a terminal it refuses unless -f is given
+    (names read from stdin with `-` leave no terminal to ask on: give -f). Agents are
+    named, read from stdin or selected with --include/--exclude (from every agent when no
+    name is given). --dry-run lists what would be destroyed and needs no confirmation.
+
+    \b
+    Examples:
+      mngr destroy old-agent
+      mngr destroy --include 'state == done && age > 1d' --dry-run
+      mngr list --ids --include "name ~ 'tmp-*'" | mngr destroy -f -
     """
+    check_format(output_format)
+
     def confirm(found: Sequence[LocatedAgent]) -> None:
         if force:
             return
@@ -112,8 +177,13 @@ def destroy(app: App, names: tuple[str, ...], every: bool, force: bool, keep_wor
         listed = ", ".join(f"{agent.info.name} ({agent.host})" for agent in found)
         click.confirm(f"Destroy {listed}?", abort=True, err=True)
 
-    request = agents.DestroyRequest(names, every, _grace_seconds(app, grace), keep_work_dir, confirm)
+    request = agents.DestroyRequest(grace=_grace_seconds(app, grace), keep_work_dir=keep_work_dir,
+                                    confirm=confirm, targets=read_targets(app, names, every, includes, excludes),
+                                    bulk=Bulk(dry_run, on_error))
     result = agents.destroy(app, request)
+    if output_format != "human" or dry_run:
+        _report(result, "destroy", output_format)
+        return
     if not result.changed and not result.failed:
         click.echo("no agents to destroy")
     for changed in result.changed:

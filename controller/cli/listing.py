@@ -21,6 +21,7 @@ from .common import (
 )
 from .completion_cmd import provider_names
 from .context import App, pass_app
+from .targets import filter_options
 
 
 @click.command("list", context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,6 +33,13 @@ from .context import App, pass_app
               help="Only hosts of this provider. Repeatable.")
 @click.option("--label", "label_pairs", multiple=True, metavar="KEY=VALUE",
               help="Only agents with this label. Repeatable; all must match.")
+@filter_options
+@click.option("--sort", "sort_by", metavar="FIELD[,-FIELD]...",
+              help="Sort by these fields, the first first; -FIELD from the largest. [default: name]")
+@click.option("--fields", "field_list", metavar="FIELD,...",
+              help="Only these fields: the columns of the table, the keys of json and jsonl.")
+@click.option("--limit", type=click.IntRange(min=0), metavar="N", help="At most N agents (after sorting).")
+@click.option("--ids", "ids_only", is_flag=True, help="Only the agents' ids, one a line (for `mngr CMD -`).")
 @pass_app
 def list_command(
     app: App,
@@ -39,6 +47,12 @@ def list_command(
     states: tuple[str, ...],
     provider_names: tuple[str, ...],
     label_pairs: tuple[str, ...],
+    includes: tuple[str, ...],
+    excludes: tuple[str, ...],
+    sort_by: str | None,
+    field_list: str | None,
+    limit: int | None,
+    ids_only: bool,
 ) -> None:
     """List agents on every host, with their state.
 
@@ -50,6 +64,13 @@ def list_command(
       STOPPED  not running; `mngr start NAME` runs it again
       UNKNOWN  something on the host breaks mngr's conventions (see the problem field)
 
+    \b
+    Selecting (the language of EXPR: docs/commands/list.md):
+      mngr list --include 'state == waiting && idle > 1h'
+      mngr list --include "name ~ 'web-*'" --exclude 'labels.keep == yes'
+      mngr list --sort host,-age --fields name,state,host,age --limit 10
+      mngr list --ids --include 'state == done' | mngr destroy -f -
+
     With --format json the output is {"agents": [...], "hosts": [...], "errors": [...]}:
     hosts carry each host's idle status (timeout, seconds idle, the activity that last
     counted, the last idle shutdown). A host that cannot be reached appears in errors and
@@ -57,7 +78,7 @@ def list_command(
     shutdown on or was shut down.
     """
     plugin_fields = app.registry.list_fields(AGENT_FIELDS)
-    output.check_template(output_format, (*AGENT_FIELDS, *plugin_fields))
+    shape = _shape(output_format, plugin_fields, includes, excludes, sort_by, field_list, ids_only)
     labels = parse_pairs(label_pairs, "--label", LABEL_KEY_PATTERN)
     result = list_agents(app, ListRequest(states, provider_names, labels))
     rows = [agent_row(agent.info, agent.host, agent.provider) for agent in result.agents]
@@ -65,9 +86,89 @@ def list_command(
     errors = [{"host": error.host, "provider": error.provider, "error": error.error} for error in result.errors]
     for row in rows:  # each plugin's field sees mngr's fields only
         row.update({name: compute(dict(row)) for name, compute in plugin_fields.items()})
-    _print(rows, hosts, errors, output_format)
+    rows = shape.apply(rows, limit)
+    if ids_only:
+        for row in rows:
+            click.echo(row["id"])
+        for error in errors:
+            click.echo(f"mngr: error: host {error['host']!r} ({error['provider']}): {error['error']}", err=True)
+    elif shape.fields is not None:
+        _print_fields(rows, shape.fields, hosts, errors, output_format)
+    else:
+        _print(rows, hosts, errors, output_format)
     if errors:
         sys.exit(1)
+
+
+class _Shape:
+    """What --include/--exclude, --sort and --fields ask of the rows, read before any host is."""
+
+    def __init__(self, test: Any, sort_keys: list[Any], fields: list[str] | None) -> None:
+        self.test = test
+        self.sort_keys = sort_keys
+        self.fields = fields
+
+    def apply(self, rows: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+        if self.test is not None:
+            rows = [row for row in rows if self.test(row)]
+        if self.sort_keys:
+            from ..agent_filter import sorted_rows
+
+            rows = [dict(row) for row in sorted_rows(rows, self.sort_keys)]
+        return rows if limit is None else rows[:limit]
+
+
+def _shape(output_format: str, plugin_fields: dict[str, Any], includes: tuple[str, ...],
+           excludes: tuple[str, ...], sort_by: str | None, field_list: str | None, ids_only: bool) -> _Shape:
+    from ..errors import UsageError
+
+    if ids_only and (output_format != "human" or field_list is not None):
+        raise UsageError("--ids prints ids only: give it without --format and --fields")
+    if field_list is not None and output_format not in ("human", "json", "jsonl"):
+        raise UsageError("--fields goes with --format human, json or jsonl (a template names its own fields)")
+    if field_list is None:
+        output.check_template(output_format, (*AGENT_FIELDS, *plugin_fields))
+    if not (includes or excludes or sort_by or field_list):
+        return _Shape(None, [], None)  # the language is not even loaded
+    from ..agent_filter import Selection, parse_fields, parse_sort
+
+    # a column the language gives no kind of its own (a plugin's) compares as its values do
+    columns = (*AGENT_FIELDS, *plugin_fields)
+    test = Selection(includes, excludes).compile(columns) if includes or excludes else None
+    sort_keys = parse_sort(sort_by, columns) if sort_by else []
+    fields = parse_fields(field_list, columns) if field_list else None
+    return _Shape(test, sort_keys, fields)
+
+
+def _print_fields(rows: list[dict[str, Any]], fields: list[str], hosts: list[dict[str, Any]],
+                  errors: list[dict[str, str]], output_format: str) -> None:
+    from ..agent_filter import field_value
+
+    picked = [{field: field_value(row, field) for field in fields} for row in rows]
+    for row in picked:
+        if "age" in row and row["age"] is not None:
+            row["age"] = round(row["age"], 1)
+    if output_format == "json":
+        click.echo(output.to_json({"agents": picked, "hosts": hosts, "errors": errors}))
+        return
+    if output_format == "jsonl":
+        for row in picked:
+            click.echo(output.to_jsonl(row))
+    else:
+        cells = [[_cell(field, row[field]) for field in fields] for row in picked]
+        click.echo(output.table([field.upper() for field in fields], cells) if cells else "no agents")
+    for error in errors:
+        click.echo(f"mngr: error: host {error['host']!r} ({error['provider']}): {error['error']}", err=True)
+
+
+def _cell(field: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if field in ("idle", "age"):
+        return format_duration(value)
+    if isinstance(value, dict):
+        return ",".join(f"{key}={item}" for key, item in sorted(value.items()))
+    return str(value)
 
 
 def _print(

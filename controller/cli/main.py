@@ -133,7 +133,7 @@ def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
 
 
 @click.group(cls=MngrGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="mngr", prog_name="mngr")
+@click.version_option(package_name="mngr-agents", prog_name="mngr")
 def cli() -> None:
     """mngr creates and manages AI coding agents in tmux sessions on hosts.
 

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import click
 
-from ..commands.message import MessageRequest
+from .. import output
+from ..commands.agents import Bulk
+from ..commands.message import MessageRequest, MessageResult
 from ..commands.message import message as send_message
 from ..errors import UsageError
 from .completion_cmd import agent_names
 from .context import App, pass_app
+from .targets import dry_run_option, filter_options, on_error_option, read_targets
 
 _HELP = {"help_option_names": ["-h", "--help"]}
 
@@ -38,13 +41,18 @@ def _read_text(positional: str | None, message: str | None, message_file: str | 
 
 
 @click.command(context_settings=_HELP)
-@click.argument("words", nargs=-1, required=True, metavar="NAME... [TEXT]", shell_complete=agent_names)
+@click.argument("words", nargs=-1, metavar="[NAME|-]... [TEXT]", shell_complete=agent_names)
 @click.option("-m", "--message", help="The message (instead of the last argument).")
 @click.option("--message-file", metavar="FILE", help="Read the message from FILE ('-' for stdin).")
 @click.option("--start", "start_first", is_flag=True, help="Start stopped agents first, then send.")
 @click.option("--ready-timeout", type=float, default=60.0, show_default=True,
               help="Seconds to wait for the agent to be ready: its input box (claude, codex), or with "
                    "--start, a started agent.")
+@filter_options
+@click.option("--format", "output_format", type=click.Choice(["human", "json", "jsonl"]), default="human",
+              show_default=True, help="json, jsonl: each agent's result (sent or failed, and the error).")
+@dry_run_option
+@on_error_option
 @pass_app
 def message(
     app: App,
@@ -53,6 +61,11 @@ def message(
     message_file: str | None,
     start_first: bool,
     ready_timeout: float,
+    includes: tuple[str, ...],
+    excludes: tuple[str, ...],
+    output_format: str,
+    dry_run: bool,
+    on_error: str,
 ) -> None:
     """Send a message to agents: the text is typed into each, byte for byte, then Enter.
 
@@ -64,25 +77,52 @@ def message(
       mngr message my-agent "Tell me a joke"
       mngr message agent-1 agent-2 -m "rebase on main"
       git diff | mngr message reviewer --message-file -
+      mngr message --include 'state == waiting && labels.team == web' -m "status?"
+      mngr list --ids --include "name ~ 'test-*'" | mngr message - "stop and commit"
 
     Quotes, $(...), backslashes, key names such as C-c, unicode and newlines all arrive
     as written. Two messages to one agent never interleave.
     """
+    filtered = bool(includes or excludes)
     if message is None and message_file is None:
-        if len(words) < 2:
+        if not words or (len(words) < 2 and not filtered):
             raise UsageError("give agent names and a message (or use -m / --message-file)")
         names, positional = words[:-1], words[-1]
     else:
         names, positional = words, None
+    if not names and not filtered:
+        raise UsageError("name at least one agent (or use --include EXPR)")
+    if "-" in names and (positional == "-" or message_file == "-"):
+        raise UsageError("stdin cannot hold both the agent names and the message")
     text = _read_text(positional, message, message_file)
-    result = send_message(app, MessageRequest(names, text, start_first, ready_timeout))
-    size = len(text.encode("utf-8"))
-    for name in result.sent:
-        click.echo(f"sent message to {name} ({size} bytes)")
-    for failed in result.failed:
-        click.echo(f"mngr: error: message {failed.name}: {failed.error}", err=True)
+    request = MessageRequest((), text, start_first, ready_timeout,
+                             targets=read_targets(app, names, False, includes, excludes),
+                             bulk=Bulk(dry_run, on_error))
+    result = send_message(app, request)
+    _print(result, len(text.encode("utf-8")), output_format)
     if result.interrupted:  # who got it is printed above, who did not (or may not have) named
         click.echo("mngr: interrupted", err=True)
         sys.exit(130)
     if result.failed:
         sys.exit(1)
+
+
+def _print(result: MessageResult, size: int, output_format: str) -> None:
+    done = "would send" if result.dry_run else "sent"
+    if output_format == "human":
+        if not result.reached and not result.failed:
+            click.echo("no agents to send to")
+        for reached in result.reached:
+            click.echo(f"{done} message to {reached.name} ({size} bytes)")
+    else:
+        rows = [{"name": r.name, "host": r.host, "provider": r.provider, "result": done, "error": None}
+                for r in result.reached]
+        rows += [{"name": f.name, "host": f.host, "provider": f.provider, "result": "failed", "error": f.error}
+                 for f in result.failed]
+        if output_format == "json":
+            click.echo(output.to_json(rows))
+        else:
+            for row in rows:
+                click.echo(output.to_jsonl(row))
+    for failed in result.failed:
+        click.echo(f"mngr: error: message {failed.name}: {failed.error}", err=True)

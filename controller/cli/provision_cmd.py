@@ -19,21 +19,23 @@ from ..commands.provision import (
 from ..errors import UsageError
 from .completion_cmd import agent_names
 from .context import App, pass_app
+from .targets import agent_test, expand_names, filter_options
 
 _FORMATS = ("human", "json")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("names", nargs=-1, shell_complete=agent_names)
+@click.argument("names", nargs=-1, metavar="[NAME|-]...", shell_complete=agent_names)
 @click.option("--all", "every", is_flag=True, help="Every agent on every host (those it has nothing for say so).")
+@filter_options
 @click.option("--dry-run", is_flag=True, help="Say what would change (by name: files, variables), change nothing.")
 @click.option("--restart", is_flag=True,
               help="Stop a running agent, write, and start it again, so that it has the new variables and CLI "
                    "at once (its conversation is resumed).")
 @click.option("--format", "output_format", default="human", show_default=True, help="human or json.")
 @pass_app
-def provision_command(app: App, names: tuple[str, ...], every: bool, dry_run: bool, restart: bool,
-                      output_format: str) -> None:
+def provision_command(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ...],
+                      excludes: tuple[str, ...], dry_run: bool, restart: bool, output_format: str) -> None:
     """Refresh agents' CLI, credentials and settings on their hosts from yours.
 
     For an agent on a host other than your own, mngr makes sure of its CLI there as create
@@ -46,7 +48,10 @@ def provision_command(app: App, names: tuple[str, ...], every: bool, dry_run: bo
         raise UsageError(f"--format must be one of {', '.join(_FORMATS)}, not {output_format!r}")
     if dry_run and restart:
         raise UsageError("--dry-run changes nothing: it cannot --restart")
-    result = provision(app, ProvisionRequest(names, every=every, dry_run=dry_run, restart=restart))
+    keep = agent_test(app, includes, excludes)
+    expanded, piped = expand_names(names)
+    result = provision(app, ProvisionRequest(expanded, every=every, dry_run=dry_run, restart=restart, keep=keep,
+                                             piped=piped))
     if output_format == "json":
         click.echo(json.dumps([_json(done) for done in result.provisioned], indent=2))
     else:

@@ -13,6 +13,7 @@ from ..errors import UsageError
 from .common import AGENT_FIELDS, agent_row, state_cell
 from .completion_cmd import agent_names
 from .context import App, pass_app
+from .targets import agent_test, expand_names, filter_options
 
 _HELP = {"help_option_names": ["-h", "--help"]}
 
@@ -34,9 +35,10 @@ _DEFAULT_STATES = "waiting,done,stopped"
 @click.option("--interval", metavar="DURATION", default="0.5s", show_default=True,
               help="How often the agents' hosts are asked.")
 @click.option("--format", "output_format", default="human", show_default=True, help="human, json, jsonl or a template.")
+@filter_options
 @pass_app
 def wait(app: App, names: tuple[str, ...], states: tuple[str, ...], timeout: str | None, any_agent: bool,
-         interval: str, output_format: str) -> None:
+         interval: str, output_format: str, includes: tuple[str, ...], excludes: tuple[str, ...]) -> None:
     """Wait until agents reach a state, as `mngr list` shows it.
 
     Exit status: 0 when every agent named (with --any, one of them) is in one of the
@@ -49,14 +51,19 @@ def wait(app: App, names: tuple[str, ...], states: tuple[str, ...], timeout: str
       mngr message fixer "run the tests" && mngr wait fixer --for waiting
       mngr wait a b c --for done --timeout 30m
       mngr wait a b --any --format '{name}'
+      mngr list --ids --include 'labels.batch == nightly' | mngr wait - --for done
     """
     from ..durations import parse_duration
 
     output.check_template(output_format, (*AGENT_FIELDS, *_OUTCOME_FIELDS))
-    if not names:
-        raise UsageError("name at least one agent to wait for")
+    keep = agent_test(app, includes, excludes)
+    if not names and keep is None:
+        raise UsageError("name at least one agent to wait for (or '-', or --include EXPR)")
+    expanded, piped = expand_names(names)
     request = waiting.WaitRequest(
-        names=names,
+        names=expanded,
+        keep=keep,
+        piped=piped,
         states=waiting.parse_states(states or (_DEFAULT_STATES,)),
         timeout=None if timeout is None else parse_duration(timeout, "--timeout"),
         any_agent=any_agent,

@@ -1,7 +1,9 @@
 """stop, start and destroy: change the state of agents found by name (or all of them).
 
-Every agent named is acted on in parallel (fanout.per_agent); one that fails is reported
-in the result's ``failed`` and the others are done all the same.
+Every agent named (or selected by a filter: lookup.find_agents) is acted on in parallel
+(fanout.per_agent); one that fails is reported in the result's ``failed`` and the others
+are done all the same, or with ``on_error`` "abort", no agent not started yet is started.
+A ``dry_run`` finds the agents and says what would be done to each, and does nothing.
 
 A Ctrl-C (on the main thread) starts no agent's change that was not started yet, and waits
 for those under way, whose requests went out; a second stops waiting. The result then has
@@ -30,16 +32,39 @@ LIVE_STATES = ("RUNNING", "WAITING")  # the agent's process is there to talk to
 
 
 @dataclass
+class Targets:
+    """Which agents: ``names``, or ``every`` one, narrowed (or without names, selected) by
+    ``keep``; ``piped``: the names were read from stdin, and none is no error."""
+
+    names: Sequence[str] = ()
+    every: bool = False
+    keep: Callable[[LocatedAgent], bool] | None = None
+    piped: bool = False
+
+
+@dataclass
+class Bulk:
+    """How a change is done to many agents."""
+
+    dry_run: bool = False  # say what would be done, do nothing
+    on_error: str = "continue"  # "abort": once one fails, start no other
+
+
+@dataclass
 class StopRequest:
     names: Sequence[str] = ()
     every: bool = False  # every agent not stopped yet
     grace: float = 2.0  # seconds between SIGTERM and SIGKILL of its processes
+    targets: Targets | None = None  # instead of names and every
+    bulk: Bulk = field(default_factory=Bulk)
 
 
 @dataclass
 class StartRequest:
     names: Sequence[str] = ()
     every: bool = False  # every stopped agent
+    targets: Targets | None = None
+    bulk: Bulk = field(default_factory=Bulk)
 
 
 @dataclass
@@ -50,12 +75,15 @@ class DestroyRequest:
     keep_work_dir: bool = False
     # Called with the agents found, before any is touched: raising cancels the whole destroy.
     confirm: Callable[[Sequence[LocatedAgent]], None] | None = None
+    targets: Targets | None = None
+    bulk: Bulk = field(default_factory=Bulk)
 
 
 @dataclass
 class Changed:
     """One agent acted on: its state now, and what happened (``verb``: "stopped",
-    "already stopped", "started", "already running", "destroyed")."""
+    "already stopped", "started", "already running", "destroyed"; in a dry run "would
+    stop", "would start", "would destroy")."""
 
     info: AgentInfo
     host: str
@@ -88,8 +116,12 @@ def stop(app: App, request: StopRequest) -> AgentsResult:
         with lifecycle.agent_event("stop", agent.info.name, agent.host, agent.provider):
             return _changed(agent, agent.handle.stop_agent(agent.info.name, request.grace), "stopped")
 
-    return _each(app, request.names, request.every, (*LIVE_STATES, "DONE"), change,
-                 _time_per_agent(app, request.grace), what="the stops already under way")
+    def preview(agent: LocatedAgent) -> str:
+        return "already stopped" if agent.info.state == "STOPPED" else "would stop"
+
+    return _each(app, _targets(request), (*LIVE_STATES, "DONE"), change,
+                 _time_per_agent(app, request.grace), what="the stops already under way",
+                 bulk=request.bulk, preview=preview)
 
 
 def start(app: App, request: StartRequest) -> AgentsResult:
@@ -101,8 +133,11 @@ def start(app: App, request: StartRequest) -> AgentsResult:
         with lifecycle.agent_event("start", agent.info.name, agent.host, agent.provider):
             return _changed(agent, agent.handle.start_agent(agent.info.name), "started")
 
-    return _each(app, request.names, request.every, ("STOPPED",), change, _time_per_agent(app, 0.0),
-                 what="the starts already under way")
+    def preview(agent: LocatedAgent) -> str:
+        return "already running" if agent.info.state in LIVE_STATES else "would start"
+
+    return _each(app, _targets(request), ("STOPPED",), change, _time_per_agent(app, 0.0),
+                 what="the starts already under way", bulk=request.bulk, preview=preview)
 
 
 def destroy(app: App, request: DestroyRequest) -> AgentsResult:
@@ -119,10 +154,15 @@ def destroy(app: App, request: DestroyRequest) -> AgentsResult:
         lifecycle.agent_destroyed(agent.info.name, agent.host, agent.provider)
         return _changed(agent, agent.info, "destroyed")
 
-    result = _each(app, request.names, request.every, ("RUNNING", "WAITING", "DONE", "STOPPED", "GONE"), change,
+    result = _each(app, _targets(request), ("RUNNING", "WAITING", "DONE", "STOPPED", "GONE"), change,
                    _time_per_agent(app, request.grace), what="the destroys already under way",
-                   confirm=request.confirm, after=lifecycle)
+                   confirm=request.confirm, after=lifecycle, bulk=request.bulk,
+                   preview=lambda agent: "would destroy")
     return result
+
+
+def _targets(request: StopRequest | StartRequest | DestroyRequest) -> Targets:
+    return request.targets if request.targets is not None else Targets(request.names, request.every)
 
 
 def _changed(agent: LocatedAgent, info: AgentInfo, verb: str) -> Changed:
@@ -135,15 +175,20 @@ def _time_per_agent(app: App, grace: float) -> float:
     return 2 * app.host_timeout + grace
 
 
-def _each(app: App, names: Sequence[str], every: bool, states: tuple[str, ...],
+def _each(app: App, targets: Targets, states: tuple[str, ...],
           change: Callable[[LocatedAgent], Changed], per_agent_seconds: float, what: str,
+          preview: Callable[[LocatedAgent], str], bulk: Bulk,
           confirm: Callable[[Sequence[LocatedAgent]], None] | None = None,
           after: Lifecycle | None = None) -> AgentsResult:
-    from ..fanout import MAX_PARALLEL, interruptible
+    from ..fanout import MAX_PARALLEL, interruptible, not_started_reason, stopping_on_error
 
     result = AgentsResult()
-    with find_agents(app, names, every=every, states=states) as found:
+    with find_agents(app, targets.names, every=targets.every, states=states, keep=targets.keep,
+                     piped=targets.piped) as found:
         if not found.agents:
+            return result
+        if bulk.dry_run:
+            result.changed = [_changed(agent, agent.info, preview(agent)) for agent in found.agents]
             return result
         if confirm is not None:
             confirm(found.agents)
@@ -153,14 +198,16 @@ def _each(app: App, names: Sequence[str], every: bool, states: tuple[str, ...],
             return per_agent_seconds * waves
 
         with interruptible(what) as interruption:
-            outcomes = per_agent(change, found.agents, host_timeout=host_seconds, interruption=interruption)
-        result.interrupted = interruption.happened
+            outcomes = per_agent(stopping_on_error(change, bulk.on_error, interruption), found.agents,
+                                 host_timeout=host_seconds, interruption=interruption)
+        result.interrupted = interruption.by_user
         for outcome in outcomes:
             agent = outcome.item
             if outcome.value is not None:
                 result.changed.append(outcome.value)
             else:
-                result.failed.append(Failed(agent.info.name, agent.host, agent.provider, outcome.error or "failed"))
+                error = not_started_reason(outcome.error, interruption) or "failed"
+                result.failed.append(Failed(agent.info.name, agent.host, agent.provider, error))
         if after is not None and not interruption.abandoned:
             result.emptied = after.remove_emptied_hosts(agent.handle for agent in found.agents)
     return result

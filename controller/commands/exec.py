@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import MngrError
-from ..fanout import per_agent
+from ..fanout import Interruption, not_started_reason, per_agent, stopping_on_error
 from ..fleet import LocatedAgent
+from .agents import Bulk, Targets
 from .lookup import find_agents
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ class ExecRequest:
     command: str
     timeout: float | None = None  # seconds; the command is killed after (exit code 124)
     on_output: OutputListener | None = None
+    targets: Targets | None = None  # instead of names
+    bulk: Bulk = field(default_factory=Bulk)
 
 
 @dataclass
@@ -39,6 +42,11 @@ class ExecResult:
     stderr: bytearray = field(default_factory=bytearray)
     exit_code: int | None = None  # a command killed by signal N: -N
     error: str | None = None
+    ran: bool = True  # False in a dry run: the agent it would run on
+
+    @property
+    def failed(self) -> bool:
+        return self.ran and (self.error is not None or self.exit_code != 0)
 
 
 def exec_command(app: App, request: ExecRequest) -> list[ExecResult]:
@@ -47,20 +55,31 @@ def exec_command(app: App, request: ExecRequest) -> list[ExecResult]:
         from ..errors import UsageError
 
         raise UsageError("the command is empty")
-    with find_agents(app, request.names) as found:
+    targets = request.targets if request.targets is not None else Targets(request.names)
+    with find_agents(app, targets.names, keep=targets.keep, piped=targets.piped) as found:
+        if request.bulk.dry_run:
+            return [ExecResult(agent.info.name, agent.host, agent.provider, ran=False) for agent in found.agents]
         # The command's own time, its reads' and a connection's: a host that stops
         # answering is given up on; with no --timeout only the requests' timeouts bound it.
         per_host = None if request.timeout is None else request.timeout + 2 * app.host_timeout
         # Every agent's command at once (a command may run for long). Ctrl-C ends them as ssh
         # ends its remote command: the helper kills a channel's commands when it closes.
-        outcomes = per_agent(lambda agent: _run(agent, request), found.agents,
-                             host_timeout=lambda count: per_host, first_alone=False)
+        # With --on-error abort each host's first agent runs alone first, so that a command
+        # that fails everywhere fails once per host rather than everywhere.
+        stop_starting = Interruption()
+        def run_one(agent: LocatedAgent) -> ExecResult:
+            return _run(agent, request)
+
+        run = stopping_on_error(run_one, request.bulk.on_error, stop_starting, failed=lambda result: result.failed)
+        outcomes = per_agent(run, found.agents, host_timeout=lambda count: per_host,
+                             first_alone=request.bulk.on_error == "abort",
+                             interruption=stop_starting if request.bulk.on_error == "abort" else None)
     results = []
     for outcome in outcomes:
         agent = outcome.item
         result = outcome.value or ExecResult(agent.info.name, agent.host, agent.provider)
         if outcome.error is not None:
-            result.error = outcome.error
+            result.error = not_started_reason(outcome.error, stop_starting)
         results.append(result)
     return results
 

@@ -4,12 +4,16 @@ Operations call ``find_agents`` only, so that how names resolve lives in one pla
 (NAME, NAME@HOST, NAME@PROVIDER/HOST or an agent id, agent_refs.py) goes straight to the
 host the record of where agents are places it on, and only then to every host
 (agent_lookup.py); ``every`` lists every host as default listings do.
+
+A filter (``keep``, from ``--include`` / ``--exclude``) narrows the agents named, or with
+no names, selects among every agent in the states the operation acts on. Names read from
+stdin (``piped``) may be none at all: a pipe that selected nothing does nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,16 +38,21 @@ class Found:
 
 @contextlib.contextmanager
 def find_agents(app: App, names: Sequence[str], *, every: bool = False,
-                states: Sequence[str] = EVERY_STATE) -> Iterator[Found]:
-    """The agents ``names`` (or with ``every``, each agent in one of ``states``), with their
-    hosts' handles open until the end of the block."""
+                states: Sequence[str] = EVERY_STATE, keep: Callable[[LocatedAgent], bool] | None = None,
+                piped: bool = False) -> Iterator[Found]:
+    """The agents ``names`` (or with ``every`` or only ``keep``, each agent in one of
+    ``states``) that ``keep`` keeps, with their hosts' handles open until the end of the block."""
     if every and names:
         raise UsageError("give agent names or --all, not both")
-    if not every and not names:
-        raise UsageError("name at least one agent (or use --all)")
-    if every:
+    if not every and not names and keep is None and not piped:
+        raise UsageError("name at least one agent (or use --all, or --include EXPR)")
+    if piped and not names:
+        yield Found([], None)
+        return
+    if every or not names:
         with fleet_listing(app) as listing:
-            yield Found([agent for agent in listing.agents if agent.info.state in states], listing)
+            yield Found([agent for agent in listing.agents
+                         if agent.info.state in states and (keep is None or keep(agent))], listing)
         return
     with found_agents(app, names) as agents:
-        yield Found(agents, None)
+        yield Found([agent for agent in agents if keep is None or keep(agent)], None)

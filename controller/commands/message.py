@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import MngrError
-from ..fanout import MAX_PARALLEL, interruptible, per_agent
+from ..fanout import MAX_PARALLEL, interruptible, not_started_reason, per_agent, stopping_on_error
 from ..fleet import LocatedAgent
-from .agents import LIVE_STATES, Failed
+from .agents import LIVE_STATES, Bulk, Failed, Targets
 from .lookup import find_agents
 
 if TYPE_CHECKING:
@@ -25,11 +25,22 @@ class MessageRequest:
     text: str
     start_first: bool = False  # start stopped agents first
     ready_timeout: float = 60.0
+    targets: Targets | None = None  # instead of names
+    bulk: Bulk = field(default_factory=Bulk)
+
+
+@dataclass
+class Reached:
+    name: str
+    host: str
+    provider: str
 
 
 @dataclass
 class MessageResult:
     sent: list[str] = field(default_factory=list)  # the names of the agents that took it
+    reached: list[Reached] = field(default_factory=list)  # the same agents, with their hosts
+    dry_run: bool = False  # ``reached``: the agents it would be sent to; nothing was sent
     failed: list[Failed] = field(default_factory=list)
     # By Ctrl-C: deliveries under way were waited for (a second Ctrl-C: not), none started
     # after it; ``failed`` names each agent that did not get the message or may not have.
@@ -43,17 +54,30 @@ def message(app: App, request: MessageRequest) -> MessageResult:
         raise UsageError("the message is empty")
     result = MessageResult()
     per_message = 2 * app.host_timeout + request.ready_timeout + _CONFIRM_ALLOWANCE
-    with find_agents(app, request.names) as found, interruptible("the messages already under way") as interruption:
-        outcomes = per_agent(lambda agent: _send_one(app, agent, request), found.agents,
-                             host_timeout=lambda count: per_message * -(-count // MAX_PARALLEL),
-                             interruption=interruption)
-    result.interrupted = interruption.happened
+    targets = request.targets if request.targets is not None else Targets(request.names)
+    with find_agents(app, targets.names, states=(*LIVE_STATES, "DONE", "STOPPED", "UNKNOWN"), keep=targets.keep,
+                     piped=targets.piped) as found:
+        if request.bulk.dry_run:
+            result.dry_run = True
+            result.reached = [Reached(agent.info.name, agent.host, agent.provider) for agent in found.agents]
+            return result
+        with interruptible("the messages already under way") as interruption:
+            def deliver(agent: LocatedAgent) -> None:
+                _send_one(app, agent, request)
+
+            send = stopping_on_error(deliver, request.bulk.on_error, interruption)
+            outcomes = per_agent(send, found.agents,
+                                 host_timeout=lambda count: per_message * -(-count // MAX_PARALLEL),
+                                 interruption=interruption)
+    result.interrupted = interruption.by_user
     for outcome in outcomes:
         agent = outcome.item
         if outcome.ok:
             result.sent.append(agent.info.name)
+            result.reached.append(Reached(agent.info.name, agent.host, agent.provider))
         else:
-            result.failed.append(Failed(agent.info.name, agent.host, agent.provider, outcome.error or "failed"))
+            error = not_started_reason(outcome.error, interruption) or "failed"
+            result.failed.append(Failed(agent.info.name, agent.host, agent.provider, error))
     return result
 
 

@@ -21,7 +21,7 @@ Ctrl-C semantics (commands/agents.py).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -58,6 +58,9 @@ class ProvisionRequest:
     every: bool = False  # every agent on every host (but those whose host is gone)
     dry_run: bool = False  # say what would change, change nothing
     restart: bool = False  # stop and start a running agent after writing
+    # a filter (--include/--exclude): narrows the names, or without names selects among all
+    keep: Callable[[LocatedAgent], bool] | None = None
+    piped: bool = False  # the names were read from stdin: none is no error
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,8 @@ def provision(app: App, request: ProvisionRequest) -> ProvisionResult:
                          if request.restart else 2 * app.host_timeout)
     result = ProvisionResult()
     states = ("RUNNING", "WAITING", "DONE", "STOPPED")
-    with find_agents(app, request.names, every=request.every, states=states) as found:
+    with find_agents(app, request.names, every=request.every, states=states, keep=request.keep,
+                     piped=request.piped) as found:
 
         def host_seconds(count: int) -> float | None:
             if not request.dry_run:

@@ -43,6 +43,9 @@ class WaitRequest:
     timeout: float | None = None  # seconds; None: as long as it takes
     any_agent: bool = False  # done when the first agent gets there, not the last
     interval: float = 0.5  # seconds between two looks at the hosts
+    # Narrows the agents named or, without names, picks them among all (--include/--exclude).
+    keep: Callable[[LocatedAgent], bool] | None = None
+    piped: bool = False  # the names were read from stdin: none is no error
 
 
 @dataclass
@@ -95,7 +98,7 @@ def wait(app: App, request: WaitRequest, clock: Callable[[], float] = time.monot
     if not wanted <= frozenset(WAITABLE_STATES):
         raise UsageError(f"cannot wait for {sorted(wanted - frozenset(WAITABLE_STATES))}")
     deadline = None if request.timeout is None else clock() + request.timeout
-    with find_agents(app, request.names) as found:
+    with find_agents(app, request.names, keep=request.keep, piped=request.piped) as found:
         located = _distinct(found.agents)
         result = WaitResult([AgentOutcome(agent.info, agent.host, agent.provider) for agent in located])
         for agent, outcome in zip(located, result.agents, strict=True):
@@ -119,7 +122,7 @@ def _distinct(agents: list[LocatedAgent]) -> list[LocatedAgent]:
 
 
 def _finished(result: WaitResult, any_agent: bool) -> bool:
-    if result.unreachable:
+    if not result.agents or result.unreachable:
         return True
     if any_agent:
         return bool(result.reached)

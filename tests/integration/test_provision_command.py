@@ -56,7 +56,7 @@ def test_an_unknown_name_is_an_error_before_anything_is_done(app: App) -> None:
 
 
 @pytest.mark.parametrize(("args", "error"), [
-    ((), "mngr: error: name at least one agent (or use --all)\n"),
+    ((), "mngr: error: name at least one agent (or use --all, or --include EXPR)\n"),
     (("x", "--all"), "mngr: error: give agent names or --all, not both\n"),
     (("x", "--dry-run", "--restart"), "mngr: error: --dry-run changes nothing: it cannot --restart\n"),
     (("x", "--format", "yaml"), "mngr: error: --format must be one of human, json, not 'yaml'\n"),

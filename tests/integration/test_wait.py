@@ -153,3 +153,21 @@ def test_agents_on_an_ssh_host_and_the_local_one_are_waited_on_together(sandbox)
             waiting.kill()
         assert waiting.returncode == 0, err
         assert sorted(out.splitlines()) == ["far on testhost: DONE", "near on local: DONE"]
+
+
+def test_agents_are_given_on_stdin_or_chosen_by_a_filter(sandbox) -> None:
+    create(sandbox, "nightly-a", "true", extra=("--label", "batch=nightly"))
+    create(sandbox, "nightly-b", "true", extra=("--label", "batch=nightly"))
+    create(sandbox, "other", "sleep", "600")
+    ids = sandbox.mngr("list", "--ids", "--include", "labels.batch == nightly")
+    assert ids.returncode == 0, ids.stderr
+    assert len(ids.stdout.split()) == 2
+    piped = sandbox.mngr("wait", "-", "--for", "done", "--format", "{name}", input=ids.stdout, env=QUIET)
+    assert piped.returncode == 0, piped.stderr
+    assert sorted(piped.stdout.split()) == ["nightly-a", "nightly-b"]
+    chosen = sandbox.mngr("wait", "--include", "labels.batch == nightly", "--for", "done", "--format", "{name}",
+                          env=QUIET)
+    assert chosen.returncode == 0, chosen.stderr
+    assert sorted(chosen.stdout.split()) == ["nightly-a", "nightly-b"]  # "other" never finishes: not waited on
+    nothing = sandbox.mngr("wait", "-", "--any", "--for", "done", input="", env=QUIET)
+    assert (nothing.returncode, nothing.stdout) == (0, "")

@@ -7,7 +7,15 @@ import threading
 import pytest
 
 from mngr.controller.errors import MngrError
-from mngr.controller.fanout import CUT_SHORT, NOT_STARTED, Interruption, fan_out
+from mngr.controller.fanout import (
+    CUT_SHORT,
+    NOT_STARTED,
+    NOT_STARTED_AFTER_FAILURE,
+    Interruption,
+    fan_out,
+    not_started_reason,
+    stopping_on_error,
+)
 
 
 def test_every_outcome_comes_back_in_order_with_each_failure_reported() -> None:
@@ -115,3 +123,42 @@ def test_a_second_interruption_stops_waiting_and_names_what_was_cut_short() -> N
     finally:
         never.set()
 
+
+
+def _refuse_two(number: int) -> int:
+    if number == 2:
+        raise MngrError("two is refused")
+    return number
+
+
+def test_on_error_abort_starts_nothing_after_a_failure_and_says_why() -> None:
+    stop = Interruption()
+    outcomes = fan_out(stopping_on_error(_refuse_two, "abort", stop), [1, 2, 3, 4], item_timeout=None,
+                       limit=1, interruption=stop)
+    assert [outcome.value for outcome in outcomes] == [1, None, None, None]
+    assert outcomes[1].error == "two is refused"
+    assert [outcome.error for outcome in outcomes[2:]] == [NOT_STARTED, NOT_STARTED]
+    assert [not_started_reason(outcome.error, stop) for outcome in outcomes[2:]] == [NOT_STARTED_AFTER_FAILURE] * 2
+    assert not stop.by_user
+
+
+def test_on_error_abort_counts_a_value_that_says_it_failed() -> None:
+    stop = Interruption()
+    work = stopping_on_error(lambda number: -number if number == 1 else number, "abort", stop,
+                             failed=lambda value: value < 0)
+    outcomes = fan_out(work, [1, 2], item_timeout=None, limit=1, interruption=stop)
+    assert outcomes[0].value == -1 and outcomes[1].error == NOT_STARTED
+
+
+def test_on_error_continue_does_the_rest() -> None:
+    stop = Interruption()
+    outcomes = fan_out(stopping_on_error(_refuse_two, "continue", stop), [1, 2, 3], item_timeout=None,
+                       limit=1, interruption=stop)
+    assert [outcome.value for outcome in outcomes] == [1, None, 3] and not stop.happened
+
+
+def test_a_ctrl_c_stays_the_user_s_even_after_a_failure_was_seen() -> None:
+    stop = Interruption()
+    stop.requested = True  # Ctrl-C first
+    stop.abort_after_failure()
+    assert stop.by_user and not_started_reason(NOT_STARTED, stop) == NOT_STARTED
