@@ -14,6 +14,7 @@ from ..commands import events as feed
 from ..errors import UsageError
 from .completion_cmd import agent_names
 from .context import App, pass_app
+from .targets import agent_test, expand_names, filter_options
 
 _HELP = {"help_option_names": ["-h", "--help"]}
 # Fields a --format template may name: every event's, then those of some types.
@@ -33,14 +34,16 @@ EVENT_FIELDS = (*feed.LEADING_FIELDS, "state", "waiting_reason", "waiting_detail
               help="jsonl, json (not with --follow), human, or a template such as '{time} {agent} {event}'.")
 @click.option("--notify-only", "-q", "notify_only", is_flag=True,
               help="With --follow: print nothing, only run the notification hooks ([notify] on_waiting, plugins).")
+@filter_options
 @pass_app
 def events(app: App, names: tuple[str, ...], follow: bool, since: str | None, event_types: tuple[str, ...],
-           output_format: str, notify_only: bool) -> None:
+           output_format: str, notify_only: bool, includes: tuple[str, ...], excludes: tuple[str, ...]) -> None:
     """Print what happened to agents on every host, merged in time order.
 
     Events: created, started, stopped, message_sent, state (RUNNING, WAITING with its
     reason, DONE with its exit status, STOPPED), idle decisions, shutdowns and more: see
-    docs/commands/events.md. With NAMES, only those agents' events.
+    docs/commands/events.md. With NAMES ('-': read from stdin) or --include/--exclude,
+    only the events of those agents (as they are when the command starts).
 
     With --follow, each agent that starts waiting for the user runs the [notify]
     on_waiting command (the event as JSON on its stdin) and the plugins'
@@ -51,16 +54,24 @@ def events(app: App, names: tuple[str, ...], follow: bool, since: str | None, ev
       mngr events --since 1h --format human
       mngr events fixer --follow --event state
       mngr events --follow -q          # only notifications
+      mngr events --follow --include 'labels.team == infra' --event state
     """
     output.check_template(output_format, EVENT_FIELDS)
     if notify_only and not follow:
         raise UsageError("--notify-only needs --follow")
     if follow and output_format == "json":
         raise UsageError("--format json is one document: it cannot follow (use jsonl)")
-    request = feed.EventsRequest(names=names, event_types=feed.parse_event_types(event_types),
+    keep = agent_test(app, includes, excludes)
+    expanded, piped = expand_names(names)
+    if piped and not expanded:
+        return  # nothing came on stdin: no agent, so no event
+    request = feed.EventsRequest(names=expanded, keep=keep, event_types=feed.parse_event_types(event_types),
                                  since=feed.since_time(since) if since else "", follow=follow)
     if not follow:
-        result = feed.read_events(app, request)
+        try:
+            result = feed.read_events(app, request)
+        except feed.NothingSelected:
+            return  # no agent matches: no event to print
         _print_rows(result.events, output_format)
         for host, provider, error in result.errors:
             click.echo(f"mngr: error: {host} ({provider}) did not answer: {error}", err=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import MngrError, UsageError
 from ..fanout import fan_out
-from ..fleet import MAX_PARALLEL_HOSTS, listing_seconds
+from ..fleet import MAX_PARALLEL_HOSTS, LocatedAgent, listing_seconds
 
 if TYPE_CHECKING:
     from mngr.providers.base import Provider
@@ -38,9 +38,15 @@ RETRY_SECONDS = 2.0  # between two tries of a host that does not answer
 DISCOVER_SECONDS = 5.0  # a follow looks for hosts mngr came to know this often
 
 
+class NothingSelected(MngrError):
+    """The filters select no agent: a read has nothing to print, a follow nothing to follow."""
+
+
 @dataclass
 class EventsRequest:
     names: Sequence[str] = ()  # only these agents' events (none: every event)
+    # Only the events of agents (found when the command starts) this keeps: --include/--exclude.
+    keep: Callable[[LocatedAgent], bool] | None = None
     event_types: Sequence[str] = ()  # only these (none: every type)
     since: str = ""  # an ISO time in UTC, as hosts write it: older events left out
     follow: bool = False
@@ -179,7 +185,7 @@ def follow_events(app: App, request: EventsRequest, deliver: Callable[[list[dict
     began (without NAMEs: with them, only their hosts are)."""
     stop = stop or threading.Event()
     began = since_time("0.001s")
-    providers = [] if request.names else app.providers()
+    providers = [] if request.names or request.keep is not None else app.providers()
     known = {(provider.name, host) for provider in providers for host in provider.known_hosts()}
     arrivals: queue.Queue[Arrival] = queue.Queue()
     later: list[HostHandle] = []
@@ -281,17 +287,23 @@ def _feeds(app: App, request: EventsRequest, cursor: str, every_host: bool = Fal
             {(report.handle.provider_name, report.handle.host) for report in listing.hosts}
         names: list[str] = []
         ids: list[str] = []
-        if request.names:
+        if request.names or request.keep is not None:
             from ..agent_refs import parse_agent_ref, pick
 
             unanswered = ", ".join(f"{error.host} ({error.provider})" for error in listing.errors)
-            located = [pick(parse_agent_ref(name), listing.agents, unanswered) for name in request.names]
+            located = [pick(parse_agent_ref(name), listing.agents, unanswered) for name in request.names] \
+                if request.names else list(listing.agents)
+            if request.keep is not None:
+                located = [agent for agent in located if request.keep(agent)]
+                if not located:
+                    raise NothingSelected("no agent matches --include/--exclude")
             names = [agent.agent_name for agent in located]
             ids = [agent.agent_id for agent in located if agent.agent_id]
             hosts &= {(agent.provider, agent.host) for agent in located}
-            result.errors = []  # the hosts of the agents named all answered
+            if request.names:
+                result.errors = []  # the hosts of the agents named all answered
         handles = [handle for handle in listing.handles if (handle.provider_name, handle.host) in hosts]
-        extra = _local_handle(app, listing.handles) if not request.names else None
+        extra = _local_handle(app, listing.handles) if not names else None
         if extra is not None:
             handles.append(extra)
         try:

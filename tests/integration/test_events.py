@@ -231,6 +231,24 @@ def test_the_notify_command_gets_each_agent_that_starts_waiting_and_a_failure_is
                         "(reported once; the follow goes on)"]
 
 
+def test_filters_and_names_from_stdin_choose_whose_events(sandbox) -> None:
+    for name, team in (("ant", "a"), ("bee", "b"), ("cow", "a")):
+        create(sandbox, name, "sleep", "600", extra=("--label", f"team={team}"))
+
+    def agents(*args: str, input: str | None = None) -> list[str]:
+        result = sandbox.mngr("events", "--event", "created", *args, input=input)
+        assert result.returncode == 0, result.stderr
+        return [json.loads(line)["agent"] for line in result.stdout.splitlines()]
+
+    assert agents() == ["ant", "bee", "cow"]
+    assert agents("--include", "labels.team == a") == ["ant", "cow"]
+    assert agents("--include", "labels.team == a", "--exclude", "name == cow") == ["ant"]
+    assert agents("-", input="cow\nbee\n") == ["bee", "cow"]
+    assert agents("--include", "labels.team == nobody") == []
+    nothing = sandbox.mngr("events", "--follow", "--include", "labels.team == nobody")
+    assert nothing.returncode == 1 and "no agent matches" in nothing.stderr
+
+
 def test_notify_only_prints_nothing_and_bad_options_are_refused(sandbox) -> None:
     assert sandbox.mngr("events", "--notify-only").returncode == 2
     refused = sandbox.mngr("events", "--follow", "--format", "json")
