@@ -1283,8 +1283,9 @@ def packed_manifest(root, include_ignored, guard=None):
     return zlib.compress(raw_manifest(root, include_ignored, guard), 1)
 
 
-def prepare_work_dir(host_dir, name, path, bundle, branch=""):
-    """Make a new work dir (``path``, or ``host_dir/work/name``); fill it from ``bundle``.
+def prepare_work_dir(host_dir, name, path, bundle, branch="", new_branch=""):
+    """Make a new work dir (``path``, or ``host_dir/work/name``); fill it from ``bundle``,
+    with ``branch`` checked out, or ``new_branch`` made at the bundle's HEAD and checked out.
 
     The dir must not exist yet or be empty: a work dir full of someone's files is never
     mixed with another tree. Returns the absolute path.
@@ -1298,12 +1299,13 @@ def prepare_work_dir(host_dir, name, path, bundle, branch=""):
     finally:
         os.umask(old_umask)
     if bundle:
-        _unbundle(path, bundle, branch)
+        _unbundle(path, bundle, branch, new_branch)
     return path
 
 
-def _unbundle(path, bundle, branch):
-    """A repository in ``path`` with every branch and tag of ``bundle``, ``branch`` checked out."""
+def _unbundle(path, bundle, branch, new_branch=""):
+    """A repository in ``path`` with every branch and tag of ``bundle``, ``branch`` checked
+    out; or ``new_branch``, made at the bundle's HEAD (a detached one too)."""
     import subprocess  # loaded when needed: the manifest of a plain tree never runs git
     import tempfile
 
@@ -1311,10 +1313,13 @@ def _unbundle(path, bundle, branch):
     try:
         with os.fdopen(handle, "wb") as output:
             output.write(bundle)
+        refspecs = ["refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*"]
+        if new_branch:
+            refspecs.append("HEAD:refs/heads/" + new_branch)
+            branch = new_branch
         commands = [
             ["git", "init", "--quiet", path],
-            ["git", "-C", path, "fetch", "--quiet", "--update-head-ok", bundle_path,
-             "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*"],
+            ["git", "-C", path, "fetch", "--quiet", "--update-head-ok", bundle_path, *refspecs],
         ]
         if branch:
             commands.append(["git", "-C", path, "checkout", "--quiet", "--force", branch])
@@ -1370,6 +1375,32 @@ def git_bundle(root):
     except OSError:
         return b""
     return bundle.stdout if bundle.returncode == 0 else b""
+
+
+def work_state(root):
+    """What of ``root``'s git work tree a removal would lose, as ``(uncommitted, heads)``:
+    the paths with uncommitted changes (untracked, not ignored, included) and ``{ref: commit}``
+    for HEAD and every branch; both empty when it is not the top of one."""
+    import subprocess  # loaded when needed: the manifest of a plain tree never runs git
+
+    if not is_repo_top(root):
+        return [], {}
+    heads = {}
+    try:
+        listed = subprocess.run(["git", "-C", root, "for-each-ref", "--format=%(objectname) %(refname)",
+                                 "refs/heads/"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--verify", "--quiet", "HEAD"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError:
+        return [], {}
+    for line in listed.stdout.decode("utf-8", "surrogateescape").splitlines():
+        commit, _, ref = line.partition(" ")
+        if ref:
+            heads[ref] = commit
+    if head.returncode == 0 and head.stdout.strip():
+        heads["HEAD"] = head.stdout.decode("ascii", "replace").strip()
+    return uncommitted(root), heads
 
 
 def current_branch(root):

@@ -92,12 +92,16 @@ def start(app: App, names: tuple[str, ...], every: bool, output_format: str) -> 
 @click.command(context_settings=_HELP)
 @click.argument("names", nargs=-1, shell_complete=agent_names)
 @click.option("--all", "every", is_flag=True, help="Destroy every agent on every host.")
-@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
+@click.option("-f", "--force", is_flag=True,
+              help="Do not ask for confirmation, and destroy even an agent whose work dir has uncommitted changes "
+                   "or commits on no other branch.")
 @click.option("--keep-work-dir", is_flag=True,
-              help="Keep the work dir even where mngr made it (--source, --snapshot, clone, an ssh host's default).")
+              help="Keep the work dir even where mngr made it (a worktree or copy, --snapshot, clone, an ssh host's "
+                   "default).")
+@click.option("--delete-branch", is_flag=True, help="Delete a worktree agent's branch too (kept by default).")
 @_GRACE
 @pass_app
-def destroy(app: App, names: tuple[str, ...], every: bool, force: bool, keep_work_dir: bool,
+def destroy(app: App, names: tuple[str, ...], every: bool, force: bool, keep_work_dir: bool, delete_branch: bool,
             grace: str | None) -> None:
     """Stop agents and delete their state (record, environment, event log) from their hosts,
     and the work dirs mngr made for them.
@@ -112,7 +116,8 @@ def destroy(app: App, names: tuple[str, ...], every: bool, force: bool, keep_wor
         listed = ", ".join(f"{agent.info.name} ({agent.host})" for agent in found)
         click.confirm(f"Destroy {listed}?", abort=True, err=True)
 
-    request = agents.DestroyRequest(names, every, _grace_seconds(app, grace), keep_work_dir, confirm)
+    request = agents.DestroyRequest(names, every, _grace_seconds(app, grace), keep_work_dir, delete_branch, force,
+                                    confirm)
     result = agents.destroy(app, request)
     if not result.changed and not result.failed:
         click.echo("no agents to destroy")
