@@ -312,8 +312,9 @@ class HostHandle:
         return self._call_with_blob(request, protocol.Manifest, timeout=self.timeout)
 
     def prepare_work_dir(self, name: str, path: str, bundle: bytes = b"", remove: bool = False,
-                         branch: str = "", new_branch: str = "") -> str:
-        request = protocol.PrepareWorkDir(name=name, path=path, remove=remove, branch=branch, new_branch=new_branch)
+                         branch: str = "", new_branch: str = "", clone_url: str = "") -> str:
+        request = protocol.PrepareWorkDir(name=name, path=path, remove=remove, branch=branch, new_branch=new_branch,
+                                          clone_url=clone_url)
         reply, _ = self._call_with_blob(request, protocol.WorkDir, bundle, timeout=self.timeout)
         return reply.path
 

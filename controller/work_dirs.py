@@ -20,6 +20,7 @@ own default (an empty ``$MNGR_HOST_DIR/work/NAME`` on SSH, ``~`` on docker and m
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from .channel.protocol import AgentInfo
@@ -27,6 +28,8 @@ from .errors import UsageError
 
 TRANSFERS = ("worktree", "copy", "none")
 BRANCH_PREFIX = "mngr/"
+# A URL git understands (https://, ssh://, git://, file://) or scp-like user@host:path.
+_GIT_URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)")
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,27 @@ class WorkDirChoice:
     branch: str = ""  # the agent's branch ("" outside git)
     reuse_branch: bool = False  # the branch exists and is worked on as it is
     clean: bool = False  # the user's uncommitted changes stay behind
+    url: str = ""  # a git URL the host clones (instead of ``source``)
+    agent: str = ""  # another agent whose work dir is copied (instead of ``source``)
 
     @property
     def made(self) -> bool:
         return self.transfer in ("worktree", "copy")
+
+
+def source_kind(source: str) -> str:
+    """What ``--source`` names: "dir" (a local directory), "url" (a git URL) or "agent"."""
+    from .names import validate_name
+
+    if os.path.isdir(os.path.expanduser(source)):
+        return "dir"
+    if _GIT_URL.match(source):
+        return "url"
+    try:
+        validate_name(source)
+    except UsageError:
+        raise UsageError(f"--source {source!r} is not a directory, an agent's name or a git URL") from None
+    return "agent"
 
 
 def choose(name: str, *, transfer: str | None, source: str | None, work_dir: str | None, local_host: bool,
@@ -61,10 +81,21 @@ def choose(name: str, *, transfer: str | None, source: str | None, work_dir: str
         if branch or reuse_branch or clean:
             raise UsageError("--branch, --reuse-branch and --clean need a worktree or copy, not --transfer none")
         return WorkDirChoice("none")
+    kind = source_kind(source) if source else ""
+    if source and kind in ("url", "agent"):
+        if transfer == "worktree":
+            raise UsageError(f"--transfer worktree is made from a local repository: --source {source} is "
+                             f"{'a git URL' if kind == 'url' else 'an agent'} (use --transfer copy)")
+        if kind == "agent":
+            if branch or reuse_branch or clean:
+                raise UsageError("--branch, --reuse-branch and --clean do not apply to a copy of an agent's work dir")
+            return WorkDirChoice("copy", agent=source)
+        if clean:
+            raise UsageError("--clean does not apply to a clone: it has no uncommitted changes")
+        return WorkDirChoice("copy", url=source, repo=source, branch=branch or BRANCH_PREFIX + name,
+                             reuse_branch=reuse_branch)
     if source:
         directory = os.path.abspath(os.path.expanduser(source))
-        if not os.path.isdir(directory):
-            raise UsageError(f"--source {source!r} is not a directory")
     elif work_dir and transfer is None:
         if branch or reuse_branch or clean:
             raise UsageError("--work-dir alone runs the agent in place: --branch, --reuse-branch and --clean "
@@ -102,7 +133,8 @@ def choose(name: str, *, transfer: str | None, source: str | None, work_dir: str
                          f"or work on it with --reuse-branch")
     if reuse_branch and not exists:
         raise UsageError(f"--reuse-branch: there is no branch {chosen!r} in {top}")
-    return WorkDirChoice(transfer, source=top, repo=top, branch=chosen, reuse_branch=reuse_branch, clean=clean)
+    return WorkDirChoice(transfer, source=top, repo=worktrees.main_top(top), branch=chosen, reuse_branch=reuse_branch,
+                         clean=clean)
 
 
 def origin(choice: WorkDirChoice, base: str = "") -> dict[str, str]:
@@ -110,14 +142,17 @@ def origin(choice: WorkDirChoice, base: str = "") -> dict[str, str]:
 
     - ``kind``: "worktree", "copy" or "in-place";
     - ``repo``: the top of the user's repository it came from, on the machine mngr ran on;
-    - ``source``: the directory it was made from;
+    - ``source``: the directory it was made from (a git URL; ``agent:NAME`` for another
+      agent's work dir, whose branch is kept as it was);
     - ``branch``: the agent's branch; ``branch_made``: "yes" when mngr made it;
-    - ``base``: the commit it started from;
+    - ``base``: the commit it started from ("" for a clone of a URL);
     - ``carried``: "yes" when the user's uncommitted changes went along (not ``--clean``).
     """
     if not choice.made:
         return {"kind": "in-place"}
-    record = {"kind": choice.transfer, "source": choice.source}
+    if choice.agent:
+        return {"kind": choice.transfer, "source": f"agent:{choice.agent}", "branch": base}
+    record = {"kind": choice.transfer, "source": choice.url or choice.source}
     if choice.repo:
         record.update(repo=choice.repo, branch=choice.branch, branch_made="" if choice.reuse_branch else "yes",
                       base=base, carried="" if choice.clean else "yes")
@@ -125,10 +160,10 @@ def origin(choice: WorkDirChoice, base: str = "") -> dict[str, str]:
 
 
 def lost_by_removal(info: AgentInfo, uncommitted: list[str], heads: dict[str, str], delete_branch: bool,
-                    keep_work_dir: bool) -> str:
+                    keep_work_dir: bool, unpushed: int = -1) -> str:
     """What destroying the agent would lose, in words ("" for nothing): its uncommitted
     changes (when its work dir goes), and commits that exist nowhere else. ``uncommitted``
-    and ``heads`` are its work dir's (protocol.WorkState)."""
+    and ``heads`` (and ``unpushed``) are its work dir's (protocol.WorkState)."""
     from . import worktrees
 
     origin_record = info.work_dir_origin
@@ -148,7 +183,13 @@ def lost_by_removal(info: AgentInfo, uncommitted: list[str], heads: dict[str, st
         count = worktrees.commits_elsewhere_missing(repo, tips, dropped) if os.path.isdir(repo) else 0
         if count:
             lost.append(f"{count} commit{'s' if count != 1 else ''} on no other branch of {repo}")
-    elif not keep_work_dir:
+    elif keep_work_dir:
+        pass
+    elif _GIT_URL.match(repo) and unpushed >= 0:
+        # A clone: what its remote-tracking refs hold was pushed (or came from there).
+        if unpushed:
+            lost.append(f"{unpushed} commit{'s' if unpushed != 1 else ''} not pushed to {repo}")
+    else:
         missing = worktrees.missing_commits(repo, heads)
         if missing:
             where = f"not in {repo}" if repo else "in no other repository"

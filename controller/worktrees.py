@@ -42,6 +42,15 @@ def repository_top(directory: str) -> str:
     return completed.stdout.decode("utf-8", "surrogateescape").strip() if completed.returncode == 0 else ""
 
 
+def main_top(top: str) -> str:
+    """The top of the repository's main work tree, for ``top`` in any of its worktrees (the
+    repository's git dir for a bare one)."""
+    common = git(top, "rev-parse", "--path-format=absolute", "--git-common-dir", check=False).strip()
+    if not common:
+        return top
+    return os.path.dirname(common) if os.path.basename(common) == ".git" else common
+
+
 def has_commit(top: str) -> bool:
     return bool(git(top, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False).strip())
 

@@ -438,7 +438,7 @@ class Server(object):
             files.remove_work_dir(fields["path"])
             return "WorkDir", {"path": fields["path"]}, b""
         path = files.prepare_work_dir(state.host_dir(), fields["name"], fields["path"], blob, fields["branch"],
-                                      fields["new_branch"])
+                                      fields["new_branch"], fields["clone_url"])
         return "WorkDir", {"path": path}, b""
 
     def _on_get_agent_spec(self, fields, blob):
@@ -447,8 +447,10 @@ class Server(object):
         return "AgentSpec", found, b""
 
     def _on_get_work_state(self, fields, blob):
-        uncommitted, heads = files.work_state(self._work_dir(fields["name"], ""))
-        return "WorkState", {"uncommitted": [files.path_to_wire(path) for path in uncommitted], "heads": heads}, b""
+        root = self._work_dir(fields["name"], "")
+        uncommitted, heads = files.work_state(root)
+        return "WorkState", {"uncommitted": [files.path_to_wire(path) for path in uncommitted], "heads": heads,
+                             "unpushed": files.unpushed(root) if heads else -1}, b""
 
     def _on_get_git_bundle(self, fields, blob):
         return "Captured", {}, files.git_bundle(self._work_dir(fields["name"], ""))

@@ -106,6 +106,7 @@ MESSAGES = {
         "remove": ("bool", False),
         "branch": ("str", ""),
         "new_branch": ("str", ""),
+        "clone_url": ("str", ""),
     },
     "GetAgentSpec": {"name": ("str", REQUIRED)},
     "GetWorkState": {"name": ("str", REQUIRED)},
@@ -184,7 +185,7 @@ MESSAGES = {
         "branch": ("str", ""),
     },
     "WorkDir": {"path": ("str", REQUIRED)},
-    "WorkState": {"uncommitted": ("list", []), "heads": ("map", {})},
+    "WorkState": {"uncommitted": ("list", []), "heads": ("map", {}), "unpushed": ("int", -1)},
     "AgentConfigState": {
         "configured": ("bool", False),
         "env_var": ("str", ""),

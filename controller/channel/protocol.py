@@ -274,6 +274,7 @@ class PrepareWorkDir(msgspec.Struct, tag=True, kw_only=True):
     remove: bool = False
     branch: str = ""  # to check out after the bundle's branches are in
     new_branch: str = ""  # instead: made at the bundle's HEAD and checked out
+    clone_url: str = ""  # instead of a bundle: a git URL the host clones
 
 
 class GetWorkState(msgspec.Struct, tag=True, kw_only=True):
@@ -488,6 +489,9 @@ class WorkState(msgspec.Struct, tag=True, kw_only=True):
 
     uncommitted: list[str] = []
     heads: dict[str, str] = {}
+    # Commits of HEAD and the branches that no remote-tracking ref holds; -1 when there is
+    # no remote-tracking ref (or no repository).
+    unpushed: int = -1
 
 
 class Progress(msgspec.Struct, tag=True, kw_only=True):

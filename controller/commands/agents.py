@@ -150,7 +150,7 @@ def _refuse_lost_work(found: Sequence[LocatedAgent], request: DestroyRequest) ->
             refusals.append(f"agent {agent.info.name}'s work dir could not be checked ({exc})")
             continue
         lost = work_dirs.lost_by_removal(agent.info, [files.path_from_wire(path) for path in state.uncommitted],
-                                         state.heads, request.delete_branch, request.keep_work_dir)
+                                         state.heads, request.delete_branch, request.keep_work_dir, state.unpushed)
         if lost:
             refusals.append(f"agent {agent.info.name} has {lost}")
     if refusals:

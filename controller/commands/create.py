@@ -115,7 +115,12 @@ def create(app: App, request: CreateRequest) -> CreateResult:
             raise UsageError("--snapshot brings its own agent type and command")
         choice = work_dirs.WorkDirChoice("host")
     else:
-        choice = work_dirs.choose(name, transfer=request.transfer, source=request.source, work_dir=request.work_dir,
+        source = request.source
+        if source and work_dirs.source_kind(source) == "agent" and provider.name == "local":
+            # Another local agent's work dir is a local directory: a worktree (or copy) of it,
+            # as of now, its uncommitted changes included.
+            source = _local_agent_work_dir(app, source) or source
+        choice = work_dirs.choose(name, transfer=request.transfer, source=source, work_dir=request.work_dir,
                                   local_host=provider.name == "local", branch=request.branch,
                                   reuse_branch=request.reuse_branch, clean=request.clean, cwd=os.getcwd())
     fresh_dir = choice.made or snapshot_id is not None
@@ -157,6 +162,12 @@ def create(app: App, request: CreateRequest) -> CreateResult:
             base = ""
             if choice.transfer == "worktree":
                 directory, base = _make_worktree(handle, name, choice, directory)
+            elif choice.url:
+                directory = handle.prepare_work_dir(
+                    name, directory, clone_url=choice.url, branch=choice.branch if choice.reuse_branch else "",
+                    new_branch="" if choice.reuse_branch else choice.branch)
+            elif choice.agent:
+                directory, base = _copy_agent_work_dir(app, choice.agent, handle, name, directory)
             elif choice.transfer == "copy":
                 from ..sync import seed_work_dir
 
@@ -245,7 +256,7 @@ def _make_worktree(handle: HostHandle, name: str, choice: work_dirs.WorkDirChoic
 
     made = handle.prepare_work_dir(name, path)
     try:
-        base = worktrees.add_worktree(choice.repo, made, choice.branch, make_branch=not choice.reuse_branch)
+        base = worktrees.add_worktree(choice.source, made, choice.branch, make_branch=not choice.reuse_branch)
     except BaseException:
         handle.prepare_work_dir(name, made, remove=True)
         worktrees.prune(choice.repo)
@@ -257,6 +268,29 @@ def _make_worktree(handle: HostHandle, name: str, choice: work_dirs.WorkDirChoic
             _discard_work_dir(handle, name, made, choice)
             raise
     return made, base
+
+
+def _local_agent_work_dir(app: App, name: str) -> str:
+    """The work dir of the local host's agent ``name``; "" when it is elsewhere."""
+    from .lookup import find_agents
+
+    with find_agents(app, [name]) as found:
+        (agent,) = found.agents
+        return agent.info.work_dir if agent.provider == "local" else ""
+
+
+def _copy_agent_work_dir(app: App, source: str, target: HostHandle, name: str, path: str) -> tuple[str, str]:
+    """A copy of agent ``source``'s work dir (every file, its repository with every branch)
+    for ``name`` on ``target``: its path, and the branch checked out there."""
+    import tempfile
+
+    from .. import sync
+    from .lookup import find_agents
+
+    with find_agents(app, [source]) as found, tempfile.TemporaryDirectory(prefix="mngr-copy-") as scratch:
+        (agent,) = found.agents
+        spec, made = sync.copy_work_dir(agent.handle, agent.info.name, target, name, path, scratch)
+    return made, spec.branch
 
 
 def _discard_work_dir(handle: HostHandle, name: str, directory: str, choice: work_dirs.WorkDirChoice) -> None:

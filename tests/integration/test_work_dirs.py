@@ -182,6 +182,41 @@ def test_a_repository_with_a_submodule(sandbox, repo: Path) -> None:
     assert _destroy("subby", force=True).failed == []
 
 
+def test_a_source_agent_gives_its_current_state_and_a_git_url_is_cloned(sandbox, repo: Path) -> None:
+    first = Path(_make("first").info.work_dir)
+    (first / "kept.txt").write_text("first's edit\n")
+    _git(first, "commit", "-qam", "by first")
+    (first / "wip.txt").write_text("first's uncommitted file\n")
+    second = _make("second", source="first")
+    work = Path(second.info.work_dir)
+    assert second.info.work_dir_origin["kind"] == "worktree" and second.info.work_dir_origin["repo"] == str(repo)
+    assert _git(work, "log", "--format=%s", "-1").strip() == "by first"
+    assert (work / "wip.txt").read_text() == "first's uncommitted file\n"
+    assert _git(work, "branch", "--show-current").strip() == "mngr/second"
+    bare = sandbox.root / "shared.git"
+    _git(sandbox.root, "clone", "-q", "--bare", str(repo), str(bare))
+    url = f"file://{bare}"
+    cloned = _make("third", source=url)
+    clone = Path(cloned.info.work_dir)
+    assert cloned.info.work_dir_origin == {"kind": "copy", "source": url, "repo": url, "branch": "mngr/third",
+                                           "branch_made": "yes", "base": "", "carried": "yes"}
+    assert _git(clone, "branch", "--show-current").strip() == "mngr/third"
+    assert _git(clone, "log", "--format=%s", "-1").strip() == "second"
+    assert _branches(repo) == ["main", "mngr/first", "mngr/second"], "a clone's branch is not in the user's repo"
+    (clone / "new.txt").write_text("x\n")
+    _git(clone, "add", "new.txt")
+    _git(clone, "commit", "-qm", "not pushed")
+    with pytest.raises(MngrError, match=f"agent third has 1 commit not pushed to {url}"):
+        _destroy("third")
+    _git(clone, "push", "-q", "origin", "mngr/third")
+    assert _destroy("third").failed == [] and not clone.exists()
+    with pytest.raises(MngrError, match="git clone failed"):
+        _make("nowhere", source=f"file://{sandbox.root}/missing.git")
+    assert not (sandbox.host_dir / "work" / "nowhere").exists()
+    with pytest.raises(UsageError, match="is not a directory, an agent's name or a git URL"):
+        _make("odd", source="Not A Name")
+
+
 def test_outside_git_the_local_agent_runs_in_place_unless_told_to_copy(sandbox, monkeypatch) -> None:
     sandbox.apply_env(monkeypatch)
     plain = sandbox.root / "plain"
@@ -258,5 +293,12 @@ def _remote_copy(sandbox, repo: Path, ssh_host: SshHost) -> None:  # type: ignor
     assert committed.returncode == 0, committed.stderr
     refused = sandbox.mngr("destroy", "far")
     assert refused.returncode != 0 and f"commits on HEAD, mngr/far not in {repo}" in refused.stderr
-    assert sandbox.mngr("destroy", "far", "-f").returncode == 0
+    # Another agent's work dir, as it is now: every file and branch, on its branch.
+    twin = sandbox.mngr("create", "twin", "command", "--in", "ssh", "--host", "testhost", "--no-connect",
+                        "--source", "far", "--", "sleep", "600")
+    assert twin.returncode == 0, twin.stderr
+    shown = sandbox.mngr("exec", "twin", "git branch --show-current; git log --format=%s -1")
+    assert shown.returncode == 0 and shown.stdout.split("\n")[:2] == ["mngr/far", "remote"]
+    assert (ssh_host.remote_host_dir / "work" / "twin" / "new.txt").read_text() == "untracked\n"
+    assert sandbox.mngr("destroy", "far", "twin", "-f").returncode == 0
     assert not work.exists()
