@@ -109,9 +109,10 @@ class CreateCommand(click.Command):
 @click.option("--snapshot", "snapshot_id", metavar="ID",
               help="Start from a snapshot (mngr snapshot): its agent type, command, environment, labels and "
                    "work dir, in a new work dir.")
-@click.option("--source", metavar="PATH",
+@click.option("--source", metavar="PATH|AGENT|GIT-URL",
               help="Make the agent's worktree or copy from this directory instead of the current one (outside git: "
-                   "a copy); it goes to --work-dir, or $MNGR_HOST_DIR/work/NAME on the host.")
+                   "a copy); from another agent's work dir as it is now; or from a git URL the host clones. It goes "
+                   "to --work-dir, or $MNGR_HOST_DIR/work/NAME on the host.")
 @click.pass_context
 @pass_app
 def create(
