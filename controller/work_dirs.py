@@ -140,7 +140,7 @@ def choose(name: str, *, transfer: str | None, source: str | None, work_dir: str
 def origin(choice: WorkDirChoice, base: str = "") -> dict[str, str]:
     """What the agent's record keeps of its work dir (AgentInfo.work_dir_origin):
 
-    - ``kind``: "worktree", "copy" or "in-place";
+    - ``kind``: "worktree", "copy" or "in-place" (nothing at all for the host's own default);
     - ``repo``: the top of the user's repository it came from, on the machine mngr ran on;
     - ``source``: the directory it was made from (a git URL; ``agent:NAME`` for another
       agent's work dir, whose branch is kept as it was);
@@ -148,6 +148,8 @@ def origin(choice: WorkDirChoice, base: str = "") -> dict[str, str]:
     - ``base``: the commit it started from ("" for a clone of a URL);
     - ``carried``: "yes" when the user's uncommitted changes went along (not ``--clean``).
     """
+    if choice.transfer == "host":
+        return {}  # the host's own default (an SSH host's new, empty dir; ~ on docker)
     if not choice.made:
         return {"kind": "in-place"}
     if choice.agent:

@@ -302,3 +302,16 @@ def _remote_copy(sandbox, repo: Path, ssh_host: SshHost) -> None:  # type: ignor
     assert (ssh_host.remote_host_dir / "work" / "twin" / "new.txt").read_text() == "untracked\n"
     assert sandbox.mngr("destroy", "far", "twin", "-f").returncode == 0
     assert not work.exists()
+
+
+def test_a_push_with_delete_leaves_a_worktrees_git_file_alone(sandbox) -> None:
+    repo = _repo(sandbox.root / "project")
+    assert sandbox.mngr("create", "pushed", "command", "--no-connect", "--", "sleep", "600", cwd=repo).returncode == 0
+    work = sandbox.host_dir / "work" / "pushed"
+    plain = sandbox.root / "plain"
+    plain.mkdir()
+    (plain / "kept.txt").write_text("from a plain dir\n")
+    pushed = sandbox.mngr("push", "pushed", str(plain), "--delete", "--force")
+    assert pushed.returncode == 0, pushed.stderr
+    assert (work / ".git").is_file(), "the worktree's link to its repository is not the tree's content"
+    assert _git(work, "status", "--porcelain").split("\n")[0] == " D .gitignore"
