@@ -93,7 +93,7 @@ class CreateCommand(click.Command):
 @click.option("--initial-message", help="Message to send once the agent is ready for input.")
 @click.option("--trust-work-dir/--no-trust-work-dir", "trust_work_dir", default=None,
               help="Mark the work dir trusted in the agent CLI's config, so it does not ask. Default: the "
-                   "trust_work_dirs setting (made: only work dirs mngr made, from --source or --snapshot); on a host "
+                   "trust_work_dirs setting (made: only work dirs mngr made: a worktree, a copy or a snapshot); on a host "
                    "other than the local one, a claude or codex agent's own config trusts it unless told not to.")
 @click.option("--ready-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the agent to be ready for the initial message.")
 @click.option("--connect/--no-connect", default=True, help="Attach to the agent after creating it (default: attach when on a terminal).")
