@@ -315,3 +315,24 @@ def test_a_push_with_delete_leaves_a_worktrees_git_file_alone(sandbox) -> None:
     assert pushed.returncode == 0, pushed.stderr
     assert (work / ".git").is_file(), "the worktree's link to its repository is not the tree's content"
     assert _git(work, "status", "--porcelain").split("\n")[0] == " D .gitignore"
+
+
+def test_a_copy_of_a_repository_with_thousands_of_commits(sandbox, repo: Path) -> None:
+    commits = 3000
+    stream = ["reset refs/heads/long\n"]
+    for index in range(commits):
+        message = f"commit {index}"
+        content = f"{index}\n"
+        stream.append(f"commit refs/heads/long\ncommitter t <t@example.com> {1700000000 + index} +0000\n"
+                      f"data {len(message)}\n{message}\n" + ("from refs/heads/main\n" if index == 0 else "")
+                      + f"M 644 inline counter.txt\ndata {len(content)}\n{content}\n")
+    subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet"], input="".join(stream), text=True, check=True)
+    _git(repo, "checkout", "-q", "long")
+    copied = _make("historian", transfer="copy")
+    work = Path(copied.info.work_dir)
+    assert copied.info.work_dir_origin["kind"] == "copy"
+    assert _git(work, "branch", "--show-current").strip() == "mngr/historian"
+    assert int(_git(work, "rev-list", "--count", "HEAD")) == commits + 2
+    assert (work / "counter.txt").read_text() == f"{commits - 1}\n"
+    # Every commit of the copy is in the user's repository: nothing to lose.
+    assert _destroy("historian").failed == [] and not work.exists()
