@@ -258,8 +258,8 @@ def _make_worktree(handle: HostHandle, name: str, choice: work_dirs.WorkDirChoic
     try:
         base = worktrees.add_worktree(choice.source, made, choice.branch, make_branch=not choice.reuse_branch)
     except BaseException:
-        handle.prepare_work_dir(name, made, remove=True)
-        worktrees.prune(choice.repo)
+        # `git worktree add -b` makes the branch before the checkout that may fail.
+        _discard_work_dir(handle, name, made, choice)
         raise
     if not choice.clean:
         try:

@@ -336,3 +336,11 @@ def test_a_copy_of_a_repository_with_thousands_of_commits(sandbox, repo: Path) -
     assert (work / "counter.txt").read_text() == f"{commits - 1}\n"
     # Every commit of the copy is in the user's repository: nothing to lose.
     assert _destroy("historian").failed == [] and not work.exists()
+
+
+def test_a_worktree_git_refuses_takes_nothing_of_the_users(sandbox, repo: Path) -> None:
+    # main is checked out in the user's own tree: git refuses a second worktree on it.
+    with pytest.raises(MngrError, match="git worktree failed in .*already checked out"):
+        _make("twice", branch="main", reuse_branch=True)
+    assert _branches(repo) == ["main"] and _worktrees(repo) == [str(repo)]
+    assert not (sandbox.host_dir / "work" / "twice").exists()
