@@ -338,9 +338,9 @@ def test_a_copy_of_a_repository_with_thousands_of_commits(sandbox, repo: Path) -
     assert _destroy("historian").failed == [] and not work.exists()
 
 
-def test_a_worktree_git_refuses_takes_nothing_of_the_users(sandbox, repo: Path) -> None:
+def test_a_worktree_git_refuses_leaves_the_users_branch_alone(sandbox, repo: Path) -> None:
     # main is checked out in the user's own tree: git refuses a second worktree on it.
-    with pytest.raises(MngrError, match="git worktree failed in .*already checked out"):
+    with pytest.raises(MngrError, match=r"git worktree failed in .*already checked out"):
         _make("twice", branch="main", reuse_branch=True)
     assert _branches(repo) == ["main"] and _worktrees(repo) == [str(repo)]
     assert not (sandbox.host_dir / "work" / "twice").exists()
