@@ -41,7 +41,7 @@ FIELD_KINDS: dict[str, str] = {
     "id": TEXT, "name": TEXT, "type": TEXT, "state": STATE, "host": TEXT, "provider": TEXT,
     "work_dir": TEXT, "command": TEXT, "created_at": TIME, "labels": LABELS, "pid": NUMBER,
     "exit_status": NUMBER, "idle_seconds": NUMBER, "problem": TEXT, "waiting_reason": TEXT,
-    "waiting_detail": TEXT,
+    "waiting_detail": TEXT, "work_dir_origin": LABELS,
     # computed from the others, for the question usually asked
     "idle": DURATION,  # idle_seconds
     "age": DURATION,  # seconds since created_at
@@ -232,12 +232,29 @@ class _Parser:
 # -- fields ---------------------------------------------------------------------------------
 
 
+def _keyed(field: str, fields: Mapping[str, str] = FIELD_KINDS) -> tuple[str, str] | None:
+    """(column, key) of ``column.KEY``, one key of a column of keys and values (labels,
+    work_dir_origin); None for any other field."""
+    column, dot, key = field.partition(".")
+    if not dot or fields.get(column) != LABELS:
+        return None
+    return column, key
+
+
+def _whole_mapping(field: str) -> str:
+    if field == "labels":
+        return "labels holds all labels: test one as labels.KEY"
+    return f"{field} holds keys and values: test one as {field}.KEY"
+
+
 def field_kind(field: str, fields: Mapping[str, str] = FIELD_KINDS) -> str:
     """The kind of ``field``'s values; FilterError for a field no row has."""
-    if field.startswith("labels."):
-        key = field[len("labels."):]
-        if not key:
-            raise FilterError("labels. needs a label key, as in labels.team")
+    keyed = _keyed(field, fields)
+    if keyed is not None:
+        if not keyed[1]:
+            example = "labels.team" if keyed[0] == "labels" else f"{keyed[0]}.kind"
+            noun = "a label key" if keyed[0] == "labels" else "a key"
+            raise FilterError(f"{keyed[0]}. needs {noun}, as in {example}")
         return TEXT
     kind = fields.get(field)
     if kind is None:
@@ -252,9 +269,10 @@ def field_value(row: Row, field: str) -> Any:
 
 
 def _getter(field: str) -> Callable[[Row], Any]:
-    if field.startswith("labels."):
-        key = field[len("labels."):]
-        return lambda row: (row.get("labels") or {}).get(key)
+    keyed = _keyed(field)
+    if keyed is not None:
+        column, key = keyed
+        return lambda row: (row.get(column) or {}).get(key)
     if field == "idle":
         return lambda row: row.get("idle_seconds")
     if field == "age":
@@ -308,7 +326,7 @@ def _converted(field: str, kind: str, value: str) -> Any:
             raise FilterError(f"{field} is a time: {value!r} is not one (write 2026-12-06 or 2026-12-06T14:30)")
         return moment
     if kind == LABELS:
-        raise FilterError("labels holds all labels: test one as labels.KEY")
+        raise FilterError(_whole_mapping(field))
     return value
 
 
@@ -339,7 +357,7 @@ def _row_value(kind: str, value: Any) -> Any:
 
 def _comparison(field: str, kind: str, op: str, given: str | None) -> Callable[[Any], bool]:
     if kind == LABELS:
-        raise FilterError("labels holds all labels: test one as labels.KEY")
+        raise FilterError(_whole_mapping(field))
     if given is None:
         if op not in ("==", "=", "!="):
             raise FilterError(f"{field} {op} null: only == and != compare with null")
@@ -480,7 +498,7 @@ def parse_sort(text: str, extra_fields: Iterable[str] = ()) -> list[SortKey]:
             raise FilterError(f"--sort {text!r}: an empty field")
         kind = field_kind(field, fields)
         if kind == LABELS:
-            raise FilterError("--sort labels: sort by one label, as labels.KEY")
+            raise FilterError(f"--sort {field}: sort by one key of it, as {field}.KEY")
         keys.append(SortKey(field, descending))
     return keys
 

@@ -186,6 +186,7 @@ class HostHandle:
         interaction: dict[str, Any] | None = None,
         path_dirs: list[str] | None = None,
         agent_config: dict[str, Any] | None = None,
+        work_dir_origin: dict[str, str] | None = None,
     ) -> protocol.AgentInfo:
         request = protocol.CreateAgent(
             name=name,
@@ -200,6 +201,7 @@ class HostHandle:
             interaction=interaction,
             path_dirs=list(path_dirs or []),
             agent_config=agent_config,
+            work_dir_origin=work_dir_origin,
         )
         created = self._call(request, protocol.AgentReply, timeout=self.timeout).agent
         from . import host_registry
@@ -310,8 +312,9 @@ class HostHandle:
         return self._call_with_blob(request, protocol.Manifest, timeout=self.timeout)
 
     def prepare_work_dir(self, name: str, path: str, bundle: bytes = b"", remove: bool = False,
-                         branch: str = "") -> str:
-        request = protocol.PrepareWorkDir(name=name, path=path, remove=remove, branch=branch)
+                         branch: str = "", new_branch: str = "", clone_url: str = "") -> str:
+        request = protocol.PrepareWorkDir(name=name, path=path, remove=remove, branch=branch, new_branch=new_branch,
+                                          clone_url=clone_url)
         reply, _ = self._call_with_blob(request, protocol.WorkDir, bundle, timeout=self.timeout)
         return reply.path
 
@@ -341,6 +344,9 @@ class HostHandle:
 
     def agent_spec(self, name: str) -> protocol.AgentSpec:
         return self._call(protocol.GetAgentSpec(name=name), protocol.AgentSpec, timeout=self.timeout)
+
+    def work_state(self, name: str) -> protocol.WorkState:
+        return self._call(protocol.GetWorkState(name=name), protocol.WorkState, timeout=self.timeout)
 
     def git_bundle(self, name: str) -> bytes:
         _, bundle = self._call_with_blob(protocol.GetGitBundle(name=name), protocol.Captured, timeout=self.timeout)

@@ -442,19 +442,28 @@ class _Sent:
 # -- a new agent's work dir ------------------------------------------------------------------
 
 
-def seed_work_dir(handle: HostHandle, name: str, source: str, path: str) -> str:
+def seed_work_dir(handle: HostHandle, name: str, source: str, path: str, branch: str = "",
+                  make_branch: bool = False, carry: bool = True) -> str:
     """Make agent ``name``'s new work dir on the host from ``source``: a git repository
-    arrives with its history (a bundle, cloned), then the files as they are here
-    (uncommitted changes included; .gitignore honoured). Returns the work dir's path; on
-    failure nothing is left on the host."""
+    arrives with its history (a bundle, cloned) on ``branch`` (made at the source's HEAD
+    when ``make_branch``; by default the branch checked out there), then, with ``carry``,
+    the files as they are here (uncommitted changes included; .gitignore honoured). Returns
+    the work dir's path; on failure nothing is left on the host."""
     bundle = files.git_bundle(source)
-    return fill_work_dir(handle, name, source, path, bundle, files.current_branch(source) if bundle else "",
-                          include_ignored=False)
+    if not bundle:
+        return fill_work_dir(handle, name, source, path, b"", "", include_ignored=False)
+    return fill_work_dir(handle, name, source, path, bundle, branch or files.current_branch(source),
+                         include_ignored=False, make_branch=make_branch, carry=carry)
 
 
 def fill_work_dir(handle: HostHandle, name: str, source: str, path: str, bundle: bytes, branch: str,
-                   include_ignored: bool) -> str:
-    made = handle.prepare_work_dir(name, path, bundle, branch=branch)
+                  include_ignored: bool, make_branch: bool = False, carry: bool = True) -> str:
+    if make_branch:
+        made = handle.prepare_work_dir(name, path, bundle, new_branch=branch)
+    else:
+        made = handle.prepare_work_dir(name, path, bundle, branch=branch)
+    if not carry:
+        return made
     try:
         plan = push(handle, "", source, delete=False, dry_run=False, include_ignored=include_ignored, force=True,
                     work_dir=made)

@@ -76,6 +76,7 @@ def _info(record, pane, quiet_seconds, now):
         "work_dir": record.get("work_dir", ""),
         "created_at": record.get("created_at", ""),
         "labels": dict(record.get("labels") or {}),
+        "work_dir_origin": dict(record.get("work_dir_origin") or {}),
         "pid": pane.pid if pane is not None and not pane.dead else None,
         "exit_status": _exit_status(record, pane) if pane is not None and pane.dead else None,
         "idle_seconds": idle_seconds,
@@ -320,6 +321,8 @@ def create_agent(request):
         }
         if isinstance(request.get("interaction"), dict):
             record["interaction"] = request["interaction"]
+        if request.get("work_dir_origin"):
+            record["work_dir_origin"] = dict(request["work_dir_origin"])
         if request.get("path_dirs"):
             record["path_dirs"] = [str(directory) for directory in request["path_dirs"]]
         if own_config is not None:

@@ -1283,8 +1283,10 @@ def packed_manifest(root, include_ignored, guard=None):
     return zlib.compress(raw_manifest(root, include_ignored, guard), 1)
 
 
-def prepare_work_dir(host_dir, name, path, bundle, branch=""):
-    """Make a new work dir (``path``, or ``host_dir/work/name``); fill it from ``bundle``.
+def prepare_work_dir(host_dir, name, path, bundle, branch="", new_branch="", clone_url=""):
+    """Make a new work dir (``path``, or ``host_dir/work/name``); fill it from ``bundle``
+    (or a clone of ``clone_url``), with ``branch`` checked out, or ``new_branch`` made at
+    the bundle's (the clone's) HEAD and checked out.
 
     The dir must not exist yet or be empty: a work dir full of someone's files is never
     mixed with another tree. Returns the absolute path.
@@ -1292,43 +1294,75 @@ def prepare_work_dir(host_dir, name, path, bundle, branch=""):
     path = os.path.abspath(os.path.expanduser(path or os.path.join(host_dir, "work", name)))
     if os.path.lexists(path) and (not os.path.isdir(path) or os.path.islink(path) or os.listdir(path)):
         raise RequestFailed("invalid", "work dir %s already exists and is not empty" % path)
+    existed = os.path.isdir(path)  # empty: left as it was found if filling it fails
     old_umask = os.umask(0o022)
     try:
         os.makedirs(path, exist_ok=True)
     finally:
         os.umask(old_umask)
-    if bundle:
-        _unbundle(path, bundle, branch)
+    try:
+        if clone_url:
+            _clone(path, clone_url, branch, new_branch)
+        elif bundle:
+            _unbundle(path, bundle, branch, new_branch)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+        if existed:
+            os.makedirs(path, exist_ok=True)
+        raise
     return path
 
 
-def _unbundle(path, bundle, branch):
-    """A repository in ``path`` with every branch and tag of ``bundle``, ``branch`` checked out."""
+def _clone(path, url, branch, new_branch):
+    """A clone of ``url`` in the empty dir ``path``: ``branch`` (a branch of the repository
+    at ``url``) or ``new_branch`` (made at its HEAD) checked out."""
+    commands = [["git", "clone", "--quiet", "--", url, path]]
+    if new_branch:
+        commands.append(["git", "-C", path, "checkout", "--quiet", "-b", new_branch])
+    elif branch:
+        commands.append(["git", "-C", path, "checkout", "--quiet", branch])
+    for command in commands:
+        _run_git(command)
+
+
+def _run_git(command):
     import subprocess  # loaded when needed: the manifest of a plain tree never runs git
+
+    try:
+        completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, env=dict(os.environ, GIT_TERMINAL_PROMPT="0"))
+    except OSError:
+        raise RequestFailed("missing_binary", "git is not installed on this host (needed for a work dir "
+                            "from a git repository)") from None
+    if completed.returncode != 0:
+        message = completed.stdout.decode("utf-8", "replace").strip().splitlines()
+        raise RequestFailed("invalid", "git %s failed: %s" % (command[3] if command[1] == "-C" else command[1],
+                                                            message[-1] if message else "?"))
+
+
+def _unbundle(path, bundle, branch, new_branch=""):
+    """A repository in ``path`` with every branch and tag of ``bundle``, ``branch`` checked
+    out; or ``new_branch``, made at the bundle's HEAD (a detached one too)."""
     import tempfile
 
     handle, bundle_path = tempfile.mkstemp(prefix=".mngr-bundle-", dir=os.path.dirname(path))
     try:
         with os.fdopen(handle, "wb") as output:
             output.write(bundle)
+        refspecs = ["refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*"]
+        if new_branch:
+            refspecs.append("HEAD:refs/heads/" + new_branch)
+            branch = new_branch
         commands = [
             ["git", "init", "--quiet", path],
-            ["git", "-C", path, "fetch", "--quiet", "--update-head-ok", bundle_path,
-             "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*"],
+            ["git", "-C", path, "fetch", "--quiet", "--update-head-ok", bundle_path, *refspecs],
         ]
         if branch:
             commands.append(["git", "-C", path, "checkout", "--quiet", "--force", branch])
         for command in commands:
-            try:
-                completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                           stderr=subprocess.STDOUT)
-            except OSError:
-                raise RequestFailed("missing_binary", "git is not installed on this host (needed for --source "
-                                    "with a git repository)") from None
-            if completed.returncode != 0:
-                message = completed.stdout.decode("utf-8", "replace").strip().splitlines()
-                raise RequestFailed("invalid", "git %s failed: %s" % (command[3] if command[1] == "-C" else command[1],
-                                                                    message[-1] if message else "?"))
+            _run_git(command)
     finally:
         os.unlink(bundle_path)
 
@@ -1370,6 +1404,49 @@ def git_bundle(root):
     except OSError:
         return b""
     return bundle.stdout if bundle.returncode == 0 else b""
+
+
+def work_state(root):
+    """What of ``root``'s git work tree a removal would lose, as ``(uncommitted, heads)``:
+    the paths with uncommitted changes (untracked, not ignored, included) and ``{ref: commit}``
+    for HEAD and every branch; both empty when it is not the top of one."""
+    import subprocess  # loaded when needed: the manifest of a plain tree never runs git
+
+    if not is_repo_top(root):
+        return [], {}
+    heads = {}
+    try:
+        listed = subprocess.run(["git", "-C", root, "for-each-ref", "--format=%(objectname) %(refname)",
+                                 "refs/heads/"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--verify", "--quiet", "HEAD"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError:
+        return [], {}
+    for line in listed.stdout.decode("utf-8", "surrogateescape").splitlines():
+        commit, _, ref = line.partition(" ")
+        if ref:
+            heads[ref] = commit
+    if head.returncode == 0 and head.stdout.strip():
+        heads["HEAD"] = head.stdout.decode("ascii", "replace").strip()
+    return uncommitted(root), heads
+
+
+def unpushed(root):
+    """How many commits of ``root``'s HEAD and branches no remote-tracking ref holds (-1:
+    the repository has no remote-tracking ref at all, so the count says nothing)."""
+    import subprocess  # loaded when needed: the manifest of a plain tree never runs git
+
+    try:
+        remotes = subprocess.run(["git", "-C", root, "for-each-ref", "--count=1", "refs/remotes/"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        if remotes.returncode != 0 or not remotes.stdout.strip():
+            return -1
+        counted = subprocess.run(["git", "-C", root, "rev-list", "--count", "HEAD", "--branches", "--not", "--remotes"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError:
+        return -1
+    return int(counted.stdout.strip() or 0) if counted.returncode == 0 else -1
 
 
 def current_branch(root):

@@ -54,7 +54,7 @@ _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "mes
 # Message types that are replies: a peer sending one of these as a request made a mistake.
 _REPLY_TYPES = frozenset(
     ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
-     "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec", "Written", "Garbage",
+     "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec", "WorkState", "Written", "Garbage",
      "AgentConfigState", "Changes", "Events", "Signatures", "DeltaData", "Progress", "CliPlace", "CliPartStored"]
 )
 _LOG_MAX_BYTES = 1024 * 1024
@@ -444,13 +444,20 @@ class Server(object):
         if fields["remove"]:
             files.remove_work_dir(fields["path"])
             return "WorkDir", {"path": fields["path"]}, b""
-        path = files.prepare_work_dir(state.host_dir(), fields["name"], fields["path"], blob, fields["branch"])
+        path = files.prepare_work_dir(state.host_dir(), fields["name"], fields["path"], blob, fields["branch"],
+                                      fields["new_branch"], fields["clone_url"])
         return "WorkDir", {"path": path}, b""
 
     def _on_get_agent_spec(self, fields, blob):
         found = agents.spec(fields["name"])
         found["branch"] = files.current_branch(found["work_dir"]) if os.path.isdir(found["work_dir"]) else ""
         return "AgentSpec", found, b""
+
+    def _on_get_work_state(self, fields, blob):
+        root = self._work_dir(fields["name"], "")
+        uncommitted, heads = files.work_state(root)
+        return "WorkState", {"uncommitted": [files.path_to_wire(path) for path in uncommitted], "heads": heads,
+                             "unpushed": files.unpushed(root) if heads else -1}, b""
 
     def _on_get_git_bundle(self, fields, blob):
         return "Captured", {}, files.git_bundle(self._work_dir(fields["name"], ""))
@@ -623,6 +630,7 @@ HANDLERS = {
     "ReadDelta": Server._on_read_delta,
     "PrepareWorkDir": Server._on_prepare_work_dir,
     "GetAgentSpec": Server._on_get_agent_spec,
+    "GetWorkState": Server._on_get_work_state,
     "GetGitBundle": Server._on_get_git_bundle,
     "ReadFiles": Server._on_read_files,
     "ExecStart": Server._on_exec_start,

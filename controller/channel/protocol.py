@@ -27,6 +27,9 @@ class AgentInfo(msgspec.Struct, kw_only=True):
     work_dir: str
     created_at: str
     labels: dict[str, str] = {}
+    # How mngr made the work dir (controller/work_dirs.py WorkDirOrigin): {} for one given
+    # with --work-dir, or made by an older mngr.
+    work_dir_origin: dict[str, str] = {}
     pid: int | None = None
     exit_status: int | None = None
     idle_seconds: float | None = None
@@ -97,6 +100,8 @@ class CreateAgent(msgspec.Struct, tag=True, kw_only=True):
     # AgentConfigPlan.wire): {"dir", "env_var", "files": {name: text}, "env": {KEY: value}}.
     # The files are written 0600; None: the agent uses the CLI config it finds on the host.
     agent_config: dict[str, Any] | None = None
+    # How mngr made the work dir, kept in the record (controller/work_dirs.py WorkDirOrigin).
+    work_dir_origin: dict[str, str] | None = None
 
 
 class WriteAgentConfig(msgspec.Struct, tag=True, kw_only=True):
@@ -268,6 +273,14 @@ class PrepareWorkDir(msgspec.Struct, tag=True, kw_only=True):
     path: str = ""
     remove: bool = False
     branch: str = ""  # to check out after the bundle's branches are in
+    new_branch: str = ""  # instead: made at the bundle's HEAD and checked out
+    clone_url: str = ""  # instead of a bundle: a git URL the host clones
+
+
+class GetWorkState(msgspec.Struct, tag=True, kw_only=True):
+    """What removing the agent's work dir would lose: answered with WorkState."""
+
+    name: str
 
 
 class GetAgentSpec(msgspec.Struct, tag=True, kw_only=True):
@@ -482,6 +495,18 @@ class WorkDir(msgspec.Struct, tag=True, kw_only=True):
     path: str
 
 
+class WorkState(msgspec.Struct, tag=True, kw_only=True):
+    """The git state of an agent's work dir (empty when it is no repository's top level):
+    the paths with uncommitted changes (wire form, untracked ones included) and
+    ``{ref: commit}`` for HEAD and every branch."""
+
+    uncommitted: list[str] = []
+    heads: dict[str, str] = {}
+    # Commits of HEAD and the branches that no remote-tracking ref holds; -1 when there is
+    # no remote-tracking ref (or no repository).
+    unpushed: int = -1
+
+
 class Progress(msgspec.Struct, tag=True, kw_only=True):
     """Sent unasked, as request 0, while a large frame arrives at the helper: the channel
     is moving even when a slow link's buffers hide it (see RpcClient)."""
@@ -660,11 +685,11 @@ Request = (
     Ping | GetHelperInfo | ListAgents | FindAgent | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
     | ReadAgentConfig
     | AwaitInput | CapturePane | ReadOutput | NoteActivity | WriteAgentConfig | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
-    | PrepareWorkDir | GetAgentSpec | GetGitBundle | ReadFiles | WatchChanges | StatPaths | ReadEvents | GetSignatures | WriteDelta
+    | PrepareWorkDir | GetAgentSpec | GetWorkState | GetGitBundle | ReadFiles | WatchChanges | StatPaths | ReadEvents | GetSignatures | WriteDelta
     | ReadDelta | ExecStart | ExecRead | ExecKill | CollectGarbage | EnsureCli | PutCliPart | FinishCli
 )
 Reply = (
-    Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | AgentSpec | WorkDir | FileData | Captured
+    Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | AgentSpec | WorkDir | WorkState | FileData | Captured
     | AgentConfigState
     | Written | Changes | Events | Signatures | DeltaData | Progress
     | OutputChunk | ExecStarted | ExecOutput | Garbage | CliPlace | CliPartStored | Error

@@ -23,7 +23,7 @@ ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 LABEL_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 AGENT_FIELDS = (
-    "id", "name", "type", "state", "host", "provider", "work_dir", "command",
+    "id", "name", "type", "state", "host", "provider", "work_dir", "work_dir_origin", "command",
     "created_at", "labels", "pid", "exit_status", "idle_seconds", "problem", "waiting_reason", "waiting_detail",
 )
 STATES = ("RUNNING", "WAITING", "DONE", "STOPPED", "UNKNOWN", "GONE")  # GONE: its host was removed
@@ -73,6 +73,7 @@ def agent_row(info: AgentInfo, host: str, provider: str) -> dict[str, Any]:
         "host": host,
         "provider": provider,
         "work_dir": info.work_dir,
+        "work_dir_origin": dict(info.work_dir_origin),
         "command": info.command,
         "created_at": info.created_at,
         "labels": dict(info.labels),

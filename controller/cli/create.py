@@ -68,8 +68,20 @@ class CreateCommand(click.Command):
               help="Options for a new host, for providers that make hosts (docker and modal: \"--dockerfile PATH\", "
                    "\"--image IMAGE\", \"--block-network\", \"--cpus 2\", \"--memory 4g\"; modal also "
                    "\"--cidr-allowlist CIDR\", \"--gpu A10G\", ...). Repeatable.")
-@click.option("--work-dir", type=click.Path(file_okay=False), help="Working directory of the agent (default: the current directory locally; a new, empty "
-                   "$MNGR_HOST_DIR/work/NAME on an SSH host; ~ on a docker or modal host); must exist on the host.")
+@click.option("--work-dir", type=click.Path(file_okay=False),
+              help="Run the agent in this directory, in place (it must exist on the host); with --transfer or "
+                   "--source, where its new worktree or copy goes. Default: see --transfer.")
+@click.option("--transfer", type=click.Choice(["worktree", "copy", "none"]),
+              help="How the agent gets its work dir. worktree: a git worktree of your repository on a branch of its "
+                   "own (local host); copy: a new dir on the host with the repository's history on that branch; none: "
+                   "in place. Default: from inside a git repository, worktree locally and copy on other hosts; "
+                   "outside one, in place locally and the host's default elsewhere (a new, empty "
+                   "$MNGR_HOST_DIR/work/NAME on SSH; ~ on docker and modal).")
+@click.option("--branch", metavar="BRANCH", help="The agent's branch (default: mngr/NAME); refused if it exists, "
+                                                 "unless --reuse-branch.")
+@click.option("--reuse-branch", is_flag=True, help="Work on the existing branch --branch (or mngr/NAME) as it is.")
+@click.option("--clean", is_flag=True,
+              help="Leave your uncommitted and untracked changes behind: the worktree or copy starts from the commit.")
 @click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE", help="Environment variable for the agent; KEY alone passes your current value. Repeatable.")
 @click.option("--env-file", "env_files", multiple=True, metavar="PATH",
               help="Environment variables for the agent from a dotenv file (KEY=VALUE lines, # comments, quoted "
@@ -81,7 +93,7 @@ class CreateCommand(click.Command):
 @click.option("--initial-message", help="Message to send once the agent is ready for input.")
 @click.option("--trust-work-dir/--no-trust-work-dir", "trust_work_dir", default=None,
               help="Mark the work dir trusted in the agent CLI's config, so it does not ask. Default: the "
-                   "trust_work_dirs setting (made: only work dirs mngr made, from --source or --snapshot); on a host "
+                   "trust_work_dirs setting (made: only work dirs mngr made: a worktree, a copy or a snapshot); on a host "
                    "other than the local one, a claude or codex agent's own config trusts it unless told not to.")
 @click.option("--ready-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the agent to be ready for the initial message.")
 @click.option("--connect/--no-connect", default=True, help="Attach to the agent after creating it (default: attach when on a terminal).")
@@ -97,9 +109,10 @@ class CreateCommand(click.Command):
 @click.option("--snapshot", "snapshot_id", metavar="ID",
               help="Start from a snapshot (mngr snapshot): its agent type, command, environment, labels and "
                    "work dir, in a new work dir.")
-@click.option("--source", metavar="PATH",
-              help="Copy this directory into a new work dir for the agent first (a git repository with its "
-                   "history); the work dir is --work-dir, or $MNGR_HOST_DIR/work/NAME on the host.")
+@click.option("--source", metavar="PATH|AGENT|GIT-URL",
+              help="Make the agent's worktree or copy from this directory instead of the current one (outside git: "
+                   "a copy); from another agent's work dir as it is now; or from a git URL the host clones. It goes "
+                   "to --work-dir, or $MNGR_HOST_DIR/work/NAME on the host.")
 @click.pass_context
 @pass_app
 def create(
@@ -113,6 +126,10 @@ def create(
     host: str | None,
     build_args: tuple[str, ...],
     work_dir: str | None,
+    transfer: str | None,
+    branch: str | None,
+    reuse_branch: bool,
+    clean: bool,
     env_pairs: tuple[str, ...],
     env_files: tuple[str, ...],
     pass_names: tuple[str, ...],
@@ -133,7 +150,8 @@ def create(
 
     \b
     Examples:
-      mngr create my-task                     claude (the default type) on the local host
+      mngr create my-task                     claude (the default type) on the local host, in a
+                                              worktree of this repository on branch mngr/my-task
       mngr create my-task codex               codex instead of claude
       mngr create --name job -t command -- python3 train.py
       mngr -- --model opus                    pass arguments to the agent
@@ -189,6 +207,10 @@ def create(
         activity_sources=options.get("activity_sources"),
         source=options.get("source"),
         snapshot=snapshot_id,
+        transfer=transfer,
+        branch=branch,
+        reuse_branch=reuse_branch,
+        clean=clean,
     )
     try:
         result = create_agent(app, request)

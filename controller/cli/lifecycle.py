@@ -142,17 +142,21 @@ def start(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ..
 @_NAMES
 @click.option("--all", "every", is_flag=True, help="Destroy every agent on every host.")
 @filter_options
-@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
+@click.option("-f", "--force", is_flag=True,
+              help="Do not ask for confirmation, and destroy even an agent whose work dir has uncommitted changes "
+                   "or commits on no other branch.")
 @click.option("--keep-work-dir", is_flag=True,
-              help="Keep the work dir even where mngr made it (--source, --snapshot, clone, an ssh host's default).")
+              help="Keep the work dir even where mngr made it (a worktree or copy, --snapshot, clone, an ssh host's "
+                   "default).")
+@click.option("--delete-branch", is_flag=True, help="Delete a worktree agent's branch too (kept by default).")
 @_GRACE
 @_FORMAT
 @dry_run_option
 @on_error_option
 @pass_app
 def destroy(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ...], excludes: tuple[str, ...],
-            force: bool, keep_work_dir: bool, grace: str | None, output_format: str, dry_run: bool,
-            on_error: str) -> None:
+            force: bool, keep_work_dir: bool, delete_branch: bool, grace: str | None, output_format: str,
+            dry_run: bool, on_error: str) -> None:
     """Stop agents and delete their state (record, environment, event log) from their hosts,
     and the work dirs mngr made for them.
 
@@ -178,7 +182,8 @@ def destroy(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, 
         click.confirm(f"Destroy {listed}?", abort=True, err=True)
 
     request = agents.DestroyRequest(grace=_grace_seconds(app, grace), keep_work_dir=keep_work_dir,
-                                    confirm=confirm, targets=read_targets(app, names, every, includes, excludes),
+                                    delete_branch=delete_branch, force=force, confirm=confirm,
+                                    targets=read_targets(app, names, every, includes, excludes),
                                     bulk=Bulk(dry_run, on_error))
     result = agents.destroy(app, request)
     if output_format != "human" or dry_run:

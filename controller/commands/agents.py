@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mngr.providers.base import AgentRegistry
+from mngr.remote_helper import files
 
+from .. import work_dirs
 from ..channel.protocol import AgentInfo
+from ..errors import MngrError
 from ..fanout import per_agent
 from ..fleet import LocatedAgent
 from .lifecycle import EmptiedHosts, Lifecycle
@@ -73,6 +76,8 @@ class DestroyRequest:
     every: bool = False  # every agent on every host
     grace: float = 2.0
     keep_work_dir: bool = False
+    delete_branch: bool = False  # a worktree agent's branch goes too
+    force: bool = False  # destroy even what would lose work (uncommitted changes, commits nowhere else)
     # Called with the agents found, before any is touched: raising cancels the whole destroy.
     confirm: Callable[[Sequence[LocatedAgent]], None] | None = None
     targets: Targets | None = None
@@ -151,18 +156,45 @@ def destroy(app: App, request: DestroyRequest) -> AgentsResult:
             else:
                 agent.handle.destroy_agent(agent.info.name, keep_work_dir=request.keep_work_dir,
                                            grace=request.grace)
+                work_dirs.after_destroy(agent.info, request.delete_branch, request.keep_work_dir)
         lifecycle.agent_destroyed(agent.info.name, agent.host, agent.provider)
         return _changed(agent, agent.info, "destroyed")
 
+    def confirm(found: Sequence[LocatedAgent]) -> None:
+        if not request.force:
+            _refuse_lost_work(found, request)
+        if request.confirm is not None:
+            request.confirm(found)
+
     result = _each(app, _targets(request), ("RUNNING", "WAITING", "DONE", "STOPPED", "GONE"), change,
                    _time_per_agent(app, request.grace), what="the destroys already under way",
-                   confirm=request.confirm, after=lifecycle, bulk=request.bulk,
+                   confirm=confirm, after=lifecycle, bulk=request.bulk,
                    preview=lambda agent: "would destroy")
     return result
 
 
 def _targets(request: StopRequest | StartRequest | DestroyRequest) -> Targets:
     return request.targets if request.targets is not None else Targets(request.names, request.every)
+
+
+def _refuse_lost_work(found: Sequence[LocatedAgent], request: DestroyRequest) -> None:
+    """Refuse the whole destroy, before anything is touched, if it would lose work: a work
+    dir mngr made with uncommitted changes, or commits on no other branch."""
+    refusals = []
+    for agent in found:
+        if agent.info.state == "GONE" or agent.info.work_dir_origin.get("kind") not in ("worktree", "copy"):
+            continue
+        try:
+            state = agent.handle.work_state(agent.info.name)
+        except MngrError as exc:
+            refusals.append(f"agent {agent.info.name}'s work dir could not be checked ({exc})")
+            continue
+        lost = work_dirs.lost_by_removal(agent.info, [files.path_from_wire(path) for path in state.uncommitted],
+                                         state.heads, request.delete_branch, request.keep_work_dir, state.unpushed)
+        if lost:
+            refusals.append(f"agent {agent.info.name} has {lost}")
+    if refusals:
+        raise MngrError(f"refusing to destroy: {'; '.join(refusals)} (-f destroys anyway)")
 
 
 def _changed(agent: LocatedAgent, info: AgentInfo, verb: str) -> Changed:

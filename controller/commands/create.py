@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from mngr.providers.base import ChecksHostKeys, MakesHosts
 
+from .. import work_dirs
 from ..agent_lookup import ensure_name_free
 from ..agent_types import AgentType, Launch, interaction_for
 from ..channel.protocol import AgentInfo, SetIdleSettings
@@ -49,8 +50,12 @@ class CreateRequest:
     idle_timeout: str | None = None
     idle_mode: str | None = None
     activity_sources: str | None = None
-    source: str | None = None  # a local directory copied into a new work dir
+    source: str | None = None  # the local directory a worktree or copy is made from (default: here)
     snapshot: str | None = None  # a snapshot id to start from
+    transfer: str | None = None  # "worktree", "copy" or "none"; None: work_dirs.choose decides
+    branch: str | None = None  # the agent's branch (None: mngr/NAME)
+    reuse_branch: bool = False  # work on an existing branch
+    clean: bool = False  # leave the user's uncommitted changes behind
 
 
 @dataclass
@@ -101,21 +106,28 @@ def create(app: App, request: CreateRequest) -> CreateResult:
     provider.check_host(host_name)
     if request.accept_new_host_key and isinstance(provider, ChecksHostKeys):
         provider.trust_new_host_keys()
-    source_root = None
-    if request.source:
-        source_root = os.path.abspath(os.path.expanduser(request.source))
-        if not os.path.isdir(source_root):
-            raise UsageError(f"--source {request.source!r} is not a directory")
     if snapshot_id is not None:
-        if source_root is not None:
+        if request.source:
             raise UsageError("give --source or --snapshot, not both")
+        if request.transfer or request.branch or request.reuse_branch or request.clean:
+            raise UsageError("--snapshot brings its own work dir: no --transfer, --branch, --reuse-branch or --clean")
         if request.agent_type or request.args_given:
             raise UsageError("--snapshot brings its own agent type and command")
-    fresh_dir = source_root is not None or snapshot_id is not None
+        choice = work_dirs.WorkDirChoice("host")
+    else:
+        source = request.source
+        if source and work_dirs.source_kind(source) == "agent" and provider.name == "local":
+            # Another local agent's work dir is a local directory: a worktree (or copy) of it,
+            # as of now, its uncommitted changes included.
+            source = _local_agent_work_dir(app, source) or source
+        choice = work_dirs.choose(name, transfer=request.transfer, source=source, work_dir=request.work_dir,
+                                  local_host=provider.name == "local", branch=request.branch,
+                                  reuse_branch=request.reuse_branch, clean=request.clean, cwd=os.getcwd())
+    fresh_dir = choice.made or snapshot_id is not None
     trusted = work_dir_trusted(app, fresh_dir) if request.trust_work_dir is None else request.trust_work_dir
     work_dir = request.work_dir
-    # With --source or --snapshot and no --work-dir, the host picks the new work dir (""); a
-    # provider whose default is "" (ssh) has the host make an empty one for the agent.
+    # With a worktree, a copy or a snapshot and no --work-dir, the host picks the new work dir
+    # (""); a provider whose default is "" (ssh) has the host make an empty one for the agent.
     directory = provider.resolve_work_dir(host_name, work_dir) if work_dir or not fresh_dir else ""
     made_dir = fresh_dir or not directory
     idle_requests = settings_requests(request.idle_timeout, request.idle_mode, request.activity_sources,
@@ -147,10 +159,20 @@ def create(app: App, request: CreateRequest) -> CreateResult:
             type_name = agent_type.name
             spec = None  # a snapshot's: its agent's type, command, env and labels
             # Imported only when used: a plain create should not pay for tar and git plumbing.
-            if source_root is not None:
+            base = ""
+            if choice.transfer == "worktree":
+                directory, base = _make_worktree(handle, name, choice, directory)
+            elif choice.url:
+                directory = handle.prepare_work_dir(
+                    name, directory, clone_url=choice.url, branch=choice.branch if choice.reuse_branch else "",
+                    new_branch="" if choice.reuse_branch else choice.branch)
+            elif choice.agent:
+                directory, base = _copy_agent_work_dir(app, choice.agent, handle, name, directory)
+            elif choice.transfer == "copy":
                 from ..sync import seed_work_dir
 
-                directory = seed_work_dir(handle, name, source_root, directory)
+                directory = seed_work_dir(handle, name, choice.source, directory, choice.branch,
+                                          make_branch=not choice.reuse_branch, carry=not choice.clean)
             elif native_snapshot is not None:  # the work dir came with the host's image
                 spec = native_snapshot[1]["spec"]
                 directory = directory or native_snapshot[1]["work_dir"]
@@ -172,7 +194,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                 path_dirs = provide_for_agent(handle, app.registry.agent_types.get(type_name), binary)
             except BaseException:
                 if made_dir and native_snapshot is None:
-                    handle.prepare_work_dir(name, directory, remove=True)
+                    _discard_work_dir(handle, name, directory, choice)
                 raise
             try:
                 from ..agent_config import for_agent
@@ -195,6 +217,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                         interaction=interaction_for(app.registry.agent_types, type_name, launch, trusted),
                         path_dirs=path_dirs,
                         agent_config=own_config.wire() if own_config is not None else None,
+                        work_dir_origin=work_dirs.origin(choice, base) if snapshot_id is None else None,
                     )
             except KeyboardInterrupt:
                 # A second Ctrl-C while the request was out: whether the agent exists is unknown.
@@ -203,7 +226,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                                   f"`mngr list` shows whether it was") from None
             except BaseException as exc:
                 if made_dir and native_snapshot is None:  # the work dir was made for this agent only
-                    handle.prepare_work_dir(name, directory, remove=True)
+                    _discard_work_dir(handle, name, directory, choice)
                 if isinstance(exc, MissingBinary):
                     raise MngrError(f"agent type {agent_type.name!r} needs {binary!r}, which was not found on PATH "
                                     f"on host {host_name!r}") from exc
@@ -224,6 +247,61 @@ def create(app: App, request: CreateRequest) -> CreateResult:
             provider.discard_host(host_name)  # made for this agent: nothing of a failed create stays
         raise
     return result
+
+
+def _make_worktree(handle: HostHandle, name: str, choice: work_dirs.WorkDirChoice, path: str) -> tuple[str, str]:
+    """The agent's worktree in a new, empty dir the host made (``path``, or its default):
+    its path and the commit it starts from. On failure nothing of it is left."""
+    from .. import worktrees
+
+    made = handle.prepare_work_dir(name, path)
+    try:
+        base = worktrees.add_worktree(choice.source, made, choice.branch, make_branch=not choice.reuse_branch)
+    except BaseException:
+        # `git worktree add -b` makes the branch before the checkout that may fail.
+        _discard_work_dir(handle, name, made, choice)
+        raise
+    if not choice.clean:
+        try:
+            worktrees.carry_changes(choice.source, made)
+        except BaseException:
+            _discard_work_dir(handle, name, made, choice)
+            raise
+    return made, base
+
+
+def _local_agent_work_dir(app: App, name: str) -> str:
+    """The work dir of the local host's agent ``name``; "" when it is elsewhere."""
+    from .lookup import find_agents
+
+    with find_agents(app, [name]) as found:
+        (agent,) = found.agents
+        return agent.info.work_dir if agent.provider == "local" else ""
+
+
+def _copy_agent_work_dir(app: App, source: str, target: HostHandle, name: str, path: str) -> tuple[str, str]:
+    """A copy of agent ``source``'s work dir (every file, its repository with every branch)
+    for ``name`` on ``target``: its path, and the branch checked out there."""
+    import tempfile
+
+    from .. import sync
+    from .lookup import find_agents
+
+    with find_agents(app, [source]) as found, tempfile.TemporaryDirectory(prefix="mngr-copy-") as scratch:
+        (agent,) = found.agents
+        spec, made = sync.copy_work_dir(agent.handle, agent.info.name, target, name, path, scratch)
+    return made, spec.branch
+
+
+def _discard_work_dir(handle: HostHandle, name: str, directory: str, choice: work_dirs.WorkDirChoice) -> None:
+    """Take back the work dir a failed create made, and the branch it made with it."""
+    handle.prepare_work_dir(name, directory, remove=True)
+    if choice.transfer == "worktree":
+        from .. import worktrees
+
+        worktrees.prune(choice.repo)
+        if not choice.reuse_branch and worktrees.branch_exists(choice.repo, choice.branch):
+            worktrees.delete_branch(choice.repo, choice.branch)
 
 
 def _finish_create(handle: HostHandle, name: str, agent_type: AgentType, idle_requests: list[SetIdleSettings],

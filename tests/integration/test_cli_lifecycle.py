@@ -290,7 +290,8 @@ def test_ctrl_c_while_the_agent_is_being_made_reports_what_exists(sandbox, press
     env = sandbox.env | sandbox.program_on_path(
         "tmux", f'case " $* " in *" new-session "*) touch {started}; sleep 1;; esac\nexec {real_tmux} "$@"\n')
     creating = subprocess.Popen([str(MNGR_BIN), "create", "slow", "command", "--no-connect", "--", "sleep", "600"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                cwd=sandbox.work_dir)
     wait_for(started.exists, "the host starting the agent's session")
     creating.send_signal(signal.SIGINT)
     assert creating.stderr is not None

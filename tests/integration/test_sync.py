@@ -404,8 +404,9 @@ def test_create_from_a_source_brings_history_branches_and_uncommitted_work(sandb
     (project / "a.txt").write_text("one, edited\n")  # uncommitted
     (project / "notes.txt").write_text("untracked\n")
     (project / "debug.log").write_text("ignored\n")
-    created = sandbox.mngr("create", "copy", "command", "--no-connect", "--source", str(project), "--",
-                           "sleep", "600")
+    # A copy (not the local host's default worktree) on the branch the source is on.
+    created = sandbox.mngr("create", "copy", "command", "--no-connect", "--source", str(project),
+                           "--transfer", "copy", "--branch", "feature", "--reuse-branch", "--", "sleep", "600")
     assert created.returncode == 0, created.stderr
     work = sandbox.host_dir / "work" / "copy"
     (agent,) = json.loads(sandbox.mngr("list", "--format", "json").stdout)["agents"]

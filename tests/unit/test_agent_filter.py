@@ -271,3 +271,12 @@ def test_every_column_of_the_listing_has_a_kind() -> None:
     # and is what docs/commands/list.md documents: give it one in agent_filter.FIELD_KINDS.
     missing = [field for field in AGENT_FIELDS if field not in FIELD_KINDS]
     assert missing == [], f"listing columns without a kind in agent_filter.FIELD_KINDS: {missing}"
+
+
+def test_one_key_of_the_work_dirs_origin_is_a_text_field() -> None:
+    rows = [{"name": "a", "work_dir_origin": {"kind": "worktree", "branch": "mngr/a"}},
+            {"name": "b", "work_dir_origin": {}}]
+    test = Selection(("work_dir_origin.kind == worktree",), ()).compile(("name", "work_dir_origin"))
+    assert [row["name"] for row in rows if test(row)] == ["a"]
+    with pytest.raises(FilterError, match="work_dir_origin holds keys and values"):
+        Selection(("work_dir_origin == x",), ()).compile(("name", "work_dir_origin"))

@@ -19,6 +19,7 @@ GOLDEN_DIR = Path(__file__).parent.parent / "golden"
 AGENT = protocol.AgentInfo(
     id="agent-0123", name="demo", type="command", state="RUNNING", command="sleep 60",
     work_dir="/tmp/wd", created_at="2026-01-01T00:00:00.000+00:00", labels={"team": "infra"},
+    work_dir_origin={"kind": "worktree", "branch": "mngr/demo", "repo": "/home/u/project"},
     pid=42, exit_status=None, idle_seconds=1.5, problem=None,
 )
 
@@ -35,6 +36,7 @@ SAMPLES: dict[str, msgspec.Struct] = {
         path_dirs=["/h/clis/" + "ab" * 32],
         agent_config={"dir": "cli-config", "env_var": "CLAUDE_CONFIG_DIR", "files": {".claude.json": "{}\n"},
                       "env": {"ANTHROPIC_API_KEY": "sk-x"}},
+        work_dir_origin={"kind": "copy", "branch": "mngr/demo", "base": "0" * 40},
     ),
     "WriteAgentConfig": protocol.WriteAgentConfig(name="demo", agent_config={
         "dir": "cli-config", "env_var": "CODEX_HOME", "files": {"config.toml": 'model = "o3"\n'}, "env": {}},
@@ -73,9 +75,11 @@ SAMPLES: dict[str, msgspec.Struct] = {
     "ReadDelta": protocol.ReadDelta(name="demo", path="big.bin", block=65536, old_size=314572800,
                                     literal_budget=16777216, offset=33554432, length=33554432),
     "PrepareWorkDir": protocol.PrepareWorkDir(name="demo", path="~/work/demo", remove=False,
-                                                branch="feature/x"),
+                                                branch="feature/x", new_branch="mngr/demo",
+                                                clone_url="https://example.com/r.git"),
     "GetGitBundle": protocol.GetGitBundle(name="demo"),
     "GetAgentSpec": protocol.GetAgentSpec(name="demo"),
+    "GetWorkState": protocol.GetWorkState(name="demo"),
     "ExecStart": protocol.ExecStart(name="demo", command="ls -la; echo $HOME"),
     "ExecRead": protocol.ExecRead(exec_id=3, wait=0.25),
     "ExecKill": protocol.ExecKill(exec_id=3),
@@ -102,6 +106,8 @@ SAMPLES: dict[str, msgspec.Struct] = {
     "Manifest": protocol.Manifest(root="/work", uncommitted=["notes.md"], tag="a1b2c3.4.6", unchanged=False),
     "Written": protocol.Written(tag="a1b2c3.4.7"),
     "WorkDir": protocol.WorkDir(path="/home/u/.mngr/work/demo"),
+    "WorkState": protocol.WorkState(uncommitted=["notes.txt"], heads={"HEAD": "0" * 40, "refs/heads/mngr/demo": "0" * 40},
+                                    unpushed=3),
     "AgentSpec": protocol.AgentSpec(agent_type="claude", command="claude --model opus", binary="claude",
                                     env={"API_KEY": "x y"}, labels={"team": "a"}, work_dir="/w", branch="main"),
     "AgentConfigState": protocol.AgentConfigState(

@@ -1,0 +1,148 @@
+"""Git work on this machine for a new agent's work dir: a worktree of the user's repository
+on a branch of the agent's own, the user's uncommitted changes carried into it, and what a
+removal would lose.
+
+Everything runs the user's git in the user's repository; nothing here touches the user's
+own work tree, index or checked-out branch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from .errors import MngrError, UsageError
+
+
+class GitFailed(MngrError):
+    """A git command mngr ran failed: its last line of output says why."""
+
+
+def git(repo: str, *args: str, check: bool = True, input_bytes: bytes | None = None) -> str:
+    """Run git in ``repo``; its output (stdout), or GitFailed with git's own last words."""
+    try:
+        completed = subprocess.run(["git", "-C", repo, *args], input=input_bytes, capture_output=True,
+                                   stdin=None if input_bytes is not None else subprocess.DEVNULL)
+    except OSError:
+        raise MngrError("git is not installed (a work dir from a git repository needs it)") from None
+    if check and completed.returncode != 0:
+        lines = completed.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitFailed(f"git {args[0]} failed in {repo}: {lines[-1] if lines else 'exit status ' + str(completed.returncode)}")
+    return completed.stdout.decode("utf-8", "surrogateescape") if completed.returncode == 0 else ""
+
+
+def repository_top(directory: str) -> str:
+    """The top level of the git work tree ``directory`` is in; "" outside one (or without git)."""
+    try:
+        completed = subprocess.run(["git", "-C", directory, "rev-parse", "--show-toplevel"], capture_output=True,
+                                   stdin=subprocess.DEVNULL)
+    except OSError:
+        return ""
+    return completed.stdout.decode("utf-8", "surrogateescape").strip() if completed.returncode == 0 else ""
+
+
+def main_top(top: str) -> str:
+    """The top of the repository's main work tree, for ``top`` in any of its worktrees (the
+    repository's git dir for a bare one)."""
+    common = git(top, "rev-parse", "--path-format=absolute", "--git-common-dir", check=False).strip()
+    if not common:
+        return top
+    return os.path.dirname(common) if os.path.basename(common) == ".git" else common
+
+
+def has_commit(top: str) -> bool:
+    return bool(git(top, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False).strip())
+
+
+def branch_exists(top: str, branch: str) -> bool:
+    return bool(git(top, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).strip())
+
+
+def check_branch_name(top: str, branch: str) -> None:
+    if not git(top, "check-ref-format", "--branch", branch, check=False).strip() or branch.startswith("-"):
+        raise UsageError(f"--branch {branch!r} is not a valid git branch name")
+
+
+def add_worktree(top: str, path: str, branch: str, make_branch: bool) -> str:
+    """A worktree of ``top``'s repository in the empty dir ``path``, on ``branch`` (made at
+    HEAD when ``make_branch``). Returns the commit it starts from."""
+    # A worktree whose dir was removed without git (gc, a crash) still holds its branch and
+    # name in the repository until pruned: a new agent of the same name must not trip on it.
+    git(top, "worktree", "prune")
+    base = git(top, "rev-parse", "--verify", "HEAD^{commit}" if make_branch else f"refs/heads/{branch}").strip()
+    if make_branch:
+        git(top, "worktree", "add", "--quiet", "--no-track", "-b", branch, path, base)
+    else:
+        git(top, "worktree", "add", "--quiet", path, branch)
+    return base
+
+
+def carry_changes(top: str, path: str) -> None:
+    """Bring the user's uncommitted changes to tracked files and untracked (not ignored)
+    files from ``top`` into the new worktree ``path``. Submodules stay as checked out."""
+    diff = subprocess.run(["git", "-C", top, "diff", "--binary", "--no-color", "--ignore-submodules", "HEAD"],
+                          capture_output=True, stdin=subprocess.DEVNULL)
+    if diff.returncode != 0:
+        raise GitFailed(f"git diff failed in {top}: {diff.stderr.decode('utf-8', 'replace').strip()}")
+    if diff.stdout:
+        git(path, "apply", "--binary", "--whitespace=nowarn", input_bytes=diff.stdout)
+    listed = subprocess.run(["git", "-C", top, "ls-files", "--others", "--exclude-standard", "-z"],
+                            capture_output=True, stdin=subprocess.DEVNULL)
+    if listed.returncode != 0:
+        raise GitFailed(f"git ls-files failed in {top}: {listed.stderr.decode('utf-8', 'replace').strip()}")
+    for raw in listed.stdout.split(b"\0"):
+        if not raw:
+            continue
+        relative = os.fsdecode(raw)
+        source = os.path.join(top, relative)
+        target = os.path.join(path, relative)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.islink(source):
+            os.symlink(os.readlink(source), target)
+        elif os.path.isfile(source):
+            shutil.copy2(source, target)
+
+
+def remove_worktree(top: str, path: str) -> None:
+    """Take the worktree ``path`` away, from disk and from the repository's list."""
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    prune(top)
+
+
+def prune(top: str) -> None:
+    if os.path.isdir(top):
+        git(top, "worktree", "prune", check=False)
+
+
+def delete_branch(top: str, branch: str) -> None:
+    git(top, "branch", "--quiet", "-D", branch)
+
+
+def commits_elsewhere_missing(top: str, heads: list[str], dropped_branch: str = "") -> int:
+    """How many commits reachable from ``heads`` are on no branch, tag or remote-tracking
+    ref of ``top``'s repository (``dropped_branch`` not counted as one: it is to be deleted)."""
+    if not heads:
+        return 0
+    exclude = [f"--exclude={dropped_branch}"] if dropped_branch else []
+    listed = git(top, "rev-list", *heads, "--not", *exclude, "--branches", "--tags", "--remotes", check=False)
+    return len(listed.split())
+
+
+def missing_commits(top: str, heads: dict[str, str]) -> list[str]:
+    """The refs of another repository (``{ref: commit}``) whose commits ``top``'s repository
+    lacks or holds on no branch, tag or remote-tracking ref."""
+    if not top or not os.path.isdir(top):
+        return sorted(heads)
+    missing = []
+    for ref, commit in sorted(heads.items()):
+        if not _object_exists(top, commit) or commits_elsewhere_missing(top, [commit]):
+            missing.append(ref)
+    return missing
+
+
+def _object_exists(top: str, commit: str) -> bool:
+    completed = subprocess.run(["git", "-C", top, "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True,
+                               stdin=subprocess.DEVNULL)
+    return completed.returncode == 0

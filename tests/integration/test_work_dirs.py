@@ -1,0 +1,346 @@
+"""A work dir and a branch of its own for every agent: worktrees of the user's repository on
+the local host, copies with the history elsewhere, and what destroy keeps and refuses.
+Real git repositories throughout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mngr.controller.cli.app import App
+from mngr.controller.commands import agents
+from mngr.controller.commands.create import CreateRequest, CreateResult, create
+from mngr.controller.errors import MngrError, UsageError
+from tests.sshd import SshHost, unavailable_reason
+
+
+def _git(repo: Path, *args: str) -> str:
+    completed = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com",
+                                "-c", "protocol.file.allow=always", "-C", str(repo), *args],
+                               capture_output=True, text=True, check=True)
+    return completed.stdout
+
+
+def _repo(root: Path) -> Path:
+    """A repository with two commits on main, *.log ignored."""
+    root.mkdir()
+    _git(root, "init", "-q", "-b", "main")
+    (root / ".gitignore").write_text("*.log\n")
+    (root / "kept.txt").write_text("kept\n")
+    (root / "gone.txt").write_text("to be deleted\n")
+    _git(root, "add", ".")
+    _git(root, "commit", "-qm", "first")
+    (root / "kept.txt").write_text("kept, second\n")
+    _git(root, "commit", "-qam", "second")
+    return root
+
+
+def _branches(repo: Path) -> list[str]:
+    return sorted(_git(repo, "branch", "--format=%(refname:short)").split())
+
+
+def _worktrees(repo: Path) -> list[str]:
+    return [line.split(" ", 1)[1] for line in _git(repo, "worktree", "list", "--porcelain").splitlines()
+            if line.startswith("worktree ")]
+
+
+@pytest.fixture
+def repo(sandbox, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user's repository, the current directory of the in-process mngr."""
+    sandbox.apply_env(monkeypatch)
+    found = _repo(sandbox.root / "project")
+    monkeypatch.chdir(found)
+    return found
+
+
+def _make(name: str, **options) -> CreateResult:  # type: ignore[no-untyped-def]
+    return create(App(), CreateRequest(name, agent_type="command", agent_args=("sleep", "600"), args_given=True,
+                                       **options))
+
+
+def _destroy(*names: str, **options) -> agents.AgentsResult:  # type: ignore[no-untyped-def]
+    return agents.destroy(App(), agents.DestroyRequest(names, grace=0.5, **options))
+
+
+def test_a_local_agent_gets_a_worktree_on_its_own_branch_with_the_uncommitted_work(sandbox, repo: Path) -> None:
+    (repo / "kept.txt").write_text("edited, not committed\n")
+    (repo / "staged.txt").write_text("added to the index\n")
+    _git(repo, "add", "staged.txt")
+    (repo / "gone.txt").unlink()
+    (repo / "sub").mkdir()
+    (repo / "sub" / "untracked.txt").write_text("untracked\n")
+    (repo / "debug.log").write_text("ignored\n")
+    status_before = _git(repo, "status", "--porcelain")
+    created = _make("alpha")
+    work = sandbox.host_dir / "work" / "alpha"
+    assert created.info.work_dir == str(work)
+    assert _git(work, "branch", "--show-current").strip() == "mngr/alpha"
+    assert (work / "kept.txt").read_text() == "edited, not committed\n"
+    assert (work / "staged.txt").read_text() == "added to the index\n"
+    assert (work / "sub" / "untracked.txt").read_text() == "untracked\n"
+    assert not (work / "gone.txt").exists() and not (work / "debug.log").exists()
+    # The branch is in the user's repository, made at its HEAD; the user's tree is untouched.
+    assert _branches(repo) == ["main", "mngr/alpha"]
+    head = _git(repo, "rev-parse", "HEAD").strip()
+    assert _git(repo, "rev-parse", "mngr/alpha").strip() == head
+    assert _git(repo, "status", "--porcelain") == status_before
+    assert _git(repo, "branch", "--show-current").strip() == "main"
+    origin = created.info.work_dir_origin
+    assert origin == {"kind": "worktree", "repo": str(repo), "source": str(repo), "branch": "mngr/alpha",
+                      "branch_made": "yes", "base": head, "carried": "yes"}
+
+
+def test_two_agents_from_one_repository_never_see_each_others_edits(sandbox, repo: Path) -> None:
+    first = Path(_make("one").info.work_dir)
+    second = Path(_make("two").info.work_dir)
+    (first / "kept.txt").write_text("one's edit\n")
+    (first / "mine.txt").write_text("one's file\n")
+    _git(first, "add", "mine.txt")
+    _git(first, "commit", "-qm", "by one")
+    (second / "kept.txt").write_text("two's edit\n")
+    assert (second / "kept.txt").read_text() == "two's edit\n" and not (second / "mine.txt").exists()
+    assert (repo / "kept.txt").read_text() == "kept, second\n" and not (repo / "mine.txt").exists()
+    # One's commit is on its branch in the user's repository, and only there.
+    assert _git(repo, "log", "--format=%s", "-1", "mngr/one").strip() == "by one"
+    assert _git(repo, "log", "--format=%s", "-1", "mngr/two").strip() == "second"
+    assert _git(second, "status", "--porcelain").strip() == "M kept.txt"
+
+
+def test_branch_choice_reuse_clean_and_a_detached_head(sandbox, repo: Path) -> None:
+    (repo / "kept.txt").write_text("uncommitted\n")
+    clean = _make("tidy", branch="feature/x", clean=True)
+    work = Path(clean.info.work_dir)
+    assert _git(work, "branch", "--show-current").strip() == "feature/x"
+    assert (work / "kept.txt").read_text() == "kept, second\n", "--clean leaves the uncommitted edit behind"
+    with pytest.raises(UsageError, match=r"branch 'feature/x' already exists in .*--reuse-branch"):
+        _make("again", branch="feature/x")
+    with pytest.raises(UsageError, match="not a valid git branch name"):
+        _make("odd", branch="bad..name")
+    with pytest.raises(UsageError, match="no branch 'mngr/nothing'"):
+        _make("nothing", reuse_branch=True)
+    assert not (sandbox.host_dir / "work" / "again").exists()
+    _git(repo, "stash")
+    _git(repo, "checkout", "-q", "--detach", "HEAD~1")
+    detached = _make("loose")
+    assert _git(Path(detached.info.work_dir), "log", "--format=%s", "-1").strip() == "first"
+    assert _git(repo, "rev-parse", "mngr/loose").strip() == _git(repo, "rev-parse", "HEAD").strip()
+
+
+def test_destroy_keeps_the_branch_refuses_lost_work_and_the_name_can_come_back(sandbox, repo: Path) -> None:
+    work = Path(_make("worker").info.work_dir)
+    (work / "draft.txt").write_text("not committed\n")
+    with pytest.raises(MngrError, match=r"agent worker has uncommitted changes \(draft.txt\).*-f"):
+        _destroy("worker")
+    assert work.is_dir(), "a refused destroy touches nothing"
+    _git(work, "add", "draft.txt")
+    _git(work, "commit", "-qm", "the agent's work")
+    with pytest.raises(MngrError, match=r"agent worker has 1 commit on no other branch of"):
+        _destroy("worker", delete_branch=True)
+    assert [changed.verb for changed in _destroy("worker").changed] == ["destroyed"]
+    assert not work.exists() and _worktrees(repo) == [str(repo)]
+    assert _git(repo, "log", "--format=%s", "-1", "mngr/worker").strip() == "the agent's work"
+    with pytest.raises(UsageError, match="already exists"):
+        _make("worker")
+    back = Path(_make("worker", reuse_branch=True).info.work_dir)
+    assert (back / "draft.txt").read_text() == "not committed\n"
+    assert _destroy("worker", delete_branch=True, force=True).failed == []
+    assert _branches(repo) == ["main"] and _worktrees(repo) == [str(repo)]
+    assert _make("worker").info.work_dir == str(work)
+
+
+def test_a_detached_agents_commits_refuse_a_destroy_until_forced(sandbox, repo: Path) -> None:
+    work = Path(_make("wanderer").info.work_dir)
+    _git(work, "checkout", "-q", "--detach")
+    (work / "more.txt").write_text("x\n")
+    _git(work, "add", "more.txt")
+    _git(work, "commit", "-qm", "on no branch")
+    with pytest.raises(MngrError, match="1 commit on no other branch"):
+        _destroy("wanderer")
+    assert _destroy("wanderer", force=True).failed == []
+    assert not work.exists()
+
+
+def test_a_failed_create_leaves_no_worktree_and_no_branch(sandbox, repo: Path) -> None:
+    with pytest.raises(MngrError, match="not found on PATH"):
+        create(App(), CreateRequest("broken", agent_type="command", agent_args=("no-such-program-here",),
+                                    args_given=True))
+    assert _branches(repo) == ["main"] and _worktrees(repo) == [str(repo)]
+    assert not (sandbox.host_dir / "work" / "broken").exists()
+    assert _make("broken").info.work_dir_origin["branch"] == "mngr/broken"
+
+
+def test_a_repository_with_a_submodule(sandbox, repo: Path) -> None:
+    library = _repo(sandbox.root / "library")
+    _git(repo, "submodule", "--quiet", "add", str(library), "lib")
+    _git(repo, "commit", "-qm", "with a submodule")
+    (repo / "lib" / "kept.txt").write_text("edited inside the submodule\n")
+    work = Path(_make("subby").info.work_dir)
+    assert (work / ".gitmodules").exists() and (work / "lib").is_dir()
+    assert _destroy("subby", force=True).failed == []
+
+
+def test_a_source_agent_gives_its_current_state_and_a_git_url_is_cloned(sandbox, repo: Path) -> None:
+    first = Path(_make("first").info.work_dir)
+    (first / "kept.txt").write_text("first's edit\n")
+    _git(first, "commit", "-qam", "by first")
+    (first / "wip.txt").write_text("first's uncommitted file\n")
+    second = _make("second", source="first")
+    work = Path(second.info.work_dir)
+    assert second.info.work_dir_origin["kind"] == "worktree" and second.info.work_dir_origin["repo"] == str(repo)
+    assert _git(work, "log", "--format=%s", "-1").strip() == "by first"
+    assert (work / "wip.txt").read_text() == "first's uncommitted file\n"
+    assert _git(work, "branch", "--show-current").strip() == "mngr/second"
+    bare = sandbox.root / "shared.git"
+    _git(sandbox.root, "clone", "-q", "--bare", str(repo), str(bare))
+    url = f"file://{bare}"
+    cloned = _make("third", source=url)
+    clone = Path(cloned.info.work_dir)
+    assert cloned.info.work_dir_origin == {"kind": "copy", "source": url, "repo": url, "branch": "mngr/third",
+                                           "branch_made": "yes", "base": "", "carried": "yes"}
+    assert _git(clone, "branch", "--show-current").strip() == "mngr/third"
+    assert _git(clone, "log", "--format=%s", "-1").strip() == "second"
+    assert _branches(repo) == ["main", "mngr/first", "mngr/second"], "a clone's branch is not in the user's repo"
+    (clone / "new.txt").write_text("x\n")
+    _git(clone, "add", "new.txt")
+    _git(clone, "commit", "-qm", "not pushed")
+    with pytest.raises(MngrError, match=f"agent third has 1 commit not pushed to {url}"):
+        _destroy("third")
+    _git(clone, "push", "-q", "origin", "mngr/third")
+    assert _destroy("third").failed == [] and not clone.exists()
+    with pytest.raises(MngrError, match="git clone failed"):
+        _make("nowhere", source=f"file://{sandbox.root}/missing.git")
+    assert not (sandbox.host_dir / "work" / "nowhere").exists()
+    with pytest.raises(UsageError, match="is not a directory, an agent's name or a git URL"):
+        _make("odd", source="Not A Name")
+
+
+def test_outside_git_the_local_agent_runs_in_place_unless_told_to_copy(sandbox, monkeypatch) -> None:
+    sandbox.apply_env(monkeypatch)
+    plain = sandbox.root / "plain"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("n\n")
+    monkeypatch.chdir(plain)
+    assert _make("here").info.work_dir_origin == {"kind": "in-place"}
+    assert _make("here2").info.work_dir == str(plain)
+    copied = _make("copied", transfer="copy")
+    assert copied.info.work_dir == str(sandbox.host_dir / "work" / "copied")
+    assert (Path(copied.info.work_dir) / "notes.txt").read_text() == "n\n"
+    assert copied.info.work_dir_origin == {"kind": "copy", "source": str(plain)}
+    with pytest.raises(UsageError, match="--transfer worktree needs a git repository"):
+        _make("tree", transfer="worktree")
+    with pytest.raises(UsageError, match="--branch needs a git repository"):
+        _make("branchy", branch="b")
+    assert _destroy("copied").failed == [] and not Path(copied.info.work_dir).exists()
+    assert plain.is_dir()
+
+
+def test_an_explicit_work_dir_runs_in_place_and_destroy_leaves_it(sandbox, repo: Path) -> None:
+    created = _make("inplace", work_dir=str(repo))
+    assert created.info.work_dir == str(repo) and created.info.work_dir_origin == {"kind": "in-place"}
+    assert _make("none", transfer="none").info.work_dir == str(repo)
+    assert _branches(repo) == ["main"]
+    (repo / "dirty.txt").write_text("the user's\n")
+    assert _destroy("inplace", "none").failed == []
+    assert (repo / "dirty.txt").exists()
+
+
+def test_the_cli_shows_the_origin_and_destroy_refuses_in_one_line(sandbox) -> None:
+    repo = _repo(sandbox.root / "project")
+    created = sandbox.mngr("create", "cli", "command", "--no-connect", "--format", "json", "--", "sleep", "600",
+                           cwd=repo)
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["work_dir_origin"]["kind"] == "worktree"
+    listed = sandbox.mngr("list", "--format", "{name} {work_dir_origin}")
+    assert listed.stdout.startswith("cli {") and "mngr/cli" in listed.stdout
+    work = sandbox.host_dir / "work" / "cli"
+    (work / "wip.txt").write_text("wip\n")
+    refused = sandbox.mngr("destroy", "cli")
+    assert refused.returncode != 0 and refused.stderr.count("\n") == 1
+    assert "uncommitted changes (wip.txt)" in refused.stderr
+    gone = sandbox.mngr("destroy", "cli", "-f", "--delete-branch")
+    assert gone.returncode == 0, gone.stderr
+    assert _branches(repo) == ["main"] and not work.exists()
+
+
+@pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
+def test_a_remote_agent_gets_a_copy_with_the_history_on_its_branch(sandbox) -> None:
+    from tests.integration.test_ssh import started_host
+
+    repo = _repo(sandbox.root / "project")
+    (repo / "kept.txt").write_text("uncommitted\n")
+    (repo / "new.txt").write_text("untracked\n")
+    with started_host(sandbox, "testhost") as ssh_host:
+        _remote_copy(sandbox, repo, ssh_host)
+
+
+def _remote_copy(sandbox, repo: Path, ssh_host: SshHost) -> None:  # type: ignore[no-untyped-def]
+    created = sandbox.mngr("create", "far", "command", "--in", "ssh", "--host", "testhost", "--no-connect",
+                           "--format", "json", "--", "sleep", "600", cwd=repo)
+    assert created.returncode == 0, created.stderr
+    agent = json.loads(created.stdout)
+    work = ssh_host.remote_host_dir / "work" / "far"
+    assert agent["work_dir"] == str(work) and agent["work_dir_origin"]["kind"] == "copy"
+    shown = sandbox.mngr("exec", "far", "git branch --show-current; git log --format=%s")
+    assert shown.returncode == 0 and shown.stdout.split("\n")[:3] == ["mngr/far", "second", "first"]
+    assert (work / "kept.txt").read_text() == "uncommitted\n" and (work / "new.txt").read_text() == "untracked\n"
+    assert _branches(repo) == ["main"], "a copy's branch is on the host, not made in the user's repository"
+    refused = sandbox.mngr("destroy", "far")
+    assert refused.returncode != 0 and "uncommitted changes" in refused.stderr
+    committed = sandbox.mngr("exec", "far", "git add -A && git -c user.name=a -c user.email=a@b commit -qm remote")
+    assert committed.returncode == 0, committed.stderr
+    refused = sandbox.mngr("destroy", "far")
+    assert refused.returncode != 0 and f"commits on HEAD, mngr/far not in {repo}" in refused.stderr
+    # Another agent's work dir, as it is now: every file and branch, on its branch.
+    twin = sandbox.mngr("create", "twin", "command", "--in", "ssh", "--host", "testhost", "--no-connect",
+                        "--source", "far", "--", "sleep", "600")
+    assert twin.returncode == 0, twin.stderr
+    shown = sandbox.mngr("exec", "twin", "git branch --show-current; git log --format=%s -1")
+    assert shown.returncode == 0 and shown.stdout.split("\n")[:2] == ["mngr/far", "remote"]
+    assert (ssh_host.remote_host_dir / "work" / "twin" / "new.txt").read_text() == "untracked\n"
+    assert sandbox.mngr("destroy", "far", "twin", "-f").returncode == 0
+    assert not work.exists()
+
+
+def test_a_push_with_delete_leaves_a_worktrees_git_file_alone(sandbox) -> None:
+    repo = _repo(sandbox.root / "project")
+    assert sandbox.mngr("create", "pushed", "command", "--no-connect", "--", "sleep", "600", cwd=repo).returncode == 0
+    work = sandbox.host_dir / "work" / "pushed"
+    plain = sandbox.root / "plain"
+    plain.mkdir()
+    (plain / "kept.txt").write_text("from a plain dir\n")
+    pushed = sandbox.mngr("push", "pushed", str(plain), "--delete", "--force")
+    assert pushed.returncode == 0, pushed.stderr
+    assert (work / ".git").is_file(), "the worktree's link to its repository is not the tree's content"
+    assert _git(work, "status", "--porcelain").split("\n")[0] == " D .gitignore"
+
+
+def test_a_copy_of_a_repository_with_thousands_of_commits(sandbox, repo: Path) -> None:
+    commits = 3000
+    stream = ["reset refs/heads/long\n"]
+    for index in range(commits):
+        message = f"commit {index}"
+        content = f"{index}\n"
+        stream.append(f"commit refs/heads/long\ncommitter t <t@example.com> {1700000000 + index} +0000\n"
+                      f"data {len(message)}\n{message}\n" + ("from refs/heads/main\n" if index == 0 else "")
+                      + f"M 644 inline counter.txt\ndata {len(content)}\n{content}\n")
+    subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet"], input="".join(stream), text=True, check=True)
+    _git(repo, "checkout", "-q", "long")
+    copied = _make("historian", transfer="copy")
+    work = Path(copied.info.work_dir)
+    assert copied.info.work_dir_origin["kind"] == "copy"
+    assert _git(work, "branch", "--show-current").strip() == "mngr/historian"
+    assert int(_git(work, "rev-list", "--count", "HEAD")) == commits + 2
+    assert (work / "counter.txt").read_text() == f"{commits - 1}\n"
+    # Every commit of the copy is in the user's repository: nothing to lose.
+    assert _destroy("historian").failed == [] and not work.exists()
+
+
+def test_a_worktree_git_refuses_leaves_the_users_branch_alone(sandbox, repo: Path) -> None:
+    # main is checked out in the user's own tree: git refuses a second worktree on it.
+    with pytest.raises(MngrError, match=r"git worktree failed in .*already checked out"):
+        _make("twice", branch="main", reuse_branch=True)
+    assert _branches(repo) == ["main"] and _worktrees(repo) == [str(repo)]
+    assert not (sandbox.host_dir / "work" / "twice").exists()
