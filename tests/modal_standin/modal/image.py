@@ -177,7 +177,9 @@ def _local_image(client: Any, reference: str, image_id: str) -> str:
 def _build(client: Any, image_id: str, *, nocache: bool, **options: Any) -> str:
     import docker
 
-    tag = f"{BUILT_REPOSITORY}:{image_id.removeprefix('im-').lower()}"
+    # The state directory's key in the tag: each state's builds are its own, and removed with
+    # it (by label), so one test's cleanup never takes away an image another test is using.
+    tag = f"{BUILT_REPOSITORY}:{_core.key()}-{image_id.removeprefix('im-').lower()}"
     if not nocache:
         try:
             return str(client.images.get(tag).id)
