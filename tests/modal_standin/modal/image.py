@@ -186,7 +186,10 @@ def _build(client: Any, image_id: str, *, nocache: bool, **options: Any) -> str:
         except docker.errors.ImageNotFound:
             pass
     try:
-        image, _ = client.images.build(tag=tag, rm=True, forcerm=True, nocache=nocache, labels=_core.labels(),
+        # Never from Docker's layer cache (the tag above is the stand-in's cache): a cached layer
+        # would be shared with another state's image, and removing that one (with its unused
+        # parents) while this build stands on the layer fails this build.
+        image, _ = client.images.build(tag=tag, rm=True, forcerm=True, nocache=True, labels=_core.labels(),
                                        **options)
     except docker.errors.BuildError as exc:
         lines = [str(line.get("stream", line.get("error", ""))).strip() for line in exc.build_log]
