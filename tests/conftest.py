@@ -11,12 +11,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests import alone
 from tests.processes import pids_where
 
 if TYPE_CHECKING:
@@ -186,6 +187,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "docker: needs a real Docker engine (started for the session if need be, else skipped)"
     )
+    config.addinivalue_line(
+        "markers", f"{alone.MARKER}: runs while no other test of the run does (tests/alone.py says which and why)"
+    )
+    if not hasattr(config, "workerinput") and getattr(config.option, "testrunuid", "unset") is None:
+        # The controlling process of a run in several processes names the run itself (xdist would
+        # otherwise), so that it can remove the run's lock files at the end.
+        config.option.testrunuid = uuid.uuid4().hex
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and getattr(config.option, "testrunuid", None):
+        alone.remove_run_dir(config.option.testrunuid)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    with alone.turn(item.get_closest_marker(alone.MARKER) is not None):
+        return (yield)
 
 
 @pytest.fixture(scope="session")

@@ -45,6 +45,7 @@ DOCKERD_USERS = Path("/tmp/mngr-test-dockerd.users")  # a shared lock on it per 
 # dockerd starts its own containerd and writes its pid here; only needed when dockerd had to be killed.
 MANAGED_CONTAINERD_PIDFILE = Path("/var/run/docker/containerd/containerd.pid")
 DOCKERD_START_TIMEOUT = 30.0
+CLIENT_TIMEOUT = 300  # seconds an API call of the tests may take
 DOCKERD_STOP_TIMEOUT = 30.0  # dockerd gives running containers 15 s to stop on SIGTERM
 
 # What to try, best first; each later one gives up something the ones before keep. With no
@@ -193,6 +194,9 @@ def _answering_client() -> docker.DockerClient | None:
     except (docker.errors.DockerException, OSError):
         client.close()
         return None
+    # Short to find out whether an engine answers; the tests' own calls get longer, as on a
+    # loaded machine removing a large image or committing a layer can take a while.
+    client.api.timeout = CLIENT_TIMEOUT
     return client
 
 

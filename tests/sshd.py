@@ -51,6 +51,21 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a TCP socket listening on ``port`` (from /proc)."""
+    try:
+        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        table = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    for line in table:
+        fields = line.split()
+        # local address "0100007F:1F90", state 0A: LISTEN, then the socket's inode (10th field)
+        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A" and f"socket:[{fields[9]}]" in inodes:
+            return True
+    return False
+
+
 class SshHost:
     """One sshd on 127.0.0.1 plus the client-side files to reach it as ``alias``; ``env``: more
     variables for the test user's sessions there (no spaces in values); ``sshd_options``:
@@ -72,7 +87,6 @@ class SshHost:
             os.chmod(directory, 0o700)
         self.server_dir = self.remote_root / "sshd"
         self.server_dir.mkdir()
-        self.port = _free_port()
         self.host_key = self.server_dir / "host_ed25519"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.host_key)], check=True)
         self.client_key = client_dir / "id_ed25519"
@@ -83,8 +97,8 @@ class SshHost:
         os.chmod(authorized, 0o644)
         self.known_hosts = client_dir / "known_hosts"
         self.config_path = self.server_dir / "sshd_config"
-        self.config_path.write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
+        self._settings = (
+            f"ListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
             f"PidFile {self.server_dir}/sshd.pid\nAuthorizedKeysFile {authorized}\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
             "UsePAM no\nStrictModes no\n"
@@ -98,18 +112,36 @@ class SshHost:
             + sshd_options
         )
         Path("/run/sshd").mkdir(exist_ok=True)
-        self.process = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(self.config_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        self._wait_listening()
+        self._start_on_a_free_port()
 
-    def _wait_listening(self) -> None:
+    def _start_on_a_free_port(self) -> None:
+        """Start sshd on a port that was free a moment ago. Between the probe and sshd's bind
+        another process (another test process's sshd) may take the port: then sshd exits
+        with the address in use, and another port is tried."""
+        error = ""
+        for _ in range(5):
+            self.port = _free_port()
+            self.config_path.write_text(f"Port {self.port}\n{self._settings}")
+            self.process = subprocess.Popen(
+                [SSHD, "-D", "-e", "-f", str(self.config_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            if self._listening():
+                return
+            error = self.process.stderr.read().decode()  # type: ignore[union-attr]
+            self.process.stderr.close()  # type: ignore[union-attr]
+            if "Address already in use" not in error:
+                raise RuntimeError(f"sshd exited: {error}")
+        raise RuntimeError(f"sshd found no free port: {error}")
+
+    def _listening(self) -> bool:
+        """Whether our sshd listens on its port (False: it exited). A connection is not proof
+        enough: another process may hold the port, and ours not have failed yet."""
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return
             if self.process.poll() is not None:
-                raise RuntimeError(f"sshd exited: {self.process.stderr.read().decode()}")  # type: ignore[union-attr]
+                return False
+            if _listens_on(self.process.pid, self.port):
+                return True
             time.sleep(0.05)
         raise RuntimeError("sshd never listened")
 

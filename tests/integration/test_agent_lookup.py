@@ -169,6 +169,8 @@ def test_an_agent_on_a_live_host_is_found_when_the_recorded_one_is_dead(sandbox,
 def test_each_of_two_agents_of_one_name_can_be_named_by_every_command(sandbox, two_hosts) -> None:
     """Two agents called ``task`` (an older mngr's doing): NAME alone is ambiguous for every
     by-name command; NAME@HOST and the agent's id name one."""
+    # The agent on testhost must still be RUNNING at the end, however long the commands take.
+    sandbox.env["MNGR_AGENT_QUIET_SECONDS"] = "600"
     _create(sandbox, "task", "testhost", env=_knowing_only(sandbox, "testhost"))
     _create(sandbox, "task", "other", env=_knowing_only(sandbox, "other"))
     listed = json.loads(sandbox.mngr("list", "--format", "json").stdout)["agents"]

@@ -64,8 +64,10 @@ def test_the_dockerfile_builds_with_the_classic_builder_and_runs(
         started = time.monotonic()
         try:
             # The SDK's build is the classic builder; rm/forcerm leave no build containers behind.
+            # nocache: every step runs, and this image shares no layer with another build, whose
+            # removal (here or by a test running alongside) would take that layer from under it.
             image, _ = docker_client.images.build(path=str(project), dockerfile="Dockerfile", tag=tag,
-                                                  rm=True, forcerm=True, timeout=900)
+                                                  rm=True, forcerm=True, nocache=True, timeout=900)
         except docker.errors.BuildError as exc:
             log = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in exc.build_log)
             if any(marker in log for marker in _NO_MIRROR):

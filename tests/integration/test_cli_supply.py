@@ -253,6 +253,7 @@ def test_a_host_without_room_for_the_cli_fails_the_create_in_one_line_and_keeps_
         subprocess.run(["umount", "-l", str(host_dir)], check=False)
 
 
+@pytest.mark.alone  # loopback measures as a fast link only on a machine not busy with other tests
 def test_a_dry_run_says_what_would_be_copied_and_copies_nothing(sandbox, cli_host: SshHost,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # The entry point a later `mngr provision --dry-run` uses, in-process on the real host.
@@ -388,6 +389,7 @@ def test_create_on_a_terminal_shows_the_copy_on_one_line_of_stderr_and_clears_it
     assert text.endswith("\r\x1b[K") and "\n" not in text, text  # one line, redrawn, then cleared
 
 
+@pytest.mark.alone  # loopback measures as a fast link only on a machine not busy with other tests
 def test_over_loopback_the_copy_goes_as_it_is_also_for_a_bundle_that_starts_with_a_small_file(
     sandbox, cli_host: SshHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:

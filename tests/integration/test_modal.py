@@ -55,6 +55,8 @@ def _one_line_failure(result: subprocess.CompletedProcess[str], code: int, expec
 
 def test_an_agent_gets_a_tagged_sandbox_with_its_work_on_a_volume(modal_sandbox) -> None:
     ms = modal_sandbox
+    # The agent must still be RUNNING when listed last, however long the commands take.
+    ms.env["MNGR_AGENT_QUIET_SECONDS"] = "600"
     _create(ms, "first")
     record = _sandboxes(ms)["first"]
     name = f"mngr-{ms.namespace}-first"

@@ -147,7 +147,7 @@ def test_both_sides_editing_one_file_at_once_never_lose_an_edit(far, in_place: b
             versions = {text for path, text in tree.items() if path.startswith("shared.txt")}
             return mine in versions and theirs in versions
 
-        wait_for(both_kept, f"both edits of trial {trial} kept on both sides", timeout=30)
+        wait_for(both_kept, f"both edits of trial {trial} kept on both sides", timeout=120)
         assert paired.running
     conflicts = [line for line in paired.lines if line.startswith("! shared.txt: both sides changed")]
     assert conflicts, "the simultaneous edits were reported as conflicts"

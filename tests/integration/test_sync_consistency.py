@@ -13,6 +13,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pytest
+
 from mngr.remote_helper import files
 from tests.conftest import MNGR_BIN, wait_for
 
@@ -181,6 +183,7 @@ def _project(root: Path, version: int) -> dict[str, bytes]:
     return contents
 
 
+@pytest.mark.alone  # the swap files race the transfers only if neither is starved of the CPU
 def test_short_lived_files_during_a_push_or_pull_cost_only_themselves(sandbox, agent_dir: Path) -> None:
     """Swap files that live a few ms, appearing and vanishing between the listing and the
     read, are at worst reported as skipped: every real file lands, in every round."""

@@ -115,6 +115,7 @@ def _spy_on_parts(handle: HostHandle, monkeypatch: pytest.MonkeyPatch) -> list[l
     return sent
 
 
+@pytest.mark.alone  # "a socket pair is fast": measured so only on a machine not busy with other tests
 @pytest.mark.parametrize("slow", [False, True])
 def test_the_first_batch_goes_as_it_is_and_the_others_as_the_link_asks(
         handle: HostHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slow: bool) -> None:

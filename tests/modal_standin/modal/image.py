@@ -177,14 +177,19 @@ def _local_image(client: Any, reference: str, image_id: str) -> str:
 def _build(client: Any, image_id: str, *, nocache: bool, **options: Any) -> str:
     import docker
 
-    tag = f"{BUILT_REPOSITORY}:{image_id.removeprefix('im-').lower()}"
+    # The state directory's key in the tag: each state's builds are its own, and removed with
+    # it (by label), so one test's cleanup never takes away an image another test is using.
+    tag = f"{BUILT_REPOSITORY}:{_core.key()}-{image_id.removeprefix('im-').lower()}"
     if not nocache:
         try:
             return str(client.images.get(tag).id)
         except docker.errors.ImageNotFound:
             pass
     try:
-        image, _ = client.images.build(tag=tag, rm=True, forcerm=True, nocache=nocache, labels=_core.labels(),
+        # Never from Docker's layer cache (the tag above is the stand-in's cache): a cached layer
+        # would be shared with another state's image, and removing that one (with its unused
+        # parents) while this build stands on the layer fails this build.
+        image, _ = client.images.build(tag=tag, rm=True, forcerm=True, nocache=True, labels=_core.labels(),
                                        **options)
     except docker.errors.BuildError as exc:
         lines = [str(line.get("stream", line.get("error", ""))).strip() for line in exc.build_log]
