@@ -59,6 +59,9 @@ def query_words(question: str) -> list[str]:
     return found
 
 
+_GRAMMAR = re.compile(r"\[[^\]\s]*\]|\[-|\.\.\.")
+
+
 @dataclass
 class Passage:
     path: str  # relative to the docs dir
@@ -78,7 +81,9 @@ class Passage:
                 continue
             if in_code:
                 stripped = line.strip()
-                if (stripped.startswith("mngr ") or stripped == "mngr") and "[OPTIONS]" not in stripped:
+                # A synopsis line ([--format human|json], [NAME]...) is a command's grammar,
+                # not a command to run.
+                if (stripped.startswith("mngr ") or stripped == "mngr") and not _GRAMMAR.search(stripped):
                     command, _, comment = stripped.partition("  #")
                     found.append((command.strip(), comment.strip(" #"), True))
                 continue

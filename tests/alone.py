@@ -3,7 +3,8 @@ processes, see pyproject.toml).
 
 Such a test asserts a decision mngr makes from how fast this machine is: a loopback link
 measured fast enough to send data as it is, files changing while a transfer runs, an agent
-still within its quiet threshold. Other tests of the same run, on a machine of two cores,
+still within its quiet threshold; or it changes something every test of the run shares (the
+installed mngr's files, which every resident mngr checks). Other tests of the same run, on a machine of two cores,
 can slow the machine down enough to change that decision. (Another user's load still can,
 as it could before the suite ran in several processes.)
 

@@ -146,6 +146,9 @@ def test_turned_off_by_the_environment_or_the_config(sandbox: Sandbox, agent_dir
     assert "declined: turned off in the config" in done.stderr
 
 
+# It changes the installed mngr's files, and so the identity every resident of the run
+# checks: a concurrent test's resident would quit, or its clients not find it.
+@pytest.mark.alone
 def test_a_stale_resident_is_not_used_and_is_replaced(sandbox: Sandbox, agent_dir: Path, source: Path) -> None:
     old = _with_resident(sandbox, source)
     module = Path(__file__).resolve().parents[2] / "controller" / "cli" / "sync_run.py"
