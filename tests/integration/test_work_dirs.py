@@ -88,9 +88,14 @@ def test_a_local_agent_gets_a_worktree_on_its_own_branch_with_the_uncommitted_wo
     assert _git(repo, "rev-parse", "mngr/alpha").strip() == head
     assert _git(repo, "status", "--porcelain") == status_before
     assert _git(repo, "branch", "--show-current").strip() == "main"
-    origin = created.info.work_dir_origin
+    origin = dict(created.info.work_dir_origin)
+    carried_tree = origin.pop("carried_tree")
     assert origin == {"kind": "worktree", "repo": str(repo), "source": str(repo), "branch": "mngr/alpha",
                       "branch_made": "yes", "base": head, "carried": "yes"}
+    # What was carried is noted as a tree of the work dir as the agent found it.
+    assert _git(repo, "show", f"{carried_tree}:kept.txt") == "edited, not committed\n"
+    assert _git(repo, "show", f"{carried_tree}:sub/untracked.txt") == "untracked\n"
+    assert "gone.txt" not in _git(repo, "ls-tree", "--name-only", carried_tree)
 
 
 def test_two_agents_from_one_repository_never_see_each_others_edits(sandbox, repo: Path) -> None:
@@ -149,6 +154,34 @@ def test_destroy_keeps_the_branch_refuses_lost_work_and_the_name_can_come_back(s
     assert _destroy("worker", delete_branch=True, force=True).failed == []
     assert _branches(repo) == ["main"] and _worktrees(repo) == [str(repo)]
     assert _make("worker").info.work_dir == str(work)
+
+
+def test_what_was_carried_is_no_lost_work_only_the_agents_own_changes_are(sandbox, repo: Path) -> None:
+    (repo / "kept.txt").write_text("the user's edit\n")
+    (repo / "gone.txt").unlink()
+    (repo / "notes").mkdir()
+    (repo / "notes" / "todo.txt").write_text("the user's untracked file\n")
+    untouched = Path(_make("untouched").info.work_dir)
+    assert [changed.verb for changed in _destroy("untouched").changed] == ["destroyed"], \
+        "the user's changes it found are still in the user's tree: nothing of its own is lost"
+    assert not untouched.exists()
+    work = Path(_make("busy").info.work_dir)
+    assert _git(work, "status", "--porcelain", "--untracked-files=all").split("\n")[:3] == \
+        [" D gone.txt", " M kept.txt", "?? notes/todo.txt"]
+    (work / "notes" / "todo.txt").write_text("the agent's edit of a carried file\n")
+    (work / "fresh.txt").write_text("the agent's new file\n")
+    with pytest.raises(MngrError, match=r"agent busy has uncommitted changes \((fresh.txt, notes/todo.txt|"
+                                        r"notes/todo.txt, fresh.txt)\) \(-f") as refused:
+        _destroy("busy")
+    assert "kept.txt" not in str(refused.value) and "gone.txt" not in str(refused.value)
+    # Back as it was carried (and the new file gone): nothing of the agent's own is left.
+    (work / "notes" / "todo.txt").write_text("the user's untracked file\n")
+    (work / "fresh.txt").unlink()
+    (work / "kept.txt").write_text("the agent's edit, then its own again\n")
+    with pytest.raises(MngrError, match=r"agent busy has uncommitted changes \(kept.txt\) \(-f"):
+        _destroy("busy")
+    (work / "kept.txt").write_text("the user's edit\n")
+    assert _destroy("busy").failed == [] and not work.exists()
 
 
 def test_a_detached_agents_commits_refuse_a_destroy_until_forced(sandbox, repo: Path) -> None:
@@ -287,8 +320,10 @@ def _remote_copy(sandbox, repo: Path, ssh_host: SshHost) -> None:  # type: ignor
     assert shown.returncode == 0 and shown.stdout.split("\n")[:3] == ["mngr/far", "second", "first"]
     assert (work / "kept.txt").read_text() == "uncommitted\n" and (work / "new.txt").read_text() == "untracked\n"
     assert _branches(repo) == ["main"], "a copy's branch is on the host, not made in the user's repository"
+    # The carried changes are the user's, still in the user's tree: only the agent's own count.
+    assert sandbox.mngr("exec", "far", "echo by the agent > agent.txt").returncode == 0
     refused = sandbox.mngr("destroy", "far")
-    assert refused.returncode != 0 and "uncommitted changes" in refused.stderr
+    assert refused.returncode != 0 and "uncommitted changes (agent.txt) (-f" in refused.stderr
     committed = sandbox.mngr("exec", "far", "git add -A && git -c user.name=a -c user.email=a@b commit -qm remote")
     assert committed.returncode == 0, committed.stderr
     refused = sandbox.mngr("destroy", "far")
