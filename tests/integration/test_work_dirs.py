@@ -184,6 +184,54 @@ def test_what_was_carried_is_no_lost_work_only_the_agents_own_changes_are(sandbo
     assert _destroy("busy").failed == [] and not work.exists()
 
 
+def test_a_pull_brings_a_worktree_agents_branch_as_mngr_name_fast_forward_only(sandbox, repo: Path) -> None:
+    work = Path(_make("puller").info.work_dir)
+    (work / "kept.txt").write_text("the agent's\n")
+    _git(work, "commit", "-qam", "agent one")
+    _git(work, "branch", "side")
+    # Pulled into the repository it is a worktree of, the branch is simply there.
+    pulled = sandbox.mngr("pull", "puller", "--format", "json", cwd=repo)
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["branches"] == ["mngr/puller"]
+    assert (repo / "kept.txt").read_text() == "the agent's\n"
+    assert not [ref for ref in _git(repo, "for-each-ref", "--format=%(refname)").split() if "remotes" in ref]
+    # Into another clone of the project: the agent's branch as mngr/puller, nothing else of it.
+    other = sandbox.root / "other"
+    _git(sandbox.root, "clone", "-q", str(repo), str(other))
+    _git(other, "checkout", "-q", "-b", "mine", "origin/main")
+    pulled = sandbox.mngr("pull", "puller", str(other), "--format", "json", "--force")
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["branches"] == ["mngr/puller"]
+    assert _git(other, "log", "--format=%s", "-1", "mngr/puller").strip() == "agent one"
+    (work / "kept.txt").write_text("the agent's, again\n")
+    _git(work, "commit", "-qam", "agent two")
+    assert sandbox.mngr("pull", "puller", str(other), "--force").returncode == 0
+    assert _git(other, "log", "--format=%s", "-1", "mngr/puller").strip() == "agent two", "a fast-forward"
+    # A local commit on mngr/puller: the branches diverged, and the pull is refused in one line.
+    local = _git(other, "commit-tree", "-p", "mngr/puller", "-m", "local", "mngr/puller^{tree}").strip()
+    _git(other, "update-ref", "refs/heads/mngr/puller", local)
+    (work / "kept.txt").write_text("the agent's third\n")
+    _git(work, "commit", "-qam", "agent three")
+    agents_tip = _git(work, "rev-parse", "HEAD").strip()
+    before = (other / "kept.txt").read_text()
+    refused = sandbox.mngr("pull", "puller", str(other))
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert f"branch mngr/puller has diverged: it is at {local[:12]} here, puller's mngr/puller at " \
+           f"{agents_tip[:12]}" in refused.stderr
+    assert _git(other, "rev-parse", "mngr/puller").strip() == local
+    assert (other / "kept.txt").read_text() == before, "a refused branch leaves the files alone too"
+    forced = sandbox.mngr("pull", "puller", str(other), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert _git(other, "rev-parse", "mngr/puller").strip() == agents_tip
+    # Checked out here, the branch is not moved under the files.
+    _git(other, "checkout", "-q", "-f", "mngr/puller")
+    (work / "kept.txt").write_text("the agent's fourth\n")
+    _git(work, "commit", "-qam", "agent four")
+    refused = sandbox.mngr("pull", "puller", str(other), "--force")
+    assert refused.returncode == 1 and f"branch mngr/puller is checked out in {other}" in refused.stderr
+    assert _git(other, "rev-parse", "mngr/puller").strip() == agents_tip
+
+
 def test_a_detached_agents_commits_refuse_a_destroy_until_forced(sandbox, repo: Path) -> None:
     work = Path(_make("wanderer").info.work_dir)
     _git(work, "checkout", "-q", "--detach")
@@ -328,6 +376,16 @@ def _remote_copy(sandbox, repo: Path, ssh_host: SshHost) -> None:  # type: ignor
     assert committed.returncode == 0, committed.stderr
     refused = sandbox.mngr("destroy", "far")
     assert refused.returncode != 0 and f"commits on HEAD, mngr/far not in {repo}" in refused.stderr
+    # A pull brings its branch back as mngr/far, a local branch beside the user's, and its
+    # other branches under mngr-far/.
+    assert sandbox.mngr("exec", "far", "git branch aside").returncode == 0
+    _git(repo, "stash", "-u")  # the pull must not meet uncommitted local work
+    pulled = sandbox.mngr("pull", "far", "--format", "json", cwd=repo)
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["branches"] == ["mngr/far", "mngr-far/aside", "mngr-far/main"]
+    assert _git(repo, "log", "--format=%s", "mngr/far").split("\n")[:3] == ["remote", "second", "first"]
+    assert _branches(repo) == ["main", "mngr/far"] and _git(repo, "branch", "--show-current").strip() == "main"
+    assert sandbox.mngr("destroy", "far", "--dry-run").returncode == 0
     # Another agent's work dir, as it is now: every file and branch, on its branch.
     twin = sandbox.mngr("create", "twin", "command", "--in", "ssh", "--host", "testhost", "--no-connect",
                         "--source", "far", "--", "sleep", "600")
