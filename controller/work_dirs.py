@@ -137,7 +137,7 @@ def choose(name: str, *, transfer: str | None, source: str | None, work_dir: str
                          clean=clean)
 
 
-def origin(choice: WorkDirChoice, base: str = "") -> dict[str, str]:
+def origin(choice: WorkDirChoice, base: str = "", carried_tree: str = "") -> dict[str, str]:
     """What the agent's record keeps of its work dir (AgentInfo.work_dir_origin):
 
     - ``kind``: "worktree", "copy" or "in-place" (nothing at all for the host's own default);
@@ -146,7 +146,10 @@ def origin(choice: WorkDirChoice, base: str = "") -> dict[str, str]:
       agent's work dir, whose branch is kept as it was);
     - ``branch``: the agent's branch; ``branch_made``: "yes" when mngr made it;
     - ``base``: the commit it started from ("" for a clone of a URL);
-    - ``carried``: "yes" when the user's uncommitted changes went along (not ``--clean``).
+    - ``carried``: "yes" when the user's uncommitted changes went along (not ``--clean``);
+    - ``carried_tree``: when there were some, the git tree of the work dir as the agent
+      found it (a worktree's comes from here; a copy's host notes it: GetWorkState counts
+      only changes beyond it).
     """
     if choice.transfer == "host":
         return {}  # the host's own default (an SSH host's new, empty dir; ~ on docker)
@@ -158,6 +161,8 @@ def origin(choice: WorkDirChoice, base: str = "") -> dict[str, str]:
     if choice.repo:
         record.update(repo=choice.repo, branch=choice.branch, branch_made="" if choice.reuse_branch else "yes",
                       base=base, carried="" if choice.clean else "yes")
+        if carried_tree:
+            record["carried_tree"] = carried_tree
     return record
 
 

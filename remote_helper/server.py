@@ -325,9 +325,11 @@ class Server(object):
 
     def _on_create_agent(self, fields, blob):
         origin = fields.get("work_dir_origin")
-        if origin and origin.get("carried") == "yes" and os.path.isdir(fields.get("work_dir") or ""):
+        if origin and origin.get("carried") == "yes" and origin.get("kind") == "copy" \
+                and os.path.isdir(fields.get("work_dir") or ""):
             # Noted before the agent starts: what it finds here is not its work, and a
-            # removal of the work dir loses only what it changed beyond (GetWorkState).
+            # removal of the work dir loses only what it changed beyond (GetWorkState). A
+            # worktree's comes with the request: mngr knows what it carried there.
             tree = files.carried_tree(fields["work_dir"])
             if tree:
                 fields["work_dir_origin"] = dict(origin, carried_tree=tree)

@@ -159,9 +159,9 @@ def create(app: App, request: CreateRequest) -> CreateResult:
             type_name = agent_type.name
             spec = None  # a snapshot's: its agent's type, command, env and labels
             # Imported only when used: a plain create should not pay for tar and git plumbing.
-            base = ""
+            base = carried = ""
             if choice.transfer == "worktree":
-                directory, base = _make_worktree(handle, name, choice, directory)
+                directory, base, carried = _make_worktree(handle, name, choice, directory)
             elif choice.url:
                 directory = handle.prepare_work_dir(
                     name, directory, clone_url=choice.url, branch=choice.branch if choice.reuse_branch else "",
@@ -217,7 +217,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                         interaction=interaction_for(app.registry.agent_types, type_name, launch, trusted),
                         path_dirs=path_dirs,
                         agent_config=own_config.wire() if own_config is not None else None,
-                        work_dir_origin=work_dirs.origin(choice, base) if snapshot_id is None else None,
+                        work_dir_origin=work_dirs.origin(choice, base, carried) if snapshot_id is None else None,
                     )
             except KeyboardInterrupt:
                 # A second Ctrl-C while the request was out: whether the agent exists is unknown.
@@ -249,25 +249,24 @@ def create(app: App, request: CreateRequest) -> CreateResult:
     return result
 
 
-def _make_worktree(handle: HostHandle, name: str, choice: work_dirs.WorkDirChoice, path: str) -> tuple[str, str]:
+def _make_worktree(handle: HostHandle, name: str, choice: work_dirs.WorkDirChoice,
+                   path: str) -> tuple[str, str, str]:
     """The agent's worktree in a new, empty dir the host made (``path``, or its default):
-    its path and the commit it starts from. On failure nothing of it is left."""
+    its path, the commit it starts from, and the tree of what was carried into it ("" for
+    nothing). On failure nothing of it is left."""
     from .. import worktrees
 
     made = handle.prepare_work_dir(name, path)
+    # The user's changes are read while git checks the worktree out.
+    changes = None if choice.clean else worktrees.UserChanges(choice.source)
     try:
         base = worktrees.add_worktree(choice.source, made, choice.branch, make_branch=not choice.reuse_branch)
+        tree = worktrees.carried_tree(made, changes.carry_into(made)) if changes is not None else ""
     except BaseException:
         # `git worktree add -b` makes the branch before the checkout that may fail.
         _discard_work_dir(handle, name, made, choice)
         raise
-    if not choice.clean:
-        try:
-            worktrees.carry_changes(choice.source, made)
-        except BaseException:
-            _discard_work_dir(handle, name, made, choice)
-            raise
-    return made, base
+    return made, base, tree
 
 
 def _local_agent_work_dir(app: App, name: str) -> str:

@@ -161,13 +161,14 @@ def test_what_was_carried_is_no_lost_work_only_the_agents_own_changes_are(sandbo
     (repo / "gone.txt").unlink()
     (repo / "notes").mkdir()
     (repo / "notes" / "todo.txt").write_text("the user's untracked file\n")
+    (repo / "notes" / "odd *[1].txt").write_text("a name git would take for a pattern\n")
     untouched = Path(_make("untouched").info.work_dir)
     assert [changed.verb for changed in _destroy("untouched").changed] == ["destroyed"], \
         "the user's changes it found are still in the user's tree: nothing of its own is lost"
     assert not untouched.exists()
     work = Path(_make("busy").info.work_dir)
     assert _git(work, "status", "--porcelain", "--untracked-files=all").split("\n")[:3] == \
-        [" D gone.txt", " M kept.txt", "?? notes/todo.txt"]
+        [" D gone.txt", " M kept.txt", '?? "notes/odd *[1].txt"']
     (work / "notes" / "todo.txt").write_text("the agent's edit of a carried file\n")
     (work / "fresh.txt").write_text("the agent's new file\n")
     with pytest.raises(MngrError, match=r"agent busy has uncommitted changes \((fresh.txt, notes/todo.txt|"
