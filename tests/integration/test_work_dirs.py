@@ -233,6 +233,33 @@ def test_a_pull_brings_a_worktree_agents_branch_as_mngr_name_fast_forward_only(s
     assert _git(other, "rev-parse", "mngr/puller").strip() == agents_tip
 
 
+def test_a_clone_of_a_worktree_agent_is_a_worktree_on_a_branch_of_its_own(sandbox, repo: Path) -> None:
+    from mngr.controller.commands.copy import CloneRequest, clone
+
+    original = Path(_make("original").info.work_dir)
+    (original / "kept.txt").write_text("the original's commit\n")
+    _git(original, "commit", "-qam", "by the original")
+    (original / "kept.txt").write_text("the original's uncommitted edit\n")
+    (original / "draft.txt").write_text("the original's untracked file\n")
+    cloned = clone(App(), CloneRequest("original", "twin"))
+    work = Path(cloned.info.work_dir)
+    assert work == sandbox.host_dir / "work" / "twin"
+    assert _git(work, "rev-parse", "--path-format=absolute", "--git-common-dir").strip() == str(repo / ".git")
+    assert _git(work, "branch", "--show-current").strip() == "mngr/twin"
+    assert _git(work, "log", "--format=%s", "-1").strip() == "by the original"
+    assert (work / "kept.txt").read_text() == "the original's uncommitted edit\n"
+    assert (work / "draft.txt").read_text() == "the original's untracked file\n"
+    origin = dict(cloned.info.work_dir_origin)
+    assert origin.pop("carried_tree")
+    assert origin == {"kind": "worktree", "repo": str(repo), "source": str(original), "branch": "mngr/twin",
+                      "branch_made": "yes", "base": _git(original, "rev-parse", "HEAD").strip(), "carried": "yes"}
+    assert _branches(repo) == ["main", "mngr/original", "mngr/twin"]
+    assert (original / "kept.txt").read_text() == "the original's uncommitted edit\n", "the original untouched"
+    # What it was given is no work of its own: destroyed without -f, its branch kept.
+    assert _destroy("twin").failed == [] and not work.exists()
+    assert _worktrees(repo) == [str(repo), str(original)] and "mngr/twin" in _branches(repo)
+
+
 def test_a_detached_agents_commits_refuse_a_destroy_until_forced(sandbox, repo: Path) -> None:
     work = Path(_make("wanderer").info.work_dir)
     _git(work, "checkout", "-q", "--detach")
