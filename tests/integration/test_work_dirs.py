@@ -260,6 +260,30 @@ def test_a_clone_of_a_worktree_agent_is_a_worktree_on_a_branch_of_its_own(sandbo
     assert _worktrees(repo) == [str(repo), str(original)] and "mngr/twin" in _branches(repo)
 
 
+def test_gc_removes_a_worktree_whose_agent_is_gone_and_the_repository_forgets_it(sandbox, repo: Path) -> None:
+    import shutil
+
+    work = Path(_make("lost").info.work_dir)
+    _git(work, "commit", "-q", "--allow-empty", "-m", "the lost agent's")
+    kept = Path(_make("alive").info.work_dir)
+    # A destroy cut short after the record went: the worktree stays, the repository lists it.
+    for record in (sandbox.host_dir / "agents").glob("*/record.json"):
+        if json.loads(record.read_text())["name"] == "lost":
+            shutil.rmtree(record.parent)
+    sandbox.tmux("kill-session", "-t", "mngr-lost")
+    assert sorted(_worktrees(repo)) == sorted([str(repo), str(work), str(kept)])
+    listed = sandbox.mngr("gc", "--dry-run", "--older-than", "0", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(row["kind"], row["what"]) for row in json.loads(listed.stdout)["leftovers"]] == \
+        [("worktree of no agent", str(work))]
+    assert sandbox.mngr("gc", "--older-than", "0").returncode == 0
+    assert not work.exists() and kept.is_dir()
+    assert _worktrees(repo) == [str(repo), str(kept)], "the repository forgot it"
+    assert _git(repo, "log", "--format=%s", "-1", "mngr/lost").strip() == "the lost agent's", "its branch stays"
+    assert _git(Path(_make("lost", reuse_branch=True).info.work_dir), "log", "--format=%s", "-1").strip() == \
+        "the lost agent's"
+
+
 def test_a_detached_agents_commits_refuse_a_destroy_until_forced(sandbox, repo: Path) -> None:
     work = Path(_make("wanderer").info.work_dir)
     _git(work, "checkout", "-q", "--detach")
