@@ -51,8 +51,25 @@ def main_top(top: str) -> str:
     return os.path.dirname(common) if os.path.basename(common) == ".git" else common
 
 
-def has_commit(top: str) -> bool:
-    return bool(git(top, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False).strip())
+def locate(directory: str) -> tuple[str, str, str]:
+    """``(top, main top, HEAD's commit)`` for ``directory`` in one git call: the top of its
+    work tree, that of its repository's main work tree (main_top), and "" for a repository
+    without a commit; ``("", "", "")`` outside git."""
+    try:
+        completed = subprocess.run(["git", "-C", directory, "rev-parse", "--path-format=absolute", "--show-toplevel",
+                                    "--git-common-dir", "HEAD^{commit}"], capture_output=True, stdin=subprocess.DEVNULL)
+    except OSError:
+        return "", "", ""
+    lines = completed.stdout.decode("utf-8", "surrogateescape").splitlines()
+    if completed.returncode == 0 and len(lines) == 3:
+        top, common, head = lines
+        return top, os.path.dirname(common) if os.path.basename(common) == ".git" else common, head
+    # No commit yet, no work tree, or a git older than --path-format: one question at a time.
+    top = repository_top(directory)
+    if not top:
+        return "", "", ""
+    head = git(top, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False).strip()
+    return top, main_top(top), head
 
 
 def branch_exists(top: str, branch: str) -> bool:
@@ -64,18 +81,45 @@ def check_branch_name(top: str, branch: str) -> None:
         raise UsageError(f"--branch {branch!r} is not a valid git branch name")
 
 
-def add_worktree(top: str, path: str, branch: str, make_branch: bool) -> str:
+def add_worktree(top: str, path: str, branch: str, make_branch: bool, head: str = "") -> str:
     """A worktree of ``top``'s repository in the empty dir ``path``, on ``branch`` (made at
-    HEAD when ``make_branch``). Returns the commit it starts from."""
+    HEAD, or at the commit ``head`` when given, when ``make_branch``). Returns the commit it
+    starts from."""
     # A worktree whose dir was removed without git (gc, a crash) still holds its branch and
     # name in the repository until pruned: a new agent of the same name must not trip on it.
-    git(top, "worktree", "prune")
-    base = git(top, "rev-parse", "--verify", "HEAD^{commit}" if make_branch else f"refs/heads/{branch}").strip()
+    if _stale_worktrees(top):
+        git(top, "worktree", "prune")
+    base = head if make_branch and head else \
+        git(top, "rev-parse", "--verify", "HEAD^{commit}" if make_branch else f"refs/heads/{branch}").strip()
     if make_branch:
         git(top, "worktree", "add", "--quiet", "--no-track", "-b", branch, path, base)
     else:
         git(top, "worktree", "add", "--quiet", path, branch)
     return base
+
+
+def _stale_worktrees(top: str) -> bool:
+    """True if ``top``'s repository lists a worktree whose dir is gone (or cannot tell): a
+    look at its files spares the ``git worktree prune`` most creates do not need."""
+    git_dir = os.path.join(top, ".git")
+    if os.path.isfile(git_dir):  # top is itself a worktree: ask git where the repository is
+        return True
+    listed = os.path.join(git_dir, "worktrees")
+    try:
+        entries = os.listdir(listed)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    for entry in entries:
+        try:
+            with open(os.path.join(listed, entry, "gitdir"), encoding="utf-8", errors="surrogateescape") as pointer:
+                link = pointer.readline().strip()
+        except OSError:
+            return True
+        if not os.path.exists(link):
+            return True
+    return False
 
 
 class UserChanges:

@@ -260,7 +260,8 @@ def make_worktree(handle: HostHandle, name: str, choice: work_dirs.WorkDirChoice
     # The user's changes are read while git checks the worktree out.
     changes = None if choice.clean else worktrees.UserChanges(choice.source)
     try:
-        base = worktrees.add_worktree(choice.source, made, choice.branch, make_branch=not choice.reuse_branch)
+        base = worktrees.add_worktree(choice.source, made, choice.branch, make_branch=not choice.reuse_branch,
+                                      head=choice.head)
         tree = worktrees.carried_tree(made, changes.carry_into(made)) if changes is not None else ""
     except BaseException:
         # `git worktree add -b` makes the branch before the checkout that may fail.

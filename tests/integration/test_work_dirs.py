@@ -284,6 +284,19 @@ def test_gc_removes_a_worktree_whose_agent_is_gone_and_the_repository_forgets_it
         "the lost agent's"
 
 
+def test_a_worktree_removed_behind_gits_back_does_not_block_its_name(sandbox, repo: Path) -> None:
+    import shutil
+
+    work = Path(_make("crashed").info.work_dir)
+    for record in (sandbox.host_dir / "agents").glob("*/record.json"):
+        shutil.rmtree(record.parent)
+    sandbox.tmux("kill-session", "-t", "mngr-crashed")
+    shutil.rmtree(work)  # as a crash or a hand would: the repository still lists the worktree
+    assert str(work) in _worktrees(repo)
+    again = _make("crashed", reuse_branch=True)
+    assert again.info.work_dir == str(work) and _git(work, "branch", "--show-current").strip() == "mngr/crashed"
+
+
 def test_a_detached_agents_commits_refuse_a_destroy_until_forced(sandbox, repo: Path) -> None:
     work = Path(_make("wanderer").info.work_dir)
     _git(work, "checkout", "-q", "--detach")
