@@ -106,8 +106,8 @@ def timed_run(box: Sandbox, argv: Sequence[str], env: dict[str, str] | None = No
 
 
 class Sandbox:
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="mngr-bench-", dir="/tmp"))
+    def __init__(self, under: str = "/tmp") -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="mngr-bench-", dir=under))
         self.host_dir = self.root / "h"
         self.config_dir = self.root / "c"
         self.work_dir = self.root / "w"

@@ -553,32 +553,123 @@ def land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan,
         raise ProtocolViolation(handle.host, exc.message) from exc
 
 
-def fetch_branches(handle: HostHandle, name: str, local_root: str) -> list[str]:
-    """Bring the branches of the agent's repository into the one at ``local_root`` as
-    ``refs/remotes/mngr/NAME/*``: nothing of the local branches or files changes. Returns
-    the refs fetched ([] when either side is not a git repository)."""
+def fetch_branches(handle: HostHandle, name: str, local_root: str, origin: dict[str, str] | None = None,
+                   force: bool = False) -> list[str]:
+    """Bring the branches of agent ``name``'s repository into the one at ``local_root``: its
+    own branch (``branch`` in ``origin``, its work_dir_origin) as the local branch
+    ``mngr/NAME``, fast-forward only unless ``force``; every other branch BRANCH as the
+    remote-tracking ref ``mngr-NAME/BRANCH`` (``refs/remotes/mngr-NAME/*``: a ref
+    ``mngr/NAME/BRANCH`` could not sit beside the branch ``mngr/NAME``, git keeps refs as
+    paths). Nothing else of the local branches, HEAD or files changes. Returns the short
+    names brought ([] when either side is not a git repository). A worktree agent's
+    branches are its repository's: pulled into that repository, nothing is fetched."""
+    from . import worktrees
+
+    origin = origin or {}
+    own = origin.get("branch", "")
     if not files.is_repo_top(local_root):
         return []
+    if origin.get("kind") == "worktree" and _same_repository(local_root, origin.get("repo", "")):
+        return [own] if own and worktrees.branch_exists(local_root, own) else []
     bundle = handle.git_bundle(name)
     if not bundle:
         return []
-    import subprocess  # loaded only here: a pull into a plain directory runs no git
     import tempfile
-    with tempfile.NamedTemporaryFile(prefix="mngr-bundle-", suffix=".bundle") as handle_file:
-        handle_file.write(bundle)
-        handle_file.flush()
-        prefix = f"refs/remotes/mngr/{name}/"
-        fetched = subprocess.run(
-            ["git", "-C", local_root, "fetch", "--quiet", "--no-tags", "--force", handle_file.name,
-             f"refs/heads/*:{prefix}*"],
-            capture_output=True, text=True,
-        )
-        if fetched.returncode != 0:
-            lines = fetched.stderr.strip().splitlines()
-            raise MngrError(f"fetching {name}'s branches failed: {lines[-1] if lines else 'git fetch failed'}")
-    listed = subprocess.run(["git", "-C", local_root, "for-each-ref", "--format=%(refname:short)", prefix],
-                            capture_output=True, text=True)
-    return listed.stdout.split()
+
+    with tempfile.NamedTemporaryFile(prefix="mngr-bundle-", suffix=".bundle") as bundle_file:
+        bundle_file.write(bundle)
+        bundle_file.flush()
+        tips = _bundle_heads(local_root, bundle_file.name)
+        prefix = f"refs/remotes/{OTHER_BRANCHES_PREFIX}{name}/"
+        if origin.get("kind") == "worktree":
+            others: list[str] = []  # the user's repository's branches, not the agent's work
+        else:
+            others = [f"+refs/heads/*:{prefix}*"] + ([f"^refs/heads/{own}"] if own in tips else [])
+        wanted = [f"refs/heads/{own}"] if own in tips else []
+        if others or wanted:
+            _fetch(local_root, bundle_file.name, name, *others, *wanted)
+    brought = []
+    if own in tips:
+        brought.append(_update_own_branch(local_root, name, own, tips[own], force))
+    listed = worktrees.git(local_root, "for-each-ref", "--format=%(refname:short)", prefix, check=False)
+    return brought + listed.split()
+
+
+OTHER_BRANCHES_PREFIX = "mngr-"  # refs/remotes/mngr-NAME/BRANCH: see fetch_branches
+
+
+def _same_repository(first: str, second: str) -> bool:
+    from . import worktrees
+
+    if not second or not os.path.isdir(second):
+        return False
+    common = [worktrees.git(top, "rev-parse", "--path-format=absolute", "--git-common-dir", check=False).strip()
+              for top in (first, second)]
+    return bool(common[0]) and os.path.realpath(common[0]) == os.path.realpath(common[1])
+
+
+def _bundle_heads(local_root: str, bundle: str) -> dict[str, str]:
+    """``{branch: commit}`` of a bundle's refs/heads."""
+    from . import worktrees
+
+    heads = {}
+    for line in worktrees.git(local_root, "bundle", "list-heads", bundle).splitlines():
+        commit, _, ref = line.partition(" ")
+        if ref.startswith("refs/heads/"):
+            heads[ref[len("refs/heads/"):]] = commit
+    return heads
+
+
+def _fetch(local_root: str, bundle: str, name: str, *refspecs: str) -> None:
+    import subprocess  # loaded only here: a pull into a plain directory runs no git
+
+    fetched = subprocess.run(["git", "-C", local_root, "fetch", "--quiet", "--no-tags", bundle, *refspecs],
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if fetched.returncode != 0:
+        lines = fetched.stderr.strip().splitlines()
+        raise MngrError(f"fetching {name}'s branches failed: {lines[-1] if lines else 'git fetch failed'}")
+
+
+def _update_own_branch(local_root: str, name: str, own: str, commit: str, force: bool) -> str:
+    """Set the local branch mngr/NAME to the agent's ``commit`` (its objects fetched):
+    fast-forward only unless ``force``, and never a branch checked out here (its files
+    would no longer match it). Returns the branch's name."""
+    from . import worktrees
+
+    branch = f"mngr/{name}"
+    ref = f"refs/heads/{branch}"
+    local = worktrees.git(local_root, "rev-parse", "--verify", "--quiet", ref, check=False).strip()
+    if local == commit:
+        return branch
+    where = _checked_out_at(local_root, ref)
+    if where:
+        raise MngrError(f"branch {branch} is checked out in {where}: not moved to {name}'s {own} at {commit[:12]} "
+                        f"(check out another branch there first)")
+    if local and not force and not _git_ok(local_root, "merge-base", "--is-ancestor", local, commit):
+        raise MngrError(f"branch {branch} has diverged: it is at {local[:12]} here, {name}'s {own} at "
+                        f"{commit[:12]} (merge them yourself, or --force takes {name}'s)")
+    worktrees.git(local_root, "update-ref", "-m", f"mngr pull {name}", ref, commit, local or "")
+    return branch
+
+
+def _checked_out_at(local_root: str, ref: str) -> str:
+    """The work tree of ``local_root``'s repository where ``ref`` is checked out ("": none)."""
+    from . import worktrees
+
+    tree = ""
+    for line in worktrees.git(local_root, "worktree", "list", "--porcelain").splitlines():
+        if line.startswith("worktree "):
+            tree = line[len("worktree "):]
+        elif line == f"branch {ref}":
+            return tree
+    return ""
+
+
+def _git_ok(local_root: str, *args: str) -> bool:
+    import subprocess
+
+    return subprocess.run(["git", "-C", local_root, *args], capture_output=True,
+                          stdin=subprocess.DEVNULL).returncode == 0
 
 
 def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, expect: dict[str, Entry],

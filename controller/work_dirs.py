@@ -46,6 +46,7 @@ class WorkDirChoice:
     clean: bool = False  # the user's uncommitted changes stay behind
     url: str = ""  # a git URL the host clones (instead of ``source``)
     agent: str = ""  # another agent whose work dir is copied (instead of ``source``)
+    head: str = ""  # the commit HEAD was at in ``source`` when it was looked at
 
     @property
     def made(self) -> bool:
@@ -103,7 +104,7 @@ def choose(name: str, *, transfer: str | None, source: str | None, work_dir: str
         return WorkDirChoice("none")
     else:
         directory = cwd
-    top = worktrees.repository_top(directory)
+    top, main, head = worktrees.locate(directory)
     if transfer is None:
         if top:
             transfer = "worktree" if local_host else "copy"
@@ -123,7 +124,7 @@ def choose(name: str, *, transfer: str | None, source: str | None, work_dir: str
         if branch or reuse_branch:
             raise UsageError(f"--branch needs a git repository: {directory} is not in one")
         return WorkDirChoice("copy", source=directory, clean=clean)
-    if not worktrees.has_commit(top):
+    if not head:
         raise UsageError(f"the git repository {top} has no commit yet: commit first, or give --work-dir")
     chosen = branch or BRANCH_PREFIX + name
     worktrees.check_branch_name(top, chosen)
@@ -133,11 +134,11 @@ def choose(name: str, *, transfer: str | None, source: str | None, work_dir: str
                          f"or work on it with --reuse-branch")
     if reuse_branch and not exists:
         raise UsageError(f"--reuse-branch: there is no branch {chosen!r} in {top}")
-    return WorkDirChoice(transfer, source=top, repo=worktrees.main_top(top), branch=chosen, reuse_branch=reuse_branch,
-                         clean=clean)
+    return WorkDirChoice(transfer, source=top, repo=main, branch=chosen, reuse_branch=reuse_branch, clean=clean,
+                         head=head)
 
 
-def origin(choice: WorkDirChoice, base: str = "") -> dict[str, str]:
+def origin(choice: WorkDirChoice, base: str = "", carried_tree: str = "") -> dict[str, str]:
     """What the agent's record keeps of its work dir (AgentInfo.work_dir_origin):
 
     - ``kind``: "worktree", "copy" or "in-place" (nothing at all for the host's own default);
@@ -146,7 +147,10 @@ def origin(choice: WorkDirChoice, base: str = "") -> dict[str, str]:
       agent's work dir, whose branch is kept as it was);
     - ``branch``: the agent's branch; ``branch_made``: "yes" when mngr made it;
     - ``base``: the commit it started from ("" for a clone of a URL);
-    - ``carried``: "yes" when the user's uncommitted changes went along (not ``--clean``).
+    - ``carried``: "yes" when the user's uncommitted changes went along (not ``--clean``);
+    - ``carried_tree``: when there were some, the git tree of the work dir as the agent
+      found it (a worktree's comes from here; a copy's host notes it: GetWorkState counts
+      only changes beyond it).
     """
     if choice.transfer == "host":
         return {}  # the host's own default (an SSH host's new, empty dir; ~ on docker)
@@ -158,6 +162,8 @@ def origin(choice: WorkDirChoice, base: str = "") -> dict[str, str]:
     if choice.repo:
         record.update(repo=choice.repo, branch=choice.branch, branch_made="" if choice.reuse_branch else "yes",
                       base=base, carried="" if choice.clean else "yes")
+        if carried_tree:
+            record["carried_tree"] = carried_tree
     return record
 
 

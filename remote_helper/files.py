@@ -1432,6 +1432,88 @@ def work_state(root):
     return uncommitted(root), heads
 
 
+def carried_tree(root):
+    """The git tree of everything in ``root``'s work tree as it is now (tracked files as they
+    are on disk, untracked ones not ignored), written into its repository; "" when ``root``
+    is not the top of a git work tree or nothing differs from HEAD. What a new work dir
+    holds once the user's uncommitted changes were carried into it: a later removal loses
+    only what differs from it."""
+    import subprocess  # loaded when needed: the manifest of a plain tree never runs git
+
+    if not is_repo_top(root):
+        return ""
+    with _scratch_index(root) as env:
+        try:
+            added = subprocess.run(["git", "-C", root, "add", "-A", "--", ":/"], env=env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            written = subprocess.run(["git", "-C", root, "write-tree"], env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            head = subprocess.run(["git", "-C", root, "rev-parse", "--verify", "--quiet", "HEAD^{tree}"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        except OSError:
+            return ""
+    if added.returncode != 0 or written.returncode != 0:
+        return ""
+    tree = written.stdout.decode("ascii", "replace").strip()
+    return "" if tree == head.stdout.decode("ascii", "replace").strip() else tree
+
+
+def changed_since(root, tree, paths):
+    """Those of ``paths`` (relative to the top of ``root``'s work tree) whose content on disk
+    differs from ``tree`` (carried_tree's); all of them when the tree cannot be read (git gc
+    may have pruned it: it is on no ref)."""
+    import subprocess  # loaded when needed: the manifest of a plain tree never runs git
+
+    if not paths:
+        return []
+    try:
+        known = subprocess.run(["git", "-C", root, "cat-file", "-e", tree + "^{tree}"], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if known.returncode != 0:
+            return list(paths)
+        with _scratch_index(root) as env:
+            # Untracked paths enter the scratch index as intent-to-add (no blob written), so
+            # that the diff against the tree sees them as the work tree has them.
+            subprocess.run(["git", "-C", root, "add", "-N", "--", ":/"], env=env, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            diff = subprocess.run(["git", "-C", root, "diff", "--name-only", "-z", "--no-renames", "--no-ext-diff",
+                                   "--ignore-submodules", tree, "--"], env=env, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError:
+        return list(paths)
+    if diff.returncode != 0:
+        return list(paths)
+    differing = {os.fsdecode(raw) for raw in diff.stdout.split(b"\0") if raw}
+    return [path for path in paths if path in differing]
+
+
+@contextlib.contextmanager
+def _scratch_index(root):
+    """An environment whose GIT_INDEX_FILE is a copy of ``root``'s index (its stat data
+    spares git re-reading unchanged files), removed afterwards."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    found = subprocess.run(["git", "-C", root, "rev-parse", "--git-path", "index"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    index = found.stdout.decode("utf-8", "surrogateescape").strip()
+    index = os.path.join(root, index) if index else ""  # relative to root unless absolute
+    handle, scratch = tempfile.mkstemp(prefix="mngr-index-")
+    try:
+        with os.fdopen(handle, "wb") as copy:
+            if index and os.path.isfile(index):
+                with open(index, "rb") as original:
+                    shutil.copyfileobj(original, copy)
+        if not index or not os.path.isfile(index):
+            os.unlink(scratch)  # git makes an index where none is, not from an empty file
+        env = dict(os.environ, GIT_INDEX_FILE=scratch)
+        yield env
+    finally:
+        if os.path.exists(scratch):
+            os.unlink(scratch)
+
+
 def unpushed(root):
     """How many commits of ``root``'s HEAD and branches no remote-tracking ref holds (-1:
     the repository has no remote-tracking ref at all, so the count says nothing)."""

@@ -16,7 +16,8 @@ killed at the wrong moment can still leave:
   nothing ensured for UNUSED_CLI_SECONDS (a new one lands per CLI version);
 - a work dir mngr made (``work/NAME``) that no agent works in any more and that no
   ``destroy --keep-work-dir`` kept (a destroy killed before it removed it), or one a
-  destroy was removing (``work/.removed-*``).
+  destroy was removing (``work/.removed-*``); a worktree's repository is then told to
+  forget it (``git worktree prune``).
 
 Collecting holds the host's operation lock exclusively, so no create, destroy or write is
 half-way meanwhile; files are left alone unless untouched for ``min_age`` seconds (a push's
@@ -71,7 +72,7 @@ def collect(dry_run, min_age):
             if name.startswith(".removed-"):
                 found.append(("work dir a destroy was removing", path))
             elif not name.startswith(".") and path not in in_use and path not in kept:
-                found.append(("work dir of no agent", path))
+                found.append(("worktree of no agent" if _worktree_repository(path) else "work dir of no agent", path))
         helper_dir = os.path.join(state.host_dir(), "helper")
         for name in sorted(_listdir(helper_dir)):
             path = os.path.join(helper_dir, name)
@@ -84,6 +85,36 @@ def collect(dry_run, min_age):
             for kind, what in found:
                 _remove(kind, what, records)
         return [[kind, what] for kind, what in found]
+
+
+def _worktree_repository(path):
+    """The git dir of the repository whose worktree ``path`` is ("" for anything else): a
+    worktree's top holds a file ``.git`` naming its own git dir in that repository's
+    ``worktrees/``, which names the repository's in ``commondir``."""
+    try:
+        with open(os.path.join(path, ".git")) as link:
+            line = link.readline().strip()
+    except (OSError, UnicodeDecodeError):  # a directory (a copy's repository), or nothing
+        return ""
+    if not line.startswith("gitdir: "):
+        return ""
+    own = os.path.join(path, line[len("gitdir: "):])
+    try:
+        with open(os.path.join(own, "commondir")) as common:
+            repository = os.path.normpath(os.path.join(own, common.readline().strip()))
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return repository if os.path.isdir(repository) else ""
+
+
+def _prune_worktrees(repository):
+    """Let the repository forget worktrees whose dirs are gone: until then it keeps their
+    names, and their branches count as checked out (no new worktree may use them)."""
+    import subprocess  # loaded when needed: most collections find no worktree
+
+    with contextlib.suppress(OSError):
+        subprocess.run(["git", "--git-dir", repository, "worktree", "prune"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _part_files(root, now, min_age):
@@ -131,7 +162,10 @@ def _remove(kind, what, records):
     elif kind == "agent CLI no agent uses":
         cli_bundles.remove_bundle(what)
     elif os.path.isdir(what) and not os.path.islink(what):
+        repository = _worktree_repository(what)
         shutil.rmtree(what, ignore_errors=True)
+        if repository:
+            _prune_worktrees(repository)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(what)

@@ -324,6 +324,15 @@ class Server(object):
         return "AgentList", {"agents": agents.recorded(fields["name"]), "host": None}, b""
 
     def _on_create_agent(self, fields, blob):
+        origin = fields.get("work_dir_origin")
+        if origin and origin.get("carried") == "yes" and origin.get("kind") == "copy" \
+                and os.path.isdir(fields.get("work_dir") or ""):
+            # Noted before the agent starts: what it finds here is not its work, and a
+            # removal of the work dir loses only what it changed beyond (GetWorkState). A
+            # worktree's comes with the request: mngr knows what it carried there.
+            tree = files.carried_tree(fields["work_dir"])
+            if tree:
+                fields["work_dir_origin"] = dict(origin, carried_tree=tree)
         return "AgentReply", {"agent": agents.create_agent(fields)}, b""
 
     def _on_write_agent_config(self, fields, blob):
@@ -456,6 +465,10 @@ class Server(object):
     def _on_get_work_state(self, fields, blob):
         root = self._work_dir(fields["name"], "")
         uncommitted, heads = files.work_state(root)
+        _, record = agent_records.require(fields["name"])
+        carried = (record.get("work_dir_origin") or {}).get("carried_tree")
+        if carried and uncommitted:
+            uncommitted = files.changed_since(root, carried, uncommitted)
         return "WorkState", {"uncommitted": [files.path_to_wire(path) for path in uncommitted], "heads": heads,
                              "unpushed": files.unpushed(root) if heads else -1}, b""
 

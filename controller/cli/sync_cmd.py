@@ -24,7 +24,8 @@ def _options(function: Callable[..., None]) -> Callable[..., None]:
                      help="Only list what would change (+ new, ~ changed, - deleted, ! refused)."),
         click.option("--include-gitignored", is_flag=True,
                      help="Also move files that .gitignore excludes (.git itself never moves)."),
-        click.option("--force", is_flag=True, help="Overwrite or delete uncommitted changes on the receiving side."),
+        click.option("--force", is_flag=True, help="Overwrite or delete uncommitted changes on the receiving side "
+                     "(a pull: and move a diverged mngr/NAME branch to the agent's)."),
         click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human",
                      show_default=True),
     ]):
@@ -61,7 +62,8 @@ def pull(app: App, name: str, local_path: str | None, **options: bool) -> None:
     The same rules as push, the other way: only what changed travels, and uncommitted
     changes in LOCAL_PATH (a git work tree) are never overwritten without --force. When
     both the work dir and LOCAL_PATH are the tops of git repositories, the agent's branches
-    are fetched too, as mngr/NAME/BRANCH (your own branches are not touched).
+    come too: its own as the branch mngr/NAME (fast-forward only, unless --force), the
+    others as mngr-NAME/BRANCH (your own branches are not touched).
 
     \b
     Examples:

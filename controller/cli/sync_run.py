@@ -49,9 +49,11 @@ def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk
         branches: list[str] = []
         sent_before, received_before = agent.handle.wire_bytes()
         try:
-            plan = transfer(agent.handle, name, root, local_walk=local_walk, **options)
             if action == "pull" and not options["dry_run"]:
-                branches = sync.fetch_branches(agent.handle, name, root)
+                # Before the files: a branch refused (diverged) leaves everything as it was.
+                branches = sync.fetch_branches(agent.handle, name, root, agent.info.work_dir_origin,
+                                               force=options["force"])
+            plan = transfer(agent.handle, name, root, local_walk=local_walk, **options)
         except RequestFailed as exc:
             raise MngrError(exc.message) from exc
         except OSError as exc:
@@ -85,7 +87,7 @@ def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk
         else:
             echo(f"{name}: {action}ed {len(changes) - len(plan.skipped)} change(s), {plan.bytes_to_send} bytes")
         if branches:
-            echo(f"{name}: branches fetched as {', '.join(branches)}")
+            echo(f"{name}: branches brought back as {', '.join(branches)}")
         if not options["dry_run"]:
             for what, path, why in missed:
                 echo(f"mngr {action}: {what} {_shown(path)}: {why}", err=True)

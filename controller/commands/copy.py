@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from mngr.providers.base import ChecksHostKeys
 
+from .. import work_dirs
 from ..agent_lookup import ensure_name_free
 from ..agent_types import Launch, interaction_for
 from ..channel.protocol import AgentInfo
@@ -74,7 +75,7 @@ def clone(app: App, request: CloneRequest) -> CopyResult:
         try:
             lifecycle.before_create(request.new_name, target.host, target.provider_name)
             info = _copy(app, lifecycle, agent, target, request.new_name, request.target.work_dir,
-                         env=request.env)
+                         env=request.env, as_worktree=True)
         finally:
             if target is not agent.handle:
                 target.close()
@@ -128,18 +129,27 @@ def migrate(app: App, request: MigrateRequest) -> CopyResult:
 
 
 def _copy(app: App, lifecycle: Lifecycle, agent: LocatedAgent, target: HostHandle, new_name: str,
-          work_dir: str | None, record: bool = True, env: Mapping[str, str] | None = None) -> AgentInfo:
+          work_dir: str | None, record: bool = True, env: Mapping[str, str] | None = None,
+          as_worktree: bool = False) -> AgentInfo:
     """Create ``new_name`` on ``target`` from ``agent``: its spec (``env`` over its environment)
-    and a copy of its work dir.
+    and a copy of its work dir; with ``as_worktree``, a worktree agent's clone on this
+    machine gets a worktree of its own instead (see _worktree_choice).
     With ``record``, the new agent is made in the lifecycle's eyes (after_create) at once;
     without, the caller does that once it has checked the copy."""
     from .. import sync
-    from .create import work_dir_trusted
+    from .create import discard_work_dir, make_worktree, work_dir_trusted
 
     path = target.provider.resolve_work_dir(target.host, work_dir) if work_dir else ""
     target.connect()
-    with tempfile.TemporaryDirectory(prefix="mngr-copy-") as scratch:
-        spec, made = sync.copy_work_dir(agent.handle, agent.info.name, target, new_name, path, scratch)
+    choice = _worktree_choice(agent, target, new_name) if as_worktree else None
+    origin: dict[str, str] | None = None
+    if choice is not None:
+        spec = agent.handle.agent_spec(agent.info.name)
+        made, base, carried = make_worktree(target, new_name, choice, path)
+        origin = work_dirs.origin(choice, base, carried)
+    else:
+        with tempfile.TemporaryDirectory(prefix="mngr-copy-") as scratch:
+            spec, made = sync.copy_work_dir(agent.handle, agent.info.name, target, new_name, path, scratch)
     try:
         from ..agent_config import for_agent
         from ..cli_supply import provide_for_agent
@@ -154,13 +164,31 @@ def _copy(app: App, lifecycle: Lifecycle, agent: LocatedAgent, target: HostHandl
                                    interaction=interaction_for(app.registry.agent_types, spec.agent_type, launch,
                                                                work_dir_trusted(app, True)),
                                    path_dirs=path_dirs,
-                                   agent_config=own_config.wire() if own_config is not None else None)
+                                   agent_config=own_config.wire() if own_config is not None else None,
+                                   work_dir_origin=origin)
     except BaseException:
-        target.prepare_work_dir(new_name, made, remove=True)
+        if choice is not None:
+            discard_work_dir(target, new_name, made, choice)  # and the branch made with it
+        else:
+            target.prepare_work_dir(new_name, made, remove=True)
         raise
     if record:
         lifecycle.agent_created(target, new_name)
     return info
+
+
+def _worktree_choice(agent: LocatedAgent, target: HostHandle, new_name: str) -> work_dirs.WorkDirChoice | None:
+    """How a clone of a worktree agent on this machine is made: a worktree of the same
+    repository on a new branch mngr/NEW_NAME at the original's HEAD, its uncommitted (not
+    ignored) work carried, as ``mngr create --source NAME`` does; None for any other agent
+    or host (a copy of every file, as before)."""
+    from .. import worktrees
+
+    if agent.info.work_dir_origin.get("kind") != "worktree" or agent.provider != "local" \
+            or target.provider_name != "local" or not worktrees.repository_top(agent.info.work_dir):
+        return None
+    return work_dirs.choose(new_name, transfer="worktree", source=agent.info.work_dir, work_dir=None,
+                            local_host=True, branch=None, reuse_branch=False, clean=False, cwd=agent.info.work_dir)
 
 
 def _target(app: App, agent: LocatedAgent, where: CopyTarget, host: str | None) -> HostHandle:

@@ -159,9 +159,9 @@ def create(app: App, request: CreateRequest) -> CreateResult:
             type_name = agent_type.name
             spec = None  # a snapshot's: its agent's type, command, env and labels
             # Imported only when used: a plain create should not pay for tar and git plumbing.
-            base = ""
+            base = carried = ""
             if choice.transfer == "worktree":
-                directory, base = _make_worktree(handle, name, choice, directory)
+                directory, base, carried = make_worktree(handle, name, choice, directory)
             elif choice.url:
                 directory = handle.prepare_work_dir(
                     name, directory, clone_url=choice.url, branch=choice.branch if choice.reuse_branch else "",
@@ -194,7 +194,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                 path_dirs = provide_for_agent(handle, app.registry.agent_types.get(type_name), binary)
             except BaseException:
                 if made_dir and native_snapshot is None:
-                    _discard_work_dir(handle, name, directory, choice)
+                    discard_work_dir(handle, name, directory, choice)
                 raise
             try:
                 from ..agent_config import for_agent
@@ -217,7 +217,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                         interaction=interaction_for(app.registry.agent_types, type_name, launch, trusted),
                         path_dirs=path_dirs,
                         agent_config=own_config.wire() if own_config is not None else None,
-                        work_dir_origin=work_dirs.origin(choice, base) if snapshot_id is None else None,
+                        work_dir_origin=work_dirs.origin(choice, base, carried) if snapshot_id is None else None,
                     )
             except KeyboardInterrupt:
                 # A second Ctrl-C while the request was out: whether the agent exists is unknown.
@@ -226,7 +226,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                                   f"`mngr list` shows whether it was") from None
             except BaseException as exc:
                 if made_dir and native_snapshot is None:  # the work dir was made for this agent only
-                    _discard_work_dir(handle, name, directory, choice)
+                    discard_work_dir(handle, name, directory, choice)
                 if isinstance(exc, MissingBinary):
                     raise MngrError(f"agent type {agent_type.name!r} needs {binary!r}, which was not found on PATH "
                                     f"on host {host_name!r}") from exc
@@ -249,25 +249,25 @@ def create(app: App, request: CreateRequest) -> CreateResult:
     return result
 
 
-def _make_worktree(handle: HostHandle, name: str, choice: work_dirs.WorkDirChoice, path: str) -> tuple[str, str]:
+def make_worktree(handle: HostHandle, name: str, choice: work_dirs.WorkDirChoice,
+                   path: str) -> tuple[str, str, str]:
     """The agent's worktree in a new, empty dir the host made (``path``, or its default):
-    its path and the commit it starts from. On failure nothing of it is left."""
+    its path, the commit it starts from, and the tree of what was carried into it ("" for
+    nothing). On failure nothing of it is left."""
     from .. import worktrees
 
     made = handle.prepare_work_dir(name, path)
+    # The user's changes are read while git checks the worktree out.
+    changes = None if choice.clean else worktrees.UserChanges(choice.source)
     try:
-        base = worktrees.add_worktree(choice.source, made, choice.branch, make_branch=not choice.reuse_branch)
+        base = worktrees.add_worktree(choice.source, made, choice.branch, make_branch=not choice.reuse_branch,
+                                      head=choice.head)
+        tree = worktrees.carried_tree(made, changes.carry_into(made)) if changes is not None else ""
     except BaseException:
         # `git worktree add -b` makes the branch before the checkout that may fail.
-        _discard_work_dir(handle, name, made, choice)
+        discard_work_dir(handle, name, made, choice)
         raise
-    if not choice.clean:
-        try:
-            worktrees.carry_changes(choice.source, made)
-        except BaseException:
-            _discard_work_dir(handle, name, made, choice)
-            raise
-    return made, base
+    return made, base, tree
 
 
 def _local_agent_work_dir(app: App, name: str) -> str:
@@ -293,7 +293,7 @@ def _copy_agent_work_dir(app: App, source: str, target: HostHandle, name: str, p
     return made, spec.branch
 
 
-def _discard_work_dir(handle: HostHandle, name: str, directory: str, choice: work_dirs.WorkDirChoice) -> None:
+def discard_work_dir(handle: HostHandle, name: str, directory: str, choice: work_dirs.WorkDirChoice) -> None:
     """Take back the work dir a failed create made, and the branch it made with it."""
     handle.prepare_work_dir(name, directory, remove=True)
     if choice.transfer == "worktree":

@@ -425,9 +425,10 @@ def test_create_from_a_source_brings_history_branches_and_uncommitted_work(sandb
     _git(project, "stash", "-u")  # the pull must not meet uncommitted local work
     pulled = sandbox.mngr("pull", "copy", str(project), "--format", "json")
     assert pulled.returncode == 0, pulled.stderr
-    assert json.loads(pulled.stdout)["branches"] == ["mngr/copy/agent-idea", "mngr/copy/feature", "mngr/copy/main"]
+    # Its own branch (feature) as the branch mngr/copy; the others where they cannot collide with it.
+    assert json.loads(pulled.stdout)["branches"] == ["mngr/copy", "mngr-copy/agent-idea", "mngr-copy/main"]
     assert (project / "c.txt").read_text() == "by the agent\n"
-    log = subprocess.run(["git", "-C", str(project), "log", "--format=%s", "mngr/copy/feature"],
+    log = subprocess.run(["git", "-C", str(project), "log", "--format=%s", "mngr/copy"],
                          capture_output=True, text=True)
     assert log.stdout.split("\n")[:3] == ["third", "second", "first"]
     current = subprocess.run(["git", "-C", str(project), "branch", "--show-current"], capture_output=True, text=True)

@@ -88,9 +88,14 @@ def test_a_local_agent_gets_a_worktree_on_its_own_branch_with_the_uncommitted_wo
     assert _git(repo, "rev-parse", "mngr/alpha").strip() == head
     assert _git(repo, "status", "--porcelain") == status_before
     assert _git(repo, "branch", "--show-current").strip() == "main"
-    origin = created.info.work_dir_origin
+    origin = dict(created.info.work_dir_origin)
+    carried_tree = origin.pop("carried_tree")
     assert origin == {"kind": "worktree", "repo": str(repo), "source": str(repo), "branch": "mngr/alpha",
                       "branch_made": "yes", "base": head, "carried": "yes"}
+    # What was carried is noted as a tree of the work dir as the agent found it.
+    assert _git(repo, "show", f"{carried_tree}:kept.txt") == "edited, not committed\n"
+    assert _git(repo, "show", f"{carried_tree}:sub/untracked.txt") == "untracked\n"
+    assert "gone.txt" not in _git(repo, "ls-tree", "--name-only", carried_tree)
 
 
 def test_two_agents_from_one_repository_never_see_each_others_edits(sandbox, repo: Path) -> None:
@@ -149,6 +154,147 @@ def test_destroy_keeps_the_branch_refuses_lost_work_and_the_name_can_come_back(s
     assert _destroy("worker", delete_branch=True, force=True).failed == []
     assert _branches(repo) == ["main"] and _worktrees(repo) == [str(repo)]
     assert _make("worker").info.work_dir == str(work)
+
+
+def test_what_was_carried_is_no_lost_work_only_the_agents_own_changes_are(sandbox, repo: Path) -> None:
+    (repo / "kept.txt").write_text("the user's edit\n")
+    (repo / "gone.txt").unlink()
+    (repo / "notes").mkdir()
+    (repo / "notes" / "todo.txt").write_text("the user's untracked file\n")
+    (repo / "notes" / "odd *[1].txt").write_text("a name git would take for a pattern\n")
+    untouched = Path(_make("untouched").info.work_dir)
+    assert [changed.verb for changed in _destroy("untouched").changed] == ["destroyed"], \
+        "the user's changes it found are still in the user's tree: nothing of its own is lost"
+    assert not untouched.exists()
+    work = Path(_make("busy").info.work_dir)
+    assert _git(work, "status", "--porcelain", "--untracked-files=all").split("\n")[:3] == \
+        [" D gone.txt", " M kept.txt", '?? "notes/odd *[1].txt"']
+    (work / "notes" / "todo.txt").write_text("the agent's edit of a carried file\n")
+    (work / "fresh.txt").write_text("the agent's new file\n")
+    with pytest.raises(MngrError, match=r"agent busy has uncommitted changes \((fresh.txt, notes/todo.txt|"
+                                        r"notes/todo.txt, fresh.txt)\) \(-f") as refused:
+        _destroy("busy")
+    assert "kept.txt" not in str(refused.value) and "gone.txt" not in str(refused.value)
+    # Back as it was carried (and the new file gone): nothing of the agent's own is left.
+    (work / "notes" / "todo.txt").write_text("the user's untracked file\n")
+    (work / "fresh.txt").unlink()
+    (work / "kept.txt").write_text("the agent's edit, then its own again\n")
+    with pytest.raises(MngrError, match=r"agent busy has uncommitted changes \(kept.txt\) \(-f"):
+        _destroy("busy")
+    (work / "kept.txt").write_text("the user's edit\n")
+    assert _destroy("busy").failed == [] and not work.exists()
+
+
+def test_a_pull_brings_a_worktree_agents_branch_as_mngr_name_fast_forward_only(sandbox, repo: Path) -> None:
+    work = Path(_make("puller").info.work_dir)
+    (work / "kept.txt").write_text("the agent's\n")
+    _git(work, "commit", "-qam", "agent one")
+    _git(work, "branch", "side")
+    # Pulled into the repository it is a worktree of, the branch is simply there.
+    pulled = sandbox.mngr("pull", "puller", "--format", "json", cwd=repo)
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["branches"] == ["mngr/puller"]
+    assert (repo / "kept.txt").read_text() == "the agent's\n"
+    assert not [ref for ref in _git(repo, "for-each-ref", "--format=%(refname)").split() if "remotes" in ref]
+    # Into another clone of the project: the agent's branch as mngr/puller, nothing else of it.
+    other = sandbox.root / "other"
+    _git(sandbox.root, "clone", "-q", str(repo), str(other))
+    _git(other, "checkout", "-q", "-b", "mine", "origin/main")
+    pulled = sandbox.mngr("pull", "puller", str(other), "--format", "json", "--force")
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["branches"] == ["mngr/puller"]
+    assert _git(other, "log", "--format=%s", "-1", "mngr/puller").strip() == "agent one"
+    (work / "kept.txt").write_text("the agent's, again\n")
+    _git(work, "commit", "-qam", "agent two")
+    assert sandbox.mngr("pull", "puller", str(other), "--force").returncode == 0
+    assert _git(other, "log", "--format=%s", "-1", "mngr/puller").strip() == "agent two", "a fast-forward"
+    # A local commit on mngr/puller: the branches diverged, and the pull is refused in one line.
+    local = _git(other, "commit-tree", "-p", "mngr/puller", "-m", "local", "mngr/puller^{tree}").strip()
+    _git(other, "update-ref", "refs/heads/mngr/puller", local)
+    (work / "kept.txt").write_text("the agent's third\n")
+    _git(work, "commit", "-qam", "agent three")
+    agents_tip = _git(work, "rev-parse", "HEAD").strip()
+    before = (other / "kept.txt").read_text()
+    refused = sandbox.mngr("pull", "puller", str(other))
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert f"branch mngr/puller has diverged: it is at {local[:12]} here, puller's mngr/puller at " \
+           f"{agents_tip[:12]}" in refused.stderr
+    assert _git(other, "rev-parse", "mngr/puller").strip() == local
+    assert (other / "kept.txt").read_text() == before, "a refused branch leaves the files alone too"
+    forced = sandbox.mngr("pull", "puller", str(other), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert _git(other, "rev-parse", "mngr/puller").strip() == agents_tip
+    # Checked out here, the branch is not moved under the files.
+    _git(other, "checkout", "-q", "-f", "mngr/puller")
+    (work / "kept.txt").write_text("the agent's fourth\n")
+    _git(work, "commit", "-qam", "agent four")
+    refused = sandbox.mngr("pull", "puller", str(other), "--force")
+    assert refused.returncode == 1 and f"branch mngr/puller is checked out in {other}" in refused.stderr
+    assert _git(other, "rev-parse", "mngr/puller").strip() == agents_tip
+
+
+def test_a_clone_of_a_worktree_agent_is_a_worktree_on_a_branch_of_its_own(sandbox, repo: Path) -> None:
+    from mngr.controller.commands.copy import CloneRequest, clone
+
+    original = Path(_make("original").info.work_dir)
+    (original / "kept.txt").write_text("the original's commit\n")
+    _git(original, "commit", "-qam", "by the original")
+    (original / "kept.txt").write_text("the original's uncommitted edit\n")
+    (original / "draft.txt").write_text("the original's untracked file\n")
+    cloned = clone(App(), CloneRequest("original", "twin"))
+    work = Path(cloned.info.work_dir)
+    assert work == sandbox.host_dir / "work" / "twin"
+    assert _git(work, "rev-parse", "--path-format=absolute", "--git-common-dir").strip() == str(repo / ".git")
+    assert _git(work, "branch", "--show-current").strip() == "mngr/twin"
+    assert _git(work, "log", "--format=%s", "-1").strip() == "by the original"
+    assert (work / "kept.txt").read_text() == "the original's uncommitted edit\n"
+    assert (work / "draft.txt").read_text() == "the original's untracked file\n"
+    origin = dict(cloned.info.work_dir_origin)
+    assert origin.pop("carried_tree")
+    assert origin == {"kind": "worktree", "repo": str(repo), "source": str(original), "branch": "mngr/twin",
+                      "branch_made": "yes", "base": _git(original, "rev-parse", "HEAD").strip(), "carried": "yes"}
+    assert _branches(repo) == ["main", "mngr/original", "mngr/twin"]
+    assert (original / "kept.txt").read_text() == "the original's uncommitted edit\n", "the original untouched"
+    # What it was given is no work of its own: destroyed without -f, its branch kept.
+    assert _destroy("twin").failed == [] and not work.exists()
+    assert _worktrees(repo) == [str(repo), str(original)] and "mngr/twin" in _branches(repo)
+
+
+def test_gc_removes_a_worktree_whose_agent_is_gone_and_the_repository_forgets_it(sandbox, repo: Path) -> None:
+    import shutil
+
+    work = Path(_make("lost").info.work_dir)
+    _git(work, "commit", "-q", "--allow-empty", "-m", "the lost agent's")
+    kept = Path(_make("alive").info.work_dir)
+    # A destroy cut short after the record went: the worktree stays, the repository lists it.
+    for record in (sandbox.host_dir / "agents").glob("*/record.json"):
+        if json.loads(record.read_text())["name"] == "lost":
+            shutil.rmtree(record.parent)
+    sandbox.tmux("kill-session", "-t", "mngr-lost")
+    assert sorted(_worktrees(repo)) == sorted([str(repo), str(work), str(kept)])
+    listed = sandbox.mngr("gc", "--dry-run", "--older-than", "0", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(row["kind"], row["what"]) for row in json.loads(listed.stdout)["leftovers"]] == \
+        [("worktree of no agent", str(work))]
+    assert sandbox.mngr("gc", "--older-than", "0").returncode == 0
+    assert not work.exists() and kept.is_dir()
+    assert _worktrees(repo) == [str(repo), str(kept)], "the repository forgot it"
+    assert _git(repo, "log", "--format=%s", "-1", "mngr/lost").strip() == "the lost agent's", "its branch stays"
+    assert _git(Path(_make("lost", reuse_branch=True).info.work_dir), "log", "--format=%s", "-1").strip() == \
+        "the lost agent's"
+
+
+def test_a_worktree_removed_behind_gits_back_does_not_block_its_name(sandbox, repo: Path) -> None:
+    import shutil
+
+    work = Path(_make("crashed").info.work_dir)
+    for record in (sandbox.host_dir / "agents").glob("*/record.json"):
+        shutil.rmtree(record.parent)
+    sandbox.tmux("kill-session", "-t", "mngr-crashed")
+    shutil.rmtree(work)  # as a crash or a hand would: the repository still lists the worktree
+    assert str(work) in _worktrees(repo)
+    again = _make("crashed", reuse_branch=True)
+    assert again.info.work_dir == str(work) and _git(work, "branch", "--show-current").strip() == "mngr/crashed"
 
 
 def test_a_detached_agents_commits_refuse_a_destroy_until_forced(sandbox, repo: Path) -> None:
@@ -287,12 +433,24 @@ def _remote_copy(sandbox, repo: Path, ssh_host: SshHost) -> None:  # type: ignor
     assert shown.returncode == 0 and shown.stdout.split("\n")[:3] == ["mngr/far", "second", "first"]
     assert (work / "kept.txt").read_text() == "uncommitted\n" and (work / "new.txt").read_text() == "untracked\n"
     assert _branches(repo) == ["main"], "a copy's branch is on the host, not made in the user's repository"
+    # The carried changes are the user's, still in the user's tree: only the agent's own count.
+    assert sandbox.mngr("exec", "far", "echo by the agent > agent.txt").returncode == 0
     refused = sandbox.mngr("destroy", "far")
-    assert refused.returncode != 0 and "uncommitted changes" in refused.stderr
+    assert refused.returncode != 0 and "uncommitted changes (agent.txt) (-f" in refused.stderr
     committed = sandbox.mngr("exec", "far", "git add -A && git -c user.name=a -c user.email=a@b commit -qm remote")
     assert committed.returncode == 0, committed.stderr
     refused = sandbox.mngr("destroy", "far")
     assert refused.returncode != 0 and f"commits on HEAD, mngr/far not in {repo}" in refused.stderr
+    # A pull brings its branch back as mngr/far, a local branch beside the user's, and its
+    # other branches under mngr-far/.
+    assert sandbox.mngr("exec", "far", "git branch aside").returncode == 0
+    _git(repo, "stash", "-u")  # the pull must not meet uncommitted local work
+    pulled = sandbox.mngr("pull", "far", "--format", "json", cwd=repo)
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["branches"] == ["mngr/far", "mngr-far/aside", "mngr-far/main"]
+    assert _git(repo, "log", "--format=%s", "mngr/far").split("\n")[:3] == ["remote", "second", "first"]
+    assert _branches(repo) == ["main", "mngr/far"] and _git(repo, "branch", "--show-current").strip() == "main"
+    assert sandbox.mngr("destroy", "far", "--dry-run").returncode == 0
     # Another agent's work dir, as it is now: every file and branch, on its branch.
     twin = sandbox.mngr("create", "twin", "command", "--in", "ssh", "--host", "testhost", "--no-connect",
                         "--source", "far", "--", "sleep", "600")
