@@ -160,16 +160,14 @@ def destroy(app: App, request: DestroyRequest) -> AgentsResult:
         lifecycle.agent_destroyed(agent.info.name, agent.host, agent.provider)
         return _changed(agent, agent.info, "destroyed")
 
-    def confirm(found: Sequence[LocatedAgent]) -> None:
+    def check(found: Sequence[LocatedAgent]) -> None:
         if not request.force:
             _refuse_lost_work(found, request)
-        if request.confirm is not None:
-            request.confirm(found)
 
     result = _each(app, _targets(request), ("RUNNING", "WAITING", "DONE", "STOPPED", "GONE"), change,
                    _time_per_agent(app, request.grace), what="the destroys already under way",
-                   confirm=confirm, after=lifecycle, bulk=request.bulk,
-                   preview=lambda agent: "would destroy")
+                   confirm=request.confirm, after=lifecycle, bulk=request.bulk,
+                   preview=lambda agent: "would destroy", check=check)
     return result
 
 
@@ -211,7 +209,10 @@ def _each(app: App, targets: Targets, states: tuple[str, ...],
           change: Callable[[LocatedAgent], Changed], per_agent_seconds: float, what: str,
           preview: Callable[[LocatedAgent], str], bulk: Bulk,
           confirm: Callable[[Sequence[LocatedAgent]], None] | None = None,
-          after: Lifecycle | None = None) -> AgentsResult:
+          after: Lifecycle | None = None,
+          check: Callable[[Sequence[LocatedAgent]], None] | None = None) -> AgentsResult:
+    """``change`` for every agent ``targets`` select; ``check`` (raising refuses the whole
+    change, in a dry run too) and then ``confirm`` (not in a dry run) see them all first."""
     from ..fanout import MAX_PARALLEL, interruptible, not_started_reason, stopping_on_error
 
     result = AgentsResult()
@@ -219,6 +220,8 @@ def _each(app: App, targets: Targets, states: tuple[str, ...],
                      piped=targets.piped) as found:
         if not found.agents:
             return result
+        if check is not None:
+            check(found.agents)
         if bulk.dry_run:
             result.changed = [_changed(agent, agent.info, preview(agent)) for agent in found.agents]
             return result

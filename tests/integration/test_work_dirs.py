@@ -406,6 +406,11 @@ def test_the_cli_shows_the_origin_and_destroy_refuses_in_one_line(sandbox) -> No
     refused = sandbox.mngr("destroy", "cli")
     assert refused.returncode != 0 and refused.stderr.count("\n") == 1
     assert "uncommitted changes (wip.txt)" in refused.stderr
+    # A dry run says what the destroy would do: refuse, the same way.
+    dry = sandbox.mngr("destroy", "cli", "--dry-run")
+    assert (dry.returncode, dry.stderr) == (refused.returncode, refused.stderr)
+    assert sandbox.mngr("destroy", "cli", "--dry-run", "-f").stdout.startswith("would destroy")
+    assert (work / "wip.txt").exists()
     gone = sandbox.mngr("destroy", "cli", "-f", "--delete-branch")
     assert gone.returncode == 0, gone.stderr
     assert _branches(repo) == ["main"] and not work.exists()
