@@ -37,6 +37,9 @@ from .guarded import NO_GUARD
 
 PART_PREFIX = ".mngr-part."
 VANISHED = "vanished before it could be sent"  # listed, then gone when its turn came
+# Git's own entry: a repository (a directory) or, in a worktree or a submodule, a file naming
+# one elsewhere on this machine. Either way it is no content to copy: a transfer leaves it out
+# on both ends (a repository's history travels as a bundle, see create --source and clone).
 SKIPPED_DIRS = frozenset([".git"])
 # The reason given for an entry not landed because its path was no longer as the writer
 # expected (see ``expect`` below): a conflict for the writer to resolve, not an error.
@@ -272,6 +275,8 @@ def walk(root, prefix, entries, watch_dir=None, hidden=frozenset()):
                         continue  # .git, or a staging directory (see Staging)
                     entries[path] = [path, "d", stat.S_IMODE(mode), 0, info.st_mtime_ns, ""]
                     pending.append(path + "/")
+                elif name in SKIPPED_DIRS:
+                    continue  # a worktree's or submodule's .git file (or a link): see SKIPPED_DIRS
                 elif stat.S_ISREG(mode):
                     if not name.startswith(PART_PREFIX):
                         entries[path] = [path, "f", stat.S_IMODE(mode), info.st_size, info.st_mtime_ns, ""]

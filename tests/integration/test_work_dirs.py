@@ -507,3 +507,39 @@ def test_a_worktree_git_refuses_leaves_the_users_branch_alone(sandbox, repo: Pat
         _make("twice", branch="main", reuse_branch=True)
     assert _branches(repo) == ["main"] and _worktrees(repo) == [str(repo)]
     assert not (sandbox.host_dir / "work" / "twice").exists()
+
+
+@pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
+def test_a_worktree_agent_migrates_to_another_host_with_its_history_and_work(sandbox) -> None:
+    from tests.integration.test_ssh import started_host
+
+    repo = _repo(sandbox.root / "project")
+    with started_host(sandbox, "testhost") as ssh_host:
+        sandbox.config_dir.mkdir(parents=True, exist_ok=True)
+        (sandbox.config_dir / "config.toml").write_text("[hosts.testhost]\n")
+        created = sandbox.mngr("create", "mover", "command", "--no-connect", "--", "sleep", "600", cwd=repo)
+        assert created.returncode == 0, created.stderr
+        work = sandbox.host_dir / "work" / "mover"
+        assert (work / ".git").is_file()  # a worktree: .git names the user's repository
+        (work / "kept.txt").write_text("the agent's edit\n")
+        moved = sandbox.mngr("migrate", "mover", "--to-host", "testhost", "--in", "ssh")
+        assert moved.returncode == 0, moved.stderr
+        there = ssh_host.remote_host_dir / "work" / "mover"
+        assert (there / ".git").is_dir()  # its own repository, not a link to a path of this machine
+        shown = sandbox.mngr("exec", "mover", "git branch --show-current; git status --short; git log --format=%s")
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.split("\n")[:4] == ["mngr/mover", " M kept.txt", "second", "first"]
+        assert (there / "kept.txt").read_text() == "the agent's edit\n"
+        assert not work.exists()
+
+
+def test_a_git_file_is_no_content_to_copy(tmp_path: Path) -> None:
+    # A worktree's or submodule's .git file names a repository on this machine: a push or pull
+    # leaves it out on both ends, as it does a .git directory.
+    from mngr.remote_helper import files
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".git").write_text("gitdir: /somewhere/.git/worktrees/x\n")
+    (tmp_path / "sub" / ".git").write_text("gitdir: ../.git/modules/sub\n")
+    (tmp_path / "sub" / "code.py").write_text("x = 1\n")
+    assert sorted(files.manifest_entries(str(tmp_path))) == ["sub", "sub/code.py"]
