@@ -543,3 +543,22 @@ def test_a_git_file_is_no_content_to_copy(tmp_path: Path) -> None:
     (tmp_path / "sub" / ".git").write_text("gitdir: ../.git/modules/sub\n")
     (tmp_path / "sub" / "code.py").write_text("x = 1\n")
     assert sorted(files.manifest_entries(str(tmp_path))) == ["sub", "sub/code.py"]
+
+
+def test_a_snapshot_of_a_worktree_agent_starts_an_agent_with_a_repository_of_its_own(sandbox) -> None:
+    repo = _repo(sandbox.root / "project")
+    created = sandbox.mngr("create", "orig", "command", "--no-connect", "--", "sleep", "600", cwd=repo)
+    assert created.returncode == 0, created.stderr
+    (sandbox.host_dir / "work" / "orig" / "kept.txt").write_text("the agent's edit\n")
+    snapshot = sandbox.mngr("snapshot", "orig", "--format", "{id}")
+    assert snapshot.returncode == 0, snapshot.stderr
+    restored = sandbox.mngr("create", "again", "--no-connect", "--snapshot", snapshot.stdout.strip())
+    assert restored.returncode == 0, restored.stderr
+    # The original and its branch gone, the restored agent's repository still holds its work.
+    assert sandbox.mngr("destroy", "-f", "orig", "--delete-branch").returncode == 0
+    assert _branches(repo) == ["main"]
+    again = sandbox.host_dir / "work" / "again"
+    assert (again / ".git").is_dir()
+    shown = sandbox.mngr("exec", "again", "git branch --show-current; git status --short; git log --format=%s")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.split("\n")[:4] == ["mngr/orig", " M kept.txt", "second", "first"]
