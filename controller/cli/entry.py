@@ -6,9 +6,11 @@ found, one is started for the next command.
 Running here: before anything else loads, a push or pull starts listing the local tree
 (local_walk.start_early) and asks the agent's recorded host its first questions
 (early_channel.py), so that both overlap the ~40 ms it takes to import the rest of mngr;
-a push or pull with plain arguments then runs without click (direct.py)."""
+a push or pull with plain arguments then runs without click (direct.py).
 
-from __future__ import annotations
+Its module body is as short as it can be, with no import to look up (not even __future__,
+hence the quoted annotations): a Ctrl-C that lands before main() has its handler in place
+shows a traceback, and the shorter this window the rarer that is."""
 
 import sys
 
@@ -31,7 +33,7 @@ def main() -> None:
     run_here(argv, attempt)
 
 
-def run_here(argv: Sequence[str], attempt: Attempt | None = None) -> None:
+def run_here(argv: "Sequence[str]", attempt: "Attempt | None" = None) -> None:
     """Run ``mngr ARGV`` in this process and leave with its status (the resident's
     command process runs exactly this too)."""
     try:
@@ -64,7 +66,7 @@ def _discard_early() -> None:
     early.discard()
 
 
-def _start_resident_after(attempt: Attempt) -> None:
+def _start_resident_after(attempt: "Attempt") -> None:
     """Once the command's output is out: a resident for the next command, unless the
     config turns it off."""
     _discard_early()
