@@ -25,8 +25,9 @@ def test_an_agent_mngr_gives_no_config_is_left_as_it_is(app: App, sandbox) -> No
 
     def files_but_the_state_log() -> list[str]:
         # state.json: the last state the event log holds, which the host daemon's watcher
-        # writes whenever it notices a change, provision or not.
-        return sorted(path.name for path in record_dir.iterdir() if path.name != "state.json")
+        # writes (temp + rename) whenever it notices a change, provision or not.
+        return sorted(path.name for path in record_dir.iterdir()
+                      if path.name != "state.json" and not path.name.startswith(".state.json.tmp-"))
 
     before = files_but_the_state_log()
     for dry_run in (True, False):
