@@ -53,7 +53,8 @@ def collect(dry_run, min_age):
                 found.append(("agent dir without a record", path))
                 continue
             for name in sorted(_listdir(path)):
-                if name.startswith(".") and ".tmp-" in name and _old(os.path.join(path, name), now, min_age):
+                if (name.startswith(".") and ".tmp-" in name and _old(os.path.join(path, name), now, min_age)
+                        and not _writer_alive(name)):
                     found.append(("unfinished write", os.path.join(path, name)))
         for session in sorted(tmux.list_sessions_panes()):
             if session.startswith(tmux.SESSION_PREFIX) and session[len(tmux.SESSION_PREFIX):] not in names:
@@ -136,6 +137,25 @@ def _untouched_tree(root, now, min_age):
     """True if nothing landed anywhere below ``root`` for ``min_age`` seconds (a file landing
     moves its directory's mtime): a work dir a create is still filling is not orphaned."""
     return all(_old(directory, now, min_age) for directory, _, _ in os.walk(root))
+
+
+def _writer_alive(name):
+    """Whether the process that writes temp file ``name`` (``.FILE.tmp-PID-HEX``, see
+    state.write_json) still runs: its write may be under way (the host daemon's watcher
+    writes an agent's state.json at any time), so it is nobody's leftover yet."""
+    try:
+        pid = int(name.rsplit(".tmp-", 1)[1].split("-", 1)[0])
+    except (IndexError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 def _old(path, now, min_age):

@@ -42,7 +42,10 @@ def test_gc_lists_then_removes_every_kind_of_leftover_and_nothing_else(sandbox) 
     agents_dir = sandbox.host_dir / "agents"
     [keep_dir] = list(agents_dir.iterdir())
     (agents_dir / "0123456789abcdef").mkdir()  # a create killed before its record
-    (keep_dir / ".record.json.tmp-99-abcd1234").write_text("{half")  # an atomic write cut short
+    writer = subprocess.Popen(["true"])  # its writer: a process that has ended
+    writer.wait()
+    cut_short = f".record.json.tmp-{writer.pid}-abcd1234"
+    (keep_dir / cut_short).write_text("{half")  # an atomic write cut short
     (work / ".mngr-part.big.bin").write_bytes(b"half a file")  # a push cut short
     (work / ".mngr-part.0123456789abcdef").mkdir()  # a push's staging directory, cut short
     (work / ".mngr-part.0123456789abcdef" / "1").write_bytes(b"a small file")
@@ -63,7 +66,7 @@ def test_gc_lists_then_removes_every_kind_of_leftover_and_nothing_else(sandbox) 
         ("part file of a write cut short", ".mngr-part.big.bin"),
         ("tmux session without a record", "mngr-ghost"),
         ("unfinished helper unpack", ".tmp-99-abcd"),
-        ("unfinished write", ".record.json.tmp-99-abcd1234"),
+        ("unfinished write", cut_short),
     ]
     assert (work / ".mngr-part.big.bin").exists() and "mngr-ghost" in sandbox.sessions()  # a dry run
 
@@ -208,3 +211,14 @@ def test_gc_reports_a_frozen_host_and_cleans_the_others(sandbox) -> None:
         assert [(row["host"], Path(row["what"]).name) for row in report["leftovers"]] == [
             ("testhost", "0123456789abcdef")]
         assert not orphan.exists() and leftover.exists()
+
+
+def test_a_write_whose_writer_still_runs_is_not_a_leftover(sandbox) -> None:
+    # The host daemon's watcher writes an agent's state.json (temp + rename) at any time.
+    assert sandbox.mngr("create", "busy", "command", "--no-connect", "--", "sleep", "600").returncode == 0
+    (agent_dir,) = (sandbox.host_dir / "agents").iterdir()
+    under_way = agent_dir / f".state.json.tmp-{os.getpid()}-0000abcd"  # this test's process writes it
+    under_way.write_text("{")
+    listed = _gc(sandbox, "--dry-run", "--older-than", "0")
+    assert [row for row in listed["leftovers"] if row["kind"] == "unfinished write"] == []
+    assert under_way.exists()
