@@ -113,6 +113,15 @@ class Sandbox:
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.05)
 
+    def tear_down(self) -> None:
+        """Stop everything started for this sandbox and remove its short-path dir."""
+        self.stop_daemons()
+        self.tmux("kill-server")
+        for pid in self.own_processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.tmux_dir, ignore_errors=True)
+
     def apply_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
         for key in list(os.environ):
             if key.startswith("MNGR_") or key in ("TMUX", "TMUX_PANE"):
@@ -175,12 +184,7 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     try:
         yield box
     finally:
-        box.stop_daemons()
-        box.tmux("kill-server")
-        for pid in box.own_processes():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(tmux_dir, ignore_errors=True)
+        box.tear_down()
 
 
 def pytest_configure(config: pytest.Config) -> None:

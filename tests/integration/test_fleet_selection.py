@@ -11,11 +11,7 @@ so the filters compared here ask of states that do not change by themselves.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -77,12 +73,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
             assert stopped.returncode == 0, stopped.stderr
             yield box
     finally:
-        box.stop_daemons()
-        box.tmux("kill-server")
-        for pid in box.own_processes():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(tmux_dir, ignore_errors=True)
+        box.tear_down()
 
 
 def listing(box: Sandbox, *options: str) -> list[dict[str, Any]]:
