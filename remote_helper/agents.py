@@ -42,6 +42,7 @@ _LAUNCHER = (
 # that exits very soon after respawn-pane started it, so DONE agents report it from here.
 _STATUS_KEEPER = '/bin/sh -c "$1"; status=$?; printf "%s\\n" "$status" > "$2"; exit "$status"'
 EXIT_STATUS = "exit_status"
+STOPPING = "stopping"  # the record's status while a stop or destroy ends its processes
 
 
 DEFAULT_OUTPUT_LOG_MAX_BYTES = 16 * 1024 * 1024
@@ -59,7 +60,9 @@ def _info(record, pane, quiet_seconds, now):
     if pane is None:
         agent_state = STOPPED
     elif pane.dead:
-        agent_state = DONE
+        # A stop or destroy under way ends the agent before its session: its pane is dead
+        # for a moment, and the agent did not finish by itself.
+        agent_state = STOPPED if record.get("status") == STOPPING else DONE
     else:
         agent_state = RUNNING
     idle_seconds = None
@@ -410,9 +413,10 @@ def stop_agent(name, spare=(), grace=processes.TERM_GRACE_SECONDS):
     with state.named_lock("agent-" + name):
         agent_id, record = agent_records.require(name)
         conversation.session_id(agent_id, record)  # a CLI that picks its own: found before it goes
+        directory = state.agent_dir(agent_id)
+        _note_stopping(directory, record)
         processes.end_agent(agent_id, tmux.session_name(name), spare, grace)
         record["status"] = "stopped"
-        directory = state.agent_dir(agent_id)
         state.atomic_write_json(os.path.join(directory, "record.json"), record)
         state.append_event(os.path.join(directory, "events.jsonl"), "stopped")
         return _agent_info_now(record)
@@ -437,6 +441,13 @@ def start_agent(name, base_env=None, umask=None):
         return _agent_info_now(record)
 
 
+def _note_stopping(directory, record):
+    """Mark the record while its agent is being ended, so that a listing meanwhile does not
+    take the dead pane for an agent that finished (DONE). A start makes it running again."""
+    if record.get("status") == "running":
+        state.atomic_write_json(os.path.join(directory, "record.json"), dict(record, status=STOPPING))
+
+
 def _remove_agent_dir(agent_id):
     """Move the dir out of sight in one rename, then delete it: listing never sees half a dir."""
     directory = state.agent_dir(agent_id)
@@ -457,6 +468,8 @@ def destroy_agent(name, spare=(), keep_work_dir=False, grace=processes.TERM_GRAC
     with state.named_lock("agent-" + name):
         agent_id, record = agent_records.find(name)
         session = tmux.session_name(name)
+        if record is not None:
+            _note_stopping(state.agent_dir(agent_id), record)
         # Raises, keeping the record, if a process survives: a retry still finds them by id.
         killed = processes.end_agent(agent_id, session, spare, grace)
         if record is None:

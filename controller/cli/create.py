@@ -73,10 +73,10 @@ class CreateCommand(click.Command):
                    "--source, where its new worktree or copy goes. Default: see --transfer.")
 @click.option("--transfer", type=click.Choice(["worktree", "copy", "none"]),
               help="How the agent gets its work dir. worktree: a git worktree of your repository on a branch of its "
-                   "own (local host); copy: a new dir on the host with the repository's history on that branch; none: "
-                   "in place. Default: from inside a git repository, worktree locally and copy on other hosts; "
-                   "outside one, in place locally and the host's default elsewhere (a new, empty "
-                   "$MNGR_HOST_DIR/work/NAME on SSH; ~ on docker and modal).")
+                   "own (local host); copy: a new dir on the host with the repository's history on that branch (outside "
+                   "git, a copy of the directory); none: in place (the current directory locally, the host's own "
+                   "default elsewhere). Default: from inside a git repository, worktree locally and copy on other "
+                   "hosts; outside one, copy (refused for the home dir or a dir of over 10,000 files or 512 MiB).")
 @click.option("--branch", metavar="BRANCH", help="The agent's branch (default: mngr/NAME); refused if it exists, "
                                                  "unless --reuse-branch.")
 @click.option("--reuse-branch", is_flag=True, help="Work on the existing branch --branch (or mngr/NAME) as it is.")

@@ -119,6 +119,8 @@ def migrate(app: App, request: MigrateRequest) -> CopyResult:
                 raise
             lifecycle.agent_created(target, name)
             agent.handle.destroy_agent(name)
+            # A worktree agent's repository forgets the worktree; its branch stays there.
+            work_dirs.after_destroy(agent.info, delete_branch=False, keep_work_dir=False)
             lifecycle.after("destroy", name, agent.host, agent.provider)
             lifecycle.agent_destroyed(name, agent.host, agent.provider)
             emptied = lifecycle.remove_emptied_hosts([agent.handle])
