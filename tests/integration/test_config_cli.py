@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 
@@ -159,3 +160,29 @@ def test_list_and_get_say_where_values_come_from(sandbox) -> None:
     assert sandbox.mngr("config", "path", "--project").stdout == f"{project.resolve()}\n"
     both = sandbox.mngr("config", "path", "--user", "--project")
     assert both.returncode == 2 and "give one scope" in both.stderr
+
+
+def test_edit_at_a_terminal_offers_another_edit_of_an_invalid_result(sandbox) -> None:
+    from tests.terminal import run_in_pty
+
+    config = _hand_written(sandbox)
+    editor = sandbox.root / "editor.sh"
+    # First edit: a wrong type; the second, given the same copy, corrects it.
+    editor.write_text('#!/bin/sh\nif [ -e "$1.seen" ]; then sed -i "s/= \\"x\\"/= false/" "$1"; rm "$1.seen"\n'
+                      'else printf \'resident = "x"\\n\' > "$1.tmp"; cat "$1" >> "$1.tmp"; mv "$1.tmp" "$1"; '
+                      'touch "$1.seen"; fi\n')
+    editor.chmod(0o755)
+    sandbox.env.update(EDITOR=str(editor), VISUAL="", TMPDIR=str(sandbox.root))
+    asked = []
+
+    def answer(screen: bytes, terminal: int) -> bool:
+        if b"Edit again? [Y/n]" not in screen:
+            return False
+        asked.append(screen)
+        os.write(terminal, b"y\r")
+        return True
+
+    status, screen = run_in_pty(sandbox, ["config", "edit"], answer)
+    assert asked and b"resident must be a boolean" in asked[0]
+    assert status == 0 and b"updated" in screen, screen
+    assert config.read_text() == "resident = false\n" + HAND_WRITTEN
