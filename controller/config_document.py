@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import tomlkit
-from tomlkit.container import Container
+from tomlkit.container import Container, OutOfOrderTableProxy
 from tomlkit.items import AoT, Comment, InlineTable, Table
 from tomlkit.toml_document import TOMLDocument
 
 from .errors import ConfigError
 
-TableLike = Container | Table | InlineTable
+# A table as tomlkit gives it: a [table], an inline {table}, or a proxy over the pieces of
+# one that the file defines in several places (dotted keys, a.b.c = 1 then a.b.d = 2).
+_TABLES = (Table, InlineTable, OutOfOrderTableProxy)
+TableLike = Container | Table | InlineTable | OutOfOrderTableProxy
 
 
 def parse(text: str | None, path: Path) -> TOMLDocument:
@@ -33,21 +36,30 @@ def set_value(document: TOMLDocument, parts: list[str], value: Any) -> None:
     the first table, as a person would put it."""
     table: TableLike = document
     made: Table | None = None
+    child: TableLike | None
+    # The deepest table made holds the keys; those above it only hold tables ("super" tables,
+    # never written as a header of their own).
+    holder = len(parts) - (1 if isinstance(value, dict) else 2)
     for depth, part in enumerate(parts[:-1]):
         child = table.get(part)
-        if not isinstance(child, (Table, InlineTable)):
+        if not isinstance(child, _TABLES):
             if part in table:
                 del table[part]
-            # [a.b] rather than [a] followed by [a.b]: the way such files are written.
-            child = tomlkit.table(is_super_table=depth < len(parts) - 2)
+            if isinstance(table, InlineTable):  # a table inside an inline one is inline too
+                child = tomlkit.inline_table()
+            else:
+                # [a.b] rather than [a] followed by [a.b]: the way such files are written.
+                child = made = tomlkit.table(is_super_table=depth < holder)
             _add(table, part, child)
-            made = child
         table = child
     key = parts[-1]
     if key in table:
         table[key] = value
     else:
         item = tomlkit.item(value)
+        if isinstance(table, InlineTable) and isinstance(item, Table):
+            item = tomlkit.inline_table()
+            item.update(value)
         _add(table, key, item)
         if isinstance(item, Table):
             made = item
@@ -60,7 +72,7 @@ def unset_value(document: TOMLDocument, parts: list[str]) -> bool:
     chain: list[TableLike] = [document]
     for part in parts[:-1]:
         child = chain[-1].get(part)
-        if not isinstance(child, (Table, InlineTable)):
+        if not isinstance(child, _TABLES):
             return False
         chain.append(child)
     if parts[-1] not in chain[-1]:
@@ -74,10 +86,10 @@ def unset_value(document: TOMLDocument, parts: list[str]) -> bool:
 
 
 def _add(table: TableLike, key: str, item: Any) -> None:
-    if isinstance(table, InlineTable):
+    if not isinstance(table, (Container, Table)):
         table[key] = item
         return
-    if isinstance(item, (Table, AoT)) or not isinstance(table, Container):
+    if isinstance(item, (Table, AoT)) or isinstance(table, Table):
         table.add(key, item)
         return
     position, first = _plain_key_position(table)
@@ -111,6 +123,8 @@ def render(document: TOMLDocument, before: str | None) -> str:
     text = document.as_string()
     if before is not None and not before.endswith("\n\n"):
         text = text.rstrip("\n") + "\n"  # no blank line at the end that the user did not have
+    if before is not None and not before.startswith("\n"):
+        text = text.lstrip("\n")  # nor at the start (a first key removed, and the blank after it)
     elif before is None:
         text = text.lstrip("\n").rstrip("\n") + "\n"
     return "" if not text.strip() else text

@@ -82,3 +82,22 @@ def test_invalid_toml_is_one_config_error_naming_the_file() -> None:
         assert str(exc).startswith("invalid TOML in config.toml: ")
     else:
         raise AssertionError("invalid TOML was accepted")
+
+
+def test_tables_written_as_dotted_keys_or_inline_are_changed_in_place() -> None:
+    dotted = 'agent_types.bot.command = "x"  # mine\nagent_types.bot.ready_pattern = "> "\n'
+    added = _changed(dotted, lambda d: set_value(d, ["agent_types", "bot", "description"], "d"))
+    assert parse(added, _FILE).unwrap() == {"agent_types": {"bot": {"command": "x", "ready_pattern": "> ",
+                                                                      "description": "d"}}}
+    assert added.startswith('agent_types.bot.command = "x"  # mine\n')
+    assert _changed(added, lambda d: unset_value(d, ["agent_types", "bot", "description"])) == dotted
+    inline = '[providers]\ndocker = {host = "unix:///run/docker.sock"}\n'
+    nested = _changed(inline, lambda d: set_value(d, ["providers", "docker", "opts", "x"], 1))
+    assert parse(nested, _FILE).unwrap() == {"providers": {"docker": {"host": "unix:///run/docker.sock",
+                                                                       "opts": {"x": 1}}}}
+    assert _changed(nested, lambda d: unset_value(d, ["providers", "docker", "opts", "x"])) == inline
+
+
+def test_a_table_value_becomes_a_table_of_its_own() -> None:
+    added = _changed("resident = true\n", lambda d: set_value(d, ["agent_types", "bot"], {"command": "z"}))
+    assert added == 'resident = true\n\n[agent_types.bot]\ncommand = "z"\n'
