@@ -149,16 +149,6 @@ def create(
     """Create and run an agent on a host.
 
     \b
-    Examples:
-      mngr create my-task                     claude (the default type) on the local host, in a
-                                              worktree of this repository on branch mngr/my-task
-      mngr create my-task codex               codex instead of claude
-      mngr create --name job -t command -- python3 train.py
-      mngr -- --model opus                    pass arguments to the agent
-      mngr create --no-connect --initial-message "fix the flaky test"
-      mngr create my-task -T gpu -T team-a    options from [templates.gpu], then [templates.team-a]
-
-    \b
     A template is a [templates.NAME] table in config holding any of: agent_type,
     provider, host, work_dir, env, labels, initial_message, ready_timeout, connect,
     idle_timeout, idle_mode, activity_sources, args (the words after --). Options
