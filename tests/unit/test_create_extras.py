@@ -68,7 +68,7 @@ def test_collect_reads_files_and_directories_with_their_modes(tmp_path: Path, mo
 
 def test_collect_refuses_what_cannot_travel(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(UsageError, match="--upload-file missing.txt: No such file or directory"):
+    with pytest.raises(UsageError, match=r"--upload-file missing\.txt: No such file or directory"):
         uploads.collect(["missing.txt"])
     Path("a").write_text("x")
     with pytest.raises(UsageError, match="both go to same"):
