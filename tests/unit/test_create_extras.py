@@ -170,3 +170,13 @@ def test_each_difference_is_named() -> None:
     ]
     assert reuse.differences(_info(), "local", "local", _wanted(agent_type=TYPES["codex"])) == [
         "its type is command, not codex"]
+
+
+def test_a_listing_filters_on_an_extra_window() -> None:
+    from mngr.controller.agent_filter import compile_filter
+
+    with_dev = {"name": "a", "extra_windows": {"dev": "npm run dev"}}
+    without = {"name": "b", "extra_windows": {}}
+    test = compile_filter("extra_windows.dev ~ 'npm *'")
+    assert [row["name"] for row in (with_dev, without) if test(row)] == ["a"]
+    assert [row["name"] for row in (with_dev, without) if compile_filter("extra_windows")(row)] == ["a"]
