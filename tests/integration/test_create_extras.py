@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
+from tests.integration.test_docker import dock  # noqa: F401  (the fixture)
 from tests.sshd import SshHost, unavailable_reason
 from tests.terminal import run_in_pty
 
@@ -258,3 +259,22 @@ def test_uploads_extra_windows_and_reuse_on_an_ssh_host(sandbox, ssh_host: SshHo
     assert elsewhere.returncode == 1 and len(elsewhere.stderr.splitlines()) == 1
     assert "it is on testhost (ssh), not local (local)" in elsewhere.stderr
     assert list(_agents(sandbox)) == ["far"]
+
+
+@pytest.mark.docker
+def test_uploads_and_an_extra_window_in_a_docker_container(request: pytest.FixtureRequest) -> None:
+    docked = request.getfixturevalue("dock")  # test_docker's: the sandbox with a docker namespace of its own
+    source = _local_files(docked)
+    created = docked.mngr("create", "boxed", "command", "--in", "docker", "--no-connect",
+                        "--upload-file", str(source / "key.txt"), "--upload-file", f"{source / 'conf'}:conf",
+                        "--extra-window", "web=echo boxed-serving $MNGR_AGENT_NAME; sleep 600",
+                        "--", "sh", "-c", SHOW_UPLOADS)
+    assert created.returncode == 0, created.stderr
+    screen = _transcript_shows(docked, "boxed", "shown")
+    assert "key-contents" in screen and "[app]" in screen and "mode 640" in screen and "mode 600" in screen
+
+    def web_screen() -> str:
+        shown = docked.mngr("exec", "boxed", "tmux capture-pane -p -t =mngr-boxed:=web")
+        return shown.stdout if "boxed-serving boxed" in shown.stdout else ""
+
+    wait_for(web_screen, "the extra window in the container")
