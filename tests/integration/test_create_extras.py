@@ -266,9 +266,9 @@ def test_uploads_and_an_extra_window_in_a_docker_container(request: pytest.Fixtu
     docked = request.getfixturevalue("dock")  # test_docker's: the sandbox with a docker namespace of its own
     source = _local_files(docked)
     created = docked.mngr("create", "boxed", "command", "--in", "docker", "--no-connect",
-                        "--upload-file", str(source / "key.txt"), "--upload-file", f"{source / 'conf'}:conf",
-                        "--extra-window", "web=echo boxed-serving $MNGR_AGENT_NAME; sleep 600",
-                        "--", "sh", "-c", SHOW_UPLOADS)
+                          "--upload-file", str(source / "key.txt"), "--upload-file", f"{source / 'conf'}:conf",
+                          "--extra-window", "web=echo boxed-serving $MNGR_AGENT_NAME; sleep 600",
+                          "--", "sh", "-c", SHOW_UPLOADS)
     assert created.returncode == 0, created.stderr
     screen = _transcript_shows(docked, "boxed", "shown")
     assert "key-contents" in screen and "[app]" in screen and "mode 640" in screen and "mode 600" in screen
