@@ -720,4 +720,5 @@ def spec(name):
         "env": {str(key): str(value) for key, value in env.items()},
         "labels": dict(record.get("labels") or {}),
         "work_dir": str(record.get("work_dir", "")),
+        "extra_windows": {str(name): str(command) for name, command in sorted_windows(record)},
     }

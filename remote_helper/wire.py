@@ -189,6 +189,7 @@ MESSAGES = {
         "labels": ("map", {}),
         "work_dir": ("str", REQUIRED),
         "branch": ("str", ""),
+        "extra_windows": ("map", {}),
     },
     "WorkDir": {"path": ("str", REQUIRED)},
     "WorkState": {"uncommitted": ("list", []), "heads": ("map", {}), "unpushed": ("int", -1)},

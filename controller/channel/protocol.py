@@ -482,6 +482,7 @@ class AgentSpec(msgspec.Struct, tag=True, kw_only=True):
     labels: dict[str, str] = {}
     work_dir: str
     branch: str = ""  # checked out in its work dir (a commit id when detached; "" if no git)
+    extra_windows: dict[str, str] = {}  # CreateAgent.extra_windows: a copy gets them too
 
 
 class AgentConfigState(msgspec.Struct, tag=True, kw_only=True):

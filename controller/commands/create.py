@@ -152,6 +152,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                                       provider.idle_defaults(host_name))
     env = dict(request.env)
     labels = dict(request.labels)
+    extra_windows = request.extra_windows
 
     warnings = ensure_name_free(app, name)
     lifecycle.before_create(name, host_name, provider.name)
@@ -206,6 +207,8 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                     if type_name in app.registry.agent_types else Launch(spec["command"])
                 env = {**spec.get("env", {}), **env}
                 labels = {**spec.get("labels", {}), **labels}
+                if extra_windows is None:
+                    extra_windows = spec.get("extra_windows") or None
             try:
                 from ..cli_supply import provide_for_agent
 
@@ -236,7 +239,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                         path_dirs=path_dirs,
                         agent_config=own_config.wire() if own_config is not None else None,
                         work_dir_origin=work_dirs.origin(choice, base, carried) if snapshot_id is None else None,
-                        extra_windows=request.extra_windows,
+                        extra_windows=extra_windows,
                         uploads=request.uploads.entries if request.uploads else None,
                         upload_bytes=bytes(request.uploads.blob) if request.uploads else b"",
                         overwrite_uploads=request.overwrite_uploads,

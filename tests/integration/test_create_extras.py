@@ -278,3 +278,21 @@ def test_uploads_and_an_extra_window_in_a_docker_container(request: pytest.Fixtu
         return shown.stdout if "boxed-serving boxed" in shown.stdout else ""
 
     wait_for(web_screen, "the extra window in the container")
+
+
+def test_a_clone_and_a_snapshot_bring_the_extra_windows_along(sandbox) -> None:
+    window = "web=echo serving $MNGR_AGENT_NAME; sleep 600"
+    created = sandbox.mngr("create", "orig", "command", "--no-connect", "--extra-window", window,
+                           "--", "sleep", "600")
+    assert created.returncode == 0, created.stderr
+    cloned = sandbox.mngr("clone", "orig", "copy")
+    assert cloned.returncode == 0, cloned.stderr
+    wait_for(lambda: "serving copy" in _window_screen(sandbox, "mngr-copy", "web"), "the clone's extra window")
+    snapshot = sandbox.mngr("snapshot", "orig", "--format", "{id}")
+    assert snapshot.returncode == 0, snapshot.stderr
+    restored = sandbox.mngr("create", "again", "--no-connect", "--snapshot", snapshot.stdout.strip())
+    assert restored.returncode == 0, restored.stderr
+    wait_for(lambda: "serving again" in _window_screen(sandbox, "mngr-again", "web"), "the restored extra window")
+    listed = _agents(sandbox)
+    assert {name: listed[name]["extra_windows"] for name in listed} == {
+        name: {"web": "echo serving $MNGR_AGENT_NAME; sleep 600"} for name in ("orig", "copy", "again")}
