@@ -98,7 +98,7 @@ def _info(record, pane, quiet_seconds, now):
         "problem": None,
         "waiting_reason": None,
         "waiting_detail": "",
-        "extra_windows": dict(record.get("extra_windows") or {}),
+        "extra_windows": dict(extra_windows_of(record)),
     }
 
 
@@ -277,7 +277,7 @@ def _launch(agent_id, record, extra_env, base_env, umask, command):
         [sys.executable, "-I", "-S", "-c", _LAUNCHER, launch_path],
         output_log,
     )
-    for index, (window, window_command) in enumerate(sorted_windows(record)):
+    for index, (window, window_command) in enumerate(extra_windows_of(record)):
         window_launch = os.path.join(state.agent_dir(agent_id), "launch-window-%d.json" % index)
         state.atomic_write_json(window_launch, {"env": env, "command": window_command, "wrapper": _WINDOW_RUNNER,
                                                 "status_file": "", "umask": state.original_umask() if umask is None
@@ -286,10 +286,13 @@ def _launch(agent_id, record, extra_env, base_env, umask, command):
                         [sys.executable, "-I", "-S", "-c", _LAUNCHER, window_launch])
 
 
-def sorted_windows(record):
+def extra_windows_of(record):
     """The record's extra windows as (name, command), in the order given at create."""
     windows = record.get("extra_windows")
-    return list(windows.items()) if isinstance(windows, dict) else []
+    if not isinstance(windows, list):
+        return []
+    return [(pair[0], pair[1]) for pair in windows
+            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)]
 
 
 def check_extra_windows(windows):
@@ -369,7 +372,8 @@ def create_agent(request, blob=b""):
         if own_config is not None:
             record["agent_config"] = agent_config.record_entry(own_config)
         if request.get("extra_windows"):
-            record["extra_windows"] = dict(request["extra_windows"])
+            # [name, command] pairs: the record is written with sorted keys, and the order counts.
+            record["extra_windows"] = [[name, command] for name, command in request["extra_windows"].items()]
         landed = None
         try:
             if request.get("uploads"):
@@ -720,5 +724,5 @@ def spec(name):
         "env": {str(key): str(value) for key, value in env.items()},
         "labels": dict(record.get("labels") or {}),
         "work_dir": str(record.get("work_dir", "")),
-        "extra_windows": {str(name): str(command) for name, command in sorted_windows(record)},
+        "extra_windows": dict(extra_windows_of(record)),
     }

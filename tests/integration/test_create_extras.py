@@ -121,18 +121,23 @@ def _alive(pid: int) -> bool:
 def test_an_extra_window_runs_beside_the_agent_and_follows_stop_and_start(sandbox) -> None:
     created = sandbox.mngr("create", "dev", "command", "--no-connect", "--env", "PORT=8123",
                            "--extra-window", "web=echo serving $MNGR_AGENT_NAME on $PORT in $(pwd); sleep 600",
+                           "--extra-window", "api=sleep 600",
                            "--", "sh", "-c", "echo agent-window; sleep 600")
     assert created.returncode == 0, created.stderr
-    windows = sandbox.tmux("list-windows", "-t", "=mngr-dev", "-F", "#{window_name} #{window_active}").stdout.split("\n")
-    assert windows[:2] == ["agent 1", "web 0"], "the agent's window stays the one shown"
+
+    def windows() -> list[str]:
+        return sandbox.tmux("list-windows", "-t", "=mngr-dev", "-F", "#{window_name} #{window_active}").stdout.split()
+
+    assert windows() == ["agent", "1", "web", "0", "api", "0"], "in the order given; the agent's stays the one shown"
     wait_for(lambda: f"serving dev on 8123 in {sandbox.work_dir}" in _window_screen(sandbox, "mngr-dev", "web"),
              "the extra window's command, with the agent's environment, in its work dir")
     # capture and transcript stay on the agent's own pane.
     _transcript_shows(sandbox, "dev", "agent-window")
     captured = sandbox.mngr("capture", "dev").stdout
     assert "agent-window" in captured and "serving" not in captured
-    assert _agents(sandbox)["dev"]["extra_windows"] == {"web": "echo serving $MNGR_AGENT_NAME on $PORT in $(pwd); "
-                                                                "sleep 600"}
+    listed = _agents(sandbox)["dev"]["extra_windows"]
+    assert list(listed.items()) == [("web", "echo serving $MNGR_AGENT_NAME on $PORT in $(pwd); sleep 600"),
+                                    ("api", "sleep 600")]
 
     web = _window_pid(sandbox, "mngr-dev", "web")
     assert sandbox.mngr("stop", "dev").returncode == 0
@@ -140,6 +145,8 @@ def test_an_extra_window_runs_beside_the_agent_and_follows_stop_and_start(sandbo
     assert sandbox.mngr("start", "dev").returncode == 0
     wait_for(lambda: "serving dev" in _window_screen(sandbox, "mngr-dev", "web"), "the extra window, back")
     assert _window_pid(sandbox, "mngr-dev", "web") != web
+    assert windows() == ["agent", "1", "web", "0", "api", "0"]
+    assert list(_agents(sandbox)["dev"]["extra_windows"]) == ["web", "api"]
 
 
 def test_connect_lands_on_the_agents_window(sandbox) -> None:
