@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -241,11 +242,17 @@ def ssh_host(sandbox) -> Iterator[SshHost]:
 @ssh_only
 def test_uploads_extra_windows_and_reuse_on_an_ssh_host(sandbox, ssh_host: SshHost) -> None:
     source = _local_files(sandbox)
+    at_home = Path(ssh_host.user.pw_dir) / f".mngr-test-upload-{os.getpid()}"
     args = ("create", "far", "command", "--in", "ssh", "--host", "testhost", "--no-connect", "--reuse",
             "--upload-file", str(source / "key.txt"), "--upload-file", f"{source / 'conf'}:conf",
+            "--upload-file", f"{source / 'key.txt'}:~/{at_home.name}/",
             "--extra-window", "web=echo remote-serving $MNGR_AGENT_NAME; sleep 600")
-    created = sandbox.mngr(*args, "--", "sh", "-c", SHOW_UPLOADS)
-    assert created.returncode == 0, created.stderr
+    try:
+        created = sandbox.mngr(*args, "--", "sh", "-c", SHOW_UPLOADS)
+        assert created.returncode == 0, created.stderr
+        assert (at_home / "key.txt").read_text() == "key-contents\n", "~ is the home of the host's user"
+    finally:
+        shutil.rmtree(at_home, ignore_errors=True)
     work = ssh_host.remote_host_dir / "work" / "far"
     screen = _transcript_shows(sandbox, "far", "shown")
     assert "key-contents" in screen and "[app]" in screen and "mode 640" in screen and "mode 600" in screen
