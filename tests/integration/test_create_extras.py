@@ -275,23 +275,32 @@ def test_uploads_extra_windows_and_reuse_on_an_ssh_host(sandbox, ssh_host: SshHo
     assert list(_agents(sandbox)) == ["far"]
 
 
-@pytest.mark.docker
-def test_uploads_and_an_extra_window_in_a_docker_container(request: pytest.FixtureRequest) -> None:
-    docked = request.getfixturevalue("dock")  # test_docker's: the sandbox with a docker namespace of its own
-    source = _local_files(docked)
-    created = docked.mngr("create", "boxed", "command", "--in", "docker", "--no-connect",
-                          "--upload-file", str(source / "key.txt"), "--upload-file", f"{source / 'conf'}:conf",
-                          "--extra-window", "web=echo boxed-serving $MNGR_AGENT_NAME; sleep 600",
-                          "--", "sh", "-c", SHOW_UPLOADS)
+def _uploads_and_a_window_on(sandbox, provider: str) -> None:
+    source = _local_files(sandbox)
+    created = sandbox.mngr("create", "boxed", "command", "--in", provider, "--no-connect",
+                           "--upload-file", str(source / "key.txt"), "--upload-file", f"{source / 'conf'}:conf",
+                           "--extra-window", "web=echo boxed-serving $MNGR_AGENT_NAME; sleep 600",
+                           "--", "sh", "-c", SHOW_UPLOADS)
     assert created.returncode == 0, created.stderr
-    screen = _transcript_shows(docked, "boxed", "shown")
+    screen = _transcript_shows(sandbox, "boxed", "shown")
     assert "key-contents" in screen and "[app]" in screen and "mode 640" in screen and "mode 600" in screen
 
     def web_screen() -> str:
-        shown = docked.mngr("exec", "boxed", "tmux capture-pane -p -t =mngr-boxed:=web")
+        shown = sandbox.mngr("exec", "boxed", "tmux capture-pane -p -t =mngr-boxed:=web")
         return shown.stdout if "boxed-serving boxed" in shown.stdout else ""
 
-    wait_for(web_screen, "the extra window in the container")
+    wait_for(web_screen, f"the extra window on the {provider} host")
+
+
+@pytest.mark.docker
+def test_uploads_and_an_extra_window_in_a_docker_container(request: pytest.FixtureRequest) -> None:
+    # test_docker's fixture: the sandbox with a docker namespace of its own
+    _uploads_and_a_window_on(request.getfixturevalue("dock"), "docker")
+
+
+@pytest.mark.docker
+def test_uploads_and_an_extra_window_in_a_modal_sandbox(modal_sandbox) -> None:
+    _uploads_and_a_window_on(modal_sandbox, "modal")
 
 
 def test_a_clone_and_a_snapshot_bring_the_extra_windows_along(sandbox) -> None:
