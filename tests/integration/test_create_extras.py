@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -319,3 +320,26 @@ def test_a_clone_and_a_snapshot_bring_the_extra_windows_along(sandbox) -> None:
     listed = _agents(sandbox)
     assert {name: listed[name]["extra_windows"] for name in listed} == {
         name: {"web": "echo serving $MNGR_AGENT_NAME; sleep 600"} for name in ("orig", "copy", "again")}
+
+
+def test_an_upload_refused_on_the_host_takes_back_the_worktree_and_branch(sandbox) -> None:
+    repo = sandbox.root / "repo"
+    repo.mkdir()
+    (repo / "config.ini").write_text("committed\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q"], ["add", "config.ini"], ["commit", "-qm", "first"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    (sandbox.root / "mine.ini").write_text("my own\n")
+    refused = sandbox.mngr("create", "wt", "command", "--no-connect", "--upload-file",
+                           f"{sandbox.root / 'mine.ini'}:config.ini", "--", "sleep", "600", cwd=repo)
+    assert refused.returncode == 1 and "a file is there already (--upload-overwrite replaces it)" in refused.stderr
+    assert sandbox.sessions() == [] and _agents(sandbox) == {}
+    branches = subprocess.run([*git, "branch", "--list", "mngr/*"], capture_output=True, text=True, check=True)
+    assert branches.stdout == "", "the branch made for the agent goes with it"
+    assert not (sandbox.host_dir / "work" / "wt").exists()
+
+    replaced = sandbox.mngr("create", "wt", "command", "--no-connect", "--upload-overwrite", "--upload-file",
+                            f"{sandbox.root / 'mine.ini'}:config.ini", "--", "sleep", "600", cwd=repo)
+    assert replaced.returncode == 0, replaced.stderr
+    assert (sandbox.host_dir / "work" / "wt" / "config.ini").read_text() == "my own\n"
+    assert (repo / "config.ini").read_text() == "committed\n", "your own work tree is untouched"
