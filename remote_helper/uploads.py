@@ -37,10 +37,14 @@ def _inside(path, root):
 def _why_refused(path, work_dir, other_work_dirs):
     real = os.path.realpath(path)
     own = os.path.realpath(work_dir)
-    if _inside(real, own):
-        return ""
     for root in [state.host_dir(), guarded.controller_state_dir(), *other_work_dirs]:
-        if root and _inside(real, os.path.realpath(root)):
+        if not root:
+            continue
+        guarded_root = os.path.realpath(root)
+        # The agent's own work dir may lie in one (a work dir mngr made in its host dir, one
+        # shared with another agent), and is its own there; a work dir around one (the
+        # home dir around ~/.mngr) opens nothing of it.
+        if _inside(real, guarded_root) and not (_inside(own, guarded_root) and _inside(real, own)):
             return guarded.GUARDED
     return ""
 

@@ -133,6 +133,22 @@ def test_landing_refuses_mngrs_own_state(tmp_path: Path, monkeypatch) -> None:
     assert os.listdir(tmp_path / "host" / "agents") == []
 
 
+
+def test_a_work_dir_around_the_host_dir_opens_nothing_of_it(tmp_path: Path, monkeypatch) -> None:
+    home = tmp_path / "home"
+    (home / ".mngr" / "agents").mkdir(parents=True)
+    (home / ".mngr" / "work" / "job").mkdir(parents=True)
+    monkeypatch.setenv("MNGR_HOST_DIR", str(home / ".mngr"))
+    monkeypatch.setenv("MNGR_STATE_DIR", str(tmp_path / "state"))
+    entry = [".mngr/agents/x.json", "f", 0o600, 0, 0, 2]
+    with pytest.raises(RequestFailed, match="mngr's own state"):
+        landing.land([entry], b"{}", str(home))
+    assert os.listdir(home / ".mngr" / "agents") == []
+    # A work dir mngr made in its host dir is the agent's own.
+    landing.land([["x.json", "f", 0o600, 0, 0, 2]], b"{}", str(home / ".mngr" / "work" / "job")).commit()
+    assert (home / ".mngr" / "work" / "job" / "x.json").read_bytes() == b"{}"
+
+
 def _info(**fields) -> AgentInfo:
     defaults = dict(id="agent-1", name="job", type="command", state="RUNNING", command="sleep 600",
                     work_dir="/srv/job", created_at="")
