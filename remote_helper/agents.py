@@ -7,10 +7,21 @@ created, and removed (by an atomic rename out of the way) only after the session
 
 import contextlib
 import os
+import re
 import sys
 import time
 
-from . import agent_config, agent_records, cli_bundles, conversation, processes, state, tmux, trust
+from . import (
+    agent_config,
+    agent_records,
+    cli_bundles,
+    conversation,
+    processes,
+    state,
+    tmux,
+    trust,
+    uploads,
+)
 from .wire import RequestFailed
 
 OUTPUT_LOG = "output.log"
@@ -41,6 +52,10 @@ _LAUNCHER = (
 # Runs the agent's command and keeps its exit status: tmux loses the status of a process
 # that exits very soon after respawn-pane started it, so DONE agents report it from here.
 _STATUS_KEEPER = '/bin/sh -c "$1"; status=$?; printf "%s\\n" "$status" > "$2"; exit "$status"'
+# An extra window's command: no status kept (the agent's state is its own window's).
+_WINDOW_RUNNER = 'exec /bin/sh -c "$1"'
+# An extra window's name: as an agent's, but starting with a letter (tmux reads digits as an index).
+_WINDOW_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 EXIT_STATUS = "exit_status"
 STOPPING = "stopping"  # the record's status while a stop or destroy ends its processes
 
@@ -86,6 +101,7 @@ def _info(record, pane, quiet_seconds, now):
         "problem": None,
         "waiting_reason": None,
         "waiting_detail": "",
+        "extra_windows": dict(extra_windows_of(record)),
     }
 
 
@@ -153,6 +169,7 @@ def _unknown(name, agent_id, problem):
         "problem": problem,
         "waiting_reason": None,
         "waiting_detail": "",
+        "extra_windows": {},
     }
 
 
@@ -256,12 +273,38 @@ def _launch(agent_id, record, extra_env, base_env, umask, command):
             "umask": state.original_umask() if umask is None else umask,
         },
     )
+    session = tmux.session_name(record["name"])
     tmux.new_agent_session(
-        tmux.session_name(record["name"]),
+        session,
         record["work_dir"],
         [sys.executable, "-I", "-S", "-c", _LAUNCHER, launch_path],
         output_log,
     )
+    for index, (window, window_command) in enumerate(extra_windows_of(record)):
+        window_launch = os.path.join(state.agent_dir(agent_id), "launch-window-%d.json" % index)
+        state.atomic_write_json(window_launch, {"env": env, "command": window_command, "wrapper": _WINDOW_RUNNER,
+                                                "status_file": "", "umask": state.original_umask() if umask is None
+                                                else umask})
+        tmux.add_window(session, window, record["work_dir"],
+                        [sys.executable, "-I", "-S", "-c", _LAUNCHER, window_launch])
+
+
+def extra_windows_of(record):
+    """The record's extra windows as (name, command), in the order given at create."""
+    windows = record.get("extra_windows")
+    if not isinstance(windows, list):
+        return []
+    return [(pair[0], pair[1]) for pair in windows
+            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)]
+
+
+def check_extra_windows(windows):
+    for name, command in windows.items():
+        if not _WINDOW_NAME.match(name) or name == tmux.AGENT_WINDOW:
+            raise RequestFailed("invalid", "invalid extra window name %r: lowercase letters, digits and hyphens, "
+                                           "starting with a letter, and not %r" % (name, tmux.AGENT_WINDOW))
+        if not command.strip():
+            raise RequestFailed("invalid", "extra window %r has no command" % name)
 
 
 def _with_own_config(agent_id, extra_env):
@@ -279,9 +322,10 @@ def _read_env(agent_id):
     return env if isinstance(env, dict) else {}
 
 
-def create_agent(request):
+def create_agent(request, blob=b""):
     name = request["name"]
     agent_records.check_name(name)
+    check_extra_windows(request.get("extra_windows") or {})
     # A relative work dir means relative to the home dir: the helper's (and the daemon's)
     # own current directory is no place to resolve a user's path against.
     work_dir = os.path.join(os.path.expanduser("~"), os.path.expanduser(request["work_dir"]))
@@ -330,7 +374,16 @@ def create_agent(request):
             record["path_dirs"] = [str(directory) for directory in request["path_dirs"]]
         if own_config is not None:
             record["agent_config"] = agent_config.record_entry(own_config)
+        if request.get("extra_windows"):
+            # [name, command] pairs: the record is written with sorted keys, and the order counts.
+            record["extra_windows"] = [[name, command] for name, command in request["extra_windows"].items()]
+        landed = None
         try:
+            if request.get("uploads"):
+                # First: a destination refused leaves nothing else to take back.
+                others = [path for path in _work_dirs_in_use() if path and path != record["work_dir"]]
+                landed = uploads.land(request["uploads"], blob, record["work_dir"],
+                                      bool(request.get("overwrite_uploads")), others)
             if own_config is not None:
                 agent_config.write(agent_id, own_config)
             state.atomic_write_json(os.path.join(directory, "env.json"), request["env"])
@@ -345,8 +398,12 @@ def create_agent(request):
             _launch(agent_id, record, request["env"], request["base_env"], request["umask"], record["command"])
         except BaseException:
             tmux.kill_session(session)
+            if landed is not None:
+                landed.undo()
             _remove_agent_dir(agent_id)
             raise
+        if landed is not None:
+            landed.commit()
         state.append_event(events, "started")
         return _agent_info_now(record)
 
@@ -680,4 +737,5 @@ def spec(name):
         "env": {str(key): str(value) for key, value in env.items()},
         "labels": dict(record.get("labels") or {}),
         "work_dir": str(record.get("work_dir", "")),
+        "extra_windows": dict(extra_windows_of(record)),
     }

@@ -333,7 +333,7 @@ class Server(object):
             tree = files.carried_tree(fields["work_dir"])
             if tree:
                 fields["work_dir_origin"] = dict(origin, carried_tree=tree)
-        return "AgentReply", {"agent": agents.create_agent(fields)}, b""
+        return "AgentReply", {"agent": agents.create_agent(fields, blob)}, b""
 
     def _on_write_agent_config(self, fields, blob):
         agents.write_agent_config(fields["name"], fields["agent_config"], fields["path_dirs"])
