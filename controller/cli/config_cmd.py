@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from .. import config as config_module
+from .. import output
 from ..errors import ConfigError, UsageError
 from .context import App, pass_app
 
@@ -106,15 +107,19 @@ def _check_names(key: str, document: dict[str, Any], path: Path) -> None:
 
 
 @config.command("list", context_settings=_HELP)
-@click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@output.format_option("config list", help="human, json (the settings as nested tables), jsonl or a template "
+                                             "such as '{key}={value}' (a record per setting).")
 @pass_app
 def list_(app: App, output_format: str) -> None:
     """Print every effective setting."""
-    if output_format == "json":
-        click.echo(json.dumps(app.config.values, indent=2, sort_keys=True))
-        return
-    for key, value in sorted(config_module.flatten(app.config.values)):
-        click.echo(f"{key} = {_show(value)}")
+    entries = [{"key": key, "value": value} for key, value in sorted(config_module.flatten(app.config.values))]
+
+    def human() -> None:
+        for entry in entries:
+            click.echo(f"{entry['key']} = {_show(entry['value'])}")
+
+    output.emit(output_format, entries, human,
+                envelope=lambda _: {key: app.config.values[key] for key in sorted(app.config.values)})
 
 
 @config.command("path", context_settings=_HELP)
