@@ -130,6 +130,18 @@ EVENT_TYPE_FIELDS = ("state", "waiting_reason", "waiting_detail", "exit_status",
                      "files", "decision", "message", "session", "work_dir")
 
 
+class TranscriptEntry(_Record):
+    role: str  # user, assistant (from the agent CLI's session log), or output (a line it printed)
+    text: str
+    time: str | None
+
+
+class Transcript(_Record):
+    name: str
+    source: str  # session or output
+    entries: list[TranscriptEntry]
+
+
 class SnapshotRecord(_Record):
     id: str
     agent: str
@@ -300,6 +312,7 @@ CONTRACTS: dict[str, Contract] = {
     "message": Contract(MessageResult, list[MessageResult]),
     "exec": Contract(ExecRecord, list[ExecRecord]),
     "events": Contract(EventRecord, list[EventRecord]),
+    "transcript": Contract(TranscriptEntry, Transcript),
     "snapshot create": Contract(SnapshotRecord, SnapshotRecord),
     "snapshot list": Contract(SnapshotRecord, list[SnapshotRecord]),
     "schedule list": Contract(ScheduleRecord, ScheduleList),

@@ -9,7 +9,7 @@ import sys
 import click
 
 from .. import ask as docs_search
-from .. import output
+from .. import output, verbosity
 
 _HELP = {"help_option_names": ["-h", "--help"]}
 _COMPOSE_TIMEOUT = 120
@@ -70,9 +70,9 @@ def _compose(agent_cli: str, question: str, passages: list[docs_search.Passage])
         done = subprocess.run([agent_cli, "-p", prompt], capture_output=True, text=True, timeout=_COMPOSE_TIMEOUT,
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        click.echo(f"mngr: {agent_cli} did not answer ({exc}); the docs' answer follows", err=True)
+        verbosity.note(f"{agent_cli} did not answer ({exc}); the docs' answer follows")
         return ""
     if done.returncode != 0 or not done.stdout.strip():
-        click.echo(f"mngr: {agent_cli} failed (exit status {done.returncode}); the docs' answer follows", err=True)
+        verbosity.note(f"{agent_cli} failed (exit status {done.returncode}); the docs' answer follows")
         return ""
     return done.stdout

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .. import output, schedules
+from .. import output, schedules, verbosity
 from ..commands import schedule as planned
 from ..errors import UsageError
 from .completion_cmd import agent_names, provider_names
@@ -66,7 +66,7 @@ def add(app: App, message: str, cron: str, timezone: str | None, name: str | Non
     entry = result.schedule
     click.echo(f"added schedule {entry.name}: {entry.cron} ({entry.timezone}), next at {result.next_at}")
     if not no_install and not result.crontab:
-        click.echo("mngr: no crontab command here: run `mngr schedule serve` to run schedules", err=True)
+        verbosity.note("no crontab command here: run `mngr schedule serve` to run schedules")
 
 
 @schedule.command("list", context_settings=_HELP)
