@@ -17,6 +17,7 @@ _LEVELS = {
     "debug": (verbosity.DEBUG, ("--debug",), "As -v, and show the traceback of an internal error."),
 }
 OPTION_NAMES = frozenset(name for _, names, _ in _LEVELS.values() for name in names)
+PARAM_NAMES = frozenset(_LEVELS)  # as click names the parameters
 
 
 def _set(ctx: click.Context, param: click.Parameter, given: bool) -> None:
