@@ -435,6 +435,8 @@ def _described(stream: object) -> str:
     if argv:
         import shlex
 
-        return shlex.join(str(word) for word in argv)
+        # the first stage's inline script is a kilobyte of base64: its size says enough
+        return " ".join(shlex.quote(str(word)) if len(str(word)) <= 120 else f"<{len(str(word))}-character script>"
+                        for word in argv)
     path = getattr(stream, "path", "")
     return f"socket {path}" if path else type(stream).__name__
