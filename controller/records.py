@@ -33,6 +33,7 @@ class AgentRecord(_Record):
     command: str
     created_at: str  # ISO 8601
     labels: dict[str, str]
+    extra_windows: dict[str, str]  # name -> command of the session's other windows (create --extra-window)
     pid: int | None
     exit_status: int | None
     idle_seconds: float | None
@@ -82,6 +83,7 @@ class AgentResult(_Record):
     command: str | None = None
     created_at: str | None = None
     labels: dict[str, str] | None = None
+    extra_windows: dict[str, str] | None = None
     pid: int | None = None
     exit_status: int | None = None
     idle_seconds: float | None = None
