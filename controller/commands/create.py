@@ -308,25 +308,30 @@ def _finish_create(handle: HostHandle, name: str, agent_type: AgentType, idle_re
                    request: CreateRequest) -> None:
     """What follows the agent's creation: its idle settings, then waiting for it to take
     input (or sending it the initial message)."""
+    from ..progress import Progress
+
     for idle_request in idle_requests:
         handle.set_idle_settings(idle_request)
     if request.initial_message is None and not request.attaching and agent_type.interaction is not None:
         # Nobody will see its screen: a dialog it opened on must fail the create.
         try:
-            handle.await_input(name, request.ready_timeout)
+            with Progress(f"waiting for {name} to be ready (up to {request.ready_timeout:.0f} s)"):
+                handle.await_input(name, request.ready_timeout)
         except MngrError as exc:
             detail = getattr(exc, "detail", str(exc))
             raise MngrError(f"agent {name!r} was created, but is not ready for input: {detail}") from exc
     if request.initial_message is not None:
         try:
-            handle.send_message(
-                name,
-                request.initial_message,
-                wait_ready=True,
-                ready_pattern=agent_type.ready_pattern,
-                ready_quiet_seconds=agent_type.ready_quiet_seconds,
-                ready_timeout=request.ready_timeout,
-            )
+            with Progress(f"waiting for {name} to be ready for the initial message "
+                          f"(up to {request.ready_timeout:.0f} s)"):
+                handle.send_message(
+                    name,
+                    request.initial_message,
+                    wait_ready=True,
+                    ready_pattern=agent_type.ready_pattern,
+                    ready_quiet_seconds=agent_type.ready_quiet_seconds,
+                    ready_timeout=request.ready_timeout,
+                )
         except MngrError as exc:
             detail = getattr(exc, "detail", str(exc))
             raise MngrError(f"agent {name!r} was created, but the initial message was not sent: {detail}") from exc

@@ -31,8 +31,9 @@ def _drawn(stream: io.StringIO, *, total: float | None = 100, unit: str = "bytes
     line = Progress(what, total=total, unit=unit, stream=stream, delay=0)
     with line:
         for step in range(steps):
-            line.update(done=10 * (step + 1), note=f"step {step}")
-            _wait_until(lambda: f"step {step}" in stream.getvalue() or not progress_allowed(stream))
+            note = f"step {step}"
+            line.update(done=10 * (step + 1), note=note)
+            _wait_until(lambda note=note: note in stream.getvalue() or not progress_allowed(stream))
     return stream.getvalue()
 
 
