@@ -6,6 +6,7 @@ Real sshd, a throttled link, real tmux."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MNGR_BIN, wait_for
+from tests.integration.test_docker import dock  # noqa: F401 (a fixture)
 from tests.integration.test_ssh import ssh_host  # noqa: F401 (a fixture)
 from tests.integration.test_sync_progress import _random_file, _remote_work, _through_proxy
 from tests.sshd import SshHost, unavailable_reason
@@ -24,6 +26,11 @@ RESULT = b"created agent slowpoke"  # what create prints once done
 # before a line is drawn, whatever the machine's load.
 SLOW_RATE = 512 * 1024
 PUSHED = 3 * 1024 * 1024
+
+
+def _plain(screen: bytes) -> bytes:
+    """``screen`` without its terminal control sequences (colours, erasing)."""
+    return re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", screen)
 
 
 def _on(sandbox, term: str) -> None:
@@ -116,3 +123,30 @@ def test_create_in_a_pipe_says_nothing_while_it_waits(sandbox) -> None:
     assert process.returncode == 0, stderr
     assert stderr == b""
     assert RESULT in stdout
+
+
+@pytest.mark.docker
+def test_a_docker_image_build_shows_its_steps(dock, tmp_path: Path) -> None:  # noqa: F811
+    dockerfile = tmp_path / "Dockerfile"
+    # (this test's own image, removed with the namespace's: the comment makes it unique)
+    dockerfile.write_text(f"FROM {dock.env['MNGR_PROVIDERS__DOCKER__BASE_IMAGE']}\n# {dock.namespace}\n"
+                          "RUN sleep 2\nRUN true\n")
+    _on(dock, "xterm-256color")
+    status, screen = run_in_pty(dock, ["create", "built", "command", "--in", "docker", "--no-connect",
+                                       "--build-arg", f"--dockerfile {dockerfile}", "--", "sleep", "600"],
+                                lambda screen, terminal: True)
+    assert status == 0, screen[-2000:]
+    assert b"building image mngr-image:" in screen and b"RUN sleep 2" in screen, screen[-2000:]
+    assert re.search(rb"\b[1-5]/5 steps", _plain(screen)), _plain(screen)[-1500:]  # FROM, 2 RUN, 2 LABEL
+
+
+@pytest.mark.docker
+def test_a_failed_docker_build_says_why_in_one_line(dock, tmp_path: Path) -> None:  # noqa: F811
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(f"FROM {dock.env['MNGR_PROVIDERS__DOCKER__BASE_IMAGE']}\n# {dock.namespace}\n"
+                          "RUN exit 7\n")
+    created = dock.mngr("create", "broken", "command", "--in", "docker", "--no-connect",
+                        "--build-arg", f"--dockerfile {dockerfile}", "--", "sleep", "600", timeout=300)
+    assert created.returncode == 1
+    assert created.stderr.startswith("mngr: error: building the image failed: ") and "7" in created.stderr
+    assert len(created.stderr.strip().splitlines()) == 1, created.stderr

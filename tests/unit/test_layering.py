@@ -53,9 +53,9 @@ def test_helper_imports_only_the_standard_library(path: Path) -> None:
 @pytest.mark.parametrize("path", _files("providers"), ids=lambda p: p.name)
 def test_providers_use_only_the_channel_layer_of_the_controller(path: Path) -> None:
     # (paths: where mngr keeps its files on this machine; durations: how users write them;
-    # both stdlib only, like errors)
+    # progress: the line long work draws on the user's terminal; all stdlib only, like errors)
     allowed = ("mngr.controller.channel", "mngr.controller.errors", "mngr.controller.plugin_spec",
-               "mngr.controller.paths", "mngr.controller.durations")
+               "mngr.controller.paths", "mngr.controller.durations", "mngr.controller.progress")
     for module in _imports(path):
         if module.startswith("mngr.controller"):
             assert module.startswith(allowed), f"{path.name} imports {module}"

@@ -1,4 +1,5 @@
-"""`mngr --help` and `mngr list` must stay light: no docker, modal or paramiko on those paths."""
+"""`mngr --help` and `mngr list` must stay light: no docker, modal or paramiko on those paths,
+nor rich (the progress line imports it only once there is something to draw)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 import pytest
 
-HEAVY = ("docker", "modal", "paramiko")
+HEAVY = ("docker", "modal", "paramiko", "rich")
 
 _PROBE = """
 import json, sys
