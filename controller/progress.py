@@ -51,7 +51,9 @@ class Progress:
     the time it has taken so far), and a short ``note`` after it.
 
     Thread-safe: the work may ``advance`` it from several threads. ``follow`` names a
-    function asked for the amount done at every redraw, for work that counts it itself.
+    function asked for the amount done at every redraw, for work that counts it itself;
+    one operation may go through several stages, each with its own ``what``, total and
+    count.
     """
 
     def __init__(self, what: str, *, total: float | None = None, unit: str = "", stream: TextIO | None = None,
@@ -90,7 +92,10 @@ class Progress:
                 self._note = note
 
     def follow(self, source: Callable[[], float]) -> None:
-        self._source = source
+        """From now on the amount done is what ``source`` says (asked at each redraw)."""
+        with self._lock:
+            self._source = source
+            self._done = 0
 
     def start(self) -> Progress:
         if self._drawer is None and progress_allowed(self._stream):
@@ -112,7 +117,8 @@ class Progress:
         self.close()
 
     def _snapshot(self) -> tuple[str, float | None, float, str]:
-        source = self._source
+        with self._lock:
+            source = self._source
         if source is not None:
             try:
                 done = source()
@@ -120,7 +126,8 @@ class Progress:
                 done = None
             if done is not None:
                 with self._lock:
-                    self._done = max(self._done, done)
+                    if self._source is source:
+                        self._done = done
         with self._lock:
             return self._what, self._total, self._done, self._note
 

@@ -465,7 +465,7 @@ class _Sent:
 
 
 def seed_work_dir(handle: HostHandle, name: str, source: str, path: str, branch: str = "",
-                  make_branch: bool = False, carry: bool = True) -> str:
+                  make_branch: bool = False, carry: bool = True, progress: Progress | None = None) -> str:
     """Make agent ``name``'s new work dir on the host from ``source``: a git repository
     arrives with its history (a bundle, cloned) on ``branch`` (made at the source's HEAD
     when ``make_branch``; by default the branch checked out there), then, with ``carry``,
@@ -473,13 +473,14 @@ def seed_work_dir(handle: HostHandle, name: str, source: str, path: str, branch:
     the work dir's path; on failure nothing is left on the host."""
     bundle = files.git_bundle(source)
     if not bundle:
-        return fill_work_dir(handle, name, source, path, b"", "", include_ignored=False)
+        return fill_work_dir(handle, name, source, path, b"", "", include_ignored=False, progress=progress)
     return fill_work_dir(handle, name, source, path, bundle, branch or files.current_branch(source),
-                         include_ignored=False, make_branch=make_branch, carry=carry)
+                         include_ignored=False, make_branch=make_branch, carry=carry, progress=progress)
 
 
 def fill_work_dir(handle: HostHandle, name: str, source: str, path: str, bundle: bytes, branch: str,
-                  include_ignored: bool, make_branch: bool = False, carry: bool = True) -> str:
+                  include_ignored: bool, make_branch: bool = False, carry: bool = True,
+                  progress: Progress | None = None) -> str:
     if make_branch:
         made = handle.prepare_work_dir(name, path, bundle, new_branch=branch)
     else:
@@ -488,7 +489,7 @@ def fill_work_dir(handle: HostHandle, name: str, source: str, path: str, bundle:
         return made
     try:
         plan = push(handle, "", source, delete=False, dry_run=False, include_ignored=include_ignored, force=True,
-                    work_dir=made)
+                    work_dir=made, progress=progress)
         refuse_partial(plan, f"{name}'s new work dir on {handle.host}")
     except BaseException:
         handle.prepare_work_dir(name, made, remove=True)
@@ -497,17 +498,21 @@ def fill_work_dir(handle: HostHandle, name: str, source: str, path: str, bundle:
 
 
 def copy_work_dir(source: HostHandle, name: str, target: HostHandle, new_name: str, path: str,
-                  scratch: str) -> tuple[protocol.AgentSpec, str]:
+                  scratch: str, progress: Progress | None = None) -> tuple[protocol.AgentSpec, str]:
     """Copy agent ``name``'s work dir into a new work dir for ``new_name`` on ``target``:
     its git repository (every branch, the same one checked out) and every file, ignored
     ones included, through ``scratch`` (an empty local directory). Returns the source
-    agent's spec and the new work dir's path."""
+    agent's spec and the new work dir's path. Each stage is shown on ``progress``."""
     spec = source.agent_spec(name)
-    refuse_partial(pull(source, name, scratch, delete=False, dry_run=False, include_ignored=True, force=True),
-                    f"the copy of {name}'s work dir")
+    if progress is not None:
+        progress.update(what=f"copying {name}'s work dir from {source.host}")
+    refuse_partial(pull(source, name, scratch, delete=False, dry_run=False, include_ignored=True, force=True,
+                        progress=progress), f"the copy of {name}'s work dir")
     bundle = source.git_bundle(name)
+    if progress is not None:
+        progress.update(what=f"copying {name}'s work dir to {target.host}", note="")
     made = fill_work_dir(target, new_name, scratch, path, bundle, spec.branch if bundle else "",
-                          include_ignored=True)
+                          include_ignored=True, progress=progress)
     return spec, made
 
 

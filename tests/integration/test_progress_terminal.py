@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import MNGR_BIN, wait_for
 from tests.integration.test_docker import dock  # noqa: F401 (a fixture)
-from tests.integration.test_ssh import ssh_host  # noqa: F401 (a fixture)
+from tests.integration.test_ssh import create_remote, ssh_host  # noqa: F401 (a fixture)
 from tests.integration.test_sync_progress import _random_file, _remote_work, _through_proxy
 from tests.sshd import SshHost, unavailable_reason
 from tests.terminal import run_in_pty
@@ -71,6 +71,20 @@ def test_a_slow_push_shows_progress_on_a_terminal_and_none_in_a_pipe(sandbox, ss
         screen = _push_in_pty(sandbox, local)
         assert b"pushing to" not in screen and b"\x1b[" not in screen, screen[-2000:]
         assert b"far: pushed 1 change(s)" in screen
+
+
+@pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
+def test_a_slow_listing_shows_how_many_hosts_answered(sandbox, ssh_host: SshHost) -> None:  # noqa: F811
+    assert create_remote(sandbox, "far").returncode == 0
+    # The ssh host over a link slow enough that its answer takes seconds (its handshake alone).
+    with _through_proxy(sandbox, ssh_host, 8 * 1024):
+        _on(sandbox, "xterm-256color")
+        status, screen = run_in_pty(sandbox, ["list"], lambda screen, terminal: True)
+    assert status == 0, screen[-2000:]
+    plain = _plain(screen)
+    assert b"asking hosts for their agents" in plain and re.search(rb"\b1/2 hosts\b", plain), plain[-2000:]
+    drawn = screen.rindex(b"asking hosts")
+    assert CLEAR in screen[drawn:screen.index(b"far", drawn)]  # erased before the listing
 
 
 def _slow_to_be_ready(sandbox, gate: Path) -> None:
