@@ -134,7 +134,7 @@ class Progress:
     def _draw(self) -> None:
         if self._ended.wait(self._delay):
             return
-        bar = _Bar(self._stream, self._unit, self._total is not None)
+        bar = _Bar(self._stream, self._unit, self._total is not None or bool(self._unit))
         try:
             while True:
                 what, total, done, note = self._snapshot()
@@ -151,22 +151,36 @@ class _Bar:
     def __init__(self, stream: TextIO, unit: str, counted: bool) -> None:
         from rich import progress as rich_progress
         from rich.console import Console
+        from rich.table import Column
 
+        def cell() -> Column:  # one line whatever the terminal's width: cut short, never wrapped
+            return Column(no_wrap=True, overflow="ellipsis")
+
+        def text(template: str) -> Any:
+            return rich_progress.TextColumn(template, table_column=cell())
+
+        # What the columns after the description take (bar, sizes, rate, time, spaces): the
+        # description is cut short to leave them room.
+        self._others = 56 if unit == "bytes" else 36 + len(unit) if counted else 12
+        self._what = Column(no_wrap=True, overflow="ellipsis")
+        what = rich_progress.TextColumn("{task.description}", table_column=self._what)
         columns: list[Any]
-        if not counted:
-            columns = [rich_progress.SpinnerColumn(), rich_progress.TextColumn("{task.description}"),
-                       rich_progress.TimeElapsedColumn()]
-        elif unit == "bytes":
-            columns = [rich_progress.TextColumn("{task.description}"), rich_progress.BarColumn(bar_width=24),
-                       rich_progress.DownloadColumn(), rich_progress.TransferSpeedColumn(),
-                       rich_progress.TimeRemainingColumn()]
+        if unit == "bytes":
+            columns = [what, rich_progress.BarColumn(bar_width=12, table_column=cell()),
+                       rich_progress.DownloadColumn(table_column=cell()),
+                       rich_progress.TransferSpeedColumn(table_column=cell()),
+                       rich_progress.TimeRemainingColumn(table_column=cell())]
+        elif counted:
+            columns = [what, rich_progress.BarColumn(bar_width=12, table_column=cell()),
+                       rich_progress.MofNCompleteColumn(table_column=cell()), text(unit),
+                       rich_progress.TimeElapsedColumn(table_column=cell())]
         else:
-            columns = [rich_progress.TextColumn("{task.description}"), rich_progress.BarColumn(bar_width=24),
-                       rich_progress.MofNCompleteColumn(), rich_progress.TextColumn(unit),
-                       rich_progress.TimeElapsedColumn()]
-        columns.append(rich_progress.TextColumn("{task.fields[note]}"))
+            columns = [rich_progress.SpinnerColumn(table_column=cell()), what,
+                       rich_progress.TimeElapsedColumn(table_column=cell())]
+        columns.append(text("{task.fields[note]}"))
+        self._console = Console(file=stream)
         self._progress = rich_progress.Progress(
-            *columns, console=Console(file=stream), transient=True, auto_refresh=False,
+            *columns, console=self._console, transient=True, auto_refresh=False,
             redirect_stdout=False, redirect_stderr=False)
         self._task = self._progress.add_task("", total=None, note="")
         self._started = False
@@ -174,6 +188,7 @@ class _Bar:
     def show(self, what: str, total: float | None, done: float, note: str) -> None:
         if total is not None and done > total:
             total = done
+        self._what.max_width = max(16, self._console.width - self._others - len(note))
         self._progress.update(self._task, description=what, total=total, completed=done, note=note)
         if not self._started:
             self._progress.start()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +17,14 @@ import pytest
 from tests.conftest import MNGR_BIN, wait_for
 from tests.integration.test_docker import dock  # noqa: F401 (a fixture)
 from tests.integration.test_ssh import create_remote, ssh_host  # noqa: F401 (a fixture)
-from tests.integration.test_sync_progress import _random_file, _remote_work, _through_proxy
+from tests.integration.test_sync_progress import (
+    SHORT_TIMEOUT,
+    _host_helpers,
+    _random_file,
+    _remote_work,
+    _signal_all,
+    _through_proxy,
+)
 from tests.sshd import SshHost, unavailable_reason
 from tests.terminal import run_in_pty
 
@@ -35,7 +43,8 @@ def _plain(screen: bytes) -> bytes:
 
 def _on(sandbox, term: str) -> None:
     sandbox.env["TERM"] = term
-    for name in ("NO_COLOR", "MNGR_QUIET"):
+    # (and the pty's own width: not one a test runner set for itself)
+    for name in ("NO_COLOR", "MNGR_QUIET", "COLUMNS", "LINES"):
         sandbox.env.pop(name, None)
 
 
@@ -76,15 +85,20 @@ def test_a_slow_push_shows_progress_on_a_terminal_and_none_in_a_pipe(sandbox, ss
 @pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
 def test_a_slow_listing_shows_how_many_hosts_answered(sandbox, ssh_host: SshHost) -> None:  # noqa: F811
     assert create_remote(sandbox, "far").returncode == 0
-    # The ssh host over a link slow enough that its answer takes seconds (its handshake alone).
-    with _through_proxy(sandbox, ssh_host, 8 * 1024):
-        _on(sandbox, "xterm-256color")
-        status, screen = run_in_pty(sandbox, ["list"], lambda screen, terminal: True)
-    assert status == 0, screen[-2000:]
+    # The ssh host's mngr processes frozen: it answers nothing until its timeout runs out.
+    frozen = _host_helpers(ssh_host)
+    assert frozen
+    _on(sandbox, "xterm-256color")
+    sandbox.env.update(SHORT_TIMEOUT)
+    _signal_all(frozen, signal.SIGSTOP)
+    try:
+        _, screen = run_in_pty(sandbox, ["list"], lambda screen, terminal: True)
+    finally:
+        _signal_all(frozen, signal.SIGCONT)
     plain = _plain(screen)
-    assert b"asking hosts for their agents" in plain and re.search(rb"\b1/2 hosts\b", plain), plain[-2000:]
+    assert b"asking hosts for their agents" in plain and re.search(rb"\b0/1 hosts\b", plain), plain[-2000:]
     drawn = screen.rindex(b"asking hosts")
-    assert CLEAR in screen[drawn:screen.index(b"far", drawn)]  # erased before the listing
+    assert CLEAR in screen[drawn:screen.index(b"testhost", drawn)]  # erased before the listing
 
 
 def _slow_to_be_ready(sandbox, gate: Path) -> None:
