@@ -6,6 +6,7 @@ Real sshd, a throttled link, real tmux."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -80,6 +81,21 @@ def test_a_slow_push_shows_progress_on_a_terminal_and_none_in_a_pipe(sandbox, ss
         screen = _push_in_pty(sandbox, local)
         assert b"pushing to" not in screen and b"\x1b[" not in screen, screen[-2000:]
         assert b"far: pushed 1 change(s)" in screen
+
+        # Ctrl-C while the line is drawn: it is erased before mngr says it was interrupted.
+        _on(sandbox, "xterm-256color")
+        _random_file(local / "fourth.bin", PUSHED)
+
+        def interrupt_once_drawn(screen: bytes, terminal: int) -> bool:
+            if b"pushing to far" in screen:
+                os.write(terminal, b"\x03")
+                return True
+            return False
+
+        status, screen = run_in_pty(sandbox, ["push", "far", str(local)], interrupt_once_drawn)
+        assert status == 130, screen[-2000:]
+        drawn = screen.rindex(b"pushing to far")
+        assert CLEAR in screen[drawn:screen.index(b"mngr: interrupted", drawn)], screen[-2000:]
 
 
 @pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
