@@ -15,6 +15,7 @@ A pipe, a log or a script reading stderr sees only what the command says without
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -134,14 +135,19 @@ class Progress:
     def _draw(self) -> None:
         if self._ended.wait(self._delay):
             return
-        bar = _Bar(self._stream, self._unit, self._total is not None or bool(self._unit))
+        try:
+            bar = _Bar(self._stream, self._unit, self._total is not None or bool(self._unit))
+        except ImportError:  # an install without rich: the work goes on, undrawn
+            return
         try:
             while True:
                 what, total, done, note = self._snapshot()
                 bar.show(what, total, done, note)
                 if self._ended.wait(REFRESH_SECONDS):
                     break
-        finally:
+        except (OSError, ValueError):  # stderr went away (closed, a hung-up terminal): nothing to draw on
+            return
+        with contextlib.suppress(OSError, ValueError):
             bar.clear()
 
 
