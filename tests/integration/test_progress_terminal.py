@@ -56,9 +56,9 @@ def _push_in_pty(sandbox, local: Path) -> bytes:
 
 
 @pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
-def test_a_slow_push_shows_progress_on_a_terminal_and_none_in_a_pipe(sandbox, ssh_host: SshHost) -> None:  # noqa: F811
+def test_a_slow_push_or_pull_shows_progress_on_a_terminal_and_none_in_a_pipe(sandbox, ssh_host: SshHost) -> None:  # noqa: F811
     with _through_proxy(sandbox, ssh_host, SLOW_RATE):
-        _remote_work(sandbox, ssh_host)
+        work = _remote_work(sandbox, ssh_host)
         local = sandbox.root / "local"
         local.mkdir()
 
@@ -81,6 +81,16 @@ def test_a_slow_push_shows_progress_on_a_terminal_and_none_in_a_pipe(sandbox, ss
         screen = _push_in_pty(sandbox, local)
         assert b"pushing to" not in screen and b"\x1b[" not in screen, screen[-2000:]
         assert b"far: pushed 1 change(s)" in screen
+
+        # A pull: the bytes as they arrive.
+        _on(sandbox, "xterm-256color")
+        _random_file(work / "down.bin", PUSHED, ssh_host)
+        back = sandbox.root / "back"
+        back.mkdir()
+        status, screen = run_in_pty(sandbox, ["pull", "far", str(back)], lambda screen, terminal: True)
+        assert status == 0, screen[-2000:]
+        assert screen.count(b"pulling from far") >= 2 and b"0/" in screen and b" files" in screen, screen[-2000:]
+        assert (back / "down.bin").read_bytes() == (work / "down.bin").read_bytes()
 
         # Ctrl-C while the line is drawn: it is erased before mngr says it was interrupted.
         _on(sandbox, "xterm-256color")
