@@ -164,7 +164,7 @@ def test_transcript_is_what_the_agent_printed(sandbox) -> None:
     as_json = json.loads(sandbox.mngr("transcript", "printer", "--format", "json").stdout)
     assert [entry["text"] for entry in as_json["entries"]] == expected and as_json["source"] == "output"
     jsonl = sandbox.mngr("transcript", "printer", "--tail", "1", "--format", "jsonl").stdout
-    assert json.loads(jsonl) == {"role": "output", "text": "100%", "time": None}
+    assert json.loads(jsonl) == {"schema_version": 1, "role": "output", "text": "100%", "time": None}
 
     # The pane echoes the typed line, then the agent answers.
     assert _followed_after_ping(sandbox, "printer", "100%") == ["ping\n", "got ping\n"]
