@@ -278,6 +278,23 @@ def modal_sandbox(sandbox: Sandbox, docker_client: docker.DockerClient, docker_b
         _standin.cleanup()
 
 
+@pytest.fixture
+def modal_server(sandbox: Sandbox, docker_client: docker.DockerClient, docker_base_image: str) -> Iterator[Sandbox]:
+    """The sandbox, with mngr's processes using the real ``modal`` SDK against a local Modal
+    server (tests/modal_server; its sandboxes are containers of the test image), and a
+    namespace of its own. ``sandbox.modal`` is the server: its state, its faults. A call the
+    server does not implement fails the test."""
+    from tests.modal_server import running
+
+    namespace = "t" + uuid.uuid4().hex[:10]
+    with running(sandbox.root / "modal-server", docker_base_image, docker_client) as server:
+        sandbox.env.update(server.env, MNGR_PROVIDERS__MODAL__NAMESPACE=namespace)
+        sandbox.namespace = namespace  # type: ignore[attr-defined]
+        sandbox.modal = server  # type: ignore[attr-defined]
+        yield sandbox
+        assert server.unimplemented == [], f"calls the local Modal server does not implement: {server.unimplemented}"
+
+
 class OuterTerminal:
     """A terminal of the test's own: a 120x30 tmux window in a tmux server apart from the sandbox's."""
 
