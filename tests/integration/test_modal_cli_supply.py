@@ -1,5 +1,6 @@
 """A Modal host gets the agent's CLI the way it gets any file: the helper's copy over its
-channel (the Modal stand-in: sandboxes are containers of the test image, without claude)."""
+channel (the real Modal SDK and the local Modal server: sandboxes are containers of the test
+image, without claude)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ NPM_ROOT = agent_clis.AGENT_CLI_BIN.parent
 CLAUDE_VERSION = json.loads((NPM_ROOT / "@anthropic-ai" / "claude-code" / "package.json").read_text())["version"]
 
 
-def test_a_claude_agent_in_a_modal_sandbox_runs_the_users_own_copied_claude(modal_sandbox) -> None:
-    ms = modal_sandbox
+def test_a_claude_agent_in_a_modal_sandbox_runs_the_users_own_copied_claude(modal_server) -> None:
+    ms = modal_server
     standin = ModelStandin()
     try:
         home = ms.root / "home"
