@@ -261,7 +261,10 @@ def modal_server(sandbox: Sandbox, docker_client: docker.DockerClient, docker_ba
 
     namespace = "t" + uuid.uuid4().hex[:10]
     with running(sandbox.root / "modal-server", docker_base_image, docker_client) as server:
-        sandbox.env.update(server.env, MNGR_PROVIDERS__MODAL__NAMESPACE=namespace)
+        # Modal's answers here wait for a shared Docker engine (a container start can take half a
+        # minute on a loaded machine): mngr's deadline per call is raised to match.
+        sandbox.env.update(server.env, MNGR_PROVIDERS__MODAL__NAMESPACE=namespace,
+                           MNGR_PROVIDERS__MODAL__CALL_TIMEOUT="120")
         sandbox.namespace = namespace  # type: ignore[attr-defined]
         sandbox.modal = server  # type: ignore[attr-defined]
         yield sandbox

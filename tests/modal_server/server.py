@@ -30,6 +30,7 @@ from .state import World, spawn
 T = TypeVar("T")
 TOKEN_ID = "ak-mngr-test"
 TOKEN_SECRET = "as-mngr-test"
+SLOW_CALL = 10.0  # seconds: a call handled slower than this is reported on stderr (the engine is slow)
 
 
 def with_unimplemented(base: type) -> type:
@@ -182,6 +183,7 @@ class ModalServer:
 
             return [{"id": sandbox.id, "name": sandbox.name, "tags": dict(sandbox.tags), "running": sandbox.running,
                      "returncode": _result_returncode(sandbox.result), "definition": sandbox.definition,
+                     "container": sandbox.container,
                      "env": dict(sandbox.env), "image_id": sandbox.image_id}
                     for sandbox in sorted(self.world.sandboxes.values(), key=lambda sandbox: -sandbox.created_at)
                     if sandbox.running or not running_only]
@@ -323,7 +325,11 @@ class ModalServer:
                     for message in self._answered[key]:
                         await replies.send_message(message)
                 else:
+                    started = time.monotonic()
                     await handler(replies)
+                    took = time.monotonic() - started
+                    if took > SLOW_CALL and not method.startswith(("TaskExecStdioRead", "TaskExecWait", "SandboxWait")):
+                        print(f"modal test server: {method} took {took:.1f} s", file=sys.stderr)
                     if key is not None and key[1]:
                         self._answered[key] = replies.sent
             except GRPCError as exc:
