@@ -84,6 +84,10 @@ def test_an_agent_gets_a_tagged_sandbox_with_its_work_on_a_volume(modal_server) 
     assert elsewhere["first"]["state"] == "RUNNING" and elsewhere["first"]["provider"] == "modal"
     # ... and another namespace sees none of them.
     assert _agents(ms, MNGR_PROVIDERS__MODAL__NAMESPACE=ms.namespace + "x") == {}
+    # `mngr --in modal` is `mngr create --in modal`.
+    bare = ms.mngr("--in", "modal", "--no-connect", "second", "command", "--", "sleep", "600", timeout=300)
+    assert bare.returncode == 0, bare.stderr
+    assert _agents(ms)["second"]["provider"] == "modal" and set(_sandboxes(ms)) == {"first", "second"}
 
 
 def test_build_args_and_settings_reach_the_sandbox(modal_server) -> None:
