@@ -212,6 +212,15 @@ def test_a_name_that_collides_with_another_namespaces_host_is_refused(modal_serv
     assert ms.mngr("exec", "x-y", "true").returncode == 0
 
 
+def test_hosts_of_one_image_share_what_modal_built_once(modal_server) -> None:
+    ms = modal_server
+    _create(ms, "one")
+    _create(ms, "two")
+    sandboxes = _sandboxes(ms)
+    assert sandboxes["one"]["image_id"] == sandboxes["two"]["image_id"]
+    assert len(ms.modal.world.images) == 2  # debian_slim and its apt layer, each built once
+
+
 def test_agents_share_a_host_and_the_last_one_takes_it_with_it(modal_server) -> None:
     ms = modal_server
     _create(ms, "agent-1", "--host", "shared-host")

@@ -100,6 +100,14 @@ class ControlPlane(served(ModalClientBase)):  # type: ignore[misc]
         a build stream."""
         request = await stream.recv_message()
         definition = request.image
+        # Modal builds a definition once: the same layer on the same base (and context) is the same image.
+        digest = self._digest(definition)
+        if not request.force_build and self.world.built.get(digest) in self.world.images:
+            await stream.send_message(api_pb2.ImageGetOrCreateResponse(
+                image_id=self.world.built[digest],
+                result=api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_SUCCESS),
+                metadata=api_pb2.ImageMetadata(image_builder_version=IMAGE_BUILDER_VERSION)))
+            return
         commands = list(definition.dockerfile_commands)
         image_id = new_id("im")
         failure = ""
@@ -128,9 +136,19 @@ class ControlPlane(served(ModalClientBase)):  # type: ignore[misc]
             result = api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_FAILURE, exception=failure)
         else:
             self.world.images[image_id] = Image(image_id, tag, made_by_server=bool(rest))
+            self.world.built[digest] = image_id
             result = api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_SUCCESS)
         await stream.send_message(api_pb2.ImageGetOrCreateResponse(
             image_id=image_id, result=result, metadata=api_pb2.ImageMetadata(image_builder_version=IMAGE_BUILDER_VERSION)))
+
+    def _digest(self, definition: api_pb2.Image) -> str:
+        import hashlib
+
+        keyed = api_pb2.Image()
+        keyed.CopyFrom(definition)
+        keyed.context_mount_id = ""  # a new mount id for the same files each time: its files count
+        files = sorted((name, digest) for name, digest, _ in self.world.mounts.get(definition.context_mount_id, []))
+        return hashlib.sha256(keyed.SerializeToString(deterministic=True) + repr(files).encode()).hexdigest()
 
     def _build(self, image_id: str, tag: str, commands: list[str], context: dict[str, bytes]) -> str:
         """The Docker image of ``tag`` with ``commands`` on top (itself when there are none),

@@ -105,6 +105,7 @@ class World:
     base_image: str  # what Image.debian_slim() stands for: the tests' Debian image
     apps: dict[str, str] = field(default_factory=dict)  # name -> id
     images: dict[str, Image] = field(default_factory=dict)
+    built: dict[str, str] = field(default_factory=dict)  # an image definition's digest -> the image built for it
     volumes: dict[str, Volume] = field(default_factory=dict)
     secrets: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)  # id -> (name, values)
     sandboxes: dict[str, Sandbox] = field(default_factory=dict)
