@@ -111,6 +111,7 @@ class CommandRouter(served(TaskCommandRouterBase)):  # type: ignore[misc]
         running = self._exec(request.task_id, request.exec_id)
         async with running.changed:
             await running.changed.wait_for(lambda: running.exit_code is not None)
+        assert running.exit_code is not None
         await stream.send_message(sr_pb2.TaskExecWaitResponse(code=running.exit_code))
 
     async def TaskSnapshotFilesystem(self, stream: Any) -> None:

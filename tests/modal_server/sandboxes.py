@@ -96,7 +96,7 @@ async def _exited(server: ModalServer, sandbox: Sandbox, code: int) -> None:
 async def end_sandbox(server: ModalServer, sandbox: Sandbox, status: int | None) -> None:
     """End a running sandbox with ``status`` (TERMINATED, TIMEOUT; None: as the server stops)."""
     if sandbox.running:
-        sandbox.result = GenericResult(status=status or GenericResult.GENERIC_STATUS_TERMINATED,
+        sandbox.result = GenericResult(status=status or GenericResult.GENERIC_STATUS_TERMINATED,  # type: ignore[arg-type]
                                        exception="Sandbox terminated" if status != GenericResult.GENERIC_STATUS_TIMEOUT
                                        else "Sandbox timed out")
     await _remove_container(server, sandbox)

@@ -45,7 +45,7 @@ def with_unimplemented(base: type) -> type:
         return answer
 
     return type(f"{base.__name__}Unimplemented", (base,),
-                {name: unimplemented(name) for name in base.__abstractmethods__})
+                {name: unimplemented(name) for name in base.__abstractmethods__})  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -132,7 +132,7 @@ class _DroppableServer(Server):
             self.transports.append(transport)
             made(transport)
 
-        protocol.connection_made = connection_made
+        protocol.connection_made = connection_made  # type: ignore[method-assign]
         return protocol
 
     def drop_connections(self) -> None:
@@ -275,8 +275,8 @@ class ModalServer:
 
         self._stop = asyncio.Event()
         await self._online()
-        assert self._grpc is not None and self._grpc._server is not None and self._grpc._server.sockets
-        self.port = self._grpc._server.sockets[0].getsockname()[1]
+        assert self._grpc is not None and self._grpc._server is not None
+        self.port = self._grpc._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.add_routes(block_routes(self))
         runner = web.AppRunner(app, access_log=None)
@@ -284,7 +284,7 @@ class ModalServer:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         assert site._server is not None
-        self.blocks_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.blocks_port = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         ready.set_result(None)
         try:
             await self._stop.wait()
