@@ -39,6 +39,8 @@ def container_options(server: ModalServer, sandbox_id: str, definition: api_pb2.
     access = definition.network_access.network_access_type
     if definition.block_network or access == api_pb2.NetworkAccess.BLOCKED:
         options["network_mode"] = "none"
+    elif world.host_network:
+        options["network_mode"] = "host"
     resources = definition.resources
     if resources.milli_cpu:
         options["cpu_shares"] = max(2, resources.milli_cpu * 1024 // 1000)  # a request weighs, a limit caps

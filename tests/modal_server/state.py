@@ -103,6 +103,9 @@ class World:
     root: Path  # Volumes' files live under it
     key: str  # the label value of this server's Docker objects
     base_image: str  # what Image.debian_slim() stands for: the tests' Debian image
+    # Sandboxes on the engine's host network: they reach this machine's loopback, where the
+    # tests' model server stands for the model APIs a sandbox on Modal reaches over the internet.
+    host_network: bool = False
     apps: dict[str, str] = field(default_factory=dict)  # name -> id
     images: dict[str, Image] = field(default_factory=dict)
     built: dict[str, str] = field(default_factory=dict)  # an image definition's digest -> the image built for it
