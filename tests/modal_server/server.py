@@ -25,7 +25,7 @@ from grpclib import GRPCError, Status
 from grpclib.const import Cardinality
 from grpclib.server import Server
 
-from .state import World, spawn
+from .state import LABEL, World, spawn
 
 T = TypeVar("T")
 TOKEN_ID = "ak-mngr-test"
@@ -244,7 +244,8 @@ class ModalServer:
         if self._loop is None:
             return
         with contextlib.suppress(Exception):
-            self.run(self._end_everything())
+            self.run(self._end_everything(), timeout=300)
+        self._sweep()
         assert self._stop is not None
         self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
@@ -291,6 +292,21 @@ class ModalServer:
         finally:
             await self._offline()
             await runner.cleanup()
+
+    def _sweep(self) -> None:
+        """Whatever of this server's is still on the engine (a container made as it stopped, an
+        image a container still used), found by its label."""
+        if self.docker is None:
+            return
+        label = f"{LABEL}={self.world.key}"
+        with contextlib.suppress(Exception):
+            for container in self.docker.containers.list(all=True, filters={"label": label}):
+                with contextlib.suppress(Exception):
+                    container.remove(force=True)
+            for image in self.docker.images.list(filters={"label": label}):
+                for tag in image.tags:
+                    with contextlib.suppress(Exception):
+                        self.docker.images.remove(tag, force=True)
 
     async def _end_everything(self) -> None:
         from .sandboxes import end_sandbox
