@@ -43,7 +43,7 @@ class Sandbox:
         for key in list(self.env):
             if key.startswith(("MNGR_", "MODAL_")) or key in ("TMUX", "TMUX_PANE"):
                 del self.env[key]
-        # No Modal credentials of the machine's (tests reach Modal only through the stand-in).
+        # No Modal credentials of the machine's (tests reach Modal only through the local Modal server).
         self.env["MODAL_CONFIG_PATH"] = str(root / "no-modal.toml")
         self.state_dir = tmux_dir / "state"  # short: ssh's ControlPath sockets live under it
         self.env.update(
@@ -251,31 +251,24 @@ def agent_dir(sandbox: Sandbox) -> Path:
     return work
 
 
-MODAL_STANDIN_PATH = Path(__file__).resolve().parent / "modal_standin"
-
-
 @pytest.fixture
-def modal_sandbox(sandbox: Sandbox, docker_client: docker.DockerClient, docker_base_image: str,
-                  monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    """The sandbox, with ``import modal`` in mngr's processes finding the stand-in (sandboxes
-    are containers of the test image), credentials, and a namespace of its own. Everything the
-    stand-in made is removed afterwards; this process can inspect it through
-    ``tests.modal_standin.modal._standin``."""
-    namespace = "t" + uuid.uuid4().hex[:10]
-    shared = {"MNGR_MODAL_STANDIN_DIR": str(sandbox.root / "modal-state"),
-              "MNGR_MODAL_STANDIN_BASE_IMAGE": docker_base_image,
-              "MODAL_TOKEN_ID": "ak-test", "MODAL_TOKEN_SECRET": "as-test"}
-    sandbox.env.update(shared, PYTHONPATH=str(MODAL_STANDIN_PATH), MNGR_PROVIDERS__MODAL__NAMESPACE=namespace)
-    for key, value in shared.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("MNGR_MODAL_STANDIN_FAULTS", raising=False)
-    sandbox.namespace = namespace  # type: ignore[attr-defined]
-    from tests.modal_standin.modal import _standin
+def modal_server(sandbox: Sandbox, docker_client: docker.DockerClient, docker_base_image: str) -> Iterator[Sandbox]:
+    """The sandbox, with mngr's processes using the real ``modal`` SDK against a local Modal
+    server (tests/modal_server; its sandboxes are containers of the test image), and a
+    namespace of its own. ``sandbox.modal`` is the server: its state, its faults. A call the
+    server does not implement fails the test."""
+    from tests.modal_server import running
 
-    try:
+    namespace = "t" + uuid.uuid4().hex[:10]
+    with running(sandbox.root / "modal-server", docker_base_image, docker_client) as server:
+        # Modal's answers here wait for a shared Docker engine (a container start can take half a
+        # minute on a loaded machine): mngr's deadline per call is raised to match.
+        sandbox.env.update(server.env, MNGR_PROVIDERS__MODAL__NAMESPACE=namespace,
+                           MNGR_PROVIDERS__MODAL__CALL_TIMEOUT="120")
+        sandbox.namespace = namespace  # type: ignore[attr-defined]
+        sandbox.modal = server  # type: ignore[attr-defined]
         yield sandbox
-    finally:
-        _standin.cleanup()
+        assert server.unimplemented == [], f"calls the local Modal server does not implement: {server.unimplemented}"
 
 
 class OuterTerminal:

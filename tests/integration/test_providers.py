@@ -1,8 +1,8 @@
 """One suite every provider passes: the same commands, the same results, wherever the host is.
 
 Each test runs once per provider (local, an SSH test host, a Docker container, a Modal sandbox
-of the SDK's stand-in); a provider whose host cannot be had here (no Docker engine) skips with
-the reason.
+of the local Modal server, through the real SDK); a provider whose host cannot be had here (no
+Docker engine) skips with the reason.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def place(request: pytest.FixtureRequest, sandbox) -> Iterator[Place]:
     elif request.param == "ssh":
         with started_host(sandbox, "testhost"):
             yield Place(sandbox, "ssh", ["--in", "ssh", "--host", "testhost"])
-    elif request.param == "modal":  # the Modal SDK's stand-in, its sandboxes Docker containers
-        yield Place(request.getfixturevalue("modal_sandbox"), "modal", ["--in", "modal"])
+    elif request.param == "modal":  # the real Modal SDK and a local Modal server, its sandboxes Docker containers
+        yield Place(request.getfixturevalue("modal_server"), "modal", ["--in", "modal"])
     else:
         client = request.getfixturevalue("docker_client")
         sandbox.env["MNGR_PROVIDERS__DOCKER__BASE_IMAGE"] = request.getfixturevalue("docker_base_image")

@@ -1,7 +1,7 @@
 """The modal provider against the installed ``modal`` SDK, without Modal's cloud.
 
-Its tests run it against the stand-in (tests/modal_standin), which test_modal_contract keeps
-true to the SDK. Two things are checked here that those cannot: every SDK attribute the
+Its tests run it through the real SDK against a local Modal server (tests/modal_server). Two
+things are checked here that those cannot: every SDK attribute the
 provider's source touches, on every path (tested or not), exists in the SDK and takes the
 keywords it is given; and the provider's own quick check for credentials (made without
 importing the SDK) agrees with how the SDK resolves them.
