@@ -150,37 +150,40 @@ def test_renames_racing_messages_and_stops_leave_record_and_session_agreeing(san
     was delivered shows in its output."""
     create(sandbox, "racer-0")
     for round_number in range(6):
-        old, new = f"racer-{round_number}", f"racer-{round_number + 1}"
-        text = f"round {round_number} message"
-        results: dict[str, Any] = {}
+        _race_round(sandbox, f"racer-{round_number}", f"racer-{round_number + 1}", with_stop=round_number % 2 == 1)
 
-        def run(key: str, *argv: str) -> None:
-            results[key] = sandbox.mngr(*argv)
 
-        threads = [threading.Thread(target=run, args=("message", "message", old, text)),
-                   threading.Thread(target=run, args=("rename", "rename", old, new))]
-        if round_number % 2:
-            threads.append(threading.Thread(target=run, args=("stop", "stop", old)))
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert results["rename"].returncode == 0, results["rename"].stderr
-        listed = rows(sandbox)
-        assert list(listed) == [new]
-        agent = listed[new]
-        assert json.loads(record_path(sandbox, agent["id"]).read_text())["name"] == new
-        stopped = "stop" in results and results["stop"].returncode == 0
-        if agent["state"] == "STOPPED":
-            assert stopped and sandbox.sessions() == []
-        else:
-            assert sandbox.sessions() == [f"mngr-{new}"]
-        if results["message"].returncode == 0 and not stopped:
-            wait_for(lambda: shows(sandbox, new, text), "the delivered message in the output")
-        elif results["message"].returncode != 0:
-            assert old in results["message"].stderr
-        if agent["state"] == "STOPPED":
-            assert sandbox.mngr("start", new).returncode == 0
+def _race_round(sandbox: Sandbox, old: str, new: str, with_stop: bool) -> None:
+    text = f"message to {old}"
+    results: dict[str, Any] = {}
+
+    def run(key: str, *argv: str) -> None:
+        results[key] = sandbox.mngr(*argv)
+
+    threads = [threading.Thread(target=run, args=("message", "message", old, text)),
+               threading.Thread(target=run, args=("rename", "rename", old, new))]
+    if with_stop:
+        threads.append(threading.Thread(target=run, args=("stop", "stop", old)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results["rename"].returncode == 0, results["rename"].stderr
+    listed = rows(sandbox)
+    assert list(listed) == [new]
+    agent = listed[new]
+    assert json.loads(record_path(sandbox, agent["id"]).read_text())["name"] == new
+    stopped = "stop" in results and results["stop"].returncode == 0
+    if agent["state"] == "STOPPED":
+        assert stopped and sandbox.sessions() == []
+    else:
+        assert sandbox.sessions() == [f"mngr-{new}"]
+    if results["message"].returncode == 0 and not stopped:
+        wait_for(lambda: shows(sandbox, new, text), "the delivered message in the output")
+    elif results["message"].returncode != 0:
+        assert old in results["message"].stderr
+    if agent["state"] == "STOPPED":
+        assert sandbox.mngr("start", new).returncode == 0
 
 
 @needs_sshd
