@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Sandbox, wait_for
+from tests.conftest import Sandbox, terminal_running_mngr, wait_for
 from tests.integration.test_ssh import started_host
 from tests.sshd import SshHost, unavailable_reason
 
@@ -405,3 +405,21 @@ def test_a_renamed_worktree_agent_keeps_its_branch_and_work_dir(sandbox: Sandbox
     head = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=after["work_dir"], capture_output=True,
                           text=True, check=True).stdout.strip()
     assert head == "mngr/branchy"
+
+
+def test_cleanup_asks_on_a_terminal_before_it_destroys(sandbox: Sandbox) -> None:
+    for name in ("doomed", "spared"):
+        create(sandbox, name)
+    # stopped: the terminal's mngr runs with the sandbox's MNGR_ variables, not its tmux server
+    assert sandbox.mngr("stop", "doomed", "spared").returncode == 0
+    _age_record(sandbox, rows(sandbox)["doomed"]["id"], "2026-01-01T00:00:00.000+00:00")
+    with terminal_running_mngr(sandbox, "cleanup", "--older-than", "30d") as terminal:
+        wait_for(lambda: "Destroy doomed (local)? [y/N]" in terminal.screen(), "the question")
+        terminal.press("n", "Enter")
+        wait_for(lambda: "mngr: aborted" in terminal.screen(), "the answer taken")
+    assert sorted(rows(sandbox)) == ["doomed", "spared"]
+    with terminal_running_mngr(sandbox, "cleanup", "--older-than", "30d") as terminal:
+        wait_for(lambda: "Destroy doomed (local)? [y/N]" in terminal.screen(), "the question")
+        terminal.press("y", "Enter")
+        wait_for(lambda: "destroyed agent doomed" in terminal.screen(), "the destroy")
+    assert sorted(rows(sandbox)) == ["spared"]
