@@ -13,7 +13,7 @@ from ..commands import agents
 from ..commands.agents import Bulk
 from ..errors import UsageError
 from ..fleet import LocatedAgent
-from .common import LABEL_KEY_PATTERN, STATES, agent_row, check_format, parse_pairs
+from .common import AGENT_FIELDS, LABEL_KEY_PATTERN, STATES, agent_row, check_format, parse_pairs
 from .completion_cmd import agent_names
 from .context import App, pass_app
 from .lifecycle import _report
@@ -50,8 +50,9 @@ def rename(app: App, old: str, new: str, output_format: str) -> None:
     Examples:
       mngr rename fix-bug fix-login-bug
       mngr rename web-01@build-box web-frontend
+      mngr rename fix-bug fix-login-bug --format '{old_name} -> {name} on {host}'
     """
-    check_format(output_format)
+    output.check_template(output_format, (*AGENT_FIELDS, "old_name"))
     from ..commands.rename import rename as rename_agent
 
     result = rename_agent(app, old, new)

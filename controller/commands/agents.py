@@ -104,8 +104,8 @@ class ArchiveRequest:
 @dataclass
 class Changed:
     """One agent acted on: its state now, and what happened (``verb``: "stopped",
-    "already stopped", "started", "already running", "destroyed", "labelled", "unchanged",
-    "archived", "already archived", "unarchived", "not archived"; in a dry run "would stop",
+    "already stopped", "started", "already running", "destroyed", "labelled", "already labelled",
+    "archived", "already archived", "unarchived", "already unarchived"; in a dry run "would stop",
     "would start", "would destroy", "would label", "would archive", "would unarchive")."""
 
     info: AgentInfo
@@ -174,11 +174,11 @@ def label(app: App, request: LabelRequest) -> AgentsResult:
             any(key in info.labels for key in remove)
 
     def change(agent: LocatedAgent) -> Changed:
-        verb = "labelled" if changes(agent.info) else "unchanged"
+        verb = "labelled" if changes(agent.info) else "already labelled"
         return _changed(agent, agent.handle.set_labels(agent.info.name, add, remove), verb)
 
     def preview(agent: LocatedAgent) -> str:
-        return "would label" if changes(agent.info) else "unchanged"
+        return "would label" if changes(agent.info) else "already labelled"
 
     return _each(app, request.targets, RECORDED_STATES, change, _time_per_agent(app, 0.0),
                  what="the label changes already under way", bulk=request.bulk, preview=preview)
@@ -190,7 +190,7 @@ def archive(app: App, request: ArchiveRequest) -> AgentsResult:
     unarchive, the archived ones."""
     lifecycle = Lifecycle(app.registry)
     wanted = request.archived
-    done, already = ("archived", "already archived") if wanted else ("unarchived", "not archived")
+    done, already = ("archived", "already archived") if wanted else ("unarchived", "already unarchived")
 
     def change(agent: LocatedAgent) -> Changed:
         if agent.info.archived == wanted:

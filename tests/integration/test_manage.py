@@ -221,7 +221,7 @@ def test_labels_added_changed_and_removed_show_in_listings_and_filters(sandbox: 
     assert sorted(rows(sandbox, "--include", "labels.team == web")) == ["web-1", "web-2"]
 
     again = sandbox.mngr("label", "web-1", "--add", "team=web", "--format", "json")
-    assert [row["result"] for row in json.loads(again.stdout)] == ["unchanged"]
+    assert [row["result"] for row in json.loads(again.stdout)] == ["already labelled"]
 
     dry = sandbox.mngr("label", "--include", "labels.team == web", "--add", "team=infra", "--dry-run")
     assert dry.returncode == 0 and dry.stdout.count("would label") == 2
