@@ -93,7 +93,8 @@ def test_a_renamed_running_agent_keeps_running_and_answers_to_its_new_name(sandb
 def test_a_stopped_agent_renamed_starts_under_its_new_name(sandbox: Sandbox) -> None:
     create(sandbox, "napper")
     assert sandbox.mngr("stop", "napper").returncode == 0
-    assert sandbox.mngr("rename", "napper", "sleeper").returncode == 0
+    renamed = sandbox.mngr("rename", "napper", "sleeper", "--format", "{old_name}>{name} {state}")
+    assert renamed.returncode == 0 and renamed.stdout.strip() == "napper>sleeper STOPPED", renamed.stderr
     assert sandbox.sessions() == []
     started = sandbox.mngr("start", "sleeper")
     assert started.returncode == 0, started.stderr
