@@ -187,6 +187,41 @@ def _race_round(sandbox: Sandbox, old: str, new: str, with_stop: bool) -> None:
         assert sandbox.mngr("start", new).returncode == 0
 
 
+def test_the_state_noter_never_sees_a_rename_half_done(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the helper itself: renames back and forth while another thread notes states as
+    fast as it can. The record and the session change under the noter's lock, so no look
+    finds the record without its session (which it would log as the agent STOPPED)."""
+    from mngr.remote_helper import events, record_changes
+
+    create(sandbox, "flip")
+    agent_id = rows(sandbox)["flip"]["id"]
+    sandbox.apply_env(monkeypatch)
+    noter = events.StateNoter()
+    done = threading.Event()
+    looks = [0]
+
+    def note() -> None:
+        while not done.is_set():
+            noter.note(10.0)
+            looks[0] += 1
+
+    watcher = threading.Thread(target=note)
+    watcher.start()
+    try:
+        names = ["flip", "flop"]
+        for turn in range(30):
+            record_changes.rename_agent(names[turn % 2], names[(turn + 1) % 2])
+    finally:
+        done.set()
+        watcher.join()
+    assert looks[0] > 30  # the noter looked all along
+    logged = events_of(sandbox, agent_id)
+    assert len([e for e in logged if e["event"] == "renamed"]) == 30
+    # (the host daemon's watcher notes states too, with its own quietness: RUNNING and WAITING may alternate)
+    assert "STOPPED" not in [e["state"] for e in logged if e["event"] == "state"]
+    assert sandbox.sessions() == ["mngr-flip"]
+
+
 @needs_sshd
 def test_rename_on_an_ssh_host_and_a_name_taken_on_another_host(sandbox: Sandbox, remote: SshHost) -> None:
     create(sandbox, "here")
