@@ -156,10 +156,11 @@ def _unknown(name, agent_id, problem):
 
 
 def list_agents(quiet_seconds):
-    panes = tmux.list_sessions_panes()
+    with state.named_lock(agent_records.VIEW_LOCK):
+        panes = tmux.list_sessions_panes()
+        found, problems = agent_records.read_all()
     # Listing is the one request every host gets regularly: keep output logs capped here too,
     # for hosts where no host daemon runs.
-    found, problems = agent_records.read_all()
     rotate_output_logs(output_log_max_bytes(), found)
     now = time.time()
     agents = []

@@ -27,9 +27,7 @@ STATE_FILE = "state.json"
 # WAITING, as the last follower's controller configured it; the watcher uses it too.
 QUIET_FILE = "events-quiet-seconds"
 DEFAULT_QUIET_SECONDS = 10.0
-# Held while the last states are compared and rewritten, and while an agent's record and
-# session are looked at together: a rename (record_changes.py) changes both under it.
-STATE_LOCK = "agent-states"
+STATE_LOCK = agent_records.VIEW_LOCK
 MAX_LINES = 1000  # events per reply at most; the cursor continues
 _MAX_READ_BYTES = 1024 * 1024  # of one log per reply
 POLL_SECONDS = 0.1  # a long poll looks at the logs' sizes this often

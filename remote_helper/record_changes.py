@@ -5,13 +5,14 @@ Each runs under the agent's named lock, as start, stop and destroy do (agents.py
 change racing one of those is done wholly before or wholly after it. A rename also holds
 the new name's lock (a create of that name waits), both names' message locks (a message
 under way is delivered first; one that waited finds the agent renamed) and the state
-noter's lock (events.py: nothing sees the record renamed without its session).
+view lock (agent_records.VIEW_LOCK: no listing sees the record renamed without its
+session).
 """
 
 import contextlib
 import os
 
-from . import agent_records, agents, events, processes, state, tmux
+from . import agent_records, agents, processes, state, tmux
 from .wire import RequestFailed
 
 
@@ -34,7 +35,7 @@ def rename_agent(name, new_name):
         directory = state.agent_dir(agent_id)
         record_path = os.path.join(directory, "record.json")
         renamed = dict(record, name=new_name)
-        with state.named_lock(events.STATE_LOCK):
+        with state.named_lock(agent_records.VIEW_LOCK):
             state.atomic_write_json(record_path, renamed)
             try:
                 tmux.rename_session(session, new_session)
