@@ -124,13 +124,14 @@ _ARCHIVE_GRACE = click.option(
 
 @click.command(context_settings=_HELP)
 @_NAMES
+@click.option("--all", "every", is_flag=True, help="Archive every agent not archived yet.")
 @filter_options
 @_FORMAT
 @_ARCHIVE_GRACE
 @dry_run_option
 @on_error_option
 @pass_app
-def archive(app: App, names: tuple[str, ...], includes: tuple[str, ...], excludes: tuple[str, ...],
+def archive(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ...], excludes: tuple[str, ...],
             output_format: str, grace: str | None, dry_run: bool, on_error: str) -> None:
     """Put agents out of the way: stopped, kept, and left out of `mngr list`.
 
@@ -147,19 +148,20 @@ def archive(app: App, names: tuple[str, ...], includes: tuple[str, ...], exclude
     """
     check_format(output_format)
     request = agents.ArchiveRequest(archived=True, grace=_grace(app, grace),
-                                    targets=read_targets(app, names, False, includes, excludes),
+                                    targets=read_targets(app, names, every, includes, excludes),
                                     bulk=Bulk(dry_run, on_error))
     _report(agents.archive(app, request), "archive", output_format)
 
 
 @click.command(context_settings=_HELP)
 @_NAMES
+@click.option("--all", "every", is_flag=True, help="Unarchive every archived agent.")
 @filter_options
 @_FORMAT
 @dry_run_option
 @on_error_option
 @pass_app
-def unarchive(app: App, names: tuple[str, ...], includes: tuple[str, ...], excludes: tuple[str, ...],
+def unarchive(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ...], excludes: tuple[str, ...],
               output_format: str, dry_run: bool, on_error: str) -> None:
     """Bring archived agents back into listings; they stay stopped until `mngr start`.
 
@@ -172,7 +174,7 @@ def unarchive(app: App, names: tuple[str, ...], includes: tuple[str, ...], exclu
       mngr unarchive --include 'labels.team == web'
     """
     check_format(output_format)
-    request = agents.ArchiveRequest(archived=False, targets=read_targets(app, names, False, includes, excludes),
+    request = agents.ArchiveRequest(archived=False, targets=read_targets(app, names, every, includes, excludes),
                                     bulk=Bulk(dry_run, on_error))
     _report(agents.archive(app, request), "unarchive", output_format)
 

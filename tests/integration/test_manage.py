@@ -349,6 +349,11 @@ def test_archive_by_pipe_and_filter_across_hosts(sandbox: Sandbox, remote: SshHo
     back = sandbox.mngr("unarchive", "--include", "host == testhost")
     assert back.returncode == 0 and "unarchived agent old-far" in back.stdout
     assert sorted(rows(sandbox)) == ["new-here", "old-far"]
+    rest = sandbox.mngr("unarchive", "--all", "--format", "json")
+    assert [(row["name"], row["result"]) for row in json.loads(rest.stdout)] == [("old-here", "unarchived")]
+    everything = sandbox.mngr("archive", "--all", "--dry-run", "--format", "json")
+    assert sorted(row["name"] for row in json.loads(everything.stdout)) == ["new-here", "old-far", "old-here"]
+    assert sorted(rows(sandbox)) == ["new-here", "old-far", "old-here"]
 
 
 # -- cleanup ------------------------------------------------------------------------------
