@@ -326,6 +326,9 @@ def test_archive_stops_hides_and_keeps_an_agent_until_unarchived(sandbox: Sandbo
     wait_for(lambda: shows(sandbox, "shelved", "back from the shelf"), "the message after unarchive")
     logged = [e["event"] for e in events_of(sandbox, agent["id"])]
     assert logged.index("stopped") < logged.index("archived") < logged.index("unarchived")
+    printed = sandbox.mngr("events", "shelved", "--event", "archived,unarchived,renamed")
+    assert printed.returncode == 0, printed.stderr
+    assert [json.loads(line)["event"] for line in printed.stdout.splitlines()] == ["archived", "unarchived"]
 
 
 @needs_sshd
