@@ -161,7 +161,9 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+def _env_layer(environ: Mapping[str, str], variables: dict[str, str] | None = None) -> dict[str, Any]:
+    """The configuration the MNGR_* variables give; ``variables``, when given, receives the
+    variable behind each dotted key set."""
     layer: dict[str, Any] = {}
     for name, raw in environ.items():
         if not name.startswith("MNGR_"):
@@ -169,7 +171,14 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
         parts = [part.lower() for part in name[len("MNGR_"):].split("__")]
         if parts[0] not in ENV_KEYS or not all(parts):
             continue
-        set_path(layer, parts, parse_value(raw))
+        value = parse_value(raw)
+        set_path(layer, parts, value)
+        if variables is not None:
+            prefix = ".".join(parts)
+            if isinstance(value, Mapping) and value:
+                variables.update((f"{prefix}.{key}", name) for key, _ in flatten(value))
+            else:
+                variables[prefix] = name
     return layer
 
 
@@ -350,6 +359,30 @@ def _check_template(origin: str, prefix: str, section: Any) -> None:
             raise ConfigError(f"{origin}: {key} is empty")
 
 
+@dataclass(frozen=True)
+class Layer:
+    """One source of configuration, before merging."""
+
+    scope: str  # "user", "project" or "environment"
+    origin: str  # the file's path, or "environment"
+    values: dict[str, Any]
+    variables: dict[str, str] = field(default_factory=dict)  # dotted key -> MNGR_* variable
+
+
+def read_layers(environ: Mapping[str, str] | None = None,
+                cwd: str | os.PathLike[str] | None = None) -> list[Layer]:
+    """The user file, the project file and the environment, in the order they apply
+    (after DEFAULTS); a file that does not exist is an empty layer. Not validated."""
+    environ = os.environ if environ is None else environ
+    layers = [Layer("user", _user_config_file(), read_toml(_user_config_file()))]
+    project_path = _project_config_file(cwd)
+    if project_path is not None:
+        layers.append(Layer("project", project_path, read_toml(project_path)))
+    variables: dict[str, str] = {}
+    layers.append(Layer("environment", "environment", _env_layer(environ, variables), variables))
+    return layers
+
+
 @dataclass
 class Config:
     values: dict[str, Any]
@@ -372,24 +405,14 @@ class Config:
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None) -> Config:
         environ = os.environ if environ is None else environ
-        user_path = _user_config_file()
-        project_path = _project_config_file(cwd)
         values = dict(DEFAULTS)
         sources = ["defaults"]
-        for path in (user_path, project_path):
-            if path is None:
-                continue
-            layer = read_toml(path)
-            if layer:
-                validate(layer, str(path))
-                values = merge(values, layer)
-                sources.append(str(path))
-        env_layer = _env_layer(environ)
-        if env_layer:
-            validate(env_layer, "environment")
-            values = merge(values, env_layer)
-            sources.append("environment")
-        return cls(values, user_path, project_path, sources)
+        for layer in read_layers(environ, cwd):
+            if layer.values:
+                validate(layer.values, layer.origin)
+                values = merge(values, layer.values)
+                sources.append(layer.origin)
+        return cls(values, _user_config_file(), _project_config_file(cwd), sources)
 
     def get(self, key: str, default: Any = None) -> Any:
         try:

@@ -187,6 +187,10 @@ class HostHandle:
         path_dirs: list[str] | None = None,
         agent_config: dict[str, Any] | None = None,
         work_dir_origin: dict[str, str] | None = None,
+        extra_windows: Mapping[str, str] | None = None,
+        uploads: list[list[Any]] | None = None,
+        upload_bytes: bytes = b"",
+        overwrite_uploads: bool = False,
     ) -> protocol.AgentInfo:
         request = protocol.CreateAgent(
             name=name,
@@ -202,8 +206,12 @@ class HostHandle:
             path_dirs=list(path_dirs or []),
             agent_config=agent_config,
             work_dir_origin=work_dir_origin,
+            extra_windows=dict(extra_windows or {}),
+            uploads=list(uploads or []),
+            overwrite_uploads=overwrite_uploads,
         )
-        created = self._call(request, protocol.AgentReply, timeout=self.timeout).agent
+        reply, _ = self._call_with_blob(request, protocol.AgentReply, upload_bytes, timeout=self.timeout)
+        created = reply.agent
         from . import host_registry
 
         host_registry.seen(self.provider_name, self.host)  # a dropped host is back

@@ -67,7 +67,7 @@ def take(handle: HostHandle, name: str, provider: str) -> Snapshot:
         "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
         "agent": name, "host": handle.host, "provider": provider, "work_dir": spec.work_dir,
         "spec": {"agent_type": spec.agent_type, "command": spec.command, "binary": spec.binary,
-                 "env": spec.env, "labels": spec.labels},
+                 "env": spec.env, "labels": spec.labels, "extra_windows": spec.extra_windows},
     }
     size = None
     if isinstance(handle.provider, HostSnapshots):
@@ -90,7 +90,8 @@ def take(handle: HostHandle, name: str, provider: str) -> Snapshot:
             "host": handle.host,
             "provider": provider,
             "spec": {"agent_type": spec.agent_type, "command": spec.command, "binary": spec.binary,
-                     "env": spec.env, "labels": spec.labels, "branch": spec.branch if bundle else ""},
+                     "env": spec.env, "labels": spec.labels, "branch": spec.branch if bundle else "",
+                     "extra_windows": spec.extra_windows},
         }
         with open(os.path.join(scratch, "snapshot.json"), "w", encoding="utf-8") as output:
             json.dump(meta, output)

@@ -11,10 +11,12 @@ The transfer kinds:
 
 The default: from inside a git repository, ``worktree`` locally and ``copy`` elsewhere; the
 user's uncommitted and untracked (not ignored) changes go along unless ``--clean``.
-Outside a git repository the local host keeps running agents in place (a copy of an
-arbitrary directory, often the home dir, could be huge, and without git there is no branch
-to bring the work back on: ``--transfer copy`` asks for one), and a remote host keeps its
-own default (an empty ``$MNGR_HOST_DIR/work/NAME`` on SSH, ``~`` on docker and modal).
+Outside a git repository, a ``copy`` of the directory on any host: every agent works in a
+directory of its own, and ``mngr pull`` brings its work back. A directory that is no
+project (the home dir, ``/``) or too big to copy without being asked (see ``PLAIN_COPY_*``)
+is refused with the ways on: ``--work-dir`` in place, ``--transfer none`` (in place here, the
+host's own default elsewhere: an empty ``$MNGR_HOST_DIR/work/NAME`` on SSH, ``~`` on docker
+and modal), or ``--transfer copy`` to copy it all the same.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from .channel.protocol import AgentInfo
 from .errors import UsageError
 
 TRANSFERS = ("worktree", "copy", "none")
+# A directory outside git bigger than this is not copied unless asked (--transfer copy):
+# a copy of a download folder or a build tree is no one's idea of a default.
+PLAIN_COPY_MAX_FILES = 10_000
+PLAIN_COPY_MAX_BYTES = 512 * 1024 * 1024
 BRANCH_PREFIX = "mngr/"
 # A URL git understands (https://, ssh://, git://, file://) or scp-like user@host:path.
 _GIT_URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)")
@@ -113,7 +119,8 @@ def choose(name: str, *, transfer: str | None, source: str | None, work_dir: str
         else:
             if branch or reuse_branch:
                 raise UsageError(f"--branch needs a git repository: {directory} is not in one")
-            return WorkDirChoice("none" if local_host else "host")
+            _check_plain_copy(directory)
+            transfer = "copy"
     if transfer == "worktree":
         if not local_host:
             raise UsageError("--transfer worktree is for the local host: on another host use --transfer copy")
@@ -136,6 +143,46 @@ def choose(name: str, *, transfer: str | None, source: str | None, work_dir: str
         raise UsageError(f"--reuse-branch: there is no branch {chosen!r} in {top}")
     return WorkDirChoice(transfer, source=top, repo=main, branch=chosen, reuse_branch=reuse_branch, clean=clean,
                          head=head)
+
+
+def _check_plain_copy(directory: str) -> None:
+    """UsageError for a directory outside git that a create should not copy by default."""
+    ways = "give --work-dir DIR (or --transfer none) to run in place, or --transfer copy to copy it all the same"
+    real = os.path.realpath(directory)
+    if real in (os.path.realpath(os.path.expanduser("~")), os.path.realpath(os.sep)):
+        raise UsageError(f"{directory} is not in a git repository and is {'your home dir' if real != os.sep else '/'}: "
+                         f"an agent gets a copy of the current directory; cd to a project, or {ways}")
+    files, size = _count_up_to(real, PLAIN_COPY_MAX_FILES, PLAIN_COPY_MAX_BYTES)
+    if files > PLAIN_COPY_MAX_FILES or size > PLAIN_COPY_MAX_BYTES:
+        what = f"more than {PLAIN_COPY_MAX_FILES:,} files" if files > PLAIN_COPY_MAX_FILES \
+            else f"more than {PLAIN_COPY_MAX_BYTES // (1024 * 1024)} MiB"
+        raise UsageError(f"{directory} is not in a git repository and holds {what}: an agent gets a copy of "
+                         f"the current directory; {ways}")
+
+
+def _count_up_to(top: str, max_files: int, max_bytes: int) -> tuple[int, int]:
+    """(files, bytes) under ``top``, the walk cut short once either passes its limit."""
+    files = size = 0
+    pending = [top]
+    while pending:
+        try:
+            entries = os.scandir(pending.pop())
+        except OSError:  # unreadable: the copy says which, if it is made
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                        continue
+                    files += 1
+                    if entry.is_file(follow_symlinks=False):
+                        size += entry.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue
+                if files > max_files or size > max_bytes:
+                    return files, size
+    return files, size
 
 
 def origin(choice: WorkDirChoice, base: str = "", carried_tree: str = "") -> dict[str, str]:
@@ -176,11 +223,13 @@ def lost_by_removal(info: AgentInfo, uncommitted: list[str], heads: dict[str, st
 
     origin_record = info.work_dir_origin
     lost = []
-    if uncommitted and not keep_work_dir:
-        shown = ", ".join(uncommitted[:3]) + (f" and {len(uncommitted) - 3} more" if len(uncommitted) > 3 else "")
-        lost.append(f"uncommitted changes ({shown})")
     branch = origin_record.get("branch", "")
     repo = origin_record.get("repo", "")
+    if uncommitted and not keep_work_dir:
+        shown = ", ".join(uncommitted[:3]) + (f" and {len(uncommitted) - 3} more" if len(uncommitted) > 3 else "")
+        plain_copy = origin_record.get("kind") == "copy" and not repo and not heads
+        lost.append(f"files changed since it was made ({shown}; mngr pull {info.name} brings them)" if plain_copy
+                    else f"uncommitted changes ({shown})")
     if origin_record.get("kind") == "worktree":
         # Its branches are the user's repository's: only a detached HEAD's commits, and the
         # agent's branch when it is to be deleted, can be lost.

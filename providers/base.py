@@ -29,7 +29,13 @@ def tmux_attach_argv(session: str) -> list[str]:
     reached over ssh or ``docker exec`` that is the host's, often unset. What matters is the
     user's own terminal, so ``-u`` tells it when the locale here says UTF-8.
     """
-    return ["tmux", *(["-u"] if local_locale_is_utf8() else []), "attach-session", "-t", "=" + session]
+    return ["tmux", *(["-u"] if local_locale_is_utf8() else []), "attach-session", "-t", agent_window_target(session)]
+
+
+def agent_window_target(session: str) -> str:
+    """The agent's window (its session's first) as a tmux target: attaching there lands on
+    it, whichever window of the session (``mngr create --extra-window``) was last shown."""
+    return f"={session}:^"
 
 
 def local_locale_is_utf8() -> bool:

@@ -26,7 +26,7 @@ from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
 from mngr.controller.plugin_spec import hookimpl
 from mngr.remote_helper import daemon_address
 
-from .base import Provider
+from .base import Provider, agent_window_target
 
 LOCAL_HOST = "local"
 
@@ -98,8 +98,8 @@ class LocalProvider(Provider):
     def attach_argv(self, host: str, session: str) -> list[str]:
         self.check_host(host)
         if os.environ.get("TMUX"):
-            return ["tmux", "switch-client", "-t", "=" + session]
-        return ["tmux", "attach-session", "-t", "=" + session]
+            return ["tmux", "switch-client", "-t", agent_window_target(session)]
+        return ["tmux", "attach-session", "-t", agent_window_target(session)]
 
 
 @hookimpl

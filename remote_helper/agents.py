@@ -7,10 +7,21 @@ created, and removed (by an atomic rename out of the way) only after the session
 
 import contextlib
 import os
+import re
 import sys
 import time
 
-from . import agent_config, agent_records, cli_bundles, conversation, processes, state, tmux, trust
+from . import (
+    agent_config,
+    agent_records,
+    cli_bundles,
+    conversation,
+    processes,
+    state,
+    tmux,
+    trust,
+    uploads,
+)
 from .wire import RequestFailed
 
 OUTPUT_LOG = "output.log"
@@ -41,7 +52,12 @@ _LAUNCHER = (
 # Runs the agent's command and keeps its exit status: tmux loses the status of a process
 # that exits very soon after respawn-pane started it, so DONE agents report it from here.
 _STATUS_KEEPER = '/bin/sh -c "$1"; status=$?; printf "%s\\n" "$status" > "$2"; exit "$status"'
+# An extra window's command: no status kept (the agent's state is its own window's).
+_WINDOW_RUNNER = 'exec /bin/sh -c "$1"'
+# An extra window's name: as an agent's, but starting with a letter (tmux reads digits as an index).
+_WINDOW_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 EXIT_STATUS = "exit_status"
+STOPPING = "stopping"  # the record's status while a stop or destroy ends its processes
 
 
 DEFAULT_OUTPUT_LOG_MAX_BYTES = 16 * 1024 * 1024
@@ -59,7 +75,9 @@ def _info(record, pane, quiet_seconds, now):
     if pane is None:
         agent_state = STOPPED
     elif pane.dead:
-        agent_state = DONE
+        # A stop or destroy under way ends the agent before its session: its pane is dead
+        # for a moment, and the agent did not finish by itself.
+        agent_state = STOPPED if record.get("status") == STOPPING else DONE
     else:
         agent_state = RUNNING
     idle_seconds = None
@@ -84,6 +102,7 @@ def _info(record, pane, quiet_seconds, now):
         "problem": None,
         "waiting_reason": None,
         "waiting_detail": "",
+        "extra_windows": dict(extra_windows_of(record)),
     }
 
 
@@ -152,6 +171,7 @@ def _unknown(name, agent_id, problem):
         "problem": problem,
         "waiting_reason": None,
         "waiting_detail": "",
+        "extra_windows": {},
     }
 
 
@@ -256,12 +276,38 @@ def _launch(agent_id, record, extra_env, base_env, umask, command):
             "umask": state.original_umask() if umask is None else umask,
         },
     )
+    session = tmux.session_name(record["name"])
     tmux.new_agent_session(
-        tmux.session_name(record["name"]),
+        session,
         record["work_dir"],
         [sys.executable, "-I", "-S", "-c", _LAUNCHER, launch_path],
         output_log,
     )
+    for index, (window, window_command) in enumerate(extra_windows_of(record)):
+        window_launch = os.path.join(state.agent_dir(agent_id), "launch-window-%d.json" % index)
+        state.atomic_write_json(window_launch, {"env": env, "command": window_command, "wrapper": _WINDOW_RUNNER,
+                                                "status_file": "", "umask": state.original_umask() if umask is None
+                                                else umask})
+        tmux.add_window(session, window, record["work_dir"],
+                        [sys.executable, "-I", "-S", "-c", _LAUNCHER, window_launch])
+
+
+def extra_windows_of(record):
+    """The record's extra windows as (name, command), in the order given at create."""
+    windows = record.get("extra_windows")
+    if not isinstance(windows, list):
+        return []
+    return [(pair[0], pair[1]) for pair in windows
+            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)]
+
+
+def check_extra_windows(windows):
+    for name, command in windows.items():
+        if not _WINDOW_NAME.match(name) or name == tmux.AGENT_WINDOW:
+            raise RequestFailed("invalid", "invalid extra window name %r: lowercase letters, digits and hyphens, "
+                                           "starting with a letter, and not %r" % (name, tmux.AGENT_WINDOW))
+        if not command.strip():
+            raise RequestFailed("invalid", "extra window %r has no command" % name)
 
 
 def _with_own_config(agent_id, extra_env):
@@ -279,9 +325,10 @@ def _read_env(agent_id):
     return env if isinstance(env, dict) else {}
 
 
-def create_agent(request):
+def create_agent(request, blob=b""):
     name = request["name"]
     agent_records.check_name(name)
+    check_extra_windows(request.get("extra_windows") or {})
     # A relative work dir means relative to the home dir: the helper's (and the daemon's)
     # own current directory is no place to resolve a user's path against.
     work_dir = os.path.join(os.path.expanduser("~"), os.path.expanduser(request["work_dir"]))
@@ -330,7 +377,16 @@ def create_agent(request):
             record["path_dirs"] = [str(directory) for directory in request["path_dirs"]]
         if own_config is not None:
             record["agent_config"] = agent_config.record_entry(own_config)
+        if request.get("extra_windows"):
+            # [name, command] pairs: the record is written with sorted keys, and the order counts.
+            record["extra_windows"] = [[name, command] for name, command in request["extra_windows"].items()]
+        landed = None
         try:
+            if request.get("uploads"):
+                # First: a destination refused leaves nothing else to take back.
+                others = [path for path in _work_dirs_in_use() if path and path != record["work_dir"]]
+                landed = uploads.land(request["uploads"], blob, record["work_dir"],
+                                      bool(request.get("overwrite_uploads")), others)
             if own_config is not None:
                 agent_config.write(agent_id, own_config)
             state.atomic_write_json(os.path.join(directory, "env.json"), request["env"])
@@ -345,8 +401,12 @@ def create_agent(request):
             _launch(agent_id, record, request["env"], request["base_env"], request["umask"], record["command"])
         except BaseException:
             tmux.kill_session(session)
+            if landed is not None:
+                landed.undo()
             _remove_agent_dir(agent_id)
             raise
+        if landed is not None:
+            landed.commit()
         state.append_event(events, "started")
         return agent_info_now(record)
 
@@ -419,9 +479,10 @@ def stop_agent(name, spare=(), grace=processes.TERM_GRACE_SECONDS):
 def stop_locked(agent_id, record, spare=(), grace=processes.TERM_GRACE_SECONDS):
     """stop_agent's work, for a caller that holds the agent's lock and read its record."""
     conversation.session_id(agent_id, record)  # a CLI that picks its own: found before it goes
+    directory = state.agent_dir(agent_id)
+    _note_stopping(directory, record)
     processes.end_agent(agent_id, tmux.session_name(record["name"]), spare, grace)
     record["status"] = "stopped"
-    directory = state.agent_dir(agent_id)
     state.atomic_write_json(os.path.join(directory, "record.json"), record)
     state.append_event(os.path.join(directory, "events.jsonl"), "stopped")
 
@@ -449,6 +510,13 @@ def start_agent(name, base_env=None, umask=None):
         return agent_info_now(record)
 
 
+def _note_stopping(directory, record):
+    """Mark the record while its agent is being ended, so that a listing meanwhile does not
+    take the dead pane for an agent that finished (DONE). A start makes it running again."""
+    if record.get("status") == "running":
+        state.atomic_write_json(os.path.join(directory, "record.json"), dict(record, status=STOPPING))
+
+
 def _remove_agent_dir(agent_id):
     """Move the dir out of sight in one rename, then delete it: listing never sees half a dir."""
     directory = state.agent_dir(agent_id)
@@ -469,6 +537,8 @@ def destroy_agent(name, spare=(), keep_work_dir=False, grace=processes.TERM_GRAC
     with state.named_lock("agent-" + name):
         agent_id, record = agent_records.find(name)
         session = tmux.session_name(name)
+        if record is not None:
+            _note_stopping(state.agent_dir(agent_id), record)
         # Raises, keeping the record, if a process survives: a retry still finds them by id.
         killed = processes.end_agent(agent_id, session, spare, grace)
         if record is None:
@@ -682,4 +752,5 @@ def spec(name):
         "env": {str(key): str(value) for key, value in env.items()},
         "labels": dict(record.get("labels") or {}),
         "work_dir": str(record.get("work_dir", "")),
+        "extra_windows": dict(extra_windows_of(record)),
     }

@@ -1300,6 +1300,11 @@ def prepare_work_dir(host_dir, name, path, bundle, branch="", new_branch="", clo
     if os.path.lexists(path) and (not os.path.isdir(path) or os.path.islink(path) or os.listdir(path)):
         raise RequestFailed("invalid", "work dir %s already exists and is not empty" % path)
     existed = os.path.isdir(path)  # empty: left as it was found if filling it fails
+    made_dirs = os.path.join(host_dir, "work")
+    if os.path.dirname(path) == os.path.abspath(os.path.expanduser(made_dirs)):
+        # mngr's own dir of work dirs is private like the rest of its state; each work dir
+        # in it is the user's, with the user's modes.
+        os.makedirs(made_dirs, mode=0o700, exist_ok=True)
     old_umask = os.umask(0o022)
     try:
         os.makedirs(path, exist_ok=True)
@@ -1435,6 +1440,33 @@ def work_state(root):
     if head.returncode == 0 and head.stdout.strip():
         heads["HEAD"] = head.stdout.decode("ascii", "replace").strip()
     return uncommitted(root), heads
+
+
+def changed_after(root, since):
+    """The paths under ``root`` (a copy of a directory outside git) whose content changed
+    after ``since`` (seconds since the epoch), sorted: what the agent made there. A copy's
+    files keep their source's modification times, so everything newer is the agent's."""
+    changed = []
+    pending = [""]
+    while pending:
+        relative = pending.pop()
+        try:
+            entries = os.scandir(os.path.join(root, relative) if relative else root)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                path = os.path.join(relative, entry.name) if relative else entry.name
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if entry.name != ".git":
+                            pending.append(path)
+                        continue
+                    if entry.stat(follow_symlinks=False).st_mtime > since:
+                        changed.append(path)
+                except OSError:
+                    continue
+    return sorted(changed)
 
 
 def carried_tree(root):

@@ -335,7 +335,7 @@ class Server(object):
             tree = files.carried_tree(fields["work_dir"])
             if tree:
                 fields["work_dir_origin"] = dict(origin, carried_tree=tree)
-        return "AgentReply", {"agent": agents.create_agent(fields)}, b""
+        return "AgentReply", {"agent": agents.create_agent(fields, blob)}, b""
 
     def _on_write_agent_config(self, fields, blob):
         agents.write_agent_config(fields["name"], fields["agent_config"], fields["path_dirs"])
@@ -479,9 +479,13 @@ class Server(object):
         root = self._work_dir(fields["name"], "")
         uncommitted, heads = files.work_state(root)
         _, record = agent_records.require(fields["name"])
-        carried = (record.get("work_dir_origin") or {}).get("carried_tree")
+        origin = record.get("work_dir_origin") or {}
+        carried = origin.get("carried_tree")
         if carried and uncommitted:
             uncommitted = files.changed_since(root, carried, uncommitted)
+        if not heads and origin.get("kind") == "copy" and not origin.get("repo"):
+            # A copy of a directory outside git: what changed since the agent was made is its work.
+            uncommitted = files.changed_after(root, state.epoch_of(record.get("created_at", "")))
         return "WorkState", {"uncommitted": [files.path_to_wire(path) for path in uncommitted], "heads": heads,
                              "unpushed": files.unpushed(root) if heads else -1}, b""
 

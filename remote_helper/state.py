@@ -65,6 +65,16 @@ def now_iso():
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03d+00:00" % (int(now * 1000) % 1000)
 
 
+def epoch_of(iso):
+    """Seconds since the epoch of a now_iso() time; 0.0 for one that cannot be read."""
+    import datetime
+
+    try:
+        return datetime.datetime.fromisoformat(iso).timestamp()
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def new_agent_id():
     return "agent-" + os.urandom(16).hex()
 

@@ -203,6 +203,26 @@ def rename_session(session, new_session):
     return True
 
 
+AGENT_WINDOW = "agent"  # the agent's window's name in a session that has others
+
+
+def add_window(session, name, work_dir, argv):
+    """Add window ``name`` to the agent's session, running ``argv``, without leaving the
+    agent's window; the first window gets the name AGENT_WINDOW so the two are told apart.
+
+    As for the agent's, a placeholder runs until remain-on-exit is set, so a command that
+    exits at once leaves its window and what it printed behind.
+    """
+    first = agent_pane_target(session)
+    created = run(["rename-window", "-t", first, AGENT_WINDOW,
+                   ";", "new-window", "-d", "-P", "-F", "#{window_id}", "-t", "=%s:" % session, "-n", name,
+                   "-c", work_dir, "cat"])
+    window = created.stdout.decode("utf-8", "replace").strip()
+    run(["set-option", "-w", "-t", window, "remain-on-exit", "on",
+         ";", "set-option", "-w", "-t", window, "automatic-rename", "off",
+         ";", "respawn-pane", "-k", "-t", window, "-c", work_dir, *argv])
+
+
 def kill_session(session):
     completed = run(["kill-session", "-t", exact_target(session)], check=False)
     return completed.returncode == 0

@@ -44,6 +44,9 @@ MESSAGES = {
         "path_dirs": ("list", []),
         "agent_config": ("object?", None),
         "work_dir_origin": ("map?", None),
+        "extra_windows": ("map", {}),
+        "uploads": ("list", []),
+        "overwrite_uploads": ("bool", False),
     },
     "WriteAgentConfig": {"name": ("str", REQUIRED), "agent_config": ("object?", None), "path_dirs": ("list?", None)},
     "ReadAgentConfig": {"name": ("str", REQUIRED), "salt": ("str", REQUIRED)},
@@ -190,6 +193,7 @@ MESSAGES = {
         "labels": ("map", {}),
         "work_dir": ("str", REQUIRED),
         "branch": ("str", ""),
+        "extra_windows": ("map", {}),
     },
     "WorkDir": {"path": ("str", REQUIRED)},
     "WorkState": {"uncommitted": ("list", []), "heads": ("map", {}), "unpushed": ("int", -1)},
@@ -261,6 +265,7 @@ AGENT_INFO_FIELDS = {
     "problem": ("str?", None),
     "waiting_reason": ("str?", None),
     "waiting_detail": ("str", ""),
+    "extra_windows": ("map", {}),
 }
 
 

@@ -40,6 +40,8 @@ class AgentInfo(msgspec.Struct, kw_only=True):
     # its type cannot tell, or it is not waiting.
     waiting_reason: str | None = None
     waiting_detail: str = ""  # what the dialog asks, as shown on the screen
+    # The session's windows beside the agent's: {name: command}, in window order.
+    extra_windows: dict[str, str] = {}
 
 
 class HostIdle(msgspec.Struct, kw_only=True):
@@ -103,6 +105,15 @@ class CreateAgent(msgspec.Struct, tag=True, kw_only=True):
     agent_config: dict[str, Any] | None = None
     # How mngr made the work dir, kept in the record (controller/work_dirs.py WorkDirOrigin).
     work_dir_origin: dict[str, str] | None = None
+    # More windows in the agent's session, {name: command} in order: each runs its command
+    # in the work dir with the agent's environment, and comes back with every start.
+    extra_windows: dict[str, str] = {}
+    # Files landed before the agent starts: [dest, kind ("f" or "d"), mode, mtime_ns, blob
+    # offset, length]. A relative dest is in the work dir, "~/..." in the home dir. All of
+    # them land or none does; an existing file at a dest is refused unless
+    # ``overwrite_uploads`` (one with the same bytes is not: only its mode is set).
+    uploads: list[list[Any]] = []
+    overwrite_uploads: bool = False
 
 
 class WriteAgentConfig(msgspec.Struct, tag=True, kw_only=True):
@@ -499,6 +510,7 @@ class AgentSpec(msgspec.Struct, tag=True, kw_only=True):
     labels: dict[str, str] = {}
     work_dir: str
     branch: str = ""  # checked out in its work dir (a commit id when detached; "" if no git)
+    extra_windows: dict[str, str] = {}  # CreateAgent.extra_windows: a copy gets them too
 
 
 class AgentConfigState(msgspec.Struct, tag=True, kw_only=True):

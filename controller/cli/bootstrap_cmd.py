@@ -34,12 +34,6 @@ def bootstrap(path: str | None, output: str | None, base_image: str, force: bool
     procps, ca-certificates), from Debian packages where Debian has them. It copies
     nothing from the project: mngr brings the work dir into the container itself. An
     existing file is never overwritten without --force.
-
-    \b
-    Examples:
-      mngr bootstrap                      ./Dockerfile for this project
-      mngr bootstrap ../api -o api.Dockerfile --from ubuntu:24.04
-      mngr bootstrap --stdout             print it instead
     """
     root = Path(os.path.abspath(path or os.getcwd()))
     if not root.is_dir():

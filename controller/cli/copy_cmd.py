@@ -53,11 +53,6 @@ def clone(app: App, name: str, new_name: str, host: str | None, env_pairs: tuple
     over them) and labels, and a new
     work dir holding every file of NAME's (ignored ones included) and its git branches,
     with the same branch checked out. NAME is not changed.
-
-    \b
-    Examples:
-      mngr clone my-task my-task-2                      on the same host
-      mngr clone my-task try-b --in ssh --host gpu-box  on another host
     """
     check_format(output_format)
     env = agent_env(env_files, pass_names, parse_pairs(env_pairs, "--env", ENV_NAME_PATTERN, allow_bare=True),
@@ -83,10 +78,6 @@ def migrate(app: App, name: str, host: str, provider_name: str | None, work_dir:
     file's size, mode and modification time); only then is the original destroyed. If
     anything fails, the copy is removed and the original is started again as it was. The
     original's work dir stays on the old host.
-
-    \b
-    Example:
-      mngr migrate my-task --to-host gpu-box --in ssh
     """
     check_format(output_format)
     target = copy.CopyTarget(provider_name, host, work_dir, accept_new_host_key)

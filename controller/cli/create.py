@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from .. import extra_windows as extra_window_specs
 from .. import templates
 from ..commands.create import CreatedThenInterrupted, CreateRequest
 from ..commands.create import create as create_agent
@@ -14,6 +15,7 @@ from ..env_options import agent_env
 from ..errors import UsageError
 from ..idle_options import MODES_HELP, SOURCES_HELP
 from ..names import generate_name, validate_name
+from ..uploads import collect as collect_uploads
 from .common import (
     ENV_NAME_PATTERN,
     LABEL_KEY_PATTERN,
@@ -73,10 +75,10 @@ class CreateCommand(click.Command):
                    "--source, where its new worktree or copy goes. Default: see --transfer.")
 @click.option("--transfer", type=click.Choice(["worktree", "copy", "none"]),
               help="How the agent gets its work dir. worktree: a git worktree of your repository on a branch of its "
-                   "own (local host); copy: a new dir on the host with the repository's history on that branch; none: "
-                   "in place. Default: from inside a git repository, worktree locally and copy on other hosts; "
-                   "outside one, in place locally and the host's default elsewhere (a new, empty "
-                   "$MNGR_HOST_DIR/work/NAME on SSH; ~ on docker and modal).")
+                   "own (local host); copy: a new dir on the host with the repository's history on that branch (outside "
+                   "git, a copy of the directory); none: in place (the current directory locally, the host's own "
+                   "default elsewhere). Default: from inside a git repository, worktree locally and copy on other "
+                   "hosts; outside one, copy (refused for the home dir or a dir of over 10,000 files or 512 MiB).")
 @click.option("--branch", metavar="BRANCH", help="The agent's branch (default: mngr/NAME); refused if it exists, "
                                                  "unless --reuse-branch.")
 @click.option("--reuse-branch", is_flag=True, help="Work on the existing branch --branch (or mngr/NAME) as it is.")
@@ -86,6 +88,19 @@ class CreateCommand(click.Command):
 @click.option("--env-file", "env_files", multiple=True, metavar="PATH",
               help="Environment variables for the agent from a dotenv file (KEY=VALUE lines, # comments, quoted "
                    "values). Repeatable; --pass-env and --env win over it.")
+@click.option("--upload-file", "upload_specs", multiple=True, metavar="PATH[:DEST]",
+              help="Copy a local file or directory onto the host before the agent starts, mode bits kept. DEST: "
+                   "relative to the work dir, absolute, or ~/... on the host (default: its name in the work dir; "
+                   "ending in /: into that dir). A file there already is refused unless --upload-overwrite. "
+                   "Repeatable.")
+@click.option("--upload-overwrite", is_flag=True, help="Let --upload-file replace files that are there already.")
+@click.option("--extra-window", "window_specs", multiple=True, metavar="NAME=CMD",
+              help="Another window in the agent's tmux session running CMD in the work dir with the agent's "
+                   "environment (a dev server, a test watcher); stop ends it, start brings it back. Repeatable.")
+@click.option("--reuse", is_flag=True,
+              help="If an agent of this name exists and matches these options (host, type, command, in-place "
+                   "work dir, labels, extra windows), print it (starting it if stopped) instead of creating one; "
+                   "if it differs, an error says how.")
 @click.option("--pass-env", "pass_names", multiple=True, metavar="VAR",
               help="Pass this variable from your environment to the agent (an error if it is not set). Repeatable.")
 @click.option("--label", "label_pairs", multiple=True, metavar="KEY=VALUE", help="Label to attach to the agent (key: up to 63 letters, digits and _.-, starting with a letter or "
@@ -133,6 +148,10 @@ def create(
     env_pairs: tuple[str, ...],
     env_files: tuple[str, ...],
     pass_names: tuple[str, ...],
+    upload_specs: tuple[str, ...],
+    upload_overwrite: bool,
+    window_specs: tuple[str, ...],
+    reuse: bool,
     label_pairs: tuple[str, ...],
     initial_message: str | None,
     trust_work_dir: bool | None,
@@ -147,16 +166,6 @@ def create(
     snapshot_id: str | None,
 ) -> None:
     """Create and run an agent on a host.
-
-    \b
-    Examples:
-      mngr create my-task                     claude (the default type) on the local host, in a
-                                              worktree of this repository on branch mngr/my-task
-      mngr create my-task codex               codex instead of claude
-      mngr create --name job -t command -- python3 train.py
-      mngr -- --model opus                    pass arguments to the agent
-      mngr create --no-connect --initial-message "fix the flaky test"
-      mngr create my-task -T gpu -T team-a    options from [templates.gpu], then [templates.team-a]
 
     \b
     A template is a [templates.NAME] table in config holding any of: agent_type,
@@ -183,6 +192,11 @@ def create(
     if AGENT_ARGS_KEY in ctx.meta:  # a '--' on the command line, even with nothing after it
         given["args"] = ctx.meta[AGENT_ARGS_KEY]
     options = templates.apply(template, given)
+    extra_windows = extra_window_specs.parse(window_specs) if window_specs else None
+    if upload_overwrite and not upload_specs:
+        raise UsageError("--upload-overwrite needs --upload-file")
+    # Read now: a file that cannot be read stops the create before anything is made.
+    uploads = collect_uploads(upload_specs) if upload_specs else None
 
     connect = bool(options.get("connect", connect))
     request = CreateRequest(
@@ -211,6 +225,10 @@ def create(
         branch=branch,
         reuse_branch=reuse_branch,
         clean=clean,
+        extra_windows=extra_windows,
+        uploads=uploads,
+        overwrite_uploads=upload_overwrite,
+        reuse=reuse,
     )
     try:
         result = create_agent(app, request)
@@ -222,7 +240,7 @@ def create(
         raise
     for warning in result.warnings:
         click.echo(f"mngr: warning: {warning}", err=True)
-    print_agents([(result.info, result.host, result.provider, "created")], output_format, single=True)
+    print_agents([(result.info, result.host, result.provider, result.verb)], output_format, single=True)
     if request.attaching:
         attach(app.provider(result.provider), result.host, name)
     elif connect:

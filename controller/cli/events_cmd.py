@@ -48,13 +48,6 @@ def events(app: App, names: tuple[str, ...], follow: bool, since: str | None, ev
     With --follow, each agent that starts waiting for the user runs the [notify]
     on_waiting command (the event as JSON on its stdin) and the plugins'
     mngr_on_agent_waiting hook: keep one `mngr events --follow -q` running to be notified.
-
-    \b
-    Examples:
-      mngr events --since 1h --format human
-      mngr events fixer --follow --event state
-      mngr events --follow -q          # only notifications
-      mngr events --follow --include 'labels.team == infra' --event state
     """
     output.check_template(output_format, EVENT_FIELDS)
     if notify_only and not follow:

@@ -88,12 +88,6 @@ def exec_command(app: App, words: tuple[str, ...], timeout: float | None, output
     With --on-error abort a command that fails (an error or a non-zero exit) stops mngr
     from starting it on agents it has not started on; each host's first agent runs it
     alone first.
-
-    \b
-    Examples:
-      mngr exec my-agent "git status"
-      mngr exec agent-1 agent-2 "pytest -x" --timeout 600
-      mngr exec --include 'labels.team == web' "git pull" --on-error abort
     """
     names, command = words[:-1], words[-1]
     if not names and not (includes or excludes):

@@ -18,11 +18,6 @@ _FIELDS = ("host", "provider", "origin", "state", "agents", "cached_agents", "la
 def host() -> None:
     """The hosts mngr searches for agents: list them, forget one.
 
-    \b
-    Examples:
-      mngr host list                 every host, asked now, with its state
-      mngr host forget old-box       stop searching a host that is gone
-
     A host is searched when it is in the config ([hosts.NAME]), when an agent was created
     on it, or when its provider finds it (a docker container, a Modal sandbox). A remembered
     host that has not answered for forget_unreachable_after_seconds (7 days by default) is

@@ -42,13 +42,6 @@ def limit(
 ) -> None:
     """Show or change the idle settings of the host that agent NAME runs on.
 
-    \b
-    Examples:
-      mngr limit my-task                       show the settings and how long the host is idle
-      mngr limit my-task --idle-timeout 30m    stop the host's agents after 30 idle minutes
-      mngr limit my-task --idle-mode disabled  never stop it automatically
-      mngr limit my-task --log 20              the watcher's last 20 decisions, with reasons
-
     The settings belong to the host, so they apply to every agent on it. The timeout
     counts from the newest activity that counts, or from when it was set.
     """
@@ -99,10 +92,6 @@ def _print(settings: IdleSettings, report: dict[str, Any], log: str, output_form
 @pass_app
 def keepalive(app: App, name: str, duration: str) -> None:
     """Keep the host of agent NAME from stopping for idleness for a while (a lease).
-
-    \b
-    Example:
-      mngr keepalive my-task --for 2h
 
     A longer lease already in place is kept. The lease counts as activity in the idle
     modes io, user, agent, ssh and run (not in start, create, boot or disabled).

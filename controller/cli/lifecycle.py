@@ -102,12 +102,6 @@ def stop(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ...
     is reported stopped only once none is left. Agents are named, read from stdin (`-`,
     one a line, as `mngr list --ids` prints them) or selected with --include/--exclude
     (from every agent not stopped yet when no name is given); all are stopped in parallel.
-
-    \b
-    Examples:
-      mngr stop my-agent
-      mngr stop --include 'state == waiting && idle > 1h' --dry-run
-      mngr list --ids --include 'labels.team == web' | mngr stop -
     """
     check_format(output_format)
     request = agents.StopRequest(grace=_grace_seconds(app, grace),
@@ -164,12 +158,6 @@ def destroy(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, 
     (names read from stdin with `-` leave no terminal to ask on: give -f). Agents are
     named, read from stdin or selected with --include/--exclude (from every agent when no
     name is given). --dry-run lists what would be destroyed and needs no confirmation.
-
-    \b
-    Examples:
-      mngr destroy old-agent
-      mngr destroy --include 'state == done && age > 1d' --dry-run
-      mngr list --ids --include "name ~ 'tmp-*'" | mngr destroy -f -
     """
     check_format(output_format)
 

@@ -51,6 +51,7 @@ _UNBUILT = {
     "open": "Open a URL from an agent in your browser",
 }
 _GROUP_OPTIONS = ("--help", "-h", "--version")
+_HELP_WANTED, _BARE = "mngr.help_wanted", "mngr.bare_command"
 # The short names users of git, docker and kubectl type: each stands for one command.
 ALIASES = {"ls": "list", "rm": "destroy", "c": "create", "msg": "message", "x": "exec"}
 # Words that mean a command but name none: an error pointing at it, never an agent so named.
@@ -71,12 +72,22 @@ class MngrGroup(click.Group):
             module_name, attribute, _ = _COMMANDS[cmd_name]
             module = __import__(f"{__package__}.{module_name}", fromlist=[attribute])
             command: click.Command = getattr(module, attribute)
+            if ctx.meta.get(_HELP_WANTED) or (ctx.meta.get(_BARE) and isinstance(command, click.Group)):
+                from . import examples
+
+                examples.attach(command, cmd_name)  # the one place they join the commands' help
             return command
         if cmd_name in _UNBUILT:
             from .unbuilt import unbuilt_command
 
             return unbuilt_command(cmd_name, _UNBUILT[cmd_name])
         return _plugin_commands(ctx).get(cmd_name)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from . import examples
+
+        self.epilog = examples.epilog("")
+        super().format_epilog(ctx, formatter)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         aliases = {command: alias for alias, command in ALIASES.items()}
@@ -104,6 +115,11 @@ class MngrGroup(click.Group):
             if args and not ctx.resilient_parsing:
                 _refuse_a_mistyped_command(args[0], [*_COMMANDS, *_UNBUILT, *_plugin_commands(ctx)])
             args = ["create", *args]
+        # The examples (examples.py) are loaded only when help may be shown: asked for, or
+        # a group given no subcommand.
+        words = args[:args.index("--")] if "--" in args else args
+        ctx.meta[_HELP_WANTED] = any(word in ("-h", "--help") for word in words)
+        ctx.meta[_BARE] = len(args) == 1
         return super().parse_args(ctx, args)
 
 
@@ -166,6 +182,9 @@ def _run_click(args: list[str]) -> int:
             return 130
         print("mngr: aborted", file=sys.stderr)
         return 1
+    except click.exceptions.NoArgsIsHelpError as exc:  # `mngr host`: its help, as written, not one line
+        print(exc.format_message(), file=sys.stderr)
+        return 2
     except click.UsageError as exc:
         print(f"mngr: error: {one_line(exc.format_message())}", file=sys.stderr)
         return 2

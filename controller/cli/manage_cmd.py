@@ -45,12 +45,6 @@ def rename(app: App, old: str, new: str, output_format: str) -> None:
     dir stay as they are; a worktree agent keeps its branch (mngr/OLD_NAME). The new name
     is refused if an agent of that name exists on any host. Schedules that message the
     agent follow it to its new name.
-
-    \b
-    Examples:
-      mngr rename fix-bug fix-login-bug
-      mngr rename web-01@build-box web-frontend
-      mngr rename fix-bug fix-login-bug --format '{old_name} -> {name} on {host}'
     """
     output.check_template(output_format, (*AGENT_FIELDS, "old_name"))
     from ..commands.rename import rename as rename_agent
@@ -92,13 +86,6 @@ def label(app: App, names: tuple[str, ...], every: bool, add_pairs: tuple[str, .
     Labels are KEY=VALUE pairs that listings show and filters select on
     (--include 'labels.team == web'). Agents are named, read from stdin (`-`) or selected
     with --include/--exclude; all are labelled in parallel.
-
-    \b
-    Examples:
-      mngr label my-agent --add team=web --add tier=1
-      mngr label my-agent --remove tier
-      mngr label --include "name ~ 'web-*'" --add team=web --dry-run
-      mngr list --ids --include 'state == waiting' | mngr label - --add review=yes
     """
     check_format(output_format)
     add = parse_pairs(add_pairs, "--add", LABEL_KEY_PATTERN)
@@ -139,12 +126,6 @@ def archive(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, 
     history stay; `mngr list -a` or `--archived` shows it, `mngr start` refuses it until
     `mngr unarchive`, and `mngr cleanup` leaves it alone. Agents are named, read from stdin
     (`-`) or selected with --include/--exclude (from the agents not archived yet).
-
-    \b
-    Examples:
-      mngr archive old-experiment
-      mngr archive --include 'state == done && age > 7d' --dry-run
-      mngr list --ids --include 'labels.sprint == 41' | mngr archive -
     """
     check_format(output_format)
     request = agents.ArchiveRequest(archived=True, grace=_grace(app, grace),
@@ -167,11 +148,6 @@ def unarchive(app: App, names: tuple[str, ...], every: bool, includes: tuple[str
 
     Agents are named, read from stdin (`-`) or selected with --include/--exclude (from the
     archived agents).
-
-    \b
-    Examples:
-      mngr unarchive old-experiment && mngr start old-experiment
-      mngr unarchive --include 'labels.team == web'
     """
     check_format(output_format)
     request = agents.ArchiveRequest(archived=False, targets=read_targets(app, names, every, includes, excludes),
@@ -211,13 +187,6 @@ def cleanup(app: App, older_than: str | None, idle_for: str | None, states: tupl
     needed without a terminal) and refuses, as `mngr destroy` does, to lose work in a work
     dir mngr made (uncommitted changes, commits on no other branch) unless -f. --dry-run
     lists what would be done and changes nothing.
-
-    \b
-    Examples:
-      mngr cleanup --older-than 7d --dry-run
-      mngr cleanup --idle-for 2h --action stop
-      mngr cleanup --state done --older-than 1d -y
-      mngr cleanup --older-than 30d --include 'labels.team == web' --action destroy -f
     """
     from ..commands.cleanup import CleanupRequest, check_criteria, selection
     from ..commands.cleanup import cleanup as clean_up

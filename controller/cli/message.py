@@ -72,14 +72,6 @@ def message(
     To Claude and Codex it is pasted once they show their input box, and counts as sent
     once their session log has it; an agent held by a dialog is refused, naming it.
 
-    \b
-    Examples:
-      mngr message my-agent "Tell me a joke"
-      mngr message agent-1 agent-2 -m "rebase on main"
-      git diff | mngr message reviewer --message-file -
-      mngr message --include 'state == waiting && labels.team == web' -m "status?"
-      mngr list --ids --include "name ~ 'test-*'" | mngr message - "stop and commit"
-
     Quotes, $(...), backslashes, key names such as C-c, unicode and newlines all arrive
     as written. Two messages to one agent never interleave.
     """

@@ -26,14 +26,6 @@ class SnapshotGroup(click.Group):
 def snapshot() -> None:
     """Record agents as snapshots (kept by mngr on this machine), list and destroy them.
 
-    \b
-    Examples:
-      mngr snapshot my-task                    record it; prints the snapshot's id
-      mngr snapshot my-task --format "{id}"    only the id
-      mngr snapshot list
-      mngr create copy --snapshot ID           a new agent from it, on any host
-      mngr snapshot destroy ID
-
     A snapshot holds the agent's type, command, environment and labels, every file of its
     work dir and its git branches, compressed with zstandard.
     """

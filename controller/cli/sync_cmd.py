@@ -43,12 +43,6 @@ def push(app: App, name: str, local_path: str | None, **options: bool) -> None:
     .gitignore excludes stay behind. Files land whole: an interrupted push leaves no
     truncated file, and the next push finishes the job. Uncommitted changes in the
     agent's work dir (a git work tree) are never overwritten without --force.
-
-    \b
-    Examples:
-      mngr push my-task                  this directory into my-task's work dir
-      mngr push my-task ./src --delete   and remove what ./src does not have
-      mngr push my-task --dry-run        list what would change
     """
     run_sync(app, "push", name, local_path, **options)
 
@@ -64,11 +58,6 @@ def pull(app: App, name: str, local_path: str | None, **options: bool) -> None:
     both the work dir and LOCAL_PATH are the tops of git repositories, the agent's branches
     come too: its own as the branch mngr/NAME (fast-forward only, unless --force), the
     others as mngr-NAME/BRANCH (your own branches are not touched).
-
-    \b
-    Examples:
-      mngr pull my-task                  the agent's work into this directory
-      mngr pull my-task ./out --dry-run  list what would change in ./out
     """
     run_sync(app, "pull", name, local_path, **options)
 
@@ -90,10 +79,6 @@ def pair(app: App, name: str, local_path: str | None, conflict: str, interval: f
     sides), until you stop it (Ctrl-C). When both sides changed the same file,
     --conflict decides; the losing version is kept beside it as a copy, never dropped.
     .gitignore'd files and .git stay out of it.
-
-    \b
-    Example:
-      mngr pair my-task ./work --conflict newer
     """
     import signal
     import threading

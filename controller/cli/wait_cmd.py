@@ -45,13 +45,6 @@ def wait(app: App, names: tuple[str, ...], states: tuple[str, ...], timeout: str
     states; 124 when --timeout ran out first; 4 when an agent cannot get there by itself
     (destroyed while waited on, or DONE, STOPPED or GONE when that is not what is waited
     for); 1 for any other error (an agent not found), 2 for a usage error.
-
-    \b
-    Examples:
-      mngr message fixer "run the tests" && mngr wait fixer --for waiting
-      mngr wait a b c --for done --timeout 30m
-      mngr wait a b --any --format '{name}'
-      mngr list --ids --include 'labels.batch == nightly' | mngr wait - --for done
     """
     from ..durations import parse_duration
 

@@ -119,6 +119,8 @@ def migrate(app: App, request: MigrateRequest) -> CopyResult:
                 raise
             lifecycle.agent_created(target, name)
             agent.handle.destroy_agent(name)
+            # A worktree agent's repository forgets the worktree; its branch stays there.
+            work_dirs.after_destroy(agent.info, delete_branch=False, keep_work_dir=False)
             lifecycle.after("destroy", name, agent.host, agent.provider)
             lifecycle.agent_destroyed(name, agent.host, agent.provider)
             emptied = lifecycle.remove_emptied_hosts([agent.handle])
@@ -165,7 +167,7 @@ def _copy(app: App, lifecycle: Lifecycle, agent: LocatedAgent, target: HostHandl
                                                                work_dir_trusted(app, True)),
                                    path_dirs=path_dirs,
                                    agent_config=own_config.wire() if own_config is not None else None,
-                                   work_dir_origin=origin)
+                                   work_dir_origin=origin, extra_windows=spec.extra_windows)
     except BaseException:
         if choice is not None:
             discard_work_dir(target, new_name, made, choice)  # and the branch made with it

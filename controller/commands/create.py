@@ -25,6 +25,7 @@ from .lifecycle import Lifecycle
 
 if TYPE_CHECKING:
     from ..cli.app import App
+    from ..uploads import Uploads
 
 _Found = TypeVar("_Found")
 
@@ -56,6 +57,10 @@ class CreateRequest:
     branch: str | None = None  # the agent's branch (None: mngr/NAME)
     reuse_branch: bool = False  # work on an existing branch
     clean: bool = False  # leave the user's uncommitted changes behind
+    extra_windows: Mapping[str, str] | None = None  # {name: command}; None: none given
+    uploads: Uploads | None = None  # files landed before the agent starts
+    overwrite_uploads: bool = False  # an upload may replace a file at its destination
+    reuse: bool = False  # an agent of this name that matches is the result (commands/reuse.py)
 
 
 @dataclass
@@ -65,6 +70,7 @@ class CreateResult:
     provider: str
     # Hosts that could not be checked for the name (ensure_name_free).
     warnings: list[str] = field(default_factory=list)
+    verb: str = "created"  # with --reuse: "reused", or "started" for an agent that was stopped
 
 
 class CreatedThenInterrupted(Interrupted):
@@ -106,6 +112,18 @@ def create(app: App, request: CreateRequest) -> CreateResult:
     provider.check_host(host_name)
     if request.accept_new_host_key and isinstance(provider, ChecksHostKeys):
         provider.trust_new_host_keys()
+    if request.reuse:
+        if snapshot_id is not None:
+            raise UsageError("--reuse compares with the options given: not with --snapshot")
+        from . import reuse
+
+        wanted = reuse.Wanted(provider.name, host_name, agent_type, list(request.agent_args),
+                              reuse.in_place_dir(provider, host_name, request.work_dir, request.source,
+                                                 request.transfer),
+                              dict(request.labels), request.extra_windows)
+        reused = reuse.reuse(app, name, wanted)
+        if reused is not None:
+            return CreateResult(reused.info, reused.host, reused.provider, verb=reused.verb)
     if snapshot_id is not None:
         if request.source:
             raise UsageError("give --source or --snapshot, not both")
@@ -134,6 +152,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                                       provider.idle_defaults(host_name))
     env = dict(request.env)
     labels = dict(request.labels)
+    extra_windows = request.extra_windows
 
     warnings = ensure_name_free(app, name)
     lifecycle.before_create(name, host_name, provider.name)
@@ -188,6 +207,8 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                     if type_name in app.registry.agent_types else Launch(spec["command"])
                 env = {**spec.get("env", {}), **env}
                 labels = {**spec.get("labels", {}), **labels}
+                if extra_windows is None:
+                    extra_windows = spec.get("extra_windows") or None
             try:
                 from ..cli_supply import provide_for_agent
 
@@ -218,6 +239,10 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                         path_dirs=path_dirs,
                         agent_config=own_config.wire() if own_config is not None else None,
                         work_dir_origin=work_dirs.origin(choice, base, carried) if snapshot_id is None else None,
+                        extra_windows=extra_windows,
+                        uploads=request.uploads.entries if request.uploads else None,
+                        upload_bytes=bytes(request.uploads.blob) if request.uploads else b"",
+                        overwrite_uploads=request.overwrite_uploads,
                     )
             except KeyboardInterrupt:
                 # A second Ctrl-C while the request was out: whether the agent exists is unknown.

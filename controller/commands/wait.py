@@ -8,8 +8,9 @@ listing would.
 
 An agent can stop being worth the wait: destroyed while waited on, or settled in a state
 not asked for (DONE, STOPPED, GONE: its process is gone, and only someone's start, stop or
-destroy changes that). The wait then ends at once with that agent ``unreachable`` rather
-than running out its timeout. A host that does not answer is asked
+destroy changes that). The wait then ends, once a second look finds it the same (a stop or
+destroy under way shows STOPPED for a moment), with that agent ``unreachable`` rather than
+running out its timeout. A host that does not answer is asked
 again on the next round; its error is kept for the report should the wait time out.
 """
 
@@ -58,6 +59,9 @@ class AgentOutcome:
     # "reached", "pending" (the wait ended first), or "unreachable" (see ``why``)
     outcome: str = "pending"
     why: str = ""
+    # A settled state not asked for, seen once: it decides when the next look agrees (a
+    # stop or destroy under way shows STOPPED just before the agent is gone).
+    settling: str = ""
 
 
 @dataclass
@@ -137,11 +141,12 @@ def _judge(outcome: AgentOutcome, info: AgentInfo | None, wanted: frozenset[str]
     outcome.info = info
     if info.state in wanted:
         outcome.outcome, outcome.why = "reached", ""
-    elif info.state in SETTLED_STATES:
+    elif info.state == "GONE" or (info.state in SETTLED_STATES and outcome.settling == info.state):
         outcome.outcome = "unreachable"
         outcome.why = f"it is {info.state}, which it stays until someone acts on it"
     else:
         outcome.outcome, outcome.why = "pending", ""
+    outcome.settling = info.state if outcome.outcome == "pending" and info.state in SETTLED_STATES else ""
 
 
 def _look_again(app: App, located: list[LocatedAgent], result: WaitResult, wanted: frozenset[str]) -> None:

@@ -49,10 +49,14 @@ def test_agents_get_the_users_umask_while_mngr_state_stays_private(sandbox) -> N
     finally:
         os.umask(previous)
     assert values["(umask)"] == "0022"
+    made_work_dirs = sandbox.host_dir / "work"
+    assert made_work_dirs.is_dir()  # the agent's copy of the current directory is in it
     for path in [sandbox.host_dir, *sandbox.host_dir.rglob("*")]:
         try:
             if path.is_socket() or "__pycache__" in path.parts:
                 continue
+            if path.parent.is_relative_to(made_work_dirs):
+                continue  # an agent's work dir and what is in it are the user's, with the user's modes
             mode = stat.S_IMODE(path.lstat().st_mode)
         except FileNotFoundError:
             continue  # a temporary file renamed into place meanwhile (the watcher's, say)

@@ -87,9 +87,9 @@ def test_broken_plugins_are_named_and_skipped(sandbox) -> None:
 
 def test_config_set_refuses_typos_and_can_repair_a_broken_file(sandbox) -> None:
     unknown = sandbox.mngr("config", "set", "default_provder", "local")
-    assert unknown.returncode == 1 and "unknown config key 'default_provder'" in unknown.stderr
+    assert unknown.returncode == 2 and "unknown config key 'default_provder'" in unknown.stderr
     wrong_type = sandbox.mngr("config", "set", "agent_types.bot.ready_quiet_seconds", '"soon"')
-    assert wrong_type.returncode == 1 and "must be a number" in wrong_type.stderr
+    assert wrong_type.returncode == 2 and "must be a number" in wrong_type.stderr
     assert not (sandbox.config_dir / "config.toml").exists()
     sandbox.config_dir.mkdir(exist_ok=True)
     (sandbox.config_dir / "config.toml").write_text('agent_quiet_seconds = "x"\n')

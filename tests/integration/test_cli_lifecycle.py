@@ -33,7 +33,9 @@ def test_create_list_stop_start_destroy(sandbox) -> None:
     assert listed["state"] in ("RUNNING", "WAITING")
     assert listed["type"] == "command"
     assert listed["host"] == "local" and listed["provider"] == "local"
-    assert listed["work_dir"] == str(sandbox.work_dir)
+    # Outside git, a copy of the current directory of its own.
+    assert listed["work_dir"] == str(sandbox.host_dir / "work" / "alpha")
+    assert listed["work_dir_origin"] == {"kind": "copy", "source": str(sandbox.work_dir)}
     assert listed["command"] == "sleep 600"
     assert listed["labels"] == {"team": "infra"}
     assert listed["id"].startswith("agent-")

@@ -87,7 +87,7 @@ def test_create_gives_the_agent_its_env_args_and_work_dir(app: App, sandbox) -> 
     assert (created.host, created.provider, created.info.name) == ("local", "local", "envy")
     assert created.info.labels == {"team": "infra"}
     text = wait_for(lambda: out.exists() and out.read_text(), "agent output")
-    assert text == f"hello world|envy|{sandbox.work_dir}|it's $(not) run|b c\n"
+    assert text == f"hello world|envy|{sandbox.host_dir / 'work' / 'envy'}|it's $(not) run|b c\n"  # a copy of its own
 
 
 def test_a_relative_work_dir_is_relative_to_where_mngr_runs(app: App, sandbox) -> None:
@@ -291,14 +291,14 @@ def test_a_migrate_whose_copy_fails_its_check_was_never_a_create(sandbox, farhos
 
     app, host = farhost
     (sandbox.work_dir / "notes.txt").write_text("before\n")
-    make(app, "mover")
+    original = Path(make(app, "mover").info.work_dir)  # a copy of the current directory
     plugin = with_refuser(app, [], "-")
     heard_at_check: list[list[tuple[str, str]]] = []
     real_check = sync.same_tree
 
     def changed_under_the_check(*args):  # type: ignore[no-untyped-def]
         heard_at_check.append(list(plugin.heard))
-        (sandbox.work_dir / "notes.txt").write_text("changed while it was copied\n")
+        (original / "notes.txt").write_text("changed while it was copied\n")
         return real_check(*args)
 
     monkeypatch.setattr(sync, "same_tree", changed_under_the_check)
@@ -357,8 +357,8 @@ def test_exec_runs_everywhere_and_reports_each_result(app: App, sandbox) -> None
                                             on_output=lambda agent, out, err, final: seen.append(
                                                 (agent.info.name, out))))
     assert [(r.name, bytes(r.stdout), r.exit_code, r.error) for r in results] == [
-        ("worker", f"mngr in {sandbox.work_dir}\n".encode(), 3, None),
-        ("other", f" in {sandbox.work_dir}\n".encode(), 3, None)]
+        ("worker", f"mngr in {sandbox.host_dir / 'work' / 'worker'}\n".encode(), 3, None),
+        ("other", f" in {sandbox.host_dir / 'work' / 'other'}\n".encode(), 3, None)]
     assert b"".join(out for name, out in seen if name == "worker") == bytes(results[0].stdout)
     timed = exec_command(app, ExecRequest(["other"], "sleep 30", timeout=0.5))
     assert (timed[0].exit_code, timed[0].error) == (124, "timed out after 0.5 s (killed)")

@@ -243,7 +243,7 @@ def test_an_image_that_runs_as_another_user_works_stopped_or_running(dock, tmp_p
                           "RUN useradd --create-home --uid 4321 agent\nUSER agent\n")
     _create(dock, "plain", "--build-arg", f"--dockerfile {dockerfile}", "--idle-timeout", "300")
     ran = dock.mngr("exec", "plain", "id -un; pwd")
-    assert ran.stdout.split() == ["agent", "/home/agent"], ran.stderr
+    assert ran.stdout.split() == ["agent", "/home/agent/.mngr/work/plain"], ran.stderr
     limits = dock.mngr("limit", "plain", "--format", "json")
     assert limits.returncode == 0, limits.stderr
     # the host daemon (and its idle watcher) runs: its socket is in the shared directory

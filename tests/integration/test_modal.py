@@ -67,7 +67,8 @@ def test_an_agent_gets_a_tagged_sandbox_with_its_work_on_a_volume(modal_sandbox)
     assert options["block_network"] is False and options["inbound_cidr_allowlist"] is None
     assert options["idle_timeout"] is None  # mngr's idle watcher decides, not Modal's
     ran = ms.mngr("exec", "first", 'pwd; echo "$HOME"; echo made > here.txt')
-    assert ran.returncode == 0 and ran.stdout.split() == ["/mngr/home", "/mngr/home"], ran.stderr
+    # A copy of the current directory, on the Volume like the rest of mngr's host dir.
+    assert ran.returncode == 0 and ran.stdout.split() == ["/mngr/host/work/first", "/mngr/home"], ran.stderr
     agent = _agents(ms)["first"]
     assert (agent["state"], agent["host"], agent["provider"]) == ("RUNNING", "first", "modal")
     # Modal alone tells where the agents are: a machine with no memory of them lists them too.
@@ -134,7 +135,7 @@ def test_idle_shutdown_stops_the_sandbox_and_start_brings_the_work_back(modal_sa
     assert ms.mngr("exec", "idler", "echo kept > kept.txt && mkdir -p .cfg && echo c > .cfg/x").returncode == 0
     wait_for(lambda: "idler" not in _sandboxes(ms), "the idle sandbox to end", timeout=90)
     agent = _agents(ms)["idler"]  # read from the Volume: nothing was started to list it
-    assert agent["state"] == "STOPPED" and agent["work_dir"] == "/mngr/home"
+    assert agent["state"] == "STOPPED" and agent["work_dir"] == "/mngr/host/work/idler"
     assert "idler" not in _sandboxes(ms)
     started = ms.mngr("start", "idler")
     assert started.returncode == 0, started.stderr

@@ -241,7 +241,7 @@ def test_exec_runs_in_the_agents_dir_with_its_env(sandbox) -> None:
                         "sleep", "600").returncode == 0
     result = sandbox.mngr("exec", "worker", 'echo "$PROJECT in $(pwd)"; echo oops >&2; exit 3')
     assert result.returncode == 3
-    assert result.stdout == f"mngr in {sandbox.work_dir}\n"
+    assert result.stdout == f"mngr in {sandbox.host_dir / 'work' / 'worker'}\n"
     assert result.stderr == "oops\n"
 
 

@@ -145,14 +145,14 @@ def test_invalid_template_in_a_file_is_a_clear_error(sandbox) -> None:
 def test_config_set_checks_template_keys(sandbox) -> None:
     config = sandbox.config_dir / "config.toml"
     refused = sandbox.mngr("config", "set", "templates.x.bogus", "1")
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert "unknown key templates.x.bogus" in refused.stderr and refused.stderr.count("\n") == 1
     assert not config.exists(), "a rejected key must not be written"
     wrong_type = sandbox.mngr("config", "set", "templates.x.connect", "yes")
-    assert wrong_type.returncode == 1 and "templates.x.connect must be a boolean" in wrong_type.stderr
+    assert wrong_type.returncode == 2 and "templates.x.connect must be a boolean" in wrong_type.stderr
     assert not config.exists()
     no_name = sandbox.mngr("config", "set", "templates.x.name", "fixed")
-    assert no_name.returncode == 1 and "cannot set the agent name" in no_name.stderr
+    assert no_name.returncode == 2 and "cannot set the agent name" in no_name.stderr
 
     for key, value in [("templates.x.agent_type", "command"), ("templates.x.args", '["sleep", "600"]'),
                        ("templates.x.env.GREETING", "hi"), ("templates.x.connect", "false")]:

@@ -363,24 +363,59 @@ def test_a_source_agent_gives_its_current_state_and_a_git_url_is_cloned(sandbox,
         _make("odd", source="Not A Name")
 
 
-def test_outside_git_the_local_agent_runs_in_place_unless_told_to_copy(sandbox, monkeypatch) -> None:
+def test_outside_git_an_agent_gets_a_copy_and_destroy_refuses_what_it_changed(sandbox, monkeypatch) -> None:
     sandbox.apply_env(monkeypatch)
     plain = sandbox.root / "plain"
     plain.mkdir()
     (plain / "notes.txt").write_text("n\n")
+    (plain / "sub").mkdir()
+    (plain / "sub" / "deep.txt").write_text("d\n")
     monkeypatch.chdir(plain)
-    assert _make("here").info.work_dir_origin == {"kind": "in-place"}
-    assert _make("here2").info.work_dir == str(plain)
-    copied = _make("copied", transfer="copy")
+    copied = _make("copied")
     assert copied.info.work_dir == str(sandbox.host_dir / "work" / "copied")
-    assert (Path(copied.info.work_dir) / "notes.txt").read_text() == "n\n"
     assert copied.info.work_dir_origin == {"kind": "copy", "source": str(plain)}
+    assert (Path(copied.info.work_dir) / "sub" / "deep.txt").read_text() == "d\n"
+    (Path(copied.info.work_dir) / "notes.txt").write_text("the agent's edit\n")
+    (Path(copied.info.work_dir) / "sub" / "new.txt").write_text("the agent's file\n")
+    assert (plain / "notes.txt").read_text() == "n\n"  # the user's dir is not the agent's
+    with pytest.raises(MngrError, match=r"copied has files changed since it was made \(notes\.txt, sub/new\.txt; "
+                                        r"mngr pull copied brings them\)"):
+        _destroy("copied")
+    assert Path(copied.info.work_dir).is_dir()
+    assert _destroy("copied", force=True).failed == [] and not Path(copied.info.work_dir).exists()
+    untouched = _make("untouched")
+    assert _destroy("untouched").failed == [] and not Path(untouched.info.work_dir).exists()
+    in_place = _make("here", transfer="none")
+    assert in_place.info.work_dir == str(plain) and in_place.info.work_dir_origin == {"kind": "in-place"}
     with pytest.raises(UsageError, match="--transfer worktree needs a git repository"):
         _make("tree", transfer="worktree")
     with pytest.raises(UsageError, match="--branch needs a git repository"):
         _make("branchy", branch="b")
-    assert _destroy("copied").failed == [] and not Path(copied.info.work_dir).exists()
-    assert plain.is_dir()
+    assert plain.is_dir() and (plain / "notes.txt").read_text() == "n\n"
+
+
+def test_outside_git_a_home_dir_or_a_big_dir_is_not_copied_unless_asked(sandbox, monkeypatch) -> None:
+    from mngr.controller import work_dirs
+
+    sandbox.apply_env(monkeypatch)
+    home = sandbox.root / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(home)
+    with pytest.raises(UsageError, match=r"is not in a git repository and is your home dir.*--work-dir DIR"):
+        _make("homely")
+    big = sandbox.root / "big"
+    big.mkdir()
+    monkeypatch.setattr(work_dirs, "PLAIN_COPY_MAX_FILES", 20)
+    for index in range(21):
+        (big / f"f{index}.txt").write_text("x")
+    monkeypatch.chdir(big)
+    with pytest.raises(UsageError, match=r"holds more than 20 files.*--transfer copy to copy it all the same"):
+        _make("biggish")
+    assert not (sandbox.host_dir / "work").exists() or not list((sandbox.host_dir / "work").iterdir())
+    asked = _make("asked", transfer="copy")
+    assert len(list(Path(asked.info.work_dir).iterdir())) == 21
+    assert _make("inside", work_dir=str(big)).info.work_dir == str(big)
 
 
 def test_an_explicit_work_dir_runs_in_place_and_destroy_leaves_it(sandbox, repo: Path) -> None:
@@ -531,6 +566,8 @@ def test_a_worktree_agent_migrates_to_another_host_with_its_history_and_work(san
         assert shown.stdout.split("\n")[:4] == ["mngr/mover", " M kept.txt", "second", "first"]
         assert (there / "kept.txt").read_text() == "the agent's edit\n"
         assert not work.exists()
+        assert _worktrees(repo) == [str(repo)]  # the user's repository forgot the moved worktree
+        assert "mngr/mover" in _branches(repo)  # and keeps the branch the agent started on
 
 
 def test_a_git_file_is_no_content_to_copy(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 import time
 from collections.abc import Iterator
@@ -155,7 +156,7 @@ def test_the_remote_tmux_client_draws_utf8_when_the_local_locale_is(
         monkeypatch.delenv(variable, raising=False)
     for variable, value in locale.items():
         monkeypatch.setenv(variable, value)
-    remote = provider.attach_argv("box", "mngr-job")[-1].split()
+    remote = shlex.split(provider.attach_argv("box", "mngr-job")[-1])
     tmux = remote.index("tmux")
     expected = ["tmux", "-u", "attach-session"] if utf8 else ["tmux", "attach-session"]
-    assert remote[tmux : tmux + len(expected)] == expected and remote[-1] == "=mngr-job"
+    assert remote[tmux : tmux + len(expected)] == expected and remote[-1] == "=mngr-job:^"

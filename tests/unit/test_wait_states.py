@@ -37,9 +37,29 @@ def test_states_are_any_case_comma_separated_and_repeatable_once_each() -> None:
 def test_an_agent_is_reached_pending_or_unreachable(now: str, wanted: set[str], outcome: str) -> None:
     judged = AgentOutcome(info("RUNNING"), "local", "local")
     _judge(judged, info(now), frozenset(wanted))
+    if outcome == "unreachable" and now in ("DONE", "STOPPED"):
+        # Settled only once a second look agrees (a stop or destroy under way shows STOPPED).
+        assert (judged.outcome, judged.why) == ("pending", "")
+        _judge(judged, info(now), frozenset(wanted))
     assert judged.outcome == outcome
     assert judged.info.state == now
     assert bool(judged.why) == (outcome == "unreachable")
+
+
+def test_a_settled_state_seen_once_then_gone_is_a_destroy() -> None:
+    judged = AgentOutcome(info("RUNNING"), "local", "local")
+    _judge(judged, info("STOPPED"), frozenset({"DONE"}))
+    assert judged.outcome == "pending"
+    _judge(judged, None, frozenset({"DONE"}))
+    assert (judged.outcome, judged.why) == ("unreachable", "it no longer exists (destroyed while waited on)")
+
+
+def test_a_settled_state_seen_once_then_running_again_is_pending() -> None:
+    judged = AgentOutcome(info("RUNNING"), "local", "local")
+    _judge(judged, info("STOPPED"), frozenset({"WAITING"}))
+    _judge(judged, info("RUNNING"), frozenset({"WAITING"}))
+    _judge(judged, info("STOPPED"), frozenset({"WAITING"}))
+    assert judged.outcome == "pending"  # two looks apart, not two in a row
 
 
 def test_an_agent_its_host_no_longer_has_is_unreachable() -> None:
