@@ -58,6 +58,10 @@ class CopyProgress:
 
 
 def _is_terminal(stream: TextIO) -> bool:
+    from . import verbosity
+
+    if verbosity.quiet():  # -q: no progress either
+        return False
     try:
         return stream.isatty()
     except (AttributeError, ValueError):  # closed, or not a real stream

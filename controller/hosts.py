@@ -11,6 +11,7 @@ import msgspec
 
 from mngr.providers.base import AgentEnvironment, OfflineListing, Provider, WarmPath
 
+from . import verbosity
 from .channel import protocol
 from .channel.rpc import RpcClient
 from .errors import ChannelClosed, ChannelError, HelperUnresponsive, ProtocolViolation
@@ -49,6 +50,8 @@ class HostHandle:
         # The socket of a stream that has not answered yet: once it has, where this host is
         # reached, for the next push or pull to connect to early (early_channel.py).
         self._socket_to_remember = ""
+        self._seconds_spent = 0.0  # -v: the time this host took, said when it is closed
+        self._requests = 0
 
     @property
     def client(self) -> RpcClient:
@@ -62,10 +65,14 @@ class HostHandle:
         attempt = 0
         while self._client is None:
             attempt += 1
+            started = time.monotonic()
             stream = self.provider.open_stream(self.host, warm=self._warm_allowed)
+            if verbosity.verbose():
+                verbosity.trace(f"{self._who()}: open channel: {_described(stream)}")
             try:
                 if stream.needs_bootstrap:
-                    self._client = RpcClient.bootstrap(stream, self.timeout)
+                    with verbosity.timed(f"{self._who()}: bootstrap helper"):
+                        self._client = RpcClient.bootstrap(stream, self.timeout)
                     if isinstance(self.provider, WarmPath):
                         self.provider.bootstrapped(self.host, self._client)
                 else:
@@ -82,6 +89,8 @@ class HostHandle:
             except BaseException:
                 stream.close()
                 raise
+            finally:
+                self._seconds_spent += time.monotonic() - started
         return self._client
 
     def connect(self) -> None:
@@ -104,6 +113,24 @@ class HostHandle:
         return result
 
     def _answer(
+        self, request: msgspec.Struct, expect: type[ReplyT], blob: bytes = b"", timeout: float | None = None
+    ) -> tuple[ReplyT, bytes]:
+        if not verbosity.verbose():
+            return self._answer_now(request, expect, blob, timeout)
+        _ = self.client  # its opening is timed on its own
+        self._requests += 1
+        started = time.monotonic()
+        what = f"{self._who()}: {type(request).__name__}" + (f" sending {len(blob)} bytes" if blob else "")
+        try:
+            with verbosity.timed(what):
+                return self._answer_now(request, expect, blob, timeout)
+        finally:
+            self._seconds_spent += time.monotonic() - started
+
+    def _who(self) -> str:
+        return f"{self.provider_name} {self.host}"
+
+    def _answer_now(
         self, request: msgspec.Struct, expect: type[ReplyT], blob: bytes = b"", timeout: float | None = None
     ) -> tuple[ReplyT, bytes]:
         client = self.client
@@ -131,6 +158,8 @@ class HostHandle:
         if self._client is not None:
             self._client.close()
             self._client = None
+            if verbosity.verbose():
+                verbosity.trace(f"{self._who()}: {self._requests} request(s), {self._seconds_spent:.3f} s on this host")
 
     def __enter__(self) -> HostHandle:
         return self
@@ -419,3 +448,16 @@ class HostHandle:
 
     def exec_kill(self, exec_id: int) -> None:
         self._call(protocol.ExecKill(exec_id=exec_id), protocol.Done, timeout=self.timeout)
+
+
+def _described(stream: object) -> str:
+    """How a channel reaches its host, as -v shows it: the command run, or the socket."""
+    argv = getattr(stream, "argv", None)
+    if argv:
+        import shlex
+
+        # the first stage's inline script is a kilobyte of base64: its size says enough
+        return " ".join(shlex.quote(str(word)) if len(str(word)) <= 120 else f"<{len(str(word))}-character script>"
+                        for word in argv)
+    path = getattr(stream, "path", "")
+    return f"socket {path}" if path else type(stream).__name__

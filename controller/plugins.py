@@ -150,7 +150,9 @@ def _where(plugin: object) -> str:
 
 
 def _warn(message: str) -> None:
-    print(f"mngr: warning: {message}", file=sys.stderr)
+    from . import verbosity
+
+    verbosity.warn(message)
 
 
 @dataclass

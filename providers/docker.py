@@ -51,6 +51,7 @@ from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
 from mngr.controller.errors import MngrError, UsageError
 from mngr.controller.paths import agent_clis_dir, state_dir
 from mngr.controller.plugin_spec import hookimpl
+from mngr.controller.verbosity import timed
 from mngr.remote_helper import daemon_address
 
 from . import docker_engine as engine
@@ -300,7 +301,8 @@ class DockerProvider(MadeHostsProvider):
         if memory:
             options["mem_limit"] = memory
         try:
-            container = client.containers.run(image, **options)
+            with timed(f"docker {host}: run container {self.container_name(host)} from {image}"):
+                container = client.containers.run(image, **options)
         except docker.errors.APIError as exc:
             # The engine may have made the container and failed to start it (a network
             # that does not exist): it goes too.

@@ -55,6 +55,7 @@ from mngr.controller.channel.stream import Stream
 from mngr.controller.errors import ConfigError, MngrError, UsageError
 from mngr.controller.paths import as_dict, changing_state_json, read_state_dict
 from mngr.controller.plugin_spec import hookimpl
+from mngr.controller.verbosity import timed
 
 from .base import Provider
 from .made_hosts import (
@@ -295,10 +296,11 @@ class ModalProvider(MadeHostsProvider):
                 result["error"] = exc
 
         worker = threading.Thread(target=run, name=f"modal-{what}", daemon=True)
-        worker.start()
-        worker.join(self.call_timeout)
-        if worker.is_alive():
-            raise MngrError(f"modal: no answer from Modal within {self.call_timeout:g} s ({what})")
+        with timed(f"modal: {what}"):  # -v: each call to Modal, with its time
+            worker.start()
+            worker.join(self.call_timeout)
+            if worker.is_alive():
+                raise MngrError(f"modal: no answer from Modal within {self.call_timeout:g} s ({what})")
         if "error" in result:
             error = result["error"]
             failure = self._failure(what, error)

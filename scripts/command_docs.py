@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from mngr.controller.cli.global_options import PARAM_NAMES
 from mngr.controller.cli.main import _COMMANDS, cli
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "commands"
@@ -36,6 +37,8 @@ def _reference(command: click.Command, path: list[str]) -> str:
     for param in command.get_params(context):
         if isinstance(param, click.Argument):
             continue  # in the usage line; the page's prose says what they are
+        if param.name in PARAM_NAMES:
+            continue  # -q, -v, --debug: every command's, told once in docs/commands/README.md
         record = param.get_help_record(context)
         if record is None:
             continue

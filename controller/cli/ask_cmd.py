@@ -9,7 +9,7 @@ import sys
 import click
 
 from .. import ask as docs_search
-from .. import output
+from .. import output, verbosity
 
 _HELP = {"help_option_names": ["-h", "--help"]}
 _COMPOSE_TIMEOUT = 120
@@ -20,7 +20,7 @@ _COMPOSE_TIMEOUT = 120
 @click.option("--offline", is_flag=True, help="Answer from the docs alone, even if an agent CLI is available.")
 @click.option("--with", "agent_cli", default="claude", show_default=True, metavar="CLI",
               help="The agent CLI that words the answer, when it is on PATH (it gets the docs' best passages).")
-@click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@output.format_option("ask")
 def ask(question: tuple[str, ...], offline: bool, agent_cli: str, output_format: str) -> None:
     """Ask how to do something with mngr; the answer comes from mngr's docs, with the command to run.
 
@@ -37,15 +37,15 @@ def ask(question: tuple[str, ...], offline: bool, agent_cli: str, output_format:
     composed = ""
     if not offline and result is not None and shutil.which(agent_cli):
         composed = _compose(agent_cli, text, docs_search.ranked_passages(text, found, 4))
-    if output_format == "json":
-        click.echo(output.to_json({
+    if output_format != "human":
+        output.emit(output_format, [{
             "question": text,
             "command": result.command if result else None,
             "comment": result.comment if result else None,
             "source": {"path": f"docs/{result.passage.path}", "section": result.passage.heading} if result else None,
             "also": [command for command, _ in result.also] if result else [],
             "composed": composed or None,
-        }))
+        }], lambda: None, single=True)
     elif result is None:
         click.echo("mngr's docs say nothing about that. `mngr --help` lists the commands; each has --help.")
     else:
@@ -70,9 +70,9 @@ def _compose(agent_cli: str, question: str, passages: list[docs_search.Passage])
         done = subprocess.run([agent_cli, "-p", prompt], capture_output=True, text=True, timeout=_COMPOSE_TIMEOUT,
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        click.echo(f"mngr: {agent_cli} did not answer ({exc}); the docs' answer follows", err=True)
+        verbosity.note(f"{agent_cli} did not answer ({exc}); the docs' answer follows")
         return ""
     if done.returncode != 0 or not done.stdout.strip():
-        click.echo(f"mngr: {agent_cli} failed (exit status {done.returncode}); the docs' answer follows", err=True)
+        verbosity.note(f"{agent_cli} failed (exit status {done.returncode}); the docs' answer follows")
         return ""
     return done.stdout

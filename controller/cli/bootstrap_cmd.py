@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .. import dockerfile
+from .. import dockerfile, verbosity
 from ..errors import MngrError, UsageError
 
 _HELP = {"help_option_names": ["-h", "--help"]}
@@ -46,7 +46,8 @@ def bootstrap(path: str | None, output: str | None, base_image: str, force: bool
     text = dockerfile.render(toolchains, base_image, shown if shown.isprintable() else "Dockerfile")
     detected = f"detected: {dockerfile.describe(toolchains)}"
     if to_stdout:
-        click.echo(detected, err=True)  # stdout is the Dockerfile alone: `> Dockerfile` works
+        if not verbosity.quiet():
+            click.echo(detected, err=True)  # stdout is the Dockerfile alone: `> Dockerfile` works
         click.echo(text, nl=False)
         return
     if not target.parent.is_dir():

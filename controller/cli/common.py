@@ -98,11 +98,6 @@ def state_cell(row: dict[str, Any]) -> str:
     return str(row["state"])
 
 
-def check_format(output_format: str) -> None:
-    """Validate --format before a command changes anything."""
-    output.check_template(output_format, AGENT_FIELDS)
-
-
 def print_agents(
     agents: Sequence[tuple[AgentInfo, str, str, str]],
     output_format: str,
@@ -110,18 +105,12 @@ def print_agents(
 ) -> None:
     """Print (info, host, provider, what happened) rows; json is a list unless ``single``."""
     rows = [agent_row(info, host, provider) for info, host, provider, _ in agents]
-    if output_format == "json":
-        document: Any = rows[0] if single and len(rows) == 1 else rows
-        click.echo(output.to_json(document))
-    elif output_format == "jsonl":
-        for row in rows:
-            click.echo(output.to_jsonl(row))
-    elif output_format == "human":
+
+    def human() -> None:
         for row, (_, _, _, verb) in zip(rows, agents, strict=True):
             click.echo(f"{verb} agent {row['name']} ({row['type']}) on {row['host']} [{row['state']}]")
-    else:
-        for row in rows:
-            click.echo(output.render_template(output_format, row))
+
+    output.emit(output_format, rows, human, single=single)
 
 
 def attach(provider: Provider, host: str, name: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from .. import config as config_module
+from .. import output
 from ..errors import ConfigError, UsageError
 from .context import App, pass_app
 
@@ -200,7 +201,9 @@ def unset(key: str, scope: str | None, user_flag: bool, project_flag: bool) -> N
 
 
 @config.command("list", context_settings=_HELP)
-@click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@output.format_option("config list", help="human, json (the settings as nested tables; with --show-origin, "
+                                           "each dotted key with its value and origin), jsonl or a template such "
+                                           "as '{key}={value}' (a record per setting).")
 @_scope_options("List only this file's settings (default: every effective setting).")
 @click.option("--show-origin", is_flag=True, help="Say where each value comes from: default, user:FILE, "
               "project:FILE or env:VARIABLE.")
@@ -216,16 +219,20 @@ def list_(app: App, output_format: str, scope: str | None, user_flag: bool, proj
     else:
         values = app.config.values
         origins = _origins() if show_origin else {}
-    rows = sorted(config_module.flatten(values))
-    if output_format == "json" and show_origin:
-        click.echo(json.dumps({key: {"value": value, "origin": origins.get(key, "default")} for key, value in rows},
-                              indent=2))
-    elif output_format == "json":
-        click.echo(json.dumps(values, indent=2, sort_keys=True))
-    else:
-        for key, value in rows:
-            prefix = f"{origins.get(key, 'default')}\t" if show_origin else ""
-            click.echo(f"{prefix}{key} = {_show(value)}")
+    entries = [{"key": key, "value": value, **({"origin": origins.get(key, "default")} if show_origin else {})}
+               for key, value in sorted(config_module.flatten(values))]
+
+    def human() -> None:
+        for entry in entries:
+            prefix = f"{entry['origin']}\t" if show_origin else ""
+            click.echo(f"{prefix}{entry['key']} = {_show(entry['value'])}")
+
+    def envelope(_: list[dict[str, Any]]) -> dict[str, Any]:
+        if show_origin:
+            return {entry["key"]: {"value": entry["value"], "origin": entry["origin"]} for entry in entries}
+        return {key: values[key] for key in sorted(values)}
+
+    output.emit(output_format, entries, human, envelope=envelope)
 
 
 @config.command("edit", context_settings=_HELP)

@@ -6,29 +6,32 @@ import os
 
 import click
 
+from .. import verbosity
 from ..commands import copy
 from ..env_options import agent_env
-from .common import ENV_NAME_PATTERN, check_format, parse_pairs, print_agents
+from ..output import format_option, say
+from .common import ENV_NAME_PATTERN, parse_pairs, print_agents
 from .completion_cmd import agent_names, host_names, provider_names
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
 
 
-_TARGET_OPTIONS = [
-    click.option("--in", "--provider", "provider_name", metavar="PROVIDER", shell_complete=provider_names,
-                 help="Provider of the target host."),
-    click.option("--work-dir", help="Work dir for the copy (default: $MNGR_HOST_DIR/work/NAME on the host)."),
-    click.option("--accept-new-host-key", is_flag=True, help="Trust the target host's SSH key on first contact."),
-    click.option("--format", "output_format", default="human", show_default=True,
-                 help="human, json, jsonl, or a template like '{name} {state}'."),
-]
+def _with_target_options(command: str):  # type: ignore[no-untyped-def]
+    options = [
+        click.option("--in", "--provider", "provider_name", metavar="PROVIDER", shell_complete=provider_names,
+                     help="Provider of the target host."),
+        click.option("--work-dir", help="Work dir for the copy (default: $MNGR_HOST_DIR/work/NAME on the host)."),
+        click.option("--accept-new-host-key", is_flag=True, help="Trust the target host's SSH key on first contact."),
+        format_option(command),
+    ]
 
+    def decorate(function):  # type: ignore[no-untyped-def]
+        for decorator in reversed(options):
+            function = decorator(function)
+        return function
 
-def _with_target_options(function):  # type: ignore[no-untyped-def]
-    for decorator in reversed(_TARGET_OPTIONS):
-        function = decorator(function)
-    return function
+    return decorate
 
 
 @click.command("clone", context_settings=_HELP)
@@ -42,7 +45,7 @@ def _with_target_options(function):  # type: ignore[no-untyped-def]
               help="Environment variables for the copy from a dotenv file. Repeatable.")
 @click.option("--pass-env", "pass_names", multiple=True, metavar="VAR",
               help="Pass this variable from your environment to the copy. Repeatable.")
-@_with_target_options
+@_with_target_options("clone")
 @pass_app
 def clone(app: App, name: str, new_name: str, host: str | None, env_pairs: tuple[str, ...],
           env_files: tuple[str, ...], pass_names: tuple[str, ...], provider_name: str | None,
@@ -54,20 +57,19 @@ def clone(app: App, name: str, new_name: str, host: str | None, env_pairs: tuple
     work dir holding every file of NAME's (ignored ones included) and its git branches,
     with the same branch checked out. NAME is not changed.
     """
-    check_format(output_format)
     env = agent_env(env_files, pass_names, parse_pairs(env_pairs, "--env", ENV_NAME_PATTERN, allow_bare=True),
                     os.environ)
     target = copy.CopyTarget(provider_name, host, work_dir, accept_new_host_key)
     result = copy.clone(app, copy.CloneRequest(name, new_name, target, env))
     for warning in result.warnings:
-        click.echo(f"mngr: warning: {warning}", err=True)
+        verbosity.warn(warning)
     print_agents([(result.info, result.host, result.provider, "created")], output_format, single=True)
 
 
 @click.command("migrate", context_settings=_HELP)
 @click.argument("name", shell_complete=agent_names)
 @click.option("--to-host", "host", required=True, shell_complete=host_names, help="Host to move the agent to.")
-@_with_target_options
+@_with_target_options("migrate")
 @pass_app
 def migrate(app: App, name: str, host: str, provider_name: str | None, work_dir: str | None,
             accept_new_host_key: bool, output_format: str) -> None:
@@ -79,11 +81,10 @@ def migrate(app: App, name: str, host: str, provider_name: str | None, work_dir:
     anything fails, the copy is removed and the original is started again as it was. The
     original's work dir stays on the old host.
     """
-    check_format(output_format)
     target = copy.CopyTarget(provider_name, host, work_dir, accept_new_host_key)
     result = copy.migrate(app, copy.MigrateRequest(name, host, target))
     for removed_host, provider in result.emptied.removed:
-        click.echo(f"removed host {removed_host} ({provider}): its last agent is gone")
+        say(output_format, f"removed host {removed_host} ({provider}): its last agent is gone")
     for warning in result.emptied.warnings:
-        click.echo(f"mngr: warning: {warning}", err=True)
+        verbosity.warn(warning)
     print_agents([(result.info, result.host, result.provider, "migrated")], output_format, single=True)

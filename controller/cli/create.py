@@ -8,19 +8,19 @@ import sys
 import click
 
 from .. import extra_windows as extra_window_specs
-from .. import templates
+from .. import templates, verbosity
 from ..commands.create import CreatedThenInterrupted, CreateRequest
 from ..commands.create import create as create_agent
 from ..env_options import agent_env
 from ..errors import UsageError
 from ..idle_options import MODES_HELP, SOURCES_HELP
 from ..names import generate_name, validate_name
+from ..output import format_option
 from ..uploads import collect as collect_uploads
 from .common import (
     ENV_NAME_PATTERN,
     LABEL_KEY_PATTERN,
     attach,
-    check_format,
     parse_pairs,
     print_agents,
 )
@@ -112,7 +112,7 @@ class CreateCommand(click.Command):
                    "other than the local one, a claude or codex agent's own config trusts it unless told not to.")
 @click.option("--ready-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the agent to be ready for the initial message.")
 @click.option("--connect/--no-connect", default=True, help="Attach to the agent after creating it (default: attach when on a terminal).")
-@click.option("--format", "output_format", default="human", show_default=True, help="Output: human, json, jsonl, or a template like '{name} {state}'.")
+@format_option("create")
 @click.option("--accept-new-host-key", is_flag=True,
               help="Trust the host's SSH key if this is the first contact (a changed key is always refused).")
 @click.option("--idle-timeout", metavar="DURATION",
@@ -175,7 +175,6 @@ def create(
 
     Idle settings belong to the host: they apply to every agent on it (see mngr limit).
     """
-    check_format(output_format)
     if len(words) > 2:
         raise UsageError(f"too many arguments: {' '.join(words[2:])!r} (put agent arguments after '--')")
     name = _pick("name", words[0] if words else None, name_option) or generate_name()
@@ -234,17 +233,17 @@ def create(
         result = create_agent(app, request)
     except CreatedThenInterrupted as exc:
         for warning in exc.result.warnings:
-            click.echo(f"mngr: warning: {warning}", err=True)
+            verbosity.warn(warning)
         print_agents([(exc.result.info, exc.result.host, exc.result.provider, "created")], output_format,
                      single=True)
         raise
     for warning in result.warnings:
-        click.echo(f"mngr: warning: {warning}", err=True)
+        verbosity.warn(warning)
     print_agents([(result.info, result.host, result.provider, result.verb)], output_format, single=True)
     if request.attaching:
         attach(app.provider(result.provider), result.host, name)
     elif connect:
-        click.echo(f"mngr: not attaching: not a terminal (attach later with: mngr connect {name})", err=True)
+        verbosity.note(f"not attaching: not a terminal (attach later with: mngr connect {name})")
 
 
 def _pick(what: str, positional: str | None, option: str | None) -> str | None:

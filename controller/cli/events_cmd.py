@@ -9,17 +9,17 @@ from typing import Any
 
 import click
 
-from .. import output
+from .. import output, verbosity
 from ..commands import events as feed
 from ..errors import UsageError
+from ..records import EVENT_TYPE_FIELDS
 from .completion_cmd import agent_names
 from .context import App, pass_app
 from .targets import agent_test, expand_names, filter_options
 
 _HELP = {"help_option_names": ["-h", "--help"]}
 # Fields a --format template may name: every event's, then those of some types.
-EVENT_FIELDS = (*feed.LEADING_FIELDS, "state", "waiting_reason", "waiting_detail", "exit_status", "bytes", "source",
-                "agent_type", "files", "decision", "message", "session", "work_dir")
+EVENT_FIELDS = (*feed.LEADING_FIELDS, *EVENT_TYPE_FIELDS)
 
 
 @click.command(context_settings=_HELP)
@@ -30,9 +30,9 @@ EVENT_FIELDS = (*feed.LEADING_FIELDS, "state", "waiting_reason", "waiting_detail
                    "with --follow, from now].")
 @click.option("--event", "event_types", multiple=True, metavar="TYPE[,TYPE]",
               help="Only events of these types (repeatable, or comma-separated), such as state,message_sent.")
-@click.option("--format", "output_format", default="jsonl", show_default=True,
-              help="jsonl, json (not with --follow), human, or a template such as '{time} {agent} {event}'.")
-@click.option("--notify-only", "-q", "notify_only", is_flag=True,
+@output.format_option("events", default="jsonl",
+                      help="jsonl, json (not with --follow), human, or a template such as '{time} {agent} {event}'.")
+@click.option("--notify-only", "-n", "notify_only", is_flag=True,
               help="With --follow: print nothing, only run the notification hooks ([notify] on_waiting, plugins).")
 @filter_options
 @pass_app
@@ -47,9 +47,8 @@ def events(app: App, names: tuple[str, ...], follow: bool, since: str | None, ev
 
     With --follow, each agent that starts waiting for the user runs the [notify]
     on_waiting command (the event as JSON on its stdin) and the plugins'
-    mngr_on_agent_waiting hook: keep one `mngr events --follow -q` running to be notified.
+    mngr_on_agent_waiting hook: keep one `mngr events --follow -n` running to be notified.
     """
-    output.check_template(output_format, EVENT_FIELDS)
     if notify_only and not follow:
         raise UsageError("--notify-only needs --follow")
     if follow and output_format == "json":
@@ -87,20 +86,17 @@ def events(app: App, names: tuple[str, ...], follow: bool, since: str | None, ev
 
 
 def _warn(message: str) -> None:
-    click.echo(f"mngr: warning: {message}", err=True)
+    verbosity.warn(message)
 
 
 def _print_rows(rows: list[dict[str, Any]], output_format: str) -> None:
     """The rows, written whole: a Ctrl-C never leaves half a line."""
-    if output_format == "json":
-        text = output.to_json(rows) + "\n"
-    elif output_format == "jsonl":
-        text = "".join(output.to_jsonl(row) + "\n" for row in rows)
-    elif output_format == "human":
+    if output_format == "human":
         text = "".join(_human(row) + "\n" for row in rows)
+    elif output_format in ("json", "jsonl"):
+        text = output.render(output_format, rows)
     else:
-        text = "".join(output.render_template(output_format, {**dict.fromkeys(EVENT_FIELDS, ""), **row}) + "\n"
-                       for row in rows)
+        text = output.render(output_format, [{**dict.fromkeys(EVENT_FIELDS, ""), **row} for row in rows])
     if text:
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -94,10 +94,15 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
          "until the agent is done with its turn"),
         ("mngr wait a b c --for done --timeout 30m", "at most 30 minutes"),
     ),
+    "schema": (
+        ("mngr schema", "the commands with a schema"),
+        ("mngr schema list", "the schema of mngr list --format json"),
+        ("mngr schema snapshot list > snapshot-list.schema.json", "a subcommand's, into a file"),
+    ),
     "events": (
         ("mngr events --since 1h --format human", "what happened in the last hour"),
         ("mngr events fixer --follow --event state,message_sent", "as it happens, for one agent"),
-        ("mngr events --follow -q", "only the notifications"),
+        ("mngr events --follow -n", "only the notifications"),
     ),
     "transcript": (
         ("mngr transcript my-task", "the conversation so far"),

@@ -72,8 +72,8 @@ def _printer(prefixed: bool) -> OutputListener:
 @click.command("exec", context_settings=_HELP)
 @click.argument("words", nargs=-1, required=True, metavar="[NAME|-]... COMMAND", shell_complete=agent_names)
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Kill the command after this many seconds.")
-@click.option("--format", "output_format", type=click.Choice(["human", "json", "jsonl"]), default="human",
-              show_default=True, help="json, jsonl: stdout, stderr and exit code per agent, printed at the end.")
+@output.format_option("exec", help="human (the output as it comes), or json, jsonl or a template such as "
+                                     "'{name} {exit_code}': stdout, stderr and exit code per agent, at the end.")
 @filter_options
 @dry_run_option
 @on_error_option
@@ -100,13 +100,8 @@ def exec_command(app: App, words: tuple[str, ...], timeout: float | None, output
     on_output = _printer(prefixed=several) if stream else None
     results = run_everywhere(app, ExecRequest((), command, timeout, on_output, targets=targets,
                                               bulk=Bulk(dry_run, on_error)))
-    if output_format in ("json", "jsonl"):
-        rows = [_row(result) for result in results]
-        if output_format == "json":
-            click.echo(output.to_json(rows))
-        else:
-            for row in rows:
-                click.echo(output.to_jsonl(row))
+    if output_format != "human":
+        output.emit(output_format, [_row(result) for result in results], lambda: None)
     elif dry_run or not results:
         if not results:
             click.echo("no agents to run on")

@@ -28,12 +28,14 @@ def exit_status(command: Callable[[], int]) -> int:
         print(f"mngr: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except Exception as exc:  # a defect in mngr: still one line, the rest on request
-        if os.environ.get("MNGR_DEBUG"):
+        from .. import verbosity
+
+        if verbosity.tracebacks():
             import traceback
 
             traceback.print_exc()
         detail = one_line(f"{type(exc).__name__}: {exc}")
-        print(f"mngr: internal error: {detail} (MNGR_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(f"mngr: internal error: {detail} (--debug shows the traceback)", file=sys.stderr)
         return 1
 
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .. import output
+from .. import output, verbosity
 from ..commands.gc import GcRequest, collect_garbage
 from ..durations import parse_duration
 from .completion_cmd import provider_names
@@ -21,7 +21,8 @@ _HELP = {"help_option_names": ["-h", "--help"]}
               help="Leave files younger than this alone (a push in progress has part files).")
 @click.option("--in", "--provider", "provider_names_", multiple=True, metavar="PROVIDER",
               shell_complete=provider_names, help="Only hosts of this provider. Repeatable.")
-@click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@output.format_option("gc", help="human, json, jsonl or a template such as '{host} {kind} {what}': a record per "
+                                   "leftover.")
 @pass_app
 def gc(app: App, dry_run: bool, older_than: str, provider_names_: tuple[str, ...], output_format: str) -> None:
     """Remove what interrupted operations left on every reachable host.
@@ -36,15 +37,19 @@ def gc(app: App, dry_run: bool, older_than: str, provider_names_: tuple[str, ...
     min_age = 0.0 if older_than in ("0", "0s") else parse_duration(older_than, "--older-than")
     result = collect_garbage(app, GcRequest(dry_run, min_age, provider_names_))
     errors = [{"host": error.host, "provider": error.provider, "error": error.error} for error in result.errors]
-    if output_format == "json":
-        rows = [{"host": row.host, "provider": row.provider, "kind": row.kind, "what": row.what}
-                for row in result.leftovers]
-        click.echo(output.to_json({"dry_run": dry_run, "leftovers": rows, "errors": errors}))
-    else:
+    rows = [{"host": row.host, "provider": row.provider, "kind": row.kind, "what": row.what}
+            for row in result.leftovers]
+
+    def human() -> None:
         for row in result.leftovers:
             click.echo(f"{'would remove' if dry_run else 'removed'} {row.kind} on {row.host}: {row.what}")
-        click.echo(f"{len(result.leftovers)} leftover(s) {'found' if dry_run else 'removed'} "
-                   f"on {result.hosts_cleaned} host(s)")
+        if not verbosity.quiet():
+            click.echo(f"{len(result.leftovers)} leftover(s) {'found' if dry_run else 'removed'} "
+                       f"on {result.hosts_cleaned} host(s)")
+
+    output.emit(output_format, rows, human,
+                envelope=lambda leftovers: {"dry_run": dry_run, "leftovers": leftovers, "errors": errors})
+    if output_format != "json":
         for error in errors:
             click.echo(f"mngr: error: host {error['host']!r} ({error['provider']}): {error['error']}", err=True)
     if errors:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from .. import output
@@ -10,8 +12,6 @@ from .completion_cmd import host_names, provider_names
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
-_FIELDS = ("host", "provider", "origin", "state", "agents", "cached_agents", "last_seen", "unreachable_since",
-           "error")
 
 
 @click.group("host", context_settings=_HELP)
@@ -29,32 +29,25 @@ def host() -> None:
 @host.command("list", context_settings=_HELP)
 @click.option("--in", "--provider", "provider_names_given", multiple=True, metavar="PROVIDER",
               shell_complete=provider_names, help="Only this provider's hosts (repeatable).")
-@click.option("--format", "output_format", default="human", show_default=True,
-              help="human, json, jsonl or a template over: " + ", ".join(_FIELDS))
+@output.format_option("host list")
 @pass_app
 def list_hosts(app: App, provider_names_given: tuple[str, ...], output_format: str) -> None:
     """Every host mngr searches, asked now: provider, where it came from (configured,
     remembered, local), state (answering, unreachable, dropped), agent count, last seen."""
-    output.check_template(output_format, _FIELDS)
     rows = [row.as_dict() for row in host_rows(app, provider_names_given)]
-    if output_format == "json":
-        click.echo(output.to_json({"hosts": rows}))
-    elif output_format == "jsonl":
-        for row in rows:
-            click.echo(output.to_jsonl(row))
-    elif output_format == "human":
-        if not rows:
-            click.echo("no hosts")
-            return
-        click.echo(output.table(
-            ["HOST", "PROVIDER", "ORIGIN", "STATE", "AGENTS", "LAST SEEN", "ERROR"],
-            [[row["host"], row["provider"], row["origin"], row["state"],
-              str(row["agents"]) if row["agents"] is not None else f"{row['cached_agents']}?",
-              f"{output.age(row['last_seen'])} ago" if row["last_seen"] else "never",
-              row["error"]] for row in rows]))
-    else:
-        for row in rows:
-            click.echo(output.render_template(output_format, row))
+    output.emit(output_format, rows, lambda: _human(rows), envelope=lambda hosts: {"hosts": hosts})
+
+
+def _human(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("no hosts")
+        return
+    click.echo(output.table(
+        ["HOST", "PROVIDER", "ORIGIN", "STATE", "AGENTS", "LAST SEEN", "ERROR"],
+        [[row["host"], row["provider"], row["origin"], row["state"],
+          str(row["agents"]) if row["agents"] is not None else f"{row['cached_agents']}?",
+          f"{output.age(row['last_seen'])} ago" if row["last_seen"] else "never",
+          row["error"]] for row in rows]))
 
 
 @host.command("forget", context_settings=_HELP)

@@ -28,7 +28,7 @@ _HELP = {"help_option_names": ["-h", "--help"]}
               help="With every agent stopped or exited, stop the host after this long (default 30s).")
 @click.option("--log", "log_lines", type=click.IntRange(0, 10000), default=0, metavar="N",
               help="Also print the watcher's last N decisions.")
-@click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@output.format_option("limit")
 @pass_app
 def limit(
     app: App,
@@ -51,16 +51,17 @@ def limit(
 
 
 def _print(settings: IdleSettings, report: dict[str, Any], log: str, output_format: str) -> None:
-    if output_format == "json":
+    if output_format != "human":
         decisions = [output.from_json_line(line) for line in log.splitlines() if line.strip()]
-        click.echo(output.to_json({
+        record = {
             **report,
             "idle_timeout": settings.timeout if settings.sources else None,
             "activity_sources": settings.sources,
             "idle_command": settings.command,
             "stop_grace": settings.stop_grace,
             "decisions": decisions,
-        }))
+        }
+        output.emit(output_format, [record], lambda: None, single=True)
         return
     enabled = settings.timeout is not None and settings.sources
     lines = [

@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
-from .. import output
+from .. import output, verbosity
 from ..commands import agents
 from ..commands.agents import AgentsResult, Bulk
 from ..errors import UsageError
 from ..fleet import LocatedAgent
-from .common import agent_row, attach, check_format
+from .common import agent_row, attach
 from .completion_cmd import agent_names
 from .context import App, pass_app
 from .targets import dry_run_option, filter_options, on_error_option, read_targets
@@ -32,28 +32,23 @@ def _report(result: AgentsResult, action: str, output_format: str) -> None:
         rows.append(row)
     failed_rows = [{"name": failed.name, "host": failed.host, "provider": failed.provider,
                     "result": "failed", "error": failed.error} for failed in result.failed]
-    if output_format == "json":
-        click.echo(output.to_json(rows + failed_rows))
-    elif output_format == "jsonl":
-        for row in rows + failed_rows:
-            click.echo(output.to_jsonl(row))
-    elif output_format == "human":
+    def human() -> None:
         if not rows and not failed_rows:
             click.echo(f"no agents to {action}")
         for row in rows:
             verb = f"{row['result']}:" if row["result"].startswith("already") else row["result"]
             click.echo(f"{verb} agent {row['name']} ({row['type']}) on {row['host']} [{row['state']}]")
-    else:
-        for row in rows:
-            click.echo(output.render_template(output_format, row))
-    _report_failures(result, action)
+
+    # a template renders the agents acted on; a failure is on stderr
+    output.emit(output_format, rows + failed_rows if output_format in ("json", "jsonl") else rows, human)
+    _report_failures(result, action, output_format)
 
 
-def _report_failures(result: AgentsResult, action: str) -> None:
+def _report_failures(result: AgentsResult, action: str, output_format: str) -> None:
     for host, provider in result.emptied.removed:
-        click.echo(f"removed host {host} ({provider}): its last agent is gone")
+        output.say(output_format, f"removed host {host} ({provider}): its last agent is gone")
     for warning in result.emptied.warnings:
-        click.echo(f"mngr: warning: {warning}", err=True)
+        verbosity.warn(warning)
     for failed in result.failed:
         click.echo(f"mngr: error: {action} {failed.name}: {failed.error}", err=True)
     if result.interrupted:  # what was done is printed above, what was not named
@@ -80,16 +75,16 @@ def _grace_seconds(app: App, given: str | None) -> float:
     return seconds
 
 
-_FORMAT = click.option("--format", "output_format", default="human", show_default=True,
-                       help="human, json, jsonl or a template; json and jsonl have each agent's "
-                            "result (and error).")
+def _format(command: str):  # type: ignore[no-untyped-def]
+    return output.format_option(command, help="human, json, jsonl or a template such as '{name} {result}'; json "
+                                              "and jsonl have each agent's result (and error).")
 
 
 @click.command(context_settings=_HELP)
 @_NAMES
 @click.option("--all", "every", is_flag=True, help="Stop every agent that is not stopped yet.")
 @filter_options
-@_FORMAT
+@_format("stop")
 @_GRACE
 @dry_run_option
 @on_error_option
@@ -103,7 +98,6 @@ def stop(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ...
     one a line, as `mngr list --ids` prints them) or selected with --include/--exclude
     (from every agent not stopped yet when no name is given); all are stopped in parallel.
     """
-    check_format(output_format)
     request = agents.StopRequest(grace=_grace_seconds(app, grace),
                                  targets=read_targets(app, names, every, includes, excludes),
                                  bulk=Bulk(dry_run, on_error))
@@ -114,7 +108,7 @@ def stop(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ...
 @_NAMES
 @click.option("--all", "every", is_flag=True, help="Start every stopped agent.")
 @filter_options
-@_FORMAT
+@_format("start")
 @dry_run_option
 @on_error_option
 @pass_app
@@ -126,7 +120,6 @@ def start(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ..
     Agents are named, read from stdin (`-`) or selected with --include/--exclude (from
     every stopped agent when no name is given).
     """
-    check_format(output_format)
     request = agents.StartRequest(targets=read_targets(app, names, every, includes, excludes),
                                   bulk=Bulk(dry_run, on_error))
     _report(agents.start(app, request), "start", output_format)
@@ -144,7 +137,7 @@ def start(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ..
                    "default).")
 @click.option("--delete-branch", is_flag=True, help="Delete a worktree agent's branch too (kept by default).")
 @_GRACE
-@_FORMAT
+@_format("destroy")
 @dry_run_option
 @on_error_option
 @pass_app
@@ -159,8 +152,6 @@ def destroy(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, 
     named, read from stdin or selected with --include/--exclude (from every agent when no
     name is given). --dry-run lists what would be destroyed and needs no confirmation.
     """
-    check_format(output_format)
-
     def confirm(found: Sequence[LocatedAgent]) -> None:
         if force:
             return
@@ -181,7 +172,7 @@ def destroy(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, 
         click.echo("no agents to destroy")
     for changed in result.changed:
         click.echo(f"destroyed agent {changed.info.name} on {changed.host}")
-    _report_failures(result, "destroy")
+    _report_failures(result, "destroy", output_format)
 
 
 @click.command(context_settings=_HELP)

@@ -25,8 +25,7 @@ from .targets import filter_options
 
 
 @click.command("list", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--format", "output_format", default="human", show_default=True,
-              help="human, json, jsonl, or a template such as '{name} {state}'.")
+@output.format_option("list", check_fields=False)
 @click.option("--state", "states", multiple=True, type=click.Choice(STATES, case_sensitive=False),
               help="Only agents in this state. Repeatable.")
 @click.option("--provider", "--in", "provider_names", multiple=True, metavar="PROVIDER", shell_complete=provider_names,
@@ -133,7 +132,7 @@ def _shape(output_format: str, plugin_fields: dict[str, Any], includes: tuple[st
         raise UsageError("--ids prints ids only: give it without --format and --fields")
     if field_list is not None and output_format not in ("human", "json", "jsonl"):
         raise UsageError("--fields goes with --format human, json or jsonl (a template names its own fields)")
-    if field_list is None:
+    if field_list is None:  # the fields plugins add are known only now
         output.check_template(output_format, (*AGENT_FIELDS, *plugin_fields))
     if not (includes or excludes or sort_by or field_list):
         return _Shape(None, [], None)  # the language is not even loaded
@@ -155,8 +154,9 @@ def _print_fields(rows: list[dict[str, Any]], fields: list[str], hosts: list[dic
     for row in picked:
         if "age" in row and row["age"] is not None:
             row["age"] = round(row["age"], 1)
+    # --fields: exactly the keys asked for in each agent (no schema_version: not a whole record)
     if output_format == "json":
-        click.echo(output.to_json({"agents": picked, "hosts": hosts, "errors": errors}))
+        click.echo(output.to_json(output.versioned({"agents": picked, "hosts": hosts, "errors": errors})))
         return
     if output_format == "jsonl":
         for row in picked:
@@ -182,11 +182,11 @@ def _print(
     rows: list[dict[str, Any]], hosts: list[dict[str, Any]], errors: list[dict[str, str]], output_format: str
 ) -> None:
     if output_format == "json":
-        click.echo(output.to_json({"agents": rows, "hosts": hosts, "errors": errors}))
+        output.emit(output_format, rows, _no_human, envelope=lambda agents: {"agents": agents, "hosts": hosts,
+                                                                             "errors": errors})
         return
     if output_format == "jsonl":
-        for row in rows:
-            click.echo(output.to_jsonl(row))
+        output.emit(output_format, rows, _no_human)
     elif output_format == "human":
         table_rows = [
             [row["name"], state_cell(row), row["type"], row["host"], row["provider"],
@@ -205,10 +205,13 @@ def _print(
                                     [_host_cells(host) for host in watched]))
         return
     else:
-        for row in rows:
-            click.echo(output.render_template(output_format, row))
+        output.emit(output_format, rows, _no_human)
     for error in errors:
         click.echo(f"mngr: error: host {error['host']!r} ({error['provider']}): {error['error']}", err=True)
+
+
+def _no_human() -> None:
+    raise AssertionError("the human format is printed by _print")
 
 
 def _host_cells(host: dict[str, Any]) -> list[str]:

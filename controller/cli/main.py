@@ -7,8 +7,10 @@ from collections.abc import Callable
 
 import click
 
+from .. import verbosity
 from ..errors import MngrError
 from .exits import exit_status, fill_closed_standard_streams, leave, one_line
+from .global_options import OPTION_NAMES, add_verbosity_options, verbosity_params
 
 # name -> (module, attribute, one-line help); modules load only when their command runs.
 _COMMANDS = {
@@ -46,11 +48,12 @@ _COMMANDS = {
     "gc": ("gc_cmd", "gc", "Remove what interrupted operations left on hosts"),
     "host": ("host_cmd", "host", "List the hosts mngr searches; forget one"),
     "provision": ("provision_cmd", "provision_command", "Refresh agents' CLI config and credentials on their hosts"),
+    "schema": ("schema_cmd", "schema", "Print the JSON Schema of a command's --format json output"),
 }
 _UNBUILT = {
     "open": "Open a URL from an agent in your browser",
 }
-_GROUP_OPTIONS = ("--help", "-h", "--version")
+_GROUP_OPTIONS = ("--help", "-h", "--version", *OPTION_NAMES)
 _HELP_WANTED, _BARE = "mngr.help_wanted", "mngr.bare_command"
 # The short names users of git, docker and kubectl type: each stands for one command.
 ALIASES = {"ls": "list", "rm": "destroy", "c": "create", "msg": "message", "x": "exec"}
@@ -67,6 +70,10 @@ class MngrGroup(click.Group):
         return [*_COMMANDS, *_UNBUILT, *_plugin_commands(ctx)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self._command(ctx, cmd_name)
+        return None if command is None else add_verbosity_options(command)
+
+    def _command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd_name = ALIASES.get(cmd_name, cmd_name)
         if cmd_name in _COMMANDS:
             module_name, attribute, _ = _COMMANDS[cmd_name]
@@ -101,6 +108,10 @@ class MngrGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args and ctx.resilient_parsing:  # completing the first word: a command's name
             return super().parse_args(ctx, args)
+        leading: list[str] = []
+        while args and args[0] in OPTION_NAMES:  # `mngr -v list`: the group's own options first
+            leading.append(args[0])
+            args = args[1:]
         if args and args[0] in ("help", "version"):
             # `mngr help`, `mngr help CMD ...`, `mngr version`: the options they stand for.
             if args[0] == "help" and args[1:] and self.get_command(ctx, args[1]) is None:
@@ -120,7 +131,7 @@ class MngrGroup(click.Group):
         words = args[:args.index("--")] if "--" in args else args
         ctx.meta[_HELP_WANTED] = any(word in ("-h", "--help") for word in words)
         ctx.meta[_BARE] = len(args) == 1
-        return super().parse_args(ctx, args)
+        return super().parse_args(ctx, [*leading, *args])
 
 
 def _refuse_a_mistyped_command(word: str, commands: list[str]) -> None:
@@ -153,7 +164,8 @@ def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
         return {}
 
 
-@click.group(cls=MngrGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=MngrGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             params=verbosity_params())
 @click.version_option(package_name="mngr-agents", prog_name="mngr")
 def cli() -> None:
     """mngr creates and manages AI coding agents in tmux sessions on hosts.
@@ -166,6 +178,7 @@ def cli() -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status; every failure becomes one line on stderr."""
     args = sys.argv[1:] if argv is None else argv
+    verbosity.set_level(verbosity.NORMAL)  # each command from its own options
     fill_closed_standard_streams()
     return exit_status(lambda: _run_click(args))
 

@@ -49,8 +49,8 @@ def _read_text(positional: str | None, message: str | None, message_file: str | 
               help="Seconds to wait for the agent to be ready: its input box (claude, codex), or with "
                    "--start, a started agent.")
 @filter_options
-@click.option("--format", "output_format", type=click.Choice(["human", "json", "jsonl"]), default="human",
-              show_default=True, help="json, jsonl: each agent's result (sent or failed, and the error).")
+@output.format_option("message", help="human, json, jsonl or a template such as '{name} {result}': each agent's "
+                                        "result (sent or failed, and the error).")
 @dry_run_option
 @on_error_option
 @pass_app
@@ -101,20 +101,18 @@ def message(
 
 def _print(result: MessageResult, size: int, output_format: str) -> None:
     done = "would send" if result.dry_run else "sent"
-    if output_format == "human":
+
+    def human() -> None:
         if not result.reached and not result.failed:
             click.echo("no agents to send to")
         for reached in result.reached:
             click.echo(f"{done} message to {reached.name} ({size} bytes)")
-    else:
-        rows = [{"name": r.name, "host": r.host, "provider": r.provider, "result": done, "error": None}
-                for r in result.reached]
+
+    rows = [{"name": r.name, "host": r.host, "provider": r.provider, "result": done, "error": None}
+            for r in result.reached]
+    if output_format in ("json", "jsonl"):
         rows += [{"name": f.name, "host": f.host, "provider": f.provider, "result": "failed", "error": f.error}
                  for f in result.failed]
-        if output_format == "json":
-            click.echo(output.to_json(rows))
-        else:
-            for row in rows:
-                click.echo(output.to_jsonl(row))
+    output.emit(output_format, rows, human)
     for failed in result.failed:
         click.echo(f"mngr: error: message {failed.name}: {failed.error}", err=True)

@@ -22,14 +22,15 @@ def plugin() -> None:
 
 
 @plugin.command("list", context_settings=_HELP)
-@click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@output.format_option("plugin list")
 @pass_app
 def list_plugins(app: App, output_format: str) -> None:
     """Every plugin: loaded, disabled or failed; where it comes from; its hooks."""
     records = app.registry.records
-    if output_format == "json":
-        click.echo(output.to_json([dataclasses.asdict(record) for record in records]))
-        return
-    rows = [[record.name, record.status, record.origin, ", ".join(hook.removeprefix("mngr_") for hook in record.hooks),
-             record.detail] for record in records]
-    click.echo(output.table(["NAME", "STATUS", "FROM", "HOOKS", "DETAIL"], rows))
+
+    def human() -> None:
+        rows = [[record.name, record.status, record.origin,
+                 ", ".join(hook.removeprefix("mngr_") for hook in record.hooks), record.detail] for record in records]
+        click.echo(output.table(["NAME", "STATUS", "FROM", "HOOKS", "DETAIL"], rows))
+
+    output.emit(output_format, [dataclasses.asdict(record) for record in records], human)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -17,11 +16,10 @@ from ..commands.provision import (
     provision,
 )
 from ..errors import UsageError
+from ..output import emit, format_option
 from .completion_cmd import agent_names
 from .context import App, pass_app
 from .targets import agent_test, expand_names, filter_options
-
-_FORMATS = ("human", "json")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +30,7 @@ _FORMATS = ("human", "json")
 @click.option("--restart", is_flag=True,
               help="Stop a running agent, write, and start it again, so that it has the new variables and CLI "
                    "at once (its conversation is resumed).")
-@click.option("--format", "output_format", default="human", show_default=True, help="human or json.")
+@format_option("provision")
 @pass_app
 def provision_command(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ...],
                       excludes: tuple[str, ...], dry_run: bool, restart: bool, output_format: str) -> None:
@@ -44,19 +42,17 @@ def provision_command(app: App, names: tuple[str, ...], every: bool, includes: t
     variables (API keys) and a new CLI reach the agent when it starts again (--restart).
     Values are never printed: only file and variable names.
     """
-    if output_format not in _FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(_FORMATS)}, not {output_format!r}")
     if dry_run and restart:
         raise UsageError("--dry-run changes nothing: it cannot --restart")
     keep = agent_test(app, includes, excludes)
     expanded, piped = expand_names(names)
     result = provision(app, ProvisionRequest(expanded, every=every, dry_run=dry_run, restart=restart, keep=keep,
                                              piped=piped))
-    if output_format == "json":
-        click.echo(json.dumps([_json(done) for done in result.provisioned], indent=2))
-    else:
+    def human() -> None:
         for done in result.provisioned:
             click.echo(_line(done, dry_run))
+
+    emit(output_format, [_json(done) for done in result.provisioned], human)
     for failed in result.failed:
         click.echo(f"mngr: error: provision {failed.name}: {failed.error}", err=True)
     if result.interrupted:

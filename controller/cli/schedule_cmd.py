@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .. import output, schedules
+from .. import output, schedules, verbosity
 from ..commands import schedule as planned
 from ..errors import UsageError
 from .completion_cmd import agent_names, provider_names
@@ -66,11 +66,11 @@ def add(app: App, message: str, cron: str, timezone: str | None, name: str | Non
     entry = result.schedule
     click.echo(f"added schedule {entry.name}: {entry.cron} ({entry.timezone}), next at {result.next_at}")
     if not no_install and not result.crontab:
-        click.echo("mngr: no crontab command here: run `mngr schedule serve` to run schedules", err=True)
+        verbosity.note("no crontab command here: run `mngr schedule serve` to run schedules")
 
 
 @schedule.command("list", context_settings=_HELP)
-@click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@output.format_option("schedule list")
 def list_schedules(output_format: str) -> None:
     """Every schedule: when, what, the next and the last run."""
     found = schedules.load()
@@ -81,8 +81,9 @@ def list_schedules(output_format: str) -> None:
             "does": f"message {entry.agent}" if entry.agent else "create" + "".join(f" -T {t}" for t in entry.templates),
             "message": entry.message, "last_run": entry.last_run or None,
         })
-    if output_format == "json":
-        click.echo(output.to_json({"schedules": rows, "crontab": schedules.cron_installed()}))
+    if output_format != "human":
+        output.emit(output_format, rows, lambda: None,
+                    envelope=lambda records: {"schedules": records, "crontab": schedules.cron_installed()})
         return
     if not rows:
         click.echo("no schedules")
@@ -140,7 +141,20 @@ def serve() -> None:
 @schedule.command("log", context_settings=_HELP)
 @click.argument("name", required=False)
 @click.option("--tail", type=click.IntRange(1), default=20, show_default=True, help="Only the last N entries.")
-def log(name: str | None, tail: int) -> None:
-    """What the schedules did: every run, skip and failure."""
-    for entry in schedules.log_entries(name)[-tail:]:
-        click.echo(output.to_jsonl(entry))
+@output.format_option("schedule log", default="jsonl")
+def log(name: str | None, tail: int, output_format: str) -> None:
+    """What the schedules did: every run, skip and failure (a JSON line each by default).
+
+    \b
+    Examples:
+      mngr schedule log nightly --tail 5
+      mngr schedule log --format '{at} {schedule} {outcome} {detail}'
+    """
+    entries = schedules.log_entries(name)[-tail:]
+
+    def human() -> None:
+        for entry in entries:
+            line = f"{entry.get('at', '?')}  {entry.get('schedule', '?'):<16} {entry.get('outcome', '?'):<8}"
+            click.echo(f"{line} {entry.get('detail') or ''}".rstrip())
+
+    output.emit(output_format, entries, human)

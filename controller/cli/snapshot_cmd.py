@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from .. import output
@@ -10,7 +12,6 @@ from .completion_cmd import agent_names
 from .context import App, pass_app
 
 _HELP = {"help_option_names": ["-h", "--help"]}
-_FIELDS = ("id", "agent", "host", "provider", "created_at", "bytes")
 
 
 class SnapshotGroup(click.Group):
@@ -33,31 +34,26 @@ def snapshot() -> None:
 
 @snapshot.command("create", context_settings=_HELP)
 @click.argument("name", shell_complete=agent_names)
-@click.option("--format", "output_format", default="human", show_default=True,
-              help="human, json, or a template over: " + ", ".join(_FIELDS))
+@output.format_option("snapshot create")
 @pass_app
 def create_snapshot(app: App, name: str, output_format: str) -> None:
     """Record agent NAME as a snapshot (`mngr snapshot NAME` does the same)."""
-    if output_format not in ("human", "json"):
-        output.check_template(output_format, _FIELDS)
     row = snapshot_command.take_snapshot(app, snapshot_command.SnapshotRequest(name)).as_row()
-    if output_format == "json":
-        click.echo(output.to_json(row))
-    elif output_format == "human":
-        click.echo(f"snapshot {row['id']} of {row['agent']} ({row['bytes']} bytes)")
-    else:
-        click.echo(output.render_template(output_format, row))
+    output.emit(output_format, [row], lambda: click.echo(f"snapshot {row['id']} of {row['agent']} ({row['bytes']} bytes)"),
+                single=True)
 
 
 @snapshot.command("list", context_settings=_HELP)
-@click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@output.format_option("snapshot list")
 @pass_app
 def list_snapshots(app: App, output_format: str) -> None:
     """List the snapshots kept on this machine (and providers' own, such as docker images)."""
     rows = snapshot_command.list_snapshots(app)
-    if output_format == "json":
-        click.echo(output.to_json(rows))
-    elif rows:
+    output.emit(output_format, rows, lambda: _human(rows))
+
+
+def _human(rows: list[dict[str, Any]]) -> None:
+    if rows:
         click.echo(output.table(["ID", "AGENT", "HOST", "PROVIDER", "CREATED", "BYTES"],
                                 [[r["id"], r["agent"], r["host"], r["provider"], r["created_at"], str(r["bytes"])]
                                  for r in rows]))

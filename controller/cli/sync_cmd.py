@@ -8,6 +8,7 @@ from collections.abc import Callable
 import click
 
 from ..errors import MngrError
+from ..output import format_option
 from .completion_cmd import agent_names
 from .context import App, pass_app
 from .sync_run import run_sync
@@ -15,7 +16,11 @@ from .sync_run import run_sync
 _HELP = {"help_option_names": ["-h", "--help"]}
 
 
-def _options(function: Callable[..., None]) -> Callable[..., None]:
+def _options(command: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return lambda function: _decorated(function, command)
+
+
+def _decorated(function: Callable[..., None], command: str) -> Callable[..., None]:
     for decorator in reversed([
         click.argument("name", shell_complete=agent_names),
         click.argument("local_path", required=False, type=click.Path(file_okay=False)),
@@ -26,15 +31,14 @@ def _options(function: Callable[..., None]) -> Callable[..., None]:
                      help="Also move files that .gitignore excludes (.git itself never moves)."),
         click.option("--force", is_flag=True, help="Overwrite or delete uncommitted changes on the receiving side "
                      "(a pull: and move a diverged mngr/NAME branch to the agent's)."),
-        click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human",
-                     show_default=True),
+        format_option(command),
     ]):
         function = decorator(function)
     return function
 
 
 @click.command("push", context_settings=_HELP)
-@_options
+@_options("push")
 @pass_app
 def push(app: App, name: str, local_path: str | None, **options: bool) -> None:
     """Make LOCAL_PATH's contents (default: this directory) arrive in agent NAME's work dir.
@@ -48,7 +52,7 @@ def push(app: App, name: str, local_path: str | None, **options: bool) -> None:
 
 
 @click.command("pull", context_settings=_HELP)
-@_options
+@_options("pull")
 @pass_app
 def pull(app: App, name: str, local_path: str | None, **options: bool) -> None:
     """Bring agent NAME's work dir into LOCAL_PATH (default: this directory).

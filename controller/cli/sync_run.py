@@ -63,10 +63,10 @@ def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk
     changes = plan.changes()
     missed = [("refused", path, why) for path, why in plan.refused] + [("skipped", path, why)
                                                                         for path, why in plan.skipped]
-    if output_format == "json":
-        from .. import output  # json and the rest of output.py: only for this format
+    if output_format != "human":
+        from .. import output  # json and the rest of output.py: only for these formats
 
-        echo(output.to_json({
+        record = {
             "agent": name, "local_path": root, "dry_run": options["dry_run"],
             "changes": [{"change": mark, "path": path} for mark, path in changes],
             "refused": [{"path": path, "reason": why} for path, why in plan.refused],
@@ -74,7 +74,9 @@ def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk
             "bytes": plan.bytes_to_send,
             "wire": wire,
             **({"branches": branches} if action == "pull" else {}),
-        }))
+        }
+        sys.stdout.write(output.render(output_format, [record], single=True))
+        sys.stdout.flush()
     else:
         if options["dry_run"]:
             for mark, path in changes:

@@ -18,13 +18,11 @@ _HELP = {"help_option_names": ["-h", "--help"]}
 
 
 def _print_entries(entries: list[Entry], output_format: str) -> None:
-    for entry in entries:
-        if output_format == "jsonl":
-            click.echo(output.to_jsonl(asdict(entry)))
-        elif entry.role == "output":
-            click.echo(entry.text)
-        else:
-            click.echo(f"{entry.role}: {entry.text}")
+    def human() -> None:
+        for entry in entries:
+            click.echo(entry.text if entry.role == "output" else f"{entry.role}: {entry.text}")
+
+    output.emit(output_format, [asdict(entry) for entry in entries], human)
     sys.stdout.flush()
 
 
@@ -32,8 +30,8 @@ def _print_entries(entries: list[Entry], output_format: str) -> None:
 @click.argument("name", shell_complete=agent_names)
 @click.option("--tail", "tail", type=click.IntRange(min=1), help="Only the last N entries (lines of output).")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new entries until interrupted.")
-@click.option("--format", "output_format", type=click.Choice(["human", "json", "jsonl"]), default="human",
-              show_default=True)
+@output.format_option("transcript", help="human, json (not with --follow), jsonl, or a template such as "
+                                          "'{role}: {text}'.")
 @click.option("--source", type=click.Choice(history.SOURCES), default="auto",
               show_default=True,
               help="session: the agent CLI's own log of this agent's conversation (claude is another name for "
@@ -55,8 +53,8 @@ def transcript(app: App, name: str, tail: int | None, follow: bool, output_forma
         return
     read = history.transcript(app, request)
     if output_format == "json":
-        document = {"name": read.name, "source": read.source, "entries": [asdict(entry) for entry in read.entries]}
-        click.echo(output.to_json(document))
+        output.emit(output_format, [asdict(entry) for entry in read.entries], lambda: None,
+                    envelope=lambda entries: {"name": read.name, "source": read.source, "entries": entries})
         return
     _print_entries(read.entries, output_format)
 

@@ -10,7 +10,7 @@ import click
 from .. import output
 from ..commands import wait as waiting
 from ..errors import UsageError
-from .common import AGENT_FIELDS, agent_row, state_cell
+from .common import agent_row, state_cell
 from .completion_cmd import agent_names
 from .context import App, pass_app
 from .targets import agent_test, expand_names, filter_options
@@ -21,7 +21,6 @@ _HELP = {"help_option_names": ["-h", "--help"]}
 # error), 3 an unbuilt command's; 124 is what GNU timeout(1) gives scripts for running out.
 CANNOT_REACH = 4
 TIMED_OUT = 124
-_OUTCOME_FIELDS = ("outcome", "why")
 _DEFAULT_STATES = "waiting,done,stopped"
 
 
@@ -34,7 +33,7 @@ _DEFAULT_STATES = "waiting,done,stopped"
 @click.option("--any", "any_agent", is_flag=True, help="Return when the first agent gets there, not the last.")
 @click.option("--interval", metavar="DURATION", default="0.5s", show_default=True,
               help="How often the agents' hosts are asked.")
-@click.option("--format", "output_format", default="human", show_default=True, help="human, json, jsonl or a template.")
+@output.format_option("wait")
 @filter_options
 @pass_app
 def wait(app: App, names: tuple[str, ...], states: tuple[str, ...], timeout: str | None, any_agent: bool,
@@ -48,7 +47,6 @@ def wait(app: App, names: tuple[str, ...], states: tuple[str, ...], timeout: str
     """
     from ..durations import parse_duration
 
-    output.check_template(output_format, (*AGENT_FIELDS, *_OUTCOME_FIELDS))
     keep = agent_test(app, includes, excludes)
     if not names and keep is None:
         raise UsageError("name at least one agent to wait for (or '-', or --include EXPR)")
@@ -83,16 +81,12 @@ def _states(states: Sequence[str]) -> str:
 def _print(result: waiting.WaitResult, output_format: str) -> None:
     rows = [{**agent_row(agent.info, agent.host, agent.provider), "outcome": agent.outcome, "why": agent.why}
             for agent in result.agents]
-    if output_format == "json":
-        click.echo(output.to_json(rows))
-    elif output_format == "jsonl":
-        for row in rows:
-            click.echo(output.to_jsonl(row))
-    elif output_format == "human":
+    def human() -> None:
         for row in rows:
             if row["outcome"] == "reached":
                 click.echo(f"{row['name']} on {row['host']}: {state_cell(row)}")
+
+    if output_format in ("json", "jsonl", "human"):
+        output.emit(output_format, rows, human)
     else:  # a template: a line for each agent that got there, as human does
-        for row in rows:
-            if row["outcome"] == "reached":
-                click.echo(output.render_template(output_format, row))
+        output.emit(output_format, [row for row in rows if row["outcome"] == "reached"], human)

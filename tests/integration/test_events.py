@@ -260,7 +260,7 @@ def test_notify_only_prints_nothing_and_bad_options_are_refused(sandbox) -> None
     missing = sandbox.mngr("events", "nobody")
     assert missing.returncode == 1 and "nobody" in missing.stderr
 
-    follower = Follower(sandbox, "-q", "--since", now_iso())
+    follower = Follower(sandbox, "-n", "--since", now_iso())
     try:
         create(sandbox, "quiet", "sleep", "600")
         wait_for(lambda: "WAITING" in states(state_events(sandbox, "quiet")), "the agent WAITING")

@@ -134,7 +134,7 @@ def test_an_unreachable_host_is_reported_once_more_then_dropped(sandbox, box: Ss
     for _ in range(2):
         quiet = sandbox.mngr("list", "--format", "json")
         assert quiet.returncode == 0, quiet.stdout
-        assert json.loads(quiet.stdout) == {"agents": [], "hosts": [], "errors": []}
+        assert json.loads(quiet.stdout) == {"schema_version": 1, "agents": [], "hosts": [], "errors": []}
     gone = sandbox.mngr("stop", "far")
     assert gone.returncode != 0 and "no agent named 'far'" in gone.stderr
     row = _hosts(sandbox)["box"]

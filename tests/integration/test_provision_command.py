@@ -66,7 +66,8 @@ def test_an_unknown_name_is_an_error_before_anything_is_done(app: App) -> None:
     ((), "mngr: error: name at least one agent (or use --all, or --include EXPR)\n"),
     (("x", "--all"), "mngr: error: give agent names or --all, not both\n"),
     (("x", "--dry-run", "--restart"), "mngr: error: --dry-run changes nothing: it cannot --restart\n"),
-    (("x", "--format", "yaml"), "mngr: error: --format must be one of human, json, not 'yaml'\n"),
+    (("x", "--format", "yaml"), "mngr: error: unknown --format 'yaml': give human, json, jsonl, or a template that "
+                                "names fields, such as '{name}'\n"),
 ])
 def test_usage_errors_are_one_line_and_status_2(sandbox, args: tuple[str, ...], error: str) -> None:
     result = sandbox.mngr("provision", *args)

@@ -53,12 +53,18 @@ def test_helper_imports_only_the_standard_library(path: Path) -> None:
 @pytest.mark.parametrize("path", _files("providers"), ids=lambda p: p.name)
 def test_providers_use_only_the_channel_layer_of_the_controller(path: Path) -> None:
     # (paths: where mngr keeps its files on this machine; durations: how users write them;
-    # both stdlib only, like errors)
+    # verbosity: what -v shows of a provider's actions; all stdlib only, like errors)
     allowed = ("mngr.controller.channel", "mngr.controller.errors", "mngr.controller.plugin_spec",
-               "mngr.controller.paths", "mngr.controller.durations")
+               "mngr.controller.paths", "mngr.controller.durations", "mngr.controller.verbosity")
     for module in _imports(path):
         if module.startswith("mngr.controller"):
             assert module.startswith(allowed), f"{path.name} imports {module}"
+
+
+def test_verbosity_which_providers_use_is_standard_library_only() -> None:
+    modules = _imports(ROOT / "controller" / "verbosity.py")
+    assert modules and all(module.split(".")[0] in sys.stdlib_module_names or module == "__future__"
+                           for module in modules), modules
 
 
 @pytest.mark.parametrize("path", _files("controller/channel"), ids=lambda p: p.name)

@@ -213,11 +213,13 @@ def test_a_failed_push_keeps_no_copy(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_the_early_start_knows_every_option_of_push_and_pull() -> None:
     """start_early reads the raw arguments before click is loaded: its idea of push's and
     pull's options must be click's, or a new option would silently disable it."""
+    from mngr.controller.cli.global_options import OPTION_NAMES
     from mngr.controller.cli.sync_cmd import pull, push
 
     for command in (push, pull):
         flags = {opt for param in command.params if getattr(param, "is_flag", False) for opt in param.opts}
         valued = {opt for param in command.params
                   if not getattr(param, "is_flag", True) and param.param_type_name == "option" for opt in param.opts}
-        assert flags - {"--help"} == set(local_walk._PUSH_PULL_FLAGS)
+        assert flags - {"--help"} == set(local_walk._PUSH_PULL_FLAGS | local_walk._VERBOSITY_FLAGS)
         assert valued == {"--format"}
+    assert local_walk._VERBOSITY_FLAGS == OPTION_NAMES
