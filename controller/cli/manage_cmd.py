@@ -13,7 +13,7 @@ from ..commands import agents
 from ..commands.agents import Bulk
 from ..errors import UsageError
 from ..fleet import LocatedAgent
-from .common import AGENT_FIELDS, LABEL_KEY_PATTERN, STATES, agent_row, check_format, parse_pairs
+from .common import LABEL_KEY_PATTERN, STATES, agent_row, parse_pairs
 from .completion_cmd import agent_names
 from .context import App, pass_app
 from .lifecycle import _report
@@ -21,9 +21,11 @@ from .targets import dry_run_option, filter_options, on_error_option, read_targe
 
 _HELP = {"help_option_names": ["-h", "--help"]}
 _NAMES = click.argument("names", nargs=-1, metavar="[NAME|-]...", shell_complete=agent_names)
-_FORMAT = click.option("--format", "output_format", default="human", show_default=True,
-                       help="human, json, jsonl or a template; json and jsonl have each agent's "
-                            "result (and error).")
+
+
+def _format(command: str):  # type: ignore[no-untyped-def]
+    return output.format_option(command, help="human, json, jsonl or a template such as '{name} {result}'; json "
+                                              "and jsonl have each agent's result (and error).")
 
 
 def _grace(app: App, given: str | None) -> float:
@@ -35,7 +37,7 @@ def _grace(app: App, given: str | None) -> float:
 @click.command(context_settings=_HELP)
 @click.argument("old", metavar="NAME", shell_complete=agent_names)
 @click.argument("new", metavar="NEW_NAME")
-@_FORMAT
+@output.format_option("rename", help="human, json, jsonl or a template such as '{old_name} {name}'.")
 @pass_app
 def rename(app: App, old: str, new: str, output_format: str) -> None:
     """Give an agent a new name; a running agent goes on running.
@@ -46,7 +48,6 @@ def rename(app: App, old: str, new: str, output_format: str) -> None:
     is refused if an agent of that name exists on any host. Schedules that message the
     agent follow it to its new name.
     """
-    output.check_template(output_format, (*AGENT_FIELDS, "old_name"))
     from ..commands.rename import rename as rename_agent
 
     result = rename_agent(app, old, new)
@@ -54,16 +55,13 @@ def rename(app: App, old: str, new: str, output_format: str) -> None:
         click.echo(f"mngr: warning: {warning}", err=True)
     row = agent_row(result.info, result.host, result.provider)
     row.update(old_name=result.old_name, schedules=result.schedules)
-    if output_format == "json":
-        click.echo(output.to_json(row))
-    elif output_format == "jsonl":
-        click.echo(output.to_jsonl(row))
-    elif output_format == "human":
+
+    def human() -> None:
         click.echo(f"renamed agent {result.old_name} to {row['name']} on {row['host']} [{row['state']}]")
         for schedule in result.schedules:
             click.echo(f"schedule {schedule} now messages {row['name']}")
-    else:
-        click.echo(output.render_template(output_format, row))
+
+    output.emit(output_format, [row], human, single=True)
 
 
 @click.command(context_settings=_HELP)
@@ -74,7 +72,7 @@ def rename(app: App, old: str, new: str, output_format: str) -> None:
 @click.option("-r", "--remove", "remove_keys", multiple=True, metavar="KEY",
               help="Drop the label with this key (one the agent lacks is no error). Repeatable.")
 @filter_options
-@_FORMAT
+@_format("label")
 @dry_run_option
 @on_error_option
 @pass_app
@@ -87,7 +85,6 @@ def label(app: App, names: tuple[str, ...], every: bool, add_pairs: tuple[str, .
     (--include 'labels.team == web'). Agents are named, read from stdin (`-`) or selected
     with --include/--exclude; all are labelled in parallel.
     """
-    check_format(output_format)
     add = parse_pairs(add_pairs, "--add", LABEL_KEY_PATTERN)
     for key in remove_keys:
         if not LABEL_KEY_PATTERN.match(key):
@@ -113,7 +110,7 @@ _ARCHIVE_GRACE = click.option(
 @_NAMES
 @click.option("--all", "every", is_flag=True, help="Archive every agent not archived yet.")
 @filter_options
-@_FORMAT
+@_format("archive")
 @_ARCHIVE_GRACE
 @dry_run_option
 @on_error_option
@@ -127,7 +124,6 @@ def archive(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, 
     `mngr unarchive`, and `mngr cleanup` leaves it alone. Agents are named, read from stdin
     (`-`) or selected with --include/--exclude (from the agents not archived yet).
     """
-    check_format(output_format)
     request = agents.ArchiveRequest(archived=True, grace=_grace(app, grace),
                                     targets=read_targets(app, names, every, includes, excludes),
                                     bulk=Bulk(dry_run, on_error))
@@ -138,7 +134,7 @@ def archive(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, 
 @_NAMES
 @click.option("--all", "every", is_flag=True, help="Unarchive every archived agent.")
 @filter_options
-@_FORMAT
+@_format("unarchive")
 @dry_run_option
 @on_error_option
 @pass_app
@@ -149,7 +145,6 @@ def unarchive(app: App, names: tuple[str, ...], every: bool, includes: tuple[str
     Agents are named, read from stdin (`-`) or selected with --include/--exclude (from the
     archived agents).
     """
-    check_format(output_format)
     request = agents.ArchiveRequest(archived=False, targets=read_targets(app, names, every, includes, excludes),
                                     bulk=Bulk(dry_run, on_error))
     _report(agents.archive(app, request), "unarchive", output_format)
@@ -173,7 +168,7 @@ def unarchive(app: App, names: tuple[str, ...], every: bool, includes: tuple[str
 @click.option("--grace", metavar="DURATION",
               help="How long agents' processes get between SIGTERM and SIGKILL "
                    "[default: stop_grace_seconds in the config, 2s].")
-@_FORMAT
+@_format("cleanup")
 @dry_run_option
 @on_error_option
 @pass_app
@@ -192,7 +187,6 @@ def cleanup(app: App, older_than: str | None, idle_for: str | None, states: tupl
     from ..commands.cleanup import cleanup as clean_up
     from ..durations import parse_duration
 
-    check_format(output_format)
     criteria = selection(None if older_than is None else parse_duration(older_than, "--older-than"),
                          None if idle_for is None else parse_duration(idle_for, "--idle-for"), states)
     check_criteria(criteria, includes)
