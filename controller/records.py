@@ -33,6 +33,7 @@ class AgentRecord(_Record):
     command: str
     created_at: str  # ISO 8601
     labels: dict[str, str]
+    extra_windows: dict[str, str]  # name -> command of the session's other windows (create --extra-window)
     archived: bool  # mngr archive: listed only with list -a or --archived
     pid: int | None
     exit_status: int | None
@@ -40,7 +41,6 @@ class AgentRecord(_Record):
     problem: str | None
     waiting_reason: str | None
     waiting_detail: str
-    extra_windows: dict[str, str]  # create --extra-window NAME=CMD
 
 
 class HostIdleRecord(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -84,6 +84,7 @@ class AgentResult(_Record):
     command: str | None = None
     created_at: str | None = None
     labels: dict[str, str] | None = None
+    extra_windows: dict[str, str] | None = None
     archived: bool | None = None
     pid: int | None = None
     exit_status: int | None = None
@@ -91,7 +92,6 @@ class AgentResult(_Record):
     problem: str | None = None
     waiting_reason: str | None = None
     waiting_detail: str | None = None
-    extra_windows: dict[str, str] | None = None
 
 
 class RenameRecord(AgentRecord):

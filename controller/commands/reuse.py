@@ -11,7 +11,7 @@ says how; none at all and the create goes on as usual.
 - the command: the arguments after ``--`` (those a type adds itself, such as Claude's
   session id, aside);
 - the work dir, where the create would run the agent in place (``--work-dir`` alone, or
-  the local host outside a git repository: the current directory). A work dir mngr would
+  ``--transfer none`` on the local host: the current directory). A work dir mngr would
   make (a worktree or copy) is the agent's own, so there is nothing to compare;
 - each ``--label`` given, which the agent must carry with the same value;
 - ``--extra-window``, when given: the same windows with the same commands.
@@ -59,17 +59,15 @@ class Reused:
 
 def in_place_dir(provider: Provider, host: str, work_dir: str | None, source: str | None,
                  transfer: str | None) -> str:
-    """Where the create would run the agent in place; "" when it would make a work dir."""
+    """Where the create would run the agent in place; "" when it would make a work dir (a
+    worktree or copy, by default) or take the host's own default (nothing to compare)."""
     if source or transfer in ("worktree", "copy"):
         return ""
     if work_dir:
         return provider.resolve_work_dir(host, work_dir)
-    if provider.name != "local" or transfer == "copy":
-        return ""
-    from .. import worktrees
-
-    top, _, _ = worktrees.locate(os.getcwd())
-    return "" if top else os.getcwd()
+    if transfer == "none" and provider.name == "local":
+        return os.getcwd()
+    return ""
 
 
 def differences(info: AgentInfo, host: str, provider: str, wanted: Wanted) -> list[str]:

@@ -78,7 +78,8 @@ def test_a_missing_upload_leaves_nothing(sandbox) -> None:
 def test_a_file_in_the_way_is_refused_and_nothing_is_made_unless_overwriting(sandbox) -> None:
     source = _local_files(sandbox)
     (sandbox.work_dir / "key.txt").write_text("the user's own\n")
-    args = ("create", "clash", "command", "--no-connect", "--upload-file", f"{source / 'conf'}:conf",
+    # In place: the user's own file is in the work dir the agent would run in.
+    args = ("create", "clash", "command", "--no-connect", "--transfer", "none", "--upload-file", f"{source / 'conf'}:conf",
             "--upload-file", str(source / "key.txt"))
     refused = sandbox.mngr(*args, "--", "sh", "-c", SHOW_UPLOADS)
     assert refused.returncode == 1
@@ -131,7 +132,7 @@ def test_an_extra_window_runs_beside_the_agent_and_follows_stop_and_start(sandbo
         return sandbox.tmux("list-windows", "-t", "=mngr-dev", "-F", "#{window_name} #{window_active}").stdout.split()
 
     assert windows() == ["agent", "1", "web", "0", "api", "0"], "in the order given; the agent's stays the one shown"
-    wait_for(lambda: f"serving dev on 8123 in {sandbox.work_dir}" in _window_screen(sandbox, "mngr-dev", "web"),
+    wait_for(lambda: f"serving dev on 8123 in {sandbox.host_dir / 'work' / 'dev'}" in _window_screen(sandbox, "mngr-dev", "web"),
              "the extra window's command, with the agent's environment, in its work dir")
     # capture and transcript stay on the agent's own pane.
     _transcript_shows(sandbox, "dev", "agent-window")

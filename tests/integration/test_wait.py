@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import MNGR_BIN, wait_for
+from tests.conftest import MNGR_BIN, AgentUser, wait_for
 from tests.integration.test_ssh import started_host
 from tests.sshd import unavailable_reason
 
@@ -171,3 +171,22 @@ def test_agents_are_given_on_stdin_or_chosen_by_a_filter(sandbox) -> None:
     assert sorted(chosen.stdout.split()) == ["nightly-a", "nightly-b"]  # "other" never finishes: not waited on
     nothing = sandbox.mngr("wait", "-", "--any", "--for", "done", input="", env=QUIET)
     assert (nothing.returncode, nothing.stdout) == (0, "")
+
+
+def test_a_wait_returns_when_a_real_claude_agent_has_finished_its_turn(agent_user: AgentUser) -> None:
+    sandbox = agent_user.sandbox
+    created = sandbox.mngr("create", "worker", "-t", "claude", "--no-connect", timeout=120)
+    assert created.returncode == 0, created.stderr
+    ready = sandbox.mngr("wait", "worker", "--for", "waiting", "--timeout", "120", timeout=150)
+    assert ready.returncode == 0, ready.stderr
+    sent = sandbox.mngr("message", "worker", "--message-file", "-", input="STANDIN-SLOW: 3 think it over",
+                        timeout=120)
+    assert sent.returncode == 0, sent.stderr
+    waited = sandbox.mngr("wait", "worker", "--for", "waiting", "--timeout", "120", "--format", "json", timeout=150)
+    assert waited.returncode == 0, waited.stderr
+    (record,) = json.loads(waited.stdout)
+    assert (record["name"], record["state"], record["waiting_reason"]) == ("worker", "WAITING", "input")
+    # It returned once the turn was over: the model's reply is on the agent's screen already.
+    assert agent_user.standin.received("STANDIN-SLOW: 3 think it over")
+    screen = sandbox.mngr("capture", "worker")
+    assert "heard: STANDIN-SLOW: 3 think it over" in screen.stdout, screen.stdout

@@ -435,7 +435,7 @@ def test_the_cli_shows_the_origin_and_destroy_refuses_in_one_line(sandbox) -> No
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout)["work_dir_origin"]["kind"] == "worktree"
     listed = sandbox.mngr("list", "--format", "{name} {work_dir_origin}")
-    assert listed.stdout.startswith("cli {") and "mngr/cli" in listed.stdout
+    assert listed.stdout.startswith("cli base=") and "branch=mngr/cli," in listed.stdout and "kind=worktree" in listed.stdout
     work = sandbox.host_dir / "work" / "cli"
     (work / "wip.txt").write_text("wip\n")
     refused = sandbox.mngr("destroy", "cli")
