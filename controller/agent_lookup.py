@@ -66,16 +66,24 @@ def found_agents(app: App, names: Sequence[str], with_state: bool = True) -> Ite
     for index, place in places.items():
         asked_for.setdefault(place, []).append(refs[index].name)
     listing: FleetListing | None = None
+    from .progress import Progress
+
+    # Drawn only when the hosts take a while to answer (progress.DELAY_SECONDS).
+    answers_line = Progress(f"looking for {', '.join(ref.name for ref in refs)}", total=len(handles), unit="hosts")
 
     def confirm(place: tuple[str, str]) -> AgentList | HostFailure:
         wanted = asked_for[place]
-        if not with_state and len(wanted) == 1:
-            return _find_on_host(handles[place], wanted[0])
-        return ask_host(handles[place], app.quiet_seconds)
+        try:
+            if not with_state and len(wanted) == 1:
+                return _find_on_host(handles[place], wanted[0])
+            return ask_host(handles[place], app.quiet_seconds)
+        finally:
+            answers_line.advance()
 
     try:
-        outcomes = fan_out(confirm, list(handles), item_timeout=listing_seconds(app.host_timeout),
-                           limit=MAX_PARALLEL_HOSTS)
+        with answers_line:
+            outcomes = fan_out(confirm, list(handles), item_timeout=listing_seconds(app.host_timeout),
+                               limit=MAX_PARALLEL_HOSTS)
         answers = {outcome.item: outcome.value if outcome.value is not None else
                    HostFailure(outcome.item[0], outcome.item[1], outcome.error or "no answer")
                    for outcome in outcomes}

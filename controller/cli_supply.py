@@ -10,7 +10,7 @@ parts (1 MiB) go alone, as they are, to measure the link; the others go zlib-com
 only where the link is slow (link_rate.py, as for push and pull). Each part carries the
 sha256 of its bytes (computed here once per file version and remembered with the file's
 own hash), which the helper checks as it lands, so that putting the bundle in place needs
-no second read of it there. On a terminal the copy shows how far it got (copy_progress.py).
+no second read of it there. On a terminal the copy shows how far it got (progress.py).
 The agent then gets the bundle's dirs first on its PATH (CreateAgent.path_dirs).
 docs/concepts/agent-clis-on-hosts.md.
 """
@@ -35,10 +35,10 @@ from mngr.remote_helper.cli_bundles import manifest_key, version_numbers
 
 from .agent_types import CLI_MODES, AgentType
 from .channel import protocol
-from .copy_progress import CopyProgress
 from .errors import MngrError, RemoteError
 from .hosts import HostHandle
 from .link_rate import FIRST_BATCH_BYTES, LinkRate
+from .progress import Progress
 
 PART_BYTES = 8 * 1024 * 1024
 # A file's first part is small: the bundle's first parts measure the link before the rest
@@ -175,7 +175,8 @@ def _send(handle: HostHandle, bundle: Bundle, upload: str, progress_to: TextIO |
         progress.advance(len(data))
         return time.perf_counter() - started - stored.seconds
 
-    with CopyProgress(f"{bundle.program} {bundle.version} to {handle.host}", bundle.size, progress_to) as progress, \
+    with Progress(f"copying {bundle.program} {bundle.version} to {handle.host}", total=bundle.size, unit="bytes",
+                  stream=progress_to) as progress, \
             ThreadPoolExecutor(PARTS_IN_FLIGHT) as pool:
         pending: deque[Future[float]] = deque()
         measured_bytes, measured_seconds = 0, 0.0

@@ -140,8 +140,14 @@ def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: flo
             problems.append(HostFailure(WHOLE_PROVIDER, provider.name, problem))
     listing = FleetListing(handles=handles, errors=problems)
 
+    from .progress import Progress
+
+    # Drawn only when the hosts take a while to answer (progress.DELAY_SECONDS).
+    answers = Progress("asking hosts for their agents", total=len(handles), unit="hosts")
+
     def query(handle: HostHandle) -> AgentList | HostFailure:
         result = already_failed.get((handle.provider_name, handle.host)) or ask_host(handle, quiet_seconds)
+        answers.advance()
         if listing.closed:  # answered after it was given up on (answer_within): nobody will close it
             handle.close()
         return result
@@ -149,7 +155,8 @@ def list_fleet(providers: Iterable[Provider], quiet_seconds: float, timeout: flo
     from .fanout import fan_out
 
     seconds = listing_seconds(timeout) if answer_within is None else answer_within
-    outcomes = fan_out(query, handles, item_timeout=seconds, limit=MAX_PARALLEL_HOSTS)
+    with answers:
+        outcomes = fan_out(query, handles, item_timeout=seconds, limit=MAX_PARALLEL_HOSTS)
     answered = []
     late = set()
     for handle, outcome in zip(handles, outcomes, strict=True):

@@ -392,6 +392,13 @@ class HostHandle:
             return 0, 0
         return self._client.bytes_sent, self._client.bytes_received
 
+    def bytes_moving(self) -> tuple[int, int]:
+        """(sent, read): like wire_bytes, but counted as the bytes cross, before a reply is
+        whole: for a progress line."""
+        if self._client is None:
+            return 0, 0
+        return self._client.bytes_sent, self._client.bytes_arrived
+
     def agent_spec(self, name: str) -> protocol.AgentSpec:
         return self._call(protocol.GetAgentSpec(name=name), protocol.AgentSpec, timeout=self.timeout)
 

@@ -40,6 +40,8 @@ from .hosts import HostHandle
 if TYPE_CHECKING:
     from mngr.providers.base import Provider
 
+    from .progress import Progress
+
 _SUFFIX = ".tar.zst"
 
 
@@ -58,6 +60,18 @@ class Snapshot:
 
 
 def take(handle: HostHandle, name: str, provider: str) -> Snapshot:
+    """A snapshot of agent ``name`` (the host's own kind where its provider has one); how
+    far it got shown on the terminal (progress.py)."""
+    from .progress import Progress
+
+    if isinstance(handle.provider, HostSnapshots):
+        with Progress(f"taking a snapshot of {name} (host {handle.host})"):
+            return _take(handle, name, provider, None)
+    with Progress(f"taking a snapshot of {name}: its work dir", unit="bytes") as line:
+        return _take(handle, name, provider, line)
+
+
+def _take(handle: HostHandle, name: str, provider: str, progress: Progress | None) -> Snapshot:
     import zstandard
 
     snapshot_id = "snap-" + datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(4)
@@ -81,7 +95,9 @@ def take(handle: HostHandle, name: str, provider: str) -> Snapshot:
         files_dir = os.path.join(scratch, "files")
         os.mkdir(files_dir)
         sync.refuse_partial(sync.pull(handle, name, files_dir, delete=False, dry_run=False, include_ignored=True,
-                                      force=True), f"the snapshot of {name}'s work dir")
+                                      force=True, progress=progress), f"the snapshot of {name}'s work dir")
+        if progress is not None:
+            progress.update(what=f"taking a snapshot of {name}: its repository and the archive", note="")
         bundle = handle.git_bundle(name)
         meta = {
             "id": snapshot_id,
@@ -191,8 +207,10 @@ def destroy(snapshot_id: str, providers: Iterable[Provider] = ()) -> None:
     os.unlink(_path_of(snapshot_id))
 
 
-def restore(snapshot_id: str, target: HostHandle, new_name: str, path: str) -> tuple[dict[str, Any], str]:
-    """Make ``new_name``'s work dir on ``target`` from a snapshot; (its spec, the work dir)."""
+def restore(snapshot_id: str, target: HostHandle, new_name: str, path: str,
+            progress: Progress | None = None) -> tuple[dict[str, Any], str]:
+    """Make ``new_name``'s work dir on ``target`` from a snapshot; (its spec, the work dir).
+    The copy to the host is shown on ``progress``."""
     archive_path = _path_of(snapshot_id)
     with tempfile.TemporaryDirectory(prefix="mngr-restore-") as scratch:
         for archive, member in _members(archive_path):
@@ -206,7 +224,7 @@ def restore(snapshot_id: str, target: HostHandle, new_name: str, path: str) -> t
         _exact_mtimes(scratch)
         spec = meta["spec"]
         made = sync.fill_work_dir(target, new_name, os.path.join(scratch, "files"), path, bundle,
-                                   spec.get("branch", ""), include_ignored=True)
+                                   spec.get("branch", ""), include_ignored=True, progress=progress)
     return spec, made
 
 

@@ -42,6 +42,10 @@ from .hosts import HostHandle
 from .link_rate import FIRST_BATCH_BYTES, LinkRate
 from .local_walk import LocalWalk, StaleKept, reuse
 from .plan import Entry, Plan, decode_manifest, directories_to_finish, make_plan
+from .sync_meter import TransferMeter
+
+if TYPE_CHECKING:
+    from .progress import Progress
 
 __all__ = ["Entry", "PartialCopy", "Plan", "both_manifests", "make_plan", "pull", "push", "refuse_partial"]
 
@@ -183,8 +187,10 @@ def _part_path(path: str) -> str:
 
 
 def push(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_run: bool,
-         include_ignored: bool, force: bool, work_dir: str = "", local_walk: LocalWalk | None = None) -> Plan:
-    """Push ``local_root`` into agent ``name``'s work dir (or, with no name, ``work_dir``)."""
+         include_ignored: bool, force: bool, work_dir: str = "", local_walk: LocalWalk | None = None,
+         progress: Progress | None = None) -> Plan:
+    """Push ``local_root`` into agent ``name``'s work dir (or, with no name, ``work_dir``);
+    how far it got shown on ``progress``."""
     with reuse(local_walk, local_root, include_ignored, name, (True, delete)) as walk:
         reply, plan = _plan(handle, name, include_ignored, True, delete, walk,
                             work_dir=work_dir, with_uncommitted=not force)
@@ -197,7 +203,8 @@ def push(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
         if dry_run or plan.empty:
             walk.finish(None)
             return plan
-        tag = send_plan(handle, name, local_root, plan, work_dir, known=reply.tag)
+        tag = send_plan(handle, name, local_root, plan, work_dir, known=reply.tag,
+                        meter=TransferMeter(progress, handle, plan, sending=True))
         # Deletions the host keeps differ from the plan the kept manifest is updated with.
         walk.finish(tag if len(plan.refused) == refused_before else "")
     return plan
@@ -249,7 +256,8 @@ def _request_expect(expect: dict[str, Entry] | None, request: protocol.WriteFile
 
 
 def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_dir: str = "",
-              known: str = "", expect: dict[str, Entry] | None = None, exact: bool = False) -> str:
+              known: str = "", expect: dict[str, Entry] | None = None, exact: bool = False,
+              meter: TransferMeter | None = None) -> str:
     """Carry out ``plan`` from ``local_root`` into the agent's work dir (or ``work_dir``);
     the host's manifest tag afterwards (see protocol.Written), chained from ``known``.
     What could not be carried out is added to ``plan.skipped``. ``expect``: what the host's
@@ -274,8 +282,10 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
             landed, tag = push_delta(handle, name, local_root, entry[0], work_dir, tag)
             if landed:
                 by_delta.add(entry[0])
+                if meter is not None:
+                    meter.landed(entry[3], 1)
     rate = LinkRate()
-    with _Sender(handle, tag, rate) as sender, files.OpenDirs(local_root) as open_dirs:
+    with _Sender(handle, tag, rate, meter) as sender, files.OpenDirs(local_root) as open_dirs:
         request = protocol.WriteFiles(name=name, dirs=_wire_dirs(plan.dirs), work_dir=work_dir)
         pending: list[tuple[str, int, int, bytes, int, bool]] = []
         abandoned: list[str] = []
@@ -292,9 +302,10 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
                     pending.append((wire_path, mode, mtime_ns, data, offset, final))
                     size += len(data)
                     if size >= (BATCH_BYTES if sender.sent else FIRST_BATCH_BYTES):
+                        landing = (size, _files_in(request, pending))
                         blob = _pack_parts(request, pending, sender.compress())
                         request.expect = _request_expect(expect, request)
-                        sender.send(request, blob)
+                        sender.send(request, blob, landing=landing)
                         request, pending, size = protocol.WriteFiles(name=name, work_dir=work_dir), [], 0
             except (OSError, RequestFailed) as exc:  # gone, unreadable or never still here: the others still go
                 # (RequestFailed: a symlink or a file where a directory on its way was)
@@ -307,11 +318,17 @@ def send_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, work_d
         # files landed, and landing them changes its mtime.
         request.finish_dirs = [[files.path_to_wire(path), mode, mtime_ns]
                                for path, mode, mtime_ns in directories_to_finish(plan)]
+        landing = (size, _files_in(request, pending))
         blob = _pack_parts(request, pending, sender.compress())
         request.expect = _request_expect(expect, request)
-        sender.send(request, blob, last=True)
+        sender.send(request, blob, last=True, landing=landing)
     _note_skipped(plan, sender.skipped)
     return "" if sender.tag_is_stale or plan.skipped else sender.tag
+
+
+def _files_in(request: protocol.WriteFiles, pending: list[tuple[str, int, int, bytes, int, bool]]) -> int:
+    """The files a batch finishes: its links, and the files whose last part it holds."""
+    return len(request.links) + sum(1 for part in pending if part[5])
 
 
 def _pack_parts(request: protocol.WriteFiles, pending: list[tuple[str, int, int, bytes, int, bool]],
@@ -340,9 +357,10 @@ class _Sender:
     batch sent behind another also waits for that one's bytes and would measure less.
     """
 
-    def __init__(self, handle: HostHandle, tag: str, rate: LinkRate) -> None:
+    def __init__(self, handle: HostHandle, tag: str, rate: LinkRate, meter: TransferMeter | None = None) -> None:
         self._handle = handle
         self._rate = rate
+        self._meter = meter
         self.sent = False  # a batch has been handed over
         self.tag = tag
         self.tag_is_stale = False  # the host's manifest no longer follows the plan
@@ -353,8 +371,9 @@ class _Sender:
         # pushes of a few changes) sends it from this thread, sparing the 5-10 ms that
         # concurrent.futures (logging with it) takes to load.
         self._pool: ThreadPoolExecutor | None = None
-        self._in_flight: collections.deque[tuple[Future[tuple[protocol.Written, float, int]] | _Sent, bool]] = \
-            collections.deque()
+        # (the batch's outcome, whether it measures the link, the file bytes and files it lands)
+        self._in_flight: collections.deque[tuple[Future[tuple[protocol.Written, float, int]] | _Sent, bool,
+                                                 tuple[int, int]]] = collections.deque()
         self._failure: BaseException | None = None
 
     def _write(self, request: protocol.WriteFiles, blob: bytes) -> tuple[protocol.Written, float, int]:
@@ -363,7 +382,7 @@ class _Sender:
         return written, time.perf_counter() - started, len(blob)
 
     def _collect_oldest(self) -> None:
-        future, measures_link = self._in_flight.popleft()
+        future, measures_link, landing = self._in_flight.popleft()
         try:
             written, seconds, wire_bytes = future.result()
         except BaseException as exc:  # the first failure is the one that counts
@@ -376,6 +395,8 @@ class _Sender:
                 self._rate.observe(wire_bytes, seconds - written.seconds)
             self.tag = written.tag
             self.skipped += _skipped_from_wire(self._handle.host, written.skipped)
+            if self._meter is not None:
+                self._meter.landed(*landing)
 
     def compress(self) -> bool:
         """Whether the next batch's parts are compressed: not the first batch's (it measures
@@ -386,7 +407,8 @@ class _Sender:
             self._collect_oldest()
         return self._rate.compress
 
-    def send(self, request: protocol.WriteFiles, blob: bytes, last: bool = False) -> None:
+    def send(self, request: protocol.WriteFiles, blob: bytes, last: bool = False,
+             landing: tuple[int, int] = (0, 0)) -> None:
         while (len(self._in_flight) >= BATCHES_IN_FLIGHT or (self._in_flight and self._in_flight[0][0].done())
                or (self._in_flight and self._sequence == 1)):
             self._collect_oldest()
@@ -397,13 +419,13 @@ class _Sender:
         self._sequence += 1
         self.sent = True
         if last and not self._in_flight:  # nothing left to read and pack meanwhile
-            self._in_flight.append((_Sent(self._write, request, blob), True))
+            self._in_flight.append((_Sent(self._write, request, blob), True, landing))
             return
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(BATCHES_IN_FLIGHT)
-        self._in_flight.append((self._pool.submit(self._write, request, blob), not self._in_flight))
+        self._in_flight.append((self._pool.submit(self._write, request, blob), not self._in_flight, landing))
 
     def __enter__(self) -> _Sender:
         return self
@@ -443,7 +465,7 @@ class _Sent:
 
 
 def seed_work_dir(handle: HostHandle, name: str, source: str, path: str, branch: str = "",
-                  make_branch: bool = False, carry: bool = True) -> str:
+                  make_branch: bool = False, carry: bool = True, progress: Progress | None = None) -> str:
     """Make agent ``name``'s new work dir on the host from ``source``: a git repository
     arrives with its history (a bundle, cloned) on ``branch`` (made at the source's HEAD
     when ``make_branch``; by default the branch checked out there), then, with ``carry``,
@@ -451,13 +473,14 @@ def seed_work_dir(handle: HostHandle, name: str, source: str, path: str, branch:
     the work dir's path; on failure nothing is left on the host."""
     bundle = files.git_bundle(source)
     if not bundle:
-        return fill_work_dir(handle, name, source, path, b"", "", include_ignored=False)
+        return fill_work_dir(handle, name, source, path, b"", "", include_ignored=False, progress=progress)
     return fill_work_dir(handle, name, source, path, bundle, branch or files.current_branch(source),
-                         include_ignored=False, make_branch=make_branch, carry=carry)
+                         include_ignored=False, make_branch=make_branch, carry=carry, progress=progress)
 
 
 def fill_work_dir(handle: HostHandle, name: str, source: str, path: str, bundle: bytes, branch: str,
-                  include_ignored: bool, make_branch: bool = False, carry: bool = True) -> str:
+                  include_ignored: bool, make_branch: bool = False, carry: bool = True,
+                  progress: Progress | None = None) -> str:
     if make_branch:
         made = handle.prepare_work_dir(name, path, bundle, new_branch=branch)
     else:
@@ -466,7 +489,7 @@ def fill_work_dir(handle: HostHandle, name: str, source: str, path: str, bundle:
         return made
     try:
         plan = push(handle, "", source, delete=False, dry_run=False, include_ignored=include_ignored, force=True,
-                    work_dir=made)
+                    work_dir=made, progress=progress)
         refuse_partial(plan, f"{name}'s new work dir on {handle.host}")
     except BaseException:
         handle.prepare_work_dir(name, made, remove=True)
@@ -475,17 +498,21 @@ def fill_work_dir(handle: HostHandle, name: str, source: str, path: str, bundle:
 
 
 def copy_work_dir(source: HostHandle, name: str, target: HostHandle, new_name: str, path: str,
-                  scratch: str) -> tuple[protocol.AgentSpec, str]:
+                  scratch: str, progress: Progress | None = None) -> tuple[protocol.AgentSpec, str]:
     """Copy agent ``name``'s work dir into a new work dir for ``new_name`` on ``target``:
     its git repository (every branch, the same one checked out) and every file, ignored
     ones included, through ``scratch`` (an empty local directory). Returns the source
-    agent's spec and the new work dir's path."""
+    agent's spec and the new work dir's path. Each stage is shown on ``progress``."""
     spec = source.agent_spec(name)
-    refuse_partial(pull(source, name, scratch, delete=False, dry_run=False, include_ignored=True, force=True),
-                    f"the copy of {name}'s work dir")
+    if progress is not None:
+        progress.update(what=f"copying {name}'s work dir from {source.host}")
+    refuse_partial(pull(source, name, scratch, delete=False, dry_run=False, include_ignored=True, force=True,
+                        progress=progress), f"the copy of {name}'s work dir")
     bundle = source.git_bundle(name)
+    if progress is not None:
+        progress.update(what=f"copying {name}'s work dir to {target.host}", note="")
     made = fill_work_dir(target, new_name, scratch, path, bundle, spec.branch if bundle else "",
-                          include_ignored=True)
+                          include_ignored=True, progress=progress)
     return spec, made
 
 
@@ -527,7 +554,8 @@ def _batches(entries: list[Entry]) -> Iterator[list[Entry]]:
 
 
 def pull(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_run: bool,
-         include_ignored: bool, force: bool, local_walk: LocalWalk | None = None) -> Plan:
+         include_ignored: bool, force: bool, local_walk: LocalWalk | None = None,
+         progress: Progress | None = None) -> Plan:
     with reuse(local_walk, local_root, include_ignored, name, (False, delete)) as walk:
         _, plan = _plan(handle, name, include_ignored, False, delete, walk)
         walk.finish(None)  # a pull leaves the host's manifest as it was
@@ -537,18 +565,19 @@ def pull(handle: HostHandle, name: str, local_root: str, *, delete: bool, dry_ru
         _refuse_if_uncommitted(plan, files.uncommitted(local_root), local_root)
     if dry_run or plan.empty:
         return plan
-    land_plan(handle, name, local_root, plan)
+    land_plan(handle, name, local_root, plan, meter=TransferMeter(progress, handle, plan, sending=False))
     return plan
 
 
 def land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan,
-              expect: dict[str, Entry] | None = None, exact: bool = False) -> None:
+              expect: dict[str, Entry] | None = None, exact: bool = False,
+              meter: TransferMeter | None = None) -> None:
     """Carry out ``plan`` from the agent's work dir into ``local_root``; what could not be
     carried out is added to ``plan.skipped``. ``expect``: what the local paths must still
     be for a write or delete of them to land; ``exact``: a file lands only in the version
     its plan entry names (see send_plan)."""
     try:
-        _land_plan(handle, name, local_root, plan, expect or {}, exact)
+        _land_plan(handle, name, local_root, plan, expect or {}, exact, meter)
     except RequestFailed as exc:  # a path from the host's manifest that must not be written
         raise ProtocolViolation(handle.host, exc.message) from exc
 
@@ -673,9 +702,13 @@ def _git_ok(local_root: str, *args: str) -> bool:
 
 
 def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, expect: dict[str, Entry],
-               exact: bool) -> None:
+               exact: bool, meter: TransferMeter | None) -> None:
     guard = guarded.guard_for(local_root)
     failed: set[str] = set()
+
+    def landed(file_bytes: int, count: int) -> None:
+        if meter is not None:
+            meter.landed(file_bytes, count)
 
     def attempt(path: str, action: Callable[..., None], *arguments: Any) -> None:
         files.check_path(path)  # RequestFailed: the host sent a path never to write (see land_plan)
@@ -704,20 +737,24 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, expec
     for entry in plan.send:
         if entry[1] == "l" and entry[0] not in failed:
             attempt(entry[0], files.write_link, entry[5])
+            landed(0, 1)
     # A delta lands whatever version the host has now: not where a version was asked for (pair).
     if plan.send:
         from .sync_delta import pull_delta, worth_a_delta
     by_delta = {entry[0] for entry in plan.send if entry[1] == "f" and worth_a_delta(entry[3]) and not exact
                 and entry[0] not in expect and entry[0] not in failed
                 and pull_delta(handle, name, local_root, entry[0], entry[3], guard)}
+    landed(sum(entry[3] for entry in plan.send if entry[0] in by_delta), len(by_delta))
     small = [entry for entry in plan.send if entry[1] == "f" and entry[3] <= PART_BYTES and entry[0] not in by_delta]
     planned = {entry[0]: entry for entry in small} if exact else {}
+    sizes = {entry[0]: entry[3] for entry in small}
     for entry in plan.send:
         if entry[1] == "f" and entry[3] > PART_BYTES and entry[0] not in failed | by_delta:
             missed = pull_in_parts(handle, name, local_root, entry[0], guard, expect.get(entry[0]),
                                    entry if exact else None)
             if missed:
                 plan.skipped.append(missed)
+            landed(entry[3], 1)
     batches = [sorted(entry[0] for entry in batch if entry[0] not in failed) for batch in _batches(small)]
     for paths, (reply, data) in zip(batches, _fetched(handle, name, batches), strict=True):
         wanted = set(paths)
@@ -732,6 +769,7 @@ def _land_plan(handle: HostHandle, name: str, local_root: str, plan: Plan, expec
                 missed = land_pulled(handle.host, local_root, item, data, wanted, guard, expect, open_dirs)
                 if missed:
                     plan.skipped.append(missed)
+        landed(sum(sizes[path] for path in paths), len(paths))
     for path in sorted(plan.delete, key=lambda item: item.count("/"), reverse=True):
         attempt(path, files.delete)
     plan.skipped += files.finish_directories(local_root, directories_to_finish(plan))

@@ -449,20 +449,44 @@ class DockerProvider(MadeHostsProvider):
             return tag
         except docker.errors.ImageNotFound:
             pass
+        if context is None:
+            where: dict[str, Any] = {"fileobj": io.BytesIO(content), "labels": {LABEL_IMAGE: "base"}}
+        else:
+            where = {"path": context, "dockerfile": dockerfile, "labels": {LABEL_IMAGE: "dockerfile"}}
+        where["labels"][LABEL_NAMESPACE] = self.namespace
         try:
-            if context is None:
-                client.images.build(fileobj=io.BytesIO(content), tag=tag, rm=True, forcerm=True,
-                                    labels={LABEL_IMAGE: "base", LABEL_NAMESPACE: self.namespace})
-            else:
-                client.images.build(path=context, dockerfile=dockerfile, tag=tag, rm=True, forcerm=True,
-                                    labels={LABEL_IMAGE: "dockerfile", LABEL_NAMESPACE: self.namespace})
-        except docker.errors.BuildError as exc:
-            last = next((str(line.get("stream", line.get("error", ""))).strip() for line in reversed(list(exc.build_log))
-                         if str(line.get("stream", line.get("error", ""))).strip()), str(exc))
-            raise MngrError(f"building the image failed: {last}") from exc
+            _built(client.api.build(tag=tag, rm=True, forcerm=True, decode=True, **where), tag)
+            client.images.get(tag)
+        except docker.errors.ImageNotFound as exc:  # the build said nothing wrong, yet made nothing
+            raise MngrError(f"building the image failed: {tag} was not made") from exc
         except docker.errors.APIError as exc:
             raise MngrError(f"building the image failed: {exc.explanation or exc}") from exc
         return tag
+
+
+_STEP = re.compile(r"Step (\d+)/(\d+) : (.*)")
+
+
+def _built(output: Any, tag: str) -> None:
+    """Follow a build's output (decoded JSON lines), its steps shown on the progress line;
+    MngrError with the builder's own words if it failed."""
+    from mngr.controller.progress import Progress
+
+    last = ""
+    with Progress(f"building image {tag}", unit="steps") as line:
+        for chunk in output:
+            if not isinstance(chunk, dict):
+                continue
+            if chunk.get("error") or chunk.get("errorDetail"):
+                detail = chunk.get("error") or (chunk.get("errorDetail") or {}).get("message") or last
+                raise MngrError(f"building the image failed: {str(detail).strip()}")
+            text = str(chunk.get("stream") or "").strip()
+            if not text:
+                continue
+            last = text.splitlines()[-1]
+            step = _STEP.match(text)
+            if step:
+                line.update(done=int(step[1]) - 1, total=int(step[2]), note=step[3][:60])
 
 
 def _home_in(container_id: str) -> str:

@@ -63,6 +63,7 @@ class RpcClient:
         # The bytes of frames this client sent and read (what a transfer cost on the wire).
         self.bytes_sent = 0
         self.bytes_received = 0
+        self.bytes_arrived = 0  # as they are read, reply or not: how far a transfer got, live
 
     @classmethod
     def bootstrap(cls, stream: Stream, timeout: float | None = 30.0) -> RpcClient:
@@ -143,6 +144,7 @@ class RpcClient:
 
     def _received(self, count: int) -> None:
         self._last_progress = time.monotonic()
+        self.bytes_arrived += count
 
     def _stalled_at(self, stall: float) -> Callable[[], float]:
         """The moment the channel counts as stuck: ``stall`` seconds after bytes last moved."""

@@ -42,18 +42,22 @@ def _transfer(app: App, action: str, name: str, root: str, local_walk: LocalWalk
 
     from .. import sync
     from ..agent_lookup import located_agent
+    from ..progress import Progress
 
     with located_agent(app, name, with_state=False) as agent:
         name = agent.info.name
         transfer = sync.push if action == "push" else sync.pull
         branches: list[str] = []
         sent_before, received_before = agent.handle.wire_bytes()
+        # (cleared when the transfer ends, before anything below is printed)
+        line = Progress(f"pushing to {name}" if action == "push" else f"pulling from {name}", unit="bytes")
         try:
-            if action == "pull" and not options["dry_run"]:
-                # Before the files: a branch refused (diverged) leaves everything as it was.
-                branches = sync.fetch_branches(agent.handle, name, root, agent.info.work_dir_origin,
-                                               force=options["force"])
-            plan = transfer(agent.handle, name, root, local_walk=local_walk, **options)
+            with line:
+                if action == "pull" and not options["dry_run"]:
+                    # Before the files: a branch refused (diverged) leaves everything as it was.
+                    branches = sync.fetch_branches(agent.handle, name, root, agent.info.work_dir_origin,
+                                                   force=options["force"])
+                plan = transfer(agent.handle, name, root, local_walk=local_walk, progress=line, **options)
         except RequestFailed as exc:
             raise MngrError(exc.message) from exc
         except OSError as exc:

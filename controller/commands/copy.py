@@ -150,8 +150,11 @@ def _copy(app: App, lifecycle: Lifecycle, agent: LocatedAgent, target: HostHandl
         made, base, carried = make_worktree(target, new_name, choice, path)
         origin = work_dirs.origin(choice, base, carried)
     else:
-        with tempfile.TemporaryDirectory(prefix="mngr-copy-") as scratch:
-            spec, made = sync.copy_work_dir(agent.handle, agent.info.name, target, new_name, path, scratch)
+        from ..progress import Progress
+
+        with tempfile.TemporaryDirectory(prefix="mngr-copy-") as scratch, \
+                Progress(f"copying {agent.info.name}'s work dir", unit="bytes") as line:
+            spec, made = sync.copy_work_dir(agent.handle, agent.info.name, target, new_name, path, scratch, line)
     try:
         from ..agent_config import for_agent
         from ..cli_supply import provide_for_agent

@@ -188,17 +188,22 @@ def create(app: App, request: CreateRequest) -> CreateResult:
             elif choice.agent:
                 directory, base = _copy_agent_work_dir(app, choice.agent, handle, name, directory)
             elif choice.transfer == "copy":
+                from ..progress import Progress
                 from ..sync import seed_work_dir
 
-                directory = seed_work_dir(handle, name, choice.source, directory, choice.branch,
-                                          make_branch=not choice.reuse_branch, carry=not choice.clean)
+                with Progress(f"copying the work dir to {handle.host}", unit="bytes") as line:
+                    directory = seed_work_dir(handle, name, choice.source, directory, choice.branch,
+                                              make_branch=not choice.reuse_branch, carry=not choice.clean,
+                                              progress=line)
             elif native_snapshot is not None:  # the work dir came with the host's image
                 spec = native_snapshot[1]["spec"]
                 directory = directory or native_snapshot[1]["work_dir"]
             elif snapshot_id is not None:
                 from .. import snapshots
+                from ..progress import Progress
 
-                spec, directory = snapshots.restore(snapshot_id, handle, name, directory)
+                with Progress(f"restoring snapshot {snapshot_id} on {handle.host}", unit="bytes") as line:
+                    spec, directory = snapshots.restore(snapshot_id, handle, name, directory, line)
             elif not directory:
                 directory = handle.prepare_work_dir(name, "")
             if spec is not None:
@@ -310,11 +315,13 @@ def _copy_agent_work_dir(app: App, source: str, target: HostHandle, name: str, p
     import tempfile
 
     from .. import sync
+    from ..progress import Progress
     from .lookup import find_agents
 
-    with find_agents(app, [source]) as found, tempfile.TemporaryDirectory(prefix="mngr-copy-") as scratch:
+    with find_agents(app, [source]) as found, tempfile.TemporaryDirectory(prefix="mngr-copy-") as scratch, \
+            Progress(f"copying {source}'s work dir", unit="bytes") as line:
         (agent,) = found.agents
-        spec, made = sync.copy_work_dir(agent.handle, agent.info.name, target, name, path, scratch)
+        spec, made = sync.copy_work_dir(agent.handle, agent.info.name, target, name, path, scratch, line)
     return made, spec.branch
 
 
@@ -333,25 +340,30 @@ def _finish_create(handle: HostHandle, name: str, agent_type: AgentType, idle_re
                    request: CreateRequest) -> None:
     """What follows the agent's creation: its idle settings, then waiting for it to take
     input (or sending it the initial message)."""
+    from ..progress import Progress
+
     for idle_request in idle_requests:
         handle.set_idle_settings(idle_request)
     if request.initial_message is None and not request.attaching and agent_type.interaction is not None:
         # Nobody will see its screen: a dialog it opened on must fail the create.
         try:
-            handle.await_input(name, request.ready_timeout)
+            with Progress(f"waiting for {name} to be ready (up to {request.ready_timeout:.0f} s)"):
+                handle.await_input(name, request.ready_timeout)
         except MngrError as exc:
             detail = getattr(exc, "detail", str(exc))
             raise MngrError(f"agent {name!r} was created, but is not ready for input: {detail}") from exc
     if request.initial_message is not None:
         try:
-            handle.send_message(
-                name,
-                request.initial_message,
-                wait_ready=True,
-                ready_pattern=agent_type.ready_pattern,
-                ready_quiet_seconds=agent_type.ready_quiet_seconds,
-                ready_timeout=request.ready_timeout,
-            )
+            with Progress(f"waiting for {name} to be ready for the initial message "
+                          f"(up to {request.ready_timeout:.0f} s)"):
+                handle.send_message(
+                    name,
+                    request.initial_message,
+                    wait_ready=True,
+                    ready_pattern=agent_type.ready_pattern,
+                    ready_quiet_seconds=agent_type.ready_quiet_seconds,
+                    ready_timeout=request.ready_timeout,
+                )
         except MngrError as exc:
             detail = getattr(exc, "detail", str(exc))
             raise MngrError(f"agent {name!r} was created, but the initial message was not sent: {detail}") from exc

@@ -4,7 +4,6 @@ in-process on real files (the copy to real hosts: tests/integration/test_cli_sup
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -23,7 +22,6 @@ from mngr.controller.cli_supply import (
     part_spans,
     user_bundles,
 )
-from mngr.controller.copy_progress import CopyProgress
 from mngr.controller.errors import ConfigError, MngrError
 from mngr.remote_helper import cli_bundles
 from mngr.remote_helper.wire import RequestFailed
@@ -229,29 +227,6 @@ def test_files_are_cut_into_a_small_first_part_then_whole_parts() -> None:
     assert part_spans(first + 2 * PART_BYTES + 5) == [(0, first), (first, PART_BYTES),
                                                       (first + PART_BYTES, PART_BYTES),
                                                       (first + 2 * PART_BYTES, 5)]
-
-
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_a_copy_shows_its_progress_on_a_terminal_and_clears_it_at_the_end() -> None:
-    terminal = _Terminal()
-    with CopyProgress("claude 2.1.197 to box", 245 << 20, terminal) as progress:
-        progress.advance(120 << 20)
-        progress.advance(125 << 20)  # the last part: drawn whatever the time
-    drawn = terminal.getvalue()
-    assert "\rcopying claude 2.1.197 to box: 245/245 MB\x1b[K" in drawn
-    assert drawn.endswith("\r\x1b[K")  # what the command prints next starts on a clean line
-    assert "\n" not in drawn
-
-
-def test_a_copy_says_nothing_where_stderr_is_not_a_terminal() -> None:
-    pipe = io.StringIO()
-    with CopyProgress("codex 0.171.0 to box", 455 << 20, pipe) as progress:
-        progress.advance(455 << 20)
-    assert pipe.getvalue() == ""
 
 
 def _aged(path: Path, seconds: float) -> None:

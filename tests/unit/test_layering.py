@@ -53,9 +53,11 @@ def test_helper_imports_only_the_standard_library(path: Path) -> None:
 @pytest.mark.parametrize("path", _files("providers"), ids=lambda p: p.name)
 def test_providers_use_only_the_channel_layer_of_the_controller(path: Path) -> None:
     # (paths: where mngr keeps its files on this machine; durations: how users write them;
-    # verbosity: what -v shows of a provider's actions; all stdlib only, like errors)
+    # verbosity: what -v shows of a provider's actions; progress: the line long work draws
+    # on the user's terminal; all stdlib only at load, like errors)
     allowed = ("mngr.controller.channel", "mngr.controller.errors", "mngr.controller.plugin_spec",
-               "mngr.controller.paths", "mngr.controller.durations", "mngr.controller.verbosity")
+               "mngr.controller.paths", "mngr.controller.durations", "mngr.controller.verbosity",
+               "mngr.controller.progress")
     for module in _imports(path):
         if module.startswith("mngr.controller"):
             assert module.startswith(allowed), f"{path.name} imports {module}"

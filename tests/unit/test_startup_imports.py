@@ -1,5 +1,6 @@
 """`mngr --help` and `mngr list` must stay light: no docker, modal, paramiko or tomlkit (only
-`mngr config set|unset` need it) on those paths."""
+`mngr config set|unset` need it) on those paths, nor rich (the progress line imports it
+only once there is something to draw)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-HEAVY = ("docker", "modal", "paramiko", "tomlkit")
+HEAVY = ("docker", "modal", "paramiko", "tomlkit", "rich")
 
 _PROBE = """
 import json, sys
