@@ -32,7 +32,8 @@ from typing import Any
 
 from .errors import UsageError
 
-TEXT, STATE, NUMBER, DURATION, TIME, LABELS, ANY = "text", "state", "number", "duration", "time", "labels", "any"
+TEXT, STATE, NUMBER, DURATION, TIME, LABELS, BOOL, ANY = (
+    "text", "state", "number", "duration", "time", "labels", "bool", "any")
 
 # Every field of a listing row and the kind of its values; ``labels.KEY`` is text. A column
 # not named here (a plugin's, one added to the listing since) is given as an extra field
@@ -41,7 +42,7 @@ FIELD_KINDS: dict[str, str] = {
     "id": TEXT, "name": TEXT, "type": TEXT, "state": STATE, "host": TEXT, "provider": TEXT,
     "work_dir": TEXT, "command": TEXT, "created_at": TIME, "labels": LABELS, "pid": NUMBER,
     "exit_status": NUMBER, "idle_seconds": NUMBER, "problem": TEXT, "waiting_reason": TEXT,
-    "waiting_detail": TEXT, "work_dir_origin": LABELS, "extra_windows": LABELS,
+    "waiting_detail": TEXT, "work_dir_origin": LABELS, "extra_windows": LABELS, "archived": BOOL,
     # computed from the others, for the question usually asked
     "idle": DURATION,  # idle_seconds
     "age": DURATION,  # seconds since created_at
@@ -298,7 +299,7 @@ def _instant(text: Any) -> float | None:
 
 
 def _is_set(value: Any) -> bool:
-    return value is not None and value != "" and value != {}
+    return value is not None and value is not False and value != "" and value != {}
 
 
 # -- values and tests -----------------------------------------------------------------------
@@ -327,7 +328,14 @@ def _converted(field: str, kind: str, value: str) -> Any:
         return moment
     if kind == LABELS:
         raise FilterError(_whole_mapping(field))
+    if kind == BOOL:
+        if value.lower() not in _BOOLEANS:
+            raise FilterError(f"{field} is true or false, not {value!r}")
+        return _BOOLEANS[value.lower()]
     return value
+
+
+_BOOLEANS = {"true": True, "yes": True, "false": False, "no": False}
 
 
 def _duration(field: str, value: str) -> float:
@@ -352,6 +360,8 @@ def _row_value(kind: str, value: Any) -> Any:
         return _instant(value)
     if kind in (NUMBER, DURATION):
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if kind == BOOL:
+        return value is True
     return value
 
 
@@ -376,6 +386,8 @@ def _comparison(field: str, kind: str, op: str, given: str | None) -> Callable[[
     wanted = _converted(field, kind, given)
     if kind == STATE and op in _ORDERED:
         raise FilterError(f"{field} {op}: states are not ordered; use == or in")
+    if kind == BOOL and op in _ORDERED:
+        raise FilterError(f"{field} {op}: true and false are not ordered; use == or !=")
     return _ordered(op, wanted, lambda value: _row_value(kind, value))
 
 

@@ -272,6 +272,19 @@ class HostHandle:
         # The grace and the SIGKILL wait after it come on top of the host's timeout.
         return self._call(protocol.StopAgent(name, grace), protocol.AgentReply, timeout=self._plus(grace)).agent
 
+    def rename_agent(self, name: str, new_name: str) -> protocol.AgentInfo:
+        request = protocol.RenameAgent(name=name, new_name=new_name)
+        return self._call(request, protocol.AgentReply, timeout=self.timeout).agent
+
+    def set_labels(self, name: str, add: dict[str, str], remove: list[str]) -> protocol.AgentInfo:
+        request = protocol.SetLabels(name=name, add=add, remove=remove)
+        return self._call(request, protocol.AgentReply, timeout=self.timeout).agent
+
+    def set_archived(self, name: str, archived: bool, grace: float = 2.0) -> protocol.AgentInfo:
+        """Archive (stopping it first, as stop_agent) or unarchive agent ``name``."""
+        request = protocol.SetArchived(name=name, archived=archived, grace=grace)
+        return self._call(request, protocol.AgentReply, timeout=self._plus(grace)).agent
+
     def start_agent(self, name: str) -> protocol.AgentInfo:
         request = protocol.StartAgent(name, base_env=self._base_env(), umask=self._umask())
         return self._call(request, protocol.AgentReply, timeout=self.timeout).agent

@@ -34,6 +34,7 @@ class AgentRecord(_Record):
     created_at: str  # ISO 8601
     labels: dict[str, str]
     extra_windows: dict[str, str]  # name -> command of the session's other windows (create --extra-window)
+    archived: bool  # mngr archive: listed only with list -a or --archived
     pid: int | None
     exit_status: int | None
     idle_seconds: float | None
@@ -84,12 +85,20 @@ class AgentResult(_Record):
     created_at: str | None = None
     labels: dict[str, str] | None = None
     extra_windows: dict[str, str] | None = None
+    archived: bool | None = None
     pid: int | None = None
     exit_status: int | None = None
     idle_seconds: float | None = None
     problem: str | None = None
     waiting_reason: str | None = None
     waiting_detail: str | None = None
+
+
+class RenameRecord(AgentRecord):
+    """The agent `mngr rename` renamed, as `mngr list` shows it under its new name."""
+
+    old_name: str
+    schedules: list[str]  # the schedules that now message it by its new name
 
 
 class WaitRecord(AgentRecord):
@@ -311,6 +320,11 @@ CONTRACTS: dict[str, Contract] = {
     "stop": Contract(AgentResult, list[AgentResult]),
     "start": Contract(AgentResult, list[AgentResult]),
     "destroy": Contract(AgentResult, list[AgentResult]),
+    "rename": Contract(RenameRecord, RenameRecord),
+    "label": Contract(AgentResult, list[AgentResult]),
+    "archive": Contract(AgentResult, list[AgentResult]),
+    "unarchive": Contract(AgentResult, list[AgentResult]),
+    "cleanup": Contract(AgentResult, list[AgentResult]),
     "wait": Contract(WaitRecord, list[WaitRecord]),
     "message": Contract(MessageResult, list[MessageResult]),
     "exec": Contract(ExecRecord, list[ExecRecord]),

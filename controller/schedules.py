@@ -174,6 +174,29 @@ def remove(name: str) -> None:
         del stored[name]
 
 
+def agent_renamed(old: str, new: str, host: str, provider: str) -> list[str]:
+    """Schedules that message agent ``old`` (on ``host`` of ``provider``, if they say where)
+    message it as ``new`` from now on; their names."""
+    from .agent_refs import parse_agent_ref
+
+    changed: list[str] = []
+    if not read_state_dict(STORE):
+        return changed
+    with changing_state_json(STORE) as stored:
+        for name, fields in stored.items():
+            agent = fields.get("agent") if isinstance(fields, dict) else None
+            if not isinstance(agent, str) or not agent:
+                continue
+            try:
+                ref = parse_agent_ref(agent)
+            except UsageError:
+                continue
+            if ref.name == old and ref.names_place(host, provider):
+                fields["agent"] = new + agent[len(old):]  # the place it names, if any, stays
+                changed.append(name)
+    return sorted(changed)
+
+
 def get(name: str) -> Schedule:
     for schedule in load():
         if schedule.name == name:

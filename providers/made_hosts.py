@@ -111,6 +111,7 @@ def stopped_agent(record_json: bytes) -> protocol.AgentInfo | None:
         command=str(record.get("command", "")), work_dir=str(record.get("work_dir", "")),
         created_at=str(record.get("created_at", "")),
         labels={str(k): str(v) for k, v in (record.get("labels") or {}).items()},
+        archived=record.get("archived") is True,
     )
 
 

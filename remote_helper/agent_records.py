@@ -9,6 +9,12 @@ from .wire import RequestFailed
 
 _NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
+# Held (state.named_lock) while agents' records and tmux sessions are looked at together
+# (listings, the state noter of events.py) and while a rename changes both
+# (record_changes.py): no look sees a record renamed without its session. The state noter
+# also holds it while it compares and rewrites the last states logged.
+VIEW_LOCK = "agent-states"
+
 
 def check_name(name):
     # Same rule as the controller's pattern ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$, without

@@ -95,6 +95,7 @@ def _info(record, pane, quiet_seconds, now):
         "created_at": record.get("created_at", ""),
         "labels": dict(record.get("labels") or {}),
         "work_dir_origin": dict(record.get("work_dir_origin") or {}),
+        "archived": record.get("archived") is True,
         "pid": pane.pid if pane is not None and not pane.dead else None,
         "exit_status": _exit_status(record, pane) if pane is not None and pane.dead else None,
         "idle_seconds": idle_seconds,
@@ -163,6 +164,7 @@ def _unknown(name, agent_id, problem):
         "work_dir": "",
         "created_at": "",
         "labels": {},
+        "archived": False,
         "pid": None,
         "exit_status": None,
         "idle_seconds": None,
@@ -174,10 +176,11 @@ def _unknown(name, agent_id, problem):
 
 
 def list_agents(quiet_seconds):
-    panes = tmux.list_sessions_panes()
+    with state.named_lock(agent_records.VIEW_LOCK):
+        panes = tmux.list_sessions_panes()
+        found, problems = agent_records.read_all()
     # Listing is the one request every host gets regularly: keep output logs capped here too,
     # for hosts where no host daemon runs.
-    found, problems = agent_records.read_all()
     rotate_output_logs(output_log_max_bytes(), found)
     now = time.time()
     agents = []
@@ -218,7 +221,7 @@ def recorded(name):
     return infos
 
 
-def _agent_info_now(record):
+def agent_info_now(record):
     session = tmux.session_name(record["name"])
     pane = tmux.list_sessions_panes().get(session)
     return _info(record, pane, float("inf"), time.time())
@@ -405,7 +408,7 @@ def create_agent(request, blob=b""):
         if landed is not None:
             landed.commit()
         state.append_event(events, "started")
-        return _agent_info_now(record)
+        return agent_info_now(record)
 
 
 def write_agent_config(name, spec, path_dirs=None):
@@ -469,24 +472,33 @@ def stop_agent(name, spare=(), grace=processes.TERM_GRACE_SECONDS):
     agent_records.check_name(name)
     with state.named_lock("agent-" + name):
         agent_id, record = agent_records.require(name)
-        conversation.session_id(agent_id, record)  # a CLI that picks its own: found before it goes
-        directory = state.agent_dir(agent_id)
-        _note_stopping(directory, record)
-        processes.end_agent(agent_id, tmux.session_name(name), spare, grace)
-        record["status"] = "stopped"
-        state.atomic_write_json(os.path.join(directory, "record.json"), record)
-        state.append_event(os.path.join(directory, "events.jsonl"), "stopped")
-        return _agent_info_now(record)
+        stop_locked(agent_id, record, spare, grace)
+        return agent_info_now(record)
+
+
+def stop_locked(agent_id, record, spare=(), grace=processes.TERM_GRACE_SECONDS):
+    """stop_agent's work, for a caller that holds the agent's lock and read its record."""
+    conversation.session_id(agent_id, record)  # a CLI that picks its own: found before it goes
+    directory = state.agent_dir(agent_id)
+    _note_stopping(directory, record)
+    processes.end_agent(agent_id, tmux.session_name(record["name"]), spare, grace)
+    record["status"] = "stopped"
+    state.atomic_write_json(os.path.join(directory, "record.json"), record)
+    state.append_event(os.path.join(directory, "events.jsonl"), "stopped")
 
 
 def start_agent(name, base_env=None, umask=None):
     agent_records.check_name(name)
     with state.named_lock("agent-" + name):
         agent_id, record = agent_records.require(name)
+        if record.get("archived") is True:
+            # Archived is "kept, out of the way": a start (by hand, a schedule, connect
+            # --start) would run an agent that listings hide. Unarchiving is its own step.
+            raise RequestFailed("archived", "agent %r is archived (mngr unarchive %s, then start it)" % (name, name))
         session = tmux.session_name(name)
         pane = tmux.list_sessions_panes().get(session)
         if pane is not None and not pane.dead:
-            return _agent_info_now(record)
+            return agent_info_now(record)
         if pane is not None:
             tmux.kill_session(session)
         command = conversation.launch_command(agent_id, record)
@@ -495,7 +507,7 @@ def start_agent(name, base_env=None, umask=None):
         directory = state.agent_dir(agent_id)
         state.atomic_write_json(os.path.join(directory, "record.json"), record)
         state.append_event(os.path.join(directory, "events.jsonl"), "started")
-        return _agent_info_now(record)
+        return agent_info_now(record)
 
 
 def _note_stopping(directory, record):
@@ -603,16 +615,19 @@ def send_message(request):
     agent_id, _ = agent_records.require(name)
     session = tmux.session_name(name)
     with state.named_lock("message-" + name):
+        # Read again under the lock: a message just before may have found the session id,
+        # and a rename (which holds this lock while it renames) may have come first.
+        try:
+            record = state.read_json(os.path.join(state.agent_dir(agent_id), "record.json"))
+        except (OSError, ValueError):
+            raise RequestFailed("not_found", "agent %r was destroyed meanwhile" % name) from None
+        if record.get("name") != name:
+            raise RequestFailed("not_found", "agent %r was renamed to %r meanwhile" % (name, record.get("name")))
         pane = tmux.list_sessions_panes().get(session)
         if pane is None:
             raise RequestFailed("stopped", "agent %r is stopped (start it with: mngr start %s)" % (name, name))
         if pane.dead:
             raise RequestFailed("stopped", "agent %r has exited (state DONE)" % name)
-        # Read again under the lock: a message just before may have found the session id.
-        try:
-            record = state.read_json(os.path.join(state.agent_dir(agent_id), "record.json"))
-        except (OSError, ValueError):
-            raise RequestFailed("not_found", "agent %r was destroyed meanwhile" % name) from None
         if isinstance(record.get("interaction"), dict):
             conversation.deliver(session, agent_id, record, request["text"], request["ready_timeout"], name)
         else:

@@ -27,7 +27,7 @@ STATE_FILE = "state.json"
 # WAITING, as the last follower's controller configured it; the watcher uses it too.
 QUIET_FILE = "events-quiet-seconds"
 DEFAULT_QUIET_SECONDS = 10.0
-_STATE_LOCK = "agent-states"
+STATE_LOCK = agent_records.VIEW_LOCK
 MAX_LINES = 1000  # events per reply at most; the cursor continues
 _MAX_READ_BYTES = 1024 * 1024  # of one log per reply
 POLL_SECONDS = 0.1  # a long poll looks at the logs' sizes this often
@@ -78,11 +78,14 @@ class StateNoter(object):
             traceback.print_exc()
 
     def _note(self, quiet):
-        try:
-            panes = tmux.list_sessions_panes()
-        except tmux.TmuxError:
-            return
-        found, _ = agent_records.read_all()
+        # One view of sessions and records: a rename between the two reads would look
+        # like its agent stopping and starting again.
+        with state.named_lock(STATE_LOCK):
+            try:
+                panes = tmux.list_sessions_panes()
+            except tmux.TmuxError:
+                return
+            found, _ = agent_records.read_all()
         now = time.time()
         listed = []
         for record in found.values():
@@ -147,7 +150,7 @@ def note_state(info, first_may_be_stopped=True):
     last = _read_last(path)
     if last == current or (last is None and info["state"] == agents.STOPPED and not first_may_be_stopped):
         return False  # the common case, without the lock
-    with state.named_lock(_STATE_LOCK):
+    with state.named_lock(STATE_LOCK):
         if _read_last(path) == current or not os.path.isdir(directory):
             return False
         fields = dict(current)

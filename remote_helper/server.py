@@ -29,6 +29,7 @@ from . import (
     operation_lock,
     output,
     processes,
+    record_changes,
     state,
     tmux,
     write_order,
@@ -47,7 +48,8 @@ from .wire import (
 # Requests that change agents: the idle watcher never stops the host while one runs.
 _OPERATIONS = frozenset(
     ["CreateAgent", "StartAgent", "StopAgent", "DestroyAgent", "SendMessage", "ExecStart", "WriteFiles",
-     "WriteDelta", "PrepareWorkDir", "WriteAgentConfig", "EnsureCli", "PutCliPart", "FinishCli"]
+     "WriteDelta", "PrepareWorkDir", "WriteAgentConfig", "EnsureCli", "PutCliPart", "FinishCli", "RenameAgent",
+     "SetLabels", "SetArchived"]
 )
 # Requests that are activity on the host, and the source they count as.
 _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "message"}
@@ -353,6 +355,17 @@ class Server(object):
         agents.destroy_agent(fields["name"], self._spare, fields["keep_work_dir"], fields["grace"])
         return "Done", {}, b""
 
+    def _on_rename_agent(self, fields, blob):
+        return "AgentReply", {"agent": record_changes.rename_agent(fields["name"], fields["new_name"])}, b""
+
+    def _on_set_labels(self, fields, blob):
+        agent = record_changes.set_labels(fields["name"], fields["add"], fields["remove"])
+        return "AgentReply", {"agent": agent}, b""
+
+    def _on_set_archived(self, fields, blob):
+        agent = record_changes.set_archived(fields["name"], fields["archived"], self._spare, fields["grace"])
+        return "AgentReply", {"agent": agent}, b""
+
     def _on_send_message(self, fields, blob):
         agents.send_message(fields)
         return "Done", {}, b""
@@ -629,6 +642,9 @@ HANDLERS = {
     "StopAgent": Server._on_stop_agent,
     "StartAgent": Server._on_start_agent,
     "DestroyAgent": Server._on_destroy_agent,
+    "RenameAgent": Server._on_rename_agent,
+    "SetLabels": Server._on_set_labels,
+    "SetArchived": Server._on_set_archived,
     "SendMessage": Server._on_send_message,
     "AwaitInput": Server._on_await_input,
     "CapturePane": Server._on_capture_pane,

@@ -194,6 +194,15 @@ def new_agent_session(session, work_dir, argv, output_log, width=200, height=50)
     )
 
 
+def rename_session(session, new_session):
+    """Rename ``session`` in place (its processes, panes and pipe go on as they are);
+    False if there is no such session."""
+    if not has_session(session):
+        return False
+    run(["rename-session", "-t", exact_target(session), new_session])
+    return True
+
+
 AGENT_WINDOW = "agent"  # the agent's window's name in a session that has others
 
 

@@ -53,6 +53,10 @@ MESSAGES = {
     "StopAgent": {"name": ("str", REQUIRED), "grace": ("float", 2.0)},
     "StartAgent": {"name": ("str", REQUIRED), "base_env": ("map?", None), "umask": ("int?", None)},
     "DestroyAgent": {"name": ("str", REQUIRED), "keep_work_dir": ("bool", False), "grace": ("float", 2.0)},
+    # record_changes.py
+    "RenameAgent": {"name": ("str", REQUIRED), "new_name": ("str", REQUIRED)},
+    "SetLabels": {"name": ("str", REQUIRED), "add": ("map", {}), "remove": ("list", [])},
+    "SetArchived": {"name": ("str", REQUIRED), "archived": ("bool", REQUIRED), "grace": ("float", 2.0)},
     "SendMessage": {
         "name": ("str", REQUIRED),
         "text": ("str", REQUIRED),
@@ -254,6 +258,7 @@ AGENT_INFO_FIELDS = {
     "created_at": ("str", REQUIRED),
     "labels": ("map", {}),
     "work_dir_origin": ("map", {}),
+    "archived": ("bool", False),
     "pid": ("int?", None),
     "exit_status": ("int?", None),
     "idle_seconds": ("float?", None),

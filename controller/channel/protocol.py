@@ -30,6 +30,7 @@ class AgentInfo(msgspec.Struct, kw_only=True):
     # How mngr made the work dir (controller/work_dirs.py WorkDirOrigin): {} for one given
     # with --work-dir, or made by an older mngr.
     work_dir_origin: dict[str, str] = {}
+    archived: bool = False  # kept out of default listings, refused a start (mngr archive)
     pid: int | None = None
     exit_status: int | None = None
     idle_seconds: float | None = None
@@ -155,6 +156,33 @@ class DestroyAgent(msgspec.Struct, tag=True, kw_only=True):
     name: str
     keep_work_dir: bool = False
     grace: float = 2.0  # as StopAgent's
+
+
+class RenameAgent(msgspec.Struct, tag=True, kw_only=True):
+    """Give the agent ``new_name``: its record and its tmux session (renamed in place, so a
+    running agent goes on running); refused if the host has an agent or a session of that
+    name. Answered with AgentReply."""
+
+    name: str
+    new_name: str
+
+
+class SetLabels(msgspec.Struct, tag=True, kw_only=True):
+    """Add (or change) the labels ``add``, then drop the keys ``remove``; answered with
+    AgentReply."""
+
+    name: str
+    add: dict[str, str] = {}
+    remove: list[str] = []
+
+
+class SetArchived(msgspec.Struct, tag=True, kw_only=True):
+    """Archive the agent (``archived``: stopped first, as StopAgent with ``grace``, if it
+    runs) or unarchive it (it stays stopped); answered with AgentReply."""
+
+    name: str
+    archived: bool
+    grace: float = 2.0
 
 
 class SendMessage(msgspec.Struct, tag=True, kw_only=True):
@@ -695,6 +723,7 @@ class Garbage(msgspec.Struct, tag=True, kw_only=True):
 
 Request = (
     Ping | GetHelperInfo | ListAgents | FindAgent | CreateAgent | StopAgent | StartAgent | DestroyAgent | SendMessage
+    | RenameAgent | SetLabels | SetArchived
     | ReadAgentConfig
     | AwaitInput | CapturePane | ReadOutput | NoteActivity | WriteAgentConfig | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
     | PrepareWorkDir | GetAgentSpec | GetWorkState | GetGitBundle | ReadFiles | WatchChanges | StatPaths | ReadEvents | GetSignatures | WriteDelta

@@ -24,8 +24,8 @@ LABEL_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 AGENT_FIELDS = (
     "id", "name", "type", "state", "host", "provider", "work_dir", "work_dir_origin", "command",
-    "created_at", "labels", "pid", "exit_status", "idle_seconds", "problem", "waiting_reason", "waiting_detail",
-    "extra_windows",
+    "created_at", "labels", "archived", "pid", "exit_status", "idle_seconds", "problem", "waiting_reason",
+    "waiting_detail", "extra_windows",
 )
 STATES = ("RUNNING", "WAITING", "DONE", "STOPPED", "UNKNOWN", "GONE")  # GONE: its host was removed
 LIVE_STATES = ("RUNNING", "WAITING")  # the agent's process is there to talk to
@@ -78,6 +78,7 @@ def agent_row(info: AgentInfo, host: str, provider: str) -> dict[str, Any]:
         "command": info.command,
         "created_at": info.created_at,
         "labels": dict(info.labels),
+        "archived": info.archived,
         "pid": info.pid,
         "exit_status": info.exit_status,
         "idle_seconds": None if info.idle_seconds is None else round(info.idle_seconds, 1),
@@ -92,6 +93,8 @@ def state_cell(row: dict[str, Any]) -> str:
     """The state as a table shows it: a WAITING agent says on what, when its type tells."""
     if row["state"] == "WAITING" and row.get("waiting_reason"):
         return f"WAITING ({row['waiting_reason']})"
+    if row.get("archived"):
+        return f"{row['state']} (archived)"
     return str(row["state"])
 
 

@@ -55,6 +55,34 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         ("mngr destroy --include 'state == done && age > 1d' --dry-run", "what a filter would remove"),
         ("mngr list --ids --include \"name ~ 'tmp-*'\" | mngr destroy -f -", "the agents a listing selected"),
     ),
+    "rename": (
+        ("mngr rename fix-bug fix-login-bug", "a new name; a running agent goes on running"),
+        ("mngr rename web-01@build-box web-frontend", "an agent on a given host"),
+        ("mngr rename fix-bug fix-login-bug --format '{old_name} -> {name} on {host}'", "for scripts"),
+    ),
+    "label": (
+        ("mngr label my-agent --add team=web --add tier=1", "set labels"),
+        ("mngr label my-agent --remove tier", "drop one"),
+        ("mngr label --include \"name ~ 'web-*'\" --add team=web --dry-run", "what a filter would label"),
+        ("mngr list --ids --include 'state == waiting' | mngr label - --add review=yes",
+         "the agents a listing selected"),
+    ),
+    "archive": (
+        ("mngr archive old-experiment", "stopped, kept, out of mngr list"),
+        ("mngr archive --include 'state == done && age > 7d' --dry-run", "what a filter would archive"),
+        ("mngr list --ids --include 'labels.sprint == 41' | mngr archive -", "the agents a listing selected"),
+        ("mngr list --archived", "the archived agents"),
+    ),
+    "unarchive": (
+        ("mngr unarchive old-experiment && mngr start old-experiment", "back in listings, and running"),
+        ("mngr unarchive --include 'labels.team == web' --dry-run", "what a filter would unarchive"),
+    ),
+    "cleanup": (
+        ("mngr cleanup --older-than 7d --dry-run", "what a week-old cleanup would destroy"),
+        ("mngr cleanup --idle-for 2h --action stop", "stop agents quiet for two hours"),
+        ("mngr cleanup --state done --older-than 1d -y", "destroy finished agents, without asking"),
+        ("mngr cleanup --older-than 30d --include 'labels.team == web' -f", "past the lost-work refusal too"),
+    ),
     "message": (
         ('mngr message my-task "Tell me a joke"', "send a message to an agent"),
         ('mngr message agent-1 agent-2 -m "rebase on main"', "the same message to two agents"),

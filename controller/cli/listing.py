@@ -39,6 +39,8 @@ from .targets import filter_options
               help="Only these fields: the columns of the table, the keys of json and jsonl.")
 @click.option("--limit", type=click.IntRange(min=0), metavar="N", help="At most N agents (after sorting).")
 @click.option("--ids", "ids_only", is_flag=True, help="Only the agents' ids, one a line (for `mngr CMD -`).")
+@click.option("-a", "--all", "with_archived", is_flag=True, help="Archived agents too (hidden by default).")
+@click.option("--archived", "only_archived", is_flag=True, help="Only archived agents.")
 @pass_app
 def list_command(
     app: App,
@@ -52,6 +54,8 @@ def list_command(
     field_list: str | None,
     limit: int | None,
     ids_only: bool,
+    with_archived: bool,
+    only_archived: bool,
 ) -> None:
     """List agents on every host, with their state.
 
@@ -62,6 +66,8 @@ def list_command(
       DONE     the agent's process exited; its pane is kept for inspection
       STOPPED  not running; `mngr start NAME` runs it again
       UNKNOWN  something on the host breaks mngr's conventions (see the problem field)
+
+    Archived agents (`mngr archive`) are left out unless -a/--all or --archived is given.
 
     \b
     Selecting (the language of EXPR: docs/commands/list.md):
@@ -79,7 +85,8 @@ def list_command(
     plugin_fields = app.registry.list_fields(AGENT_FIELDS)
     shape = _shape(output_format, plugin_fields, includes, excludes, sort_by, field_list, ids_only)
     labels = parse_pairs(label_pairs, "--label", LABEL_KEY_PATTERN)
-    result = list_agents(app, ListRequest(states, provider_names, labels))
+    archived = "only" if only_archived else "include" if with_archived else "hide"
+    result = list_agents(app, ListRequest(states, provider_names, labels, archived))
     rows = [agent_row(agent.info, agent.host, agent.provider) for agent in result.agents]
     hosts = [host_row(host.idle, host.host, host.provider) for host in result.hosts]
     errors = [{"host": error.host, "provider": error.provider, "error": error.error} for error in result.errors]

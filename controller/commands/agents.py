@@ -13,8 +13,8 @@ started, or cut short with its outcome unknown).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from mngr.providers.base import AgentRegistry
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ..cli.app import App
 
 LIVE_STATES = ("RUNNING", "WAITING")  # the agent's process is there to talk to
+RECORDED_STATES = (*LIVE_STATES, "DONE", "STOPPED")  # the agent has a record on a host that answered
 
 
 @dataclass
@@ -85,10 +86,27 @@ class DestroyRequest:
 
 
 @dataclass
+class LabelRequest:
+    add: Mapping[str, str] = field(default_factory=dict)  # labels set (a key's value changed)
+    remove: Sequence[str] = ()  # label keys dropped
+    targets: Targets = field(default_factory=Targets)
+    bulk: Bulk = field(default_factory=Bulk)
+
+
+@dataclass
+class ArchiveRequest:
+    archived: bool = True  # False: unarchive
+    grace: float = 2.0  # an agent archived while it runs is stopped first, as by stop
+    targets: Targets = field(default_factory=Targets)
+    bulk: Bulk = field(default_factory=Bulk)
+
+
+@dataclass
 class Changed:
     """One agent acted on: its state now, and what happened (``verb``: "stopped",
-    "already stopped", "started", "already running", "destroyed"; in a dry run "would
-    stop", "would start", "would destroy")."""
+    "already stopped", "started", "already running", "destroyed", "labelled", "already labelled",
+    "archived", "already archived", "unarchived", "already unarchived"; in a dry run "would stop",
+    "would start", "would destroy", "would label", "would archive", "would unarchive")."""
 
     info: AgentInfo
     host: str
@@ -141,8 +159,56 @@ def start(app: App, request: StartRequest) -> AgentsResult:
     def preview(agent: LocatedAgent) -> str:
         return "already running" if agent.info.state in LIVE_STATES else "would start"
 
-    return _each(app, _targets(request), ("STOPPED",), change, _time_per_agent(app, 0.0),
-                 what="the starts already under way", bulk=request.bulk, preview=preview)
+    # An archived agent is refused a start by name (its host says how to unarchive it);
+    # a selection (--all, a filter) passes it by, as a listing does.
+    return _each(app, _selecting(_targets(request), archived=False), ("STOPPED",), change,
+                 _time_per_agent(app, 0.0), what="the starts already under way", bulk=request.bulk,
+                 preview=preview)
+
+
+def label(app: App, request: LabelRequest) -> AgentsResult:
+    add, remove = dict(request.add), list(request.remove)
+
+    def changes(info: AgentInfo) -> bool:
+        return any(info.labels.get(key) != value for key, value in add.items()) or \
+            any(key in info.labels for key in remove)
+
+    def change(agent: LocatedAgent) -> Changed:
+        verb = "labelled" if changes(agent.info) else "already labelled"
+        return _changed(agent, agent.handle.set_labels(agent.info.name, add, remove), verb)
+
+    def preview(agent: LocatedAgent) -> str:
+        return "would label" if changes(agent.info) else "already labelled"
+
+    return _each(app, request.targets, RECORDED_STATES, change, _time_per_agent(app, 0.0),
+                 what="the label changes already under way", bulk=request.bulk, preview=preview)
+
+
+def archive(app: App, request: ArchiveRequest) -> AgentsResult:
+    """Archive agents (each stopped first if it runs) or, with ``archived`` False, unarchive
+    them (they stay stopped). Selected without names: the agents not archived yet, or for
+    unarchive, the archived ones."""
+    lifecycle = Lifecycle(app.registry)
+    wanted = request.archived
+    done, already = ("archived", "already archived") if wanted else ("unarchived", "already unarchived")
+
+    def change(agent: LocatedAgent) -> Changed:
+        if agent.info.archived == wanted:
+            return _changed(agent, agent.info, already)
+        if wanted and agent.info.state in (*LIVE_STATES, "DONE"):
+            with lifecycle.agent_event("stop", agent.info.name, agent.host, agent.provider):
+                info = agent.handle.set_archived(agent.info.name, True, request.grace)
+        else:
+            info = agent.handle.set_archived(agent.info.name, wanted, request.grace)
+        return _changed(agent, info, done)
+
+    def preview(agent: LocatedAgent) -> str:
+        return already if agent.info.archived == wanted else f"would {done[:-1]}"
+
+    return _each(app, _selecting(request.targets, archived=not wanted), RECORDED_STATES, change,
+                 _time_per_agent(app, request.grace),
+                 what=f"the {'archives' if wanted else 'unarchives'} already under way",
+                 bulk=request.bulk, preview=preview)
 
 
 def destroy(app: App, request: DestroyRequest) -> AgentsResult:
@@ -173,6 +239,15 @@ def destroy(app: App, request: DestroyRequest) -> AgentsResult:
 
 def _targets(request: StopRequest | StartRequest | DestroyRequest) -> Targets:
     return request.targets if request.targets is not None else Targets(request.names, request.every)
+
+
+def _selecting(targets: Targets, archived: bool) -> Targets:
+    """``targets`` that, where they select agents (--all, a filter) rather than name them,
+    select only the agents that are (or are not) ``archived``."""
+    keep = targets.keep
+    if targets.names or not (targets.every or keep is not None):
+        return targets
+    return replace(targets, keep=lambda agent: agent.info.archived == archived and (keep is None or keep(agent)))
 
 
 def _refuse_lost_work(found: Sequence[LocatedAgent], request: DestroyRequest) -> None:

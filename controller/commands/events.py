@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 LEADING_FIELDS = ("time", "host", "provider", "agent", "agent_id", "event")
 EVENT_TYPES = ("created", "started", "stopped", "message_sent", "activity", "agent_config_written", "state",
                "agent_destroyed", "stray_session_destroyed", "work_dir_removed", "idle_settings", "keepalive",
-               "agent_processes_kept", "idle_decision", "shutdown")
+               "agent_processes_kept", "idle_decision", "shutdown", "renamed", "labels_changed", "archived",
+               "unarchived")
 POLL_WAIT_SECONDS = 10.0  # one long poll's wait on the host
 RETRY_SECONDS = 2.0  # between two tries of a host that does not answer
 DISCOVER_SECONDS = 5.0  # a follow looks for hosts mngr came to know this often

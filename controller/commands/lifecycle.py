@@ -81,6 +81,16 @@ class Lifecycle:
         self.after("create", name, handle.host, handle.provider_name)
         completion.agent_added(name, handle.host, handle.provider_name)
 
+    def agent_renamed(self, handle: HostHandle, old: str, new: str) -> None:
+        """What mngr keeps of where agents are follows a rename."""
+        from .. import completion
+
+        if isinstance(handle.provider, AgentRegistry):
+            handle.provider.agent_created(handle.host, new)  # first: the host's entry is never empty
+            handle.provider.forget_agent(handle.host, old)
+        completion.agent_removed(old, handle.host, handle.provider_name)
+        completion.agent_added(new, handle.host, handle.provider_name)
+
     # -- agents removed ------------------------------------------------------------------
 
     def agent_destroyed(self, name: str, host: str, provider: str) -> None:

@@ -26,6 +26,7 @@ class ListRequest:
     states: Sequence[str] = ()  # only agents in one of these (none: every state)
     providers: Sequence[str] = ()  # only these providers' hosts (none: every provider)
     labels: Mapping[str, str] = field(default_factory=dict)  # only agents with all of these
+    archived: str = "hide"  # archived agents: "hide", "include" (with the others) or "only"
 
 
 @dataclass
@@ -74,6 +75,13 @@ def list_agents(app: App, request: ListRequest) -> ListResult:
         result.agents = [
             ListedAgent(agent.info, agent.host, agent.provider) for agent in listing.agents
             if (not wanted_states or agent.info.state in wanted_states)
+            and _archived_wanted(agent.info.archived, request.archived)
             and all(agent.info.labels.get(key) == value for key, value in request.labels.items())
         ]
     return result
+
+
+def _archived_wanted(archived: bool, wanted: str) -> bool:
+    if wanted == "only":
+        return archived
+    return wanted == "include" or not archived

@@ -280,3 +280,36 @@ def test_one_key_of_the_work_dirs_origin_is_a_text_field() -> None:
     assert [row["name"] for row in rows if test(row)] == ["a"]
     with pytest.raises(FilterError, match="work_dir_origin holds keys and values"):
         Selection(("work_dir_origin == x",), ()).compile(("name", "work_dir_origin"))
+
+
+def test_archived_is_true_or_false_and_alone_holds_for_archived_agents() -> None:
+    shelved, active = row(name="a", archived=True), row(name="b", archived=False)
+    for expression, expected in (("archived", [True, False]), ("!archived", [False, True]),
+                                 ("archived == true", [True, False]), ("archived == no", [False, True]),
+                                 ("archived != yes", [False, True]), ("archived in [true]", [True, False])):
+        assert [matches(expression, subject) for subject in (shelved, active)] == expected, expression
+    for expression, message in (("archived == maybe", "archived is true or false, not 'maybe'"),
+                                ("archived > false", "not ordered"), ("archived ~ t*", "patterns match text")):
+        with pytest.raises(FilterError, match=message):
+            compile_filter(expression)
+    assert [r["name"] for r in sorted_rows([shelved, active], parse_sort("archived,name"))] == ["b", "a"]
+
+
+def test_cleanups_criteria_are_filters_that_select_what_they_say() -> None:
+    from mngr.controller.commands.cleanup import selection
+
+    old_idle = row(name="old-idle", age=40 * 86400, idle=3 * 3600)
+    old_stopped = row(name="old-stopped", state="STOPPED", age=40 * 86400, idle=None)
+    young_idle = row(name="young-idle", age=3600, idle=3 * 3600)
+    everyone = (old_idle, old_stopped, young_idle)
+
+    def chosen(*criteria: str) -> list[str]:
+        test = Selection(criteria, ()).compile()
+        return [subject["name"] for subject in everyone if test(subject)]
+
+    assert selection(None, None, ()) == ()
+    assert chosen(*selection(30 * 86400.0, None, ())) == ["old-idle", "old-stopped"]
+    assert chosen(*selection(None, 7200.0, ())) == ["old-idle", "young-idle"]  # a stopped agent has no idle time
+    assert chosen(*selection(30 * 86400.0, 7200.0, ())) == ["old-idle"]
+    assert chosen(*selection(None, None, ("STOPPED", "DONE"))) == ["old-stopped"]
+    assert chosen(*selection(30 * 86400.0, None, ("running",))) == ["old-idle"]

@@ -20,7 +20,7 @@ AGENT = protocol.AgentInfo(
     id="agent-0123", name="demo", type="command", state="RUNNING", command="sleep 60",
     work_dir="/tmp/wd", created_at="2026-01-01T00:00:00.000+00:00", labels={"team": "infra"},
     work_dir_origin={"kind": "worktree", "branch": "mngr/demo", "repo": "/home/u/project"},
-    pid=42, exit_status=None, idle_seconds=1.5, problem=None,
+    archived=True, pid=42, exit_status=None, idle_seconds=1.5, problem=None,
 )
 
 # One instance of every message type, with awkward values where a field allows them.
@@ -45,6 +45,9 @@ SAMPLES: dict[str, msgspec.Struct] = {
     "StopAgent": protocol.StopAgent("demo"),
     "StartAgent": protocol.StartAgent("demo", base_env=None),
     "DestroyAgent": protocol.DestroyAgent(name="demo"),
+    "RenameAgent": protocol.RenameAgent(name="demo", new_name="demo-2"),
+    "SetLabels": protocol.SetLabels(name="demo", add={"team": "in fra", "tier": ""}, remove=["old"]),
+    "SetArchived": protocol.SetArchived(name="demo", archived=True, grace=0.5),
     "SendMessage": protocol.SendMessage(name="demo", text="line1\nline2\t\x01", wait_ready=True,
                                         ready_pattern=r"^\$ ", ready_quiet_seconds=0.5, ready_timeout=9.0),
     "AwaitInput": protocol.AwaitInput(name="demo", timeout=12.5),
