@@ -1296,6 +1296,7 @@ def prepare_work_dir(host_dir, name, path, bundle, branch="", new_branch="", clo
     The dir must not exist yet or be empty: a work dir full of someone's files is never
     mixed with another tree. Returns the absolute path.
     """
+    given = bool(path)
     path = os.path.abspath(os.path.expanduser(path or os.path.join(host_dir, "work", name)))
     if os.path.lexists(path) and (not os.path.isdir(path) or os.path.islink(path) or os.listdir(path)):
         raise RequestFailed("invalid", "work dir %s already exists and is not empty" % path)
@@ -1307,7 +1308,17 @@ def prepare_work_dir(host_dir, name, path, bundle, branch="", new_branch="", clo
         os.makedirs(made_dirs, mode=0o700, exist_ok=True)
     old_umask = os.umask(0o022)
     try:
-        os.makedirs(path, exist_ok=True)
+        if given:
+            os.makedirs(path, exist_ok=True)
+        else:
+            # Made here and nowhere else: of two creates of one name at once, one gets it, and
+            # the other's failure cannot take it back from under the first.
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                raise RequestFailed("invalid", "work dir %s already exists (another create of %r is under way, "
+                                    "or one left it: mngr gc removes it)" % (path, name))
+            existed = False
     finally:
         os.umask(old_umask)
     try:

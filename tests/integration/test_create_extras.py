@@ -301,8 +301,8 @@ def test_uploads_and_an_extra_window_in_a_docker_container(request: pytest.Fixtu
 
 
 @pytest.mark.docker
-def test_uploads_and_an_extra_window_in_a_modal_sandbox(modal_sandbox) -> None:
-    _uploads_and_a_window_on(modal_sandbox, "modal")
+def test_uploads_and_an_extra_window_in_a_modal_sandbox(modal_server) -> None:
+    _uploads_and_a_window_on(modal_server, "modal")
 
 
 def test_a_clone_and_a_snapshot_bring_the_extra_windows_along(sandbox) -> None:

@@ -601,3 +601,18 @@ def test_a_snapshot_of_a_worktree_agent_starts_an_agent_with_a_repository_of_its
     shown = sandbox.mngr("exec", "again", "git branch --show-current; git status --short; git log --format=%s")
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.split("\n")[:4] == ["mngr/orig", " M kept.txt", "second", "first"]
+
+
+def test_a_work_dir_already_at_the_agents_place_is_never_taken_over_or_removed(sandbox, monkeypatch) -> None:
+    # What a second create of the same name at the same moment finds: the first one's dir.
+    sandbox.apply_env(monkeypatch)
+    plain = sandbox.root / "plain"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("n\n")
+    monkeypatch.chdir(plain)
+    taken = sandbox.host_dir / "work" / "twin"
+    taken.mkdir(parents=True)
+    with pytest.raises(MngrError, match=r"work dir .*/work/twin already exists \(another create of 'twin' is under way"):
+        _make("twin")
+    assert taken.is_dir() and list(taken.iterdir()) == []  # the other create's dir, left as it was
+    assert sandbox.sessions() == []
