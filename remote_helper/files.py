@@ -1317,7 +1317,7 @@ def prepare_work_dir(host_dir, name, path, bundle, branch="", new_branch="", clo
                 os.mkdir(path)
             except FileExistsError:
                 raise RequestFailed("invalid", "work dir %s already exists (another create of %r is under way, "
-                                    "or one left it: mngr gc removes it)" % (path, name))
+                                    "or one left it: mngr gc removes it)" % (path, name)) from None
             existed = False
     finally:
         os.umask(old_umask)
