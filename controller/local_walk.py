@@ -57,8 +57,6 @@ if TYPE_CHECKING:
 _LENGTH = struct.Struct("<Q")
 _SIGKILL = 9  # signal.SIGKILL on every system with fork
 _PUSH_PULL_FLAGS = frozenset(["--delete", "--dry-run", "--include-gitignored", "--force"])
-# Every command's -q/-v/--debug (cli/global_options.py, which needs click): nothing to the walk.
-_VERBOSITY_FLAGS = frozenset(["-q", "--quiet", "-v", "--verbose", "--debug"])
 _early: LocalWalk | None = None
 
 
@@ -460,6 +458,7 @@ def start_early(argv: Sequence[str]) -> None:
     global _early
     if len(argv) < 2 or argv[0] not in ("push", "pull"):
         return
+    from . import verbosity
     positional: list[str] = []
     include_ignored = False
     arguments = iter(argv[1:])
@@ -470,7 +469,7 @@ def start_early(argv: Sequence[str]) -> None:
             continue
         elif argument == "--include-gitignored":
             include_ignored = True
-        elif argument in _PUSH_PULL_FLAGS or argument in _VERBOSITY_FLAGS:
+        elif argument in _PUSH_PULL_FLAGS or argument in verbosity.OPTION_NAMES:  # -v: nothing to the walk
             continue
         elif argument.startswith("-"):
             return

@@ -9,7 +9,7 @@ cleared when the work ends, fails or is interrupted (Ctrl-C), before the command
 its result.
 
 Nothing at all is written unless ``progress_allowed``: stderr a terminal that is not
-TERM=dumb, and progress not turned off (``silence``, which ``-q`` calls, or MNGR_QUIET).
+TERM=dumb, and progress not turned off (``-q``, verbosity.QUIET, or MNGR_QUIET).
 A pipe, a log or a script reading stderr sees only what the command says without it.
 """
 
@@ -25,20 +25,11 @@ from typing import Any, TextIO
 DELAY_SECONDS = 0.5  # work shorter than this shows nothing
 REFRESH_SECONDS = 0.1
 
-_silenced = False
-
-
-def silence(quiet: bool = True) -> None:
-    """Turn progress off (or back on) for the rest of this process: ``-q``."""
-    global _silenced
-    _silenced = quiet
-
-
 def progress_allowed(stream: TextIO) -> bool:
     """Whether progress may be drawn on ``stream``."""
     from . import verbosity
 
-    if _silenced or verbosity.quiet() or os.environ.get("MNGR_QUIET", "").lower() not in ("", "0", "false", "no", "off"):
+    if verbosity.quiet() or os.environ.get("MNGR_QUIET", "").lower() not in ("", "0", "false", "no", "off"):
         return False
     if os.environ.get("TERM", "") == "dumb":
         return False

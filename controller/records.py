@@ -215,16 +215,10 @@ class GcDocument(_Record):
     errors: list[HostFailure]
 
 
-class LimitRecord(_Record):
-    host: str
-    provider: str
-    idle_timeout: float | None
-    idle_mode: str
-    idle_seconds: float | None
-    last_activity: str
-    last_activity_agent: str
-    last_shutdown_at: str
-    last_shutdown_reason: str
+class LimitRecord(HostIdleRecord):
+    """A host's idle record (as in `mngr list --format json`'s hosts) and its settings."""
+
+    schema_version: int
     activity_sources: list[str]
     idle_command: str
     stop_grace: float | None

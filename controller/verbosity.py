@@ -26,6 +26,11 @@ NORMAL = 0
 VERBOSE = 1
 DEBUG = 2
 
+# The options that set the level, on every command: global_options makes them click options,
+# and push/pull's early walk (local_walk.start_early, before click is loaded) skips them.
+OPTIONS = {"quiet": ("-q", "--quiet"), "verbose": ("-v", "--verbose"), "debug": ("--debug",)}
+OPTION_NAMES = frozenset(name for names in OPTIONS.values() for name in names)
+
 _level = NORMAL
 _write_lock = threading.Lock()  # lines from hosts worked on in parallel never interleave
 

@@ -11,12 +11,12 @@ from ..errors import UsageError
 _GIVEN_KEY = "mngr.verbosity_given"
 # option name -> level; the help each shows.
 _LEVELS = {
-    "quiet": (verbosity.QUIET, ("-q", "--quiet"), "Print only errors and the records asked for."),
-    "verbose": (verbosity.VERBOSE, ("-v", "--verbose"),
+    "quiet": (verbosity.QUIET, verbosity.OPTIONS["quiet"], "Print only errors and the records asked for."),
+    "verbose": (verbosity.VERBOSE, verbosity.OPTIONS["verbose"],
                 "Show each action on a host (channel, helper, requests) and the time per host, on stderr."),
-    "debug": (verbosity.DEBUG, ("--debug",), "As -v, and show the traceback of an internal error."),
+    "debug": (verbosity.DEBUG, verbosity.OPTIONS["debug"], "As -v, and show the traceback of an internal error."),
 }
-OPTION_NAMES = frozenset(name for _, names, _ in _LEVELS.values() for name in names)
+OPTION_NAMES = verbosity.OPTION_NAMES
 PARAM_NAMES = frozenset(_LEVELS)  # as click names the parameters
 
 

@@ -220,6 +220,5 @@ def test_the_early_start_knows_every_option_of_push_and_pull() -> None:
         flags = {opt for param in command.params if getattr(param, "is_flag", False) for opt in param.opts}
         valued = {opt for param in command.params
                   if not getattr(param, "is_flag", True) and param.param_type_name == "option" for opt in param.opts}
-        assert flags - {"--help"} == set(local_walk._PUSH_PULL_FLAGS | local_walk._VERBOSITY_FLAGS)
+        assert flags - {"--help"} == set(local_walk._PUSH_PULL_FLAGS | OPTION_NAMES)
         assert valued == {"--format"}
-    assert local_walk._VERBOSITY_FLAGS == OPTION_NAMES

@@ -8,7 +8,6 @@ import threading
 
 import pytest
 
-from mngr.controller import progress
 from mngr.controller.progress import Progress, progress_allowed
 
 
@@ -71,14 +70,16 @@ def test_nothing_is_written_on_a_dumb_terminal(monkeypatch: pytest.MonkeyPatch) 
     assert _drawn(_Terminal()) == ""
 
 
-@pytest.mark.parametrize("how", ["silence", "MNGR_QUIET"])
+@pytest.mark.parametrize("how", ["-q", "MNGR_QUIET"])
 def test_quiet_turns_it_off(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
-    if how == "silence":
-        progress.silence()
+    if how == "-q":
+        from mngr.controller import verbosity
+
+        verbosity.set_level(verbosity.QUIET)
         try:
             assert _drawn(_Terminal()) == ""
         finally:
-            progress.silence(False)
+            verbosity.set_level(verbosity.NORMAL)
     else:
         monkeypatch.setenv("MNGR_QUIET", "1")
         assert _drawn(_Terminal()) == ""
