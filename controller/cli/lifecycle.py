@@ -19,10 +19,10 @@ from .context import App, pass_app
 from .targets import dry_run_option, filter_options, on_error_option, read_targets
 
 _HELP = {"help_option_names": ["-h", "--help"]}
-_NAMES = click.argument("names", nargs=-1, metavar="[NAME|-]...", shell_complete=agent_names)
+NAMES_ARGUMENT = click.argument("names", nargs=-1, metavar="[NAME|-]...", shell_complete=agent_names)
 
 
-def _report(result: AgentsResult, action: str, output_format: str) -> None:
+def report(result: AgentsResult, action: str, output_format: str) -> None:
     """Print what was done to each agent (in json and jsonl, also each failure, with
     ``result`` "failed"), each failure on stderr; exit 1 if any agent failed."""
     rows: list[dict[str, Any]] = []
@@ -64,7 +64,7 @@ _GRACE = click.option(
          "[default: stop_grace_seconds in the config, 2s].")
 
 
-def _grace_seconds(app: App, given: str | None) -> float:
+def grace_seconds(app: App, given: str | None) -> float:
     from ..durations import parse_duration
 
     if given is None:
@@ -75,16 +75,16 @@ def _grace_seconds(app: App, given: str | None) -> float:
     return seconds
 
 
-def _format(command: str):  # type: ignore[no-untyped-def]
+def result_format(command: str):  # type: ignore[no-untyped-def]
     return output.format_option(command, help="human, json, jsonl or a template such as '{name} {result}'; json "
                                               "and jsonl have each agent's result (and error).")
 
 
 @click.command(context_settings=_HELP)
-@_NAMES
+@NAMES_ARGUMENT
 @click.option("--all", "every", is_flag=True, help="Stop every agent that is not stopped yet.")
 @filter_options
-@_format("stop")
+@result_format("stop")
 @_GRACE
 @dry_run_option
 @on_error_option
@@ -98,17 +98,17 @@ def stop(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ...
     one a line, as `mngr list --ids` prints them) or selected with --include/--exclude
     (from every agent not stopped yet when no name is given); all are stopped in parallel.
     """
-    request = agents.StopRequest(grace=_grace_seconds(app, grace),
+    request = agents.StopRequest(grace=grace_seconds(app, grace),
                                  targets=read_targets(app, names, every, includes, excludes),
                                  bulk=Bulk(dry_run, on_error))
-    _report(agents.stop(app, request), "stop", output_format)
+    report(agents.stop(app, request), "stop", output_format)
 
 
 @click.command(context_settings=_HELP)
-@_NAMES
+@NAMES_ARGUMENT
 @click.option("--all", "every", is_flag=True, help="Start every stopped agent.")
 @filter_options
-@_format("start")
+@result_format("start")
 @dry_run_option
 @on_error_option
 @pass_app
@@ -122,11 +122,11 @@ def start(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ..
     """
     request = agents.StartRequest(targets=read_targets(app, names, every, includes, excludes),
                                   bulk=Bulk(dry_run, on_error))
-    _report(agents.start(app, request), "start", output_format)
+    report(agents.start(app, request), "start", output_format)
 
 
 @click.command(context_settings=_HELP)
-@_NAMES
+@NAMES_ARGUMENT
 @click.option("--all", "every", is_flag=True, help="Destroy every agent on every host.")
 @filter_options
 @click.option("-f", "--force", is_flag=True,
@@ -137,7 +137,7 @@ def start(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, ..
                    "default).")
 @click.option("--delete-branch", is_flag=True, help="Delete a worktree agent's branch too (kept by default).")
 @_GRACE
-@_format("destroy")
+@result_format("destroy")
 @dry_run_option
 @on_error_option
 @pass_app
@@ -160,13 +160,13 @@ def destroy(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, 
         listed = ", ".join(f"{agent.info.name} ({agent.host})" for agent in found)
         click.confirm(f"Destroy {listed}?", abort=True, err=True)
 
-    request = agents.DestroyRequest(grace=_grace_seconds(app, grace), keep_work_dir=keep_work_dir,
+    request = agents.DestroyRequest(grace=grace_seconds(app, grace), keep_work_dir=keep_work_dir,
                                     delete_branch=delete_branch, force=force, confirm=confirm,
                                     targets=read_targets(app, names, every, includes, excludes),
                                     bulk=Bulk(dry_run, on_error))
     result = agents.destroy(app, request)
     if output_format != "human" or dry_run:
-        _report(result, "destroy", output_format)
+        report(result, "destroy", output_format)
         return
     if not result.changed and not result.failed:
         click.echo("no agents to destroy")

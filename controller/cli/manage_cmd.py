@@ -16,24 +16,10 @@ from ..fleet import LocatedAgent
 from .common import LABEL_KEY_PATTERN, STATES, agent_row, parse_pairs
 from .completion_cmd import agent_names
 from .context import App, pass_app
-from .lifecycle import _report
+from .lifecycle import NAMES_ARGUMENT, grace_seconds, report, result_format
 from .targets import dry_run_option, filter_options, on_error_option, read_targets
 
 _HELP = {"help_option_names": ["-h", "--help"]}
-_NAMES = click.argument("names", nargs=-1, metavar="[NAME|-]...", shell_complete=agent_names)
-
-
-def _format(command: str):  # type: ignore[no-untyped-def]
-    return output.format_option(command, help="human, json, jsonl or a template such as '{name} {result}'; json "
-                                              "and jsonl have each agent's result (and error).")
-
-
-def _grace(app: App, given: str | None) -> float:
-    from .lifecycle import _grace_seconds
-
-    return _grace_seconds(app, given)
-
-
 @click.command(context_settings=_HELP)
 @click.argument("old", metavar="NAME", shell_complete=agent_names)
 @click.argument("new", metavar="NEW_NAME")
@@ -65,14 +51,14 @@ def rename(app: App, old: str, new: str, output_format: str) -> None:
 
 
 @click.command(context_settings=_HELP)
-@_NAMES
+@NAMES_ARGUMENT
 @click.option("--all", "every", is_flag=True, help="Label every agent.")
 @click.option("-a", "--add", "add_pairs", multiple=True, metavar="KEY=VALUE",
               help="Set this label (a key it has gets the new value). Repeatable.")
 @click.option("-r", "--remove", "remove_keys", multiple=True, metavar="KEY",
               help="Drop the label with this key (one the agent lacks is no error). Repeatable.")
 @filter_options
-@_format("label")
+@result_format("label")
 @dry_run_option
 @on_error_option
 @pass_app
@@ -97,7 +83,7 @@ def label(app: App, names: tuple[str, ...], every: bool, add_pairs: tuple[str, .
     request = agents.LabelRequest(add=add, remove=list(dict.fromkeys(remove_keys)),
                                   targets=read_targets(app, names, every, includes, excludes),
                                   bulk=Bulk(dry_run, on_error))
-    _report(agents.label(app, request), "label", output_format)
+    report(agents.label(app, request), "label", output_format)
 
 
 _ARCHIVE_GRACE = click.option(
@@ -107,10 +93,10 @@ _ARCHIVE_GRACE = click.option(
 
 
 @click.command(context_settings=_HELP)
-@_NAMES
+@NAMES_ARGUMENT
 @click.option("--all", "every", is_flag=True, help="Archive every agent not archived yet.")
 @filter_options
-@_format("archive")
+@result_format("archive")
 @_ARCHIVE_GRACE
 @dry_run_option
 @on_error_option
@@ -124,17 +110,17 @@ def archive(app: App, names: tuple[str, ...], every: bool, includes: tuple[str, 
     `mngr unarchive`, and `mngr cleanup` leaves it alone. Agents are named, read from stdin
     (`-`) or selected with --include/--exclude (from the agents not archived yet).
     """
-    request = agents.ArchiveRequest(archived=True, grace=_grace(app, grace),
+    request = agents.ArchiveRequest(archived=True, grace=grace_seconds(app, grace),
                                     targets=read_targets(app, names, every, includes, excludes),
                                     bulk=Bulk(dry_run, on_error))
-    _report(agents.archive(app, request), "archive", output_format)
+    report(agents.archive(app, request), "archive", output_format)
 
 
 @click.command(context_settings=_HELP)
-@_NAMES
+@NAMES_ARGUMENT
 @click.option("--all", "every", is_flag=True, help="Unarchive every archived agent.")
 @filter_options
-@_format("unarchive")
+@result_format("unarchive")
 @dry_run_option
 @on_error_option
 @pass_app
@@ -147,7 +133,7 @@ def unarchive(app: App, names: tuple[str, ...], every: bool, includes: tuple[str
     """
     request = agents.ArchiveRequest(archived=False, targets=read_targets(app, names, every, includes, excludes),
                                     bulk=Bulk(dry_run, on_error))
-    _report(agents.archive(app, request), "unarchive", output_format)
+    report(agents.archive(app, request), "unarchive", output_format)
 
 
 @click.command(context_settings=_HELP)
@@ -168,7 +154,7 @@ def unarchive(app: App, names: tuple[str, ...], every: bool, includes: tuple[str
 @click.option("--grace", metavar="DURATION",
               help="How long agents' processes get between SIGTERM and SIGKILL "
                    "[default: stop_grace_seconds in the config, 2s].")
-@_format("cleanup")
+@result_format("cleanup")
 @dry_run_option
 @on_error_option
 @pass_app
@@ -200,7 +186,7 @@ def cleanup(app: App, older_than: str | None, idle_for: str | None, states: tupl
         listed = ", ".join(f"{agent.info.name} ({agent.host})" for agent in found)
         click.confirm(f"Destroy {listed}?", abort=True, err=True)
 
-    request = CleanupRequest(action, targets, Bulk(dry_run, on_error), grace=_grace(app, grace), force=force,
+    request = CleanupRequest(action, targets, Bulk(dry_run, on_error), grace=grace_seconds(app, grace), force=force,
                              keep_work_dir=keep_work_dir, delete_branch=delete_branch,
                              confirm=confirm if action == "destroy" else None)
-    _report(clean_up(app, request), action, output_format)
+    report(clean_up(app, request), action, output_format)
