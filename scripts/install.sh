@@ -7,6 +7,7 @@
 #                                 docker.io and debootstrap for the Docker tests' engine and image,
 #                                 cron for the crontab the schedule tests install into,
 #                                 unison for the peer bench/pair.py measures mngr pair against,
+#                                 chromium and chromium-driver for the mngr web tests' browser,
 #                                 and the real claude and codex CLIs, pinned, from npm into
 #                                 .venv/agent-clis: the tests drive them against a local
 #                                 stand-in for the model APIs)
@@ -18,6 +19,7 @@ python="${PYTHON:-python3}"
 system_packages=(tmux openssh-client)
 if [[ "${1:-}" == "--test" ]]; then
     system_packages+=(openssh-server git procps debootstrap cron unison rsync)  # rsync: bench/'s peer
+    system_packages+=(chromium chromium-driver)  # the headless browser the mngr web tests drive
     command -v npm >/dev/null 2>&1 || system_packages+=(nodejs npm)
     # Any Docker engine will do; docker.io would conflict with an installed docker-ce, whose
     # dockerd is in /usr/bin (docker.io's is in /usr/sbin, often not on a user's PATH).

@@ -21,6 +21,8 @@ if [[ "${1:-}" == "--test" ]]; then
         "crontab:cron:cronie:cronie:cronie:-"
         "dockerd:docker.io:moby-engine:docker:docker:colima"
         "npm:npm:nodejs-npm:npm:npm:node"
+        "chromium:chromium:chromium:chromium:chromium:chromium"
+        "chromedriver:chromium-driver:chromedriver:chromium:chromium-chromedriver:chromedriver"
     )
 fi
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from .. import output
-from ..commands.listing import ListRequest, list_agents
+from ..commands.listing import ListRequest, ListResult, list_agents
 from ..durations import format_duration
 from .common import (
     AGENT_FIELDS,
@@ -87,11 +87,7 @@ def list_command(
     labels = parse_pairs(label_pairs, "--label", LABEL_KEY_PATTERN)
     archived = "only" if only_archived else "include" if with_archived else "hide"
     result = list_agents(app, ListRequest(states, provider_names, labels, archived))
-    rows = [agent_row(agent.info, agent.host, agent.provider) for agent in result.agents]
-    hosts = [host_row(host.idle, host.host, host.provider) for host in result.hosts]
-    errors = [{"host": error.host, "provider": error.provider, "error": error.error} for error in result.errors]
-    for row in rows:  # each plugin's field sees mngr's fields only
-        row.update({name: compute(dict(row)) for name, compute in plugin_fields.items()})
+    rows, hosts, errors = listed_records(result, plugin_fields)
     rows = shape.apply(rows, limit)
     if ids_only:
         for row in rows:
@@ -104,6 +100,22 @@ def list_command(
         _print(rows, hosts, errors, output_format)
     if errors:
         sys.exit(1)
+
+
+def listed_records(result: ListResult, plugin_fields: dict[str, Any]
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, str]]]:
+    """A listing's agents, hosts and errors as `mngr list` prints them (mngr web serves the same)."""
+    rows = [agent_row(agent.info, agent.host, agent.provider) for agent in result.agents]
+    hosts = [host_row(host.idle, host.host, host.provider) for host in result.hosts]
+    errors = [{"host": error.host, "provider": error.provider, "error": error.error} for error in result.errors]
+    for row in rows:  # each plugin's field sees mngr's fields only
+        row.update({name: compute(dict(row)) for name, compute in plugin_fields.items()})
+    return rows, hosts, errors
+
+
+def json_document(rows: list[dict[str, Any]], hosts: list[dict[str, Any]], errors: list[dict[str, str]]) -> str:
+    """What `mngr list --format json` prints."""
+    return output.render("json", rows, envelope=lambda agents: {"agents": agents, "hosts": hosts, "errors": errors})
 
 
 class _Shape:
@@ -182,8 +194,8 @@ def _print(
     rows: list[dict[str, Any]], hosts: list[dict[str, Any]], errors: list[dict[str, str]], output_format: str
 ) -> None:
     if output_format == "json":
-        output.emit(output_format, rows, _no_human, envelope=lambda agents: {"agents": agents, "hosts": hosts,
-                                                                             "errors": errors})
+        sys.stdout.write(json_document(rows, hosts, errors))
+        sys.stdout.flush()
         return
     if output_format == "jsonl":
         output.emit(output_format, rows, _no_human)

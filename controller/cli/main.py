@@ -49,6 +49,7 @@ _COMMANDS = {
     "host": ("host_cmd", "host", "List the hosts mngr searches; forget one"),
     "provision": ("provision_cmd", "provision_command", "Refresh agents' CLI config and credentials on their hosts"),
     "schema": ("schema_cmd", "schema", "Print the JSON Schema of a command's --format json output"),
+    "web": ("web_cmd", "web", "Serve a dashboard of every agent in your browser (on 127.0.0.1)"),
 }
 _UNBUILT = {
     "open": "Open a URL from an agent in your browser",

@@ -35,6 +35,11 @@ LIVE_STATES = ("RUNNING", "WAITING")  # the agent's process is there to talk to
 RECORDED_STATES = (*LIVE_STATES, "DONE", "STOPPED")  # the agent has a record on a host that answered
 
 
+class WorkWouldBeLost(MngrError):
+    """A destroy refused (before anything was touched): a work dir mngr made has uncommitted
+    changes or commits on no other branch; ``force`` destroys anyway."""
+
+
 @dataclass
 class Targets:
     """Which agents: ``names``, or ``every`` one, narrowed (or without names, selected) by
@@ -267,7 +272,7 @@ def _refuse_lost_work(found: Sequence[LocatedAgent], request: DestroyRequest) ->
         if lost:
             refusals.append(f"agent {agent.info.name} has {lost}")
     if refusals:
-        raise MngrError(f"refusing to destroy: {'; '.join(refusals)} (-f destroys anyway)")
+        raise WorkWouldBeLost(f"refusing to destroy: {'; '.join(refusals)} (-f destroys anyway)")
 
 
 def _changed(agent: LocatedAgent, info: AgentInfo, verb: str) -> Changed:
