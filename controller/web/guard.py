@@ -72,8 +72,9 @@ class Guard:
         if request.method == "GET" and request.query.get(TOKEN_QUERY) == self.token:
             # The page's own requests (the transcript's event stream among them) carry the token
             # as this cookie; SameSite=Strict keeps it off requests that other sites start.
-            response.set_cookie(cookie_name(_local_port(request)), self.token, httponly=True,
-                                samesite="Strict", path="/")
+            # (A header: the response's cookies were made into headers before this runs.)
+            response.headers.add("Set-Cookie", f"{cookie_name(_local_port(request))}={self.token}; "
+                                               "HttpOnly; SameSite=Strict; Path=/")
 
 
 # No framing by other pages, nothing but this server's own scripts and styles, no Referer

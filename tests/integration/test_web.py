@@ -1,0 +1,258 @@
+"""`mngr web` as a user meets it: a real server process over real agents, its page driven in
+a real headless chromium (one for the module), and requests from elsewhere refused."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.web_dashboard import Dashboard, headless_chromium, running_dashboard, unavailable_reason
+
+pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
+
+QUIET = {"MNGR_AGENT_QUIET_SECONDS": "1"}  # a quiet agent is WAITING after a second
+ECHO = ("sh", "-c", 'while read line; do echo "got: $line"; done')
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    driver = headless_chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def create(sandbox, name: str, *command: str, extra: tuple[str, ...] = ()) -> None:
+    created = sandbox.mngr("create", name, "command", "--no-connect", *extra, "--", *(command or ("sleep", "600")))
+    assert created.returncode == 0, created.stderr
+
+
+def cli_listing(sandbox, env: dict[str, str] | None = None) -> dict:
+    listed = sandbox.mngr("list", "--format", "json", env=env)
+    return json.loads(listed.stdout)
+
+
+def page_rows(browser) -> list[dict[str, str]]:
+    return browser.execute_script(
+        "return [...document.querySelectorAll('tr.agent')].map(row => "
+        "({name: row.dataset.agent, state: row.dataset.state, host: row.dataset.host}))")
+
+
+def row_of(browser, name: str):
+    return browser.find_element("css selector", f'tr.agent[data-agent="{name}"]')
+
+
+def confirm_dialog(browser) -> None:
+    dialog = browser.find_element("id", "confirm")
+    wait_for(lambda: dialog.get_attribute("open") is not None, "the confirmation dialog")
+    browser.find_element("id", "confirm-ok").click()
+
+
+def test_the_page_lists_what_mngr_list_lists(sandbox, browser) -> None:
+    create(sandbox, "alpha", extra=("--label", "team=web"))
+    create(sandbox, "beta")
+    create(sandbox, "gamma", "sh", "-c", "echo busy; sleep 600")
+    assert sandbox.mngr("stop", "gamma").returncode == 0
+    with running_dashboard(sandbox, QUIET) as dashboard:
+        browser.get(dashboard.url)
+
+        def same() -> list[dict[str, str]] | None:
+            cli = [{"name": a["name"], "state": a["state"], "host": a["host"]}
+                   for a in cli_listing(sandbox, QUIET)["agents"]]
+            shown = sorted(page_rows(browser), key=lambda row: row["name"])
+            return cli if cli and shown == sorted(cli, key=lambda row: row["name"]) else None
+
+        listed = wait_for(same, "the page to list what mngr list lists")
+        assert {row["name"]: row["state"] for row in listed} == {"alpha": "WAITING", "beta": "WAITING",
+                                                                  "gamma": "STOPPED"}
+        # The server's listing is `mngr list --format json`'s document itself.
+        status, body = dashboard.api("GET", "/api/agents")
+        assert status == 200
+        served = json.loads(body)["listing"]
+        printed = cli_listing(sandbox, QUIET)
+        for document in (served, printed):  # less what changes from one moment to the next
+            for record in document["agents"] + document["hosts"]:
+                for moving in ("idle_seconds", "last_activity", "last_activity_agent"):
+                    record.pop(moving, None)
+        assert served == printed
+        # The label is shown, the address bar no longer holds the token (the cookie does).
+        assert "team=web" in row_of(browser, "alpha").text
+        assert "token" not in browser.current_url
+        assert [line.text for line in browser.find_elements("css selector", ".host-error")] == []
+
+
+def test_a_message_typed_in_the_page_reaches_the_agent(sandbox, browser) -> None:
+    create(sandbox, "echo", *ECHO)
+    with running_dashboard(sandbox) as dashboard:
+        browser.get(dashboard.url)
+        wait_for(lambda: page_rows(browser), "the agent listed")
+        row_of(browser, "echo").find_element("css selector", "td.name").click()
+        box = browser.find_element("id", "message-text")
+        box.send_keys("hello from the page")
+        browser.find_element("id", "message-send").click()
+        result = browser.find_element("id", "message-result")
+        wait_for(lambda: "sent message to echo" in result.text, "the message's result")
+        # The agent got it (its output, as mngr transcript reads it), and the page follows it.
+        transcript = sandbox.mngr("transcript", "echo")
+        assert "got: hello from the page" in transcript.stdout.splitlines(), transcript.stdout
+        shown = browser.find_element("id", "transcript")
+        wait_for(lambda: "got: hello from the page" in shown.text, "the reply in the page's transcript")
+
+        # A message the CLI would refuse shows the CLI's line.
+        assert sandbox.mngr("stop", "echo").returncode == 0
+        box.send_keys("anyone there?")
+        browser.find_element("id", "message-send").click()
+        refused = "mngr: error: message echo: agent 'echo' is stopped: start it with `mngr start echo` or pass --start"
+        wait_for(lambda: result.text == refused, "the CLI's error on the page")
+        assert "error" in result.get_attribute("class")
+
+
+def test_a_stop_confirmed_in_the_page_stops_the_agent(sandbox, browser) -> None:
+    create(sandbox, "worker")
+    create(sandbox, "bystander")
+    with running_dashboard(sandbox) as dashboard:
+        browser.get(dashboard.url)
+        wait_for(lambda: len(page_rows(browser)) == 2, "both agents listed")
+        row_of(browser, "worker").find_element("css selector", "button.stop").click()
+        confirm_dialog(browser)
+        wait_for(lambda: row_of(browser, "worker").get_attribute("data-state") == "STOPPED",
+                 "the stop shown in the page")
+        states = {agent["name"]: agent["state"] for agent in cli_listing(sandbox)["agents"]}
+        assert states["worker"] == "STOPPED" and states["bystander"] in ("RUNNING", "WAITING")
+        assert sandbox.sessions() == ["mngr-bystander"]
+        notice = browser.find_element("id", "notice")
+        assert notice.text == "stopped agent worker (command) on local [STOPPED]"
+
+        # Started again, then destroyed, each after its confirmation.
+        row_of(browser, "worker").find_element("css selector", "button.start").click()
+        confirm_dialog(browser)
+        wait_for(lambda: row_of(browser, "worker").get_attribute("data-state") in ("RUNNING", "WAITING"),
+                 "the start shown in the page")
+        row_of(browser, "worker").find_element("css selector", "button.destroy").click()
+        confirm_dialog(browser)
+        wait_for(lambda: [row["name"] for row in page_rows(browser)] == ["bystander"], "the destroy shown")
+        assert [agent["name"] for agent in cli_listing(sandbox)["agents"]] == ["bystander"]
+        # Cancelled: nothing happens.
+        row_of(browser, "bystander").find_element("css selector", "button.stop").click()
+        wait_for(lambda: browser.find_element("id", "confirm").get_attribute("open") is not None, "the dialog")
+        browser.find_element("id", "confirm-cancel").click()
+        assert [agent["state"] for agent in cli_listing(sandbox)["agents"]] != ["STOPPED"]
+
+
+def test_requests_without_the_token_or_from_elsewhere_are_refused(sandbox) -> None:
+    create(sandbox, "guarded")
+    with running_dashboard(sandbox) as dashboard:
+        token = dashboard.token
+        own = f"http://127.0.0.1:{dashboard.port}"
+        cookie = f"mngr_web_{dashboard.port}={token}"
+        refused = [
+            ("GET", "/", {}),
+            ("GET", "/api/agents", {}),
+            ("GET", "/api/agents?token=wrong", {}),
+            ("GET", "/static/app.js", {}),
+            ("GET", "/api/agents/guarded/transcript", {}),
+            ("GET", "/no/such/page", {}),
+            # the token, but from another site's page
+            ("GET", f"/api/agents?token={token}", {"Origin": "http://evil.example"}),
+            ("GET", f"/api/agents?token={token}", {"Origin": "null"}),
+            ("GET", f"/api/agents?token={token}", {"Sec-Fetch-Site": "cross-site"}),
+            # a name of another site's, rebound to 127.0.0.1
+            ("GET", f"/api/agents?token={token}", {"Host": f"evil.example:{dashboard.port}"}),
+            # a change with the token only where a forged request carries it too
+            ("POST", "/api/agents/guarded/stop", {"Cookie": cookie}),
+            ("POST", f"/api/agents/guarded/stop?token={token}", {}),
+            ("POST", "/api/agents/guarded/stop", {"X-Mngr-Token": token, "Origin": "http://evil.example"}),
+            ("PUT", "/api/agents/guarded/stop", {"X-Mngr-Token": token}),
+        ]
+        for method, path, headers in refused:
+            status, body = dashboard.request(method, path, headers, b"{}" if method != "GET" else None)
+            assert status == 403, (method, path, headers, status, body)
+            assert json.loads(body)["ok"] is False
+        assert [a["state"] for a in cli_listing(sandbox)["agents"]] != ["STOPPED"]
+
+        status, page = dashboard.request("GET", f"/?token={token}", {"Origin": own})
+        assert status == 200 and "<table id=\"agents\">" in page
+        assert dashboard.request("GET", "/api/agents", {"Cookie": cookie})[0] == 200
+        assert dashboard.request("GET", "/api/agents", {"Host": f"localhost:{dashboard.port}",
+                                                         "X-Mngr-Token": token})[0] == 200
+        status, body = dashboard.request("POST", "/api/agents/guarded/stop", {"X-Mngr-Token": token, "Origin": own})
+        assert status == 200, body
+        assert json.loads(body)["lines"] == ["stopped agent guarded (command) on local [STOPPED]"]
+        assert [a["state"] for a in cli_listing(sandbox)["agents"]] == ["STOPPED"]
+
+
+def test_unreachable_hosts_do_not_keep_the_page_from_the_others(sandbox, browser) -> None:
+    create(sandbox, "near")
+    silent = socket.socket()  # accepts connections and never says a word: a host that hangs
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    held: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        silent.settimeout(0.2)
+        while not done.is_set():
+            try:
+                held.append(silent.accept()[0])
+            except OSError:
+                continue
+
+    acceptor = threading.Thread(target=accept)
+    acceptor.start()
+    config = sandbox.config_dir / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[hosts.closed]\naddress = "mngr-test@127.0.0.1:1"\n'
+                      f'[hosts.silent]\naddress = "mngr-test@127.0.0.1:{silent.getsockname()[1]}"\n')
+    # ssh would wait longer than mngr: every listing ends the silent host's wait the same way.
+    slow = {"MNGR_HOST_TIMEOUT_SECONDS": "8", "MNGR_PROVIDERS__SSH__CONNECT_TIMEOUT": "30",
+            "MNGR_PROVIDERS__SSH__ACCEPT_NEW_HOST_KEYS": "true"}
+    try:
+        with running_dashboard(sandbox, slow) as dashboard:
+            browser.get(dashboard.url)
+            wait_for(lambda: [row["name"] for row in page_rows(browser)] == ["near"], "the local agent listed",
+                     timeout=60)
+            errors = [line.text for line in browser.find_elements("css selector", ".host-error")]
+            cli_errors = cli_listing(sandbox, slow)["errors"]
+            assert sorted(errors) == sorted(f"mngr: error: host '{e['host']}' ({e['provider']}): {e['error']}"
+                                            for e in cli_errors)
+            assert {error["host"] for error in cli_errors} == {"closed", "silent"}
+            # The next listing waits for the silent host again: meanwhile the last one is served,
+            # the page says so, and the agents can be worked with.
+            status = browser.find_element("id", "status")
+            wait_for(lambda: "showing the last listing" in status.text, "the stale note", timeout=60)
+
+            def served_while_listing() -> dict | None:
+                snapshot = json.loads(dashboard.api("GET", "/api/agents")[1])
+                return snapshot if snapshot["listing"] and snapshot["refreshing_since"] else None
+
+            snapshot = wait_for(served_while_listing, "the last listing served during the next", timeout=60)
+            assert [agent["name"] for agent in snapshot["listing"]["agents"]] == ["near"]
+            assert {error["host"] for error in snapshot["listing"]["errors"]} == {"closed", "silent"}
+            answer = json.loads(dashboard.api("POST", "/api/agents/near/message", b'{"text": "still here"}')[1])
+            assert answer == {"ok": True, "lines": ["sent message to near (10 bytes)"], "url": None,
+                              "can_force": False}
+    finally:
+        done.set()
+        acceptor.join()
+        for connection in held:
+            connection.close()
+        silent.close()
+
+
+def test_the_served_page_fetches_nothing_from_elsewhere(sandbox) -> None:
+    with running_dashboard(sandbox) as dashboard:
+        status, page = dashboard.api("GET", "/")
+        assert status == 200
+        for asset in ("/static/app.js", "/static/style.css"):
+            assert f'"{asset}"' in page
+            code, text = dashboard.api("GET", asset)
+            assert code == 200 and text
+            assert "http://" not in text and "https://" not in text
+        assert "http://" not in page and "https://" not in page
+        assert dashboard.token in page  # for the page's own requests' header
