@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from mngr.controller.channel.protocol import AgentList
@@ -45,6 +46,17 @@ def local_locale_is_utf8() -> bool:
         if value:
             return "utf-8" in value.lower() or "utf8" in value.lower()
     return False
+
+
+@dataclass(frozen=True)
+class Reached:
+    """Where this machine connects to reach a TCP port of a host (``Provider.reach_port``)."""
+
+    host: str  # a name or address this machine can connect to
+    port: int
+    # "https" when the way there speaks TLS whatever the server does (a Modal tunnel); ""
+    # when it carries the server's own bytes, so the URL keeps its scheme.
+    scheme: str = ""
 
 
 class Provider(ABC):
@@ -92,6 +104,18 @@ class Provider(ABC):
         By default a relative path (and ``~``) is resolved on the host, against the home dir.
         """
         return work_dir or "~"
+
+    def reach_port(self, host: str, port: int, agent_id: str) -> Reached:
+        """Make TCP ``port`` of ``host`` (where something listens on the host's loopback)
+        reachable from this machine, for agent ``agent_id``'s URL: `mngr open`. Raise a
+        MngrError, one line, when it cannot be."""
+        from mngr.controller.errors import MngrError
+
+        raise MngrError(f"provider {self.name!r} cannot make ports of its hosts reachable from here")
+
+    def release_ports(self, host: str, agent_id: str) -> None:
+        """Agent ``agent_id`` on ``host`` stopped or went: undo what ``reach_port`` set up
+        for it alone. Best effort: never raises for what it could not undo."""
 
     def check_host(self, host: str) -> None:
         """Raise a MngrError if ``host`` cannot belong to this provider (e.g. unknown name)."""

@@ -17,6 +17,7 @@ _COMMANDS = {
     "create": ("create", "create", "(default) Create and run an agent on a host"),
     "list": ("listing", "list_command", "List agents on every host"),
     "connect": ("lifecycle", "connect", "Attach your terminal to an agent"),
+    "open": ("open_cmd", "open_command", "Open a URL from an agent in your browser"),
     "stop": ("lifecycle", "stop", "Stop agents (their records stay)"),
     "start": ("lifecycle", "start", "Start stopped agents again"),
     "destroy": ("lifecycle", "destroy", "Stop agents and delete everything mngr keeps for them"),
@@ -50,9 +51,7 @@ _COMMANDS = {
     "provision": ("provision_cmd", "provision_command", "Refresh agents' CLI config and credentials on their hosts"),
     "schema": ("schema_cmd", "schema", "Print the JSON Schema of a command's --format json output"),
 }
-_UNBUILT = {
-    "open": "Open a URL from an agent in your browser",
-}
+_UNBUILT: dict[str, str] = {}
 _GROUP_OPTIONS = ("--help", "-h", "--version", *OPTION_NAMES)
 _HELP_WANTED, _BARE = "mngr.help_wanted", "mngr.bare_command"
 # The short names users of git, docker and kubectl type: each stands for one command.
