@@ -116,6 +116,7 @@ class Provider(ABC):
     def release_ports(self, host: str, agent_id: str) -> None:
         """Agent ``agent_id`` on ``host`` stopped or went: undo what ``reach_port`` set up
         for it alone. Best effort: never raises for what it could not undo."""
+        return None  # the default reach_port sets nothing up
 
     def check_host(self, host: str) -> None:
         """Raise a MngrError if ``host`` cannot belong to this provider (e.g. unknown name)."""
