@@ -42,7 +42,7 @@ FIELD_KINDS: dict[str, str] = {
     "id": TEXT, "name": TEXT, "type": TEXT, "state": STATE, "host": TEXT, "provider": TEXT,
     "work_dir": TEXT, "command": TEXT, "created_at": TIME, "labels": LABELS, "pid": NUMBER,
     "exit_status": NUMBER, "idle_seconds": NUMBER, "problem": TEXT, "waiting_reason": TEXT,
-    "waiting_detail": TEXT, "work_dir_origin": LABELS, "extra_windows": LABELS, "archived": BOOL,
+    "waiting_detail": TEXT, "work_dir_origin": LABELS, "extra_windows": LABELS, "urls": LABELS, "archived": BOOL,
     # computed from the others, for the question usually asked
     "idle": DURATION,  # idle_seconds
     "age": DURATION,  # seconds since created_at

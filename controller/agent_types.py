@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from . import agent_urls
 from .errors import ConfigError, UsageError
 from .plugin_spec import hookimpl
 
@@ -123,6 +124,8 @@ class AgentType:
     # (the ``cli`` setting: controller/cli_supply.py).
     cli_program: str = ""
     cli: str = "auto"
+    # The ports its agents serve, as ``mngr create --port`` takes them ("8888:notebook").
+    ports: tuple[str, ...] = ()
 
     def launch(self, args: Sequence[str]) -> Launch:
         """The agent's command lines; types with a conversation to resume override this."""
@@ -313,8 +316,16 @@ def from_config(name: str, section: Any, known: Mapping[str, AgentType] | None =
     cli = section.get("cli", "auto")
     if cli not in CLI_MODES:
         raise ConfigError(f"agent_types.{name}.cli must be one of {', '.join(CLI_MODES)}, not {cli!r}")
+    ports = section.get("ports", [])
+    if not isinstance(ports, list) or not all(isinstance(port, str | int) for port in ports):
+        raise ConfigError(f"agent_types.{name}.ports must be a list of \"PORT[:NAME]\" strings")
+    try:
+        agent_urls.parse_ports([str(port) for port in ports], f"agent_types.{name}.ports")
+    except UsageError as exc:
+        raise ConfigError(str(exc)) from exc
     fields = {"name": name, "base_command": command.strip(), "description": section.get("description", ""),
-              "ready_pattern": ready_pattern, "ready_quiet_seconds": float(quiet), "cli": cli}
+              "ready_pattern": ready_pattern, "ready_quiet_seconds": float(quiet), "cli": cli,
+              "ports": tuple(str(port) for port in ports)}
     if "interaction" in section:
         return AgentType(**fields, interaction=_interaction_from_config(name, section["interaction"]))
     if like is not None:
@@ -325,6 +336,8 @@ def from_config(name: str, section: Any, known: Mapping[str, AgentType] | None =
             fields["ready_quiet_seconds"] = base.ready_quiet_seconds
         if "description" not in section:
             fields["description"] = base.description
+        if "ports" not in section:
+            fields["ports"] = base.ports
         return replace(base, **fields)
     return AgentType(**fields)
 

@@ -227,6 +227,7 @@ _AGENT_TYPE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "like": str,
     "cli": str,
     "interaction": dict,
+    "ports": list,
 }
 
 

@@ -222,6 +222,7 @@ class HostHandle:
         agent_config: dict[str, Any] | None = None,
         work_dir_origin: dict[str, str] | None = None,
         extra_windows: Mapping[str, str] | None = None,
+        urls: Mapping[str, str] | None = None,
         uploads: list[list[Any]] | None = None,
         upload_bytes: bytes = b"",
         overwrite_uploads: bool = False,
@@ -241,6 +242,7 @@ class HostHandle:
             agent_config=agent_config,
             work_dir_origin=work_dir_origin,
             extra_windows=dict(extra_windows or {}),
+            urls=dict(urls or {}),
             uploads=list(uploads or []),
             overwrite_uploads=overwrite_uploads,
         )

@@ -41,6 +41,7 @@ class AgentRecord(_Record):
     problem: str | None
     waiting_reason: str | None
     waiting_detail: str
+    urls: dict[str, str]  # name -> URL as on its host: declared at create, or published by the agent
 
 
 class HostIdleRecord(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -92,6 +93,7 @@ class AgentResult(_Record):
     problem: str | None = None
     waiting_reason: str | None = None
     waiting_detail: str | None = None
+    urls: dict[str, str] | None = None
 
 
 class RenameRecord(AgentRecord):

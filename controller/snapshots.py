@@ -81,7 +81,8 @@ def _take(handle: HostHandle, name: str, provider: str, progress: Progress | Non
         "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
         "agent": name, "host": handle.host, "provider": provider, "work_dir": spec.work_dir,
         "spec": {"agent_type": spec.agent_type, "command": spec.command, "binary": spec.binary,
-                 "env": spec.env, "labels": spec.labels, "extra_windows": spec.extra_windows},
+                 "env": spec.env, "labels": spec.labels, "extra_windows": spec.extra_windows,
+                 "urls": spec.urls},
     }
     size = None
     if isinstance(handle.provider, HostSnapshots):
@@ -107,7 +108,7 @@ def _take(handle: HostHandle, name: str, provider: str, progress: Progress | Non
             "provider": provider,
             "spec": {"agent_type": spec.agent_type, "command": spec.command, "binary": spec.binary,
                      "env": spec.env, "labels": spec.labels, "branch": spec.branch if bundle else "",
-                     "extra_windows": spec.extra_windows},
+                     "extra_windows": spec.extra_windows, "urls": spec.urls},
         }
         with open(os.path.join(scratch, "snapshot.json"), "w", encoding="utf-8") as output:
             json.dump(meta, output)

@@ -17,6 +17,7 @@ from . import (
     cli_bundles,
     conversation,
     processes,
+    published_urls,
     state,
     tmux,
     trust,
@@ -103,6 +104,7 @@ def _info(record, pane, quiet_seconds, now):
         "waiting_reason": None,
         "waiting_detail": "",
         "extra_windows": dict(extra_windows_of(record)),
+        "urls": published_urls.urls_of(record.get("id"), record),
     }
 
 
@@ -172,6 +174,7 @@ def _unknown(name, agent_id, problem):
         "waiting_reason": None,
         "waiting_detail": "",
         "extra_windows": {},
+        "urls": {},
     }
 
 
@@ -329,6 +332,7 @@ def create_agent(request, blob=b""):
     name = request["name"]
     agent_records.check_name(name)
     check_extra_windows(request.get("extra_windows") or {})
+    published_urls.check_declared(request.get("urls") or {})
     # A relative work dir means relative to the home dir: the helper's (and the daemon's)
     # own current directory is no place to resolve a user's path against.
     work_dir = os.path.join(os.path.expanduser("~"), os.path.expanduser(request["work_dir"]))
@@ -380,6 +384,8 @@ def create_agent(request, blob=b""):
         if request.get("extra_windows"):
             # [name, command] pairs: the record is written with sorted keys, and the order counts.
             record["extra_windows"] = [[name, command] for name, command in request["extra_windows"].items()]
+        if request.get("urls"):
+            record["urls"] = [[name, url] for name, url in request["urls"].items()]
         landed = None
         try:
             if request.get("uploads"):
@@ -753,4 +759,5 @@ def spec(name):
         "labels": dict(record.get("labels") or {}),
         "work_dir": str(record.get("work_dir", "")),
         "extra_windows": dict(extra_windows_of(record)),
+        "urls": dict(published_urls.declared_of(record)),
     }

@@ -45,6 +45,7 @@ MESSAGES = {
         "agent_config": ("object?", None),
         "work_dir_origin": ("map?", None),
         "extra_windows": ("map", {}),
+        "urls": ("map", {}),
         "uploads": ("list", []),
         "overwrite_uploads": ("bool", False),
     },
@@ -195,6 +196,7 @@ MESSAGES = {
         "work_dir": ("str", REQUIRED),
         "branch": ("str", ""),
         "extra_windows": ("map", {}),
+        "urls": ("map", {}),
     },
     "WorkDir": {"path": ("str", REQUIRED)},
     "WorkState": {"uncommitted": ("list", []), "heads": ("map", {}), "unpushed": ("int", -1)},
@@ -268,6 +270,7 @@ AGENT_INFO_FIELDS = {
     "waiting_reason": ("str?", None),
     "waiting_detail": ("str", ""),
     "extra_windows": ("map", {}),
+    "urls": ("map", {}),
 }
 
 

@@ -42,6 +42,9 @@ class AgentInfo(msgspec.Struct, kw_only=True):
     waiting_detail: str = ""  # what the dialog asks, as shown on the screen
     # The session's windows beside the agent's: {name: command}, in window order.
     extra_windows: dict[str, str] = {}
+    # The URLs it serves, {name: URL as on its host}: declared at create, then the ones it
+    # published (controller/agent_urls.py).
+    urls: dict[str, str] = {}
 
 
 class HostIdle(msgspec.Struct, kw_only=True):
@@ -108,6 +111,8 @@ class CreateAgent(msgspec.Struct, tag=True, kw_only=True):
     # More windows in the agent's session, {name: command} in order: each runs its command
     # in the work dir with the agent's environment, and comes back with every start.
     extra_windows: dict[str, str] = {}
+    # The URLs the agent serves, {name: http(s) URL as on the host}, in order (agent_urls.py).
+    urls: dict[str, str] = {}
     # Files landed before the agent starts: [dest, kind ("f" or "d"), mode, mtime_ns, blob
     # offset, length]. A relative dest is in the work dir, "~/..." in the home dir. All of
     # them land or none does; an existing file at a dest is refused unless
@@ -518,6 +523,7 @@ class AgentSpec(msgspec.Struct, tag=True, kw_only=True):
     work_dir: str
     branch: str = ""  # checked out in its work dir (a commit id when detached; "" if no git)
     extra_windows: dict[str, str] = {}  # CreateAgent.extra_windows: a copy gets them too
+    urls: dict[str, str] = {}  # CreateAgent.urls (not the ones the agent published)
 
 
 class AgentConfigState(msgspec.Struct, tag=True, kw_only=True):

@@ -25,7 +25,7 @@ LABEL_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 AGENT_FIELDS = (
     "id", "name", "type", "state", "host", "provider", "work_dir", "work_dir_origin", "command",
     "created_at", "labels", "archived", "pid", "exit_status", "idle_seconds", "problem", "waiting_reason",
-    "waiting_detail", "extra_windows",
+    "waiting_detail", "extra_windows", "urls",
 )
 STATES = ("RUNNING", "WAITING", "DONE", "STOPPED", "UNKNOWN", "GONE")  # GONE: its host was removed
 LIVE_STATES = ("RUNNING", "WAITING")  # the agent's process is there to talk to
@@ -86,6 +86,7 @@ def agent_row(info: AgentInfo, host: str, provider: str) -> dict[str, Any]:
         "waiting_reason": info.waiting_reason,
         "waiting_detail": info.waiting_detail,
         "extra_windows": dict(info.extra_windows),
+        "urls": dict(info.urls),
     }
 
 

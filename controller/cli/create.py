@@ -7,8 +7,8 @@ import sys
 
 import click
 
+from .. import agent_urls, templates, verbosity
 from .. import extra_windows as extra_window_specs
-from .. import templates, verbosity
 from ..commands.create import CreatedThenInterrupted, CreateRequest
 from ..commands.create import create as create_agent
 from ..env_options import agent_env
@@ -97,6 +97,9 @@ class CreateCommand(click.Command):
 @click.option("--extra-window", "window_specs", multiple=True, metavar="NAME=CMD",
               help="Another window in the agent's tmux session running CMD in the work dir with the agent's "
                    "environment (a dev server, a test watcher); stop ends it, start brings it back. Repeatable.")
+@click.option("--port", "port_specs", multiple=True, metavar="PORT[:NAME]",
+              help="A port the agent serves on its host (NAME defaults to the port): mngr list shows its URL, "
+                   "mngr open NAME [NAME|PORT] opens it. Repeatable.")
 @click.option("--reuse", is_flag=True,
               help="If an agent of this name exists and matches these options (host, type, command, in-place "
                    "work dir, labels, extra windows), print it (starting it if stopped) instead of creating one; "
@@ -151,6 +154,7 @@ def create(
     upload_specs: tuple[str, ...],
     upload_overwrite: bool,
     window_specs: tuple[str, ...],
+    port_specs: tuple[str, ...],
     reuse: bool,
     label_pairs: tuple[str, ...],
     initial_message: str | None,
@@ -192,6 +196,7 @@ def create(
         given["args"] = ctx.meta[AGENT_ARGS_KEY]
     options = templates.apply(template, given)
     extra_windows = extra_window_specs.parse(window_specs) if window_specs else None
+    urls = agent_urls.parse_ports(port_specs) if port_specs else None
     if upload_overwrite and not upload_specs:
         raise UsageError("--upload-overwrite needs --upload-file")
     # Read now: a file that cannot be read stops the create before anything is made.
@@ -225,6 +230,7 @@ def create(
         reuse_branch=reuse_branch,
         clean=clean,
         extra_windows=extra_windows,
+        urls=urls,
         uploads=uploads,
         overwrite_uploads=upload_overwrite,
         reuse=reuse,

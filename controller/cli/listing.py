@@ -194,8 +194,13 @@ def _print(
             for row in rows
         ]
         table_rows += [[f"! {e['host']}", "ERROR", "", e["host"], e["provider"], "", e["error"]] for e in errors]
+        headers = ["NAME", "STATE", "TYPE", "HOST", "PROVIDER", "AGE", "WORK_DIR"]
+        if any(row["urls"] for row in rows):  # their names, for mngr open: the URLs are the hosts'
+            headers.append("URLS")
+            for cells, row in zip(table_rows, [*rows, *({"urls": {}} for _ in errors)], strict=True):
+                cells.append(",".join(row["urls"]))
         if table_rows:
-            click.echo(output.table(["NAME", "STATE", "TYPE", "HOST", "PROVIDER", "AGE", "WORK_DIR"], table_rows))
+            click.echo(output.table(headers, table_rows))
         else:
             click.echo("no agents")
         watched = [host for host in hosts if host["idle_timeout"] is not None or host["last_shutdown_at"]]

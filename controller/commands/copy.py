@@ -171,7 +171,8 @@ def _copy(app: App, lifecycle: Lifecycle, agent: LocatedAgent, target: HostHandl
                                                                work_dir_trusted(app, True)),
                                    path_dirs=path_dirs,
                                    agent_config=own_config.wire() if own_config is not None else None,
-                                   work_dir_origin=origin, extra_windows=spec.extra_windows)
+                                   work_dir_origin=origin, extra_windows=spec.extra_windows,
+                                   urls=spec.urls)
     except BaseException:
         if choice is not None:
             discard_work_dir(target, new_name, made, choice)  # and the branch made with it

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from mngr.providers.base import ChecksHostKeys, MakesHosts
 
-from .. import work_dirs
+from .. import agent_urls, work_dirs
 from ..agent_lookup import ensure_name_free
 from ..agent_types import AgentType, Launch, interaction_for
 from ..channel.protocol import AgentInfo, SetIdleSettings
@@ -58,6 +58,9 @@ class CreateRequest:
     reuse_branch: bool = False  # work on an existing branch
     clean: bool = False  # leave the user's uncommitted changes behind
     extra_windows: Mapping[str, str] | None = None  # {name: command}; None: none given
+    # The URLs it serves, {name: URL on its host} (agent_urls.parse_ports), over its type's
+    # ports; None: none given.
+    urls: Mapping[str, str] | None = None
     uploads: Uploads | None = None  # files landed before the agent starts
     overwrite_uploads: bool = False  # an upload may replace a file at its destination
     reuse: bool = False  # an agent of this name that matches is the result (commands/reuse.py)
@@ -153,6 +156,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
     env = dict(request.env)
     labels = dict(request.labels)
     extra_windows = request.extra_windows
+    urls = agent_urls.declared(agent_type.ports, request.urls)
 
     warnings = ensure_name_free(app, name)
     lifecycle.before_create(name, host_name, provider.name)
@@ -214,6 +218,8 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                 labels = {**spec.get("labels", {}), **labels}
                 if extra_windows is None:
                     extra_windows = spec.get("extra_windows") or None
+                if request.urls is None:  # the snapshotted agent's, its type's ports among them
+                    urls = spec.get("urls") or urls
             try:
                 from ..cli_supply import provide_for_agent
 
@@ -245,6 +251,7 @@ def create(app: App, request: CreateRequest) -> CreateResult:
                         agent_config=own_config.wire() if own_config is not None else None,
                         work_dir_origin=work_dirs.origin(choice, base, carried) if snapshot_id is None else None,
                         extra_windows=extra_windows,
+                        urls=urls,
                         uploads=request.uploads.entries if request.uploads else None,
                         upload_bytes=bytes(request.uploads.blob) if request.uploads else b"",
                         overwrite_uploads=request.overwrite_uploads,
