@@ -15,6 +15,7 @@ by number needs no declaring: any port something listens on can be opened.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
@@ -57,8 +58,7 @@ def open_url(app: App, request: OpenRequest) -> Opened:
         info = agent.info
         if info.state == "GONE":
             raise MngrError(f"agent {info.name!r} cannot be opened: its host {agent.host} is gone")
-        urls: dict[str, str] = dict(getattr(info, "urls", None) or {})
-        name, remote_url = _chosen(info.name, urls, request.target, port_number)
+        name, remote_url = _chosen(info.name, info.urls, request.target, port_number)
         port = loopback_port(remote_url)
         if port is None:  # not on the host's loopback: anyone reaches it as it is
             return Opened(info.name, agent.host, agent.provider, name, remote_url, remote_url)
@@ -79,7 +79,7 @@ def _port_number(target: str | None) -> int | None:
     return number
 
 
-def _chosen(agent: str, urls: dict[str, str], target: str | None, port: int | None) -> tuple[str, str]:
+def _chosen(agent: str, urls: Mapping[str, str], target: str | None, port: int | None) -> tuple[str, str]:
     """(name, URL on the host) that ``target`` names among the agent's ``urls``."""
     if target is None:
         if not urls:

@@ -70,6 +70,29 @@ def test_a_local_agents_port_opens_as_it_is(sandbox: Sandbox) -> None:
         "remote_url": url, "local_url": url, "browser": ""}
 
 
+def test_declared_and_published_urls_open_by_name(sandbox: Sandbox) -> None:
+    web, api = _free_port(), _free_port()
+    command = (f"python3 -m http.server {api} --bind 127.0.0.1 >/dev/null 2>&1 & "
+               f"echo 'docs=http://localhost:{api}/index.html' > \"$MNGR_AGENT_DIR/urls\"; "
+               f"echo 'declared page' > index.html && exec python3 -m http.server {web} --bind 127.0.0.1")
+    created = sandbox.mngr("create", "site", "command", "--no-connect", "--port", f"{web}:web", "--port", str(api),
+                           "--", "sh", "-c", command)
+    assert created.returncode == 0, created.stderr
+    url = _opened(sandbox, "site", "web")
+    assert url == f"http://localhost:{web}/" and _get(url) == "declared page\n"
+    assert _opened(sandbox, "site") == url  # the first URL
+    assert _opened(sandbox, "site", str(api)) == f"http://localhost:{api}/"  # a declared port by number
+    # What the agent published: its path stays.
+    published = str(wait_for(lambda: "docs" in sandbox.mngr("list", "--format", "json").stdout and
+                             _opened(sandbox, "site", "docs"), "the published URL"))
+    assert published == f"http://localhost:{api}/index.html" and _get(published) == "declared page\n"
+    record = json.loads(sandbox.mngr("open", "site", str(web), "--print", "--format", "json").stdout)
+    assert (record["name"], record["local_url"]) == ("web", url)
+    unknown = sandbox.mngr("open", "site", "nosuch")
+    assert unknown.stderr == (f"mngr: error: agent 'site' has no URL named 'nosuch' "
+                              f"(its URLs: web, {api}, docs)\n") and unknown.returncode == 1
+
+
 def test_the_browser_gets_the_url(sandbox: Sandbox) -> None:
     port = _free_port()
     assert sandbox.mngr("create", "site", "command", "--no-connect", "--", *_serving("p", port)).returncode == 0
