@@ -147,6 +147,16 @@ class MakesHosts(Protocol):
 
 
 @runtime_checkable
+class PortsAtMaking(Protocol):
+    """A provider whose hosts make a port reachable from outside only if it was named when
+    the host was made (a docker container's published ports, a Modal sandbox's tunnels)."""
+
+    def ports_for_new_host(self, host: str, ports: Sequence[int]) -> None:
+        """The ports (of agents' URLs) that the host ``prepare_host`` makes next as ``host``
+        makes reachable from outside it; a host that exists already keeps the ones it has."""
+
+
+@runtime_checkable
 class HostSnapshots(Protocol):
     """A provider with snapshots of a whole host of its own kind (such as images); others
     get mngr's archive of the agent's work dir."""

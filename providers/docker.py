@@ -145,6 +145,16 @@ class DockerProvider(MadeHostsProvider):
     name = "docker"
     known_settings = _SETTINGS
 
+    def __init__(self, settings: Mapping[str, Any] | None = None, hosts: Mapping[str, Any] | None = None) -> None:
+        super().__init__(settings, hosts)
+        self._ports_to_publish: dict[str, list[int]] = {}
+
+    def ports_for_new_host(self, host: str, ports: Sequence[int]) -> None:
+        """Publish ``ports`` of the container made next for ``host`` on this machine's
+        127.0.0.1 (each on a port the engine picks): reachable where the container's own
+        address is not (Docker Desktop), and by nobody else."""
+        self._ports_to_publish[host] = list(ports)
+
     def container_name(self, host: str) -> str:
         return f"{CONTAINER_PREFIX}{self.namespace}-{host}"
 
@@ -314,6 +324,8 @@ class DockerProvider(MadeHostsProvider):
         }
         if network:
             options["network_mode"] = network
+        if network not in ("host", "none") and self._ports_to_publish.get(host):
+            options["ports"] = {f"{port}/tcp": ("127.0.0.1", None) for port in self._ports_to_publish[host]}
         if engine.quick():  # an engine on this machine: its bind mounts are this machine's
             socket_dir = self._socket_dir(host)
             os.makedirs(os.path.dirname(socket_dir), mode=0o700, exist_ok=True)

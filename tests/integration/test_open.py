@@ -246,3 +246,40 @@ def test_a_containers_port_at_its_address(dock: Sandbox) -> None:
     assert wait_for(loopback_refusal, "the loopback-only server") == (
         f"mngr: error: port {loopback_only} of docker host box listens only on the container's loopback; "
         "make it listen on 0.0.0.0\n")
+
+
+@pytest.mark.docker
+def test_a_declared_port_is_published_on_this_machines_loopback(dock: Sandbox, docker_client) -> None:
+    created = dock.mngr("create", "pub", "command", "--in", "docker", "--no-connect", "--port", "8000:site",
+                        "--", *_serving("published page", 8000, bind="0.0.0.0"), timeout=300)
+    assert created.returncode == 0, created.stderr
+    namespace = dock.env["MNGR_PROVIDERS__DOCKER__NAMESPACE"]
+    (container,) = docker_client.containers.list(filters={"label": ["mngr.host=pub", f"mngr.namespace={namespace}"]})
+    (binding,) = container.attrs["NetworkSettings"]["Ports"]["8000/tcp"]
+    assert binding["HostIp"] == "127.0.0.1"
+    url = _opened(dock, "pub", "site")
+    assert url == f"http://127.0.0.1:{binding['HostPort']}/"
+    assert _get(url) == "published page\n"
+    assert _opened(dock, "pub") == url
+
+
+# -- a Modal sandbox (the local Modal server) -----------------------------------------------
+
+
+@pytest.mark.docker
+def test_a_modal_host_tunnels_the_declared_ports_only(modal_server: Sandbox) -> None:
+    created = modal_server.mngr("create", "job", "command", "--in", "modal", "--no-connect", "--port", "8000:web",
+                                "--", "sleep", "600", timeout=300)
+    assert created.returncode == 0, created.stderr
+    (record,) = [record for record in modal_server.modal.sandboxes(running_only=True)
+                 if record["tags"].get("mngr-namespace") == modal_server.namespace]
+    assert [(port.port, port.unencrypted) for port in record["definition"].open_ports.ports] == [(8000, False)]
+    assert modal_server.mngr("exec", "job", "nohup python3 -m http.server 9000 >/dev/null 2>&1 &").returncode == 0
+
+    def refusal() -> str | None:
+        result = modal_server.mngr("open", "job", "9000", "--print")
+        return None if "nothing listens" in result.stderr else result.stderr
+
+    assert wait_for(refusal, "the server on port 9000") == (
+        "mngr: error: port 9000 of modal host job has no tunnel: Modal tunnels only the ports declared when "
+        "the host was made (mngr create --port)\n")
