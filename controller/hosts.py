@@ -19,7 +19,8 @@ from .errors import ChannelClosed, ChannelError, HelperUnresponsive, ProtocolVio
 ReplyT = TypeVar("ReplyT")
 # Requests that change nothing, so repeating one after a failed first try is harmless.
 _SAFE_TO_REPEAT = (
-    protocol.Ping, protocol.GetHelperInfo, protocol.ListAgents, protocol.FindAgent, protocol.CapturePane, protocol.ReadOutput
+    protocol.Ping, protocol.GetHelperInfo, protocol.ListAgents, protocol.FindAgent, protocol.CapturePane, protocol.ReadOutput,
+    protocol.ProbePorts,
 )
 
 # A busy sshd (MaxStartups) drops handshakes at random while many are in progress; with
@@ -196,6 +197,10 @@ class HostHandle:
 
     def keep_alive(self, name: str, seconds: float) -> None:
         self._call(protocol.KeepAlive(name=name, seconds=seconds), protocol.Done, timeout=self.timeout)
+
+    def listening_ports(self, ports: list[int]) -> list[int]:
+        """The ports of ``ports`` something listens on, on the host's loopback."""
+        return self._call(protocol.ProbePorts(ports=ports), protocol.PortsOpen, timeout=self.timeout).listening
 
     def watcher_log(self, tail_lines: int) -> bytes:
         _, text = self._call_with_blob(protocol.ReadWatcherLog(tail_lines=tail_lines), protocol.Captured,

@@ -103,6 +103,18 @@ class RenameRecord(AgentRecord):
     schedules: list[str]  # the schedules that now message it by its new name
 
 
+class OpenRecord(_Record):
+    """The URL `mngr open` made reachable from this machine."""
+
+    agent: str
+    host: str
+    provider: str
+    name: str  # the URL's name; "" for a port given by number that the agent did not declare
+    remote_url: str  # as on the agent's host
+    local_url: str  # what answers on this machine
+    browser: str  # the program that opened it; "" when none did (--print, or no browser here)
+
+
 class WaitRecord(AgentRecord):
     outcome: str  # reached, pending (timed out), unreachable
     why: str
@@ -322,6 +334,7 @@ CONTRACTS: dict[str, Contract] = {
     "unarchive": Contract(AgentResult, list[AgentResult]),
     "cleanup": Contract(AgentResult, list[AgentResult]),
     "wait": Contract(WaitRecord, list[WaitRecord]),
+    "open": Contract(OpenRecord, OpenRecord),
     "message": Contract(MessageResult, list[MessageResult]),
     "exec": Contract(ExecRecord, list[ExecRecord]),
     "events": Contract(EventRecord, list[EventRecord]),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from mngr.controller.channel.protocol import AgentList
@@ -45,6 +46,17 @@ def local_locale_is_utf8() -> bool:
         if value:
             return "utf-8" in value.lower() or "utf8" in value.lower()
     return False
+
+
+@dataclass(frozen=True)
+class Reached:
+    """Where this machine connects to reach a TCP port of a host (``Provider.reach_port``)."""
+
+    host: str  # a name or address this machine can connect to
+    port: int
+    # "https" when the way there speaks TLS whatever the server does (a Modal tunnel); ""
+    # when it carries the server's own bytes, so the URL keeps its scheme.
+    scheme: str = ""
 
 
 class Provider(ABC):
@@ -93,6 +105,19 @@ class Provider(ABC):
         """
         return work_dir or "~"
 
+    def reach_port(self, host: str, port: int, agent_id: str) -> Reached:
+        """Make TCP ``port`` of ``host`` (where something listens on the host's loopback)
+        reachable from this machine, for agent ``agent_id``'s URL: `mngr open`. Raise a
+        MngrError, one line, when it cannot be."""
+        from mngr.controller.errors import MngrError
+
+        raise MngrError(f"provider {self.name!r} cannot make ports of its hosts reachable from here")
+
+    def release_ports(self, host: str, agent_id: str) -> None:
+        """Agent ``agent_id`` on ``host`` stopped or went: undo what ``reach_port`` set up
+        for it alone. Best effort: never raises for what it could not undo."""
+        return None  # the default reach_port sets nothing up
+
     def check_host(self, host: str) -> None:
         """Raise a MngrError if ``host`` cannot belong to this provider (e.g. unknown name)."""
         if host not in self.known_hosts():
@@ -119,6 +144,16 @@ class MakesHosts(Protocol):
 
     def host_emptied(self, host: str) -> None:
         """The last agent on ``host`` was destroyed: remove the host."""
+
+
+@runtime_checkable
+class PortsAtMaking(Protocol):
+    """A provider whose hosts make a port reachable from outside only if it was named when
+    the host was made (a docker container's published ports, a Modal sandbox's tunnels)."""
+
+    def ports_for_new_host(self, host: str, ports: Sequence[int]) -> None:
+        """The ports (of agents' URLs) that the host ``prepare_host`` makes next as ``host``
+        makes reachable from outside it; a host that exists already keeps the ones it has."""
 
 
 @runtime_checkable

@@ -55,7 +55,7 @@ from mngr.controller.verbosity import timed
 from mngr.remote_helper import daemon_address
 
 from . import docker_engine as engine
-from .base import Provider, tmux_attach_argv
+from .base import Provider, Reached, tmux_attach_argv
 from .made_hosts import (
     MadeHostsProvider,
     build_arg_options,
@@ -145,6 +145,16 @@ class DockerProvider(MadeHostsProvider):
     name = "docker"
     known_settings = _SETTINGS
 
+    def __init__(self, settings: Mapping[str, Any] | None = None, hosts: Mapping[str, Any] | None = None) -> None:
+        super().__init__(settings, hosts)
+        self._ports_to_publish: dict[str, list[int]] = {}
+
+    def ports_for_new_host(self, host: str, ports: Sequence[int]) -> None:
+        """Publish ``ports`` of the container made next for ``host`` on this machine's
+        127.0.0.1 (each on a port the engine picks): reachable where the container's own
+        address is not (Docker Desktop), and by nobody else."""
+        self._ports_to_publish[host] = list(ports)
+
     def container_name(self, host: str) -> str:
         return f"{CONTAINER_PREFIX}{self.namespace}-{host}"
 
@@ -229,6 +239,39 @@ class DockerProvider(MadeHostsProvider):
         _need_docker_cli()
         return ["docker", "exec", "-it", self.container_name(host), *tmux_attach_argv(session)]
 
+    def reach_port(self, host: str, port: int, agent_id: str) -> Reached:
+        """A port the container publishes for ``port`` (``docker run -p``), else, with the
+        engine on this machine, the container's own address on its network (``network =
+        host``: this machine's loopback). Something listening there only on the container's
+        loopback cannot be reached from outside it: that is said, with the fix."""
+        self.check_host(host)
+        details = engine.inspect_container(self.container_name(host))
+        network = details.get("NetworkSettings") or {}
+        for binding in (network.get("Ports") or {}).get(f"{port}/tcp") or []:
+            address = str(binding.get("HostIp") or "")
+            if binding.get("HostPort") and engine.quick() and address in ("", "0.0.0.0", "127.0.0.1", "::"):
+                return Reached("127.0.0.1", int(binding["HostPort"]))
+        if not engine.quick():
+            raise MngrError(f"port {port} of docker host {host} is not published, and its engine is on another "
+                            f"machine ({engine.engine_address()}): the container's address is not reachable here")
+        mode = str((details.get("HostConfig") or {}).get("NetworkMode") or "")
+        if mode == "host":
+            return Reached("localhost", port)  # this machine's network: the agent's URL as it is
+        if mode == "none":
+            raise MngrError(f"docker host {host} has no network (--block-network): its ports cannot be reached")
+        addresses = [str(attached.get("IPAddress") or attached.get("GlobalIPv6Address") or "")
+                     for attached in (network.get("Networks") or {}).values()]
+        address = next((address for address in addresses if address), "")
+        if not address:
+            raise MngrError(f"docker host {host} has no address on a network this machine can reach")
+        problem = _connect_problem(address, port)
+        if problem == "refused":
+            raise MngrError(f"port {port} of docker host {host} listens only on the container's loopback; "
+                            "make it listen on 0.0.0.0")
+        if problem:
+            raise MngrError(f"docker host {host}'s address {address} cannot be reached from here ({problem})")
+        return Reached(address, port)
+
     def _ensure_running(self, host: str) -> None:
         seen = self._containers()
         container = seen.get(host)
@@ -281,6 +324,8 @@ class DockerProvider(MadeHostsProvider):
         }
         if network:
             options["network_mode"] = network
+        if network not in ("host", "none") and self._ports_to_publish.get(host):
+            options["ports"] = {f"{port}/tcp": ("127.0.0.1", None) for port in self._ports_to_publish[host]}
         if engine.quick():  # an engine on this machine: its bind mounts are this machine's
             socket_dir = self._socket_dir(host)
             os.makedirs(os.path.dirname(socket_dir), mode=0o700, exist_ok=True)
@@ -509,6 +554,19 @@ def _home_in(container_id: str) -> str:
             if len(fields) >= 6 and user in (fields[0], fields[2]):
                 return fields[5]
     return "/home/" + user
+
+
+def _connect_problem(address: str, port: int) -> str:
+    """"" if ``address``:``port`` takes a connection from here; "refused", or why not."""
+    import socket
+
+    try:
+        with socket.create_connection((address, port), timeout=2.0):
+            return ""
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError as exc:
+        return str(exc) or type(exc).__name__
 
 
 def _need_docker_cli() -> None:

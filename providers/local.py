@@ -26,7 +26,7 @@ from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
 from mngr.controller.plugin_spec import hookimpl
 from mngr.remote_helper import daemon_address
 
-from .base import Provider, agent_window_target
+from .base import Provider, Reached, agent_window_target
 
 LOCAL_HOST = "local"
 
@@ -94,6 +94,10 @@ class LocalProvider(Provider):
         current = os.umask(0o022)
         os.umask(current)
         return current
+
+    def reach_port(self, host: str, port: int, agent_id: str) -> Reached:
+        self.check_host(host)
+        return Reached("localhost", port)  # this machine: as the agent sees it
 
     def attach_argv(self, host: str, session: str) -> list[str]:
         self.check_host(host)

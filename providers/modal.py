@@ -26,7 +26,10 @@ Build args (``--build-arg``, each a string of options, as in the PRODUCT brief):
 ``--env KEY=VALUE``         a variable in the sandbox (repeatable)
 
 By default a sandbox has no open ports: only the user's Modal account reaches it (through
-Modal's API, as mngr does). Settings (``[providers.modal]``): ``app``, ``namespace``,
+Modal's API, as mngr does). The ports of the URLs its first agent declares (``mngr create
+--port``) get Modal's encrypted tunnels (``encrypted_ports``), kept in ``host.json`` for the
+sandboxes made again later; ``mngr open`` reaches them there. A tunnel's URL is public: whoever
+has it reaches the server behind it. Settings (``[providers.modal]``): ``app``, ``namespace``,
 ``image``, ``cpus``, ``memory``, ``gpu``, ``region``, ``timeout`` (default 24h, Modal's most),
 ``secrets``, ``idle_timeout`` (default 1h), ``idle_command``, ``call_timeout`` (seconds mngr
 waits for Modal to answer a call, default 30).
@@ -57,7 +60,7 @@ from mngr.controller.paths import as_dict, changing_state_json, read_state_dict
 from mngr.controller.plugin_spec import hookimpl
 from mngr.controller.verbosity import timed
 
-from .base import Provider
+from .base import Provider, Reached
 from .made_hosts import (
     HOST_NAME,
     MadeHostsProvider,
@@ -259,6 +262,25 @@ class ModalProvider(MadeHostsProvider):
             raise ConfigError(f"providers.modal.app {self.app_name!r}: letters, digits, '.', '_', '-'")
         self.call_timeout = positive_number(self.settings.get("call_timeout", DEFAULT_CALL_TIMEOUT), "call_timeout")
         self._foreign_volumes: set[str] = set()  # named like this namespace's, not its hosts (listing)
+        self._ports_to_tunnel: dict[str, list[int]] = {}
+
+    def ports_for_new_host(self, host: str, ports: Sequence[int]) -> None:
+        """Tunnel ``ports`` of the sandbox made next for ``host`` (and of those made again)."""
+        self._ports_to_tunnel[host] = list(ports)
+
+    def reach_port(self, host: str, port: int, agent_id: str) -> Reached:
+        """The sandbox's encrypted tunnel for ``port``: https, Modal's host name."""
+        self.check_host(host)
+        declared = self._host_json(self.object_name(host)).get("ports") or []
+        if port not in declared:
+            raise MngrError(f"port {port} of modal host {host} has no tunnel: Modal tunnels only the ports "
+                            "declared when the host was made (mngr create --port)")
+        sandbox = self._running(host)
+        tunnels = self._call("reading the sandbox's tunnels", lambda: sandbox.tunnels(timeout=30))
+        tunnel = tunnels.get(port)
+        if tunnel is None:
+            raise MngrError(f"port {port} of modal host {host} has no tunnel (Modal made none)")
+        return Reached(str(tunnel.host), int(tunnel.port), "https")
 
     @functools.cached_property
     def _credentials_problem(self) -> str:
@@ -498,7 +520,8 @@ class ModalProvider(MadeHostsProvider):
         if not described:
             raise MngrError(f"modal host {host!r} cannot be started: its volume has no {HOST_JSON}")
         sandbox = self._start(host, BuildArgs(described.get("build_args", []), self.settings),
-                              str(described.get("image", "")), first=False)
+                              str(described.get("image", "")), first=False,
+                              ports=[port for port in described.get("ports") or [] if isinstance(port, int)])
         state["sandbox"] = sandbox.object_id
         return sandbox
 
@@ -538,7 +561,7 @@ class ModalProvider(MadeHostsProvider):
         with self._registry_changes() as hosts:
             hosts[host] = {"agents": [], "pending": [agent or host], "volume": self.object_name(host)}
         try:
-            self._start(host, parsed, image_id, first=True)
+            self._start(host, parsed, image_id, first=True, ports=self._ports_to_tunnel.get(host, []))
         except BaseException:
             with contextlib.suppress(MngrError):
                 self.discard_host(host)
@@ -553,7 +576,7 @@ class ModalProvider(MadeHostsProvider):
             return modal.Image.from_registry(args.image)
         return modal.Image.debian_slim().apt_install("tmux", "git", "procps")
 
-    def _start(self, host: str, args: BuildArgs, image_id: str, *, first: bool) -> Any:
+    def _start(self, host: str, args: BuildArgs, image_id: str, *, first: bool, ports: Sequence[int] = ()) -> Any:
         """A new sandbox for ``host`` from image ``image_id``, its Volume mounted, set up."""
         modal = self._sdk()
         app = self._app
@@ -568,6 +591,8 @@ class ModalProvider(MadeHostsProvider):
         }
         if args.cidr_allowlist:
             options["outbound_cidr_allowlist"] = args.cidr_allowlist
+        if ports:
+            options["encrypted_ports"] = list(ports)
         for key, value in (("cpu", args.cpus), ("memory", args.memory_mib), ("gpu", args.gpu),
                            ("region", args.region)):
             if value is not None:
@@ -584,7 +609,8 @@ class ModalProvider(MadeHostsProvider):
             return running  # another command started this host a moment ago
         with self._registry_changes() as hosts:
             hosts.setdefault(host, {"agents": []}).update(sandbox=sandbox.object_id, volume=name)
-        described = {"namespace": self.namespace, "host": host, "build_args": args.raw, "image": image_id}
+        described = {"namespace": self.namespace, "host": host, "build_args": args.raw, "image": image_id,
+                     "ports": list(ports)}
         self._setup(host, sandbox, json.dumps(described).encode() if first else b"")
         return sandbox
 

@@ -518,6 +518,11 @@ class Server(object):
 
         return "Garbage", {"found": gc.collect(fields["dry_run"], fields["min_age"])}, b""
 
+    def _on_probe_ports(self, fields, blob):
+        from . import ports
+
+        return "PortsOpen", {"listening": ports.listening(fields["ports"])}, b""
+
     def _on_ensure_cli(self, fields, blob):
         return "CliPlace", cli_bundles.ensure(fields), b""
 
@@ -673,6 +678,7 @@ HANDLERS = {
     "EnsureCli": Server._on_ensure_cli,
     "PutCliPart": Server._on_put_cli_part,
     "FinishCli": Server._on_finish_cli,
+    "ProbePorts": Server._on_probe_ports,
 }
 
 

@@ -155,6 +155,7 @@ MESSAGES = {
     "ExecRead": {"exec_id": ("int", REQUIRED), "wait": ("float", 0.5)},
     "ExecKill": {"exec_id": ("int", REQUIRED)},
     "CollectGarbage": {"dry_run": ("bool", True), "min_age": ("float", 600.0)},
+    "ProbePorts": {"ports": ("list", REQUIRED)},
     "EnsureCli": {"program": ("str", REQUIRED), "version": ("str", REQUIRED), "mode": ("str", "auto"),
                   "bundles": ("object", {})},
     "PutCliPart": {"key": ("str", REQUIRED), "upload": ("str", REQUIRED), "path": ("str", REQUIRED),
@@ -246,6 +247,7 @@ MESSAGES = {
     "ExecStarted": {"exec_id": ("int", REQUIRED)},
     "ExecOutput": {"stdout_length": ("int", REQUIRED), "exit_code": ("int?", None)},
     "Garbage": {"found": ("list", [])},
+    "PortsOpen": {"listening": ("list", [])},
     "Error": {"code": ("str", REQUIRED), "message": ("str", REQUIRED)},
 }
 

@@ -259,6 +259,13 @@ class KeepAlive(msgspec.Struct, tag=True, kw_only=True):
     seconds: float
 
 
+class ProbePorts(msgspec.Struct, tag=True, kw_only=True):
+    """Which of ``ports`` accept a TCP connection on the host's loopback (127.0.0.1 or ::1);
+    answered with PortsOpen. `mngr open` asks before it makes a port reachable from here."""
+
+    ports: list[int]
+
+
 class ReadWatcherLog(msgspec.Struct, tag=True, kw_only=True):
     """The last ``tail_lines`` decisions of the host's idle watcher; answered with Captured."""
 
@@ -721,6 +728,12 @@ class CliPartStored(msgspec.Struct, tag=True, kw_only=True):
     seconds: float = 0.0
 
 
+class PortsOpen(msgspec.Struct, tag=True, kw_only=True):
+    """ProbePorts' answer: the ports asked about that accepted a connection."""
+
+    listening: list[int] = msgspec.field(default_factory=list)
+
+
 class Garbage(msgspec.Struct, tag=True, kw_only=True):
     """What CollectGarbage found: [kind, path or session name] each."""
 
@@ -734,12 +747,14 @@ Request = (
     | AwaitInput | CapturePane | ReadOutput | NoteActivity | WriteAgentConfig | SetIdleSettings | KeepAlive | ReadWatcherLog | GetManifest | WriteFiles
     | PrepareWorkDir | GetAgentSpec | GetWorkState | GetGitBundle | ReadFiles | WatchChanges | StatPaths | ReadEvents | GetSignatures | WriteDelta
     | ReadDelta | ExecStart | ExecRead | ExecKill | CollectGarbage | EnsureCli | PutCliPart | FinishCli
+    | ProbePorts
 )
 Reply = (
     Pong | HelperInfo | AgentList | AgentReply | Done | IdleSettings | Manifest | AgentSpec | WorkDir | WorkState | FileData | Captured
     | AgentConfigState
     | Written | Changes | Events | Signatures | DeltaData | Progress
     | OutputChunk | ExecStarted | ExecOutput | Garbage | CliPlace | CliPartStored | Error
+    | PortsOpen
 )
 
 REQUEST_TYPES: tuple[type[msgspec.Struct], ...] = Request.__args__  # type: ignore[attr-defined]

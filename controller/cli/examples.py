@@ -40,6 +40,12 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         ("mngr connect my-task", "attach; detach with Ctrl-b d"),
         ("mngr connect --start my-task", "start it first if it is stopped"),
     ),
+    "open": (
+        ("mngr open my-task", "its first URL, in your browser"),
+        ("mngr open my-task preview", "the URL it declared as preview (mngr create --port 5173:preview)"),
+        ("mngr open far-task 8000 --print", "any port it listens on, reachable here; the URL printed"),
+        ("mngr open far-task 8000 --format '{local_url}'", "for scripts"),
+    ),
     "stop": (
         ("mngr stop my-task", "one agent"),
         ("mngr stop --include 'labels.team == web && idle > 2h' --dry-run", "what a filter would stop"),

@@ -17,6 +17,7 @@ _COMMANDS = {
     "create": ("create", "create", "(default) Create and run an agent on a host"),
     "list": ("listing", "list_command", "List agents on every host"),
     "connect": ("lifecycle", "connect", "Attach your terminal to an agent"),
+    "open": ("open_cmd", "open_command", "Open a URL from an agent in your browser"),
     "stop": ("lifecycle", "stop", "Stop agents (their records stay)"),
     "start": ("lifecycle", "start", "Start stopped agents again"),
     "destroy": ("lifecycle", "destroy", "Stop agents and delete everything mngr keeps for them"),
@@ -51,9 +52,7 @@ _COMMANDS = {
     "schema": ("schema_cmd", "schema", "Print the JSON Schema of a command's --format json output"),
     "web": ("web_cmd", "web", "Serve a dashboard of every agent in your browser (on 127.0.0.1)"),
 }
-_UNBUILT = {
-    "open": "Open a URL from an agent in your browser",
-}
+_UNBUILT: dict[str, str] = {}
 _GROUP_OPTIONS = ("--help", "-h", "--version", *OPTION_NAMES)
 _HELP_WANTED, _BARE = "mngr.help_wanted", "mngr.bare_command"
 # The short names users of git, docker and kubectl type: each stands for one command.

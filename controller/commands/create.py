@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from mngr.providers.base import ChecksHostKeys, MakesHosts
+from mngr.providers.base import ChecksHostKeys, MakesHosts, PortsAtMaking
 
 from .. import agent_urls, work_dirs
 from ..agent_lookup import ensure_name_free
@@ -161,6 +161,11 @@ def create(app: App, request: CreateRequest) -> CreateResult:
     warnings = ensure_name_free(app, name)
     lifecycle.before_create(name, host_name, provider.name)
     if isinstance(provider, MakesHosts):
+        if isinstance(provider, PortsAtMaking) and urls:
+            from .open import loopback_port
+
+            ports = [loopback_port(url) for url in urls.values()]
+            provider.ports_for_new_host(host_name, [port for port in dict.fromkeys(ports) if port is not None])
         made_host = provider.prepare_host(host_name, request.build_args,
                                           snapshot=snapshot_id if native_snapshot else "", agent=name)
     elif request.build_args:

@@ -98,6 +98,13 @@ class Lifecycle:
 
         completion.agent_removed(name, host, provider)
 
+    def agent_gone_quiet(self, handle: HostHandle, agent_id: str) -> None:
+        """An agent stopped or was destroyed: what made its ports reachable here (mngr open)
+        goes. Best effort: a forward left behind is never worth failing a stop for, and ends
+        with the connection that holds it."""
+        with contextlib.suppress(Exception):
+            handle.provider.release_ports(handle.host, agent_id)
+
     def remove_emptied_hosts(self, handles: Iterable[HostHandle]) -> EmptiedHosts:
         """Hosts made for their agents (docker containers) go when their last agent does."""
         result = EmptiedHosts()

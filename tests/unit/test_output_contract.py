@@ -36,7 +36,6 @@ PRINTS_NO_RECORDS = {
     "bootstrap": "a Dockerfile",
     "completion": "shell code",
     "schema": "a JSON Schema",
-    "open": "not built yet",
     "snapshot destroy": "one line per snapshot destroyed",
     "schedule add": "one confirmation line",
     "schedule remove": "one line per schedule removed",

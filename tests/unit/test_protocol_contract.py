@@ -87,6 +87,7 @@ SAMPLES: dict[str, msgspec.Struct] = {
     "ExecRead": protocol.ExecRead(exec_id=3, wait=0.25),
     "ExecKill": protocol.ExecKill(exec_id=3),
     "CollectGarbage": protocol.CollectGarbage(dry_run=False, min_age=0.0),
+    "ProbePorts": protocol.ProbePorts(ports=[8000, 65535]),
     "EnsureCli": protocol.EnsureCli(program="claude", version="2.1.197", mode="copy",
                                     bundles={"x86_64": ["ab" * 32, 245517112, ["."]]}),
     "PutCliPart": protocol.PutCliPart(key="ab" * 32, upload="0123456789abcdef", path="codex-path/rg",
@@ -135,6 +136,7 @@ SAMPLES: dict[str, msgspec.Struct] = {
     "ExecStarted": protocol.ExecStarted(exec_id=3),
     "ExecOutput": protocol.ExecOutput(stdout_length=5, exit_code=None),
     "Garbage": protocol.Garbage(found=[["tmux session without a record", "mngr-ghost"]]),
+    "PortsOpen": protocol.PortsOpen(listening=[8000]),
     "Error": protocol.Error(code="not_found", message="no agent named 'x'"),
 }
 
