@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 import click
 
@@ -27,12 +28,12 @@ def web(app: App, port: int, no_browser: bool, interval: float) -> None:
     (after asking). It listens on 127.0.0.1 only, behind a random token that is part of
     the URL it prints: nothing without the token, or from another site, is answered.
     """
+    from ..browser import browser_commands, open_in_browser
     from ..web import guard
-    from ..web.browser import open_in_browser
     from ..web.fleet_watch import listing_document
     from ..web.server import Dashboard, bind, serve, url_of
 
-    # Many operations run at once here and the page shows their progress: no progress line
+    # Many operations run at once here and the page shows what each did: no progress line
     # of each drawn over the others on this terminal.
     os.environ["MNGR_QUIET"] = "1"
     app.provider_names()  # the config read once, before any thread needs it
@@ -40,12 +41,16 @@ def web(app: App, port: int, no_browser: bool, interval: float) -> None:
     sock = bind(port)
     url = url_of(sock, token)
     dashboard = Dashboard(app, token, lambda: listing_document(app), interval)
+    browser = not no_browser and bool(browser_commands())
 
     def ready() -> None:
         click.echo(url)
-        opened = not no_browser and open_in_browser(url)
-        how = "opened in your browser" if opened else "open it in your browser"
-        click.echo(f"mngr: the dashboard is at the URL above ({how}); Ctrl-C stops it", err=True)
         sys.stdout.flush()
+        how = "opening it in your browser" if browser else "open it in your browser"
+        click.echo(f"mngr: the dashboard is at the URL above ({how}); Ctrl-C stops it", err=True)
+        if browser:
+            # On a thread: a browser command may hold on until its window closes (as mngr open waits
+            # for it); the server answers meanwhile.
+            threading.Thread(target=open_in_browser, args=(url,), daemon=True).start()
 
     serve(dashboard, sock, ready)

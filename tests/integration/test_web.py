@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import wait_for
-from tests.web_dashboard import Dashboard, headless_chromium, running_dashboard, unavailable_reason
+from tests.web_dashboard import headless_chromium, running_dashboard, unavailable_reason
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
 
@@ -256,3 +256,49 @@ def test_the_served_page_fetches_nothing_from_elsewhere(sandbox) -> None:
             assert "http://" not in text and "https://" not in text
         assert "http://" not in page and "https://" not in page
         assert dashboard.token in page  # for the page's own requests' header
+
+
+def test_an_agents_url_opens_from_the_page(sandbox, browser) -> None:
+    site = sandbox.root / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<h1>served by the agent</h1>")
+    port = _closed_port()  # until the agent listens on it
+    create(sandbox, "site", "python3", "-m", "http.server", str(port), "--bind", "127.0.0.1",
+           "--directory", str(site), extra=("--port", f"{port}:preview"))
+    create(sandbox, "nothing", extra=("--port", f"{_closed_port()}:ghost"))
+    wait_for(lambda: _answers(port), "the agent's server listening")
+    with running_dashboard(sandbox) as dashboard:
+        browser.get(dashboard.url)
+        link = wait_for(lambda: browser.find_elements("css selector", 'tr[data-agent="site"] a.agent-url'),
+                        "the agent's URL shown")[0]
+        assert link.text == "preview" and link.get_attribute("href") == f"http://localhost:{port}/"
+        own = browser.current_window_handle
+        link.click()
+        wait_for(lambda: len(browser.window_handles) == 2, "a window for the URL")
+        browser.switch_to.window(next(handle for handle in browser.window_handles if handle != own))
+        try:
+            wait_for(lambda: "served by the agent" in browser.find_element("tag name", "body").text,
+                     "the agent's page")
+            assert browser.current_url == f"http://localhost:{port}/"  # the local host: as it is
+        finally:
+            browser.close()
+            browser.switch_to.window(own)
+        # A URL nobody serves: the window is closed again and the CLI's error shown.
+        row_of(browser, "nothing").find_element("css selector", "a.agent-url").click()
+        notice = browser.find_element("id", "notice")
+        wait_for(lambda: notice.text.startswith("mngr: error: nothing listens on port"), "the CLI's error")
+        wait_for(lambda: browser.window_handles == [own], "the unused window closed")
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
