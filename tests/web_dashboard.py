@@ -14,6 +14,7 @@ import subprocess
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tests.conftest import MNGR_BIN
@@ -78,9 +79,9 @@ class Dashboard:
 
 
 @contextlib.contextmanager
-def running_dashboard(sandbox, env: dict[str, str] | None = None) -> Iterator[Dashboard]:
+def running_dashboard(sandbox, env: dict[str, str] | None = None, mngr: Path = MNGR_BIN) -> Iterator[Dashboard]:
     """``mngr web --no-browser`` in the sandbox, stopped (SIGINT, as Ctrl-C) at the end."""
-    process = subprocess.Popen([str(MNGR_BIN), "web", "--no-browser"], stdin=subprocess.DEVNULL,
+    process = subprocess.Popen([str(mngr), "web", "--no-browser"], stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**sandbox.env, **(env or {})}, cwd=str(sandbox.work_dir))
     try:

@@ -46,6 +46,10 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         ("mngr open far-task 8000 --print", "any port it listens on, reachable here; the URL printed"),
         ("mngr open far-task 8000 --format '{local_url}'", "for scripts"),
     ),
+    "web": (
+        ("mngr web", "the dashboard, in your browser, until Ctrl-C"),
+        ("mngr web --no-browser --port 8765", "on a port of your choosing; the URL printed"),
+    ),
     "stop": (
         ("mngr stop my-task", "one agent"),
         ("mngr stop --include 'labels.team == web && idle > 2h' --dry-run", "what a filter would stop"),

@@ -14,7 +14,7 @@ _HELP = {"help_option_names": ["-h", "--help"]}
 
 
 @click.command("web", context_settings=_HELP)
-@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, metavar="PORT",
               help="The port on 127.0.0.1 to serve on (0: any free one).")
 @click.option("--no-browser", is_flag=True, help="Print the dashboard's URL only; do not open a browser.")
 @click.option("--interval", type=click.FloatRange(0.5, 3600), default=2.0, show_default=True, metavar="SECONDS",

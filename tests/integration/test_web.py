@@ -302,3 +302,26 @@ def _answers(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_a_destroy_that_would_lose_work_is_refused_then_forced(sandbox, browser) -> None:
+    create(sandbox, "careful")
+    work_dir = next(agent["work_dir"] for agent in cli_listing(sandbox)["agents"])
+    (sandbox.host_dir / "work" / "careful" / "notes.txt").write_text("not pulled yet\n")
+    assert work_dir == str(sandbox.host_dir / "work" / "careful")
+    with running_dashboard(sandbox) as dashboard:
+        browser.get(dashboard.url)
+        wait_for(lambda: page_rows(browser), "the agent listed")
+        row_of(browser, "careful").find_element("css selector", "button.destroy").click()
+        confirm_dialog(browser)
+        # The command's refusal, and a second question before destroying anyway.
+        refusal = browser.find_element("id", "confirm-error")
+        wait_for(lambda: refusal.text.startswith("mngr: error: refusing to destroy: agent careful has files "
+                                                 "changed since it was made (notes.txt"), "the refusal")
+        assert browser.find_element("id", "confirm-ok").text == "Destroy anyway"
+        assert [agent["name"] for agent in cli_listing(sandbox)["agents"]] == ["careful"]
+        browser.find_element("id", "confirm-ok").click()
+        notice = browser.find_element("id", "notice")
+        wait_for(lambda: notice.text == "destroyed agent careful on local", "the forced destroy")
+        assert cli_listing(sandbox)["agents"] == []
+        wait_for(lambda: page_rows(browser) == [], "the agent gone from the page")

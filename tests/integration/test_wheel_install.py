@@ -51,6 +51,7 @@ def test_the_wheel_is_named_for_pypi_and_carries_the_helper_and_the_docs(wheel: 
     helper_sources = {f"mngr/remote_helper/{path.name}" for path in (ROOT / "remote_helper").glob("*.py")}
     assert helper_sources <= names, sorted(helper_sources - names)
     assert {"mngr/docs/architecture.md", "mngr/docs/commands/list.md"} <= names
+    assert {f"mngr/controller/web/static/{page}" for page in ("index.html", "app.js", "style.css")} <= names
     info = next(name for name in names if name.endswith(".dist-info/METADATA"))
     metadata = zipfile.ZipFile(wheel).read(info).decode()
     for line in ("Name: mngr-agents", "Requires-Python: >=3.11", "License-Expression: MIT",
@@ -91,3 +92,13 @@ def test_the_installed_command_lists_creates_and_destroys(installed_mngr: Path, 
     assert destroyed.returncode == 0, destroyed.stderr
     assert sandbox.sessions() == []
     assert mngr("list").stdout == "no agents\n"
+
+
+def test_the_installed_command_serves_the_dashboard(installed_mngr: Path, sandbox) -> None:
+    from tests.web_dashboard import running_dashboard
+
+    sandbox.env.pop("PYTHONPATH", None)
+    with running_dashboard(sandbox, mngr=installed_mngr) as dashboard:
+        status, page = dashboard.api("GET", "/")
+        assert status == 200 and '<table id="agents">' in page
+        assert dashboard.api("GET", "/static/app.js")[0] == 200

@@ -42,6 +42,7 @@ PRINTS_NO_RECORDS = {
     "schedule run": "what the run said",
     "schedule tick": "one line per schedule run",
     "schedule serve": "runs until Ctrl-C",
+    "web": "its URL, then serves the dashboard until Ctrl-C",
     "host forget": "one line per host forgotten",
     "config get": "a value",
     "config set": "nothing",

@@ -1,6 +1,6 @@
 """`mngr --help` and `mngr list` must stay light: no docker, modal, paramiko or tomlkit (only
 `mngr config set|unset` need it) on those paths, nor rich (the progress line imports it
-only once there is something to draw)."""
+only once there is something to draw), nor aiohttp (mngr web's server, loaded once it serves)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-HEAVY = ("docker", "modal", "paramiko", "tomlkit", "rich")
+HEAVY = ("docker", "modal", "paramiko", "tomlkit", "rich", "aiohttp")  # aiohttp: mngr web's alone
 
 _PROBE = """
 import json, sys
@@ -23,7 +23,7 @@ finally:
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "--format", "json"]])
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "--format", "json"], ["web", "--help"]])
 def test_cli_does_not_import_heavy_sdks(sandbox, args: list[str]) -> None:
     for package in HEAVY:
         # The check means something only if the packages could be imported at all.
