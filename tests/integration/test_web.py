@@ -4,6 +4,7 @@ a real headless chromium (one for the module), and requests from elsewhere refus
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -325,3 +326,16 @@ def test_a_destroy_that_would_lose_work_is_refused_then_forced(sandbox, browser)
         wait_for(lambda: notice.text == "destroyed agent careful on local", "the forced destroy")
         assert cli_listing(sandbox)["agents"] == []
         wait_for(lambda: page_rows(browser) == [], "the agent gone from the page")
+
+
+def test_ctrl_c_stops_it_and_a_taken_port_is_a_one_line_error(sandbox) -> None:
+    with running_dashboard(sandbox) as dashboard:
+        assert dashboard.api("GET", "/api/agents")[0] == 200
+        taken = sandbox.mngr("web", "--no-browser", "--port", str(dashboard.port), timeout=30)
+        assert (taken.returncode, taken.stdout) == (2, "")
+        assert taken.stderr == f"mngr: error: cannot listen on 127.0.0.1:{dashboard.port}: Address already in use\n"
+        dashboard.process.send_signal(signal.SIGINT)
+        assert dashboard.process.wait(timeout=30) == 0
+        assert dashboard.process.stderr is not None
+        assert dashboard.process.stderr.read() == ("mngr: the dashboard is at the URL above (open it in your "
+                                                  "browser); Ctrl-C stops it\n")

@@ -14,6 +14,7 @@ const view = {
   sortDir: 1,
   selected: null, // the name of the agent whose transcript is shown
   stream: null,
+  rows: new Map(), // agent name -> {key, row}: the rows shown (keptRow)
 };
 
 const $ = (id) => document.getElementById(id);
@@ -145,7 +146,10 @@ function render() {
       rows.push(element("tr", { className: "group" },
         element("th", { colspan: 8 }, `${place} · ${count} agent${count === 1 ? "" : "s"}`)));
     }
-    rows.push(agentRow(agent));
+    rows.push(keptRow(agent));
+  }
+  for (const name of view.rows.keys()) {
+    if (!agents.some((agent) => agent.name === name)) view.rows.delete(name);
   }
   tbody.replaceChildren(...rows);
   $("empty").hidden = agents.length > 0;
@@ -193,6 +197,23 @@ function actionButtons(agent) {
   if (agent.state === "STOPPED" || agent.state === "DONE") cell.append(button("start", "Start"));
   cell.append(button("destroy", "Destroy"));
   return cell;
+}
+
+// A row whose agent did not change (but for its idle time) is kept, not made anew: a click
+// on its button as the listing is renewed lands on the button it was aimed at.
+function keptRow(agent) {
+  const key = JSON.stringify({ ...agent, idle_seconds: null });
+  const kept = view.rows.get(agent.name);
+  if (kept && kept.key === key) {
+    kept.row.classList.toggle("selected", agent.name === view.selected);
+    const idle = kept.row.querySelector("td.idle");
+    idle.textContent = duration(agent.idle_seconds);
+    idle.title = agent.idle_seconds === null ? "" : `${agent.idle_seconds} s`;
+    return kept.row;
+  }
+  const row = agentRow(agent);
+  view.rows.set(agent.name, { key, row });
+  return row;
 }
 
 function agentRow(agent) {
