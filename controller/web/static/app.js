@@ -93,7 +93,8 @@ function renderStatus(snapshot) {
     text = "listing every host…";
   } else {
     const when = new Date(snapshot.listed_at * 1000).toLocaleTimeString();
-    text = `listed at ${when} (took ${snapshot.took.toFixed(1)} s)`;
+    const took = snapshot.took < 1 ? `${Math.round(snapshot.took * 1000)} ms` : `${snapshot.took.toFixed(1)} s`;
+    text = `listed at ${when} (took ${took})`;
   }
   const waited = snapshot.refreshing_since ? now - snapshot.refreshing_since : 0;
   const stale = snapshot.listing && waited > STALE_AFTER_S;
