@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import wait_for
+from tests.integration.test_ssh import started_host
+from tests.sshd import unavailable_reason as ssh_unavailable
 from tests.web_dashboard import headless_chromium, running_dashboard, unavailable_reason
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
@@ -55,11 +57,18 @@ def confirm_dialog(browser) -> None:
     browser.find_element("id", "confirm-ok").click()
 
 
+@pytest.mark.skipif(ssh_unavailable() is not None, reason=ssh_unavailable() or "")
 def test_the_page_lists_what_mngr_list_lists(sandbox, browser) -> None:
+    with started_host(sandbox, "far-box"):
+        _listing_matches(sandbox, browser)
+
+
+def _listing_matches(sandbox, browser) -> None:
     create(sandbox, "alpha", extra=("--label", "team=web"))
     create(sandbox, "beta")
     create(sandbox, "gamma", "sh", "-c", "echo busy; sleep 600")
     assert sandbox.mngr("stop", "gamma").returncode == 0
+    create(sandbox, "delta", extra=("--in", "ssh", "--host", "far-box"))
     with running_dashboard(sandbox, QUIET) as dashboard:
         browser.get(dashboard.url)
 
@@ -70,8 +79,11 @@ def test_the_page_lists_what_mngr_list_lists(sandbox, browser) -> None:
             return cli if cli and shown == sorted(cli, key=lambda row: row["name"]) else None
 
         listed = wait_for(same, "the page to list what mngr list lists")
-        assert {row["name"]: row["state"] for row in listed} == {"alpha": "WAITING", "beta": "WAITING",
-                                                                  "gamma": "STOPPED"}
+        assert {row["name"]: (row["state"], row["host"]) for row in listed} == {
+            "alpha": ("WAITING", "local"), "beta": ("WAITING", "local"), "gamma": ("STOPPED", "local"),
+            "delta": ("WAITING", "far-box")}
+        groups = [group.text for group in browser.find_elements("css selector", "tr.group")]
+        assert groups == ["far-box (ssh) · 1 agent", "local (local) · 3 agents"]
         # The server's listing is `mngr list --format json`'s document itself.
         status, body = dashboard.api("GET", "/api/agents")
         assert status == 200
