@@ -36,8 +36,9 @@ def web(app: App, port: int, no_browser: bool, interval: float) -> None:
     # Many operations run at once here and the page shows what each did: no progress line
     # of each drawn over the others on this terminal.
     os.environ["MNGR_QUIET"] = "1"
-    app.providers()  # the config, plugins and providers made once, before threads share them
+    # The config, plugins and providers made once, before the server's threads share them.
     _ = app.registry
+    app.providers()
     token = guard.new_token()
     sock = bind(port)
     url = url_of(sock, token)
