@@ -436,6 +436,9 @@ def _free(port: int) -> bool:
     import socket
 
     with socket.socket() as probe:
+        # As ssh binds its listener: connections of the old forward still in TIME_WAIT on
+        # the port do not keep it from listening there again.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

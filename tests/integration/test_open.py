@@ -150,12 +150,16 @@ def _forwards(sandbox: Sandbox) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def _ssh_mux(sandbox: Sandbox, command: str) -> subprocess.CompletedProcess[str]:
+    """``ssh -O COMMAND`` to the shared connection of mngr's commands to testhost."""
+    return subprocess.run(["ssh", "-F", sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"], "-o",
+                           f"ControlPath={sandbox.state_dir}/ssh/%C", "-O", command, "testhost"],
+                          capture_output=True, text=True)
+
+
 def _master_listening_ports(sandbox: Sandbox) -> list[int]:
     """The TCP ports the host's ssh connection master listens on here (its forwards)."""
-    config = sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"]
-    check = subprocess.run(["ssh", "-F", config, "-o", f"ControlPath={sandbox.state_dir}/ssh/%C", "-O", "check",
-                            "testhost"], capture_output=True, text=True)
-    pid = int(check.stderr.split("pid=")[1].split(")")[0])
+    pid = int(_ssh_mux(sandbox, "check").stderr.split("pid=")[1].split(")")[0])
     inodes = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
     ports = []
     for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
@@ -194,11 +198,27 @@ def test_an_ssh_agents_port_through_one_forward_until_it_stops(sandbox: Sandbox,
     assert other_url != url and _get(other_url).startswith("far page")
     assert len(_master_listening_ports(sandbox)) == 2
 
+    # The master exits (as it does 10 minutes after its last use), the forwards with it: the
+    # next open makes the forward again, on the same local port, so an open page works again.
+    _ssh_mux(sandbox, "exit")
+    with pytest.raises(OSError):
+        _get(url)
+    assert _opened(sandbox, "far", str(port)) == url and _get(url) == "far page\n"
+    assert _master_listening_ports(sandbox) == [local_port]
+
     stopped = sandbox.mngr("stop", "far")
     assert stopped.returncode == 0, stopped.stderr
     assert _forwards(sandbox) == {} and _master_listening_ports(sandbox) == []
     with pytest.raises(OSError):
         _get(url)
+
+    # Destroyed, its forwards go too.
+    assert sandbox.mngr("start", "far").returncode == 0
+    assert _get(_opened(sandbox, "far", str(port))) == "far page\n"
+    assert len(_forwards(sandbox)) == 1
+    destroyed = sandbox.mngr("destroy", "-f", "far")
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert _forwards(sandbox) == {} and _master_listening_ports(sandbox) == []
 
 
 @_no_sshd
@@ -283,3 +303,15 @@ def test_a_modal_host_tunnels_the_declared_ports_only(modal_server: Sandbox) -> 
     assert wait_for(refusal, "the server on port 9000") == (
         "mngr: error: port 9000 of modal host job has no tunnel: Modal tunnels only the ports declared when "
         "the host was made (mngr create --port)\n")
+
+
+@_no_sshd
+def test_a_host_that_does_not_answer_is_one_line(sandbox: Sandbox, ssh_host: SshHost) -> None:
+    created = sandbox.mngr("create", "far", "command", "--in", "ssh", "--host", "testhost", "--no-connect",
+                           "--", "sleep", "600")
+    assert created.returncode == 0, created.stderr
+    _ssh_mux(sandbox, "exit")
+    ssh_host.stop()
+    result = sandbox.mngr("open", "far", "8000")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1, "", "mngr: error: no agent named 'far'; hosts that did not answer: testhost (ssh)\n")
