@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from mngr.providers.ssh_ports import FORWARDS_FILE
 from tests.conftest import Sandbox, wait_for
 from tests.integration.test_ssh import started_host
 from tests.sshd import SshHost, unavailable_reason
@@ -146,7 +147,7 @@ def ssh_host(sandbox: Sandbox) -> Iterator[SshHost]:
 
 
 def _forwards(sandbox: Sandbox) -> dict:
-    path = sandbox.state_dir / "ssh_port_forwards.json"
+    path = sandbox.state_dir / FORWARDS_FILE
     return json.loads(path.read_text()) if path.exists() else {}
 
 
