@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import urllib.request
@@ -290,11 +291,19 @@ def test_a_declared_port_is_published_on_this_machines_loopback(dock: Sandbox, d
 @pytest.mark.docker
 def test_a_modal_host_tunnels_the_declared_ports_only(modal_server: Sandbox) -> None:
     created = modal_server.mngr("create", "job", "command", "--in", "modal", "--no-connect", "--port", "8000:web",
-                                "--", "sleep", "600", timeout=300)
+                                "--", *_serving("modal page", 8000, bind="0.0.0.0"), timeout=300)
     assert created.returncode == 0, created.stderr
     (record,) = [record for record in modal_server.modal.sandboxes(running_only=True)
                  if record["tags"].get("mngr-namespace") == modal_server.namespace]
     assert [(port.port, port.unencrypted) for port in record["definition"].open_ports.ports] == [(8000, False)]
+
+    # Through the tunnel: https, checked against the (local) Modal's certificate authority.
+    url = _opened(modal_server, "job", "web")
+    assert url.startswith("https://localhost:") and url.endswith("/")
+    tls = ssl.create_default_context(cafile=str(modal_server.modal.tunnel_authority.ca_file))
+    with urllib.request.urlopen(url, timeout=10, context=tls) as answer:
+        assert answer.read().decode() == "modal page\n"
+
     assert modal_server.mngr("exec", "job", "nohup python3 -m http.server 9000 >/dev/null 2>&1 &").returncode == 0
 
     def refusal() -> str | None:
