@@ -38,7 +38,7 @@ class TunnelAuthority:
         from cryptography.x509.oid import NameOID
 
         directory.mkdir(parents=True, exist_ok=True)
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "local Modal tunnels CA")])
         ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
