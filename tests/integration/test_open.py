@@ -55,6 +55,13 @@ def _opened(sandbox: Sandbox, *args: str, env: dict[str, str] | None = None) -> 
     return str(wait_for(attempt, f"mngr open {' '.join(args)}"))
 
 
+def _refusal(sandbox: Sandbox, *args: str) -> str | None:
+    """What `mngr open ARGS` fails with (exit status 1), once the agent's server is up."""
+    result = sandbox.mngr("open", *args, "--print")
+    assert result.returncode == 1 and result.stdout == "", result
+    return None if "nothing listens on port" in result.stderr else result.stderr
+
+
 # -- the local host ----------------------------------------------------------------------
 
 
@@ -261,19 +268,17 @@ def test_a_containers_port_at_its_address(dock: Sandbox) -> None:
     assert url.startswith("http://") and url.endswith(f":{inside}/") and "localhost" not in url
     assert _get(url) == "box page\n"
 
-    def loopback_refusal() -> str | None:
-        result = dock.mngr("open", "box", str(loopback_only), "--print")
-        return None if "nothing listens" in result.stderr else result.stderr
-
-    assert wait_for(loopback_refusal, "the loopback-only server") == (
+    assert wait_for(lambda: _refusal(dock, "box", str(loopback_only)), "the loopback-only server") == (
         f"mngr: error: port {loopback_only} of docker host box listens only on the container's loopback; "
         "make it listen on 0.0.0.0\n")
 
 
 @pytest.mark.docker
 def test_a_declared_port_is_published_on_this_machines_loopback(dock: Sandbox, docker_client) -> None:
+    command = ("python3 -m http.server 8001 --bind 127.0.0.1 >/dev/null 2>&1 & "
+               "echo 'published page' > index.html && exec python3 -m http.server 8000 --bind 0.0.0.0")
     created = dock.mngr("create", "pub", "command", "--in", "docker", "--no-connect", "--port", "8000:site",
-                        "--", *_serving("published page", 8000, bind="0.0.0.0"), timeout=300)
+                        "--port", "8001:inner", "--", "sh", "-c", command, timeout=300)
     assert created.returncode == 0, created.stderr
     namespace = dock.env["MNGR_PROVIDERS__DOCKER__NAMESPACE"]
     (container,) = docker_client.containers.list(filters={"label": ["mngr.host=pub", f"mngr.namespace={namespace}"]})
@@ -283,6 +288,11 @@ def test_a_declared_port_is_published_on_this_machines_loopback(dock: Sandbox, d
     assert url == f"http://127.0.0.1:{binding['HostPort']}/"
     assert _get(url) == "published page\n"
     assert _opened(dock, "pub") == url
+
+    # Published or not, a server on the container's loopback is out of reach: said so.
+    assert wait_for(lambda: _refusal(dock, "pub", "inner"), "the loopback-only server") == (
+        "mngr: error: port 8001 of docker host pub listens only on the container's loopback; "
+        "make it listen on 0.0.0.0\n")
 
 
 # -- a Modal sandbox (the local Modal server) -----------------------------------------------
@@ -306,11 +316,7 @@ def test_a_modal_host_tunnels_the_declared_ports_only(modal_server: Sandbox) -> 
 
     assert modal_server.mngr("exec", "job", "nohup python3 -m http.server 9000 >/dev/null 2>&1 &").returncode == 0
 
-    def refusal() -> str | None:
-        result = modal_server.mngr("open", "job", "9000", "--print")
-        return None if "nothing listens" in result.stderr else result.stderr
-
-    assert wait_for(refusal, "the server on port 9000") == (
+    assert wait_for(lambda: _refusal(modal_server, "job", "9000"), "the server on port 9000") == (
         "mngr: error: port 9000 of modal host job has no tunnel: Modal tunnels only the ports declared when "
         "the host was made (mngr create --port)\n")
 
