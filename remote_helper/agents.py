@@ -486,8 +486,8 @@ def stop_locked(agent_id, record, spare=(), grace=processes.TERM_GRACE_SECONDS):
     """stop_agent's work, for a caller that holds the agent's lock and read its record."""
     conversation.session_id(agent_id, record)  # a CLI that picks its own: found before it goes
     directory = state.agent_dir(agent_id)
-    _note_stopping(directory, record)
-    processes.end_agent(agent_id, tmux.session_name(record["name"]), spare, grace)
+    with _stopping(directory, record):
+        processes.end_agent(agent_id, tmux.session_name(record["name"]), spare, grace)
     record["status"] = "stopped"
     state.atomic_write_json(os.path.join(directory, "record.json"), record)
     state.append_event(os.path.join(directory, "events.jsonl"), "stopped")
@@ -516,11 +516,21 @@ def start_agent(name, base_env=None, umask=None):
         return agent_info_now(record)
 
 
-def _note_stopping(directory, record):
+@contextlib.contextmanager
+def _stopping(directory, record):
     """Mark the record while its agent is being ended, so that a listing meanwhile does not
-    take the dead pane for an agent that finished (DONE). A start makes it running again."""
-    if record.get("status") == "running":
-        state.atomic_write_json(os.path.join(directory, "record.json"), dict(record, status=STOPPING))
+    take the dead pane for an agent that finished (DONE). An end that fails (a process
+    survived) leaves the record as it was: the agent is not being stopped any more."""
+    path = os.path.join(directory, "record.json")
+    noted = record is not None and record.get("status") == "running"
+    if noted:
+        state.atomic_write_json(path, dict(record, status=STOPPING))
+    try:
+        yield
+    except BaseException:
+        if noted:
+            state.atomic_write_json(path, record)
+        raise
 
 
 def _remove_agent_dir(agent_id):
@@ -543,10 +553,9 @@ def destroy_agent(name, spare=(), keep_work_dir=False, grace=processes.TERM_GRAC
     with state.named_lock("agent-" + name):
         agent_id, record = agent_records.find(name)
         session = tmux.session_name(name)
-        if record is not None:
-            _note_stopping(state.agent_dir(agent_id), record)
         # Raises, keeping the record, if a process survives: a retry still finds them by id.
-        killed = processes.end_agent(agent_id, session, spare, grace)
+        with _stopping(state.agent_dir(agent_id) if record is not None else "", record):
+            killed = processes.end_agent(agent_id, session, spare, grace)
         if record is None:
             if not killed:
                 raise RequestFailed("not_found", "no agent named %r on this host" % name)
