@@ -143,6 +143,10 @@ def test_what_cannot_be_opened_is_one_line_and_a_failure(sandbox: Sandbox) -> No
     for args, error in cases.items():
         result = sandbox.mngr("open", *args, "--print")
         assert (result.returncode != 0, result.stdout, result.stderr) == (True, "", error), args
+    assert sandbox.mngr("stop", "site").returncode == 0
+    stopped = sandbox.mngr("open", "site", str(port))
+    assert (stopped.returncode, stopped.stderr) == (1, "mngr: error: agent 'site' is stopped: start it first "
+                                                       "(mngr start site)\n")
 
 
 # -- an SSH host: a forward through the shared connection ---------------------------------
