@@ -240,36 +240,39 @@ class DockerProvider(MadeHostsProvider):
         return ["docker", "exec", "-it", self.container_name(host), *tmux_attach_argv(session)]
 
     def reach_port(self, host: str, port: int, agent_id: str) -> Reached:
-        """A port the container publishes for ``port`` (``docker run -p``), else, with the
-        engine on this machine, the container's own address on its network (``network =
-        host``: this machine's loopback). Something listening there only on the container's
-        loopback cannot be reached from outside it: that is said, with the fix."""
+        """A port the container publishes for ``port`` on this machine (``mngr create
+        --port``), else the container's own address on its network (``network = "host"``:
+        this machine's). A server listening only on the container's loopback cannot be
+        reached from outside it, published or not: that is said, with the fix."""
         self.check_host(host)
         details = engine.inspect_container(self.container_name(host))
         network = details.get("NetworkSettings") or {}
-        for binding in (network.get("Ports") or {}).get(f"{port}/tcp") or []:
-            address = str(binding.get("HostIp") or "")
-            if binding.get("HostPort") and engine.quick() and address in ("", "0.0.0.0", "127.0.0.1", "::"):
-                return Reached("127.0.0.1", int(binding["HostPort"]))
-        if not engine.quick():
-            raise MngrError(f"port {port} of docker host {host} is not published, and its engine is on another "
-                            f"machine ({engine.engine_address()}): the container's address is not reachable here")
         mode = str((details.get("HostConfig") or {}).get("NetworkMode") or "")
-        if mode == "host":
+        if mode == "host" and engine.quick():
             return Reached("localhost", port)  # this machine's network: the agent's URL as it is
         if mode == "none":
             raise MngrError(f"docker host {host} has no network (--block-network): its ports cannot be reached")
+        published = [int(binding["HostPort"]) for binding in (network.get("Ports") or {}).get(f"{port}/tcp") or []
+                     if binding.get("HostPort") and binding.get("HostIp") in (None, "", "0.0.0.0", "127.0.0.1", "::")]
+        if not engine.quick():
+            raise MngrError(f"docker host {host}'s engine is on another machine ({engine.engine_address()}): "
+                            "its containers' ports cannot be reached from here")
         addresses = [str(attached.get("IPAddress") or attached.get("GlobalIPv6Address") or "")
                      for attached in (network.get("Networks") or {}).values()]
         address = next((address for address in addresses if address), "")
-        if not address:
-            raise MngrError(f"docker host {host} has no address on a network this machine can reach")
-        problem = _connect_problem(address, port)
+        # A published port's proxy takes connections whatever is behind it: the container's
+        # address tells whether the server listens beyond its loopback (at once where it is
+        # routable; where it is not, as on Docker Desktop, the published port is all there is).
+        problem = _connect_problem(address, port, 0.5 if published else 2.0) if address else "no address"
         if problem == "refused":
             raise MngrError(f"port {port} of docker host {host} listens only on the container's loopback; "
                             "make it listen on 0.0.0.0")
+        if published:
+            return Reached("127.0.0.1", published[0])
         if problem:
-            raise MngrError(f"docker host {host}'s address {address} cannot be reached from here ({problem})")
+            raise MngrError(f"docker host {host}'s address {address or '(none)'} cannot be reached from here "
+                            f"({problem}): declare the port when creating the agent (mngr create --port) "
+                            "to have it published")
         return Reached(address, port)
 
     def _ensure_running(self, host: str) -> None:
@@ -556,12 +559,12 @@ def _home_in(container_id: str) -> str:
     return "/home/" + user
 
 
-def _connect_problem(address: str, port: int) -> str:
+def _connect_problem(address: str, port: int, timeout: float) -> str:
     """"" if ``address``:``port`` takes a connection from here; "refused", or why not."""
     import socket
 
     try:
-        with socket.create_connection((address, port), timeout=2.0):
+        with socket.create_connection((address, port), timeout=timeout):
             return ""
     except ConnectionRefusedError:
         return "refused"

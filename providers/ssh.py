@@ -40,7 +40,7 @@ from mngr.controller.channel.bootstrap import helper_hash, stage1_argv
 from mngr.controller.channel.rpc import RpcClient
 from mngr.controller.channel.stream import ProcessStream, SocketStream, Stream
 from mngr.controller.errors import ConfigError, MngrError, UsageError
-from mngr.controller.paths import changing_state_json, read_state_dict, read_state_json, state_dir
+from mngr.controller.paths import changing_state_json, read_state_json, state_dir
 from mngr.controller.plugin_spec import hookimpl
 
 from .base import Provider, Reached, tmux_attach_argv
@@ -69,11 +69,6 @@ _HOST_KEY_UNKNOWN = ("Host key verification failed", "No ED25519 host key is kno
 
 
 _REGISTRY = "ssh_hosts.json"
-# The ports `mngr open` forwarded through the hosts' shared connections: {key: forward}
-# (SshProvider._forward_key), each with the ids of the agents it was opened for.
-_PORT_FORWARDS = "ssh_port_forwards.json"
-# What an ssh -O forward said when another program took the local port first.
-_PORT_TAKEN = ("forwarding failed", "Address already in use", "cannot listen")
 
 
 def _registry_form(content: object) -> dict[str, Any]:
@@ -317,91 +312,42 @@ class SshProvider(Provider):
         subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        timeout=15, check=False)
 
-    # -- ports of a host, reachable here: a forward through the shared connection (mngr open)
+    # -- ports of a host, reachable here: forwards through the shared connection (mngr open)
 
     def reach_port(self, host: str, port: int, agent_id: str) -> Reached:
-        """127.0.0.1:LPORT here, forwarded by the host's ssh master to its ``port``.
-
-        Opens of the same port reuse the forward while its local port still answers (the
-        master that holds it exits 10 minutes after its last use: ControlPersist); it is
-        cancelled when the last agent it was opened for stops or goes (``release_ports``).
-        The record of forwards is changed under its lock, so two opens at once make one.
-        """
         self.check_host(host)
         if self._uses_paramiko():
             raise UsageError("mngr open on an SSH host needs the OpenSSH client (ssh), which is not installed here")
-        key = self._forward_key(host, port)
-        with changing_state_json(_PORT_FORWARDS) as forwards:
-            known = forwards.get(key)
-            known = known if isinstance(known, dict) and isinstance(known.get("local_port"), int) else None
-            if known is not None and _answers(known["local_port"]):
-                agents = known.setdefault("agents", [])
-                if agent_id not in agents:
-                    agents.append(agent_id)
-                return Reached("127.0.0.1", known["local_port"])
-            # The master that held it is gone: a new forward, on the same local port if it is
-            # free, so that a page left open in the browser works again.
-            local_port = self._forward_port(host, port, known["local_port"] if known else 0)
-            agents = [*known.get("agents", []), agent_id] if known else [agent_id]
-            forwards[key] = {"host": host, "port": port, "local_port": local_port,
-                             "spec": _forward_spec(local_port, port), "agents": list(dict.fromkeys(agents))}
-            return Reached("127.0.0.1", local_port)
+        from .ssh_ports import forward
+
+        return forward(self, host, port, agent_id)
 
     def release_ports(self, host: str, agent_id: str) -> None:
-        """Cancel the forwards to ``host`` opened for ``agent_id`` that no other agent needs."""
-        if self._uses_paramiko() or not any(isinstance(forward, dict) and forward.get("host") == host
-                                            for forward in read_state_dict(_PORT_FORWARDS).values()):
-            return  # nothing forwarded to the host (the usual case): no lock taken
-        with changing_state_json(_PORT_FORWARDS) as forwards:
-            for key, forward in list(forwards.items()):
-                if not isinstance(forward, dict) or forward.get("host") != host or \
-                        agent_id not in forward.get("agents", []):
-                    continue
-                forward["agents"].remove(agent_id)
-                if forward["agents"]:
-                    continue
-                del forwards[key]
-                # Fails harmlessly when the master (and the forward with it) is gone already.
-                self._run_mux(host, "cancel", ["-L", str(forward.get("spec", ""))], timeout=5)
+        if not self._uses_paramiko():
+            from .ssh_ports import release
 
-    def _forward_key(self, host: str, port: int) -> str:
-        """One forward per port of one way of reaching a host (its master)."""
-        return json.dumps([host, self._address(host), str(self.settings.get("ssh_config", "")), port])
+            release(self, host, agent_id)
 
-    def _forward_port(self, host: str, port: int, preferred: int) -> int:
-        """Forward a free local port to ``port`` of ``host`` through its master: the port."""
-        problem = ""
-        for attempt in range(4):
-            local_port = preferred if attempt == 0 and preferred and _free(preferred) else _free_port()
-            done = self._run_mux(host, "forward", ["-L", _forward_spec(local_port, port)])
-            if done.returncode == 0:
-                return local_port
-            problem = _last_line(done.stderr)
-            if "Control socket connect" in done.stderr or "No such file" in done.stderr:
-                # No master (it exited since the helper was reached): make one, as any
-                # command to the host would, and try again.
-                self._run_ssh(host, ["true"])
-            elif not any(sign in done.stderr for sign in _PORT_TAKEN):
-                break
-        raise MngrError(f"could not forward port {port} of ssh host {host} to this machine: {problem or 'ssh failed'}")
-
-    def _run_mux(self, host: str, command: str, extra: list[str], timeout: float = 15) -> Any:
+    def mux(self, host: str, command: str, *options: str, timeout: float = 15) -> tuple[int, str]:
+        """``ssh -O COMMAND OPTIONS`` to the host's shared connection: (exit status, stderr)."""
         import subprocess
 
         argv = self.ssh_argv(host, mux_command=command)
-        argv[argv.index("--"):argv.index("--")] = extra
+        argv[argv.index("--"):argv.index("--")] = options
         try:
-            return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                   timeout=timeout, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            return subprocess.CompletedProcess(argv, 255, "", str(exc))
+            return 255, str(exc)
+        return done.returncode, done.stderr
 
-    def _run_ssh(self, host: str, remote: list[str]) -> None:
+    def share_connection(self, host: str) -> None:
+        """Make sure the host has a shared connection (as the first command to it makes one)."""
         import subprocess
 
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            subprocess.run([*self.ssh_argv(host), shlex.join(remote)], stdin=subprocess.DEVNULL,
-                           capture_output=True, timeout=30, check=False)
+            subprocess.run([*self.ssh_argv(host), "true"], stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=30, check=False)
 
     def attach_argv(self, host: str, session: str) -> list[str]:
         self.check_host(host)
@@ -414,47 +360,6 @@ class SshProvider(Provider):
 @hookimpl
 def mngr_providers() -> list[type[Provider]]:
     return [SshProvider]
-
-
-def _forward_spec(local_port: int, port: int) -> str:
-    # "localhost" on the host, as sshd resolves it: a server on ::1 only is reached too.
-    return f"127.0.0.1:{local_port}:localhost:{port}"
-
-
-def _answers(port: int) -> bool:
-    """Whether something accepts connections on 127.0.0.1:``port`` here."""
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def _free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    """A port no one listens on at 127.0.0.1 now, chosen by the system."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
 
 
 @functools.cache

@@ -58,13 +58,15 @@ def open_url(app: App, request: OpenRequest) -> Opened:
         info = agent.info
         if info.state == "GONE":
             raise MngrError(f"agent {info.name!r} cannot be opened: its host {agent.host} is gone")
+        if info.state == "STOPPED":  # its processes are gone; and asking would start a stopped container
+            raise MngrError(f"agent {info.name!r} is stopped: start it first (mngr start {info.name})")
         name, remote_url = _chosen(info.name, info.urls, request.target, port_number)
         port = loopback_port(remote_url)
         if port is None:  # not on the host's loopback: anyone reaches it as it is
             return Opened(info.name, agent.host, agent.provider, name, remote_url, remote_url)
         if port not in agent.handle.listening_ports([port]):
-            stopped = f" (agent {info.name} is {info.state})" if info.state not in ("RUNNING", "WAITING") else ""
-            raise MngrError(f"nothing listens on port {port} on host {agent.host}{stopped}")
+            ended = f" (agent {info.name} is {info.state})" if info.state not in ("RUNNING", "WAITING") else ""
+            raise MngrError(f"nothing listens on port {port} on host {agent.host}{ended}")
         reached = agent.handle.provider.reach_port(agent.host, port, info.id)
         return Opened(info.name, agent.host, agent.provider, name, remote_url, local_url(remote_url, reached))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import urllib.request
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from mngr.providers.ssh_ports import FORWARDS_FILE
 from tests.conftest import Sandbox, wait_for
 from tests.integration.test_ssh import started_host
 from tests.sshd import SshHost, unavailable_reason
@@ -51,6 +53,13 @@ def _opened(sandbox: Sandbox, *args: str, env: dict[str, str] | None = None) -> 
         return None  # the agent's server is starting
 
     return str(wait_for(attempt, f"mngr open {' '.join(args)}"))
+
+
+def _refusal(sandbox: Sandbox, *args: str) -> str | None:
+    """What `mngr open ARGS` fails with (exit status 1), once the agent's server is up."""
+    result = sandbox.mngr("open", *args, "--print")
+    assert result.returncode == 1 and result.stdout == "", result
+    return None if "nothing listens on port" in result.stderr else result.stderr
 
 
 # -- the local host ----------------------------------------------------------------------
@@ -134,6 +143,10 @@ def test_what_cannot_be_opened_is_one_line_and_a_failure(sandbox: Sandbox) -> No
     for args, error in cases.items():
         result = sandbox.mngr("open", *args, "--print")
         assert (result.returncode != 0, result.stdout, result.stderr) == (True, "", error), args
+    assert sandbox.mngr("stop", "site").returncode == 0
+    stopped = sandbox.mngr("open", "site", str(port))
+    assert (stopped.returncode, stopped.stderr) == (1, "mngr: error: agent 'site' is stopped: start it first "
+                                                       "(mngr start site)\n")
 
 
 # -- an SSH host: a forward through the shared connection ---------------------------------
@@ -146,16 +159,20 @@ def ssh_host(sandbox: Sandbox) -> Iterator[SshHost]:
 
 
 def _forwards(sandbox: Sandbox) -> dict:
-    path = sandbox.state_dir / "ssh_port_forwards.json"
+    path = sandbox.state_dir / FORWARDS_FILE
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _ssh_mux(sandbox: Sandbox, command: str) -> subprocess.CompletedProcess[str]:
+    """``ssh -O COMMAND`` to the shared connection of mngr's commands to testhost."""
+    return subprocess.run(["ssh", "-F", sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"], "-o",
+                           f"ControlPath={sandbox.state_dir}/ssh/%C", "-O", command, "testhost"],
+                          capture_output=True, text=True)
 
 
 def _master_listening_ports(sandbox: Sandbox) -> list[int]:
     """The TCP ports the host's ssh connection master listens on here (its forwards)."""
-    config = sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"]
-    check = subprocess.run(["ssh", "-F", config, "-o", f"ControlPath={sandbox.state_dir}/ssh/%C", "-O", "check",
-                            "testhost"], capture_output=True, text=True)
-    pid = int(check.stderr.split("pid=")[1].split(")")[0])
+    pid = int(_ssh_mux(sandbox, "check").stderr.split("pid=")[1].split(")")[0])
     inodes = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
     ports = []
     for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
@@ -194,11 +211,27 @@ def test_an_ssh_agents_port_through_one_forward_until_it_stops(sandbox: Sandbox,
     assert other_url != url and _get(other_url).startswith("far page")
     assert len(_master_listening_ports(sandbox)) == 2
 
+    # The master exits (as it does 10 minutes after its last use), the forwards with it: the
+    # next open makes the forward again, on the same local port, so an open page works again.
+    _ssh_mux(sandbox, "exit")
+    with pytest.raises(OSError):
+        _get(url)
+    assert _opened(sandbox, "far", str(port)) == url and _get(url) == "far page\n"
+    assert _master_listening_ports(sandbox) == [local_port]
+
     stopped = sandbox.mngr("stop", "far")
     assert stopped.returncode == 0, stopped.stderr
     assert _forwards(sandbox) == {} and _master_listening_ports(sandbox) == []
     with pytest.raises(OSError):
         _get(url)
+
+    # Destroyed, its forwards go too.
+    assert sandbox.mngr("start", "far").returncode == 0
+    assert _get(_opened(sandbox, "far", str(port))) == "far page\n"
+    assert len(_forwards(sandbox)) == 1
+    destroyed = sandbox.mngr("destroy", "-f", "far")
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert _forwards(sandbox) == {} and _master_listening_ports(sandbox) == []
 
 
 @_no_sshd
@@ -239,19 +272,17 @@ def test_a_containers_port_at_its_address(dock: Sandbox) -> None:
     assert url.startswith("http://") and url.endswith(f":{inside}/") and "localhost" not in url
     assert _get(url) == "box page\n"
 
-    def loopback_refusal() -> str | None:
-        result = dock.mngr("open", "box", str(loopback_only), "--print")
-        return None if "nothing listens" in result.stderr else result.stderr
-
-    assert wait_for(loopback_refusal, "the loopback-only server") == (
+    assert wait_for(lambda: _refusal(dock, "box", str(loopback_only)), "the loopback-only server") == (
         f"mngr: error: port {loopback_only} of docker host box listens only on the container's loopback; "
         "make it listen on 0.0.0.0\n")
 
 
 @pytest.mark.docker
 def test_a_declared_port_is_published_on_this_machines_loopback(dock: Sandbox, docker_client) -> None:
+    command = ("python3 -m http.server 8001 --bind 127.0.0.1 >/dev/null 2>&1 & "
+               "echo 'published page' > index.html && exec python3 -m http.server 8000 --bind 0.0.0.0")
     created = dock.mngr("create", "pub", "command", "--in", "docker", "--no-connect", "--port", "8000:site",
-                        "--", *_serving("published page", 8000, bind="0.0.0.0"), timeout=300)
+                        "--port", "8001:inner", "--", "sh", "-c", command, timeout=300)
     assert created.returncode == 0, created.stderr
     namespace = dock.env["MNGR_PROVIDERS__DOCKER__NAMESPACE"]
     (container,) = docker_client.containers.list(filters={"label": ["mngr.host=pub", f"mngr.namespace={namespace}"]})
@@ -262,6 +293,11 @@ def test_a_declared_port_is_published_on_this_machines_loopback(dock: Sandbox, d
     assert _get(url) == "published page\n"
     assert _opened(dock, "pub") == url
 
+    # Published or not, a server on the container's loopback is out of reach: said so.
+    assert wait_for(lambda: _refusal(dock, "pub", "inner"), "the loopback-only server") == (
+        "mngr: error: port 8001 of docker host pub listens only on the container's loopback; "
+        "make it listen on 0.0.0.0\n")
+
 
 # -- a Modal sandbox (the local Modal server) -----------------------------------------------
 
@@ -269,17 +305,33 @@ def test_a_declared_port_is_published_on_this_machines_loopback(dock: Sandbox, d
 @pytest.mark.docker
 def test_a_modal_host_tunnels_the_declared_ports_only(modal_server: Sandbox) -> None:
     created = modal_server.mngr("create", "job", "command", "--in", "modal", "--no-connect", "--port", "8000:web",
-                                "--", "sleep", "600", timeout=300)
+                                "--", *_serving("modal page", 8000, bind="0.0.0.0"), timeout=300)
     assert created.returncode == 0, created.stderr
     (record,) = [record for record in modal_server.modal.sandboxes(running_only=True)
                  if record["tags"].get("mngr-namespace") == modal_server.namespace]
     assert [(port.port, port.unencrypted) for port in record["definition"].open_ports.ports] == [(8000, False)]
+
+    # Through the tunnel: https, checked against the (local) Modal's certificate authority.
+    url = _opened(modal_server, "job", "web")
+    assert url.startswith("https://localhost:") and url.endswith("/")
+    tls = ssl.create_default_context(cafile=str(modal_server.modal.tunnel_authority.ca_file))
+    with urllib.request.urlopen(url, timeout=10, context=tls) as answer:
+        assert answer.read().decode() == "modal page\n"
+
     assert modal_server.mngr("exec", "job", "nohup python3 -m http.server 9000 >/dev/null 2>&1 &").returncode == 0
 
-    def refusal() -> str | None:
-        result = modal_server.mngr("open", "job", "9000", "--print")
-        return None if "nothing listens" in result.stderr else result.stderr
-
-    assert wait_for(refusal, "the server on port 9000") == (
+    assert wait_for(lambda: _refusal(modal_server, "job", "9000"), "the server on port 9000") == (
         "mngr: error: port 9000 of modal host job has no tunnel: Modal tunnels only the ports declared when "
         "the host was made (mngr create --port)\n")
+
+
+@_no_sshd
+def test_a_host_that_does_not_answer_is_one_line(sandbox: Sandbox, ssh_host: SshHost) -> None:
+    created = sandbox.mngr("create", "far", "command", "--in", "ssh", "--host", "testhost", "--no-connect",
+                           "--", "sleep", "600")
+    assert created.returncode == 0, created.stderr
+    _ssh_mux(sandbox, "exit")
+    ssh_host.stop()
+    result = sandbox.mngr("open", "far", "8000")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1, "", "mngr: error: no agent named 'far'; hosts that did not answer: testhost (ssh)\n")

@@ -404,6 +404,18 @@ class ControlPlane(served(ModalClientBase)):  # type: ignore[misc]
             if mount.volume_id not in self.world.volumes:
                 raise GRPCError(Status.NOT_FOUND, f"Volume {mount.volume_id} not found")
 
+    async def SandboxGetTunnelsV2(self, stream: Any) -> None:
+        """``tunnels()``: a running sandbox's tunnels (tunnels.py), one per port it declared."""
+        from .tunnels import tunnels_of
+
+        request = await stream.recv_message()
+        sandbox = self._sandbox(request.sandbox_id)
+        tunnels = await tunnels_of(self.server, sandbox)
+        await stream.send_message(api_pb2.SandboxGetTunnelsResponse(
+            result=api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_SUCCESS), tunnels=tunnels))
+
+    SandboxGetTunnels = SandboxGetTunnelsV2  # V1's
+
     async def SandboxGetTaskIdV2(self, stream: Any) -> None:
         """Before the first exec: its task (a finished sandbox has none: ConflictError)."""
         request = await stream.recv_message()

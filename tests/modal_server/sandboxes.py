@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from modal_proto import api_pb2
 
 from .state import Image, Sandbox, new_id, spawn, v1_id
+from .tunnels import close_tunnels
 
 if TYPE_CHECKING:
     from .server import ModalServer
@@ -110,6 +111,7 @@ async def _remove_container(server: ModalServer, sandbox: Sandbox) -> None:
             server.docker.containers.get(sandbox.container).remove(force=True)
 
     await asyncio.to_thread(remove)
+    close_tunnels(sandbox)
     for running in sandbox.execs.values():
         if running.process is not None and running.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):

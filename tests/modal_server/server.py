@@ -26,6 +26,7 @@ from grpclib.const import Cardinality
 from grpclib.server import Server
 
 from .state import LABEL, World, spawn
+from .tunnels import TunnelAuthority
 
 T = TypeVar("T")
 TOKEN_ID = "ak-mngr-test"
@@ -146,6 +147,7 @@ class ModalServer:
 
     def __init__(self, root: Path, base_image: str, docker_client: Any) -> None:
         self.world = World(root=root, key=random.token_hex(6), base_image=base_image)
+        self.tunnel_authority = TunnelAuthority(root / "tunnels")  # what a client of the tunnels trusts
         self.docker = docker_client
         self.faults = Faults()
         self.calls: collections.Counter[str] = collections.Counter()

@@ -90,6 +90,7 @@ class Sandbox:
     result: api_pb2.GenericResult | None = None
     execs: dict[str, Exec] = field(default_factory=dict)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    tunnels: dict[int, asyncio.Server] = field(default_factory=dict)  # container port -> its TLS listener
 
     @property
     def running(self) -> bool:
