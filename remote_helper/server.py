@@ -57,7 +57,8 @@ _ACTIVITY = {"CreateAgent": "create", "StartAgent": "start", "SendMessage": "mes
 _REPLY_TYPES = frozenset(
     ["Pong", "HelperInfo", "AgentList", "AgentReply", "Done", "Captured", "OutputChunk", "ExecStarted",
      "ExecOutput", "Error", "IdleSettings", "Manifest", "FileData", "WorkDir", "AgentSpec", "WorkState", "Written", "Garbage",
-     "AgentConfigState", "Changes", "Events", "Signatures", "DeltaData", "Progress", "CliPlace", "CliPartStored"]
+     "AgentConfigState", "Changes", "Events", "Signatures", "DeltaData", "Progress", "CliPlace", "CliPartStored",
+     "PortsOpen"]
 )
 _LOG_MAX_BYTES = 1024 * 1024
 

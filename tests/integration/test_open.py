@@ -163,10 +163,11 @@ def _forwards(sandbox: Sandbox) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _ssh_mux(sandbox: Sandbox, command: str) -> subprocess.CompletedProcess[str]:
-    """``ssh -O COMMAND`` to the shared connection of mngr's commands to testhost."""
+def _ssh_mux(sandbox: Sandbox, command: str, host: str = "testhost", *options: str
+             ) -> subprocess.CompletedProcess[str]:
+    """``ssh -O COMMAND`` to the shared connection of mngr's commands to ``host``."""
     return subprocess.run(["ssh", "-F", sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"], "-o",
-                           f"ControlPath={sandbox.state_dir}/ssh/%C", "-O", command, "testhost"],
+                           f"ControlPath={sandbox.state_dir}/ssh/%C", "-O", command, *options, host],
                           capture_output=True, text=True)
 
 
@@ -232,6 +233,46 @@ def test_an_ssh_agents_port_through_one_forward_until_it_stops(sandbox: Sandbox,
     destroyed = sandbox.mngr("destroy", "-f", "far")
     assert destroyed.returncode == 0, destroyed.stderr
     assert _forwards(sandbox) == {} and _master_listening_ports(sandbox) == []
+
+
+@_no_sshd
+def test_agents_on_several_hosts_open_at_once_each_its_own(sandbox: Sandbox) -> None:
+    client_dir = sandbox.root / "client"
+    client_dir.mkdir()
+    hosts = []
+    try:
+        hosts += [SshHost("east", client_dir), SshHost("west", client_dir)]
+        for host in hosts:
+            host.trust()
+        config = sandbox.root / "ssh_config"
+        config.write_text("".join(host.client_config() for host in hosts))
+        sandbox.env["MNGR_PROVIDERS__SSH__SSH_CONFIG"] = str(config)
+        # The hosts are all this machine: each server on a port of its own.
+        for name, host in (("a-east", "east"), ("a-west", "west")):
+            port = _free_port()
+            created = sandbox.mngr("create", name, "command", "--in", "ssh", "--host", host, "--no-connect",
+                                   "--port", f"{port}:web", "--", *_serving(f"page of {name}", port))
+            assert created.returncode == 0, created.stderr
+            _opened(sandbox, name, "web")
+        for noted in _forwards(sandbox).values():  # opened afresh below, both at once
+            _ssh_mux(sandbox, "cancel", noted["host"], "-L", noted["spec"])
+        (sandbox.state_dir / FORWARDS_FILE).write_text("{}")
+        opening = {name: subprocess.Popen([str(Path(sys.executable).with_name("mngr")), "open", name, "--print"],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=sandbox.env,
+                                          stdin=subprocess.DEVNULL)
+                   for name in ("a-east", "a-west")}
+        urls = {name: process.communicate(timeout=60)[0].strip() for name, process in opening.items()}
+        assert len(set(urls.values())) == 2 and all(url.startswith("http://127.0.0.1:") for url in urls.values())
+        assert {name: _get(url) for name, url in urls.items()} == {
+            "a-east": "page of a-east\n", "a-west": "page of a-west\n"}
+        assert sorted(forward["host"] for forward in _forwards(sandbox).values()) == ["east", "west"]
+        # One host's agent stopped: its forward goes, the other host's stays.
+        assert sandbox.mngr("stop", "a-east").returncode == 0
+        assert [forward["host"] for forward in _forwards(sandbox).values()] == ["west"]
+        assert _get(urls["a-west"]) == "page of a-west\n"
+    finally:
+        for host in hosts:
+            host.stop()
 
 
 @_no_sshd
