@@ -47,8 +47,42 @@ def page_rows(browser) -> list[dict[str, str]]:
         "({name: row.dataset.agent, state: row.dataset.state, host: row.dataset.host}))")
 
 
-def row_of(browser, name: str):
-    return browser.find_element("css selector", f'tr.agent[data-agent="{name}"]')
+def state_of(browser, name: str) -> str | None:
+    """The state the page shows for agent ``name`` (read in one step: rows are remade when agents change)."""
+    return browser.execute_script(
+        "const row = document.querySelector(`tr.agent[data-agent=\"${arguments[0]}\"]`);"
+        "return row ? row.dataset.state : null;", name)
+
+
+def texts(browser, selector: str) -> list[str]:
+    """The text of each element ``selector`` finds, read in one step (the page remakes them)."""
+    return browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(element => element.textContent)", selector)
+
+
+def page_text(browser) -> str:
+    """The text of the page the window shows ("" while it goes from one page to the next)."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        return browser.execute_script("return document.body ? document.body.textContent : ''")
+    except WebDriverException:
+        return ""
+
+
+def click_in_row(browser, name: str, selector: str) -> None:
+    """Click ``selector`` in agent ``name``'s row, as a user would; a row remade by the page's
+    renewal between finding and clicking (its agent changed) is found again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def clicked() -> bool:
+        try:
+            browser.find_element("css selector", f'tr.agent[data-agent="{name}"] {selector}').click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    wait_for(clicked, f"a click on {selector} of {name}")
 
 
 def confirm_dialog(browser) -> None:
@@ -82,7 +116,7 @@ def _listing_matches(sandbox, browser) -> None:
         assert {row["name"]: (row["state"], row["host"]) for row in listed} == {
             "alpha": ("WAITING", "local"), "beta": ("WAITING", "local"), "gamma": ("STOPPED", "local"),
             "delta": ("WAITING", "far-box")}
-        groups = [group.text for group in browser.find_elements("css selector", "tr.group")]
+        groups = texts(browser, "tr.group")
         assert groups == ["far-box (ssh) · 1 agent", "local (local) · 3 agents"]
         # The server's listing is `mngr list --format json`'s document itself.
         status, body = dashboard.api("GET", "/api/agents")
@@ -95,9 +129,10 @@ def _listing_matches(sandbox, browser) -> None:
                     record.pop(moving, None)
         assert served == printed
         # The label is shown, the address bar no longer holds the token (the cookie does).
-        assert "team=web" in row_of(browser, "alpha").text
+        assert "team=web" in browser.execute_script(
+            "return document.querySelector('tr.agent[data-agent=\"alpha\"]').textContent")
         assert "token" not in browser.current_url
-        assert [line.text for line in browser.find_elements("css selector", ".host-error")] == []
+        assert texts(browser, ".host-error") == []
 
 
 def test_a_message_typed_in_the_page_reaches_the_agent(sandbox, browser) -> None:
@@ -105,7 +140,7 @@ def test_a_message_typed_in_the_page_reaches_the_agent(sandbox, browser) -> None
     with running_dashboard(sandbox) as dashboard:
         browser.get(dashboard.url)
         wait_for(lambda: page_rows(browser), "the agent listed")
-        row_of(browser, "echo").find_element("css selector", "td.name").click()
+        click_in_row(browser, "echo", "td.name")
         box = browser.find_element("id", "message-text")
         box.send_keys("hello from the page")
         browser.find_element("id", "message-send").click()
@@ -132,27 +167,27 @@ def test_a_stop_confirmed_in_the_page_stops_the_agent(sandbox, browser) -> None:
     with running_dashboard(sandbox) as dashboard:
         browser.get(dashboard.url)
         wait_for(lambda: len(page_rows(browser)) == 2, "both agents listed")
-        row_of(browser, "worker").find_element("css selector", "button.stop").click()
+        click_in_row(browser, "worker", "button.stop")
         confirm_dialog(browser)
-        wait_for(lambda: row_of(browser, "worker").get_attribute("data-state") == "STOPPED",
+        wait_for(lambda: state_of(browser, "worker") == "STOPPED",
                  "the stop shown in the page")
         states = {agent["name"]: agent["state"] for agent in cli_listing(sandbox)["agents"]}
         assert states["worker"] == "STOPPED" and states["bystander"] in ("RUNNING", "WAITING")
         assert sandbox.sessions() == ["mngr-bystander"]
         notice = browser.find_element("id", "notice")
-        assert notice.text == "stopped agent worker (command) on local [STOPPED]"
+        wait_for(lambda: notice.text == "stopped agent worker (command) on local [STOPPED]", "what stop printed")
 
         # Started again, then destroyed, each after its confirmation.
-        row_of(browser, "worker").find_element("css selector", "button.start").click()
+        click_in_row(browser, "worker", "button.start")
         confirm_dialog(browser)
-        wait_for(lambda: row_of(browser, "worker").get_attribute("data-state") in ("RUNNING", "WAITING"),
+        wait_for(lambda: state_of(browser, "worker") in ("RUNNING", "WAITING"),
                  "the start shown in the page")
-        row_of(browser, "worker").find_element("css selector", "button.destroy").click()
+        click_in_row(browser, "worker", "button.destroy")
         confirm_dialog(browser)
         wait_for(lambda: [row["name"] for row in page_rows(browser)] == ["bystander"], "the destroy shown")
         assert [agent["name"] for agent in cli_listing(sandbox)["agents"]] == ["bystander"]
         # Cancelled: nothing happens.
-        row_of(browser, "bystander").find_element("css selector", "button.stop").click()
+        click_in_row(browser, "bystander", "button.stop")
         wait_for(lambda: browser.find_element("id", "confirm").get_attribute("open") is not None, "the dialog")
         browser.find_element("id", "confirm-cancel").click()
         assert [agent["state"] for agent in cli_listing(sandbox)["agents"]] != ["STOPPED"]
@@ -230,7 +265,7 @@ def test_unreachable_hosts_do_not_keep_the_page_from_the_others(sandbox, browser
             browser.get(dashboard.url)
             wait_for(lambda: [row["name"] for row in page_rows(browser)] == ["near"], "the local agent listed",
                      timeout=60)
-            errors = [line.text for line in browser.find_elements("css selector", ".host-error")]
+            errors = texts(browser, ".host-error")
             cli_errors = cli_listing(sandbox, slow)["errors"]
             assert sorted(errors) == sorted(f"mngr: error: host '{e['host']}' ({e['provider']}): {e['error']}"
                                             for e in cli_errors)
@@ -282,22 +317,22 @@ def test_an_agents_url_opens_from_the_page(sandbox, browser) -> None:
     wait_for(lambda: _answers(port), "the agent's server listening")
     with running_dashboard(sandbox) as dashboard:
         browser.get(dashboard.url)
-        link = wait_for(lambda: browser.find_elements("css selector", 'tr[data-agent="site"] a.agent-url'),
-                        "the agent's URL shown")[0]
-        assert link.text == "preview" and link.get_attribute("href") == f"http://localhost:{port}/"
+        link = wait_for(lambda: browser.execute_script(
+            "const link = document.querySelector('tr[data-agent=\"site\"] a.agent-url');"
+            "return link && [link.textContent, link.href];"), "the agent's URL shown")
+        assert link == ["preview", f"http://localhost:{port}/"]
         own = browser.current_window_handle
-        link.click()
+        click_in_row(browser, "site", "a.agent-url")
         wait_for(lambda: len(browser.window_handles) == 2, "a window for the URL")
         browser.switch_to.window(next(handle for handle in browser.window_handles if handle != own))
         try:
-            wait_for(lambda: "served by the agent" in browser.find_element("tag name", "body").text,
-                     "the agent's page")
+            wait_for(lambda: "served by the agent" in page_text(browser), "the agent's page")
             assert browser.current_url == f"http://localhost:{port}/"  # the local host: as it is
         finally:
             browser.close()
             browser.switch_to.window(own)
         # A URL nobody serves: the window is closed again and the CLI's error shown.
-        row_of(browser, "nothing").find_element("css selector", "a.agent-url").click()
+        click_in_row(browser, "nothing", "a.agent-url")
         notice = browser.find_element("id", "notice")
         wait_for(lambda: notice.text.startswith("mngr: error: nothing listens on port"), "the CLI's error")
         wait_for(lambda: browser.window_handles == [own], "the unused window closed")
@@ -325,7 +360,7 @@ def test_a_destroy_that_would_lose_work_is_refused_then_forced(sandbox, browser)
     with running_dashboard(sandbox) as dashboard:
         browser.get(dashboard.url)
         wait_for(lambda: page_rows(browser), "the agent listed")
-        row_of(browser, "careful").find_element("css selector", "button.destroy").click()
+        click_in_row(browser, "careful", "button.destroy")
         confirm_dialog(browser)
         # The command's refusal, and a second question before destroying anyway.
         refusal = browser.find_element("id", "confirm-error")
