@@ -44,7 +44,7 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         ("mngr open my-task", "its first URL, in your browser"),
         ("mngr open my-task preview", "the URL it declared as preview (mngr create --port 5173:preview)"),
         ("mngr open far-task 8000 --print", "any port it listens on, reachable here; the URL printed"),
-        ("mngr open far-task 8000 --format '{local_url}'", "for scripts"),
+        ("mngr open far-task 8000 --print --format json", "for scripts: where it is here and on its host"),
     ),
     "web": (
         ("mngr web", "the dashboard, in your browser, until Ctrl-C"),

@@ -143,7 +143,7 @@ def stop(app: App, request: StopRequest) -> AgentsResult:
             return _changed(agent, agent.info, "already stopped")
         with lifecycle.agent_event("stop", agent.info.name, agent.host, agent.provider):
             stopped = agent.handle.stop_agent(agent.info.name, request.grace)
-        lifecycle.agent_gone_quiet(agent.handle, agent.info.id)
+        lifecycle.release_ports(agent.handle, agent.info.id)
         return _changed(agent, stopped, "stopped")
 
     def preview(agent: LocatedAgent) -> str:
@@ -205,7 +205,7 @@ def archive(app: App, request: ArchiveRequest) -> AgentsResult:
         if wanted and agent.info.state in (*LIVE_STATES, "DONE"):
             with lifecycle.agent_event("stop", agent.info.name, agent.host, agent.provider):
                 info = agent.handle.set_archived(agent.info.name, True, request.grace)
-            lifecycle.agent_gone_quiet(agent.handle, agent.info.id)
+            lifecycle.release_ports(agent.handle, agent.info.id)
         else:
             info = agent.handle.set_archived(agent.info.name, wanted, request.grace)
         return _changed(agent, info, done)
@@ -231,7 +231,7 @@ def destroy(app: App, request: DestroyRequest) -> AgentsResult:
                 agent.handle.destroy_agent(agent.info.name, keep_work_dir=request.keep_work_dir,
                                            grace=request.grace)
                 work_dirs.after_destroy(agent.info, request.delete_branch, request.keep_work_dir)
-                lifecycle.agent_gone_quiet(agent.handle, agent.info.id)
+                lifecycle.release_ports(agent.handle, agent.info.id)
         lifecycle.agent_destroyed(agent.info.name, agent.host, agent.provider)
         return _changed(agent, agent.info, "destroyed")
 

@@ -119,7 +119,7 @@ def migrate(app: App, request: MigrateRequest) -> CopyResult:
                 raise
             lifecycle.agent_created(target, name)
             agent.handle.destroy_agent(name)
-            lifecycle.agent_gone_quiet(agent.handle, agent.info.id)
+            lifecycle.release_ports(agent.handle, agent.info.id)
             # A worktree agent's repository forgets the worktree; its branch stays there.
             work_dirs.after_destroy(agent.info, delete_branch=False, keep_work_dir=False)
             lifecycle.after("destroy", name, agent.host, agent.provider)

@@ -98,7 +98,7 @@ class Lifecycle:
 
         completion.agent_removed(name, host, provider)
 
-    def agent_gone_quiet(self, handle: HostHandle, agent_id: str) -> None:
+    def release_ports(self, handle: HostHandle, agent_id: str) -> None:
         """An agent stopped or was destroyed: what made its ports reachable here (mngr open)
         goes. Best effort: a forward left behind is never worth failing a stop for, and ends
         with the connection that holds it."""

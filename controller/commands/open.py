@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 # Names a URL may give its host by, that mean the machine it is seen on.
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "0.0.0.0", "::", "")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Of those, the ones a browser connects to (0.0.0.0 and :: mean "every address" to a server).
+_CONNECTABLE_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass
@@ -115,7 +117,8 @@ def local_url(remote_url: str, reached: Reached) -> str:
     """``remote_url`` pointed at where this machine reaches its port."""
     parts = urlsplit(remote_url)
     scheme = reached.scheme or parts.scheme
-    if scheme == parts.scheme and reached.port == loopback_port(remote_url) and reached.host in LOOPBACK_NAMES:
+    if (scheme == parts.scheme and reached.port == loopback_port(remote_url) and reached.host in LOOPBACK_NAMES
+            and parts.hostname in _CONNECTABLE_LOOPBACK):
         return remote_url  # the same machine's loopback: the URL as the agent gave it
     host = f"[{reached.host}]" if ":" in reached.host else reached.host
     netloc = host if _DEFAULT_PORTS.get(scheme) == reached.port else f"{host}:{reached.port}"

@@ -31,6 +31,8 @@ def test_the_port_of_a_url_on_the_hosts_loopback(url: str, port: int | None) -> 
 @pytest.mark.parametrize(("url", "reached", "expected"), [
     # The same machine, the same port: the agent's own URL, its host name kept.
     ("http://127.0.0.1:8000/x", Reached("localhost", 8000), "http://127.0.0.1:8000/x"),
+    # A server's "every address" is not one to connect to: this machine's name for it instead.
+    ("http://0.0.0.0:3000/app", Reached("localhost", 3000), "http://localhost:3000/app"),
     # A forward: another port here, the path, query and fragment kept.
     ("http://localhost:8888/lab?token=abc#top", Reached("127.0.0.1", 41234),
      "http://127.0.0.1:41234/lab?token=abc#top"),
