@@ -386,3 +386,25 @@ def test_ctrl_c_stops_it_and_a_taken_port_is_a_one_line_error(sandbox) -> None:
         assert dashboard.process.stderr is not None
         assert dashboard.process.stderr.read() == ("mngr: the dashboard is at the URL above (open it in your "
                                                   "browser); Ctrl-C stops it\n")
+
+
+def test_an_agent_held_by_a_dialog_shows_why_and_a_message_gets_the_clis_refusal(agent_user, browser) -> None:
+    sandbox = agent_user.sandbox
+    untrusted = sandbox.root / "untrusted"
+    untrusted.mkdir()
+    created = sandbox.mngr("create", "stranger", "-t", "claude", "--no-connect", "--work-dir", str(untrusted),
+                           timeout=120)
+    assert "was created, but is not ready for input" in created.stderr  # held by the dialog: as it should be
+    with running_dashboard(sandbox) as dashboard:
+        browser.get(dashboard.url)
+        wait_for(lambda: texts(browser, 'tr[data-agent="stranger"] td.state') == ["WAITING (trust)"],
+                 "the dialog the agent waits on", timeout=60)
+        click_in_row(browser, "stranger", "td.name")
+        browser.find_element("id", "message-text").send_keys("hello")
+        browser.find_element("id", "message-send").click()
+        result = browser.find_element("id", "message-result")
+        wait_for(lambda: result.text.startswith("mngr: error: message stranger: "), "the CLI's refusal", timeout=90)
+        cli = sandbox.mngr("message", "stranger", "hello", timeout=120)
+        assert cli.returncode == 1 and cli.stderr.strip() == result.text
+        assert "trust" in result.text
+        assert not agent_user.standin.received("hello")
