@@ -15,7 +15,7 @@ import json
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,13 +81,14 @@ class Dashboard:
         return web.json_response(self.watch.snapshot().as_json())
 
     async def act(self, request: web.Request) -> web.Response:
-        name, action = request.match_info["name"], request.match_info["action"]
+        action = request.match_info["action"]
         try:
             body = await request.json() if request.can_read_body else {}
         except ValueError:
             return _answer(actions.Outcome(False, ["mngr: error: the request's body is not JSON"]), status=400)
         if not isinstance(body, dict):
             body = {}
+        name = _agent_ref(request.match_info["name"], body)
         operations: dict[str, Callable[[], actions.Outcome]] = {
             "stop": lambda: actions.stop(self.app, name),
             "start": lambda: actions.start(self.app, name),
@@ -113,7 +114,7 @@ class Dashboard:
     async def transcript(self, request: web.Request) -> web.StreamResponse:
         """``mngr transcript NAME --follow --tail N`` as a stream of server-sent events:
         ``entries`` (a list of {role, text, time}), and ``failure`` (the CLI's line) at the end."""
-        name = request.match_info["name"]
+        name = _agent_ref(request.match_info["name"], request.query)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         loop = asyncio.get_running_loop()
@@ -160,6 +161,15 @@ class Dashboard:
 
 class _StreamClosed(Exception):
     """Raised into a transcript's follow once its page is gone: it ends, closing its host."""
+
+
+def _agent_ref(name: str, place: Mapping[str, Any]) -> str:
+    """The agent a row of the page shows: NAME@PROVIDER/HOST (agent_refs.py) when the request
+    says where, so that an older mngr's agents of one name on two hosts are each their own."""
+    host, provider = place.get("host"), place.get("provider")
+    if isinstance(host, str) and isinstance(provider, str) and host and provider:
+        return f"{name}@{provider}/{host}"
+    return name
 
 
 def _answer(outcome: actions.Outcome, status: int, can_force: bool = False) -> web.Response:

@@ -106,16 +106,15 @@ def _listing_matches(sandbox, browser) -> None:
     with running_dashboard(sandbox, QUIET) as dashboard:
         browser.get(dashboard.url)
 
-        def same() -> list[dict[str, str]] | None:
-            cli = [{"name": a["name"], "state": a["state"], "host": a["host"]}
-                   for a in cli_listing(sandbox, QUIET)["agents"]]
-            shown = sorted(page_rows(browser), key=lambda row: row["name"])
-            return cli if cli and shown == sorted(cli, key=lambda row: row["name"]) else None
+        expected = {"alpha": ("WAITING", "local"), "beta": ("WAITING", "local"), "gamma": ("STOPPED", "local"),
+                    "delta": ("WAITING", "far-box")}
 
-        listed = wait_for(same, "the page to list what mngr list lists")
-        assert {row["name"]: (row["state"], row["host"]) for row in listed} == {
-            "alpha": ("WAITING", "local"), "beta": ("WAITING", "local"), "gamma": ("STOPPED", "local"),
-            "delta": ("WAITING", "far-box")}
+        def places(rows: list[dict[str, str]]) -> dict[str, tuple[str, str]]:
+            return {row["name"]: (row["state"], row["host"]) for row in rows}
+
+        wait_for(lambda: places(cli_listing(sandbox, QUIET)["agents"]) == expected, "the quiet agents WAITING")
+        wait_for(lambda: places(page_rows(browser)) == places(cli_listing(sandbox, QUIET)["agents"]),
+                 "the page to list what mngr list lists")
         groups = texts(browser, "tr.group")
         assert groups == ["far-box (ssh) · 1 agent", "local (local) · 3 agents"]
         # The server's listing is `mngr list --format json`'s document itself.
@@ -133,6 +132,11 @@ def _listing_matches(sandbox, browser) -> None:
             "return document.querySelector('tr.agent[data-agent=\"alpha\"]').textContent")
         assert "token" not in browser.current_url
         assert texts(browser, ".host-error") == []
+        # The page names the agent of its row with its place: NAME@PROVIDER/HOST.
+        status, body = dashboard.api("POST", "/api/agents/delta/stop", b'{"host": "local", "provider": "local"}')
+        assert status == 400 and json.loads(body)["lines"][0].startswith("mngr: error: "), body
+        status, body = dashboard.api("POST", "/api/agents/delta/stop", b'{"host": "far-box", "provider": "ssh"}')
+        assert json.loads(body)["lines"] == ["stopped agent delta (command) on far-box [STOPPED]"], body
 
 
 def test_a_message_typed_in_the_page_reaches_the_agent(sandbox, browser) -> None:

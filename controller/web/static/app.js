@@ -56,6 +56,16 @@ function agentPath(name, what) {
   return `/api/agents/${encodeURIComponent(name)}/${what}`;
 }
 
+// Where the agent is: the server names it NAME@PROVIDER/HOST, the row's agent and no other.
+function place(agent) {
+  return agent ? { host: agent.host, provider: agent.provider } : {};
+}
+
+function listed(name) {
+  const listing = view.snapshot && view.snapshot.listing;
+  return listing ? listing.agents.find((agent) => agent.name === name) : undefined;
+}
+
 // -- the listing ------------------------------------------------------------------------
 
 async function poll() {
@@ -288,7 +298,7 @@ async function confirmAction(agent, action) {
     : `${verb} agent ${agent.name} on ${agent.host}?`;
   if (!(await ask(what, verb))) return;
   notify([`${doing} ${agent.name}…`], true);
-  let answer = await post(agentPath(agent.name, action), {});
+  let answer = await post(agentPath(agent.name, action), place(agent));
   if (action === "destroy" && answer.can_force) {
     const force = await ask(`Destroy agent ${agent.name} anyway? This work will be lost:`, "Destroy anyway",
       answer.lines.join("\n"));
@@ -297,7 +307,7 @@ async function confirmAction(agent, action) {
       return;
     }
     notify([`${doing} ${agent.name}…`], true);
-    answer = await post(agentPath(agent.name, action), { force: true });
+    answer = await post(agentPath(agent.name, action), { ...place(agent), force: true });
   }
   notify(answer.lines, answer.ok);
 }
@@ -306,7 +316,7 @@ async function openUrl(agent, urlName) {
   // Opened now, while the click counts as the user's: a window opened after the answer would be blocked.
   const target = window.open("about:blank", "_blank");
   notify([`opening ${agent.name}'s ${urlName}…`], true);
-  const answer = await post(agentPath(agent.name, "open"), { target: urlName });
+  const answer = await post(agentPath(agent.name, "open"), { ...place(agent), target: urlName });
   if (answer.ok && answer.url) {
     notify([`${agent.name} ${urlName}: ${answer.url}`], true);
     if (target) {
@@ -337,7 +347,8 @@ function select(name) {
     row.classList.toggle("selected", row.dataset.agent === name);
   }
   renderDetailHead();
-  const stream = new EventSource(`${agentPath(name, "transcript")}?token=${encodeURIComponent(TOKEN)}`);
+  const query = new URLSearchParams({ token: TOKEN, ...place(listed(name)) });
+  const stream = new EventSource(`${agentPath(name, "transcript")}?${query}`);
   view.stream = stream;
   stream.addEventListener("open", () => {
     if (view.stream === stream) $("transcript-note").textContent = "following: new lines appear as they come";
@@ -372,7 +383,7 @@ function appendEntries(entries) {
 
 function renderDetailHead() {
   if (!view.selected || !view.snapshot || !view.snapshot.listing) return;
-  const agent = view.snapshot.listing.agents.find((candidate) => candidate.name === view.selected);
+  const agent = listed(view.selected);
   const state = $("detail-state");
   if (!agent) {
     state.textContent = "not listed";
@@ -402,7 +413,7 @@ async function sendMessage() {
   result.textContent = `sending to ${name}…`;
   $("message-send").disabled = true;
   try {
-    const answer = await post(agentPath(name, "message"), { text });
+    const answer = await post(agentPath(name, "message"), { ...place(listed(name)), text });
     result.textContent = answer.lines.join("\n");
     result.className = answer.ok ? "ok" : "error";
     if (answer.ok) $("message-text").value = "";
