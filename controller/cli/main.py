@@ -52,7 +52,6 @@ _COMMANDS = {
     "schema": ("schema_cmd", "schema", "Print the JSON Schema of a command's --format json output"),
     "web": ("web_cmd", "web", "Serve a dashboard of every agent in your browser (on 127.0.0.1)"),
 }
-_UNBUILT: dict[str, str] = {}
 _GROUP_OPTIONS = ("--help", "-h", "--version", *OPTION_NAMES)
 _HELP_WANTED, _BARE = "mngr.help_wanted", "mngr.bare_command"
 # The short names users of git, docker and kubectl type: each stands for one command.
@@ -67,7 +66,7 @@ class MngrGroup(click.Group):
     """Loads commands lazily and treats anything that is not a command as ``create`` input."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [*_COMMANDS, *_UNBUILT, *_plugin_commands(ctx)]
+        return [*_COMMANDS, *_plugin_commands(ctx)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = self._command(ctx, cmd_name)
@@ -84,10 +83,6 @@ class MngrGroup(click.Group):
 
                 examples.attach(command, cmd_name)  # the one place they join the commands' help
             return command
-        if cmd_name in _UNBUILT:
-            from .unbuilt import unbuilt_command
-
-            return unbuilt_command(cmd_name, _UNBUILT[cmd_name])
         return _plugin_commands(ctx).get(cmd_name)
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -100,7 +95,6 @@ class MngrGroup(click.Group):
         aliases = {command: alias for alias, command in ALIASES.items()}
         rows = [(f"{name} ({aliases[name]})" if name in aliases else name, help_text)
                 for name, (_, _, help_text) in _COMMANDS.items()]
-        rows += [(name, f"{help_text} [not available yet]") for name, help_text in _UNBUILT.items()]
         rows += [(name, command.get_short_help_str(60)) for name, command in _plugin_commands(ctx).items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
@@ -121,10 +115,10 @@ class MngrGroup(click.Group):
             args = ["--version"] if args[0] == "version" else [*args[1:2], "--help"]
         if args and args[0] in ALIASES:
             args = [ALIASES[args[0]], *args[1:]]
-        if not args or (args[0] not in _COMMANDS and args[0] not in _UNBUILT and args[0] not in _GROUP_OPTIONS
+        if not args or (args[0] not in _COMMANDS and args[0] not in _GROUP_OPTIONS
                         and args[0] not in _plugin_commands(ctx)):
             if args and not ctx.resilient_parsing:
-                _refuse_a_mistyped_command(args[0], [*_COMMANDS, *_UNBUILT, *_plugin_commands(ctx)])
+                _refuse_a_mistyped_command(args[0], [*_COMMANDS, *_plugin_commands(ctx)])
             args = ["create", *args]
         # The examples (examples.py) are loaded only when help may be shown: asked for, or
         # a group given no subcommand.
@@ -159,7 +153,7 @@ def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
 
     app = ctx.find_object(App) or ctx.ensure_object(App)
     try:
-        return app.plugin_commands((*_COMMANDS, *_UNBUILT))
+        return app.plugin_commands(tuple(_COMMANDS))
     except MngrError:
         return {}
 

@@ -18,7 +18,7 @@ from .targets import agent_test, expand_names, filter_options
 _HELP = {"help_option_names": ["-h", "--help"]}
 
 # Exit statuses (docs/commands/wait.md): 1 and 2 are every command's (an error, a usage
-# error), 3 an unbuilt command's; 124 is what GNU timeout(1) gives scripts for running out.
+# error); 124 is what GNU timeout(1) gives scripts for running out.
 CANNOT_REACH = 4
 TIMED_OUT = 124
 _DEFAULT_STATES = "waiting,done,stopped"

@@ -57,11 +57,9 @@ def message(app: App, name: str, text: str) -> Outcome:
 
 def open_url(app: App, name: str, target: str | None) -> Outcome:
     """As `mngr open NAME [TARGET] --print`: the agent's URL made reachable from here."""
-    try:
-        from ..commands.open import OpenRequest
-        from ..commands.open import open_url as open_agent_url
-    except ImportError:
-        return Outcome(False, ["mngr: error: mngr open is not available in this version of mngr"])
+    from ..commands.open import OpenRequest
+    from ..commands.open import open_url as open_agent_url
+
     opened = open_agent_url(app, OpenRequest(agent=name, target=target))
     return Outcome(True, [opened.local_url], url=opened.local_url)
 
