@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from .agent_refs import AgentRef, parse_agent_ref, pick
-from .errors import MngrError
+from .errors import AgentNotFound, MngrError
 from .fanout import fan_out
 from .fleet import (
     MAX_PARALLEL_HOSTS,
@@ -100,7 +100,16 @@ def found_agents(app: App, names: Sequence[str], with_state: bool = True) -> Ite
             unanswered = ", ".join(f"{error.host} ({error.provider})" for error in listing.errors)
             for index, ref in enumerate(refs):
                 if index not in found:
-                    found[index] = pick(ref, listing.agents, unanswered)
+                    recorded = answers.get(places[index]) if index in places else None
+                    try:
+                        found[index] = pick(ref, listing.agents, unanswered)
+                    except AgentNotFound:
+                        if not isinstance(recorded, HostFailure):
+                            raise
+                        # Where it was last seen, and why that host cannot say: "no agent
+                        # named" would tell the user that it is gone.
+                        raise AgentNotFound(f"agent {ref.name!r} was last seen on host {recorded.host!r} "
+                                            f"({recorded.provider}), which does not answer: {recorded.error}") from None
         yield [found[index] for index in range(len(refs))]
     finally:
         for handle in handles.values():

@@ -144,14 +144,17 @@ def _kill_host(sandbox, host: SshHost) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def test_a_dead_recorded_host_is_reported_once_as_a_full_listing_would(sandbox, two_hosts) -> None:
+def test_a_dead_recorded_host_is_reported_once_with_why(sandbox, two_hosts) -> None:
     _, second = two_hosts
     _create(sandbox, "task", "other")
     assert _push_file(sandbox, "task", "one").returncode == 0
     _kill_host(sandbox, second)
     failed = _push_file(sandbox, "task", "two")
     assert failed.returncode != 0
-    assert failed.stderr.count("no agent named 'task'; hosts that did not answer: other (ssh)") == 1
+    # Where the agent was, and why that host cannot say: not "no agent named 'task'".
+    assert failed.stderr.startswith("mngr: error: agent 'task' was last seen on host 'other' (ssh), which does "
+                                    "not answer: "), failed.stderr
+    assert failed.stderr.count("\n") == 1 and failed.stderr.count("was last seen") == 1
 
 
 def test_an_agent_on_a_live_host_is_found_when_the_recorded_one_is_dead(sandbox, two_hosts) -> None:

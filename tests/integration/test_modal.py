@@ -310,7 +310,8 @@ def test_errors_modal_retries_are_invisible_and_the_rest_are_one_line(modal_serv
     ms.modal.faults.clear()
     ms.modal.faults.fail("TaskExecStart", status=Status.PERMISSION_DENIED, message="token lacks sandbox access")
     denied = ms.mngr("exec", "steady", "true")
-    _one_line_failure(denied, 1, "hosts that did not answer: steady (modal)")
+    _one_line_failure(denied, 1, "agent 'steady' was last seen on host 'steady' (modal), which does not answer: "
+                                 "modal: starting the helper failed: PermissionDeniedError: token lacks sandbox access")
     assert ms.mngr("exec", "steady", "true").returncode == 0
 
 
