@@ -112,6 +112,9 @@ def stopped_agent(record_json: bytes) -> protocol.AgentInfo | None:
         created_at=str(record.get("created_at", "")),
         labels={str(k): str(v) for k, v in (record.get("labels") or {}).items()},
         archived=record.get("archived") is True,
+        # The declared ones: a stopped host is listed from its agents' records alone.
+        urls={pair[0]: pair[1] for pair in record.get("urls") or []
+              if isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)},
     )
 
 

@@ -86,9 +86,10 @@ def test_agents_share_a_host_and_the_last_one_takes_the_container_with_it(dock) 
 
 
 def test_a_stopped_container_lists_its_agents_as_stopped_and_start_brings_them_back(dock) -> None:
-    _create(dock, "sleeper")
+    _create(dock, "sleeper", "--port", "8000:web")
     dock.docker.containers.get(f"mngr-{dock.namespace}-sleeper").stop(timeout=1)
     assert _agents(dock)["sleeper"]["state"] == "STOPPED"
+    assert _agents(dock)["sleeper"]["urls"] == {"web": "http://localhost:8000/"}  # from its record alone
     assert _containers(dock) == {"sleeper": "exited"}  # listing read it without starting it
     started = dock.mngr("start", "sleeper")
     assert started.returncode == 0, started.stderr
