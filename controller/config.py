@@ -249,6 +249,7 @@ TEMPLATE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "idle_mode": str,
     "activity_sources": list,
     "source": str,
+    "ports": list,  # as --port takes them: "PORT[:NAME]" (or a bare port number)
 }
 # The same patterns as --env and --label (controller/cli/common.py), kept here so that
 # loading the configuration does not import the CLI.

@@ -22,14 +22,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import agent_urls
 from .config import TEMPLATE_FIELDS
 from .errors import UsageError
 
 if TYPE_CHECKING:
     import click
 
-# Tables that merge per key (across templates, and with the explicit options).
-MERGED_TABLES = ("env", "labels")
+# Tables that merge per key (across templates, and with the explicit options); a
+# template's ports become such a table, {name: URL}, as --port's do.
+MERGED_TABLES = ("env", "labels", "ports")
 
 
 def resolve(templates: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
@@ -41,7 +43,10 @@ def resolve(templates: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any
             known = ", ".join(sorted(templates)) or "none"
             raise UsageError(f"unknown template {name!r} (known: {known})")
         for key, value in template.items():
-            if key in MERGED_TABLES:
+            if key == "ports":
+                ports = agent_urls.parse_ports([str(port) for port in value], f"templates.{name}.ports")
+                merged[key] = {**merged.get(key, {}), **ports}
+            elif key in MERGED_TABLES:
                 merged[key] = {**merged.get(key, {}), **value}
             elif key == "args":
                 merged[key] = list(value)

@@ -192,11 +192,13 @@ def create(
     given["env"] = agent_env(env_files, pass_names, parse_pairs(env_pairs, "--env", ENV_NAME_PATTERN, allow_bare=True),
                              os.environ)
     given["labels"] = parse_pairs(label_pairs, "--label", LABEL_KEY_PATTERN)
+    if port_specs:
+        given["ports"] = agent_urls.parse_ports(port_specs)
     if AGENT_ARGS_KEY in ctx.meta:  # a '--' on the command line, even with nothing after it
         given["args"] = ctx.meta[AGENT_ARGS_KEY]
     options = templates.apply(template, given)
     extra_windows = extra_window_specs.parse(window_specs) if window_specs else None
-    urls = agent_urls.parse_ports(port_specs) if port_specs else None
+    urls = options.get("ports") or None  # {name: URL}: the templates' with --port's over them
     if upload_overwrite and not upload_specs:
         raise UsageError("--upload-overwrite needs --upload-file")
     # Read now: a file that cannot be read stops the create before anything is made.

@@ -106,3 +106,22 @@ def test_a_clone_and_a_snapshot_keep_the_declared_urls_not_the_published(sandbox
         wait_for(lambda name=name: "dash" in _agents(sandbox)[name]["urls"], f"{name}'s published URL")
     listed = _agents(sandbox)
     assert all(listed[name]["urls"] == listed["orig"]["urls"] for name in ("copy", "again"))
+
+
+def test_templates_ports_merge_by_name_with_port(sandbox) -> None:
+    sandbox.config_dir.mkdir(exist_ok=True)
+    (sandbox.config_dir / "config.toml").write_text(
+        '[templates.web]\nports = ["5173:preview", 6006]\n'
+        '[templates.api]\nports = ["8080:preview"]\n'
+        '[templates.broken]\nports = ["nope"]\n')
+    created = sandbox.mngr("create", "site", "command", "-T", "web", "-T", "api", "--port", "9229:debug",
+                           "--no-connect", "--", "sleep", "600")
+    assert created.returncode == 0, created.stderr
+    # A later template wins by name, where the first put it; --port adds to (or replaces) them.
+    assert list(_agents(sandbox)["site"]["urls"].items()) == [
+        ("preview", "http://localhost:8080/"), ("6006", "http://localhost:6006/"),
+        ("debug", "http://localhost:9229/")]
+    failed = sandbox.mngr("create", "x", "command", "-T", "broken", "--no-connect", "--", "sleep", "600")
+    assert failed.returncode == 2
+    assert failed.stderr.strip().splitlines() == [
+        "mngr: error: templates.broken.ports expects PORT[:NAME] with a port from 1 to 65535, got 'nope'"]

@@ -94,7 +94,7 @@ def test_a_full_template_is_valid(user_file: Path, tmp_path: Path) -> None:
         ("[templates]\nx = 1", "templates.x must be a table"),
         ("[templates.x]\nbogus = 1", "unknown key templates.x.bogus (known: activity_sources, agent_type, args, "
                                      "connect, env, host, idle_mode, idle_timeout, initial_message, labels, "
-                                     "provider, ready_timeout, source, work_dir)"),
+                                     "ports, provider, ready_timeout, source, work_dir)"),
         ("[templates.x]\nname = 'a'", "templates.x.name: a template cannot set the agent name"),
         ("[templates.x]\nagent_type = 3", "templates.x.agent_type must be a str, got 3"),
         ("[templates.x]\nready_timeout = true", "templates.x.ready_timeout must be a number"),
