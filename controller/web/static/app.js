@@ -191,7 +191,7 @@ function urlLinks(agent) {
   const cell = element("td", { className: "urls" });
   for (const [name, url] of Object.entries(agent.urls || {})) {
     cell.append(element("a", {
-      href: url, className: "agent-url", "data-url-name": name, title: url, rel: "noreferrer",
+      href: /^https?:\/\//i.test(url) ? url : undefined, className: "agent-url", "data-url-name": name, title: url, rel: "noreferrer",
       onclick: (event) => { event.preventDefault(); openUrl(agent, name); },
     }, name), " ");
   }
@@ -317,7 +317,8 @@ async function openUrl(agent, urlName) {
   const target = window.open("about:blank", "_blank");
   notify([`opening ${agent.name}'s ${urlName}…`], true);
   const answer = await post(agentPath(agent.name, "open"), { ...place(agent), target: urlName });
-  if (answer.ok && answer.url) {
+  // Only http(s): a URL is the agent's to publish, and a javascript: one would run here.
+  if (answer.ok && answer.url && /^https?:\/\//i.test(answer.url)) {
     notify([`${agent.name} ${urlName}: ${answer.url}`], true);
     if (target) {
       target.opener = null;
