@@ -126,6 +126,15 @@ def far(sandbox, ssh_host: SshHost) -> Iterator[tuple[Side, Side, Paired]]:  # n
         paired.stop()
 
 
+def _waited(paired: Paired, predicate, what: str, timeout: float = 20.0):
+    """wait_for, with what the pair said so far when it times out (to tell a stalled pair
+    from a slow one)."""
+    try:
+        return wait_for(predicate, what, timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; pair running: {paired.running}; it said: {paired.lines[-20:]}") from None
+
+
 def _in_step(local: Side, remote: Side) -> dict[str, str] | None:
     mine = {path: text for path, text in local.contents().items() if ".save-" not in path}
     theirs = {path: text for path, text in remote.contents().items() if ".save-" not in path}
@@ -157,7 +166,7 @@ def test_a_directory_deleted_here_while_the_agent_edits_in_it_keeps_the_edit(far
     local, remote, paired = far
     local.write("dir/sub/keep.txt", "before\n")
     local.write("dir/other.txt", "other\n")
-    wait_for(lambda: remote.contents().get("dir/sub/keep.txt") == "before\n", "the directory on the host")
+    _waited(paired, lambda: remote.contents().get("dir/sub/keep.txt") == "before\n", "the directory on the host")
     remote.write("dir/sub/keep.txt", "edited by the agent\n")
     import shutil
 
@@ -167,7 +176,7 @@ def test_a_directory_deleted_here_while_the_agent_edits_in_it_keeps_the_edit(far
         tree = _in_step(local, remote)
         return tree is not None and tree.get("dir/sub/keep.txt") == "edited by the agent\n"
 
-    wait_for(settled, "the agent's edit back on both sides")
+    _waited(paired, settled, "the agent's edit back on both sides")
     assert paired.running
     tree = _in_step(local, remote)
     assert tree is not None and "dir/other.txt" not in tree, "what was not edited is deleted on both sides"
@@ -177,7 +186,7 @@ def test_a_directory_deleted_by_the_agent_while_i_edit_in_it_keeps_my_edit(far) 
     local, remote, paired = far
     local.write("pkg/mod.py", "x = 1\n")
     local.write("pkg/util.py", "y = 1\n")
-    wait_for(lambda: remote.contents().get("pkg/util.py") == "y = 1\n", "the directory on the host")
+    _waited(paired, lambda: remote.contents().get("pkg/util.py") == "y = 1\n", "the directory on the host")
     local.write("pkg/mod.py", "x = 2  # mine\n")
     import shutil
 
@@ -187,7 +196,7 @@ def test_a_directory_deleted_by_the_agent_while_i_edit_in_it_keeps_my_edit(far) 
         tree = _in_step(local, remote)
         return tree is not None and tree.get("pkg/mod.py") == "x = 2  # mine\n" and "pkg/util.py" not in tree
 
-    wait_for(settled, "my edit on both sides, the rest deleted")
+    _waited(paired, settled, "my edit on both sides, the rest deleted")
     assert paired.running
 
 
