@@ -67,7 +67,8 @@ class Arrival(threading.Thread):
     def seconds_after(self, started: float) -> float:
         self.join()
         if self.at is None:
-            raise RuntimeError(f"{self.text[:30]!r} did not reach the model")
+            last = [exchange.user_texts()[-1:] for exchange in self.standin.exchanges[self.seen:]]
+            raise RuntimeError(f"{self.text[:30]!r} did not reach the model (it had: {last!r:.300})")
         return self.at - started
 
 
@@ -109,7 +110,15 @@ def main() -> None:
                             else:
                                 by_hand(box, agent_type, unique)
                             returned = time.perf_counter() - started
-                            arrived = arrival.seconds_after(started)
+                            try:
+                                arrived = arrival.seconds_after(started)
+                            except RuntimeError as exc:
+                                if run >= WARMUP:
+                                    raise SystemExit(f"{agent_type}, {size}, by {way}: {exc}") from None
+                                # A CLI just started may drop the Enter of a paste made by hand (Claude
+                                # does): pressed again, as its user would, before anything is timed.
+                                box.tmux("send-keys", "-t", f"=mngr-{agent_type}:^", "Enter", check=True)
+                                arrived = 0.0
                             if run >= WARMUP:
                                 results.setdefault(f"{agent_type} {size} {way}", []).append(arrived)
                                 results.setdefault(f"{agent_type} {size} {way} returned", []).append(returned)

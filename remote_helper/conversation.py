@@ -24,6 +24,10 @@ _ENTER_AGAIN_AFTER = (1.5, 4.0)
 _POLL_SECONDS = 0.1
 _FIRST_POLL_SECONDS = 0.02
 _SCREEN_CHECK_SECONDS = 0.25
+# How long a paste may take to be drawn before Enter is pressed anyway, and how often the
+# screen is looked at meanwhile (each look is a tmux call of a few ms).
+_DRAWN_SECONDS = 1.0
+_DRAWN_POLL_SECONDS = 0.005
 _DETAIL_MAX = 200
 
 
@@ -261,9 +265,7 @@ def wait_for_input(session, interaction, timeout, name):
 def _deliver_without_log(session, interaction, text, name):
     """For a CLI with no session log to look in: Enter must at least change what it shows
     (pressed once more if the first did nothing); the text cannot be checked."""
-    tmux.paste_text(session, text)
-    time.sleep(_POLL_SECONDS)  # let the paste be drawn, so that Enter's effect is what changes
-    pasted = screen_text(session)
+    pasted = _paste_drawn(session, text)  # so that what Enter changes is told from the paste
     for wait in _ENTER_AGAIN_AFTER:
         tmux.press_enter(session)
         deadline = time.monotonic() + wait
@@ -275,6 +277,24 @@ def _deliver_without_log(session, interaction, text, name):
     reason, detail = classify(screen_text(session), interaction)
     raise RequestFailed("not_submitted", "the message was typed into %r but its screen did not change when Enter "
                         "was pressed (it shows %s)" % (name, describe_wait(reason or "nothing mngr knows", detail)))
+
+
+def _paste_drawn(session, text):
+    """Paste ``text`` and return the screen once the CLI has drawn it (or after
+    ``_DRAWN_SECONDS``), for Enter to be pressed then.
+
+    An Enter that reaches a CLI together with the text is read as part of the paste by one
+    that has not asked for bracketed paste yet (Claude Code just after it started or
+    resumed): it becomes a newline in the input box, and the message goes only with the next
+    Enter, ending in that newline. Once the text is drawn, the paste is over."""
+    before = screen_text(session)
+    tmux.paste_text(session, text)
+    deadline = time.monotonic() + _DRAWN_SECONDS
+    while True:
+        drawn = screen_text(session)
+        if drawn != before or time.monotonic() >= deadline:
+            return drawn
+        time.sleep(_DRAWN_POLL_SECONDS)
 
 
 def deliver(session, agent_id, record, text, ready_timeout, name):
@@ -291,7 +311,8 @@ def deliver(session, agent_id, record, text, ready_timeout, name):
     forms = _json_forms(text)
     queued = _queued_pattern(text)
     sent_at = time.time() - 1.0  # file times are coarser than this clock on some filesystems
-    tmux.paste_text(session, text, enter=True)
+    _paste_drawn(session, text)
+    tmux.press_enter(session)
     started = time.monotonic()
     enters_left = list(_ENTER_AGAIN_AFTER)
     next_screen_check = started

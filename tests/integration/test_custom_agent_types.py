@@ -62,3 +62,54 @@ def test_a_mistake_in_an_agent_types_interaction_is_a_one_line_error(sandbox) ->
     assert result.returncode != 0
     assert result.stderr.startswith("mngr: error: agent_types.bad.interaction.ready_pattern: invalid regex")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# A CLI that has not asked for bracketed paste (as Claude Code just after it starts or resumes):
+# it reads keys in raw mode, takes several keys read at once for a paste (an Enter among them
+# is a newline in its input) and submits on an Enter read alone, logging what it submitted
+# the way Claude and Codex log a user's turn (JSON lines naming the work dir).
+PASTE_MERGING_CLI = r"""
+import json, os, sys, tty, uuid
+sessions = os.path.join(sys.argv[1], "sessions")
+os.makedirs(sessions, exist_ok=True)
+log_path = os.path.join(sessions, uuid.uuid4().hex + ".jsonl")
+tty.setraw(0)
+typed = ""
+def draw():
+    sys.stdout.write("\r\033[K" + "ready> " + typed.replace("\n", "|"))
+    sys.stdout.flush()
+draw()
+while True:
+    keys = os.read(0, 65536).decode()
+    if keys == "\r":
+        with open(log_path, "a") as log:
+            log.write(json.dumps({"cwd": os.getcwd(), "type": "user", "text": typed}, ensure_ascii=False) + "\n")
+        typed = ""
+        sys.stdout.write("\r\n")
+    else:
+        typed += keys.replace("\r", "\n")
+    draw()
+"""
+
+
+def test_enter_reaches_a_cli_apart_from_the_pasted_message(sandbox) -> None:
+    program = sandbox.root / "merging.py"
+    program.write_text(PASTE_MERGING_CLI)
+    logs = sandbox.root / "merging-logs"
+    sandbox.config_dir.mkdir(exist_ok=True)
+    (sandbox.config_dir / "config.toml").write_text(
+        "[agent_types.merging]\n"
+        f"command = {json.dumps(f'{sys.executable} {program} {logs}')}\n"
+        "[agent_types.merging.interaction]\n"
+        'ready_pattern = "^ready>"\n'
+        f"config_dir = {json.dumps(str(logs))}\n"
+        'session_log = "sessions/{session_id}.jsonl"\n'
+        'session_file = "/sessions/([0-9a-f]+)\\\\.jsonl$"\n'
+    )
+    assert sandbox.mngr("create", "merger", "-t", "merging", "--no-connect").returncode == 0
+    for text in ("remember the word alpha", "a second message\nof two lines"):
+        sent = sandbox.mngr("message", "merger", text)
+        assert sent.returncode == 0, sent.stderr
+    (log,) = (logs / "sessions").iterdir()
+    submitted = [json.loads(line)["text"] for line in log.read_text().splitlines()]
+    assert submitted == ["remember the word alpha", "a second message\nof two lines"]
