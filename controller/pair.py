@@ -360,12 +360,14 @@ class _Events:
 
 
 def _watch_local(root: str, events: _Events, stop: threading.Event, interval: float,
-                 report: Callable[[str, str], None]) -> None:
-    """Hand local changes to the pairing thread; if the tree cannot be watched (too many
-    directories for the system's limit, say), ask for a whole comparison every ``interval``."""
+                 report: Callable[[str, str], None], watching: threading.Event) -> None:
+    """Hand local changes to the pairing thread, setting ``watching`` once the kernel watches
+    the tree; if it cannot be watched (too many directories for the system's limit, say), ask
+    for a whole comparison every ``interval``."""
     try:
-        _follow_local(root, events, stop)
+        _follow_local(root, events, stop, watching)
     except Exception as exc:  # the watcher's own errors, whatever their type
+        watching.set()
         if stop.is_set():
             return
         report("!", f"cannot watch {root} ({exc}); comparing both trees every {interval:g} s instead")
@@ -373,21 +375,28 @@ def _watch_local(root: str, events: _Events, stop: threading.Event, interval: fl
             events.compare_whole()
 
 
-def _follow_local(root: str, events: _Events, stop: threading.Event) -> None:
-    import watchfiles
+def _follow_local(root: str, events: _Events, stop: threading.Event, watching: threading.Event) -> None:
+    # RustNotify rather than watchfiles.watch: its constructor returns once every directory is
+    # watched, which the first comparison must wait for (a change made between that comparison
+    # and the watch would otherwise wait for the safety net); watch() gives no such moment.
+    from watchfiles._rust_notify import RustNotify
 
     real = os.path.realpath(root)
-    for changes in watchfiles.watch(real, watch_filter=None, debounce=LOCAL_MAX_DELAY_MS, step=LOCAL_SETTLE_MS,
-                                    stop_event=stop, rust_timeout=0, yield_on_timeout=False, raise_interrupt=False):
-        paths = set()
-        for _, changed in changes:
-            relative = os.path.relpath(changed, real)
-            if relative == ".":  # the root itself, as when the watcher had to rescan: compare all
-                events.compare_whole()
-            elif not relative.startswith(".."):
-                paths.add(relative.replace(os.sep, "/"))
-        if paths:
-            events.add_local(paths)
+    with RustNotify([real], False, False, 300, True, False) as notify:
+        watching.set()
+        while not stop.is_set():
+            changes = notify.watch(LOCAL_MAX_DELAY_MS, LOCAL_SETTLE_MS, 0, stop)
+            if isinstance(changes, str):  # "stop" (or "timeout"/"signal", which only a main thread meets)
+                continue
+            paths = set()
+            for _, changed in changes:
+                relative = os.path.relpath(changed, real)
+                if relative == ".":  # the root itself, as when the watcher had to rescan: compare all
+                    events.compare_whole()
+                elif not relative.startswith(".."):
+                    paths.add(relative.replace(os.sep, "/"))
+            if paths:
+                events.add_local(paths)
 
 
 def _follow_host(handle: HostHandle, name: str, events: _Events, stop: threading.Event, interval: float,
@@ -433,8 +442,9 @@ def run(handle: HostHandle, name: str, local_root: str, policy: str, interval: f
     events = _Events()
     quit_watching = threading.Event()
     started = threading.Event()
-    local_watcher = threading.Thread(target=_watch_local, args=(local_root, events, quit_watching, interval, report),
-                                     daemon=True)
+    watching = threading.Event()
+    local_watcher = threading.Thread(target=_watch_local,
+                                     args=(local_root, events, quit_watching, interval, report, watching), daemon=True)
     host_follower = threading.Thread(target=_follow_host, args=(handle, name, events, quit_watching, interval,
                                                                started), daemon=True)
     def wake_when_stopped() -> None:
@@ -446,9 +456,11 @@ def run(handle: HostHandle, name: str, local_root: str, policy: str, interval: f
     host_follower.start()
     stop_waker.start()
     try:
-        while not started.wait(0.5):  # the host's feed has a cursor: nothing after the first comparison is missed
-            if stop.is_set():
-                return
+        # Both sides followed before the first comparison: nothing changed after it is missed.
+        for followed in (started, watching):
+            while not followed.wait(0.5):
+                if stop.is_set():
+                    return
         events.take(0.0, stop)  # raises what the followers met while starting
         pairing.round()
         last_whole = time.monotonic()
