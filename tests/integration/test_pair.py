@@ -224,9 +224,9 @@ def test_bursts_of_short_lived_swap_files_never_stop_pair_nor_hold_up_real_edits
         for number in range(40):
             local.write(f"edits/mine-{number}.txt", f"mine {number}\n")
             remote.write(f"theirs-{number}.txt", f"theirs {number}\n")
-            wait_for(lambda number=number: remote.contents().get(f"edits/mine-{number}.txt") == f"mine {number}\n"
-                     and local.contents().get(f"theirs-{number}.txt") == f"theirs {number}\n",
-                     f"real edit {number} on the other side")
+            _waited(paired, lambda number=number: remote.contents().get(f"edits/mine-{number}.txt") == f"mine {number}\n"
+                    and local.contents().get(f"theirs-{number}.txt") == f"theirs {number}\n",
+                    f"real edit {number} on the other side")
             assert paired.running
     finally:
         stop.set()
