@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from mngr.controller.channel import protocol
 from mngr.controller.errors import ConfigError, UsageError
 from mngr.controller.paths import changing_state_json, read_state_dict
+from mngr.remote_helper import published_urls
 
 from .base import Provider
 
@@ -113,8 +114,7 @@ def stopped_agent(record_json: bytes) -> protocol.AgentInfo | None:
         labels={str(k): str(v) for k, v in (record.get("labels") or {}).items()},
         archived=record.get("archived") is True,
         # The declared ones: a stopped host is listed from its agents' records alone.
-        urls={pair[0]: pair[1] for pair in record.get("urls") or []
-              if isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)},
+        urls=dict(published_urls.declared_of(record)),
     )
 
 

@@ -33,6 +33,17 @@ def check_name(name):
         )
 
 
+def named_pairs(record, key):
+    """The record's ``key`` (a list of [name, value] string pairs, as extra windows and
+    declared URLs are kept: JSON has no ordered mapping) as (name, value), in order; what is
+    not such a pair is left out."""
+    pairs = record.get(key)
+    if not isinstance(pairs, list):
+        return []
+    return [(pair[0], pair[1]) for pair in pairs
+            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)]
+
+
 def read_all():
     """Return (records by agent id, problems) for every agent dir on this host."""
     records = {}

@@ -297,11 +297,7 @@ def _launch(agent_id, record, extra_env, base_env, umask, command):
 
 def extra_windows_of(record):
     """The record's extra windows as (name, command), in the order given at create."""
-    windows = record.get("extra_windows")
-    if not isinstance(windows, list):
-        return []
-    return [(pair[0], pair[1]) for pair in windows
-            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)]
+    return agent_records.named_pairs(record, "extra_windows")
 
 
 def check_extra_windows(windows):

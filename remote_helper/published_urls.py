@@ -5,7 +5,7 @@ that are skipped: the file is the agent's, written by whatever it runs."""
 
 import os
 
-from . import state
+from . import agent_records, state
 from .wire import RequestFailed
 
 FILE_NAME = "urls"
@@ -43,11 +43,7 @@ def check_declared(urls):
 
 def declared_of(record):
     """The record's declared URLs as (name, URL), in the order given at create."""
-    urls = record.get("urls")
-    if not isinstance(urls, list):
-        return []
-    return [(pair[0], pair[1]) for pair in urls
-            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)]
+    return agent_records.named_pairs(record, "urls")
 
 
 def published(agent_id):
