@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from tests.conftest import wait_for
 
@@ -23,18 +24,25 @@ while True:
 """
 
 
-def test_a_cli_described_in_config_is_waited_for_and_its_dialog_reported(sandbox) -> None:
-    program = sandbox.root / "asker.py"
-    program.write_text(CLI)
-    received = sandbox.root / "received.txt"
+def _described(sandbox, type_name: str, source: str, argument: Path, interaction: str) -> None:
+    """Configure agent type ``type_name``: Python ``source`` run with ``argument``, its
+    screen and logs told by ``interaction`` (TOML lines)."""
+    program = sandbox.root / f"{type_name}.py"
+    program.write_text(source)
     sandbox.config_dir.mkdir(exist_ok=True)
     (sandbox.config_dir / "config.toml").write_text(
-        "[agent_types.asker]\n"
-        f"command = {json.dumps(f'{sys.executable} {program} {received}')}\n"
-        "[agent_types.asker.interaction]\n"
+        f"[agent_types.{type_name}]\n"
+        f"command = {json.dumps(f'{sys.executable} {program} {argument}')}\n"
+        f"[agent_types.{type_name}.interaction]\n"
         'ready_pattern = "^ready>"\n'  # the screen as read has no trailing spaces
-        'dialogs = [{reason = "confirm", pattern = "^Allow this tool to run\\\\? \\\\(y/n\\\\)", detail = "^(Allow [^?]*)"}]\n'
+        + interaction
     )
+
+
+def test_a_cli_described_in_config_is_waited_for_and_its_dialog_reported(sandbox) -> None:
+    received = sandbox.root / "received.txt"
+    _described(sandbox, "asker", CLI, received,
+               'dialogs = [{reason = "confirm", pattern = "^Allow this tool to run\\\\? \\\\(y/n\\\\)", detail = "^(Allow [^?]*)"}]\n')
     created = sandbox.mngr("create", "asker", "-t", "asker", "--no-connect", "--initial-message", "hello")
     assert created.returncode != 0
     assert "confirm dialog (Allow this tool to run)" in created.stderr, created.stderr
@@ -93,19 +101,11 @@ while True:
 
 
 def test_enter_reaches_a_cli_apart_from_the_pasted_message(sandbox) -> None:
-    program = sandbox.root / "merging.py"
-    program.write_text(PASTE_MERGING_CLI)
     logs = sandbox.root / "merging-logs"
-    sandbox.config_dir.mkdir(exist_ok=True)
-    (sandbox.config_dir / "config.toml").write_text(
-        "[agent_types.merging]\n"
-        f"command = {json.dumps(f'{sys.executable} {program} {logs}')}\n"
-        "[agent_types.merging.interaction]\n"
-        'ready_pattern = "^ready>"\n'
-        f"config_dir = {json.dumps(str(logs))}\n"
-        'session_log = "sessions/{session_id}.jsonl"\n'
-        'session_file = "/sessions/([0-9a-f]+)\\\\.jsonl$"\n'
-    )
+    _described(sandbox, "merging", PASTE_MERGING_CLI, logs,
+               f"config_dir = {json.dumps(str(logs))}\n"
+               'session_log = "sessions/{session_id}.jsonl"\n'
+               'session_file = "/sessions/([0-9a-f]+)\\\\.jsonl$"\n')
     assert sandbox.mngr("create", "merger", "-t", "merging", "--no-connect").returncode == 0
     for text in ("remember the word alpha", "a second message\nof two lines"):
         sent = sandbox.mngr("message", "merger", text)
