@@ -8,8 +8,8 @@ killed at the wrong moment can still leave:
 - a temporary file of an atomic write (``.NAME.tmp-PID-HEX``) in an agent dir;
 - a tmux session named ``mngr-NAME`` with no agent record (a destroy killed between
   removing the record and killing the session, or a session made by hand);
-- a part file (``.mngr-part.NAME``) in an agent's work dir (a push killed mid-file), or a
-  push's staging directory of that form at its top (killed mid-request);
+- a part file (``.mngr-part.NAME``) in an agent's work dir (a push killed mid-file, or a create
+  mid-upload), or a push's staging directory of that form at its top (killed mid-request);
 - an unpacked helper's temporary dir (``helper/.tmp-*``, a bootstrap killed mid-unpack);
 - an agent CLI's upload (``clis/.parts/KEY-UPLOAD``, a create killed mid-copy);
 - an agent CLI's bundle (``clis/KEY``) no agent's record names, no process runs from, and

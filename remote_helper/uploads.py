@@ -15,7 +15,7 @@ same file): then only its mode is set.
 import contextlib
 import os
 
-from . import guarded, state
+from . import files, guarded, state
 from .wire import RequestFailed
 
 
@@ -135,7 +135,10 @@ def land(entries, blob, work_dir, overwrite=False, other_work_dirs=()):
                     landed.made_dirs.append(path)
                 dir_modes.append((path, mode))
                 continue
-            temp = "%s.mngr-upload-%s" % (path, os.urandom(4).hex())
+            # A part file's name: if the helper is killed before the rename, listings and pushes
+            # skip it and ``mngr gc`` removes it from a work dir.
+            temp = os.path.join(os.path.dirname(path), "%s%s.upload-%s" % (
+                files.PART_PREFIX, os.path.basename(path), os.urandom(4).hex()))
             with open(temp, "wb") as handle:
                 os.fchmod(handle.fileno(), 0o600)
                 handle.write(data)

@@ -4,6 +4,7 @@ host: reading the specs, landing files (real files, in-process), and what "match
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from mngr.controller.agent_types import BUILTIN_AGENT_TYPES
 from mngr.controller.channel.protocol import AgentInfo
 from mngr.controller.commands import reuse
 from mngr.controller.errors import UsageError
+from mngr.remote_helper import files, gc
 from mngr.remote_helper import uploads as landing
 from mngr.remote_helper.wire import RequestFailed
 
@@ -123,6 +125,28 @@ def test_landing_is_all_or_nothing(tmp_path: Path, monkeypatch) -> None:
     assert (work / "there.txt").read_bytes() == b"2" and (work / "new" / "first.txt").read_bytes() == b"1"
     landed.undo()  # the create failed after all: as it was
     assert sorted(os.listdir(work)) == ["there.txt"] and (work / "there.txt").read_bytes() == b"the user's"
+
+
+def test_an_upload_cut_short_leaves_only_a_part_file_that_gc_removes(tmp_path: Path, monkeypatch) -> None:
+    work = tmp_path / "work"
+    (work / "src").mkdir(parents=True)
+    renamed: list[str] = []
+
+    def killed_before_the_rename(source: str, target: str) -> None:
+        renamed.append(source)
+        raise KeyboardInterrupt  # as far as a test can go towards a kill -9 here
+
+    monkeypatch.setattr(landing.os, "replace", killed_before_the_rename)
+    with pytest.raises(KeyboardInterrupt):
+        _land(tmp_path, monkeypatch, {"src/config.json": b"{}"})
+    monkeypatch.undo()
+    (temporary,) = renamed
+    assert Path(temporary).parent == work / "src" and Path(temporary).name.startswith(files.PART_PREFIX)
+    Path(temporary).write_bytes(b"{")  # what a killed helper would have left there
+    listed: dict[str, list] = {}
+    files.walk(str(work), "", listed)
+    assert sorted(listed) == ["src"]  # a listing (push, pull, pair) leaves it out
+    assert list(gc._part_files(str(work), time.time() + 3600, 60)) == [temporary]
 
 
 def test_landing_refuses_mngrs_own_state(tmp_path: Path, monkeypatch) -> None:
