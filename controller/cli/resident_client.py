@@ -2,7 +2,7 @@
 
 Before it imports anything of mngr, a plain ``mngr push``/``mngr pull`` offers itself to
 the resident: a per-user process with mngr already imported, listening on a unix socket
-in the state dir whose name is the *identity* of this mngr (its files' sizes and mtimes,
+in the state dir whose name is the *identity* of this mngr (its Python files' sizes and mtimes,
 the interpreter, its flags and path; ``identity``). An upgraded or edited mngr has another
 identity, so it never reaches an old resident.
 
@@ -86,12 +86,16 @@ def identity() -> bytes:
 
 
 def _stat_tree(directory: str, into: list[tuple[str, int, int]]) -> None:
+    """The Python files below ``directory``: what a command runs. Caches beside them
+    (``__pycache__``, a linter's ``.ruff_cache``) and other files change as tools run and
+    say nothing of the code."""
     with os.scandir(directory) as entries:
         for entry in entries:
+            if entry.name.startswith(".") or entry.name == "__pycache__":
+                continue
             if entry.is_dir(follow_symlinks=False):
-                if entry.name != "__pycache__":
-                    _stat_tree(entry.path, into)
-            else:
+                _stat_tree(entry.path, into)
+            elif entry.name.endswith(".py"):
                 status = entry.stat()
                 into.append((entry.path, status.st_size, status.st_mtime_ns))
 
@@ -143,9 +147,11 @@ def run(argv: list[str]) -> Attempt | None:
         sock.connect(path)
     except (FileNotFoundError, ConnectionRefusedError):
         sock.close()
+        _debug(b"no resident of this mngr listens")
         return Attempt(directory, blob, start_one=True)
-    except OSError:
+    except OSError as exc:
         sock.close()
+        _debug(b"the resident could not be reached: " + str(exc).encode())
         return Attempt(directory, blob, start_one=False)
     try:
         go = _offer(sock, argv, blob)
@@ -156,6 +162,13 @@ def run(argv: list[str]) -> Attempt | None:
         return Attempt(directory, blob, start_one=False)
     _relay(sock)  # never returns
     return None
+
+
+def _debug(line: bytes) -> None:
+    """With MNGR_DEBUG, say on stderr why the command runs here rather than in the resident."""
+    if os.environ.get("MNGR_DEBUG"):
+        with _suppress_os_error():
+            os.write(2, b"mngr: " + line + b"; the command runs here\n")
 
 
 _pending: list[int] = []  # signals that came before GO
@@ -195,9 +208,11 @@ def _offer(sock: object, argv: list[str], blob: bytes) -> bool:
         answer = _receive_exactly(sock, 1)
     except OSError:
         answer = b""
-    if answer == DECLINE and os.environ.get("MNGR_DEBUG"):
+    if answer == DECLINE:
         with _suppress_os_error():
-            os.write(2, b"mngr: the resident declined: " + sock.recv(200) + b"\n")
+            _debug(b"the resident declined: " + sock.recv(200))
+    elif answer != READY:
+        _debug(b"the resident did not answer in time")
     if answer != READY or _pending:
         # Not started: a signal that came meanwhile does what it does to mngr loading
         # (and the command never runs); else the command runs here.
