@@ -204,7 +204,10 @@ def _connect_and_detach(user: Sandbox, remote: Remote, name: str, prompt: bytes)
 
 
 def _assert_only_what_the_agent_needs(agent_type: str, config_dir: Path, user: Sandbox) -> None:
-    files = {path.name: path for path in config_dir.iterdir() if path.is_file()}
+    # Claude saves .claude.json through a temporary file of its own (.claude.json.tmp.PID.HEX),
+    # seen at 0644 while it was being made (the saved file is 0600 again): the CLI's doing,
+    # and nobody else's to read, as the directory is 0700 (asserted by the caller).
+    files = {path.name: path for path in config_dir.iterdir() if path.is_file() and ".tmp." not in path.name}
     for path in files.values():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     if agent_type == "claude":
