@@ -33,23 +33,6 @@ BLOCK = 8 * 8192
 QUIET_NS = files.SETTLE_NS // 2
 
 
-def _write_version(path: Path, version: int, size: int, quiet: set[tuple[str, int, int]]) -> None:
-    """Rewrite ``path`` in place, in small writes, as version ``version``: every 8 bytes say
-    the version and the mtime is ``version`` seconds. Each pause between two writes long
-    enough for the half-written file to look settled adds (name, version, blocks written)
-    to ``quiet``."""
-    block = struct.pack(">Q", version) * (BLOCK // 8)
-    with open(path, "r+b" if path.exists() else "wb") as output:
-        written_at = None
-        for blocks in range(size // len(block)):
-            if written_at is not None and time.monotonic_ns() - written_at >= QUIET_NS:
-                quiet.add((path.name, version, blocks))
-            output.write(block)
-            output.flush()
-            written_at = time.monotonic_ns()
-    os.utime(path, ns=(version * 10**9, version * 10**9))
-
-
 def _version_of(path: Path) -> int | None:
     """The version ``path`` holds, None if its bytes are of several versions."""
     data = path.read_bytes()
@@ -77,10 +60,37 @@ class _Writer:
         self.root = root
         self.version = 1
         self.quiet: set[tuple[str, int, int]] = set()  # half-written states that held still
+        # (name, version, blocks written, when the last block was written): where it is now
+        self.position: tuple[str, int, int, int] = ("", 0, 0, 0)
         for name, size in SIZES.items():
-            _write_version(root / name, self.version, size, self.quiet)
+            self._rewrite(name, size)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rewrite(self, name: str, size: int) -> None:
+        """Rewrite file ``name`` in place, in small writes, as version ``self.version``:
+        every 8 bytes say the version and the mtime is ``version`` seconds. Each pause
+        between two writes long enough for the half-written file to look settled is noted."""
+        path, version = self.root / name, self.version
+        block = struct.pack(">Q", version) * (BLOCK // 8)
+        with open(path, "r+b" if path.exists() else "wb") as output:
+            written_at = None
+            for blocks in range(size // len(block)):
+                if written_at is not None and time.monotonic_ns() - written_at >= QUIET_NS:
+                    self.quiet.add((name, version, blocks))
+                output.write(block)
+                output.flush()
+                written_at = time.monotonic_ns()
+                self.position = (name, version, blocks + 1, written_at)
+        os.utime(path, ns=(version * 10**9, version * 10**9))
+
+    def held_still(self, state: tuple[str, int, int] | None, since_ns: int) -> bool:
+        """Whether half-written ``state`` is one the file held still in: noted, or where the
+        writer stands now, having written nothing since ``since_ns`` (so nothing during a
+        read made after it)."""
+        name, version, blocks, written_at = self.position
+        return state is not None and (state in self.quiet or (state == (name, version, blocks)
+                                                              and written_at < since_ns))
 
     def _run(self) -> None:
         pauses = random.Random(7)
@@ -89,7 +99,7 @@ class _Writer:
         while not self._stop.wait(pauses.uniform(0, 0.1)):
             self.version += 1
             for name, size in SIZES.items():
-                _write_version(self.root / name, self.version, size, self.quiet)
+                self._rewrite(name, size)
 
     def __enter__(self) -> _Writer:
         self._thread.start()
@@ -100,10 +110,15 @@ class _Writer:
         self._thread.join()
 
 
-def _assert_consistent(root: Path, outcome: subprocess.CompletedProcess[str], writer: _Writer) -> int:
+def _transferred(sandbox, action: str, local: Path) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``mngr ACTION box LOCAL`` and when it started (monotonic ns)."""
+    started = time.monotonic_ns()
+    return sandbox.mngr(action, "box", str(local)), started
+
+
+def _assert_consistent(root: Path, outcome: subprocess.CompletedProcess[str], writer: _Writer, started: int) -> int:
     """Each file is absent or one whole version with that version's mtime (or a half-written
-    state the writer left still long enough to look settled); the number of files reported
-    as skipped."""
+    state the writer held still in); the number of files reported as skipped."""
     assert outcome.returncode in (0, PARTIAL), outcome.stderr
     skipped = 0
     for name in SIZES:
@@ -114,7 +129,7 @@ def _assert_consistent(root: Path, outcome: subprocess.CompletedProcess[str], wr
             version = _version_of(target)
             if version is None:
                 state = _half_rewritten(target)
-                assert state is not None and state in writer.quiet, f"{name} landed torn ({state})"
+                assert writer.held_still(state, started), f"{name} landed torn ({state})"
                 continue
             assert target.stat().st_mtime_ns == version * 10**9, f"{name}: another version's mtime"
     assert not list(root.glob(".mngr-part.*"))
@@ -126,8 +141,8 @@ def test_a_file_rewritten_during_a_pull_lands_as_one_version_or_is_skipped(sandb
     landed = 0
     with _Writer(agent_dir) as writer:
         for _ in range(ROUNDS):
-            pulled = sandbox.mngr("pull", "box", str(local))
-            landed += len(SIZES) - _assert_consistent(local, pulled, writer)
+            pulled, started = _transferred(sandbox, "pull", local)
+            landed += len(SIZES) - _assert_consistent(local, pulled, writer, started)
     assert landed, "every pull was skipped: the race was never taken"
     final = sandbox.mngr("pull", "box", str(local))
     assert final.returncode == 0, final.stderr
@@ -140,8 +155,8 @@ def test_a_file_rewritten_during_a_push_lands_as_one_version_or_is_skipped(sandb
     local.mkdir()
     with _Writer(local) as writer:
         for _ in range(ROUNDS):
-            pushed = sandbox.mngr("push", "box", str(local))
-            _assert_consistent(agent_dir, pushed, writer)
+            pushed, started = _transferred(sandbox, "push", local)
+            _assert_consistent(agent_dir, pushed, writer, started)
     final = sandbox.mngr("push", "box", str(local))
     assert final.returncode == 0, final.stderr
     for name in SIZES:
