@@ -135,10 +135,10 @@ def land(entries, blob, work_dir, overwrite=False, other_work_dirs=()):
                     landed.made_dirs.append(path)
                 dir_modes.append((path, mode))
                 continue
-            # A part file's name: if the helper is killed before the rename, listings and pushes
-            # skip it and ``mngr gc`` removes it from a work dir.
-            temp = os.path.join(os.path.dirname(path), "%s%s.upload-%s" % (
-                files.PART_PREFIX, os.path.basename(path), os.urandom(4).hex()))
+            # A part file's name (short, whatever the target's length): if the helper is killed
+            # before the rename, listings and pushes skip it and ``mngr gc`` removes it.
+            temp = os.path.join(os.path.dirname(path), "%s-%s" % (
+                files.part_name(os.path.basename(path)), os.urandom(4).hex()))
             with open(temp, "wb") as handle:
                 os.fchmod(handle.fileno(), 0o600)
                 handle.write(data)

@@ -127,6 +127,13 @@ def test_landing_is_all_or_nothing(tmp_path: Path, monkeypatch) -> None:
     assert sorted(os.listdir(work)) == ["there.txt"] and (work / "there.txt").read_bytes() == b"the user's"
 
 
+def test_a_file_whose_name_is_as_long_as_names_go_lands(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "work").mkdir()
+    longest = "n" * os.pathconf(tmp_path, "PC_NAME_MAX")
+    _land(tmp_path, monkeypatch, {longest: b"data"}).commit()
+    assert os.listdir(tmp_path / "work") == [longest]
+
+
 def test_an_upload_cut_short_leaves_only_a_part_file_that_gc_removes(tmp_path: Path, monkeypatch) -> None:
     work = tmp_path / "work"
     (work / "src").mkdir(parents=True)
