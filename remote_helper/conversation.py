@@ -240,15 +240,17 @@ def _logged_since(path, offset, forms):
 
 
 def wait_for_input(session, interaction, timeout, name):
-    """Wait until the agent shows its input box; refuse at once when it holds a dialog."""
+    """Wait until the agent shows its input box, and return that screen; refuse at once
+    when it holds a dialog."""
     deadline = time.monotonic() + timeout
     while True:
         pane = tmux.list_sessions_panes().get(session)
         if pane is None or pane.dead:
             raise RequestFailed("stopped", "agent %r exited before it was ready for input" % name)
-        reason, detail = classify(screen_text(session), interaction)
+        screen = screen_text(session)
+        reason, detail = classify(screen, interaction)
         if reason == "input":
-            return
+            return screen
         if reason is not None:
             raise RequestFailed(
                 "dialog",
@@ -262,10 +264,10 @@ def wait_for_input(session, interaction, timeout, name):
         time.sleep(_POLL_SECONDS)
 
 
-def _deliver_without_log(session, interaction, text, name):
+def _deliver_without_log(session, interaction, text, name, before):
     """For a CLI with no session log to look in: Enter must at least change what it shows
     (pressed once more if the first did nothing); the text cannot be checked."""
-    pasted = _paste_drawn(session, text)  # so that what Enter changes is told from the paste
+    pasted = _paste_drawn(session, text, before)  # so that what Enter changes is told from the paste
     for wait in _ENTER_AGAIN_AFTER:
         tmux.press_enter(session)
         deadline = time.monotonic() + wait
@@ -279,15 +281,15 @@ def _deliver_without_log(session, interaction, text, name):
                         "was pressed (it shows %s)" % (name, describe_wait(reason or "nothing mngr knows", detail)))
 
 
-def _paste_drawn(session, text):
-    """Paste ``text`` and return the screen once the CLI has drawn it (or after
-    ``_DRAWN_SECONDS``), for Enter to be pressed then.
+def _paste_drawn(session, text, before):
+    """Paste ``text`` and return the screen once the CLI has drawn it (it differs from
+    ``before``, the screen before the paste), or after ``_DRAWN_SECONDS``, for Enter to be
+    pressed then.
 
     An Enter that reaches a CLI together with the text is read as part of the paste by one
     that has not asked for bracketed paste yet (Claude Code just after it started or
     resumed): it becomes a newline in the input box, and the message goes only with the next
     Enter, ending in that newline. Once the text is drawn, the paste is over."""
-    before = screen_text(session)
     tmux.paste_text(session, text)
     deadline = time.monotonic() + _DRAWN_SECONDS
     while True:
@@ -303,15 +305,15 @@ def deliver(session, agent_id, record, text, ready_timeout, name):
     Returns "submitted", or "queued" when the agent is busy and shows the message waiting for
     its current step (Codex logs such a message only once it takes it)."""
     interaction = record["interaction"]
-    wait_for_input(session, interaction, ready_timeout, name)
+    ready_screen = wait_for_input(session, interaction, ready_timeout, name)
     if not interaction.get("session_log"):
-        return _deliver_without_log(session, interaction, text, name)
+        return _deliver_without_log(session, interaction, text, name, ready_screen)
     path = session_log_path(agent_id, record)
     offset = _log_size(path)
     forms = _json_forms(text)
     queued = _queued_pattern(text)
     sent_at = time.time() - 1.0  # file times are coarser than this clock on some filesystems
-    _paste_drawn(session, text)
+    _paste_drawn(session, text, ready_screen)
     tmux.press_enter(session)
     started = time.monotonic()
     enters_left = list(_ENTER_AGAIN_AFTER)
