@@ -50,7 +50,7 @@ def _half_rewritten(path: Path) -> tuple[str, int, int] | None:
     while blocks * BLOCK < len(data) and data[blocks * BLOCK:(blocks + 1) * BLOCK] == new * (BLOCK // 8):
         blocks += 1
     rest = data[blocks * BLOCK:]
-    return (path.name, version, blocks) if rest == old * (len(rest) // 8) and len(rest) % 8 == 0 else None
+    return (path.name, version, blocks) if rest == old * (len(rest) // 8) else None
 
 
 class _Writer:
