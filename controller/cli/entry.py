@@ -28,7 +28,9 @@ def main() -> None:
         from . import resident_client
 
         attempt = resident_client.run(argv)  # returns only if the command is to run here
-    except KeyboardInterrupt:  # Ctrl-C before anything was done
+    except BaseException as exc:  # Ctrl-C before anything was done
+        if not caused_by_ctrl_c(exc):
+            raise
         _interrupted()
     run_here(argv, attempt)
 
@@ -47,7 +49,9 @@ def run_here(argv: "Sequence[str]", attempt: "Attempt | None" = None) -> None:
         code = run(argv)
         if code is None:
             from .main import run_and_exit
-    except KeyboardInterrupt:  # Ctrl-C while mngr loads: nothing was done yet
+    except BaseException as exc:  # Ctrl-C while mngr loads: nothing was done yet
+        if not caused_by_ctrl_c(exc):
+            raise
         _interrupted()
     if code is not None:
         from .exits import leave
@@ -82,6 +86,18 @@ def _start_resident_after(attempt: "Attempt") -> None:
     except Exception:  # a bad config was the command's to report, not this
         return
     start_resident(attempt)
+
+
+def caused_by_ctrl_c(exc: BaseException) -> bool:
+    """Whether ``exc`` is a KeyboardInterrupt or came of one. A Ctrl-C that lands while a
+    class is being made (in a ``__set_name__``: importing ``platform`` makes such a class)
+    reaches mngr as a RuntimeError whose cause is the KeyboardInterrupt."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _interrupted() -> None:

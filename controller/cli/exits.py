@@ -29,6 +29,11 @@ def exit_status(command: Callable[[], int]) -> int:
         return 1
     except Exception as exc:  # a defect in mngr: still one line, the rest on request
         from .. import verbosity
+        from .entry import caused_by_ctrl_c
+
+        if caused_by_ctrl_c(exc):
+            print("mngr: interrupted", file=sys.stderr)
+            return 130
 
         if verbosity.tracebacks():
             import traceback
