@@ -62,6 +62,86 @@ def screen_text(session):
     return tmux.capture_pane(session).decode("utf-8", "replace")
 
 
+_SGR = re.compile(r"\x1b\[([0-9;:]*)m")
+_OTHER_ESCAPE = re.compile(r"\x1b(?:\][^\x07\x1b]*(?:\x07|\x1b\\)|\[[0-9;:?]*[@-~]|.)", re.S)
+
+
+def _cells(styled):
+    """(text, dim) of a screen captured with its styles (capture-pane -e): the text as
+    capture-pane -p gives it, and whether each of its characters is drawn dim."""
+    text = []
+    dims = []
+    dim = False
+    position = 0
+    while position < len(styled):
+        escape = styled.find("\x1b", position)
+        if escape < 0:
+            escape = len(styled)
+        run = styled[position:escape]
+        text.append(run)
+        dims.extend([dim] * len(run))
+        if escape == len(styled):
+            break
+        sgr = _SGR.match(styled, escape)
+        if sgr is not None:
+            dim = _dim_after(sgr.group(1), dim)
+            position = sgr.end()
+            continue
+        other = _OTHER_ESCAPE.match(styled, escape)
+        position = other.end() if other is not None else escape + 1
+    return "".join(text), dims
+
+
+def _dim_after(parameters, dim):
+    codes = parameters.replace(":", ";").split(";") if parameters else ["0"]
+    index = 0
+    while index < len(codes):
+        code = codes[index]
+        if code in ("", "0", "22"):
+            dim = False
+        elif code == "2":
+            dim = True
+        elif code in ("38", "48", "58"):  # a colour: 5;N or 2;R;G;B follow, not attributes
+            index += {"5": 2, "2": 4}.get(codes[index + 1] if index + 1 < len(codes) else "", 0)
+        index += 1
+    return dim
+
+
+def typed_draft(styled, interaction):
+    """What someone typed into the agent's input box and has not sent, on a screen captured
+    with its styles: the rest of the line where its ``ready_pattern`` last matches (the box
+    is drawn below the conversation, whose past prompts may look alike), leaving out what is
+    drawn dim, as both CLIs draw an empty box's placeholder ("Ask Codex to do anything").
+    A draft whose first line is empty is not seen."""
+    text, dims = _cells(styled)
+    try:
+        matches = list(re.finditer(interaction.get("ready_pattern") or "(?!)", text, re.M))
+    except re.error:
+        return ""
+    if not matches:
+        return ""
+    start, end = matches[-1].span()
+    while end > start and text[end - 1] == "\n":
+        end -= 1
+    line_end = text.find("\n", end)
+    if line_end < 0:
+        line_end = len(text)
+    return "".join(character for character, dim in zip(text[end:line_end], dims[end:line_end]) if not dim).strip()
+
+
+def refuse_a_draft(session, interaction, name):
+    """A message pasted onto someone's unsent text would go as one with it: mngr neither adds
+    to that text nor clears it."""
+    draft = typed_draft(tmux.capture_pane(session, styled=True).decode("utf-8", "replace"), interaction)
+    if draft:
+        shown = draft if len(draft) <= 40 else draft[:39] + "\u2026"
+        raise RequestFailed(
+            "draft",
+            "agent %r has text typed into its input box and not sent (%r), which mngr neither adds to "
+            "nor clears: send or clear it with `mngr connect %s`" % (name, shown, name),
+        )
+
+
 def describe_wait(reason, detail):
     return reason + (": " + detail if detail else "")
 
@@ -306,6 +386,7 @@ def deliver(session, agent_id, record, text, ready_timeout, name):
     its current step (Codex logs such a message only once it takes it)."""
     interaction = record["interaction"]
     ready_screen = wait_for_input(session, interaction, ready_timeout, name)
+    refuse_a_draft(session, interaction, name)
     if not interaction.get("session_log"):
         return _deliver_without_log(session, interaction, text, name, ready_screen)
     path = session_log_path(agent_id, record)

@@ -228,11 +228,14 @@ def kill_session(session):
     return completed.returncode == 0
 
 
-def capture_pane(session, full=False):
-    """The pane's screen as text (with ``full``, the whole scrollback above it too)."""
+def capture_pane(session, full=False, styled=False):
+    """The pane's screen as text (with ``full``, the whole scrollback above it too; with
+    ``styled``, its colours and attributes as escape sequences)."""
     args = ["capture-pane", "-p", "-t", agent_pane_target(session)]
     if full:
         args[2:2] = ["-S", "-"]
+    if styled:
+        args.insert(2, "-e")
     return run(args).stdout
 
 

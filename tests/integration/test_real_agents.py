@@ -74,6 +74,28 @@ def test_a_message_to_a_busy_agent_is_taken_and_reaches_the_model(agent_user: Ag
     wait_for(lambda: agent_user.standin.received(long_text), "the long queued message at the model", timeout=60)
 
 
+@BOTH
+def test_a_message_never_joins_text_someone_typed_and_did_not_send(agent_user: AgentUser, agent_type: str) -> None:
+    """Someone attached to the agent typed into its box: a message pasted there would go as one
+    with their text. It is refused, their text left as it was; once it is gone, it goes."""
+    _create(agent_user, "typed", agent_type)
+    _message(agent_user, "typed", "first, with nobody typing")
+    pane = "=mngr-typed:^"
+    agent_user.sandbox.tmux("send-keys", "-t", pane, "-l", "half a thought")
+    wait_for(lambda: "half a thought" in agent_user.sandbox.mngr("capture", "typed").stdout, "the draft on screen")
+    refused = agent_user.sandbox.mngr("message", "typed", "run the tests", timeout=120)
+    assert refused.returncode != 0
+    assert refused.stderr.strip().splitlines() == [
+        "mngr: error: message typed: agent 'typed' has text typed into its input box and not sent ('half a thought'), "
+        "which mngr neither adds to nor clears: send or clear it with `mngr connect typed`"]
+    assert "half a thought" in agent_user.sandbox.mngr("capture", "typed").stdout
+    assert not any("run the tests" in text or "half a thought" in text for text in agent_user.standin.received_texts())
+    agent_user.sandbox.tmux("send-keys", "-t", pane, *["BSpace"] * len("half a thought"))
+    wait_for(lambda: "half a thought" not in agent_user.sandbox.mngr("capture", "typed").stdout, "the draft cleared")
+    _message(agent_user, "typed", "run the tests")
+    wait_for(lambda: agent_user.standin.received("run the tests"), "the message at the model")
+
+
 def test_a_permission_prompt_is_shown_and_never_answered_by_a_message(agent_user: AgentUser) -> None:
     marker = agent_user.sandbox.work_dir / "ran.txt"
     _create(agent_user, "asker", "claude")
