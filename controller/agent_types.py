@@ -69,6 +69,8 @@ class Interaction:
     trust: Mapping[str, Any] | None = None
     # Its flags that take a value (so that "--model opus" is not read as a prompt "opus").
     value_flags: frozenset[str] = field(default_factory=frozenset)
+    # What it shows when a slash command sent to it is none of its own (a regex on its screen).
+    unknown_command: str = ""
     # Whose config format it reads ("claude", "codex"): on a host other than the user's own,
     # mngr gives the agent a config dir of its own in that format (controller/agent_config.py).
     config_kind: str = ""
@@ -79,6 +81,7 @@ class Interaction:
         return {
             "ready_pattern": self.ready_pattern,
             "busy_pattern": self.busy_pattern,
+            "unknown_command": self.unknown_command,
             "dialogs": [[dialog.reason, dialog.pattern, dialog.detail] for dialog in self.dialogs],
             "config_dir": self.config_dir,
             "config_dir_env": self.config_dir_env,
@@ -192,6 +195,7 @@ CLAUDE_INTERACTION = Interaction(
     trust={"kind": "json", "file": "~/.claude.json", "dir_env": "CLAUDE_CONFIG_DIR", "dir_file": ".claude.json",
            "keys": ["projects", "{work_dir}", "hasTrustDialogAccepted"]},
     session_log="projects/*/{session_id}.jsonl",
+    unknown_command=r"Unknown command: /[^\s.]+[^\n]*",
     config_kind="claude",
     value_flags=frozenset({
         "--model", "--fallback-model", "--permission-mode", "--allowedTools", "--allowed-tools",
@@ -216,6 +220,7 @@ CODEX_INTERACTION = Interaction(
            "table": "projects.{work_dir}", "key": "trust_level", "value": "trusted"},
     session_log="sessions/*/*/*/rollout-*-{session_id}.jsonl",
     session_file=r"/rollout-[^/]*-(" + _UUID + r")\.jsonl$",
+    unknown_command=r"Unrecognized command '/[^']+'[^\n]*",
     config_kind="codex",
     value_flags=frozenset({
         "-m", "--model", "-c", "--config", "-p", "--profile", "-s", "--sandbox", "-a", "--ask-for-approval",

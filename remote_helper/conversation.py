@@ -114,6 +114,11 @@ def typed_draft(styled, interaction):
     drawn dim, as both CLIs draw an empty box's placeholder ("Ask Codex to do anything").
     A draft whose first line is empty is not seen."""
     text, dims = _cells(styled)
+    return _box_text(text, dims, interaction)
+
+
+def _box_text(text, dims, interaction):
+    """typed_draft's reading of a screen's ``text``; ``dims`` None: nothing on it is dim."""
     try:
         matches = list(re.finditer(interaction.get("ready_pattern") or "(?!)", text, re.M))
     except re.error:
@@ -126,13 +131,15 @@ def typed_draft(styled, interaction):
     line_end = text.find("\n", end)
     if line_end < 0:
         line_end = len(text)
+    if dims is None:
+        return text[end:line_end].strip()
     return "".join(character for character, dim in zip(text[end:line_end], dims[end:line_end]) if not dim).strip()
 
 
 def refuse_a_draft(session, interaction, name):
     """A message pasted onto someone's unsent text would go as one with it: mngr neither adds
     to that text nor clears it."""
-    draft = typed_draft(tmux.capture_pane(session, styled=True).decode("utf-8", "replace"), interaction)
+    draft = _box_now(session, interaction)
     if draft:
         shown = draft if len(draft) <= 40 else draft[:39] + "\u2026"
         raise RequestFailed(
@@ -379,6 +386,98 @@ def _paste_drawn(session, text, before):
         time.sleep(_DRAWN_POLL_SECONDS)
 
 
+# A message that is one slash command ("/compact", "/review src/app.py"): the CLI runs it
+# itself. Claude logs a command it ran as a record of its own; Codex does not log it at all.
+_COMMAND = re.compile(r"/[A-Za-z][\w:-]*(?=\s|$)")
+# A command gone from the input box is taken once the CLI has not said, in this long, that
+# it does not know it (it may clear the box a moment before saying so).
+_COMMAND_SETTLE_SECONDS = 0.3
+_COMMAND_CHECK_SECONDS = 0.05
+
+
+def command_word(text):
+    """The command that ``text`` is, when it is one slash command on one line, else None."""
+    stripped = text.strip()
+    if "\n" in stripped:
+        return None
+    found = _COMMAND.match(stripped)
+    return found.group(0) if found else None
+
+
+class _CommandWatch(object):
+    """Whether the CLI took a slash command: it left the input box, where it was seen, and
+    the CLI does not say it has no such command (``unknown_command``, a regex on its screen).
+    Codex leaves a command it does not know in the box: that text, mngr's own, is removed."""
+
+    def __init__(self, session, interaction, name, command, text):
+        self.session = session
+        self.interaction = interaction
+        self.name = name
+        self.command = command
+        self.text = text.strip()
+        self.seen = False
+        self.left_at = None
+
+    def note(self, screen):
+        """Look at a screen without styles (nothing on it taken for dim)."""
+        if self._in_box(_box_text(screen, None, self.interaction)):
+            self.seen = True
+
+    def taken(self):
+        """True once taken; raises RequestFailed if the CLI says it has no such command."""
+        text, dims = _cells(tmux.capture_pane(self.session, styled=True).decode("utf-8", "replace"))
+        in_box = _box_text(text, dims, self.interaction)
+        said = self._unknown(text)
+        if said is not None:
+            taken_back = "; taken back out of its input box" if in_box == self.text and _take_back(
+                self.session, self.interaction, self.text) else ""
+            raise RequestFailed("unknown_command", "%r has no command %s (it says: %s)%s"
+                                % (self.name, self.command, said, taken_back))
+        if self._in_box(in_box):
+            self.seen = True
+            self.left_at = None
+            return False
+        if not self.seen:
+            return False
+        if self.left_at is None:
+            self.left_at = time.monotonic()
+        return time.monotonic() - self.left_at >= _COMMAND_SETTLE_SECONDS
+
+    def _in_box(self, box):
+        return box == self.command or box.startswith(self.command + " ")
+
+    def _unknown(self, screen):
+        try:
+            found = list(re.finditer(self.interaction.get("unknown_command") or "(?!)", screen, re.M))
+        except re.error:
+            return None
+        for match in found:
+            said = match.group(0)
+            if re.search(re.escape(self.command) + r"(?![\w:-])", said):  # /foo, not /foobar
+                return " ".join(said.split())[:_DETAIL_MAX]
+        return None
+
+
+def _take_back(session, interaction, text):
+    """Remove ``text``, a line mngr typed that the CLI did not take, when the input box holds
+    exactly it; whether the box was seen empty then. (Codex, giving back a command it does
+    not know, puts the cursor at the start: End goes to the text's end first.)"""
+    line = text.strip()
+    if not line or "\n" in line or _box_now(session, interaction) != line:
+        return False
+    tmux.press_keys(session, ["End"] + ["BSpace"] * len(line))
+    deadline = time.monotonic() + _DRAWN_SECONDS
+    while _box_now(session, interaction):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_DRAWN_POLL_SECONDS * 4)
+    return True
+
+
+def _box_now(session, interaction):
+    return typed_draft(tmux.capture_pane(session, styled=True).decode("utf-8", "replace"), interaction)
+
+
 def deliver(session, agent_id, record, text, ready_timeout, name):
     """Paste ``text``, submit it, and return once the agent's session log holds it.
 
@@ -393,9 +492,17 @@ def deliver(session, agent_id, record, text, ready_timeout, name):
     offset = _log_size(path)
     forms = _json_forms(text)
     queued = _queued_pattern(text)
+    command = command_word(text)
+    watch = None
+    if command is not None:
+        forms = [*forms, ("<command-name>%s</command-name>" % command).encode("utf-8")]
+        watch = _CommandWatch(session, interaction, name, command, text)
     sent_at = time.time() - 1.0  # file times are coarser than this clock on some filesystems
-    _paste_drawn(session, text, ready_screen)
+    drawn = _paste_drawn(session, text, ready_screen)
+    if watch is not None:
+        watch.note(drawn)
     tmux.press_enter(session)
+    next_command_check = time.monotonic()
     started = time.monotonic()
     enters_left = list(_ENTER_AGAIN_AFTER)
     next_screen_check = started
@@ -406,6 +513,10 @@ def deliver(session, agent_id, record, text, ready_timeout, name):
         if path is not None and _logged_since(path, offset, forms):
             return "submitted"
         elapsed = time.monotonic() - started
+        if watch is not None and time.monotonic() >= next_command_check:
+            next_command_check = time.monotonic() + _COMMAND_CHECK_SECONDS
+            if watch.taken():
+                return "submitted"
         # The log is a file read; the screen costs tmux calls (CPU the agent wants just now).
         if time.monotonic() >= next_screen_check:
             next_screen_check = time.monotonic() + _SCREEN_CHECK_SECONDS
@@ -418,6 +529,8 @@ def deliver(session, agent_id, record, text, ready_timeout, name):
             if elapsed >= CONFIRM_SECONDS:
                 reason, detail = classify(screen, interaction)
                 waiting = "; it shows " + describe_wait(reason, detail) if reason not in (None, "input") else ""
+                if reason == "input" and _take_back(session, interaction, text):
+                    waiting = "; it was taken back out of the input box"
                 raise RequestFailed(
                     "not_submitted",
                     "the message was typed into %r but its session log does not show it taken after %.0f s%s"

@@ -263,6 +263,12 @@ def press_enter(session):
     run(["send-keys", "-t", agent_pane_target(session), "Enter"])
 
 
+def press_keys(session, keys):
+    """Press tmux's named ``keys`` ("BSpace", "Enter") in the agent's pane, in one call."""
+    if keys:
+        run(["send-keys", "-t", agent_pane_target(session), *keys])
+
+
 def capture_panes(sessions):
     """{session: screen text} for many agents' panes in one tmux call (panes gone are left out)."""
     if not sessions:

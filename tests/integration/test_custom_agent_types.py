@@ -113,3 +113,39 @@ def test_enter_reaches_a_cli_apart_from_the_pasted_message(sandbox) -> None:
     (log,) = (logs / "sessions").iterdir()
     submitted = [json.loads(line)["text"] for line in log.read_text().splitlines()]
     assert submitted == ["remember the word alpha", "a second message\nof two lines"]
+
+
+# A CLI that shows its input box and never takes what is typed there (Enter does nothing).
+DEAF_CLI = r"""
+import os, re, sys, tty
+os.makedirs(os.path.join(sys.argv[1], "sessions"), exist_ok=True)  # where its logs would be: none is written
+tty.setraw(0)
+typed = ""
+def draw():
+    sys.stdout.write("\r\033[K" + "ready> " + typed)
+    sys.stdout.flush()
+draw()
+while True:
+    keys = re.sub(r"\x1b(?:\[[0-9;]*[~A-Za-z]|O.)", "", os.read(0, 65536).decode())
+    for key in keys:
+        if key == "\x7f":
+            typed = typed[:-1]
+        elif key not in "\r\n":
+            typed += key
+    draw()
+"""
+
+
+def test_a_message_not_taken_is_an_error_and_leaves_the_input_box_as_it_was(sandbox) -> None:
+    logs = sandbox.root / "deaf-logs"
+    _described(sandbox, "deaf", DEAF_CLI, logs,
+               f"config_dir = {json.dumps(str(logs))}\n"
+               'session_log = "sessions/{session_id}.jsonl"\n'
+               'session_file = "/sessions/([0-9a-f]+)\\\\.jsonl$"\n')
+    assert sandbox.mngr("create", "deaf", "-t", "deaf", "--no-connect").returncode == 0
+    sent = sandbox.mngr("message", "deaf", "you will not hear this")
+    assert sent.returncode == 1
+    assert sent.stderr.strip().endswith("its session log does not show it taken after 15 s; "
+                                        "it was taken back out of the input box"), sent.stderr
+    screen = sandbox.mngr("capture", "deaf").stdout
+    assert screen.strip().splitlines()[-1] == "ready>", screen

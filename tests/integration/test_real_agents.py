@@ -96,6 +96,31 @@ def test_a_message_never_joins_text_someone_typed_and_did_not_send(agent_user: A
     wait_for(lambda: agent_user.standin.received("run the tests"), "the message at the model")
 
 
+@BOTH
+def test_a_slash_command_is_run_by_the_cli_and_reported_sent(agent_user: AgentUser, agent_type: str) -> None:
+    """A command is the CLI's, not the model's: Claude logs it as a record of its own, Codex not
+    at all; it counts as sent once it left the input box without the CLI saying it has none
+    such. One it has none of is an error, and mngr's text does not stay in the box."""
+    _create(agent_user, "commanded", agent_type)
+    _message(agent_user, "commanded", "something to compact")
+    wait_for(lambda: agent_user.standin.received("something to compact"), "the first message at the model")
+    _message(agent_user, "commanded", "/compact")
+    # Claude, with one exchange, has "Not enough messages to compact": the command ran all the same.
+    ran = ("Compacted", "Not enough messages to compact") if agent_type == "claude" else ("Context compacted",)
+    try:
+        wait_for(lambda: any(outcome in agent_user.sandbox.mngr("capture", "commanded").stdout for outcome in ran),
+                 "the command's outcome")
+    except AssertionError as exc:
+        raise AssertionError(_with_screen(agent_user, "commanded", str(exc))) from None
+    refused = agent_user.sandbox.mngr("message", "commanded", "/nosuchcommand now", timeout=120)
+    assert refused.returncode != 0
+    (line,) = refused.stderr.strip().splitlines()
+    assert "'commanded' has no command /nosuchcommand (it says: " in line, line
+    _message(agent_user, "commanded", "and a message after them")  # a leftover in the box would refuse it
+    wait_for(lambda: agent_user.standin.received("and a message after them"), "the last message at the model")
+    assert not any("nosuchcommand" in text for text in agent_user.standin.received_texts())
+
+
 def test_a_permission_prompt_is_shown_and_never_answered_by_a_message(agent_user: AgentUser) -> None:
     marker = agent_user.sandbox.work_dir / "ran.txt"
     _create(agent_user, "asker", "claude")

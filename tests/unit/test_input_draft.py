@@ -4,7 +4,7 @@ an empty box shows, on screens as the real CLIs draw them (capture-pane -e)."""
 from __future__ import annotations
 
 from mngr.controller.agent_types import CLAUDE_INTERACTION, CODEX_INTERACTION
-from mngr.remote_helper.conversation import typed_draft
+from mngr.remote_helper.conversation import command_word, typed_draft
 
 RULE = "\x1b[38;5;244m" + "─" * 60 + "\n"
 CLAUDE_HISTORY = "\x1b[38;5;239m\x1b[48;5;237m\u276f \x1b[38;5;231mhello first\x1b[39m\n\n● heard: hello first\n\n"
@@ -48,3 +48,13 @@ def test_a_screen_without_the_box_or_with_a_bad_pattern_has_no_draft() -> None:
     assert typed_draft("Loading...\n", {"ready_pattern": CODEX_INTERACTION.ready_pattern}) == ""
     assert typed_draft("\u203a text\n", {"ready_pattern": "(unclosed"}) == ""
     assert typed_draft("\u203a text\n", {}) == ""
+
+
+def test_a_slash_command_is_one_line_starting_with_its_name() -> None:
+    assert command_word("/compact") == "/compact"
+    assert command_word("  /review src/app.py please\n") == "/review"
+    assert command_word("/plugin:do-it x") == "/plugin:do-it"
+    assert command_word("/tmp/foo.txt is broken") is None  # a path: a message for the model
+    assert command_word("/compact\nand more") is None
+    assert command_word("please /compact") is None
+    assert command_word("/") is None
