@@ -444,7 +444,9 @@ class _CommandWatch(object):
         return time.monotonic() - self.left_at >= _COMMAND_SETTLE_SECONDS
 
     def _in_box(self, box):
-        return box == self.command or box.startswith(self.command + " ")
+        """Whether ``box`` holds the command: all of it, or the start of it (a screen captured
+        while the CLI was drawing the paste)."""
+        return bool(box) and (self.text.startswith(box) or box == self.command or box.startswith(self.command + " "))
 
     def _unknown(self, screen):
         try:
