@@ -39,6 +39,13 @@ def _described(sandbox, type_name: str, source: str, argument: Path, interaction
     )
 
 
+def _session_logs_in(logs: Path) -> str:
+    """The interaction lines of a CLI that keeps a session log as ``logs``/sessions/ID.jsonl."""
+    return (f"config_dir = {json.dumps(str(logs))}\n"
+            'session_log = "sessions/{session_id}.jsonl"\n'
+            'session_file = "/sessions/([0-9a-f]+)\\\\.jsonl$"\n')
+
+
 def test_a_cli_described_in_config_is_waited_for_and_its_dialog_reported(sandbox) -> None:
     received = sandbox.root / "received.txt"
     _described(sandbox, "asker", CLI, received,
@@ -103,9 +110,7 @@ while True:
 def test_enter_reaches_a_cli_apart_from_the_pasted_message(sandbox) -> None:
     logs = sandbox.root / "merging-logs"
     _described(sandbox, "merging", PASTE_MERGING_CLI, logs,
-               f"config_dir = {json.dumps(str(logs))}\n"
-               'session_log = "sessions/{session_id}.jsonl"\n'
-               'session_file = "/sessions/([0-9a-f]+)\\\\.jsonl$"\n')
+               _session_logs_in(logs))
     assert sandbox.mngr("create", "merger", "-t", "merging", "--no-connect").returncode == 0
     for text in ("remember the word alpha", "a second message\nof two lines"):
         sent = sandbox.mngr("message", "merger", text)
@@ -139,9 +144,7 @@ while True:
 def test_a_message_not_taken_is_an_error_and_leaves_the_input_box_as_it_was(sandbox) -> None:
     logs = sandbox.root / "deaf-logs"
     _described(sandbox, "deaf", DEAF_CLI, logs,
-               f"config_dir = {json.dumps(str(logs))}\n"
-               'session_log = "sessions/{session_id}.jsonl"\n'
-               'session_file = "/sessions/([0-9a-f]+)\\\\.jsonl$"\n')
+               _session_logs_in(logs))
     assert sandbox.mngr("create", "deaf", "-t", "deaf", "--no-connect").returncode == 0
     sent = sandbox.mngr("message", "deaf", "you will not hear this")
     assert sent.returncode == 1
