@@ -109,8 +109,7 @@ while True:
 
 def test_enter_reaches_a_cli_apart_from_the_pasted_message(sandbox) -> None:
     logs = sandbox.root / "merging-logs"
-    _described(sandbox, "merging", PASTE_MERGING_CLI, logs,
-               _session_logs_in(logs))
+    _described(sandbox, "merging", PASTE_MERGING_CLI, logs, _session_logs_in(logs))
     assert sandbox.mngr("create", "merger", "-t", "merging", "--no-connect").returncode == 0
     for text in ("remember the word alpha", "a second message\nof two lines"):
         sent = sandbox.mngr("message", "merger", text)
@@ -143,8 +142,7 @@ while True:
 
 def test_a_message_not_taken_is_an_error_and_leaves_the_input_box_as_it_was(sandbox) -> None:
     logs = sandbox.root / "deaf-logs"
-    _described(sandbox, "deaf", DEAF_CLI, logs,
-               _session_logs_in(logs))
+    _described(sandbox, "deaf", DEAF_CLI, logs, _session_logs_in(logs))
     assert sandbox.mngr("create", "deaf", "-t", "deaf", "--no-connect").returncode == 0
     sent = sandbox.mngr("message", "deaf", "you will not hear this")
     assert sent.returncode == 1
