@@ -76,11 +76,14 @@ class _Writer:
         with open(path, "r+b" if path.exists() else "wb") as output:
             written_at = None
             for blocks in range(size // len(block)):
-                if written_at is not None and time.monotonic_ns() - written_at >= QUIET_NS:
-                    self.quiet.add((name, version, blocks))
                 output.write(block)
                 output.flush()
-                written_at = time.monotonic_ns()
+                # Measured once the write is done: the thread may stall after any look taken
+                # before it, and the state before it holds until its bytes land.
+                landed_at = time.monotonic_ns()
+                if written_at is not None and landed_at - written_at >= QUIET_NS:
+                    self.quiet.add((name, version, blocks))
+                written_at = landed_at
                 self.position = (name, version, blocks + 1, written_at)
         os.utime(path, ns=(version * 10**9, version * 10**9))
 
